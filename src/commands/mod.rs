@@ -1,0 +1,26 @@
+//! One module per subcommand. Each owns its clap `Args` struct and a `run`
+//! function; `dispatch` is the only place that knows them all.
+
+pub mod advise;
+pub mod convert;
+pub mod generate;
+pub mod migrate;
+pub mod pack;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::ConvertSchema(args) => convert::run(args),
+        Command::Migrate(args) => migrate::run(args),
+        Command::Validate(args) => migrate::run_validate(args),
+        Command::Pack(args) => pack::run_pack(args),
+        Command::Unpack(args) => pack::run_unpack(args),
+        Command::Verify(args) => pack::run_verify(args),
+        Command::Advise(args) => advise::run(args),
+        Command::Generate(args) => generate::run(args),
+    }
+}

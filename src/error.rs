@@ -1,0 +1,148 @@
+//! Typed errors. Each one says what failed and where; `hint` says what to do
+//! next. `main` turns them into exit codes through [`Error::exit_code`].
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes, stable for scripts.
+pub mod exit {
+    pub const FAILURE: u8 = 1;
+    /// Bad usage, or a command that is not implemented yet.
+    pub const USAGE: u8 = 2;
+    /// The command ran, and found a difference or corruption.
+    pub const MISMATCH: u8 = 3;
+    /// Stopped by Ctrl-C; rerun the same command to resume.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("`barge {command}` is not implemented yet")]
+    NotImplemented { command: &'static str },
+
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+
+    #[error("invalid endpoint URL `{url}`: {reason}")]
+    Url { url: String, reason: String, hint: Option<String> },
+
+    /// A problem in a file the user gave us, with its position.
+    #[error("{file}:{line}: {message}")]
+    Input { file: String, line: usize, message: String, hint: Option<String> },
+
+    /// A failure talking to a database, bucket or stream. `endpoint` is
+    /// always the redacted URL.
+    #[error("{endpoint}: {message}")]
+    Endpoint { endpoint: String, message: String, hint: Option<String> },
+
+    /// A failure tied to one table (and maybe one row) during a data move.
+    #[error("table {table}{}: {message}", row.as_ref().map(|r| format!(", row {r}")).unwrap_or_default())]
+    Table { table: String, row: Option<String>, message: String, hint: Option<String> },
+
+    /// The data on both sides, or a packed image, does not match.
+    #[error("{0}")]
+    Mismatch(String),
+
+    #[error("interrupted; rerun the same command to resume")]
+    Interrupted,
+
+    #[error("{message}")]
+    Other { message: String, hint: Option<String> },
+}
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    pub fn other(msg: impl Into<String>) -> Self {
+        Error::Other { message: msg.into(), hint: None }
+    }
+
+    pub fn with_hint(mut self, h: impl Into<String>) -> Self {
+        let h = Some(h.into());
+        match &mut self {
+            Error::Url { hint, .. }
+            | Error::Input { hint, .. }
+            | Error::Endpoint { hint, .. }
+            | Error::Table { hint, .. }
+            | Error::Other { hint, .. } => *hint = h,
+            _ => {}
+        }
+        self
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Url { hint, .. }
+            | Error::Input { hint, .. }
+            | Error::Endpoint { hint, .. }
+            | Error::Table { hint, .. }
+            | Error::Other { hint, .. } => hint.clone(),
+            Error::NotImplemented { .. } => {
+                Some("this subcommand is planned; see README.md for what works today".into())
+            }
+            Error::Usage(_) => Some("run with --help for usage".into()),
+            _ => None,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::NotImplemented { .. } | Error::Url { .. } => exit::USAGE,
+            Error::Mismatch(_) => exit::MISMATCH,
+            Error::Interrupted => exit::INTERRUPTED,
+            _ => exit::FAILURE,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::NotImplemented { .. } => "not-implemented",
+            Error::Read { .. } => "read",
+            Error::Write { .. } => "write",
+            Error::Url { .. } => "url",
+            Error::Input { .. } => "input",
+            Error::Endpoint { .. } => "endpoint",
+            Error::Table { .. } => "table",
+            Error::Mismatch(_) => "mismatch",
+            Error::Interrupted => "interrupted",
+            Error::Other { .. } => "error",
+        }
+    }
+}
+
+/// Prints the error (and its hint) the way the user asked for, and returns
+/// the exit code. With `--json`, stdout also gets one JSON object, so a
+/// script reading stdout always gets a parseable answer.
+pub fn report(err: &Error, json: bool) -> ExitCode {
+    let hint = err.hint();
+    if json {
+        let v = serde_json::json!({
+            "ok": false,
+            "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
+        });
+        println!("{v}");
+    }
+    // Broken pipes on stdout are not worth an error message.
+    if let Error::Write { path, source } = err {
+        if path.as_os_str() == "-" && source.kind() == io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+    }
+    eprintln!("error: {err}");
+    if let Some(h) = hint {
+        eprintln!("  hint: {h}");
+    }
+    ExitCode::from(err.exit_code())
+}

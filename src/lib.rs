@@ -1,0 +1,19 @@
+//! barge as a library: the CLI binary is a thin shell over [`run`].
+
+pub mod cli;
+pub mod commands;
+pub mod endpoint;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod schema;
+
+use std::process::ExitCode;
+
+pub use error::{Error, Result};
+
+/// Runs one parsed command line and returns the process exit code.
+pub fn run(cli: cli::Cli) -> Result<ExitCode> {
+    output::init(&cli.global);
+    commands::dispatch(cli)
+}

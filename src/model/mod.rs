@@ -1,0 +1,10 @@
+//! The one internal model shared by convert-schema, migrate and pack:
+//! schemas ([`schema`]), column types ([`types`]) and values ([`value`]).
+
+pub mod dialect;
+pub mod schema;
+pub mod types;
+
+pub use dialect::Dialect;
+pub use schema::*;
+pub use types::*;

