@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod error;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod schema;
 
 use std::process::ExitCode;
