@@ -1,2 +1,7 @@
 //! Schema conversion: script front end, AST to IR, type rules, naming,
 //! per-target DDL emitters and the assessment report.
+
+pub mod script;
+pub mod typetext;
+pub mod rewrite;
+pub mod tokens;

@@ -1,0 +1,602 @@
+//! Token-level rewrites that make real dump syntax acceptable to sqlparser
+//! 0.64 without losing what it says. Anything removed that matters is
+//! captured in [`Prepared`] so the reader can put it into the model.
+//!
+//! Handled here (each one fails in sqlparser 0.64 as written):
+//! - MySQL: table options and `PARTITION BY` after the column list,
+//!   `VARCHAR(n) BINARY`, `CREATE FULLTEXT|SPATIAL INDEX`.
+//! - SQL Server: `CLUSTERED`/`NONCLUSTERED`, `WITH (PAD_INDEX ...)`,
+//!   `ON [PRIMARY]`, `TEXTIMAGE_ON`, `ROWGUIDCOL`, `NOT FOR REPLICATION`,
+//!   computed columns (`[Total] AS ([Qty]*[Price]) PERSISTED`),
+//!   `WITH CHECK|NOCHECK ADD`.
+//! - Oracle: `NUMBER(*,0)`, `CHAR(1 BYTE)`, `GENERATED ... ON NULL AS
+//!   IDENTITY <sequence options>`, `ENABLE NOVALIDATE`, `USING INDEX ...`,
+//!   storage clauses, `DEFAULT ON NULL`.
+//! - SQLite: `ON CONFLICT <resolution>` on constraints, `WITHOUT ROWID`.
+
+use sqlparser::tokenizer::{Token, Whitespace};
+
+use super::tokens::{words, Tokens};
+use crate::model::{Dialect, IdentityKind, IndexMethod};
+
+/// Options written after a table's column list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableTail {
+    pub engine: Option<String>,
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+    pub comment: Option<String>,
+    pub auto_increment: Option<i128>,
+    pub partitioning: Option<String>,
+    pub without_rowid: bool,
+    /// Clauses dropped because they only matter to the source engine
+    /// (storage, tablespace, filegroup...).
+    pub dropped: Vec<String>,
+}
+
+/// An identity column whose options were lifted out of Oracle syntax.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiftedIdentity {
+    pub column: String,
+    pub kind: IdentityKind,
+    pub start: Option<i128>,
+    pub increment: Option<i128>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub sql: String,
+    pub tail: TableTail,
+    /// `NOVALIDATE`, `WITH NOCHECK`, `DISABLE`: existing rows unchecked.
+    pub not_validated: bool,
+    pub index_method: Option<IndexMethod>,
+    pub identities: Vec<LiftedIdentity>,
+    /// Computed columns written without a type (SQL Server).
+    pub untyped_computed: Vec<String>,
+    /// Columns declared `BINARY` (MySQL binary collation).
+    pub binary_collation: Vec<String>,
+    /// What was dropped, for the report.
+    pub notes: Vec<String>,
+}
+
+/// The placeholder type given to untyped computed columns; the reader
+/// infers a real type from the expression.
+pub const COMPUTED_PLACEHOLDER: &str = "barge_computed";
+
+pub fn sql_dialect(d: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
+    use sqlparser::dialect::{MsSqlDialect, MySqlDialect, OracleDialect, PostgreSqlDialect, SQLiteDialect};
+    match d {
+        Dialect::Mysql => Box::new(MySqlDialect {}),
+        Dialect::Postgres => Box::new(PostgreSqlDialect {}),
+        Dialect::Sqlite => Box::new(SQLiteDialect {}),
+        Dialect::Mssql => Box::new(MsSqlDialect {}),
+        Dialect::Oracle => Box::new(OracleDialect {}),
+    }
+}
+
+pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
+    let sd = sql_dialect(dialect);
+    let Some(mut t) = Tokens::new(&*sd, sql) else {
+        return Prepared { sql: sql.to_string(), ..Default::default() };
+    };
+    let mut p = Prepared::default();
+    let lead = super::script::leading_words(sql, 4);
+    let lead: Vec<&str> = lead.iter().map(String::as_str).collect();
+    let is_create_table = lead.first() == Some(&"CREATE")
+        && lead.iter().take(4).any(|w| *w == "TABLE")
+        && !lead.contains(&"INDEX");
+    match lead.as_slice() {
+        _ if is_create_table => create_table(dialect, &mut t, &mut p),
+        ["CREATE", ..] if lead.contains(&"INDEX") => create_index(dialect, &mut t, &mut p),
+        ["ALTER", "TABLE", ..] => alter_table(dialect, &mut t, &mut p),
+        _ => {}
+    }
+    p.sql = t.render();
+    p
+}
+
+fn create_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
+    let Some(open) = t.toks.iter().position(|x| *x == Token::LParen) else { return };
+    // CREATE TABLE x AS SELECT / LIKE: nothing to do.
+    if (0..open).any(|i| t.is_word(i, "AS") || t.is_word(i, "LIKE")) {
+        return;
+    }
+    let Some(close) = t.matching_paren(open) else { return };
+    p.tail = parse_tail(t, close + 1, d);
+    t.toks.truncate(close + 1);
+
+    // Rewrite each item of the column list on its own.
+    let mut items: Vec<Vec<Token>> = Vec::new();
+    let mut cur = Vec::new();
+    let mut depth = 0;
+    for tok in t.toks[open + 1..close].iter().cloned() {
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                items.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(tok);
+    }
+    items.push(cur);
+    let mut out: Vec<Token> = t.toks[..=open].to_vec();
+    for (i, item) in items.into_iter().enumerate() {
+        let mut it = Tokens { toks: item };
+        rewrite_item(d, &mut it, p);
+        if i > 0 {
+            out.push(Token::Comma);
+        }
+        out.extend(it.toks);
+    }
+    out.push(Token::RParen);
+    t.toks = out;
+}
+
+/// Rewrites one column definition or table constraint.
+fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
+    match d {
+        Dialect::Mssql => {
+            mssql_common(t, p);
+            // `[Total] AS (expr) [PERSISTED]`: give it a placeholder type.
+            if let Some(first) = t.next_sig(0) {
+                if let Some(second) = t.next_sig(first + 1) {
+                    if t.is_word(second, "AS") && !is_constraint_start(t, first) {
+                        let name = t.word(first).unwrap_or_default().to_string();
+                        p.untyped_computed.push(name);
+                        let persisted = (second..t.len()).find(|&i| t.is_word(i, "PERSISTED"));
+                        let mode = if persisted.is_some() { "STORED" } else { "VIRTUAL" };
+                        if let Some(i) = persisted {
+                            t.blank(i, i + 1);
+                        }
+                        let open = t.next_sig(second + 1);
+                        if let Some(open) = open.filter(|&o| t.is_char(o, &Token::LParen)) {
+                            if let Some(close) = t.matching_paren(open) {
+                                t.replace(close + 1, close + 1, words(&format!(" {mode}")));
+                            }
+                        }
+                        t.replace(second, second + 1, words(&format!("{COMPUTED_PLACEHOLDER} GENERATED ALWAYS AS")));
+                    }
+                }
+            }
+        }
+        Dialect::Oracle => oracle_item(t, p),
+        Dialect::Sqlite => {
+            // ON CONFLICT <resolution> is SQLite-only conflict handling.
+            let mut i = 0;
+            while i < t.len() {
+                if t.is_word(i, "ON") {
+                    if let Some(j) = t.match_words(i + 1, &["CONFLICT"]) {
+                        if let Some(k) = t.next_sig(j) {
+                            let what = t.word(k).unwrap_or("").to_ascii_uppercase();
+                            p.notes.push(format!("ON CONFLICT {what} clause dropped"));
+                            t.blank(i, k + 1);
+                            continue;
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }
+        Dialect::Mysql => {
+            // `varchar(40) BINARY`: binary collation, written as an
+            // attribute sqlparser does not know.
+            let mut i = 0;
+            while i < t.len() {
+                if t.is_word(i, "BINARY") {
+                    if let Some(prev) = t.prev_sig(i) {
+                        let after_type = t.is_char(prev, &Token::RParen)
+                            || matches!(t.word(prev).map(|w| w.to_ascii_uppercase()).as_deref(),
+                                Some("CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT"));
+                        if after_type && prev > 0 {
+                            if let Some(first) = t.next_sig(0) {
+                                p.binary_collation.push(t.word(first).unwrap_or_default().to_string());
+                            }
+                            t.blank(i, i + 1);
+                            continue;
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }
+        Dialect::Postgres => {}
+    }
+}
+
+fn is_constraint_start(t: &Tokens, i: usize) -> bool {
+    ["CONSTRAINT", "PRIMARY", "UNIQUE", "FOREIGN", "CHECK", "KEY", "INDEX", "FULLTEXT", "SPATIAL", "EXCLUDE"]
+        .iter()
+        .any(|w| t.is_word(i, w))
+}
+
+/// SQL Server clauses that only describe physical storage.
+fn mssql_common(t: &mut Tokens, p: &mut Prepared) {
+    let mut i = 0;
+    while i < t.len() {
+        if ["CLUSTERED", "NONCLUSTERED", "ROWGUIDCOL", "SPARSE", "FILESTREAM"].iter().any(|w| t.is_word(i, w)) {
+            t.blank(i, i + 1);
+            continue;
+        }
+        if t.is_word(i, "NOT") {
+            if let Some(j) = t.match_words(i + 1, &["FOR", "REPLICATION"]) {
+                t.blank(i, j);
+                continue;
+            }
+        }
+        if t.is_word(i, "WITH") {
+            if let Some(o) = t.next_sig(i + 1) {
+                if t.is_char(o, &Token::LParen) {
+                    if let Some(c) = t.matching_paren(o) {
+                        p.notes.push("index options WITH (...) dropped".into());
+                        t.blank(i, c + 1);
+                        continue;
+                    }
+                }
+                if t.is_word(o, "CHECK") || t.is_word(o, "NOCHECK") {
+                    if t.is_word(o, "NOCHECK") {
+                        p.not_validated = true;
+                    }
+                    t.blank(i, o + 1);
+                    continue;
+                }
+            }
+        }
+        // `ON [PRIMARY]` (a filegroup) but not ON DELETE/UPDATE or ON table(...).
+        if t.is_word(i, "ON") || t.is_word(i, "TEXTIMAGE_ON") || t.is_word(i, "FILESTREAM_ON") {
+            if let Some(j) = t.next_sig(i + 1) {
+                let is_action = ["DELETE", "UPDATE"].iter().any(|w| t.is_word(j, w));
+                let next = t.next_sig(j + 1);
+                let followed_by_more =
+                    next.is_some_and(|n| t.is_char(n, &Token::Period) || t.is_char(n, &Token::LParen));
+                if !is_action && !followed_by_more && matches!(t.toks.get(j), Some(Token::Word(_))) {
+                    t.blank(i, j + 1);
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
+const ORACLE_SEQUENCE_WORDS: &[&str] = &[
+    "MINVALUE", "MAXVALUE", "NOMINVALUE", "NOMAXVALUE", "INCREMENT", "START", "WITH", "BY", "CACHE", "NOCACHE",
+    "ORDER", "NOORDER", "CYCLE", "NOCYCLE", "KEEP", "NOKEEP", "SCALE", "NOSCALE", "EXTEND", "NOEXTEND", "LIMIT",
+    "VALUE", "SESSION", "GLOBAL",
+];
+
+fn oracle_item(t: &mut Tokens, p: &mut Prepared) {
+    // Type arguments: NUMBER(*,0) and CHAR(1 BYTE).
+    let mut i = 0;
+    while i < t.len() {
+        if t.is_char(i, &Token::LParen) {
+            if let Some(j) = t.next_sig(i + 1) {
+                if t.is_char(j, &Token::Mul) {
+                    t.replace(j, j + 1, vec![Token::Number("38".into(), false)]);
+                }
+            }
+        }
+        if (t.is_word(i, "BYTE") || t.is_word(i, "CHAR"))
+            && t.prev_sig(i).is_some_and(|k| matches!(t.toks[k], Token::Number(..)))
+            && t.next_sig(i + 1).is_some_and(|k| t.is_char(k, &Token::RParen))
+        {
+            t.blank(i, i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    // Constraint state words.
+    let mut i = 0;
+    while i < t.len() {
+        if t.is_word(i, "NOVALIDATE") || t.is_word(i, "DISABLE") {
+            p.not_validated = true;
+            t.blank(i, i + 1);
+            continue;
+        }
+        if ["ENABLE", "VALIDATE", "RELY", "NORELY", "VISIBLE", "INVISIBLE"].iter().any(|w| t.is_word(i, w)) {
+            t.blank(i, i + 1);
+            continue;
+        }
+        if t.is_word(i, "USING") && t.match_words(i + 1, &["INDEX"]).is_some() {
+            // USING INDEX <storage clauses>: up to the end of this item.
+            let end = t.end_of_item(i);
+            t.blank(i, end);
+            continue;
+        }
+        if t.is_word(i, "DEFAULT") {
+            if let Some(j) = t.match_words(i + 1, &["ON", "NULL"]) {
+                p.notes.push("DEFAULT ON NULL became DEFAULT".into());
+                t.replace(i, j, words("DEFAULT"));
+                continue;
+            }
+        }
+        i += 1;
+    }
+    // GENERATED [ALWAYS | BY DEFAULT [ON NULL]] AS IDENTITY <options>
+    let Some(g) = (0..t.len()).find(|&i| t.is_word(i, "GENERATED")) else { return };
+    let Some(ident_at) = (g..t.len()).find(|&i| t.is_word(i, "IDENTITY")) else { return };
+    let kind = if t.match_words(g + 1, &["ALWAYS"]).is_some() { IdentityKind::Always } else { IdentityKind::ByDefault };
+    let mut j = ident_at + 1;
+    let mut start = None;
+    let mut increment = None;
+    let mut has_parens = false;
+    loop {
+        let Some(k) = t.next_sig(j) else { break };
+        if t.is_char(k, &Token::LParen) {
+            has_parens = true;
+            break;
+        }
+        let Some(w) = t.word(k) else {
+            if matches!(t.toks[k], Token::Number(..)) {
+                j = k + 1;
+                continue;
+            }
+            break;
+        };
+        let w = w.to_ascii_uppercase();
+        if !ORACLE_SEQUENCE_WORDS.contains(&w.as_str()) {
+            break;
+        }
+        if w == "START" || w == "INCREMENT" {
+            if let Some(n) = t.next_sig(k + 1).and_then(|a| t.next_sig(a + 1)) {
+                if let Token::Number(v, _) = &t.toks[n] {
+                    let v = v.parse().ok();
+                    if w == "START" {
+                        start = v
+                    } else {
+                        increment = v
+                    }
+                }
+            }
+        }
+        j = k + 1;
+    }
+    if has_parens {
+        return;
+    }
+    let column = t.next_sig(0).and_then(|f| t.word(f)).unwrap_or_default().to_string();
+    p.identities.push(LiftedIdentity { column, kind, start, increment });
+    let kw = match kind {
+        IdentityKind::Always => "GENERATED ALWAYS AS IDENTITY",
+        _ => "GENERATED BY DEFAULT AS IDENTITY",
+    };
+    t.replace(g, j, words(kw));
+    t.toks.insert(g + words(kw).len(), Token::Whitespace(Whitespace::Space));
+}
+
+/// Reads the table options after the column list, then drops them.
+fn parse_tail(t: &Tokens, from: usize, d: Dialect) -> TableTail {
+    let mut tail = TableTail::default();
+    let mut i = from;
+    let value_after = |i: usize| -> Option<(String, usize)> {
+        // KEY [=] value
+        let mut j = t.next_sig(i + 1)?;
+        if t.is_char(j, &Token::Eq) {
+            j = t.next_sig(j + 1)?;
+        }
+        let v = match &t.toks[j] {
+            Token::Word(w) => w.value.clone(),
+            Token::SingleQuotedString(s) => s.replace("''", "'").replace("\\'", "'"),
+            Token::Number(n, _) => n.clone(),
+            other => other.to_string(),
+        };
+        Some((v, j + 1))
+    };
+    while let Some(k) = t.next_sig(i) {
+        let Some(w) = t.word(k).map(|w| w.to_ascii_uppercase()) else {
+            i = k + 1;
+            continue;
+        };
+        match w.as_str() {
+            "ENGINE" | "TYPE" => {
+                if let Some((v, n)) = value_after(k) {
+                    tail.engine = Some(v);
+                    i = n;
+                    continue;
+                }
+            }
+            "CHARSET" => {
+                if let Some((v, n)) = value_after(k) {
+                    tail.charset = Some(v);
+                    i = n;
+                    continue;
+                }
+            }
+            "CHARACTER" => {
+                if let Some(s) = t.match_words(k + 1, &["SET"]) {
+                    if let Some((v, n)) = value_after(s - 1) {
+                        tail.charset = Some(v);
+                        i = n;
+                        continue;
+                    }
+                }
+            }
+            "COLLATE" => {
+                if let Some((v, n)) = value_after(k) {
+                    tail.collation = Some(v);
+                    i = n;
+                    continue;
+                }
+            }
+            "COMMENT" => {
+                if let Some((v, n)) = value_after(k) {
+                    tail.comment = Some(v);
+                    i = n;
+                    continue;
+                }
+            }
+            "AUTO_INCREMENT" => {
+                if let Some((v, n)) = value_after(k) {
+                    tail.auto_increment = v.parse().ok();
+                    i = n;
+                    continue;
+                }
+            }
+            "PARTITION" if t.match_words(k + 1, &["BY"]).is_some() => {
+                tail.partitioning = Some(t.render_range(k, t.len()).trim().to_string());
+                break;
+            }
+            "WITHOUT" if t.match_words(k + 1, &["ROWID"]).is_some() => {
+                tail.without_rowid = true;
+                i = t.match_words(k + 1, &["ROWID"]).unwrap_or(k + 1);
+                continue;
+            }
+            _ => {}
+        }
+        i = k + 1;
+    }
+    let rest = t.render_range(from, t.len()).trim().to_string();
+    if !rest.is_empty() && tail.partitioning.is_none() && d != Dialect::Mysql {
+        tail.dropped.push(rest);
+    }
+    tail
+}
+
+fn create_index(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
+    // Index kind words between CREATE and INDEX.
+    let Some(index_kw) = (0..t.len()).find(|&i| t.is_word(i, "INDEX")) else { return };
+    let mut i = 0;
+    while i < index_kw.min(t.len()) {
+        let method = if t.is_word(i, "FULLTEXT") {
+            Some(IndexMethod::Fulltext)
+        } else if t.is_word(i, "SPATIAL") {
+            Some(IndexMethod::Spatial)
+        } else if t.is_word(i, "BITMAP") {
+            Some(IndexMethod::Other("bitmap".into()))
+        } else {
+            None
+        };
+        if method.is_some() || t.is_word(i, "CLUSTERED") || t.is_word(i, "NONCLUSTERED") {
+            if method.is_some() {
+                p.index_method = method;
+            }
+            t.blank(i, i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    // The key list is the first parenthesis after ON.
+    let Some(on) = (0..t.len()).find(|&i| t.is_word(i, "ON")) else { return };
+    let Some(open) = (on..t.len()).find(|&i| t.is_char(i, &Token::LParen)) else { return };
+    let Some(close) = t.matching_paren(open) else { return };
+    // Keep INCLUDE (...) and WHERE ...; drop storage and options.
+    let mut kept: Vec<Token> = Vec::new();
+    let mut j = close + 1;
+    while let Some(k) = t.next_sig(j) {
+        if t.is_word(k, "INCLUDE") {
+            if let Some(o) = t.next_sig(k + 1).filter(|&o| t.is_char(o, &Token::LParen)) {
+                if let Some(c) = t.matching_paren(o) {
+                    kept.push(Token::Whitespace(Whitespace::Space));
+                    kept.extend_from_slice(&t.toks[k..=c]);
+                    j = c + 1;
+                    continue;
+                }
+            }
+        }
+        if t.is_word(k, "WHERE") {
+            // Up to a trailing WITH (...) / ON [fg] / TABLESPACE.
+            let mut end = t.len();
+            let mut m = k + 1;
+            while m < t.len() {
+                if t.depth_at(m) == t.depth_at(k)
+                    && (t.is_word(m, "TABLESPACE")
+                        || (t.is_word(m, "WITH") && t.next_sig(m + 1).is_some_and(|o| t.is_char(o, &Token::LParen)))
+                        || (d == Dialect::Mssql && t.is_word(m, "ON")))
+                {
+                    end = m;
+                    break;
+                }
+                m += 1;
+            }
+            kept.push(Token::Whitespace(Whitespace::Space));
+            kept.extend_from_slice(&t.toks[k..end]);
+            j = end;
+            continue;
+        }
+        if t.is_char(k, &Token::LParen) {
+            j = t.matching_paren(k).map(|c| c + 1).unwrap_or(t.len());
+        } else {
+            j = k + 1;
+        }
+        p.notes.push("index storage options dropped".into());
+    }
+    t.toks.truncate(close + 1);
+    t.toks.extend(kept);
+    if d == Dialect::Oracle {
+        // Oracle expression keys are fine; nothing else to do.
+    }
+}
+
+fn alter_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
+    match d {
+        Dialect::Mssql => mssql_common(t, p),
+        Dialect::Oracle => oracle_item(t, p),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mysql_tail_and_binary() {
+        let p = prepare(
+            Dialect::Mysql,
+            "CREATE TABLE `t` (`a` varchar(40) BINARY NOT NULL, b int) ENGINE=InnoDB AUTO_INCREMENT=7 DEFAULT CHARSET=utf8mb4 COMMENT='it''s' PARTITION BY RANGE (a) (PARTITION p0 VALUES LESS THAN (1))",
+        );
+        assert!(!p.sql.contains("BINARY") && !p.sql.contains("ENGINE"), "{}", p.sql);
+        assert_eq!(p.tail.engine.as_deref(), Some("InnoDB"));
+        assert_eq!(p.tail.auto_increment, Some(7));
+        assert_eq!(p.tail.comment.as_deref(), Some("it's"));
+        assert!(p.tail.partitioning.as_deref().unwrap().starts_with("PARTITION BY RANGE"));
+        assert_eq!(p.binary_collation, vec!["a"]);
+    }
+
+    #[test]
+    fn mssql_storage_words() {
+        let p = prepare(
+            Dialect::Mssql,
+            "CREATE TABLE [dbo].[V]([Id] [int] IDENTITY(1,1) NOT NULL, [G] [uniqueidentifier] ROWGUIDCOL NOT NULL, [Total]  AS ([Qty]*[Price]) PERSISTED, CONSTRAINT [PK_V] PRIMARY KEY CLUSTERED ([Id] ASC)WITH (PAD_INDEX = OFF) ON [PRIMARY]) ON [PRIMARY] TEXTIMAGE_ON [PRIMARY]",
+        );
+        for gone in ["ROWGUIDCOL", "CLUSTERED", "PAD_INDEX", "PRIMARY]", "PERSISTED"] {
+            assert!(!p.sql.contains(gone), "{gone} in {}", p.sql);
+        }
+        assert!(p.sql.contains("barge_computed GENERATED ALWAYS AS ([Qty]*[Price]) STORED"), "{}", p.sql);
+        assert_eq!(p.untyped_computed, vec!["Total"]);
+    }
+
+    #[test]
+    fn oracle_identity_and_types() {
+        let p = prepare(
+            Dialect::Oracle,
+            "CREATE TABLE \"F\".\"V\" (\"ID\" NUMBER(*,0) GENERATED BY DEFAULT ON NULL AS IDENTITY MINVALUE 1 MAXVALUE 9999 INCREMENT BY 1 START WITH 5 CACHE 20 NOORDER NOCYCLE NOKEEP NOSCALE NOT NULL ENABLE, \"C\" CHAR(1 BYTE), CONSTRAINT \"PK\" PRIMARY KEY (\"ID\") USING INDEX PCTFREE 10 TABLESPACE \"USERS\" ENABLE) SEGMENT CREATION IMMEDIATE TABLESPACE \"USERS\"",
+        );
+        let flat = p.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("NUMBER(38,0) GENERATED BY DEFAULT AS IDENTITY NOT NULL"), "{flat}");
+        assert!(flat.contains("CHAR(1 )"), "{flat}");
+        assert!(!p.sql.contains("TABLESPACE") && !p.sql.contains("ENABLE"), "{}", p.sql);
+        assert_eq!(p.identities[0].start, Some(5));
+        assert_eq!(p.identities[0].column, "ID");
+    }
+
+    #[test]
+    fn index_tails() {
+        let p = prepare(
+            Dialect::Mssql,
+            "CREATE UNIQUE NONCLUSTERED INDEX [IX] ON [dbo].[X] ([A] ASC) INCLUDE ([B]) WHERE ([Active]=(1)) WITH (PAD_INDEX = OFF) ON [PRIMARY]",
+        );
+        assert_eq!(p.sql.split_whitespace().collect::<Vec<_>>().join(" "), "CREATE UNIQUE INDEX [IX] ON [dbo].[X] ([A] ASC) INCLUDE ([B]) WHERE ([Active]=(1))");
+        let p = prepare(Dialect::Mysql, "CREATE FULLTEXT INDEX ft ON t (a, b)");
+        assert_eq!(p.index_method, Some(IndexMethod::Fulltext));
+    }
+
+    #[test]
+    fn sqlite_on_conflict() {
+        let p = prepare(Dialect::Sqlite, "CREATE TABLE t (a TEXT NOT NULL ON CONFLICT REPLACE, UNIQUE (a) ON CONFLICT IGNORE) WITHOUT ROWID");
+        assert!(!p.sql.contains("CONFLICT"), "{}", p.sql);
+        assert!(p.tail.without_rowid);
+    }
+}

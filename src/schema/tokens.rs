@@ -1,0 +1,158 @@
+//! A small editable token list over sqlparser's tokenizer, for the
+//! rewrites that turn dialect quirks sqlparser rejects into forms it
+//! accepts. Working on tokens, not regexes, keeps strings and quoted names
+//! safe from accidental edits.
+
+use sqlparser::dialect::Dialect as SqlDialect;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub toks: Vec<Token>,
+}
+
+impl Tokens {
+    pub fn new(dialect: &dyn SqlDialect, sql: &str) -> Option<Tokens> {
+        let toks = Tokenizer::new(dialect, sql).with_unescape(false).tokenize().ok()?;
+        Some(Tokens { toks })
+    }
+
+    pub fn len(&self) -> usize {
+        self.toks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.toks.is_empty()
+    }
+
+    pub fn is_space(t: &Token) -> bool {
+        matches!(t, Token::Whitespace(_))
+    }
+
+    /// Index of the next non-whitespace token at or after `i`.
+    pub fn next_sig(&self, i: usize) -> Option<usize> {
+        (i..self.toks.len()).find(|&j| !Self::is_space(&self.toks[j]))
+    }
+
+    /// Index of the previous non-whitespace token before `i`.
+    pub fn prev_sig(&self, i: usize) -> Option<usize> {
+        (0..i).rev().find(|&j| !Self::is_space(&self.toks[j]))
+    }
+
+    /// Is token `i` the unquoted word `w` (case-insensitive)?
+    pub fn is_word(&self, i: usize, w: &str) -> bool {
+        matches!(self.toks.get(i), Some(Token::Word(x)) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
+    }
+
+    pub fn word(&self, i: usize) -> Option<&str> {
+        match self.toks.get(i) {
+            Some(Token::Word(w)) => Some(&w.value),
+            _ => None,
+        }
+    }
+
+    /// Do the significant tokens from `i` spell `words` (unquoted)?
+    /// Returns the index after the last one.
+    pub fn match_words(&self, i: usize, words: &[&str]) -> Option<usize> {
+        let mut j = i;
+        for w in words {
+            let k = self.next_sig(j)?;
+            if !self.is_word(k, w) {
+                return None;
+            }
+            j = k + 1;
+        }
+        Some(j)
+    }
+
+    pub fn is_char(&self, i: usize, t: &Token) -> bool {
+        self.toks.get(i) == Some(t)
+    }
+
+    /// Given `i` at a `(`, the index of its matching `)`.
+    pub fn matching_paren(&self, i: usize) -> Option<usize> {
+        let mut depth = 0i32;
+        for j in i..self.toks.len() {
+            match self.toks[j] {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Paren depth just before token `i` (0 at top level).
+    pub fn depth_at(&self, i: usize) -> i32 {
+        let mut d = 0;
+        for t in &self.toks[..i.min(self.toks.len())] {
+            match t {
+                Token::LParen => d += 1,
+                Token::RParen => d -= 1,
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// Replaces tokens `a..b` with one space.
+    pub fn blank(&mut self, a: usize, b: usize) {
+        let b = b.min(self.toks.len());
+        if a >= b {
+            return;
+        }
+        self.toks.splice(a..b, [Token::Whitespace(Whitespace::Space)]);
+    }
+
+    pub fn replace(&mut self, a: usize, b: usize, with: Vec<Token>) {
+        let b = b.min(self.toks.len());
+        self.toks.splice(a..b, with);
+    }
+
+    /// Index of the first significant token after position `from` that is
+    /// at the same paren depth as `from` and is `,` or the closing `)`.
+    pub fn end_of_item(&self, from: usize) -> usize {
+        let mut depth = 0i32;
+        for j in from..self.toks.len() {
+            match self.toks[j] {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    if depth == 0 {
+                        return j;
+                    }
+                    depth -= 1;
+                }
+                Token::Comma if depth == 0 => return j,
+                _ => {}
+            }
+        }
+        self.toks.len()
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for t in &self.toks {
+            s.push_str(&t.to_string());
+        }
+        s
+    }
+
+    pub fn render_range(&self, a: usize, b: usize) -> String {
+        let mut s = String::new();
+        for t in &self.toks[a.min(self.toks.len())..b.min(self.toks.len())] {
+            s.push_str(&t.to_string());
+        }
+        s
+    }
+}
+
+/// Tokens for a bare word, for rewrites that insert keywords.
+pub fn words(sql: &str) -> Vec<Token> {
+    let d = sqlparser::dialect::GenericDialect {};
+    Tokenizer::new(&d, sql).with_unescape(false).tokenize().unwrap_or_default()
+}
