@@ -12,6 +12,24 @@
 # Services: postgres (PostgreSQL 15), mariadb, moto (S3; it also speaks Kinesis),
 # kinesalite (Kinesis), tansu (Kafka protocol).
 #
+# For test authors (after sourcing DIR/env):
+#   Kafka topic (tansu does not auto-create topics), either
+#     "$BARGE_TEST_TANSU_BIN" topic create NAME --broker "$BARGE_TEST_KAFKA_BROKER_URL" --partitions N
+#   (the CLI wants the tcp:// form; it exits 1 if the topic exists) or, from Python,
+#     KafkaAdminClient(bootstrap_servers=os.environ["BARGE_TEST_KAFKA_BROKER"]).create_topics(
+#         [NewTopic(NAME, num_partitions=N, replication_factor=1)])
+#   tansu holds a consumer-group JoinGroup for session_timeout/2: use a short
+#   session timeout in group tests (session_timeout_ms=1000 joins in ~0.5 s; the default 45 s takes ~23 s).
+#   Kinesis stream (kinesalite; streams are ACTIVE at once, see tests/support/kinesalite.js):
+#     "$BARGE_TEST_PYTHON" -c 'import boto3,os,sys; boto3.client("kinesis",
+#         endpoint_url=os.environ["BARGE_TEST_KINESIS_ENDPOINT"]).create_stream(StreamName=sys.argv[1], ShardCount=int(sys.argv[2]))' NAME N
+#   then wait for ACTIVE with DescribeStreamSummary (boto3's waiter polls every 10 s unless
+#   WaiterConfig={"Delay": 0.1} is given).
+#   S3 bucket (moto; path-style, any bucket name):
+#     "$BARGE_TEST_PYTHON" -c 'import boto3,os,sys; boto3.client("s3",
+#         endpoint_url=os.environ["BARGE_TEST_S3_ENDPOINT"]).create_bucket(Bucket=sys.argv[1])' NAME
+#   Give every test its own database / topic / stream / bucket name: the servers are shared.
+#
 # Knobs (environment):
 #   BARGE_TOOLS_DIR            cache for the python venv and node_modules (default ~/.cache/barge-tools)
 #   BARGE_TEST_PG_BIN          PostgreSQL bin dir (default /usr/lib/postgresql/15/bin)
@@ -78,6 +96,9 @@ apt_install() {
 
 cmd_install() {
   mkdir -p "$TOOLS"
+  # one installer at a time per tools dir (two test runs may start together)
+  exec 9>"$TOOLS/.install.lock"
+  flock 9
   local pkgs=()
   [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || pkgs+=(mariadb-server)
   command -v mariadb >/dev/null 2>&1 || pkgs+=(mariadb-client)
@@ -113,6 +134,8 @@ cmd_install() {
     (cd "$TOOLS" && npm install --prefix "$TOOLS" --no-audit --no-fund --no-update-notifier \
         --loglevel=error "${missing[@]}" </dev/null >/dev/null) || die "npm install ${missing[*]} failed"
   fi
+  flock -u 9
+  exec 9>&-
 }
 
 tansu_bin() {
@@ -170,14 +193,36 @@ alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/d
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_tcp PORT PID: until PORT accepts connections; fails if PID dies or on timeout.
+# ROOT and all its descendants
+tree_pids() {
+  ps -e -o pid=,ppid= | awk -v root="$1" '{pp[$1]=$2} END{
+    for (p in pp) { j=p; while (j != "" && j != root && j > 1) j=pp[j]; if (j == root) print p } }'
+}
+
+# local addresses (addr:port) on which ROOT's process tree listens
+listen_addrs() {
+  local p
+  for p in $(tree_pids "$1"); do
+    ss -ltnpH 2>/dev/null | grep -E "pid=$p," | awk '{print $4}'
+  done | sort -u
+}
+
+# PORT is listened on by PID's process tree (not by some other program)
+owns_port() { listen_addrs "$2" | grep -qE ":$1\$"; }
+
+# wait_tcp NAME PORT PID: until PORT accepts connections; fails if PID dies or on timeout.
 wait_tcp() {
-  local port=$1 pid=$2 i
+  local name=$1 port=$2 pid=$3 i rc=0
   for ((i = 0; i < TIMEOUT * 10; i++)); do
-    tcp_open "$port" && return 0
-    alive "$pid" || return 1
+    if tcp_open "$port" && owns_port "$port" "$pid"; then return 0; fi
+    if ! alive "$pid"; then
+      wait "$pid" 2>/dev/null || rc=$?
+      log "$name: exited (status $rc) before answering on 127.0.0.1:$port"
+      return 1
+    fi
     sleep 0.1
   done
+  log "$name: no answer on 127.0.0.1:$port after ${TIMEOUT}s"
   return 1
 }
 
@@ -208,8 +253,8 @@ env_line() { printf 'export %s=%q\n' "$1" "$2"; }
 # start_retry NAME FN: FN PORT launches the service and waits for it; on a port
 # clash, pick another port and try again.
 start_retry() {
-  local name=$1 fn=$2 attempt off
-  for attempt in 1 2 3; do
+  local name=$1 fn=$2 _attempt off
+  for _attempt in 1 2 3; do
     PORT=$(pick_port)
     off=$(log_size "$DIR/$name.log")
     if "$fn" "$PORT"; then return 0; fi
@@ -228,8 +273,10 @@ pg_base() { if [ -f "$DIR/postgres.basedir" ]; then cat "$DIR/postgres.basedir";
 
 pg_try_start() {
   local port=$1 base; base=$(pg_base)
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -l "$DIR/postgres.log" -o "-p $port" \
+  # pg_ctl opens the log as user postgres: use the real file, not DIR's symlink (fallback case)
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -l "$(readlink -f "$DIR/postgres.log")" -o "-p $port" \
     -w -t "$TIMEOUT" start >/dev/null 2>&1 && return 0
+  log "postgres: pg_ctl start failed on port $port"
   # stop a half-started postmaster before a retry
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -m immediate stop >/dev/null 2>&1 || true
   return 1
@@ -256,8 +303,13 @@ start_postgres() {
   fi
   mkdir -p "$sock"
   chown postgres: "$sock"
+  if [ "$base" != "$DIR/postgres" ]; then
+    # the server log must be writable by postgres: keep it beside the data, linked from DIR
+    touch "$base/postgres.log"
+    ln -sfn "$base/postgres.log" "$DIR/postgres.log"
+  fi
   touch "$DIR/postgres.log"
-  chown postgres: "$DIR/postgres.log"
+  chown postgres: "$(readlink -f "$DIR/postgres.log")"
 
   runuser -u postgres -- "$PG_BIN/initdb" -D "$base/data" -U postgres -E UTF8 --locale=C.UTF-8 \
     --auth-local=trust --auth-host=scram-sha-256 --no-sync --no-instructions >>"$DIR/postgres.log" 2>&1 \
@@ -307,7 +359,10 @@ stop_postgres() {
       runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$base/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
   fi
   stop_pidfile postgres   # in case pg_ctl could not do it
-  if [ -f "$DIR/postgres.basedir" ]; then rm -rf "$base" "$DIR/postgres.basedir"; fi
+  if [ -f "$DIR/postgres.basedir" ]; then
+    if [ -L "$DIR/postgres.log" ]; then cp --remove-destination "$base/postgres.log" "$DIR/postgres.log" 2>/dev/null || true; fi
+    rm -rf "$base" "$DIR/postgres.basedir"
+  fi
   if [ -f "$DIR/postgres.sockdir" ]; then rm -rf "$(cat "$DIR/postgres.sockdir")" "$DIR/postgres.sockdir"; fi
 }
 
@@ -328,12 +383,17 @@ my_try_start() {
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci
   for ((i = 0; i < TIMEOUT * 10; i++)); do
     if mariadb-admin --no-defaults -S "$sock" -u root --connect-timeout=2 ping >/dev/null 2>&1 &&
-       tcp_open "$port"; then
+       tcp_open "$port" && owns_port "$port" "$LAUNCHED_PID"; then
       return 0
     fi
-    alive "$LAUNCHED_PID" || break
+    if ! alive "$LAUNCHED_PID"; then
+      log "mariadb: mariadbd exited before answering on 127.0.0.1:$port"
+      stop_pidfile mariadb
+      return 1
+    fi
     sleep 0.1
   done
+  log "mariadb: no answer on 127.0.0.1:$port after ${TIMEOUT}s"
   stop_pidfile mariadb
   return 1
 }
@@ -383,7 +443,7 @@ stop_mariadb() {
 
 moto_try_start() {
   launch moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$1"
-  wait_tcp "$1" "$LAUNCHED_PID" && return 0
+  wait_tcp moto "$1" "$LAUNCHED_PID" && return 0
   stop_pidfile moto
   return 1
 }
@@ -411,7 +471,7 @@ stop_moto() { stop_pidfile moto; }
 
 kin_try_start() {
   NODE_PATH=$TOOLS/node_modules launch kinesalite node "$HERE/support/kinesalite.js" "$1"
-  wait_tcp "$1" "$LAUNCHED_PID" && return 0
+  wait_tcp kinesalite "$1" "$LAUNCHED_PID" && return 0
   stop_pidfile kinesalite
   return 1
 }
@@ -430,7 +490,7 @@ tansu_try_start() {
   local url=tcp://127.0.0.1:$1
   launch tansu "$TANSU" broker --listener-url "$url" --advertised-listener-url "$url" \
     --storage-engine memory://tansu/ --cluster-id barge-test
-  wait_tcp "$1" "$LAUNCHED_PID" && return 0
+  wait_tcp tansu "$1" "$LAUNCHED_PID" && return 0
   stop_pidfile tansu
   return 1
 }
@@ -441,6 +501,8 @@ start_tansu() {
   start_retry tansu tansu_try_start || return 1
   {
     env_line BARGE_TEST_KAFKA_BROKER "127.0.0.1:$PORT"
+    # the same, as the tansu CLI wants it: tansu topic create NAME --broker "$BARGE_TEST_KAFKA_BROKER_URL"
+    env_line BARGE_TEST_KAFKA_BROKER_URL "tcp://127.0.0.1:$PORT"
     env_line BARGE_TEST_TANSU_BIN "$TANSU"
   } > "$DIR/env.d/50-tansu"
 }
@@ -460,6 +522,7 @@ selected_services() {
 }
 
 cmd_start() {
+  [ "$(id -u)" = 0 ] || die "must run as root (PostgreSQL is started through runuser -u postgres)"
   set_dir "$1"
   cmd_install
   rm -rf "$DIR/env.d"; mkdir -p "$DIR/env.d"; rm -f "$DIR/env"
@@ -476,6 +539,18 @@ cmd_start() {
     if ! wait "${jobs[$s]}"; then failed+=("$s"); fi
   done
   for s in $(selected_services); do cat "$DIR/.$s.start.err" >&2; rm -f "$DIR/.$s.start.err"; done
+  # nothing we started may listen anywhere but loopback
+  local pid st a
+  for s in $(selected_services); do
+    [ -f "$DIR/$s.pid" ] || continue
+    read -r pid st < "$DIR/$s.pid" || continue
+    for a in $(listen_addrs "$pid"); do
+      case "$a" in
+        127.*|"[::1]":*) ;;
+        *) log "ERROR: $s listens on $a (not loopback)"; failed+=("$s") ;;
+      esac
+    done
+  done
   if [ ${#failed[@]} -gt 0 ]; then
     for s in "${failed[@]}"; do
       log "ERROR: service '$s' failed to start. Last lines of $DIR/$s.log:"
@@ -513,10 +588,14 @@ cmd_status() {
   for s in "${ALL_SERVICES[@]}"; do
     if [ -f "$DIR/$s.pid" ] && read -r pid st < "$DIR/$s.pid" && alive "$pid"; then
       # RSS of the service's whole process tree (postmaster + backends, etc.)
-      rss=$(ps -e -o pid=,ppid=,rss= | awk -v p="$pid" '{pp[$1]=$2; r[$1]=$3} END{
-        for (i in r) { j=i; while (j != "" && j != p && j != 1 && j != 0) j=pp[j]; if (j == p) t += r[i] } print t }')
-      printf '%-11s pid %-7s RSS %6.1f MiB  %s\n' "$s" "$pid" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" \
-        "$(ss -ltnpH 2>/dev/null | grep -E "pid=$pid," | awk '{print $4}' | sort -u | tr '\n' ' ')"
+      # RSS summed over the process tree counts shared memory once per process;
+      # PSS (proportional set size) splits it fairly.
+      rss=$(ps -o rss= -p "$(tree_pids "$pid" | paste -sd,)" | awk '{t += $1} END{print t}')
+      pss=$(for p in $(tree_pids "$pid"); do cat "/proc/$p/smaps_rollup" 2>/dev/null; done |
+        awk '$1 == "Pss:" {t += $2} END{print t+0}')
+      printf '%-11s pid %-7s RSS %6.1f MiB  PSS %6.1f MiB  listening on %s\n' "$s" "$pid" \
+        "$(awk -v k="$rss" 'BEGIN{print k/1024}')" "$(awk -v k="$pss" 'BEGIN{print k/1024}')" \
+        "$(listen_addrs "$pid" | tr '\n' ' ')"
     else
       printf '%-11s not running\n' "$s"
     fi
