@@ -1,11 +1,13 @@
 //! barge as a library: the CLI binary is a thin shell over [`run`].
 
+pub mod advise;
 pub mod cli;
 pub mod commands;
 pub mod endpoint;
 pub mod error;
 pub mod model;
 pub mod output;
+pub mod pack;
 pub mod progress;
 pub mod schema;
 

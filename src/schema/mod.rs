@@ -5,3 +5,6 @@ pub mod script;
 pub mod typetext;
 pub mod rewrite;
 pub mod tokens;
+pub mod expr;
+pub mod reader;
+pub mod report;

@@ -1,0 +1,477 @@
+//! Expressions: classifying defaults, inferring the type of a computed
+//! column, and rewriting expressions and view queries for a target
+//! dialect (identifier quoting and case, function names, casts, TOP/LIMIT).
+//! What cannot be rewritten safely is refused with a reason, so the caller
+//! can flag it instead of emitting SQL the target would reject.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    self, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Value, VisitMut, VisitorMut,
+};
+use sqlparser::parser::Parser;
+
+use super::rewrite::sql_dialect;
+use super::typetext;
+use crate::model::*;
+
+/// Reads a column default into the model.
+pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
+    match e {
+        Expr::Nested(inner) => classify_default(inner, dialect),
+        Expr::Value(v) => match &v.value {
+            Value::Null => DefaultValue::Null,
+            Value::Number(n, _) => DefaultValue::Number(n.to_string()),
+            Value::Boolean(b) => DefaultValue::Bool(*b),
+            Value::SingleQuotedString(s)
+            | Value::NationalStringLiteral(s)
+            | Value::EscapedStringLiteral(s)
+            | Value::DoubleQuotedString(s) => DefaultValue::String(s.clone()),
+            Value::HexStringLiteral(h) => DefaultValue::Bytes(h.clone()),
+            Value::SingleQuotedByteStringLiteral(b) if dialect == Dialect::Mysql => {
+                // b'0101' is a bit literal in MySQL.
+                DefaultValue::Expression(SqlText::new(format!("b'{b}'"), dialect))
+            }
+            _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+        },
+        Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match classify_default(expr, dialect) {
+            DefaultValue::Number(n) => DefaultValue::Number(format!("-{n}")),
+            _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+        },
+        // PostgreSQL writes casts on literal defaults: 'x'::character varying.
+        Expr::Cast { expr, data_type, kind: CastKind::DoubleColon | CastKind::Cast, .. } => {
+            let inner = classify_default(expr, dialect);
+            let ty = data_type.to_string().to_ascii_lowercase();
+            match inner {
+                DefaultValue::String(s) if ty == "regclass" => DefaultValue::Sequence(parse_qualified(&s)),
+                DefaultValue::String(s) if s.eq_ignore_ascii_case("now") && ty.starts_with("timestamp") => {
+                    DefaultValue::CurrentTimestamp { precision: None }
+                }
+                DefaultValue::String(s) if ty == "bit" || ty.starts_with("bit(") || ty.starts_with("bit varying") => {
+                    DefaultValue::Expression(SqlText::new(format!("B'{s}'"), dialect))
+                }
+                v @ (DefaultValue::String(_) | DefaultValue::Number(_) | DefaultValue::Bool(_) | DefaultValue::Null) => {
+                    // A literal cast to json/array/etc. is still that literal.
+                    if ty.contains("[]") {
+                        DefaultValue::Expression(SqlText::new(e.to_string(), dialect))
+                    } else {
+                        v
+                    }
+                }
+                DefaultValue::CurrentTimestamp { .. } | DefaultValue::CurrentDate | DefaultValue::CurrentTime => inner,
+                _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+            }
+        }
+        Expr::Function(f) => classify_function_default(f, e, dialect),
+        Expr::Identifier(i) if i.quote_style.is_none() => match i.value.to_ascii_uppercase().as_str() {
+            "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "SYSDATE" | "SYSTIMESTAMP" | "NOW" => {
+                DefaultValue::CurrentTimestamp { precision: None }
+            }
+            "CURRENT_DATE" => DefaultValue::CurrentDate,
+            "CURRENT_TIME" | "LOCALTIME" => DefaultValue::CurrentTime,
+            "TRUE" => DefaultValue::Bool(true),
+            "FALSE" => DefaultValue::Bool(false),
+            "NULL" => DefaultValue::Null,
+            _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+        },
+        _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+    }
+}
+
+fn classify_function_default(f: &Function, e: &Expr, dialect: Dialect) -> DefaultValue {
+    let name = f.name.to_string().to_ascii_lowercase();
+    let name = name.trim_start_matches("pg_catalog.");
+    let args = function_args(f);
+    match name {
+        "current_timestamp" | "now" | "getdate" | "sysdatetime" | "localtimestamp" | "sysdate" | "systimestamp"
+        | "getutcdate" | "sysutcdatetime" | "statement_timestamp" | "transaction_timestamp" | "sysdatetimeoffset" => {
+            let precision = args.first().and_then(|a| a.to_string().parse().ok());
+            DefaultValue::CurrentTimestamp { precision }
+        }
+        "current_date" | "curdate" => DefaultValue::CurrentDate,
+        "current_time" | "curtime" | "localtime" => DefaultValue::CurrentTime,
+        "datetime" | "strftime" if dialect == Dialect::Sqlite => {
+            let a: Vec<String> = args.iter().map(|a| a.to_string().to_ascii_lowercase()).collect();
+            if a == ["'now'"] || a == ["'now'", "'localtime'"] {
+                DefaultValue::CurrentTimestamp { precision: None }
+            } else {
+                DefaultValue::Expression(SqlText::new(e.to_string(), dialect))
+            }
+        }
+        "date" if dialect == Dialect::Sqlite && args.len() == 1 && args[0].to_string().eq_ignore_ascii_case("'now'") => {
+            DefaultValue::CurrentDate
+        }
+        "nextval" if args.len() == 1 => match classify_default(&args[0], dialect) {
+            DefaultValue::String(s) => DefaultValue::Sequence(parse_qualified(&s)),
+            DefaultValue::Sequence(s) => DefaultValue::Sequence(s),
+            _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+        },
+        _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+    }
+}
+
+fn function_args(f: &Function) -> Vec<Expr> {
+    match &f.args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn parse_qualified(s: &str) -> QualifiedName {
+    let parts: Vec<&str> = s.split('.').map(|p| p.trim_matches('"')).collect();
+    match parts.as_slice() {
+        [schema, name] => QualifiedName::new(Some(schema), name),
+        _ => QualifiedName::bare(parts.last().copied().unwrap_or(s)),
+    }
+}
+
+/// A type for a computed column written without one: the widest numeric
+/// type among the columns it uses, else text.
+pub fn infer_type(expr_sql: &str, table: &Table) -> ColumnType {
+    let mut best: Option<ColumnType> = None;
+    let lower = expr_sql.to_ascii_lowercase();
+    for c in &table.columns {
+        let needle = c.name.to_ascii_lowercase();
+        let mentioned = lower
+            .match_indices(&needle)
+            .any(|(i, _)| {
+                let before = lower[..i].chars().last();
+                let after = lower[i + needle.len()..].chars().next();
+                let is_ident = |ch: Option<char>| ch.is_some_and(|ch| ch.is_alphanumeric() || ch == '_');
+                !is_ident(before) && !is_ident(after)
+            });
+        if !mentioned || c.generated.is_some() {
+            continue;
+        }
+        let ty = c.ty.clone();
+        best = Some(match (best, ty) {
+            (None, t) => t,
+            (Some(ColumnType::Decimal { .. }), _) | (_, ColumnType::Decimal { .. }) => {
+                ColumnType::Decimal { precision: Some(38), scale: Some(6) }
+            }
+            (Some(ColumnType::Float64), _) | (_, ColumnType::Float64) => ColumnType::Float64,
+            (Some(a @ ColumnType::Int { .. }), ColumnType::Int { .. }) => match a {
+                ColumnType::Int { .. } => ColumnType::int(64),
+                other => other,
+            },
+            (Some(a), _) => a,
+        });
+    }
+    match best {
+        Some(t @ (ColumnType::Int { .. } | ColumnType::Decimal { .. } | ColumnType::Float32 | ColumnType::Float64)) => {
+            if lower.contains('/') {
+                ColumnType::Decimal { precision: Some(38), scale: Some(6) }
+            } else if lower.contains('*') && matches!(t, ColumnType::Int { .. }) {
+                ColumnType::int(64)
+            } else {
+                t
+            }
+        }
+        Some(t) if t.is_textual() => ColumnType::text(),
+        Some(t) if t.is_temporal() => t,
+        _ => ColumnType::text(),
+    }
+}
+
+/// How identifiers are spelled on the target: the naming policy's output,
+/// provided by the caller.
+pub trait NameMapper {
+    /// A table (or view) reference, as target name parts.
+    fn relation(&self, name: &QualifiedName) -> Vec<String>;
+    /// Any other identifier (column, alias).
+    fn ident(&self, name: &str) -> String;
+    /// Quotes one name part if the target needs it.
+    fn quote(&self, part: &str) -> String;
+    fn target(&self) -> Dialect;
+    /// Renders a type for casts.
+    fn cast_type(&self, source: Dialect, ty: &str) -> Option<String>;
+}
+
+/// Function names and their spelling per target. `None`: no equivalent.
+fn function_for(target: Dialect, name: &str, argc: usize) -> Option<&'static str> {
+    use Dialect::*;
+    let n = name.to_ascii_lowercase();
+    Some(match (n.as_str(), target) {
+        ("nvl" | "ifnull" | "isnull" | "coalesce", _) if argc >= 2 => "coalesce",
+        ("getdate" | "sysdatetime" | "now" | "current_timestamp" | "sysdate" | "systimestamp" | "localtimestamp", Sqlite) => {
+            "CURRENT_TIMESTAMP"
+        }
+        ("getdate" | "sysdatetime" | "now" | "current_timestamp" | "sysdate" | "systimestamp" | "localtimestamp", _) => {
+            "CURRENT_TIMESTAMP"
+        }
+        ("getutcdate" | "sysutcdatetime" | "utc_timestamp", Postgres) => "CURRENT_TIMESTAMP",
+        ("getutcdate" | "sysutcdatetime" | "utc_timestamp", Mysql) => "utc_timestamp",
+        ("curdate" | "current_date", _) => "CURRENT_DATE",
+        ("len" | "length" | "char_length" | "character_length", Mysql) => "char_length",
+        ("len" | "length" | "char_length" | "character_length", _) => "length",
+        ("lower" | "lcase", _) => "lower",
+        ("upper" | "ucase", _) => "upper",
+        ("substr" | "substring", Sqlite) => "substr",
+        ("substr" | "substring", _) => "substr",
+        ("trim", _) => "trim",
+        ("ltrim", _) => "ltrim",
+        ("rtrim", _) => "rtrim",
+        ("abs", _) => "abs",
+        ("round", _) => "round",
+        ("floor", _) => "floor",
+        ("ceil" | "ceiling", Sqlite) => return None,
+        ("ceil" | "ceiling", _) => "ceil",
+        ("replace", _) => "replace",
+        ("count", _) => "count",
+        ("sum", _) => "sum",
+        ("avg", _) => "avg",
+        ("min", _) => "min",
+        ("max", _) => "max",
+        ("greatest", Sqlite) => "max",
+        ("least", Sqlite) => "min",
+        ("greatest", _) => "greatest",
+        ("least", _) => "least",
+        ("nullif", _) => "nullif",
+        ("concat", Sqlite) => return None,
+        ("concat", _) => "concat",
+        ("mod", Sqlite) => return None,
+        ("mod", _) => "mod",
+        ("power" | "pow", _) => "power",
+        ("sqrt", _) => "sqrt",
+        ("sign", _) => "sign",
+        ("gen_random_uuid" | "newid" | "sys_guid" | "uuid", Postgres) => "gen_random_uuid",
+        ("gen_random_uuid" | "newid" | "sys_guid" | "uuid", Mysql) => "uuid",
+        _ => return None,
+    })
+}
+
+/// Rewrites an expression for the target. Errors say why it could not be.
+pub fn render_expr(text: &SqlText, names: &dyn NameMapper) -> Result<String, String> {
+    let d = sql_dialect(text.dialect);
+    let mut e = Parser::new(&*d)
+        .try_with_sql(&text.sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|err| format!("cannot re-read expression `{}`: {err}", text.sql))?;
+    let mut v = Rewriter::new(text.dialect, names);
+    if let ControlFlow::Break(reason) = e.visit(&mut v) {
+        return Err(reason);
+    }
+    Ok(strip_outer_parens_once(&e.to_string()))
+}
+
+/// Rewrites a view query for the target.
+pub fn render_query(text: &SqlText, names: &dyn NameMapper) -> Result<String, String> {
+    let d = sql_dialect(text.dialect);
+    let mut stmts = Parser::parse_sql(&*d, &text.sql).map_err(|err| format!("cannot re-read the query: {err}"))?;
+    if stmts.len() != 1 {
+        return Err("the view body is not a single query".into());
+    }
+    let mut v = Rewriter::new(text.dialect, names);
+    if let ast::Statement::Query(q) = &mut stmts[0] {
+        top_to_limit(q);
+    } else {
+        return Err("the view body is not a query".into());
+    }
+    if let ControlFlow::Break(reason) = stmts[0].visit(&mut v) {
+        return Err(reason);
+    }
+    Ok(stmts[0].to_string())
+}
+
+fn strip_outer_parens_once(s: &str) -> String {
+    s.to_string()
+}
+
+/// SQL Server `SELECT TOP n` becomes `LIMIT n`.
+fn top_to_limit(q: &mut ast::Query) {
+    if let ast::SetExpr::Select(sel) = q.body.as_mut() {
+        if let Some(top) = sel.top.take() {
+            if let Some(ast::TopQuantity::Constant(n)) = top.quantity {
+                q.limit_clause = Some(ast::LimitClause::LimitOffset {
+                    limit: Some(Expr::value(Value::Number(n.to_string(), false))),
+                    offset: None,
+                    limit_by: vec![],
+                });
+            } else if let Some(ast::TopQuantity::Expr(e)) = top.quantity {
+                q.limit_clause = Some(ast::LimitClause::LimitOffset { limit: Some(e), offset: None, limit_by: vec![] });
+            }
+        }
+    }
+}
+
+struct Rewriter<'a> {
+    source: Dialect,
+    names: &'a dyn NameMapper,
+    /// Table aliases seen, which must not be renamed as tables.
+    _aliases: HashMap<String, ()>,
+}
+
+impl<'a> Rewriter<'a> {
+    fn new(source: Dialect, names: &'a dyn NameMapper) -> Self {
+        Rewriter { source, names, _aliases: HashMap::new() }
+    }
+
+    fn fix_ident(&self, i: &mut Ident) {
+        let mapped = self.names.ident(&i.value);
+        set_ident(i, &mapped, self.names);
+    }
+}
+
+fn set_ident(i: &mut Ident, value: &str, names: &dyn NameMapper) {
+    let quoted = names.quote(value);
+    i.value = value.to_string();
+    i.quote_style = if quoted.len() != value.len() { quoted.chars().next() } else { None };
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = String;
+
+    fn post_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<Self::Break> {
+        let parts: Vec<String> =
+            relation.0.iter().map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_default()).collect();
+        let q = match parts.len() {
+            0 => return ControlFlow::Continue(()),
+            1 => QualifiedName::bare(&parts[0]),
+            n => QualifiedName::new(Some(&parts[n - 2]), &parts[n - 1]),
+        };
+        let mapped = self.names.relation(&q);
+        relation.0 = mapped
+            .iter()
+            .map(|p| {
+                let mut i = Ident::new(p.clone());
+                set_ident(&mut i, p, self.names);
+                ObjectNamePart::Identifier(i)
+            })
+            .collect();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        let target = self.names.target();
+        match expr {
+            Expr::Identifier(i) => {
+                let upper = i.value.to_ascii_uppercase();
+                if i.quote_style.is_none() && matches!(upper.as_str(), "SYSDATE" | "SYSTIMESTAMP" | "CURRENT_TIMESTAMP") {
+                    *expr = Expr::Identifier(Ident::new("CURRENT_TIMESTAMP"));
+                } else if i.quote_style == Some('"') && self.source == Dialect::Mysql {
+                    // A double-quoted "identifier" in MySQL is a string.
+                    *expr = Expr::value(Value::SingleQuotedString(i.value.clone()));
+                } else {
+                    self.fix_ident(i);
+                }
+            }
+            Expr::CompoundIdentifier(parts) => {
+                for p in parts.iter_mut() {
+                    self.fix_ident(p);
+                }
+            }
+            Expr::Function(f) => {
+                let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+                let argc = match &f.args {
+                    FunctionArguments::List(l) => l.args.len(),
+                    _ => 0,
+                };
+                match function_for(target, &name, argc) {
+                    Some(new) => {
+                        if new == "CURRENT_TIMESTAMP" {
+                            *expr = Expr::Identifier(Ident::new("CURRENT_TIMESTAMP"));
+                        } else if new == "CURRENT_DATE" {
+                            *expr = Expr::Identifier(Ident::new("CURRENT_DATE"));
+                        } else {
+                            f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(new))]);
+                        }
+                    }
+                    None => {
+                        // The same engine family keeps its own functions.
+                        let same = self.source == target;
+                        if !same {
+                            return ControlFlow::Break(format!(
+                                "function `{}` has no known equivalent on {target}",
+                                f.name
+                            ));
+                        }
+                    }
+                }
+            }
+            Expr::Cast { data_type, .. } => {
+                let text = data_type.to_string();
+                match self.names.cast_type(self.source, &text) {
+                    Some(t) => *data_type = DataType::Custom(ObjectName(vec![ObjectNamePart::Identifier(Ident::new(t))]), vec![]),
+                    None => return ControlFlow::Break(format!("cast to `{text}` has no equivalent on {target}")),
+                }
+            }
+            Expr::BinaryOp { op: ast::BinaryOperator::StringConcat, left, right } if target == Dialect::Mysql => {
+                // `||` is OR in MySQL: use CONCAT().
+                let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+                let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+                *expr = call("concat", vec![l, r]);
+            }
+            Expr::Value(v) => {
+                if let Value::NationalStringLiteral(s) = &v.value {
+                    v.value = Value::SingleQuotedString(s.clone());
+                }
+                if let Value::DoubleQuotedString(s) = &v.value {
+                    v.value = Value::SingleQuotedString(s.clone());
+                }
+            }
+            Expr::TypedString(_) => {}
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// Is a type name one the target dialect knows (used for casts)?
+pub fn type_known(target: Dialect, ty: &str) -> bool {
+    !matches!(typetext::recognize(target, &typetext::parse(ty)), ColumnType::Other { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(sql: &str, dialect: Dialect) -> DefaultValue {
+        let sd = sql_dialect(dialect);
+        let e = Parser::new(&*sd).try_with_sql(sql).unwrap().parse_expr().unwrap();
+        classify_default(&e, dialect)
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(d("current_timestamp()", Dialect::Mysql), DefaultValue::CurrentTimestamp { precision: None });
+        assert_eq!(d("CURRENT_TIMESTAMP(3)", Dialect::Mysql), DefaultValue::CurrentTimestamp { precision: Some(3) });
+        assert_eq!(d("((0))", Dialect::Mssql), DefaultValue::Number("0".into()));
+        assert_eq!(d("(getdate())", Dialect::Mssql), DefaultValue::CurrentTimestamp { precision: None });
+        assert_eq!(d("(N'abc')", Dialect::Mssql), DefaultValue::String("abc".into()));
+        assert_eq!(d("'x'::character varying", Dialect::Postgres), DefaultValue::String("x".into()));
+        assert_eq!(
+            d("nextval('public.t_id_seq'::regclass)", Dialect::Postgres),
+            DefaultValue::Sequence(QualifiedName::new(Some("public"), "t_id_seq"))
+        );
+        assert_eq!(d("SYSDATE", Dialect::Oracle), DefaultValue::CurrentTimestamp { precision: None });
+        assert_eq!(d("(datetime('now'))", Dialect::Sqlite), DefaultValue::CurrentTimestamp { precision: None });
+        assert_eq!(d("-1.50", Dialect::Mysql), DefaultValue::Number("-1.50".into()));
+        assert!(matches!(d("lower('X')", Dialect::Postgres), DefaultValue::Expression(_)));
+    }
+}

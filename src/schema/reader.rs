@@ -1,0 +1,1209 @@
+//! Reads a DDL script into the schema model: split, classify, rewrite,
+//! parse with sqlparser (the source dialect first, then a permissive one),
+//! and map the AST straight into the IR. It keeps going after a failure:
+//! an unparsable statement becomes a report item, never an abort.
+
+use sqlparser::ast::{
+    self, AlterColumnOperation, AlterTableOperation, ColumnOption, Expr, GeneratedAs, ObjectName,
+    ReferentialAction, Statement as Ast, TableConstraint,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use super::expr;
+use super::report::{codes, ObjectKind, Report, Status};
+use super::rewrite::{self, Prepared, COMPUTED_PLACEHOLDER};
+use super::script::{self, leading_words, Statement};
+use super::tokens::Tokens;
+use super::typetext;
+use crate::model::*;
+
+/// A script read into the model, with what was found along the way.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    pub schema: Schema,
+    pub report: Report,
+    /// Statements that could not be used, kept so the output can carry
+    /// them as comments: (line, text, reason).
+    pub leftovers: Vec<Leftover>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub line: usize,
+    pub text: String,
+    pub reason: String,
+}
+
+pub fn read_script(text: &str, dialect: Dialect) -> ReadOutcome {
+    let mut r = Reader { dialect, out: ReadOutcome::default() };
+    r.out.schema.dialect = Some(dialect);
+    for st in script::split(text, dialect) {
+        r.statement(&st);
+    }
+    r.finish();
+    r.out
+}
+
+struct Reader {
+    dialect: Dialect,
+    out: ReadOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Data,
+    Session,
+    Namespace,
+    Routine(RoutineKind),
+    Table,
+    AlterTable,
+    Index,
+    View,
+    Sequence,
+    AlterSequence,
+    Type,
+    Domain,
+    Comment,
+    ExtendedProperty,
+    SetVal,
+    Unknown,
+}
+
+fn classify(st: &Statement, dialect: Dialect) -> Class {
+    let w = leading_words(&st.text, 10);
+    let w: Vec<&str> = w.iter().map(String::as_str).collect();
+    let first = w.first().copied().unwrap_or("");
+    let has = |x: &str| w.contains(&x);
+    match first {
+        "INSERT" | "REPLACE" | "COPY" | "UPDATE" | "DELETE" | "MERGE" | "TRUNCATE" => return Class::Data,
+        "SET" | "USE" | "LOCK" | "UNLOCK" | "BEGIN" | "COMMIT" | "START" | "ROLLBACK" | "PRAGMA" | "DROP"
+        | "GRANT" | "REVOKE" | "ANALYZE" | "VACUUM" | "CHECKPOINT" | "PRINT" | "DBCC" | "RAISERROR" | "SAVEPOINT"
+        | "RESET" | "DISCARD" | "CLUSTER" | "REINDEX" | "DEALLOCATE" | "SECURITY" | "EXPLAIN" | "SPOOL" | "PURGE" => {
+            return Class::Session
+        }
+        "SELECT" => {
+            let lower = st.text.to_ascii_lowercase();
+            if lower.contains("setval(") {
+                return Class::SetVal;
+            }
+            return Class::Session;
+        }
+        "EXEC" | "EXECUTE" => {
+            let lower = st.text.to_ascii_lowercase();
+            if lower.contains("sp_addextendedproperty") {
+                return Class::ExtendedProperty;
+            }
+            if lower.contains("create schema") {
+                return Class::Namespace;
+            }
+            return Class::Session;
+        }
+        "DECLARE" => return Class::Routine(RoutineKind::Other),
+        "COMMENT" => {
+            if w.get(2).is_some_and(|x| matches!(*x, "TABLE" | "COLUMN" | "VIEW" | "MATERIALIZED")) {
+                return Class::Comment;
+            }
+            return Class::Session;
+        }
+        _ => {}
+    }
+    if first == "ALTER" {
+        let second = w.get(1).copied().unwrap_or("");
+        let lower = st.text.to_ascii_lowercase();
+        return match second {
+            "TABLE" if lower.contains(" owner to ") => Class::Session,
+            "TABLE" if has("CHECK") && has("CONSTRAINT") && !has("ADD") => Class::Session,
+            "TABLE" if has("ENABLE") || has("DISABLE") => {
+                if has("ADD") {
+                    Class::AlterTable
+                } else {
+                    Class::Session
+                }
+            }
+            "TABLE" if lower.contains("replica identity") || lower.contains("cluster on") => Class::Session,
+            "TABLE" => Class::AlterTable,
+            "SEQUENCE" if lower.contains("owner to") => Class::Session,
+            "SEQUENCE" => Class::AlterSequence,
+            _ => Class::Session,
+        };
+    }
+    if first != "CREATE" {
+        return Class::Unknown;
+    }
+    // CREATE [OR REPLACE] [DEFINER=...] [ALGORITHM=...] [FORCE] ... KIND
+    for (i, word) in w.iter().enumerate().skip(1) {
+        let next = w.get(i + 1).copied().unwrap_or("");
+        match *word {
+            "TABLE" => return Class::Table,
+            "INDEX" => return Class::Index,
+            "VIEW" => return Class::View,
+            "SEQUENCE" => return Class::Sequence,
+            "DOMAIN" => return Class::Domain,
+            "SCHEMA" | "DATABASE" if i <= 2 => return Class::Namespace,
+            "TYPE" => {
+                let lower = st.text.to_ascii_lowercase();
+                if lower.contains(" as enum") {
+                    return Class::Type;
+                }
+                return Class::Routine(RoutineKind::Other);
+            }
+            "PROCEDURE" | "PROC" => return Class::Routine(RoutineKind::Procedure),
+            "FUNCTION" => return Class::Routine(RoutineKind::Function),
+            "TRIGGER" => return Class::Routine(RoutineKind::Trigger),
+            "EVENT" if next != "TRIGGER" => return Class::Routine(RoutineKind::Event),
+            "PACKAGE" => return Class::Routine(RoutineKind::Package),
+            "AGGREGATE" | "OPERATOR" | "RULE" | "CAST" | "LIBRARY" => return Class::Routine(RoutineKind::Other),
+            "EXTENSION" | "USER" | "ROLE" | "LOGIN" | "TABLESPACE" | "PUBLICATION" | "SUBSCRIPTION" | "SYNONYM"
+            | "STATISTICS" | "COLLATION" | "SERVER" | "POLICY" | "DIRECTORY" | "CONTEXT" => return Class::Session,
+            _ => {}
+        }
+    }
+    let _ = dialect;
+    Class::Unknown
+}
+
+/// Identifier value of the last part of an object name.
+fn ident_parts(name: &ObjectName) -> Vec<String> {
+    name.0.iter().map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string())).collect()
+}
+
+fn qname(name: &ObjectName) -> QualifiedName {
+    let parts = ident_parts(name);
+    match parts.len() {
+        0 => QualifiedName::bare(""),
+        1 => QualifiedName::bare(&parts[0]),
+        n => QualifiedName::new(Some(&parts[n - 2]), &parts[n - 1]),
+    }
+}
+
+impl Reader {
+    fn statement(&mut self, st: &Statement) {
+        let class = classify(st, self.dialect);
+        match class {
+            Class::Data => self.out.report.skip(codes::DATA_SKIPPED),
+            Class::Session => self.out.report.skip(codes::SESSION_SKIPPED),
+            Class::Namespace => self.namespace(st),
+            Class::Routine(kind) => self.routine(st, kind),
+            Class::Type => self.enum_type(st),
+            Class::Sequence => self.sequence(st),
+            Class::AlterSequence => self.alter_sequence(st),
+            Class::View => self.view(st),
+            Class::ExtendedProperty => self.extended_property(st),
+            Class::SetVal => self.setval(st),
+            Class::Table | Class::AlterTable | Class::Index | Class::Domain | Class::Comment => {
+                if class == Class::AlterTable && self.special_alter(st) {
+                    return;
+                }
+                self.parsed(st)
+            }
+            Class::Unknown => self.leftover(st, codes::UNRECOGNIZED, "not a statement barge converts"),
+        }
+    }
+
+    fn leftover(&mut self, st: &Statement, code: super::report::Code, reason: &str) {
+        let head: String = st.text.chars().take(60).collect();
+        let head = head.split_whitespace().collect::<Vec<_>>().join(" ");
+        self.out.report.push(ObjectKind::Statement, head, Status::Manual, Some(code), st.line, reason);
+        self.out.leftovers.push(Leftover { line: st.line, text: st.raw.clone(), reason: reason.to_string() });
+    }
+
+    /// Parses with the source dialect, then a permissive one.
+    fn parse(&self, sql: &str) -> Result<Vec<Ast>, String> {
+        let d = rewrite::sql_dialect(self.dialect);
+        match Parser::parse_sql(&*d, sql) {
+            Ok(v) => Ok(v),
+            Err(first) => Parser::parse_sql(&GenericDialect {}, sql).map_err(|_| first.to_string()),
+        }
+    }
+
+    fn parsed(&mut self, st: &Statement) {
+        let prepared = rewrite::prepare(self.dialect, &st.text);
+        let asts = match self.parse(&prepared.sql) {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = format!("parse error: {}", e.trim_start_matches("sql parser error: "));
+                self.leftover(st, codes::UNPARSABLE, &msg);
+                return;
+            }
+        };
+        for ast in asts {
+            match ast {
+                Ast::CreateTable(ct) => self.create_table(st, &prepared, ct),
+                Ast::AlterTable(at) => self.alter_table(st, &prepared, at),
+                Ast::CreateIndex(ci) => self.create_index(st, &prepared, ci),
+                Ast::CreateDomain(cd) => self.domain(st, cd),
+                Ast::Comment { object_type, object_name, comment, .. } => {
+                    self.comment(st, object_type, &object_name, comment)
+                }
+                other => {
+                    let _ = other;
+                    self.leftover(st, codes::UNRECOGNIZED, "statement kind not converted")
+                }
+            }
+        }
+    }
+
+    // ----- tables --------------------------------------------------------
+
+    fn create_table(&mut self, st: &Statement, p: &Prepared, ct: ast::CreateTable) {
+        let name = qname(&ct.name);
+        if ct.query.is_some() || ct.like.is_some() {
+            self.leftover(st, codes::UNRECOGNIZED, "CREATE TABLE AS/LIKE has no column list to convert");
+            return;
+        }
+        if ct.partition_of.is_some() {
+            self.out.report.push(ObjectKind::Table, name.to_string(), Status::Warning, Some(codes::TABLE_OPTION), st.line,
+                "partition of another table: its rows belong to the parent table, which is converted unpartitioned");
+            return;
+        }
+        let mut t = Table::new(name.clone());
+        t.origin = Origin { line: st.line };
+        t.comment = p.tail.comment.clone();
+        if let Some(ast::CommentDef::WithEq(c) | ast::CommentDef::WithoutEq(c)) = &ct.comment {
+            t.comment = Some(c.clone());
+        }
+        t.options.engine = p.tail.engine.clone();
+        t.options.charset = p.tail.charset.clone();
+        t.options.collation = p.tail.collation.clone();
+        t.options.partitioning = p.tail.partitioning.clone();
+        t.options.without_rowid = p.tail.without_rowid;
+        t.options.auto_increment_start = p.tail.auto_increment;
+        for col in &ct.columns {
+            let c = self.column(&mut t, col, p, st.line);
+            t.columns.push(c);
+        }
+        for tc in &ct.constraints {
+            self.table_constraint(&mut t, tc, p, st.line);
+        }
+        // A replaced placeholder (mysqldump writes views as tables first)
+        // or a repeated definition: the last one wins.
+        self.out.schema.tables.retain(|x| x.name != t.name);
+        self.out.schema.views.retain(|v| v.name != t.name);
+        for note in &p.notes {
+            if note.starts_with("ON CONFLICT") {
+                self.out.report.push(ObjectKind::Constraint, name.to_string(), Status::Warning, Some(codes::INDEX_FEATURE), st.line, format!("SQLite {note}: the target has no per-constraint conflict resolution"));
+            }
+        }
+        self.out.schema.tables.push(t);
+    }
+
+    fn column(&mut self, t: &mut Table, col: &ast::ColumnDef, p: &Prepared, line: usize) -> Column {
+        let type_text = if col.data_type == ast::DataType::Unspecified { String::new() } else { col.data_type.to_string() };
+        let mut spec = typetext::parse(&type_text);
+        if p.binary_collation.iter().any(|c| c == &col.name.value) {
+            spec.collation = Some("binary".into());
+        }
+        let mut c = Column::new(&col.name.value, ColumnType::Other { name: String::new() }, &type_text);
+        c.origin = Origin { line };
+        let is_serial = self.dialect == Dialect::Postgres && matches!(spec.name.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2");
+        if is_serial {
+            c.identity = Some(Identity { kind: IdentityKind::Serial, start: None, increment: None, sequence: None });
+            c.nullable = false;
+        }
+        for opt in &col.options {
+            match &opt.option {
+                ColumnOption::Null => c.nullable = true,
+                ColumnOption::NotNull => c.nullable = false,
+                ColumnOption::Default(e) => c.default = Some(self.default_value(e)),
+                ColumnOption::PrimaryKey(_) => {
+                    c.nullable = false;
+                    t.primary_key = Some(Key { name: opt.name.as_ref().map(|n| n.value.clone()), columns: vec![c.name.clone()] });
+                }
+                ColumnOption::Unique(_) => t.uniques.push(Key { name: opt.name.as_ref().map(|n| n.value.clone()), columns: vec![c.name.clone()] }),
+                ColumnOption::ForeignKey(fk) => t.foreign_keys.push(ForeignKey {
+                    name: opt.name.as_ref().or(fk.name.as_ref()).map(|n| n.value.clone()),
+                    columns: vec![c.name.clone()],
+                    ref_table: qname(&fk.foreign_table),
+                    ref_columns: fk.referred_columns.iter().map(|i| i.value.clone()).collect(),
+                    on_delete: fk.on_delete.map(ref_action),
+                    on_update: fk.on_update.map(ref_action),
+                    deferrable: characteristics(&fk.characteristics).0,
+                    initially_deferred: characteristics(&fk.characteristics).1,
+                    validated: !p.not_validated,
+                    origin: Origin { line },
+                }),
+                ColumnOption::Check(ch) => t.checks.push(Check {
+                    name: opt.name.as_ref().or(ch.name.as_ref()).map(|n| n.value.clone()),
+                    expr: self.sql(&ch.expr),
+                    origin: Origin { line },
+                }),
+                ColumnOption::CharacterSet(cs) => spec.charset = Some(cs.to_string().to_ascii_lowercase()),
+                ColumnOption::Collation(co) => spec.collation = Some(ident_parts(co).join(".")),
+                ColumnOption::Comment(s) => c.comment = Some(s.clone()),
+                ColumnOption::OnUpdate(e) => {
+                    if matches!(self.default_value(e), DefaultValue::CurrentTimestamp { .. }) {
+                        c.on_update_current_timestamp = true;
+                    }
+                }
+                ColumnOption::Generated { generated_as, sequence_options, generation_expr, generation_expr_mode, .. } => {
+                    match generation_expr {
+                        Some(e) => {
+                            let stored = matches!(generated_as, GeneratedAs::ExpStored)
+                                || matches!(generation_expr_mode, Some(ast::GeneratedExpressionMode::Stored));
+                            c.generated = Some(Generated { expr: self.sql(e), stored });
+                        }
+                        None => {
+                            let kind = if matches!(generated_as, GeneratedAs::Always) { IdentityKind::Always } else { IdentityKind::ByDefault };
+                            let (start, increment, sequence) = sequence_opts(sequence_options.as_deref().unwrap_or(&[]));
+                            c.identity = Some(Identity { kind, start, increment, sequence });
+                        }
+                    }
+                }
+                ColumnOption::Identity(kind) => {
+                    let (start, increment) = identity_params(kind);
+                    c.identity = Some(Identity { kind: IdentityKind::ByDefault, start, increment, sequence: None });
+                }
+                ColumnOption::DialectSpecific(toks) => {
+                    if toks.iter().any(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("AUTO_INCREMENT") || w.value.eq_ignore_ascii_case("AUTOINCREMENT"))) {
+                        c.identity = Some(Identity { kind: IdentityKind::AutoIncrement, start: t.options.auto_increment_start, increment: None, sequence: None });
+                    }
+                }
+                _ => {}
+            }
+        }
+        // SQLite: an INTEGER PRIMARY KEY is the rowid, which numbers itself.
+        if self.dialect == Dialect::Sqlite && c.identity.is_none() && spec.name == "integer"
+            && t.primary_key.as_ref().is_some_and(|k| k.columns == [c.name.clone()])
+        {
+            c.identity = Some(Identity { kind: IdentityKind::AutoIncrement, start: None, increment: None, sequence: None });
+        }
+        if let Some(lifted) = p.identities.iter().find(|i| i.column == c.name) {
+            c.identity = Some(Identity { kind: lifted.kind, start: lifted.start, increment: lifted.increment, sequence: None });
+        }
+        c.ty = if spec.name == COMPUTED_PLACEHOLDER {
+            ColumnType::Other { name: COMPUTED_PLACEHOLDER.into() }
+        } else {
+            self.resolve_type(&spec)
+        };
+        c.source_type = spec_source_text(&type_text, &spec);
+        if let Some(d) = self.out.schema.domains.iter().find(|d| d.name.name.eq_ignore_ascii_case(spec.name.rsplit('.').next().unwrap_or(""))) {
+            if d.not_null {
+                c.nullable = false;
+            }
+            if c.default.is_none() {
+                c.default = d.default.clone();
+            }
+            for ch in d.checks.clone() {
+                let replaced = replace_value_keyword(&ch.sql, &c.name);
+                t.checks.push(Check { name: None, expr: SqlText::new(replaced, ch.dialect), origin: Origin { line } });
+            }
+        }
+        c
+    }
+
+    /// The model type for a type name, resolving named enums and domains
+    /// defined earlier in the script.
+    fn resolve_type(&self, spec: &typetext::TypeSpec) -> ColumnType {
+        let bare = spec.name.rsplit('.').next().unwrap_or("");
+        if let Some(e) = self.out.schema.enums.iter().find(|e| e.name.name.eq_ignore_ascii_case(bare)) {
+            let mut ty = ColumnType::Enum { name: Some(e.name.clone()), values: e.values.clone() };
+            for _ in 0..spec.array_dims {
+                ty = ColumnType::Array { element: Box::new(ty) };
+            }
+            return ty;
+        }
+        if let Some(d) = self.out.schema.domains.iter().find(|d| d.name.name.eq_ignore_ascii_case(bare)) {
+            return d.base.clone();
+        }
+        typetext::recognize(self.dialect, spec)
+    }
+
+    fn table_constraint(&mut self, t: &mut Table, tc: &TableConstraint, p: &Prepared, line: usize) {
+        match tc {
+            TableConstraint::PrimaryKey(pk) => {
+                let cols = index_cols(&pk.columns);
+                for c in &cols {
+                    if let Some(col) = t.column_mut(c) {
+                        col.nullable = false;
+                    }
+                }
+                t.primary_key = Some(Key { name: pk.name.as_ref().map(|n| n.value.clone()), columns: cols });
+            }
+            TableConstraint::Unique(u) => {
+                let name = u.name.as_ref().or(u.index_name.as_ref()).map(|n| n.value.clone());
+                let parts = self.index_parts(&u.columns);
+                if parts.iter().all(|p| matches!(p.key, IndexKey::Column(_)) && p.prefix_len.is_none()) {
+                    t.uniques.push(Key { name, columns: index_cols(&u.columns) });
+                } else {
+                    t.indexes.push(Index { name, unique: true, parts, predicate: None, method: IndexMethod::Default, include: vec![], origin: Origin { line } });
+                }
+            }
+            TableConstraint::ForeignKey(fk) => t.foreign_keys.push(ForeignKey {
+                name: fk.name.as_ref().map(|n| n.value.clone()),
+                columns: fk.columns.iter().map(|i| i.value.clone()).collect(),
+                ref_table: qname(&fk.foreign_table),
+                ref_columns: fk.referred_columns.iter().map(|i| i.value.clone()).collect(),
+                on_delete: fk.on_delete.map(ref_action),
+                on_update: fk.on_update.map(ref_action),
+                deferrable: characteristics(&fk.characteristics).0,
+                initially_deferred: characteristics(&fk.characteristics).1,
+                validated: !p.not_validated,
+                origin: Origin { line },
+            }),
+            TableConstraint::Check(ch) => t.checks.push(Check {
+                name: ch.name.as_ref().map(|n| n.value.clone()),
+                expr: self.sql(&ch.expr),
+                origin: Origin { line },
+            }),
+            TableConstraint::Index(ix) => {
+                let method = match &ix.index_type {
+                    Some(ast::IndexType::Hash) => IndexMethod::Hash,
+                    Some(ast::IndexType::BTree) => IndexMethod::Btree,
+                    _ => IndexMethod::Default,
+                };
+                t.indexes.push(Index {
+                    name: ix.name.as_ref().map(|n| n.value.clone()),
+                    unique: false,
+                    parts: self.index_parts(&ix.columns),
+                    predicate: None,
+                    method,
+                    include: vec![],
+                    origin: Origin { line },
+                })
+            }
+            TableConstraint::FulltextOrSpatial(f) => t.indexes.push(Index {
+                name: f.opt_index_name.as_ref().map(|n| n.value.clone()),
+                unique: false,
+                parts: self.index_parts(&f.columns),
+                predicate: None,
+                method: if f.fulltext { IndexMethod::Fulltext } else { IndexMethod::Spatial },
+                include: vec![],
+                origin: Origin { line },
+            }),
+            other => {
+                self.out.report.push(ObjectKind::Constraint, format!("{} ({})", t.name, other), Status::Manual, Some(codes::CHECK_DROPPED), line, "constraint kind not supported on any target");
+            }
+        }
+    }
+
+    fn index_parts(&self, cols: &[ast::IndexColumn]) -> Vec<IndexPart> {
+        cols.iter()
+            .map(|ic| {
+                let descending = matches!(ic.column.options.sort, Some(ast::OrderBySort::Desc));
+                let (key, prefix_len) = match &ic.column.expr {
+                    Expr::Identifier(i) => (IndexKey::Column(i.value.clone()), None),
+                    Expr::CompoundIdentifier(parts) => (IndexKey::Column(parts.last().map(|i| i.value.clone()).unwrap_or_default()), None),
+                    // MySQL prefix: `name(10)` parses as a call.
+                    Expr::Function(f) if self.dialect == Dialect::Mysql && prefix_arg(f).is_some() => {
+                        (IndexKey::Column(ident_parts(&f.name).join(".")), prefix_arg(f))
+                    }
+                    Expr::Nested(inner) => (IndexKey::Expression(self.sql(inner)), None),
+                    e => (IndexKey::Expression(self.sql(e)), None),
+                };
+                IndexPart { key, prefix_len, descending }
+            })
+            .collect()
+    }
+
+    fn alter_table(&mut self, st: &Statement, p: &Prepared, at: ast::AlterTable) {
+        let name = qname(&at.name);
+        if self.out.schema.table(&name).is_none() {
+            self.leftover(st, codes::UNRECOGNIZED, &format!("ALTER TABLE on {name}, which the script never creates"));
+            return;
+        }
+        for op in at.operations {
+            let dialect = self.dialect;
+            match op {
+                AlterTableOperation::AddConstraint { constraint, not_valid } => {
+                    let mut p2 = p.clone();
+                    p2.not_validated |= not_valid;
+                    let mut t = self.out.schema.table(&name).cloned().expect("checked above");
+                    self.table_constraint(&mut t, &constraint, &p2, st.line);
+                    *self.out.schema.table_mut(&name).expect("checked above") = t;
+                }
+                AlterTableOperation::AddColumn { column_def, .. } => {
+                    let mut t = self.out.schema.table(&name).cloned().expect("checked above");
+                    let c = self.column(&mut t, &column_def, p, st.line);
+                    t.columns.push(c);
+                    *self.out.schema.table_mut(&name).expect("checked above") = t;
+                }
+                AlterTableOperation::AlterColumn { column_name, op } => {
+                    let default = match &op {
+                        AlterColumnOperation::SetDefault { value } => Some(self.default_value(value)),
+                        _ => None,
+                    };
+                    let t = self.out.schema.table_mut(&name).expect("checked above");
+                    let Some(c) = t.column_mut(&column_name.value) else { continue };
+                    match op {
+                        AlterColumnOperation::SetNotNull => c.nullable = false,
+                        AlterColumnOperation::DropNotNull => c.nullable = true,
+                        AlterColumnOperation::SetDefault { .. } => {
+                            // nextval() on a serial-style column: an identity.
+                            if let Some(DefaultValue::Sequence(seq)) = &default {
+                                if c.identity.is_none() && c.ty.is_integer() {
+                                    c.identity = Some(Identity { kind: IdentityKind::Serial, start: None, increment: None, sequence: Some(seq.clone()) });
+                                    continue;
+                                }
+                            }
+                            c.default = default;
+                        }
+                        AlterColumnOperation::DropDefault => c.default = None,
+                        AlterColumnOperation::SetDataType { data_type, .. } => {
+                            let spec = typetext::parse(&data_type.to_string());
+                            c.ty = typetext::recognize(dialect, &spec);
+                            c.source_type = data_type.to_string();
+                        }
+                        AlterColumnOperation::AddGenerated { generated_as, sequence_options } => {
+                            let kind = if matches!(generated_as, Some(GeneratedAs::Always)) { IdentityKind::Always } else { IdentityKind::ByDefault };
+                            let (start, increment, sequence) = sequence_opts(sequence_options.as_deref().unwrap_or(&[]));
+                            c.identity = Some(Identity { kind, start, increment, sequence });
+                        }
+                        _ => {}
+                    }
+                }
+                AlterTableOperation::DropConstraint { .. } | AlterTableOperation::DropColumn { .. } => {}
+                other => {
+                    let _ = other;
+                }
+            }
+        }
+    }
+
+    /// ALTER TABLE forms sqlparser 0.64 rejects, read from tokens:
+    /// SQL Server `ADD CONSTRAINT c DEFAULT (x) FOR col`, and PostgreSQL
+    /// `ALTER COLUMN c ADD GENERATED ... AS IDENTITY (SEQUENCE NAME s ...)`.
+    fn special_alter(&mut self, st: &Statement) -> bool {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return false };
+        let Some(tbl_start) = t.match_words(0, &["ALTER", "TABLE"]) else { return false };
+        let mut i = tbl_start;
+        if let Some(j) = t.match_words(i, &["ONLY"]) {
+            i = j;
+        }
+        if let Some(j) = t.match_words(i, &["IF", "EXISTS"]) {
+            i = j;
+        }
+        let Some((name, after_name)) = read_object_name(&t, i) else { return false };
+        let Some(table) = self.out.schema.table(&name).map(|t| t.name.clone()) else { return false };
+
+        // SQL Server default constraint.
+        let for_at = (after_name..t.len()).find(|&k| t.is_word(k, "FOR"));
+        let default_at = (after_name..t.len()).find(|&k| t.is_word(k, "DEFAULT"));
+        if let (Some(def), Some(for_at)) = (default_at, for_at) {
+            if t.match_words(after_name, &["ADD"]).is_some() || t.match_words(after_name, &["WITH"]).is_some() {
+                let expr_sql = t.render_range(def + 1, for_at);
+                let col = t.next_sig(for_at + 1).and_then(|k| t.word(k)).map(str::to_string);
+                if let (Some(col), Ok(e)) = (col, Parser::new(&*d).try_with_sql(&expr_sql).and_then(|mut p| p.parse_expr())) {
+                    let value = self.default_value(&e);
+                    if let Some(c) = self.out.schema.table_mut(&table).and_then(|t| t.column_mut(&col)) {
+                        c.default = Some(value);
+                        return true;
+                    }
+                }
+            }
+        }
+        // PostgreSQL identity with a named sequence.
+        if let Some(gen) = (after_name..t.len()).find(|&k| t.is_word(k, "GENERATED")) {
+            if (gen..t.len()).any(|k| t.is_word(k, "IDENTITY")) {
+                let col_kw = (after_name..gen).find(|&k| t.is_word(k, "COLUMN"));
+                let col_at = match col_kw {
+                    Some(k) => t.next_sig(k + 1),
+                    None => t.match_words(after_name, &["ALTER"]).and_then(|k| t.next_sig(k)),
+                };
+                let col = col_at.and_then(|k| t.word(k)).map(str::to_string);
+                let kind = if t.match_words(gen + 1, &["ALWAYS"]).is_some() { IdentityKind::Always } else { IdentityKind::ByDefault };
+                let mut start = None;
+                let mut increment = None;
+                let mut sequence = None;
+                let mut k = gen;
+                while k < t.len() {
+                    if let Some(j) = t.match_words(k, &["SEQUENCE", "NAME"]) {
+                        if let Some((n, after)) = read_object_name(&t, j) {
+                            sequence = Some(n);
+                            k = after;
+                            continue;
+                        }
+                    }
+                    if let Some(j) = t.match_words(k, &["START", "WITH"]).or_else(|| t.match_words(k, &["START"])) {
+                        start = number_at(&t, j);
+                    }
+                    if let Some(j) = t.match_words(k, &["INCREMENT", "BY"]).or_else(|| t.match_words(k, &["INCREMENT"])) {
+                        increment = number_at(&t, j);
+                    }
+                    k += 1;
+                }
+                if let Some(c) = col.and_then(|col| self.out.schema.table_mut(&table).and_then(|t| t.column_mut(&col))) {
+                    c.identity = Some(Identity { kind, start, increment, sequence: sequence.clone() });
+                    c.default = None;
+                    c.nullable = false;
+                }
+                if let Some(seq) = sequence {
+                    self.out.schema.sequences.retain(|s| !s.name.loosely_eq(&seq));
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn create_index(&mut self, st: &Statement, p: &Prepared, ci: ast::CreateIndex) {
+        let table = qname(&ci.table_name);
+        let method = p.index_method.clone().unwrap_or(match &ci.using {
+            Some(ast::IndexType::BTree) => IndexMethod::Btree,
+            Some(ast::IndexType::Hash) => IndexMethod::Hash,
+            Some(ast::IndexType::GIN) => IndexMethod::Gin,
+            Some(ast::IndexType::GiST) => IndexMethod::Gist,
+            Some(ast::IndexType::BRIN) => IndexMethod::Brin,
+            Some(other) => IndexMethod::Other(other.to_string().to_ascii_lowercase()),
+            None => IndexMethod::Default,
+        });
+        let idx = Index {
+            name: ci.name.as_ref().map(|n| ident_parts(n).last().cloned().unwrap_or_default()),
+            unique: ci.unique,
+            parts: self.index_parts(&ci.columns),
+            predicate: ci.predicate.as_ref().map(|e| self.sql(e)),
+            method,
+            include: ci.include.iter().map(|i| i.value.clone()).collect(),
+            origin: Origin { line: st.line },
+        };
+        match self.out.schema.table_mut(&table) {
+            Some(t) => t.indexes.push(idx),
+            None => self.leftover(st, codes::UNRECOGNIZED, &format!("index on {table}, which the script never creates")),
+        }
+    }
+
+    fn domain(&mut self, st: &Statement, cd: ast::CreateDomain) {
+        let source_type = cd.data_type.to_string();
+        let spec = typetext::parse(&source_type);
+        let base = typetext::recognize(self.dialect, &spec);
+        let mut d = Domain {
+            name: qname(&cd.name),
+            base,
+            source_type,
+            not_null: false,
+            default: cd.default.as_ref().map(|e| self.default_value(e)),
+            checks: vec![],
+            origin: Origin { line: st.line },
+        };
+        for c in &cd.constraints {
+            match c {
+                TableConstraint::Check(ch) => d.checks.push(self.sql(&ch.expr)),
+                _ => {}
+            }
+        }
+        if st.text.to_ascii_uppercase().contains("NOT NULL") {
+            d.not_null = true;
+        }
+        self.out.schema.domains.push(d);
+    }
+
+    fn comment(&mut self, st: &Statement, kind: ast::CommentObject, name: &ObjectName, text: Option<String>) {
+        let parts = ident_parts(name);
+        match kind {
+            ast::CommentObject::Table | ast::CommentObject::View | ast::CommentObject::MaterializedView => {
+                let qn = qname(name);
+                if let Some(t) = self.out.schema.table_mut(&qn) {
+                    t.comment = text;
+                } else if let Some(v) = self.out.schema.views.iter_mut().find(|v| v.name.loosely_eq(&qn)) {
+                    v.comment = text;
+                } else {
+                    self.leftover(st, codes::UNRECOGNIZED, "comment on an object the script never creates");
+                }
+            }
+            ast::CommentObject::Column if parts.len() >= 2 => {
+                let col = parts[parts.len() - 1].clone();
+                let tname = if parts.len() >= 3 {
+                    QualifiedName::new(Some(&parts[parts.len() - 3]), &parts[parts.len() - 2])
+                } else {
+                    QualifiedName::bare(&parts[0])
+                };
+                if let Some(c) = self.out.schema.table_mut(&tname).and_then(|t| t.column_mut(&col)) {
+                    c.comment = text;
+                } else {
+                    self.leftover(st, codes::UNRECOGNIZED, "comment on a column the script never creates");
+                }
+            }
+            _ => self.out.report.skip(codes::SESSION_SKIPPED),
+        }
+    }
+
+    // ----- objects read from tokens -------------------------------------
+
+    fn namespace(&mut self, st: &Statement) {
+        let lower = st.text.to_ascii_lowercase();
+        let d = rewrite::sql_dialect(self.dialect);
+        let text = if lower.starts_with("exec") {
+            // EXEC sys.sp_executesql N'CREATE SCHEMA [sales]'
+            match lower.find("create schema") {
+                Some(i) => st.text[i..].trim_end_matches(['\'', ';', ' ']).to_string(),
+                None => return,
+            }
+        } else {
+            st.text.clone()
+        };
+        if let Some(t) = Tokens::new(&*d, &text) {
+            let kw = (0..t.len()).find(|&k| t.is_word(k, "SCHEMA") || t.is_word(k, "DATABASE"));
+            if let Some(kw) = kw {
+                let mut i = kw + 1;
+                if let Some(j) = t.match_words(i, &["IF", "NOT", "EXISTS"]) {
+                    i = j;
+                }
+                if let Some(k) = t.next_sig(i) {
+                    if let Some(name) = t.word(k) {
+                        if !self.out.schema.namespaces.iter().any(|n| n == name) {
+                            self.out.schema.namespaces.push(name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        self.out.report.skip(codes::SESSION_SKIPPED);
+    }
+
+    fn routine(&mut self, st: &Statement, kind: RoutineKind) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let name = Tokens::new(&*d, &st.text)
+            .and_then(|t| {
+                let kw = (0..t.len()).find(|&k| {
+                    ["PROCEDURE", "PROC", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE", "TYPE", "AGGREGATE", "OPERATOR", "RULE", "BLOCK"]
+                        .iter()
+                        .any(|w| t.is_word(k, w))
+                })?;
+                let mut i = kw + 1;
+                if let Some(j) = t.match_words(i, &["BODY"]) {
+                    i = j;
+                }
+                if let Some(j) = t.match_words(i, &["IF", "NOT", "EXISTS"]) {
+                    i = j;
+                }
+                read_object_name(&t, i).map(|(n, _)| n)
+            })
+            .unwrap_or_else(|| QualifiedName::bare("anonymous block"));
+        self.out.schema.routines.push(Routine { kind, name, source: st.raw.clone(), origin: Origin { line: st.line } });
+    }
+
+    fn enum_type(&mut self, st: &Statement) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return self.leftover(st, codes::UNPARSABLE, "cannot tokenize") };
+        let Some(kw) = (0..t.len()).find(|&k| t.is_word(k, "TYPE")) else { return };
+        let Some((name, _)) = read_object_name(&t, kw + 1) else { return self.leftover(st, codes::UNPARSABLE, "type has no name") };
+        let values: Vec<String> = t
+            .toks
+            .iter()
+            .filter_map(|tok| match tok {
+                Token::SingleQuotedString(s) => Some(s.replace("''", "'")),
+                _ => None,
+            })
+            .collect();
+        self.out.schema.enums.retain(|e| e.name != name);
+        self.out.schema.enums.push(EnumType { name, values, origin: Origin { line: st.line } });
+    }
+
+    fn sequence(&mut self, st: &Statement) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return self.leftover(st, codes::UNPARSABLE, "cannot tokenize") };
+        let Some(kw) = (0..t.len()).find(|&k| t.is_word(k, "SEQUENCE")) else { return };
+        let mut i = kw + 1;
+        if let Some(j) = t.match_words(i, &["IF", "NOT", "EXISTS"]) {
+            i = j;
+        }
+        let Some((name, after)) = read_object_name(&t, i) else { return self.leftover(st, codes::UNPARSABLE, "sequence has no name") };
+        let mut s = Sequence::new(name);
+        s.origin = Origin { line: st.line };
+        read_sequence_options(&t, after, &mut s);
+        self.out.schema.sequences.retain(|x| x.name != s.name);
+        self.out.schema.sequences.push(s);
+    }
+
+    fn alter_sequence(&mut self, st: &Statement) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return };
+        let Some(i) = t.match_words(0, &["ALTER", "SEQUENCE"]) else { return };
+        let i = t.match_words(i, &["IF", "EXISTS"]).unwrap_or(i);
+        let Some((name, after)) = read_object_name(&t, i) else { return };
+        let Some(seq) = self.out.schema.sequences.iter_mut().find(|s| s.name.loosely_eq(&name)) else {
+            self.out.report.skip(codes::SESSION_SKIPPED);
+            return;
+        };
+        if let Some(j) = (after..t.len()).find_map(|k| t.match_words(k, &["OWNED", "BY"])) {
+            let d2 = rewrite::sql_dialect(self.dialect);
+            let _ = d2;
+            if let Some((full, _)) = read_object_name_parts(&t, j) {
+                if full.len() >= 2 {
+                    let col = full[full.len() - 1].clone();
+                    let table = if full.len() >= 3 {
+                        QualifiedName::new(Some(&full[full.len() - 3]), &full[full.len() - 2])
+                    } else {
+                        QualifiedName::bare(&full[0])
+                    };
+                    seq.owned_by = Some((table, col));
+                }
+            }
+        } else {
+            read_sequence_options(&t, after, seq);
+        }
+    }
+
+    fn view(&mut self, st: &Statement) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return self.leftover(st, codes::UNPARSABLE, "cannot tokenize") };
+        let Some(kw) = (0..t.len()).find(|&k| t.is_word(k, "VIEW")) else { return };
+        let materialized = (0..kw).any(|k| t.is_word(k, "MATERIALIZED"));
+        let mut i = kw + 1;
+        if let Some(j) = t.match_words(i, &["IF", "NOT", "EXISTS"]) {
+            i = j;
+        }
+        let Some((name, mut after)) = read_object_name(&t, i) else { return self.leftover(st, codes::UNPARSABLE, "view has no name") };
+        let mut columns = Vec::new();
+        if let Some(o) = t.next_sig(after).filter(|&o| t.is_char(o, &Token::LParen)) {
+            if let Some(c) = t.matching_paren(o) {
+                for k in o + 1..c {
+                    if let Token::Word(w) = &t.toks[k] {
+                        columns.push(w.value.clone());
+                    }
+                }
+                after = c + 1;
+            }
+        }
+        let Some(as_at) = (after..t.len()).find(|&k| t.is_word(k, "AS") && t.depth_at(k) == 0) else {
+            return self.leftover(st, codes::UNPARSABLE, "view has no AS query");
+        };
+        let mut end = t.len();
+        // Trailing options that are not part of the query.
+        for k in as_at..t.len() {
+            if t.depth_at(k) == 0
+                && t.is_word(k, "WITH")
+                && ["READ", "CHECK", "NO", "DATA", "LOCAL", "CASCADED"].iter().any(|w| t.next_sig(k + 1).is_some_and(|n| t.is_word(n, w)))
+            {
+                end = k;
+                break;
+            }
+        }
+        let query = t.render_range(as_at + 1, end).trim().trim_end_matches(';').trim().to_string();
+        self.out.schema.views.retain(|v| v.name != name);
+        self.out.schema.views.push(View {
+            name,
+            columns,
+            query: SqlText::new(query, self.dialect),
+            materialized,
+            comment: None,
+            origin: Origin { line: st.line },
+        });
+    }
+
+    /// SQL Server's MS_Description extended properties are its comments.
+    fn extended_property(&mut self, st: &Statement) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return };
+        // Collect @name=value pairs.
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut k = 0;
+        while k < t.len() {
+            if let Some(Token::Word(w)) = t.toks.get(k) {
+                if w.value.starts_with('@') {
+                    let key = w.value.trim_start_matches('@').to_ascii_lowercase();
+                    if let Some(eq) = t.next_sig(k + 1).filter(|&e| t.is_char(e, &Token::Eq)) {
+                        if let Some(v) = t.next_sig(eq + 1) {
+                            let val = match &t.toks[v] {
+                                Token::NationalStringLiteral(s) | Token::SingleQuotedString(s) => s.replace("''", "'"),
+                                Token::Word(w) => w.value.clone(),
+                                other => other.to_string(),
+                            };
+                            pairs.push((key, val));
+                            k = v + 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            k += 1;
+        }
+        let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+        if get("name").is_some_and(|n| !n.eq_ignore_ascii_case("MS_Description")) {
+            return self.out.report.skip(codes::SESSION_SKIPPED);
+        }
+        let (Some(value), Some(schema), Some(table)) = (get("value"), get("level0name"), get("level1name")) else {
+            return self.out.report.skip(codes::SESSION_SKIPPED);
+        };
+        let tname = QualifiedName::new(Some(&schema), &table);
+        let column = get("level2name");
+        match self.out.schema.table_mut(&tname) {
+            Some(t) => match column {
+                Some(c) => {
+                    if let Some(col) = t.column_mut(&c) {
+                        col.comment = Some(value);
+                    }
+                }
+                None => t.comment = Some(value),
+            },
+            None => self.out.report.skip(codes::SESSION_SKIPPED),
+        }
+    }
+
+    /// `SELECT pg_catalog.setval('seq', 42, true)`: where a sequence resumes.
+    fn setval(&mut self, st: &Statement) {
+        self.out.report.skip(codes::DATA_SKIPPED);
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return };
+        let name = t.toks.iter().find_map(|x| match x {
+            Token::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        });
+        let value = t.toks.iter().find_map(|x| match x {
+            Token::Number(n, _) => n.parse::<i128>().ok(),
+            _ => None,
+        });
+        let called = !st.text.to_ascii_lowercase().contains("false");
+        if let (Some(name), Some(v)) = (name, value) {
+            let parts: Vec<&str> = name.split('.').map(|p| p.trim_matches('"')).collect();
+            let qn = match parts.as_slice() {
+                [s, n] => QualifiedName::new(Some(s), n),
+                [n] => QualifiedName::bare(n),
+                _ => return,
+            };
+            if let Some(seq) = self.out.schema.sequence_mut(&qn) {
+                seq.start = Some(if called { v + 1 } else { v });
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        // Sequences owned by a column are that column's serial/identity.
+        let seqs = std::mem::take(&mut self.out.schema.sequences);
+        for s in seqs {
+            let mut absorbed = false;
+            if let Some((tname, col)) = &s.owned_by {
+                if let Some(c) = self.out.schema.table_mut(tname).and_then(|t| t.column_mut(col)) {
+                    if let Some(id) = c.identity.as_mut() {
+                        id.start = id.start.or(s.start);
+                        id.increment = id.increment.or(s.increment);
+                        id.sequence = Some(s.name.clone());
+                        absorbed = true;
+                    } else if matches!(&c.default, Some(DefaultValue::Sequence(n)) if n.loosely_eq(&s.name)) {
+                        c.identity = Some(Identity { kind: IdentityKind::Serial, start: s.start, increment: s.increment, sequence: Some(s.name.clone()) });
+                        c.default = None;
+                        absorbed = true;
+                    }
+                }
+            }
+            if !absorbed {
+                self.out.schema.sequences.push(s);
+            }
+        }
+        // Computed columns without a type get one from their expression.
+        let tables = self.out.schema.tables.clone();
+        for t in &mut self.out.schema.tables {
+            for i in 0..t.columns.len() {
+                if matches!(&t.columns[i].ty, ColumnType::Other { name } if name == COMPUTED_PLACEHOLDER) {
+                    let expr = t.columns[i].generated.as_ref().map(|g| g.expr.sql.clone()).unwrap_or_default();
+                    let table = tables.iter().find(|x| x.name == t.name);
+                    t.columns[i].ty = table.map(|tb| expr::infer_type(&expr, tb)).unwrap_or_else(ColumnType::text);
+                    t.columns[i].source_type = format!("computed: {}", t.columns[i].ty.describe());
+                }
+            }
+        }
+    }
+
+    // ----- values ----------------------------------------------------------
+
+    fn sql(&self, e: &Expr) -> SqlText {
+        SqlText::new(e.to_string(), self.dialect)
+    }
+
+    fn default_value(&self, e: &Expr) -> DefaultValue {
+        expr::classify_default(e, self.dialect)
+    }
+}
+
+fn spec_source_text(type_text: &str, spec: &typetext::TypeSpec) -> String {
+    // Keep the type as written, plus attributes the rules may match on.
+    let mut s = type_text.to_string();
+    if spec.collation.as_deref() == Some("binary") && !s.to_ascii_lowercase().contains("binary") {
+        s.push_str(" BINARY");
+    }
+    s
+}
+
+fn replace_value_keyword(check: &str, column: &str) -> String {
+    // Domain checks say VALUE; on a column they say the column's name.
+    let mut out = String::new();
+    let mut word = String::new();
+    for ch in check.chars().chain(std::iter::once(' ')) {
+        if ch.is_alphanumeric() || ch == '_' {
+            word.push(ch);
+        } else {
+            if word.eq_ignore_ascii_case("value") {
+                out.push_str(column);
+            } else {
+                out.push_str(&word);
+            }
+            word.clear();
+            out.push(ch);
+        }
+    }
+    out.pop();
+    out
+}
+
+fn prefix_arg(f: &ast::Function) -> Option<u32> {
+    match &f.args {
+        ast::FunctionArguments::List(l) if l.args.len() == 1 => match &l.args[0] {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+                ast::Value::Number(n, _) => n.to_string().parse().ok(),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn index_cols(cols: &[ast::IndexColumn]) -> Vec<String> {
+    cols.iter()
+        .map(|ic| match &ic.column.expr {
+            Expr::Identifier(i) => i.value.clone(),
+            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone()).unwrap_or_default(),
+            Expr::Function(f) => ident_parts(&f.name).join("."),
+            e => e.to_string(),
+        })
+        .collect()
+}
+
+fn ref_action(a: ReferentialAction) -> RefAction {
+    match a {
+        ReferentialAction::Restrict => RefAction::Restrict,
+        ReferentialAction::Cascade => RefAction::Cascade,
+        ReferentialAction::SetNull => RefAction::SetNull,
+        ReferentialAction::NoAction => RefAction::NoAction,
+        ReferentialAction::SetDefault => RefAction::SetDefault,
+    }
+}
+
+fn characteristics(c: &Option<ast::ConstraintCharacteristics>) -> (bool, bool) {
+    match c {
+        Some(c) => (
+            c.deferrable == Some(true),
+            matches!(c.initially, Some(ast::DeferrableInitial::Deferred)),
+        ),
+        None => (false, false),
+    }
+}
+
+fn expr_i128(e: &Expr) -> Option<i128> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.to_string().parse().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => expr_i128(expr).map(|v| -v),
+        _ => None,
+    }
+}
+
+fn sequence_opts(opts: &[ast::SequenceOptions]) -> (Option<i128>, Option<i128>, Option<QualifiedName>) {
+    let mut start = None;
+    let mut inc = None;
+    for o in opts {
+        match o {
+            ast::SequenceOptions::StartWith(e, _) => start = expr_i128(e),
+            ast::SequenceOptions::IncrementBy(e, _) => inc = expr_i128(e),
+            _ => {}
+        }
+    }
+    (start, inc, None)
+}
+
+fn identity_params(kind: &ast::IdentityPropertyKind) -> (Option<i128>, Option<i128>) {
+    let prop = match kind {
+        ast::IdentityPropertyKind::Autoincrement(p) | ast::IdentityPropertyKind::Identity(p) => p,
+    };
+    match &prop.parameters {
+        Some(ast::IdentityPropertyFormatKind::FunctionCall(p)) | Some(ast::IdentityPropertyFormatKind::StartAndIncrement(p)) => {
+            (expr_i128(&p.seed), expr_i128(&p.increment))
+        }
+        None => (None, None),
+    }
+}
+
+/// Reads `a`, `a.b` or `a.b.c` from significant tokens starting at `i`.
+fn read_object_name_parts(t: &Tokens, i: usize) -> Option<(Vec<String>, usize)> {
+    let mut parts = Vec::new();
+    let mut k = t.next_sig(i)?;
+    loop {
+        match t.toks.get(k) {
+            Some(Token::Word(w)) => parts.push(w.value.clone()),
+            _ => break,
+        }
+        let n = k + 1;
+        if t.is_char(n, &Token::Period) {
+            k = n + 1;
+            continue;
+        }
+        return Some((parts, n));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some((parts, k))
+    }
+}
+
+fn read_object_name(t: &Tokens, i: usize) -> Option<(QualifiedName, usize)> {
+    let (parts, after) = read_object_name_parts(t, i)?;
+    let n = parts.len();
+    let q = if n >= 2 { QualifiedName::new(Some(&parts[n - 2]), &parts[n - 1]) } else { QualifiedName::bare(&parts[0]) };
+    Some((q, after))
+}
+
+fn number_at(t: &Tokens, i: usize) -> Option<i128> {
+    let k = t.next_sig(i)?;
+    let (neg, k) = if t.is_char(k, &Token::Minus) { (true, t.next_sig(k + 1)?) } else { (false, k) };
+    match &t.toks[k] {
+        Token::Number(n, _) => n.parse::<i128>().ok().map(|v| if neg { -v } else { v }),
+        _ => None,
+    }
+}
+
+fn read_sequence_options(t: &Tokens, from: usize, s: &mut Sequence) {
+    let mut k = from;
+    while k < t.len() {
+        if let Some(j) = t.match_words(k, &["START", "WITH"]).or_else(|| t.match_words(k, &["START"])) {
+            s.start = number_at(t, j).or(s.start);
+        } else if let Some(j) = t.match_words(k, &["INCREMENT", "BY"]).or_else(|| t.match_words(k, &["INCREMENT"])) {
+            s.increment = number_at(t, j).or(s.increment);
+        } else if let Some(j) = t.match_words(k, &["MINVALUE"]) {
+            s.min = number_at(t, j);
+        } else if let Some(j) = t.match_words(k, &["MAXVALUE"]) {
+            s.max = number_at(t, j);
+        } else if let Some(j) = t.match_words(k, &["CACHE"]) {
+            s.cache = number_at(t, j);
+        } else if t.is_word(k, "CYCLE") && !t.prev_sig(k).is_some_and(|p| t.is_word(p, "NO")) {
+            s.cycle = true;
+        } else if let Some(j) = t.match_words(k, &["RESTART", "WITH"]) {
+            s.start = number_at(t, j).or(s.start);
+        }
+        k += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_small_mysql_script() {
+        let out = read_script(
+            "CREATE TABLE `a` (`id` int unsigned NOT NULL AUTO_INCREMENT, `f` tinyint(1) NOT NULL DEFAULT 0, PRIMARY KEY (`id`), KEY `k` (`f`)) ENGINE=InnoDB;\nINSERT INTO a VALUES (1,1);\nCREATE TABLE b (x int, CONSTRAINT fk FOREIGN KEY (x) REFERENCES a (id) ON DELETE CASCADE);",
+            Dialect::Mysql,
+        );
+        let s = &out.schema;
+        assert_eq!(s.tables.len(), 2);
+        let a = &s.tables[0];
+        assert_eq!(a.primary_key.as_ref().unwrap().columns, vec!["id"]);
+        assert_eq!(a.columns[0].identity.as_ref().unwrap().kind, IdentityKind::AutoIncrement);
+        assert_eq!(a.columns[1].default, Some(DefaultValue::Number("0".into())));
+        assert_eq!(a.indexes.len(), 1);
+        assert_eq!(s.tables[1].foreign_keys[0].on_delete, Some(RefAction::Cascade));
+        assert_eq!(out.report.skipped.get("B010"), Some(&1));
+    }
+
+    #[test]
+    fn garbage_becomes_an_action_item() {
+        let out = read_script("CREATE TABLE (;\nCREATE TABLE ok (a int);", Dialect::Postgres);
+        assert_eq!(out.schema.tables.len(), 1);
+        assert_eq!(out.leftovers.len(), 1);
+        assert_eq!(out.report.items[0].code, "B001");
+    }
+}
