@@ -1,21 +1,270 @@
-//! `barge advise`: network or disks?
+//! `barge advise`: network or disks? Either from figures given
+//! (`--size 80TB --bandwidth 1Gbps`) or by measuring a SOURCE directory:
+//! its size, a compressibility sample and this machine's pack speed.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Args;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
+use crate::advise::{self, fmt_bytes, fmt_duration, parse_bandwidth, parse_rate, parse_size, DeviceProfile, Inputs};
 use crate::error::{Error, Result};
+use crate::output;
 
 #[derive(Debug, Args)]
 pub struct AdviseArgs {
+    /// A directory to measure (size, compressibility, pack speed here); or give --size
+    pub source: Option<String>,
     /// Amount of data, e.g. 80TB
-    #[arg(long)]
+    #[arg(long, value_name = "SIZE")]
     pub size: Option<String>,
-    /// Link speed, e.g. 1Gbps
-    #[arg(long)]
-    pub bandwidth: Option<String>,
+    /// Link speed, e.g. 1Gbps, 100Mbps, 10g (preset), 4x10Gbps (several links)
+    #[arg(long, value_name = "RATE")]
+    pub bandwidth: String,
+    /// Share of the link the transfer can use
+    #[arg(long, default_value_t = 0.8)]
+    pub utilization: f64,
+    /// Changes at the source while the move runs, e.g. 50GB/day
+    #[arg(long, value_name = "RATE")]
+    pub change_rate: Option<String>,
+    /// Device profile: snowball, snowball-storage, databox, truck (default: the fastest that fits)
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// Devices that can be on site at once (default: as many as needed)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub devices_at_once: u32,
+    /// How fast the source reads, e.g. 2GB/s (default: measured with SOURCE, else unbounded)
+    #[arg(long, value_name = "RATE")]
+    pub source_read: Option<String>,
+    /// Pack speed, e.g. 1GB/s (default: measured on this machine)
+    #[arg(long, value_name = "RATE")]
+    pub pack_speed: Option<String>,
+    /// TOML file of device profiles that add to or replace the defaults ([[device]] tables)
+    #[arg(long, value_name = "FILE")]
+    pub profiles: Option<PathBuf>,
 }
 
-pub fn run(_args: AdviseArgs) -> Result<ExitCode> {
-    Err(Error::NotImplemented { command: "advise" })
+#[derive(Deserialize)]
+struct ProfileFile {
+    device: Vec<ProfileToml>,
+}
+
+#[derive(Deserialize)]
+struct ProfileToml {
+    name: String,
+    #[serde(default)]
+    description: String,
+    usable: String,
+    write: String,
+    delivery_days: f64,
+    ship_days: f64,
+    ingest: Option<String>,
+    min_size: Option<String>,
+}
+
+fn load_profiles(path: Option<&Path>) -> Result<Vec<DeviceProfile>> {
+    let mut profiles = advise::default_profiles();
+    let Some(path) = path else { return Ok(profiles) };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.into(), source })?;
+    let bad = |m: String| Error::Input { file: path.display().to_string(), line: 0, message: m, hint: None };
+    let f: ProfileFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    for t in f.device {
+        let write = parse_rate(&t.write).map_err(&bad)?;
+        let p = DeviceProfile {
+            description: if t.description.is_empty() { t.name.clone() } else { t.description },
+            name: t.name,
+            usable: parse_size(&t.usable).map_err(&bad)? as f64,
+            write,
+            delivery_days: t.delivery_days,
+            ship_days: t.ship_days,
+            ingest: t.ingest.as_deref().map(parse_rate).transpose().map_err(&bad)?.unwrap_or(write),
+            min_size: t.min_size.as_deref().map(parse_size).transpose().map_err(&bad)?.unwrap_or(0) as f64,
+        };
+        match profiles.iter_mut().find(|x| x.name == p.name) {
+            Some(x) => *x = p,
+            None => profiles.push(p),
+        }
+    }
+    Ok(profiles)
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Measured {
+    bytes: u64,
+    files: u64,
+    sample_bytes: u64,
+    /// Compressed / original on the sample (zstd level 1); 1.0 = incompressible.
+    compress_ratio: f64,
+    read_rate: f64,
+    pack_rate: f64,
+}
+
+/// Reads up to 64 MiB spread over the tree: 1 MiB from each of up to 64 files.
+fn measure_source(root: &Path) -> Result<Measured> {
+    let scan = crate::pack::scan::scan(root, &[], |_| {})?;
+    let files: Vec<_> = scan
+        .items
+        .iter()
+        .filter_map(|i| match i.kind {
+            crate::pack::scan::ScanKind::File { size } if size > 0 => Some(i.rel.clone()),
+            _ => None,
+        })
+        .collect();
+    let step = (files.len() / 64).max(1);
+    let mut sample = Vec::new();
+    let t = Instant::now();
+    for rel in files.iter().step_by(step).take(64) {
+        let p = root.join(rel);
+        let mut f = std::fs::File::open(&p).map_err(|source| Error::Read { path: p.clone(), source })?;
+        let mut buf = Vec::new();
+        Read::by_ref(&mut f).take(1 << 20).read_to_end(&mut buf).map_err(|source| Error::Read { path: p.clone(), source })?;
+        sample.extend_from_slice(&buf);
+    }
+    let read_secs = t.elapsed().as_secs_f64().max(1e-6);
+    let compressed = zstd::bulk::compress(&sample, 1).map_err(|e| Error::other(format!("zstd: {e}")))?;
+    Ok(Measured {
+        bytes: scan.bytes,
+        files: files.len() as u64,
+        sample_bytes: sample.len() as u64,
+        compress_ratio: if sample.is_empty() { 1.0 } else { compressed.len() as f64 / sample.len() as f64 },
+        read_rate: sample.len() as f64 / read_secs,
+        pack_rate: measure_pack_rate(),
+    })
+}
+
+/// What barge pack does to each byte, on every core: SHA-256 of the
+/// plaintext, AES-256-GCM, SHA-256 of the ciphertext.
+fn measure_pack_rate() -> f64 {
+    use crate::pack::crypto::{chunk_key, MasterKey, Sealer};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = 64usize << 20;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..cores {
+            s.spawn(|| {
+                let key = chunk_key(&MasterKey::generate(), &[0; 16], 1, &[0; 32]);
+                let mut sealer = Sealer::new(&key, b"header");
+                let mut seg = Vec::with_capacity((1 << 20) + 16);
+                let (mut h1, mut h2) = (Sha256::new(), Sha256::new());
+                for i in 0..per_thread >> 20 {
+                    seg.clear();
+                    seg.resize(1 << 20, i as u8);
+                    h1.update(&seg);
+                    sealer.seal(&mut seg, i + 1 == per_thread >> 20);
+                    h2.update(&seg);
+                }
+                std::hint::black_box((h1.finalize(), h2.finalize()));
+            });
+        }
+    });
+    (cores * per_thread) as f64 / t.elapsed().as_secs_f64().max(1e-6)
+}
+
+pub fn run(args: AdviseArgs) -> Result<ExitCode> {
+    let usage = |e: String| Error::usage(e);
+    if !(args.utilization > 0.0 && args.utilization <= 1.0) {
+        return Err(Error::usage("--utilization must be in (0, 1]"));
+    }
+    let measured = match (&args.source, &args.size) {
+        (Some(_), Some(_)) => return Err(Error::usage("give either SOURCE or --size, not both")),
+        (None, None) => return Err(Error::usage("give SOURCE (a directory to measure) or --size")),
+        (Some(src), None) => {
+            if src.contains("://") || src.starts_with("sqlite:") {
+                return Err(Error::NotImplemented { command: "advise <database URL>" });
+            }
+            Some(measure_source(Path::new(src))?)
+        }
+        (None, Some(_)) => None,
+    };
+    let size = match (&args.size, &measured) {
+        (Some(s), _) => parse_size(s).map_err(usage)? as f64,
+        (None, Some(m)) => m.bytes as f64,
+        _ => unreachable!(),
+    };
+    let pack_speed = match &args.pack_speed {
+        Some(r) => parse_rate(r).map_err(usage)?,
+        None => measured.as_ref().map(|m| m.pack_rate).unwrap_or_else(measure_pack_rate),
+    };
+    let inputs = Inputs {
+        size,
+        bandwidth_bps: parse_bandwidth(&args.bandwidth).map_err(usage)?,
+        utilization: args.utilization,
+        change_rate: args.change_rate.as_deref().map(parse_rate).transpose().map_err(usage)?.unwrap_or(0.0),
+        source_read: match (&args.source_read, &measured) {
+            (Some(r), _) => parse_rate(r).map_err(usage)?,
+            (None, Some(m)) => m.read_rate,
+            (None, None) => f64::INFINITY,
+        },
+        pack_speed,
+        devices_at_once: args.devices_at_once,
+    };
+    let profiles = load_profiles(args.profiles.as_deref())?;
+    let a = advise::advise(&inputs, &profiles, args.device.as_deref()).map_err(usage)?;
+
+    if output::get().json {
+        let mut v = serde_json::to_value(&a).expect("advice serializes");
+        v["ok"] = serde_json::json!(true);
+        if let Some(m) = &measured {
+            v["measured"] = serde_json::to_value(m).expect("serializes");
+        }
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut o = std::io::stdout().lock();
+    let mut w = |s: String| writeln!(o, "{s}").map_err(|source| Error::Write { path: "-".into(), source });
+    if let Some(m) = &measured {
+        w(format!(
+            "measured: {} in {} files; sample of {} compresses to {:.0} %; read {}/s, pack {}/s on this machine",
+            fmt_bytes(m.bytes),
+            m.files,
+            fmt_bytes(m.sample_bytes),
+            m.compress_ratio * 100.0,
+            fmt_bytes(m.read_rate as u64),
+            fmt_bytes(m.pack_rate as u64)
+        ))?;
+    }
+    let n = &a.network;
+    w(format!(
+        "data {}; link {:.3} Gbps at {:.0} % = {}/s",
+        fmt_bytes(size as u64),
+        inputs.bandwidth_bps / 1e9,
+        inputs.utilization * 100.0,
+        fmt_bytes(n.effective_rate as u64)
+    ))?;
+    w(format!(
+        "{:<10} {:>12}   transfer {}, CDC catch-up {}",
+        "network",
+        fmt_duration(n.total_secs),
+        fmt_duration(n.transfer_secs),
+        fmt_duration(n.catch_up_secs)
+    ))?;
+    let d = &a.devices;
+    w(format!(
+        "{:<10} {:>12}   {} × {}: delivery {}, fill {} in {} wave(s) ({}), turnaround {}, ship {}, ingest {}, CDC catch-up {} ({} of changes)",
+        "devices",
+        fmt_duration(d.total_secs),
+        d.devices,
+        d.device,
+        fmt_duration(d.delivery_secs),
+        fmt_duration(d.fill_secs),
+        d.waves.len(),
+        d.waves[0].bound,
+        fmt_duration(d.turnaround_secs),
+        fmt_duration(d.ship_secs),
+        fmt_duration(d.ingest_secs),
+        fmt_duration(d.catch_up_secs),
+        fmt_bytes(d.backlog as u64)
+    ))?;
+    for alt in &a.alternatives {
+        w(format!("{:<10} {:>12}   {} × {}", "", fmt_duration(alt.total_secs), alt.devices, alt.device))?;
+    }
+    w(format!("recommendation: {} — {}", a.recommendation, a.reason))?;
+    for warning in &a.warnings {
+        output::warn(warning);
+    }
+    Ok(ExitCode::SUCCESS)
 }

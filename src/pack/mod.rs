@@ -1,0 +1,22 @@
+//! The barge pack format: encrypted, checksummed images of a directory tree
+//! (and later a database) spread over several disks. A library with no CLI:
+//! [`packer`] writes, [`reader`] verifies and restores. The byte layout is
+//! documented in `docs/FORMAT.md`.
+//!
+//! Layers, bottom up: [`format`] (binary headers), [`device`] (the backend
+//! that stores files on a mounted disk), [`crypto`] (keys, STREAM, slots,
+//! signatures), [`catalog`] and [`manifest`] (what is in the pack),
+//! [`journal`] (resume), [`scan`] (the pre-scan).
+
+pub mod catalog;
+pub mod crypto;
+pub mod device;
+pub mod format;
+mod hexser;
+pub mod journal;
+pub mod manifest;
+pub mod packer;
+pub mod reader;
+pub mod scan;
+
+pub use packer::{pack, KeyInput, PackOptions, PackReport};

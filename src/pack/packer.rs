@@ -1,0 +1,777 @@
+//! Writing a pack. One reader thread walks the tree in scan order, hashes
+//! each file's plaintext and cuts the byte stream into segments, which it
+//! deals round-robin (a few segments at a time) to `slots` writer threads.
+//! Each writer owns one open chunk file at a time: it seals segments
+//! (AES-256-GCM STREAM), hashes the ciphertext and writes, so encryption,
+//! hashing and the writes to several devices run at once. Bounded channels
+//! keep memory at a few MiB per slot.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::catalog::{Catalog, Entry, Extent, PathBytes, Totals};
+use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
+use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
+use super::format::{self, ChunkHeader, FORMAT_VERSION, TAG_LEN};
+use super::journal::{self, Journal, Record};
+use super::manifest::{self, ChunkRecord, DeviceRecord, Identity, Manifest};
+use super::scan::{self, ScanKind};
+use crate::error::{Error, Result};
+use crate::progress::{Progress, Task, Unit};
+
+/// Segments dealt to one slot before moving to the next.
+const STRIPE_SEGMENTS: u32 = 4;
+/// Messages queued per writer.
+const CHANNEL_DEPTH: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    pub source: PathBuf,
+    pub devices: Vec<PathBuf>,
+    /// Most bytes to write on each device (besides its free space).
+    pub capacity: Option<u64>,
+    pub chunk_size: u64,
+    pub segment_size: u32,
+    /// Writer threads; 0 picks one per core (at least one per device, at most 8).
+    pub slots: usize,
+    pub journal: PathBuf,
+    pub resume: bool,
+    pub kdf: Argon2Params,
+    pub manifest_out: Option<PathBuf>,
+    /// Test hook: each device reports ENOSPC after this many bytes in this run.
+    pub fault_enospc_after: Option<u64>,
+}
+
+/// Secrets for a pack: a passphrase (always for a new pack), or a key file
+/// to unlock a pack being resumed; `new_key_file` adds an unlock-key slot.
+#[derive(Default)]
+pub struct KeyInput {
+    pub passphrase: Option<Vec<u8>>,
+    pub key_file: Option<Vec<u8>>,
+    pub new_key_file: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceReport {
+    pub number: u32,
+    pub path: String,
+    pub chunks_written: u64,
+    pub bytes_written: u64,
+    /// Bytes of this pack on the device, all runs.
+    pub bytes_total: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackReport {
+    pub pack_id: String,
+    pub signer: String,
+    pub generation: u64,
+    pub complete: bool,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub chunks: u64,
+    /// Items and bytes still to pack (after running out of room).
+    pub remaining_items: u64,
+    pub remaining_bytes: u64,
+    pub devices: Vec<DeviceReport>,
+    pub skipped: Vec<String>,
+    pub warnings: Vec<String>,
+    pub manifest_sha256: String,
+    pub journal: String,
+}
+
+struct Dev {
+    backend: Arc<dyn Backend>,
+    number: u32,
+    room: u64,
+    open: u32,
+    task: Arc<dyn Task>,
+}
+
+enum Msg {
+    Open { id: u64, dev: usize },
+    Data(Vec<u8>),
+    End,
+}
+
+enum Stop {
+    OutOfSpace,
+    Failed,
+    Error(Error),
+}
+
+struct Shared<'a> {
+    devs: Vec<(Arc<dyn Backend>, u32, Arc<dyn Task>)>,
+    journal: Mutex<Journal>,
+    failure: Mutex<Option<Error>>,
+    failed: AtomicBool,
+    master: &'a MasterKey,
+    identity: &'a Identity,
+    resume_hint: String,
+}
+
+impl Shared<'_> {
+    fn fail(&self, e: Error) {
+        let mut f = self.failure.lock().unwrap();
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn journal(&self, r: &Record, sync: bool) -> Result<()> {
+        let mut j = self.journal.lock().unwrap();
+        let path = j.path().to_path_buf();
+        j.append(r, sync).map_err(|source| Error::Write { path, source })
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn write_error(b: &dyn Backend, file: &str, e: io::Error, hint: &str) -> Error {
+    if device::is_no_space(&e) {
+        Error::Other {
+            message: format!(
+                "device {} is full ({e}) while writing {}; the pack stopped cleanly and its journal is consistent",
+                b.mount().display(),
+                file
+            ),
+            hint: Some(hint.to_string()),
+        }
+    } else {
+        Error::Write { path: b.dir().join(file), source: e }
+    }
+}
+
+fn unlock_existing(identity: &Identity, k: &KeyInput) -> Result<MasterKey> {
+    let unlock = match (&k.key_file, &k.passphrase) {
+        (Some(kf), _) => Unlock::KeyFile(kf),
+        (None, Some(p)) => Unlock::Passphrase(p),
+        (None, None) => return Err(Error::usage("a passphrase or key file is needed to unlock this pack")),
+    };
+    crypto::open_slots(&identity.key_slots, &identity.pack_id, &unlock).ok_or_else(|| wrong_secret(&unlock))
+}
+
+pub fn wrong_secret(u: &Unlock) -> Error {
+    let what = match u {
+        Unlock::Passphrase(_) => "wrong passphrase",
+        Unlock::KeyFile(_) => "wrong key file",
+    };
+    Error::Other {
+        message: format!("{what}: no key slot of this pack opens with it"),
+        hint: Some("check --passphrase-file / BARGE_PASSPHRASE, or use --key-file with the pack's unlock key".into()),
+    }
+}
+
+pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, progress: &dyn Progress) -> Result<PackReport> {
+    let source = std::fs::canonicalize(&opts.source).map_err(|source| Error::Read { path: opts.source.clone(), source })?;
+    let source_label = source.display().to_string();
+    if !source.is_dir() {
+        return Err(Error::usage(format!("{} is not a directory", source.display())));
+    }
+    if opts.devices.is_empty() {
+        return Err(Error::usage("name at least one destination device (a mounted directory)"));
+    }
+    let seg = opts.segment_size;
+    if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&seg) {
+        return Err(Error::usage(format!(
+            "segment size must be between {} and {} bytes",
+            format::MIN_SEGMENT_SIZE,
+            format::MAX_SEGMENT_SIZE
+        )));
+    }
+    if opts.chunk_size < seg as u64 {
+        return Err(Error::usage("chunk size must be at least one segment"));
+    }
+    let resume_hint = format!(
+        "mount another device (or free space) and run `barge pack --resume {} DEVICE...`",
+        shell_quote(&source_label)
+    );
+
+    // The journal: a new pack, or the one to resume.
+    let (state, journal, master) = if opts.resume {
+        if !opts.journal.exists() {
+            return Err(Error::usage(format!(
+                "there is no interrupted pack to resume: {} does not exist",
+                opts.journal.display()
+            ))
+            .with_hint("pass --journal FILE if the pack was started with one"));
+        }
+        let st = journal::load(&opts.journal).map_err(Error::other)?;
+        if st.complete {
+            return Err(Error::usage(format!(
+                "the pack recorded in {} is already complete; nothing to resume",
+                opts.journal.display()
+            )));
+        }
+        if st.source != source_label {
+            return Err(Error::usage(format!(
+                "the journal {} is for source {}, not {}",
+                opts.journal.display(),
+                st.source,
+                source_label
+            )));
+        }
+        let k = keys(true)?;
+        let master = unlock_existing(&st.identity, &k)?;
+        let j = Journal::open_append(&opts.journal).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        (st, j, master)
+    } else {
+        if opts.journal.exists() {
+            if let Ok(st) = journal::load(&opts.journal) {
+                if !st.complete {
+                    return Err(Error::Other {
+                        message: format!(
+                            "an interrupted pack of {} (pack {}) is recorded in {}",
+                            st.source,
+                            st.identity.pack_id_hex(),
+                            opts.journal.display()
+                        ),
+                        hint: Some(
+                            "add --resume to continue it (onto the same or new devices), or delete the journal to start over"
+                                .into(),
+                        ),
+                    });
+                }
+            }
+        }
+        let k = keys(false)?;
+        let pass = k.passphrase.as_deref().ok_or_else(|| Error::usage("a new pack needs a passphrase"))?;
+        let master = MasterKey::generate();
+        let pack_id: [u8; 16] = crypto::random();
+        let mut key_slots = vec![KeySlot::passphrase(&master, &pack_id, pass, opts.kdf).map_err(Error::other)?];
+        if let Some(kf) = &k.new_key_file {
+            key_slots.push(KeySlot::key_file(&master, &pack_id, kf));
+        }
+        let (_, seed) = Signer::generate();
+        let signer = Signer::from_seed(&seed).expect("valid seed");
+        let (signing_seed, signing_seed_ct) = crypto::seal_blob(&master, "signing-seed", &pack_id, &seed);
+        let identity = Identity {
+            pack_id,
+            created: now(),
+            segment_size: seg,
+            chunk_size: opts.chunk_size,
+            key_slots,
+            signer: signer.public_key(),
+            signing_seed,
+            signing_seed_ct,
+        };
+        let j = Journal::create(&opts.journal, &identity, &source_label)
+            .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        let st = journal::load(&opts.journal).map_err(Error::other)?;
+        (st, j, master)
+    };
+    let identity = state.identity.clone();
+    let signer = identity
+        .open_signer(&master)
+        .ok_or_else(|| Error::other("the signing key in the journal does not match the pack's public key"))?;
+    let seg = identity.segment_size;
+    let chunk_size = identity.chunk_size;
+    let generation = state.generation + 1;
+    let pid_hex = identity.pack_id_hex();
+    let mut warnings = Vec::new();
+
+    // Scan first: the total drives the ETA, and the entry count sizes the
+    // room kept for the manifest on each device.
+    let mut exclude: Vec<PathBuf> = opts.devices.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+    if let Ok(j) = std::fs::canonicalize(&opts.journal) {
+        exclude.push(j);
+    }
+    let scan_task = progress.task("scan", None, Unit::Items);
+    let scanned = scan::scan(&source, &exclude, |_| scan_task.inc(1))?;
+    scan_task.finish("done");
+    let kept = state.kept_paths();
+    let todo: Vec<&scan::ScanItem> =
+        scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
+    let todo_bytes: u64 = todo.iter().map(|i| if let ScanKind::File { size } = i.kind { size } else { 0 }).sum();
+    let manifest_reserve = 256 * 1024
+        + 300 * scanned.items.len() as u64
+        + 200 * (scanned.bytes / chunk_size.min(64 << 20) + scanned.items.len() as u64 / 64 + 16);
+
+    // Devices.
+    let mut journal = journal;
+    journal.append(&Record::Run { generation }, false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    let mut device_recs = state.devices.clone();
+    let mut devs: Vec<Dev> = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    for path in &opts.devices {
+        if !path.is_dir() {
+            return Err(Error::usage(format!("device {} is not a directory; is the disk mounted?", path.display())));
+        }
+        let canon = std::fs::canonicalize(path).map_err(|source| Error::Read { path: path.clone(), source })?;
+        if !seen_dirs.insert(canon) {
+            return Err(Error::usage(format!("device {} is named twice", path.display())));
+        }
+        let d = DeviceDir::new(path, &pid_hex).with_fault_after(opts.fault_enospc_after);
+        d.ensure_dir().map_err(|source| Error::Write { path: d.dir().to_path_buf(), source })?;
+        let number = match device::read_marker(d.dir()) {
+            Some(m) if m.pack_id == pid_hex => m.number,
+            _ => {
+                let n = device_recs.iter().map(|r| r.number).max().unwrap_or(0) + 1;
+                let label = path.display().to_string();
+                let marker = DeviceMarker { pack_id: pid_hex.clone(), number: n, label: label.clone() };
+                d.write_atomic(device::DEVICE_NAME, &serde_json::to_vec_pretty(&marker).unwrap())
+                    .map_err(|e| write_error(&d, device::DEVICE_NAME, e, &resume_hint))?;
+                let rec = DeviceRecord { number: n, label };
+                journal.append(&Record::Device(rec.clone()), true).map_err(|source| Error::Write {
+                    path: opts.journal.clone(),
+                    source,
+                })?;
+                device_recs.push(rec);
+                n
+            }
+        };
+        // Leftovers of an interrupted run: partial chunks and chunks whose
+        // completion never reached the journal. Their ids are never reused.
+        for (name, _, _) in device::list_pack_dir(d.dir()).map_err(|source| Error::Read { path: d.dir().into(), source })? {
+            let stale = device::parse_part_name(&name).is_some()
+                || device::parse_chunk_name(&name).is_some_and(|id| !state.chunks.contains_key(&id));
+            if stale {
+                d.remove(&name).map_err(|source| Error::Write { path: d.dir().join(&name), source })?;
+            }
+        }
+        let used: u64 = state.chunks.values().filter(|c| c.device == number).map(|c| c.size).sum();
+        let free = d.free_space().map_err(|source| Error::Read { path: path.clone(), source })?;
+        let mut room = free.saturating_sub(manifest_reserve);
+        if let Some(cap) = opts.capacity {
+            room = room.min(cap.saturating_sub(used + manifest_reserve));
+        }
+        let task = progress.task(&format!("device {number}"), Some(room), Unit::Bytes);
+        task.set_message(&path.display().to_string());
+        devs.push(Dev { backend: Arc::new(d), number, room, open: 0, task });
+    }
+
+    let slots = if opts.slots == 0 {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        cores.max(devs.len()).clamp(1, 8)
+    } else {
+        opts.slots
+    };
+
+    let shared = Shared {
+        devs: devs.iter().map(|d| (d.backend.clone(), d.number, d.task.clone())).collect(),
+        journal: Mutex::new(journal),
+        failure: Mutex::new(None),
+        failed: AtomicBool::new(false),
+        master: &master,
+        identity: &identity,
+        resume_hint: resume_hint.clone(),
+    };
+    let bytes_task = progress.task("pack", Some(todo_bytes), Unit::Bytes);
+    let written: Mutex<Vec<(usize, u64)>> = Mutex::new(Vec::new());
+
+    let stop = std::thread::scope(|s| {
+        let (pool_tx, pool_rx) = channel::<Vec<u8>>();
+        let mut txs = Vec::new();
+        for slot in 0..slots {
+            let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
+            txs.push(tx);
+            let pool = pool_tx.clone();
+            let sh = &shared;
+            let written = &written;
+            s.spawn(move || writer(slot as u32, rx, pool, sh, written));
+        }
+        drop(pool_tx);
+        let mut f = Feeder {
+            slots: txs.into_iter().map(|tx| SlotState { tx, chunk: None }).collect(),
+            cur: 0,
+            stripe: 0,
+            block: None,
+            used: 0,
+            seg: seg as usize,
+            chunk_size,
+            pool_rx,
+            devs: &mut devs,
+            next_id: state.next_chunk_id(),
+            sh: &shared,
+            task: bytes_task.as_ref(),
+        };
+        let stop = feed(&mut f, &source, &todo);
+        f.finish();
+        stop
+        // Dropping the feeder closes the channels; the scope joins the writers.
+    });
+    bytes_task.finish(if stop.is_none() { "done" } else { "stopped" });
+
+    let mut journal = shared.journal.into_inner().unwrap();
+    let failure = shared.failure.into_inner().unwrap();
+    let out_of_space = matches!(stop, Some(Stop::OutOfSpace));
+    let complete = stop.is_none() && failure.is_none();
+    let stop_error = match stop {
+        Some(Stop::Error(e)) => Some(e),
+        _ => None,
+    };
+
+    // Build the manifest from what the journal now says is durable.
+    let st = journal::load(&opts.journal).map_err(Error::other)?;
+    let catalog = Catalog { source: source_label.clone(), entries: st.entries.clone(), skipped: scanned.skipped.clone() };
+    let done_paths = st.kept_paths();
+    let (remaining_items, remaining_bytes) = scanned
+        .items
+        .iter()
+        .filter(|i| !done_paths.contains(&PathBytes::from_path(&i.rel)))
+        .fold((0u64, 0u64), |(n, b), i| (n + 1, b + if let ScanKind::File { size } = i.kind { size } else { 0 }));
+    let complete = complete && remaining_items == 0;
+    let m = Manifest {
+        format: FORMAT_VERSION,
+        identity: identity.clone(),
+        generation,
+        complete,
+        written: now(),
+        devices: st.devices.clone(),
+        chunks: st.chunks.values().cloned().collect(),
+        abandoned: st.abandoned(),
+        catalog: crypto::Sealed { salt: vec![], nonce: vec![] },
+    };
+    let enc = manifest::encode(&m, &catalog, &master, &signer);
+    let mut manifest_copies = 0;
+    for d in &devs {
+        match d.backend.write_atomic(device::MANIFEST_NAME, &enc.bytes) {
+            Ok(()) => manifest_copies += 1,
+            Err(e) => warnings.push(format!("could not write the manifest on {}: {e}", d.backend.mount().display())),
+        }
+    }
+    if let Some(out) = &opts.manifest_out {
+        write_file_atomic(out, &enc.bytes).map_err(|source| Error::Write { path: out.clone(), source })?;
+        manifest_copies += 1;
+    }
+    if manifest_copies == 0 {
+        return Err(Error::other("the manifest could not be written on any device")
+            .with_hint("free some space or pass --manifest-out FILE, then rerun with --resume"));
+    }
+    if complete {
+        journal.append(&Record::Complete, true).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    }
+    if let Some(e) = failure.or(stop_error) {
+        return Err(e);
+    }
+    let written = written.into_inner().unwrap();
+    let report = PackReport {
+        pack_id: pid_hex,
+        signer: identity.signer_fingerprint(),
+        generation,
+        complete,
+        totals: catalog.totals(),
+        chunks: st.chunks.len() as u64,
+        remaining_items,
+        remaining_bytes,
+        devices: devs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DeviceReport {
+                number: d.number,
+                path: d.backend.mount().display().to_string(),
+                chunks_written: written.iter().filter(|w| w.0 == i).count() as u64,
+                bytes_written: written.iter().filter(|w| w.0 == i).map(|w| w.1).sum(),
+                bytes_total: st.chunks.values().filter(|c| c.device == d.number).map(|c| c.size).sum(),
+            })
+            .collect(),
+        skipped: scanned.skipped,
+        warnings,
+        manifest_sha256: hex::encode(enc.sha256),
+        journal: opts.journal.display().to_string(),
+    };
+    debug_assert!(complete || out_of_space || remaining_items > 0);
+    Ok(report)
+}
+
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp-barge");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+struct SlotState {
+    tx: SyncSender<Msg>,
+    chunk: Option<OpenChunk>,
+}
+
+struct OpenChunk {
+    id: u64,
+    dev: usize,
+    cap: u64,
+    fill: u64,
+    reserved: u64,
+}
+
+struct Feeder<'a, 'b> {
+    slots: Vec<SlotState>,
+    cur: usize,
+    stripe: u32,
+    block: Option<Vec<u8>>,
+    used: usize,
+    seg: usize,
+    chunk_size: u64,
+    pool_rx: Receiver<Vec<u8>>,
+    devs: &'a mut Vec<Dev>,
+    next_id: u64,
+    sh: &'a Shared<'b>,
+    task: &'a dyn Task,
+}
+
+impl Feeder<'_, '_> {
+    fn open_chunk(&mut self, slot: usize) -> Result<(), Stop> {
+        let seg = self.seg as u32;
+        let min_plain = (self.seg as u64).min(64 * 1024);
+        let pick = (0..self.devs.len())
+            .filter(|&i| format::plain_fitting(self.devs[i].room, seg) >= min_plain)
+            .min_by_key(|&i| (self.devs[i].open, i));
+        let Some(dev) = pick else { return Err(Stop::OutOfSpace) };
+        let d = &mut self.devs[dev];
+        let cap = self.chunk_size.min(format::plain_fitting(d.room, seg));
+        let reserved = format::chunk_file_size(cap, seg);
+        d.room -= reserved;
+        d.open += 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.sh.journal(&Record::Open { id }, false).map_err(Stop::Error)?;
+        self.slots[slot].chunk = Some(OpenChunk { id, dev, cap, fill: 0, reserved });
+        self.send(slot, Msg::Open { id, dev })
+    }
+
+    fn send(&mut self, slot: usize, m: Msg) -> Result<(), Stop> {
+        self.slots[slot].tx.send(m).map_err(|_| Stop::Failed)
+    }
+
+    fn ensure_block(&mut self) -> Result<(), Stop> {
+        if self.block.is_some() {
+            return Ok(());
+        }
+        if self.sh.failed.load(Ordering::Relaxed) {
+            return Err(Stop::Failed);
+        }
+        if self.slots[self.cur].chunk.is_none() {
+            self.open_chunk(self.cur)?;
+        }
+        let mut b = self.pool_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.seg + TAG_LEN));
+        b.resize(self.seg, 0);
+        self.block = Some(b);
+        self.used = 0;
+        Ok(())
+    }
+
+    fn room(&self) -> usize {
+        let ch = self.slots[self.cur].chunk.as_ref().expect("open chunk");
+        (self.seg - self.used).min((ch.cap - ch.fill) as usize - self.used)
+    }
+
+    fn flush_block(&mut self) -> Result<(), Stop> {
+        let Some(mut b) = self.block.take() else { return Ok(()) };
+        b.truncate(self.used);
+        let cur = self.cur;
+        let used = self.used as u64;
+        self.used = 0;
+        self.send(cur, Msg::Data(b))?;
+        let ch = self.slots[cur].chunk.as_mut().expect("open chunk");
+        ch.fill += used;
+        self.stripe += 1;
+        let full = ch.fill == ch.cap;
+        if full {
+            self.end_chunk(cur)?;
+        }
+        if full || self.stripe >= STRIPE_SEGMENTS {
+            self.cur = (self.cur + 1) % self.slots.len();
+            self.stripe = 0;
+        }
+        Ok(())
+    }
+
+    fn end_chunk(&mut self, slot: usize) -> Result<(), Stop> {
+        let Some(ch) = self.slots[slot].chunk.take() else { return Ok(()) };
+        let d = &mut self.devs[ch.dev];
+        d.room += ch.reserved - format::chunk_file_size(ch.fill, self.seg as u32);
+        d.open -= 1;
+        self.send(slot, Msg::End)
+    }
+
+    /// Closes every open chunk, so each ends with a proper last segment.
+    fn finish(&mut self) {
+        if self.used > 0 {
+            let _ = self.flush_block();
+        } else if let Some(b) = self.block.take() {
+            drop(b);
+        }
+        for i in 0..self.slots.len() {
+            let _ = self.end_chunk(i);
+        }
+    }
+
+    fn pack_file(&mut self, abs: &Path, size_hint: u64, hasher: &mut Sha256, extents: &mut Vec<Extent>) -> Result<u64, Stop> {
+        if size_hint == 0 {
+            return Ok(0);
+        }
+        let mut f = File::open(abs).map_err(|source| Stop::Error(Error::Read { path: abs.into(), source }))?;
+        let mut total = 0u64;
+        loop {
+            self.ensure_block()?;
+            let room = self.room();
+            let used = self.used;
+            let b = self.block.as_mut().expect("block");
+            let n = loop {
+                match f.read(&mut b[used..used + room]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => return Err(Stop::Error(Error::Read { path: abs.into(), source })),
+                }
+            };
+            if n == 0 {
+                return Ok(total);
+            }
+            hasher.update(&b[used..used + n]);
+            let ch = self.slots[self.cur].chunk.as_ref().expect("open chunk");
+            let off = ch.fill + used as u64;
+            match extents.last_mut() {
+                Some(Extent(c, o, l)) if *c == ch.id && *o + *l == off => *l += n as u64,
+                _ => extents.push(Extent(ch.id, off, n as u64)),
+            }
+            self.used += n;
+            total += n as u64;
+            self.task.inc(n as u64);
+            if self.room() == 0 {
+                self.flush_block()?;
+            }
+        }
+    }
+}
+
+fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem]) -> Option<Stop> {
+    for item in todo {
+        let path = PathBytes::from_path(&item.rel);
+        let entry = match &item.kind {
+            ScanKind::Dir => Entry::Dir { path, mode: item.mode, mtime: item.mtime },
+            ScanKind::Symlink { target } => Entry::Symlink { path, target: target.clone(), mtime: item.mtime },
+            ScanKind::File { size } => {
+                let mut h = Sha256::new();
+                let mut extents = Vec::new();
+                let got = match f.pack_file(&root.join(&item.rel), *size, &mut h, &mut extents) {
+                    Ok(n) => n,
+                    Err(stop) => return Some(stop),
+                };
+                Entry::File { path, mode: item.mode, mtime: item.mtime, size: got, sha256: h.finalize().into(), extents }
+            }
+        };
+        if let Err(e) = f.sh.journal(&Record::Entry(entry), false) {
+            return Some(Stop::Error(e));
+        }
+    }
+    None
+}
+
+struct Current {
+    id: u64,
+    dev: usize,
+    sink: Box<dyn Sink>,
+    sealer: Sealer,
+    pending: Option<Vec<u8>>,
+    hasher: Sha256,
+    size: u64,
+}
+
+fn writer(slot: u32, rx: Receiver<Msg>, pool: Sender<Vec<u8>>, sh: &Shared, written: &Mutex<Vec<(usize, u64)>>) {
+    let mut cur: Option<Current> = None;
+    let mut broken = false;
+    for msg in rx {
+        if broken {
+            if let Msg::Data(b) = msg {
+                let _ = pool.send(b);
+            }
+            continue;
+        }
+        let r = handle(slot, msg, &mut cur, &pool, sh, written);
+        if let Err(e) = r {
+            broken = true;
+            if let Some(c) = cur.take() {
+                let (backend, _, _) = &sh.devs[c.dev];
+                drop(c.sink);
+                let _ = backend.remove(&device::part_name(c.id));
+            }
+            sh.fail(e);
+        }
+    }
+}
+
+fn seal_write(c: &mut Current, mut buf: Vec<u8>, last: bool, sh: &Shared, pool: &Sender<Vec<u8>>) -> Result<()> {
+    c.sealer.seal(&mut buf, last);
+    c.hasher.update(&buf);
+    let (backend, _, task) = &sh.devs[c.dev];
+    c.sink.write_all(&buf).map_err(|e| write_error(backend.as_ref(), &device::part_name(c.id), e, &sh.resume_hint))?;
+    c.size += buf.len() as u64;
+    task.inc(buf.len() as u64);
+    let _ = pool.send(buf);
+    Ok(())
+}
+
+fn handle(
+    slot: u32,
+    msg: Msg,
+    cur: &mut Option<Current>,
+    pool: &Sender<Vec<u8>>,
+    sh: &Shared,
+    written: &Mutex<Vec<(usize, u64)>>,
+) -> Result<()> {
+    match msg {
+        Msg::Open { id, dev } => {
+            let header = ChunkHeader {
+                segment_size: sh.identity.segment_size,
+                pack_id: sh.identity.pack_id,
+                chunk_id: id,
+                salt: crypto::random(),
+            };
+            let hb = header.encode();
+            let key = crypto::chunk_key(sh.master, &header.pack_id, id, &header.salt);
+            let (backend, _, task) = &sh.devs[dev];
+            let part = device::part_name(id);
+            let mut sink = backend.create(&part).map_err(|e| write_error(backend.as_ref(), &part, e, &sh.resume_hint))?;
+            sink.write_all(&hb).map_err(|e| write_error(backend.as_ref(), &part, e, &sh.resume_hint))?;
+            task.inc(hb.len() as u64);
+            let mut hasher = Sha256::new();
+            hasher.update(hb);
+            *cur = Some(Current { id, dev, sink, sealer: Sealer::new(&key, &hb), pending: None, hasher, size: hb.len() as u64 });
+        }
+        Msg::Data(b) => {
+            let c = cur.as_mut().expect("data before open");
+            if let Some(prev) = c.pending.replace(b) {
+                seal_write(c, prev, false, sh, pool)?;
+            }
+        }
+        Msg::End => {
+            let mut c = cur.take().expect("end before open");
+            let last = c.pending.take().unwrap_or_else(|| Vec::with_capacity(TAG_LEN));
+            let r = seal_write(&mut c, last, true, sh, pool);
+            if let Err(e) = r {
+                *cur = Some(c);
+                return Err(e);
+            }
+            let (backend, number, _) = &sh.devs[c.dev];
+            let part = device::part_name(c.id);
+            let name = device::chunk_name(c.id);
+            let (id, dev, size) = (c.id, c.dev, c.size);
+            let sha256: [u8; 32] = c.hasher.finalize().into();
+            c.sink.finish().map_err(|e| write_error(backend.as_ref(), &part, e, &sh.resume_hint))?;
+            backend.rename(&part, &name).map_err(|e| write_error(backend.as_ref(), &name, e, &sh.resume_hint))?;
+            sh.journal(&Record::Chunk(ChunkRecord { id, slot, device: *number, size, sha256 }), true)?;
+            written.lock().unwrap().push((dev, size));
+        }
+    }
+    Ok(())
+}
