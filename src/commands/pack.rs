@@ -116,8 +116,9 @@ fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<Secret> {
         }
         p
     } else {
-        return Err(Error::usage("no passphrase given, and there is no terminal to ask on")
-            .with_hint("pass --passphrase-file FILE or set BARGE_PASSPHRASE"));
+        return Err(Error::usage(
+            "no passphrase given, and there is no terminal to ask on: pass --passphrase-file FILE or set BARGE_PASSPHRASE",
+        ));
     };
     if p.is_empty() {
         return Err(Error::usage("the passphrase is empty"));
@@ -223,8 +224,10 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
             return Ok(KeyInput { passphrase: Some(p.expose().as_bytes().to_vec()), ..Default::default() });
         }
         if secret.key_file.is_some() {
-            return Err(Error::usage("--key-file unlocks an existing pack; a new pack takes a passphrase")
-                .with_hint("use --new-key-file FILE to create an unlock key file for the new pack"));
+            return Err(Error::usage(
+                "--key-file unlocks an existing pack; a new pack takes a passphrase \
+                 (--new-key-file FILE creates an unlock key file for it)",
+            ));
         }
         let p = read_passphrase(secret.passphrase_file.as_deref(), true)?;
         let nk = new_key_file.as_deref().map(write_key_file).transpose()?;
@@ -241,7 +244,8 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     }
     let incomplete = (!report.complete).then(|| Error::Other {
         message: format!(
-            "the devices are full: {} items ({}) remain to pack",
+            "the devices are full ({}): {} items ({}) remain to pack",
+            report.devices.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(", "),
             report.remaining_items,
             fmt_bytes(report.remaining_bytes)
         ),

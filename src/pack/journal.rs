@@ -6,14 +6,14 @@
 //! The journal stays on the packing machine (it holds file names in the
 //! clear, like the source itself); key material in it is wrapped.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{Entry, PathBytes};
+use super::catalog::{Entry, Extent, Mtime, PathBytes};
 use super::manifest::{ChunkRecord, DeviceRecord, Identity};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,8 +28,20 @@ pub enum Record {
     Open { id: u64 },
     Chunk(ChunkRecord),
     Entry(Entry),
+    /// A file cut short when the devices filled up: its first `done` bytes
+    /// are in `extents`; the next run hashes them again and goes on.
+    Partial(Partial),
     /// Everything in the source was packed.
     Complete,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Partial {
+    pub path: PathBytes,
+    pub size: u64,
+    pub mtime: Mtime,
+    pub done: u64,
+    pub extents: Vec<Extent>,
 }
 
 pub struct Journal {
@@ -80,6 +92,8 @@ pub struct State {
     pub chunks: BTreeMap<u64, ChunkRecord>,
     /// Entries whose bytes all lie in finished chunks, in pack order, one per path.
     pub entries: Vec<Entry>,
+    /// Files begun and not finished, whose packed part is in finished chunks.
+    pub partials: HashMap<PathBytes, Partial>,
     pub complete: bool,
 }
 
@@ -116,6 +130,7 @@ pub fn load(path: &Path) -> Result<State, String> {
     let mut opened = BTreeSet::new();
     let mut chunks = BTreeMap::new();
     let mut raw_entries = Vec::new();
+    let mut raw_partials = Vec::new();
     let mut complete = false;
     let mut generation = 0;
     let n = lines.len();
@@ -144,6 +159,7 @@ pub fn load(path: &Path) -> Result<State, String> {
                 chunks.insert(c.id, c);
             }
             Record::Entry(e) => raw_entries.push(e),
+            Record::Partial(p) => raw_partials.push(p),
             Record::Complete => complete = true,
         }
     }
@@ -161,6 +177,12 @@ pub fn load(path: &Path) -> Result<State, String> {
             entries.push(e);
         }
     }
+    let mut partials = HashMap::new();
+    for p in raw_partials {
+        if !seen.contains(&p.path) && p.extents.iter().all(|x| chunks.contains_key(&x.chunk())) {
+            partials.insert(p.path.clone(), p);
+        }
+    }
     Ok(State {
         identity,
         source,
@@ -169,6 +191,7 @@ pub fn load(path: &Path) -> Result<State, String> {
         opened,
         chunks,
         entries,
+        partials,
         complete,
     })
 }

@@ -6,7 +6,7 @@
 //! hashing and the writes to several devices run at once. Bounded channels
 //! keep memory at a few MiB per slot.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use super::catalog::{Catalog, Entry, Extent, PathBytes, Totals};
 use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
 use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
 use super::format::{self, ChunkHeader, FORMAT_VERSION, TAG_LEN};
-use super::journal::{self, Journal, Record};
+use super::journal::{self, Journal, Partial, Record};
 use super::manifest::{self, ChunkRecord, DeviceRecord, Identity, Manifest};
 use super::scan::{self, ScanKind};
 use crate::error::{Error, Result};
@@ -93,6 +93,8 @@ struct Dev {
     number: u32,
     room: u64,
     open: u32,
+    /// Bytes handed to this device in this run, to spread data evenly.
+    assigned: u64,
     task: Arc<dyn Task>,
 }
 
@@ -202,10 +204,9 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
     let (state, journal, master) = if opts.resume {
         if !opts.journal.exists() {
             return Err(Error::usage(format!(
-                "there is no interrupted pack to resume: {} does not exist",
+                "there is no interrupted pack to resume: {} does not exist (pass --journal FILE if the pack was started with one)",
                 opts.journal.display()
-            ))
-            .with_hint("pass --journal FILE if the pack was started with one"));
+            )));
         }
         let st = journal::load(&opts.journal).map_err(Error::other)?;
         if st.complete {
@@ -348,7 +349,7 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
         }
         let task = progress.task(&format!("device {number}"), Some(room), Unit::Bytes);
         task.set_message(&path.display().to_string());
-        devs.push(Dev { backend: Arc::new(d), number, room, open: 0, task });
+        devs.push(Dev { backend: Arc::new(d), number, room, open: 0, assigned: 0, task });
     }
 
     let slots = if opts.slots == 0 {
@@ -396,7 +397,7 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
             sh: &shared,
             task: bytes_task.as_ref(),
         };
-        let stop = feed(&mut f, &source, &todo);
+        let stop = feed(&mut f, &source, &todo, &state.partials);
         f.finish();
         stop
         // Dropping the feeder closes the channels; the scope joins the writers.
@@ -446,6 +447,9 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
         manifest_copies += 1;
     }
     if manifest_copies == 0 {
+        if let Some(e) = failure.or(stop_error) {
+            return Err(e);
+        }
         return Err(Error::other("the manifest could not be written on any device")
             .with_hint("free some space or pass --manifest-out FILE, then rerun with --resume"));
     }
@@ -535,12 +539,13 @@ impl Feeder<'_, '_> {
         let min_plain = (self.seg as u64).min(64 * 1024);
         let pick = (0..self.devs.len())
             .filter(|&i| format::plain_fitting(self.devs[i].room, seg) >= min_plain)
-            .min_by_key(|&i| (self.devs[i].open, i));
+            .min_by_key(|&i| (self.devs[i].open, self.devs[i].assigned, i));
         let Some(dev) = pick else { return Err(Stop::OutOfSpace) };
         let d = &mut self.devs[dev];
         let cap = self.chunk_size.min(format::plain_fitting(d.room, seg));
         let reserved = format::chunk_file_size(cap, seg);
         d.room -= reserved;
+        d.assigned += reserved;
         d.open += 1;
         let id = self.next_id;
         self.next_id += 1;
@@ -599,7 +604,9 @@ impl Feeder<'_, '_> {
     fn end_chunk(&mut self, slot: usize) -> Result<(), Stop> {
         let Some(ch) = self.slots[slot].chunk.take() else { return Ok(()) };
         let d = &mut self.devs[ch.dev];
-        d.room += ch.reserved - format::chunk_file_size(ch.fill, self.seg as u32);
+        let unused = ch.reserved - format::chunk_file_size(ch.fill, self.seg as u32);
+        d.room += unused;
+        d.assigned -= unused;
         d.open -= 1;
         self.send(slot, Msg::End)
     }
@@ -616,12 +623,34 @@ impl Feeder<'_, '_> {
         }
     }
 
-    fn pack_file(&mut self, abs: &Path, size_hint: u64, hasher: &mut Sha256, extents: &mut Vec<Extent>) -> Result<u64, Stop> {
+    /// Packs one file from byte `skip` on (the bytes before it were packed
+    /// by an earlier run and are only hashed), adding to `extents`; returns
+    /// the bytes now packed.
+    fn pack_file(
+        &mut self,
+        abs: &Path,
+        size_hint: u64,
+        skip: u64,
+        hasher: &mut Sha256,
+        extents: &mut Vec<Extent>,
+        total: &mut u64,
+    ) -> Result<(), Stop> {
         if size_hint == 0 {
-            return Ok(0);
+            return Ok(());
         }
         let mut f = File::open(abs).map_err(|source| Stop::Error(Error::Read { path: abs.into(), source }))?;
-        let mut total = 0u64;
+        if skip > 0 {
+            let mut prefix = Read::by_ref(&mut f).take(skip);
+            let n = io::copy(&mut prefix, &mut HashWriter(hasher))
+                .map_err(|source| Stop::Error(Error::Read { path: abs.into(), source }))?;
+            if n != skip {
+                return Err(Stop::Error(Error::Other {
+                    message: format!("{} shrank while it was being packed", abs.display()),
+                    hint: Some("rerun the same command: the file is packed again from the start".into()),
+                }));
+            }
+            *total = skip;
+        }
         loop {
             self.ensure_block()?;
             let room = self.room();
@@ -635,7 +664,7 @@ impl Feeder<'_, '_> {
                 }
             };
             if n == 0 {
-                return Ok(total);
+                return Ok(());
             }
             hasher.update(&b[used..used + n]);
             let ch = self.slots[self.cur].chunk.as_ref().expect("open chunk");
@@ -645,7 +674,7 @@ impl Feeder<'_, '_> {
                 _ => extents.push(Extent(ch.id, off, n as u64)),
             }
             self.used += n;
-            total += n as u64;
+            *total += n as u64;
             self.task.inc(n as u64);
             if self.room() == 0 {
                 self.flush_block()?;
@@ -654,7 +683,18 @@ impl Feeder<'_, '_> {
     }
 }
 
-fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem]) -> Option<Stop> {
+struct HashWriter<'a>(&'a mut Sha256);
+impl Write for HashWriter<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMap<PathBytes, Partial>) -> Option<Stop> {
     for item in todo {
         let path = PathBytes::from_path(&item.rel);
         let entry = match &item.kind {
@@ -662,11 +702,23 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem]) -> Option<Stop> {
             ScanKind::Symlink { target } => Entry::Symlink { path, target: target.clone(), mtime: item.mtime },
             ScanKind::File { size } => {
                 let mut h = Sha256::new();
-                let mut extents = Vec::new();
-                let got = match f.pack_file(&root.join(&item.rel), *size, &mut h, &mut extents) {
-                    Ok(n) => n,
-                    Err(stop) => return Some(stop),
+                // A file the previous run had begun continues where it stopped.
+                let (skip, mut extents) = match partials.get(&path) {
+                    Some(p) if p.size == *size && p.mtime == item.mtime => (p.done, p.extents.clone()),
+                    _ => (0, Vec::new()),
                 };
+                let mut got = 0;
+                match f.pack_file(&root.join(&item.rel), *size, skip, &mut h, &mut extents, &mut got) {
+                    Ok(()) => {}
+                    Err(Stop::OutOfSpace) if got > 0 => {
+                        let rec = Record::Partial(Partial { path, size: *size, mtime: item.mtime, done: got, extents });
+                        if let Err(e) = f.sh.journal(&rec, false) {
+                            return Some(Stop::Error(e));
+                        }
+                        return Some(Stop::OutOfSpace);
+                    }
+                    Err(stop) => return Some(stop),
+                }
                 Entry::File { path, mode: item.mode, mtime: item.mtime, size: got, sha256: h.finalize().into(), extents }
             }
         };

@@ -112,8 +112,7 @@ pub fn locate(devices: &[PathBuf], manifest_file: Option<&Path>, pack: Option<&s
                     devices.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
                 )))
             }
-            _ => return Err(Error::usage(format!("several packs are on these devices: {}", ids.join(", ")))
-                .with_hint("choose one with --pack ID")),
+            _ => return Err(Error::usage(format!("several packs are on these devices: {}; choose one with --pack ID", ids.join(", ")))),
         },
     };
     let mut files = Vec::new();
@@ -530,8 +529,7 @@ fn prepare_target(t: &Path) -> Result<()> {
     if t.exists() {
         let mut rd = fs::read_dir(t).map_err(|source| Error::Read { path: t.into(), source })?;
         if rd.next().is_some() {
-            return Err(Error::usage(format!("target {} is not empty", t.display()))
-                .with_hint("unpack into a new or empty directory"));
+            return Err(Error::usage(format!("target {} is not empty; unpack into a new or empty directory", t.display())));
         }
     } else {
         fs::create_dir_all(t).map_err(|source| Error::Write { path: t.into(), source })?;

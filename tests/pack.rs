@@ -1,0 +1,715 @@
+//! End-to-end tests of `barge pack`, `verify` and `unpack` on real files,
+//! running the real binary; plus property tests of the format through the
+//! library.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const PASS: &str = "correct horse battery staple";
+
+/// A scratch area: a passphrase file, a state dir for journals, and helpers
+/// that run the real binary with no inherited secrets.
+struct Env {
+    dir: TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("pass"), format!("{PASS}\n")).unwrap();
+        fs::write(dir.path().join("wrong"), "not it\n").unwrap();
+        Env { dir }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_barge"));
+        c.args(args)
+            .env_remove("BARGE_PASSPHRASE")
+            .env_remove("BARGE_FAULT_ENOSPC_AFTER")
+            .env("BARGE_STATE_DIR", self.p("state"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn pass(&self) -> String {
+        self.p("pass").display().to_string()
+    }
+
+    fn dev(&self, name: &str) -> String {
+        let p = self.p(name);
+        fs::create_dir_all(&p).unwrap();
+        p.display().to_string()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
+/// Asserts exit `code` and that the output names every string in `needles`.
+#[track_caller]
+fn fails(o: Output, code: i32, needles: &[&str]) -> String {
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(code), "{t}");
+    for n in needles {
+        assert!(t.contains(n), "expected `{n}` in:\n{t}");
+    }
+    t
+}
+
+/// A deterministic pseudo-random byte stream (xorshift), so trees are
+/// reproducible without a dependency.
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn set_mtime(p: &Path, secs: i64) {
+    barge::pack::reader::set_mtime(p, barge::pack::catalog::Mtime(secs, 123_456_789), true).unwrap();
+}
+
+/// A tree with the awkward cases: empty file, files around the segment
+/// size, a multi-chunk file, many small files, a symlink, a dangling
+/// symlink, a non-UTF-8 name, odd modes and old mtimes.
+fn make_tree(root: &Path, big: usize) {
+    fs::create_dir_all(root.join("docs/deep/er")).unwrap();
+    fs::create_dir_all(root.join("small")).unwrap();
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    fs::write(root.join("empty"), b"").unwrap();
+    fs::write(root.join("big.bin"), bytes(1, big)).unwrap();
+    fs::write(root.join("seg-1"), bytes(2, 65536 - 1)).unwrap();
+    fs::write(root.join("seg"), bytes(3, 65536)).unwrap();
+    fs::write(root.join("seg+1"), bytes(4, 65536 + 1)).unwrap();
+    fs::write(root.join("docs/readme.txt"), "hello\n".repeat(1000)).unwrap();
+    fs::write(root.join("docs/deep/er/note.md"), "# note\n").unwrap();
+    for i in 0..300 {
+        fs::write(root.join(format!("small/{i:03}.txt")), format!("small file {i}\n")).unwrap();
+    }
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9-latin1");
+    fs::write(root.join(odd), b"latin-1 name").unwrap();
+    std::os::unix::fs::symlink("docs/readme.txt", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("nowhere/at/all", root.join("dangling")).unwrap();
+    fs::set_permissions(root.join("seg"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(root.join("docs/readme.txt"), fs::Permissions::from_mode(0o444)).unwrap();
+    fs::set_permissions(root.join("docs/deep"), fs::Permissions::from_mode(0o750)).unwrap();
+    set_mtime(&root.join("seg-1"), 1_000_000_000);
+    set_mtime(&root.join("link"), 1_100_000_000);
+    set_mtime(&root.join("docs/deep/er"), 1_200_000_000);
+}
+
+#[derive(Debug, PartialEq)]
+enum Node {
+    Dir { mode: u32, mtime: (i64, i64) },
+    File { mode: u32, mtime: (i64, i64), data: Vec<u8> },
+    Link { target: PathBuf, mtime: (i64, i64) },
+}
+
+/// Everything pack promises to keep, keyed by relative path.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
+    fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) {
+        for e in fs::read_dir(root.join(rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            let mtime = (m.mtime(), m.mtime_nsec());
+            let mode = m.permissions().mode() & 0o7777;
+            if m.file_type().is_symlink() {
+                out.insert(r, Node::Link { target: fs::read_link(e.path()).unwrap(), mtime });
+            } else if m.is_dir() {
+                out.insert(r.clone(), Node::Dir { mode, mtime });
+                walk(root, &r, out);
+            } else {
+                out.insert(r, Node::File { mode, mtime, data: fs::read(e.path()).unwrap() });
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+#[track_caller]
+fn assert_same_tree(a: &Path, b: &Path) {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    assert_eq!(sa.keys().collect::<Vec<_>>(), sb.keys().collect::<Vec<_>>());
+    for (k, v) in &sa {
+        assert!(v == &sb[k], "{} differs", k.display());
+    }
+}
+
+fn chunk_files(dev: &str) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for pack in fs::read_dir(Path::new(dev).join("barge")).unwrap() {
+        for f in fs::read_dir(pack.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "bgc") {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Packs the standard tree onto two devices with small chunks and segments.
+fn packed(env: &Env) -> (PathBuf, String, String) {
+    let src = env.p("src");
+    make_tree(&src, 700_000);
+    let (d1, d2) = (env.dev("d1"), env.dev("d2"));
+    ok(env.run(&[
+        "pack",
+        src.to_str().unwrap(),
+        &d1,
+        &d2,
+        "--passphrase-file",
+        &env.pass(),
+        "--chunk-size",
+        "200KiB",
+        "--segment-size",
+        "64KiB",
+    ]));
+    (src, d1, d2)
+}
+
+#[test]
+fn round_trip_over_two_devices_keeps_everything() {
+    let env = Env::new();
+    let (src, d1, d2) = packed(&env);
+    // Data really spread over both devices.
+    assert!(chunk_files(&d1).len() >= 2, "{:?}", chunk_files(&d1));
+    assert!(chunk_files(&d2).len() >= 2, "{:?}", chunk_files(&d2));
+    ok(env.run(&["verify", &d1, &d2]));
+    ok(env.run(&["verify", "--deep", &d1, &d2, "--passphrase-file", &env.pass()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, &d2, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+    // Also to a file:// URL.
+    let out2 = env.p("out2");
+    let url = format!("file://{}", out2.display());
+    ok(env.run(&["unpack", &d1, &d2, &url, "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out2);
+    // No plaintext of a text file is visible on the devices.
+    for c in chunk_files(&d1).iter().chain(&chunk_files(&d2)) {
+        let b = fs::read(c).unwrap();
+        assert!(!b.windows(11).any(|w| w == b"small file "), "{} holds plaintext", c.display());
+    }
+}
+
+#[test]
+fn json_output_is_one_object() {
+    let env = Env::new();
+    let src = env.p("src");
+    make_tree(&src, 10_000);
+    let d1 = env.dev("d1");
+    let o = ok(env.run(&["--json", "pack", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass()]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["files"], 308);
+    assert_eq!(v["symlinks"], 2);
+    let o = ok(env.run(&["--json", "verify", &d1]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0);
+    // A failing verify still prints exactly one JSON object, and exits 3.
+    let c = chunk_files(&d1)[0].clone();
+    fs::remove_file(&c).unwrap();
+    let o = env.run(&["--json", "verify", &d1]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["findings"].to_string().contains(&name(&c)), "{v}");
+}
+
+/// Each corruption, on a fresh copy of a packed pair of devices.
+fn with_copy(env: &Env, d1: &str, d2: &str, tag: &str, f: impl FnOnce(&str, &str)) {
+    let (c1, c2) = (env.p(&format!("{tag}-1")), env.p(&format!("{tag}-2")));
+    for (from, to) in [(d1, &c1), (d2, &c2)] {
+        let st = Command::new("cp").args(["-a", from]).arg(to).status().unwrap();
+        assert!(st.success());
+    }
+    f(c1.to_str().unwrap(), c2.to_str().unwrap());
+}
+
+#[test]
+fn every_fault_is_caught_and_named() {
+    let env = Env::new();
+    let (_src, d1, d2) = packed(&env);
+    let pass = env.pass();
+    let deep = |a: &str, b: &str| env.run(&["verify", "--deep", a, b, "--passphrase-file", &pass]);
+    let unpack = |a: &str, b: &str, tag: &str| {
+        env.run(&["unpack", a, b, env.p(&format!("out-{tag}")).to_str().unwrap(), "--passphrase-file", &pass])
+    };
+
+    // A flipped byte in the middle of a chunk.
+    with_copy(&env, &d1, &d2, "flip", |a, b| {
+        let c = chunk_files(a)[0].clone();
+        let mut data = fs::read(&c).unwrap();
+        let mid = data.len() / 2;
+        data[mid] ^= 0x01;
+        fs::write(&c, data).unwrap();
+        let n = name(&c);
+        fails(env.run(&["verify", a, b]), 3, &[&n, "SHA-256 does not match"]);
+        fails(deep(a, b), 3, &[&n, "does not authenticate"]);
+        fails(unpack(a, b, "flip"), 3, &[&n]);
+    });
+
+    // A truncated chunk.
+    with_copy(&env, &d1, &d2, "trunc", |a, b| {
+        let c = chunk_files(b)[0].clone();
+        let len = fs::metadata(&c).unwrap().len();
+        fs::OpenOptions::new().write(true).open(&c).unwrap().set_len(len - 100).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(&c), "truncated"]);
+        fails(deep(a, b), 3, &[&name(&c), "truncated"]);
+        fails(unpack(a, b, "trunc"), 3, &[&name(&c), "truncated"]);
+    });
+
+    // Two chunk files swapped (reordered).
+    with_copy(&env, &d1, &d2, "swap", |a, b| {
+        let cs = chunk_files(a);
+        let (x, y) = (&cs[0], &cs[1]);
+        let tmp = x.with_extension("tmp");
+        fs::rename(x, &tmp).unwrap();
+        fs::rename(y, x).unwrap();
+        fs::rename(&tmp, y).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(x), &name(y), "copied or renamed"]);
+        fails(deep(a, b), 3, &[&name(x), "copied or renamed"]);
+    });
+
+    // A chunk duplicated onto the other device.
+    with_copy(&env, &d1, &d2, "dup", |a, b| {
+        let c = chunk_files(a)[0].clone();
+        let other_dir = chunk_files(b)[0].parent().unwrap().to_path_buf();
+        fs::copy(&c, other_dir.join(c.file_name().unwrap())).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(&c), "more than once"]);
+    });
+
+    // A chunk copied over another one of the same pack.
+    with_copy(&env, &d1, &d2, "copy", |a, b| {
+        let cs = chunk_files(a);
+        fs::copy(&cs[0], &cs[1]).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(&cs[1]), "copied or renamed"]);
+    });
+
+    // A missing chunk.
+    with_copy(&env, &d1, &d2, "missing", |a, b| {
+        let c = chunk_files(b).last().unwrap().clone();
+        fs::remove_file(&c).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(&c), "is missing"]);
+        fails(deep(a, b), 3, &[&name(&c), "missing"]);
+        fails(unpack(a, b, "missing"), 3, &[&name(&c), "is missing"]);
+    });
+
+    // An extra chunk file.
+    with_copy(&env, &d1, &d2, "extra", |a, b| {
+        let c = chunk_files(a)[0].clone();
+        let extra = c.with_file_name("c0000009999.bgc");
+        fs::copy(&c, &extra).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &["c0000009999.bgc", "not in the manifest"]);
+    });
+
+    // A chunk from another pack, under this pack's chunk name.
+    with_copy(&env, &d1, &d2, "foreign", |a, b| {
+        let other_src = env.p("other-src");
+        fs::create_dir_all(&other_src).unwrap();
+        fs::write(other_src.join("x"), bytes(9, 300_000)).unwrap();
+        let od = env.dev("other-dev");
+        ok(env.run(&["pack", other_src.to_str().unwrap(), &od, "--passphrase-file", &pass, "--chunk-size", "200KiB", "--segment-size", "64KiB"]));
+        let theirs = chunk_files(&od)[0].clone();
+        let ours = chunk_files(a)[0].clone();
+        fs::copy(&theirs, &ours).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(&ours), "another pack"]);
+        fails(deep(a, b), 3, &[&name(&ours), "another pack"]);
+    });
+
+    // Two segments of one chunk swapped in place: sizes still match.
+    with_copy(&env, &d1, &d2, "segswap", |a, b| {
+        let c = chunk_files(a)[0].clone();
+        let mut data = fs::read(&c).unwrap();
+        let seg = 65536 + 16;
+        assert!(data.len() >= 80 + 2 * seg, "need two full segments");
+        let (s0, s1) = (80, 80 + seg);
+        let first: Vec<u8> = data[s0..s0 + seg].to_vec();
+        data.copy_within(s1..s1 + seg, s0);
+        data[s1..s1 + seg].copy_from_slice(&first);
+        fs::write(&c, data).unwrap();
+        fails(env.run(&["verify", a, b]), 3, &[&name(&c), "SHA-256"]);
+        fails(deep(a, b), 3, &[&name(&c), "segment 0 does not authenticate"]);
+    });
+
+    // The manifest altered: its signature no longer matches.
+    with_copy(&env, &d1, &d2, "manifest", |a, b| {
+        for dev in [a, b] {
+            let m = chunk_files(dev)[0].with_file_name("manifest.bgm");
+            let mut data = fs::read(&m).unwrap();
+            let i = data.windows(6).position(|w| w == b"\"size\"").unwrap() + 9;
+            data[i] = if data[i] == b'1' { b'2' } else { b'1' };
+            fs::write(&m, data).unwrap();
+        }
+        fails(env.run(&["verify", a, b]), 3, &["manifest.bgm", "signature"]);
+    });
+
+    // A wrong passphrase.
+    let wrong = env.p("wrong").display().to_string();
+    fails(env.run(&["verify", "--deep", &d1, &d2, "--passphrase-file", &wrong]), 1, &["wrong passphrase"]);
+    fails(env.run(&["unpack", &d1, &d2, env.p("out-wrong").to_str().unwrap(), "--passphrase-file", &wrong]), 1, &["wrong passphrase"]);
+    assert!(!env.p("out-wrong").exists() || fs::read_dir(env.p("out-wrong")).unwrap().next().is_none());
+
+    // A missing device.
+    fails(env.run(&["verify", &d1]), 3, &["device 2", "is missing", &d2]);
+    fails(env.run(&["unpack", &d1, env.p("out-nodev").to_str().unwrap(), "--passphrase-file", &pass]), 3, &["device 2", "is missing"]);
+
+    // The originals were untouched by all that.
+    ok(env.run(&["verify", &d1, &d2]));
+}
+
+#[test]
+fn full_disk_stops_cleanly_and_resumes_on_a_new_device() {
+    let env = Env::new();
+    let src = env.p("src");
+    make_tree(&src, 3_000_000);
+    let (d1, d2) = (env.dev("d1"), env.dev("d2"));
+    let o = env
+        .cmd(&["pack", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass(), "--chunk-size", "256KiB", "--segment-size", "64KiB"])
+        .env("BARGE_FAULT_ENOSPC_AFTER", "1000000")
+        .output()
+        .unwrap();
+    fails(o, 1, &["is full", &d1, "--resume"]);
+    // The journal and the manifest are consistent: verify calls it incomplete, nothing else.
+    let t = fails(env.run(&["verify", &d1]), 3, &["incomplete"]);
+    assert!(!t.contains("SHA-256 does not match"), "{t}");
+    // A fresh pack of the same source is refused while one is interrupted.
+    fails(env.run(&["pack", src.to_str().unwrap(), &d2, "--passphrase-file", &env.pass()]), 1, &["--resume"]);
+    ok(env.run(&["pack", "--resume", src.to_str().unwrap(), &d2, "--passphrase-file", &env.pass()]));
+    ok(env.run(&["verify", "--deep", &d1, &d2, "--passphrase-file", &env.pass()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, &d2, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+}
+
+/// A real full filesystem: a 2 MiB tmpfs (needs root and mount rights;
+/// CI runs as root).
+#[test]
+fn full_tmpfs_is_named_and_resumable() {
+    let env = Env::new();
+    let small = env.dev("tmpfs");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", &small]).status().is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?); the injected-fault test covers ENOSPC");
+        return;
+    }
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(small.clone());
+    let src = env.p("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), bytes(5, 3_000_000)).unwrap();
+    fs::write(src.join("b"), bytes(6, 1_000_000)).unwrap();
+    // 4 MB of data on a 2 MiB filesystem: statvfs must see the limit (or
+    // ENOSPC must be caught), and the device must be named.
+    let o = env.run(&["pack", src.to_str().unwrap(), &small, "--passphrase-file", &env.pass(), "--chunk-size", "512KiB", "--segment-size", "64KiB"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains(&small), "{t}");
+    assert!(t.contains("full"), "{t}");
+    let d2 = env.dev("d2");
+    ok(env.run(&["pack", "--resume", src.to_str().unwrap(), &d2, "--passphrase-file", &env.pass()]));
+    ok(env.run(&["verify", "--deep", &small, &d2, "--passphrase-file", &env.pass()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &small, &d2, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+}
+
+#[test]
+fn capacity_spans_devices_across_runs() {
+    let env = Env::new();
+    let src = env.p("src");
+    // ~2.7 MB of data, ~1.1 MB of room per device after the manifest reserve:
+    // three devices, and big.bin is cut across the first two.
+    make_tree(&src, 2_500_000);
+    let (d1, d2, d3) = (env.dev("d1"), env.dev("d2"), env.dev("d3"));
+    let args = |devs: &[&str], resume: bool| {
+        let mut v = vec!["pack".to_string()];
+        if resume {
+            v.push("--resume".into());
+        }
+        v.push(src.display().to_string());
+        v.extend(devs.iter().map(|d| d.to_string()));
+        v.extend(["--passphrase-file", &env.pass(), "--capacity", "1.5MB", "--chunk-size", "256KiB", "--segment-size", "64KiB"].map(String::from));
+        v
+    };
+    let run = |v: Vec<String>| env.run(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    fails(run(args(&[&d1], false)), 1, &["devices are full", "--resume"]);
+    fails(run(args(&[&d2], true)), 1, &["devices are full"]);
+    ok(run(args(&[&d3], true)));
+    for d in [&d1, &d2, &d3] {
+        let used: u64 = chunk_files(d).iter().map(|c| fs::metadata(c).unwrap().len()).sum();
+        assert!(used > 0 && used <= 1_500_000, "{d}: {used}");
+    }
+    ok(env.run(&["verify", &d1, &d2, &d3]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d3, &d1, &d2, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+    fails(env.run(&["verify", &d1, &d3]), 3, &["device 2", "is missing"]);
+}
+
+#[test]
+fn resume_after_sigkill() {
+    let env = Env::new();
+    let src = env.p("src");
+    fs::create_dir_all(src.join("many")).unwrap();
+    for i in 0..40 {
+        fs::write(src.join(format!("f{i:02}")), bytes(100 + i, 1_500_000)).unwrap();
+    }
+    for i in 0..200 {
+        fs::write(src.join(format!("many/{i}")), format!("{i}")).unwrap();
+    }
+    let d1 = env.dev("d1");
+    let journal = env.p("journal");
+    let mut child = env
+        .cmd(&[
+            "pack",
+            src.to_str().unwrap(),
+            &d1,
+            "--passphrase-file",
+            &env.pass(),
+            "--chunk-size",
+            "1MiB",
+            "--segment-size",
+            "64KiB",
+            "--journal",
+            journal.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the journal shows finished chunks, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = fs::read_to_string(&journal).unwrap_or_default();
+        if j.matches(r#""t":"chunk""#).count() >= 3 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "pack ended before it could be killed");
+        assert!(Instant::now() < deadline, "no progress in the journal");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
+    let st = child.wait().unwrap();
+    let j = fs::read_to_string(&journal).unwrap();
+    assert!(!j.contains(r#""t":"complete""#), "the pack finished before the kill; make the tree bigger");
+    assert!(!st.success());
+    ok(env.run(&["pack", "--resume", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass(), "--journal", journal.to_str().unwrap()]));
+    // Nothing left over: no part files, no unexpected chunks.
+    let o = ok(env.run(&["verify", &d1]));
+    assert!(!text(&o).contains("ERROR"), "{}", text(&o));
+    ok(env.run(&["verify", "--deep", &d1, "--passphrase-file", &env.pass()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+}
+
+#[test]
+fn secrets_come_from_env_or_key_file_never_argv() {
+    let env = Env::new();
+    let src = env.p("src");
+    make_tree(&src, 1000);
+    let d1 = env.dev("d1");
+    // No passphrase and no terminal: a usage error that names the ways in.
+    fails(env.run(&["pack", src.to_str().unwrap(), &d1]), 2, &["--passphrase-file", "BARGE_PASSPHRASE"]);
+    let key = env.p("unlock.key");
+    let o = env
+        .cmd(&["pack", src.to_str().unwrap(), &d1, "--new-key-file", key.to_str().unwrap(), "--manifest-out", env.p("m.bgm").to_str().unwrap()])
+        .env("BARGE_PASSPHRASE", PASS)
+        .output()
+        .unwrap();
+    ok(o);
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    ok(env.cmd(&["verify", "--deep", &d1]).env("BARGE_PASSPHRASE", PASS).output().unwrap());
+    ok(env.run(&["verify", "--deep", &d1, "--key-file", key.to_str().unwrap()]));
+    // The manifest that travelled separately is trusted over the disk copies.
+    ok(env.run(&["verify", &d1, "--manifest", env.p("m.bgm").to_str().unwrap()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, out.to_str().unwrap(), "--key-file", key.to_str().unwrap()]));
+    assert_same_tree(&src, &out);
+    // The passphrase never shows up in output.
+    let o = env.cmd(&["--json", "verify", "--deep", &d1]).env("BARGE_PASSPHRASE", "wrong one").output().unwrap();
+    assert!(!text(&o).contains("wrong one"));
+}
+
+#[test]
+fn databases_and_s3_are_refused_clearly() {
+    let env = Env::new();
+    let d1 = env.dev("d1");
+    fails(env.run(&["pack", "postgres://u@localhost/db", &d1, "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    fails(env.run(&["unpack", &d1, "s3://bucket/prefix", "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    fails(env.run(&["unpack", &d1, "mysql://u@h/db", "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+}
+
+/// The frozen pack in fixtures/pack/v1 must stay readable by every later
+/// version: verify, verify --deep, and unpack to the recorded tree.
+#[test]
+fn frozen_v1_fixture_still_reads() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pack/v1");
+    let env = Env::new();
+    // Copy: the test must not leave anything in the checkout.
+    let dev = env.p("dev");
+    assert!(Command::new("cp").arg("-a").arg(fx.join("device")).arg(&dev).status().unwrap().success());
+    let pass = fx.join("passphrase").display().to_string();
+    ok(env.run(&["verify", dev.to_str().unwrap()]));
+    ok(env.run(&["verify", "--deep", dev.to_str().unwrap(), "--passphrase-file", &pass]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", dev.to_str().unwrap(), out.to_str().unwrap(), "--passphrase-file", &pass]));
+    // expected.txt: one line per item: kind, mode (octal), mtime seconds, sha256 or target, path.
+    let mut got = String::new();
+    for (p, n) in snapshot(&out) {
+        use sha2::Digest;
+        let line = match n {
+            Node::Dir { mode, mtime } => format!("dir {mode:o} {} - {}", mtime.0, p.display()),
+            Node::File { mode, mtime, data } => {
+                format!("file {mode:o} {} {} {}", mtime.0, hex::encode(sha2::Sha256::digest(&data)), p.display())
+            }
+            Node::Link { target, mtime } => format!("link 0 {} {} {}", mtime.0, target.display(), p.display()),
+        };
+        got.push_str(&line);
+        got.push('\n');
+    }
+    if std::env::var_os("BARGE_BLESS").is_some() {
+        fs::write(fx.join("expected.txt"), &got).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(fx.join("expected.txt")).unwrap();
+    assert_eq!(got, expected);
+}
+
+mod format_properties {
+    use super::*;
+    use barge::pack::crypto::Argon2Params;
+    use barge::pack::{reader, KeyInput, PackOptions};
+    use barge::progress::Silent;
+    use proptest::prelude::*;
+
+    fn pack_lib(src: &Path, devs: &[PathBuf], journal: &Path, seg: u32, chunk: u64, slots: usize) {
+        let opts = PackOptions {
+            source: src.into(),
+            devices: devs.to_vec(),
+            capacity: None,
+            chunk_size: chunk,
+            segment_size: seg,
+            slots,
+            journal: journal.into(),
+            resume: false,
+            kdf: Argon2Params { m_kib: 64, t: 1, p: 1 },
+            manifest_out: None,
+            fault_enospc_after: None,
+        };
+        let mut keys = |_| Ok(KeyInput { passphrase: Some(b"pw".to_vec()), ..Default::default() });
+        let r = barge::pack::pack(&opts, &mut keys, &Silent).unwrap();
+        assert!(r.complete);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Any set of file sizes, segment size, chunk size and writer
+        /// count: what is unpacked is what was packed.
+        #[test]
+        fn any_tree_round_trips(
+            sizes in prop::collection::vec(prop_oneof![0usize..10, 1000usize..5000, 4090usize..4100, 9000usize..40000], 1..30),
+            seg in prop::sample::select(vec![1024u32, 4096]),
+            chunk_segments in 1u64..6,
+            slots in 1usize..4,
+            ndev in 1usize..3,
+        ) {
+            let t = tempfile::tempdir().unwrap();
+            let src = t.path().join("src");
+            fs::create_dir_all(src.join("d")).unwrap();
+            for (i, n) in sizes.iter().enumerate() {
+                let p = if i % 3 == 0 { src.join(format!("d/{i}")) } else { src.join(format!("{i}")) };
+                fs::write(p, bytes(i as u64 + 1, *n)).unwrap();
+            }
+            let devs: Vec<PathBuf> = (0..ndev).map(|i| { let p = t.path().join(format!("dev{i}")); fs::create_dir_all(&p).unwrap(); p }).collect();
+            pack_lib(&src, &devs, &t.path().join("j"), seg, seg as u64 * chunk_segments + 7, slots);
+            let l = reader::locate(&devs, None, None).unwrap();
+            let checked = reader::check_files(&l, true, &Silent);
+            prop_assert!(checked.findings.is_empty(), "{:?}", checked.findings);
+            let master = reader::unlock(&l, &barge::pack::crypto::Unlock::Passphrase(b"pw")).unwrap();
+            let cat = reader::open_catalog(&l, &master).unwrap();
+            let out = t.path().join("out");
+            let r = reader::decrypt_all(&l, &checked.locations, &master, &cat, Some(&out), &Silent).unwrap();
+            prop_assert!(r.findings.is_empty(), "{:?}", r.findings);
+            for (i, n) in sizes.iter().enumerate() {
+                let rel = if i % 3 == 0 { format!("d/{i}") } else { format!("{i}") };
+                prop_assert_eq!(fs::read(out.join(&rel)).unwrap(), bytes(i as u64 + 1, *n));
+            }
+        }
+    }
+
+    /// Every single-byte flip anywhere in a chunk file is caught by both
+    /// checks, and named.
+    #[test]
+    fn any_flipped_byte_is_caught() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a"), bytes(1, 5000)).unwrap();
+        let dev = t.path().join("dev");
+        fs::create_dir_all(&dev).unwrap();
+        pack_lib(&src, std::slice::from_ref(&dev), &t.path().join("j"), 1024, 1 << 20, 1);
+        let chunk = chunk_files(dev.to_str().unwrap())[0].clone();
+        let orig = fs::read(&chunk).unwrap();
+        let l0 = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
+        let master = reader::unlock(&l0, &barge::pack::crypto::Unlock::Passphrase(b"pw")).unwrap();
+        let cat = reader::open_catalog(&l0, &master).unwrap();
+        proptest!(ProptestConfig { cases: 64, ..ProptestConfig::default() }, |(pos in 0usize..5000 + 80 + 5 * 16, bit in 0u8..8)| {
+            let mut b = orig.clone();
+            b[pos] ^= 1 << bit;
+            fs::write(&chunk, &b).unwrap();
+            let l = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
+            let shallow = reader::check_files(&l, true, &Silent);
+            prop_assert!(reader::has_errors(&shallow.findings));
+            prop_assert!(shallow.findings.iter().any(|f| f.file.as_deref().is_some_and(|p| p.ends_with(&name(&chunk)))));
+            let locations = reader::check_files(&l, false, &Silent).locations;
+            let deep = reader::decrypt_all(&l, &locations, &master, &cat, None, &Silent).unwrap();
+            prop_assert!(reader::has_errors(&deep.findings), "flip at {} bit {} not caught by --deep", pos, bit);
+        });
+        fs::write(&chunk, &orig).unwrap();
+    }
+}
