@@ -1,0 +1,148 @@
+//! `barge advise` through the real binary: hand-computed cases, JSON shape,
+//! warnings, measuring a directory, and usage errors.
+
+use std::fs;
+use std::process::{Command, Output};
+
+fn barge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_barge")).args(args).output().unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json", "advise"];
+    a.extend_from_slice(args);
+    let o = barge(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// 100 TB × 8 / (1 Gbps × 0.8) = 1,000,000 s = 11.57 days.
+#[test]
+fn hundred_tb_over_one_gbps_takes_eleven_point_six_days() {
+    let v = json(&["--size", "100TB", "--bandwidth", "1Gbps", "--utilization", "0.8", "--pack-speed", "1GB/s"]);
+    assert_eq!(f(&v["network"]["transfer_secs"]), 1_000_000.0);
+    assert_eq!(f(&v["network"]["effective_rate"]), 1e8);
+    let o = barge(&["advise", "--size", "100TB", "--bandwidth", "1Gbps", "--pack-speed", "1GB/s"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("11.6 days"), "{out}");
+    assert!(out.contains("recommendation:"), "{out}");
+}
+
+/// 100 TB, 80 TB snowballs: 2 devices, 1 wave. Pack speed 1 GB/s bounds the
+/// fill (2 × 0.5 GB/s device writes also give 1 GB/s; source unbounded):
+/// 1e14 / 1e9 = 100,000 s. Delivery 4 days, ship 3 days; ingest of the
+/// 20 TB last... one wave of 2 devices holding 100 TB at 2 × 0.5 GB/s =
+/// 100,000 s. Total = 7 days + 200,000 s = 804,800 s ≈ 9.3 days, which beats
+/// 11.6 days by 195,200 s.
+#[test]
+fn device_plan_by_hand() {
+    let v = json(&["--size", "100TB", "--bandwidth", "1Gbps", "--device", "snowball", "--pack-speed", "1GB/s"]);
+    let d = &v["devices"];
+    assert_eq!(d["devices"], 2);
+    assert_eq!(d["waves"].as_array().unwrap().len(), 1);
+    assert_eq!(f(&d["fill_secs"]), 100_000.0);
+    assert_eq!(f(&d["ingest_secs"]), 100_000.0);
+    assert_eq!(f(&d["total_secs"]), 804_800.0);
+    assert_eq!(v["recommendation"], "devices");
+    assert!(v["reason"].as_str().unwrap().contains("2.3 days"), "{}", v["reason"]);
+}
+
+/// 1 TB at 10 Gbps: 1e12 × 8 / 8e9 = 1000 s, under a week: the network.
+#[test]
+fn small_transfers_go_over_the_network() {
+    let v = json(&["--size", "1TB", "--bandwidth", "10g", "--pack-speed", "1GB/s"]);
+    assert_eq!(f(&v["network"]["transfer_secs"]), 1000.0);
+    assert_eq!(v["recommendation"], "network");
+}
+
+/// Several links: 4 × 10 Gbps at 100 % moves 5 GB/s; 1 PB takes 200,000 s.
+#[test]
+fn several_links_add_up() {
+    let v = json(&["--size", "1PB", "--bandwidth", "4x10Gbps", "--utilization", "1", "--pack-speed", "1GB/s"]);
+    assert_eq!(f(&v["network"]["transfer_secs"]), 200_000.0);
+}
+
+#[test]
+fn waves_when_devices_are_scarce() {
+    // 500 TB on 80 TB devices = 7, two at a time = 4 waves (2, 2, 2, 1).
+    let v = json(&["--size", "500TB", "--bandwidth", "1Gbps", "--device", "snowball", "--devices-at-once", "2", "--pack-speed", "10GB/s"]);
+    let waves: Vec<u64> = v["devices"]["waves"].as_array().unwrap().iter().map(|w| w["devices"].as_u64().unwrap()).collect();
+    assert_eq!(waves, vec![2, 2, 2, 1]);
+    // Three turnarounds of 4 days each.
+    assert_eq!(f(&v["devices"]["turnaround_secs"]), 3.0 * 4.0 * 86_400.0);
+}
+
+#[test]
+fn change_rate_beyond_the_link_warns() {
+    let o = barge(&["advise", "--size", "10TB", "--bandwidth", "100Mbps", "--change-rate", "2TB/day", "--pack-speed", "1GB/s"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("never catch up"), "{err}");
+    let v = json(&["--size", "10TB", "--bandwidth", "100Mbps", "--change-rate", "2TB/day", "--pack-speed", "1GB/s"]);
+    assert!(v["network"]["catch_up_secs"].is_null(), "infinite is null in JSON: {}", v["network"]);
+    assert!(v["warnings"][0].as_str().unwrap().contains("never catch up"));
+}
+
+#[test]
+fn truck_past_ten_petabytes() {
+    let v = json(&["--size", "20PB", "--bandwidth", "100Gbps", "--pack-speed", "10GB/s"]);
+    assert_eq!(v["devices"]["device"], "truck");
+}
+
+#[test]
+fn custom_profiles_from_toml() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("profiles.toml");
+    fs::write(
+        &p,
+        r#"
+[[device]]
+name = "crate"
+usable = "10TB"
+write = "1GB/s"
+delivery_days = 1
+ship_days = 1
+"#,
+    )
+    .unwrap();
+    let v = json(&["--size", "25TB", "--bandwidth", "1Gbps", "--device", "crate", "--profiles", p.to_str().unwrap(), "--pack-speed", "100GB/s"]);
+    assert_eq!(v["devices"]["devices"], 3);
+    // Fill at 3 × 1 GB/s: 25e12 / 3e9 s.
+    assert!((f(&v["devices"]["fill_secs"]) - 25e12 / 3e9).abs() < 1e-6);
+}
+
+#[test]
+fn measures_a_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let text = "the quick brown fox jumps over the lazy dog\n".repeat(20_000);
+    fs::write(t.path().join("a.txt"), &text).unwrap();
+    fs::create_dir(t.path().join("d")).unwrap();
+    fs::write(t.path().join("d/b.txt"), &text).unwrap();
+    let v = json(&[t.path().to_str().unwrap(), "--bandwidth", "1Gbps"]);
+    let m = &v["measured"];
+    assert_eq!(m["bytes"], 2 * text.len() as u64);
+    assert_eq!(m["files"], 2);
+    assert!(f(&m["compress_ratio"]) < 0.1, "{m}");
+    assert!(f(&m["pack_rate"]) > 0.0);
+    assert_eq!(f(&v["inputs"]["size"]), 2.0 * text.len() as f64);
+}
+
+#[test]
+fn usage_errors() {
+    let o = barge(&["advise", "--bandwidth", "1Gbps"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = barge(&["advise", ".", "--size", "1TB", "--bandwidth", "1Gbps"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = barge(&["advise", "--size", "1TB", "--bandwidth", "fast", "--pack-speed", "1GB/s"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = barge(&["advise", "--size", "1TB", "--bandwidth", "1Gbps", "--device", "pigeon", "--pack-speed", "1GB/s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("snowball"));
+    let o = barge(&["advise", "postgres://u@h/db", "--bandwidth", "1Gbps"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented"));
+}
