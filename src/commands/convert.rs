@@ -1,24 +1,200 @@
-//! `barge convert-schema`.
+//! `barge convert-schema`: DDL from one dialect to another, plus an
+//! assessment report.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 
 use crate::error::{Error, Result};
+use crate::model::Dialect;
+use crate::output;
+use crate::schema::convert::ConvertOptions;
+use crate::schema::naming::{IdentCase, NamingOptions};
+use crate::schema::report::Status;
+use crate::schema::rules::RuleSet;
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// Source dialect: mysql (or mariadb), postgres, sqlite, mssql, oracle
-    #[arg(long)]
-    pub from: String,
-    /// Target dialect: postgres, mysql, sqlite
-    #[arg(long)]
-    pub to: String,
-    /// DDL script to convert, or - for stdin
+    #[arg(long, value_parser = crate::schema::parse_dialect)]
+    pub from: Dialect,
+    /// Target dialect: postgres, mysql (or mariadb), sqlite
+    #[arg(long, value_parser = parse_target)]
+    pub to: Dialect,
+    /// DDL script to convert (a dump or a schema script), or - for stdin
     pub input: PathBuf,
+    /// Write the converted DDL here instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write the assessment report here: .md for Markdown, .json for JSON
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Override a type mapping, e.g. 'tinyint(1)=boolean' or 'orders.status=text' (repeatable)
+    #[arg(long = "cast", value_name = "FROM=TO")]
+    pub casts: Vec<String>,
+    /// Extra type-mapping rules (TOML, same format as dialects/*.toml); they win over the built-in ones
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// How identifiers are spelled on the target
+    #[arg(long, value_enum, default_value_t = IdentCase::Lower)]
+    pub identifiers: IdentCase,
+    /// Map a source schema to a target schema, e.g. 'dbo=app' or 'sales=' for none (repeatable)
+    #[arg(long = "schema-map", value_name = "FROM=TO")]
+    pub schema_map: Vec<String>,
+    /// Put every object in this target schema (same as --schema-map '*=NAME')
+    #[arg(long, value_name = "NAME")]
+    pub target_schema: Option<String>,
+    /// Write the old→new name mapping as JSON, for later steps
+    #[arg(long, value_name = "FILE")]
+    pub name_map: Option<PathBuf>,
+    /// Exit with code 3 if any object needs manual action
+    #[arg(long)]
+    pub strict: bool,
 }
 
-pub fn run(_args: ConvertArgs) -> Result<ExitCode> {
-    Err(Error::NotImplemented { command: "convert-schema" })
+fn parse_target(s: &str) -> std::result::Result<Dialect, String> {
+    let d: Dialect = s.parse()?;
+    if !d.is_target() {
+        return Err(format!("{d} is a source only; targets are postgres, mysql (mariadb) and sqlite"));
+    }
+    Ok(d)
+}
+
+/// The naming options from the command line (shared with `migrate`).
+pub fn naming_options(case: IdentCase, schema_map: &[String], target_schema: Option<&str>) -> Result<NamingOptions> {
+    let mut map = Vec::new();
+    for m in schema_map {
+        let (a, b) = m
+            .split_once('=')
+            .ok_or_else(|| Error::usage(format!("--schema-map `{m}`: expected FROM=TO, e.g. dbo=public")))?;
+        map.push((a.trim().to_string(), b.trim().to_string()));
+    }
+    if let Some(t) = target_schema {
+        map.push(("*".into(), t.to_string()));
+    }
+    Ok(NamingOptions { case, schema_map: map })
+}
+
+/// Reads a script as text: UTF-8, or UTF-16 with a byte-order mark (as
+/// SSMS saves scripts). Invalid UTF-8 is replaced and reported, not fatal.
+pub fn read_script_file(path: &Path) -> Result<(String, String)> {
+    let (bytes, label) = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).map_err(|source| Error::Read { path: path.into(), source })?;
+        (b, "<stdin>".to_string())
+    } else {
+        let b = std::fs::read(path).map_err(|source| Error::Read { path: path.into(), source })?;
+        (b, path.display().to_string())
+    };
+    let text = decode(&bytes, &label);
+    Ok((text, label))
+}
+
+fn decode(bytes: &[u8], label: &str) -> String {
+    let utf16 = |le: bool| {
+        let units: Vec<u16> = bytes[2..]
+            .chunks_exact(2)
+            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    if bytes.starts_with(&[0xFF, 0xFE]) {
+        return utf16(true);
+    }
+    if bytes.starts_with(&[0xFE, 0xFF]) {
+        return utf16(false);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            output::warn(format!(
+                "{label}:{line}: the input is not valid UTF-8; invalid bytes were replaced with U+FFFD. Re-export it as UTF-8 (e.g. mysqldump --default-character-set=utf8mb4) if names or literals look wrong."
+            ));
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
+}
+
+pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    let report_format = match &args.report {
+        None => None,
+        Some(p) => Some(match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("md") | Some("markdown") => "md",
+            Some("json") => "json",
+            _ => {
+                return Err(Error::usage(format!(
+                    "--report {}: the extension must be .md (Markdown) or .json",
+                    p.display()
+                )))
+            }
+        }),
+    };
+    let rules = RuleSet::load(args.from, args.to, &args.casts, &args.rules)?;
+    let naming = naming_options(args.identifiers, &args.schema_map, args.target_schema.as_deref())?;
+    let (text, label) = read_script_file(&args.input)?;
+    let opts = ConvertOptions { source: args.from, target: args.to, rules, naming };
+    let result = crate::schema::convert_script(&text, &label, &opts);
+    let report = &result.converted.report;
+
+    if let Some(path) = &args.output {
+        write_file(path, result.ddl.as_bytes())?;
+    } else if !output::get().json {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(result.ddl.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|source| Error::Write { path: "-".into(), source })?;
+    }
+    if let (Some(path), Some(fmt)) = (&args.report, report_format) {
+        let body = if fmt == "md" { report.to_markdown() } else { serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() };
+        write_file(path, body.as_bytes())?;
+    }
+    if let Some(path) = &args.name_map {
+        let body = serde_json::to_string_pretty(&result.converted.names.to_json()).unwrap_or_default();
+        write_file(path, body.as_bytes())?;
+    }
+
+    let tables = result.converted.target.tables.len();
+    let manual = report.count(Status::Manual);
+    let warnings = report.count(Status::Warning);
+    if output::get().json {
+        let mut v = serde_json::json!({
+            "ok": true,
+            "from": args.from,
+            "to": args.to,
+            "tables": tables,
+            "automatic_percent": (report.overall_percent() * 10.0).round() / 10.0,
+            "warnings": warnings,
+            "manual": manual,
+            "output": args.output,
+            "report": args.report,
+        });
+        if args.output.is_none() {
+            v["ddl"] = serde_json::Value::String(result.ddl.clone());
+        }
+        println!("{v}");
+    } else {
+        output::info(format!(
+            "converted {tables} tables from {} to {}: {:.1}% automatic, {warnings} warnings, {manual} need manual action{}",
+            args.from,
+            args.to,
+            report.overall_percent(),
+            match &args.report {
+                Some(p) => format!(" (see {})", p.display()),
+                None if manual + warnings > 0 => " (add --report FILE.md for details)".to_string(),
+                None => String::new(),
+            }
+        ));
+    }
+    if args.strict && manual > 0 {
+        return Err(Error::Mismatch(format!("{manual} objects need manual action (--strict)")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|source| Error::Write { path: path.into(), source })
 }

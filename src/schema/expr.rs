@@ -194,6 +194,28 @@ pub trait NameMapper {
     fn target(&self) -> Dialect;
     /// Renders a type for casts.
     fn cast_type(&self, source: Dialect, ty: &str) -> Option<String>;
+    /// Is this column a character type? (SQL Server's `+` concatenates those.)
+    fn is_textual(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+fn is_textual_expr(e: &Expr, names: &dyn NameMapper) -> bool {
+    match e {
+        Expr::Value(v) => matches!(v.value, Value::SingleQuotedString(_) | Value::NationalStringLiteral(_)),
+        Expr::Identifier(i) => names.is_textual(&i.value),
+        Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| names.is_textual(&i.value)),
+        Expr::Nested(inner) => is_textual_expr(inner, names),
+        Expr::BinaryOp { op: ast::BinaryOperator::StringConcat, .. } => true,
+        Expr::Function(f) => f.name.to_string().eq_ignore_ascii_case("concat"),
+        _ => false,
+    }
+}
+
+fn concat_chain(args: Vec<Expr>) -> Expr {
+    let mut it = args.into_iter();
+    let first = it.next().unwrap_or_else(|| Expr::value(Value::SingleQuotedString(String::new())));
+    it.fold(first, |acc, e| Expr::BinaryOp { left: Box::new(acc), op: ast::BinaryOperator::StringConcat, right: Box::new(e) })
 }
 
 /// Function names and their spelling per target. `None`: no equivalent.
@@ -368,6 +390,35 @@ impl VisitorMut for Rewriter<'_> {
                 for p in parts.iter_mut() {
                     self.fix_ident(p);
                 }
+            }
+            Expr::Function(f)
+                if target != Dialect::Mysql
+                    && self.source != target
+                    && f.name.to_string().eq_ignore_ascii_case("concat") =>
+            {
+                // MySQL CONCAT() is NULL if any argument is NULL, like `||`.
+                let args = function_args(f);
+                *expr = Expr::Nested(Box::new(concat_chain(args)));
+            }
+            Expr::BinaryOp { op: ast::BinaryOperator::Plus, left, right }
+                if self.source == Dialect::Mssql && (is_textual_expr(left, self.names) || is_textual_expr(right, self.names)) =>
+            {
+                let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+                let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+                *expr = if target == Dialect::Mysql { call("concat", vec![l, r]) } else { concat_chain(vec![l, r]) };
+            }
+            Expr::Convert { expr: inner, data_type: Some(dt), target_before_value: true, styles, .. } if styles.is_empty() => {
+                let text = dt.to_string();
+                let Some(t) = self.names.cast_type(self.source, &text) else {
+                    return ControlFlow::Break(format!("CONVERT to `{text}` has no equivalent on {target}"));
+                };
+                let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                *expr = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(inner),
+                    data_type: DataType::Custom(ObjectName(vec![ObjectNamePart::Identifier(Ident::new(t))]), vec![]),
+                    format: None,
+                };
             }
             Expr::Function(f) => {
                 let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();

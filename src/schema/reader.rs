@@ -180,6 +180,11 @@ fn qname(name: &ObjectName) -> QualifiedName {
 
 impl Reader {
     fn statement(&mut self, st: &Statement) {
+        if self.dialect == Dialect::Mssql {
+            if let Some(inner) = unwrap_if_exists(st) {
+                return self.statement(&inner);
+            }
+        }
         let class = classify(st, self.dialect);
         match class {
             Class::Data => self.out.report.skip(codes::DATA_SKIPPED),
@@ -290,7 +295,11 @@ impl Reader {
     }
 
     fn column(&mut self, t: &mut Table, col: &ast::ColumnDef, p: &Prepared, line: usize) -> Column {
-        let type_text = if col.data_type == ast::DataType::Unspecified { String::new() } else { col.data_type.to_string() };
+        let type_text = match p.type_overrides.iter().find(|(c, _)| c == &col.name.value) {
+            Some((_, original)) => original.clone(),
+            None if col.data_type == ast::DataType::Unspecified => String::new(),
+            None => col.data_type.to_string(),
+        };
         let mut spec = typetext::parse(&type_text);
         if p.binary_collation.iter().any(|c| c == &col.name.value) {
             spec.collation = Some("binary".into());
@@ -1005,6 +1014,33 @@ impl Reader {
     fn default_value(&self, e: &Expr) -> DefaultValue {
         expr::classify_default(e, self.dialect)
     }
+}
+
+/// SSMS "check for object existence" wraps each statement in
+/// `IF [NOT] EXISTS (...) [BEGIN] stmt [END]`; the statement is what counts.
+fn unwrap_if_exists(st: &Statement) -> Option<Statement> {
+    let d = sqlparser::dialect::MsSqlDialect {};
+    let t = Tokens::new(&d, &st.text)?;
+    let first = t.next_sig(0)?;
+    if !t.is_word(first, "IF") {
+        return None;
+    }
+    let mut k = t.next_sig(first + 1)?;
+    if t.is_word(k, "NOT") {
+        k = t.next_sig(k + 1)?;
+    }
+    if !t.is_word(k, "EXISTS") {
+        return None;
+    }
+    let open = t.next_sig(k + 1).filter(|&o| t.is_char(o, &Token::LParen))?;
+    let close = t.matching_paren(open)?;
+    let mut body = t.render_range(close + 1, t.len()).trim().to_string();
+    let upper = body.to_ascii_uppercase();
+    if upper.starts_with("BEGIN") && upper.ends_with("END") {
+        body = body[5..body.len() - 3].trim().to_string();
+    }
+    let offset = st.text[..st.text.len().min(st.text.find(&body[..body.len().min(20)]).unwrap_or(0))].matches('\n').count();
+    Some(Statement { text: body.clone(), raw: body, line: st.line + offset })
 }
 
 fn spec_source_text(type_text: &str, spec: &typetext::TypeSpec) -> String {

@@ -55,6 +55,9 @@ pub struct Prepared {
     pub untyped_computed: Vec<String>,
     /// Columns declared `BINARY` (MySQL binary collation).
     pub binary_collation: Vec<String>,
+    /// Column types sqlparser cannot read, replaced by a stand-in; the
+    /// reader uses the original text: (column, type as written).
+    pub type_overrides: Vec<(String, String)>,
     /// What was dropped, for the report.
     pub notes: Vec<String>,
 }
@@ -181,6 +184,15 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
             }
         }
         Dialect::Mysql => {
+            // Index visibility is an optimizer hint, not structure.
+            let mut i = 1;
+            while i < t.len() {
+                if t.is_word(i, "INVISIBLE") || t.is_word(i, "VISIBLE") {
+                    t.blank(i, i + 1);
+                    continue;
+                }
+                i += 1;
+            }
             // `varchar(40) BINARY`: binary collation, written as an
             // attribute sqlparser does not know.
             let mut i = 0;
@@ -268,6 +280,42 @@ const ORACLE_SEQUENCE_WORDS: &[&str] = &[
 ];
 
 fn oracle_item(t: &mut Tokens, p: &mut Prepared) {
+    // Types sqlparser cannot read: INTERVAL DAY(n) TO SECOND(m),
+    // INTERVAL YEAR(n) TO MONTH, TIMESTAMP(n) WITH LOCAL TIME ZONE.
+    let column = t.next_sig(0).and_then(|f| t.word(f)).unwrap_or_default().to_string();
+    let mut i = 0;
+    while i < t.len() {
+        let interval = t.is_word(i, "INTERVAL") && t.next_sig(i + 1).is_some_and(|k| t.is_word(k, "DAY") || t.is_word(k, "YEAR"));
+        if interval {
+            let mut end = i + 1;
+            let mut k = i + 1;
+            while let Some(n) = t.next_sig(k) {
+                let is_part = ["DAY", "YEAR", "TO", "SECOND", "MONTH"].iter().any(|w| t.is_word(n, w));
+                if is_part {
+                    end = n + 1;
+                    k = n + 1;
+                } else if t.is_char(n, &Token::LParen) {
+                    end = t.matching_paren(n).map(|c| c + 1).unwrap_or(n + 1);
+                    k = end;
+                } else {
+                    break;
+                }
+            }
+            p.type_overrides.push((column.clone(), t.render_range(i, end)));
+            t.replace(i, end, words("INTERVAL"));
+            i += 1;
+            continue;
+        }
+        if t.is_word(i, "WITH") {
+            if let Some(j) = t.match_words(i + 1, &["LOCAL", "TIME", "ZONE"]) {
+                let start = (0..i).rev().find(|&k| t.is_word(k, "TIMESTAMP")).unwrap_or(i);
+                p.type_overrides.push((column.clone(), t.render_range(start, j)));
+                t.replace(i, j, words("WITH TIME ZONE"));
+                continue;
+            }
+        }
+        i += 1;
+    }
     // Type arguments: NUMBER(*,0) and CHAR(1 BYTE).
     let mut i = 0;
     while i < t.len() {

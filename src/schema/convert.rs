@@ -1,0 +1,839 @@
+//! Plans a conversion: from the source schema model to a [`TargetSchema`],
+//! deciding names, types, defaults, keys and indexes, and writing one
+//! report item per object. Nothing is silently dropped: whatever the target
+//! cannot express becomes a warning or a manual action.
+
+use std::collections::BTreeSet;
+
+use super::expr::{self, NameMapper};
+use super::naming::{NamePlan, NamingOptions};
+use super::reader::Leftover;
+use super::report::{codes, ObjectKind, Report, Status};
+use super::rules::{RuleSet, Transform};
+use super::target::*;
+use super::typemap;
+use super::typetext;
+use crate::model::*;
+
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    pub source: Dialect,
+    pub target: Dialect,
+    pub rules: RuleSet,
+    pub naming: NamingOptions,
+}
+
+pub struct Converted {
+    pub target: TargetSchema,
+    pub report: Report,
+    pub names: NamePlan,
+}
+
+/// Names for expression rewriting, bound to one table's columns.
+struct ExprNames<'a> {
+    plan: &'a NamePlan,
+    table: Option<&'a Table>,
+    /// Map a column to its target name when the table is known.
+    mapped_columns: Vec<(String, String)>,
+    textual: Vec<String>,
+}
+
+impl NameMapper for ExprNames<'_> {
+    fn relation(&self, name: &QualifiedName) -> Vec<String> {
+        self.plan.relation(name)
+    }
+    fn ident(&self, name: &str) -> String {
+        for (s, t) in &self.mapped_columns {
+            if s.eq_ignore_ascii_case(name) {
+                return t.clone();
+            }
+        }
+        let _ = self.table;
+        self.plan.fold(name)
+    }
+    fn quote(&self, part: &str) -> String {
+        self.plan.quote(part)
+    }
+    fn target(&self) -> Dialect {
+        self.plan.target()
+    }
+    fn cast_type(&self, source: Dialect, ty: &str) -> Option<String> {
+        let spec = typetext::parse(ty);
+        let col = Column::new("x", typetext::recognize(source, &spec), ty);
+        let (lowered, _) = typemap::lower(source, self.plan.target(), col.ty.clone(), &col);
+        if matches!(lowered, ColumnType::Other { .. }) && source != self.plan.target() {
+            return None;
+        }
+        Some(super::ddl::type_sql(self.plan.target(), &lowered, &[]))
+    }
+    fn is_textual(&self, name: &str) -> bool {
+        self.textual.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
+}
+
+pub fn convert(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions) -> Converted {
+    let target = opts.target;
+    let names = NamePlan::build(schema, target, &opts.naming);
+    report.source = Some(opts.source);
+    report.target = Some(target);
+    let mut out = TargetSchema {
+        target,
+        schemas: Vec::new(),
+        enums: Vec::new(),
+        sequences: Vec::new(),
+        tables: Vec::new(),
+        indexes: Vec::new(),
+        foreign_keys: Vec::new(),
+        triggers: Vec::new(),
+        views: Vec::new(),
+        comments: Vec::new(),
+        manual: Vec::new(),
+    };
+
+    // Named enum types from the source.
+    for e in &schema.enums {
+        let parts = names.enum_type(&e.name);
+        if target == Dialect::Postgres {
+            out.enums.push(TargetEnum { name: names.quote_parts(&parts), values: e.values.clone() });
+            report.push(ObjectKind::Type, e.name.to_string(), Status::Converted, None, e.origin.line, "enum type");
+        } else {
+            report.push(ObjectKind::Type, e.name.to_string(), Status::Converted, Some(codes::ENUM_CONVERTED), e.origin.line,
+                if target == Dialect::Mysql { "enum type inlined as ENUM(...) on each column" } else { "enum type becomes TEXT with a CHECK on each column" });
+        }
+    }
+    for d in &schema.domains {
+        report.push(ObjectKind::Type, d.name.to_string(), Status::Warning, Some(codes::TYPE_CHANGED), d.origin.line,
+            "domain resolved to its base type; its NOT NULL, default and checks are copied onto each column");
+    }
+
+    // Sequences that are not a column's identity.
+    for s in &schema.sequences {
+        let parts = names.sequence(&s.name);
+        if target.supports_sequences() {
+            let clamp = |v: Option<i128>| v.filter(|v| *v >= i64::MIN as i128 && *v <= i64::MAX as i128);
+            out.sequences.push(TargetSequence {
+                name: names.quote_parts(&parts),
+                start: s.start,
+                increment: s.increment,
+                min: clamp(s.min),
+                max: clamp(s.max),
+                cache: s.cache.filter(|c| *c > 1),
+                cycle: s.cycle,
+            });
+            report.push(ObjectKind::Sequence, s.name.to_string(), Status::Converted, None, s.origin.line, "sequence");
+        } else {
+            report.push(ObjectKind::Sequence, s.name.to_string(), Status::Manual, Some(codes::SEQUENCE_EMULATED), s.origin.line,
+                format!("{target} has no sequences: use AUTO_INCREMENT/INTEGER PRIMARY KEY or a counter table (start {})", s.start.unwrap_or(1)));
+            out.manual.push(ManualSection { line: s.origin.line, title: format!("sequence {}", s.name), text: format!("sequence {} start {:?} increment {:?}", s.name, s.start, s.increment) });
+        }
+    }
+
+    for (from, to, kind, why) in names.renames.borrow().clone() {
+        let k = if kind == "column" { ObjectKind::Column } else { ObjectKind::Table };
+        report.push(k, from.clone(), Status::Converted, Some(codes::RENAMED), 0, format!("renamed to {to}: {why}"));
+    }
+
+    for t in &schema.tables {
+        plan_table(schema, t, opts, &names, &mut out, &mut report);
+    }
+    // Foreign keys only after every table is known.
+    for t in &schema.tables {
+        plan_foreign_keys(schema, t, &names, &mut out, &mut report);
+    }
+    plan_views(schema, &names, &mut out, &mut report);
+
+    for r in &schema.routines {
+        report.push(ObjectKind::Routine, format!("{} {}", r.kind.label(), r.name), Status::Manual, Some(codes::ROUTINE), r.origin.line,
+            format!("{} must be rewritten for {target} by hand; its source is kept in the output as a comment", r.kind.label()));
+        out.manual.push(ManualSection { line: r.origin.line, title: format!("{} {}", r.kind.label(), r.name), text: r.source.clone() });
+    }
+    for l in leftovers {
+        out.manual.push(ManualSection { line: l.line, title: l.reason.clone(), text: l.text.clone() });
+    }
+    out.schemas = names.schemas.clone();
+    for s in &out.schemas {
+        report.push(ObjectKind::Schema, s.clone(), Status::Converted, Some(codes::SCHEMA_MAPPED), 0, format!("created as schema {s}"));
+    }
+    Converted { target: out, report, names }
+}
+
+fn bool_like_default(d: &DefaultValue) -> Option<bool> {
+    match d {
+        DefaultValue::Bool(b) => Some(*b),
+        DefaultValue::Number(n) => match n.as_str() {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        },
+        DefaultValue::String(s) => match s.to_ascii_lowercase().as_str() {
+            "0" | "f" | "false" | "n" | "no" => Some(false),
+            "1" | "t" | "true" | "y" | "yes" => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+    let target = opts.target;
+    let tname = t.name.to_string();
+    let parts = names.relation(&t.name);
+    let sql_name = names.quote_parts(&parts);
+    let line = t.origin.line;
+    let mapped_columns: Vec<(String, String)> = t.columns.iter().map(|c| (c.name.clone(), names.column(&t.name, &c.name))).collect();
+
+    // Columns that must be indexable on MySQL (text keys need a length).
+    let mut keyed: BTreeSet<String> = BTreeSet::new();
+    if let Some(pk) = &t.primary_key {
+        keyed.extend(pk.columns.iter().cloned());
+    }
+    for u in &t.uniques {
+        keyed.extend(u.columns.iter().cloned());
+    }
+    for fk in &t.foreign_keys {
+        keyed.extend(fk.columns.iter().cloned());
+    }
+    for other in &schema.tables {
+        for fk in &other.foreign_keys {
+            if fk.ref_table.loosely_eq(&t.name) {
+                keyed.extend(fk.ref_columns.iter().cloned());
+            }
+        }
+    }
+
+    let single_pk: Option<&str> = t.primary_key.as_ref().filter(|k| k.columns.len() == 1).map(|k| k.columns[0].as_str());
+    let mut columns = Vec::new();
+    let mut checks: Vec<(Option<String>, String)> = Vec::new();
+    let textual: Vec<String> = t.columns.iter().filter(|c| c.ty.is_textual()).map(|c| c.name.clone()).collect();
+    let expr_names = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone() };
+
+    for c in &t.columns {
+        let cname = names.column(&t.name, &c.name);
+        let obj = format!("{tname}.{}", c.name);
+        let m = typemap::map_column(&opts.rules, opts.source, target, &t.name.name, c);
+        let mut ty = m.ty.clone();
+        let mut notes = m.notes.clone();
+        let mut nullable = c.nullable;
+        let mut default = c.default.clone();
+        let mut zero_dates = false;
+        let mut on_update = c.on_update_current_timestamp;
+        for tr in &m.transforms {
+            match tr {
+                Transform::DropDefault => default = None,
+                Transform::RelaxNotNull => nullable = true,
+                Transform::ZeroDatesToNull => zero_dates = true,
+                Transform::OnUpdateTrigger => on_update = true,
+                Transform::KeepDefault => {}
+            }
+        }
+        // MySQL zero dates are never valid elsewhere, even without a rule.
+        if let Some(DefaultValue::String(s)) = &default {
+            if s.starts_with("0000-00-00") && c.ty.is_temporal() {
+                default = None;
+                nullable = true;
+                zero_dates = true;
+                if !notes.iter().any(|n| n.code == codes::ZERO_DATE) {
+                    notes.push(typemap::TypeNote { code: codes::ZERO_DATE, status: Status::Warning, message: "zero-date default dropped, NOT NULL relaxed; zero dates load as NULL".into() });
+                }
+            }
+        }
+        // MySQL keys on text columns need a bounded type.
+        if target == Dialect::Mysql && keyed.contains(&c.name) && matches!(ty, ColumnType::Text { .. } | ColumnType::Blob { .. }) {
+            let bound = if matches!(ty, ColumnType::Blob { .. }) { ColumnType::Varbinary { length: Some(255) } } else { ColumnType::varchar(255) };
+            notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Warning, message: format!("{} is part of a key: MySQL needs a bounded type, so it became {} (longer values will be rejected)", ty.describe(), bound.describe()) });
+            ty = bound;
+        }
+        // Identity needs an integer type on every target.
+        let mut identity = c.identity.clone();
+        if identity.is_some() && !ty.is_integer() {
+            let was = ty.describe();
+            ty = if target == Dialect::Sqlite { ColumnType::int(64) } else { ColumnType::int(64) };
+            notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: format!("identity column {was} → bigint") });
+        }
+        let mut inline_pk = false;
+        if let Some(id) = identity.clone() {
+            match target {
+                Dialect::Sqlite => {
+                    if single_pk == Some(c.name.as_str()) {
+                        inline_pk = true;
+                        ty = ColumnType::int(64);
+                    } else {
+                        notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Warning, message: "SQLite only numbers a single-column INTEGER PRIMARY KEY: auto-increment dropped".into() });
+                        identity = None;
+                    }
+                }
+                Dialect::Mysql => {
+                    if !keyed.contains(&c.name) && !t.indexes.iter().any(|i| matches!(i.parts.first().map(|p| &p.key), Some(IndexKey::Column(n)) if n == &c.name)) {
+                        notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "AUTO_INCREMENT needs a key: a unique key is added".into() });
+                    }
+                }
+                _ => {}
+            }
+            let _ = id;
+            if identity.is_some() {
+                notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "auto-increment/identity kept".into() });
+            }
+            // An identity has no other default.
+            if matches!(default, Some(DefaultValue::Sequence(_))) {
+                default = None;
+            }
+        }
+
+        // Enums and sets.
+        let mut check_values = None;
+        match &ty {
+            ColumnType::Enum { name, values } => match target {
+                Dialect::Postgres => {
+                    if name.is_none() {
+                        let type_name = names.generated_name(&[&t.name.name, &c.name]);
+                        let mut tparts = parts.clone();
+                        tparts.pop();
+                        tparts.push(type_name.clone());
+                        let qn = QualifiedName { schema: if tparts.len() > 1 { Some(tparts[0].clone()) } else { None }, name: type_name };
+                        out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone() });
+                        ty = ColumnType::Enum { name: Some(qn), values: values.clone() };
+                        notes.push(typemap::TypeNote { code: codes::ENUM_CONVERTED, status: Status::Converted, message: format!("enum → CREATE TYPE {}", names.quote_parts(&tparts)) });
+                    }
+                }
+                Dialect::Sqlite => {
+                    check_values = Some(values.clone());
+                    notes.push(typemap::TypeNote { code: codes::ENUM_CONVERTED, status: Status::Converted, message: "enum → TEXT with a CHECK of the allowed values".into() });
+                }
+                _ => {}
+            },
+            ColumnType::Array { element } if matches!(c.ty, ColumnType::Set { .. }) && matches!(**element, ColumnType::Text { .. }) => {
+                if let ColumnType::Set { values } = &c.ty {
+                    check_values = Some(values.clone());
+                }
+            }
+            ColumnType::Set { .. } if target == Dialect::Sqlite => {
+                notes.push(typemap::TypeNote { code: codes::SET_CONVERTED, status: Status::Warning, message: "SET → TEXT holding comma-separated values".into() });
+            }
+            _ => {}
+        }
+
+        // Defaults.
+        let default_sql = match &default {
+            None => None,
+            Some(d) => match render_default(d, &ty, target, names, &expr_names) {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    notes.push(typemap::TypeNote { code: codes::DEFAULT_DROPPED, status: Status::Manual, message: format!("default dropped: {why}") });
+                    None
+                }
+            },
+        };
+        if on_update {
+            match target {
+                Dialect::Mysql => {}
+                _ => notes.push(typemap::TypeNote { code: codes::ON_UPDATE_TRIGGER, status: Status::Warning, message: "ON UPDATE CURRENT_TIMESTAMP emulated with a BEFORE/AFTER UPDATE trigger".into() }),
+            }
+        }
+
+        // Generated columns.
+        let mut generated = None;
+        if let Some(g) = &c.generated {
+            let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone() };
+            match expr::render_expr(&g.expr, &names_for) {
+                Ok(sql) => {
+                    let stored = g.stored || target == Dialect::Postgres;
+                    if !g.stored && target == Dialect::Postgres {
+                        notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones)".into() });
+                    }
+                    generated = Some((sql, stored));
+                }
+                Err(why) => notes.push(typemap::TypeNote { code: codes::GENERATED_DROPPED, status: Status::Manual, message: format!("generated expression `{}` not converted ({why}); created as a plain column", g.expr.sql) }),
+            }
+        }
+
+        let sql_type = super::ddl::type_sql(target, &ty, &names.enum_type_parts(&ty));
+        let (status, code, message) = summarize_notes(&notes, &c.source_type, &sql_type);
+        report.push(ObjectKind::Column, obj, status, code, c.origin.line.max(line), message);
+        let comment = c.comment.clone();
+        columns.push(TargetColumn {
+            source: c.name.clone(),
+            name: cname,
+            ty,
+            source_ty: c.ty.clone(),
+            sql_type,
+            nullable: nullable && !inline_pk,
+            default_sql,
+            identity,
+            inline_primary_key: inline_pk,
+            generated,
+            on_update_current_timestamp: on_update,
+            comment,
+            check_values,
+            zero_dates_to_null: zero_dates,
+        });
+    }
+
+    // Table-level checks.
+    for ch in &t.checks {
+        let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone() };
+        let obj = format!("{tname} check {}", ch.name.as_deref().unwrap_or(&ch.expr.sql));
+        match expr::render_expr(&ch.expr, &names_for) {
+            Ok(sql) => {
+                let cname = ch.name.as_ref().map(|n| names.index_name(&t.name, Some(n), "check"));
+                checks.push((cname, sql));
+                report.push(ObjectKind::Constraint, obj, Status::Converted, None, ch.origin.line, "check constraint");
+            }
+            Err(why) => report.push(ObjectKind::Constraint, obj, Status::Manual, Some(codes::CHECK_DROPPED), ch.origin.line, format!("check `{}` left out: {why}", ch.expr.sql)),
+        }
+    }
+
+    let col_name = |n: &str| mapped_columns.iter().find(|(s, _)| s.eq_ignore_ascii_case(n)).map(|(_, t)| t.clone()).unwrap_or_else(|| names.fold(n));
+    let prefix_for = |n: &str, cols: &[TargetColumn]| -> Option<u32> {
+        let _ = (n, cols);
+        None
+    };
+    let primary_key = t.primary_key.as_ref().map(|k| {
+        let name = if target == Dialect::Mysql { None } else { k.name.as_ref().map(|n| names.index_name(&t.name, Some(n), "pkey")) };
+        TargetKey { name, columns: k.columns.iter().map(|c| col_name(c)).collect(), prefix: k.columns.iter().map(|c| prefix_for(c, &columns)).collect() }
+    });
+    if let Some(pk) = &t.primary_key {
+        report.push(ObjectKind::Constraint, format!("{tname} primary key"), Status::Converted, None, line, format!("primary key ({})", pk.columns.join(", ")));
+    }
+    let mut uniques = Vec::new();
+    for u in &t.uniques {
+        let name = Some(names.index_name(&t.name, u.name.as_deref(), &format!("{}_{}_key", t.name.name, u.columns.join("_"))));
+        uniques.push(TargetKey { name, columns: u.columns.iter().map(|c| col_name(c)).collect(), prefix: vec![None; u.columns.len()] });
+        report.push(ObjectKind::Constraint, format!("{tname} unique {}", u.columns.join(",")), Status::Converted, None, line, "unique constraint");
+    }
+    // MySQL: an AUTO_INCREMENT column must lead some key.
+    if target == Dialect::Mysql {
+        for c in &columns {
+            if c.identity.is_some() {
+                let leads = primary_key.as_ref().is_some_and(|k| k.columns.first() == Some(&c.name))
+                    || uniques.iter().any(|k| k.columns.first() == Some(&c.name))
+                    || t.indexes.iter().any(|i| matches!(i.parts.first().map(|p| &p.key), Some(IndexKey::Column(n)) if col_name(n) == c.name));
+                if !leads {
+                    let name = Some(names.index_name(&t.name, None, &format!("{}_{}_key", t.name.name, c.source)));
+                    uniques.push(TargetKey { name, columns: vec![c.name.clone()], prefix: vec![None] });
+                }
+            }
+        }
+    }
+
+    // Table comment.
+    let comment = t.comment.clone();
+    if comment.is_some() || t.columns.iter().any(|c| c.comment.is_some()) {
+        match target {
+            Dialect::Postgres => {
+                if let Some(cm) = &comment {
+                    out.comments.push(format!("COMMENT ON TABLE {sql_name} IS {};", super::ddl::string_literal(target, cm)));
+                }
+                for c in &columns {
+                    if let Some(cm) = &c.comment {
+                        out.comments.push(format!("COMMENT ON COLUMN {sql_name}.{} IS {};", names.quote(&c.name), super::ddl::string_literal(target, cm)));
+                    }
+                }
+                report.push(ObjectKind::Comment, format!("{tname} comments"), Status::Converted, None, line, "comments");
+            }
+            Dialect::Mysql => report.push(ObjectKind::Comment, format!("{tname} comments"), Status::Converted, None, line, "comments inline"),
+            _ => report.push(ObjectKind::Comment, format!("{tname} comments"), Status::Converted, Some(codes::COMMENT_DROPPED), line,
+                format!("SQLite has no comments: {}", comment.clone().unwrap_or_else(|| "column comments".into()))),
+        }
+    }
+
+    // Table-level notes.
+    let mut table_status = Status::Converted;
+    let mut table_msgs = vec![format!("{} columns", t.columns.len())];
+    if let Some(p) = &t.options.partitioning {
+        table_status = Status::Warning;
+        table_msgs.push(format!("partitioning not carried over ({}); create partitions on the target if needed", p.split_whitespace().take(4).collect::<Vec<_>>().join(" ")));
+        report.push(ObjectKind::Table, tname.clone(), Status::Warning, Some(codes::TABLE_OPTION), line, table_msgs.last().cloned().unwrap_or_default());
+    }
+    if t.options.without_rowid && target != Dialect::Sqlite {
+        report.push(ObjectKind::Table, tname.clone(), Status::Converted, Some(codes::TABLE_OPTION), line, "WITHOUT ROWID dropped: the primary key organizes the table already");
+    }
+    report.push(ObjectKind::Table, tname.clone(), Status::Converted, None, line, table_msgs[0].clone());
+    let _ = table_status;
+
+    // SQLite enum/set checks are column checks, added in the printer.
+    let same_mysql = target == Dialect::Mysql && opts.source == Dialect::Mysql;
+    let tt = TargetTable {
+        source: t.name.clone(),
+        name: parts.clone(),
+        sql_name: sql_name.clone(),
+        columns,
+        primary_key,
+        uniques,
+        checks,
+        inline_foreign_keys: Vec::new(),
+        comment,
+        auto_increment_start: t.options.auto_increment_start.filter(|_| target == Dialect::Mysql),
+        without_rowid: t.options.without_rowid && target == Dialect::Sqlite,
+        engine: if same_mysql { t.options.engine.clone() } else { None },
+        charset: if same_mysql { t.options.charset.clone() } else { None },
+        collation: if same_mysql { t.options.collation.clone() } else { None },
+    };
+
+    // Indexes.
+    for ix in &t.indexes {
+        plan_index(t, ix, &tt, names, &expr_names_owned(names, t, &mapped_columns, &textual), out, report, target);
+    }
+
+    // ON UPDATE CURRENT_TIMESTAMP triggers.
+    let on_update_cols: Vec<&TargetColumn> = tt.columns.iter().filter(|c| c.on_update_current_timestamp).collect();
+    if !on_update_cols.is_empty() && target != Dialect::Mysql {
+        out.triggers.extend(super::ddl::on_update_triggers(target, names, &tt, &on_update_cols));
+    }
+    out.tables.push(tt);
+}
+
+fn expr_names_owned<'a>(plan: &'a NamePlan, t: &'a Table, mapped: &[(String, String)], textual: &[String]) -> ExprNames<'a> {
+    ExprNames { plan, table: Some(t), mapped_columns: mapped.to_vec(), textual: textual.to_vec() }
+}
+
+fn summarize_notes(notes: &[typemap::TypeNote], source_type: &str, sql_type: &str) -> (Status, Option<super::report::Code>, String) {
+    let status = notes.iter().map(|n| n.status).max().unwrap_or(Status::Converted);
+    let code = notes.iter().filter(|n| n.status == status).map(|n| n.code).next().or(notes.first().map(|n| n.code));
+    let mut msg = format!("{} → {}", if source_type.is_empty() { "(untyped)" } else { source_type }, sql_type);
+    for n in notes {
+        msg.push_str("; ");
+        msg.push_str(&n.message);
+    }
+    (status, code, msg)
+}
+
+fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &NamePlan, expr_names: &ExprNames) -> Result<String, String> {
+    use super::ddl::string_literal;
+    let is_bool = matches!(ty, ColumnType::Bool);
+    Ok(match d {
+        DefaultValue::Null => "NULL".into(),
+        _ if is_bool && bool_like_default(d).is_some() => {
+            let b = bool_like_default(d).unwrap_or(false);
+            match target {
+                Dialect::Postgres => if b { "true" } else { "false" }.into(),
+                _ => if b { "1" } else { "0" }.into(),
+            }
+        }
+        DefaultValue::Number(n) => match ty {
+            ColumnType::Text { .. } | ColumnType::Varchar { .. } | ColumnType::Char { .. } | ColumnType::Json | ColumnType::Jsonb => string_literal(target, n),
+            _ => n.clone(),
+        },
+        DefaultValue::String(s) => match ty {
+            ColumnType::Bit { length, .. } if target == Dialect::Postgres => {
+                let bits = if s.chars().all(|c| c == '0' || c == '1') { s.clone() } else { return Err(format!("bit default `{s}`")) };
+                let n = length.unwrap_or(bits.len() as u32) as usize;
+                format!("B'{:0>n$}'", bits)
+            }
+            ColumnType::Blob { .. } | ColumnType::Binary { .. } | ColumnType::Varbinary { .. } => {
+                let hexed = hex::encode(s.as_bytes());
+                match target {
+                    Dialect::Postgres => format!("'\\x{hexed}'::bytea"),
+                    _ => format!("X'{hexed}'"),
+                }
+            }
+            ColumnType::Text { .. } | ColumnType::Json | ColumnType::Blob { .. } if target == Dialect::Mysql => format!("({})", string_literal(target, s)),
+            ColumnType::Array { .. } if target == Dialect::Postgres => string_literal(target, s),
+            _ => string_literal(target, s),
+        },
+        DefaultValue::Bool(b) => match target {
+            Dialect::Postgres => b.to_string(),
+            _ => if *b { "1" } else { "0" }.into(),
+        },
+        DefaultValue::Bytes(h) => match target {
+            Dialect::Postgres => format!("'\\x{h}'::bytea"),
+            _ => format!("X'{h}'"),
+        },
+        DefaultValue::CurrentTimestamp { .. } => match (target, ty) {
+            (Dialect::Mysql, ColumnType::Timestamp { precision: Some(p), .. }) if *p > 0 => format!("CURRENT_TIMESTAMP({p})"),
+            (Dialect::Mysql, ColumnType::Date) => "(CURRENT_DATE)".into(),
+            (Dialect::Postgres, ColumnType::Date) => "CURRENT_DATE".into(),
+            (Dialect::Sqlite, ColumnType::Date) => "CURRENT_DATE".into(),
+            (Dialect::Mysql, ColumnType::Timestamp { .. }) => "CURRENT_TIMESTAMP".into(),
+            (Dialect::Mysql, _) => return Err("MySQL allows CURRENT_TIMESTAMP only on DATETIME/TIMESTAMP columns".into()),
+            _ => "CURRENT_TIMESTAMP".into(),
+        },
+        DefaultValue::CurrentDate => match target {
+            Dialect::Mysql => "(CURRENT_DATE)".into(),
+            _ => "CURRENT_DATE".into(),
+        },
+        DefaultValue::CurrentTime => match target {
+            Dialect::Mysql => "(CURRENT_TIME)".into(),
+            _ => "CURRENT_TIME".into(),
+        },
+        DefaultValue::Sequence(s) => match target {
+            Dialect::Postgres => format!("nextval({})", string_literal(target, &names.quote_parts(&names.sequence(s)))),
+            _ => return Err(format!("nextval('{s}'): {target} has no sequences")),
+        },
+        DefaultValue::Expression(e) => {
+            let sql = expr::render_expr(e, expr_names)?;
+            // An expression keeps its meaning only if the source and
+            // target agree on it, or it was rewritten to a portable form.
+            match target {
+                Dialect::Postgres => sql,
+                _ => format!("({sql})"),
+            }
+        }
+    })
+}
+
+fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_names: &ExprNames, out: &mut TargetSchema, report: &mut Report, target: Dialect) {
+    let tname = t.name.to_string();
+    let label = ix.name.clone().unwrap_or_else(|| "unnamed".into());
+    let obj = format!("{tname}.{label}");
+    let line = ix.origin.line;
+    let mut warnings: Vec<String> = Vec::new();
+    let mut parts = Vec::new();
+    let mut method = None;
+    let mut kind = None;
+    let col_target = |n: &str| tt.column_by_source(n).cloned();
+
+    match (&ix.method, target) {
+        (IndexMethod::Fulltext, Dialect::Mysql) => kind = Some("FULLTEXT".to_string()),
+        (IndexMethod::Fulltext, Dialect::Postgres) => {
+            // Full-text search: a GIN index over a tsvector of the columns.
+            let cols: Vec<String> = ix
+                .parts
+                .iter()
+                .filter_map(|p| match &p.key {
+                    IndexKey::Column(c) => col_target(c).map(|c| format!("coalesce({}, '')", names.quote(&c.name))),
+                    _ => None,
+                })
+                .collect();
+            if cols.is_empty() {
+                report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, "full-text index without plain columns");
+                return;
+            }
+            let name = names.index_name(&t.name, ix.name.as_deref(), &format!("{}_fts", t.name.name));
+            out.indexes.push(TargetIndex {
+                table: tt.sql_name.clone(),
+                name,
+                unique: false,
+                parts: vec![format!("to_tsvector('simple', {})", cols.join(" || ' ' || "))],
+                method: Some("gin".into()),
+                predicate: None,
+                include: vec![],
+                kind: None,
+            });
+            report.push(ObjectKind::Index, obj, Status::Warning, Some(codes::INDEX_FEATURE), line,
+                "FULLTEXT → GIN index on to_tsvector('simple', ...); queries must use @@ to_tsquery");
+            return;
+        }
+        (IndexMethod::Fulltext, _) => {
+            report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, "full-text index: use an FTS5 virtual table in SQLite");
+            return;
+        }
+        (IndexMethod::Spatial, Dialect::Mysql) => kind = Some("SPATIAL".to_string()),
+        (IndexMethod::Spatial, _) => {
+            report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, "spatial index has no equivalent here");
+            return;
+        }
+        (IndexMethod::Gin | IndexMethod::Gist | IndexMethod::Brin, Dialect::Postgres) => method = Some(format!("{:?}", ix.method).to_ascii_lowercase()),
+        (IndexMethod::Gin | IndexMethod::Gist | IndexMethod::Brin, _) => {
+            // Array/json/range indexes have no target equivalent.
+            let all_plain = ix.parts.iter().all(|p| match &p.key {
+                IndexKey::Column(c) => col_target(c).is_some_and(|c| !matches!(c.ty, ColumnType::Json | ColumnType::Jsonb | ColumnType::Array { .. } | ColumnType::Text { .. })),
+                _ => false,
+            });
+            if !all_plain {
+                report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, format!("{:?} index on array/json/text values has no {target} equivalent", ix.method));
+                return;
+            }
+            warnings.push(format!("{:?} index became a b-tree", ix.method));
+        }
+        (IndexMethod::Hash, Dialect::Postgres) => method = Some("hash".into()),
+        (IndexMethod::Other(m), Dialect::Postgres) if ["btree", "hash", "gin", "gist", "brin", "spgist"].contains(&m.as_str()) => method = Some(m.clone()),
+        (IndexMethod::Other(m), _) => warnings.push(format!("{m} index became a b-tree")),
+        _ => {}
+    }
+
+    for p in &ix.parts {
+        let desc = if p.descending { " DESC" } else { "" };
+        match &p.key {
+            IndexKey::Column(c) => {
+                let Some(tc) = col_target(c) else {
+                    report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, format!("index column {c} does not exist in {tname}"));
+                    return;
+                };
+                let mut prefix = p.prefix_len;
+                if prefix.is_some() && !target.supports_index_prefix_length() {
+                    warnings.push("prefix length dropped: the whole value is indexed".into());
+                    prefix = None;
+                }
+                if target == Dialect::Mysql && prefix.is_none() && kind.is_none() && matches!(tc.ty, ColumnType::Text { .. } | ColumnType::Blob { .. } | ColumnType::Json) {
+                    if matches!(tc.ty, ColumnType::Json) {
+                        report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, "MySQL cannot index a JSON column directly");
+                        return;
+                    }
+                    prefix = Some(255);
+                    warnings.push(format!("{} is a text column: indexed on its first 255 characters", tc.name));
+                }
+                let q = names.quote(&tc.name);
+                parts.push(match prefix {
+                    Some(n) => format!("{q}({n}){desc}"),
+                    None => format!("{q}{desc}"),
+                });
+            }
+            IndexKey::Expression(e) => {
+                if !target.supports_expression_indexes() {
+                    report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line,
+                        format!("expression index ({}) not supported on {target}: add a generated column and index it", e.sql));
+                    return;
+                }
+                match expr::render_expr(e, expr_names) {
+                    Ok(sql) => parts.push(format!("({sql}){desc}")),
+                    Err(why) => {
+                        report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, format!("expression `{}` not converted: {why}", e.sql));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let mut predicate = None;
+    if let Some(pred) = &ix.predicate {
+        if target.supports_partial_indexes() {
+            match expr::render_expr(pred, expr_names) {
+                Ok(sql) => predicate = Some(sql),
+                Err(why) => {
+                    report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line, format!("partial index condition not converted: {why}"));
+                    return;
+                }
+            }
+        } else if ix.unique {
+            report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line,
+                format!("unique partial index (WHERE {}) cannot be expressed on {target}: without the condition it would reject valid rows", pred.sql));
+            return;
+        } else {
+            warnings.push(format!("partial index condition `{}` dropped: the whole table is indexed", pred.sql));
+        }
+    }
+    let mut include = Vec::new();
+    if !ix.include.is_empty() {
+        if target == Dialect::Postgres {
+            include = ix.include.iter().filter_map(|c| col_target(c).map(|c| names.quote(&c.name))).collect();
+        } else {
+            warnings.push("INCLUDE columns dropped".into());
+        }
+    }
+    let name = names.index_name(&t.name, ix.name.as_deref(), &format!("{}_{}_idx", t.name.name, ix.parts.len()));
+    out.indexes.push(TargetIndex { table: tt.sql_name.clone(), name, unique: ix.unique, parts, method, predicate, include, kind });
+    if warnings.is_empty() {
+        report.push(ObjectKind::Index, obj, Status::Converted, None, line, "index");
+    } else {
+        report.push(ObjectKind::Index, obj, Status::Warning, Some(codes::INDEX_FEATURE), line, warnings.join("; "));
+    }
+}
+
+fn plan_foreign_keys(schema: &Schema, t: &Table, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+    let target = out.target;
+    let tname = t.name.to_string();
+    for fk in &t.foreign_keys {
+        let obj = format!("{tname} → {}", fk.ref_table);
+        let line = fk.origin.line;
+        let Some(rt) = schema.table(&fk.ref_table) else {
+            report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::FK_FEATURE), line, format!("references {}, which is not in the script", fk.ref_table));
+            continue;
+        };
+        let mut warnings = Vec::new();
+        let mut action = |a: Option<RefAction>| -> Option<String> {
+            match a {
+                Some(RefAction::SetDefault) if target == Dialect::Mysql => {
+                    warnings.push("ON ... SET DEFAULT is rejected by InnoDB: dropped".to_string());
+                    None
+                }
+                Some(RefAction::NoAction) | None => None,
+                Some(a) => Some(a.sql().to_string()),
+            }
+        };
+        let on_delete = action(fk.on_delete);
+        let on_update = action(fk.on_update);
+        let (mut deferrable, mut initially_deferred) = (fk.deferrable, fk.initially_deferred);
+        if deferrable && target == Dialect::Mysql {
+            warnings.push("DEFERRABLE not supported: checked immediately".into());
+            deferrable = false;
+            initially_deferred = false;
+        }
+        let not_valid = !fk.validated && target == Dialect::Postgres;
+        if !fk.validated {
+            warnings.push("source constraint was not validated (NOVALIDATE/NOCHECK): existing rows may violate it".into());
+        }
+        let tt_name = names.quote_parts(&names.relation(&t.name));
+        let rt_name = names.quote_parts(&names.relation(&rt.name));
+        let name = names.index_name(&t.name, fk.name.as_deref(), &format!("{}_{}_fkey", t.name.name, fk.columns.join("_")));
+        let tfk = TargetForeignKey {
+            table: tt_name,
+            name,
+            columns: fk.columns.iter().map(|c| names.column(&t.name, c)).collect(),
+            ref_table: rt_name,
+            ref_columns: fk.ref_columns.iter().map(|c| names.column(&rt.name, c)).collect(),
+            on_delete,
+            on_update,
+            deferrable,
+            initially_deferred,
+            not_valid,
+        };
+        if target == Dialect::Sqlite {
+            if let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) {
+                tt.inline_foreign_keys.push(tfk);
+            }
+        } else {
+            out.foreign_keys.push(tfk);
+        }
+        if warnings.is_empty() {
+            report.push(ObjectKind::ForeignKey, obj, Status::Converted, None, line, "foreign key");
+        } else {
+            report.push(ObjectKind::ForeignKey, obj, Status::Warning, Some(codes::FK_FEATURE), line, warnings.join("; "));
+        }
+    }
+}
+
+fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+    let target = out.target;
+    // Views that use other views come after them.
+    let mut order: Vec<&View> = Vec::new();
+    let mut pending: Vec<&View> = schema.views.iter().collect();
+    while !pending.is_empty() {
+        let ready: Vec<usize> = (0..pending.len())
+            .filter(|&i| pending.iter().all(|o| o.name == pending[i].name || !mentions(&pending[i].query.sql, &o.name.name)))
+            .collect();
+        if ready.is_empty() {
+            // A cycle: keep source order.
+            order.append(&mut pending);
+            break;
+        }
+        let mut batch: Vec<&View> = ready.into_iter().rev().map(|i| pending.remove(i)).collect();
+        batch.reverse();
+        order.extend(batch);
+    }
+    for v in order {
+        let obj = v.name.to_string();
+        let expr_names = ExprNames { plan: names, table: None, mapped_columns: Vec::new(), textual: Vec::new() };
+        let parts = names.relation(&v.name);
+        match expr::render_query(&v.query, &expr_names) {
+            Ok(q) => {
+                let materialized = v.materialized && target == Dialect::Postgres;
+                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized });
+                if v.materialized && !materialized {
+                    report.push(ObjectKind::View, obj, Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "materialized view → plain view (no materialized views on the target)");
+                } else if v.query.dialect != target {
+                    report.push(ObjectKind::View, obj, Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "query rewritten for the target: identifiers and known functions mapped; review the result");
+                } else {
+                    report.push(ObjectKind::View, obj, Status::Converted, None, v.origin.line, "view");
+                }
+                if let (Some(c), Dialect::Postgres) = (&v.comment, target) {
+                    out.comments.push(format!("COMMENT ON {}VIEW {} IS {};", if materialized { "MATERIALIZED " } else { "" }, names.quote_parts(&parts), super::ddl::string_literal(target, c)));
+                }
+            }
+            Err(why) => {
+                report.push(ObjectKind::View, obj, Status::Manual, Some(codes::VIEW_MANUAL), v.origin.line, format!("not converted: {why}"));
+                out.manual.push(ManualSection { line: v.origin.line, title: format!("view {}", v.name), text: format!("CREATE VIEW {} AS {}", v.name, v.query.sql) });
+            }
+        }
+    }
+}
+
+fn mentions(sql: &str, name: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let needle = name.to_ascii_lowercase();
+    lower.match_indices(&needle).any(|(i, _)| {
+        let before = lower[..i].chars().last();
+        let after = lower[i + needle.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
+}

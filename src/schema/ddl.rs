@@ -1,0 +1,531 @@
+//! Prints a [`TargetSchema`] as DDL for its target, in dependency order:
+//! schemas, types and sequences, tables, indexes, foreign keys, triggers,
+//! views, comments, then what needs manual work as comments. Statements
+//! are also available per phase, for `migrate`'s load order.
+
+use std::fmt::Write as _;
+
+use super::naming::NamePlan;
+use super::target::*;
+use crate::model::*;
+
+/// The type as the target spells it. `enum_parts` names a PostgreSQL enum.
+pub fn type_sql(target: Dialect, ty: &ColumnType, enum_parts: &[String]) -> String {
+    use ColumnType as T;
+    let len = |name: &str, n: &Option<u32>| match n {
+        Some(n) => format!("{name}({n})"),
+        None => name.to_string(),
+    };
+    let prec = |name: &str, p: &Option<u8>| match p {
+        Some(p) => format!("{name}({p})"),
+        None => name.to_string(),
+    };
+    match target {
+        Dialect::Postgres => match ty {
+            T::Bool => "boolean".into(),
+            T::Int { bits: 8 | 16, .. } => "smallint".into(),
+            T::Int { bits: 32, .. } => "integer".into(),
+            T::Int { .. } => "bigint".into(),
+            T::Decimal { precision: Some(p), scale: Some(s) } => format!("numeric({p},{s})"),
+            T::Decimal { precision: Some(p), scale: None } => format!("numeric({p})"),
+            T::Decimal { .. } => "numeric".into(),
+            T::Float32 => "real".into(),
+            T::Float64 => "double precision".into(),
+            T::Char { length, .. } => len("char", length),
+            T::Varchar { length, .. } => len("varchar", length),
+            T::Text { .. } => "text".into(),
+            T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => "bytea".into(),
+            T::Date => "date".into(),
+            T::Time { precision, tz: false } => prec("time", precision),
+            T::Time { precision, tz: true } => format!("{} with time zone", prec("time", precision)),
+            T::Timestamp { precision, tz: false } => prec("timestamp", precision),
+            T::Timestamp { precision, tz: true } => format!("{} with time zone", prec("timestamp", precision)),
+            T::Interval { fields, precision } => {
+                let mut s = "interval".to_string();
+                if let Some(f) = fields {
+                    s.push(' ');
+                    s.push_str(f);
+                }
+                if let Some(p) = precision {
+                    if fields.as_deref().is_none_or(|f| f.ends_with("second")) {
+                        s.push_str(&format!("({p})"));
+                    }
+                }
+                s
+            }
+            T::Json => "json".into(),
+            T::Jsonb => "jsonb".into(),
+            T::Uuid => "uuid".into(),
+            T::Enum { .. } if !enum_parts.is_empty() => enum_parts.iter().map(|p| super::naming::quote_ident(target, p)).collect::<Vec<_>>().join("."),
+            T::Enum { .. } | T::Set { .. } => "text".into(),
+            T::Bit { length, varying: false } => len("bit", length),
+            T::Bit { length, varying: true } => len("varbit", length),
+            T::Year => "smallint".into(),
+            T::Array { element } => format!("{}[]", type_sql(target, element, enum_parts)),
+            T::Xml => "xml".into(),
+            T::Other { name } => name.clone(),
+        },
+        Dialect::Mysql => {
+            let attrs = |t: &TextAttrs| {
+                let mut s = String::new();
+                if let Some(c) = &t.charset {
+                    s.push_str(&format!(" CHARACTER SET {c}"));
+                }
+                if let Some(c) = &t.collation {
+                    if c != "binary" {
+                        s.push_str(&format!(" COLLATE {c}"));
+                    } else if t.charset.is_none() {
+                        s.push_str(" COLLATE utf8mb4_bin");
+                    }
+                }
+                s
+            };
+            let unsigned = |u: bool| if u { " unsigned" } else { "" };
+            match ty {
+                T::Bool => "tinyint(1)".into(),
+                T::Int { bits: 8, unsigned: u } => format!("tinyint{}", unsigned(*u)),
+                T::Int { bits: 16, unsigned: u } => format!("smallint{}", unsigned(*u)),
+                T::Int { bits: 32, unsigned: u } => format!("int{}", unsigned(*u)),
+                T::Int { unsigned: u, .. } => format!("bigint{}", unsigned(*u)),
+                T::Decimal { precision: Some(p), scale } => format!("decimal({p},{})", scale.unwrap_or(0)),
+                T::Decimal { .. } => "decimal(65,30)".into(),
+                T::Float32 => "float".into(),
+                T::Float64 => "double".into(),
+                T::Char { length, text } => format!("{}{}", len("char", length), attrs(text)),
+                T::Varchar { length, text } => format!("{}{}", len("varchar", &length.or(Some(255))), attrs(text)),
+                T::Text { size, text } => format!(
+                    "{}{}",
+                    match size {
+                        LobSize::Tiny => "tinytext",
+                        LobSize::Regular => "text",
+                        LobSize::Medium => "mediumtext",
+                        LobSize::Long => "longtext",
+                    },
+                    attrs(text)
+                ),
+                T::Binary { length } => len("binary", length),
+                T::Varbinary { length } => len("varbinary", &length.or(Some(255))),
+                T::Blob { size } => match size {
+                    LobSize::Tiny => "tinyblob",
+                    LobSize::Regular => "blob",
+                    LobSize::Medium => "mediumblob",
+                    LobSize::Long => "longblob",
+                }
+                .into(),
+                T::Date => "date".into(),
+                T::Time { precision, .. } => prec("time", precision),
+                T::Timestamp { precision, tz: true } => prec("timestamp", precision),
+                T::Timestamp { precision, tz: false } => prec("datetime", precision),
+                T::Interval { .. } => "varchar(64)".into(),
+                T::Json | T::Jsonb => "json".into(),
+                T::Uuid => "char(36)".into(),
+                T::Enum { values, .. } => format!("enum({})", values.iter().map(|v| string_literal(target, v)).collect::<Vec<_>>().join(",")),
+                T::Set { values } => format!("set({})", values.iter().map(|v| string_literal(target, v)).collect::<Vec<_>>().join(",")),
+                T::Bit { length, .. } => len("bit", length),
+                T::Year => "year".into(),
+                T::Array { .. } => "json".into(),
+                T::Xml => "longtext".into(),
+                T::Other { name } => name.clone(),
+            }
+        }
+        _ => match ty {
+            T::Bool => "BOOLEAN".into(),
+            T::Int { bits: 8, .. } => "TINYINT".into(),
+            T::Int { bits: 16, .. } => "SMALLINT".into(),
+            T::Int { bits: 32, .. } => "INT".into(),
+            T::Int { .. } => "INTEGER".into(),
+            T::Decimal { precision: Some(p), scale } => format!("NUMERIC({p},{})", scale.unwrap_or(0)),
+            T::Decimal { .. } => "NUMERIC".into(),
+            T::Float32 | T::Float64 => "REAL".into(),
+            T::Char { length, .. } => len("CHAR", length),
+            T::Varchar { length, .. } => len("VARCHAR", length),
+            T::Text { .. } | T::Enum { .. } | T::Set { .. } | T::Xml | T::Interval { .. } => "TEXT".into(),
+            T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => "BLOB".into(),
+            T::Date => "DATE".into(),
+            T::Time { .. } => "TIME".into(),
+            T::Timestamp { tz: false, .. } => "DATETIME".into(),
+            T::Timestamp { tz: true, .. } => "TIMESTAMPTZ".into(),
+            T::Json | T::Array { .. } => "JSON".into(),
+            T::Jsonb => "JSONB".into(),
+            T::Uuid => "UUID".into(),
+            T::Bit { .. } => "INTEGER".into(),
+            T::Year => "INTEGER".into(),
+            T::Other { name } => name.to_ascii_uppercase(),
+        },
+    }
+}
+
+/// A string literal for the target. MySQL also treats backslash as an
+/// escape inside strings (unless NO_BACKSLASH_ESCAPES), so it is doubled.
+pub fn string_literal(target: Dialect, s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' if target == Dialect::Mysql => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+impl NamePlan {
+    /// The PostgreSQL type name parts for an enum column type.
+    pub fn enum_type_parts(&self, ty: &ColumnType) -> Vec<String> {
+        let ty = match ty {
+            ColumnType::Array { element } => element.as_ref(),
+            t => t,
+        };
+        match ty {
+            ColumnType::Enum { name: Some(qn), .. } => match self.types.get(&super::naming::key(qn)) {
+                Some(p) => p.clone(),
+                None => {
+                    let mut v = Vec::new();
+                    if let Some(s) = &qn.schema {
+                        v.push(s.clone());
+                    }
+                    v.push(qn.name.clone());
+                    v
+                }
+            },
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One column definition.
+pub fn column_sql(target: Dialect, names: &NamePlan, c: &TargetColumn) -> String {
+    let mut s = format!("{} {}", names.quote(&c.name), c.sql_type);
+    if let Some((expr, stored)) = &c.generated {
+        let _ = write!(s, " GENERATED ALWAYS AS ({expr}) {}", if *stored { "STORED" } else { "VIRTUAL" });
+    }
+    if c.inline_primary_key {
+        s.push_str(" PRIMARY KEY");
+        if c.identity.is_some() {
+            s.push_str(" AUTOINCREMENT");
+        }
+    }
+    if let (Some(id), Dialect::Postgres) = (&c.identity, target) {
+        let kind = if id.kind == IdentityKind::Always { "ALWAYS" } else { "BY DEFAULT" };
+        let _ = write!(s, " GENERATED {kind} AS IDENTITY");
+        let mut opts = Vec::new();
+        if let Some(st) = id.start.filter(|v| *v != 1) {
+            opts.push(format!("START WITH {st}"));
+        }
+        if let Some(i) = id.increment.filter(|v| *v != 1) {
+            opts.push(format!("INCREMENT BY {i}"));
+        }
+        if !opts.is_empty() {
+            let _ = write!(s, " ({})", opts.join(" "));
+        }
+    }
+    if !c.nullable && !c.inline_primary_key && c.generated.is_none() {
+        s.push_str(" NOT NULL");
+    }
+    if let (Some(_), Dialect::Mysql) = (&c.identity, target) {
+        s.push_str(" AUTO_INCREMENT");
+    }
+    if let Some(d) = &c.default_sql {
+        if c.generated.is_none() && !(c.identity.is_some() && target == Dialect::Postgres) {
+            let _ = write!(s, " DEFAULT {d}");
+        }
+    }
+    if target == Dialect::Mysql && c.on_update_current_timestamp {
+        match &c.ty {
+            ColumnType::Timestamp { precision: Some(p), .. } if *p > 0 => {
+                let _ = write!(s, " ON UPDATE CURRENT_TIMESTAMP({p})");
+            }
+            _ => s.push_str(" ON UPDATE CURRENT_TIMESTAMP"),
+        }
+    }
+    if let Some(values) = &c.check_values {
+        let list = values.iter().map(|v| string_literal(target, v)).collect::<Vec<_>>().join(", ");
+        match (&c.ty, target) {
+            (ColumnType::Array { .. }, Dialect::Postgres) => {
+                let _ = write!(s, " CHECK ({} <@ ARRAY[{list}]::text[])", names.quote(&c.name));
+            }
+            _ => {
+                let _ = write!(s, " CHECK ({} IN ({list}))", names.quote(&c.name));
+            }
+        }
+    }
+    if let (Some(cm), Dialect::Mysql) = (&c.comment, target) {
+        let _ = write!(s, " COMMENT {}", string_literal(target, cm));
+    }
+    s
+}
+
+fn key_cols(names: &NamePlan, k: &TargetKey) -> String {
+    k.columns
+        .iter()
+        .zip(k.prefix.iter().chain(std::iter::repeat(&None)))
+        .map(|(c, p)| match p {
+            Some(n) => format!("{}({n})", names.quote(c)),
+            None => names.quote(c),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `CREATE TABLE` with columns, primary key, unique and check constraints
+/// (and, on SQLite, foreign keys). No secondary indexes.
+pub fn create_table_sql(target: Dialect, names: &NamePlan, t: &TargetTable) -> String {
+    let mut items: Vec<String> = t.columns.iter().map(|c| column_sql(target, names, c)).collect();
+    if let Some(pk) = &t.primary_key {
+        if !t.columns.iter().any(|c| c.inline_primary_key) {
+            let named = match (&pk.name, target) {
+                (Some(n), Dialect::Postgres | Dialect::Sqlite) => format!("CONSTRAINT {} ", names.quote(n)),
+                _ => String::new(),
+            };
+            items.push(format!("{named}PRIMARY KEY ({})", key_cols(names, pk)));
+        }
+    }
+    for u in &t.uniques {
+        let name = u.name.as_ref().map(|n| names.quote(n));
+        items.push(match (target, name) {
+            (Dialect::Mysql, Some(n)) => format!("UNIQUE KEY {n} ({})", key_cols(names, u)),
+            (_, Some(n)) => format!("CONSTRAINT {n} UNIQUE ({})", key_cols(names, u)),
+            (_, None) => format!("UNIQUE ({})", key_cols(names, u)),
+        });
+    }
+    for (name, expr) in &t.checks {
+        items.push(match name {
+            Some(n) => format!("CONSTRAINT {} CHECK ({expr})", names.quote(n)),
+            None => format!("CHECK ({expr})"),
+        });
+    }
+    for fk in &t.inline_foreign_keys {
+        items.push(fk_clause(target, names, fk));
+    }
+    let mut s = format!("CREATE TABLE {} (\n    {}\n)", t.sql_name, items.join(",\n    "));
+    match target {
+        Dialect::Mysql => {
+            let _ = write!(s, " ENGINE={}", t.engine.as_deref().filter(|e| !e.eq_ignore_ascii_case("myisam")).unwrap_or("InnoDB"));
+            let _ = write!(s, " DEFAULT CHARSET={}", t.charset.as_deref().unwrap_or("utf8mb4"));
+            if let Some(c) = &t.collation {
+                let _ = write!(s, " COLLATE={c}");
+            }
+            if let Some(n) = t.auto_increment_start.filter(|n| *n > 1) {
+                let _ = write!(s, " AUTO_INCREMENT={n}");
+            }
+            if let Some(c) = &t.comment {
+                let _ = write!(s, " COMMENT={}", string_literal(target, c));
+            }
+        }
+        Dialect::Sqlite if t.without_rowid => s.push_str(" WITHOUT ROWID"),
+        _ => {}
+    }
+    s.push(';');
+    s
+}
+
+fn fk_clause(target: Dialect, names: &NamePlan, fk: &TargetForeignKey) -> String {
+    let cols = fk.columns.iter().map(|c| names.quote(c)).collect::<Vec<_>>().join(", ");
+    let rcols = fk.ref_columns.iter().map(|c| names.quote(c)).collect::<Vec<_>>().join(", ");
+    let mut s = format!("CONSTRAINT {} FOREIGN KEY ({cols}) REFERENCES {} ({rcols})", names.quote(&fk.name), fk.ref_table);
+    if let Some(a) = &fk.on_delete {
+        let _ = write!(s, " ON DELETE {a}");
+    }
+    if let Some(a) = &fk.on_update {
+        let _ = write!(s, " ON UPDATE {a}");
+    }
+    if fk.deferrable && target != Dialect::Mysql {
+        s.push_str(" DEFERRABLE");
+        if fk.initially_deferred {
+            s.push_str(" INITIALLY DEFERRED");
+        }
+    }
+    s
+}
+
+pub fn foreign_key_sql(target: Dialect, names: &NamePlan, fk: &TargetForeignKey) -> String {
+    let mut s = format!("ALTER TABLE {} ADD {}", fk.table, fk_clause(target, names, fk));
+    if fk.not_valid {
+        s.push_str(" NOT VALID");
+    }
+    s.push(';');
+    s
+}
+
+pub fn index_sql(target: Dialect, names: &NamePlan, ix: &TargetIndex) -> String {
+    let unique = if ix.unique { "UNIQUE " } else { "" };
+    let kind = ix.kind.as_deref().map(|k| format!("{k} ")).unwrap_or_default();
+    let using = match (&ix.method, target) {
+        (Some(m), Dialect::Postgres) => format!(" USING {m}"),
+        _ => String::new(),
+    };
+    let mut s = format!("CREATE {unique}{kind}INDEX {} ON {}{using} ({})", names.quote(&ix.name), ix.table, ix.parts.join(", "));
+    if !ix.include.is_empty() {
+        let _ = write!(s, " INCLUDE ({})", ix.include.join(", "));
+    }
+    if let Some(p) = &ix.predicate {
+        let _ = write!(s, " WHERE {p}");
+    }
+    s.push(';');
+    s
+}
+
+pub fn view_sql(target: Dialect, names: &NamePlan, v: &TargetView) -> String {
+    let cols = if v.columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", v.columns.iter().map(|c| names.quote(c)).collect::<Vec<_>>().join(", "))
+    };
+    let kw = if v.materialized { "MATERIALIZED VIEW" } else { "VIEW" };
+    let _ = target;
+    format!("CREATE {kw} {}{cols} AS\n{};", v.name, v.query)
+}
+
+/// Triggers that emulate MySQL's `ON UPDATE CURRENT_TIMESTAMP`.
+pub fn on_update_triggers(target: Dialect, names: &NamePlan, t: &TargetTable, cols: &[&TargetColumn]) -> Vec<String> {
+    let base = names.generated_name(&["barge_on_update", t.name.last().map(String::as_str).unwrap_or("t")]);
+    match target {
+        Dialect::Postgres => {
+            let mut fn_parts = t.name.clone();
+            fn_parts.pop();
+            fn_parts.push(base.clone());
+            let func = names.quote_parts(&fn_parts);
+            let sets: String = cols
+                .iter()
+                .map(|c| {
+                    let q = names.quote(&c.name);
+                    format!("    IF NEW.{q} IS NOT DISTINCT FROM OLD.{q} THEN\n        NEW.{q} := CURRENT_TIMESTAMP;\n    END IF;\n")
+                })
+                .collect();
+            vec![
+                format!(
+                    "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $barge$\nBEGIN\n  -- MySQL ON UPDATE CURRENT_TIMESTAMP: refresh unless the statement set the column.\n  IF ROW(NEW.*) IS DISTINCT FROM ROW(OLD.*) THEN\n{sets}  END IF;\n  RETURN NEW;\nEND\n$barge$;"
+                ),
+                format!("CREATE TRIGGER {} BEFORE UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {func}();", names.quote(&base), t.sql_name),
+            ]
+        }
+        Dialect::Sqlite => {
+            let key: Vec<String> = match &t.primary_key {
+                Some(k) if t.without_rowid => k.columns.clone(),
+                _ => vec!["rowid".into()],
+            };
+            let cond = key.iter().map(|k| format!("{0} = NEW.{0}", names.quote(k))).collect::<Vec<_>>().join(" AND ");
+            cols.iter()
+                .map(|c| {
+                    let q = names.quote(&c.name);
+                    let trig = names.quote(&names.generated_name(&[&base, &c.name]));
+                    format!(
+                        "CREATE TRIGGER {trig} AFTER UPDATE ON {} FOR EACH ROW WHEN NEW.{q} IS OLD.{q}\nBEGIN\n    UPDATE {} SET {q} = CURRENT_TIMESTAMP WHERE {cond};\nEND;",
+                        t.sql_name, t.sql_name
+                    )
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Statements grouped by phase, in execution order.
+#[derive(Debug, Clone, Default)]
+pub struct Phases {
+    /// Schemas, enum types, sequences.
+    pub prelude: Vec<String>,
+    /// One `CREATE TABLE` per table, in `TargetSchema::tables` order.
+    pub tables: Vec<String>,
+    pub indexes: Vec<String>,
+    pub foreign_keys: Vec<String>,
+    pub triggers: Vec<String>,
+    pub views: Vec<String>,
+    pub comments: Vec<String>,
+}
+
+pub fn phases(t: &TargetSchema, names: &NamePlan) -> Phases {
+    let target = t.target;
+    let mut p = Phases::default();
+    if target == Dialect::Postgres {
+        for s in &t.schemas {
+            p.prelude.push(format!("CREATE SCHEMA IF NOT EXISTS {};", names.quote(s)));
+        }
+        for e in &t.enums {
+            let vals = e.values.iter().map(|v| string_literal(target, v)).collect::<Vec<_>>().join(", ");
+            p.prelude.push(format!("CREATE TYPE {} AS ENUM ({vals});", e.name));
+        }
+    }
+    for s in &t.sequences {
+        let mut q = format!("CREATE SEQUENCE {}", s.name);
+        if let Some(i) = s.increment {
+            let _ = write!(q, " INCREMENT BY {i}");
+        }
+        if let Some(m) = s.min {
+            let _ = write!(q, " MINVALUE {m}");
+        }
+        if let Some(m) = s.max {
+            let _ = write!(q, " MAXVALUE {m}");
+        }
+        if let Some(st) = s.start {
+            let _ = write!(q, " START WITH {st}");
+        }
+        if let Some(c) = s.cache {
+            let _ = write!(q, " CACHE {c}");
+        }
+        if s.cycle {
+            q.push_str(" CYCLE");
+        }
+        q.push(';');
+        p.prelude.push(q);
+    }
+    p.tables = t.tables.iter().map(|tb| create_table_sql(target, names, tb)).collect();
+    p.indexes = t.indexes.iter().map(|i| index_sql(target, names, i)).collect();
+    p.foreign_keys = t.foreign_keys.iter().map(|f| foreign_key_sql(target, names, f)).collect();
+    p.triggers = t.triggers.clone();
+    p.views = t.views.iter().map(|v| view_sql(target, names, v)).collect();
+    p.comments = t.comments.clone();
+    p
+}
+
+/// The whole script.
+pub fn render(t: &TargetSchema, names: &NamePlan, header: &str) -> String {
+    let p = phases(t, names);
+    let mut s = String::new();
+    for line in header.lines() {
+        let _ = writeln!(s, "-- {line}");
+    }
+    if t.target == Dialect::Mysql {
+        s.push_str("SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\n");
+    }
+    if t.target == Dialect::Sqlite {
+        s.push_str("PRAGMA foreign_keys = OFF;\n");
+    }
+    let sections: [(&str, &Vec<String>); 7] = [
+        ("Schemas, types and sequences", &p.prelude),
+        ("Tables", &p.tables),
+        ("Indexes", &p.indexes),
+        ("Foreign keys", &p.foreign_keys),
+        ("Triggers generated by barge", &p.triggers),
+        ("Views", &p.views),
+        ("Comments", &p.comments),
+    ];
+    for (title, stmts) in sections {
+        if stmts.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n-- {title}\n");
+        for st in stmts {
+            s.push_str(st);
+            s.push_str("\n\n");
+        }
+    }
+    if t.target == Dialect::Mysql {
+        s.push_str("SET FOREIGN_KEY_CHECKS = 1;\n");
+    }
+    if !t.manual.is_empty() {
+        let _ = writeln!(s, "\n-- Needs manual conversion (see the assessment report). Source kept below.\n");
+        let mut manual = t.manual.clone();
+        manual.sort_by_key(|m| m.line);
+        for m in manual {
+            let _ = writeln!(s, "-- [line {}] {}", m.line, m.title);
+            for l in m.text.lines() {
+                let _ = writeln!(s, "--   {l}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
