@@ -212,6 +212,8 @@ pub enum DefaultValue {
     Bool(bool),
     /// A binary literal, as hex digits.
     Bytes(String),
+    /// A bit-string literal (`b'0101'`, `B'0101'`), as its binary digits.
+    Bits(String),
     /// CURRENT_TIMESTAMP, NOW(), SYSDATE, GETDATE() and friends.
     CurrentTimestamp { precision: Option<u8> },
     CurrentDate,

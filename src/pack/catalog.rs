@@ -81,6 +81,9 @@ impl Extent {
     pub fn len(&self) -> u64 {
         self.2
     }
+    pub fn is_empty(&self) -> bool {
+        self.2 == 0
+    }
 }
 
 /// One catalog item. Paths are relative to the packed root; the root itself

@@ -138,8 +138,11 @@ pub fn manifest_signed_bytes(f: &ManifestFrame) -> Vec<u8> {
     out
 }
 
-/// Splits a manifest file into (signed bytes, body, catalog, signature).
-pub fn parse_manifest(b: &[u8]) -> Result<(&[u8], &[u8], &[u8], &[u8]), HeaderError> {
+/// The parts of a manifest file: (signed bytes, body, catalog, signature).
+pub type ManifestParts<'a> = (&'a [u8], &'a [u8], &'a [u8], &'a [u8]);
+
+/// Splits a manifest file into its parts.
+pub fn parse_manifest(b: &[u8]) -> Result<ManifestParts<'_>, HeaderError> {
     if b.len() < MANIFEST_PREAMBLE_LEN {
         return Err(HeaderError::TooShort);
     }

@@ -110,8 +110,11 @@ enum Stop {
     Error(Error),
 }
 
+/// A device as the writers see it: backend, device number, progress bar.
+type WriterDev = (Arc<dyn Backend>, u32, Arc<dyn Task>);
+
 struct Shared<'a> {
-    devs: Vec<(Arc<dyn Backend>, u32, Arc<dyn Task>)>,
+    devs: Vec<WriterDev>,
     journal: Mutex<Journal>,
     failure: Mutex<Option<Error>>,
     failed: AtomicBool,
@@ -183,6 +186,18 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
     }
     if opts.devices.is_empty() {
         return Err(Error::usage("name at least one destination device (a mounted directory)"));
+    }
+    // Checked before the journal exists, so a typo does not leave an
+    // "interrupted" pack behind.
+    let mut seen_dirs = HashSet::new();
+    for path in &opts.devices {
+        if !path.is_dir() {
+            return Err(Error::usage(format!("device {} is not a directory; is the disk mounted?", path.display())));
+        }
+        let canon = std::fs::canonicalize(path).map_err(|source| Error::Read { path: path.clone(), source })?;
+        if !seen_dirs.insert(canon) {
+            return Err(Error::usage(format!("device {} is named twice", path.display())));
+        }
     }
     let seg = opts.segment_size;
     if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&seg) {
@@ -304,15 +319,7 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
     journal.append(&Record::Run { generation }, false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
     let mut device_recs = state.devices.clone();
     let mut devs: Vec<Dev> = Vec::new();
-    let mut seen_dirs = HashSet::new();
     for path in &opts.devices {
-        if !path.is_dir() {
-            return Err(Error::usage(format!("device {} is not a directory; is the disk mounted?", path.display())));
-        }
-        let canon = std::fs::canonicalize(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-        if !seen_dirs.insert(canon) {
-            return Err(Error::usage(format!("device {} is named twice", path.display())));
-        }
         let d = DeviceDir::new(path, &pid_hex).with_fault_after(opts.fault_enospc_after);
         d.ensure_dir().map_err(|source| Error::Write { path: d.dir().to_path_buf(), source })?;
         let number = match device::read_marker(d.dir()) {

@@ -57,11 +57,14 @@ pub fn has_errors(f: &[Finding]) -> bool {
     f.iter().any(|x| x.severity == Severity::Error)
 }
 
+/// A file in a pack directory: (name, path, size, number in that device's marker).
+pub type FoundFile = (String, PathBuf, u64, Option<u32>);
+
 pub struct Located {
     pub decoded: Decoded,
     pub manifest_from: PathBuf,
-    /// Every file in the pack's directory on each device: (name, path, size, device marker number).
-    pub files: Vec<(String, PathBuf, u64, Option<u32>)>,
+    /// Every file in the pack's directory on each device.
+    pub files: Vec<FoundFile>,
     pub findings: Vec<Finding>,
 }
 
@@ -183,7 +186,7 @@ pub fn check_files(l: &Located, hash: bool, progress: &dyn Progress) -> Checked 
         ));
     }
     let expected: HashMap<String, &ChunkRecord> = m.chunks.iter().map(|c| (device::chunk_name(c.id), c)).collect();
-    let mut found: HashMap<&str, Vec<&(String, PathBuf, u64, Option<u32>)>> = HashMap::new();
+    let mut found: HashMap<&str, Vec<&FoundFile>> = HashMap::new();
     for f in &l.files {
         found.entry(f.0.as_str()).or_default().push(f);
     }

@@ -36,6 +36,8 @@ struct ExprNames<'a> {
     /// Map a column to its target name when the table is known.
     mapped_columns: Vec<(String, String)>,
     textual: Vec<String>,
+    /// Source names of columns that are boolean on the target.
+    bools: Vec<String>,
 }
 
 impl NameMapper for ExprNames<'_> {
@@ -60,14 +62,51 @@ impl NameMapper for ExprNames<'_> {
     fn cast_type(&self, source: Dialect, ty: &str) -> Option<String> {
         let spec = typetext::parse(ty);
         let col = Column::new("x", typetext::recognize(source, &spec), ty);
-        let (lowered, _) = typemap::lower(source, self.plan.target(), col.ty.clone(), &col);
-        if matches!(lowered, ColumnType::Other { .. }) && source != self.plan.target() {
+        let target = self.plan.target();
+        // Casts accept fewer types than columns do on MySQL and SQLite.
+        use ColumnType as T;
+        match target {
+            Dialect::Mysql => {
+                return Some(match &col.ty {
+                    T::Int { unsigned: true, .. } => "unsigned".into(),
+                    T::Int { .. } | T::Bool | T::Year => "signed".into(),
+                    T::Decimal { precision: Some(p), scale } if *p <= 65 => format!("decimal({p},{})", scale.unwrap_or(0)),
+                    T::Decimal { .. } => "decimal(65,30)".into(),
+                    T::Float32 | T::Float64 => "double".into(),
+                    T::Char { length: Some(n), .. } | T::Varchar { length: Some(n), .. } => format!("char({n})"),
+                    T::Char { .. } | T::Varchar { .. } | T::Text { .. } | T::Uuid | T::Enum { .. } | T::Xml => "char".into(),
+                    T::Date => "date".into(),
+                    T::Timestamp { precision, .. } => precision.map(|p| format!("datetime({})", p.min(6))).unwrap_or_else(|| "datetime".into()),
+                    T::Time { .. } => "time".into(),
+                    T::Json | T::Jsonb => "json".into(),
+                    T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => "binary".into(),
+                    _ => return None,
+                });
+            }
+            Dialect::Sqlite => {
+                return Some(match &col.ty {
+                    T::Int { .. } | T::Bool | T::Year | T::Bit { .. } => "INTEGER",
+                    T::Decimal { .. } => "NUMERIC",
+                    T::Float32 | T::Float64 => "REAL",
+                    T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => "BLOB",
+                    T::Other { .. } if source != Dialect::Sqlite => return None,
+                    _ => "TEXT",
+                }
+                .into());
+            }
+            _ => {}
+        }
+        let (lowered, _) = typemap::lower(source, target, col.ty.clone(), &col);
+        if matches!(lowered, ColumnType::Other { .. }) && source != target {
             return None;
         }
-        Some(super::ddl::type_sql(self.plan.target(), &lowered, &[]))
+        Some(super::ddl::type_sql(target, &lowered, &[]))
     }
     fn is_textual(&self, name: &str) -> bool {
         self.textual.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
+    fn is_bool(&self, name: &str) -> bool {
+        self.bools.iter().any(|c| c.eq_ignore_ascii_case(name) || self.ident(c).eq_ignore_ascii_case(name))
     }
 }
 
@@ -136,6 +175,7 @@ pub fn convert(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts
     for t in &schema.tables {
         plan_table(schema, t, opts, &names, &mut out, &mut report);
     }
+    harmonize_foreign_key_types(schema, &names, &mut out, &mut report);
     // Foreign keys only after every table is known.
     for t in &schema.tables {
         plan_foreign_keys(schema, t, &names, &mut out, &mut report);
@@ -205,7 +245,13 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
     let mut columns = Vec::new();
     let mut checks: Vec<(Option<String>, String)> = Vec::new();
     let textual: Vec<String> = t.columns.iter().filter(|c| c.ty.is_textual()).map(|c| c.name.clone()).collect();
-    let expr_names = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone() };
+    let bools: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| matches!(typemap::map_column(&opts.rules, opts.source, target, &t.name.name, c).ty, ColumnType::Bool))
+        .map(|c| c.name.clone())
+        .collect();
+    let expr_names = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
 
     for c in &t.columns {
         let cname = names.column(&t.name, &c.name);
@@ -333,7 +379,7 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
         // Generated columns.
         let mut generated = None;
         if let Some(g) = &c.generated {
-            let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone() };
+            let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
             match expr::render_expr(&g.expr, &names_for) {
                 Ok(sql) => {
                     let stored = g.stored || target == Dialect::Postgres;
@@ -370,7 +416,7 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
 
     // Table-level checks.
     for ch in &t.checks {
-        let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone() };
+        let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
         let obj = format!("{tname} check {}", ch.name.as_deref().unwrap_or(&ch.expr.sql));
         match expr::render_expr(&ch.expr, &names_for) {
             Ok(sql) => {
@@ -471,7 +517,7 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
 
     // Indexes.
     for ix in &t.indexes {
-        plan_index(t, ix, &tt, names, &expr_names_owned(names, t, &mapped_columns, &textual), out, report, target);
+        plan_index(t, ix, &tt, names, &expr_names_owned(names, t, &mapped_columns, &textual, &bools), out, report, target);
     }
 
     // ON UPDATE CURRENT_TIMESTAMP triggers.
@@ -482,8 +528,8 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
     out.tables.push(tt);
 }
 
-fn expr_names_owned<'a>(plan: &'a NamePlan, t: &'a Table, mapped: &[(String, String)], textual: &[String]) -> ExprNames<'a> {
-    ExprNames { plan, table: Some(t), mapped_columns: mapped.to_vec(), textual: textual.to_vec() }
+fn expr_names_owned<'a>(plan: &'a NamePlan, t: &'a Table, mapped: &[(String, String)], textual: &[String], bools: &[String]) -> ExprNames<'a> {
+    ExprNames { plan, table: Some(t), mapped_columns: mapped.to_vec(), textual: textual.to_vec(), bools: bools.to_vec() }
 }
 
 fn summarize_notes(notes: &[typemap::TypeNote], source_type: &str, sql_type: &str) -> (Status, Option<super::report::Code>, String) {
@@ -513,6 +559,9 @@ fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &Na
             ColumnType::Text { .. } | ColumnType::Varchar { .. } | ColumnType::Char { .. } | ColumnType::Json | ColumnType::Jsonb => string_literal(target, n),
             _ => n.clone(),
         },
+        DefaultValue::String(s) if matches!(ty, ColumnType::Bit { .. }) && !s.is_empty() && s.chars().all(|c| c == '0' || c == '1') => {
+            return render_default(&DefaultValue::Bits(s.clone()), ty, target, names, expr_names);
+        }
         DefaultValue::String(s) => match ty {
             ColumnType::Bit { length, .. } if target == Dialect::Postgres => {
                 let bits = if s.chars().all(|c| c == '0' || c == '1') { s.clone() } else { return Err(format!("bit default `{s}`")) };
@@ -526,13 +575,37 @@ fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &Na
                     _ => format!("X'{hexed}'"),
                 }
             }
-            ColumnType::Text { .. } | ColumnType::Json | ColumnType::Blob { .. } if target == Dialect::Mysql => format!("({})", string_literal(target, s)),
+            ColumnType::Text { .. } | ColumnType::Json if target == Dialect::Mysql => format!("({})", string_literal(target, s)),
+            ColumnType::Time { .. } | ColumnType::Timestamp { .. } if target != Dialect::Postgres && has_zone_suffix(s) => {
+                let (local, offset) = split_zone_suffix(s);
+                if !matches!(offset, "Z" | "+00" | "+00:00" | "-00" | "+0000") {
+                    return Err(format!("default `{s}` carries a zone offset the target type cannot hold"));
+                }
+                string_literal(target, local)
+            }
+            ColumnType::Array { .. } if target == Dialect::Postgres && !s.starts_with('{') => {
+                // A MySQL SET default ('a,b') becomes an array literal.
+                let items: Vec<String> = s.split(',').filter(|x| !x.is_empty()).map(|x| format!("\"{}\"", x.replace('"', "\\\""))).collect();
+                string_literal(target, &format!("{{{}}}", items.join(",")))
+            }
             ColumnType::Array { .. } if target == Dialect::Postgres => string_literal(target, s),
             _ => string_literal(target, s),
         },
         DefaultValue::Bool(b) => match target {
             Dialect::Postgres => b.to_string(),
             _ => if *b { "1" } else { "0" }.into(),
+        },
+        DefaultValue::Bits(b) => match (target, ty) {
+            (Dialect::Postgres, ColumnType::Bit { length, .. }) => {
+                let n = length.unwrap_or(b.len() as u32) as usize;
+                if b.len() > n {
+                    return Err(format!("bit default b'{b}' is longer than bit({n})"));
+                }
+                format!("B'{:0>n$}'", b)
+            }
+            (Dialect::Mysql, _) => format!("b'{b}'"),
+            (_, ColumnType::Bool) => if b.contains('1') { "true" } else { "false" }.into(),
+            _ => u64::from_str_radix(if b.is_empty() { "0" } else { b }, 2).map_err(|_| format!("bit default b'{b}' is too long"))?.to_string(),
         },
         DefaultValue::Bytes(h) => match target {
             Dialect::Postgres => format!("'\\x{h}'::bytea"),
@@ -767,6 +840,24 @@ fn plan_foreign_keys(schema: &Schema, t: &Table, names: &NamePlan, out: &mut Tar
             initially_deferred,
             not_valid,
         };
+        if target == Dialect::Mysql && (tfk.on_delete.is_some() || tfk.on_update.is_some()) {
+            // MySQL forbids CHECKs on columns that have referential actions.
+            if let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) {
+                let cols = tfk.columns.clone();
+                let mut dropped = Vec::new();
+                tt.checks.retain(|(name, sql)| {
+                    let hit = cols.iter().any(|c| mentions(sql, c));
+                    if hit {
+                        dropped.push((name.clone(), sql.clone()));
+                    }
+                    !hit
+                });
+                for (name, sql) in dropped {
+                    report.push(ObjectKind::Constraint, format!("{tname} check {}", name.unwrap_or_default()), Status::Manual, Some(codes::CHECK_DROPPED), line,
+                        format!("MySQL forbids CHECK constraints on columns with ON DELETE/UPDATE actions; left out: CHECK ({sql})"));
+                }
+            }
+        }
         if target == Dialect::Sqlite {
             if let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) {
                 tt.inline_foreign_keys.push(tfk);
@@ -800,9 +891,19 @@ fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report:
         batch.reverse();
         order.extend(batch);
     }
+    // Column names that are boolean on the target wherever they appear.
+    let mut bools: Vec<String> = Vec::new();
+    let mut not_bool: Vec<String> = Vec::new();
+    for t in &out.tables {
+        for c in &t.columns {
+            let list = if matches!(c.ty, ColumnType::Bool) { &mut bools } else { &mut not_bool };
+            list.push(c.source.to_ascii_lowercase());
+        }
+    }
+    bools.retain(|b| !not_bool.contains(b));
     for v in order {
         let obj = v.name.to_string();
-        let expr_names = ExprNames { plan: names, table: None, mapped_columns: Vec::new(), textual: Vec::new() };
+        let expr_names = ExprNames { plan: names, table: None, mapped_columns: Vec::new(), textual: Vec::new(), bools: bools.clone() };
         let parts = names.relation(&v.name);
         match expr::render_query(&v.query, &expr_names) {
             Ok(q) => {
@@ -836,4 +937,45 @@ fn mentions(sql: &str, name: &str) -> bool {
         let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
         !ident(before) && !ident(after)
     })
+}
+
+/// A foreign key needs the same type on both ends; separate type rules can
+/// disagree (e.g. `bigint unsigned` vs `bigint unsigned auto_increment`).
+/// The referencing column takes the referenced column's type.
+fn harmonize_foreign_key_types(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+    let target = out.target;
+    for t in &schema.tables {
+        for fk in &t.foreign_keys {
+            let Some(rt) = schema.table(&fk.ref_table) else { continue };
+            for (c, rc) in fk.columns.iter().zip(&fk.ref_columns) {
+                let Some(ref_col) = out.tables.iter().find(|x| x.source == rt.name).and_then(|x| x.column_by_source(rc)).cloned() else { continue };
+                let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) else { continue };
+                let Some(col) = tt.columns.iter_mut().find(|x| x.source.eq_ignore_ascii_case(c)) else { continue };
+                let numeric = |ty: &ColumnType| matches!(ty, ColumnType::Int { .. } | ColumnType::Decimal { .. });
+                if col.sql_type != ref_col.sql_type && numeric(&col.ty) && numeric(&ref_col.ty) {
+                    report.push(ObjectKind::Column, format!("{}.{}", t.name, c), Status::Converted, Some(codes::TYPE_CHANGED), fk.origin.line,
+                        format!("{} → {} to match the referenced column {}.{}", col.sql_type, ref_col.sql_type, rt.name, rc));
+                    col.ty = ref_col.ty.clone();
+                    col.sql_type = super::ddl::type_sql(target, &col.ty, &names.enum_type_parts(&col.ty));
+                }
+            }
+        }
+    }
+}
+
+/// `22:00:00+00`, `2024-01-01 10:00:00+02:00`, `...Z`.
+fn has_zone_suffix(s: &str) -> bool {
+    split_zone_suffix(s).1 != ""
+}
+
+fn split_zone_suffix(s: &str) -> (&str, &str) {
+    if let Some(stripped) = s.strip_suffix('Z') {
+        return (stripped, "Z");
+    }
+    // An offset follows the time part: look after the last ':' of hh:mm:ss.
+    let Some(colon) = s.find(':') else { return (s, "") };
+    match s[colon..].rfind(['+', '-']) {
+        Some(i) => (&s[..colon + i], &s[colon + i..]),
+        None => (s, ""),
+    }
 }

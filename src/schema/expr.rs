@@ -30,9 +30,9 @@ pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
             | Value::EscapedStringLiteral(s)
             | Value::DoubleQuotedString(s) => DefaultValue::String(s.clone()),
             Value::HexStringLiteral(h) => DefaultValue::Bytes(h.clone()),
-            Value::SingleQuotedByteStringLiteral(b) if dialect == Dialect::Mysql => {
-                // b'0101' is a bit literal in MySQL.
-                DefaultValue::Expression(SqlText::new(format!("b'{b}'"), dialect))
+            Value::SingleQuotedByteStringLiteral(b) if b.chars().all(|c| c == '0' || c == '1') => {
+                // b'0101' is a bit literal.
+                DefaultValue::Bits(b.clone())
             }
             _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
         },
@@ -43,15 +43,16 @@ pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
         // PostgreSQL writes casts on literal defaults: 'x'::character varying.
         Expr::Cast { expr, data_type, kind: CastKind::DoubleColon | CastKind::Cast, .. } => {
             let inner = classify_default(expr, dialect);
-            let ty = data_type.to_string().to_ascii_lowercase();
+            let ty = data_type.to_string().to_ascii_lowercase().replace('"', "");
             match inner {
                 DefaultValue::String(s) if ty == "regclass" => DefaultValue::Sequence(parse_qualified(&s)),
                 DefaultValue::String(s) if s.eq_ignore_ascii_case("now") && ty.starts_with("timestamp") => {
                     DefaultValue::CurrentTimestamp { precision: None }
                 }
                 DefaultValue::String(s) if ty == "bit" || ty.starts_with("bit(") || ty.starts_with("bit varying") => {
-                    DefaultValue::Expression(SqlText::new(format!("B'{s}'"), dialect))
+                    DefaultValue::Bits(s)
                 }
+                DefaultValue::Bits(b) => DefaultValue::Bits(b),
                 v @ (DefaultValue::String(_) | DefaultValue::Number(_) | DefaultValue::Bool(_) | DefaultValue::Null) => {
                     // A literal cast to json/array/etc. is still that literal.
                     if ty.contains("[]") {
@@ -71,6 +72,7 @@ pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
             }
             "CURRENT_DATE" => DefaultValue::CurrentDate,
             "CURRENT_TIME" | "LOCALTIME" => DefaultValue::CurrentTime,
+            "USER" | "CURRENT_USER" | "SESSION_USER" => DefaultValue::Expression(SqlText::new("CURRENT_USER", dialect)),
             "TRUE" => DefaultValue::Bool(true),
             "FALSE" => DefaultValue::Bool(false),
             "NULL" => DefaultValue::Null,
@@ -198,6 +200,32 @@ pub trait NameMapper {
     fn is_textual(&self, _name: &str) -> bool {
         false
     }
+    /// Is this column boolean on the target? (0/1 comparisons become false/true.)
+    fn is_bool(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+fn bool_column(e: &Expr, names: &dyn NameMapper) -> bool {
+    match e {
+        Expr::Identifier(i) => names.is_bool(&i.value),
+        Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| names.is_bool(&i.value)),
+        Expr::Nested(inner) => bool_column(inner, names),
+        _ => false,
+    }
+}
+
+/// `0`/`1` (possibly parenthesized) as a boolean literal.
+fn as_bool_literal(e: &Expr) -> Option<Expr> {
+    match e {
+        Expr::Nested(inner) => as_bool_literal(inner),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) if n.to_string() == "0" => Some(Expr::value(Value::Boolean(false))),
+            Value::Number(n, _) if n.to_string() == "1" => Some(Expr::value(Value::Boolean(true))),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn is_textual_expr(e: &Expr, names: &dyn NameMapper) -> bool {
@@ -265,6 +293,8 @@ fn function_for(target: Dialect, name: &str, argc: usize) -> Option<&'static str
         ("power" | "pow", _) => "power",
         ("sqrt", _) => "sqrt",
         ("sign", _) => "sign",
+        ("suser_sname" | "suser_name" | "user_name" | "current_user" | "session_user", Postgres) => "CURRENT_USER",
+        ("suser_sname" | "suser_name" | "user_name" | "current_user" | "session_user", Mysql) => "current_user",
         ("gen_random_uuid" | "newid" | "sys_guid" | "uuid", Postgres) => "gen_random_uuid",
         ("gen_random_uuid" | "newid" | "sys_guid" | "uuid", Mysql) => "uuid",
         _ => return None,
@@ -352,6 +382,31 @@ fn set_ident(i: &mut Ident, value: &str, names: &dyn NameMapper) {
 impl VisitorMut for Rewriter<'_> {
     type Break = String;
 
+    fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<Self::Break> {
+        for item in select.projection.iter_mut() {
+            match item {
+                ast::SelectItem::ExprWithAlias { alias, .. } => self.fix_ident(alias),
+                ast::SelectItem::ExprWithAliases { aliases, .. } => aliases.iter_mut().for_each(|a| self.fix_ident(a)),
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, tf: &mut ast::TableFactor) -> ControlFlow<Self::Break> {
+        let alias = match tf {
+            ast::TableFactor::Table { alias, .. } | ast::TableFactor::Derived { alias, .. } => alias,
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some(a) = alias {
+            self.fix_ident(&mut a.name);
+            for c in a.columns.iter_mut() {
+                self.fix_ident(&mut c.name);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<Self::Break> {
         let parts: Vec<String> =
             relation.0.iter().map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_default()).collect();
@@ -375,6 +430,86 @@ impl VisitorMut for Rewriter<'_> {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
         let target = self.names.target();
         match expr {
+            Expr::BinaryOp { left, op: ast::BinaryOperator::Eq | ast::BinaryOperator::NotEq, right } if target == Dialect::Postgres && bool_column(left, self.names) => {
+                if let Some(b) = as_bool_literal(right) {
+                    **right = b;
+                }
+            }
+            Expr::In { expr: inner, target: ast::InTarget::List(list), .. } if target == Dialect::Postgres && bool_column(inner, self.names) => {
+                for item in list.iter_mut() {
+                    if let Some(b) = as_bool_literal(item) {
+                        *item = b;
+                    }
+                }
+            }
+            Expr::BinaryOp { op, .. }
+                if matches!(op, ast::BinaryOperator::PGRegexMatch | ast::BinaryOperator::PGRegexIMatch | ast::BinaryOperator::PGRegexNotMatch | ast::BinaryOperator::PGRegexNotIMatch)
+                    && target != Dialect::Postgres =>
+            {
+                if target == Dialect::Mysql {
+                    let negated = matches!(op, ast::BinaryOperator::PGRegexNotMatch | ast::BinaryOperator::PGRegexNotIMatch);
+                    if let Expr::BinaryOp { left, right, .. } = expr {
+                        let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+                        let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+                        *expr = Expr::RLike { negated, expr: Box::new(l), regexp: true, pattern: Box::new(r) };
+                    }
+                } else {
+                    return ControlFlow::Break("regular-expression match has no SQLite equivalent without an extension".into());
+                }
+            }
+            Expr::AnyOp { left, compare_op: ast::BinaryOperator::Eq, right, .. } if target != Dialect::Postgres => {
+                // PostgreSQL writes IN lists as `x = ANY (ARRAY[...])`.
+                let inner = match right.as_ref() {
+                    Expr::Nested(e) => e.as_ref(),
+                    e => e,
+                };
+                if let Expr::Array(arr) = inner {
+                    let list = arr.elem.clone();
+                    let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+                    *expr = Expr::In { expr: Box::new(l), target: ast::InTarget::List(list), negated: false, global: false };
+                } else {
+                    return ControlFlow::Break("= ANY(...) over a non-literal array".into());
+                }
+            }
+            Expr::Collate { expr: inner, collation } => {
+                let c = collation.to_string().trim_matches('"').to_ascii_lowercase();
+                let same = self.source == target;
+                if !same {
+                    let e = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                    *expr = match (c.as_str(), target) {
+                        // Case-insensitive comparison: lower() on PostgreSQL;
+                        // MySQL's default collations already ignore case.
+                        ("nocase", Dialect::Postgres) => call("lower", vec![e]),
+                        _ => e,
+                    };
+                }
+            }
+            Expr::Identifier(i) if i.quote_style.is_none() && matches!(i.value.to_ascii_uppercase().as_str(), "USER" | "CURRENT_USER" | "SESSION_USER") => {
+                match target {
+                    Dialect::Postgres => *expr = Expr::Identifier(Ident::new("CURRENT_USER")),
+                    Dialect::Mysql => *expr = call("current_user", vec![]),
+                    _ => return ControlFlow::Break("SQLite has no notion of the current user".into()),
+                }
+            }
+            Expr::Cast { expr: inner, data_type, .. }
+                if target != Dialect::Postgres
+                    && matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+                    && matches!(typetext::recognize(self.source, &typetext::parse(&data_type.to_string())), ColumnType::Text { .. } | ColumnType::Varchar { .. } | ColumnType::Char { .. }) =>
+            {
+                // 'I'::text is just 'I' outside PostgreSQL.
+                *expr = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            }
+            Expr::Cast { kind, data_type, .. } => {
+                let text = data_type.to_string();
+                match self.names.cast_type(self.source, &text) {
+                    Some(t) => *data_type = DataType::Custom(ObjectName(vec![ObjectNamePart::Identifier(Ident::new(t))]), vec![]),
+                    None => return ControlFlow::Break(format!("cast to `{text}` has no equivalent on {target}")),
+                }
+                // `x::type` is PostgreSQL syntax; others need CAST(x AS type).
+                if target != Dialect::Postgres && matches!(kind, CastKind::DoubleColon) {
+                    *kind = CastKind::Cast;
+                }
+            }
             Expr::Identifier(i) => {
                 let upper = i.value.to_ascii_uppercase();
                 if i.quote_style.is_none() && matches!(upper.as_str(), "SYSDATE" | "SYSTIMESTAMP" | "CURRENT_TIMESTAMP") {
@@ -428,7 +563,9 @@ impl VisitorMut for Rewriter<'_> {
                 };
                 match function_for(target, &name, argc) {
                     Some(new) => {
-                        if new == "CURRENT_TIMESTAMP" {
+                        if new == "CURRENT_USER" {
+                            *expr = Expr::Identifier(Ident::new("CURRENT_USER"));
+                        } else if new == "CURRENT_TIMESTAMP" {
                             *expr = Expr::Identifier(Ident::new("CURRENT_TIMESTAMP"));
                         } else if new == "CURRENT_DATE" {
                             *expr = Expr::Identifier(Ident::new("CURRENT_DATE"));
@@ -446,13 +583,6 @@ impl VisitorMut for Rewriter<'_> {
                             ));
                         }
                     }
-                }
-            }
-            Expr::Cast { data_type, .. } => {
-                let text = data_type.to_string();
-                match self.names.cast_type(self.source, &text) {
-                    Some(t) => *data_type = DataType::Custom(ObjectName(vec![ObjectNamePart::Identifier(Ident::new(t))]), vec![]),
-                    None => return ControlFlow::Break(format!("cast to `{text}` has no equivalent on {target}")),
                 }
             }
             Expr::BinaryOp { op: ast::BinaryOperator::StringConcat, left, right } if target == Dialect::Mysql => {

@@ -252,6 +252,7 @@ pub fn default_text(d: &Option<DefaultValue>) -> Option<String> {
         DefaultValue::String(s) => s.clone(),
         DefaultValue::Bool(b) => b.to_string(),
         DefaultValue::Bytes(h) => format!("x'{h}'"),
+        DefaultValue::Bits(b) => format!("b'{b}'"),
         DefaultValue::CurrentTimestamp { .. } => "current_timestamp".into(),
         DefaultValue::CurrentDate => "current_date".into(),
         DefaultValue::CurrentTime => "current_time".into(),
