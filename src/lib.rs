@@ -3,6 +3,7 @@
 pub mod advise;
 pub mod cli;
 pub mod commands;
+pub mod db;
 pub mod endpoint;
 pub mod error;
 pub mod model;
