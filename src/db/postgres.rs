@@ -1,21 +1,485 @@
-//! PostgreSQL through tokio-postgres. (Being written.)
-use crate::endpoint::{DbEndpoint, Role};
+//! PostgreSQL through tokio-postgres: connecting (TLS by `sslmode`, libpq
+//! semantics), running DDL, and reading the catalog into the schema model.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::tls::{self, Verify};
+use crate::endpoint::{password_for, DbEndpoint, Role};
 use crate::error::{Error, Result};
-use crate::model::Schema;
+use crate::model::*;
+use crate::schema::reader;
+use crate::schema::typetext;
 
 pub struct PgConn {
-    pub client: tokio_postgres::Client,
+    pub client: Client,
     pub display: String,
+    /// Schemas to read; empty means every user schema.
+    pub schemas: Vec<String>,
+    /// The server's major version (e.g. 15).
+    pub server_major: u32,
+}
+
+/// Builds the connection config from the endpoint (without TLS choice).
+pub fn config(ep: &DbEndpoint, role: Role) -> Result<Config> {
+    let mut cfg = Config::new();
+    // A `host=/path` option (as libpq allows) selects a Unix socket.
+    match ep.options.get("host") {
+        Some(h) if h.starts_with('/') => {
+            cfg.host_path(h);
+        }
+        _ if ep.host.starts_with('/') => {
+            cfg.host_path(&ep.host);
+        }
+        _ => {
+            cfg.host(&ep.host);
+        }
+    }
+    cfg.port(ep.port.unwrap_or(5432));
+    let user = ep
+        .user
+        .clone()
+        .or_else(|| std::env::var("PGUSER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "postgres".into());
+    cfg.user(&user);
+    cfg.dbname(ep.database.clone().unwrap_or_else(|| user.clone()));
+    if let Some(p) = password_for(ep, role, "PGPASSWORD")? {
+        cfg.password(p.expose());
+    }
+    cfg.application_name("barge");
+    let timeout = ep.options.get("connect_timeout").and_then(|t| t.parse().ok()).unwrap_or(15);
+    cfg.connect_timeout(Duration::from_secs(timeout));
+    cfg.keepalives(true);
+    Ok(cfg)
+}
+
+/// The TLS level an `sslmode` asks for; libpq's default is `prefer`.
+fn tls_mode(ep: &DbEndpoint) -> (SslMode, Option<Verify>) {
+    match ep.options.get("sslmode").map(String::as_str).unwrap_or("prefer") {
+        "disable" => (SslMode::Disable, None),
+        "allow" | "prefer" => (SslMode::Prefer, Some(Verify::None)),
+        "require" => (SslMode::Require, Some(Verify::None)),
+        "verify-ca" => (SslMode::Require, Some(Verify::Chain)),
+        _ => (SslMode::Require, Some(Verify::Full)),
+    }
+}
+
+/// Connects and returns the client; the connection task runs on tokio.
+pub async fn connect_client(ep: &DbEndpoint, role: Role) -> Result<Client> {
+    let mut cfg = config(ep, role)?;
+    let (mode, verify) = tls_mode(ep);
+    cfg.ssl_mode(mode);
+    let endpoint_err = |e: tokio_postgres::Error| connect_error(ep, e);
+    let is_socket = ep.options.get("host").is_some_and(|h| h.starts_with('/')) || ep.host.starts_with('/');
+    let client = match verify {
+        Some(v) if !is_socket => {
+            let ca = ep.options.get("sslrootcert").map(Path::new);
+            let tls_cfg = tls::client_config(v, ca)?;
+            let (client, conn) = cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_cfg)).await.map_err(endpoint_err)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        _ => {
+            let (client, conn) = cfg.connect(NoTls).await.map_err(endpoint_err)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+    };
+    Ok(client)
+}
+
+fn connect_error(ep: &DbEndpoint, e: tokio_postgres::Error) -> Error {
+    let (message, hint) = describe(&e);
+    let hint = hint.unwrap_or_else(|| {
+        let text = format!("{e:?}").to_ascii_lowercase();
+        if text.contains("connection refused") || text.contains("timed out") || text.contains("timeout") {
+            format!("is PostgreSQL running and listening on {}:{}?", ep.host, ep.port.unwrap_or(5432))
+        } else if text.contains("certificate") || text.contains("tls") || text.contains("ssl") {
+            format!(
+                "TLS failed under sslmode={}; check sslrootcert=PATH (the CA that signed the server certificate) and that the host name matches it",
+                ep.options.get("sslmode").map(String::as_str).unwrap_or("prefer")
+            )
+        } else {
+            "check the host, port and database in the URL".into()
+        }
+    });
+    Error::Endpoint { endpoint: ep.display.clone(), message: format!("cannot connect: {message}"), hint: Some(hint) }
+}
+
+/// The server's words and a hint for what to do, for any client error.
+pub fn describe(e: &tokio_postgres::Error) -> (String, Option<String>) {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let hint = match code {
+            "28P01" | "28000" => Some("check the user name and BARGE_SOURCE_PASSWORD / BARGE_TARGET_PASSWORD (or PGPASSWORD, or ?password_file=PATH)".to_string()),
+            "3D000" => Some("create the database first, or fix the database name in the URL".to_string()),
+            "42P01" => Some("the table does not exist; check --tables and the schema".to_string()),
+            "42501" => Some("the user lacks a privilege; grant it or connect as another user".to_string()),
+            "53300" => Some("too many connections; lower --parallel or raise max_connections".to_string()),
+            _ => db.hint().map(str::to_string),
+        };
+        let mut msg = format!("{} ({code})", db.message());
+        if let Some(d) = db.detail() {
+            msg.push_str(": ");
+            msg.push_str(d);
+        }
+        return (msg, hint);
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    (msg, None)
 }
 
 impl PgConn {
-    pub async fn connect(_ep: &DbEndpoint, _role: Role) -> Result<PgConn> {
-        Err(Error::NotImplemented { command: "postgres connection" })
+    pub async fn connect(ep: &DbEndpoint, role: Role) -> Result<PgConn> {
+        let client = connect_client(ep, role).await?;
+        let schemas = ep
+            .options
+            .get("schema")
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default();
+        let row = client.query_one("SHOW server_version_num", &[]).await.map_err(|e| query_error(&ep.display, "SHOW server_version_num", e))?;
+        let v: String = row.get(0);
+        let server_major = v.parse::<u32>().unwrap_or(0) / 10000;
+        Ok(PgConn { client, display: ep.display.clone(), schemas, server_major })
     }
-    pub async fn execute(&mut self, _sql: &str) -> Result<()> {
-        Err(Error::NotImplemented { command: "postgres connection" })
+
+    pub async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).await.map_err(|e| query_error(&self.display, sql, e))
     }
+
     pub async fn introspect(&mut self) -> Result<Schema> {
-        Err(Error::NotImplemented { command: "postgres introspection" })
+        introspect(&self.client, &self.display, &self.schemas).await
     }
+}
+
+pub fn query_error(display: &str, sql: &str, e: tokio_postgres::Error) -> Error {
+    let (message, hint) = describe(&e);
+    Error::Endpoint { endpoint: display.to_string(), message: format!("{message}\n  statement: {}", super::excerpt(sql)), hint }
+}
+
+const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'barge') \
+     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+fn schema_filter(schemas: &[String]) -> String {
+    if schemas.is_empty() {
+        USER_SCHEMAS.to_string()
+    } else {
+        let list: Vec<String> = schemas.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect();
+        format!("n.nspname IN ({})", list.join(", "))
+    }
+}
+
+/// Reads the catalog with a handful of set-based queries (fast for
+/// thousands of tables) into the model.
+pub async fn introspect(client: &Client, display: &str, schemas: &[String]) -> Result<Schema> {
+    let filter = schema_filter(schemas);
+    let q = |sql: String| async move {
+        client.query(sql.as_str(), &[]).await.map_err(|e| query_error(display, &sql, e))
+    };
+    let mut schema = Schema { dialect: Some(Dialect::Postgres), ..Default::default() };
+
+    // Enum types.
+    let rows = q(format!(
+        "SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid \
+         WHERE {filter} GROUP BY n.nspname, t.typname ORDER BY 1, 2"
+    ))
+    .await?;
+    for r in rows {
+        let (ns, name, values): (String, String, Vec<String>) = (r.get(0), r.get(1), r.get(2));
+        schema.enums.push(EnumType { name: qualified(&ns, &name), values, origin: Origin::default() });
+    }
+
+    // Tables.
+    let rows = q(format!(
+        "SELECT c.oid, n.nspname, c.relname, obj_description(c.oid, 'pg_class') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {filter} \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY n.nspname, c.relname"
+    ))
+    .await?;
+    let mut by_oid: HashMap<u32, usize> = HashMap::new();
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let (ns, name): (String, String) = (r.get(1), r.get(2));
+        let mut t = Table::new(qualified(&ns, &name));
+        t.comment = r.get(3);
+        by_oid.insert(oid, schema.tables.len());
+        schema.tables.push(t);
+    }
+    if !schema.tables.is_empty() {
+        read_columns(client, display, &filter, &mut schema, &by_oid).await?;
+        read_constraints(client, display, &filter, &mut schema, &by_oid).await?;
+        read_indexes(client, display, &filter, &mut schema, &by_oid).await?;
+    }
+
+    // Sequences that no column owns.
+    let rows = q(format!(
+        "SELECT n.nspname, c.relname, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle \
+         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {filter} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i', 'e')) \
+         ORDER BY 1, 2"
+    ))
+    .await?;
+    for r in rows {
+        let mut s = Sequence::new(qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)));
+        s.start = Some(r.get::<_, i64>(2) as i128);
+        s.increment = Some(r.get::<_, i64>(3) as i128);
+        s.min = Some(r.get::<_, i64>(4) as i128);
+        s.max = Some(r.get::<_, i64>(5) as i128);
+        s.cache = Some(r.get::<_, i64>(6) as i128);
+        s.cycle = r.get(7);
+        schema.sequences.push(s);
+    }
+
+    // Views and materialized views.
+    let rows = q(format!(
+        "SELECT n.nspname, c.relname, pg_get_viewdef(c.oid, true), c.relkind = 'm', obj_description(c.oid, 'pg_class') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('v', 'm') AND {filter} \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') ORDER BY c.oid"
+    ))
+    .await?;
+    for r in rows {
+        let def: String = r.get(2);
+        schema.views.push(View {
+            name: qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+            columns: Vec::new(),
+            query: SqlText::new(def.trim().trim_end_matches(';').to_string(), Dialect::Postgres),
+            materialized: r.get(3),
+            comment: r.get(4),
+            origin: Origin::default(),
+        });
+    }
+
+    // Functions, procedures and triggers: kept with their source.
+    let rows = q(format!(
+        "SELECT n.nspname, p.proname, p.prokind, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE {filter} AND p.prokind IN ('f', 'p') \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') ORDER BY 1, 2"
+    ))
+    .await?;
+    for r in rows {
+        let kind: i8 = r.get(2);
+        schema.routines.push(Routine {
+            kind: if kind as u8 == b'p' { RoutineKind::Procedure } else { RoutineKind::Function },
+            name: qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+            source: r.get(3),
+            origin: Origin::default(),
+        });
+    }
+    let rows = q(format!(
+        "SELECT n.nspname, t.tgname, pg_get_triggerdef(t.oid, true) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND {filter} ORDER BY 1, 2"
+    ))
+    .await?;
+    for r in rows {
+        schema.routines.push(Routine {
+            kind: RoutineKind::Trigger,
+            name: qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+            source: r.get(2),
+            origin: Origin::default(),
+        });
+    }
+    for t in &schema.tables {
+        if let Some(s) = &t.name.schema {
+            if !schema.namespaces.contains(s) {
+                schema.namespaces.push(s.clone());
+            }
+        }
+    }
+    Ok(schema)
+}
+
+/// `public` is PostgreSQL's default schema; the model leaves it implicit,
+/// as a dump script does.
+fn qualified(ns: &str, name: &str) -> QualifiedName {
+    QualifiedName::new(Some(ns), name)
+}
+
+async fn read_columns(client: &Client, display: &str, filter: &str, schema: &mut Schema, by_oid: &HashMap<u32, usize>) -> Result<()> {
+    let sql = format!(
+        "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, col_description(a.attrelid, a.attnum), \
+                t.typtype::text, tn.nspname, t.typname, \
+                CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END, t.typnotnull, \
+                et.typtype::text, etn.nspname, et.typname, \
+                (SELECT s.seqstart FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid \
+                  WHERE dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i') LIMIT 1), \
+                (SELECT s.seqincrement FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid \
+                  WHERE dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i') LIMIT 1), \
+                coll.collname \
+         FROM pg_attribute a \
+         JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace \
+         LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' LEFT JOIN pg_namespace etn ON etn.oid = et.typnamespace \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         LEFT JOIN pg_collation coll ON coll.oid = a.attcollation AND a.attcollation <> t.typcollation \
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {filter} \
+         ORDER BY a.attrelid, a.attnum"
+    );
+    let rows = client.query(sql.as_str(), &[]).await.map_err(|e| query_error(display, &sql, e))?;
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let Some(&ti) = by_oid.get(&oid) else { continue };
+        let name: String = r.get(1);
+        let mut type_text: String = r.get(2);
+        let not_null: bool = r.get(3);
+        let default: Option<String> = r.get(4);
+        let identity: String = r.get(5);
+        let generated: String = r.get(6);
+        let typtype: String = r.get(8);
+        let (tns, tname): (String, String) = (r.get(9), r.get(10));
+        let domain_base: Option<String> = r.get(11);
+        let domain_not_null: bool = r.get(12);
+        let elem_typtype: Option<String> = r.get(13);
+        let seq_start: Option<i64> = r.get(16);
+        let seq_inc: Option<i64> = r.get(17);
+        let collation: Option<String> = r.get(18);
+
+        if let Some(base) = &domain_base {
+            type_text = base.clone();
+        }
+        let mut spec = typetext::parse(&type_text);
+        spec.collation = collation;
+        let ty = if typtype == "e" || elem_typtype.as_deref() == Some("e") {
+            let (ns, tn): (String, String) = if typtype == "e" { (tns.clone(), tname.clone()) } else { (r.get(14), r.get(15)) };
+            let qn = qualified(&ns, &tn);
+            let values = schema.enums.iter().find(|e| e.name == qn).map(|e| e.values.clone()).unwrap_or_default();
+            let e = ColumnType::Enum { name: Some(qn), values };
+            if typtype == "e" {
+                e
+            } else {
+                ColumnType::Array { element: Box::new(e) }
+            }
+        } else {
+            typetext::recognize(Dialect::Postgres, &spec)
+        };
+        let mut c = Column::new(&name, ty, &type_text);
+        c.nullable = !(not_null || domain_not_null);
+        c.comment = r.get(7);
+        match identity.as_str() {
+            "a" | "d" => {
+                c.identity = Some(Identity {
+                    kind: if identity == "a" { IdentityKind::Always } else { IdentityKind::ByDefault },
+                    start: seq_start.map(i128::from),
+                    increment: seq_inc.map(i128::from),
+                    sequence: None,
+                });
+            }
+            _ => {}
+        }
+        if let Some(d) = default {
+            if generated == "s" {
+                c.generated = Some(Generated { expr: SqlText::new(d, Dialect::Postgres), stored: true });
+            } else {
+                let dv = reader::parse_default(&d, Dialect::Postgres);
+                match dv {
+                    // A sequence the column owns: serial.
+                    DefaultValue::Sequence(seq) if seq_start.is_some() => {
+                        c.identity = Some(Identity {
+                            kind: IdentityKind::Serial,
+                            start: seq_start.map(i128::from),
+                            increment: seq_inc.map(i128::from),
+                            sequence: Some(seq),
+                        });
+                    }
+                    other => c.default = Some(other),
+                }
+            }
+        }
+        schema.tables[ti].columns.push(c);
+    }
+    Ok(())
+}
+
+async fn read_constraints(client: &Client, display: &str, filter: &str, schema: &mut Schema, by_oid: &HashMap<u32, usize>) -> Result<()> {
+    let sql = format!(
+        "SELECT con.conrelid, con.conname, con.contype::text, \
+                ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i), \
+                rn.nspname, rc.relname, \
+                ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i), \
+                con.confdeltype::text, con.confupdtype::text, con.condeferrable, con.condeferred, con.convalidated, pg_get_constraintdef(con.oid, true) \
+         FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_class rc ON rc.oid = con.confrelid LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
+         WHERE con.contype IN ('p', 'u', 'f', 'c') AND {filter} ORDER BY con.conrelid, con.contype, con.conname"
+    );
+    let rows = client.query(sql.as_str(), &[]).await.map_err(|e| query_error(display, &sql, e))?;
+    let action = |c: &str| match c {
+        "r" => Some(RefAction::Restrict),
+        "c" => Some(RefAction::Cascade),
+        "n" => Some(RefAction::SetNull),
+        "d" => Some(RefAction::SetDefault),
+        _ => None,
+    };
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let Some(&ti) = by_oid.get(&oid) else { continue };
+        let name: String = r.get(1);
+        let kind: String = r.get(2);
+        let cols: Vec<String> = r.get(3);
+        let t = &mut schema.tables[ti];
+        match kind.as_str() {
+            "p" => t.primary_key = Some(Key { name: Some(name), columns: cols }),
+            "u" => t.uniques.push(Key { name: Some(name), columns: cols }),
+            "f" => {
+                let (rns, rname): (Option<String>, Option<String>) = (r.get(4), r.get(5));
+                let Some(rname) = rname else { continue };
+                t.foreign_keys.push(ForeignKey {
+                    name: Some(name),
+                    columns: cols,
+                    ref_table: qualified(&rns.unwrap_or_default(), &rname),
+                    ref_columns: r.get(6),
+                    on_delete: action(&r.get::<_, String>(7)),
+                    on_update: action(&r.get::<_, String>(8)),
+                    deferrable: r.get(9),
+                    initially_deferred: r.get(10),
+                    validated: r.get(11),
+                    origin: Origin::default(),
+                });
+            }
+            _ => {
+                let def: String = r.get(12);
+                let expr = def.trim().strip_prefix("CHECK").unwrap_or(&def).trim();
+                let expr = expr.strip_suffix("NOT VALID").unwrap_or(expr).trim().to_string();
+                t.checks.push(Check { name: Some(name), expr: SqlText::new(expr, Dialect::Postgres), origin: Origin::default() });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_indexes(client: &Client, display: &str, filter: &str, schema: &mut Schema, by_oid: &HashMap<u32, usize>) -> Result<()> {
+    let sql = format!(
+        "SELECT i.indrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {filter} AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.contype IN ('p', 'u', 'x')) \
+         ORDER BY i.indrelid, i.indexrelid"
+    );
+    let rows = client.query(sql.as_str(), &[]).await.map_err(|e| query_error(display, &sql, e))?;
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let Some(&ti) = by_oid.get(&oid) else { continue };
+        let def: String = r.get(1);
+        if let Some((_, idx)) = reader::parse_index_definition(&def, Dialect::Postgres) {
+            schema.tables[ti].indexes.push(idx);
+        }
+    }
+    Ok(())
 }

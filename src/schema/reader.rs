@@ -647,7 +647,7 @@ impl Reader {
         false
     }
 
-    fn create_index(&mut self, st: &Statement, p: &Prepared, ci: ast::CreateIndex) {
+    fn index_from_ast(&self, p: &Prepared, ci: &ast::CreateIndex, line: usize) -> (QualifiedName, Index) {
         let table = qname(&ci.table_name);
         let method = p.index_method.clone().unwrap_or(match &ci.using {
             Some(ast::IndexType::BTree) => IndexMethod::Btree,
@@ -665,8 +665,13 @@ impl Reader {
             predicate: ci.predicate.as_ref().map(|e| self.sql(e)),
             method,
             include: ci.include.iter().map(|i| i.value.clone()).collect(),
-            origin: Origin { line: st.line },
+            origin: Origin { line },
         };
+        (table, idx)
+    }
+
+    fn create_index(&mut self, st: &Statement, p: &Prepared, ci: ast::CreateIndex) {
+        let (table, idx) = self.index_from_ast(p, &ci, st.line);
         match self.out.schema.table_mut(&table) {
             Some(t) => t.indexes.push(idx),
             None => self.leftover(st, codes::UNRECOGNIZED, &format!("index on {table}, which the script never creates")),
@@ -780,6 +785,12 @@ impl Reader {
                 read_object_name(&t, i).map(|(n, _)| n)
             })
             .unwrap_or_else(|| QualifiedName::bare("anonymous block"));
+        // A package body belongs with its specification: one object.
+        if let Some(r) = self.out.schema.routines.iter_mut().find(|r| r.kind == kind && r.name == name && kind == RoutineKind::Package) {
+            r.source.push_str("\n/\n");
+            r.source.push_str(&st.raw);
+            return;
+        }
         self.out.schema.routines.push(Routine { kind, name, source: st.raw.clone(), origin: Origin { line: st.line } });
     }
 
@@ -1041,6 +1052,28 @@ fn unwrap_if_exists(st: &Statement) -> Option<Statement> {
     }
     let offset = st.text[..st.text.len().min(st.text.find(&body[..body.len().min(20)]).unwrap_or(0))].matches('\n').count();
     Some(Statement { text: body.clone(), raw: body, line: st.line + offset })
+}
+
+/// Reads one `CREATE INDEX` statement (as `pg_get_indexdef` or
+/// `sqlite_master` give it) into the model: the table it is on, and the index.
+pub fn parse_index_definition(sql: &str, dialect: Dialect) -> Option<(QualifiedName, Index)> {
+    let r = Reader { dialect, out: ReadOutcome::default() };
+    let p = rewrite::prepare(dialect, sql);
+    let asts = r.parse(&p.sql).ok()?;
+    match asts.into_iter().next()? {
+        Ast::CreateIndex(ci) => Some(r.index_from_ast(&p, &ci, 0)),
+        _ => None,
+    }
+}
+
+/// Reads a column default as the catalog gives it (`pg_get_expr`,
+/// `sqlite_master`) into the model.
+pub fn parse_default(sql: &str, dialect: Dialect) -> DefaultValue {
+    let d = rewrite::sql_dialect(dialect);
+    match Parser::new(&*d).try_with_sql(sql).and_then(|mut p| p.parse_expr()) {
+        Ok(e) => expr::classify_default(&e, dialect),
+        Err(_) => DefaultValue::Expression(SqlText::new(sql, dialect)),
+    }
 }
 
 fn spec_source_text(type_text: &str, spec: &typetext::TypeSpec) -> String {

@@ -1,0 +1,164 @@
+//! Shared test helpers: the real binary, and fresh databases on the servers
+//! `tests/run.sh` starts (PostgreSQL, MariaDB) or in temp files (SQLite).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+pub fn barge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_barge"));
+    c.env_remove("BARGE_SOURCE_PASSWORD").env_remove("BARGE_TARGET_PASSWORD").env("NO_COLOR", "1");
+    c
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run barge")
+}
+
+/// Runs and insists on success, showing stderr otherwise.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "command failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("fixtures").join(rel)
+}
+
+/// A server URL from the environment `tests/run.sh` sets up.
+pub fn server_url(var: &str) -> url::Url {
+    let raw = std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with `bash tests/run.sh`, which starts PostgreSQL and MariaDB on loopback")
+    });
+    url::Url::parse(&raw).expect("valid test server URL")
+}
+
+/// The test password, in a file, so URLs never carry it (barge refuses
+/// inline passwords).
+pub fn password_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let u = server_url("BARGE_TEST_PG_URL");
+        let pw = u.password().unwrap_or_default().to_string();
+        let path = std::env::temp_dir().join(format!("barge-test-pw-{}", std::process::id()));
+        std::fs::write(&path, pw).expect("write password file");
+        path
+    })
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    format!("t_{}_{}_{}", tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id(), n).to_lowercase()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 3] = [Engine::Postgres, Engine::Mysql, Engine::Sqlite];
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A database created for one test; `url` has no password in it.
+pub struct TestDb {
+    pub engine: Engine,
+    pub name: String,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn admin_pg() -> (String, String) {
+    let u = server_url("BARGE_TEST_PG_URL");
+    let host = u.host_str().unwrap().to_string();
+    let port = u.port().unwrap_or(5432);
+    (format!("host={host} port={port} user={} password={} dbname=postgres", u.username(), u.password().unwrap_or_default()), format!("{}@{host}:{port}", u.username()))
+}
+
+fn admin_mysql() -> (mysql_async::Opts, String) {
+    let u = server_url("BARGE_TEST_MYSQL_URL");
+    let opts = mysql_async::Opts::from_url(u.as_str()).expect("mysql url");
+    (opts, format!("{}@{}:{}", u.username(), u.host_str().unwrap(), u.port().unwrap_or(3306)))
+}
+
+impl TestDb {
+    pub async fn new(engine: Engine, tag: &str) -> TestDb {
+        let name = unique(tag);
+        match engine {
+            Engine::Postgres => {
+                let (conn, at) = admin_pg();
+                let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect to test PostgreSQL");
+                tokio::spawn(c);
+                client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                let url = format!("postgres://{at}/{name}?sslmode=disable&password_file={}", password_file().display());
+                TestDb { engine, name, url, _dir: None }
+            }
+            Engine::Mysql => {
+                let (opts, at) = admin_mysql();
+                let mut c = mysql_async::Conn::new(opts).await.expect("connect to test MariaDB");
+                use mysql_async::prelude::Queryable;
+                c.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4")).await.expect("create database");
+                let _ = c.disconnect().await;
+                let url = format!("mysql://{at}/{name}?ssl-mode=DISABLED&password_file={}", password_file().display());
+                TestDb { engine, name, url, _dir: None }
+            }
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join(format!("{name}.db"));
+                TestDb { engine, name, url: format!("sqlite:{}", path.display()), _dir: Some(dir) }
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> barge::endpoint::Endpoint {
+        barge::endpoint::Endpoint::parse(&self.url).expect("test URL parses")
+    }
+
+    pub async fn connect(&self, role: barge::endpoint::Role) -> barge::db::Db {
+        barge::db::Db::connect(&self.endpoint(), role).await.unwrap_or_else(|e| panic!("connect {}: {e} ({:?})", self.url, e.hint()))
+    }
+
+    pub async fn drop_db(self) {
+        match self.engine {
+            Engine::Postgres => {
+                let (conn, _) = admin_pg();
+                if let Ok((client, c)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+                    tokio::spawn(c);
+                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+                }
+            }
+            Engine::Mysql => {
+                let (opts, _) = admin_mysql();
+                if let Ok(mut c) = mysql_async::Conn::new(opts).await {
+                    use mysql_async::prelude::Queryable;
+                    let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {}", self.name)).await;
+                    let _ = c.disconnect().await;
+                }
+            }
+            Engine::Sqlite => {}
+        }
+    }
+}
