@@ -384,7 +384,7 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
                 Ok(sql) => {
                     let stored = g.stored || target == Dialect::Postgres;
                     if !g.stored && target == Dialect::Postgres {
-                        notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones)".into() });
+                        notes.push(typemap::TypeNote { code: codes::GENERATED_STORED, status: Status::Converted, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones)".into() });
                     }
                     generated = Some((sql, stored));
                 }
@@ -393,6 +393,14 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
         }
 
         let sql_type = super::ddl::type_sql(target, &ty, &names.enum_type_parts(&ty));
+        let type_codes = [codes::TYPE_CHANGED, codes::TYPE_UNKNOWN, codes::UNSIGNED_WIDENED, codes::ENUM_CONVERTED, codes::SET_CONVERTED, codes::TIME_ZONE, codes::PRECISION_REDUCED, codes::BOOLEAN, codes::EXACT_NUMERIC, codes::RULE_APPLIED];
+        let type_note = notes
+            .iter()
+            .find(|n| type_codes.contains(&n.code))
+            .or_else(|| notes.iter().find(|n| n.code == codes::ZERO_DATE))
+            .map(|n| n.message.as_str())
+            .unwrap_or("");
+        report.mapping(if c.source_type.is_empty() { "(untyped)" } else { &c.source_type }, &sql_type, type_note);
         let (status, code, message) = summarize_notes(&notes, &c.source_type, &sql_type);
         report.push(ObjectKind::Column, obj, status, code, c.origin.line.max(line), message);
         let comment = c.comment.clone();

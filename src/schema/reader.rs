@@ -305,7 +305,9 @@ impl Reader {
             spec.collation = Some("binary".into());
         }
         let mut c = Column::new(&col.name.value, ColumnType::Other { name: String::new() }, &type_text);
-        c.origin = Origin { line };
+        // The column's own line: sqlparser spans count from the statement.
+        let span_line = col.name.span.start.line as usize;
+        c.origin = Origin { line: if span_line > 0 { line + span_line - 1 } else { line } };
         let is_serial = self.dialect == Dialect::Postgres && matches!(spec.name.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2");
         if is_serial {
             c.identity = Some(Identity { kind: IdentityKind::Serial, start: None, increment: None, sequence: None });
@@ -1000,6 +1002,29 @@ impl Reader {
             }
             if !absorbed {
                 self.out.schema.sequences.push(s);
+            }
+        }
+        // MariaDB writes JSON columns as longtext + CHECK (json_valid(col)).
+        for t in &mut self.out.schema.tables {
+            let mut json_cols = Vec::new();
+            t.checks.retain(|ch| {
+                let flat: String = ch.expr.sql.chars().filter(|c| !c.is_whitespace() && *c != '`' && *c != '"').collect::<String>().to_ascii_lowercase();
+                let inner = flat.trim_start_matches('(').trim_end_matches(')');
+                match inner.strip_prefix("json_valid(") {
+                    Some(col) if !col.contains(['(', ')', ',']) => {
+                        json_cols.push(col.to_string());
+                        false
+                    }
+                    _ => true,
+                }
+            });
+            for jc in json_cols {
+                if let Some(c) = t.column_mut(&jc) {
+                    if c.ty.is_textual() {
+                        c.ty = ColumnType::Json;
+                        c.source_type = "json".into();
+                    }
+                }
             }
         }
         // Computed columns without a type get one from their expression.

@@ -128,6 +128,7 @@ codes! {
     EXACT_NUMERIC = "B111", None, "exact numeric kept exact";
     DEFAULT_DROPPED = "B120", Medium, "default expression could not be converted; dropped";
     GENERATED_DROPPED = "B121", Medium, "generated column expression could not be converted; created as a plain column";
+    GENERATED_STORED = "B122", None, "virtual generated column stored on the target";
     CHECK_DROPPED = "B130", Medium, "check constraint could not be converted; left out";
     INDEX_FEATURE = "B140", Low, "index feature not supported on the target; index adapted";
     INDEX_DROPPED = "B141", Medium, "index could not be created on the target; left out";
@@ -170,6 +171,15 @@ pub struct Report {
     pub items: Vec<Item>,
     /// Statements that were not objects (INSERT, SET ...), by code.
     pub skipped: BTreeMap<String, usize>,
+    /// Every distinct type mapping: (source type, target type) → count and
+    /// the reason, so the report states each mapping once.
+    pub mappings: BTreeMap<(String, String), Mapping>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Mapping {
+    pub columns: usize,
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -197,6 +207,14 @@ impl Report {
             message: message.into(),
             effort,
         });
+    }
+
+    pub fn mapping(&mut self, source: &str, target: &str, note: &str) {
+        let m = self.mappings.entry((source.to_ascii_lowercase(), target.to_string())).or_default();
+        m.columns += 1;
+        if m.note.is_empty() {
+            m.note = note.to_string();
+        }
     }
 
     pub fn skip(&mut self, code: Code) {
@@ -268,6 +286,7 @@ impl Report {
                 "by_kind": by_kind,
                 "skipped_statements": self.skipped,
             },
+            "type_mappings": self.mappings.iter().map(|((s, t), m)| serde_json::json!({"source": s, "target": t, "columns": m.columns, "note": m.note})).collect::<Vec<_>>(),
             "items": self.items,
             "codes": codes::ALL.iter().map(|c| serde_json::json!({"code": c.code, "title": c.title, "effort": c.effort})).collect::<Vec<_>>(),
         })
@@ -293,6 +312,14 @@ impl Report {
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
         for (k, v) in self.summary() {
             let _ = writeln!(s, "| {} | {} | {} | {} | {} | {:.1}% |", k.label(), v.total, v.converted, v.warning, v.manual, v.automatic_percent);
+        }
+        if !self.mappings.is_empty() {
+            let _ = writeln!(s, "\n## Type mappings\n");
+            let _ = writeln!(s, "| source type | target type | columns | note |");
+            let _ = writeln!(s, "|---|---|---:|---|");
+            for ((src, tgt), m) in &self.mappings {
+                let _ = writeln!(s, "| `{}` | `{}` | {} | {} |", src.replace('|', "\\|"), tgt.replace('|', "\\|"), m.columns, m.note.replace('|', "\\|"));
+            }
         }
         if !self.skipped.is_empty() {
             let _ = writeln!(s, "\n## Statements skipped\n");

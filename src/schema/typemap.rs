@@ -46,12 +46,10 @@ pub fn map_column(rules: &RuleSet, source: Dialect, target: Dialect, table: &str
             Some("manual") => Status::Manual,
             _ => Status::Converted,
         };
-        let target_text = if rule.target.eq_ignore_ascii_case("keep") { ty.describe() } else { rule.target_text(&spec) };
-        let mut msg = format!("{} → {}", spec.short(), target_text);
-        if let Some(n) = &rule.note {
-            msg.push_str(": ");
-            msg.push_str(n);
-        }
+        let msg = match &rule.note {
+            Some(n) => n.clone(),
+            None => format!("mapped by {}", rule.origin),
+        };
         notes.push(note(code, status, msg));
     }
     let (lowered, more) = lower(source, target, ty, col);
@@ -82,7 +80,7 @@ fn lower_pg(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<TypeN
                 32 => (T::int(64), "bigint"),
                 _ => (T::Decimal { precision: Some(20), scale: Some(0) }, "numeric(20)"),
             };
-            notes.push(note(codes::UNSIGNED_WIDENED, Status::Converted, format!("unsigned {bits}-bit integer → {text}")));
+            notes.push(note(codes::UNSIGNED_WIDENED, Status::Converted, format!("unsigned {bits}-bit integer widened to {text}")));
             to
         }
         T::Int { bits: 8, .. } => T::int(16),
