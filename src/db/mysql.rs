@@ -222,11 +222,14 @@ impl MyConn {
             version_string: String::new(),
             tls,
         };
-        me.setup_session().await?;
+        me.apply_session_settings().await?;
         Ok(me)
     }
 
-    async fn setup_session(&mut self) -> Result<()> {
+    /// The session settings described in the module docs; [`Self::connect`]
+    /// applies them, and they can be applied again after anything (a dump
+    /// being replayed, say) has changed the session.
+    pub async fn apply_session_settings(&mut self) -> Result<()> {
         self.execute("SET NAMES utf8mb4").await?;
         self.execute(
             "SET time_zone = '+00:00', sql_mode = TRIM(BOTH ',' FROM \
@@ -317,13 +320,16 @@ impl MyConn {
         let mut tables: Vec<Table> = Vec::new();
         let mut index_of: HashMap<String, usize> = HashMap::new();
         let mut partitioned = false;
-        for r in self
+        // Sorted by the bytes of the name, as mysqldump lists them (the
+        // catalog's own collation puts `orders` before `order_items`).
+        let mut table_rows = self
             .rows(&format!(
                 "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, AUTO_INCREMENT, TABLE_COLLATION, TABLE_COMMENT, CREATE_OPTIONS \
-                 FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} ORDER BY TABLE_NAME"
+                 FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db}"
             ))
-            .await?
-        {
+            .await?;
+        table_rows.sort_by(|a, b| a[0].cmp(&b[0]));
+        for r in table_rows {
             let (Some(name), Some(kind)) = (text(&r[0]), text(&r[1])) else { continue };
             if !matches!(kind.as_str(), "BASE TABLE" | "SYSTEM VERSIONED") {
                 continue;
@@ -559,12 +565,11 @@ impl MyConn {
 
         // Views.
         let mut views = Vec::new();
-        for r in self
-            .rows(&format!(
-                "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {db} ORDER BY TABLE_NAME"
-            ))
-            .await?
-        {
+        let mut view_rows = self
+            .rows(&format!("SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {db}"))
+            .await?;
+        view_rows.sort_by(|a, b| a[0].cmp(&b[0]));
+        for r in view_rows {
             let Some(name) = text(&r[0]) else { continue };
             // Without the SHOW VIEW privilege the body is blank here, and a
             // table alias named like the database makes the qualifiers
