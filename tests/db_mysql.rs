@@ -351,3 +351,45 @@ async fn tls_modes_against_a_server_without_tls() {
     };
     assert!(err.hint().unwrap_or_default().contains("VERIFY_IDENTITY"), "{err}");
 }
+
+/// TLS modes against a server that has TLS, with a certificate for
+/// `db.example` while we connect to 127.0.0.1. Opt-in, because it starts a
+/// private MariaDB (about 5 s): `cargo test --test db_mysql -- --ignored`.
+#[tokio::test]
+#[ignore = "starts its own TLS MariaDB; run with --ignored"]
+async fn tls_modes_against_a_server_with_tls() {
+    let tls = mysql_util::TlsServer::start();
+    // This server's password, for the target role in this process only.
+    std::env::set_var(mysql_util::PASSWORD_VAR, &tls.server.password);
+    let ca = tls.ca_file.display().to_string();
+    let ep = |q: &str| tls.server.endpoint("tls_db", q);
+    let cipher = |mut c: MyConn| async move {
+        let row: Option<(String, String)> = c.conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.unwrap();
+        row.map(|r| r.1).unwrap_or_default()
+    };
+
+    for q in ["ssl-mode=REQUIRED".to_string(), String::new(), format!("ssl-mode=VERIFY_CA&ssl-ca={ca}")] {
+        let c = MyConn::connect(&ep(&q), Role::Target).await.unwrap_or_else(|e| panic!("{q}: {e} ({:?})", e.hint()));
+        assert!(c.tls, "{q}");
+        assert!(!cipher(c).await.is_empty(), "{q}: no cipher, so not encrypted");
+    }
+    let c = MyConn::connect(&ep("ssl-mode=DISABLED"), Role::Target).await.unwrap();
+    assert!(!c.tls);
+    assert!(cipher(c).await.is_empty());
+
+    // The chain is fine, the name is not.
+    let err = match MyConn::connect(&ep(&format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}")), Role::Target).await {
+        Ok(_) => panic!("VERIFY_IDENTITY accepted a certificate for another name"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("ssl-mode=VERIFY_IDENTITY") && err.to_string().contains("db.example"), "{err}");
+    assert!(err.hint().unwrap_or_default().contains("VERIFY_CA"), "{:?}", err.hint());
+    // No CA given: the Mozilla roots do not know this one.
+    for mode in ["VERIFY_CA", "VERIFY_IDENTITY"] {
+        let err = match MyConn::connect(&ep(&format!("ssl-mode={mode}")), Role::Target).await {
+            Ok(_) => panic!("{mode} trusted a private CA it was not given"),
+            Err(e) => e,
+        };
+        assert!(err.hint().unwrap_or_default().contains("ssl-ca=PATH"), "{mode}: {err} {:?}", err.hint());
+    }
+}

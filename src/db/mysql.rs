@@ -683,9 +683,12 @@ fn server_lacks_tls(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
 }
 
+/// The rustls error behind a failure, if any. The handshake's errors come
+/// wrapped in an `io::Error` (from tokio-rustls), not as `IoError::Tls`.
 fn rustls_error(e: &mysql_async::Error) -> Option<&rustls::Error> {
     match e {
         mysql_async::Error::Io(mysql_async::IoError::Tls(mysql_async::TlsError::Tls(r))) => Some(r),
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => io.get_ref()?.downcast_ref::<rustls::Error>(),
         _ => None,
     }
 }
@@ -757,22 +760,11 @@ fn describe_connect_failure(f: &Failure, t: &Target) -> (String, Option<String>)
             format!("ssl-mode={mode} asks for TLS, but the server at {addr} does not offer TLS"),
             Some("enable TLS on the server (ssl_cert / ssl_key), or connect unencrypted with ssl-mode=PREFERRED or ssl-mode=DISABLED".into()),
         ),
-        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => {
-            use std::io::ErrorKind as K;
-            match io.kind() {
-                K::ConnectionRefused => (format!("connection to {addr} refused"), Some(listening)),
-                K::TimedOut => (format!("connection to {addr} timed out"), Some(listening)),
-                K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe if t.mode != SslMode::Disabled => (
-                    format!("the server at {addr} closed the connection ({io}) during the handshake (ssl-mode={mode})"),
-                    Some("if the server does not speak TLS well, try ssl-mode=DISABLED; otherwise check the server's log".into()),
-                ),
-                _ if io.to_string().to_ascii_lowercase().contains("lookup") => {
-                    (format!("cannot resolve host `{}`: {io}", t.ep.host), Some("check the host name in the URL".into()))
-                }
-                _ => (format!("cannot connect to {addr}: {io}"), Some(listening)),
-            }
-        }
-        mysql_async::Error::Io(mysql_async::IoError::Tls(tls)) => {
+        mysql_async::Error::Io(io_or_tls) if rustls_error(e).is_some() || matches!(io_or_tls, mysql_async::IoError::Tls(_)) => {
+            let detail = match rustls_error(e) {
+                Some(r) => r.to_string(),
+                None => io_or_tls.to_string(),
+            };
             let hint = match rustls_error(e) {
                 Some(rustls::Error::InvalidCertificate(c)) => Some(match c {
                     rustls::CertificateError::UnknownIssuer => format!(
@@ -791,7 +783,22 @@ fn describe_connect_failure(f: &Failure, t: &Target) -> (String, Option<String>)
                 }),
                 _ => Some(format!("the TLS handshake failed under ssl-mode={mode}; check the server's TLS setup, or use ssl-mode=DISABLED")),
             };
-            (format!("TLS with ssl-mode={mode} failed: {tls}"), hint)
+            (format!("TLS with ssl-mode={mode} failed: {detail}"), hint)
+        }
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused => (format!("connection to {addr} refused"), Some(listening)),
+                K::TimedOut => (format!("connection to {addr} timed out"), Some(listening)),
+                K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe if t.mode != SslMode::Disabled => (
+                    format!("the server at {addr} closed the connection ({io}) during the handshake (ssl-mode={mode})"),
+                    Some("if the server does not speak TLS well, try ssl-mode=DISABLED; otherwise check the server's log".into()),
+                ),
+                _ if io.to_string().to_ascii_lowercase().contains("lookup") => {
+                    (format!("cannot resolve host `{}`: {io}", t.ep.host), Some("check the host name in the URL".into()))
+                }
+                _ => (format!("cannot connect to {addr}: {io}"), Some(listening)),
+            }
         }
         other => (format!("cannot connect to {addr} (ssl-mode={mode}): {other}"), None),
     }

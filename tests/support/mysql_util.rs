@@ -136,3 +136,83 @@ pub fn retarget_dump(dump: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A private MariaDB with TLS (certificates made here with `openssl`, for
+/// the name `db.example` only), on 127.0.0.1, for the opt-in TLS test.
+/// The server and its files go when the guard does.
+pub struct TlsServer {
+    pub server: Server,
+    pub ca_file: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    pub fn start() -> TlsServer {
+        let dir = tempfile::Builder::new().prefix("barge-tls-my").tempdir().unwrap();
+        let d = dir.path();
+        let sh = |args: &[&str]| {
+            let out = Command::new(args[0]).args(&args[1..]).current_dir(d).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:db.example\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
+        sh(&["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=barge test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        sh(&["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=db.example"]);
+        sh(&["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+        let data = d.join("data");
+        let sock = d.join("s.sock");
+        sh(&["mariadb-install-db", "--no-defaults", "--user=root", &format!("--datadir={}", data.display()), "--skip-test-db",
+            "--auth-root-authentication-method=socket", "--skip-name-resolve"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(d.join("mariadbd.log")).unwrap();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", sock.display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--ssl-ca={}", d.join("ca.pem").display()))
+            .arg(format!("--ssl-cert={}", d.join("server.pem").display()))
+            .arg(format!("--ssl-key={}", d.join("server.key").display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mariadbd");
+        let password = "tls-test-pw".to_string();
+        let mut me = TlsServer {
+            server: Server { host: "127.0.0.1".into(), port, user: "barge".into(), password: password.clone() },
+            ca_file: d.join("ca.pem"),
+            child,
+            _dir: dir,
+        };
+        let root = || {
+            let mut c = Command::new("mariadb");
+            c.args(["--no-defaults", "-u", "root", "-S"]).arg(&sock);
+            c
+        };
+        for i in 0.. {
+            if root().args(["-e", "SELECT 1"]).output().is_ok_and(|o| o.status.success()) {
+                break;
+            }
+            if i > 300 || me.child.try_wait().unwrap().is_some() {
+                panic!("the TLS MariaDB did not start: {}", std::fs::read_to_string(me._dir.path().join("mariadbd.log")).unwrap_or_default());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = root()
+            .args(["-e", &format!("DELETE FROM mysql.global_priv WHERE User=''; CREATE USER 'barge'@'127.0.0.1' IDENTIFIED BY '{password}'; GRANT ALL ON *.* TO 'barge'@'127.0.0.1'; FLUSH PRIVILEGES; CREATE DATABASE tls_db;")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        me
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
