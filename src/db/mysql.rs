@@ -379,12 +379,11 @@ impl MyConn {
              FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = {db}",
             if expression_col { ", EXPRESSION" } else { "" }
         );
-        let mut raw_indexes: Vec<(usize, String, bool, String, Vec<(u32, IndexPart)>)> = Vec::new();
+        let mut raw_indexes: Vec<RawIndex> = Vec::new();
         let mut raw_pos: HashMap<(usize, String), usize> = HashMap::new();
         for r in self.rows(&sql).await? {
             let Some(&ti) = text(&r[0]).and_then(|n| index_of.get(&n)) else { continue };
             let name = text(&r[1]).unwrap_or_default();
-            let unique = text(&r[2]).as_deref() == Some("0");
             let seq = text(&r[3]).and_then(|s| s.parse().ok()).unwrap_or(0);
             let key = match (text(&r[4]), r.get(8).and_then(text)) {
                 (Some(col), _) => IndexKey::Column(col),
@@ -396,37 +395,21 @@ impl MyConn {
                 prefix_len: text(&r[6]).and_then(|s| s.parse().ok()),
                 descending: text(&r[5]).as_deref() == Some("D"),
             };
-            let kind = text(&r[7]).unwrap_or_default().to_ascii_uppercase();
             let slot = *raw_pos.entry((ti, name.clone())).or_insert_with(|| {
-                raw_indexes.push((ti, name.clone(), unique, kind, Vec::new()));
+                raw_indexes.push(RawIndex {
+                    table: ti,
+                    name,
+                    unique: text(&r[2]).as_deref() == Some("0"),
+                    kind: text(&r[7]).unwrap_or_default().to_ascii_uppercase(),
+                    parts: Vec::new(),
+                });
                 raw_indexes.len() - 1
             });
-            raw_indexes[slot].4.push((seq, part));
+            raw_indexes[slot].parts.push((seq, part));
         }
-        for (ti, name, unique, kind, mut parts) in raw_indexes {
-            parts.sort_by_key(|(seq, _)| *seq);
-            let parts: Vec<IndexPart> = parts.into_iter().map(|(_, p)| p).collect();
-            let t = &mut tables[ti];
-            let plain = parts.iter().all(|p| matches!(p.key, IndexKey::Column(_)) && p.prefix_len.is_none() && !p.descending);
-            let columns = || parts.iter().filter_map(|p| match &p.key {
-                IndexKey::Column(c) => Some(c.clone()),
-                IndexKey::Expression(_) => None,
-            }).collect::<Vec<_>>();
-            if name == "PRIMARY" {
-                t.primary_key = Some(Key { name: None, columns: columns() });
-                continue;
-            }
-            let method = match kind.as_str() {
-                "FULLTEXT" => IndexMethod::Fulltext,
-                "SPATIAL" | "RTREE" => IndexMethod::Spatial,
-                "HASH" if !unique => IndexMethod::Hash,
-                _ => IndexMethod::Default,
-            };
-            if unique && plain && method != IndexMethod::Fulltext && method != IndexMethod::Spatial {
-                t.uniques.push(Key { name: Some(name), columns: columns() });
-            } else {
-                t.indexes.push(Index { name: Some(name), unique, parts, predicate: None, method, include: vec![], origin: Origin::default() });
-            }
+        for raw in raw_indexes {
+            let ti = raw.table;
+            place_index(&mut tables[ti], raw);
         }
 
         // Foreign keys: columns from KEY_COLUMN_USAGE, rules from
@@ -1094,6 +1077,54 @@ fn unescape_literal(b: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+// ----- indexes --------------------------------------------------------------
+
+/// One index as STATISTICS lists it, one row per part.
+struct RawIndex {
+    table: usize,
+    name: String,
+    unique: bool,
+    /// INDEX_TYPE: BTREE, HASH, FULLTEXT, SPATIAL, RTREE.
+    kind: String,
+    /// (SEQ_IN_INDEX, part)
+    parts: Vec<(u32, IndexPart)>,
+}
+
+/// PRIMARY becomes the primary key; a unique index over plain columns a
+/// unique key (as the DDL reader files `UNIQUE KEY`); anything else an index.
+fn place_index(t: &mut Table, raw: RawIndex) {
+    let RawIndex { name, unique, kind, mut parts, .. } = raw;
+    parts.sort_by_key(|(seq, _)| *seq);
+    let parts: Vec<IndexPart> = parts.into_iter().map(|(_, p)| p).collect();
+    let plain = parts.iter().all(|p| matches!(p.key, IndexKey::Column(_)) && p.prefix_len.is_none() && !p.descending);
+    let columns = || {
+        parts
+            .iter()
+            .filter_map(|p| match &p.key {
+                IndexKey::Column(c) => Some(c.clone()),
+                IndexKey::Expression(_) => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    if name == "PRIMARY" {
+        t.primary_key = Some(Key { name: None, columns: columns() });
+        return;
+    }
+    let method = match kind.as_str() {
+        "FULLTEXT" => IndexMethod::Fulltext,
+        "SPATIAL" | "RTREE" => IndexMethod::Spatial,
+        // MariaDB backs a UNIQUE over long columns with a hidden hash; it
+        // is still just a unique key.
+        "HASH" if !unique => IndexMethod::Hash,
+        _ => IndexMethod::Default,
+    };
+    if unique && plain && method == IndexMethod::Default {
+        t.uniques.push(Key { name: Some(name), columns: columns() });
+    } else {
+        t.indexes.push(Index { name: Some(name), unique, parts, predicate: None, method, include: vec![], origin: Origin::default() });
+    }
 }
 
 // ----- checks ---------------------------------------------------------------
