@@ -19,9 +19,10 @@
 //! - `DISABLED`: plain TCP.
 //! - `PREFERRED` (the default, as in the `mysql` client): TLS without
 //!   verification when the server offers it, plain TCP when it does not.
-//!   This encrypts against passive listeners at no cost when TLS is there;
-//!   it does not authenticate the server, so ask for `VERIFY_IDENTITY`
-//!   when that matters.
+//!   This encrypts against passive listeners whenever the server can (a
+//!   server without TLS costs one extra handshake, refused right after its
+//!   greeting); it does not authenticate the server, so ask for
+//!   `VERIFY_IDENTITY` when that matters.
 //! - `REQUIRED`: TLS, no certificate check; fails if the server has no TLS.
 //! - `VERIFY_CA`: the chain must lead to a trusted CA; any host name.
 //! - `VERIFY_IDENTITY`: the chain and the host name.
@@ -158,6 +159,10 @@ enum Failure {
 }
 
 impl MyConn {
+    /// Connects as the URL says: host, port (3306), user (else `$USER`, as
+    /// the `mysql` client does), database, `ssl-mode`, `ssl-ca`, and
+    /// `connect_timeout` in seconds (30). The password comes from
+    /// [`password_for`], never from the URL.
     pub async fn connect(ep: &DbEndpoint, role: Role) -> Result<MyConn> {
         let mode = SslMode::from_options(&ep.options).map_err(|bad| Error::Url {
             url: ep.display.clone(),
