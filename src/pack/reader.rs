@@ -552,6 +552,8 @@ fn assemble(
 ) -> Result<()> {
     let mut dirs = Vec::new();
     let mut links = Vec::new();
+    // Parents already made: saves two syscalls per file on trees of small files.
+    let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for e in &catalog.entries {
         match e {
             Entry::Dir { path, mode, mtime } => {
@@ -561,6 +563,7 @@ fn assemble(
                 if let Some(t) = target {
                     let p = t.join(path.to_path());
                     fs::create_dir_all(&p).map_err(|source| Error::Write { path: p.clone(), source })?;
+                    made.insert(p.clone());
                     dirs.push((p, *mode, *mtime));
                 }
             }
@@ -579,8 +582,9 @@ fn assemble(
                 let mut out = match target {
                     Some(t) => {
                         let p = t.join(path.to_path());
-                        if let Some(parent) = p.parent() {
+                        if let Some(parent) = p.parent().filter(|d| !made.contains(*d)) {
                             fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.into(), source })?;
+                            made.insert(parent.to_path_buf());
                         }
                         let f = OpenOptions::new()
                             .write(true)
@@ -643,8 +647,8 @@ fn assemble(
                 if let Some((w, p)) = out {
                     let f = w.into_inner().map_err(|e| Error::Write { path: p.clone(), source: e.into_error() })?;
                     f.set_permissions(fs::Permissions::from_mode(*mode)).map_err(|source| Error::Write { path: p.clone(), source })?;
-                    drop(f);
-                    set_mtime(&p, *mtime, false).map_err(|source| Error::Write { path: p.clone(), source })?;
+                    f.set_times(fs::FileTimes::new().set_accessed(system_time(*mtime)).set_modified(system_time(*mtime)))
+                        .map_err(|source| Error::Write { path: p.clone(), source })?;
                 }
             }
             Entry::Table { .. } => unreachable!("refused above"),
@@ -665,6 +669,15 @@ fn assemble(
         set_mtime(&p, mtime, false).map_err(|source| Error::Write { path: p.clone(), source })?;
     }
     Ok(())
+}
+
+fn system_time(m: Mtime) -> std::time::SystemTime {
+    let base = if m.0 >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.0 as u64)
+    } else {
+        std::time::UNIX_EPOCH - std::time::Duration::from_secs(m.0.unsigned_abs())
+    };
+    base + std::time::Duration::from_nanos(m.1 as u64)
 }
 
 /// Sets access and modification time; `nofollow` for symlinks themselves.

@@ -172,13 +172,23 @@ pub fn convert(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts
         report.push(k, from.clone(), Status::Converted, Some(codes::RENAMED), 0, format!("renamed to {to}: {why}"));
     }
 
-    for t in &schema.tables {
-        plan_table(schema, t, opts, &names, &mut out, &mut report);
+    // Columns other tables reference, per table (keys on MySQL need them bounded).
+    let mut referenced: std::collections::HashMap<String, BTreeSet<String>> = std::collections::HashMap::new();
+    for other in &schema.tables {
+        for fk in &other.foreign_keys {
+            referenced.entry(fk.ref_table.name.to_ascii_lowercase()).or_default().extend(fk.ref_columns.iter().cloned());
+        }
     }
-    harmonize_foreign_key_types(schema, &names, &mut out, &mut report);
-    // Foreign keys only after every table is known.
     for t in &schema.tables {
-        plan_foreign_keys(schema, t, &names, &mut out, &mut report);
+        let refs = referenced.get(&t.name.name.to_ascii_lowercase()).cloned().unwrap_or_default();
+        plan_table(t, &refs, opts, &names, &mut out, &mut report);
+    }
+    let index = TableIndex::new(schema);
+    harmonize_foreign_key_types(&index, &names, &mut out, &mut report);
+    // Foreign keys only after every table is known.
+    let positions: std::collections::HashMap<QualifiedName, usize> = out.tables.iter().enumerate().map(|(i, t)| (t.source.clone(), i)).collect();
+    for t in &schema.tables {
+        plan_foreign_keys(&index, &positions, t, &names, &mut out, &mut report);
     }
     plan_views(schema, &names, &mut out, &mut report);
 
@@ -214,7 +224,7 @@ fn bool_like_default(d: &DefaultValue) -> Option<bool> {
     }
 }
 
-fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
     let target = opts.target;
     let tname = t.name.to_string();
     let parts = names.relation(&t.name);
@@ -233,30 +243,19 @@ fn plan_table(schema: &Schema, t: &Table, opts: &ConvertOptions, names: &NamePla
     for fk in &t.foreign_keys {
         keyed.extend(fk.columns.iter().cloned());
     }
-    for other in &schema.tables {
-        for fk in &other.foreign_keys {
-            if fk.ref_table.loosely_eq(&t.name) {
-                keyed.extend(fk.ref_columns.iter().cloned());
-            }
-        }
-    }
+    keyed.extend(referenced.iter().cloned());
 
     let single_pk: Option<&str> = t.primary_key.as_ref().filter(|k| k.columns.len() == 1).map(|k| k.columns[0].as_str());
     let mut columns = Vec::new();
     let mut checks: Vec<(Option<String>, String)> = Vec::new();
     let textual: Vec<String> = t.columns.iter().filter(|c| c.ty.is_textual()).map(|c| c.name.clone()).collect();
-    let bools: Vec<String> = t
-        .columns
-        .iter()
-        .filter(|c| matches!(typemap::map_column(&opts.rules, opts.source, target, &t.name.name, c).ty, ColumnType::Bool))
-        .map(|c| c.name.clone())
-        .collect();
+    let mappings: Vec<typemap::Mapped> = t.columns.iter().map(|c| typemap::map_column(&opts.rules, opts.source, target, &t.name.name, c)).collect();
+    let bools: Vec<String> = t.columns.iter().zip(&mappings).filter(|(_, m)| matches!(m.ty, ColumnType::Bool)).map(|(c, _)| c.name.clone()).collect();
     let expr_names = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
 
-    for c in &t.columns {
+    for (c, m) in t.columns.iter().zip(mappings) {
         let cname = names.column(&t.name, &c.name);
         let obj = format!("{tname}.{}", c.name);
-        let m = typemap::map_column(&opts.rules, opts.source, target, &t.name.name, c);
         let mut ty = m.ty.clone();
         let mut notes = m.notes.clone();
         let mut nullable = c.nullable;
@@ -800,13 +799,32 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
     }
 }
 
-fn plan_foreign_keys(schema: &Schema, t: &Table, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+/// Finds tables by name without a scan per lookup (schemas with thousands
+/// of tables and foreign keys).
+struct TableIndex<'a> {
+    schema: &'a Schema,
+    exact: std::collections::HashMap<&'a QualifiedName, usize>,
+}
+
+impl<'a> TableIndex<'a> {
+    fn new(schema: &'a Schema) -> Self {
+        TableIndex { schema, exact: schema.tables.iter().enumerate().map(|(i, t)| (&t.name, i)).collect() }
+    }
+    fn get(&self, name: &QualifiedName) -> Option<&'a Table> {
+        match self.exact.get(name) {
+            Some(&i) => Some(&self.schema.tables[i]),
+            None => self.schema.table(name),
+        }
+    }
+}
+
+fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<QualifiedName, usize>, t: &Table, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
     let target = out.target;
     let tname = t.name.to_string();
     for fk in &t.foreign_keys {
         let obj = format!("{tname} → {}", fk.ref_table);
         let line = fk.origin.line;
-        let Some(rt) = schema.table(&fk.ref_table) else {
+        let Some(rt) = index.get(&fk.ref_table) else {
             report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::FK_FEATURE), line, format!("references {}, which is not in the script", fk.ref_table));
             continue;
         };
@@ -850,7 +868,7 @@ fn plan_foreign_keys(schema: &Schema, t: &Table, names: &NamePlan, out: &mut Tar
         };
         if target == Dialect::Mysql && (tfk.on_delete.is_some() || tfk.on_update.is_some()) {
             // MySQL forbids CHECKs on columns that have referential actions.
-            if let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) {
+            if let Some(tt) = positions.get(&t.name).map(|&i| &mut out.tables[i]) {
                 let cols = tfk.columns.clone();
                 let mut dropped = Vec::new();
                 tt.checks.retain(|(name, sql)| {
@@ -867,7 +885,7 @@ fn plan_foreign_keys(schema: &Schema, t: &Table, names: &NamePlan, out: &mut Tar
             }
         }
         if target == Dialect::Sqlite {
-            if let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) {
+            if let Some(tt) = positions.get(&t.name).map(|&i| &mut out.tables[i]) {
                 tt.inline_foreign_keys.push(tfk);
             }
         } else {
@@ -950,14 +968,15 @@ fn mentions(sql: &str, name: &str) -> bool {
 /// A foreign key needs the same type on both ends; separate type rules can
 /// disagree (e.g. `bigint unsigned` vs `bigint unsigned auto_increment`).
 /// The referencing column takes the referenced column's type.
-fn harmonize_foreign_key_types(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+fn harmonize_foreign_key_types(index: &TableIndex, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
     let target = out.target;
-    for t in &schema.tables {
+    let positions: std::collections::HashMap<QualifiedName, usize> = out.tables.iter().enumerate().map(|(i, t)| (t.source.clone(), i)).collect();
+    for t in &index.schema.tables {
         for fk in &t.foreign_keys {
-            let Some(rt) = schema.table(&fk.ref_table) else { continue };
+            let Some(rt) = index.get(&fk.ref_table) else { continue };
             for (c, rc) in fk.columns.iter().zip(&fk.ref_columns) {
-                let Some(ref_col) = out.tables.iter().find(|x| x.source == rt.name).and_then(|x| x.column_by_source(rc)).cloned() else { continue };
-                let Some(tt) = out.tables.iter_mut().find(|x| x.source == t.name) else { continue };
+                let Some(ref_col) = positions.get(&rt.name).and_then(|&i| out.tables[i].column_by_source(rc)).cloned() else { continue };
+                let Some(tt) = positions.get(&t.name).map(|&i| &mut out.tables[i]) else { continue };
                 let Some(col) = tt.columns.iter_mut().find(|x| x.source.eq_ignore_ascii_case(c)) else { continue };
                 let numeric = |ty: &ColumnType| matches!(ty, ColumnType::Int { .. } | ColumnType::Decimal { .. });
                 if col.sql_type != ref_col.sql_type && numeric(&col.ty) && numeric(&ref_col.ty) {

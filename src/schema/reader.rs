@@ -37,7 +37,7 @@ pub struct Leftover {
 }
 
 pub fn read_script(text: &str, dialect: Dialect) -> ReadOutcome {
-    let mut r = Reader { dialect, out: ReadOutcome::default() };
+    let mut r = Reader::new(dialect);
     r.out.schema.dialect = Some(dialect);
     for st in script::split(text, dialect) {
         r.statement(&st);
@@ -49,6 +49,26 @@ pub fn read_script(text: &str, dialect: Dialect) -> ReadOutcome {
 struct Reader {
     dialect: Dialect,
     out: ReadOutcome,
+    /// Table positions by exact name: lookups stay O(1) on big dumps.
+    table_pos: std::collections::HashMap<QualifiedName, usize>,
+}
+
+impl Reader {
+    fn new(dialect: Dialect) -> Self {
+        Reader { dialect, out: ReadOutcome::default(), table_pos: Default::default() }
+    }
+
+    fn table_index(&self, name: &QualifiedName) -> Option<usize> {
+        self.table_pos.get(name).copied().or_else(|| self.out.schema.tables.iter().position(|t| t.name.loosely_eq(name)))
+    }
+
+    fn table(&self, name: &QualifiedName) -> Option<&Table> {
+        self.table_index(name).map(|i| &self.out.schema.tables[i])
+    }
+
+    fn table_mut(&mut self, name: &QualifiedName) -> Option<&mut Table> {
+        self.table_index(name).map(|i| &mut self.out.schema.tables[i])
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,9 +243,21 @@ impl Reader {
         }
     }
 
+    /// Parses already-tokenized statements, falling back to text.
+    fn parse_prepared(&self, p: &Prepared) -> Result<Vec<Ast>, String> {
+        if p.tokens.is_empty() {
+            return self.parse(&p.sql);
+        }
+        let d = rewrite::sql_dialect(self.dialect);
+        match Parser::new(&*d).with_tokens(p.tokens.clone()).parse_statements() {
+            Ok(v) => Ok(v),
+            Err(first) => Parser::new(&GenericDialect {}).with_tokens(p.tokens.clone()).parse_statements().map_err(|_| first.to_string()),
+        }
+    }
+
     fn parsed(&mut self, st: &Statement) {
         let prepared = rewrite::prepare(self.dialect, &st.text);
-        let asts = match self.parse(&prepared.sql) {
+        let asts = match self.parse_prepared(&prepared) {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("parse error: {}", e.trim_start_matches("sql parser error: "));
@@ -275,8 +307,17 @@ impl Reader {
         t.options.partitioning = p.tail.partitioning.clone();
         t.options.without_rowid = p.tail.without_rowid;
         t.options.auto_increment_start = p.tail.auto_increment;
+        // Each column's own line, found in the statement text in order.
+        let mut cursor = 0;
         for col in &ct.columns {
-            let c = self.column(&mut t, col, p, st.line);
+            let line = match st.text[cursor..].find(col.name.value.as_str()) {
+                Some(pos) => {
+                    cursor += pos + col.name.value.len();
+                    st.line + st.text[..cursor].matches('\n').count()
+                }
+                None => st.line,
+            };
+            let c = self.column(&mut t, col, p, line);
             t.columns.push(c);
         }
         for tc in &ct.constraints {
@@ -284,8 +325,14 @@ impl Reader {
         }
         // A replaced placeholder (mysqldump writes views as tables first)
         // or a repeated definition: the last one wins.
-        self.out.schema.tables.retain(|x| x.name != t.name);
-        self.out.schema.views.retain(|v| v.name != t.name);
+        if !self.out.schema.views.is_empty() {
+            self.out.schema.views.retain(|v| v.name != t.name);
+        }
+        if let Some(&i) = self.table_pos.get(&t.name) {
+            self.out.schema.tables.remove(i);
+            self.table_pos = self.out.schema.tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        }
+        self.table_pos.insert(t.name.clone(), self.out.schema.tables.len());
         for note in &p.notes {
             if note.starts_with("ON CONFLICT") {
                 self.out.report.push(ObjectKind::Constraint, name.to_string(), Status::Warning, Some(codes::INDEX_FEATURE), st.line, format!("SQLite {note}: the target has no per-constraint conflict resolution"));
@@ -305,9 +352,7 @@ impl Reader {
             spec.collation = Some("binary".into());
         }
         let mut c = Column::new(&col.name.value, ColumnType::Other { name: String::new() }, &type_text);
-        // The column's own line: sqlparser spans count from the statement.
-        let span_line = col.name.span.start.line as usize;
-        c.origin = Origin { line: if span_line > 0 { line + span_line - 1 } else { line } };
+        c.origin = Origin { line };
         let is_serial = self.dialect == Dialect::Postgres && matches!(spec.name.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2");
         if is_serial {
             c.identity = Some(Identity { kind: IdentityKind::Serial, start: None, increment: None, sequence: None });
@@ -510,7 +555,7 @@ impl Reader {
 
     fn alter_table(&mut self, st: &Statement, p: &Prepared, at: ast::AlterTable) {
         let name = qname(&at.name);
-        if self.out.schema.table(&name).is_none() {
+        if self.table(&name).is_none() {
             self.leftover(st, codes::UNRECOGNIZED, &format!("ALTER TABLE on {name}, which the script never creates"));
             return;
         }
@@ -520,22 +565,22 @@ impl Reader {
                 AlterTableOperation::AddConstraint { constraint, not_valid } => {
                     let mut p2 = p.clone();
                     p2.not_validated |= not_valid;
-                    let mut t = self.out.schema.table(&name).cloned().expect("checked above");
+                    let mut t = self.table(&name).cloned().expect("checked above");
                     self.table_constraint(&mut t, &constraint, &p2, st.line);
-                    *self.out.schema.table_mut(&name).expect("checked above") = t;
+                    *self.table_mut(&name).expect("checked above") = t;
                 }
                 AlterTableOperation::AddColumn { column_def, .. } => {
-                    let mut t = self.out.schema.table(&name).cloned().expect("checked above");
+                    let mut t = self.table(&name).cloned().expect("checked above");
                     let c = self.column(&mut t, &column_def, p, st.line);
                     t.columns.push(c);
-                    *self.out.schema.table_mut(&name).expect("checked above") = t;
+                    *self.table_mut(&name).expect("checked above") = t;
                 }
                 AlterTableOperation::AlterColumn { column_name, op } => {
                     let default = match &op {
                         AlterColumnOperation::SetDefault { value } => Some(self.default_value(value)),
                         _ => None,
                     };
-                    let t = self.out.schema.table_mut(&name).expect("checked above");
+                    let t = self.table_mut(&name).expect("checked above");
                     let Some(c) = t.column_mut(&column_name.value) else { continue };
                     match op {
                         AlterColumnOperation::SetNotNull => c.nullable = false,
@@ -587,7 +632,7 @@ impl Reader {
             i = j;
         }
         let Some((name, after_name)) = read_object_name(&t, i) else { return false };
-        let Some(table) = self.out.schema.table(&name).map(|t| t.name.clone()) else { return false };
+        let Some(table) = self.table(&name).map(|t| t.name.clone()) else { return false };
 
         // SQL Server default constraint.
         let for_at = (after_name..t.len()).find(|&k| t.is_word(k, "FOR"));
@@ -598,7 +643,7 @@ impl Reader {
                 let col = t.next_sig(for_at + 1).and_then(|k| t.word(k)).map(str::to_string);
                 if let (Some(col), Ok(e)) = (col, Parser::new(&*d).try_with_sql(&expr_sql).and_then(|mut p| p.parse_expr())) {
                     let value = self.default_value(&e);
-                    if let Some(c) = self.out.schema.table_mut(&table).and_then(|t| t.column_mut(&col)) {
+                    if let Some(c) = self.table_mut(&table).and_then(|t| t.column_mut(&col)) {
                         c.default = Some(value);
                         return true;
                     }
@@ -635,7 +680,7 @@ impl Reader {
                     }
                     k += 1;
                 }
-                if let Some(c) = col.and_then(|col| self.out.schema.table_mut(&table).and_then(|t| t.column_mut(&col))) {
+                if let Some(c) = col.and_then(|col| self.table_mut(&table).and_then(|t| t.column_mut(&col))) {
                     c.identity = Some(Identity { kind, start, increment, sequence: sequence.clone() });
                     c.default = None;
                     c.nullable = false;
@@ -674,7 +719,7 @@ impl Reader {
 
     fn create_index(&mut self, st: &Statement, p: &Prepared, ci: ast::CreateIndex) {
         let (table, idx) = self.index_from_ast(p, &ci, st.line);
-        match self.out.schema.table_mut(&table) {
+        match self.table_mut(&table) {
             Some(t) => t.indexes.push(idx),
             None => self.leftover(st, codes::UNRECOGNIZED, &format!("index on {table}, which the script never creates")),
         }
@@ -710,7 +755,7 @@ impl Reader {
         match kind {
             ast::CommentObject::Table | ast::CommentObject::View | ast::CommentObject::MaterializedView => {
                 let qn = qname(name);
-                if let Some(t) = self.out.schema.table_mut(&qn) {
+                if let Some(t) = self.table_mut(&qn) {
                     t.comment = text;
                 } else if let Some(v) = self.out.schema.views.iter_mut().find(|v| v.name.loosely_eq(&qn)) {
                     v.comment = text;
@@ -725,7 +770,7 @@ impl Reader {
                 } else {
                     QualifiedName::bare(&parts[0])
                 };
-                if let Some(c) = self.out.schema.table_mut(&tname).and_then(|t| t.column_mut(&col)) {
+                if let Some(c) = self.table_mut(&tname).and_then(|t| t.column_mut(&col)) {
                     c.comment = text;
                 } else {
                     self.leftover(st, codes::UNRECOGNIZED, "comment on a column the script never creates");
@@ -941,7 +986,7 @@ impl Reader {
         };
         let tname = QualifiedName::new(Some(&schema), &table);
         let column = get("level2name");
-        match self.out.schema.table_mut(&tname) {
+        match self.table_mut(&tname) {
             Some(t) => match column {
                 Some(c) => {
                     if let Some(col) = t.column_mut(&c) {
@@ -987,7 +1032,7 @@ impl Reader {
         for s in seqs {
             let mut absorbed = false;
             if let Some((tname, col)) = &s.owned_by {
-                if let Some(c) = self.out.schema.table_mut(tname).and_then(|t| t.column_mut(col)) {
+                if let Some(c) = self.table_mut(tname).and_then(|t| t.column_mut(col)) {
                     if let Some(id) = c.identity.as_mut() {
                         id.start = id.start.or(s.start);
                         id.increment = id.increment.or(s.increment);
@@ -1028,7 +1073,8 @@ impl Reader {
             }
         }
         // Computed columns without a type get one from their expression.
-        let tables = self.out.schema.tables.clone();
+        let has_computed = self.out.schema.tables.iter().any(|t| t.columns.iter().any(|c| matches!(&c.ty, ColumnType::Other { name } if name == COMPUTED_PLACEHOLDER)));
+        let tables = if has_computed { self.out.schema.tables.clone() } else { Vec::new() };
         for t in &mut self.out.schema.tables {
             for i in 0..t.columns.len() {
                 if matches!(&t.columns[i].ty, ColumnType::Other { name } if name == COMPUTED_PLACEHOLDER) {
@@ -1082,7 +1128,7 @@ fn unwrap_if_exists(st: &Statement) -> Option<Statement> {
 /// Reads one `CREATE INDEX` statement (as `pg_get_indexdef` or
 /// `sqlite_master` give it) into the model: the table it is on, and the index.
 pub fn parse_index_definition(sql: &str, dialect: Dialect) -> Option<(QualifiedName, Index)> {
-    let r = Reader { dialect, out: ReadOutcome::default() };
+    let r = Reader::new(dialect);
     let p = rewrite::prepare(dialect, sql);
     let asts = r.parse(&p.sql).ok()?;
     match asts.into_iter().next()? {

@@ -46,6 +46,8 @@ pub struct LiftedIdentity {
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     pub sql: String,
+    /// The rewritten statement as parser-ready tokens (see `Tokens::for_parser`).
+    pub tokens: Vec<Token>,
     pub tail: TableTail,
     /// `NOVALIDATE`, `WITH NOCHECK`, `DISABLE`: existing rows unchecked.
     pub not_validated: bool,
@@ -80,6 +82,7 @@ pub fn sql_dialect(d: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
 pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
     let sd = sql_dialect(dialect);
     let Some(mut t) = Tokens::new(&*sd, sql) else {
+        // The parser will tokenize (and reject) it itself.
         return Prepared { sql: sql.to_string(), ..Default::default() };
     };
     let mut p = Prepared::default();
@@ -95,6 +98,7 @@ pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
         _ => {}
     }
     p.sql = t.render();
+    p.tokens = t.for_parser(dialect == Dialect::Mysql);
     p
 }
 

@@ -156,3 +156,66 @@ pub fn words(sql: &str) -> Vec<Token> {
     let d = sqlparser::dialect::GenericDialect {};
     Tokenizer::new(&d, sql).with_unescape(false).tokenize().unwrap_or_default()
 }
+
+impl Tokens {
+    /// The tokens as sqlparser's own tokenizer would have produced them
+    /// (strings and quoted names unescaped), so the parser can take them
+    /// directly instead of tokenizing the statement a second time.
+    pub fn for_parser(&self, backslash_escapes: bool) -> Vec<Token> {
+        self.toks
+            .iter()
+            .filter(|t| !Self::is_space(t))
+            .map(|t| match t {
+                Token::Word(w) => match w.quote_style {
+                    Some(q) => {
+                        let close = if q == '[' { ']' } else { q };
+                        let doubled: String = [close, close].iter().collect();
+                        let mut w = w.clone();
+                        w.value = w.value.replace(&doubled, &close.to_string());
+                        Token::Word(w)
+                    }
+                    None => t.clone(),
+                },
+                Token::SingleQuotedString(s) => Token::SingleQuotedString(unescape(s, '\'', backslash_escapes)),
+                Token::NationalStringLiteral(s) => Token::NationalStringLiteral(unescape(s, '\'', backslash_escapes)),
+                Token::DoubleQuotedString(s) => Token::DoubleQuotedString(unescape(s, '"', backslash_escapes)),
+                Token::EscapedStringLiteral(s) => Token::EscapedStringLiteral(unescape(s, '\'', true)),
+                other => other.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Undoes SQL string escaping: a doubled quote, and (MySQL, `E''`)
+/// backslash sequences. `\%` and `\_` keep their backslash, as MySQL does.
+pub fn unescape(s: &str, quote: char, backslash: bool) -> String {
+    if !s.contains(quote) && !(backslash && s.contains('\\')) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == quote && chars.peek() == Some(&quote) {
+            chars.next();
+            out.push(quote);
+        } else if c == '\\' && backslash {
+            match chars.next() {
+                Some('0') => out.push('\0'),
+                Some('b') => out.push('\u{8}'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some('Z') => out.push('\u{1a}'),
+                Some(c @ ('%' | '_')) => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
