@@ -384,13 +384,8 @@ fn parse_postgres(input: &str) -> Result<Endpoint> {
 
 fn parse_mysql(input: &str) -> Result<Endpoint> {
     let e = parse_network_db(input, 3306)?;
-    if let Some(mode) = e.options.get("ssl-mode").or(e.options.get("ssl_mode")) {
-        const MODES: &[&str] = &["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"];
-        if !MODES.contains(&mode.to_ascii_uppercase().as_str()) {
-            return Err(url_error(input, &format!("unknown ssl-mode `{mode}`"))
-                .with_hint(format!("use one of: {}", MODES.join(", "))));
-        }
-    }
+    // One rule for every spelling (ssl-mode, ssl_mode, sslmode; MySQL or libpq names).
+    crate::db::mysql::SslMode::from_options(&e.options).map_err(|why| url_error(input, &why))?;
     Ok(Endpoint::Mysql(e))
 }
 

@@ -36,26 +36,61 @@ pub struct Leftover {
     pub reason: String,
 }
 
+type Parsed = (Prepared, Result<Vec<Ast>, String>);
+
 pub fn read_script(text: &str, dialect: Dialect) -> ReadOutcome {
+    let statements = script::split(text, dialect);
     let mut r = Reader::new(dialect);
     r.out.schema.dialect = Some(dialect);
-    for st in script::split(text, dialect) {
-        r.statement(&st);
+    // In batches, so only a batch of syntax trees is alive at a time.
+    for batch in statements.chunks(1024) {
+        let pre = preparse(batch, dialect);
+        for (st, p) in batch.iter().zip(pre) {
+            r.pending = p;
+            r.statement(st);
+        }
     }
     r.finish();
     r.out
 }
 
+/// Tokenizing and parsing CREATE TABLE/INDEX dominate on big dumps and
+/// need no shared state, so they run on every core; the model is then
+/// built in script order.
+fn preparse(statements: &[Statement], dialect: Dialect) -> Vec<Option<Parsed>> {
+    let work = |st: &Statement| -> Option<Parsed> {
+        if !matches!(classify(st, dialect), Class::Table | Class::Index) {
+            return None;
+        }
+        let r = Reader::new(dialect);
+        let mut p = rewrite::prepare(dialect, &st.text);
+        let asts = r.parse_prepared(&p);
+        p.tokens = Vec::new();
+        Some((p, asts))
+    };
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    if threads < 2 || statements.len() < 256 {
+        return statements.iter().map(work).collect();
+    }
+    let chunk = statements.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = statements.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
 struct Reader {
     dialect: Dialect,
     out: ReadOutcome,
+    /// The current statement, already parsed by `preparse`.
+    pending: Option<Parsed>,
     /// Table positions by exact name: lookups stay O(1) on big dumps.
     table_pos: std::collections::HashMap<QualifiedName, usize>,
 }
 
 impl Reader {
     fn new(dialect: Dialect) -> Self {
-        Reader { dialect, out: ReadOutcome::default(), table_pos: Default::default() }
+        Reader { dialect, out: ReadOutcome::default(), pending: None, table_pos: Default::default() }
     }
 
     fn table_index(&self, name: &QualifiedName) -> Option<usize> {
@@ -256,8 +291,15 @@ impl Reader {
     }
 
     fn parsed(&mut self, st: &Statement) {
-        let prepared = rewrite::prepare(self.dialect, &st.text);
-        let asts = match self.parse_prepared(&prepared) {
+        let (prepared, result) = match self.pending.take() {
+            Some(done) => done,
+            None => {
+                let p = rewrite::prepare(self.dialect, &st.text);
+                let r = self.parse_prepared(&p);
+                (p, r)
+            }
+        };
+        let asts = match result {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("parse error: {}", e.trim_start_matches("sql parser error: "));
