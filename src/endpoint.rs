@@ -385,7 +385,9 @@ fn parse_postgres(input: &str) -> Result<Endpoint> {
 fn parse_mysql(input: &str) -> Result<Endpoint> {
     let e = parse_network_db(input, 3306)?;
     // One rule for every spelling (ssl-mode, ssl_mode, sslmode; MySQL or libpq names).
-    crate::db::mysql::SslMode::from_options(&e.options).map_err(|why| url_error(input, &why))?;
+    crate::db::mysql::SslMode::from_options(&e.options).map_err(|bad| {
+        url_error(input, &format!("unknown ssl-mode `{bad}`")).with_hint(format!("use one of: {}", crate::db::mysql::SslMode::NAMES.join(", ")))
+    })?;
     Ok(Endpoint::Mysql(e))
 }
 
