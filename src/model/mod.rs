@@ -4,7 +4,9 @@
 pub mod dialect;
 pub mod schema;
 pub mod types;
+pub mod value;
 
 pub use dialect::Dialect;
 pub use schema::*;
 pub use types::*;
+pub use value::{Interval, Value};
