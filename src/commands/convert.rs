@@ -149,8 +149,12 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             .map_err(|source| Error::Write { path: "-".into(), source })?;
     }
     if let (Some(path), Some(fmt)) = (&args.report, report_format) {
-        let body = if fmt == "md" { report.to_markdown() } else { serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() };
-        write_file(path, body.as_bytes())?;
+        if fmt == "md" {
+            write_file(path, report.to_markdown().as_bytes())?;
+        } else {
+            let f = std::fs::File::create(path).map_err(|source| Error::Write { path: path.clone(), source })?;
+            report.write_json(f).map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
     }
     if let Some(path) = &args.name_map {
         let body = serde_json::to_string_pretty(&result.converted.names.to_json()).unwrap_or_default();

@@ -265,31 +265,35 @@ impl Report {
         self.items.iter().filter(|i| i.status == status).count()
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        let summary: BTreeMap<&str, &KindSummary> = BTreeMap::new();
+    /// The report as one JSON document (built without an intermediate
+    /// tree, so reports of thousands of tables stream straight out).
+    pub fn json_view(&self) -> JsonReport<'_> {
         let sum = self.summary();
-        let mut by_kind = serde_json::Map::new();
-        for (k, v) in &sum {
-            by_kind.insert(k.label().replace(' ', "_"), serde_json::to_value(v).unwrap_or_default());
-        }
-        drop(summary);
-        serde_json::json!({
-            "source": self.source,
-            "target": self.target,
-            "input": self.input,
-            "summary": {
-                "automatic_percent": round1(self.overall_percent()),
-                "converted": self.count(Status::Converted),
-                "warnings": self.count(Status::Warning),
-                "manual": self.count(Status::Manual),
-                "estimated_manual_minutes": self.manual_minutes(),
-                "by_kind": by_kind,
-                "skipped_statements": self.skipped,
+        JsonReport {
+            source: self.source,
+            target: self.target,
+            input: &self.input,
+            summary: JsonSummary {
+                automatic_percent: round1(self.overall_percent()),
+                converted: self.count(Status::Converted),
+                warnings: self.count(Status::Warning),
+                manual: self.count(Status::Manual),
+                estimated_manual_minutes: self.manual_minutes(),
+                by_kind: sum.into_iter().map(|(k, v)| (k.label().replace(' ', "_"), v)).collect(),
+                skipped_statements: &self.skipped,
             },
-            "type_mappings": self.mappings.iter().map(|((s, t), m)| serde_json::json!({"source": s, "target": t, "columns": m.columns, "note": m.note})).collect::<Vec<_>>(),
-            "items": self.items,
-            "codes": codes::ALL.iter().map(|c| serde_json::json!({"code": c.code, "title": c.title, "effort": c.effort})).collect::<Vec<_>>(),
-        })
+            type_mappings: self.mappings.iter().map(|((s, t), m)| JsonMapping { source: s, target: t, columns: m.columns, note: &m.note }).collect(),
+            items: &self.items,
+            codes: codes::ALL.iter().map(|c| JsonCode { code: c.code, title: c.title, effort: c.effort }).collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.json_view()).unwrap_or_default()
+    }
+
+    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(std::io::BufWriter::new(w), &self.json_view()).map_err(std::io::Error::other)
     }
 
     pub fn to_markdown(&self) -> String {
@@ -401,4 +405,41 @@ mod tests {
             assert!(seen.insert(c.code), "duplicate {}", c.code);
         }
     }
+}
+
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    source: Option<Dialect>,
+    target: Option<Dialect>,
+    input: &'a str,
+    summary: JsonSummary<'a>,
+    type_mappings: Vec<JsonMapping<'a>>,
+    items: &'a [Item],
+    codes: Vec<JsonCode>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    automatic_percent: f64,
+    converted: usize,
+    warnings: usize,
+    manual: usize,
+    estimated_manual_minutes: u32,
+    by_kind: BTreeMap<String, KindSummary>,
+    skipped_statements: &'a BTreeMap<String, usize>,
+}
+
+#[derive(Serialize)]
+struct JsonMapping<'a> {
+    source: &'a str,
+    target: &'a str,
+    columns: usize,
+    note: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonCode {
+    code: &'static str,
+    title: &'static str,
+    effort: Effort,
 }
