@@ -234,7 +234,7 @@ my_start() {
     done
     [ -n "$MY_PID" ] || die "MariaDB did not start"
     assert_loopback mariadb "$MY_PID"
-    MY=(mariadb --no-defaults -S "$MYSOCK" -u root)
+    MY=(mariadb --no-defaults --default-character-set=utf8mb4 -S "$MYSOCK" -u root)
     local drops
     drops=$("${MY[@]}" -N -B -e "SELECT CONCAT('DROP USER ''', User, '''@''', Host, ''';') FROM mysql.user WHERE User=''")
     # Anonymous users make TCP logins of other users from 127.0.0.1 fail with "Access denied".
