@@ -17,8 +17,8 @@
 #   csv-pipe  sqlite3 -csv "SELECT *" | psql COPY FROM STDIN (FORMAT csv) into a table created
 #             beforehand (untimed), then ALTER TABLE ... ADD PRIMARY KEY
 #   barge     barge migrate sqlite:FILE postgres://...
-#   pgloader  LOAD DATABASE FROM sqlite://FILE, with `prefetch rows = 10000` (its defaults run out
-#             of heap on millions of rows, FACTS.md)
+#   pgloader  LOAD DATABASE FROM sqlite://FILE, with `prefetch rows = 10000`, as in
+#             bench/pg-to-pg.sh (FACTS.md saw its defaults run out of heap at 5M rows)
 # Each target row count is checked, and so is the primary key.
 # Results: printed, and appended to bench/results/sqlite-to-pg.md.
 set -euo pipefail
