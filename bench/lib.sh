@@ -202,10 +202,10 @@ pg_pk() { # DB TABLE
 # Starts MariaDB on a unix socket and 127.0.0.1:$MYPORT; user `bench` with password $MYPW.
 # MY=(mariadb client args as root over the socket).
 my_start() {
+    export PATH=$PATH:/usr/sbin
     bench_need mariadbd mariadb-server
     bench_need mariadb mariadb-client
     bench_need ss iproute2
-    export PATH=$PATH:/usr/sbin
     local base=$WORK/my attempt i
     mkdir -p "$base/data" "$base/tmp"
     MYSOCK=$base/mysqld.sock MYPW=$(rand_pw)

@@ -21,7 +21,8 @@
 #   barge     barge migrate mysql://bench@127.0.0.1:PORT/src postgres://... (password from
 #             BARGE_SOURCE_PASSWORD)
 #   pgloader  LOAD DATABASE FROM mysql://..., with `prefetch rows = 10000`, as in
-#             bench/pg-to-pg.sh (FACTS.md saw its defaults run out of heap at 5M rows); it puts the table in a schema named `src`
+#             bench/pg-to-pg.sh (FACTS.md saw its defaults run out of heap at 5M rows); it puts
+#             the table in a schema named `src`
 # Each target row count is checked, and so is the primary key.
 # Results: printed, and appended to bench/results/mariadb-to-pg.md.
 set -euo pipefail
