@@ -120,6 +120,8 @@ struct DirectSink {
     buf: AlignedBuf,
     len: usize,
     written: u64,
+    /// O_DIRECT was refused at the first write and turned off.
+    buffered: bool,
 }
 
 const DIRECT_ALIGN: usize = 4096;
@@ -163,6 +165,18 @@ impl DirectSink {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Some filesystems accept O_DIRECT at open and refuse the
+                // write: carry on through the page cache.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !self.buffered => {
+                    self.buffered = true;
+                    use std::os::fd::AsRawFd;
+                    let fd = self.file.as_raw_fd();
+                    // SAFETY: fcntl on a file descriptor we own.
+                    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+                        return Err(e);
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -222,7 +236,7 @@ impl Backend for DeviceDir {
             let direct =
                 OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(&path);
             match direct {
-                Ok(file) => return Ok(Box::new(DirectSink { file, buf: AlignedBuf::new(DIRECT_BUF), len: 0, written: 0 })),
+                Ok(file) => return Ok(Box::new(DirectSink { file, buf: AlignedBuf::new(DIRECT_BUF), len: 0, written: 0, buffered: false })),
                 // tmpfs and some others refuse O_DIRECT: write through the page cache.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
                 Err(e) => return Err(e),
