@@ -305,7 +305,8 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
     }
     let scan_task = progress.task("scan", None, Unit::Items);
     let scanned = scan::scan(&source, &exclude, |_| scan_task.inc(1))?;
-    scan_task.finish("done");
+    scan_task.set_total(scanned.items.len() as u64);
+    scan_task.finish(&format!("{} items", scanned.items.len()));
     let kept = state.kept_paths();
     let todo: Vec<&scan::ScanItem> =
         scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
@@ -410,6 +411,9 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
         // Dropping the feeder closes the channels; the scope joins the writers.
     });
     bytes_task.finish(if stop.is_none() { "done" } else { "stopped" });
+    for d in &devs {
+        d.task.finish("");
+    }
 
     let mut journal = shared.journal.into_inner().unwrap();
     let failure = shared.failure.into_inner().unwrap();
