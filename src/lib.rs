@@ -2,6 +2,7 @@
 
 pub mod advise;
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod db;
 pub mod endpoint;
@@ -11,6 +12,8 @@ pub mod output;
 pub mod pack;
 pub mod progress;
 pub mod schema;
+pub mod task;
+pub mod transfer;
 
 use std::process::ExitCode;
 
