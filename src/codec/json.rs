@@ -261,14 +261,14 @@ fn convert(
             for (item, raw) in items {
                 // A nested array keeps using `elem` unless the type says
                 // there is another level.
-                let next = match (&item, elem) {
-                    (J::Arr(_), T::Array { .. }) => elem,
-                    (J::Arr(_), _) => ty,
-                    _ => elem,
-                };
                 let v = match item {
-                    J::Arr(_) => convert(item, raw, next, text_decode)?,
-                    scalar => scalar_value(scalar, raw, next, text_decode)?,
+                    // In a json[] a JSON array is one json value.
+                    J::Arr(_) if matches!(elem, T::Json | T::Jsonb) => scalar_value(item, raw, elem, text_decode)?,
+                    // A nested array goes one type level down when the type
+                    // has one (`int[][]`), else keeps it (`int[]` holding
+                    // `{{1,2},{3,4}}`, as PostgreSQL types it).
+                    J::Arr(_) => convert(item, raw, if matches!(elem, T::Array { .. }) { elem } else { ty }, text_decode)?,
+                    scalar => scalar_value(scalar, raw, elem, text_decode)?,
                 };
                 out.push(v);
             }
