@@ -12,6 +12,8 @@ pub mod output;
 pub mod pack;
 pub mod progress;
 pub mod schema;
+pub mod task;
+pub mod transfer;
 
 use std::process::ExitCode;
 

@@ -1,10 +1,21 @@
 //! `barge migrate` and `barge validate`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use sha2::{Digest, Sha256};
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::model::Dialect;
+use crate::output;
+use crate::schema::convert::ConvertOptions;
+use crate::schema::naming::IdentCase;
+use crate::schema::rules::RuleSet;
+use crate::task::fullload::{self, LoadOptions, LoadReport, SchemaMode};
+use crate::task::mapping::Mapping;
+use crate::transfer::{OnError, ZeroDates};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -15,6 +26,46 @@ pub struct MigrateArgs {
     /// What to move: the existing rows, then (with CDC) the changes that follow
     #[arg(long, value_enum, default_value_t = Mode::FullLoad)]
     pub mode: Mode,
+    /// What to do with the target's tables before loading
+    #[arg(long, value_enum, default_value_t = SchemaMode::Create)]
+    pub target_schema: SchemaMode,
+    /// Tables to move: comma-separated [schema.]table patterns (% and * are wildcards); prefix ! to exclude
+    #[arg(long, value_name = "PATTERNS")]
+    pub tables: Option<String>,
+    /// Table mappings (JSON or TOML, DMS-style selection and transformation rules)
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Chunks loaded at once
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
+    /// Rows per chunk when a table is split on its integer key
+    #[arg(long, default_value_t = 500_000, value_name = "ROWS")]
+    pub chunk_rows: u64,
+    /// What a row the target cannot take does to the run
+    #[arg(long, value_enum, default_value_t = OnError::Stop)]
+    pub on_error: OnError,
+    /// What MySQL zero dates (0000-00-00) become on other targets
+    #[arg(long, value_enum, default_value_t = ZeroDates::Null)]
+    pub zero_dates: ZeroDates,
+    /// Where the run keeps its resumable state, assessment report and rejected rows
+    /// [default: .barge/<hash of source and target>]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// After the load, compare row counts and checksums (as `barge validate` does)
+    #[arg(long)]
+    pub validate: bool,
+    /// Override a type mapping, e.g. 'tinyint(1)=boolean' (repeatable)
+    #[arg(long = "cast", value_name = "FROM=TO")]
+    pub casts: Vec<String>,
+    /// Extra type-mapping rules (TOML)
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// How identifiers are spelled on the target
+    #[arg(long, value_enum, default_value_t = IdentCase::Lower)]
+    pub identifiers: IdentCase,
+    /// Map a source schema to a target schema, e.g. 'dbo=app' (repeatable)
+    #[arg(long = "schema-map", value_name = "FROM=TO")]
+    pub schema_map: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,12 +81,150 @@ pub struct ValidateArgs {
     pub source: String,
     /// The target database URL
     pub target: String,
+    /// Tables to compare: comma-separated [schema.]table patterns; prefix ! to exclude
+    #[arg(long, value_name = "PATTERNS")]
+    pub tables: Option<String>,
+    /// The table mappings the migration used
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
 }
 
-pub fn run(_args: MigrateArgs) -> Result<ExitCode> {
-    Err(Error::NotImplemented { command: "migrate" })
+pub fn default_state_dir(source: &Endpoint, target: &Endpoint) -> PathBuf {
+    let h = Sha256::digest(format!("{source}\n{target}").as_bytes());
+    PathBuf::from(".barge").join(format!("migrate-{}", hex::encode(&h[..6])))
 }
 
-pub fn run_validate(_args: ValidateArgs) -> Result<ExitCode> {
-    Err(Error::NotImplemented { command: "validate" })
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
+}
+
+pub fn build_mapping(tables: Option<&str>, file: Option<&PathBuf>) -> Result<Mapping> {
+    let mut m = match file {
+        Some(f) => Mapping::load(f)?,
+        None => Mapping::default(),
+    };
+    if let Some(t) = tables {
+        m.extend(Mapping::from_tables_arg(t));
+    }
+    Ok(m)
+}
+
+pub fn run(args: MigrateArgs) -> Result<ExitCode> {
+    let source = Endpoint::parse(&args.source)?;
+    let target = Endpoint::parse(&args.target)?;
+    if !source.kind().is_database() {
+        return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql:// or sqlite:")));
+    }
+    if args.mode != Mode::FullLoad {
+        return Err(Error::NotImplemented { command: "migrate --mode cdc / full-load-and-cdc" });
+    }
+    if !target.kind().is_database() {
+        return Err(Error::NotImplemented { command: "migrate to object storage or a stream" });
+    }
+    let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
+    let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
+    // Dialects are known after connecting; the rules are reloaded then.
+    let src_d = dialect_of(&source);
+    let dst_d = dialect_of(&target);
+    let rules = RuleSet::load(src_d, dst_d, &args.casts, &args.rules)?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(&source, &target));
+    let opts = LoadOptions {
+        schema_mode: args.target_schema,
+        parallel: args.parallel,
+        chunk_rows: args.chunk_rows,
+        on_error: args.on_error,
+        zero_dates: args.zero_dates,
+        state_dir,
+        mapping: mapping.clone(),
+        convert: ConvertOptions { source: src_d, target: dst_d, rules, naming },
+        progress: crate::progress::for_cli(),
+    };
+    output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
+    let rt = runtime()?;
+    let report = rt.block_on(fullload::run(&source, &target, opts))?;
+    let mut validation = None;
+    if args.validate {
+        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping))?);
+    }
+    print_report(&report, validation.as_ref());
+    if let Some(v) = &validation {
+        if !v.ok() {
+            return Err(Error::Mismatch(format!("validation found differences in {} table(s)", v.failed_tables())));
+        }
+    }
+    if report.tables.iter().any(|t| t.status == "failed") {
+        return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dialect_of(e: &Endpoint) -> Dialect {
+    match e {
+        Endpoint::Mysql(_) => Dialect::Mysql,
+        Endpoint::Sqlite(_) => Dialect::Sqlite,
+        _ => Dialect::Postgres,
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}
+
+fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationReport>) {
+    if output::get().json {
+        let mut j = serde_json::json!({ "ok": true, "load": r });
+        if let Some(v) = v {
+            j["validation"] = serde_json::to_value(v).unwrap_or_default();
+        }
+        println!("{j}");
+        return;
+    }
+    println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
+    for t in &r.tables {
+        let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
+        let mut status = t.status.clone();
+        if t.zero_dates > 0 {
+            status.push_str(&format!(", {} zero dates → NULL", t.zero_dates));
+        }
+        if t.rounded > 0 {
+            status.push_str(&format!(", {} decimals rounded to the column's scale", t.rounded));
+        }
+        if t.rejected > 0 {
+            status.push_str(&format!(", {} rows rejected", t.rejected));
+        }
+        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.source, t.rows, human_bytes(t.bytes), t.seconds, rate);
+    }
+    let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
+    println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
+    if let Some(p) = &r.rejects {
+        output::warn(format!("rejected rows are in {}", p.display()));
+    }
+    output::info(format!("assessment report: {}", r.assessment.display()));
+    if let Some(v) = v {
+        v.print();
+    }
+}
+
+pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
+    let source = Endpoint::parse(&args.source)?;
+    let target = Endpoint::parse(&args.target)?;
+    let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
+    let rt = runtime()?;
+    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping))?;
+    if output::get().json {
+        println!("{}", serde_json::json!({ "ok": v.ok(), "validation": v }));
+    } else {
+        v.print();
+    }
+    if !v.ok() {
+        return Err(Error::Mismatch(format!("{} table(s) differ", v.failed_tables())));
+    }
+    Ok(ExitCode::SUCCESS)
 }

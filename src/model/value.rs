@@ -187,6 +187,49 @@ pub fn normalize_decimal(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// Rounds a canonical decimal to `scale` fractional digits, half away from
+/// zero (as PostgreSQL and MySQL do when a value has more digits than the
+/// column). Returns the input unchanged if it already fits.
+pub fn round_decimal(d: &str, scale: u32) -> String {
+    let Some((int, frac)) = d.split_once('.') else { return d.to_string() };
+    let scale = scale as usize;
+    if frac.len() <= scale {
+        return d.to_string();
+    }
+    let neg = int.starts_with('-');
+    let int = int.trim_start_matches('-');
+    let round_up = frac.as_bytes()[scale] >= b'5';
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(scale)).collect();
+    if round_up {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let int_len = digits.len() - scale;
+    let mut out = String::with_capacity(digits.len() + 2);
+    let is_zero = digits.iter().all(|&b| b == b'0');
+    if neg && !is_zero {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[..int_len]).unwrap_or("0"));
+    if scale > 0 {
+        out.push('.');
+        out.push_str(std::str::from_utf8(&digits[int_len..]).unwrap_or(""));
+    }
+    out
+}
+
 /// Are two decimal texts the same number (scale ignored)?
 pub fn decimal_eq(a: &str, b: &str) -> bool {
     fn strip(s: &str) -> Option<String> {
@@ -213,6 +256,16 @@ mod tests {
         assert_eq!(normalize_decimal(""), None);
         assert!(decimal_eq("1.50", "1.5"));
         assert!(!decimal_eq("1.51", "1.5"));
+    }
+
+    #[test]
+    fn rounding_to_a_scale() {
+        assert_eq!(round_decimal("3023469.6651480002", 6), "3023469.665148");
+        assert_eq!(round_decimal("9.9995", 3), "10.000");
+        assert_eq!(round_decimal("-0.0004", 3), "0.000");
+        assert_eq!(round_decimal("-1.2345", 3), "-1.235");
+        assert_eq!(round_decimal("1.5", 0), "2");
+        assert_eq!(round_decimal("1.25", 4), "1.25");
     }
 
     #[test]

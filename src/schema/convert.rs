@@ -110,9 +110,15 @@ impl NameMapper for ExprNames<'_> {
     }
 }
 
-pub fn convert(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions) -> Converted {
+pub fn convert(schema: &Schema, leftovers: &[Leftover], report: Report, opts: &ConvertOptions) -> Converted {
+    let names = NamePlan::build(schema, opts.target, &opts.naming);
+    convert_with(schema, leftovers, report, opts, names)
+}
+
+/// Like [`convert`], with names already decided (and possibly adjusted,
+/// e.g. by `migrate`'s table mappings).
+pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions, names: NamePlan) -> Converted {
     let target = opts.target;
-    let names = NamePlan::build(schema, target, &opts.naming);
     report.source = Some(opts.source);
     report.target = Some(target);
     let mut out = TargetSchema {

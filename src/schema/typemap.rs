@@ -160,12 +160,15 @@ fn lower_mysql(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<Ty
             if tz {
                 notes.push(note(codes::TIME_ZONE, Status::Warning, "time with time zone → time: the zone offset is dropped"));
             }
+            // Elsewhere an unstated precision means microseconds; in MySQL, seconds.
+            let precision = if same { precision } else { precision.or(Some(6)) };
             T::Time { precision: reduce_precision(precision, notes), tz: false }
         }
         T::Timestamp { precision, tz } => {
             if tz && !same {
                 notes.push(note(codes::TIME_ZONE, Status::Converted, "timestamp with time zone → datetime holding UTC"));
             }
+            let precision = if same { precision } else { precision.or(Some(6)) };
             // MySQL TIMESTAMP (tz) stays TIMESTAMP on MySQL; others become DATETIME.
             T::Timestamp { precision: reduce_precision(precision, notes), tz: tz && same }
         }

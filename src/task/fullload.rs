@@ -1,0 +1,721 @@
+//! The full load, in the order the fastest tools use: create the tables
+//! (on PostgreSQL without keys), load the rows in parallel chunks, then
+//! build keys, indexes and foreign keys, and move identity counters past
+//! the data. Every step is recorded in the run state, so rerunning the
+//! same command after a crash finishes the job without losing or
+//! duplicating a row.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+use super::mapping::Mapping;
+use super::state::{ChunkState, ChunkStatus, KeyRange, Phase, RunState, StateStore, TableState, TableStatus};
+use crate::db::Db;
+use crate::endpoint::{Endpoint, Role};
+use crate::error::{Error, Result};
+use crate::model::{ColumnType, Dialect, Schema, Table};
+use crate::progress::{Progress, Unit};
+use crate::schema::convert::{self, ConvertOptions, Converted};
+use crate::schema::ddl;
+use crate::schema::naming::{quote_ident, NamePlan};
+use crate::schema::report::Report;
+use crate::schema::target::{TargetColumn, TargetTable};
+use crate::schema::typetext;
+use crate::transfer::{self, Batch, Counters, OnError, ReadSpec, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
+
+/// What to do with the target's tables before loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemaMode {
+    /// Create the tables; refuse if one already exists.
+    Create,
+    /// Empty existing tables, then load.
+    Truncate,
+    /// Load into existing tables as they are.
+    Append,
+    /// Leave tables that already exist alone; create and load the others.
+    Skip,
+}
+
+#[derive(Clone)]
+pub struct LoadOptions {
+    pub schema_mode: SchemaMode,
+    pub parallel: usize,
+    pub chunk_rows: u64,
+    pub on_error: OnError,
+    pub zero_dates: ZeroDates,
+    pub state_dir: PathBuf,
+    pub mapping: Mapping,
+    pub convert: ConvertOptions,
+    pub progress: Arc<dyn Progress>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableReport {
+    pub source: String,
+    pub target: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub status: String,
+    pub rejected: u64,
+    pub zero_dates: u64,
+    /// Decimals rounded to the target column's scale (floats from SQLite).
+    pub rounded: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub tables: Vec<TableReport>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub resumed: bool,
+    pub state_dir: PathBuf,
+    pub assessment: PathBuf,
+    pub rejects: Option<PathBuf>,
+    /// The source position the loaded data is consistent with, if known.
+    pub snapshot_position: Option<String>,
+}
+
+/// One table of the load: how to read it and where it goes.
+#[derive(Clone)]
+struct Job {
+    key: String,
+    source: Table,
+    target: TargetTable,
+    read_cols: Vec<String>,
+    read_types: Vec<ColumnType>,
+    write: WriteSpec,
+    /// Quoted source key column for range chunks, if any.
+    chunk_key: Option<String>,
+    /// The target column name of the chunk key.
+    chunk_key_target: Option<String>,
+    filter: Option<String>,
+    passthrough_binary: bool,
+}
+
+pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<LoadReport> {
+    let started = Instant::now();
+    let store = StateStore::open(&opts.state_dir)?;
+    let previous = store.load()?;
+    if let Some(p) = &previous {
+        if p.source != src.to_string() || p.target != dst.to_string() {
+            return Err(Error::Usage(format!(
+                "the state in {} belongs to another run ({} → {})",
+                opts.state_dir.display(),
+                p.source,
+                p.target
+            )));
+        }
+    }
+    let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
+    let mut state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
+    if state.phase == Phase::Done {
+        crate::output::info(format!("this migration already finished (state in {}); delete that directory to run it again", opts.state_dir.display()));
+    }
+
+    // Source schema, selected and mapped.
+    let mut sconn = Db::connect(src, Role::Source).await?;
+    let full = sconn.introspect().await?;
+    let schema = opts.mapping.select(&full);
+    if schema.tables.is_empty() {
+        return Err(Error::Usage("no table to migrate: the source has none, or --tables/--mapping selected none".into()));
+    }
+    drop(sconn);
+
+    let mut copts = opts.convert.clone();
+    copts.source = full.dialect.unwrap_or(Dialect::Postgres);
+    copts.target = target_dialect(dst)?;
+    let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
+    opts.mapping.apply_names(&schema, &mut names);
+    let mut report = Report { input: src.to_string(), ..Default::default() };
+    report.source = Some(copts.source);
+    let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
+    add_mapped_columns(&schema, &opts.mapping, &mut converted);
+    let assessment = opts.state_dir.join("assessment.md");
+    std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
+
+    let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    let mut dconn = Db::connect(dst, Role::Target).await?;
+
+    // 1. Schema.
+    let defer_keys = copts.target == Dialect::Postgres;
+    let mut skipped_existing: Vec<String> = Vec::new();
+    if state.phase == Phase::Schema {
+        let existing = existing_tables(&mut dconn, &jobs).await?;
+        let phases = ddl::phases(&converted.target, &converted.names);
+        match opts.schema_mode {
+            SchemaMode::Create | SchemaMode::Skip => {
+                if opts.schema_mode == SchemaMode::Create {
+                    if let Some(t) = existing.first() {
+                        return Err(Error::Endpoint {
+                            endpoint: dst.to_string(),
+                            message: format!("table {t} already exists"),
+                            hint: Some("use --target-schema truncate (empty it), append (load into it) or skip (leave it), or drop it first".into()),
+                        });
+                    }
+                }
+                // Prelude objects may exist from an earlier partial run.
+                for stmt in &phases.prelude {
+                    if let Err(e) = dconn.execute(stmt).await {
+                        if !is_already_exists(&e) {
+                            return Err(e);
+                        }
+                    }
+                }
+                for j in &jobs {
+                    if existing.contains(&j.target.sql_name) {
+                        skipped_existing.push(j.key.clone());
+                        continue;
+                    }
+                    let sql = ddl::create_table_sql_with(copts.target, &converted.names, &j.target, !defer_keys);
+                    dconn.execute(&sql).await?;
+                }
+            }
+            SchemaMode::Truncate => {
+                for j in &jobs {
+                    let sql = match copts.target {
+                        Dialect::Sqlite => format!("DELETE FROM {}", j.target.sql_name),
+                        Dialect::Mysql => format!("TRUNCATE TABLE {}", j.target.sql_name),
+                        _ => format!("TRUNCATE TABLE {} CASCADE", j.target.sql_name),
+                    };
+                    if copts.target == Dialect::Mysql {
+                        dconn.execute("SET FOREIGN_KEY_CHECKS = 0").await?;
+                    }
+                    dconn.execute(&sql).await.map_err(|e| missing_table_hint(e, &j.target.sql_name))?;
+                }
+            }
+            SchemaMode::Append => {}
+        }
+        for j in &jobs {
+            let status = if skipped_existing.contains(&j.key) { TableStatus::Ready } else { TableStatus::Init };
+            state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error: None });
+        }
+        state.phase = Phase::Load;
+        store.save(&state)?;
+    }
+
+    // 2. Load.
+    let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
+    let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
+    let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
+    if state.phase == Phase::Load {
+        plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
+        store.save(&state)?;
+        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds).await?;
+        state.phase = Phase::Post;
+        store.save(&state)?;
+    }
+
+    // 3. Keys, indexes, constraints, identity counters.
+    if state.phase == Phase::Post {
+        let mut post: Vec<String> = Vec::new();
+        let loaded: Vec<&Job> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.status != TableStatus::Errored) && !skipped_existing.contains(&j.key)).collect();
+        let creating = matches!(opts.schema_mode, SchemaMode::Create | SchemaMode::Skip);
+        if creating {
+            if defer_keys {
+                for j in &loaded {
+                    post.extend(ddl::add_keys_sql(copts.target, &converted.names, &j.target));
+                }
+            }
+            let phases = ddl::phases(&converted.target, &converted.names);
+            let on_loaded = |stmt: &String| loaded.iter().any(|j| stmt.contains(&format!(" ON {} ", j.target.sql_name)) || stmt.contains(&format!("ALTER TABLE {} ", j.target.sql_name)) || stmt.contains(&format!(" ON {}(", j.target.sql_name)));
+            post.extend(phases.indexes.iter().filter(|s| on_loaded(s)).cloned());
+            post.extend(phases.foreign_keys.iter().filter(|s| on_loaded(s)).cloned());
+            post.extend(phases.triggers.iter().cloned());
+            post.extend(phases.comments.iter().cloned());
+        }
+        for j in &loaded {
+            post.extend(identity_reset(copts.target, &converted.names, &j.target));
+        }
+        for (i, stmt) in post.iter().enumerate().skip(state.post_done) {
+            dconn.execute(stmt).await?;
+            state.post_done = i + 1;
+            store.save(&state)?;
+        }
+        if copts.target == Dialect::Postgres {
+            let _ = dconn.execute("ANALYZE").await;
+        }
+        for j in &jobs {
+            if let Some(t) = state.tables.get_mut(&j.key) {
+                if t.status == TableStatus::FinishedCopy {
+                    t.status = TableStatus::Ready;
+                }
+            }
+        }
+        state.phase = Phase::Done;
+        store.save(&state)?;
+    }
+
+    let mut tables = Vec::new();
+    let mut rows_total = 0;
+    let mut bytes_total = 0;
+    for j in &jobs {
+        let st = state.tables.get(&j.key);
+        let c = counters.get(&j.key).cloned().unwrap_or_default();
+        let rows = st.map(|s| s.rows()).unwrap_or(0);
+        let bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        rows_total += rows;
+        bytes_total += bytes;
+        tables.push(TableReport {
+            source: j.key.clone(),
+            target: j.target.name.join("."),
+            rows,
+            bytes,
+            seconds: seconds.get(&j.key).copied().unwrap_or(0.0),
+            status: match st.map(|s| s.status) {
+                Some(TableStatus::Errored) => "failed".into(),
+                Some(TableStatus::Ready) if skipped_existing.contains(&j.key) => "skipped (exists)".into(),
+                _ => "loaded".into(),
+            },
+            rejected: c.rejected.load(std::sync::atomic::Ordering::Relaxed),
+            zero_dates: c.zero_dates.load(std::sync::atomic::Ordering::Relaxed),
+            rounded: c.rounded.load(std::sync::atomic::Ordering::Relaxed),
+            error: st.and_then(|s| s.error.clone()),
+        });
+    }
+    let any_rejects = tables.iter().any(|t| t.rejected > 0);
+    Ok(LoadReport {
+        tables,
+        rows: rows_total,
+        bytes: bytes_total,
+        seconds: started.elapsed().as_secs_f64(),
+        resumed,
+        state_dir: opts.state_dir.clone(),
+        assessment,
+        rejects: any_rejects.then(|| rejects.path.clone()),
+        snapshot_position: state.snapshot_position.clone(),
+    })
+}
+
+fn target_dialect(dst: &Endpoint) -> Result<Dialect> {
+    Ok(match dst {
+        Endpoint::Postgres(_) => Dialect::Postgres,
+        Endpoint::Mysql(_) => Dialect::Mysql,
+        Endpoint::Sqlite(_) => Dialect::Sqlite,
+        other => return Err(Error::NotImplemented { command: if matches!(other, Endpoint::S3(_) | Endpoint::Dir(_)) { "migrate to object storage" } else { "migrate to a stream" } }),
+    })
+}
+
+fn is_already_exists(e: &Error) -> bool {
+    let t = e.to_string().to_ascii_lowercase();
+    t.contains("already exists") || t.contains("duplicate")
+}
+
+fn missing_table_hint(e: Error, table: &str) -> Error {
+    match e {
+        Error::Endpoint { endpoint, message, .. } if message.to_ascii_lowercase().contains("exist") => Error::Endpoint {
+            endpoint,
+            message,
+            hint: Some(format!("{table} is not on the target: use --target-schema create (the default) to create it")),
+        },
+        other => other,
+    }
+}
+
+/// Columns that mapping rules add (constant or expression, computed by the
+/// source while reading).
+fn add_mapped_columns(schema: &Schema, mapping: &Mapping, converted: &mut Converted) {
+    let target = converted.target.target;
+    for t in &schema.tables {
+        let added = mapping.added_columns(&t.name);
+        if added.is_empty() {
+            continue;
+        }
+        let Some(tt) = converted.target.tables.iter_mut().find(|x| x.source == t.name) else { continue };
+        for a in added {
+            let ty = typetext::recognize(target, &typetext::parse(&a.data_type));
+            let sql_type = ddl::type_sql(target, &ty, &[]);
+            tt.columns.push(TargetColumn {
+                source: format!("\u{0}{}", a.source_sql),
+                name: converted.names.fold(&a.name),
+                ty: ty.clone(),
+                source_ty: ty,
+                sql_type,
+                nullable: true,
+                default_sql: None,
+                identity: None,
+                inline_primary_key: false,
+                generated: None,
+                on_update_current_timestamp: false,
+                comment: None,
+                check_values: None,
+                zero_dates_to_null: false,
+            });
+        }
+    }
+}
+
+fn quote_source(d: Dialect, name: &str) -> String {
+    match d {
+        Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
+        _ => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
+}
+
+fn source_table_sql(d: Dialect, t: &Table) -> String {
+    match (&t.name.schema, d) {
+        (Some(s), Dialect::Postgres) => format!("{}.{}", quote_source(d, s), quote_source(d, &t.name.name)),
+        _ => quote_source(d, &t.name.name),
+    }
+}
+
+fn plan_jobs(schema: &Schema, converted: &Converted, mapping: &Mapping, source: Dialect, target: Dialect) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for t in &schema.tables {
+        let Some(tt) = converted.target.tables.iter().find(|x| x.source == t.name) else { continue };
+        let mut read_cols = Vec::new();
+        let mut read_types = Vec::new();
+        let mut write_cols = Vec::new();
+        for tc in &tt.columns {
+            if tc.generated.is_some() {
+                continue;
+            }
+            if let Some(expr) = tc.source.strip_prefix('\u{0}') {
+                read_cols.push(format!("({expr}) AS {}", quote_source(source, &tc.name)));
+                read_types.push(ColumnType::text());
+            } else {
+                let Some(sc) = t.column(&tc.source) else { continue };
+                if sc.generated.is_some() && target == source {
+                    // Generated on both sides: the target computes it.
+                    continue;
+                }
+                read_cols.push(quote_source(source, &sc.name));
+                read_types.push(sc.ty.clone());
+            }
+            write_cols.push(tc.clone());
+        }
+        let key_idx: Vec<usize> = t
+            .primary_key
+            .as_ref()
+            .map(|k| k.columns.iter().filter_map(|c| write_cols.iter().position(|w| w.source.eq_ignore_ascii_case(c))).collect())
+            .unwrap_or_default();
+        // Chunks are cut on the first key column when it is an integer.
+        let chunk = t.primary_key.as_ref().and_then(|k| k.columns.first()).and_then(|c| t.column(c)).filter(|c| c.ty.is_integer() && !c.nullable);
+        // Binary COPY needs identical column types on both sides.
+        let passthrough_binary = source == Dialect::Postgres
+            && target == Dialect::Postgres
+            && write_cols.iter().all(|w| {
+                !w.source.starts_with('\u{0}') && t.column(&w.source).is_some_and(|sc| typetext::recognize(Dialect::Postgres, &typetext::parse(&w.sql_type)) == sc.ty)
+            });
+        jobs.push(Job {
+            key: t.name.to_string(),
+            source: t.clone(),
+            target: tt.clone(),
+            read_cols,
+            read_types,
+            write: WriteSpec { table: tt.sql_name.clone(), columns: write_cols, key: key_idx },
+            chunk_key: chunk.map(|c| quote_source(source, &c.name)),
+            chunk_key_target: chunk.and_then(|c| tt.column_by_source(&c.name)).map(|c| quote_ident(target, &c.name)),
+            filter: mapping.filter(&t.name),
+            passthrough_binary,
+        });
+    }
+    jobs
+}
+
+async fn existing_tables(conn: &mut Db, jobs: &[Job]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let present = conn.introspect().await?;
+    for j in jobs {
+        let name = crate::model::QualifiedName {
+            schema: if j.target.name.len() > 1 { Some(j.target.name[0].clone()) } else { None },
+            name: j.target.name.last().cloned().unwrap_or_default(),
+        };
+        let hit = present.tables.iter().any(|t| {
+            t.name.name == name.name
+                && match (&t.name.schema, &name.schema) {
+                    (Some(a), Some(b)) => a == b,
+                    (Some(a), None) => a == "public" || conn.dialect() != Dialect::Postgres,
+                    _ => true,
+                }
+        });
+        if hit {
+            out.push(j.target.sql_name.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Cuts each not-yet-planned table into key ranges of about `chunk_rows`.
+async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_rows: u64) -> Result<()> {
+    let needs: Vec<&Job> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.chunks.is_empty() && t.status == TableStatus::Init)).collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    let mut conn = Db::connect(src, Role::Source).await?;
+    for j in needs {
+        let mut chunks = vec![ChunkState { range: KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 }];
+        if let Some(key) = &j.chunk_key {
+            let table = source_table_sql(conn.dialect(), &j.source);
+            if let Some((lo, hi, count)) = key_bounds(&mut conn, &table, key).await? {
+                let n = count.div_ceil(chunk_rows.max(1)).clamp(1, 10_000);
+                if n > 1 && hi > lo {
+                    let width = ((hi as i128 - lo as i128 + 1) / n as i128).max(1);
+                    chunks.clear();
+                    let mut start = lo as i128;
+                    for i in 0..n {
+                        let end = if i + 1 == n { None } else { Some((start + width) as i64) };
+                        chunks.push(ChunkState {
+                            range: KeyRange { lo: if i == 0 { None } else { Some(start as i64) }, hi: end },
+                            status: ChunkStatus::Pending,
+                            rows: 0,
+                        });
+                        start += width;
+                    }
+                }
+            }
+        }
+        if let Some(t) = state.tables.get_mut(&j.key) {
+            t.chunks = chunks;
+        }
+    }
+    Ok(())
+}
+
+/// min, max and an estimated row count of a key column.
+async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64, i64, u64)>> {
+    let sql = format!("SELECT MIN({key}), MAX({key}), COUNT(*) FROM {table}");
+    match conn {
+        Db::Postgres(c) => {
+            let row = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
+            // min/max come back in the key's own integer width.
+            let get = |i: usize| -> Option<i64> { row.try_get::<_, Option<i64>>(i).ok().flatten().or_else(|| row.try_get::<_, Option<i32>>(i).ok().flatten().map(i64::from)).or_else(|| row.try_get::<_, Option<i16>>(i).ok().flatten().map(i64::from)) };
+            let count: i64 = row.get(2);
+            Ok(get(0).zip(get(1)).map(|(a, b)| (a, b, count as u64)))
+        }
+        Db::Mysql(c) => {
+            use mysql_async::prelude::Queryable;
+            let row: Option<(Option<String>, Option<String>, u64)> = c.conn.query_first(sql.as_str()).await.map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
+            Ok(row.and_then(|(a, b, n)| Some((a?.parse::<i64>().ok()?, b?.parse::<i64>().ok()?, n))))
+        }
+        Db::Sqlite(c) => {
+            use sqlx::Row;
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
+            let a: Option<i64> = row.try_get(0).unwrap_or(None);
+            let b: Option<i64> = row.try_get(1).unwrap_or(None);
+            let n: i64 = row.try_get(2).unwrap_or(0);
+            Ok(a.zip(b).map(|(a, b)| (a, b, n as u64)))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load(
+    src: &Endpoint,
+    dst: &Endpoint,
+    jobs: &[Job],
+    state: &mut RunState,
+    store: &StateStore,
+    opts: &LoadOptions,
+    rejects: &Rejects,
+    counters: &mut BTreeMap<String, Arc<Counters>>,
+    seconds: &mut BTreeMap<String, f64>,
+) -> Result<()> {
+    // SQLite takes one writer at a time.
+    let parallel = if matches!(dst, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
+    let sem = Arc::new(Semaphore::new(parallel));
+    let mut set: JoinSet<(String, usize, Result<u64>, f64)> = JoinSet::new();
+    let mut tasks_by_table: BTreeMap<String, Arc<dyn crate::progress::Task>> = BTreeMap::new();
+    for j in jobs {
+        let Some(ts) = state.tables.get(&j.key) else { continue };
+        if matches!(ts.status, TableStatus::Ready | TableStatus::Errored | TableStatus::FinishedCopy) {
+            continue;
+        }
+        let done_rows = ts.rows();
+        let todo = ts.chunks.iter().filter(|c| c.status != ChunkStatus::Done).count();
+        if todo == 0 {
+            continue;
+        }
+        let c = Arc::new(Counters::default());
+        counters.insert(j.key.clone(), c.clone());
+        let task = opts.progress.task(&j.key, None, Unit::Rows);
+        task.inc(done_rows);
+        tasks_by_table.insert(j.key.clone(), task.clone());
+        let chunks = ts.chunks.clone();
+        for (ci, chunk) in chunks.iter().enumerate() {
+            if chunk.status == ChunkStatus::Done {
+                continue;
+            }
+            // A chunk that was loading when the last run stopped may be
+            // half there: remove its range first.
+            let dirty = matches!(chunk.status, ChunkStatus::Loading | ChunkStatus::Failed);
+            let job = j.clone();
+            let range = chunk.range;
+            let (src, dst) = (src.clone(), dst.clone());
+            let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
+            let sem = sem.clone();
+            let task = task.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let t0 = Instant::now();
+                let r = load_chunk(&src, &dst, &job, range, dirty, &policy, &task).await;
+                (job.key, ci, r, t0.elapsed().as_secs_f64())
+            });
+            if let Some(t) = state.tables.get_mut(&j.key) {
+                t.chunks[ci].status = ChunkStatus::Loading;
+                t.status = TableStatus::DataSync;
+            }
+        }
+    }
+    store.save(state)?;
+
+    let mut first_error: Option<Error> = None;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    loop {
+        let next = tokio::select! {
+            n = set.join_next() => n,
+            _ = &mut interrupt => {
+                set.abort_all();
+                store.save(state)?;
+                return Err(Error::Interrupted);
+            }
+        };
+        let Some(joined) = next else { break };
+        let (key, ci, result, secs) = match joined {
+            Ok(v) => v,
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => return Err(Error::other(format!("a load task failed: {e}"))),
+        };
+        *seconds.entry(key.clone()).or_default() += secs;
+        let Some(ts) = state.tables.get_mut(&key) else { continue };
+        match result {
+            Ok(rows) => {
+                ts.chunks[ci].status = ChunkStatus::Done;
+                ts.chunks[ci].rows = rows;
+                if ts.chunks.iter().all(|c| c.status == ChunkStatus::Done) {
+                    ts.status = TableStatus::FinishedCopy;
+                    if let Some(t) = tasks_by_table.get(&key) {
+                        t.finish(&format!("{} rows", ts.rows()));
+                    }
+                }
+            }
+            Err(e) => {
+                ts.chunks[ci].status = ChunkStatus::Failed;
+                match opts.on_error {
+                    OnError::SkipTable if !matches!(e, Error::Endpoint { .. } if is_connection_error(&e)) => {
+                        ts.status = TableStatus::Errored;
+                        ts.error = Some(e.to_string());
+                        crate::output::warn(format!("table {key} skipped: {e}"));
+                    }
+                    _ => {
+                        if first_error.is_none() {
+                            first_error = Some(e);
+                        }
+                        set.abort_all();
+                    }
+                }
+            }
+        }
+        store.save(state)?;
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn is_connection_error(e: &Error) -> bool {
+    let t = e.to_string().to_ascii_lowercase();
+    t.contains("cannot connect") || t.contains("connection refused")
+}
+
+/// Loads one chunk: its own source and target connections, a reader and
+/// a writer joined by a bounded channel.
+async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
+    let mut s = Db::connect(src, Role::Source).await?;
+    let mut d = Db::connect(dst, Role::Target).await?;
+    if dirty {
+        let del = match (&job.chunk_key_target, range.is_all()) {
+            (Some(k), false) => format!("DELETE FROM {} WHERE {}", job.target.sql_name, range.predicate(k).unwrap_or_default()),
+            _ => format!("DELETE FROM {}", job.target.sql_name),
+        };
+        d.execute(&del).await?;
+    }
+    let source_dialect = s.dialect();
+    let mut conds = Vec::new();
+    if let Some(k) = &job.chunk_key {
+        if let Some(p) = range.predicate(k) {
+            conds.push(p);
+        }
+    }
+    if let Some(f) = &job.filter {
+        conds.push(f.clone());
+    }
+    let select = format!(
+        "SELECT {} FROM {}{}",
+        job.read_cols.join(", "),
+        source_table_sql(source_dialect, &job.source),
+        if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
+    );
+    match (&mut s, &mut d) {
+        (Db::Postgres(sc), Db::Postgres(dc)) => {
+            sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
+            let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
+            let rows = transfer::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, &select, &job.write.table, &cols, job.passthrough_binary, progress).await?;
+            policy.counters.add(rows, 0);
+            return Ok(rows);
+        }
+        (Db::Postgres(sc), _) => {
+            sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
+        }
+        _ => {}
+    }
+    if let Db::Mysql(dc) = &mut d {
+        for stmt in transfer::mysql::WRITE_SESSION {
+            dc.execute(stmt).await?;
+        }
+    }
+    let spec = ReadSpec { select, types: job.read_types.clone() };
+    let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+    let table = job.key.clone();
+    let reader = async {
+        let r = match &mut s {
+            Db::Postgres(c) => transfer::postgres::read(&c.client, &c.display, &table, &spec, tx).await,
+            Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &c.display, &table, &spec, tx).await,
+            Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &c.display, &table, &spec, tx).await,
+        };
+        r
+    };
+    let writer = async {
+        match &mut d {
+            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &job.write, rx, policy, progress).await,
+            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &job.write, rx, policy, progress).await,
+            Db::Sqlite(c) => transfer::sqlite::write(&mut c.conn, &c.display, &job.write, rx, policy, progress).await,
+        }
+    };
+    let (r, w) = tokio::join!(reader, writer);
+    // The writer's error explains a reader that stopped early.
+    let written = w?;
+    r?;
+    Ok(written)
+}
+
+/// Statements that move identity counters past the loaded rows.
+fn identity_reset(target: Dialect, names: &NamePlan, t: &TargetTable) -> Vec<String> {
+    let _ = names;
+    let mut out = Vec::new();
+    if target != Dialect::Postgres {
+        // MySQL and SQLite advance AUTO_INCREMENT past explicit ids themselves.
+        return out;
+    }
+    for c in t.columns.iter().filter(|c| c.identity.is_some()) {
+        let col = quote_ident(target, &c.name);
+        let start = c.identity.as_ref().and_then(|i| i.start).unwrap_or(1);
+        let table_lit = crate::schema::ddl::string_literal(target, &t.sql_name);
+        let col_lit = crate::schema::ddl::string_literal(target, &c.name);
+        out.push(format!(
+            "SELECT setval(pg_get_serial_sequence({table_lit}, {col_lit}), GREATEST(COALESCE((SELECT MAX({col}) FROM {}), 0) + 1, {start}), false);",
+            t.sql_name
+        ));
+    }
+    out
+}

@@ -1,0 +1,7 @@
+//! Data-moving tasks: the full load, its resumable state, table mappings
+//! and validation.
+
+pub mod fullload;
+pub mod mapping;
+pub mod state;
+pub mod validate;

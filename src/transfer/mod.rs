@@ -1,0 +1,183 @@
+//! Moving rows: one reader per source engine producing batches of
+//! [`Value`] rows, one writer per target engine consuming them, joined by
+//! a bounded channel so memory stays flat whatever the table size. Between
+//! two PostgreSQL servers the rows are not decoded at all: COPY bytes pass
+//! straight through.
+
+pub mod mysql;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::model::{ColumnType, Value};
+use crate::schema::target::TargetColumn;
+
+/// Rows in flight between a reader and a writer.
+pub struct Batch {
+    pub rows: Vec<Vec<Value>>,
+    pub bytes: usize,
+}
+
+/// Rows per batch and bytes per batch, whichever fills first.
+pub const BATCH_ROWS: usize = 4096;
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// Batches buffered between reader and writer: the backpressure bound.
+pub const CHANNEL_DEPTH: usize = 4;
+
+/// What to read: a SELECT in the source's dialect, and the model type of
+/// each selected column, in order.
+#[derive(Debug, Clone)]
+pub struct ReadSpec {
+    pub select: String,
+    pub types: Vec<ColumnType>,
+}
+
+/// What to write: the quoted target table and its columns (in the order
+/// the reader produces them).
+#[derive(Debug, Clone)]
+pub struct WriteSpec {
+    pub table: String,
+    pub columns: Vec<TargetColumn>,
+    /// Key columns (indexes into `columns`) to name a row in errors.
+    pub key: Vec<usize>,
+}
+
+/// How a row the target cannot take is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop the whole run at the first bad row (nothing half-loaded is kept for that chunk).
+    Stop,
+    /// Give up on the table, keep loading the others.
+    SkipTable,
+    /// Write the row to the rejects file with the reason, and go on.
+    Log,
+}
+
+/// What happens to MySQL zero dates (`0000-00-00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroDates {
+    /// Load them as NULL and count them.
+    Null,
+    /// Treat them as bad rows (see --on-error).
+    Reject,
+}
+
+/// Counters shared by the tasks of one table.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub rows: AtomicU64,
+    pub bytes: AtomicU64,
+    pub rejected: AtomicU64,
+    pub zero_dates: AtomicU64,
+    /// Decimals with more fractional digits than the target column keeps
+    /// (floats stored in SQLite NUMERIC columns), rounded to its scale.
+    pub rounded: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A row the target refused, for the rejects file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    pub table: String,
+    pub key: String,
+    pub column: Option<String>,
+    pub reason: String,
+    pub row: Vec<Value>,
+}
+
+/// Where rejected rows go (JSON lines), shared by all tasks.
+#[derive(Clone)]
+pub struct Rejects {
+    inner: Arc<Mutex<Option<std::io::BufWriter<std::fs::File>>>>,
+    pub path: std::path::PathBuf,
+}
+
+impl Rejects {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Rejects { inner: Arc::new(Mutex::new(None)), path }
+    }
+
+    pub fn write(&self, r: &Rejected) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+            *guard = Some(std::io::BufWriter::new(f));
+        }
+        let w = guard.as_mut().expect("opened above");
+        serde_json::to_writer(&mut *w, r).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    }
+}
+
+/// Per-row handling decided before encoding: zero dates, and the key text
+/// that names the row in messages.
+pub struct RowPolicy {
+    pub on_error: OnError,
+    pub zero_dates: ZeroDates,
+    pub rejects: Rejects,
+    pub counters: Arc<Counters>,
+}
+
+impl RowPolicy {
+    /// Turns zero dates into NULL where allowed. Returns the reason if the
+    /// row cannot go to the target as is.
+    pub fn prepare(&self, row: &mut [Value], cols: &[TargetColumn], target_is_mysql: bool) -> Result<(), (usize, String)> {
+        for (i, v) in row.iter_mut().enumerate() {
+            if let (Value::Decimal(d), Some(ColumnType::Decimal { scale: Some(scale), .. })) = (&*v, cols.get(i).map(|c| &c.ty)) {
+                let r = crate::model::value::round_decimal(d, *scale);
+                if r.len() != d.len() || &r != d {
+                    *v = Value::Decimal(r);
+                    self.counters.rounded.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            if matches!(v, Value::ZeroDate) && !target_is_mysql {
+                let allowed = self.zero_dates == ZeroDates::Null || cols.get(i).is_some_and(|c| c.zero_dates_to_null);
+                if allowed {
+                    *v = Value::Null;
+                    self.counters.zero_dates.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    return Err((i, "zero date (0000-00-00) has no equivalent on the target (--zero-dates reject)".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text that names a row in errors: its key values.
+pub fn row_key(row: &[Value], key: &[usize], cols: &[TargetColumn]) -> String {
+    let idx: Vec<usize> = if key.is_empty() { (0..row.len().min(3)).collect() } else { key.to_vec() };
+    idx.iter()
+        .filter_map(|&i| Some(format!("{}={}", cols.get(i)?.name, short(row.get(i)?))))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "NULL".to_string(),
+        Value::Text(t) | Value::Decimal(t) | Value::Json(t) | Value::Enum(t) => t.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        other => format!("{other:?}"),
+    };
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
+}

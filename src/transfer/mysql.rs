@@ -1,0 +1,162 @@
+//! MySQL/MariaDB rows: a streaming text-protocol SELECT out, and
+//! `LOAD DATA LOCAL INFILE` in, fed from memory through mysql_async's
+//! infile handler — one statement per batch, so a warning the server
+//! raises ("at row N") maps back to the exact row.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tokio::sync::mpsc;
+
+use super::{Batch, ReadSpec, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
+use crate::codec::mysqltext;
+use crate::error::{Error, Result};
+use crate::model::{ColumnType, Dialect, Value};
+use crate::progress::Task;
+
+fn mysql_error(display: &str, sql: &str, e: mysql_async::Error) -> Error {
+    Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(sql)), hint: None }
+}
+
+/// Reads `spec.select` and sends decoded batches.
+pub async fn read(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    let mut result = conn.query_iter(spec.select.as_str()).await.map_err(|e| mysql_error(display, &spec.select, e))?;
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut bytes = 0usize;
+    let mut total = 0u64;
+    while let Some(row) = result.next().await.map_err(|e| mysql_error(display, &spec.select, e))? {
+        let raw = row.unwrap();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, v) in raw.into_iter().enumerate() {
+            let ty = spec.types.get(i).ok_or_else(|| Error::Table { table: table.into(), row: None, message: "more columns than selected".into(), hint: None })?;
+            out.push(match v {
+                mysql_async::Value::NULL => Value::Null,
+                mysql_async::Value::Bytes(b) => {
+                    bytes += b.len();
+                    mysqltext::decode(&b, ty).map_err(|e| Error::Table {
+                        table: table.into(),
+                        row: Some(format!("#{}", total + batch.len() as u64 + 1)),
+                        message: format!("column {}: {e}", i + 1),
+                        hint: None,
+                    })?
+                }
+                other => {
+                    // The text protocol only sends bytes; be lenient anyway.
+                    let text = other.as_sql(true);
+                    mysqltext::decode(text.trim_matches('\'').as_bytes(), ty).map_err(|e| Error::Table { table: table.into(), row: None, message: e, hint: None })?
+                }
+            });
+        }
+        batch.push(out);
+        if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
+            total += batch.len() as u64;
+            let b = Batch { rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)), bytes };
+            bytes = 0;
+            if tx.send(b).await.is_err() {
+                // Drain the result so the connection stays usable.
+                let _ = result.drop_result().await;
+                return Ok(total);
+            }
+        }
+    }
+    total += batch.len() as u64;
+    if !batch.is_empty() {
+        let _ = tx.send(Batch { rows: batch, bytes }).await;
+    }
+    Ok(total)
+}
+
+/// Session settings for loading: explicit ids stay as given (even 0),
+/// key checks wait for the load to finish.
+pub const WRITE_SESSION: &[&str] = &[
+    "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'NO_AUTO_VALUE_ON_ZERO')",
+    "SET SESSION foreign_key_checks = 0",
+    "SET SESSION unique_checks = 0",
+];
+
+/// The `LOAD DATA` statement for a table: BIT columns go through a user
+/// variable, because LOAD DATA cannot write a number into a BIT directly.
+pub fn load_statement(spec: &WriteSpec) -> String {
+    let mut cols = Vec::new();
+    let mut sets = Vec::new();
+    for (i, c) in spec.columns.iter().enumerate() {
+        let q = crate::schema::naming::quote_ident(Dialect::Mysql, &c.name);
+        if matches!(c.ty, ColumnType::Bit { .. }) {
+            cols.push(format!("@v{i}"));
+            sets.push(format!("{q} = CAST(@v{i} AS UNSIGNED)"));
+        } else {
+            cols.push(q);
+        }
+    }
+    let mut s = format!(
+        "LOAD DATA LOCAL INFILE 'barge-batch' INTO TABLE {} CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        spec.table,
+        cols.join(", ")
+    );
+    if !sets.is_empty() {
+        s.push_str(" SET ");
+        s.push_str(&sets.join(", "));
+    }
+    s
+}
+
+/// Writes batches with one `LOAD DATA LOCAL INFILE` each.
+pub async fn write(conn: &mut Conn, display: &str, spec: &WriteSpec, mut rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
+    let load = load_statement(spec);
+    let mut written = 0u64;
+    while let Some(batch) = rx.recv().await {
+        let n = batch.rows.len() as u64;
+        let mut buf: Vec<u8> = Vec::with_capacity(batch.bytes + batch.rows.len() * 8);
+        let mut kept: Vec<Vec<Value>> = Vec::with_capacity(batch.rows.len());
+        let mut line = Vec::with_capacity(1024);
+        for mut row in batch.rows {
+            line.clear();
+            let res = policy.prepare(&mut row, &spec.columns, true).and_then(|_| {
+                for (i, v) in row.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b'\t');
+                    }
+                    mysqltext::encode_load_data(v, &spec.columns[i].ty, &mut line).map_err(|e| (i, e))?;
+                }
+                line.push(b'\n');
+                Ok(())
+            });
+            match res {
+                Ok(()) => {
+                    buf.extend_from_slice(&line);
+                    kept.push(row);
+                }
+                Err((col, reason)) => super::postgres::reject(spec, policy, row, col, reason)?,
+            }
+        }
+        if kept.is_empty() {
+            progress.inc(n);
+            continue;
+        }
+        let len = buf.len() as u64;
+        let data = Bytes::from(buf);
+        conn.set_infile_handler(async move {
+            let stream: mysql_async::InfileData = Box::pin(futures::stream::iter(std::iter::once(Ok(data))));
+            Ok(stream)
+        });
+        conn.query_drop(load.as_str()).await.map_err(|e| mysql_error(display, &load, e))?;
+        let warnings = conn.get_warnings();
+        if warnings > 0 {
+            // LOAD DATA LOCAL turns refusals into warnings: surface them.
+            let rows: Vec<(String, u32, String)> =
+                conn.query("SHOW WARNINGS LIMIT 50").await.map_err(|e| mysql_error(display, "SHOW WARNINGS", e))?;
+            for (_level, _code, message) in rows {
+                let row_no = message.rsplit("at row ").next().and_then(|n| n.trim().parse::<usize>().ok());
+                let row = row_no.and_then(|r| kept.get(r.saturating_sub(1))).cloned().unwrap_or_default();
+                let col = spec.columns.iter().position(|c| message.contains(&format!("'{}'", c.name))).unwrap_or(usize::MAX);
+                super::postgres::reject(spec, policy, row, col, format!("MySQL changed or refused the value: {message}"))?;
+            }
+        }
+        written += kept.len() as u64;
+        policy.counters.add(kept.len() as u64, len);
+        progress.inc(n);
+    }
+    Ok(written)
+}
