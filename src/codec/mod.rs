@@ -33,6 +33,19 @@
 //!   round those to their column precision on input.
 //! - Years before 1 are astronomical (chrono): 1 BC is year 0, 44 BC is
 //!   year -43.
+//!
+//! What the IO around these codecs must set up:
+//! - PostgreSQL reader: `DateStyle=ISO, YMD`, `TimeZone=UTC`,
+//!   `IntervalStyle=iso_8601`, `bytea_output=hex`, `extra_float_digits=3`,
+//!   `client_encoding=UTF8`. Writer: `TimeZone=UTC` (zone-less literals for
+//!   `timestamptz` columns are then UTC).
+//! - MySQL reader and writer: `time_zone='+00:00'`, `NAMES utf8mb4`; BIT
+//!   columns load through `@v` and `SET col = CAST(@v AS UNSIGNED)`.
+//! - [`pgtext::decode_field`] and [`mysqltext::decode_owned`] take the
+//!   bytes by value and move text and blobs instead of copying them.
+//! - NULL never reaches a decoder: the COPY parser yields `None`, the MySQL
+//!   driver its own NULL, SQLite [`sqlite::Cell::Null`] (which decodes to
+//!   NULL anyway).
 
 mod common;
 pub mod json;

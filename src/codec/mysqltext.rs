@@ -35,6 +35,9 @@ const DAY_MICROS: i128 = 86_400_000_000;
 /// instead of being copied.
 pub fn decode_owned(raw: Vec<u8>, ty: &ColumnType) -> Result<Value, String> {
     use ColumnType as T;
+    if bytes_as_is(&raw, ty) {
+        return Ok(Value::Bytes(raw));
+    }
     match ty {
         T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => Ok(Value::Bytes(raw)),
         T::Char { .. } | T::Varchar { .. } | T::Text { .. } | T::Xml | T::Other { .. } | T::Json | T::Jsonb | T::Enum { .. } => {
@@ -53,6 +56,9 @@ pub fn decode_owned(raw: Vec<u8>, ty: &ColumnType) -> Result<Value, String> {
 /// reaches here: the driver reports it apart).
 pub fn decode(raw: &[u8], ty: &ColumnType) -> Result<Value, String> {
     use ColumnType as T;
+    if bytes_as_is(raw, ty) {
+        return Ok(Value::Bytes(raw.to_vec()));
+    }
     match ty {
         T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => Ok(Value::Bytes(raw.to_vec())),
         T::Bit { length, .. } => {
@@ -62,6 +68,14 @@ pub fn decode(raw: &[u8], ty: &ColumnType) -> Result<Value, String> {
         T::Uuid if raw.len() == 16 => Ok(Value::Uuid(raw.try_into().expect("16 bytes"))),
         _ => decode_str(common::utf8(raw, ty)?, ty),
     }
+}
+
+/// Text the server does not convert: a `CHARACTER SET binary` column, or
+/// a type barge does not model (`geometry` arrives as WKB) whose bytes are
+/// not UTF-8. Kept as bytes rather than refused.
+fn bytes_as_is(raw: &[u8], ty: &ColumnType) -> bool {
+    let binary_charset = ty.text_attrs().and_then(|t| t.charset.as_deref()) == Some("binary");
+    (binary_charset || matches!(ty, ColumnType::Other { .. })) && std::str::from_utf8(raw).is_err()
 }
 
 fn decode_str(s: &str, ty: &ColumnType) -> Result<Value, String> {

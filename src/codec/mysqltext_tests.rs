@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::codec::common::bits_to_be;
 use crate::codec::testgen::{self as g, same, Pair};
+use crate::model::TextAttrs;
 
 fn dec(s: &[u8], ty: &ColumnType) -> Value {
     decode(s, ty).unwrap_or_else(|e| panic!("decode {:?}: {e}", String::from_utf8_lossy(s)))
@@ -103,6 +104,11 @@ fn decodes_text_and_binary() {
     assert_eq!(dec(&all, &g::blob()), Value::Bytes(all.clone()));
     assert_eq!(decode_owned(all.clone(), &ColumnType::Varbinary { length: Some(300) }).unwrap(), Value::Bytes(all));
     assert!(decode(b"\xff", &ColumnType::text()).is_err());
+    let wkb = vec![1, 1, 0, 0, 0, 0xff, 0xfe];
+    assert_eq!(dec(&wkb, &ColumnType::Other { name: "geometry".into() }), Value::Bytes(wkb.clone()));
+    assert_eq!(dec(b"fe80::1", &ColumnType::Other { name: "inet6".into() }), Value::Text("fe80::1".into()));
+    let bin = ColumnType::Char { length: Some(4), text: TextAttrs { charset: Some("binary".into()), ..Default::default() } };
+    assert_eq!(decode_owned(vec![0xff, 0], &bin).unwrap(), Value::Bytes(vec![0xff, 0]));
 }
 
 #[test]
