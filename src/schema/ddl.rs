@@ -148,6 +148,8 @@ pub fn type_sql(target: Dialect, ty: &ColumnType, enum_parts: &[String]) -> Stri
             T::Json | T::Array { .. } => "JSON".into(),
             T::Jsonb => "JSONB".into(),
             T::Uuid => "UUID".into(),
+            // A varying bit string keeps its leading zeros only as text.
+            T::Bit { varying: true, .. } => "TEXT".into(),
             T::Bit { .. } => "INTEGER".into(),
             T::Year => "INTEGER".into(),
             T::Other { name } => name.to_ascii_uppercase(),

@@ -387,8 +387,9 @@ fn plan_jobs(schema: &Schema, converted: &Converted, mapping: &Mapping, source: 
                     // Generated on both sides: the target computes it.
                     continue;
                 }
-                read_cols.push(quote_source(source, &sc.name));
-                read_types.push(sc.ty.clone());
+                let (expr, ty) = read_expr(source, &quote_source(source, &sc.name), &sc.ty);
+                read_cols.push(expr);
+                read_types.push(ty);
             }
             write_cols.push(tc.clone());
         }
@@ -419,6 +420,15 @@ fn plan_jobs(schema: &Schema, converted: &Converted, mapping: &Mapping, source: 
         });
     }
     jobs
+}
+
+/// How a source column is selected: PostgreSQL prints `money` with the
+/// locale's currency format, so it is read as numeric.
+pub fn read_expr(source: Dialect, quoted: &str, ty: &ColumnType) -> (String, ColumnType) {
+    match (source, ty) {
+        (Dialect::Postgres, ColumnType::Other { name }) if name == "money" => (format!("{quoted}::numeric"), ColumnType::Decimal { precision: None, scale: None }),
+        _ => (quoted.to_string(), ty.clone()),
+    }
 }
 
 async fn existing_tables(conn: &mut Db, jobs: &[Job]) -> Result<Vec<String>> {

@@ -158,6 +158,11 @@ struct Side<'a> {
     /// Decimals compare at the target column's scale, the precision the
     /// target holds.
     scales: Vec<Option<u32>>,
+    /// The target's type per column, on the source side: values are seen
+    /// as the target holds them.
+    coerce: Vec<Option<ColumnType>>,
+    /// Columns that are CHAR(n) on either side.
+    fixed: Vec<bool>,
     key: Option<String>,
     filter: Option<String>,
 }
@@ -228,17 +233,26 @@ impl Side<'_> {
             }
         };
         let scales = self.scales.clone();
+        let coerce = self.coerce.clone();
+        let fixed = self.fixed.clone();
         let collect = async {
             let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
             while let Some(b) = rx.recv().await {
                 for row in b.rows {
                     let key = key_cols.iter().map(|&i| canonical(&row[i])).collect::<Vec<_>>().join(",");
                     let canon = row
-                        .iter()
+                        .into_iter()
                         .enumerate()
-                        .map(|(i, v)| match (v, scales.get(i).copied().flatten()) {
-                            (Value::Decimal(d), Some(s)) => canonical(&Value::Decimal(crate::model::value::round_decimal(d, s))),
-                            _ => canonical(v),
+                        .map(|(i, v)| {
+                            let v = match coerce.get(i).and_then(Option::as_ref) {
+                                Some(t) => as_target(v, t),
+                                None => v,
+                            };
+                            let v = if fixed.get(i).copied().unwrap_or(false) { trim_fixed(v, &ColumnType::Char { length: None, text: Default::default() }) } else { v };
+                            match (&v, scales.get(i).copied().flatten()) {
+                                (Value::Decimal(d), Some(s)) => canonical(&Value::Decimal(crate::model::value::round_decimal(d, s))),
+                                _ => canonical(&v),
+                            }
                         })
                         .collect();
                     out.entry(key).or_default().push(canon);
@@ -275,10 +289,32 @@ fn row_hash(row: &[String]) -> u64 {
 
 fn comparison_type(source: &ColumnType, target: &ColumnType) -> ColumnType {
     let weak = target.is_textual() || matches!(target, ColumnType::Other { .. });
-    if weak && !source.is_textual() && !matches!(source, ColumnType::Other { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. }) {
+    if weak && !source.is_textual() && !matches!(source, ColumnType::Other { .. } | ColumnType::Enum { .. }) {
         source.clone()
+    } else if matches!((source, target), (ColumnType::Float32, ColumnType::Float64)) {
+        // A single-precision value widened on the target compares as single.
+        ColumnType::Float32
     } else {
         target.clone()
+    }
+}
+
+/// A source value as the target column can hold it, where the conversion
+/// is the announced one (the report says so): a time's zone dropped where
+/// the target has none, fixed-width padding.
+fn as_target(v: Value, target: &ColumnType) -> Value {
+    match (v, target) {
+        (Value::TimeTz(t, _), ColumnType::Time { tz: false, .. }) => Value::Time(t),
+        (Value::Float64(f), ColumnType::Float32) => Value::Float32(f as f32),
+        (v, _) => v,
+    }
+}
+
+fn trim_fixed(v: Value, ty: &ColumnType) -> Value {
+    match (v, ty) {
+        // CHAR(n) pads with spaces (PostgreSQL shows them, MySQL strips them).
+        (Value::Text(t), ColumnType::Char { .. }) => Value::Text(t.trim_end_matches(' ').to_string()),
+        (v, _) => v,
     }
 }
 
@@ -316,8 +352,9 @@ pub fn canonical(v: &Value) -> String {
         V::TimestampTz(t) => t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string(),
         V::Infinity { negative } => if *negative { "-infinity" } else { "infinity" }.into(),
         V::Interval(i) => i.to_iso8601(),
-        V::Set(items) => items.join(","),
-        V::Array(items) => format!("{{{}}}", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        V::Set(items) => serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(s.clone())).collect()).to_string(),
+        // Arrays compare as JSON arrays: targets without arrays store them so.
+        V::Array(items) => serde_json::Value::Array(items.iter().map(json_of).collect()).to_string(),
         V::Bits(bits) => {
             let mut n: u128 = 0;
             for b in bits.iter().take(128) {
@@ -325,6 +362,23 @@ pub fn canonical(v: &Value) -> String {
             }
             n.to_string()
         }
+    }
+}
+
+/// A value as JSON, for comparing arrays with their JSON form.
+fn json_of(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::UInt(u) => J::from(*u),
+        Value::Decimal(d) => serde_json::from_str::<J>(&canonical_decimal(d)).unwrap_or_else(|_| J::String(d.clone())),
+        Value::Float32(f) => serde_json::Number::from_f64(*f as f64).map(J::Number).unwrap_or(J::Null),
+        Value::Float64(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        Value::Json(j) => serde_json::from_str(j).unwrap_or_else(|_| J::String(j.clone())),
+        Value::Array(items) => J::Array(items.iter().map(json_of).collect()),
+        other => J::String(canonical(other)),
     }
 }
 
@@ -360,23 +414,28 @@ async fn check_table(s: &mut Db, d: &mut Db, p: &Pair) -> Result<TableCheck> {
         ColumnType::Decimal { scale, .. } => *scale,
         _ => None,
     }).collect();
+    let fixed: Vec<bool> = p.columns.iter().map(|(_, _, s, t)| matches!(s, ColumnType::Char { .. }) || matches!(t, ColumnType::Char { .. })).collect();
     let mut src = Side {
+        coerce: p.columns.iter().map(|(_, _, _, t)| Some(t.clone())).collect(),
+        fixed: fixed.clone(),
         scales: scales.clone(),
         table: table_sql(sd, &p.source),
-        columns: p.columns.iter().map(|(c, ..)| quote(sd, c)).collect(),
-        types: p.columns.iter().map(|(_, _, t, _)| t.clone()).collect(),
+        columns: p.columns.iter().map(|(c, _, t, _)| super::fullload::read_expr(sd, &quote(sd, c), t).0).collect(),
+        types: p.columns.iter().map(|(c, _, t, _)| super::fullload::read_expr(sd, &quote(sd, c), t).1).collect(),
         key: p.int_key.as_ref().map(|(k, _)| quote(sd, k)),
         filter: p.filter.clone(),
         db: s,
     };
     let mut dst = Side {
+        coerce: vec![None; p.columns.len()],
+        fixed,
         scales,
         table: table_sql(dd, &p.target),
-        columns: p.columns.iter().map(|(_, c, ..)| quote(dd, c)).collect(),
+        columns: p.columns.iter().map(|(_, c, _, t)| super::fullload::read_expr(dd, &quote(dd, c), t).0).collect(),
         // Read the target with the source's type where the target only
         // has text (SQLite's affinities, a type mapped to text): "1.50" in
         // a TEXT column is still the decimal 1.50.
-        types: p.columns.iter().map(|(_, _, s, t)| comparison_type(s, t)).collect(),
+        types: p.columns.iter().map(|(_, c, s, t)| comparison_type(s, &super::fullload::read_expr(dd, &quote(dd, c), t).1)).collect(),
         key: p.int_key.as_ref().map(|(_, k)| quote(dd, k)),
         filter: None,
         db: d,
