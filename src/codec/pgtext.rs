@@ -323,7 +323,7 @@ fn decode_str(s: &str, ty: &ColumnType) -> Result<Value, String> {
             "-infinity" => Ok(Value::Infinity { negative: true }),
             _ => match common::parse_datetime(s) {
                 Some((d, None, None)) => Ok(Value::Date(d)),
-                _ => Err(bad(raw, ty, "expected YYYY-MM-DD (DateStyle=ISO)")),
+                _ => Err(bad(raw, ty, "expected YYYY-MM-DD (DateStyle=ISO) within years 262143 BC to 262142 AD")),
             },
         },
         T::Time { tz, .. } => match (common::parse_time_tz(s), tz) {
@@ -337,7 +337,7 @@ fn decode_str(s: &str, ty: &ColumnType) -> Result<Value, String> {
             _ => {
                 let parsed = common::parse_datetime(s);
                 let Some((d, t, off)) = parsed else {
-                    return Err(bad(raw, ty, "expected YYYY-MM-DD HH:MM:SS[.ffffff] (DateStyle=ISO)"));
+                    return Err(bad(raw, ty, "expected YYYY-MM-DD HH:MM:SS[.ffffff] (DateStyle=ISO) within years 262143 BC to 262142 AD"));
                 };
                 let local = d.and_time(t.unwrap_or(NaiveTime::MIN));
                 match (tz, off) {

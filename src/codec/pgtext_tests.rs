@@ -208,7 +208,7 @@ fn decodes_dates_with_bc_and_infinity() {
     assert_eq!(dec("10000-01-01", &ColumnType::Date), Value::Date(date(10000, 1, 1)));
     assert_eq!(dec("infinity", &ColumnType::Date), Value::Infinity { negative: false });
     assert_eq!(dec("-infinity", &ColumnType::Date), Value::Infinity { negative: true });
-    assert!(decode(b"5874897-12-31", &ColumnType::Date).is_err(), "beyond chrono's range");
+    assert!(decode(b"5874897-12-31", &ColumnType::Date).unwrap_err().contains("262142 AD"), "beyond chrono's range");
     assert!(decode(b"01/31/2024", &ColumnType::Date).unwrap_err().contains("DateStyle"));
 }
 
