@@ -330,7 +330,11 @@ fn field(v: &Value, ty: &ColumnType) -> Result<Vec<u8>, String> {
                     let _ = write!(s, "{}", x as i128);
                 }
                 T::Decimal { .. } => s.push_str(&common::float_as_decimal(x, single)),
-                T::Float32 | T::Float64 | T::Json => match v {
+                // MySQL parses a FLOAT's text as a double first: the f32's
+                // shortest digits (3.4028235e38) can land above FLT_MAX, so
+                // write the exact widened value, which rounds back to it.
+                T::Float32 => common::write_f64(x, &mut s),
+                T::Float64 | T::Json => match v {
                     Value::Float32(f) => common::write_f32(*f, &mut s),
                     _ => common::write_f64(x, &mut s),
                 },

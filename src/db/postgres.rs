@@ -132,6 +132,12 @@ pub fn describe(e: &tokio_postgres::Error) -> (String, Option<String>) {
             msg.push_str(": ");
             msg.push_str(d);
         }
+        // "COPY t, line 5, column c: ..." names the row and column.
+        if let Some(w) = db.where_() {
+            msg.push_str(" [");
+            msg.push_str(w);
+            msg.push(']');
+        }
         return (msg, hint);
     }
     let mut msg = e.to_string();

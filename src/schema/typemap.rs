@@ -234,6 +234,9 @@ fn lower_sqlite(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<T
             notes.push(note(codes::TYPE_CHANGED, Status::Warning, "unsigned 64-bit integer → TEXT: SQLite integers are signed 64-bit"));
             T::text()
         }
+        // SQLite integers are 64-bit whatever the declared name; an unsigned
+        // value is declared one size up, as PostgreSQL gets it.
+        T::Int { bits, unsigned: true } => T::Int { bits: (bits * 2).min(64), unsigned: false },
         T::Int { bits, .. } => T::Int { bits, unsigned: false },
         T::Decimal { precision: Some(p), scale } if p <= 15 => T::Decimal { precision: Some(p), scale },
         T::Decimal { precision, scale } => {

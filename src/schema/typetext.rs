@@ -506,6 +506,7 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
         "datetime" | "timestamp" => return T::Timestamp { precision: None, tz: false },
         "timestamptz" => return T::Timestamp { precision: None, tz: true },
         "time" => return T::Time { precision: None, tz: false },
+        "timetz" => return T::Time { precision: None, tz: true },
         "jsonb" => return T::Jsonb,
         _ => {}
     }

@@ -126,7 +126,13 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
     let full = sconn.introspect().await?;
     let schema = opts.mapping.select(&full);
     if schema.tables.is_empty() {
-        return Err(Error::Usage("no table to migrate: the source has none, or --tables/--mapping selected none".into()));
+        let names: Vec<String> = full.tables.iter().take(30).map(|t| t.name.to_string()).collect();
+        let patterns: Vec<String> = opts.mapping.rules.iter().filter(|r| r.rule_type == "selection").map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
+        return Err(Error::Usage(if full.tables.is_empty() {
+            format!("the source {src} has no tables")
+        } else {
+            format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))
+        }));
     }
     drop(sconn);
 
@@ -427,6 +433,9 @@ fn plan_jobs(schema: &Schema, converted: &Converted, mapping: &Mapping, source: 
 pub fn read_expr(source: Dialect, quoted: &str, ty: &ColumnType) -> (String, ColumnType) {
     match (source, ty) {
         (Dialect::Postgres, ColumnType::Other { name }) if name == "money" => (format!("{quoted}::numeric"), ColumnType::Decimal { precision: None, scale: None }),
+        // MariaDB prints FLOAT with 6 significant digits; as a double, every
+        // digit of the single-precision value comes through.
+        (Dialect::Mysql, ColumnType::Float32) => (format!("CAST({quoted} AS DOUBLE)"), ColumnType::Float32),
         _ => (quoted.to_string(), ty.clone()),
     }
 }
@@ -667,7 +676,9 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
         if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
     );
     match (&mut s, &mut d) {
-        (Db::Postgres(sc), Db::Postgres(dc)) => {
+        // Identical column types: the bytes pass through. Otherwise rows are
+        // decoded, so each one is checked against its target column.
+        (Db::Postgres(sc), Db::Postgres(dc)) if job.passthrough_binary => {
             sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
             let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
             let rows = transfer::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, &select, &job.write.table, &cols, job.passthrough_binary, progress).await?;

@@ -435,7 +435,11 @@ async fn check_table(s: &mut Db, d: &mut Db, p: &Pair) -> Result<TableCheck> {
         // Read the target with the source's type where the target only
         // has text (SQLite's affinities, a type mapped to text): "1.50" in
         // a TEXT column is still the decimal 1.50.
-        types: p.columns.iter().map(|(_, c, s, t)| comparison_type(s, &super::fullload::read_expr(dd, &quote(dd, c), t).1)).collect(),
+        types: p
+            .columns
+            .iter()
+            .map(|(sc, c, s, t)| comparison_type(&super::fullload::read_expr(sd, &quote(sd, sc), s).1, &super::fullload::read_expr(dd, &quote(dd, c), t).1))
+            .collect(),
         key: p.int_key.as_ref().map(|(_, k)| quote(dd, k)),
         filter: None,
         db: d,

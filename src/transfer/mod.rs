@@ -136,26 +136,74 @@ impl RowPolicy {
     /// row cannot go to the target as is.
     pub fn prepare(&self, row: &mut [Value], cols: &[TargetColumn], target_is_mysql: bool) -> Result<(), (usize, String)> {
         for (i, v) in row.iter_mut().enumerate() {
-            if let (Value::Decimal(d), Some(ColumnType::Decimal { scale: Some(scale), .. })) = (&*v, cols.get(i).map(|c| &c.ty)) {
+            let col = cols.get(i);
+            if matches!(v, Value::ZeroDate) && !target_is_mysql {
+                let allowed = self.zero_dates == ZeroDates::Null || col.is_some_and(|c| c.zero_dates_to_null);
+                if !allowed {
+                    return Err((i, "zero date (0000-00-00) has no equivalent on the target (--zero-dates reject)".into()));
+                }
+                *v = Value::Null;
+                self.counters.zero_dates.fetch_add(1, Ordering::Relaxed);
+            }
+            let Some(c) = col else { continue };
+            if let (Value::Decimal(d), ColumnType::Decimal { scale: Some(scale), .. }) = (&*v, &c.ty) {
                 let r = crate::model::value::round_decimal(d, *scale);
-                if r.len() != d.len() || &r != d {
+                if &r != d {
                     *v = Value::Decimal(r);
                     self.counters.rounded.fetch_add(1, Ordering::Relaxed);
                 }
-                continue;
             }
-            if matches!(v, Value::ZeroDate) && !target_is_mysql {
-                let allowed = self.zero_dates == ZeroDates::Null || cols.get(i).is_some_and(|c| c.zero_dates_to_null);
-                if allowed {
-                    *v = Value::Null;
-                    self.counters.zero_dates.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    return Err((i, "zero date (0000-00-00) has no equivalent on the target (--zero-dates reject)".into()));
-                }
+            if !c.nullable && v.is_null() {
+                return Err((i, "NULL in a NOT NULL column".into()));
             }
+            fits(v, &c.ty).map_err(|why| (i, why))?;
         }
         Ok(())
     }
+}
+
+/// Checks a value against the target column's limits before the server
+/// sees it, so a refusal names the table, row and column (and can go to
+/// the rejects file) instead of failing a whole batch.
+fn fits(v: &Value, ty: &ColumnType) -> Result<(), String> {
+    match (v, ty) {
+        (Value::Text(s), ColumnType::Varchar { length: Some(n), .. } | ColumnType::Char { length: Some(n), .. }) => {
+            let len = s.chars().count();
+            if len > *n as usize {
+                return Err(format!("{len} characters do not fit in {}({n})", if matches!(ty, ColumnType::Char { .. }) { "char" } else { "varchar" }));
+            }
+        }
+        (Value::Int(i), ColumnType::Int { bits, unsigned }) => {
+            let ok = match (bits, unsigned) {
+                (8, false) => i8::try_from(*i).is_ok(),
+                (8, true) => u8::try_from(*i).is_ok(),
+                (16, false) => i16::try_from(*i).is_ok(),
+                (16, true) => u16::try_from(*i).is_ok(),
+                (32, false) => i32::try_from(*i).is_ok(),
+                (32, true) => u32::try_from(*i).is_ok(),
+                (_, true) => *i >= 0,
+                _ => true,
+            };
+            if !ok {
+                return Err(format!("{i} is out of range for a {}{bits}-bit integer", if *unsigned { "unsigned " } else { "" }));
+            }
+        }
+        (Value::UInt(u), ColumnType::Int { unsigned: false, .. }) if *u > i64::MAX as u64 => {
+            return Err(format!("{u} is out of range for a signed 64-bit integer"));
+        }
+        (Value::Decimal(d), ColumnType::Decimal { precision: Some(p), scale }) => {
+            if matches!(d.as_str(), "NaN" | "Infinity" | "-Infinity") {
+                return Ok(()); // the codec decides per engine
+            }
+            let int_digits = d.trim_start_matches('-').split('.').next().unwrap_or("").trim_start_matches('0').len();
+            let allowed = p.saturating_sub(scale.unwrap_or(0)) as usize;
+            if int_digits > allowed {
+                return Err(format!("{d} has {int_digits} integer digits; decimal({p},{}) holds {allowed}", scale.unwrap_or(0)));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The text that names a row in errors: its key values.

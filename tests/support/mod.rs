@@ -162,3 +162,86 @@ impl TestDb {
         }
     }
 }
+
+impl TestDb {
+    /// Runs a SQL script on this database (statements split at `;` + newline).
+    pub async fn load_script(&self, path: &Path) {
+        let sql = std::fs::read_to_string(path).expect("read script");
+        match self.engine {
+            Engine::Postgres => {
+                let (conn, _) = admin_pg();
+                let conn = conn.replace("dbname=postgres", &format!("dbname={}", self.name));
+                let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(c);
+                client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            }
+            Engine::Mysql => {
+                use mysql_async::prelude::Queryable;
+                let (opts, _) = admin_mysql();
+                let opts = mysql_async::OptsBuilder::from_opts(opts).db_name(Some(self.name.clone()));
+                let mut c = mysql_async::Conn::new(opts).await.expect("connect");
+                for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim_start().starts_with("--"))) {
+                    c.query_drop(stmt).await.unwrap_or_else(|e| panic!("{}: {e}\n{stmt}", path.display()));
+                }
+                let _ = c.disconnect().await;
+            }
+            Engine::Sqlite => {
+                let url = self.url.clone();
+                let ep = barge::endpoint::Endpoint::parse(&url).unwrap();
+                let mut db = barge::db::Db::connect(&ep, barge::endpoint::Role::Target).await.unwrap();
+                db.execute(&sql).await.unwrap();
+            }
+        }
+    }
+
+    /// One query's first row, as text per column (NULL → None), via the
+    /// engine's own client: an independent look at what landed.
+    pub async fn query_row(&self, sql: &str) -> Vec<Option<String>> {
+        match self.engine {
+            Engine::Postgres => {
+                let (conn, _) = admin_pg();
+                let conn = conn.replace("dbname=postgres", &format!("dbname={}", self.name));
+                let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(c);
+                let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+                for m in msgs {
+                    if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                        return (0..r.len()).map(|i| r.get(i).map(str::to_string)).collect();
+                    }
+                }
+                panic!("no row for {sql}");
+            }
+            Engine::Mysql => {
+                use mysql_async::prelude::Queryable;
+                let (opts, _) = admin_mysql();
+                let opts = mysql_async::OptsBuilder::from_opts(opts).db_name(Some(self.name.clone()));
+                let mut c = mysql_async::Conn::new(opts).await.expect("connect");
+                let row: mysql_async::Row = c.query_first(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).expect("a row");
+                row.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql_async::Value::NULL => None,
+                        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                    })
+                    .collect()
+            }
+            Engine::Sqlite => {
+                use sqlx::{Connection, Row, ValueRef};
+                let path = self.url.trim_start_matches("sqlite:");
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await.expect("open");
+                let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                (0..r.len())
+                    .map(|i| {
+                        let raw = r.try_get_raw(i).unwrap();
+                        if raw.is_null() {
+                            None
+                        } else {
+                            r.try_get::<String, _>(i).ok().or_else(|| r.try_get::<i64, _>(i).ok().map(|v| v.to_string())).or_else(|| r.try_get::<f64, _>(i).ok().map(|v| v.to_string()))
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
