@@ -115,10 +115,13 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
             )));
         }
     }
+    // A finished run's state is history: running the command again is a
+    // new run (which --target-schema then governs).
+    let previous = previous.filter(|p| p.phase != Phase::Done);
     let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
     let mut state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
-    if state.phase == Phase::Done {
-        crate::output::info(format!("this migration already finished (state in {}); delete that directory to run it again", opts.state_dir.display()));
+    if resumed {
+        crate::output::info(format!("resuming the run recorded in {}", opts.state_dir.display()));
     }
 
     // Source schema, selected and mapped.
