@@ -1172,7 +1172,7 @@ fn unwrap_if_exists(st: &Statement) -> Option<Statement> {
 pub fn parse_index_definition(sql: &str, dialect: Dialect) -> Option<(QualifiedName, Index)> {
     let r = Reader::new(dialect);
     let p = rewrite::prepare(dialect, sql);
-    let asts = r.parse(&p.sql).ok()?;
+    let asts = r.parse_prepared(&p).ok()?;
     match asts.into_iter().next()? {
         Ast::CreateIndex(ci) => Some(r.index_from_ast(&p, &ci, 0)),
         _ => None,

@@ -293,7 +293,7 @@ impl Report {
     }
 
     pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(std::io::BufWriter::new(w), &self.json_view()).map_err(std::io::Error::other)
+        serde_json::to_writer(std::io::BufWriter::new(w), &self.json_view()).map_err(std::io::Error::other)
     }
 
     pub fn to_markdown(&self) -> String {

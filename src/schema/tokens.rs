@@ -162,25 +162,33 @@ impl Tokens {
     /// (strings and quoted names unescaped), so the parser can take them
     /// directly instead of tokenizing the statement a second time.
     pub fn for_parser(&self, backslash_escapes: bool) -> Vec<Token> {
+        self.clone().into_parser(backslash_escapes)
+    }
+
+    /// As [`Tokens::for_parser`], consuming the list (no copies).
+    pub fn into_parser(self, backslash_escapes: bool) -> Vec<Token> {
         self.toks
-            .iter()
+            .into_iter()
             .filter(|t| !Self::is_space(t))
-            .map(|t| match t {
+            .map(|t| match &t {
                 Token::Word(w) => match w.quote_style {
                     Some(q) => {
                         let close = if q == '[' { ']' } else { q };
                         let doubled: String = [close, close].iter().collect();
+                        if !w.value.contains(&doubled) {
+                            return t;
+                        }
                         let mut w = w.clone();
                         w.value = w.value.replace(&doubled, &close.to_string());
                         Token::Word(w)
                     }
-                    None => t.clone(),
+                    None => t,
                 },
                 Token::SingleQuotedString(s) => Token::SingleQuotedString(unescape(s, '\'', backslash_escapes)),
                 Token::NationalStringLiteral(s) => Token::NationalStringLiteral(unescape(s, '\'', backslash_escapes)),
                 Token::DoubleQuotedString(s) => Token::DoubleQuotedString(unescape(s, '"', backslash_escapes)),
                 Token::EscapedStringLiteral(s) => Token::EscapedStringLiteral(unescape(s, '\'', true)),
-                other => other.clone(),
+                _ => t,
             })
             .collect()
     }
