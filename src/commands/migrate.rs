@@ -39,7 +39,7 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel: usize,
     /// Rows per chunk when a table is split on its integer key
-    #[arg(long, default_value_t = 500_000, value_name = "ROWS")]
+    #[arg(long, default_value_t = 2_000_000, value_name = "ROWS")]
     pub chunk_rows: u64,
     /// What a row the target cannot take does to the run
     #[arg(long, value_enum, default_value_t = OnError::Stop)]

@@ -216,9 +216,13 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
     let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
     if state.phase == Phase::Load {
+        let t = Instant::now();
         plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
         store.save(&state)?;
+        crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
+        let t = Instant::now();
         load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds).await?;
+        crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
         state.phase = Phase::Post;
         store.save(&state)?;
     }
@@ -244,13 +248,17 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         for j in &loaded {
             post.extend(identity_reset(copts.target, &converted.names, &j.target));
         }
+        let t = Instant::now();
         for (i, stmt) in post.iter().enumerate().skip(state.post_done) {
             dconn.execute(stmt).await?;
             state.post_done = i + 1;
             store.save(&state)?;
         }
+        crate::output::verbose(format!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64()));
         if copts.target == Dialect::Postgres {
+            let t = Instant::now();
             let _ = dconn.execute("ANALYZE").await;
+            crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
         }
         for j in &jobs {
             if let Some(t) = state.tables.get_mut(&j.key) {
@@ -502,24 +510,32 @@ async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_r
     Ok(())
 }
 
-/// min, max and an estimated row count of a key column.
+/// min, max and an estimated row count of a key column. The count comes
+/// from the catalog's statistics where there are any (a `COUNT(*)` would
+/// scan the whole table just to plan); min and max use the key's index.
 async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64, i64, u64)>> {
-    let sql = format!("SELECT MIN({key}), MAX({key}), COUNT(*) FROM {table}");
     match conn {
         Db::Postgres(c) => {
+            let sql = format!("SELECT MIN({key})::bigint, MAX({key})::bigint, (SELECT reltuples::bigint FROM pg_class WHERE oid = '{}'::regclass) FROM {table}", table.replace('\'', "''"));
             let row = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
-            // min/max come back in the key's own integer width.
-            let get = |i: usize| -> Option<i64> { row.try_get::<_, Option<i64>>(i).ok().flatten().or_else(|| row.try_get::<_, Option<i32>>(i).ok().flatten().map(i64::from)).or_else(|| row.try_get::<_, Option<i16>>(i).ok().flatten().map(i64::from)) };
-            let count: i64 = row.get(2);
-            Ok(get(0).zip(get(1)).map(|(a, b)| (a, b, count as u64)))
+            let (lo, hi, est): (Option<i64>, Option<i64>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+            let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(None) };
+            // Never analyzed (-1 or 0): assume the key range is dense.
+            let est = est.filter(|e| *e > 0).map(|e| e as u64).unwrap_or((hi - lo + 1).max(0) as u64);
+            Ok(Some((lo, hi, est)))
         }
         Db::Mysql(c) => {
             use mysql_async::prelude::Queryable;
-            let row: Option<(Option<String>, Option<String>, u64)> = c.conn.query_first(sql.as_str()).await.map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
-            Ok(row.and_then(|(a, b, n)| Some((a?.parse::<i64>().ok()?, b?.parse::<i64>().ok()?, n))))
+            let sql = format!("SELECT MIN({key}), MAX({key}), (SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{}') FROM {table}", table.trim_matches('`').replace('\'', "''"));
+            let row: Option<(Option<String>, Option<String>, Option<u64>)> = c.conn.query_first(sql.as_str()).await.map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
+            Ok(row.and_then(|(a, b, n)| {
+                let (lo, hi) = (a?.parse::<i64>().ok()?, b?.parse::<i64>().ok()?);
+                Some((lo, hi, n.filter(|n| *n > 0).unwrap_or((hi - lo + 1).max(0) as u64)))
+            }))
         }
         Db::Sqlite(c) => {
             use sqlx::Row;
+            let sql = format!("SELECT MIN({key}), MAX({key}), COUNT(*) FROM {table}");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
             let a: Option<i64> = row.try_get(0).unwrap_or(None);
             let b: Option<i64> = row.try_get(1).unwrap_or(None);
