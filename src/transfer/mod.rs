@@ -7,6 +7,7 @@
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_ffi;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Column, Connection, Row, TypeInfo, ValueRef};
 use tokio::sync::mpsc;
+
+use super::sqlite_ffi as ffi;
 
 use super::{Batch, ReadSpec, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
 use crate::codec::sqlite::{self as codec, Cell};
@@ -16,59 +15,48 @@ use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::progress::Task;
 
-fn cell(row: &SqliteRow, i: usize) -> std::result::Result<Cell, sqlx::Error> {
-    let raw = row.try_get_raw(i)?;
-    if raw.is_null() {
-        return Ok(Cell::Null);
-    }
-    let kind = raw.type_info().name().to_ascii_uppercase();
-    Ok(match kind.as_str() {
-        "INTEGER" => Cell::Integer(row.try_get::<i64, _>(i)?),
-        "REAL" => Cell::Real(row.try_get::<f64, _>(i)?),
-        "BLOB" => Cell::Blob(row.try_get::<Vec<u8>, _>(i)?),
-        _ => match row.try_get::<String, _>(i) {
-            Ok(s) => Cell::Text(s),
-            // Text that is not UTF-8: keep the bytes.
-            Err(_) => Cell::Blob(row.try_get::<Vec<u8>, _>(i)?),
-        },
-    })
-}
-
 /// Reads `spec.select` and sends decoded batches.
 pub async fn read(conn: &mut sqlx::SqliteConnection, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
-    let mut rows = sqlx::query(AssertSqlSafe(spec.select.clone())).fetch(&mut *conn);
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut bytes = 0usize;
+    let mut handle = conn.lock_handle().await.map_err(|e| sqlx_error(display, "lock", e))?;
+    let db = ffi::Db(handle.as_raw_handle());
+    let err = |e: String| Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(&spec.select)), hint: None };
+    let mut stmt = db.prepare(&spec.select).map_err(err)?;
+    let ncol = stmt.columns();
     let mut total = 0u64;
-    while let Some(row) = rows.try_next().await.map_err(|e| sqlx_error(display, &spec.select, e))? {
-        let mut out = Vec::with_capacity(row.columns().len());
-        for i in 0..row.columns().len() {
-            let c = cell(&row, i).map_err(|e| sqlx_error(display, &spec.select, e))?;
-            let ty = spec.types.get(i).ok_or_else(|| Error::Table { table: table.into(), row: None, message: "more columns than selected".into(), hint: None })?;
-            let v = codec::decode(c, ty).map_err(|e| Error::Table {
-                table: table.into(),
-                row: Some(format!("#{}", total + batch.len() as u64 + 1)),
-                message: format!("column {}: {e}", row.columns()[i].name()),
-                hint: Some("the value does not match the column's declared type; add --cast to read it as text".into()),
-            })?;
-            bytes += v.weight();
-            out.push(v);
-        }
-        batch.push(out);
-        if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
-            total += batch.len() as u64;
-            let b = Batch { rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)), bytes };
-            bytes = 0;
-            if tx.send(b).await.is_err() {
-                return Ok(total);
+    loop {
+        // Step a batch at a time, then hand it over without blocking.
+        let stepped = ffi::blocking(|| -> std::result::Result<(Vec<Vec<crate::model::Value>>, usize, bool), Error> {
+            let mut rows = Vec::with_capacity(BATCH_ROWS);
+            let mut bytes = 0usize;
+            while rows.len() < BATCH_ROWS && bytes < BATCH_BYTES {
+                if !stmt.step().map_err(err)? {
+                    return Ok((rows, bytes, true));
+                }
+                let mut out = Vec::with_capacity(ncol);
+                for i in 0..ncol {
+                    let ty = spec.types.get(i).ok_or_else(|| Error::Table { table: table.into(), row: None, message: "more columns than selected".into(), hint: None })?;
+                    let v = codec::decode(stmt.cell(i), ty).map_err(|e| Error::Table {
+                        table: table.into(),
+                        row: Some(format!("#{}", total + rows.len() as u64 + 1)),
+                        message: format!("column {}: {e}", i + 1),
+                        hint: Some("the value does not match the column's declared type; add --cast to read it as text".into()),
+                    })?;
+                    bytes += v.weight();
+                    out.push(v);
+                }
+                rows.push(out);
             }
+            Ok((rows, bytes, false))
+        });
+        let (rows, bytes, done) = stepped?;
+        total += rows.len() as u64;
+        if !rows.is_empty() && tx.send(Batch { rows, bytes }).await.is_err() {
+            return Ok(total);
+        }
+        if done {
+            return Ok(total);
         }
     }
-    total += batch.len() as u64;
-    if !batch.is_empty() {
-        let _ = tx.send(Batch { rows: batch, bytes }).await;
-    }
-    Ok(total)
 }
 
 /// Rows per INSERT: as many as fit under SQLite's bound-parameter limit.
@@ -86,48 +74,69 @@ fn insert_sql(spec: &WriteSpec, rows: usize) -> String {
 pub async fn write(conn: &mut sqlx::SqliteConnection, display: &str, spec: &WriteSpec, mut rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
     let per = rows_per_statement(spec.columns.len());
     let full_sql = insert_sql(spec, per);
-    let mut tx = conn.begin().await.map_err(|e| sqlx_error(display, "BEGIN", e))?;
-    let mut written = 0u64;
-    let mut pending: Vec<Vec<Cell>> = Vec::with_capacity(per);
-    while let Some(batch) = rx.recv().await {
-        let n = batch.rows.len() as u64;
-        for mut row in batch.rows {
-            let res = policy.prepare(&mut row, &spec.columns, false).and_then(|_| {
-                row.iter().enumerate().map(|(i, v)| codec::encode(v, &spec.columns[i].ty).map_err(|e| (i, e))).collect::<std::result::Result<Vec<Cell>, _>>()
-            });
-            match res {
-                Ok(cells) => pending.push(cells),
-                Err((col, reason)) => super::postgres::reject(spec, policy, row, col, reason)?,
+    let mut handle = conn.lock_handle().await.map_err(|e| sqlx_error(display, "lock", e))?;
+    let db = ffi::Db(handle.as_raw_handle());
+    let err = |sql: &str, e: String| Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(sql)), hint: None };
+    db.exec("BEGIN").map_err(|e| err("BEGIN", e))?;
+    let result = async {
+        let mut full = db.prepare(&full_sql).map_err(|e| err(&full_sql, e))?;
+        let mut written = 0u64;
+        let mut pending: Vec<Vec<Cell>> = Vec::with_capacity(per);
+        while let Some(batch) = rx.recv().await {
+            let n = batch.rows.len() as u64;
+            for mut row in batch.rows {
+                let res = policy.prepare(&mut row, &spec.columns, false).and_then(|_| {
+                    row.iter().enumerate().map(|(i, v)| codec::encode(v, &spec.columns[i].ty).map_err(|e| (i, e))).collect::<std::result::Result<Vec<Cell>, _>>()
+                });
+                match res {
+                    Ok(cells) => pending.push(cells),
+                    Err((col, reason)) => super::postgres::reject(spec, policy, row, col, reason)?,
+                }
             }
-            if pending.len() == per {
-                written += flush(&mut tx, display, &full_sql, &mut pending).await?;
+            let full_rows = pending.len() / per * per;
+            if full_rows > 0 {
+                let chunk: Vec<Vec<Cell>> = pending.drain(..full_rows).collect();
+                written += ffi::blocking(|| run_insert(&mut full, &chunk, per)).map_err(|e| err(&full_sql, e))?;
             }
+            policy.counters.add(0, batch.bytes as u64);
+            progress.inc(n);
         }
-        policy.counters.add(0, batch.bytes as u64);
-        progress.inc(n);
+        if !pending.is_empty() {
+            let sql = insert_sql(spec, pending.len());
+            let mut last = db.prepare(&sql).map_err(|e| err(&sql, e))?;
+            let n = pending.len();
+            written += ffi::blocking(|| run_insert(&mut last, &pending, n)).map_err(|e| err(&sql, e))?;
+        }
+        Ok::<u64, Error>(written)
     }
-    if !pending.is_empty() {
-        let sql = insert_sql(spec, pending.len());
-        written += flush(&mut tx, display, &sql, &mut pending).await?;
+    .await;
+    match result {
+        Ok(written) => {
+            db.exec("COMMIT").map_err(|e| err("COMMIT", e))?;
+            policy.counters.add(written, 0);
+            Ok(written)
+        }
+        Err(e) => {
+            let _ = db.exec("ROLLBACK");
+            Err(e)
+        }
     }
-    tx.commit().await.map_err(|e| sqlx_error(display, "COMMIT", e))?;
-    policy.counters.add(written, 0);
-    Ok(written)
 }
 
-async fn flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, display: &str, sql: &str, pending: &mut Vec<Vec<Cell>>) -> Result<u64> {
-    let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
-    for row in pending.drain(..) {
-        for c in row {
-            q = match c {
-                Cell::Null => q.bind(None::<i64>),
-                Cell::Integer(i) => q.bind(i),
-                Cell::Real(f) => q.bind(f),
-                Cell::Text(s) => q.bind(s),
-                Cell::Blob(b) => q.bind(b),
-            };
+/// Binds `rows` (each `per` rows to one execution of `stmt`) and runs them.
+fn run_insert(stmt: &mut ffi::Stmt<'_>, rows: &[Vec<Cell>], per: usize) -> std::result::Result<u64, String> {
+    let mut done = 0u64;
+    for group in rows.chunks(per) {
+        let mut p = 1;
+        for row in group {
+            for c in row {
+                stmt.bind(p, c)?;
+                p += 1;
+            }
         }
+        stmt.step()?;
+        stmt.reset();
+        done += group.len() as u64;
     }
-    let done = q.execute(&mut **tx).await.map_err(|e| sqlx_error(display, &crate::db::excerpt(sql), e))?;
-    Ok(done.rows_affected())
+    Ok(done)
 }
