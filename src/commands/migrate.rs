@@ -38,8 +38,8 @@ pub struct MigrateArgs {
     /// Chunks loaded at once
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel: usize,
-    /// Rows per chunk when a table is split on its integer key
-    #[arg(long, default_value_t = 2_000_000, value_name = "ROWS")]
+    /// Rows per chunk when a table is split on its integer key (smaller tables are copied whole, the fastest way)
+    #[arg(long, default_value_t = 10_000_000, value_name = "ROWS")]
     pub chunk_rows: u64,
     /// What a row the target cannot take does to the run
     #[arg(long, value_enum, default_value_t = OnError::Stop)]

@@ -205,7 +205,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         }
         for j in &jobs {
             let status = if skipped_existing.contains(&j.key) { TableStatus::Ready } else { TableStatus::Init };
-            state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error: None });
+            state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error: None, estimated_rows: 0 });
         }
         state.phase = Phase::Load;
         store.save(&state)?;
@@ -483,9 +483,11 @@ async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_r
     let mut conn = Db::connect(src, Role::Source).await?;
     for j in needs {
         let mut chunks = vec![ChunkState { range: KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 }];
+        let mut estimate = 0;
         if let Some(key) = &j.chunk_key {
             let table = source_table_sql(conn.dialect(), &j.source);
             if let Some((lo, hi, count)) = key_bounds(&mut conn, &table, key).await? {
+                estimate = count;
                 let n = count.div_ceil(chunk_rows.max(1)).clamp(1, 10_000);
                 if n > 1 && hi > lo {
                     let width = ((hi as i128 - lo as i128 + 1) / n as i128).max(1);
@@ -505,6 +507,7 @@ async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_r
         }
         if let Some(t) = state.tables.get_mut(&j.key) {
             t.chunks = chunks;
+            t.estimated_rows = estimate;
         }
     }
     Ok(())
@@ -574,7 +577,7 @@ async fn load(
         }
         let c = Arc::new(Counters::default());
         counters.insert(j.key.clone(), c.clone());
-        let task = opts.progress.task(&j.key, None, Unit::Rows);
+        let task = opts.progress.task(&j.key, (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
         task.inc(done_rows);
         tasks_by_table.insert(j.key.clone(), task.clone());
         let chunks = ts.chunks.clone();
@@ -700,7 +703,9 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
         (Db::Postgres(sc), Db::Postgres(dc)) if job.passthrough_binary => {
             sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
             let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
-            let rows = transfer::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, &select, &job.write.table, &cols, job.passthrough_binary, progress).await?;
+            let table = source_table_sql(source_dialect, &job.source);
+            let from = if conds.is_empty() { transfer::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { transfer::postgres::CopySource::Query(&select) };
+            let rows = transfer::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
             policy.counters.add(rows, 0);
             return Ok(rows);
         }

@@ -79,6 +79,9 @@ pub struct TableState {
     pub chunks: Vec<ChunkState>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Rows the catalog expected, for progress bars.
+    #[serde(default)]
+    pub estimated_rows: u64,
 }
 
 impl TableState {
@@ -190,7 +193,7 @@ mod tests {
         let mut s = RunState::new("sqlite:a", "sqlite:b");
         s.tables.insert(
             "t".into(),
-            TableState { status: TableStatus::DataSync, key: Some("id".into()), chunks: vec![ChunkState { range: KeyRange { lo: Some(1), hi: Some(10) }, status: ChunkStatus::Done, rows: 9 }], error: None },
+            TableState { status: TableStatus::DataSync, key: Some("id".into()), chunks: vec![ChunkState { range: KeyRange { lo: Some(1), hi: Some(10) }, status: ChunkStatus::Done, rows: 9 }], error: None, estimated_rows: 9 },
         );
         store.save(&s).unwrap();
         store.save(&s).unwrap();
