@@ -31,6 +31,22 @@ pub struct ConvertArgs {
     /// Write the assessment report here: .md for Markdown, .json for JSON
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    /// Put every object in this target schema (same as --schema-map '*=NAME')
+    #[arg(long, value_name = "NAME")]
+    pub target_schema: Option<String>,
+    /// Write the old→new name mapping as JSON, for later steps
+    #[arg(long, value_name = "FILE")]
+    pub name_map: Option<PathBuf>,
+    /// Exit with code 3 if any object needs manual action
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// How a schema is converted: shared by `convert-schema` and `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
     /// Override a type mapping, e.g. 'tinyint(1)=boolean' or 'orders.status=text' (repeatable)
     #[arg(long = "cast", value_name = "FROM=TO")]
     pub casts: Vec<String>,
@@ -43,15 +59,15 @@ pub struct ConvertArgs {
     /// Map a source schema to a target schema, e.g. 'dbo=app' or 'sales=' for none (repeatable)
     #[arg(long = "schema-map", value_name = "FROM=TO")]
     pub schema_map: Vec<String>,
-    /// Put every object in this target schema (same as --schema-map '*=NAME')
-    #[arg(long, value_name = "NAME")]
-    pub target_schema: Option<String>,
-    /// Write the old→new name mapping as JSON, for later steps
-    #[arg(long, value_name = "FILE")]
-    pub name_map: Option<PathBuf>,
-    /// Exit with code 3 if any object needs manual action
-    #[arg(long)]
-    pub strict: bool,
+}
+
+impl SchemaArgs {
+    /// Rules and naming for one source/target pair.
+    pub fn options(&self, source: Dialect, target: Dialect, into_schema: Option<&str>) -> Result<ConvertOptions> {
+        let rules = RuleSet::load(source, target, &self.casts, &self.rules)?;
+        let naming = naming_options(self.identifiers, &self.schema_map, into_schema)?;
+        Ok(ConvertOptions { source, target, rules, naming })
+    }
 }
 
 fn parse_target(s: &str) -> std::result::Result<Dialect, String> {
@@ -132,10 +148,8 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             }
         }),
     };
-    let rules = RuleSet::load(args.from, args.to, &args.casts, &args.rules)?;
-    let naming = naming_options(args.identifiers, &args.schema_map, args.target_schema.as_deref())?;
+    let opts = args.schema.options(args.from, args.to, args.target_schema.as_deref())?;
     let (text, label) = read_script_file(&args.input)?;
-    let opts = ConvertOptions { source: args.from, target: args.to, rules, naming };
     let result = crate::schema::convert_script(&text, &label, &opts);
     let report = &result.converted.report;
 

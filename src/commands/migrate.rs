@@ -10,9 +10,6 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::output;
-use crate::schema::convert::ConvertOptions;
-use crate::schema::naming::IdentCase;
-use crate::schema::rules::RuleSet;
 use crate::task::fullload::{self, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
 use crate::transfer::{OnError, ZeroDates};
@@ -54,18 +51,8 @@ pub struct MigrateArgs {
     /// After the load, compare row counts and checksums (as `barge validate` does)
     #[arg(long)]
     pub validate: bool,
-    /// Override a type mapping, e.g. 'tinyint(1)=boolean' (repeatable)
-    #[arg(long = "cast", value_name = "FROM=TO")]
-    pub casts: Vec<String>,
-    /// Extra type-mapping rules (TOML)
-    #[arg(long = "rules", value_name = "FILE")]
-    pub rules: Vec<PathBuf>,
-    /// How identifiers are spelled on the target
-    #[arg(long, value_enum, default_value_t = IdentCase::Lower)]
-    pub identifiers: IdentCase,
-    /// Map a source schema to a target schema, e.g. 'dbo=app' (repeatable)
-    #[arg(long = "schema-map", value_name = "FROM=TO")]
-    pub schema_map: Vec<String>,
+    #[command(flatten)]
+    pub schema: crate::commands::convert::SchemaArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,11 +109,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         return Err(Error::NotImplemented { command: "migrate to object storage or a stream" });
     }
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
-    let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
-    // Dialects are known after connecting; the rules are reloaded then.
-    let src_d = dialect_of(&source);
-    let dst_d = dialect_of(&target);
-    let rules = RuleSet::load(src_d, dst_d, &args.casts, &args.rules)?;
+    let convert = args.schema.options(dialect_of(&source), dialect_of(&target), None)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(&source, &target));
     let opts = LoadOptions {
         schema_mode: args.target_schema,
@@ -136,7 +119,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         zero_dates: args.zero_dates,
         state_dir,
         mapping: mapping.clone(),
-        convert: ConvertOptions { source: src_d, target: dst_d, rules, naming },
+        convert,
         progress: crate::progress::for_cli(),
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));

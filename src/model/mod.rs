@@ -2,6 +2,7 @@
 //! schemas ([`schema`]), column types ([`types`]) and values ([`value`]).
 
 pub mod dialect;
+pub mod pattern;
 pub mod schema;
 pub mod types;
 pub mod value;

@@ -410,18 +410,11 @@ impl Reader {
                     t.primary_key = Some(Key { name: opt.name.as_ref().map(|n| n.value.clone()), columns: vec![c.name.clone()] });
                 }
                 ColumnOption::Unique(_) => t.uniques.push(Key { name: opt.name.as_ref().map(|n| n.value.clone()), columns: vec![c.name.clone()] }),
-                ColumnOption::ForeignKey(fk) => t.foreign_keys.push(ForeignKey {
-                    name: opt.name.as_ref().or(fk.name.as_ref()).map(|n| n.value.clone()),
-                    columns: vec![c.name.clone()],
-                    ref_table: qname(&fk.foreign_table),
-                    ref_columns: fk.referred_columns.iter().map(|i| i.value.clone()).collect(),
-                    on_delete: fk.on_delete.map(ref_action),
-                    on_update: fk.on_update.map(ref_action),
-                    deferrable: characteristics(&fk.characteristics).0,
-                    initially_deferred: characteristics(&fk.characteristics).1,
-                    validated: !p.not_validated,
-                    origin: Origin { line },
-                }),
+                ColumnOption::ForeignKey(fk) => {
+                    let mut f = foreign_key(fk, vec![c.name.clone()], p, line);
+                    f.name = opt.name.as_ref().map(|n| n.value.clone()).or(f.name);
+                    t.foreign_keys.push(f);
+                }
                 ColumnOption::Check(ch) => t.checks.push(Check {
                     name: opt.name.as_ref().or(ch.name.as_ref()).map(|n| n.value.clone()),
                     expr: self.sql(&ch.expr),
@@ -528,18 +521,7 @@ impl Reader {
                     t.indexes.push(Index { name, unique: true, parts, predicate: None, method: IndexMethod::Default, include: vec![], origin: Origin { line } });
                 }
             }
-            TableConstraint::ForeignKey(fk) => t.foreign_keys.push(ForeignKey {
-                name: fk.name.as_ref().map(|n| n.value.clone()),
-                columns: fk.columns.iter().map(|i| i.value.clone()).collect(),
-                ref_table: qname(&fk.foreign_table),
-                ref_columns: fk.referred_columns.iter().map(|i| i.value.clone()).collect(),
-                on_delete: fk.on_delete.map(ref_action),
-                on_update: fk.on_update.map(ref_action),
-                deferrable: characteristics(&fk.characteristics).0,
-                initially_deferred: characteristics(&fk.characteristics).1,
-                validated: !p.not_validated,
-                origin: Origin { line },
-            }),
+            TableConstraint::ForeignKey(fk) => t.foreign_keys.push(foreign_key(fk, fk.columns.iter().map(|i| i.value.clone()).collect(), p, line)),
             TableConstraint::Check(ch) => t.checks.push(Check {
                 name: ch.name.as_ref().map(|n| n.value.clone()),
                 expr: self.sql(&ch.expr),
@@ -1241,6 +1223,23 @@ fn index_cols(cols: &[ast::IndexColumn]) -> Vec<String> {
             e => e.to_string(),
         })
         .collect()
+}
+
+/// A foreign key from either its column or its table form.
+fn foreign_key(fk: &ast::ForeignKeyConstraint, columns: Vec<String>, p: &Prepared, line: usize) -> ForeignKey {
+    let (deferrable, initially_deferred) = characteristics(&fk.characteristics);
+    ForeignKey {
+        name: fk.name.as_ref().map(|n| n.value.clone()),
+        columns,
+        ref_table: qname(&fk.foreign_table),
+        ref_columns: fk.referred_columns.iter().map(|i| i.value.clone()).collect(),
+        on_delete: fk.on_delete.map(ref_action),
+        on_update: fk.on_update.map(ref_action),
+        deferrable,
+        initially_deferred,
+        validated: !p.not_validated,
+        origin: Origin { line },
+    }
 }
 
 fn ref_action(a: ReferentialAction) -> RefAction {

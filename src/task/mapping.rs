@@ -80,29 +80,7 @@ pub struct Mapping {
 /// DMS wildcards: `%` and `*` match any run, `_` and `?` one character;
 /// case-insensitive.
 pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '_' || p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && (p[pi] == '%' || p[pi] == '*') {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && (p[pi] == '%' || p[pi] == '*') {
-        pi += 1;
-    }
-    pi == p.len()
+    crate::model::pattern::matches(pattern, text, crate::model::pattern::DMS)
 }
 
 impl Locator {

@@ -164,22 +164,32 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// A client on this database, as the admin user.
+    async fn pg_client(&self) -> tokio_postgres::Client {
+        let (conn, _) = admin_pg();
+        let conn = conn.replace("dbname=postgres", &format!("dbname={}", self.name));
+        let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(c);
+        client
+    }
+
+    async fn mysql_conn(&self) -> mysql_async::Conn {
+        let (opts, _) = admin_mysql();
+        let opts = mysql_async::OptsBuilder::from_opts(opts).db_name(Some(self.name.clone()));
+        mysql_async::Conn::new(opts).await.expect("connect")
+    }
+
     /// Runs a SQL script on this database (statements split at `;` + newline).
     pub async fn load_script(&self, path: &Path) {
         let sql = std::fs::read_to_string(path).expect("read script");
         match self.engine {
             Engine::Postgres => {
-                let (conn, _) = admin_pg();
-                let conn = conn.replace("dbname=postgres", &format!("dbname={}", self.name));
-                let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
-                tokio::spawn(c);
+                let client = self.pg_client().await;
                 client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
             }
             Engine::Mysql => {
                 use mysql_async::prelude::Queryable;
-                let (opts, _) = admin_mysql();
-                let opts = mysql_async::OptsBuilder::from_opts(opts).db_name(Some(self.name.clone()));
-                let mut c = mysql_async::Conn::new(opts).await.expect("connect");
+                let mut c = self.mysql_conn().await;
                 for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim_start().starts_with("--"))) {
                     c.query_drop(stmt).await.unwrap_or_else(|e| panic!("{}: {e}\n{stmt}", path.display()));
                 }
@@ -199,10 +209,7 @@ impl TestDb {
     pub async fn query_row(&self, sql: &str) -> Vec<Option<String>> {
         match self.engine {
             Engine::Postgres => {
-                let (conn, _) = admin_pg();
-                let conn = conn.replace("dbname=postgres", &format!("dbname={}", self.name));
-                let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
-                tokio::spawn(c);
+                let client = self.pg_client().await;
                 let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
                 for m in msgs {
                     if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
@@ -213,9 +220,7 @@ impl TestDb {
             }
             Engine::Mysql => {
                 use mysql_async::prelude::Queryable;
-                let (opts, _) = admin_mysql();
-                let opts = mysql_async::OptsBuilder::from_opts(opts).db_name(Some(self.name.clone()));
-                let mut c = mysql_async::Conn::new(opts).await.expect("connect");
+                let mut c = self.mysql_conn().await;
                 let row: mysql_async::Row = c.query_first(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).expect("a row");
                 row.unwrap()
                     .into_iter()
