@@ -1,6 +1,7 @@
 //! barge as a library: the CLI binary is a thin shell over [`run`].
 
 pub mod advise;
+pub mod cdc;
 pub mod cli;
 pub mod codec;
 pub mod commands;

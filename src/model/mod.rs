@@ -1,6 +1,7 @@
 //! The one internal model shared by convert-schema, migrate and pack:
 //! schemas ([`schema`]), column types ([`types`]) and values ([`value`]).
 
+pub mod change;
 pub mod dialect;
 pub mod pattern;
 pub mod schema;

@@ -1,0 +1,9 @@
+//! Change data capture: sources that read a log into [`ChangeBatch`]es,
+//! and destinations that make batches durable before the source position
+//! moves. Full loads to object storage and streams use the same
+//! destinations, with inserts at [`Position::Snapshot`].
+
+pub mod destination;
+
+pub use destination::{Destination, TableInfo, Tables};
+pub use crate::model::change::{Change, ChangeBatch, Op, Position};
