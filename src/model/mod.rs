@@ -11,4 +11,5 @@ pub mod value;
 pub use dialect::Dialect;
 pub use schema::*;
 pub use types::*;
+pub use change::{Change, ChangeBatch, Op, Position};
 pub use value::{Interval, Value};
