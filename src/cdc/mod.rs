@@ -3,7 +3,9 @@
 //! moves. Full loads to object storage and streams use the same
 //! destinations, with inserts at [`Position::Snapshot`].
 
+pub mod capture;
 pub mod destination;
 
-pub use destination::{Destination, TableInfo, Tables};
 pub use crate::model::change::{Change, ChangeBatch, Op, Position};
+pub use capture::{Capture, CaptureOptions};
+pub use destination::{Destination, TableInfo, Tables};
