@@ -277,7 +277,14 @@ impl MysqlSource {
         let data = ev.read_data().map_err(|e| binlog_error(&self.display, e))?;
         match data {
             Some(EventData::RotateEvent(r)) => {
-                self.file = r.name().into_owned();
+                // The server's first (artificial) rotate event can carry
+                // the checksum after the name.
+                let name = r.name();
+                let clean: String = name.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+                
+                if !clean.is_empty() {
+                    self.file = clean;
+                }
             }
             Some(EventData::TableMapEvent(t)) => {
                 let name = self.lookup(&t.database_name(), &t.table_name());

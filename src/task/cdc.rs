@@ -158,10 +158,13 @@ fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>,
                     return;
                 }
             }
-            let ev = match source.next().await {
-                Ok(Some(ev)) => FromSource::Event(ev),
-                Ok(None) => FromSource::Ended,
-                Err(e) => FromSource::Failed(e),
+            // A panic while decoding must not pass for the end of the stream.
+            let next = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(source.next())).await;
+            let ev = match next {
+                Ok(Ok(Some(ev))) => FromSource::Event(ev),
+                Ok(Ok(None)) => FromSource::Ended,
+                Ok(Err(e)) => FromSource::Failed(e),
+                Err(_) => FromSource::Failed(Error::other("the change reader failed on data it could not decode (see the message above); please report it")),
             };
             let end = !matches!(ev, FromSource::Event(_));
             if tx.send(ev).await.is_err() || end {
@@ -261,9 +264,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
         let mut stop_after = false;
         for m in messages {
             match m {
-                None | Some(FromSource::Ended) => {
-                    ended = true;
-                }
+                None => failure = Some(Error::other("the change reader stopped unexpectedly")),
+                Some(FromSource::Ended) => ended = true,
                 Some(FromSource::Failed(e)) => failure = Some(e),
                 Some(FromSource::Event(SourceEvent::Transaction(t))) => {
                     // Already applied (a replay after reconnecting).
@@ -362,6 +364,11 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             status.lag_seconds = 0.0;
             for t in status.tables.values_mut() {
                 t.lag_seconds = 0.0;
+            }
+            if let Some(StopAt::Position(stop)) = &opts.stop_at {
+                if p >= *stop {
+                    stop_after = true;
+                }
             }
         }
 
