@@ -190,6 +190,21 @@ impl DbDestination {
     /// Replaces the contents of a staging table with `rows` (values in the
     /// staging table's column order), through the engine's bulk writer.
     async fn fill(&mut self, table: &str, columns: Vec<TargetColumn>, key: Vec<usize>, rows: Vec<Vec<Value>>) -> Result<()> {
+        self.fill_stage(table, columns, key, rows).await.map_err(|e| self.name_real_table(e, table))
+    }
+
+    /// Row errors name the table the user knows, not the staging table.
+    fn name_real_table(&self, e: Error, stage: &str) -> Error {
+        match e {
+            Error::Table { table, row, message, hint } if table == stage => {
+                let real = self.plans.values().find(|p| p.stage() == stage || p.stage_keys() == stage).map(|p| p.table_sql.clone()).unwrap_or(table);
+                Error::Table { table: real, row, message, hint }
+            }
+            other => other,
+        }
+    }
+
+    async fn fill_stage(&mut self, table: &str, columns: Vec<TargetColumn>, key: Vec<usize>, rows: Vec<Vec<Value>>) -> Result<()> {
         let clear = match self.dialect() {
             Dialect::Postgres => format!("TRUNCATE {table}"),
             _ => format!("DELETE FROM {table}"),

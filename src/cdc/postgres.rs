@@ -294,6 +294,7 @@ impl PgSource {
             out[i] = match datum {
                 Datum::Unchanged => None,
                 Datum::Null => Some(Value::Null),
+                Datum::Text(b) | Datum::Binary(b) if is_money(&col.ty) => Some(money(b)),
                 Datum::Text(b) | Datum::Binary(b) => Some(pgtext::decode_field(Some(b.clone()), &col.ty).map_err(|e| Error::Table {
                     table: map.table.to_string(),
                     row: None,
@@ -354,6 +355,19 @@ impl PgSource {
         }
         Ok(None)
     }
+}
+
+fn is_money(ty: &crate::model::ColumnType) -> bool {
+    matches!(ty, crate::model::ColumnType::Other { name } if name == "money")
+}
+
+/// `money` prints with the locale's symbol and separators; the full load
+/// reads it as numeric, so changes carry the same number.
+fn money(text: &[u8]) -> Value {
+    let digits: String = String::from_utf8_lossy(text).chars().filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-').collect();
+    let negative = text.contains(&b'(') || digits.starts_with('-');
+    let n = digits.trim_start_matches('-');
+    Value::Decimal(if negative { format!("-{n}") } else { n.to_string() })
 }
 
 fn op_weight(op: &Op) -> usize {

@@ -110,7 +110,7 @@ fn is_transient(e: &Error) -> bool {
     let t = e.to_string().to_ascii_lowercase();
     [
         "connection", "closed", "reset", "refused", "broken pipe", "terminating", "shutting down", "shutdown", "timed out", "timeout", "eof", "gone away", "lost", "cannot connect",
-        "starting up", "not yet accepting", "i/o error", "io error",
+        "starting up", "not yet accepting", "i/o error", "io error", "is active for pid", "recovery",
     ]
     .iter()
     .any(|w| t.contains(w))
