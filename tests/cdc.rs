@@ -463,3 +463,146 @@ async fn exec_admin_pg(sql: &str) {
     tokio::spawn(c);
     let _ = client.batch_execute(sql).await;
 }
+
+// ---- server restarts: barge retries with backoff and catches up ------------------
+
+/// A PostgreSQL cluster of its own, so restarting it disturbs no other test.
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: String,
+}
+
+impl PrivatePg {
+    fn as_postgres(&self, program: &str) -> std::process::Command {
+        let exe = format!("{}/{program}", self.bin);
+        if unsafe { libc::geteuid() } == 0 {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &exe]);
+            c
+        } else {
+            std::process::Command::new(exe)
+        }
+    }
+
+    fn start() -> PrivatePg {
+        let bin = std::env::var("BARGE_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let me = PrivatePg { dir, port, bin };
+        if unsafe { libc::geteuid() } == 0 {
+            std::process::Command::new("chown").args(["-R", "postgres:"]).arg(me.dir.path()).status().unwrap();
+        }
+        let data = me.dir.path().join("data");
+        let ok = me.as_postgres("initdb").arg("-D").arg(&data).args(["-U", "barge", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]).stdout(Stdio::null()).status().unwrap();
+        assert!(ok.success(), "initdb failed");
+        let conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nwal_level = logical\nmax_replication_slots = 10\nmax_wal_senders = 10\nfsync = off\n",
+            me.port,
+            me.dir.path().display()
+        );
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap().write_all(conf.as_bytes()).unwrap();
+        me.ctl(&["start"]);
+        me
+    }
+
+    /// `pg_ctl` with fast shutdown (or `-m immediate` in `args`: a crash).
+    fn ctl(&self, args: &[&str]) {
+        let ok = self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-t", "60"])
+            .args(if args.contains(&"-m") { &[][..] } else { &["-m", "fast"][..] })
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pg_ctl {args:?} failed");
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://barge@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+    }
+
+    fn conninfo(&self, db: &str) -> String {
+        format!("host=127.0.0.1 port={} user=barge dbname={db}", self.port)
+    }
+
+    async fn client(&self, db: &str) -> Option<tokio_postgres::Client> {
+        let (client, c) = tokio_postgres::connect(&self.conninfo(db), tokio_postgres::NoTls).await.ok()?;
+        tokio::spawn(c);
+        Some(client)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = self.as_postgres("pg_ctl").arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "stop"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn source_and_target_restart_mid_stream_and_barge_catches_up() {
+    let pg = Arc::new(PrivatePg::start());
+    let admin = pg.client("postgres").await.unwrap();
+    admin.batch_execute("CREATE DATABASE src").await.unwrap();
+    admin.batch_execute("CREATE DATABASE dst").await.unwrap();
+    let s = pg.client("src").await.unwrap();
+    s.batch_execute("CREATE TABLE acc (id int PRIMARY KEY, balance bigint NOT NULL, note text); INSERT INTO acc SELECT g, 1000, 'n' || g FROM generate_series(1, 20000) g").await.unwrap();
+    drop(s);
+    let src = TestDb::external_pg("src", pg.url("src"), pg.conninfo("src"));
+    let dst = TestDb::external_pg("dst", pg.url("dst"), pg.conninfo("dst"));
+    let state = tempfile::tempdir().unwrap();
+
+    // An application that keeps writing, reconnecting when the server goes away.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let w = {
+        let (pg, stop, writes) = (pg.clone(), stop.clone(), writes.clone());
+        tokio::spawn(async move {
+            let mut client = None;
+            let mut i: u64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if client.as_ref().is_none_or(|c: &tokio_postgres::Client| c.is_closed()) {
+                    client = pg.client("src").await;
+                    if client.is_none() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+                i += 1;
+                let a = i % 20000 + 1;
+                let sql = format!("BEGIN; UPDATE acc SET balance = balance - 1 WHERE id = {a}; UPDATE acc SET balance = balance + 1, note = 'moved {i}' WHERE id = {}; COMMIT", (a * 31) % 20000 + 1);
+                if client.as_ref().unwrap().batch_execute(&sql).await.is_ok() {
+                    writes.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    client = None;
+                }
+            }
+        })
+    };
+    let mut child = start(&src, &dst, state.path(), &[]);
+    wait_replicating(&mut child, state.path());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = writes.load(Ordering::Relaxed);
+    // An immediate restart: the server crashes and recovers, cutting
+    // barge's replication stream and its target session mid-batch.
+    pg.ctl(&["-m", "immediate", "restart"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(writes.load(Ordering::Relaxed) > before, "writes resumed after the restart");
+    stop.store(true, Ordering::Relaxed);
+    w.await.unwrap();
+    let c = pg.client("src").await.unwrap();
+    c.batch_execute("INSERT INTO acc VALUES (0, 0, 'sentinel')").await.unwrap();
+    wait_for(&dst, "SELECT COUNT(*) FROM acc WHERE id = 0", "1", &mut child).await;
+    let out = interrupt(child);
+    assert!(stderr(&out).contains("retrying") || stderr(&out).contains("reconnecting"), "the restart was noticed:\n{}", stderr(&out));
+    validate(&src, &dst, "acc");
+    let total = dst.query_row("SELECT SUM(balance) FROM acc").await;
+    assert_eq!(total[0].as_deref(), Some("20000000"), "money moved, none created or lost");
+    cleanup(&src, state.path());
+}

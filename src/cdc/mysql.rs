@@ -339,6 +339,12 @@ impl ChangeSource for MysqlSource {
         })
     }
 
+    fn next_is_cancel_safe(&self) -> bool {
+        // Every partial result is kept in `self`; the only wait is on the
+        // stream, which loses nothing when dropped.
+        true
+    }
+
     fn acknowledge<'a>(&'a mut self, _position: &'a Position) -> BoxFuture<'a, Result<()>> {
         // The server keeps its binary log by its own expiry settings.
         Box::pin(async { Ok(()) })

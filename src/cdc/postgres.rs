@@ -449,6 +449,12 @@ impl ChangeSource for PgSource {
         })
     }
 
+    fn next_is_cancel_safe(&self) -> bool {
+        // Every partial result is kept in `self`; the only wait is on the
+        // stream, which loses nothing when dropped.
+        true
+    }
+
     fn lag_bytes(&self) -> Option<u64> {
         Some(self.server_wal_end.saturating_sub(self.delivered))
     }

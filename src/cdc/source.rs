@@ -39,6 +39,13 @@ pub trait ChangeSource: Send {
     /// source may release it.
     fn acknowledge<'a>(&'a mut self, position: &'a Position) -> BoxFuture<'a, Result<()>>;
 
+    /// Whether dropping a pending `next` loses nothing (its state lives in
+    /// the source), so acknowledgements can be taken while it waits; a
+    /// server waiting for one (PostgreSQL at shutdown) is not kept waiting.
+    fn next_is_cancel_safe(&self) -> bool {
+        false
+    }
+
     /// How far behind the source's newest change the stream is, in bytes
     /// of log, where the source can tell.
     fn lag_bytes(&self) -> Option<u64> {

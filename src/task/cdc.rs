@@ -159,7 +159,28 @@ fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>,
                 }
             }
             // A panic while decoding must not pass for the end of the stream.
-            let next = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(source.next())).await;
+            let next = if source.next_is_cancel_safe() {
+                let mut ack = None;
+                let r = tokio::select! {
+                    biased;
+                    p = acks.recv() => { ack = Some(p); None }
+                    r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(source.next())) => Some(r),
+                };
+                match (r, ack) {
+                    (Some(r), _) => r,
+                    (None, Some(Some(p))) => {
+                        if let Err(e) = source.acknowledge(&p).await {
+                            let _ = tx.send(FromSource::Failed(e)).await;
+                            return;
+                        }
+                        continue;
+                    }
+                    // The loop is gone.
+                    (None, _) => return,
+                }
+            } else {
+                futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(source.next())).await
+            };
             let ev = match next {
                 Ok(Ok(Some(ev))) => FromSource::Event(ev),
                 Ok(Ok(None)) => FromSource::Ended,
