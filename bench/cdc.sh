@@ -36,14 +36,13 @@ RATE=${RATE:-5000}
 DURATION=${DURATION:-30}
 BACKLOG=${BACKLOG:-300000}
 ACCOUNTS=$((SCALE * 100000))
-export PG_WAL_LEVEL=logical PG_WAL_SENDERS=10
+export PG_WAL_LEVEL=logical PG_WAL_SENDERS=10 PG_EXTRA_CONF="max_replication_slots = 10
+synchronous_commit = on"
 
 bench_init cdc
 bench_barge
 [ -n "$BARGE_BIN" ] || die "barge is not available: $BARGE_NA"
 pg_start
-pgq postgres "ALTER SYSTEM SET max_replication_slots = 10" >/dev/null
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w restart >"$WORK/log/pg_restart.log" 2>&1 || die "restart failed"
 
 createdb src
 createdb tgt
@@ -64,7 +63,7 @@ TGT=$(pg_url tgt)
 
 # ---- 1. lag at a fixed rate
 log "full load, then replication"
-"$BARGE_BIN" migrate "$SRC" "$TGT" --mode full-load-and-cdc --state-dir "$STATE" >"$WORK/log/barge-cdc.log" 2>&1 &
+"$BARGE_BIN" -v migrate "$SRC" "$TGT" --mode full-load-and-cdc --state-dir "$STATE" >"$WORK/log/barge-cdc.log" 2>&1 &
 BARGE_PID=$!
 for _ in $(seq 1 600); do
     [ -f "$STATE/cdc-status.json" ] && break

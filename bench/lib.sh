@@ -138,6 +138,7 @@ synchronous_commit = off
 full_page_writes = off
 wal_level = ${PG_WAL_LEVEL:-minimal}
 max_wal_senders = ${PG_WAL_SENDERS:-0}
+${PG_EXTRA_CONF:-}
 shared_buffers = 512MB
 maintenance_work_mem = 512MB
 # fewer checkpoints and no autovacuum in the middle of a measured run

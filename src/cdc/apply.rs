@@ -89,6 +89,9 @@ pub struct DbDestination {
     progress: Arc<dyn Task>,
     /// Partial updates (unchanged TOAST) whose row the target lacks.
     pub missing_rows: u64,
+    /// Staging tables that may hold rows (PostgreSQL empties its own at
+    /// every commit: `ON COMMIT DELETE ROWS`).
+    dirty: std::collections::HashSet<String>,
 }
 
 impl DbDestination {
@@ -118,7 +121,7 @@ impl DbDestination {
             _ => "TEXT",
         };
         db.execute(&format!("CREATE TABLE IF NOT EXISTS {STATE_TABLE} (task {text} NOT NULL PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL)")).await?;
-        Ok(DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress: crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows), missing_rows: 0 })
+        Ok(DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress: crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows), missing_rows: 0, dirty: Default::default() })
     }
 
     fn dialect(&self) -> Dialect {
@@ -172,8 +175,8 @@ impl DbDestination {
         let key_cols = if keys.is_empty() { all_cols.clone() } else { keys.join(", ") };
         let stmts = match self.dialect() {
             Dialect::Postgres => vec![
-                format!("CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {all_cols} FROM {} WITH NO DATA", plan.stage(), plan.table_sql),
-                format!("CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {key_cols} FROM {} WITH NO DATA", plan.stage_keys(), plan.table_sql),
+                format!("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {all_cols} FROM {} WITH NO DATA", plan.stage(), plan.table_sql),
+                format!("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {key_cols} FROM {} WITH NO DATA", plan.stage_keys(), plan.table_sql),
             ],
             _ => vec![
                 format!("CREATE TEMPORARY TABLE IF NOT EXISTS {} AS SELECT {all_cols} FROM {} LIMIT 0", plan.stage(), plan.table_sql),
@@ -205,14 +208,14 @@ impl DbDestination {
     }
 
     async fn fill_stage(&mut self, table: &str, columns: Vec<TargetColumn>, key: Vec<usize>, rows: Vec<Vec<Value>>) -> Result<()> {
-        let clear = match self.dialect() {
-            Dialect::Postgres => format!("TRUNCATE {table}"),
-            _ => format!("DELETE FROM {table}"),
-        };
-        self.db.execute(&clear).await?;
+        // A small DELETE is far cheaper than TRUNCATE, which makes new files.
+        if self.dirty.remove(table) {
+            self.db.execute(&format!("DELETE FROM {table}")).await?;
+        }
         if rows.is_empty() {
             return Ok(());
         }
+        self.dirty.insert(table.to_string());
         let spec = WriteSpec { table: table.to_string(), columns, key };
         let (tx, rx) = mpsc::channel::<Batch>(1);
         tx.send(Batch { bytes: 0, rows }).await.map_err(|_| Error::other("staging channel closed"))?;
@@ -421,6 +424,10 @@ impl DbDestination {
         };
         self.db.execute(begin).await?;
         let result = self.apply_in_transaction(tables, batch).await;
+        if self.dialect() == Dialect::Postgres {
+            // Committed or rolled back, the staging tables are empty now.
+            self.dirty.clear();
+        }
         match result {
             Ok(()) => self.db.execute("COMMIT").await,
             Err(e) => {

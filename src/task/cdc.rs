@@ -251,6 +251,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
     let mut lag_bytes: Option<u64> = None;
     let mut stopped_tables: BTreeMap<QualifiedName, String> = BTreeMap::new();
     let mut ended = false;
+    let mut stats = BatchStats::new();
 
     'outer: loop {
         // Wait for the first event, then take what else is ready.
@@ -326,6 +327,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
 
         if !txns.is_empty() {
             let batch = batch_of(&txns, &tables);
+            let apply_started = Instant::now();
             let mut attempt = 0u32;
             loop {
                 match dest.apply(&tables, &batch).await {
@@ -350,6 +352,20 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
                     }
                     Err(e) => return Err(e),
                 }
+            }
+            stats.batches += 1;
+            stats.changes += batch.changes.len() as u64;
+            stats.apply += apply_started.elapsed();
+            if stats.since.elapsed() >= Duration::from_secs(5) {
+                crate::output::verbose(format!(
+                    "{} batches, {:.0} changes each, {:.1} ms to apply each, {:.0} changes/s, {} bytes behind",
+                    stats.batches,
+                    stats.changes as f64 / stats.batches as f64,
+                    stats.apply.as_secs_f64() * 1000.0 / stats.batches as f64,
+                    stats.changes as f64 / stats.since.elapsed().as_secs_f64(),
+                    lag_bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
+                ));
+                stats = BatchStats::new();
             }
             let position = batch.position.clone().expect("a batch of transactions has a position");
             let _ = ack_tx.send(position.clone());
@@ -454,6 +470,20 @@ fn batch_of(txns: &[Transaction], tables: &Tables) -> ChangeBatch {
         changes.extend(t.changes.iter().filter(|c| tables.contains_key(&c.table)).cloned());
     }
     ChangeBatch { changes, position: txns.last().map(|t| t.position.clone()) }
+}
+
+/// Batch sizes and apply times, for `-v`.
+struct BatchStats {
+    since: Instant,
+    batches: u64,
+    changes: u64,
+    apply: Duration,
+}
+
+impl BatchStats {
+    fn new() -> Self {
+        BatchStats { since: Instant::now(), batches: 0, changes: 0, apply: Duration::ZERO }
+    }
 }
 
 /// Changes per second over the last few seconds, per table.
