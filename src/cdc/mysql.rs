@@ -277,13 +277,17 @@ impl MysqlSource {
         let data = ev.read_data().map_err(|e| binlog_error(&self.display, e))?;
         match data {
             Some(EventData::RotateEvent(r)) => {
-                // The server's first (artificial) rotate event can carry
-                // the checksum after the name.
+                // The server's first rotate event is artificial (position
+                // 0): it names the file we asked for, and arrives before the
+                // format event, so the name can still carry the 4 checksum
+                // bytes, which may look like letters. Keep the name we have.
                 let name = r.name();
-                let clean: String = name.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
-                
-                if !clean.is_empty() {
-                    self.file = clean;
+                let artificial = end == 0;
+                if !(artificial && !self.file.is_empty() && name.starts_with(self.file.as_str())) {
+                    let clean: String = name.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+                    if !clean.is_empty() {
+                        self.file = clean;
+                    }
                 }
             }
             Some(EventData::TableMapEvent(t)) => {
