@@ -574,13 +574,26 @@ fn secrets_come_from_env_or_key_file_never_argv() {
     assert!(!text(&o).contains("wrong one"));
 }
 
+/// Object stores are not there yet, and say so; a tree does not go into
+/// a database, nor a database option onto a tree (databases: tests/pack_db.rs).
 #[test]
-fn databases_and_s3_are_refused_clearly() {
+fn s3_and_mismatched_targets_are_refused_clearly() {
     let env = Env::new();
     let d1 = env.dev("d1");
-    fails(env.run(&["pack", "postgres://u@localhost/db", &d1, "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
-    fails(env.run(&["unpack", &d1, "s3://bucket/prefix", "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
-    fails(env.run(&["unpack", &d1, "mysql://u@h/db", "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    fails(env.run(&["unpack", &d1, "s3://bucket/prefix", "--passphrase-file", &env.pass()]), 2, &["unpack to s3://", "not implemented"]);
+    fails(env.run(&["pack", "s3://bucket/prefix", &d1, "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    let src = env.p("src");
+    make_tree(&src, 1000);
+    fails(env.run(&["pack", src.to_str().unwrap(), &d1, "--tables", "x", "--passphrase-file", &env.pass()]), 2, &["--tables", "database source"]);
+    ok(env.run(&["pack", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass()]));
+    let db = env.p("t.db");
+    let url = format!("sqlite:{}", db.display());
+    fails(env.run(&["unpack", &d1, &url, "--passphrase-file", &env.pass()]), 2, &["directory tree", "unpack it to a directory"]);
+    assert!(!db.exists(), "nothing was created on the target");
+    // file:///dir works like a plain directory.
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, &format!("file://{}", out.display()), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
 }
 
 /// The frozen pack in fixtures/pack/v1 must stay readable by every later
@@ -628,7 +641,6 @@ mod format_properties {
 
     fn pack_lib(src: &Path, devs: &[PathBuf], journal: &Path, seg: u32, chunk: u64, slots: usize) {
         let opts = PackOptions {
-            source: src.into(),
             devices: devs.to_vec(),
             capacity: None,
             chunk_size: chunk,
@@ -641,7 +653,7 @@ mod format_properties {
             fault_enospc_after: None,
         };
         let mut keys = |_| Ok(KeyInput { passphrase: Some(b"pw".to_vec()), ..Default::default() });
-        let r = barge::pack::pack(&opts, &mut keys, &Silent).unwrap();
+        let r = barge::pack::pack(&opts, barge::pack::Source::Tree(src), &mut keys, &Silent).unwrap();
         assert!(r.complete);
     }
 
