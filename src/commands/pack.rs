@@ -326,8 +326,9 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     ))?;
     if db.is_some() {
         w(&mut out, format!(
-            "  {} tables, {} rows, {} in {} chunk files",
+            "  {} {}, {} rows, {} in {} chunk files",
             report.totals.tables,
+            if report.totals.tables == 1 { "table" } else { "tables" },
             report.totals.rows,
             fmt_bytes(report.totals.bytes),
             report.chunks
@@ -508,12 +509,16 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
     let (schema, _) = unpack_db::packed_schema(&catalog)?;
     let source_dialect = schema.dialect.unwrap_or(crate::model::Dialect::Postgres);
     let target_dialect = crate::task::target_schema::target_dialect(dst)?;
+    let rejects = state_dir().join(format!("unpack-{}-rejects.jsonl", &located.pack_id()[..16]));
+    if args.on_error == OnError::Log {
+        std::fs::create_dir_all(state_dir()).map_err(|source| Error::Write { path: state_dir(), source })?;
+    }
     let opts = UnpackOptions {
         schema_mode: args.target_schema,
         on_error: args.on_error,
         zero_dates: args.zero_dates,
         convert: args.schema.options(source_dialect, target_dialect, None)?,
-        rejects: state_dir().join(format!("unpack-{}-rejects.jsonl", &located.pack_id()[..16])),
+        rejects,
     };
     let (report, deep_findings) = unpack_db::unpack(&located, &checked.locations, &master, &catalog, dst, &opts, progress.as_ref())?;
     let mut findings = checked.findings;

@@ -123,7 +123,7 @@ async fn estimate(conn: &mut Db, t: &Table) -> Result<(u64, u64)> {
     let table = source_table_sql(conn.dialect(), t);
     match conn {
         Db::Postgres(c) => {
-            let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = $1::regclass";
+            let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = $1::text::regclass";
             let row = c.client.query_one(sql, &[&table]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
             let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
             Ok((rows.max(0) as u64, bytes.max(0) as u64))
@@ -213,7 +213,7 @@ impl TableSource for DatabaseSource {
                 Err(Error::NotImplemented { .. }) => {
                     self.warnings.push(
                         "change capture is not available in this barge yet: the pack records no CDC start position, \
-                         so the unpacked copy is as of the moment each table was read"
+                         so the unpacked copy is as of the pack's snapshot"
                             .into(),
                     );
                     None
