@@ -420,3 +420,41 @@ pub fn unpack(
     };
     Ok((report, deep.findings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::catalog::CdcStart;
+
+    fn catalog(cdc: Option<CdcStart>, selection: Option<&str>) -> Catalog {
+        Catalog {
+            source: "postgres://app@db1:5432/shop?sslmode=verify-full&password_file=/run/pw".into(),
+            entries: vec![],
+            skipped: vec![],
+            database: Some(DatabaseInfo {
+                dialect: "postgres".into(),
+                schema: serde_json::json!({}),
+                selection: selection.map(str::to_string),
+                cdc,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_cdc_command_names_source_target_position_slot_and_tables() {
+        let dst = Endpoint::parse("mysql://loader@10.0.0.9/shop").unwrap();
+        let cdc = CdcStart { position: "pg:16/B374D848".into(), slot: Some("barge_1a2b".into()), publication: Some("barge_pub".into()) };
+        assert_eq!(
+            migrate_command(&catalog(Some(cdc.clone()), None), &dst).unwrap(),
+            "barge migrate 'postgres://app@db1:5432/shop?sslmode=verify-full&password_file=/run/pw' mysql://loader@10.0.0.9/shop \
+             --mode cdc --start-position pg:16/B374D848 --slot barge_1a2b --publication barge_pub"
+        );
+        let mysql = CdcStart { position: "mysql:binlog.000003:154".into(), slot: None, publication: None };
+        assert_eq!(
+            migrate_command(&catalog(Some(mysql), Some("orders,!audit_*")), &dst).unwrap(),
+            "barge migrate 'postgres://app@db1:5432/shop?sslmode=verify-full&password_file=/run/pw' mysql://loader@10.0.0.9/shop \
+             --mode cdc --start-position mysql:binlog.000003:154 --tables 'orders,!audit_*'"
+        );
+        assert_eq!(migrate_command(&catalog(None, None), &dst), None, "no position, no command");
+    }
+}
