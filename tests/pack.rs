@@ -8,9 +8,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod support;
 
 const PASS: &str = "correct horse battery staple";
 
@@ -521,21 +522,7 @@ fn resume_after_sigkill() {
         .spawn()
         .unwrap();
     // Wait until the journal shows finished chunks, then kill -9.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = fs::read_to_string(&journal).unwrap_or_default();
-        if j.matches(r#""t":"chunk""#).count() >= 3 {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "pack ended before it could be killed");
-        assert!(Instant::now() < deadline, "no progress in the journal");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
-    let st = child.wait().unwrap();
-    let j = fs::read_to_string(&journal).unwrap();
-    assert!(!j.contains(r#""t":"complete""#), "the pack finished before the kill; make the tree bigger");
-    assert!(!st.success());
+    support::kill_after_chunks(&mut child, &journal, 3);
     ok(env.run(&["pack", "--resume", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass(), "--journal", journal.to_str().unwrap()]));
     // Nothing left over: no part files, no unexpected chunks.
     let o = ok(env.run(&["verify", &d1]));

@@ -10,7 +10,6 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -106,16 +105,6 @@ fn fails(o: Output, code: i32, needles: &[&str]) -> String {
         assert!(t.contains(n), "expected `{n}` in:\n{t}");
     }
     t
-}
-
-async fn source(engine: Engine, script: &str, tag: &str) -> TestDb {
-    let db = TestDb::new(engine, tag).await;
-    if engine == Engine::Sqlite {
-        fs::copy(fixture(script), db.url.trim_start_matches("sqlite:")).unwrap();
-    } else {
-        db.load_script(&fixture(script)).await;
-    }
-    db
 }
 
 /// `barge validate`: counts and checksums of every table, compared as the
@@ -233,18 +222,6 @@ async fn mysql_every_type_through_a_pack_into_every_engine() {
 }
 
 // ---- SQLite: the sample shop, into every engine --------------------------------
-
-async fn sample_checks(dst: &TestDb) {
-    let count = dst.query_row("SELECT COUNT(*) FROM order_items").await;
-    assert_eq!(count[0].as_deref(), Some("69370"));
-    let big = dst.query_row("SELECT big_counter FROM customers WHERE id = 1").await;
-    assert!(big[0].as_deref().is_some_and(|v| v == "9223372036854775807" || v == "-9223372036854775808"), "{big:?}");
-    let blob_len = match dst.engine {
-        Engine::Postgres => "SELECT octet_length(avatar) FROM customers WHERE id = 1",
-        _ => "SELECT length(avatar) FROM customers WHERE id = 1",
-    };
-    assert_eq!(dst.query_row(blob_len).await[0].as_deref(), Some("256"), "all 256 byte values kept");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_sample_through_a_pack_into_every_engine() {
@@ -376,20 +353,7 @@ async fn sigkill_during_a_database_pack_then_resume_gives_the_same_rows() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = fs::read_to_string(&journal).unwrap_or_default();
-        if j.matches(r#""t":"chunk""#).count() >= 3 {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "pack ended before it could be killed");
-        assert!(Instant::now() < deadline, "no progress in the journal");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    assert!(!child.wait().unwrap().success());
-    let j = fs::read_to_string(&journal).unwrap();
-    assert!(!j.contains(r#""t":"complete""#), "the pack finished before the kill; make the table bigger");
+    kill_after_chunks(&mut child, &journal, 3);
 
     // A plain rerun refuses to start over silently; --resume finishes it.
     fails(p.pack(&src.url, &args), 1, &["interrupted pack", "--resume"]);

@@ -536,16 +536,7 @@ fn print_unpack_report(r: &UnpackReport) -> Result<()> {
     let mut w = |s: String| writeln!(out, "{s}").map_err(|source| Error::Write { path: "-".into(), source });
     w(format!("{:<32} {:<32} {:>12}  status", "table", "target", "rows"))?;
     for t in &r.tables {
-        let mut status = t.status.clone();
-        if t.zero_dates > 0 {
-            status.push_str(&format!(", {} zero dates → NULL", t.zero_dates));
-        }
-        if t.rounded > 0 {
-            status.push_str(&format!(", {} decimals rounded to the column's scale", t.rounded));
-        }
-        if t.rejected > 0 {
-            status.push_str(&format!(", {} rows rejected", t.rejected));
-        }
+        let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
         w(format!("{:<32} {:<32} {:>12}  {status}", t.source, t.target, t.rows))?;
     }
     w(format!("unpacked {} rows from {} into {} in {:.1}s", r.rows, r.source, r.target, r.seconds))?;

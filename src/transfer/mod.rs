@@ -117,6 +117,22 @@ impl Counters {
     }
 }
 
+/// What a load did to values on their way, appended to a table's status
+/// in reports: zero dates made NULL, decimals rounded, rows rejected.
+pub fn value_notes(zero_dates: u64, rounded: u64, rejected: u64) -> String {
+    let mut s = String::new();
+    if zero_dates > 0 {
+        s.push_str(&format!(", {zero_dates} zero dates → NULL"));
+    }
+    if rounded > 0 {
+        s.push_str(&format!(", {rounded} decimals rounded to the column's scale"));
+    }
+    if rejected > 0 {
+        s.push_str(&format!(", {rejected} rows rejected"));
+    }
+    s
+}
+
 /// A row the target refused, for the rejects file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rejected {
