@@ -115,6 +115,7 @@ for op in ("pack", "unpack"):
     group = [r for r in recs if r[0] == op]
     barge = next(r for r in group if r[1] == "barge")
     for o, tool, rc, wall, cpu, srv, rss, size, note in group:
+        tool, note = tool.replace("|", "\\|"), note.replace("|", "\\|")
         ratio = float(wall) / float(barge[3])
         lines.append(f"| {o} | {tool} | {float(wall):.2f} | {int(rows) / float(wall):,.0f} | {float(cpu):.2f} | {float(srv):.2f} | "
                      f"{int(rss) / 1024:.0f} | {size} | {ratio:.2f}× | {note} |")

@@ -498,10 +498,12 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
 fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> Result<ExitCode> {
     let progress = progress::for_cli();
     let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
+    let t = std::time::Instant::now();
     let checked = reader::check_files(&located, true, progress.as_ref());
     if reader::has_errors(&checked.findings) {
         return finish(json!({"pack_id": located.pack_id(), "target": dst.to_string()}), &checked.findings, "unpack (before writing anything)");
     }
+    output::verbose(format!("checked {} chunk files in {:.2}s", checked.locations.len(), t.elapsed().as_secs_f64()));
     let (secret, is_file) = unlock_input(&args.secret)?;
     let u = if is_file { Unlock::KeyFile(&secret) } else { Unlock::Passphrase(&secret) };
     let master = reader::unlock(&located, &u)?;

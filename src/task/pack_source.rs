@@ -97,24 +97,37 @@ impl DatabaseSource {
         &self.warnings
     }
 
-    fn read_spec(&self, name: &str) -> Result<ReadSpec> {
+    fn read_job(&self, name: &str) -> Result<ReadJob> {
         let t = self.schema.tables.iter().find(|t| t.name.to_string() == name).ok_or_else(|| {
             Error::usage(format!("table {name} was packed by an earlier run but is no longer in {}; resume with the same --tables", self.endpoint))
         })?;
-        Ok(read_spec(self.dialect, t))
+        Ok(read_job(self.dialect, t))
     }
 }
 
+/// How one table is read: a SELECT, and on PostgreSQL, when no column
+/// needs a cast, the faster whole-table COPY.
+struct ReadJob {
+    name: String,
+    spec: ReadSpec,
+    copy_table: Option<String>,
+}
+
 /// Every column, in the table's order, read the way a full load reads it.
-fn read_spec(dialect: Dialect, t: &Table) -> ReadSpec {
+fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
     let mut cols = Vec::new();
     let mut types = Vec::new();
+    let mut plain = true;
     for c in &t.columns {
-        let (expr, ty) = read_expr(dialect, &super::fullload::quote_source(dialect, &c.name), &c.ty);
+        let quoted = super::fullload::quote_source(dialect, &c.name);
+        let (expr, ty) = read_expr(dialect, &quoted, &c.ty);
+        plain &= expr == quoted;
         cols.push(expr);
         types.push(ty);
     }
-    ReadSpec { select: format!("SELECT {} FROM {}", cols.join(", "), source_table_sql(dialect, t)), types }
+    let table = source_table_sql(dialect, t);
+    let copy_table = (dialect == Dialect::Postgres && plain).then(|| format!("COPY {table} ({}) TO STDOUT", cols.join(", ")));
+    ReadJob { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {table}", cols.join(", ")), types }, copy_table }
 }
 
 /// Rows and bytes from the catalog's statistics (SQLite has none: its
@@ -166,7 +179,7 @@ async fn begin_snapshot(conn: &mut Db) -> Result<()> {
 }
 
 /// The reader task: one connection, one snapshot, the tables in order.
-async fn read_tables(endpoint: Endpoint, jobs: Vec<(String, ReadSpec)>, feeds: mpsc::Sender<Next>) {
+async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, feeds: mpsc::Sender<Next>) {
     let mut conn = match Db::connect(&endpoint, Role::Source).await {
         Ok(c) => c,
         Err(e) => {
@@ -178,14 +191,17 @@ async fn read_tables(endpoint: Endpoint, jobs: Vec<(String, ReadSpec)>, feeds: m
         let _ = feeds.send(Next::Failed(e)).await;
         return;
     }
-    for (name, spec) in jobs {
+    for job in jobs {
         let (btx, brx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
         let (dtx, drx) = oneshot::channel();
-        if feeds.send(Next::Table(TableFeed { name: name.clone(), batches: brx, done: drx })).await.is_err() {
+        if feeds.send(Next::Table(TableFeed { name: job.name.clone(), batches: brx, done: drx })).await.is_err() {
             // The packer stopped (devices full, or an error of its own).
             return;
         }
-        let r = transfer::read_from(&mut conn, &name, &spec, btx).await;
+        let r = match (&conn, &job.copy_table) {
+            (Db::Postgres(c), Some(copy)) => transfer::postgres::read_copy(&c.client, &c.display, &job.name, copy, &job.spec, btx).await,
+            _ => transfer::read_from(&mut conn, &job.name, &job.spec, btx).await,
+        };
         let failed = r.is_err();
         let _ = dtx.send(r);
         if failed {
@@ -233,7 +249,7 @@ impl TableSource for DatabaseSource {
     }
 
     fn start(&mut self, names: &[String]) -> Result<()> {
-        let jobs = names.iter().map(|n| Ok((n.clone(), self.read_spec(n)?))).collect::<Result<Vec<_>>>()?;
+        let jobs = names.iter().map(|n| self.read_job(n)).collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel(1);
         self.rt.spawn(read_tables(self.endpoint.clone(), jobs, tx));
         self.feeds = Some(rx);
