@@ -136,8 +136,8 @@ unix_socket_directories = '$PGSOCK'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-wal_level = minimal
-max_wal_senders = 0
+wal_level = ${PG_WAL_LEVEL:-minimal}
+max_wal_senders = ${PG_WAL_SENDERS:-0}
 shared_buffers = 512MB
 maintenance_work_mem = 512MB
 # fewer checkpoints and no autovacuum in the middle of a measured run

@@ -57,6 +57,10 @@ pub enum Command {
     Verify(commands::pack::VerifyArgs),
     /// Estimate whether to send data over the network or ship it on disks
     Advise(commands::advise::AdviseArgs),
+    /// Show a migration's progress: tables loaded, changes applied, lag
+    Status(commands::cdc::StatusArgs),
+    /// Remove what change capture installed on a source (PostgreSQL slot and publication, SQLite triggers)
+    Cleanup(commands::cdc::CleanupArgs),
     /// Generate man pages or shell completions from this command-line definition
     #[command(hide = true)]
     Generate(GenerateArgs),

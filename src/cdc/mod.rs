@@ -3,8 +3,14 @@
 //! moves. Full loads to object storage and streams use the same
 //! destinations, with inserts at [`Position::Snapshot`].
 
+pub mod apply;
 pub mod capture;
 pub mod destination;
+pub mod mysql;
+pub mod pgoutput;
+pub mod postgres;
+pub mod source;
+pub mod sqlite;
 
 pub use crate::model::change::{Change, ChangeBatch, Op, Position};
 pub use capture::{Capture, CaptureOptions};

@@ -53,12 +53,17 @@ pub struct MigrateArgs {
     pub validate: bool,
     #[command(flatten)]
     pub schema: crate::commands::convert::SchemaArgs,
+    #[command(flatten)]
+    pub cdc: crate::commands::cdc::CdcArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
+    /// Copy the rows that exist now
     FullLoad,
+    /// Copy the rows, then keep applying the changes made since, until stopped
     FullLoadAndCdc,
+    /// Apply changes only, from --start-position or the position saved on the target
     Cdc,
 }
 
@@ -102,9 +107,6 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     if !source.kind().is_database() {
         return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql:// or sqlite:")));
     }
-    if args.mode != Mode::FullLoad {
-        return Err(Error::NotImplemented { command: "migrate --mode cdc / full-load-and-cdc" });
-    }
     if !target.kind().is_database() {
         return Err(Error::NotImplemented { command: "migrate to object storage or a stream" });
     }
@@ -121,9 +123,13 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         mapping: mapping.clone(),
         convert,
         progress: crate::progress::for_cli(),
+        capture: None,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     let rt = runtime()?;
+    if args.mode != Mode::FullLoad {
+        return rt.block_on(full_load_and_cdc(&args, &source, &target, opts));
+    }
     let report = rt.block_on(fullload::run(&source, &target, opts))?;
     let mut validation = None;
     if args.validate {
@@ -137,6 +143,31 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     }
     if report.tables.iter().any(|t| t.status == "failed") {
         return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--mode full-load-and-cdc` and `--mode cdc`: the load (once; a rerun
+/// after it finished goes straight to the changes), then replication.
+async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: LoadOptions) -> Result<ExitCode> {
+    use crate::commands::cdc::{capture_for, print_cdc_report, replicate, Replicate};
+    let store = crate::task::state::StateStore::open(&opts.state_dir)?;
+    let loaded = store.load()?.is_some_and(|s| s.phase == crate::task::state::Phase::Done && s.capture.is_some());
+    if args.mode == Mode::FullLoadAndCdc && !loaded {
+        opts.capture = Some(args.cdc.capture_options());
+        let report = fullload::run(source, target, opts.clone()).await?;
+        print_report(&report, None);
+        if report.tables.iter().any(|t| t.status == "failed") {
+            return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them before changes are applied"));
+        }
+    }
+    let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
+    let tables = fullload::plan_tables(source, target, &opts).await?;
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates };
+    let report = replicate(run, tables, capture, &args.cdc).await?;
+    print_cdc_report(&report);
+    if report.interrupted {
+        return Err(Error::Interrupted);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! function; `dispatch` is the only place that knows them all.
 
 pub mod advise;
+pub mod cdc;
 pub mod convert;
 pub mod generate;
 pub mod migrate;
@@ -21,6 +22,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Unpack(args) => pack::run_unpack(args),
         Command::Verify(args) => pack::run_verify(args),
         Command::Advise(args) => advise::run(args),
+        Command::Status(args) => cdc::run_status(args),
+        Command::Cleanup(args) => cdc::run_cleanup(args),
         Command::Generate(args) => generate::run(args),
     }
 }

@@ -792,7 +792,7 @@ fn describe_connect_failure(f: &Failure, t: &Target) -> (String, Option<String>)
     }
 }
 
-fn statement_error(display: &str, sql: &str, e: &mysql_async::Error) -> Error {
+pub fn statement_error(display: &str, sql: &str, e: &mysql_async::Error) -> Error {
     let stmt = crate::db::excerpt(sql);
     let (message, hint) = match e {
         mysql_async::Error::Server(s) => (

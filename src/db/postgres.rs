@@ -27,25 +27,14 @@ pub struct PgConn {
 /// Builds the connection config from the endpoint (without TLS choice).
 pub fn config(ep: &DbEndpoint, role: Role) -> Result<Config> {
     let mut cfg = Config::new();
-    // A `host=/path` option (as libpq allows) selects a Unix socket.
-    match ep.options.get("host") {
-        Some(h) if h.starts_with('/') => {
-            cfg.host_path(h);
-        }
-        _ if ep.host.starts_with('/') => {
-            cfg.host_path(&ep.host);
-        }
-        _ => {
-            cfg.host(&ep.host);
-        }
+    let host = host_of(ep);
+    if host.starts_with('/') {
+        cfg.host_path(&host);
+    } else {
+        cfg.host(&host);
     }
     cfg.port(ep.port.unwrap_or(5432));
-    let user = ep
-        .user
-        .clone()
-        .or_else(|| std::env::var("PGUSER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "postgres".into());
+    let user = user_of(ep);
     cfg.user(&user);
     cfg.dbname(ep.database.clone().unwrap_or_else(|| user.clone()));
     if let Some(p) = password_for(ep, role, "PGPASSWORD")? {
@@ -56,6 +45,24 @@ pub fn config(ep: &DbEndpoint, role: Role) -> Result<Config> {
     cfg.connect_timeout(Duration::from_secs(timeout));
     cfg.keepalives(true);
     Ok(cfg)
+}
+
+/// The host, or the Unix socket directory: a `host=/path` option (as libpq
+/// allows) or a host that is a path selects a socket.
+pub fn host_of(ep: &DbEndpoint) -> String {
+    match ep.options.get("host") {
+        Some(h) if h.starts_with('/') => h.clone(),
+        _ => ep.host.clone(),
+    }
+}
+
+/// The user as libpq picks it: the URL's, else `$PGUSER`, else `$USER`.
+pub fn user_of(ep: &DbEndpoint) -> String {
+    ep.user
+        .clone()
+        .or_else(|| std::env::var("PGUSER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "postgres".into())
 }
 
 /// The TLS level an `sslmode` asks for; libpq's default is `prefer`.

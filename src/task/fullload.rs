@@ -41,6 +41,9 @@ pub struct LoadOptions {
     pub mapping: Mapping,
     pub convert: ConvertOptions,
     pub progress: Arc<dyn Progress>,
+    /// Set up change capture before reading (full-load-and-cdc), so the
+    /// changes start exactly where the loaded rows end.
+    pub capture: Option<crate::cdc::CaptureOptions>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -112,25 +115,9 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         crate::output::info(format!("resuming the run recorded in {}", opts.state_dir.display()));
     }
 
-    // Source schema, selected and mapped.
-    let mut sconn = Db::connect(src, Role::Source).await?;
-    let full = sconn.introspect().await?;
-    let schema = opts.mapping.select_some(&full, src)?;
-    drop(sconn);
-
-    let mut copts = opts.convert.clone();
-    copts.source = full.dialect.unwrap_or(Dialect::Postgres);
-    copts.target = target_dialect(dst)?;
-    let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
-    opts.mapping.apply_names(&schema, &mut names);
-    let mut report = Report { input: src.to_string(), ..Default::default() };
-    report.source = Some(copts.source);
-    let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
-    add_mapped_columns(&schema, &opts.mapping, &mut converted);
+    let Planned { schema, copts, converted, jobs } = plan(src, dst, &opts).await?;
     let assessment = opts.state_dir.join("assessment.md");
     std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
-
-    let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
     let mut dconn = Db::connect(dst, Role::Target).await?;
 
     // 1. Schema.
@@ -147,6 +134,24 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
     }
 
+    // Change capture starts before any row is read; the readers then see
+    // the data exactly as of its start position.
+    let mut snapshot = crate::cdc::capture::Snapshot::None;
+    if let Some(capture_opts) = &opts.capture {
+        if state.capture.is_none() {
+            let seed = opts.state_dir.display().to_string();
+            let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
+            crate::output::info(format!("change capture starts at {}", capture.position));
+            state.snapshot_position = Some(capture.position.to_string());
+            state.capture = Some(capture);
+            store.save(&state)?;
+            snapshot = snap;
+        } else if state.phase == Phase::Load {
+            crate::output::warn("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
+        }
+    }
+    let readers = Arc::new(SnapshotReaders::from(snapshot));
+
     // 2. Load.
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
     let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
@@ -157,7 +162,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
         crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
         let t = Instant::now();
-        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds).await?;
+        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
         crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
         state.phase = Phase::Post;
         store.save(&state)?;
@@ -229,6 +234,48 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         rejects: any_rejects.then(|| rejects.path.clone()),
         snapshot_position: state.snapshot_position.clone(),
     })
+}
+
+/// The selected source tables, their conversion, and how each is loaded.
+struct Planned {
+    schema: Schema,
+    copts: ConvertOptions,
+    converted: Converted,
+    jobs: Vec<Job>,
+}
+
+async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
+    // Source schema, selected and mapped.
+    let mut sconn = Db::connect(src, Role::Source).await?;
+    let full = sconn.introspect().await?;
+    let schema = opts.mapping.select_some(&full, src)?;
+    drop(sconn);
+
+    let mut copts = opts.convert.clone();
+    copts.source = full.dialect.unwrap_or(Dialect::Postgres);
+    copts.target = target_dialect(dst)?;
+    let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
+    opts.mapping.apply_names(&schema, &mut names);
+    let mut report = Report { input: src.to_string(), ..Default::default() };
+    report.source = Some(copts.source);
+    let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
+    add_mapped_columns(&schema, &opts.mapping, &mut converted);
+
+    let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    Ok(Planned { schema, copts, converted, jobs })
+}
+
+/// What change data capture needs to know of each table: the same
+/// selection, names and conversion as the full load.
+pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<crate::cdc::Tables> {
+    let p = plan(src, dst, opts).await?;
+    let mut out = crate::cdc::Tables::new();
+    for j in p.jobs {
+        let key = j.source.primary_key.as_ref().map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
+        out.insert(j.source.name.clone(), crate::cdc::TableInfo { source: j.source, target: j.target, key });
+    }
+    let _ = p.schema;
+    Ok(out)
 }
 
 /// Columns that mapping rules add (constant or expression, computed by the
@@ -430,6 +477,7 @@ async fn load(
     rejects: &Rejects,
     counters: &mut BTreeMap<String, Arc<Counters>>,
     seconds: &mut BTreeMap<String, f64>,
+    readers: &Arc<SnapshotReaders>,
 ) -> Result<()> {
     // SQLite takes one writer at a time.
     let parallel = if matches!(dst, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
@@ -465,10 +513,11 @@ async fn load(
             let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
             let sem = sem.clone();
             let task = task.clone();
+            let readers = readers.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let t0 = Instant::now();
-                let r = load_chunk(&src, &dst, &job, range, dirty, &policy, &task).await;
+                let r = load_chunk(&src, &dst, &job, range, dirty, &policy, &task, &readers).await;
                 (job.key, ci, r, t0.elapsed().as_secs_f64())
             });
             if let Some(t) = state.tables.get_mut(&j.key) {
@@ -540,10 +589,48 @@ fn is_connection_error(e: &Error) -> bool {
     t.contains("cannot connect") || t.contains("connection refused")
 }
 
-/// Loads one chunk: its own source and target connections, a reader and
-/// a writer joined by a bounded channel.
-async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
-    let mut s = Db::connect(src, Role::Source).await?;
+/// Source connections that see the data exactly at the change capture's
+/// start: PostgreSQL readers import the exported snapshot; MySQL readers
+/// are connections already inside a consistent-snapshot transaction.
+pub struct SnapshotReaders {
+    pg_snapshot: Option<String>,
+    mysql: tokio::sync::Mutex<Vec<crate::db::mysql::MyConn>>,
+    /// Keeps the exporting session (and so the snapshot) alive.
+    _hold: Option<crate::cdc::capture::Snapshot>,
+}
+
+impl From<crate::cdc::capture::Snapshot> for SnapshotReaders {
+    fn from(s: crate::cdc::capture::Snapshot) -> Self {
+        match s {
+            crate::cdc::capture::Snapshot::Mysql(conns) => SnapshotReaders { pg_snapshot: None, mysql: tokio::sync::Mutex::new(conns), _hold: None },
+            other => SnapshotReaders { pg_snapshot: other.pg_name().map(str::to_string), mysql: Default::default(), _hold: Some(other) },
+        }
+    }
+}
+
+/// Loads one chunk: its own source and target connections (the source's
+/// from the snapshot readers when there are), a reader and a writer joined
+/// by a bounded channel.
+#[allow(clippy::too_many_arguments)]
+async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders) -> Result<u64> {
+    let pooled = readers.mysql.lock().await.pop();
+    let from_pool = pooled.is_some();
+    let mut s = match pooled {
+        Some(c) => Db::Mysql(c),
+        None => Db::connect(src, Role::Source).await?,
+    };
+    if let (Db::Postgres(sc), Some(name)) = (&s, &readers.pg_snapshot) {
+        let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{name}'");
+        sc.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&sc.display, &sql, e))?;
+    }
+    let r = load_chunk_from(&mut s, dst, job, range, dirty, policy, progress).await;
+    if let (true, Db::Mysql(c)) = (from_pool, s) {
+        readers.mysql.lock().await.push(c);
+    }
+    r
+}
+
+async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
     let mut d = Db::connect(dst, Role::Target).await?;
     if dirty {
         let del = match (&job.chunk_key_target, range.is_all()) {
@@ -568,7 +655,7 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
         source_table_sql(source_dialect, &job.source),
         if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
     );
-    match (&mut s, &mut d) {
+    match (&mut *s, &mut d) {
         // Identical column types: the bytes pass through. Otherwise rows are
         // decoded, so each one is checked against its target column.
         (Db::Postgres(sc), Db::Postgres(dc)) if job.passthrough_binary => {
@@ -587,7 +674,7 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
     }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (r, w) = tokio::join!(transfer::read_from(&mut s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
+    let (r, w) = tokio::join!(transfer::read_from(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;

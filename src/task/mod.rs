@@ -1,6 +1,7 @@
 //! Data-moving tasks: the full load, its resumable state, table mappings
 //! and validation; packing a database and unpacking it into one.
 
+pub mod cdc;
 pub mod fullload;
 pub mod mapping;
 pub mod pack_source;

@@ -116,11 +116,14 @@ pub struct RunState {
     /// Post-load statements already run (indexes, constraints), by index.
     #[serde(default)]
     pub post_done: usize,
+    /// The change capture set up before the load (full-load-and-cdc).
+    #[serde(default)]
+    pub capture: Option<crate::cdc::Capture>,
 }
 
 impl RunState {
     pub fn new(source: &str, target: &str) -> Self {
-        RunState { version: STATE_VERSION, source: source.into(), target: target.into(), phase: Phase::Schema, tables: BTreeMap::new(), snapshot_position: None, post_done: 0 }
+        RunState { version: STATE_VERSION, source: source.into(), target: target.into(), phase: Phase::Schema, tables: BTreeMap::new(), snapshot_position: None, post_done: 0, capture: None }
     }
 }
 

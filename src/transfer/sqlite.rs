@@ -71,13 +71,30 @@ fn insert_sql(spec: &WriteSpec, rows: usize) -> String {
 }
 
 /// Writes batches in one transaction. Returns rows written.
-pub async fn write(conn: &mut sqlx::SqliteConnection, display: &str, spec: &WriteSpec, mut rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
+pub async fn write(conn: &mut sqlx::SqliteConnection, display: &str, spec: &WriteSpec, rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
+    write_rows(conn, display, spec, rx, policy, progress, true).await
+}
+
+/// Writes batches; in a transaction of its own when `own_transaction`,
+/// else inside the caller's (change data capture applies several tables
+/// in one).
+pub async fn write_rows(
+    conn: &mut sqlx::SqliteConnection,
+    display: &str,
+    spec: &WriteSpec,
+    mut rx: mpsc::Receiver<Batch>,
+    policy: &RowPolicy,
+    progress: &Arc<dyn Task>,
+    own_transaction: bool,
+) -> Result<u64> {
     let per = rows_per_statement(spec.columns.len());
     let full_sql = insert_sql(spec, per);
     let mut handle = conn.lock_handle().await.map_err(|e| sqlx_error(display, "lock", e))?;
     let db = ffi::Db(handle.as_raw_handle());
     let err = |sql: &str, e: String| Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(sql)), hint: None };
-    db.exec("BEGIN").map_err(|e| err("BEGIN", e))?;
+    if own_transaction {
+        db.exec("BEGIN").map_err(|e| err("BEGIN", e))?;
+    }
     let result = async {
         let mut full = db.prepare(&full_sql).map_err(|e| err(&full_sql, e))?;
         let mut written = 0u64;
@@ -112,12 +129,16 @@ pub async fn write(conn: &mut sqlx::SqliteConnection, display: &str, spec: &Writ
     .await;
     match result {
         Ok(written) => {
-            db.exec("COMMIT").map_err(|e| err("COMMIT", e))?;
+            if own_transaction {
+                db.exec("COMMIT").map_err(|e| err("COMMIT", e))?;
+            }
             policy.counters.add(written, 0);
             Ok(written)
         }
         Err(e) => {
-            let _ = db.exec("ROLLBACK");
+            if own_transaction {
+                let _ = db.exec("ROLLBACK");
+            }
             Err(e)
         }
     }

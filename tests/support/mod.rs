@@ -89,6 +89,9 @@ pub struct TestDb {
     pub name: String,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// How to reach a PostgreSQL database on a server other than the
+    /// shared test server (libpq key=value form).
+    conninfo: Option<String>,
 }
 
 fn admin_pg() -> (String, String) {
@@ -114,7 +117,7 @@ impl TestDb {
                 tokio::spawn(c);
                 client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
                 let url = format!("postgres://{at}/{name}?sslmode=disable&password_file={}", password_file().display());
-                TestDb { engine, name, url, _dir: None }
+                TestDb { engine, name, url, _dir: None, conninfo: None }
             }
             Engine::Mysql => {
                 let (opts, at) = admin_mysql();
@@ -123,14 +126,19 @@ impl TestDb {
                 c.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4")).await.expect("create database");
                 let _ = c.disconnect().await;
                 let url = format!("mysql://{at}/{name}?ssl-mode=DISABLED&password_file={}", password_file().display());
-                TestDb { engine, name, url, _dir: None }
+                TestDb { engine, name, url, _dir: None, conninfo: None }
             }
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join(format!("{name}.db"));
-                TestDb { engine, name, url: format!("sqlite:{}", path.display()), _dir: Some(dir) }
+                TestDb { engine, name, url: format!("sqlite:{}", path.display()), _dir: Some(dir), conninfo: None }
             }
         }
+    }
+
+    /// A PostgreSQL database on a server a test started itself.
+    pub fn external_pg(name: &str, url: String, conninfo: String) -> TestDb {
+        TestDb { engine: Engine::Postgres, name: name.to_string(), url, _dir: None, conninfo: Some(conninfo) }
     }
 
     pub fn endpoint(&self) -> barge::endpoint::Endpoint {
@@ -166,8 +174,10 @@ impl TestDb {
 impl TestDb {
     /// A client on this database, as the admin user.
     async fn pg_client(&self) -> tokio_postgres::Client {
-        let (conn, _) = admin_pg();
-        let conn = conn.replace("dbname=postgres", &format!("dbname={}", self.name));
+        let conn = match &self.conninfo {
+            Some(c) => c.clone(),
+            None => admin_pg().0.replace("dbname=postgres", &format!("dbname={}", self.name)),
+        };
         let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(c);
         client

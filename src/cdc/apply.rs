@@ -1,0 +1,559 @@
+//! Applying changes to a database target (PostgreSQL, MySQL/MariaDB,
+//! SQLite), exactly once in effect.
+//!
+//! A batch (whole source transactions, in order) becomes one target
+//! transaction, which also records the source position in
+//! `barge_cdc_state`: after a crash the target holds either all of the
+//! batch and its position, or neither.
+//!
+//! Inside the batch, the changes of each keyed table are reduced to their
+//! net effect per key (the last image wins; a delete removes earlier
+//! images) and applied set-wise: the rows go into a temporary staging table
+//! through the same bulk writers as the full load (COPY, LOAD DATA,
+//! prepared inserts), then one upsert and one keyed delete per table.
+//! Applying is idempotent, so replaying changes the target already has
+//! converges. Tables without a key, and TRUNCATE, are applied one change at
+//! a time in source order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::destination::{BoxFuture, Destination, TableInfo, Tables};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::model::{ChangeBatch, Dialect, Op, Position, QualifiedName, Value};
+use crate::progress::Task;
+use crate::schema::naming::quote_ident;
+use crate::schema::target::TargetColumn;
+use crate::transfer::{self, Batch, ReadSpec, RowPolicy, WriteSpec};
+
+pub const STATE_TABLE: &str = "barge_cdc_state";
+
+/// How one table's changes land: target columns and where their values
+/// come from in the source row.
+struct Plan {
+    /// Index of the table, for staging table names.
+    n: usize,
+    table_sql: String,
+    columns: Vec<TargetColumn>,
+    /// For each target column, its index in the source row.
+    from: Vec<usize>,
+    /// Indexes into `columns` of the key.
+    key: Vec<usize>,
+    staged: bool,
+}
+
+impl Plan {
+    fn stage(&self) -> String {
+        format!("barge_s_{}", self.n)
+    }
+    fn stage_keys(&self) -> String {
+        format!("barge_k_{}", self.n)
+    }
+}
+
+/// Net effect of a batch on one key.
+enum Net {
+    Upsert(Vec<Option<Value>>),
+    Delete(Vec<Value>),
+}
+
+/// A keyed table's net changes, in first-touch order.
+#[derive(Default)]
+struct TableNet {
+    order: Vec<String>,
+    by_key: HashMap<String, Net>,
+}
+
+impl TableNet {
+    fn set(&mut self, k: String, net: Net) {
+        if !self.by_key.contains_key(&k) {
+            self.order.push(k.clone());
+        }
+        self.by_key.insert(k, net);
+    }
+}
+
+fn key_text(v: &[Value]) -> String {
+    format!("{v:?}")
+}
+
+pub struct DbDestination {
+    db: Db,
+    display: String,
+    task: String,
+    plans: HashMap<QualifiedName, Plan>,
+    policy: RowPolicy,
+    progress: Arc<dyn Task>,
+    /// Partial updates (unchanged TOAST) whose row the target lacks.
+    pub missing_rows: u64,
+}
+
+impl DbDestination {
+    /// Connects, relaxes foreign-key checks for the session (the batch is
+    /// consistent when it commits, not after each statement, once changes
+    /// are grouped by table), and creates the position table.
+    pub async fn open(target: &crate::endpoint::Endpoint, task: &str, policy: RowPolicy) -> Result<DbDestination> {
+        let mut db = Db::connect(target, crate::endpoint::Role::Target).await?;
+        let display = target.to_string();
+        match &mut db {
+            Db::Postgres(c) => {
+                // Like a logical replication worker: no FK or user triggers.
+                if let Err(e) = c.client.batch_execute("SET session_replication_role = replica").await {
+                    crate::output::verbose(format!("cannot set session_replication_role ({e}); foreign keys are checked per statement"));
+                }
+                c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
+            }
+            Db::Mysql(c) => {
+                for stmt in transfer::mysql::WRITE_SESSION {
+                    c.execute(stmt).await?;
+                }
+            }
+            Db::Sqlite(_) => {}
+        }
+        let text = match db.dialect() {
+            Dialect::Mysql => "VARCHAR(255)",
+            _ => "TEXT",
+        };
+        db.execute(&format!("CREATE TABLE IF NOT EXISTS {STATE_TABLE} (task {text} NOT NULL PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL)")).await?;
+        Ok(DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress: crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows), missing_rows: 0 })
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    fn plan_for(&mut self, name: &QualifiedName, info: &TableInfo) -> Result<()> {
+        if self.plans.contains_key(name) {
+            return Ok(());
+        }
+        let mut columns = Vec::new();
+        let mut from = Vec::new();
+        for tc in &info.target.columns {
+            if tc.generated.is_some() || tc.source.starts_with('\u{0}') {
+                continue;
+            }
+            let Some(i) = info.source.columns.iter().position(|c| c.name == tc.source) else { continue };
+            if info.source.columns[i].generated.is_some() {
+                continue;
+            }
+            columns.push(tc.clone());
+            from.push(i);
+        }
+        let key: Vec<usize> = info.key.iter().filter_map(|k| from.iter().position(|f| f == k)).collect();
+        if key.len() != info.key.len() {
+            return Err(Error::Table {
+                table: name.to_string(),
+                row: None,
+                message: "a key column is not on the target (dropped by the mapping)".into(),
+                hint: Some("keep the key columns in the mapping; changes are applied by key".into()),
+            });
+        }
+        let n = self.plans.len();
+        self.plans.insert(name.clone(), Plan { n, table_sql: info.target.sql_name.clone(), columns, from, key, staged: false });
+        Ok(())
+    }
+
+    fn q(&self, ident: &str) -> String {
+        quote_ident(self.dialect(), ident)
+    }
+
+    /// Creates the staging tables of a table (once per session).
+    async fn ensure_stage(&mut self, name: &QualifiedName) -> Result<()> {
+        let plan = &self.plans[name];
+        if plan.staged {
+            return Ok(());
+        }
+        let cols: Vec<String> = plan.columns.iter().map(|c| self.q(&c.name)).collect();
+        let keys: Vec<String> = plan.key.iter().map(|&i| cols[i].clone()).collect();
+        let all_cols = cols.join(", ");
+        let key_cols = if keys.is_empty() { all_cols.clone() } else { keys.join(", ") };
+        let stmts = match self.dialect() {
+            Dialect::Postgres => vec![
+                format!("CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {all_cols} FROM {} WITH NO DATA", plan.stage(), plan.table_sql),
+                format!("CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {key_cols} FROM {} WITH NO DATA", plan.stage_keys(), plan.table_sql),
+            ],
+            _ => vec![
+                format!("CREATE TEMPORARY TABLE IF NOT EXISTS {} AS SELECT {all_cols} FROM {} LIMIT 0", plan.stage(), plan.table_sql),
+                format!("CREATE TEMPORARY TABLE IF NOT EXISTS {} AS SELECT {key_cols} FROM {} LIMIT 0", plan.stage_keys(), plan.table_sql),
+            ],
+        };
+        for s in stmts {
+            self.db.execute(&s).await?;
+        }
+        self.plans.get_mut(name).expect("planned").staged = true;
+        Ok(())
+    }
+
+    /// Replaces the contents of a staging table with `rows` (values in the
+    /// staging table's column order), through the engine's bulk writer.
+    async fn fill(&mut self, table: &str, columns: Vec<TargetColumn>, key: Vec<usize>, rows: Vec<Vec<Value>>) -> Result<()> {
+        self.fill_stage(table, columns, key, rows).await.map_err(|e| self.name_real_table(e, table))
+    }
+
+    /// Row errors name the table the user knows, not the staging table.
+    fn name_real_table(&self, e: Error, stage: &str) -> Error {
+        match e {
+            Error::Table { table, row, message, hint } if table == stage => {
+                let real = self.plans.values().find(|p| p.stage() == stage || p.stage_keys() == stage).map(|p| p.table_sql.clone()).unwrap_or(table);
+                Error::Table { table: real, row, message, hint }
+            }
+            other => other,
+        }
+    }
+
+    async fn fill_stage(&mut self, table: &str, columns: Vec<TargetColumn>, key: Vec<usize>, rows: Vec<Vec<Value>>) -> Result<()> {
+        let clear = match self.dialect() {
+            Dialect::Postgres => format!("TRUNCATE {table}"),
+            _ => format!("DELETE FROM {table}"),
+        };
+        self.db.execute(&clear).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let spec = WriteSpec { table: table.to_string(), columns, key };
+        let (tx, rx) = mpsc::channel::<Batch>(1);
+        tx.send(Batch { bytes: 0, rows }).await.map_err(|_| Error::other("staging channel closed"))?;
+        drop(tx);
+        let progress = self.progress.clone();
+        match &mut self.db {
+            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Sqlite(c) => transfer::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
+        };
+        Ok(())
+    }
+
+    /// Current target values of the rows whose keys are staged.
+    async fn read_staged(&mut self, name: &QualifiedName) -> Result<HashMap<String, Vec<Value>>> {
+        let plan = &self.plans[name];
+        let cols: Vec<String> = plan.columns.iter().map(|c| self.q(&c.name)).collect();
+        let keys: Vec<String> = plan.key.iter().map(|&i| cols[i].clone()).collect();
+        let select = match self.dialect() {
+            Dialect::Postgres | Dialect::Sqlite => format!("SELECT {} FROM {} WHERE ({}) IN (SELECT {} FROM {})", cols.join(", "), plan.table_sql, keys.join(", "), keys.join(", "), plan.stage_keys()),
+            _ => format!(
+                "SELECT {} FROM {} AS t0 JOIN {} AS k ON {}",
+                cols.iter().map(|c| format!("t0.{c}")).collect::<Vec<_>>().join(", "),
+                plan.table_sql,
+                plan.stage_keys(),
+                keys.iter().map(|k| format!("t0.{k} = k.{k}")).collect::<Vec<_>>().join(" AND ")
+            ),
+        };
+        let spec = ReadSpec { select, types: plan.columns.iter().map(|c| c.ty.clone()).collect() };
+        let key_idx = plan.key.clone();
+        let (tx, mut rx) = mpsc::channel::<Batch>(64);
+        let display = self.display.clone();
+        let table = name.to_string();
+        let collect = async {
+            let mut out = HashMap::new();
+            while let Some(b) = rx.recv().await {
+                for row in b.rows {
+                    let k: Vec<Value> = key_idx.iter().map(|&i| row[i].clone()).collect();
+                    out.insert(key_text(&k), row);
+                }
+            }
+            out
+        };
+        let read = async {
+            match &mut self.db {
+                Db::Postgres(c) => transfer::postgres::read(&c.client, &display, &table, &spec, tx).await,
+                Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &display, &table, &spec, tx).await,
+                Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &display, &table, &spec, tx).await,
+            }
+        };
+        let (r, out) = tokio::join!(read, collect);
+        r?;
+        Ok(out)
+    }
+
+    /// Applies one keyed table's net changes.
+    async fn flush_table(&mut self, name: &QualifiedName, net: TableNet) -> Result<()> {
+        self.ensure_stage(name).await?;
+        let (columns, key, table_sql, stage, stage_keys) = {
+            let p = &self.plans[name];
+            (p.columns.clone(), p.key.clone(), p.table_sql.clone(), p.stage(), p.stage_keys())
+        };
+        let key_columns: Vec<TargetColumn> = key.iter().map(|&i| columns[i].clone()).collect();
+        let mut deletes = Vec::new();
+        let mut full = Vec::new();
+        let mut partial = Vec::new();
+        let mut by_key = net.by_key;
+        for k in net.order {
+            match by_key.remove(&k) {
+                Some(Net::Delete(kv)) => deletes.push(kv),
+                Some(Net::Upsert(row)) if row.iter().all(Option::is_some) => full.push(row.into_iter().map(|v| v.unwrap_or(Value::Null)).collect::<Vec<Value>>()),
+                Some(Net::Upsert(row)) => partial.push(row),
+                None => {}
+            }
+        }
+        // Rows with unsent (unchanged TOAST) values take them from the target.
+        if !partial.is_empty() {
+            let keys: Vec<Vec<Value>> = partial.iter().map(|r| key.iter().map(|&i| r[i].clone().unwrap_or(Value::Null)).collect()).collect();
+            self.fill(&stage_keys, key_columns.clone(), (0..key.len()).collect(), keys).await?;
+            let current = self.read_staged(name).await?;
+            for row in partial {
+                let k: Vec<Value> = key.iter().map(|&i| row[i].clone().unwrap_or(Value::Null)).collect();
+                match current.get(&key_text(&k)) {
+                    Some(have) => full.push(row.into_iter().zip(have).map(|(new, old)| new.unwrap_or_else(|| old.clone())).collect()),
+                    None => self.missing_rows += 1,
+                }
+            }
+        }
+        let d = self.dialect();
+        let q = |c: &str| quote_ident(d, c);
+        let cols: Vec<String> = columns.iter().map(|c| q(&c.name)).collect();
+        let kcols: Vec<String> = key.iter().map(|&i| cols[i].clone()).collect();
+        if !deletes.is_empty() {
+            self.fill(&stage_keys, key_columns.clone(), (0..key.len()).collect(), deletes).await?;
+            let sql = match d {
+                Dialect::Postgres => format!("DELETE FROM {table_sql} AS t0 USING {stage_keys} AS k WHERE {}", kcols.iter().map(|c| format!("t0.{c} = k.{c}")).collect::<Vec<_>>().join(" AND ")),
+                Dialect::Mysql => format!("DELETE t0 FROM {table_sql} AS t0 JOIN {stage_keys} AS k ON {}", kcols.iter().map(|c| format!("t0.{c} = k.{c}")).collect::<Vec<_>>().join(" AND ")),
+                _ => format!("DELETE FROM {table_sql} WHERE ({}) IN (SELECT {} FROM {stage_keys})", kcols.join(", "), kcols.join(", ")),
+            };
+            self.db.execute(&sql).await?;
+        }
+        if !full.is_empty() {
+            self.fill(&stage, columns.clone(), key.clone(), full).await?;
+            let others: Vec<&String> = cols.iter().enumerate().filter(|(i, _)| !key.contains(i)).map(|(_, c)| c).collect();
+            let list = cols.join(", ");
+            let sql = match d {
+                Dialect::Mysql => {
+                    if others.is_empty() {
+                        format!("INSERT IGNORE INTO {table_sql} ({list}) SELECT {list} FROM {stage}")
+                    } else {
+                        format!("INSERT INTO {table_sql} ({list}) SELECT {list} FROM {stage} ON DUPLICATE KEY UPDATE {}", others.iter().map(|c| format!("{c} = VALUES({c})")).collect::<Vec<_>>().join(", "))
+                    }
+                }
+                _ => {
+                    let excluded = if d == Dialect::Postgres { "EXCLUDED" } else { "excluded" };
+                    let action = if others.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", others.iter().map(|c| format!("{c} = {excluded}.{c}")).collect::<Vec<_>>().join(", ")) };
+                    // SQLite needs the WHERE to parse ON CONFLICT after a SELECT.
+                    let filter = if d == Dialect::Sqlite { " WHERE true" } else { "" };
+                    format!("INSERT INTO {table_sql} ({list}) SELECT {list} FROM {stage}{filter} ON CONFLICT ({}) {action}", kcols.join(", "))
+                }
+            };
+            self.db.execute(&sql).await?;
+        }
+        Ok(())
+    }
+
+    /// A change of a table without a key, or a TRUNCATE: applied alone.
+    async fn apply_ordered(&mut self, name: &QualifiedName, op: &Op) -> Result<()> {
+        let (table_sql, columns, from, stage) = {
+            let p = &self.plans[name];
+            (p.table_sql.clone(), p.columns.clone(), p.from.clone(), p.stage())
+        };
+        if let Op::Truncate = op {
+            let sql = match self.dialect() {
+                Dialect::Postgres => format!("TRUNCATE {table_sql}"),
+                _ => format!("DELETE FROM {table_sql}"),
+            };
+            return self.db.execute(&sql).await;
+        }
+        self.ensure_stage(name).await?;
+        let d = self.dialect();
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(d, &c.name)).collect();
+        let pick = |row: &[Value]| -> Vec<Value> { from.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect() };
+        let (old, new): (Option<Vec<Value>>, Option<Vec<Value>>) = match op {
+            Op::Insert { row } => (None, Some(pick(row))),
+            Op::Delete { key } => (Some(pick(key)), None),
+            Op::Update { before, after } => {
+                let before = before.clone().unwrap_or_default();
+                let merged: Vec<Value> = after.iter().enumerate().map(|(i, v)| v.clone().unwrap_or_else(|| before.get(i).cloned().unwrap_or(Value::Null))).collect();
+                (Some(pick(&before)), Some(pick(&merged)))
+            }
+            Op::Truncate => (None, None),
+        };
+        if let Some(old) = old {
+            self.fill(&stage, columns.clone(), Vec::new(), vec![old]).await?;
+            let sql = match d {
+                Dialect::Postgres => format!(
+                    "DELETE FROM {table_sql} WHERE ctid = (SELECT t0.ctid FROM {table_sql} AS t0, {stage} AS s WHERE {} LIMIT 1)",
+                    cols.iter().map(|c| format!("t0.{c}::text IS NOT DISTINCT FROM s.{c}::text")).collect::<Vec<_>>().join(" AND ")
+                ),
+                Dialect::Sqlite | Dialect::Mssql | Dialect::Oracle => format!(
+                    "DELETE FROM {table_sql} WHERE rowid = (SELECT t0.rowid FROM {table_sql} AS t0, {stage} AS s WHERE {} LIMIT 1)",
+                    cols.iter().map(|c| format!("t0.{c} IS s.{c}")).collect::<Vec<_>>().join(" AND ")
+                ),
+                Dialect::Mysql => {
+                    // MySQL cannot name a temporary table twice in one
+                    // statement, nor use LIMIT with a join: go through
+                    // session variables.
+                    let vars: Vec<String> = (0..cols.len()).map(|i| format!("@barge_v{i}")).collect();
+                    self.db.execute(&format!("SELECT {} INTO {} FROM {stage} LIMIT 1", cols.join(", "), vars.join(", "))).await?;
+                    format!("DELETE FROM {table_sql} WHERE {} LIMIT 1", cols.iter().zip(&vars).map(|(c, v)| format!("{c} <=> {v}")).collect::<Vec<_>>().join(" AND "))
+                }
+            };
+            self.db.execute(&sql).await?;
+        }
+        if let Some(new) = new {
+            self.fill(&stage, columns.clone(), Vec::new(), vec![new]).await?;
+            let list = cols.join(", ");
+            self.db.execute(&format!("INSERT INTO {table_sql} ({list}) SELECT {list} FROM {stage}")).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_all(&mut self, pending: &mut Vec<(QualifiedName, TableNet)>) -> Result<()> {
+        for (name, net) in std::mem::take(pending) {
+            self.flush_table(&name, net).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_batch(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<()> {
+        for c in &batch.changes {
+            if let Some(info) = tables.get(&c.table) {
+                self.plan_for(&c.table, info)?;
+            }
+        }
+        // Staging tables are created before the transaction (MySQL would
+        // commit implicitly on some DDL).
+        let names: Vec<QualifiedName> = batch.changes.iter().map(|c| c.table.clone()).filter(|n| self.plans.contains_key(n)).collect();
+        for n in names {
+            self.ensure_stage(&n).await?;
+        }
+        let begin = match self.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            _ => "BEGIN",
+        };
+        self.db.execute(begin).await?;
+        let result = self.apply_in_transaction(tables, batch).await;
+        match result {
+            Ok(()) => self.db.execute("COMMIT").await,
+            Err(e) => {
+                let _ = self.db.execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_in_transaction(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<()> {
+        let mut pending: Vec<(QualifiedName, TableNet)> = Vec::new();
+        for c in &batch.changes {
+            let Some(info) = tables.get(&c.table) else { continue };
+            let Some(plan) = self.plans.get(&c.table) else { continue };
+            if info.key.is_empty() || matches!(c.op, Op::Truncate) {
+                self.flush_all(&mut pending).await?;
+                self.apply_ordered(&c.table, &c.op).await?;
+                continue;
+            }
+            let from = plan.from.clone();
+            let key = plan.key.clone();
+            let idx = match pending.iter().position(|(n, _)| n == &c.table) {
+                Some(i) => i,
+                None => {
+                    pending.push((c.table.clone(), TableNet::default()));
+                    pending.len() - 1
+                }
+            };
+            let net = &mut pending[idx].1;
+            let target_row = |row: &[Option<Value>]| -> Vec<Option<Value>> { from.iter().map(|&i| row.get(i).cloned().flatten()).collect() };
+            let key_of = |row: &[Option<Value>]| -> Option<Vec<Value>> { key.iter().map(|&i| row[i].clone()).collect() };
+            match &c.op {
+                Op::Insert { row } => {
+                    let r = target_row(&row.iter().cloned().map(Some).collect::<Vec<_>>());
+                    let k = key_of(&r).unwrap_or_default();
+                    net.set(key_text(&k), Net::Upsert(r));
+                }
+                Op::Update { before, after } => {
+                    let mut r = target_row(after);
+                    let old = before.as_ref().map(|b| target_row(&b.iter().cloned().map(Some).collect::<Vec<_>>()));
+                    // A key column the server did not resend kept its value.
+                    if let Some(o) = &old {
+                        for &i in &key {
+                            if r[i].is_none() {
+                                r[i] = o[i].clone();
+                            }
+                        }
+                    }
+                    let Some(new_key) = key_of(&r) else {
+                        return Err(Error::Table { table: c.table.to_string(), row: None, message: "an update without its key values".into(), hint: None });
+                    };
+                    if let Some(old_key) = old.as_ref().and_then(|o| key_of(o)) {
+                        if old_key != new_key {
+                            net.set(key_text(&old_key), Net::Delete(old_key));
+                        }
+                    }
+                    let kt = key_text(&new_key);
+                    let merged = match net.by_key.remove(&kt) {
+                        Some(Net::Upsert(mut prev)) => {
+                            for (p, n) in prev.iter_mut().zip(r) {
+                                if n.is_some() {
+                                    *p = n;
+                                }
+                            }
+                            prev
+                        }
+                        _ => r,
+                    };
+                    net.set(kt, Net::Upsert(merged));
+                }
+                Op::Delete { key: kv } => {
+                    // `kv` holds the key columns in key order.
+                    net.set(key_text(kv), Net::Delete(kv.clone()));
+                }
+                Op::Truncate => {}
+            }
+        }
+        self.flush_all(&mut pending).await?;
+        if let Some(p) = &batch.position {
+            self.save_position(p).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_position(&mut self, p: &Position) -> Result<()> {
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let now = chrono::Utc::now().to_rfc3339();
+        let (task, pos, at) = (lit(&self.task), lit(&p.to_string()), lit(&now));
+        let sql = match self.dialect() {
+            Dialect::Mysql => format!("INSERT INTO {STATE_TABLE} (task, position, updated_at) VALUES ({task}, {pos}, {at}) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"),
+            _ => format!("INSERT INTO {STATE_TABLE} (task, position, updated_at) VALUES ({task}, {pos}, {at}) ON CONFLICT (task) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at"),
+        };
+        self.db.execute(&sql).await
+    }
+
+    async fn load_position(&mut self) -> Result<Option<Position>> {
+        let sql = format!("SELECT position FROM {STATE_TABLE} WHERE task = '{}'", self.task.replace('\'', "''"));
+        let spec = ReadSpec { select: sql, types: vec![crate::model::ColumnType::text()] };
+        let (tx, mut rx) = mpsc::channel::<Batch>(4);
+        let display = self.display.clone();
+        let read = async {
+            match &mut self.db {
+                Db::Postgres(c) => transfer::postgres::read(&c.client, &display, STATE_TABLE, &spec, tx).await,
+                Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &display, STATE_TABLE, &spec, tx).await,
+                Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &display, STATE_TABLE, &spec, tx).await,
+            }
+        };
+        let collect = async {
+            let mut out = None;
+            while let Some(b) = rx.recv().await {
+                for r in b.rows {
+                    if let Some(Value::Text(s)) = r.into_iter().next() {
+                        out = Some(s);
+                    }
+                }
+            }
+            out
+        };
+        let (r, text) = tokio::join!(read, collect);
+        r?;
+        match text {
+            None => Ok(None),
+            Some(t) => t.parse::<Position>().map(Some).map_err(|e| Error::Endpoint { endpoint: self.display.clone(), message: format!("{STATE_TABLE}: {e}"), hint: None }),
+        }
+    }
+}
+
+impl Destination for DbDestination {
+    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.apply_batch(tables, batch))
+    }
+
+    fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
+        Box::pin(self.load_position())
+    }
+}

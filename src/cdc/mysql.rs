@@ -1,0 +1,413 @@
+//! MySQL/MariaDB change capture from the row-based binary log.
+//!
+//! The start position comes from a consistent snapshot: with the tables
+//! locked (`FLUSH TABLES WITH READ LOCK`), each reader connection opens
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT`, the binlog file and offset
+//! are read, and the lock is released at once.
+
+use mysql_async::prelude::Queryable;
+
+use crate::db::mysql::{statement_error, MyConn};
+use crate::endpoint::{DbEndpoint, Role};
+use crate::error::{Error, Result};
+use crate::model::Position;
+
+async fn variables(c: &mut MyConn, names: &[&str]) -> Result<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for n in names {
+        let sql = format!("SHOW GLOBAL VARIABLES LIKE '{n}'");
+        let row: Option<(String, String)> = c.conn.query_first(sql.as_str()).await.map_err(|e| statement_error(&c.display, &sql, &e))?;
+        out.push(row.map(|r| r.1));
+    }
+    Ok(out)
+}
+
+/// Checks the binlog settings and privileges, naming what is missing.
+pub async fn check_prerequisites(c: &mut MyConn) -> Result<()> {
+    let v = variables(c, &["log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata"]).await?;
+    let need = |name: &str, have: &Option<String>, want: &str, how: &str| -> Result<()> {
+        if have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(want)) {
+            return Ok(());
+        }
+        Err(Error::Endpoint {
+            endpoint: c.display.clone(),
+            message: format!("{name} is {}; change data capture needs {name} = {want}", have.as_deref().unwrap_or("not set")),
+            hint: Some(how.to_string()),
+        })
+    };
+    need("log_bin", &v[0], "ON", "start the server with log_bin (e.g. log_bin = mysql-bin in my.cnf) and a server_id")?;
+    need("binlog_format", &v[1], "ROW", "SET GLOBAL binlog_format = 'ROW' (and in my.cnf), then reconnect the writers")?;
+    need("binlog_row_image", &v[2], "FULL", "SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)")?;
+    if v[3].as_deref().is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
+        crate::output::verbose("binlog_row_metadata is not FULL: row events are matched to columns by position".to_string());
+    }
+    let grants: Vec<String> = c.conn.query("SHOW GRANTS").await.map_err(|e| statement_error(&c.display, "SHOW GRANTS", &e))?;
+    let all = grants.join("\n").to_ascii_uppercase();
+    let global = |p: &str| all.lines().any(|l| l.contains(" ON *.*") && (l.contains(p) || l.contains("ALL PRIVILEGES")));
+    if !global("REPLICATION SLAVE") && !global("REPLICATION REPLICA") {
+        return Err(Error::Endpoint {
+            endpoint: c.display.clone(),
+            message: "the user lacks the REPLICATION SLAVE privilege, which reading the binary log needs".into(),
+            hint: Some("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user".into()),
+        });
+    }
+    Ok(())
+}
+
+/// The binlog file and offset the server writes next.
+pub async fn current_position(c: &mut MyConn) -> Result<Position> {
+    let sql = "SHOW MASTER STATUS";
+    let row: Option<mysql_async::Row> = c.conn.query_first(sql).await.map_err(|e| {
+        statement_error(&c.display, sql, &e).with_hint("the user needs REPLICATION CLIENT (MariaDB: BINLOG MONITOR)")
+    })?;
+    let row = row.ok_or_else(|| Error::Endpoint {
+        endpoint: c.display.clone(),
+        message: "SHOW MASTER STATUS returned nothing: the binary log is off".into(),
+        hint: Some("start the server with log_bin and binlog_format = ROW".into()),
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or(4);
+    Ok(Position::MysqlBinlog { file, pos })
+}
+
+/// Checks the settings and returns the position changes start at, with
+/// `readers` connections that see the data exactly at that position.
+pub async fn prepare(ep: &DbEndpoint, readers: usize) -> Result<(Position, Vec<MyConn>)> {
+    let mut c = MyConn::connect(ep, Role::Source).await?;
+    check_prerequisites(&mut c).await?;
+    if readers == 0 {
+        return Ok((current_position(&mut c).await?, Vec::new()));
+    }
+    let mut conns = Vec::with_capacity(readers);
+    for _ in 0..readers {
+        conns.push(MyConn::connect(ep, Role::Source).await?);
+    }
+    if let Err(e) = c.execute("FLUSH TABLES WITH READ LOCK").await {
+        crate::output::warn(format!(
+            "cannot lock the tables for a consistent snapshot ({e}); changes from before the load's reads will be applied again, which converges because applying is idempotent"
+        ));
+        return Ok((current_position(&mut c).await?, Vec::new()));
+    }
+    let opened = async {
+        for r in conns.iter_mut() {
+            r.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+            r.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+        }
+        current_position(&mut c).await
+    }
+    .await;
+    c.execute("UNLOCK TABLES").await?;
+    Ok((opened?, conns))
+}
+
+// ------------------------------------------------------------------ stream
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::{BinlogStream, BinlogStreamRequest};
+
+use super::destination::BoxFuture;
+use super::source::{ChangeSource, SourceEvent, Transaction};
+use super::Tables;
+use crate::codec::mysqltext;
+use crate::model::{Change, ColumnType, Op, QualifiedName, Value};
+
+/// Reads row events from the binary log.
+pub struct MysqlSource {
+    display: String,
+    database: String,
+    stream: BinlogStream,
+    tables: Arc<Tables>,
+    file: String,
+    /// Captured tables by binlog table id (`None`: not captured).
+    table_ids: HashMap<u64, Option<QualifiedName>>,
+    current: Vec<Change>,
+    bytes: usize,
+    stopped: HashMap<QualifiedName, String>,
+    pending: std::collections::VecDeque<SourceEvent>,
+}
+
+fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let hint = if text.contains("REPLICATION SLAVE") || text.contains("Access denied") {
+        Some("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user".to_string())
+    } else if text.contains("Could not find first log file") || text.contains("could not find") {
+        Some("the binlog file is gone (purged by expire_logs_days / binlog_expire_logs_seconds); run the full load again".to_string())
+    } else {
+        None
+    };
+    Error::Endpoint { endpoint: display.to_string(), message: format!("binary log stream: {text}"), hint }
+}
+
+impl MysqlSource {
+    pub async fn open(ep: &DbEndpoint, file: &str, pos: u64, tables: Arc<Tables>) -> Result<MysqlSource> {
+        let mut c = MyConn::connect(ep, Role::Source).await?;
+        check_prerequisites(&mut c).await?;
+        // Idle heartbeats every second, so an idle stream still reports in.
+        c.execute("SET @master_heartbeat_period = 1000000000").await?;
+        let database = c.database.clone();
+        let display = c.display.clone();
+        let server_id = 1_000_000 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000) as u32;
+        let request = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(pos);
+        let stream = c.conn.get_binlog_stream(request).await.map_err(|e| binlog_error(&display, e))?;
+        Ok(MysqlSource {
+            display,
+            database,
+            stream,
+            tables,
+            file: file.to_string(),
+            table_ids: HashMap::new(),
+            current: Vec::new(),
+            bytes: 0,
+            stopped: HashMap::new(),
+            pending: Default::default(),
+        })
+    }
+
+    fn lookup(&self, db: &str, name: &str) -> Option<QualifiedName> {
+        if !self.database.is_empty() && db != self.database {
+            return None;
+        }
+        self.tables.keys().find(|k| k.name == name).cloned()
+    }
+
+    /// Statements that matter outside row events: TRUNCATE, and DDL that
+    /// changes a captured table.
+    fn statement(&mut self, schema: &str, sql: &str, position: Position) {
+        let words: Vec<String> = sql.split_whitespace().take(4).map(|w| w.trim_matches(|c| c == '`' || c == ';').to_ascii_lowercase()).collect();
+        let name_at = |i: usize| words.get(i).map(|w| w.rsplit('.').next().unwrap_or(w).trim_matches('`').to_string());
+        let (kind, name) = match words.first().map(String::as_str) {
+            Some("truncate") => ("truncate", if words.get(1).map(String::as_str) == Some("table") { name_at(2) } else { name_at(1) }),
+            Some("alter") | Some("drop") | Some("rename") if words.get(1).map(String::as_str) == Some("table") => ("ddl", name_at(2)),
+            _ => return,
+        };
+        let Some(name) = name else { return };
+        let db = if schema.is_empty() { self.database.clone() } else { schema.to_string() };
+        let Some(table) = self.tables.keys().find(|k| k.name.eq_ignore_ascii_case(&name)).cloned() else { return };
+        if db != self.database || self.stopped.contains_key(&table) {
+            return;
+        }
+        if kind == "truncate" {
+            let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
+            self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position, commit_time: Some(chrono::Utc::now()), bytes: 8 }));
+        } else {
+            let message = format!("its definition changed at the source ({})", crate::db::excerpt(sql));
+            self.stopped.insert(table.clone(), message.clone());
+            self.pending.push_back(SourceEvent::SchemaChanged { table, message });
+        }
+    }
+
+    fn rows(&mut self, ev: &RowsEventData<'_>, tme: &mysql_async::binlog::events::TableMapEvent<'_>, table: &QualifiedName) -> Result<()> {
+        let info = &self.tables[table];
+        let cols = &info.source.columns;
+        let stored: Vec<usize> = (0..cols.len()).collect();
+        if tme.columns_count() as usize != cols.len() {
+            let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed", tme.columns_count(), cols.len());
+            self.stopped.insert(table.clone(), message.clone());
+            self.pending.push_back(SourceEvent::SchemaChanged { table: table.clone(), message });
+            return Ok(());
+        }
+        let convert = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<Value>>> {
+            let Some(row) = row else { return Ok(None) };
+            let mut out = Vec::with_capacity(cols.len());
+            for (i, &ci) in stored.iter().enumerate() {
+                let col = &cols[ci];
+                let v = match row.as_ref(i) {
+                    None => Value::Null,
+                    Some(b) => binlog_value(b, &col.ty).map_err(|e| Error::Table {
+                        table: table.to_string(),
+                        row: None,
+                        message: format!("column {}: {e}", col.name),
+                        hint: Some("report this value; barge could not read what the binary log holds".into()),
+                    })?,
+                };
+                out.push(v);
+            }
+            Ok(Some(out))
+        };
+        for r in ev.rows(tme) {
+            let (before, after) = r.map_err(|e| binlog_error(&self.display, e))?;
+            let (before, after) = (convert(before)?, convert(after)?);
+            let op = match (ev, before, after) {
+                (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => Op::Insert { row },
+                (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => {
+                    Op::Delete { key: if info.key.is_empty() { old } else { info.key.iter().map(|&i| old[i].clone()).collect() } }
+                }
+                (RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_), before, Some(after)) => Op::Update { before, after: after.into_iter().map(Some).collect() },
+                (RowsEventData::PartialUpdateRowsEvent(_), ..) => {
+                    return Err(Error::Endpoint {
+                        endpoint: self.display.clone(),
+                        message: format!("{table}: partial JSON updates are in the binary log"),
+                        hint: Some("SET GLOBAL binlog_row_value_options = '' so updates carry whole JSON values".into()),
+                    })
+                }
+                _ => continue,
+            };
+            self.bytes += 64;
+            self.current.push(Change { table: table.clone(), op, txid: None, commit_time: None, position: Position::MysqlBinlog { file: String::new(), pos: 0 } });
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, pos: u64, timestamp: u32) {
+        let position = Position::MysqlBinlog { file: self.file.clone(), pos };
+        let commit_time = chrono::DateTime::from_timestamp(timestamp as i64, 0);
+        let mut changes = std::mem::take(&mut self.current);
+        let bytes = std::mem::take(&mut self.bytes);
+        for c in changes.iter_mut() {
+            c.position = position.clone();
+            c.commit_time = commit_time;
+        }
+        if changes.is_empty() {
+            self.pending.push_back(SourceEvent::Idle { position, lag_bytes: None });
+        } else {
+            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time, bytes }));
+        }
+    }
+
+    async fn step(&mut self) -> Result<bool> {
+        let Some(ev) = self.stream.next().await else { return Ok(false) };
+        let ev = ev.map_err(|e| binlog_error(&self.display, e))?;
+        let header = ev.header();
+        let end = header.log_pos() as u64;
+        let data = ev.read_data().map_err(|e| binlog_error(&self.display, e))?;
+        match data {
+            Some(EventData::RotateEvent(r)) => {
+                // The server's first (artificial) rotate event can carry
+                // the checksum after the name.
+                let name = r.name();
+                let clean: String = name.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+                
+                if !clean.is_empty() {
+                    self.file = clean;
+                }
+            }
+            Some(EventData::TableMapEvent(t)) => {
+                let name = self.lookup(&t.database_name(), &t.table_name());
+                self.table_ids.insert(t.table_id(), name);
+            }
+            Some(EventData::RowsEvent(rows)) => {
+                let Some(Some(table)) = self.table_ids.get(&rows.table_id()).cloned() else { return Ok(true) };
+                if self.stopped.contains_key(&table) {
+                    return Ok(true);
+                }
+                let tme = self.stream.get_tme(rows.table_id()).cloned();
+                if let Some(tme) = tme {
+                    self.rows(&rows, &tme, &table)?;
+                }
+            }
+            Some(EventData::XidEvent(_)) => self.commit(end, header.timestamp()),
+            Some(EventData::QueryEvent(q)) => {
+                let sql = q.query();
+                let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+                if head.starts_with("BEGIN") {
+                } else if head.starts_with("COMMIT") {
+                    self.commit(end, header.timestamp());
+                } else {
+                    // DDL commits by itself.
+                    let position = Position::MysqlBinlog { file: self.file.clone(), pos: end };
+                    if !self.current.is_empty() {
+                        self.commit(end, header.timestamp());
+                    }
+                    self.statement(&q.schema(), &sql, position);
+                }
+            }
+            Some(EventData::HeartbeatEvent) if self.current.is_empty() => {
+                self.pending.push_back(SourceEvent::Idle { position: Position::MysqlBinlog { file: self.file.clone(), pos: end.max(4) }, lag_bytes: Some(0) });
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+}
+
+impl ChangeSource for MysqlSource {
+    fn next<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<SourceEvent>>> {
+        Box::pin(async move {
+            loop {
+                if let Some(ev) = self.pending.pop_front() {
+                    return Ok(Some(ev));
+                }
+                if !self.step().await? {
+                    return Ok(None);
+                }
+            }
+        })
+    }
+
+    fn next_is_cancel_safe(&self) -> bool {
+        // Every partial result is kept in `self`; the only wait is on the
+        // stream, which loses nothing when dropped.
+        true
+    }
+
+    fn acknowledge<'a>(&'a mut self, _position: &'a Position) -> BoxFuture<'a, Result<()>> {
+        // The server keeps its binary log by its own expiry settings.
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A binlog value → a model value of column type `ty`, through the same
+/// text decoder the full load uses, so both paths agree on every type.
+pub fn binlog_value(v: &BinlogValue<'_>, ty: &ColumnType) -> std::result::Result<Value, String> {
+    use mysql_async::Value as M;
+    let v = match v {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(j) => {
+            let json = serde_json::Value::try_from(j.clone()).map_err(|e| format!("unreadable JSON: {e}"))?;
+            return Ok(Value::Json(json.to_string()));
+        }
+        BinlogValue::JsonDiff(_) => return Err("a partial JSON update (binlog_row_value_options = PARTIAL_JSON)".into()),
+    };
+    let text: Vec<u8> = match (v, ty) {
+        (M::NULL, _) => return Ok(Value::Null),
+        (M::Int(i), ColumnType::Enum { values, .. }) => {
+            return Ok(match usize::try_from(*i).ok().and_then(|i| i.checked_sub(1)).and_then(|i| values.get(i)) {
+                Some(s) => Value::Enum(s.clone()),
+                None => Value::Enum(String::new()),
+            });
+        }
+        (M::Int(i), ColumnType::Int { bits, unsigned: true }) if *i < 0 => {
+            let mask = if *bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+            ((*i as u64) & mask).to_string().into_bytes()
+        }
+        (M::Int(i), _) => i.to_string().into_bytes(),
+        (M::UInt(u), _) => u.to_string().into_bytes(),
+        (M::Float(f), _) => f.to_string().into_bytes(),
+        (M::Double(f), _) => f.to_string().into_bytes(),
+        (M::Date(y, m, d, h, mi, s, us), ColumnType::Date) => {
+            let _ = (h, mi, s, us);
+            format!("{y:04}-{m:02}-{d:02}").into_bytes()
+        }
+        (M::Date(y, m, d, h, mi, s, us), _) => format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}").into_bytes(),
+        (M::Time(neg, days, h, m, s, us), _) => format!("{}{}:{m:02}:{s:02}.{us:06}", if *neg { "-" } else { "" }, *days as u64 * 24 + *h as u64).into_bytes(),
+        (M::Bytes(b), ColumnType::Set { values }) => {
+            // A little-endian bitmask of the members.
+            let mut members = Vec::new();
+            for (i, name) in values.iter().enumerate() {
+                if b.get(i / 8).is_some_and(|byte| byte & (1 << (i % 8)) != 0) {
+                    members.push(name.as_str());
+                }
+            }
+            members.join(",").into_bytes()
+        }
+        (M::Bytes(b), ColumnType::Timestamp { .. }) if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') => {
+            // TIMESTAMP: seconds since the epoch; 0 is MySQL's zero date.
+            let s = String::from_utf8_lossy(b);
+            let (secs, frac) = s.split_once('.').unwrap_or((&s, "0"));
+            let secs: i64 = secs.parse().map_err(|_| format!("bad TIMESTAMP {s}"))?;
+            if secs == 0 {
+                b"0000-00-00 00:00:00".to_vec()
+            } else {
+                let t = chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| format!("bad TIMESTAMP {s}"))?;
+                format!("{}.{frac}", t.format("%Y-%m-%d %H:%M:%S")).into_bytes()
+            }
+        }
+        (M::Bytes(b), _) => b.clone(),
+    };
+    mysqltext::decode_owned(text, ty)
+}

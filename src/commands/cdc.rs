@@ -1,0 +1,238 @@
+//! Change data capture on the command line: the options `migrate` takes
+//! for it, and `barge status` / `barge cleanup`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cdc::{Capture, CaptureOptions, Position};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::output;
+use crate::task::cdc::{self as replication, CdcOptions, CdcReport, StopAt};
+use crate::task::state::StateStore;
+use crate::transfer::{Counters, OnError, Rejects, RowPolicy, ZeroDates};
+
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Change data capture")]
+pub struct CdcArgs {
+    /// Where the changes start (with --mode cdc): pg:LSN, mysql:FILE:POS or sqlite:SEQ, as printed by the full load or `barge unpack`
+    #[arg(long, value_name = "POSITION")]
+    pub start_position: Option<Position>,
+    /// Stop once the source reaches this position, or commits past this time (RFC 3339)
+    #[arg(long, value_name = "POSITION|TIME")]
+    pub stop_at: Option<StopAt>,
+    /// PostgreSQL replication slot to create or use [default: barge_<hash of the task>]
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
+    /// PostgreSQL publication to create or use [default: the slot's name]
+    #[arg(long, value_name = "NAME")]
+    pub publication: Option<String>,
+    /// Most changes applied in one target transaction
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    pub batch_changes: usize,
+    /// Seconds between heartbeats written to an idle PostgreSQL source, so its slot keeps releasing WAL (0: none)
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub heartbeat: u64,
+    /// How often a SQLite source's change table is polled, in milliseconds
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub poll_interval: u64,
+}
+
+impl CdcArgs {
+    pub fn capture_options(&self) -> CaptureOptions {
+        CaptureOptions { slot: self.slot.clone(), publication: self.publication.clone() }
+    }
+}
+
+/// The capture objects of a task: as recorded by its full load, else as
+/// named on the command line or derived from the state directory.
+pub fn capture_for(state_dir: &std::path::Path, args: &CdcArgs, source: &Endpoint) -> Result<Capture> {
+    let recorded = StateStore::open(state_dir)?.load()?.and_then(|s| s.capture);
+    if let Some(mut c) = recorded {
+        if args.slot.is_some() {
+            c.slot = args.slot.clone();
+        }
+        if args.publication.is_some() {
+            c.publication = args.publication.clone();
+        }
+        if let Some(p) = &args.start_position {
+            c.position = p.clone();
+        }
+        return Ok(c);
+    }
+    let is_pg = matches!(source, Endpoint::Postgres(_));
+    let slot = is_pg.then(|| args.slot.clone().unwrap_or_else(|| crate::cdc::capture::default_name(&state_dir.display().to_string())));
+    let publication = is_pg.then(|| args.publication.clone().or_else(|| slot.clone()).unwrap_or_default());
+    let position = match (&args.start_position, source) {
+        (Some(p), _) => p.clone(),
+        // 0/0: the slot's own confirmed position.
+        (None, Endpoint::Postgres(_)) => Position::pg(0),
+        (None, Endpoint::Sqlite(_)) => Position::SqliteSeq { seq: 0 },
+        (None, _) => {
+            return Err(Error::usage(
+                "--mode cdc needs --start-position mysql:FILE:POS (printed by the full load or `barge unpack`), unless the target already holds a saved position",
+            ))
+        }
+    };
+    Ok(Capture { position, slot, publication })
+}
+
+pub struct Replicate<'a> {
+    pub source: &'a Endpoint,
+    pub target: &'a Endpoint,
+    pub state_dir: PathBuf,
+    pub on_error: OnError,
+    pub zero_dates: ZeroDates,
+}
+
+/// Runs replication to the end (stop position or time, source end, or
+/// Ctrl-C) and prints what happened.
+pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
+    let task = r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into());
+    let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
+    let opts = CdcOptions {
+        task,
+        start: capture.position.clone(),
+        capture,
+        stop_at: args.stop_at.clone(),
+        state_dir: r.state_dir.clone(),
+        policy,
+        batch_changes: args.batch_changes.max(1),
+        heartbeat: Duration::from_secs(args.heartbeat),
+        poll_interval: Duration::from_millis(args.poll_interval.max(10)),
+        json_progress: output::get().json,
+    };
+    if !output::get().json {
+        output::info("replicating changes; Ctrl-C stops after the batch in flight, and rerunning the command resumes");
+    }
+    replication::run(r.source, r.target, tables, opts).await
+}
+
+pub fn print_cdc_report(report: &CdcReport) {
+    let s = &report.status;
+    if output::get().json {
+        println!("{}", serde_json::json!({ "ok": true, "cdc": s }));
+        return;
+    }
+    print_status(s);
+}
+
+fn print_status(s: &replication::Status) {
+    println!("{:<32} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}  state", "table", "changes", "inserts", "updates", "deletes", "changes/s", "lag s");
+    for (name, t) in &s.tables {
+        println!(
+            "{:<32} {:>10} {:>9} {:>9} {:>9} {:>9.0} {:>10.3}  {}",
+            name, t.changes, t.inserts, t.updates, t.deletes, t.changes_per_second, t.lag_seconds, t.state
+        );
+    }
+    println!(
+        "position {}  transactions {}  changes {}  lag {:.3} s{}{}",
+        s.position.as_deref().unwrap_or("-"),
+        s.applied_transactions,
+        s.applied_changes,
+        s.lag_seconds,
+        s.lag_bytes.map(|b| format!(" / {b} bytes")).unwrap_or_default(),
+        if s.retries > 0 { format!("  retries {}", s.retries) } else { String::new() }
+    );
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The migration's source URL (with TARGET, finds the default state directory)
+    pub source: Option<String>,
+    /// The migration's target URL
+    pub target: Option<String>,
+    /// The state directory the migration uses
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn state_dir_of(source: Option<&str>, target: Option<&str>, dir: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(d) = dir {
+        return Ok(d.clone());
+    }
+    match (source, target) {
+        (Some(s), Some(t)) => Ok(crate::commands::migrate::default_state_dir(&Endpoint::parse(s)?, &Endpoint::parse(t)?)),
+        _ => Err(Error::usage("give SOURCE and TARGET (as given to `barge migrate`) or --state-dir DIR")),
+    }
+}
+
+pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
+    let dir = state_dir_of(args.source.as_deref(), args.target.as_deref(), args.state_dir.as_ref())?;
+    let load = StateStore::open(&dir)?.load()?;
+    let path = replication::status_path(&dir);
+    let cdc: Option<serde_json::Value> = match std::fs::read(&path) {
+        Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| Error::Input { file: path.display().to_string(), line: e.line(), message: e.to_string(), hint: None })?),
+        Err(_) => None,
+    };
+    if load.is_none() && cdc.is_none() {
+        return Err(Error::usage(format!("no migration has run with state in {}", dir.display())));
+    }
+    if output::get().json {
+        println!("{}", serde_json::json!({ "state_dir": dir, "load": load, "cdc": cdc }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(l) = &load {
+        println!("full load: {:?}, {} table(s){}", l.phase, l.tables.len(), l.capture.as_ref().map(|c| format!(", changes captured from {}", c.position)).unwrap_or_default());
+        for (name, t) in &l.tables {
+            if l.capture.is_none() || cdc.is_none() {
+                println!("  {name:<30} {:?} ({} rows)", t.status, t.rows());
+            }
+        }
+    }
+    if let Some(c) = cdc {
+        let s: replication::Status = serde_json::from_value(c).map_err(|e| Error::other(format!("{}: {e}", path.display())))?;
+        println!("change data capture (updated {}{}):", s.updated_at, s.stopped.as_deref().map(|x| format!(", {x}")).unwrap_or_default());
+        print_status(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The migration's source URL: its capture objects are removed
+    pub source: String,
+    /// The migration's target URL (finds the default state directory)
+    pub target: Option<String>,
+    /// The state directory the migration uses
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// PostgreSQL replication slot to drop
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
+    /// PostgreSQL publication to drop [default: the slot's name]
+    #[arg(long, value_name = "NAME")]
+    pub publication: Option<String>,
+}
+
+pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
+    let source = Endpoint::parse(&args.source)?;
+    let recorded = match state_dir_of(Some(&args.source), args.target.as_deref(), args.state_dir.as_ref()) {
+        Ok(dir) => StateStore::open(&dir)?.load()?.and_then(|s| s.capture),
+        Err(_) => None,
+    };
+    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None });
+    if args.slot.is_some() {
+        capture.slot = args.slot.clone();
+        capture.publication = args.publication.clone().or(args.slot.clone());
+    }
+    if matches!(source, Endpoint::Postgres(_)) && capture.slot.is_none() {
+        return Err(Error::usage("which slot? give SOURCE TARGET as given to `barge migrate`, --state-dir DIR, or --slot NAME"));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::other(e.to_string()))?;
+    let done = rt.block_on(crate::cdc::capture::cleanup(&source, &capture))?;
+    if output::get().json {
+        println!("{}", serde_json::json!({ "ok": true, "removed": done }));
+    } else if done.is_empty() {
+        output::info("nothing to remove");
+    } else {
+        for d in done {
+            println!("{d}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
