@@ -137,7 +137,7 @@ async fn postgres_every_type_through_a_pack_into_every_engine() {
 
     // PostgreSQL → PostgreSQL: every value's text is the source's.
     let (pg, out) = unpack_and_validate(&p, &src, Engine::Postgres, &[], &[]).await;
-    assert!(out.contains("no CDC start position"), "{out}");
+    assert!(out.contains("--mode cdc --start-position pg:") && out.contains("--slot barge_"), "unpack prints the catch-up command: {out}");
     for q in [
         "SELECT string_agg(e::text, E'\\n' ORDER BY id) FROM every_type e",
         "SELECT string_agg(s::text, E'\\n' ORDER BY id) FROM specials s",
@@ -182,18 +182,83 @@ async fn postgres_every_type_through_a_pack_into_every_engine() {
     drop(lite);
 }
 
+// ---- changes made after the pack catch up by CDC ------------------------------
+
+/// The value after `flag` on the catch-up command unpack prints.
+fn printed_arg(out: &str, flag: &str) -> Option<String> {
+    let line = out.lines().find(|l| l.trim_start().starts_with("barge migrate"))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == flag)?;
+    words.next().map(str::to_string)
+}
+
+/// Packs `src`, changes it, unpacks into a fresh database of the same
+/// engine and runs the catch-up command unpack printed, up to `stop_at`'s
+/// position: the target then equals the source.
+async fn pack_change_unpack_catch_up(src: &TestDb, changes: &[&str], stop_at: &str) {
+    let p = Packed::new();
+    ok(p.pack(&src.url, &[]), "pack");
+    let mut c = src.connect(barge::endpoint::Role::Target).await;
+    for sql in changes {
+        c.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let stop = src.query_row(stop_at).await;
+    let stop = match src.engine {
+        Engine::Postgres => format!("pg:{}", stop[0].as_deref().unwrap()),
+        _ => format!("mysql:{}:{}", stop[0].as_deref().unwrap(), stop[1].as_deref().unwrap()),
+    };
+    let dst = TestDb::new(src.engine, &format!("catchup_{}", src.engine.name())).await;
+    let out = ok(p.unpack(&dst.url, &[]), "unpack");
+    let start = printed_arg(&out, "--start-position").unwrap_or_else(|| panic!("no catch-up command in: {out}"));
+    let mut args = vec!["migrate".to_string(), src.url.clone(), dst.url.clone(), "--mode".into(), "cdc".into(), "--start-position".into(), start];
+    for flag in ["--slot", "--publication"] {
+        if let Some(v) = printed_arg(&out, flag) {
+            args.extend([flag.to_string(), v]);
+        }
+    }
+    args.extend(["--stop-at".into(), stop, "--state-dir".into(), p.p("cdc-state").display().to_string()]);
+    ok(run(barge().args(&args)), "the printed catch-up command");
+    validate(src, &dst, &[]);
+    dst.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_after_the_pack_catch_up_by_cdc() {
+    let src = source(Engine::Postgres, "types/postgres.sql", "pk_cdc_pg").await;
+    let changes = [
+        "UPDATE big SET label = 'changed ' || id, amount = amount + 0.01 WHERE id % 1000 = 0",
+        "DELETE FROM big WHERE id % 997 = 0",
+        "INSERT INTO big SELECT g, 1, 'new', 1.50, now() FROM generate_series(120001, 120500) g",
+        "UPDATE every_type SET t = 'after the pack' WHERE id = 1",
+        "DELETE FROM specials WHERE id = 3",
+    ];
+    pack_change_unpack_catch_up(&src, &changes, "SELECT pg_current_wal_insert_lsn()::text").await;
+    src.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_changes_after_the_pack_catch_up_by_cdc() {
+    let src = source(Engine::Mysql, "types/mysql.sql", "pk_cdc_my").await;
+    let changes = [
+        "INSERT INTO every_type (flag, vc, dec6530, dtm) SELECT flag, 'copied', dec6530, dtm FROM every_type WHERE id = 2",
+        "UPDATE every_type SET vc = 'after the pack', d2 = 12.34 WHERE id = 1",
+        "DELETE FROM every_type WHERE id = 3",
+    ];
+    pack_change_unpack_catch_up(&src, &changes, "SHOW MASTER STATUS").await;
+    src.drop_db().await;
+}
+
 // ---- MariaDB: every type, into every engine ------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_every_type_through_a_pack_into_every_engine() {
     let src = source(Engine::Mysql, "types/mysql.sql", "pk_my").await;
     let p = Packed::new();
-    let o = p.pack(&src.url, &["--no-cdc"]);
-    assert!(!text(&o).contains("change capture"), "--no-cdc: no capture warning: {}", text(&o));
-    let out = ok(o, "pack");
+    let out = ok(p.pack(&src.url, &["--no-cdc"]), "pack");
     assert!(out.contains("1 table, 4 rows"), "{out}");
 
-    let (my, _) = unpack_and_validate(&p, &src, Engine::Mysql, &[], &[]).await;
+    let (my, out) = unpack_and_validate(&p, &src, Engine::Mysql, &[], &[]).await;
+    assert!(out.contains("no CDC start position"), "--no-cdc: the copy is as of the pack: {out}");
     let cols = "CONCAT_WS('|', id, flag, ti, tiu, si, mi, i, iu, bi, biu, dec6530, d2, f, db, c, vc, tx, MD5(lt), HEX(bin), HEX(vb), HEX(bl), dt, dtm, ts, tm, yr, js, en, st, HEX(bt))";
     let q = format!("SELECT GROUP_CONCAT({cols} ORDER BY id SEPARATOR '\\n') FROM every_type");
     assert_eq!(my.query_row(&q).await, src.query_row(&q).await, "every value as MariaDB prints it");

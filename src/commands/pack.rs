@@ -285,7 +285,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     };
     let report = pack::pack(&opts, from, &mut keys, progress.as_ref())?;
     let o = output::get();
-    for w in db.iter().flat_map(|d| d.warnings()).chain(&report.warnings) {
+    for w in &report.warnings {
         output::warn(w);
     }
     for s in &report.skipped {

@@ -45,7 +45,9 @@ pub struct DatabaseSource {
     capture: bool,
     selection: Option<String>,
     feeds: Option<mpsc::Receiver<Next>>,
-    warnings: Vec<String>,
+    /// The source as of the capture's start position, for the first run's
+    /// reader: the pack then holds exactly the rows before the position.
+    snapshot: Option<capture::Snapshot>,
 }
 
 impl DatabaseSource {
@@ -88,13 +90,8 @@ impl DatabaseSource {
             capture,
             selection: selection.map(str::to_string),
             feeds: None,
-            warnings: Vec::new(),
+            snapshot: None,
         })
-    }
-
-    /// Things the user should know that did not stop the pack.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
     }
 
     fn read_job(&self, name: &str) -> Result<ReadJob> {
@@ -161,15 +158,16 @@ async fn estimate(conn: &mut Db, t: &Table) -> Result<(u64, u64)> {
     }
 }
 
-/// Opens the snapshot every table of this run is read in. Read-only: the
+/// Opens the snapshot every table of this run is read in: the change
+/// capture's (`exported`, PostgreSQL) when there is one. Read-only: the
 /// source is never written by a pack.
-async fn begin_snapshot(conn: &mut Db) -> Result<()> {
+async fn begin_snapshot(conn: &mut Db, exported: Option<&str>) -> Result<()> {
     match conn {
-        Db::Postgres(c) => c
-            .client
-            .batch_execute(&format!("{}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", transfer::postgres::READ_SESSION))
-            .await
-            .map_err(|e| crate::db::postgres::query_error(&c.display, "BEGIN ISOLATION LEVEL REPEATABLE READ", e)),
+        Db::Postgres(c) => {
+            let import = exported.map(|n| format!("; SET TRANSACTION SNAPSHOT '{n}'")).unwrap_or_default();
+            let sql = format!("{}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY{import}", transfer::postgres::READ_SESSION);
+            c.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&c.display, "BEGIN ISOLATION LEVEL REPEATABLE READ", e))
+        }
         Db::Mysql(_) => {
             conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
             conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT").await
@@ -179,17 +177,32 @@ async fn begin_snapshot(conn: &mut Db) -> Result<()> {
 }
 
 /// The reader task: one connection, one snapshot, the tables in order.
-async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, feeds: mpsc::Sender<Next>) {
-    let mut conn = match Db::connect(&endpoint, Role::Source).await {
-        Ok(c) => c,
-        Err(e) => {
+/// `snapshot`: the change capture's, which this reader joins.
+async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, snapshot: Option<capture::Snapshot>, feeds: mpsc::Sender<Next>) {
+    // A MySQL capture hands over a connection already in its snapshot;
+    // a PostgreSQL one names a snapshot to import (`hold` keeps the
+    // exporting session alive until this task ends).
+    let (pooled, hold) = match snapshot {
+        Some(capture::Snapshot::Mysql(mut conns)) if !conns.is_empty() => (Some(Db::Mysql(conns.swap_remove(0))), None),
+        other => (None, other),
+    };
+    let joined = pooled.is_some();
+    let mut conn = match pooled {
+        Some(c) => c,
+        None => match Db::connect(&endpoint, Role::Source).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = feeds.send(Next::Failed(e)).await;
+                return;
+            }
+        },
+    };
+    if !joined {
+        let exported = hold.as_ref().and_then(|s| s.pg_name());
+        if let Err(e) = begin_snapshot(&mut conn, exported).await {
             let _ = feeds.send(Next::Failed(e)).await;
             return;
         }
-    };
-    if let Err(e) = begin_snapshot(&mut conn).await {
-        let _ = feeds.send(Next::Failed(e)).await;
-        return;
     }
     for job in jobs {
         let (btx, brx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
@@ -222,17 +235,11 @@ impl TableSource for DatabaseSource {
 
     fn begin(&mut self) -> Result<DatabaseInfo> {
         let cdc = if self.capture {
-            match self.rt.block_on(capture::begin(&self.endpoint, &self.schema.tables, &CaptureOptions::default())) {
-                Ok(c) => Some(CdcStart { position: c.position.to_string(), slot: c.slot, publication: c.publication }),
-                // Until change capture exists, a pack is a copy as of its
-                // snapshot: say so rather than refuse.
-                Err(Error::NotImplemented { .. }) => {
-                    self.warnings.push(
-                        "change capture is not available in this barge yet: the pack records no CDC start position, \
-                         so the unpacked copy is as of the pack's snapshot"
-                            .into(),
-                    );
-                    None
+            let seed = format!("{}\n{}", self.endpoint, uuid::Uuid::new_v4());
+            match self.rt.block_on(capture::begin_consistent(&self.endpoint, &self.schema.tables, &CaptureOptions::default(), &seed, 1)) {
+                Ok((c, snapshot)) => {
+                    self.snapshot = Some(snapshot);
+                    Some(CdcStart { position: c.position.to_string(), slot: c.slot, publication: c.publication })
                 }
                 Err(e) => return Err(e.with_hint("fix the source's change-capture settings, or pass --no-cdc to pack without a start position")),
             }
@@ -251,7 +258,7 @@ impl TableSource for DatabaseSource {
     fn start(&mut self, names: &[String]) -> Result<()> {
         let jobs = names.iter().map(|n| self.read_job(n)).collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel(1);
-        self.rt.spawn(read_tables(self.endpoint.clone(), jobs, tx));
+        self.rt.spawn(read_tables(self.endpoint.clone(), jobs, self.snapshot.take(), tx));
         self.feeds = Some(rx);
         Ok(())
     }

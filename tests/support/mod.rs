@@ -155,6 +155,8 @@ impl TestDb {
                 let (conn, _) = admin_pg();
                 if let Ok((client, c)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
                     tokio::spawn(c);
+                    // A replication slot (change capture) pins its database.
+                    let _ = client.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active", &[&self.name]).await;
                     let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
                 }
             }
