@@ -30,16 +30,6 @@ fn assert_ok(o: &Output, what: &str) {
     assert!(o.status.success(), "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
 }
 
-async fn source(engine: Engine, script: &str, tag: &str) -> TestDb {
-    let db = TestDb::new(engine, tag).await;
-    if engine == Engine::Sqlite {
-        std::fs::copy(fixture(script), db.url.trim_start_matches("sqlite:")).unwrap();
-    } else {
-        db.load_script(&fixture(script)).await;
-    }
-    db
-}
-
 /// Migrates with --validate: barge's own comparison (values decoded from
 /// both sides, compared as the target holds them) must find no difference.
 async fn round_trip(src_engine: Engine, script: &str, dst_engine: Engine, extra: &[&str]) -> (TestDb, TestDb, String) {
@@ -57,19 +47,6 @@ async fn round_trip(src_engine: Engine, script: &str, dst_engine: Engine, extra:
 }
 
 // ---- the embedded sample (SQLite) to every target -------------------------
-
-async fn sample_checks(dst: &TestDb) {
-    let count = dst.query_row("SELECT COUNT(*) FROM order_items").await;
-    assert_eq!(count[0].as_deref(), Some("69370"));
-    let big = dst.query_row("SELECT big_counter FROM customers WHERE id = 1").await;
-    assert!(big[0].as_deref().is_some_and(|v| v == "9223372036854775807" || v == "-9223372036854775808"), "{big:?}");
-    let blob_len = match dst.engine {
-        Engine::Postgres => "SELECT octet_length(avatar) FROM customers WHERE id = 1",
-        _ => "SELECT length(avatar) FROM customers WHERE id = 1",
-    };
-    let n = dst.query_row(blob_len).await;
-    assert_eq!(n[0].as_deref(), Some("256"), "all 256 byte values kept");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_to_sqlite() {

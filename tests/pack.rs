@@ -8,9 +8,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod support;
 
 const PASS: &str = "correct horse battery staple";
 
@@ -521,21 +522,7 @@ fn resume_after_sigkill() {
         .spawn()
         .unwrap();
     // Wait until the journal shows finished chunks, then kill -9.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = fs::read_to_string(&journal).unwrap_or_default();
-        if j.matches(r#""t":"chunk""#).count() >= 3 {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "pack ended before it could be killed");
-        assert!(Instant::now() < deadline, "no progress in the journal");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
-    let st = child.wait().unwrap();
-    let j = fs::read_to_string(&journal).unwrap();
-    assert!(!j.contains(r#""t":"complete""#), "the pack finished before the kill; make the tree bigger");
-    assert!(!st.success());
+    support::kill_after_chunks(&mut child, &journal, 3);
     ok(env.run(&["pack", "--resume", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass(), "--journal", journal.to_str().unwrap()]));
     // Nothing left over: no part files, no unexpected chunks.
     let o = ok(env.run(&["verify", &d1]));
@@ -574,13 +561,26 @@ fn secrets_come_from_env_or_key_file_never_argv() {
     assert!(!text(&o).contains("wrong one"));
 }
 
+/// Object stores are not there yet, and say so; a tree does not go into
+/// a database, nor a database option onto a tree (databases: tests/pack_db.rs).
 #[test]
-fn databases_and_s3_are_refused_clearly() {
+fn s3_and_mismatched_targets_are_refused_clearly() {
     let env = Env::new();
     let d1 = env.dev("d1");
-    fails(env.run(&["pack", "postgres://u@localhost/db", &d1, "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
-    fails(env.run(&["unpack", &d1, "s3://bucket/prefix", "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
-    fails(env.run(&["unpack", &d1, "mysql://u@h/db", "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    fails(env.run(&["unpack", &d1, "s3://bucket/prefix", "--passphrase-file", &env.pass()]), 2, &["unpack to s3://", "not implemented"]);
+    fails(env.run(&["pack", "s3://bucket/prefix", &d1, "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    let src = env.p("src");
+    make_tree(&src, 1000);
+    fails(env.run(&["pack", src.to_str().unwrap(), &d1, "--tables", "x", "--passphrase-file", &env.pass()]), 2, &["--tables", "database source"]);
+    ok(env.run(&["pack", src.to_str().unwrap(), &d1, "--passphrase-file", &env.pass()]));
+    let db = env.p("t.db");
+    let url = format!("sqlite:{}", db.display());
+    fails(env.run(&["unpack", &d1, &url, "--passphrase-file", &env.pass()]), 2, &["directory tree", "unpack it to a directory"]);
+    assert!(!db.exists(), "nothing was created on the target");
+    // file:///dir works like a plain directory.
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, &format!("file://{}", out.display()), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
 }
 
 /// The frozen pack in fixtures/pack/v1 must stay readable by every later
@@ -628,7 +628,6 @@ mod format_properties {
 
     fn pack_lib(src: &Path, devs: &[PathBuf], journal: &Path, seg: u32, chunk: u64, slots: usize) {
         let opts = PackOptions {
-            source: src.into(),
             devices: devs.to_vec(),
             capacity: None,
             chunk_size: chunk,
@@ -641,7 +640,7 @@ mod format_properties {
             fault_enospc_after: None,
         };
         let mut keys = |_| Ok(KeyInput { passphrase: Some(b"pw".to_vec()), ..Default::default() });
-        let r = barge::pack::pack(&opts, &mut keys, &Silent).unwrap();
+        let r = barge::pack::pack(&opts, barge::pack::Source::Tree(src), &mut keys, &Silent).unwrap();
         assert!(r.complete);
     }
 

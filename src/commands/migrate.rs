@@ -203,16 +203,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
     println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
     for t in &r.tables {
         let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
-        let mut status = t.status.clone();
-        if t.zero_dates > 0 {
-            status.push_str(&format!(", {} zero dates → NULL", t.zero_dates));
-        }
-        if t.rounded > 0 {
-            status.push_str(&format!(", {} decimals rounded to the column's scale", t.rounded));
-        }
-        if t.rejected > 0 {
-            status.push_str(&format!(", {} rows rejected", t.rejected));
-        }
+        let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
         println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.source, t.rows, human_bytes(t.bytes), t.seconds, rate);
     }
     let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };

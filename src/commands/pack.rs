@@ -1,6 +1,7 @@
 //! `barge pack`, `barge unpack` and `barge verify`: the CLI over
-//! [`crate::pack`]. Secrets come from a file, the environment or a prompt,
-//! never from argv.
+//! [`crate::pack`] (and, for databases, [`crate::task::pack_source`] and
+//! [`crate::task::unpack_db`]). Secrets come from a file, the environment
+//! or a prompt, never from argv.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,12 @@ use crate::output;
 use crate::pack::crypto::{Argon2Params, Unlock};
 use crate::pack::format::{DEFAULT_CHUNK_SIZE, DEFAULT_SEGMENT_SIZE};
 use crate::pack::reader::{self, Finding, Severity};
-use crate::pack::{self, KeyInput, PackOptions};
+use crate::pack::{self, KeyInput, PackOptions, Source};
 use crate::progress;
+use crate::task::pack_source::DatabaseSource;
+use crate::task::target_schema::SchemaMode;
+use crate::task::unpack_db::{self, UnpackOptions, UnpackReport};
+use crate::transfer::{OnError, ZeroDates};
 
 /// Where the passphrase or key comes from. Never argv.
 #[derive(Debug, Args)]
@@ -33,7 +38,7 @@ pub struct SecretArgs {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// A directory tree to pack (a database URL is planned)
+    /// What to pack: a directory tree, or a database URL (postgres://, mysql://, sqlite:)
     pub source: String,
     /// Mount points of the attached disks to fill; data spreads across them
     #[arg(required = true)]
@@ -62,13 +67,20 @@ pub struct PackArgs {
     /// Writer threads (default: one per core, at least one per device)
     #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
     pub threads: usize,
+    /// Database source: tables to pack, comma-separated [schema.]table patterns (% and * are wildcards); prefix ! to exclude
+    #[arg(long, value_name = "PATTERNS")]
+    pub tables: Option<String>,
+    /// Database source: do not set up change capture, so no CDC start position is recorded
+    #[arg(long)]
+    pub no_cdc: bool,
     #[command(flatten)]
     pub secret: SecretArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
-    /// Mount points holding the image, then the target: a directory or file:///dir (s3:// and databases are planned)
+    /// Mount points holding the image, then the target: a directory or file:///dir for a tree;
+    /// a database URL (postgres://, mysql://, sqlite:) for a database (s3:// is planned)
     #[arg(required = true, num_args = 2.., value_name = "DEVICE... TARGET")]
     pub paths: Vec<String>,
     /// Trust this manifest file (sent apart from the disks) instead of the copies on them
@@ -77,6 +89,17 @@ pub struct UnpackArgs {
     /// Which pack, when the devices hold several (an id prefix)
     #[arg(long, value_name = "ID")]
     pub pack: Option<String>,
+    /// Database target: what to do with its tables before loading
+    #[arg(long, value_enum, default_value_t = SchemaMode::Create)]
+    pub target_schema: SchemaMode,
+    /// Database target: what a row the target cannot take does to the unpack
+    #[arg(long, value_enum, default_value_t = OnError::Stop)]
+    pub on_error: OnError,
+    /// Database target: what MySQL zero dates (0000-00-00) become on other engines
+    #[arg(long, value_enum, default_value_t = ZeroDates::Null)]
+    pub zero_dates: ZeroDates,
+    #[command(flatten)]
+    pub schema: crate::commands::convert::SchemaArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
 }
@@ -170,23 +193,35 @@ fn state_dir() -> PathBuf {
     home.join(".local/state/barge")
 }
 
-fn default_journal(source: &Path) -> PathBuf {
-    let canon = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
-    let h = Sha256::digest(canon.as_os_str().as_encoded_bytes());
+/// The journal of a source: a tree by its canonical path, a database by
+/// its (redacted) URL.
+fn default_journal(source: &Place) -> PathBuf {
+    let key = match source {
+        Place::Dir(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).into_os_string(),
+        Place::Database(e) => e.to_string().into(),
+    };
+    let h = Sha256::digest(key.as_encoded_bytes());
     state_dir().join(format!("pack-{}.journal", hex::encode(&h[..8])))
 }
 
-/// A local path from a plain path or a `file://` URL; other URLs are
-/// databases or object stores, which pack does not handle yet.
-fn local_path(arg: &str, what: &'static str, planned: &'static str) -> Result<PathBuf> {
+/// Where a pack comes from or an unpack goes.
+enum Place {
+    Dir(PathBuf),
+    Database(Endpoint),
+}
+
+/// A plain path or `file://` URL is a directory; a database URL a
+/// database; other URLs (object stores, streams) are refused clearly.
+fn place(arg: &str, what: &str) -> Result<Place> {
     let looks_like_url = arg.contains("://") || arg.starts_with("sqlite:");
     if !looks_like_url {
-        return Ok(PathBuf::from(arg));
+        return Ok(Place::Dir(PathBuf::from(arg)));
     }
     match Endpoint::parse(arg)? {
-        Endpoint::Dir(d) => Ok(d.path),
-        e if e.kind().is_database() || matches!(e, Endpoint::S3(_)) => Err(Error::NotImplemented { command: planned }),
-        e => Err(Error::usage(format!("{what} cannot be {e}: use a directory or file:///dir"))),
+        Endpoint::Dir(d) => Ok(Place::Dir(d.path)),
+        e if e.kind().is_database() => Ok(Place::Database(e)),
+        Endpoint::S3(_) => Err(Error::NotImplemented { command: if what == "the pack source" { "pack from s3://" } else { "unpack to s3://" } }),
+        e => Err(Error::usage(format!("{what} cannot be {e}: use a directory, file:///dir or a database URL"))),
     }
 }
 
@@ -195,11 +230,13 @@ fn size_arg(s: &str, flag: &str) -> Result<u64> {
 }
 
 pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
-    let source = local_path(&args.source, "the pack source", "pack <database URL>")?;
+    let source = place(&args.source, "the pack source")?;
+    if matches!(source, Place::Dir(_)) && (args.tables.is_some() || args.no_cdc) {
+        return Err(Error::usage("--tables and --no-cdc apply to a database source; the source is a directory"));
+    }
     let journal = args.journal.clone().unwrap_or_else(|| default_journal(&source));
     let segment_size = size_arg(&args.segment_size, "--segment-size")?;
     let opts = PackOptions {
-        source,
         devices: args.dest.clone(),
         capacity: args.capacity.as_deref().map(|c| size_arg(c, "--capacity")).transpose()?,
         chunk_size: size_arg(&args.chunk_size, "--chunk-size")?,
@@ -234,7 +271,19 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         Ok(KeyInput { passphrase: Some(p.expose().as_bytes().to_vec()), key_file: None, new_key_file: nk })
     };
     let progress = progress::for_cli();
-    let report = pack::pack(&opts, &mut keys, progress.as_ref())?;
+    let mut db = match &source {
+        Place::Dir(_) => None,
+        Place::Database(ep) => {
+            let mapping = crate::commands::migrate::build_mapping(args.tables.as_deref(), None)?;
+            Some(DatabaseSource::open(ep, &mapping, args.tables.as_deref(), !args.no_cdc)?)
+        }
+    };
+    let from = match (&source, db.as_mut()) {
+        (Place::Dir(p), _) => Source::Tree(p),
+        (Place::Database(_), Some(db)) => Source::Database(db),
+        (Place::Database(_), None) => unreachable!("opened above"),
+    };
+    let report = pack::pack(&opts, from, &mut keys, progress.as_ref())?;
     let o = output::get();
     for w in &report.warnings {
         output::warn(w);
@@ -275,14 +324,29 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         if report.complete { "complete" } else { "INCOMPLETE" },
         report.generation
     ))?;
-    w(&mut out, format!(
-        "  {} files, {} dirs, {} symlinks, {} in {} chunk files",
-        report.totals.files,
-        report.totals.dirs,
-        report.totals.symlinks,
-        fmt_bytes(report.totals.bytes),
-        report.chunks
-    ))?;
+    if db.is_some() {
+        w(&mut out, format!(
+            "  {} {}, {} rows, {} in {} chunk files",
+            report.totals.tables,
+            if report.totals.tables == 1 { "table" } else { "tables" },
+            report.totals.rows,
+            fmt_bytes(report.totals.bytes),
+            report.chunks
+        ))?;
+        w(&mut out, match &report.cdc_start {
+            Some(p) => format!("  CDC start position {p}"),
+            None => "  no CDC start position: the target will be a copy as of the pack".to_string(),
+        })?;
+    } else {
+        w(&mut out, format!(
+            "  {} files, {} dirs, {} symlinks, {} in {} chunk files",
+            report.totals.files,
+            report.totals.dirs,
+            report.totals.symlinks,
+            fmt_bytes(report.totals.bytes),
+            report.chunks
+        ))?;
+    }
     w(&mut out, format!("  {:<8} {:<40} {:>8} {:>12} {:>12}", "device", "path", "chunks", "this run", "on device"))?;
     for d in &report.devices {
         w(&mut out, format!(
@@ -382,22 +446,24 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
     let mut findings = checked.findings;
     findings.extend(deep.findings);
     base["files"] = json!(deep.totals.files);
+    base["tables"] = json!(deep.totals.tables);
     base["bytes"] = json!(deep.totals.bytes);
-    base["summary"] = json!(format!(
-        "pack {}: {} files, {} dirs, {} symlinks, {} decrypted and checked",
-        located.pack_id(),
-        deep.totals.files,
-        deep.totals.dirs,
-        deep.totals.symlinks,
-        fmt_bytes(deep.totals.bytes)
-    ));
+    let items = if catalog.database.is_some() {
+        format!("{} tables ({} rows)", deep.totals.tables, deep.totals.rows)
+    } else {
+        format!("{} files, {} dirs, {} symlinks", deep.totals.files, deep.totals.dirs, deep.totals.symlinks)
+    };
+    base["summary"] = json!(format!("pack {}: {items}, {} decrypted and checked", located.pack_id(), fmt_bytes(deep.totals.bytes)));
     finish(base, &findings, "verify --deep")
 }
 
 pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let (target_arg, devices) = args.paths.split_last().expect("clap requires two paths");
-    let target = local_path(target_arg, "the unpack target", "unpack to s3:// or a database")?;
     let devices: Vec<PathBuf> = devices.iter().map(PathBuf::from).collect();
+    let target = match place(target_arg, "the unpack target")? {
+        Place::Dir(p) => p,
+        Place::Database(ep) => return unpack_to_database(&args, &devices, &ep),
+    };
     let progress = progress::for_cli();
     let located = reader::locate(&devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let checked = reader::check_files(&located, false, progress.as_ref());
@@ -424,4 +490,67 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         ),
     });
     finish(v, &findings, "unpack")
+}
+
+/// `unpack DEVICE... DBURL`: every chunk's ciphertext is checked against
+/// the signed manifest before anything is written to the database, then
+/// the tables are created and loaded, and the CDC command is printed.
+fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> Result<ExitCode> {
+    let progress = progress::for_cli();
+    let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
+    let t = std::time::Instant::now();
+    let checked = reader::check_files(&located, true, progress.as_ref());
+    if reader::has_errors(&checked.findings) {
+        return finish(json!({"pack_id": located.pack_id(), "target": dst.to_string()}), &checked.findings, "unpack (before writing anything)");
+    }
+    output::verbose(format!("checked {} chunk files in {:.2}s", checked.locations.len(), t.elapsed().as_secs_f64()));
+    let (secret, is_file) = unlock_input(&args.secret)?;
+    let u = if is_file { Unlock::KeyFile(&secret) } else { Unlock::Passphrase(&secret) };
+    let master = reader::unlock(&located, &u)?;
+    let catalog = reader::open_catalog(&located, &master)?;
+    let (schema, _) = unpack_db::packed_schema(&catalog)?;
+    let source_dialect = schema.dialect.unwrap_or(crate::model::Dialect::Postgres);
+    let target_dialect = crate::task::target_schema::target_dialect(dst)?;
+    let rejects = state_dir().join(format!("unpack-{}-rejects.jsonl", &located.pack_id()[..16]));
+    if args.on_error == OnError::Log {
+        std::fs::create_dir_all(state_dir()).map_err(|source| Error::Write { path: state_dir(), source })?;
+    }
+    let opts = UnpackOptions {
+        schema_mode: args.target_schema,
+        on_error: args.on_error,
+        zero_dates: args.zero_dates,
+        convert: args.schema.options(source_dialect, target_dialect, None)?,
+        rejects,
+    };
+    let (report, deep_findings) = unpack_db::unpack(&located, &checked.locations, &master, &catalog, dst, &opts, progress.as_ref())?;
+    let mut findings = checked.findings;
+    findings.extend(deep_findings);
+    if !output::get().json {
+        print_unpack_report(&report)?;
+    }
+    let mut v = json!({"pack_id": located.pack_id()});
+    v["unpack"] = serde_json::to_value(&report).expect("report serializes");
+    finish(v, &findings, "unpack")
+}
+
+fn print_unpack_report(r: &UnpackReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut w = |s: String| writeln!(out, "{s}").map_err(|source| Error::Write { path: "-".into(), source });
+    w(format!("{:<32} {:<32} {:>12}  status", "table", "target", "rows"))?;
+    for t in &r.tables {
+        let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
+        w(format!("{:<32} {:<32} {:>12}  {status}", t.source, t.target, t.rows))?;
+    }
+    w(format!("unpacked {} rows from {} into {} in {:.1}s", r.rows, r.source, r.target, r.seconds))?;
+    if let Some(p) = &r.rejects {
+        output::warn(format!("rejected rows are in {}", p.display()));
+    }
+    match &r.migrate_command {
+        Some(cmd) => {
+            w(format!("the pack's CDC start position is {}; to bring the target up to date with the source, run:", r.cdc_start.as_deref().unwrap_or("?")))?;
+            w(format!("  {cmd}"))?;
+        }
+        None => w("the pack has no CDC start position: the target is a copy of the source as of the pack".into())?,
+    }
+    Ok(())
 }

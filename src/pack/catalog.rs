@@ -111,10 +111,11 @@ pub enum Entry {
         target: PathBytes,
         mtime: Mtime,
     },
-    /// A database table (reserved; not written yet): `schema` is the table
-    /// as barge's schema IR (JSON), `rows` its row count, `encoding` names
-    /// how rows are laid out in the extents, `cdc_start` the source position
-    /// taken at the snapshot.
+    /// A database table: `schema` is the table in barge's schema IR
+    /// (`model::Table` as JSON), `encoding` names how its rows are laid out
+    /// in the extents ([`super::rows::ENCODING`]), `rows` is their count,
+    /// `cdc_start` the source position change capture starts at (absent
+    /// when the pack was made without one).
     Table {
         name: String,
         schema: serde_json::Value,
@@ -124,7 +125,8 @@ pub enum Entry {
         #[serde(with = "hexser::array")]
         sha256: [u8; 32],
         extents: Vec<Extent>,
-        cdc_start: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cdc_start: Option<String>,
     },
 }
 
@@ -154,16 +156,51 @@ impl Entry {
     }
 }
 
+/// What a database pack knows beyond its tables: the source engine, the
+/// schema objects that are not tables, and where change capture starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    /// The source engine: `postgres`, `mysql` or `sqlite`.
+    pub dialect: String,
+    /// barge's schema IR (`model::Schema` as JSON) with an empty table
+    /// list: enum types, domains, sequences, views and routines. The
+    /// tables are in their catalog entries.
+    pub schema: serde_json::Value,
+    /// The `--tables` patterns the pack was made with, if any: the CDC
+    /// that follows an unpack must follow the same tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
+    /// Change capture set up before the first table was read; absent when
+    /// the pack was made without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdc: Option<CdcStart>,
+}
+
+/// Where `barge migrate --mode cdc` picks up after the pack is unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CdcStart {
+    /// Text form of `model::Position`, e.g. `pg:16/B374D848`.
+    pub position: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<String>,
+}
+
 /// The decrypted catalog.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
-    /// What was packed, as given on the command line.
+    /// What was packed: a directory as given on the command line, or a
+    /// database URL (redacted).
     pub source: String,
     /// Items in pack order: the order their bytes entered the stream.
     pub entries: Vec<Entry>,
     /// Items found but not packed (sockets, devices, unreadable files), with why.
     #[serde(default)]
     pub skipped: Vec<String>,
+    /// Set for a pack of a database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseInfo>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -172,6 +209,7 @@ pub struct Totals {
     pub dirs: u64,
     pub symlinks: u64,
     pub tables: u64,
+    pub rows: u64,
     pub bytes: u64,
 }
 
@@ -186,8 +224,9 @@ impl Catalog {
                     t.bytes += size
                 }
                 Entry::Symlink { .. } => t.symlinks += 1,
-                Entry::Table { size, .. } => {
+                Entry::Table { size, rows, .. } => {
                     t.tables += 1;
+                    t.rows += rows;
                     t.bytes += size
                 }
             }

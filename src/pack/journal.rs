@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{Entry, Extent, Mtime, PathBytes};
+use super::catalog::{DatabaseInfo, Entry, Extent, Mtime, PathBytes};
 use super::manifest::{ChunkRecord, DeviceRecord, Identity};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +23,10 @@ pub enum Record {
     Header { identity: Identity, source: String },
     /// A run of `barge pack` started.
     Run { generation: u64 },
+    /// A database pack: what the first run learnt about the source (its
+    /// schema objects and change-capture start). Later runs reuse it, so
+    /// the pack keeps one start position however often it is resumed.
+    Database(DatabaseInfo),
     Device(DeviceRecord),
     /// A chunk id was handed out; it is never used again.
     Open { id: u64 },
@@ -94,6 +98,7 @@ pub struct State {
     pub entries: Vec<Entry>,
     /// Files begun and not finished, whose packed part is in finished chunks.
     pub partials: HashMap<PathBytes, Partial>,
+    pub database: Option<DatabaseInfo>,
     pub complete: bool,
 }
 
@@ -110,12 +115,30 @@ impl State {
     pub fn kept_paths(&self) -> HashSet<PathBytes> {
         self.entries.iter().filter_map(entry_path).cloned().collect()
     }
+
+    pub fn kept_tables(&self) -> HashSet<String> {
+        self.entries.iter().filter_map(|e| if let Entry::Table { name, .. } = e { Some(name.clone()) } else { None }).collect()
+    }
 }
 
 pub fn entry_path(e: &Entry) -> Option<&PathBytes> {
     match e {
         Entry::Dir { path, .. } | Entry::File { path, .. } | Entry::Symlink { path, .. } => Some(path),
         Entry::Table { .. } => None,
+    }
+}
+
+/// What makes an entry unique within a pack: a path, or a table name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ItemId {
+    Path(PathBytes),
+    Table(String),
+}
+
+fn item_id(e: &Entry) -> ItemId {
+    match e {
+        Entry::Table { name, .. } => ItemId::Table(name.clone()),
+        other => ItemId::Path(entry_path(other).expect("tree entries have a path").clone()),
     }
 }
 
@@ -133,6 +156,7 @@ pub fn load(path: &Path) -> Result<State, String> {
     let mut raw_partials = Vec::new();
     let mut complete = false;
     let mut generation = 0;
+    let mut database = None;
     let n = lines.len();
     for (i, line) in lines.iter().enumerate() {
         let rec: Record = match serde_json::from_str(line) {
@@ -147,6 +171,7 @@ pub fn load(path: &Path) -> Result<State, String> {
                 generation = g;
                 complete = false
             }
+            Record::Database(d) => database = Some(d),
             Record::Device(d) => {
                 if !st_devices.iter().any(|x: &DeviceRecord| x.number == d.number) {
                     st_devices.push(d)
@@ -166,20 +191,19 @@ pub fn load(path: &Path) -> Result<State, String> {
     let (identity, source) = header.ok_or_else(|| format!("the journal {} has no header line", path.display()))?;
     // Keep the first complete entry for each path: pack order is stream
     // order, which readers rely on.
-    let mut seen: HashSet<PathBytes> = HashSet::new();
+    let mut seen: HashSet<ItemId> = HashSet::new();
     let mut entries = Vec::new();
     for e in raw_entries {
         if !e.extents().iter().all(|x| chunks.contains_key(&x.chunk())) {
             continue;
         }
-        let Some(p) = entry_path(&e).cloned() else { continue };
-        if seen.insert(p) {
+        if seen.insert(item_id(&e)) {
             entries.push(e);
         }
     }
     let mut partials = HashMap::new();
     for p in raw_partials {
-        if !seen.contains(&p.path) && p.extents.iter().all(|x| chunks.contains_key(&x.chunk())) {
+        if !seen.contains(&ItemId::Path(p.path.clone())) && p.extents.iter().all(|x| chunks.contains_key(&x.chunk())) {
             partials.insert(p.path.clone(), p);
         }
     }
@@ -192,6 +216,7 @@ pub fn load(path: &Path) -> Result<State, String> {
         chunks,
         entries,
         partials,
+        database,
         complete,
     })
 }

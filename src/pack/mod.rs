@@ -1,12 +1,14 @@
 //! The barge pack format: encrypted, checksummed images of a directory tree
-//! (and later a database) spread over several disks. A library with no CLI:
+//! or a database spread over several disks. A library with no CLI:
 //! [`packer`] writes, [`reader`] verifies and restores. The byte layout is
 //! documented in `docs/FORMAT.md`.
 //!
 //! Layers, bottom up: [`format`] (binary headers), [`device`] (the backend
 //! that stores files on a mounted disk), [`crypto`] (keys, STREAM, slots,
 //! signatures), [`catalog`] and [`manifest`] (what is in the pack),
-//! [`journal`] (resume), [`scan`] (the pre-scan).
+//! [`journal`] (resume), [`scan`] (the pre-scan of a tree), [`source`]
+//! (what a database offers the packer) and [`rows`] (how table rows are
+//! laid out).
 
 pub mod catalog;
 pub mod crypto;
@@ -17,6 +19,8 @@ pub mod journal;
 pub mod manifest;
 pub mod packer;
 pub mod reader;
+pub mod rows;
 pub mod scan;
+pub mod source;
 
-pub use packer::{pack, KeyInput, PackOptions, PackReport};
+pub use packer::{pack, KeyInput, PackOptions, PackReport, Source};

@@ -1,5 +1,6 @@
-//! Writing a pack. One reader thread walks the tree in scan order, hashes
-//! each file's plaintext and cuts the byte stream into segments, which it
+//! Writing a pack. One reader thread walks the tree in scan order (or reads
+//! a database's tables one after the other, see [`TableSource`]), hashes
+//! each item's plaintext and cuts the byte stream into segments, which it
 //! deals round-robin (a few segments at a time) to `slots` writer threads.
 //! Each writer owns one open chunk file at a time: it seals segments
 //! (AES-256-GCM STREAM), hashes the ciphertext and writes, so encryption,
@@ -18,10 +19,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::catalog::{Catalog, Entry, Extent, PathBytes, Totals};
+use super::source::{TablePlan, TableSource};
 use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
 use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
 use super::format::{self, ChunkHeader, FORMAT_VERSION, TAG_LEN};
 use super::journal::{self, Journal, Partial, Record};
+use super::rows;
 use super::manifest::{self, ChunkRecord, DeviceRecord, Identity, Manifest};
 use super::scan::{self, ScanKind};
 use crate::error::{Error, Result};
@@ -32,9 +35,16 @@ const STRIPE_SEGMENTS: u32 = 4;
 /// Messages queued per writer.
 const CHANNEL_DEPTH: usize = 8;
 
+/// What to pack.
+pub enum Source<'a> {
+    /// A directory tree.
+    Tree(&'a Path),
+    /// A database's tables.
+    Database(&'a mut dyn TableSource),
+}
+
 #[derive(Debug, Clone)]
 pub struct PackOptions {
-    pub source: PathBuf,
     pub devices: Vec<PathBuf>,
     /// Most bytes to write on each device (besides its free space).
     pub capacity: Option<u64>,
@@ -86,6 +96,9 @@ pub struct PackReport {
     pub warnings: Vec<String>,
     pub manifest_sha256: String,
     pub journal: String,
+    /// A database pack's CDC start position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cdc_start: Option<String>,
 }
 
 struct Dev {
@@ -178,12 +191,48 @@ pub fn wrong_secret(u: &Unlock) -> Error {
     }
 }
 
-pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, progress: &dyn Progress) -> Result<PackReport> {
-    let source = std::fs::canonicalize(&opts.source).map_err(|source| Error::Read { path: opts.source.clone(), source })?;
-    let source_label = source.display().to_string();
-    if !source.is_dir() {
-        return Err(Error::usage(format!("{} is not a directory", source.display())));
+/// The source after its pre-scan: what there is to pack.
+enum Work<'a> {
+    Tree { root: PathBuf, scanned: scan::Scan },
+    Database { db: &'a mut dyn TableSource, plans: Vec<TablePlan> },
+}
+
+impl Work<'_> {
+    /// Items and bytes not yet in the journal's entries.
+    fn remaining(&self, st: &journal::State) -> (u64, u64) {
+        match self {
+            Work::Tree { scanned, .. } => {
+                let done = st.kept_paths();
+                scanned
+                    .items
+                    .iter()
+                    .filter(|i| !done.contains(&PathBytes::from_path(&i.rel)))
+                    .fold((0, 0), |(n, b), i| (n + 1, b + if let ScanKind::File { size } = i.kind { size } else { 0 }))
+            }
+            Work::Database { plans, .. } => {
+                let done = st.kept_tables();
+                plans.iter().filter(|t| !done.contains(&t.name)).fold((0, 0), |(n, b), t| (n + 1, b + t.estimated_bytes))
+            }
+        }
     }
+}
+
+pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, progress: &dyn Progress) -> Result<PackReport> {
+    let (root, mut db) = match source {
+        Source::Tree(p) => {
+            let root = std::fs::canonicalize(p).map_err(|source| Error::Read { path: p.into(), source })?;
+            if !root.is_dir() {
+                return Err(Error::usage(format!("{} is not a directory", root.display())));
+            }
+            (Some(root), None)
+        }
+        Source::Database(db) => (None, Some(db)),
+    };
+    let source_label = match (&root, &db) {
+        (Some(r), _) => r.display().to_string(),
+        (None, Some(db)) => db.label(),
+        (None, None) => unreachable!("one source"),
+    };
     if opts.devices.is_empty() {
         return Err(Error::usage("name at least one destination device (a mounted directory)"));
     }
@@ -263,6 +312,12 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
         }
         let k = keys(false)?;
         let pass = k.passphrase.as_deref().ok_or_else(|| Error::usage("a new pack needs a passphrase"))?;
+        // Change capture starts before any row is read, and before the
+        // journal exists: a source that refuses leaves nothing to resume.
+        let database = match db.as_mut() {
+            Some(db) => Some(db.begin()?),
+            None => None,
+        };
         let master = MasterKey::generate();
         let pack_id: [u8; 16] = crypto::random();
         let mut key_slots = vec![KeySlot::passphrase(&master, &pack_id, pass, opts.kdf).map_err(Error::other)?];
@@ -282,8 +337,11 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
             signing_seed,
             signing_seed_ct,
         };
-        let j = Journal::create(&opts.journal, &identity, &source_label)
+        let mut j = Journal::create(&opts.journal, &identity, &source_label)
             .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        if let Some(info) = database {
+            j.append(&Record::Database(info), true).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        }
         let st = journal::load(&opts.journal).map_err(Error::other)?;
         (st, j, master)
     };
@@ -299,21 +357,41 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
 
     // Scan first: the total drives the ETA, and the entry count sizes the
     // room kept for the manifest on each device.
-    let mut exclude: Vec<PathBuf> = opts.devices.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
-    if let Ok(j) = std::fs::canonicalize(&opts.journal) {
-        exclude.push(j);
-    }
-    let scan_task = progress.task("scan", None, Unit::Items);
-    let scanned = scan::scan(&source, &exclude, |_| scan_task.inc(1))?;
-    scan_task.set_total(scanned.items.len() as u64);
-    scan_task.finish(&format!("{} items", scanned.items.len()));
-    let kept = state.kept_paths();
-    let todo: Vec<&scan::ScanItem> =
-        scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
-    let todo_bytes: u64 = todo.iter().map(|i| if let ScanKind::File { size } = i.kind { size } else { 0 }).sum();
-    let manifest_reserve = 256 * 1024
-        + 300 * scanned.items.len() as u64
-        + 200 * (scanned.bytes / chunk_size.min(64 << 20) + scanned.items.len() as u64 / 64 + 16);
+    let mut work = match (root, db) {
+        (Some(root), _) => {
+            let mut exclude: Vec<PathBuf> = opts.devices.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+            if let Ok(j) = std::fs::canonicalize(&opts.journal) {
+                exclude.push(j);
+            }
+            let scan_task = progress.task("scan", None, Unit::Items);
+            let scanned = scan::scan(&root, &exclude, |_| scan_task.inc(1))?;
+            scan_task.set_total(scanned.items.len() as u64);
+            scan_task.finish(&format!("{} items", scanned.items.len()));
+            Work::Tree { root, scanned }
+        }
+        (None, Some(db)) => {
+            if state.database.is_none() {
+                return Err(Error::usage(format!("the journal {} is for a directory tree, not a database", opts.journal.display())));
+            }
+            let plans = db.tables().to_vec();
+            Work::Database { db, plans }
+        }
+        (None, None) => unreachable!("one source"),
+    };
+    let (todo_items, todo_bytes) = work.remaining(&state);
+    let manifest_reserve = match &work {
+        Work::Tree { scanned, .. } => {
+            256 * 1024
+                + 300 * scanned.items.len() as u64
+                + 200 * (scanned.bytes / chunk_size.min(64 << 20) + scanned.items.len() as u64 / 64 + 16)
+        }
+        // Table entries carry their schema; extents are few per table.
+        Work::Database { plans, .. } => {
+            let schemas: u64 = plans.iter().map(|t| t.schema.to_string().len() as u64 + 400).sum();
+            let db_info = state.database.as_ref().map_or(0, |d| d.schema.to_string().len() as u64);
+            256 * 1024 + 2 * (schemas + db_info) + 200 * (todo_bytes / chunk_size.min(64 << 20) + plans.len() as u64 + 16)
+        }
+    };
 
     // Devices.
     let mut journal = journal;
@@ -376,7 +454,18 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
         identity: &identity,
         resume_hint: resume_hint.clone(),
     };
-    let bytes_task = progress.task("pack", Some(todo_bytes), Unit::Bytes);
+    // A database's sizes are estimates: the bar counts rows against the
+    // catalog's row estimates, and bytes without a total.
+    let (bytes_task, rows_task) = match &work {
+        Work::Tree { .. } => (progress.task("pack", Some(todo_bytes), Unit::Bytes), None),
+        Work::Database { plans, .. } => {
+            let done = state.kept_tables();
+            let rows: u64 = plans.iter().filter(|t| !done.contains(&t.name)).map(|t| t.estimated_rows).sum();
+            let rows_task = progress.task("rows", Some(rows), Unit::Rows);
+            rows_task.set_message(&format!("{todo_items} tables"));
+            (progress.task("pack", None, Unit::Bytes), Some(rows_task))
+        }
+    };
     let written: Mutex<Vec<(usize, u64)>> = Mutex::new(Vec::new());
 
     let stop = std::thread::scope(|s| {
@@ -405,12 +494,28 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
             sh: &shared,
             task: bytes_task.as_ref(),
         };
-        let stop = feed(&mut f, &source, &todo, &state.partials);
+        let stop = match &mut work {
+            Work::Tree { root, scanned } => {
+                let kept = state.kept_paths();
+                let todo: Vec<&scan::ScanItem> =
+                    scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
+                feed(&mut f, root, &todo, &state.partials)
+            }
+            Work::Database { db, plans } => {
+                let kept = state.kept_tables();
+                let todo: Vec<&TablePlan> = plans.iter().filter(|t| !kept.contains(&t.name)).collect();
+                let cdc_start = state.database.as_ref().and_then(|d| d.cdc.as_ref()).map(|c| c.position.clone());
+                feed_tables(&mut f, &mut **db, &todo, rows_task.as_deref().expect("a rows bar"), cdc_start)
+            }
+        };
         f.finish();
         stop
         // Dropping the feeder closes the channels; the scope joins the writers.
     });
     bytes_task.finish(if stop.is_none() { "done" } else { "stopped" });
+    if let Some(t) = &rows_task {
+        t.finish(if stop.is_none() { "done" } else { "stopped" });
+    }
     for d in &devs {
         d.task.finish("");
     }
@@ -426,13 +531,12 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
 
     // Build the manifest from what the journal now says is durable.
     let st = journal::load(&opts.journal).map_err(Error::other)?;
-    let catalog = Catalog { source: source_label.clone(), entries: st.entries.clone(), skipped: scanned.skipped.clone() };
-    let done_paths = st.kept_paths();
-    let (remaining_items, remaining_bytes) = scanned
-        .items
-        .iter()
-        .filter(|i| !done_paths.contains(&PathBytes::from_path(&i.rel)))
-        .fold((0u64, 0u64), |(n, b), i| (n + 1, b + if let ScanKind::File { size } = i.kind { size } else { 0 }));
+    let skipped = match &work {
+        Work::Tree { scanned, .. } => scanned.skipped.clone(),
+        Work::Database { .. } => Vec::new(),
+    };
+    let catalog = Catalog { source: source_label.clone(), entries: st.entries.clone(), skipped: skipped.clone(), database: st.database.clone() };
+    let (remaining_items, remaining_bytes) = work.remaining(&st);
     let complete = complete && remaining_items == 0;
     let m = Manifest {
         format: FORMAT_VERSION,
@@ -491,10 +595,11 @@ pub fn pack(opts: &PackOptions, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, 
                 bytes_total: st.chunks.values().filter(|c| c.device == d.number).map(|c| c.size).sum(),
             })
             .collect(),
-        skipped: scanned.skipped,
+        skipped,
         warnings,
         manifest_sha256: hex::encode(enc.sha256),
         journal: opts.journal.display().to_string(),
+        cdc_start: st.database.as_ref().and_then(|d| d.cdc.as_ref()).map(|c| c.position.clone()),
     };
     debug_assert!(complete || out_of_space || remaining_items > 0);
     Ok(report)
@@ -508,7 +613,8 @@ fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn shell_quote(s: &str) -> String {
+/// `s` as one shell word (quoted only when it needs to be).
+pub fn shell_quote(s: &str) -> String {
     if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b)) {
         s.to_string()
     } else {
@@ -662,18 +768,31 @@ impl Feeder<'_, '_> {
             }
             *total = skip;
         }
+        let mut read = |buf: &mut [u8]| loop {
+            match f.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(Stop::Error(Error::Read { path: abs.into(), source })),
+            }
+        };
+        self.pack_stream(&mut read, hasher, extents, total)
+    }
+
+    /// Packs what `read` yields until it returns 0: hashed, cut into
+    /// segments, and recorded in `extents`; `total` counts the bytes.
+    fn pack_stream(
+        &mut self,
+        read: &mut dyn FnMut(&mut [u8]) -> Result<usize, Stop>,
+        hasher: &mut Sha256,
+        extents: &mut Vec<Extent>,
+        total: &mut u64,
+    ) -> Result<(), Stop> {
         loop {
             self.ensure_block()?;
             let room = self.room();
             let used = self.used;
             let b = self.block.as_mut().expect("block");
-            let n = loop {
-                match f.read(&mut b[used..used + room]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(source) => return Err(Stop::Error(Error::Read { path: abs.into(), source })),
-                }
-            };
+            let n = read(&mut b[used..used + room])?;
             if n == 0 {
                 return Ok(());
             }
@@ -732,6 +851,50 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
                 }
                 Entry::File { path, mode: item.mode, mtime: item.mtime, size: got, sha256: h.finalize().into(), extents }
             }
+        };
+        if let Err(e) = f.sh.journal(&Record::Entry(entry), false) {
+            return Some(Stop::Error(e));
+        }
+    }
+    None
+}
+
+/// Packs each table whole. A table cut short (the devices filled, or the
+/// pack was killed) has no entry, so the next run reads it again from the
+/// start, in that run's snapshot.
+fn feed_tables(f: &mut Feeder, db: &mut dyn TableSource, todo: &[&TablePlan], rows_task: &dyn Task, cdc_start: Option<String>) -> Option<Stop> {
+    let names: Vec<String> = todo.iter().map(|t| t.name.clone()).collect();
+    if let Err(e) = db.start(&names) {
+        return Some(Stop::Error(e));
+    }
+    for plan in todo {
+        let mut stream = match db.open(&plan.name) {
+            Ok(s) => s,
+            Err(e) => return Some(Stop::Error(e)),
+        };
+        let mut h = Sha256::new();
+        let mut extents = Vec::new();
+        let mut size = 0;
+        let mut counted = 0;
+        let mut read = |buf: &mut [u8]| {
+            let n = stream.read(buf).map_err(Stop::Error)?;
+            let rows = stream.rows();
+            rows_task.inc(rows - counted);
+            counted = rows;
+            Ok(n)
+        };
+        if let Err(stop) = f.pack_stream(&mut read, &mut h, &mut extents, &mut size) {
+            return Some(stop);
+        }
+        let entry = Entry::Table {
+            name: plan.name.clone(),
+            schema: plan.schema.clone(),
+            encoding: rows::ENCODING.into(),
+            rows: stream.rows(),
+            size,
+            sha256: h.finalize().into(),
+            extents,
+            cdc_start: cdc_start.clone(),
         };
         if let Err(e) = f.sh.journal(&Record::Entry(entry), false) {
             return Some(Stop::Error(e));

@@ -1,7 +1,7 @@
 //! Reading a pack: finding it on the devices, the keyless check (sizes and
 //! ciphertext SHA-256 against the signed manifest), and the keyed pass that
 //! decrypts every chunk and checks plaintext hashes, optionally writing the
-//! tree out.
+//! tree out or handing each table's bytes to a [`TableSink`].
 //!
 //! The keyed pass mirrors the writer: one thread per writer slot decrypts
 //! that slot's chunks in id order, and the main thread walks the catalog in
@@ -365,6 +365,26 @@ struct Piece {
     data: Option<(Arc<Vec<u8>>, Range<usize>)>,
 }
 
+/// Where the bytes of packed tables go (a database loader). Each table's
+/// bytes arrive in order, between `begin` and `end`.
+pub trait TableSink {
+    fn begin(&mut self, entry: &Entry) -> Result<()>;
+    fn data(&mut self, bytes: &[u8]) -> Result<()>;
+    /// `damage` says why the table's bytes are not whole and authentic
+    /// (damaged chunks, a hash mismatch); the sink must then not keep them.
+    fn end(&mut self, damage: Option<String>) -> Result<()>;
+}
+
+/// What the keyed pass does with what it decrypts.
+pub enum Output<'a> {
+    /// Only check every hash (`verify --deep`).
+    Check,
+    /// Write the tree into this empty or new directory.
+    Dir(&'a Path),
+    /// Hand each table to the sink.
+    Tables(&'a mut dyn TableSink),
+}
+
 /// Decrypts every chunk and checks each item's plaintext SHA-256; with
 /// `target`, also writes the tree there.
 pub fn decrypt_all(
@@ -375,14 +395,50 @@ pub fn decrypt_all(
     target: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<DeepReport> {
+    decrypt_to(l, locations, master, catalog, target.map_or(Output::Check, Output::Dir), progress)
+}
+
+/// The keyed pass: decrypts what `output` needs (everything when checking)
+/// and checks each item's plaintext SHA-256.
+pub fn decrypt_to(
+    l: &Located,
+    locations: &HashMap<u64, PathBuf>,
+    master: &MasterKey,
+    catalog: &Catalog,
+    mut output: Output<'_>,
+    progress: &dyn Progress,
+) -> Result<DeepReport> {
     let m = &l.decoded.manifest;
     let seg = m.identity.segment_size;
     let pid = m.identity.pack_id;
     let chunk_of: HashMap<u64, &ChunkRecord> = m.chunks.iter().map(|c| (c.id, c)).collect();
+    let has_tables = catalog.entries.iter().any(|e| matches!(e, Entry::Table { .. }));
+    match (&output, has_tables) {
+        (Output::Dir(t), true) => {
+            return Err(Error::usage(format!(
+                "this pack holds database tables (from {}), not a directory tree; unpack it to a database URL \
+                 (postgres://, mysql:// or sqlite:), not to {}",
+                catalog.source,
+                t.display()
+            )))
+        }
+        (Output::Tables(_), false) => {
+            return Err(Error::usage(format!(
+                "this pack holds a directory tree (from {}), not database tables; unpack it to a directory or file:///dir",
+                catalog.source
+            )))
+        }
+        _ => {}
+    }
     let mut needs: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
     for e in &catalog.entries {
-        if let Entry::Table { .. } = e {
-            return Err(Error::NotImplemented { command: "unpack of a packed database table" });
+        if let Entry::Table { encoding, name, .. } = e {
+            if encoding != super::rows::ENCODING {
+                return Err(Error::Mismatch(format!(
+                    "table {name} is stored as `{encoding}`, which this barge does not read (it reads {}); use a newer barge",
+                    super::rows::ENCODING
+                )));
+            }
         }
         for x in e.extents() {
             if !chunk_of.contains_key(&x.chunk()) {
@@ -407,11 +463,11 @@ pub fn decrypt_all(
     }
     let slot_index: HashMap<u32, usize> = by_slot.keys().enumerate().map(|(i, s)| (*s, i)).collect();
     let totals = catalog.totals();
-    let task = progress.task(if target.is_some() { "unpack" } else { "verify --deep" }, Some(totals.bytes), Unit::Bytes);
+    let verify_all = matches!(output, Output::Check);
+    let task = progress.task(if verify_all { "verify --deep" } else { "unpack" }, Some(totals.bytes), Unit::Bytes);
     let findings = Mutex::new(Vec::new());
-    let verify_all = target.is_none();
 
-    if let Some(t) = target {
+    if let Output::Dir(t) = output {
         prepare_target(t)?;
     }
     let result = std::thread::scope(|s| -> Result<()> {
@@ -433,7 +489,7 @@ pub fn decrypt_all(
                 }
             });
         }
-        let r = assemble(catalog, &slot_index, &chunk_of, &rxs, target, &findings, &|n| task.inc(n));
+        let r = assemble(catalog, &slot_index, &chunk_of, &rxs, &mut output, &findings, &|n| task.inc(n));
         drop(rxs);
         r
     });
@@ -546,10 +602,12 @@ fn assemble(
     slot_index: &HashMap<u32, usize>,
     chunk_of: &HashMap<u64, &ChunkRecord>,
     rxs: &[Receiver<Piece>],
-    target: Option<&Path>,
+    output: &mut Output<'_>,
     findings: &Mutex<Vec<Finding>>,
     inc: &dyn Fn(u64),
 ) -> Result<()> {
+    let target = if let Output::Dir(t) = output { Some(*t) } else { None };
+    let pieces = Pieces { rxs, slot_index, chunk_of };
     let mut dirs = Vec::new();
     let mut links = Vec::new();
     // Parents already made: saves two syscalls per file on trees of small files.
@@ -595,54 +653,13 @@ fn assemble(
                     }
                     None => None,
                 };
-                let mut h = Sha256::new();
-                let mut bad_chunks = Vec::new();
-                let mut got = 0u64;
-                for x in extents {
-                    let rx = &rxs[slot_index[&chunk_of[&x.chunk()].slot]];
-                    let mut off = x.offset();
-                    let end = x.offset() + x.len();
-                    while off < end {
-                        let p = rx.recv().map_err(|_| Error::other("a decrypting thread stopped early"))?;
-                        if p.chunk != x.chunk() || p.offset != off {
-                            return Err(Error::Mismatch(format!(
-                                "{}: the catalog's extents are not in pack order (chunk {} offset {}, expected chunk {} offset {off})",
-                                path.display(),
-                                p.chunk,
-                                p.offset,
-                                x.chunk()
-                            )));
-                        }
-                        match &p.data {
-                            Some((buf, r)) => {
-                                let bytes = &buf[r.clone()];
-                                h.update(bytes);
-                                if let Some((w, path)) = out.as_mut() {
-                                    w.write_all(bytes).map_err(|source| Error::Write { path: path.clone(), source })?;
-                                }
-                            }
-                            None => {
-                                if !bad_chunks.contains(&p.chunk) {
-                                    bad_chunks.push(p.chunk)
-                                }
-                            }
-                        }
-                        off += p.len;
-                        got += p.len;
-                        inc(p.len);
-                    }
-                }
                 let shown = target.map(|t| t.join(path.to_path())).unwrap_or_else(|| path.to_path());
-                if !bad_chunks.is_empty() {
-                    findings.lock().unwrap().push(Finding::error(
-                        Some(&shown),
-                        format!(
-                            "cannot be restored: its data lies in damaged or missing chunk(s) {}",
-                            bad_chunks.iter().map(|c| device::chunk_name(*c)).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                } else if got != *size || <[u8; 32]>::from(h.finalize()) != *sha256 {
-                    findings.lock().unwrap().push(Finding::error(Some(&shown), "plaintext SHA-256 does not match the catalog"));
+                let mut write = |bytes: &[u8]| match out.as_mut() {
+                    Some((w, path)) => w.write_all(bytes).map_err(|source| Error::Write { path: path.clone(), source }),
+                    None => Ok(()),
+                };
+                if let Some(damage) = pieces.read_item(&shown.display().to_string(), false, extents, *size, sha256, inc, &mut write)? {
+                    findings.lock().unwrap().push(Finding::error(Some(&shown), damage));
                 }
                 if let Some((w, p)) = out {
                     let f = w.into_inner().map_err(|e| Error::Write { path: p.clone(), source: e.into_error() })?;
@@ -651,7 +668,21 @@ fn assemble(
                         .map_err(|source| Error::Write { path: p.clone(), source })?;
                 }
             }
-            Entry::Table { .. } => unreachable!("refused above"),
+            Entry::Table { name, size, sha256, extents, .. } => {
+                let Output::Tables(sink) = output else {
+                    // Checking only: hash the table's bytes like a file's.
+                    if let Some(damage) = pieces.read_item(&format!("table {name}"), false, extents, *size, sha256, inc, &mut |_| Ok(()))? {
+                        findings.lock().unwrap().push(Finding::error(None, format!("table {name}: {damage}")));
+                    }
+                    continue;
+                };
+                sink.begin(e)?;
+                let damage = pieces.read_item(&format!("table {name}"), true, extents, *size, sha256, inc, &mut |b| sink.data(b))?;
+                if let Some(d) = &damage {
+                    findings.lock().unwrap().push(Finding::error(None, format!("table {name}: {d}")));
+                }
+                sink.end(damage)?;
+            }
         }
     }
     // Symlinks last, so no file is ever written through one; directory
@@ -669,6 +700,78 @@ fn assemble(
         set_mtime(&p, mtime, false).map_err(|source| Error::Write { path: p.clone(), source })?;
     }
     Ok(())
+}
+
+/// The decrypted pieces, one queue per writer slot.
+struct Pieces<'a, 'b> {
+    rxs: &'a [Receiver<Piece>],
+    slot_index: &'a HashMap<u32, usize>,
+    chunk_of: &'a HashMap<u64, &'b ChunkRecord>,
+}
+
+impl Pieces<'_, '_> {
+    /// Pulls one item's bytes, in order, into `out` while hashing them.
+    /// Returns why the item is damaged, if it is. Pieces in damaged or
+    /// missing chunks are skipped; with `stop_at_damage` nothing after the
+    /// first one reaches `out` either (a row stream cannot resume mid-way;
+    /// a file keeps what can be saved).
+    #[allow(clippy::too_many_arguments)]
+    fn read_item(
+        &self,
+        label: &str,
+        stop_at_damage: bool,
+        extents: &[super::catalog::Extent],
+        size: u64,
+        sha256: &[u8; 32],
+        inc: &dyn Fn(u64),
+        out: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Option<String>> {
+        let mut h = Sha256::new();
+        let mut bad_chunks = Vec::new();
+        let mut got = 0u64;
+        for x in extents {
+            let rx = &self.rxs[self.slot_index[&self.chunk_of[&x.chunk()].slot]];
+            let mut off = x.offset();
+            let end = x.offset() + x.len();
+            while off < end {
+                let p = rx.recv().map_err(|_| Error::other("a decrypting thread stopped early"))?;
+                if p.chunk != x.chunk() || p.offset != off {
+                    return Err(Error::Mismatch(format!(
+                        "{label}: the catalog's extents are not in pack order (chunk {} offset {}, expected chunk {} offset {off})",
+                        p.chunk,
+                        p.offset,
+                        x.chunk()
+                    )));
+                }
+                match &p.data {
+                    Some((buf, r)) if !stop_at_damage || bad_chunks.is_empty() => {
+                        let bytes = &buf[r.clone()];
+                        h.update(bytes);
+                        out(bytes)?;
+                    }
+                    Some(_) => {}
+                    None => {
+                        if !bad_chunks.contains(&p.chunk) {
+                            bad_chunks.push(p.chunk)
+                        }
+                    }
+                }
+                off += p.len;
+                got += p.len;
+                inc(p.len);
+            }
+        }
+        if !bad_chunks.is_empty() {
+            return Ok(Some(format!(
+                "cannot be restored: its data lies in damaged or missing chunk(s) {}",
+                bad_chunks.iter().map(|c| device::chunk_name(*c)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if got != size || <[u8; 32]>::from(h.finalize()) != *sha256 {
+            return Ok(Some("plaintext SHA-256 does not match the catalog".into()));
+        }
+        Ok(None)
+    }
 }
 
 fn system_time(m: Mtime) -> std::time::SystemTime {

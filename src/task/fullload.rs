@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 
 use super::mapping::Mapping;
 use super::state::{ChunkState, ChunkStatus, KeyRange, Phase, RunState, StateStore, TableState, TableStatus};
+use super::target_schema::{self, target_dialect};
+pub use super::target_schema::SchemaMode;
 use crate::db::Db;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
@@ -27,20 +29,6 @@ use crate::schema::report::Report;
 use crate::schema::target::{TargetColumn, TargetTable};
 use crate::schema::typetext;
 use crate::transfer::{self, Batch, Counters, OnError, ReadSpec, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
-
-/// What to do with the target's tables before loading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SchemaMode {
-    /// Create the tables; refuse if one already exists.
-    Create,
-    /// Empty existing tables, then load.
-    Truncate,
-    /// Load into existing tables as they are.
-    Append,
-    /// Leave tables that already exist alone; create and load the others.
-    Skip,
-}
 
 #[derive(Clone)]
 pub struct LoadOptions {
@@ -133,54 +121,11 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
     let mut dconn = Db::connect(dst, Role::Target).await?;
 
     // 1. Schema.
-    let defer_keys = copts.target == Dialect::Postgres;
     let mut skipped_existing: Vec<String> = Vec::new();
     if state.phase == Phase::Schema {
-        let existing = existing_tables(&mut dconn, &jobs).await?;
-        let phases = ddl::phases(&converted.target, &converted.names);
-        match opts.schema_mode {
-            SchemaMode::Create | SchemaMode::Skip => {
-                if opts.schema_mode == SchemaMode::Create {
-                    if let Some(t) = existing.first() {
-                        return Err(Error::Endpoint {
-                            endpoint: dst.to_string(),
-                            message: format!("table {t} already exists"),
-                            hint: Some("use --target-schema truncate (empty it), append (load into it) or skip (leave it), or drop it first".into()),
-                        });
-                    }
-                }
-                // Prelude objects may exist from an earlier partial run.
-                for stmt in &phases.prelude {
-                    if let Err(e) = dconn.execute(stmt).await {
-                        if !is_already_exists(&e) {
-                            return Err(e);
-                        }
-                    }
-                }
-                for j in &jobs {
-                    if existing.contains(&j.target.sql_name) {
-                        skipped_existing.push(j.key.clone());
-                        continue;
-                    }
-                    let sql = ddl::create_table_sql_with(copts.target, &converted.names, &j.target, !defer_keys);
-                    dconn.execute(&sql).await?;
-                }
-            }
-            SchemaMode::Truncate => {
-                for j in &jobs {
-                    let sql = match copts.target {
-                        Dialect::Sqlite => format!("DELETE FROM {}", j.target.sql_name),
-                        Dialect::Mysql => format!("TRUNCATE TABLE {}", j.target.sql_name),
-                        _ => format!("TRUNCATE TABLE {} CASCADE", j.target.sql_name),
-                    };
-                    if copts.target == Dialect::Mysql {
-                        dconn.execute("SET FOREIGN_KEY_CHECKS = 0").await?;
-                    }
-                    dconn.execute(&sql).await.map_err(|e| missing_table_hint(e, &j.target.sql_name))?;
-                }
-            }
-            SchemaMode::Append => {}
-        }
+        let targets: Vec<&TargetTable> = jobs.iter().map(|j| &j.target).collect();
+        let skipped = target_schema::prepare(&mut dconn, dst, &converted, &targets, opts.schema_mode).await?;
+        skipped_existing = jobs.iter().filter(|j| skipped.contains(&j.target.sql_name)).map(|j| j.key.clone()).collect();
         for j in &jobs {
             let status = if skipped_existing.contains(&j.key) { TableStatus::Ready } else { TableStatus::Init };
             state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error: None, estimated_rows: 0 });
@@ -225,25 +170,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
 
     // 3. Keys, indexes, constraints, identity counters.
     if state.phase == Phase::Post {
-        let mut post: Vec<String> = Vec::new();
-        let loaded: Vec<&Job> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.status != TableStatus::Errored) && !skipped_existing.contains(&j.key)).collect();
-        let creating = matches!(opts.schema_mode, SchemaMode::Create | SchemaMode::Skip);
-        if creating {
-            if defer_keys {
-                for j in &loaded {
-                    post.extend(ddl::add_keys_sql(copts.target, &converted.names, &j.target));
-                }
-            }
-            let phases = ddl::phases(&converted.target, &converted.names);
-            let on_loaded = |stmt: &String| loaded.iter().any(|j| stmt.contains(&format!(" ON {} ", j.target.sql_name)) || stmt.contains(&format!("ALTER TABLE {} ", j.target.sql_name)) || stmt.contains(&format!(" ON {}(", j.target.sql_name)));
-            post.extend(phases.indexes.iter().filter(|s| on_loaded(s)).cloned());
-            post.extend(phases.foreign_keys.iter().filter(|s| on_loaded(s)).cloned());
-            post.extend(phases.triggers.iter().cloned());
-            post.extend(phases.comments.iter().cloned());
-        }
-        for j in &loaded {
-            post.extend(identity_reset(copts.target, &converted.names, &j.target));
-        }
+        let loaded: Vec<&TargetTable> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.status != TableStatus::Errored) && !skipped_existing.contains(&j.key)).map(|j| &j.target).collect();
+        let post = target_schema::post_statements(&converted, &loaded, opts.schema_mode);
         let t = Instant::now();
         for (i, stmt) in post.iter().enumerate().skip(state.post_done) {
             dconn.execute(stmt).await?;
@@ -253,7 +181,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         crate::output::verbose(format!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64()));
         if copts.target == Dialect::Postgres {
             let t = Instant::now();
-            let _ = dconn.execute("ANALYZE").await;
+            target_schema::analyze(&mut dconn).await;
             crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
         }
         for j in &jobs {
@@ -320,16 +248,7 @@ async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Plan
     // Source schema, selected and mapped.
     let mut sconn = Db::connect(src, Role::Source).await?;
     let full = sconn.introspect().await?;
-    let schema = opts.mapping.select(&full);
-    if schema.tables.is_empty() {
-        let names: Vec<String> = full.tables.iter().take(30).map(|t| t.name.to_string()).collect();
-        let patterns: Vec<String> = opts.mapping.rules.iter().filter(|r| r.rule_type == "selection").map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
-        return Err(Error::Usage(if full.tables.is_empty() {
-            format!("the source {src} has no tables")
-        } else {
-            format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))
-        }));
-    }
+    let schema = opts.mapping.select_some(&full, src)?;
     drop(sconn);
 
     let mut copts = opts.convert.clone();
@@ -357,31 +276,6 @@ pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
     }
     let _ = p.schema;
     Ok(out)
-}
-
-fn target_dialect(dst: &Endpoint) -> Result<Dialect> {
-    Ok(match dst {
-        Endpoint::Postgres(_) => Dialect::Postgres,
-        Endpoint::Mysql(_) => Dialect::Mysql,
-        Endpoint::Sqlite(_) => Dialect::Sqlite,
-        other => return Err(Error::NotImplemented { command: if matches!(other, Endpoint::S3(_) | Endpoint::Dir(_)) { "migrate to object storage" } else { "migrate to a stream" } }),
-    })
-}
-
-fn is_already_exists(e: &Error) -> bool {
-    let t = e.to_string().to_ascii_lowercase();
-    t.contains("already exists") || t.contains("duplicate")
-}
-
-fn missing_table_hint(e: Error, table: &str) -> Error {
-    match e {
-        Error::Endpoint { endpoint, message, .. } if message.to_ascii_lowercase().contains("exist") => Error::Endpoint {
-            endpoint,
-            message,
-            hint: Some(format!("{table} is not on the target: use --target-schema create (the default) to create it")),
-        },
-        other => other,
-    }
 }
 
 /// Columns that mapping rules add (constant or expression, computed by the
@@ -417,14 +311,14 @@ fn add_mapped_columns(schema: &Schema, mapping: &Mapping, converted: &mut Conver
     }
 }
 
-fn quote_source(d: Dialect, name: &str) -> String {
+pub(crate) fn quote_source(d: Dialect, name: &str) -> String {
     match d {
         Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
         _ => format!("\"{}\"", name.replace('"', "\"\"")),
     }
 }
 
-fn source_table_sql(d: Dialect, t: &Table) -> String {
+pub(crate) fn source_table_sql(d: Dialect, t: &Table) -> String {
     match (&t.name.schema, d) {
         (Some(s), Dialect::Postgres) => format!("{}.{}", quote_source(d, s), quote_source(d, &t.name.name)),
         _ => quote_source(d, &t.name.name),
@@ -496,29 +390,6 @@ pub fn read_expr(source: Dialect, quoted: &str, ty: &ColumnType) -> (String, Col
         (Dialect::Mysql, ColumnType::Float32) => (format!("CAST({quoted} AS DOUBLE)"), ColumnType::Float32),
         _ => (quoted.to_string(), ty.clone()),
     }
-}
-
-async fn existing_tables(conn: &mut Db, jobs: &[Job]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let present = conn.introspect().await?;
-    for j in jobs {
-        let name = crate::model::QualifiedName {
-            schema: if j.target.name.len() > 1 { Some(j.target.name[0].clone()) } else { None },
-            name: j.target.name.last().cloned().unwrap_or_default(),
-        };
-        let hit = present.tables.iter().any(|t| {
-            t.name.name == name.name
-                && match (&t.name.schema, &name.schema) {
-                    (Some(a), Some(b)) => a == b,
-                    (Some(a), None) => a == "public" || conn.dialect() != Dialect::Postgres,
-                    _ => true,
-                }
-        });
-        if hit {
-            out.push(j.target.sql_name.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// Cuts each not-yet-planned table into key ranges of about `chunk_rows`.
@@ -801,53 +672,11 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
         }
         _ => {}
     }
-    if let Db::Mysql(dc) = &mut d {
-        for stmt in transfer::mysql::WRITE_SESSION {
-            dc.execute(stmt).await?;
-        }
-    }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let table = job.key.clone();
-    let reader = async {
-        let r = match &mut *s {
-            Db::Postgres(c) => transfer::postgres::read(&c.client, &c.display, &table, &spec, tx).await,
-            Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &c.display, &table, &spec, tx).await,
-            Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &c.display, &table, &spec, tx).await,
-        };
-        r
-    };
-    let writer = async {
-        match &mut d {
-            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &job.write, rx, policy, progress).await,
-            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &job.write, rx, policy, progress).await,
-            Db::Sqlite(c) => transfer::sqlite::write(&mut c.conn, &c.display, &job.write, rx, policy, progress).await,
-        }
-    };
-    let (r, w) = tokio::join!(reader, writer);
+    let (r, w) = tokio::join!(transfer::read_from(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;
     Ok(written)
-}
-
-/// Statements that move identity counters past the loaded rows.
-fn identity_reset(target: Dialect, names: &NamePlan, t: &TargetTable) -> Vec<String> {
-    let _ = names;
-    let mut out = Vec::new();
-    if target != Dialect::Postgres {
-        // MySQL and SQLite advance AUTO_INCREMENT past explicit ids themselves.
-        return out;
-    }
-    for c in t.columns.iter().filter(|c| c.identity.is_some()) {
-        let col = quote_ident(target, &c.name);
-        let start = c.identity.as_ref().and_then(|i| i.start).unwrap_or(1);
-        let table_lit = crate::schema::ddl::string_literal(target, &t.sql_name);
-        let col_lit = crate::schema::ddl::string_literal(target, &c.name);
-        out.push(format!(
-            "SELECT setval(pg_get_serial_sequence({table_lit}, {col_lit}), GREATEST(COALESCE((SELECT MAX({col}) FROM {}), 0) + 1, {start}), false);",
-            t.sql_name
-        ));
-    }
-    out
 }

@@ -232,6 +232,22 @@ impl Mapping {
         s
     }
 
+    /// [`Mapping::select`], refusing a selection with no table in it: the
+    /// error names the patterns and the tables the source has.
+    pub fn select_some(&self, schema: &Schema, src: &crate::endpoint::Endpoint) -> crate::error::Result<Schema> {
+        let selected = self.select(schema);
+        if !selected.tables.is_empty() {
+            return Ok(selected);
+        }
+        let names: Vec<String> = schema.tables.iter().take(30).map(|t| t.name.to_string()).collect();
+        let patterns: Vec<String> = self.selections().map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
+        Err(crate::error::Error::Usage(if schema.tables.is_empty() {
+            format!("the source {src} has no tables")
+        } else {
+            format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))
+        }))
+    }
+
     /// Columns to add to a table, computed on read.
     pub fn added_columns(&self, t: &QualifiedName) -> Vec<AddedColumn> {
         self.transformations()

@@ -1,8 +1,11 @@
 //! Data-moving tasks: the full load, its resumable state, table mappings
-//! and validation.
+//! and validation; packing a database and unpacking it into one.
 
 pub mod cdc;
 pub mod fullload;
 pub mod mapping;
+pub mod pack_source;
 pub mod state;
+pub mod target_schema;
+pub mod unpack_db;
 pub mod validate;

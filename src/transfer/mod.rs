@@ -12,7 +12,12 @@ mod sqlite_ffi;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
+
+use crate::db::Db;
+use crate::error::Result;
 use crate::model::{ColumnType, Value};
+use crate::progress::Task;
 use crate::schema::target::TargetColumn;
 
 /// Rows in flight between a reader and a writer.
@@ -34,6 +39,31 @@ pub const CHANNEL_DEPTH: usize = 4;
 pub struct ReadSpec {
     pub select: String,
     pub types: Vec<ColumnType>,
+}
+
+/// Reads `spec.select` on whichever engine `db` is, sending batches to
+/// `tx`. Returns rows read.
+pub async fn read_from(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    match db {
+        Db::Postgres(c) => postgres::read(&c.client, &c.display, table, spec, tx).await,
+        Db::Mysql(c) => mysql::read(&mut c.conn, &c.display, table, spec, tx).await,
+        Db::Sqlite(c) => sqlite::read(&mut c.conn, &c.display, table, spec, tx).await,
+    }
+}
+
+/// Writes the batches from `rx` into whichever engine `db` is (MySQL
+/// first gets its bulk-load session settings). Returns rows written.
+pub async fn write_into(db: &mut Db, spec: &WriteSpec, rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
+    match db {
+        Db::Postgres(c) => postgres::write(&c.client, &c.display, spec, rx, policy, progress).await,
+        Db::Mysql(c) => {
+            for stmt in mysql::WRITE_SESSION {
+                c.execute(stmt).await?;
+            }
+            mysql::write(&mut c.conn, &c.display, spec, rx, policy, progress).await
+        }
+        Db::Sqlite(c) => sqlite::write(&mut c.conn, &c.display, spec, rx, policy, progress).await,
+    }
 }
 
 /// What to write: the quoted target table and its columns (in the order
@@ -85,6 +115,22 @@ impl Counters {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
+}
+
+/// What a load did to values on their way, appended to a table's status
+/// in reports: zero dates made NULL, decimals rounded, rows rejected.
+pub fn value_notes(zero_dates: u64, rounded: u64, rejected: u64) -> String {
+    let mut s = String::new();
+    if zero_dates > 0 {
+        s.push_str(&format!(", {zero_dates} zero dates → NULL"));
+    }
+    if rounded > 0 {
+        s.push_str(&format!(", {rounded} decimals rounded to the column's scale"));
+    }
+    if rejected > 0 {
+        s.push_str(&format!(", {rejected} rows rejected"));
+    }
+    s
 }
 
 /// A row the target refused, for the rejects file.

@@ -24,8 +24,14 @@ pub const READ_SESSION: &str = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'
 
 /// Reads `spec.select` and sends decoded batches. Returns rows read.
 pub async fn read(client: &Client, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
-    let copy = format!("COPY ({}) TO STDOUT", spec.select);
-    let stream = client.copy_out(copy.as_str()).await.map_err(|e| query_error(display, &copy, e))?;
+    read_copy(client, display, table, &format!("COPY ({}) TO STDOUT", spec.select), spec, tx).await
+}
+
+/// Like [`read`], from a whole `COPY ... TO STDOUT` statement: `COPY table
+/// (columns) TO STDOUT` skips the executor that `COPY (SELECT ...)` runs,
+/// about a fifth less server time. `spec.types` describes the columns.
+pub async fn read_copy(client: &Client, display: &str, table: &str, copy: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    let stream = client.copy_out(copy).await.map_err(|e| query_error(display, copy, e))?;
     pin_mut!(stream);
     let mut parser = pgtext::CopyTextParser::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);

@@ -155,6 +155,8 @@ impl TestDb {
                 let (conn, _) = admin_pg();
                 if let Ok((client, c)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
                     tokio::spawn(c);
+                    // A replication slot (change capture) pins its database.
+                    let _ = client.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active", &[&self.name]).await;
                     let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
                 }
             }
@@ -259,4 +261,49 @@ impl TestDb {
             }
         }
     }
+}
+
+/// A fresh database of `engine` holding a fixture: a SQLite file is
+/// copied, a SQL script is run.
+pub async fn source(engine: Engine, fixture_path: &str, tag: &str) -> TestDb {
+    let db = TestDb::new(engine, tag).await;
+    if engine == Engine::Sqlite {
+        std::fs::copy(fixture(fixture_path), db.url.trim_start_matches("sqlite:")).unwrap();
+    } else {
+        db.load_script(&fixture(fixture_path)).await;
+    }
+    db
+}
+
+/// What every copy of the sample shop (fixtures/sample/shop.db) must hold.
+pub async fn sample_checks(dst: &TestDb) {
+    let count = dst.query_row("SELECT COUNT(*) FROM order_items").await;
+    assert_eq!(count[0].as_deref(), Some("69370"));
+    let big = dst.query_row("SELECT big_counter FROM customers WHERE id = 1").await;
+    assert!(big[0].as_deref().is_some_and(|v| v == "9223372036854775807" || v == "-9223372036854775808"), "{big:?}");
+    let blob_len = match dst.engine {
+        Engine::Postgres => "SELECT octet_length(avatar) FROM customers WHERE id = 1",
+        _ => "SELECT length(avatar) FROM customers WHERE id = 1",
+    };
+    let n = dst.query_row(blob_len).await;
+    assert_eq!(n[0].as_deref(), Some("256"), "all 256 byte values kept");
+}
+
+/// Waits until a pack's `journal` records `chunks` finished chunk files,
+/// then kills `child` with SIGKILL (and reaps it).
+pub fn kill_after_chunks(child: &mut std::process::Child, journal: &Path, chunks: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let j = std::fs::read_to_string(journal).unwrap_or_default();
+        if j.matches(r#""t":"chunk""#).count() >= chunks {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "pack ended before it could be killed");
+        assert!(std::time::Instant::now() < deadline, "no progress in the journal");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+    let j = std::fs::read_to_string(journal).unwrap();
+    assert!(!j.contains(r#""t":"complete""#), "the pack finished before the kill; give it more to pack");
 }

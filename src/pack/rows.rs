@@ -1,0 +1,623 @@
+//! The byte layout of a packed table: rows of [`Value`]s in blocks, so a
+//! reader can load them batch by batch without holding the table in
+//! memory. Every value carries a one-byte tag, so the stream decodes
+//! without the schema, and nothing is rounded or turned into text:
+//! decimals keep their digits, floats their bits (NaN payloads and -0
+//! included), timestamps their nanoseconds. The layout is described in
+//! `docs/FORMAT.md` section 8 ("barge-rows/1").
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+
+use crate::model::value::Interval;
+use crate::model::Value;
+
+/// The `encoding` named in a table's catalog entry.
+pub const ENCODING: &str = "barge-rows/1";
+pub const MAGIC: [u8; 8] = *b"BARGEROW";
+pub const VERSION: u16 = 1;
+/// Arrays nest at most this deep (PostgreSQL allows 6 dimensions).
+const MAX_DEPTH: usize = 16;
+
+mod tag {
+    pub const NULL: u8 = 0;
+    pub const FALSE: u8 = 1;
+    pub const TRUE: u8 = 2;
+    pub const INT: u8 = 3;
+    pub const UINT: u8 = 4;
+    pub const FLOAT32: u8 = 5;
+    pub const FLOAT64: u8 = 6;
+    pub const DECIMAL: u8 = 7;
+    pub const TEXT: u8 = 8;
+    pub const BYTES: u8 = 9;
+    pub const DATE: u8 = 10;
+    pub const TIME: u8 = 11;
+    pub const TIMETZ: u8 = 12;
+    pub const TIMESTAMP: u8 = 13;
+    pub const TIMESTAMPTZ: u8 = 14;
+    pub const INFINITY: u8 = 15;
+    pub const NEG_INFINITY: u8 = 16;
+    pub const INTERVAL: u8 = 17;
+    pub const JSON: u8 = 18;
+    pub const UUID: u8 = 19;
+    pub const ENUM: u8 = 20;
+    pub const SET: u8 = 21;
+    pub const BITS: u8 = 22;
+    pub const YEAR: u8 = 23;
+    pub const ARRAY: u8 = 24;
+    pub const ZERO_DATE: u8 = 25;
+}
+
+// ---- writing ---------------------------------------------------------------
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_time(out: &mut Vec<u8>, t: &NaiveTime) {
+    put_varint(out, t.num_seconds_from_midnight() as u64);
+    // Up to 1_999_999_999: chrono keeps a leap second in the nanoseconds.
+    put_varint(out, t.nanosecond() as u64);
+}
+
+fn put_date(out: &mut Vec<u8>, d: &NaiveDate) {
+    put_zigzag(out, d.num_days_from_ce() as i64);
+}
+
+/// Appends one value.
+pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(tag::NULL),
+        Value::Bool(false) => out.push(tag::FALSE),
+        Value::Bool(true) => out.push(tag::TRUE),
+        Value::Int(i) => {
+            out.push(tag::INT);
+            put_zigzag(out, *i);
+        }
+        Value::UInt(u) => {
+            out.push(tag::UINT);
+            put_varint(out, *u);
+        }
+        Value::Float32(f) => {
+            out.push(tag::FLOAT32);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Float64(f) => {
+            out.push(tag::FLOAT64);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Decimal(s) => {
+            out.push(tag::DECIMAL);
+            put_bytes(out, s.as_bytes());
+        }
+        Value::Text(s) => {
+            out.push(tag::TEXT);
+            put_bytes(out, s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            out.push(tag::BYTES);
+            put_bytes(out, b);
+        }
+        Value::Date(d) => {
+            out.push(tag::DATE);
+            put_date(out, d);
+        }
+        Value::Time(t) => {
+            out.push(tag::TIME);
+            put_time(out, t);
+        }
+        Value::TimeTz(t, off) => {
+            out.push(tag::TIMETZ);
+            put_time(out, t);
+            put_zigzag(out, *off as i64);
+        }
+        Value::Timestamp(ts) => {
+            out.push(tag::TIMESTAMP);
+            put_date(out, &ts.date());
+            put_time(out, &ts.time());
+        }
+        Value::TimestampTz(ts) => {
+            out.push(tag::TIMESTAMPTZ);
+            let n = ts.naive_utc();
+            put_date(out, &n.date());
+            put_time(out, &n.time());
+        }
+        Value::Infinity { negative: false } => out.push(tag::INFINITY),
+        Value::Infinity { negative: true } => out.push(tag::NEG_INFINITY),
+        Value::Interval(iv) => {
+            out.push(tag::INTERVAL);
+            put_zigzag(out, iv.months as i64);
+            put_zigzag(out, iv.days as i64);
+            put_zigzag(out, iv.micros);
+        }
+        Value::Json(s) => {
+            out.push(tag::JSON);
+            put_bytes(out, s.as_bytes());
+        }
+        Value::Uuid(u) => {
+            out.push(tag::UUID);
+            out.extend_from_slice(u);
+        }
+        Value::Enum(s) => {
+            out.push(tag::ENUM);
+            put_bytes(out, s.as_bytes());
+        }
+        Value::Set(members) => {
+            out.push(tag::SET);
+            put_varint(out, members.len() as u64);
+            for m in members {
+                put_bytes(out, m.as_bytes());
+            }
+        }
+        Value::Bits(bits) => {
+            out.push(tag::BITS);
+            put_varint(out, bits.len() as u64);
+            for byte in bits.chunks(8) {
+                let mut b = 0u8;
+                for (i, &bit) in byte.iter().enumerate() {
+                    if bit {
+                        b |= 0x80 >> i;
+                    }
+                }
+                out.push(b);
+            }
+        }
+        Value::Year(y) => {
+            out.push(tag::YEAR);
+            put_zigzag(out, *y as i64);
+        }
+        Value::Array(items) => {
+            out.push(tag::ARRAY);
+            put_varint(out, items.len() as u64);
+            for i in items {
+                encode_value(i, out);
+            }
+        }
+        Value::ZeroDate => out.push(tag::ZERO_DATE),
+    }
+}
+
+/// The stream header: magic, version, column count.
+pub fn header(columns: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(14);
+    h.extend_from_slice(&MAGIC);
+    h.extend_from_slice(&VERSION.to_le_bytes());
+    h.extend_from_slice(&columns.to_le_bytes());
+    h
+}
+
+/// Appends one block holding `rows` (at least one row).
+pub fn encode_block(rows: &[Vec<Value>], out: &mut Vec<u8>) {
+    debug_assert!(!rows.is_empty());
+    let start = out.len();
+    out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0u8; 8]);
+    let body = out.len();
+    for row in rows {
+        for v in row {
+            encode_value(v, out);
+        }
+    }
+    let len = (out.len() - body) as u64;
+    out[start + 4..start + 12].copy_from_slice(&len.to_le_bytes());
+}
+
+/// The end of a stream: a zero row count and the total.
+pub fn trailer(total_rows: u64) -> Vec<u8> {
+    let mut t = vec![0u8; 4];
+    t.extend_from_slice(&total_rows.to_le_bytes());
+    t
+}
+
+// ---- reading -----------------------------------------------------------------
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let v = *self.b.get(self.at).ok_or("a value runs past the end of its block")?;
+        self.at += 1;
+        Ok(v)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len()).ok_or("a value runs past the end of its block")?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("a varint is longer than 10 bytes".into())
+    }
+
+    fn zigzag(&mut self) -> Result<i64, String> {
+        let u = self.varint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    fn small<T: TryFrom<i64>>(&mut self, what: &str) -> Result<T, String> {
+        let v = self.zigzag()?;
+        T::try_from(v).map_err(|_| format!("{what} {v} is out of range"))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = usize::try_from(self.varint()?).map_err(|_| "a length does not fit in memory")?;
+        self.take(n)
+    }
+
+    fn text(&mut self) -> Result<String, String> {
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| "text is not UTF-8".to_string())
+    }
+
+    fn date(&mut self) -> Result<NaiveDate, String> {
+        let days: i32 = self.small("a day number")?;
+        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| format!("day {days} is not a date"))
+    }
+
+    fn time(&mut self) -> Result<NaiveTime, String> {
+        let secs = u32::try_from(self.varint()?).map_err(|_| "seconds of the day out of range")?;
+        let nanos = u32::try_from(self.varint()?).map_err(|_| "nanoseconds out of range")?;
+        NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos).ok_or_else(|| format!("{secs}s {nanos}ns is not a time of day"))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        let t = self.byte()?;
+        Ok(match t {
+            tag::NULL => Value::Null,
+            tag::FALSE => Value::Bool(false),
+            tag::TRUE => Value::Bool(true),
+            tag::INT => Value::Int(self.zigzag()?),
+            tag::UINT => Value::UInt(self.varint()?),
+            tag::FLOAT32 => Value::Float32(f32::from_bits(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))),
+            tag::FLOAT64 => Value::Float64(f64::from_bits(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))),
+            tag::DECIMAL => Value::Decimal(self.text()?),
+            tag::TEXT => Value::Text(self.text()?),
+            tag::BYTES => Value::Bytes(self.bytes()?.to_vec()),
+            tag::DATE => Value::Date(self.date()?),
+            tag::TIME => Value::Time(self.time()?),
+            tag::TIMETZ => {
+                let t = self.time()?;
+                Value::TimeTz(t, self.small("a zone offset")?)
+            }
+            tag::TIMESTAMP => {
+                let d = self.date()?;
+                Value::Timestamp(NaiveDateTime::new(d, self.time()?))
+            }
+            tag::TIMESTAMPTZ => {
+                let d = self.date()?;
+                Value::TimestampTz(DateTime::from_naive_utc_and_offset(NaiveDateTime::new(d, self.time()?), chrono::Utc))
+            }
+            tag::INFINITY => Value::Infinity { negative: false },
+            tag::NEG_INFINITY => Value::Infinity { negative: true },
+            tag::INTERVAL => Value::Interval(Interval { months: self.small("months")?, days: self.small("days")?, micros: self.zigzag()? }),
+            tag::JSON => Value::Json(self.text()?),
+            tag::UUID => Value::Uuid(self.take(16)?.try_into().expect("16 bytes")),
+            tag::ENUM => Value::Enum(self.text()?),
+            tag::SET => {
+                let n = self.varint()?;
+                // Each member takes at least one byte: a count beyond the
+                // block is damage, not a reason to allocate.
+                let mut members = Vec::with_capacity(n.min((self.b.len() - self.at) as u64) as usize);
+                for _ in 0..n {
+                    members.push(self.text()?);
+                }
+                Value::Set(members)
+            }
+            tag::BITS => {
+                let n = usize::try_from(self.varint()?).map_err(|_| "a bit count does not fit in memory")?;
+                let bytes = self.take(n.div_ceil(8))?;
+                Value::Bits((0..n).map(|i| bytes[i / 8] & (0x80 >> (i % 8)) != 0).collect())
+            }
+            tag::YEAR => Value::Year(self.small("a year")?),
+            tag::ARRAY => {
+                if depth >= MAX_DEPTH {
+                    return Err(format!("arrays nest deeper than {MAX_DEPTH} levels"));
+                }
+                let n = self.varint()?;
+                let mut items = Vec::with_capacity(n.min((self.b.len() - self.at) as u64) as usize);
+                for _ in 0..n {
+                    items.push(self.value(depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            tag::ZERO_DATE => Value::ZeroDate,
+            other => return Err(format!("unknown value tag {other}")),
+        })
+    }
+}
+
+/// Decodes one value from the start of `b`; returns it and the bytes used.
+pub fn decode_value(b: &[u8]) -> Result<(Value, usize), String> {
+    let mut c = Cursor { b, at: 0 };
+    let v = c.value(0)?;
+    Ok((v, c.at))
+}
+
+enum Stage {
+    Header,
+    Blocks,
+    Done,
+}
+
+/// Reads a table stream pushed to it in pieces of any size, handing back
+/// whole blocks of rows as soon as they are complete.
+pub struct RowDecoder {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    at: usize,
+    stage: Stage,
+    columns: usize,
+    rows: u64,
+}
+
+impl Default for RowDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RowDecoder {
+    pub fn new() -> Self {
+        RowDecoder { buf: Vec::new(), at: 0, stage: Stage::Header, columns: 0, rows: 0 }
+    }
+
+    /// Column count from the header (0 until the header is read).
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        // Drop what was consumed before growing, so the buffer stays about
+        // one block long.
+        if self.at > 0 && self.at >= self.buf.len() / 2 {
+            self.buf.drain(..self.at);
+            self.at = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    fn avail(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+
+    /// The next complete block's rows, `None` when more bytes are needed
+    /// (or the stream has ended).
+    pub fn next_block(&mut self) -> Result<Option<Vec<Vec<Value>>>, String> {
+        loop {
+            match self.stage {
+                Stage::Done => {
+                    if !self.avail().is_empty() {
+                        return Err(format!("{} bytes follow the end of the table", self.avail().len()));
+                    }
+                    return Ok(None);
+                }
+                Stage::Header => {
+                    let a = self.avail();
+                    if a.len() < 14 {
+                        return Ok(None);
+                    }
+                    if a[..8] != MAGIC {
+                        return Err("not a barge row stream (bad magic)".into());
+                    }
+                    let version = u16::from_le_bytes([a[8], a[9]]);
+                    if version != VERSION {
+                        return Err(format!("row stream version {version} is newer than this barge reads ({VERSION})"));
+                    }
+                    self.columns = u32::from_le_bytes(a[10..14].try_into().expect("4 bytes")) as usize;
+                    self.at += 14;
+                    self.stage = Stage::Blocks;
+                }
+                Stage::Blocks => {
+                    let a = self.avail();
+                    if a.len() < 4 {
+                        return Ok(None);
+                    }
+                    let n = u32::from_le_bytes(a[..4].try_into().expect("4 bytes")) as u64;
+                    if n == 0 {
+                        if a.len() < 12 {
+                            return Ok(None);
+                        }
+                        let total = u64::from_le_bytes(a[4..12].try_into().expect("8 bytes"));
+                        if total != self.rows {
+                            return Err(format!("the stream ends after {} rows but says it holds {total}", self.rows));
+                        }
+                        self.at += 12;
+                        self.stage = Stage::Done;
+                        continue;
+                    }
+                    if a.len() < 12 {
+                        return Ok(None);
+                    }
+                    let len = u64::from_le_bytes(a[4..12].try_into().expect("8 bytes"));
+                    let len = usize::try_from(len).map_err(|_| "a block is larger than memory")?;
+                    if a.len() - 12 < len {
+                        return Ok(None);
+                    }
+                    let body = &a[12..12 + len];
+                    let mut c = Cursor { b: body, at: 0 };
+                    let mut rows = Vec::with_capacity(n as usize);
+                    for r in 0..n {
+                        let mut row = Vec::with_capacity(self.columns);
+                        for col in 0..self.columns {
+                            let v = c.value(0).map_err(|e| format!("row {}, column {}: {e}", self.rows + r + 1, col + 1))?;
+                            row.push(v);
+                        }
+                        rows.push(row);
+                    }
+                    if c.at != body.len() {
+                        return Err(format!("block after row {} has {} stray bytes", self.rows, body.len() - c.at));
+                    }
+                    self.at += 12 + len;
+                    self.rows += n;
+                    return Ok(Some(rows));
+                }
+            }
+        }
+    }
+
+    /// Checks the stream ended properly; returns its row count.
+    pub fn finish(&mut self) -> Result<u64, String> {
+        if self.next_block()?.is_some() {
+            return Err("rows were left unread".into());
+        }
+        match self.stage {
+            Stage::Done => Ok(self.rows),
+            _ => Err(format!("the stream stops after {} rows, before its end marker: it was cut short", self.rows)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<u64>().prop_map(Value::UInt),
+            any::<u32>().prop_map(|b| Value::Float32(f32::from_bits(b))),
+            any::<u64>().prop_map(|b| Value::Float64(f64::from_bits(b))),
+            "-?[0-9]{1,80}(\\.[0-9]{0,80})?".prop_map(Value::Decimal),
+            prop_oneof![Just("NaN"), Just("Infinity"), Just("-Infinity")].prop_map(|s| Value::Decimal(s.into())),
+            any::<String>().prop_map(Value::Text),
+            prop::collection::vec(any::<u8>(), 0..300).prop_map(Value::Bytes),
+            (-262_000i32..262_000 * 365).prop_filter_map("date", NaiveDate::from_num_days_from_ce_opt).prop_map(Value::Date),
+            (0u32..86_400, 0u32..2_000_000_000).prop_filter_map("time", |(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n)).prop_map(Value::Time),
+            ((0u32..86_400, 0u32..1_000_000_000), -86_399i32..86_400)
+                .prop_filter_map("timetz", |((s, n), o)| NaiveTime::from_num_seconds_from_midnight_opt(s, n).map(|t| Value::TimeTz(t, o))),
+            (any::<i64>(), 0u32..1_000_000_000)
+                .prop_filter_map("ts", |(s, n)| DateTime::from_timestamp(s % 200_000_000_000, n).map(|d| Value::Timestamp(d.naive_utc()))),
+            (any::<i64>(), 0u32..1_000_000_000).prop_filter_map("tstz", |(s, n)| DateTime::from_timestamp(s % 200_000_000_000, n).map(Value::TimestampTz)),
+            any::<bool>().prop_map(|negative| Value::Infinity { negative }),
+            (any::<i32>(), any::<i32>(), any::<i64>()).prop_map(|(months, days, micros)| Value::Interval(Interval { months, days, micros })),
+            any::<String>().prop_map(Value::Json),
+            any::<[u8; 16]>().prop_map(Value::Uuid),
+            any::<String>().prop_map(Value::Enum),
+            prop::collection::vec(any::<String>(), 0..5).prop_map(Value::Set),
+            prop::collection::vec(any::<bool>(), 0..70).prop_map(Value::Bits),
+            any::<i16>().prop_map(Value::Year),
+            Just(Value::ZeroDate),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 40, 6, |inner| prop::collection::vec(inner, 0..6).prop_map(Value::Array))
+    }
+
+    fn enc(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_value(v, &mut out);
+        out
+    }
+
+    /// Equal as stored: floats by their bits, so NaN equals itself.
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Float32(x), Value::Float32(y)) => x.to_bits() == y.to_bits(),
+            (Value::Float64(x), Value::Float64(y)) => x.to_bits() == y.to_bits(),
+            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+            _ => a == b,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_value_round_trips_exactly(v in value()) {
+            let bytes = enc(&v);
+            let (back, used) = decode_value(&bytes).unwrap();
+            prop_assert_eq!(used, bytes.len());
+            prop_assert!(same(&v, &back), "{:?} came back as {:?}", v, back);
+        }
+
+        #[test]
+        fn a_stream_decodes_from_pieces_of_any_size(
+            rows in prop::collection::vec(prop::collection::vec(value(), 3), 0..40),
+            block in 1usize..9,
+            piece in 1usize..64,
+        ) {
+            let mut s = header(3);
+            for b in rows.chunks(block) {
+                encode_block(b, &mut s);
+            }
+            s.extend_from_slice(&trailer(rows.len() as u64));
+            let mut d = RowDecoder::new();
+            let mut got = Vec::new();
+            for p in s.chunks(piece) {
+                d.push(p);
+                while let Some(b) = d.next_block().unwrap() {
+                    got.extend(b);
+                }
+            }
+            prop_assert_eq!(d.finish().unwrap(), rows.len() as u64);
+            prop_assert_eq!(got.len(), rows.len());
+            for (a, b) in rows.iter().zip(&got) {
+                prop_assert!(a.iter().zip(b).all(|(x, y)| same(x, y)));
+            }
+        }
+
+        #[test]
+        fn damage_is_an_error_never_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), cut in 0usize..200) {
+            let mut d = RowDecoder::new();
+            let mut s = header(2);
+            s.extend_from_slice(&bytes);
+            d.push(&s[..cut.min(s.len())]);
+            let _ = d.next_block();
+            let _ = d.finish();
+        }
+    }
+
+    #[test]
+    fn a_cut_stream_is_refused() {
+        let mut s = header(1);
+        encode_block(&[vec![Value::Int(1)], vec![Value::Int(2)]], &mut s);
+        let mut d = RowDecoder::new();
+        d.push(&s);
+        assert_eq!(d.next_block().unwrap().unwrap().len(), 2);
+        assert!(d.finish().unwrap_err().contains("cut short"));
+        let mut d = RowDecoder::new();
+        s.extend_from_slice(&trailer(3));
+        d.push(&s);
+        assert!(d.next_block().is_ok());
+        assert!(d.finish().unwrap_err().contains("holds 3"));
+    }
+
+    #[test]
+    fn layout_is_stable() {
+        // Pinned bytes: changing them breaks packs already shipped.
+        let mut s = header(2);
+        encode_block(&[vec![Value::Int(-3), Value::Text("hé".into())]], &mut s);
+        s.extend_from_slice(&trailer(1));
+        assert_eq!(
+            hex::encode(&s),
+            concat!("4241524745524f57", "0100", "02000000", "01000000", "0700000000000000", "0305", "080368c3a9", "00000000", "0100000000000000")
+        );
+    }
+}

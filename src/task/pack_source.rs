@@ -1,0 +1,349 @@
+//! A database as a pack source: the tables to pack with their schema and
+//! size estimates, change capture begun before any row is read, and the
+//! rows of each table read in one snapshot per run (PostgreSQL REPEATABLE
+//! READ, MySQL/MariaDB `WITH CONSISTENT SNAPSHOT`, a SQLite read
+//! transaction) and encoded as [`rows::ENCODING`].
+//!
+//! The pack library is synchronous; the readers are async. One task on a
+//! private runtime reads the tables in order and hands each one over as a
+//! channel of batches, which the packer's thread encodes while the task
+//! reads ahead, so decoding, encoding and encryption overlap.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::fullload::{read_expr, source_table_sql};
+use super::mapping::Mapping;
+use crate::cdc::capture::{self, CaptureOptions};
+use crate::db::Db;
+use crate::endpoint::{Endpoint, Role};
+use crate::error::{Error, Result};
+use crate::model::{Dialect, Schema, Table};
+use crate::pack::catalog::{CdcStart, DatabaseInfo};
+use crate::pack::rows;
+use crate::pack::source::{TablePlan, TableSource, TableStream};
+use crate::transfer::{self, Batch, ReadSpec, CHANNEL_DEPTH};
+
+/// One table's rows on their way to the packer, and the reader's verdict.
+struct TableFeed {
+    name: String,
+    batches: mpsc::Receiver<Batch>,
+    done: oneshot::Receiver<Result<u64>>,
+}
+
+enum Next {
+    Table(TableFeed),
+    Failed(Error),
+}
+
+pub struct DatabaseSource {
+    endpoint: Endpoint,
+    rt: tokio::runtime::Runtime,
+    dialect: Dialect,
+    /// The selected tables, and the source's other schema objects.
+    schema: Schema,
+    plans: Vec<TablePlan>,
+    capture: bool,
+    selection: Option<String>,
+    feeds: Option<mpsc::Receiver<Next>>,
+    /// The source as of the capture's start position, for the first run's
+    /// reader: the pack then holds exactly the rows before the position.
+    snapshot: Option<capture::Snapshot>,
+}
+
+impl DatabaseSource {
+    /// Connects, reads the catalog and picks the tables `mapping` selects
+    /// (`selection`: the `--tables` patterns it was built from, recorded in
+    /// the catalog). `capture`: set up change capture for a new pack.
+    pub fn open(endpoint: &Endpoint, mapping: &Mapping, selection: Option<&str>, capture: bool) -> Result<DatabaseSource> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+        let (dialect, schema, plans) = rt.block_on(async {
+            let mut conn = Db::connect(endpoint, Role::Source).await?;
+            let full = conn.introspect().await?;
+            let mut schema = mapping.select_some(&full, endpoint)?;
+            // A pack keeps the whole schema: views and routines travel too
+            // (unpack creates tables; the rest is there for convert-schema).
+            schema.views = full.views.clone();
+            schema.routines = full.routines.clone();
+            let dialect = conn.dialect();
+            let mut plans = Vec::new();
+            for t in &schema.tables {
+                let (estimated_rows, estimated_bytes) = estimate(&mut conn, t).await?;
+                plans.push(TablePlan {
+                    name: t.name.to_string(),
+                    schema: serde_json::to_value(t).map_err(|e| Error::other(format!("table {}: {e}", t.name)))?,
+                    estimated_rows,
+                    estimated_bytes,
+                });
+            }
+            Ok::<_, Error>((dialect, schema, plans))
+        })?;
+        Ok(DatabaseSource {
+            endpoint: endpoint.clone(),
+            rt,
+            dialect,
+            schema,
+            plans,
+            capture,
+            selection: selection.map(str::to_string),
+            feeds: None,
+            snapshot: None,
+        })
+    }
+
+    fn read_job(&self, name: &str) -> Result<ReadJob> {
+        let t = self.schema.tables.iter().find(|t| t.name.to_string() == name).ok_or_else(|| {
+            Error::usage(format!("table {name} was packed by an earlier run but is no longer in {}; resume with the same --tables", self.endpoint))
+        })?;
+        Ok(read_job(self.dialect, t))
+    }
+}
+
+/// How one table is read: a SELECT, and on PostgreSQL, when no column
+/// needs a cast, the faster whole-table COPY.
+struct ReadJob {
+    name: String,
+    spec: ReadSpec,
+    copy_table: Option<String>,
+}
+
+/// Every column, in the table's order, read the way a full load reads it.
+fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
+    let mut cols = Vec::new();
+    let mut types = Vec::new();
+    let mut plain = true;
+    for c in &t.columns {
+        let quoted = super::fullload::quote_source(dialect, &c.name);
+        let (expr, ty) = read_expr(dialect, &quoted, &c.ty);
+        plain &= expr == quoted;
+        cols.push(expr);
+        types.push(ty);
+    }
+    let table = source_table_sql(dialect, t);
+    let copy_table = (dialect == Dialect::Postgres && plain).then(|| format!("COPY {table} ({}) TO STDOUT", cols.join(", ")));
+    ReadJob { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {table}", cols.join(", ")), types }, copy_table }
+}
+
+/// Rows and bytes from the catalog's statistics (SQLite has none: its
+/// rows are counted, which is quick for a local file).
+async fn estimate(conn: &mut Db, t: &Table) -> Result<(u64, u64)> {
+    let table = source_table_sql(conn.dialect(), t);
+    match conn {
+        Db::Postgres(c) => {
+            let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = $1::text::regclass";
+            let row = c.client.query_one(sql, &[&table]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
+            let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
+            Ok((rows.max(0) as u64, bytes.max(0) as u64))
+        }
+        Db::Mysql(c) => {
+            use mysql_async::prelude::Queryable;
+            let sql = "SELECT TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+            let row: Option<(Option<u64>, Option<u64>)> = c
+                .conn
+                .exec_first(sql, (t.name.name.as_str(),))
+                .await
+                .map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
+            let (rows, bytes) = row.unwrap_or((None, None));
+            Ok((rows.unwrap_or(0), bytes.unwrap_or(0)))
+        }
+        Db::Sqlite(c) => {
+            use sqlx::Row;
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
+            Ok((row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64, 0))
+        }
+    }
+}
+
+/// Opens the snapshot every table of this run is read in: the change
+/// capture's (`exported`, PostgreSQL) when there is one. Read-only: the
+/// source is never written by a pack.
+async fn begin_snapshot(conn: &mut Db, exported: Option<&str>) -> Result<()> {
+    match conn {
+        Db::Postgres(c) => {
+            let import = exported.map(|n| format!("; SET TRANSACTION SNAPSHOT '{n}'")).unwrap_or_default();
+            let sql = format!("{}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY{import}", transfer::postgres::READ_SESSION);
+            c.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&c.display, "BEGIN ISOLATION LEVEL REPEATABLE READ", e))
+        }
+        Db::Mysql(_) => {
+            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+            conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT").await
+        }
+        Db::Sqlite(_) => conn.execute("BEGIN").await,
+    }
+}
+
+/// The reader task: one connection, one snapshot, the tables in order.
+/// `snapshot`: the change capture's, which this reader joins.
+async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, snapshot: Option<capture::Snapshot>, feeds: mpsc::Sender<Next>) {
+    // A MySQL capture hands over a connection already in its snapshot;
+    // a PostgreSQL one names a snapshot to import (`hold` keeps the
+    // exporting session alive until this task ends).
+    let (pooled, hold) = match snapshot {
+        Some(capture::Snapshot::Mysql(mut conns)) if !conns.is_empty() => (Some(Db::Mysql(conns.swap_remove(0))), None),
+        other => (None, other),
+    };
+    let joined = pooled.is_some();
+    let mut conn = match pooled {
+        Some(c) => c,
+        None => match Db::connect(&endpoint, Role::Source).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = feeds.send(Next::Failed(e)).await;
+                return;
+            }
+        },
+    };
+    if !joined {
+        let exported = hold.as_ref().and_then(|s| s.pg_name());
+        if let Err(e) = begin_snapshot(&mut conn, exported).await {
+            let _ = feeds.send(Next::Failed(e)).await;
+            return;
+        }
+    }
+    for job in jobs {
+        let (btx, brx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+        let (dtx, drx) = oneshot::channel();
+        if feeds.send(Next::Table(TableFeed { name: job.name.clone(), batches: brx, done: drx })).await.is_err() {
+            // The packer stopped (devices full, or an error of its own).
+            return;
+        }
+        let r = match (&conn, &job.copy_table) {
+            (Db::Postgres(c), Some(copy)) => transfer::postgres::read_copy(&c.client, &c.display, &job.name, copy, &job.spec, btx).await,
+            _ => transfer::read_from(&mut conn, &job.name, &job.spec, btx).await,
+        };
+        let failed = r.is_err();
+        let _ = dtx.send(r);
+        if failed {
+            return;
+        }
+    }
+    let _ = conn.execute("COMMIT").await;
+}
+
+impl TableSource for DatabaseSource {
+    fn label(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    fn tables(&self) -> &[TablePlan] {
+        &self.plans
+    }
+
+    fn begin(&mut self) -> Result<DatabaseInfo> {
+        let cdc = if self.capture {
+            let seed = format!("{}\n{}", self.endpoint, uuid::Uuid::new_v4());
+            match self.rt.block_on(capture::begin_consistent(&self.endpoint, &self.schema.tables, &CaptureOptions::default(), &seed, 1)) {
+                Ok((c, snapshot)) => {
+                    self.snapshot = Some(snapshot);
+                    Some(CdcStart { position: c.position.to_string(), slot: c.slot, publication: c.publication })
+                }
+                Err(e) => return Err(e.with_hint("fix the source's change-capture settings, or pass --no-cdc to pack without a start position")),
+            }
+        } else {
+            None
+        };
+        let rest = Schema { tables: Vec::new(), ..self.schema.clone() };
+        Ok(DatabaseInfo {
+            dialect: self.dialect.name().to_string(),
+            schema: serde_json::to_value(&rest).map_err(|e| Error::other(format!("schema of {}: {e}", self.endpoint)))?,
+            selection: self.selection.clone(),
+            cdc,
+        })
+    }
+
+    fn start(&mut self, names: &[String]) -> Result<()> {
+        let jobs = names.iter().map(|n| self.read_job(n)).collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel(1);
+        self.rt.spawn(read_tables(self.endpoint.clone(), jobs, self.snapshot.take(), tx));
+        self.feeds = Some(rx);
+        Ok(())
+    }
+
+    fn open(&mut self, name: &str) -> Result<Box<dyn TableStream + '_>> {
+        let feeds = self.feeds.as_mut().ok_or_else(|| Error::other("pack read a table before starting the reader"))?;
+        let feed = match feeds.blocking_recv() {
+            Some(Next::Table(f)) => f,
+            Some(Next::Failed(e)) => return Err(e),
+            None => return Err(Error::other(format!("the reader of {} stopped before table {name}", self.endpoint))),
+        };
+        if feed.name != name {
+            return Err(Error::other(format!("the reader sent table {} where {name} was expected", feed.name)));
+        }
+        let columns = self.schema.tables.iter().find(|t| t.name.to_string() == name).map_or(0, |t| t.columns.len());
+        Ok(Box::new(Encoder { feed: Some(feed), columns, buf: rows::header(columns as u32), at: 0, rows: 0 }))
+    }
+}
+
+/// Turns one table's batches into its byte stream.
+struct Encoder {
+    /// `None` once the trailer is written.
+    feed: Option<TableFeed>,
+    columns: usize,
+    buf: Vec<u8>,
+    at: usize,
+    rows: u64,
+}
+
+impl Encoder {
+    /// Refills `buf` with the next block (or the trailer); false at the end.
+    fn refill(&mut self) -> Result<bool> {
+        let Some(feed) = self.feed.as_mut() else { return Ok(false) };
+        self.buf.clear();
+        self.at = 0;
+        match feed.batches.blocking_recv() {
+            Some(batch) => {
+                if let Some(bad) = batch.rows.iter().find(|r| r.len() != self.columns) {
+                    return Err(Error::Table {
+                        table: feed.name.clone(),
+                        row: None,
+                        message: format!("the reader gave a row of {} values for {} columns", bad.len(), self.columns),
+                        hint: None,
+                    });
+                }
+                if !batch.rows.is_empty() {
+                    rows::encode_block(&batch.rows, &mut self.buf);
+                    self.rows += batch.rows.len() as u64;
+                }
+            }
+            None => {
+                let feed = self.feed.take().expect("checked above");
+                let read = match feed.done.blocking_recv() {
+                    Ok(r) => r?,
+                    Err(_) => return Err(Error::other(format!("the reader of table {} stopped without a result", feed.name))),
+                };
+                if read != self.rows {
+                    return Err(Error::Table {
+                        table: feed.name,
+                        row: None,
+                        message: format!("the reader counted {read} rows, the pack received {}", self.rows),
+                        hint: None,
+                    });
+                }
+                self.buf.extend_from_slice(&rows::trailer(self.rows));
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl TableStream for Encoder {
+    fn read(&mut self, out: &mut [u8]) -> Result<usize> {
+        while self.at == self.buf.len() {
+            if !self.refill()? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+}

@@ -1,0 +1,480 @@
+//! pack / verify / unpack with databases, end to end against real
+//! PostgreSQL, MariaDB and SQLite files: every type packed from each
+//! engine and unpacked into every engine, compared value by value
+//! (`barge validate` plus direct looks at the tricky values); damage named
+//! by table, and a damaged table never half-loaded; resume after SIGKILL;
+//! and clear errors for bad input.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::*;
+
+const PASS: &str = "correct horse battery staple";
+
+/// A pack on one device, with its passphrase file and journal directory.
+struct Packed {
+    dir: tempfile::TempDir,
+}
+
+impl Packed {
+    fn new() -> Packed {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("pass"), format!("{PASS}\n")).unwrap();
+        fs::write(dir.path().join("wrong"), "not it\n").unwrap();
+        fs::create_dir_all(dir.path().join("dev")).unwrap();
+        Packed { dir }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn dev(&self) -> String {
+        self.p("dev").display().to_string()
+    }
+
+    fn pass(&self) -> String {
+        self.p("pass").display().to_string()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = barge();
+        c.args(args).env_remove("BARGE_PASSPHRASE").env("BARGE_STATE_DIR", self.p("state")).stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(&mut self.cmd(args))
+    }
+
+    fn pack(&self, src: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["pack", src, "--passphrase-file"];
+        let pass = self.pass();
+        let dev = self.dev();
+        args.push(&pass);
+        args.push(&dev);
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn unpack(&self, dst: &str, extra: &[&str]) -> Output {
+        let pass = self.pass();
+        let dev = self.dev();
+        let mut args = vec!["unpack", &dev, dst, "--passphrase-file", &pass];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn chunks(&self) -> Vec<PathBuf> {
+        let root = self.p("dev/barge");
+        let mut out = Vec::new();
+        for pack in fs::read_dir(root).unwrap() {
+            for f in fs::read_dir(pack.unwrap().path()).unwrap() {
+                let p = f.unwrap().path();
+                if p.extension().is_some_and(|e| e == "bgc") {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+fn ok(o: Output, what: &str) -> String {
+    assert!(o.status.success(), "{what}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts exit `code`, no panic, and that the output names every needle.
+#[track_caller]
+fn fails(o: Output, code: i32, needles: &[&str]) -> String {
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(code), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    for n in needles {
+        assert!(t.contains(n), "expected `{n}` in:\n{t}");
+    }
+    t
+}
+
+/// `barge validate`: counts and checksums of every table, compared as the
+/// target holds the values.
+#[track_caller]
+fn validate(src: &TestDb, dst: &TestDb, extra: &[&str]) {
+    let out = run(barge().args(["validate", &src.url, &dst.url]).args(extra));
+    let t = ok(out, &format!("validate {} → {}", src.engine.name(), dst.engine.name()));
+    assert!(!t.contains("DIFFERENT"), "{t}");
+}
+
+/// Unpacks into a fresh database of `engine` and validates it against `src`.
+async fn unpack_and_validate(p: &Packed, src: &TestDb, engine: Engine, extra: &[&str], validate_extra: &[&str]) -> (TestDb, String) {
+    let dst = TestDb::new(engine, &format!("unpack_{}_{}", src.engine.name(), engine.name())).await;
+    let out = ok(p.unpack(&dst.url, extra), &format!("unpack into {}", engine.name()));
+    validate(src, &dst, validate_extra);
+    (dst, out)
+}
+
+// ---- PostgreSQL: every type, into every engine -------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_type_through_a_pack_into_every_engine() {
+    let src = source(Engine::Postgres, "types/postgres.sql", "pk_pg").await;
+    let p = Packed::new();
+    let out = ok(p.pack(&src.url, &[]), "pack");
+    assert!(out.contains("3 tables, 120008 rows"), "{out}");
+    let deep = ok(p.run(&["verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), "verify --deep");
+    assert!(deep.contains("3 tables (120008 rows)"), "{deep}");
+
+    // PostgreSQL → PostgreSQL: every value's text is the source's.
+    let (pg, out) = unpack_and_validate(&p, &src, Engine::Postgres, &[], &[]).await;
+    assert!(out.contains("--mode cdc --start-position pg:") && out.contains("--slot barge_"), "unpack prints the catch-up command: {out}");
+    for q in [
+        "SELECT string_agg(e::text, E'\\n' ORDER BY id) FROM every_type e",
+        "SELECT string_agg(s::text, E'\\n' ORDER BY id) FROM specials s",
+        "SELECT md5(string_agg(b::text, ',' ORDER BY id)) FROM big b",
+    ] {
+        assert_eq!(pg.query_row(q).await, src.query_row(q).await, "{q}");
+    }
+    let r = pg.query_row("SELECT e.n::text, e.nfree::text, octet_length(e.by), e.tstz::text, s.f::text, e.iv::text, e.ai::text, e.vb::text FROM every_type e JOIN specials s USING (id) WHERE id = 2").await;
+    assert_eq!(r[0].as_deref(), Some("9999999999999999999999999999.9999999999"));
+    assert_eq!(r[1].as_deref(), Some("12345678901234567890123456789012345.000000001"));
+    assert_eq!(r[2].as_deref(), Some("256"));
+    assert_eq!(r[3].as_deref(), Some("1999-12-31 23:59:59.999999+00"));
+    assert_eq!(r[4].as_deref(), Some("Infinity"));
+    assert_eq!(r[5].as_deref(), Some("-3 days -00:00:01"));
+    assert_eq!(r[6].as_deref(), Some("{}"));
+    assert_eq!(r[7].as_deref(), Some(""));
+    let nan = pg.query_row("SELECT f::text, n::text FROM specials WHERE id = 1").await;
+    assert_eq!(nan, vec![Some("NaN".into()), Some("NaN".into())]);
+    let keys = pg.query_row("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid IN ('every_type'::regclass, 'big'::regclass, 'specials'::regclass)").await;
+    assert_eq!(keys[0].as_deref(), Some("3"), "primary keys built after the load");
+
+    // → MariaDB: NaN and the infinities have no home there; they go to the
+    // rejects file and everything else loads.
+    let (my, out) = unpack_and_validate(&p, &src, Engine::Mysql, &["--on-error", "log"], &["--tables", "!specials"]).await;
+    assert!(out.contains("3 rows rejected"), "{out}");
+    let r = my.query_row("SELECT CAST(n AS CHAR), LENGTH(`by`), CAST(tstz AS CHAR), ai, u FROM every_type WHERE id = 2").await;
+    assert_eq!(r[0].as_deref(), Some("9999999999999999999999999999.9999999999"));
+    assert_eq!(r[1].as_deref(), Some("256"));
+    assert_eq!(r[2].as_deref(), Some("1999-12-31 23:59:59.999999"), "timestamptz as UTC, microseconds kept");
+    assert_eq!(r[3].as_deref(), Some("[]"));
+    assert_eq!(r[4].as_deref(), Some("00000000-0000-0000-0000-000000000000"));
+
+    // → SQLite.
+    let (lite, _) = unpack_and_validate(&p, &src, Engine::Sqlite, &[], &[]).await;
+    let r = lite.query_row("SELECT n, length(\"by\"), i8 FROM every_type WHERE id = 2").await;
+    assert_eq!(r[0].as_deref(), Some("9999999999999999999999999999.9999999999"), "38 digits kept as text");
+    assert_eq!(r[1].as_deref(), Some("256"));
+    assert_eq!(r[2].as_deref(), Some("9223372036854775807"));
+    for d in [src, pg, my] {
+        d.drop_db().await;
+    }
+    drop(lite);
+}
+
+// ---- changes made after the pack catch up by CDC ------------------------------
+
+/// The value after `flag` on the catch-up command unpack prints.
+fn printed_arg(out: &str, flag: &str) -> Option<String> {
+    let line = out.lines().find(|l| l.trim_start().starts_with("barge migrate"))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == flag)?;
+    words.next().map(str::to_string)
+}
+
+/// Packs `src`, changes it, unpacks into a fresh database of the same
+/// engine and runs the catch-up command unpack printed, up to `stop_at`'s
+/// position: the target then equals the source.
+async fn pack_change_unpack_catch_up(src: &TestDb, changes: &[&str], stop_at: &str) {
+    let p = Packed::new();
+    ok(p.pack(&src.url, &[]), "pack");
+    let mut c = src.connect(barge::endpoint::Role::Target).await;
+    for sql in changes {
+        c.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let stop = src.query_row(stop_at).await;
+    let stop = match src.engine {
+        Engine::Postgres => format!("pg:{}", stop[0].as_deref().unwrap()),
+        _ => format!("mysql:{}:{}", stop[0].as_deref().unwrap(), stop[1].as_deref().unwrap()),
+    };
+    let dst = TestDb::new(src.engine, &format!("catchup_{}", src.engine.name())).await;
+    let out = ok(p.unpack(&dst.url, &[]), "unpack");
+    let start = printed_arg(&out, "--start-position").unwrap_or_else(|| panic!("no catch-up command in: {out}"));
+    let mut args = vec!["migrate".to_string(), src.url.clone(), dst.url.clone(), "--mode".into(), "cdc".into(), "--start-position".into(), start];
+    for flag in ["--slot", "--publication"] {
+        if let Some(v) = printed_arg(&out, flag) {
+            args.extend([flag.to_string(), v]);
+        }
+    }
+    args.extend(["--stop-at".into(), stop, "--state-dir".into(), p.p("cdc-state").display().to_string()]);
+    ok(run(barge().args(&args)), "the printed catch-up command");
+    validate(src, &dst, &[]);
+    dst.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_after_the_pack_catch_up_by_cdc() {
+    let src = source(Engine::Postgres, "types/postgres.sql", "pk_cdc_pg").await;
+    let changes = [
+        "UPDATE big SET label = 'changed ' || id, amount = amount + 0.01 WHERE id % 1000 = 0",
+        "DELETE FROM big WHERE id % 997 = 0",
+        "INSERT INTO big SELECT g, 1, 'new', 1.50, now() FROM generate_series(120001, 120500) g",
+        "UPDATE every_type SET t = 'after the pack' WHERE id = 1",
+        "DELETE FROM specials WHERE id = 3",
+    ];
+    pack_change_unpack_catch_up(&src, &changes, "SELECT pg_current_wal_insert_lsn()::text").await;
+    src.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_changes_after_the_pack_catch_up_by_cdc() {
+    let src = source(Engine::Mysql, "types/mysql.sql", "pk_cdc_my").await;
+    let changes = [
+        "INSERT INTO every_type (flag, vc, dec6530, dtm) SELECT flag, 'copied', dec6530, dtm FROM every_type WHERE id = 2",
+        "UPDATE every_type SET vc = 'after the pack', d2 = 12.34 WHERE id = 1",
+        "DELETE FROM every_type WHERE id = 3",
+    ];
+    pack_change_unpack_catch_up(&src, &changes, "SHOW MASTER STATUS").await;
+    src.drop_db().await;
+}
+
+// ---- MariaDB: every type, into every engine ------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_every_type_through_a_pack_into_every_engine() {
+    let src = source(Engine::Mysql, "types/mysql.sql", "pk_my").await;
+    let p = Packed::new();
+    let out = ok(p.pack(&src.url, &["--no-cdc"]), "pack");
+    assert!(out.contains("1 table, 4 rows"), "{out}");
+
+    let (my, out) = unpack_and_validate(&p, &src, Engine::Mysql, &[], &[]).await;
+    assert!(out.contains("no CDC start position"), "--no-cdc: the copy is as of the pack: {out}");
+    let cols = "CONCAT_WS('|', id, flag, ti, tiu, si, mi, i, iu, bi, biu, dec6530, d2, f, db, c, vc, tx, MD5(lt), HEX(bin), HEX(vb), HEX(bl), dt, dtm, ts, tm, yr, js, en, st, HEX(bt))";
+    let q = format!("SELECT GROUP_CONCAT({cols} ORDER BY id SEPARATOR '\\n') FROM every_type");
+    assert_eq!(my.query_row(&q).await, src.query_row(&q).await, "every value as MariaDB prints it");
+    let z = my.query_row("SELECT CAST(dt AS CHAR), HEX(bt), st, biu FROM every_type WHERE id = 4").await;
+    assert_eq!(z[0].as_deref(), Some("0000-00-00"), "MariaDB keeps its zero dates");
+    assert_eq!(z[1].as_deref(), Some("3FF"));
+    assert_eq!(z[2].as_deref(), Some("x,y,z"));
+
+    let (pg, out) = unpack_and_validate(&p, &src, Engine::Postgres, &[], &[]).await;
+    assert!(out.contains("2 zero dates → NULL"), "zero dates are counted: {out}");
+    let r = pg.query_row("SELECT biu::text, dec6530::text, flag::text, st::text, dt FROM every_type WHERE id = 2").await;
+    assert_eq!(r[0].as_deref(), Some("18446744073709551615"));
+    assert_eq!(r[1].as_deref(), Some("99999999999999999999999999999999999.999999999999999999999999999999"));
+    assert_eq!(r[2].as_deref(), Some("false"));
+    assert_eq!(r[3].as_deref(), Some("{}"));
+
+    let (lite, _) = unpack_and_validate(&p, &src, Engine::Sqlite, &[], &[]).await;
+    let r = lite.query_row("SELECT biu, typeof(biu), dec6530 FROM every_type WHERE id = 2").await;
+    assert_eq!(r[0].as_deref(), Some("18446744073709551615"));
+    assert_eq!(r[1].as_deref(), Some("text"));
+    assert_eq!(r[2].as_deref(), Some("99999999999999999999999999999999999.999999999999999999999999999999"));
+    for d in [src, my, pg] {
+        d.drop_db().await;
+    }
+    drop(lite);
+}
+
+// ---- SQLite: the sample shop, into every engine --------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sample_through_a_pack_into_every_engine() {
+    let src = source(Engine::Sqlite, "sample/shop.db", "pk_lite").await;
+    let p = Packed::new();
+    let out = ok(p.pack(&src.url, &[]), "pack");
+    assert!(out.contains("5 tables, 99370 rows"), "{out}");
+    for engine in Engine::ALL {
+        let (dst, _) = unpack_and_validate(&p, &src, engine, &[], &[]).await;
+        sample_checks(&dst).await;
+        if engine == Engine::Postgres {
+            let ts = dst.query_row("SELECT last_login::text FROM customers WHERE id = 1").await;
+            assert_eq!(ts[0].as_deref(), Some("2024-02-29 23:59:59.999999"), "microseconds kept");
+        }
+        dst.drop_db().await;
+    }
+}
+
+// ---- damage -------------------------------------------------------------------
+
+/// Flips one byte of `chunk` at the file offset that holds plaintext byte
+/// `plain` (80-byte header, then segments each followed by a 16-byte tag).
+fn flip(chunk: &Path, plain: u64, segment: u64) {
+    let at = 80 + (plain / segment) * (segment + 16) + plain % segment;
+    let mut b = fs::read(chunk).unwrap();
+    b[at as usize] ^= 0x20;
+    fs::write(chunk, b).unwrap();
+}
+
+/// The chunk and plaintext offset in the middle of `table`'s bytes.
+fn middle_of(p: &Packed, table: &str) -> (PathBuf, u64) {
+    use barge::pack::{catalog::Entry, crypto::Unlock, reader};
+    let dev = PathBuf::from(p.dev());
+    let l = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
+    let master = reader::unlock(&l, &Unlock::Passphrase(PASS.as_bytes())).unwrap();
+    let cat = reader::open_catalog(&l, &master).unwrap();
+    let e = cat.entries.iter().find(|e| matches!(e, Entry::Table { name, .. } if name == table)).expect("table in the catalog");
+    let x = e.extents()[e.extents().len() / 2];
+    let chunk = p.chunks().into_iter().find(|c| c.file_name().unwrap().to_str().unwrap() == format!("c{:010}.bgc", x.chunk())).unwrap();
+    (chunk, x.offset() + x.len() / 2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_is_named_by_table_and_never_half_loaded() {
+    let src = source(Engine::Sqlite, "sample/shop.db", "pk_flip").await;
+    let p = Packed::new();
+    ok(p.pack(&src.url, &["--chunk-size", "256KiB", "--segment-size", "16KiB"]), "pack");
+    assert!(p.chunks().len() > 4, "the tables span several chunks");
+    let (chunk, at) = middle_of(&p, "order_items");
+    flip(&chunk, at, 16 * 1024);
+    let name = chunk.file_name().unwrap().to_str().unwrap().to_string();
+
+    // Without the key: the chunk file is named.
+    fails(p.run(&["verify", &p.dev()]), 3, &[&name, "SHA-256 does not match"]);
+    // With it: the table is named too.
+    fails(p.run(&["verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), 3, &["table order_items", &name]);
+
+    // unpack checks every chunk before it writes anything.
+    let dst = TestDb::new(Engine::Sqlite, "pk_flip_dst").await;
+    fails(p.unpack(&dst.url, &[]), 3, &[&name, "before writing anything"]);
+    assert!(!Path::new(dst.url.trim_start_matches("sqlite:")).exists(), "the target was not touched");
+
+    // Damage found only while loading (the keyless check skipped): the
+    // damaged table is rolled back, whole, on every engine.
+    for engine in [Engine::Sqlite, Engine::Postgres, Engine::Mysql] {
+        let dst = TestDb::new(engine, "pk_flip_load").await;
+        // Off the test's runtime: unpack runs its own.
+        let err = std::thread::scope(|s| s.spawn(|| unpack_skipping_the_check(&p, &dst)).join().unwrap()).unwrap_err();
+        assert!(err.contains("table order_items") && err.contains("nothing of it was kept"), "{err}");
+        let n = dst.query_row("SELECT COUNT(*) FROM order_items").await;
+        assert_eq!(n[0].as_deref(), Some("0"), "{}: no row of the damaged table is kept", engine.name());
+        let n = dst.query_row("SELECT COUNT(*) FROM customers").await;
+        assert_eq!(n[0].as_deref(), Some("5000"), "tables before it are whole");
+        dst.drop_db().await;
+    }
+}
+
+/// The library path of `unpack DEVICE DBURL`, minus the keyless check of
+/// every chunk that the CLI runs first.
+fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
+    use barge::pack::{crypto::Unlock, reader};
+    use barge::task::unpack_db::{self, UnpackOptions};
+    let dev = PathBuf::from(p.dev());
+    let l = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
+    let locations = reader::check_files(&l, false, &barge::progress::Silent).locations;
+    let master = reader::unlock(&l, &Unlock::Passphrase(PASS.as_bytes())).unwrap();
+    let cat = reader::open_catalog(&l, &master).unwrap();
+    let endpoint = dst.endpoint();
+    let target = barge::task::target_schema::target_dialect(&endpoint).unwrap();
+    let schema_args = barge::commands::convert::SchemaArgs {
+        casts: vec![],
+        rules: vec![],
+        identifiers: barge::schema::naming::IdentCase::Lower,
+        schema_map: vec![],
+    };
+    let opts = UnpackOptions {
+        schema_mode: barge::task::target_schema::SchemaMode::Create,
+        on_error: barge::transfer::OnError::Stop,
+        zero_dates: barge::transfer::ZeroDates::Null,
+        convert: schema_args.options(barge::model::Dialect::Sqlite, target, None).unwrap(),
+        rejects: p.p("rejects.jsonl"),
+    };
+    unpack_db::unpack(&l, &locations, &master, &cat, &endpoint, &opts, &barge::progress::Silent).map(|_| ()).map_err(|e| e.to_string())
+}
+
+// ---- resume --------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_database_pack_then_resume_gives_the_same_rows() {
+    let src = TestDb::new(Engine::Postgres, "pk_resume").await;
+    let mut conn = src.connect(barge::endpoint::Role::Target).await;
+    conn.execute("CREATE TABLE small (id int PRIMARY KEY, v text)").await.unwrap();
+    conn.execute("INSERT INTO small SELECT g, 'v' || g FROM generate_series(1, 1000) g").await.unwrap();
+    conn.execute(
+        "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, label text, amount numeric(12,2), at timestamptz);
+         INSERT INTO big SELECT g, g % 97, 'row ' || g, (g % 100000) / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+         FROM generate_series(1, 1000000) g; ANALYZE",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let p = Packed::new();
+    let journal = p.p("journal");
+    let args = ["--chunk-size", "2MiB", "--segment-size", "64KiB", "--journal", journal.to_str().unwrap()];
+    let mut child = p
+        .cmd(&["pack", &src.url, &p.dev(), "--passphrase-file", &p.pass()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_after_chunks(&mut child, &journal, 3);
+
+    // A plain rerun refuses to start over silently; --resume finishes it.
+    fails(p.pack(&src.url, &args), 1, &["interrupted pack", "--resume"]);
+    let out = ok(p.pack(&src.url, &[&args[..], &["--resume"]].concat()), "resume");
+    assert!(out.contains("complete") && out.contains("2 tables, 1001000 rows"), "{out}");
+    let v = ok(p.run(&["verify", &p.dev()]), "verify");
+    assert!(!v.contains("ERROR"), "no leftover or unexpected chunk: {v}");
+    ok(p.run(&["verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), "verify --deep");
+
+    let (dst, _) = unpack_and_validate(&p, &src, Engine::Postgres, &[], &[]).await;
+    let q = "SELECT count(*), count(DISTINCT id), md5(string_agg(b::text, ',' ORDER BY id)) FROM big b";
+    assert_eq!(dst.query_row(q).await, src.query_row(q).await, "no row lost, duplicated or changed");
+    src.drop_db().await;
+    dst.drop_db().await;
+}
+
+// ---- bad input -------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_named_and_changes_nothing() {
+    let src = source(Engine::Sqlite, "sample/shop.db", "pk_bad").await;
+    let p = Packed::new();
+
+    // A database that is not there: named, exit 1, and no journal left
+    // behind that a later run would take for an interrupted pack.
+    let missing = TestDb::new(Engine::Postgres, "pk_missing").await;
+    let gone = missing.url.replace(&missing.name, "no_such_database");
+    fails(p.pack(&gone, &[]), 1, &["no_such_database"]);
+    assert!(!p.p("state").exists() || fs::read_dir(p.p("state")).unwrap().next().is_none(), "no journal was written");
+
+    ok(p.pack(&src.url, &[]), "pack");
+
+    // A wrong passphrase opens nothing and writes nothing.
+    let dst = TestDb::new(Engine::Sqlite, "pk_bad_dst").await;
+    let dev = p.dev();
+    let wrong = p.p("wrong").display().to_string();
+    fails(p.run(&["unpack", &dev, &dst.url, "--passphrase-file", &wrong]), 1, &["wrong passphrase"]);
+    assert!(!Path::new(dst.url.trim_start_matches("sqlite:")).exists());
+
+    // A database pack does not go into a directory.
+    let dir = p.p("out");
+    fails(p.unpack(dir.to_str().unwrap(), &[]), 2, &["holds database tables", "database URL"]);
+
+    // Existing tables: refused by default, then each --target-schema mode.
+    for engine in [Engine::Postgres, Engine::Sqlite] {
+        let dst = TestDb::new(engine, "pk_exists").await;
+        ok(p.unpack(&dst.url, &[]), "first unpack");
+        fails(p.unpack(&dst.url, &[]), 1, &["already exists", "--target-schema truncate"]);
+        let n = dst.query_row("SELECT COUNT(*) FROM order_items").await;
+        assert_eq!(n[0].as_deref(), Some("69370"), "the refused unpack changed nothing");
+        ok(p.unpack(&dst.url, &["--target-schema", "truncate"]), "truncate");
+        validate(&src, &dst, &[]);
+        let out = ok(p.unpack(&dst.url, &["--target-schema", "skip"]), "skip");
+        assert!(out.contains("skipped (exists)"), "{out}");
+        validate(&src, &dst, &[]);
+        dst.drop_db().await;
+    }
+    missing.drop_db().await;
+}
