@@ -30,7 +30,7 @@ pub mod object;
 pub mod record;
 pub mod retry;
 #[cfg(feature = "kinesis")]
-mod sigv4;
+pub mod kinesis_api;
 pub mod store;
 
 use std::collections::HashMap;

@@ -86,13 +86,13 @@ pub struct LoadReport {
 
 /// One table of the load: how to read it and where it goes.
 #[derive(Clone)]
-struct Job {
-    key: String,
-    source: Table,
-    target: TargetTable,
+pub(crate) struct Job {
+    pub(crate) key: String,
+    pub(crate) source: Table,
+    pub(crate) target: TargetTable,
     read_cols: Vec<String>,
-    read_types: Vec<ColumnType>,
-    write: WriteSpec,
+    pub(crate) read_types: Vec<ColumnType>,
+    pub(crate) write: WriteSpec,
     /// Quoted source key column for range chunks, if any.
     chunk_key: Option<String>,
     /// The target column name of the chunk key.
@@ -101,57 +101,35 @@ struct Job {
     passthrough_binary: bool,
 }
 
+/// What the load of one chunk gets: the database path is [`load_chunk`];
+/// file and stream targets bring their own loader (`task::sinkload`).
+pub(crate) struct ChunkWork {
+    pub(crate) src: Endpoint,
+    pub(crate) dst: Endpoint,
+    pub(crate) job: Job,
+    pub(crate) chunk: usize,
+    pub(crate) range: KeyRange,
+    /// The chunk was started before and may be half there.
+    pub(crate) dirty: bool,
+    pub(crate) policy: RowPolicy,
+    pub(crate) task: Arc<dyn crate::progress::Task>,
+}
+
+/// Loads one chunk and returns its row count.
+pub(crate) type ChunkLoader = Arc<dyn Fn(ChunkWork) -> crate::cdc::destination::BoxFuture<'static, Result<u64>> + Send + Sync>;
+
+/// The tables of a run, selected, converted and planned.
+pub(crate) struct Planned {
+    pub(crate) converted: Converted,
+    pub(crate) copts: ConvertOptions,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) assessment: PathBuf,
+}
+
 pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<LoadReport> {
     let started = Instant::now();
-    let store = StateStore::open(&opts.state_dir)?;
-    let previous = store.load()?;
-    if let Some(p) = &previous {
-        if p.source != src.to_string() || p.target != dst.to_string() {
-            return Err(Error::Usage(format!(
-                "the state in {} belongs to another run ({} → {})",
-                opts.state_dir.display(),
-                p.source,
-                p.target
-            )));
-        }
-    }
-    // A finished run's state is history: running the command again is a
-    // new run (which --target-schema then governs).
-    let previous = previous.filter(|p| p.phase != Phase::Done);
-    let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
-    let mut state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
-    if resumed {
-        crate::output::info(format!("resuming the run recorded in {}", opts.state_dir.display()));
-    }
-
-    // Source schema, selected and mapped.
-    let mut sconn = Db::connect(src, Role::Source).await?;
-    let full = sconn.introspect().await?;
-    let schema = opts.mapping.select(&full);
-    if schema.tables.is_empty() {
-        let names: Vec<String> = full.tables.iter().take(30).map(|t| t.name.to_string()).collect();
-        let patterns: Vec<String> = opts.mapping.rules.iter().filter(|r| r.rule_type == "selection").map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
-        return Err(Error::Usage(if full.tables.is_empty() {
-            format!("the source {src} has no tables")
-        } else {
-            format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))
-        }));
-    }
-    drop(sconn);
-
-    let mut copts = opts.convert.clone();
-    copts.source = full.dialect.unwrap_or(Dialect::Postgres);
-    copts.target = target_dialect(dst)?;
-    let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
-    opts.mapping.apply_names(&schema, &mut names);
-    let mut report = Report { input: src.to_string(), ..Default::default() };
-    report.source = Some(copts.source);
-    let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
-    add_mapped_columns(&schema, &opts.mapping, &mut converted);
-    let assessment = opts.state_dir.join("assessment.md");
-    std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
-
-    let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
+    let Planned { converted, copts, jobs, assessment } = plan(src, dst, &opts).await?;
     let mut dconn = Db::connect(dst, Role::Target).await?;
 
     // 1. Schema.
@@ -221,7 +199,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
         crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
         let t = Instant::now();
-        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds).await?;
+        let loader: ChunkLoader = Arc::new(|w: ChunkWork| Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task).await }));
+        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
         crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
         state.phase = Phase::Post;
         store.save(&state)?;
@@ -271,33 +250,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
     }
 
-    let mut tables = Vec::new();
-    let mut rows_total = 0;
-    let mut bytes_total = 0;
-    for j in &jobs {
-        let st = state.tables.get(&j.key);
-        let c = counters.get(&j.key).cloned().unwrap_or_default();
-        let rows = st.map(|s| s.rows()).unwrap_or(0);
-        let bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        rows_total += rows;
-        bytes_total += bytes;
-        tables.push(TableReport {
-            source: j.key.clone(),
-            target: j.target.name.join("."),
-            rows,
-            bytes,
-            seconds: seconds.get(&j.key).copied().unwrap_or(0.0),
-            status: match st.map(|s| s.status) {
-                Some(TableStatus::Errored) => "failed".into(),
-                Some(TableStatus::Ready) if skipped_existing.contains(&j.key) => "skipped (exists)".into(),
-                _ => "loaded".into(),
-            },
-            rejected: c.rejected.load(std::sync::atomic::Ordering::Relaxed),
-            zero_dates: c.zero_dates.load(std::sync::atomic::Ordering::Relaxed),
-            rounded: c.rounded.load(std::sync::atomic::Ordering::Relaxed),
-            error: st.and_then(|s| s.error.clone()),
-        });
-    }
+    let (tables, rows_total, bytes_total) = table_reports(&jobs, &state, &counters, &seconds, &skipped_existing);
     let any_rejects = tables.iter().any(|t| t.rejected > 0);
     Ok(LoadReport {
         tables,
@@ -310,6 +263,73 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         rejects: any_rejects.then(|| rejects.path.clone()),
         snapshot_position: state.snapshot_position.clone(),
     })
+}
+
+/// Opens the run state in `dir`: refuses another run's, and starts a new
+/// run when the last one finished. Returns whether the run resumes.
+pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) -> Result<(StateStore, RunState, bool)> {
+    let store = StateStore::open(&dir)?;
+    let previous = store.load()?;
+    if let Some(p) = &previous {
+        if p.source != src.to_string() || p.target != dst.to_string() {
+            return Err(Error::Usage(format!(
+                "the state in {} belongs to another run ({} → {})",
+                dir.display(),
+                p.source,
+                p.target
+            )));
+        }
+    }
+    // A finished run's state is history: running the command again is a
+    // new run (which --target-schema then governs).
+    let previous = previous.filter(|p| p.phase != Phase::Done);
+    let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
+    let state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
+    if resumed {
+        crate::output::info(format!("resuming the run recorded in {}", dir.display()));
+    }
+
+    Ok((store, state, resumed))
+}
+
+/// Reads the source schema, selects and maps the tables, converts them for
+/// the target (files and streams keep the source's names and types) and
+/// writes the assessment report.
+pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
+    // Source schema, selected and mapped.
+    let mut sconn = Db::connect(src, Role::Source).await?;
+    let full = sconn.introspect().await?;
+    let schema = opts.mapping.select(&full);
+    if schema.tables.is_empty() {
+        let names: Vec<String> = full.tables.iter().take(30).map(|t| t.name.to_string()).collect();
+        let patterns: Vec<String> = opts.mapping.rules.iter().filter(|r| r.rule_type == "selection").map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
+        return Err(Error::Usage(if full.tables.is_empty() {
+            format!("the source {src} has no tables")
+        } else {
+            format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))
+        }));
+    }
+    drop(sconn);
+
+    let mut copts = opts.convert.clone();
+    copts.source = full.dialect.unwrap_or(Dialect::Postgres);
+    // Files and streams keep the source's names (as DMS does): the
+    // conversion only applies mapping rules.
+    copts.target = if dst.kind().is_database() { target_dialect(dst)? } else { copts.source };
+    if !dst.kind().is_database() {
+        copts.naming.case = crate::schema::naming::IdentCase::Preserve;
+    }
+    let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
+    opts.mapping.apply_names(&schema, &mut names);
+    let mut report = Report { input: src.to_string(), ..Default::default() };
+    report.source = Some(copts.source);
+    let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
+    add_mapped_columns(&schema, &opts.mapping, &mut converted);
+    let assessment = opts.state_dir.join("assessment.md");
+    std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
+
+    let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    Ok(Planned { converted, copts, jobs, assessment })
 }
 
 fn target_dialect(dst: &Endpoint) -> Result<Dialect> {
@@ -475,7 +495,7 @@ async fn existing_tables(conn: &mut Db, jobs: &[Job]) -> Result<Vec<String>> {
 }
 
 /// Cuts each not-yet-planned table into key ranges of about `chunk_rows`.
-async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_rows: u64) -> Result<()> {
+pub(crate) async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_rows: u64) -> Result<()> {
     let needs: Vec<&Job> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.chunks.is_empty() && t.status == TableStatus::Init)).collect();
     if needs.is_empty() {
         return Ok(());
@@ -549,7 +569,7 @@ async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn load(
+pub(crate) async fn load(
     src: &Endpoint,
     dst: &Endpoint,
     jobs: &[Job],
@@ -559,6 +579,7 @@ async fn load(
     rejects: &Rejects,
     counters: &mut BTreeMap<String, Arc<Counters>>,
     seconds: &mut BTreeMap<String, f64>,
+    loader: &ChunkLoader,
 ) -> Result<()> {
     // SQLite takes one writer at a time.
     let parallel = if matches!(dst, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
@@ -594,11 +615,13 @@ async fn load(
             let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
             let sem = sem.clone();
             let task = task.clone();
+            let loader = loader.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let t0 = Instant::now();
-                let r = load_chunk(&src, &dst, &job, range, dirty, &policy, &task).await;
-                (job.key, ci, r, t0.elapsed().as_secs_f64())
+                let key = job.key.clone();
+                let r = loader(ChunkWork { src, dst, job, chunk: ci, range, dirty, policy, task }).await;
+                (key, ci, r, t0.elapsed().as_secs_f64())
             });
             if let Some(t) = state.tables.get_mut(&j.key) {
                 t.chunks[ci].status = ChunkStatus::Loading;
@@ -682,21 +705,7 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
         d.execute(&del).await?;
     }
     let source_dialect = s.dialect();
-    let mut conds = Vec::new();
-    if let Some(k) = &job.chunk_key {
-        if let Some(p) = range.predicate(k) {
-            conds.push(p);
-        }
-    }
-    if let Some(f) = &job.filter {
-        conds.push(f.clone());
-    }
-    let select = format!(
-        "SELECT {} FROM {}{}",
-        job.read_cols.join(", "),
-        source_table_sql(source_dialect, &job.source),
-        if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
-    );
+    let (select, conds) = chunk_select(job, source_dialect, range);
     match (&mut s, &mut d) {
         // Identical column types: the bytes pass through. Otherwise rows are
         // decoded, so each one is checked against its target column.
@@ -709,9 +718,7 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
             policy.counters.add(rows, 0);
             return Ok(rows);
         }
-        (Db::Postgres(sc), _) => {
-            sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
-        }
+        // (read_rows sets up the PostgreSQL reader's session.)
         _ => {}
     }
     if let Db::Mysql(dc) = &mut d {
@@ -721,15 +728,7 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
     }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let table = job.key.clone();
-    let reader = async {
-        let r = match &mut s {
-            Db::Postgres(c) => transfer::postgres::read(&c.client, &c.display, &table, &spec, tx).await,
-            Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &c.display, &table, &spec, tx).await,
-            Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &c.display, &table, &spec, tx).await,
-        };
-        r
-    };
+    let reader = read_rows(&mut s, &job.key, &spec, tx);
     let writer = async {
         match &mut d {
             Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &job.write, rx, policy, progress).await,
@@ -742,6 +741,78 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
     let written = w?;
     r?;
     Ok(written)
+}
+
+/// One report line per table, and the totals of rows and bytes.
+pub(crate) fn table_reports(jobs: &[Job], state: &RunState, counters: &BTreeMap<String, Arc<Counters>>, seconds: &BTreeMap<String, f64>, skipped_existing: &[String]) -> (Vec<TableReport>, u64, u64) {
+    let mut tables = Vec::new();
+    let mut rows_total = 0;
+    let mut bytes_total = 0;
+    for j in jobs {
+        let st = state.tables.get(&j.key);
+        let c = counters.get(&j.key).cloned().unwrap_or_default();
+        let rows = st.map(|s| s.rows()).unwrap_or(0);
+        let bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        rows_total += rows;
+        bytes_total += bytes;
+        tables.push(TableReport {
+            source: j.key.clone(),
+            target: j.target.name.join("."),
+            rows,
+            bytes,
+            seconds: seconds.get(&j.key).copied().unwrap_or(0.0),
+            status: match st.map(|s| s.status) {
+                Some(TableStatus::Errored) => "failed".into(),
+                Some(TableStatus::Ready) if skipped_existing.contains(&j.key) => "skipped (exists)".into(),
+                _ => "loaded".into(),
+            },
+            rejected: c.rejected.load(std::sync::atomic::Ordering::Relaxed),
+            zero_dates: c.zero_dates.load(std::sync::atomic::Ordering::Relaxed),
+            rounded: c.rounded.load(std::sync::atomic::Ordering::Relaxed),
+            error: st.and_then(|s| s.error.clone()),
+        });
+    }
+    (tables, rows_total, bytes_total)
+}
+
+/// The SELECT of one chunk, and its WHERE conditions.
+fn chunk_select(job: &Job, source: Dialect, range: KeyRange) -> (String, Vec<String>) {
+    let mut conds = Vec::new();
+    if let Some(k) = &job.chunk_key {
+        if let Some(p) = range.predicate(k) {
+            conds.push(p);
+        }
+    }
+    if let Some(f) = &job.filter {
+        conds.push(f.clone());
+    }
+    let select = format!(
+        "SELECT {} FROM {}{}",
+        job.read_cols.join(", "),
+        source_table_sql(source, &job.source),
+        if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
+    );
+    (select, conds)
+}
+
+/// Reads a chunk's rows into `tx` with the source engine's reader.
+pub(crate) async fn read_rows(s: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    match s {
+        Db::Postgres(c) => {
+            c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
+            transfer::postgres::read(&c.client, &c.display, table, spec, tx).await
+        }
+        Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &c.display, table, spec, tx).await,
+        Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &c.display, table, spec, tx).await,
+    }
+}
+
+/// Reads one chunk of `job` from a new source connection into `tx`.
+pub(crate) async fn read_chunk(src: &Endpoint, job: &Job, range: KeyRange, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    let mut s = Db::connect(src, Role::Source).await?;
+    let (select, _) = chunk_select(job, s.dialect(), range);
+    let spec = ReadSpec { select, types: job.read_types.clone() };
+    read_rows(&mut s, &job.key, &spec, tx).await
 }
 
 /// Statements that move identity counters past the loaded rows.

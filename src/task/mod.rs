@@ -3,5 +3,6 @@
 
 pub mod fullload;
 pub mod mapping;
+pub mod sinkload;
 pub mod state;
 pub mod validate;
