@@ -134,7 +134,8 @@ def main():
                 recs = r["Records"]
                 # aws-kinesis-agg takes records in the Lambda event shape
                 lam = [{"kinesis": {"data": base64.b64encode(x["Data"]).decode(), "partitionKey": x["PartitionKey"],
-                                    "sequenceNumber": x["SequenceNumber"]}} for x in recs]
+                                    "sequenceNumber": x["SequenceNumber"], "kinesisSchemaVersion": "1.0",
+                                    "approximateArrivalTimestamp": 0}} for x in recs]
                 for x in deaggregate_records(lam):
                     body = json.loads(base64.b64decode(x["kinesis"]["data"]), parse_float=decimal.Decimal)
                     out["records"].append({"shard": s["ShardId"], "key": x["kinesis"]["partitionKey"],
