@@ -235,6 +235,7 @@ impl KinesisSink {
                     Err(e) => return Err(api_error(&self.api.display, &self.stream, e)),
                 }
             }
+            let progressed = !delivered.is_empty();
             let records: u64 = delivered.iter().map(|&i| pending[i].count).sum();
             SinkStats::add(&self.stats.records, records);
             delivered.sort_unstable();
@@ -250,7 +251,9 @@ impl KinesisSink {
                     });
                 }
                 tokio::time::sleep(retry::backoff(attempt)).await;
-                attempt += 1;
+                // Back off further while nothing gets through; while some
+                // records do, the shard is near its limit, not over it.
+                attempt = if progressed { attempt.saturating_sub(1) } else { attempt + 1 };
             } else {
                 attempt = 0;
             }

@@ -337,10 +337,12 @@ mod tests {
             let batch = ChangeBatch { changes: vec![change(&t, Op::Insert { row: vec![Value::Int(i as i64), Value::Null, Value::Text("x".repeat(30))] }, 100 + i)], position: Some(Position::pg(100 + i)) };
             s.apply(&tables, &batch).await.unwrap();
         }
-        let n = files(dir.path()).len();
-        assert!(n >= 3, "{n} files");
-        // Everything up to the last full file is committed; the rest waits in the buffer.
-        let c = s.committed().await.unwrap();
-        assert!(c.is_some() && c < Some(Position::pg(109)) || c == Some(Position::pg(109)));
+        // A 16-byte header and 37-byte rows: the third row passes 100 bytes and closes the file.
+        assert_eq!(files(dir.path()).len(), 3);
+        // Everything in written files is committed; the tenth row waits in the buffer.
+        assert_eq!(s.committed().await.unwrap(), Some(Position::pg(108)));
+        s.flush().await.unwrap();
+        assert_eq!(files(dir.path()).len(), 4);
+        assert_eq!(s.committed().await.unwrap(), Some(Position::pg(109)));
     }
 }

@@ -173,10 +173,12 @@ fn unscaled(d: &str, precision: u8, scale: i8) -> Result<String, String> {
     for _ in frac.len()..scale {
         s.push('0');
     }
-    if s.is_empty() || s == "-" {
-        s = "0".into();
-    }
-    Ok(s)
+    let digits = s.trim_start_matches('-').trim_start_matches('0');
+    Ok(match (digits.is_empty(), neg) {
+        (true, _) => "0".into(),
+        (false, true) => format!("-{digits}"),
+        (false, false) => digits.to_string(),
+    })
 }
 
 fn time_units(t: &NaiveTime, nanos: bool) -> Result<i64, String> {
