@@ -78,7 +78,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 
 /// The partition of a key among `n`, as Kafka's Java client picks it.
 pub fn partition_for(key: &[u8], n: i32) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) % n.max(1)) as i32
+    (murmur2(key) & 0x7fff_ffff) % n.max(1)
 }
 
 fn kafka_error(display: &str, e: impl std::fmt::Display, hint: Option<String>) -> Error {

@@ -268,7 +268,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
 /// Opens the run state in `dir`: refuses another run's, and starts a new
 /// run when the last one finished. Returns whether the run resumes.
 pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) -> Result<(StateStore, RunState, bool)> {
-    let store = StateStore::open(&dir)?;
+    let store = StateStore::open(dir)?;
     let previous = store.load()?;
     if let Some(p) = &previous {
         if p.source != src.to_string() || p.target != dst.to_string() {
