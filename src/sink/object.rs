@@ -234,22 +234,7 @@ mod tests {
         let qn = QualifiedName::new(Some("app"), "acct");
         let mut source = Table::new(qn.clone());
         source.columns = vec![Column::new("id", ColumnType::int(64), "bigint"), Column::new("bal", ColumnType::Decimal { precision: Some(12), scale: Some(2) }, "numeric(12,2)"), Column::new("memo", ColumnType::text(), "text")];
-        let target = TargetTable {
-            source: qn.clone(),
-            name: vec!["app".into(), "acct".into()],
-            sql_name: String::new(),
-            columns: Vec::new(),
-            primary_key: None,
-            uniques: Vec::new(),
-            checks: Vec::new(),
-            inline_foreign_keys: Vec::new(),
-            comment: None,
-            auto_increment_start: None,
-            without_rowid: false,
-            engine: None,
-            charset: None,
-            collation: None,
-        };
+        let target = TargetTable::named(qn.clone(), vec!["app".into(), "acct".into()]);
         (qn.clone(), [(qn, TableInfo { source, target, key: vec![0] })].into_iter().collect())
     }
 

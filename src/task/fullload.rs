@@ -250,19 +250,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
     }
 
-    let (tables, rows_total, bytes_total) = table_reports(&jobs, &state, &counters, &seconds, &skipped_existing);
-    let any_rejects = tables.iter().any(|t| t.rejected > 0);
-    Ok(LoadReport {
-        tables,
-        rows: rows_total,
-        bytes: bytes_total,
-        seconds: started.elapsed().as_secs_f64(),
-        resumed,
-        state_dir: opts.state_dir.clone(),
-        assessment,
-        rejects: any_rejects.then(|| rejects.path.clone()),
-        snapshot_position: state.snapshot_position.clone(),
-    })
+    let run = RunInfo { started, resumed, assessment, rejects: &rejects };
+    Ok(load_report(&jobs, &state, &counters, &seconds, &skipped_existing, &opts, run))
 }
 
 /// Opens the run state in `dir`: refuses another run's, and starts a new
@@ -743,8 +732,16 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
     Ok(written)
 }
 
-/// One report line per table, and the totals of rows and bytes.
-pub(crate) fn table_reports(jobs: &[Job], state: &RunState, counters: &BTreeMap<String, Arc<Counters>>, seconds: &BTreeMap<String, f64>, skipped_existing: &[String]) -> (Vec<TableReport>, u64, u64) {
+/// What a run's report says besides its tables.
+pub(crate) struct RunInfo<'a> {
+    pub(crate) started: Instant,
+    pub(crate) resumed: bool,
+    pub(crate) assessment: PathBuf,
+    pub(crate) rejects: &'a Rejects,
+}
+
+/// The report of a load: one line per table, and the totals.
+pub(crate) fn load_report(jobs: &[Job], state: &RunState, counters: &BTreeMap<String, Arc<Counters>>, seconds: &BTreeMap<String, f64>, skipped_existing: &[String], opts: &LoadOptions, run: RunInfo) -> LoadReport {
     let mut tables = Vec::new();
     let mut rows_total = 0;
     let mut bytes_total = 0;
@@ -772,7 +769,18 @@ pub(crate) fn table_reports(jobs: &[Job], state: &RunState, counters: &BTreeMap<
             error: st.and_then(|s| s.error.clone()),
         });
     }
-    (tables, rows_total, bytes_total)
+    let any_rejects = tables.iter().any(|t| t.rejected > 0);
+    LoadReport {
+        tables,
+        rows: rows_total,
+        bytes: bytes_total,
+        seconds: run.started.elapsed().as_secs_f64(),
+        resumed: run.resumed,
+        state_dir: opts.state_dir.clone(),
+        assessment: run.assessment,
+        rejects: any_rejects.then(|| run.rejects.path.clone()),
+        snapshot_position: state.snapshot_position.clone(),
+    }
 }
 
 /// The SELECT of one chunk, and its WHERE conditions.

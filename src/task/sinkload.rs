@@ -102,19 +102,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_opts: S
         state.phase = Phase::Done;
         store.save(&state)?;
     }
-    let (table_reports, rows, bytes) = fullload::table_reports(&jobs, &state, &counters, &seconds, &[]);
-    let any_rejects = table_reports.iter().any(|t| t.rejected > 0);
-    let report = LoadReport {
-        tables: table_reports,
-        rows,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        resumed,
-        state_dir: opts.state_dir.clone(),
-        assessment,
-        rejects: any_rejects.then(|| rejects.path.clone()),
-        snapshot_position: state.snapshot_position.clone(),
-    };
+    let run = fullload::RunInfo { started, resumed, assessment, rejects: &rejects };
+    let report = fullload::load_report(&jobs, &state, &counters, &seconds, &[], &opts, run);
     Ok((report, SinkSummary::of(&stats)))
 }
 

@@ -99,22 +99,7 @@ pub fn table_info(schema: &str, name: &str, cols: &[(&str, barge::model::ColumnT
     let qn = QualifiedName::new(Some(schema), name);
     let mut source = Table::new(qn.clone());
     source.columns = cols.iter().map(|(n, ty)| Column::new(n, ty.clone(), "")).collect();
-    let target = barge::schema::target::TargetTable {
-        source: qn.clone(),
-        name: vec![schema.to_string(), name.to_string()],
-        sql_name: format!("{schema}.{name}"),
-        columns: Vec::new(),
-        primary_key: None,
-        uniques: Vec::new(),
-        checks: Vec::new(),
-        inline_foreign_keys: Vec::new(),
-        comment: None,
-        auto_increment_start: None,
-        without_rowid: false,
-        engine: None,
-        charset: None,
-        collation: None,
-    };
+    let target = barge::schema::target::TargetTable::named(qn.clone(), vec![schema.to_string(), name.to_string()]);
     (qn, barge::cdc::TableInfo { source, target, key: key.to_vec() })
 }
 

@@ -2,51 +2,30 @@
 //! when they hold a comma, quote or line break. NULL is an empty field; an
 //! empty string is `""`, so the two stay apart.
 
-use super::{Extra, RecordWriter};
+use super::{Extra, LineFormat};
 use crate::codec::text::write_text;
-use crate::sink::compress::Encoder;
 use crate::sink::record::Record;
-use crate::sink::{Compression, SinkTable};
+use crate::sink::SinkTable;
 
-pub struct CsvWriter {
-    out: Encoder,
-    extra: Extra,
-    line: String,
-    field: String,
-    bytes: usize,
-    records: u64,
-}
-
-impl CsvWriter {
-    pub fn new(table: &SinkTable, extra: &Extra, compression: Compression, header: bool) -> Result<Self, String> {
-        let mut w = CsvWriter { out: Encoder::new(compression).map_err(|e| e.to_string())?, extra: extra.clone(), line: String::new(), field: String::new(), bytes: 0, records: 0 };
-        if header {
-            let mut names: Vec<&str> = Vec::new();
-            if extra.op {
-                names.push("Op");
-            }
-            names.extend(table.columns.iter().map(|c| c.name.as_str()));
-            if let Some(id) = &extra.record_id {
-                names.push(id);
-            }
-            for (i, n) in names.iter().enumerate() {
-                if i > 0 {
-                    w.line.push(',');
-                }
-                push_field(n, false, &mut w.line);
-            }
-            w.line.push_str("\r\n");
-            w.emit()?;
+/// The header line: `Op` first when asked for, the record id last.
+pub fn header(table: &SinkTable, extra: &Extra) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    if extra.op {
+        names.push("Op");
+    }
+    names.extend(table.columns.iter().map(|c| c.name.as_str()));
+    if let Some(id) = &extra.record_id {
+        names.push(id);
+    }
+    let mut line = String::new();
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
         }
-        Ok(w)
+        push_field(n, false, &mut line);
     }
-
-    fn emit(&mut self) -> Result<(), String> {
-        self.out.write_all(self.line.as_bytes()).map_err(|e| e.to_string())?;
-        self.bytes += self.line.len();
-        self.line.clear();
-        Ok(())
-    }
+    line.push_str("\r\n");
+    line
 }
 
 /// Appends one field, quoted if it must be (or if it is an empty string).
@@ -66,9 +45,19 @@ fn push_field(s: &str, quote_empty: bool, out: &mut String) {
     out.push('"');
 }
 
-impl RecordWriter for CsvWriter {
-    fn write(&mut self, rec: &Record) -> Result<(), String> {
-        self.line.clear();
+pub struct CsvLines {
+    extra: Extra,
+    field: String,
+}
+
+impl CsvLines {
+    pub fn new(extra: &Extra) -> Self {
+        CsvLines { extra: extra.clone(), field: String::new() }
+    }
+}
+
+impl LineFormat for CsvLines {
+    fn line(&mut self, rec: &Record, line: &mut String) -> Result<(), String> {
         let mut first = true;
         let mut sep = |line: &mut String| {
             if !first {
@@ -77,48 +66,34 @@ impl RecordWriter for CsvWriter {
             first = false;
         };
         if self.extra.op {
-            sep(&mut self.line);
-            self.line.push_str(rec.kind.op_code());
+            sep(line);
+            line.push_str(rec.kind.op_code());
         }
         for v in &rec.values {
-            sep(&mut self.line);
+            sep(line);
             if let Some(v) = v {
                 self.field.clear();
                 write_text(v, &mut self.field)?;
                 let is_string = matches!(v, crate::model::Value::Text(_) | crate::model::Value::Enum(_));
-                push_field(&self.field, is_string, &mut self.line);
+                push_field(&self.field, is_string, line);
             }
         }
         if self.extra.record_id.is_some() {
-            sep(&mut self.line);
-            self.line.push_str(&rec.id);
+            sep(line);
+            line.push_str(&rec.id);
         }
-        self.line.push_str("\r\n");
-        self.emit()?;
-        self.records += 1;
+        line.push_str("\r\n");
         Ok(())
-    }
-
-    fn buffered(&self) -> usize {
-        self.bytes
-    }
-
-    fn records(&self) -> u64 {
-        self.records
-    }
-
-    fn finish(self: Box<Self>) -> Result<Vec<u8>, String> {
-        self.out.finish().map_err(|e| e.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::RecordWriter;
     use super::*;
     use crate::cdc::{Change, Op};
     use crate::model::{ColumnType, Position, QualifiedName, Value};
-    use crate::sink::record::Record;
-    use crate::sink::SinkColumn;
+    use crate::sink::{Compression, SinkColumn};
 
     #[test]
     fn quoting_nulls_and_ops() {
@@ -130,7 +105,7 @@ mod tests {
             key: vec![0],
         };
         let extra = Extra { op: true, record_id: Some("rid".into()) };
-        let mut w = Box::new(CsvWriter::new(&t, &extra, Compression::None, true).unwrap());
+        let mut w = Box::new(super::super::LineWriter::new(CsvLines::new(&extra), Compression::None, Some(header(&t, &extra))).unwrap());
         let rows = [vec![Value::Int(1), Value::Text("a,b\n\"c\"".into())], vec![Value::Int(2), Value::Null], vec![Value::Int(3), Value::Text(String::new())]];
         for row in rows {
             let c = Change { table: t.source.clone(), op: Op::Insert { row }, txid: None, commit_time: None, position: Position::Snapshot };

@@ -3,32 +3,20 @@
 //! non-key columns of a delete) is left out of the object, never written
 //! as null.
 
-use super::{Extra, RecordWriter};
+use super::{Extra, LineFormat};
 use crate::codec::json::write_json;
-use crate::sink::compress::Encoder;
 use crate::sink::record::Record;
-use crate::sink::{Compression, SinkTable};
+use crate::sink::SinkTable;
 
-pub struct JsonlWriter {
-    out: Encoder,
+pub struct JsonLines {
     extra: Extra,
     /// Column names, already JSON-quoted.
     names: Vec<String>,
-    line: String,
-    bytes: usize,
-    records: u64,
 }
 
-impl JsonlWriter {
-    pub fn new(table: &SinkTable, extra: &Extra, compression: Compression) -> Result<Self, String> {
-        Ok(JsonlWriter {
-            out: Encoder::new(compression).map_err(|e| e.to_string())?,
-            extra: extra.clone(),
-            names: table.columns.iter().map(|c| quoted(&c.name)).collect(),
-            line: String::new(),
-            bytes: 0,
-            records: 0,
-        })
+impl JsonLines {
+    pub fn new(table: &SinkTable, extra: &Extra) -> Self {
+        JsonLines { extra: extra.clone(), names: table.columns.iter().map(|c| quoted(&c.name)).collect() }
     }
 }
 
@@ -54,57 +42,42 @@ pub(crate) fn write_object(names: &[String], values: &[Option<&crate::model::Val
     Ok(())
 }
 
-impl RecordWriter for JsonlWriter {
-    fn write(&mut self, rec: &Record) -> Result<(), String> {
-        self.line.clear();
+impl LineFormat for JsonLines {
+    fn line(&mut self, rec: &Record, line: &mut String) -> Result<(), String> {
         let mut body = String::new();
         write_object(&self.names, &rec.values, &mut body)?;
         if self.extra.op {
-            self.line.push_str("{\"Op\":\"");
-            self.line.push_str(rec.kind.op_code());
-            self.line.push('"');
+            line.push_str("{\"Op\":\"");
+            line.push_str(rec.kind.op_code());
+            line.push('"');
             if body.len() > 2 {
-                self.line.push(',');
+                line.push(',');
             }
         } else {
-            self.line.push('{');
+            line.push('{');
         }
-        self.line.push_str(&body[1..body.len() - 1]);
+        line.push_str(&body[1..body.len() - 1]);
         if let Some(id) = &self.extra.record_id {
-            if self.line.len() > 1 {
-                self.line.push(',');
+            if line.len() > 1 {
+                line.push(',');
             }
-            self.line.push_str(&quoted(id));
-            self.line.push_str(":\"");
-            self.line.push_str(&rec.id);
-            self.line.push('"');
+            line.push_str(&quoted(id));
+            line.push_str(":\"");
+            line.push_str(&rec.id);
+            line.push('"');
         }
-        self.line.push_str("}\n");
-        self.out.write_all(self.line.as_bytes()).map_err(|e| e.to_string())?;
-        self.bytes += self.line.len();
-        self.records += 1;
+        line.push_str("}\n");
         Ok(())
-    }
-
-    fn buffered(&self) -> usize {
-        self.bytes
-    }
-
-    fn records(&self) -> u64 {
-        self.records
-    }
-
-    fn finish(self: Box<Self>) -> Result<Vec<u8>, String> {
-        self.out.finish().map_err(|e| e.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::RecordWriter;
     use super::*;
     use crate::cdc::{Change, Op};
     use crate::model::{ColumnType, Position, QualifiedName, Value};
-    use crate::sink::SinkColumn;
+    use crate::sink::{Compression, SinkColumn};
 
     #[test]
     fn unknown_values_are_left_out() {
@@ -115,7 +88,7 @@ mod tests {
             columns: vec![SinkColumn { name: "id".into(), ty: ColumnType::int(64) }, SinkColumn { name: "amount".into(), ty: ColumnType::Decimal { precision: Some(30), scale: Some(10) } }],
             key: vec![0],
         };
-        let mut w = Box::new(JsonlWriter::new(&t, &Extra { op: true, record_id: None }, Compression::None).unwrap());
+        let mut w = Box::new(super::super::LineWriter::new(JsonLines::new(&t, &Extra { op: true, record_id: None }), Compression::None, None).unwrap());
         let up = Change { table: t.source.clone(), op: Op::Update { before: None, after: vec![Some(Value::Int(1)), None] }, txid: None, commit_time: None, position: Position::pg(1) };
         w.write(&Record::new(&t, &up, "a".into())).unwrap();
         let ins = Change { table: t.source.clone(), op: Op::Insert { row: vec![Value::Int(2), Value::Decimal("12345678901234567890.0000000001".into())] }, txid: None, commit_time: None, position: Position::pg(2) };
