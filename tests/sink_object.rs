@@ -268,3 +268,33 @@ fn options_for_another_target_kind_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--format applies to s3:// and file://"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_resumed_after_a_crash_rewrites_its_files_without_duplicates() {
+    let src = pg_with("CREATE TABLE r (id int PRIMARY KEY, v text); INSERT INTO r SELECT g, 'v' || g FROM generate_series(1, 500) g;", "sink_resume").await;
+    let out = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", out.path().display());
+    let load = || run(barge().args(["migrate", &src.url, &url, "--format", "csv", "--state-dir"]).arg(state.path()));
+    assert_ok(&load(), "first load");
+    // As if the run had died while loading the chunk, after writing a second file that the
+    // next attempt will not write.
+    let path = state.path().join("state.json");
+    let mut st: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    st["phase"] = json!("load");
+    st["tables"]["public.r"]["status"] = json!("data_sync");
+    st["tables"]["public.r"]["chunks"][0]["status"] = json!("loading");
+    std::fs::write(&path, st.to_string()).unwrap();
+    let dir = out.path().join("public/r");
+    std::fs::write(dir.join("LOAD00000002.csv"), "id,v\r\n1,v1\r\n").unwrap();
+    std::fs::write(dir.join("LOAD00100001.csv"), "id,v\r\n2,other chunk\r\n").unwrap();
+    let o = load();
+    assert_ok(&o, "resumed load");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resumed"));
+    let back = read_dir(out.path());
+    let mut names: Vec<&String> = back["files"].as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["public/r/LOAD00000001.csv", "public/r/LOAD00100001.csv"], "the chunk's stale file is gone; another chunk's is not touched");
+    assert_eq!(the_file(&back, "public/r/LOAD00000001.csv")["rows"].as_array().unwrap().len(), 500);
+    src.drop_db().await;
+}

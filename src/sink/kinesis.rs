@@ -87,6 +87,37 @@ fn fit_partition_key(k: String) -> String {
     }
 }
 
+/// Picks the next PutRecords calls from `pending` (indexes into it): at
+/// most [`CALLS_IN_FLIGHT`] calls of at most 500 records and 5 MiB each,
+/// and at most one entry per key in flight, so an entry never overtakes
+/// an earlier one of its key, even when that one is refused and retried.
+fn plan_calls(pending: &VecDeque<Entry>) -> Vec<Vec<usize>> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut calls: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut call_bytes = 0usize;
+    for (i, e) in pending.iter().enumerate() {
+        let blocked = e.order_keys.iter().any(|k| seen.contains(k.as_str()));
+        seen.extend(e.order_keys.iter().map(String::as_str));
+        if blocked {
+            continue;
+        }
+        let current = calls.last().map(Vec::len).unwrap_or(0);
+        if current == MAX_RECORDS_PER_CALL || call_bytes + e.size() > MAX_BYTES_PER_CALL {
+            if calls.len() == CALLS_IN_FLIGHT {
+                break;
+            }
+            calls.push(Vec::new());
+            call_bytes = 0;
+        }
+        if let Some(call) = calls.last_mut() {
+            call.push(i);
+        }
+        call_bytes += e.size();
+    }
+    calls.retain(|c| !c.is_empty());
+    calls
+}
+
 impl KinesisSink {
     pub async fn open(e: &StreamEndpoint, opts: SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> Result<KinesisSink> {
         let api = KinesisApi::new(e)?;
@@ -170,28 +201,8 @@ impl KinesisSink {
         let started = Instant::now();
         let mut attempt = 0u32;
         while !pending.is_empty() {
-            // Pick calls: at most one entry per key in flight, limits kept.
-            let mut seen: HashSet<&str> = HashSet::new();
-            let mut calls: Vec<Vec<usize>> = vec![Vec::new()];
-            let mut call_bytes = 0usize;
-            for (i, e) in pending.iter().enumerate() {
-                let blocked = e.order_keys.iter().any(|k| seen.contains(k.as_str()));
-                seen.extend(e.order_keys.iter().map(String::as_str));
-                if blocked {
-                    continue;
-                }
-                let current = calls.last().map(Vec::len).unwrap_or(0);
-                if current == MAX_RECORDS_PER_CALL || call_bytes + e.size() > MAX_BYTES_PER_CALL {
-                    if calls.len() == CALLS_IN_FLIGHT {
-                        break;
-                    }
-                    calls.push(Vec::new());
-                    call_bytes = 0;
-                }
-                calls.last_mut().expect("one call at least").push(i);
-                call_bytes += e.size();
-            }
-            let requests = calls.iter().filter(|c| !c.is_empty()).map(|c| {
+            let calls = plan_calls(&pending);
+            let requests = calls.iter().map(|c| {
                 let records: Vec<serde_json::Value> = c
                     .iter()
                     .map(|&i| {
@@ -282,6 +293,32 @@ impl Destination for KinesisSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(key: &str, bytes: usize) -> Entry {
+        Entry { key: key.into(), data: vec![b'x'; bytes], order_keys: vec![key.into()], count: 1 }
+    }
+
+    #[test]
+    fn calls_keep_the_limits_and_one_entry_per_key() {
+        // 1200 distinct keys: calls of 500, 500, 200.
+        let pending: VecDeque<Entry> = (0..1200).map(|i| entry(&i.to_string(), 10)).collect();
+        let calls = plan_calls(&pending);
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [500, 500, 200]);
+        // 5 MiB: records of 1 MiB minus a little go four to a call.
+        let pending: VecDeque<Entry> = (0..10).map(|i| entry(&i.to_string(), (1 << 20) - 100)).collect();
+        let calls = plan_calls(&pending);
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        for c in &calls {
+            assert!(c.iter().map(|&i| pending[i].size()).sum::<usize>() <= MAX_BYTES_PER_CALL);
+        }
+        // The same key twice: the second waits for the first, and so does
+        // everything after it with that key; other keys go ahead.
+        let pending: VecDeque<Entry> = ["a", "b", "a", "c", "a", "b"].iter().map(|k| entry(k, 1)).collect();
+        assert_eq!(plan_calls(&pending), vec![vec![0, 1, 3]]);
+        // At most CALLS_IN_FLIGHT calls at once.
+        let pending: VecDeque<Entry> = (0..5000).map(|i| entry(&i.to_string(), 1)).collect();
+        assert_eq!(plan_calls(&pending).len(), CALLS_IN_FLIGHT);
+    }
 
     #[test]
     fn long_keys_are_hashed_not_cut() {
