@@ -298,3 +298,28 @@ async fn a_chunk_resumed_after_a_crash_rewrites_its_files_without_duplicates() {
     assert_eq!(the_file(&back, "public/r/LOAD00000001.csv")["rows"].as_array().unwrap().len(), 500);
     src.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_goes_up_as_one_multipart_upload() {
+    // ~20 MB of CSV: over the 16 MiB threshold, so 8 MiB parts; the object appears once, whole.
+    let src = pg_with("CREATE TABLE wide (id int PRIMARY KEY, pad text); INSERT INTO wide SELECT g, repeat(md5(g::text), 25) FROM generate_series(1, 25000) g;", "sink_multipart").await;
+    let bucket = unique_name("mp");
+    create_bucket(&bucket);
+    let url = format!("s3://{bucket}/big?endpoint={}", env("BARGE_TEST_S3_ENDPOINT"));
+    assert_ok(&migrate_to(&src, &url, &["--format", "csv"]), "multipart");
+    let info = py(
+        "import boto3,os,sys,json
+s3 = boto3.client('s3', endpoint_url=os.environ['BARGE_TEST_S3_ENDPOINT'])
+keys = [o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1])['Contents']]
+h = s3.head_object(Bucket=sys.argv[1], Key=keys[0])
+body = s3.get_object(Bucket=sys.argv[1], Key=keys[0])['Body'].read()
+print(json.dumps({'keys': keys, 'etag': h['ETag'], 'size': h['ContentLength'], 'lines': body.count(b'\\r\\n')}))",
+        &[&bucket],
+    );
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["keys"], json!(["big/public/wide/LOAD00000001.csv"]));
+    assert!(info["size"].as_u64().unwrap() > 16 << 20);
+    assert!(info["etag"].as_str().unwrap().trim_matches('"').ends_with("-3"), "a 3-part multipart upload: {info}");
+    assert_eq!(info["lines"], 25001, "header and every row");
+    src.drop_db().await;
+}

@@ -304,10 +304,10 @@ mod tests {
         let pending: VecDeque<Entry> = (0..1200).map(|i| entry(&i.to_string(), 10)).collect();
         let calls = plan_calls(&pending);
         assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [500, 500, 200]);
-        // 5 MiB: records of 1 MiB minus a little go four to a call.
-        let pending: VecDeque<Entry> = (0..10).map(|i| entry(&i.to_string(), (1 << 20) - 100)).collect();
+        // 5 MiB: records of 700 000 bytes go seven to a call.
+        let pending: VecDeque<Entry> = (0..10).map(|i| entry(&i.to_string(), 700_000)).collect();
         let calls = plan_calls(&pending);
-        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [7, 3]);
         for c in &calls {
             assert!(c.iter().map(|&i| pending[i].size()).sum::<usize>() <= MAX_BYTES_PER_CALL);
         }
