@@ -156,7 +156,8 @@ async fn postgres_to_s3_on_moto() {
         let back = read_back(&["s3", &bucket, &prefix]);
         check_file(the_file(&back, &format!("public/t/LOAD00000001.{}", ext(format, compression))), format, compression);
     }
-    // Without credentials the run fails with a hint, and no secret is printed.
+    // Without credentials the run fails at once with a hint (it never asks the instance-metadata
+    // address), and no secret is printed.
     let o = run(barge()
         .env_remove("AWS_ACCESS_KEY_ID")
         .env("AWS_SECRET_ACCESS_KEY", "hunter2-secret")
@@ -165,6 +166,7 @@ async fn postgres_to_s3_on_moto() {
     assert!(!o.status.success());
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(!text.contains("hunter2-secret"), "{text}");
+    assert!(text.contains("no AWS credentials") && text.contains("AWS_ACCESS_KEY_ID"), "{text}");
     src.drop_db().await;
 }
 

@@ -46,6 +46,18 @@ impl ObjectTarget {
             #[cfg(feature = "s3")]
             Endpoint::S3(s) => {
                 super::install_crypto_provider();
+                // Credentials come from the environment only: without them
+                // object_store would ask the EC2 instance-metadata address,
+                // a network call the user never asked for.
+                let has = |v: &str| std::env::var(v).is_ok_and(|x| !x.is_empty());
+                let from_env = (has("AWS_ACCESS_KEY_ID") && has("AWS_SECRET_ACCESS_KEY")) || has("AWS_WEB_IDENTITY_TOKEN_FILE") || has("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || has("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+                if !from_env {
+                    return Err(Error::Endpoint {
+                        endpoint: s.display.clone(),
+                        message: "no AWS credentials in the environment".into(),
+                        hint: Some("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE".into()),
+                    });
+                }
                 let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&s.bucket);
                 if let Some(r) = s.options.get("region") {
                     b = b.with_region(r);
