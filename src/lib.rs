@@ -13,6 +13,7 @@ pub mod output;
 pub mod pack;
 pub mod progress;
 pub mod schema;
+pub mod sink;
 pub mod task;
 pub mod transfer;
 

@@ -36,10 +36,25 @@ pub trait Destination: Send {
 
     /// The position of the last batch made durable, if the destination
     /// records it (databases keep it in the same transaction as the data).
+    /// A destination that buffers (object storage writes files by size or
+    /// interval) returns from `apply` before the changes are durable; the
+    /// source then advances only to this position, never to the batch's.
     fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>>;
 
     /// Flushes anything buffered (files waiting for their size or interval).
     fn flush<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Called about once a second while changes are few or none: writes
+    /// buffers whose interval has passed.
+    fn tick<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Whether `apply` can return before the changes are durable; the
+    /// source is then only told [`Destination::committed`]'s position.
+    fn buffers(&self) -> bool {
+        false
     }
 }

@@ -36,41 +36,16 @@ pub fn write_json(v: &Value, out: &mut String) -> Result<(), String> {
         Value::Decimal(d) => out.push_str(d),
         Value::Text(s) | Value::Enum(s) => string(s, out),
         Value::Json(j) => out.push_str(j),
-        Value::Bytes(b) => {
-            let mut hex = b"\\x".to_vec();
-            common::push_hex(b, &mut hex);
-            string(&String::from_utf8(hex).expect("hex is ASCII"), out);
-        }
-        Value::Uuid(u) => string(&common::uuid_text(u), out),
-        Value::Date(d) => {
-            let mut s = String::new();
-            common::write_date(*d, Era::Signed, &mut s);
-            string(&s, out);
-        }
-        Value::Time(t) => {
-            let mut s = String::new();
-            common::write_time(*t, &mut s);
-            string(&s, out);
-        }
-        Value::TimeTz(t, off) => {
-            let mut s = String::new();
-            common::write_time(*t, &mut s);
-            common::write_offset(*off, true, &mut s);
-            string(&s, out);
-        }
-        Value::Timestamp(ts) => {
-            let mut s = String::new();
-            common::write_datetime(*ts, Era::Signed, 'T', &mut s);
-            string(&s, out);
-        }
-        Value::TimestampTz(ts) => {
-            let mut s = String::new();
-            common::write_datetime(ts.naive_utc(), Era::Signed, 'T', &mut s);
-            s.push_str("+00:00");
-            string(&s, out);
-        }
-        Value::Infinity { negative } => string(if *negative { "-infinity" } else { "infinity" }, out),
-        Value::Interval(iv) => string(&iv.to_iso8601(), out),
+        Value::Bytes(_)
+        | Value::Uuid(_)
+        | Value::Date(_)
+        | Value::Time(_)
+        | Value::TimeTz(..)
+        | Value::Timestamp(_)
+        | Value::TimestampTz(_)
+        | Value::Infinity { .. }
+        | Value::Interval(_)
+        | Value::Bits(_) => string(&scalar_text(v).unwrap_or_default(), out),
         Value::Set(members) => {
             out.push('[');
             for (k, m) in members.iter().enumerate() {
@@ -81,7 +56,6 @@ pub fn write_json(v: &Value, out: &mut String) -> Result<(), String> {
             }
             out.push(']');
         }
-        Value::Bits(bits) => string(&common::bit_text(bits), out),
         Value::Array(items) => {
             out.push('[');
             for (k, item) in items.iter().enumerate() {
@@ -95,6 +69,42 @@ pub fn write_json(v: &Value, out: &mut String) -> Result<(), String> {
         Value::ZeroDate => return Err("a zero date has no JSON form".into()),
     }
     Ok(())
+}
+
+/// The text of a value that JSON (and CSV) carry as a string: bytes as
+/// `\\x0102`, uuids, ISO 8601 dates, times, timestamps (`T` between date
+/// and time; `+00:00` on instants) and durations, `infinity`, bit strings.
+/// `None` for every other kind.
+pub fn scalar_text(v: &Value) -> Option<String> {
+    let mut s = String::new();
+    match v {
+        Value::Bytes(b) => {
+            let mut hex = b"\\x".to_vec();
+            common::push_hex(b, &mut hex);
+            s = String::from_utf8(hex).expect("hex is ASCII");
+        }
+        Value::Uuid(u) => s = common::uuid_text(u),
+        Value::Date(d) => {
+            common::write_date(*d, Era::Signed, &mut s);
+        }
+        Value::Time(t) => common::write_time(*t, &mut s),
+        Value::TimeTz(t, off) => {
+            common::write_time(*t, &mut s);
+            common::write_offset(*off, true, &mut s);
+        }
+        Value::Timestamp(ts) => {
+            common::write_datetime(*ts, Era::Signed, 'T', &mut s);
+        }
+        Value::TimestampTz(ts) => {
+            common::write_datetime(ts.naive_utc(), Era::Signed, 'T', &mut s);
+            s.push_str("+00:00");
+        }
+        Value::Infinity { negative } => s.push_str(if *negative { "-infinity" } else { "infinity" }),
+        Value::Interval(iv) => s = iv.to_iso8601(),
+        Value::Bits(bits) => s = common::bit_text(bits),
+        _ => return None,
+    }
+    Some(s)
 }
 
 fn string(s: &str, out: &mut String) {

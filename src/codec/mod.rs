@@ -49,6 +49,7 @@
 
 mod common;
 pub mod json;
+pub mod text;
 pub mod mysqltext;
 pub mod pgtext;
 pub mod sqlite;

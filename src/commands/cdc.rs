@@ -87,6 +87,8 @@ pub struct Replicate<'a> {
     pub state_dir: PathBuf,
     pub on_error: OnError,
     pub zero_dates: ZeroDates,
+    /// Files and streams: how to write them (None: a database target).
+    pub sink: Option<crate::sink::SinkOptions>,
 }
 
 /// Runs replication to the end (stop position or time, source end, or
@@ -105,6 +107,7 @@ pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Ca
         heartbeat: Duration::from_secs(args.heartbeat),
         poll_interval: Duration::from_millis(args.poll_interval.max(10)),
         json_progress: output::get().json,
+        sink: r.sink,
     };
     if !output::get().json {
         output::info("replicating changes; Ctrl-C stops after the batch in flight, and rerunning the command resumes");

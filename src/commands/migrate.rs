@@ -12,6 +12,8 @@ use crate::model::Dialect;
 use crate::output;
 use crate::task::fullload::{self, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
+use crate::sink::SinkOptions;
+use crate::task::sinkload::SinkSummary;
 use crate::transfer::{OnError, ZeroDates};
 
 #[derive(Debug, Args)]
@@ -55,6 +57,8 @@ pub struct MigrateArgs {
     pub schema: crate::commands::convert::SchemaArgs,
     #[command(flatten)]
     pub cdc: crate::commands::cdc::CdcArgs,
+    #[command(flatten)]
+    pub sink: crate::commands::sink_args::SinkArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,9 +111,14 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     if !source.kind().is_database() {
         return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql:// or sqlite:")));
     }
-    if !target.kind().is_database() {
-        return Err(Error::NotImplemented { command: "migrate to object storage or a stream" });
-    }
+    let sink = if target.kind().is_database() {
+        None
+    } else {
+        if args.validate {
+            return Err(Error::usage(format!("--validate compares two databases; {target} is not one")));
+        }
+        Some(args.sink.options(&target, &source)?)
+    };
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
     let convert = args.schema.options(dialect_of(&source), dialect_of(&target), None)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(&source, &target));
@@ -128,42 +137,61 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     let rt = runtime()?;
     if args.mode != Mode::FullLoad {
-        return rt.block_on(full_load_and_cdc(&args, &source, &target, opts));
+        return rt.block_on(full_load_and_cdc(&args, &source, &target, opts, sink));
+    }
+    if let Some(sink) = sink {
+        let (report, summary) = rt.block_on(crate::task::sinkload::run(&source, &target, opts, sink))?;
+        print_report(&report, None, Some(&summary));
+        return load_outcome(&report, &summary, args.on_error);
     }
     let report = rt.block_on(fullload::run(&source, &target, opts))?;
     let mut validation = None;
     if args.validate {
         validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping))?);
     }
-    print_report(&report, validation.as_ref());
+    print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
         if !v.ok() {
             return Err(Error::Mismatch(format!("validation found differences in {} table(s)", v.failed_tables())));
         }
     }
+    load_outcome(&report, &SinkSummary::default(), args.on_error)
+}
+
+/// The exit status of a load: failed tables fail the run, and so do records
+/// set aside under `errors/` (after everything else was delivered) unless
+/// `--on-error log` said bad records are expected.
+fn load_outcome(report: &LoadReport, sink: &SinkSummary, on_error: OnError) -> Result<ExitCode> {
     if report.tables.iter().any(|t| t.status == "failed") {
         return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them"));
+    }
+    if sink.error_records > 0 && on_error != OnError::Log {
+        return Err(Error::other(format!("{} record(s) could not be converted; they are under the target's errors/ prefix, each with the reason", sink.error_records))
+            .with_hint("fix the values or the mapping, then load those tables again with --tables; --on-error log accepts the errors/ records and exits 0"));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--mode full-load-and-cdc` and `--mode cdc`: the load (once; a rerun
 /// after it finished goes straight to the changes), then replication.
-async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: LoadOptions) -> Result<ExitCode> {
+async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: LoadOptions, sink: Option<SinkOptions>) -> Result<ExitCode> {
     use crate::commands::cdc::{capture_for, print_cdc_report, replicate, Replicate};
     let store = crate::task::state::StateStore::open(&opts.state_dir)?;
     let loaded = store.load()?.is_some_and(|s| s.phase == crate::task::state::Phase::Done && s.capture.is_some());
     if args.mode == Mode::FullLoadAndCdc && !loaded {
         opts.capture = Some(args.cdc.capture_options());
-        let report = fullload::run(source, target, opts.clone()).await?;
-        print_report(&report, None);
+        let (report, summary) = match &sink {
+            Some(sink) => crate::task::sinkload::run(source, target, opts.clone(), sink.clone()).await?,
+            None => (fullload::run(source, target, opts.clone()).await?, SinkSummary::default()),
+        };
+        print_report(&report, None, sink.as_ref().map(|_| &summary));
         if report.tables.iter().any(|t| t.status == "failed") {
             return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them before changes are applied"));
         }
     }
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
     let tables = fullload::plan_tables(source, target, &opts).await?;
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates };
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
     let report = replicate(run, tables, capture, &args.cdc).await?;
     print_cdc_report(&report);
     if report.interrupted {
@@ -191,11 +219,15 @@ fn human_bytes(b: u64) -> String {
     format!("{v:.1} {}", units[i])
 }
 
-fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationReport>) {
+fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationReport>, sink: Option<&SinkSummary>) {
     if output::get().json {
         let mut j = serde_json::json!({ "ok": true, "load": r });
         if let Some(v) = v {
             j["validation"] = serde_json::to_value(v).unwrap_or_default();
+        }
+        if let Some(s) = sink {
+            j["ok"] = serde_json::Value::Bool(s.error_records == 0);
+            j["sink"] = serde_json::to_value(s).unwrap_or_default();
         }
         println!("{j}");
         return;
@@ -210,6 +242,19 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
     if let Some(p) = &r.rejects {
         output::warn(format!("rejected rows are in {}", p.display()));
+    }
+    if let Some(s) = sink {
+        let mut line = format!("target: {} records", s.records);
+        if s.files > 0 {
+            line.push_str(&format!(" in {} files ({})", s.files, human_bytes(s.bytes_written)));
+        }
+        if s.throttled_calls > 0 {
+            line.push_str(&format!("; {} calls throttled, {} records retried", s.throttled_calls, s.retried_records));
+        }
+        println!("{line}");
+        if s.error_records > 0 {
+            output::warn(format!("{} records could not be converted: see the errors/ prefix of the target", s.error_records));
+        }
     }
     output::info(format!("assessment report: {}", r.assessment.display()));
     if let Some(v) = v {

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod generate;
 pub mod migrate;
 pub mod pack;
+pub mod sink_args;
 
 use std::process::ExitCode;
 

@@ -67,6 +67,27 @@ pub struct TargetTable {
 }
 
 impl TargetTable {
+    /// A table known by name only (no columns or keys planned): how files
+    /// and streams, which create nothing, describe where a table lands.
+    pub fn named(source: QualifiedName, name: Vec<String>) -> Self {
+        TargetTable {
+            source,
+            sql_name: name.join("."),
+            name,
+            columns: Vec::new(),
+            primary_key: None,
+            uniques: Vec::new(),
+            checks: Vec::new(),
+            inline_foreign_keys: Vec::new(),
+            comment: None,
+            auto_increment_start: None,
+            without_rowid: false,
+            engine: None,
+            charset: None,
+            collation: None,
+        }
+    }
+
     pub fn column_by_source(&self, name: &str) -> Option<&TargetColumn> {
         self.columns.iter().find(|c| c.source == name).or_else(|| self.columns.iter().find(|c| c.source.eq_ignore_ascii_case(name)))
     }

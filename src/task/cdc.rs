@@ -63,6 +63,8 @@ pub struct CdcOptions {
     pub poll_interval: Duration,
     /// Print a JSON status line every second on stdout.
     pub json_progress: bool,
+    /// Files and streams: how to write them (None: a database target).
+    pub sink: Option<crate::sink::SinkOptions>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -203,11 +205,16 @@ pub struct CdcReport {
 /// Replicates from `src` to `dst` until stopped.
 pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOptions) -> Result<CdcReport> {
     let mut tables = Arc::new(tables);
-    let mut dest = open_destination(dst, &opts).await?;
+    let sink_stats = Arc::new(crate::sink::SinkStats::default());
+    let mut dest = open_destination(dst, &opts, &sink_stats).await?;
+    let buffered = dest.buffers();
     let mut applied = dest.committed().await?;
+    // What the source has been told it may release.
+    let mut acked = applied.clone();
     let start = applied.clone().unwrap_or_else(|| opts.start.clone());
     if applied.is_some() {
-        crate::output::info(format!("resuming change capture from {start} (saved on the target)"));
+        let place = if buffered { "in the state directory" } else { "on the target" };
+        crate::output::info(format!("resuming change capture from {start} (saved {place})"));
     } else {
         crate::output::info(format!("change capture from {start}"));
     }
@@ -259,6 +266,10 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             m = rx.recv() => m,
             _ = &mut interrupt => { interrupted = true; break 'outer; }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if buffered {
+                    dest.tick().await?;
+                    ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+                }
                 write_status(&opts, &mut status, &mut rates, lag_bytes, &mut last_status, &stopped_tables, true)?;
                 if let Some(StopAt::Time(t)) = &opts.stop_at {
                     if Utc::now() >= *t { break 'outer; }
@@ -339,7 +350,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
                         attempt += 1;
                         // The connection may be gone: open a new one, and
                         // find out whether the batch committed after all.
-                        match open_destination(dst, &opts).await {
+                        match open_destination(dst, &opts, &sink_stats).await {
                             Ok(d) => dest = d,
                             Err(e2) if is_transient(&e2) => continue,
                             Err(e2) => return Err(e2),
@@ -368,7 +379,13 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
                 stats = BatchStats::new();
             }
             let position = batch.position.clone().expect("a batch of transactions has a position");
-            let _ = ack_tx.send(position.clone());
+            if buffered {
+                dest.tick().await?;
+                ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+            } else {
+                let _ = ack_tx.send(position.clone());
+                acked = Some(position.clone());
+            }
             applied = Some(position.clone());
             status.position = Some(position.to_string());
             let now = Utc::now();
@@ -394,9 +411,16 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
                 status.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
             }
         } else if let Some(p) = idle {
-            // Nothing pending: the source may move on.
-            if applied.as_ref().is_none_or(|a| p > *a) {
+            // Nothing pending: the source may move on (past a sink's
+            // buffers only once they are written).
+            if buffered {
+                dest.tick().await?;
+                ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+            }
+            let all_durable = !buffered || acked == applied;
+            if all_durable && applied.as_ref().is_none_or(|a| p > *a) && acked.as_ref().is_none_or(|a| p > *a) {
                 let _ = ack_tx.send(p.clone());
+                acked = Some(p.clone());
             }
             status.lag_seconds = 0.0;
             for t in status.tables.values_mut() {
@@ -430,7 +454,9 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
                         reader = spawn_source(s, tx, a_rx);
                         break;
                     }
-                    Err(e) if is_transient(&e) && attempt < 30 => {
+                    // A sink retries by itself; its buffers hold changes
+                    // not yet durable, so it is never reopened mid-run.
+                    Err(e) if !buffered && is_transient(&e) && attempt < 30 => {
                         status.retries += 1;
                         attempt += 1;
                     }
@@ -449,6 +475,20 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             }
         }
     }
+    if buffered {
+        // Stopping writes what the sink holds, so a rerun starts after it.
+        dest.flush().await?;
+        ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+        let s = &sink_stats;
+        crate::output::verbose(format!(
+            "sink: {} records, {} files, {} bytes, {} under errors/, {} throttled calls",
+            crate::sink::SinkStats::get(&s.records),
+            crate::sink::SinkStats::get(&s.files),
+            crate::sink::SinkStats::get(&s.bytes),
+            crate::sink::SinkStats::get(&s.errors),
+            crate::sink::SinkStats::get(&s.throttled_calls)
+        ));
+    }
     reader.abort();
     if let Some(h) = heartbeat {
         h.abort();
@@ -459,9 +499,28 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
     Ok(CdcReport { status, interrupted })
 }
 
-async fn open_destination(dst: &Endpoint, opts: &CdcOptions) -> Result<DbDestination> {
-    let policy = RowPolicy { on_error: opts.policy.on_error, zero_dates: opts.policy.zero_dates, rejects: opts.policy.rejects.clone(), counters: opts.policy.counters.clone() };
-    DbDestination::open(dst, &opts.task, policy).await
+async fn open_destination(dst: &Endpoint, opts: &CdcOptions, stats: &Arc<crate::sink::SinkStats>) -> Result<Box<dyn Destination>> {
+    match &opts.sink {
+        None => {
+            let policy = RowPolicy { on_error: opts.policy.on_error, zero_dates: opts.policy.zero_dates, rejects: opts.policy.rejects.clone(), counters: opts.policy.counters.clone() };
+            Ok(Box::new(DbDestination::open(dst, &opts.task, policy).await?))
+        }
+        Some(sink) => {
+            let inner = crate::sink::open(dst, sink, crate::sink::Scope::Cdc, stats.clone()).await?;
+            Ok(Box::new(crate::sink::journal::Journaled::open(inner, &opts.state_dir)?))
+        }
+    }
+}
+
+/// Tells the source the position the destination reports durable, once.
+async fn ack_durable(dest: &mut Box<dyn Destination>, acked: &mut Option<Position>, ack_tx: &mpsc::UnboundedSender<Position>) -> Result<()> {
+    if let Some(p) = dest.committed().await? {
+        if acked.as_ref().is_none_or(|a| p > *a) {
+            let _ = ack_tx.send(p.clone());
+            *acked = Some(p);
+        }
+    }
+    Ok(())
 }
 
 fn batch_of(txns: &[Transaction], tables: &Tables) -> ChangeBatch {

@@ -77,13 +77,13 @@ pub struct LoadReport {
 
 /// One table of the load: how to read it and where it goes.
 #[derive(Clone)]
-struct Job {
-    key: String,
-    source: Table,
-    target: TargetTable,
+pub(crate) struct Job {
+    pub(crate) key: String,
+    pub(crate) source: Table,
+    pub(crate) target: TargetTable,
     read_cols: Vec<String>,
-    read_types: Vec<ColumnType>,
-    write: WriteSpec,
+    pub(crate) read_types: Vec<ColumnType>,
+    pub(crate) write: WriteSpec,
     /// Quoted source key column for range chunks, if any.
     chunk_key: Option<String>,
     /// The target column name of the chunk key.
@@ -92,32 +92,37 @@ struct Job {
     passthrough_binary: bool,
 }
 
+/// What the load of one chunk gets: the database path is [`load_chunk`];
+/// file and stream targets bring their own loader (`task::sinkload`).
+pub(crate) struct ChunkWork {
+    pub(crate) src: Endpoint,
+    pub(crate) dst: Endpoint,
+    pub(crate) job: Job,
+    pub(crate) chunk: usize,
+    pub(crate) range: KeyRange,
+    /// The chunk was started before and may be half there.
+    pub(crate) dirty: bool,
+    pub(crate) policy: RowPolicy,
+    pub(crate) task: Arc<dyn crate::progress::Task>,
+}
+
+/// Loads one chunk and returns its row count.
+pub(crate) type ChunkLoader = Arc<dyn Fn(ChunkWork) -> crate::cdc::destination::BoxFuture<'static, Result<u64>> + Send + Sync>;
+
+/// The tables of a run, selected, converted and planned.
+pub(crate) struct Planned {
+    /// The selected source tables (and the source's other objects).
+    pub(crate) schema: Schema,
+    pub(crate) converted: Converted,
+    pub(crate) copts: ConvertOptions,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) assessment: PathBuf,
+}
+
 pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<LoadReport> {
     let started = Instant::now();
-    let store = StateStore::open(&opts.state_dir)?;
-    let previous = store.load()?;
-    if let Some(p) = &previous {
-        if p.source != src.to_string() || p.target != dst.to_string() {
-            return Err(Error::Usage(format!(
-                "the state in {} belongs to another run ({} → {})",
-                opts.state_dir.display(),
-                p.source,
-                p.target
-            )));
-        }
-    }
-    // A finished run's state is history: running the command again is a
-    // new run (which --target-schema then governs).
-    let previous = previous.filter(|p| p.phase != Phase::Done);
-    let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
-    let mut state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
-    if resumed {
-        crate::output::info(format!("resuming the run recorded in {}", opts.state_dir.display()));
-    }
-
-    let Planned { schema, copts, converted, jobs } = plan(src, dst, &opts).await?;
-    let assessment = opts.state_dir.join("assessment.md");
-    std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
+    let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
+    let Planned { schema, converted, copts, jobs, assessment } = plan(src, dst, &opts).await?;
     let mut dconn = Db::connect(dst, Role::Target).await?;
 
     // 1. Schema.
@@ -134,23 +139,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
     }
 
-    // Change capture starts before any row is read; the readers then see
-    // the data exactly as of its start position.
-    let mut snapshot = crate::cdc::capture::Snapshot::None;
-    if let Some(capture_opts) = &opts.capture {
-        if state.capture.is_none() {
-            let seed = opts.state_dir.display().to_string();
-            let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
-            crate::output::info(format!("change capture starts at {}", capture.position));
-            state.snapshot_position = Some(capture.position.to_string());
-            state.capture = Some(capture);
-            store.save(&state)?;
-            snapshot = snap;
-        } else if state.phase == Phase::Load {
-            crate::output::warn("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
-        }
-    }
-    let readers = Arc::new(SnapshotReaders::from(snapshot));
+    let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
 
     // 2. Load.
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
@@ -162,7 +151,12 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
         crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
         let t = Instant::now();
-        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
+        let r = readers.clone();
+        let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
+            let readers = r.clone();
+            Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
+        });
+        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
         crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
         state.phase = Phase::Post;
         store.save(&state)?;
@@ -195,56 +189,62 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         store.save(&state)?;
     }
 
-    let mut tables = Vec::new();
-    let mut rows_total = 0;
-    let mut bytes_total = 0;
-    for j in &jobs {
-        let st = state.tables.get(&j.key);
-        let c = counters.get(&j.key).cloned().unwrap_or_default();
-        let rows = st.map(|s| s.rows()).unwrap_or(0);
-        let bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        rows_total += rows;
-        bytes_total += bytes;
-        tables.push(TableReport {
-            source: j.key.clone(),
-            target: j.target.name.join("."),
-            rows,
-            bytes,
-            seconds: seconds.get(&j.key).copied().unwrap_or(0.0),
-            status: match st.map(|s| s.status) {
-                Some(TableStatus::Errored) => "failed".into(),
-                Some(TableStatus::Ready) if skipped_existing.contains(&j.key) => "skipped (exists)".into(),
-                _ => "loaded".into(),
-            },
-            rejected: c.rejected.load(std::sync::atomic::Ordering::Relaxed),
-            zero_dates: c.zero_dates.load(std::sync::atomic::Ordering::Relaxed),
-            rounded: c.rounded.load(std::sync::atomic::Ordering::Relaxed),
-            error: st.and_then(|s| s.error.clone()),
-        });
+    let run = RunInfo { started, resumed, assessment, rejects: &rejects };
+    Ok(load_report(&jobs, &state, &counters, &seconds, &skipped_existing, &opts, run))
+}
+
+/// With `opts.capture`: starts change capture before any row is read, once
+/// per run, and returns source readers that see the data exactly as of its
+/// start position (a resumed load reads the data as it is now instead).
+pub(crate) async fn begin_capture(src: &Endpoint, schema: &Schema, opts: &LoadOptions, state: &mut RunState, store: &StateStore) -> Result<Arc<SnapshotReaders>> {
+    let mut snapshot = crate::cdc::capture::Snapshot::None;
+    if let Some(capture_opts) = &opts.capture {
+        if state.capture.is_none() {
+            let seed = opts.state_dir.display().to_string();
+            let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
+            crate::output::info(format!("change capture starts at {}", capture.position));
+            state.snapshot_position = Some(capture.position.to_string());
+            state.capture = Some(capture);
+            store.save(state)?;
+            snapshot = snap;
+        } else if state.phase == Phase::Load {
+            crate::output::warn("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
+        }
     }
-    let any_rejects = tables.iter().any(|t| t.rejected > 0);
-    Ok(LoadReport {
-        tables,
-        rows: rows_total,
-        bytes: bytes_total,
-        seconds: started.elapsed().as_secs_f64(),
-        resumed,
-        state_dir: opts.state_dir.clone(),
-        assessment,
-        rejects: any_rejects.then(|| rejects.path.clone()),
-        snapshot_position: state.snapshot_position.clone(),
-    })
+    Ok(Arc::new(SnapshotReaders::from(snapshot)))
 }
 
-/// The selected source tables, their conversion, and how each is loaded.
-struct Planned {
-    schema: Schema,
-    copts: ConvertOptions,
-    converted: Converted,
-    jobs: Vec<Job>,
+/// Opens the run state in `dir`: refuses another run's, and starts a new
+/// run when the last one finished. Returns whether the run resumes.
+pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) -> Result<(StateStore, RunState, bool)> {
+    let store = StateStore::open(dir)?;
+    let previous = store.load()?;
+    if let Some(p) = &previous {
+        if p.source != src.to_string() || p.target != dst.to_string() {
+            return Err(Error::Usage(format!(
+                "the state in {} belongs to another run ({} → {})",
+                dir.display(),
+                p.source,
+                p.target
+            )));
+        }
+    }
+    // A finished run's state is history: running the command again is a
+    // new run (which --target-schema then governs).
+    let previous = previous.filter(|p| p.phase != Phase::Done);
+    let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
+    let state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
+    if resumed {
+        crate::output::info(format!("resuming the run recorded in {}", dir.display()));
+    }
+
+    Ok((store, state, resumed))
 }
 
-async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
+/// Reads the source schema, selects and maps the tables, converts them for
+/// the target (files and streams keep the source's names and types) and
+/// writes the assessment report.
+pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
     // Source schema, selected and mapped.
     let mut sconn = Db::connect(src, Role::Source).await?;
     let full = sconn.introspect().await?;
@@ -253,16 +253,23 @@ async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Plan
 
     let mut copts = opts.convert.clone();
     copts.source = full.dialect.unwrap_or(Dialect::Postgres);
-    copts.target = target_dialect(dst)?;
+    // Files and streams keep the source's names (as DMS does): the
+    // conversion only applies mapping rules.
+    copts.target = if dst.kind().is_database() { target_dialect(dst)? } else { copts.source };
+    if !dst.kind().is_database() {
+        copts.naming.case = crate::schema::naming::IdentCase::Preserve;
+    }
     let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
     opts.mapping.apply_names(&schema, &mut names);
     let mut report = Report { input: src.to_string(), ..Default::default() };
     report.source = Some(copts.source);
     let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
     add_mapped_columns(&schema, &opts.mapping, &mut converted);
+    let assessment = opts.state_dir.join("assessment.md");
+    std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
 
     let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
-    Ok(Planned { schema, copts, converted, jobs })
+    Ok(Planned { schema, converted, copts, jobs, assessment })
 }
 
 /// What change data capture needs to know of each table: the same
@@ -274,7 +281,6 @@ pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
         let key = j.source.primary_key.as_ref().map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
         out.insert(j.source.name.clone(), crate::cdc::TableInfo { source: j.source, target: j.target, key });
     }
-    let _ = p.schema;
     Ok(out)
 }
 
@@ -393,7 +399,7 @@ pub fn read_expr(source: Dialect, quoted: &str, ty: &ColumnType) -> (String, Col
 }
 
 /// Cuts each not-yet-planned table into key ranges of about `chunk_rows`.
-async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_rows: u64) -> Result<()> {
+pub(crate) async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunState, chunk_rows: u64) -> Result<()> {
     let needs: Vec<&Job> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.chunks.is_empty() && t.status == TableStatus::Init)).collect();
     if needs.is_empty() {
         return Ok(());
@@ -467,7 +473,7 @@ async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn load(
+pub(crate) async fn load(
     src: &Endpoint,
     dst: &Endpoint,
     jobs: &[Job],
@@ -477,7 +483,7 @@ async fn load(
     rejects: &Rejects,
     counters: &mut BTreeMap<String, Arc<Counters>>,
     seconds: &mut BTreeMap<String, f64>,
-    readers: &Arc<SnapshotReaders>,
+    loader: &ChunkLoader,
 ) -> Result<()> {
     // SQLite takes one writer at a time.
     let parallel = if matches!(dst, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
@@ -513,12 +519,13 @@ async fn load(
             let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
             let sem = sem.clone();
             let task = task.clone();
-            let readers = readers.clone();
+            let loader = loader.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let t0 = Instant::now();
-                let r = load_chunk(&src, &dst, &job, range, dirty, &policy, &task, &readers).await;
-                (job.key, ci, r, t0.elapsed().as_secs_f64())
+                let key = job.key.clone();
+                let r = loader(ChunkWork { src, dst, job, chunk: ci, range, dirty, policy, task }).await;
+                (key, ci, r, t0.elapsed().as_secs_f64())
             });
             if let Some(t) = state.tables.get_mut(&j.key) {
                 t.chunks[ci].status = ChunkStatus::Loading;
@@ -608,25 +615,39 @@ impl From<crate::cdc::capture::Snapshot> for SnapshotReaders {
     }
 }
 
+impl SnapshotReaders {
+    /// A source connection for one chunk: inside the capture's snapshot
+    /// when there is one. Hand it back with [`SnapshotReaders::give_back`].
+    async fn checkout(&self, src: &Endpoint) -> Result<(Db, bool)> {
+        let pooled = self.mysql.lock().await.pop();
+        let from_pool = pooled.is_some();
+        let s = match pooled {
+            Some(c) => Db::Mysql(c),
+            None => Db::connect(src, Role::Source).await?,
+        };
+        if let (Db::Postgres(sc), Some(name)) = (&s, &self.pg_snapshot) {
+            let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{name}'");
+            sc.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&sc.display, &sql, e))?;
+        }
+        Ok((s, from_pool))
+    }
+
+    /// A pooled snapshot connection serves the next chunk.
+    async fn give_back(&self, s: Db, from_pool: bool) {
+        if let (true, Db::Mysql(c)) = (from_pool, s) {
+            self.mysql.lock().await.push(c);
+        }
+    }
+}
+
 /// Loads one chunk: its own source and target connections (the source's
 /// from the snapshot readers when there are), a reader and a writer joined
 /// by a bounded channel.
 #[allow(clippy::too_many_arguments)]
 async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders) -> Result<u64> {
-    let pooled = readers.mysql.lock().await.pop();
-    let from_pool = pooled.is_some();
-    let mut s = match pooled {
-        Some(c) => Db::Mysql(c),
-        None => Db::connect(src, Role::Source).await?,
-    };
-    if let (Db::Postgres(sc), Some(name)) = (&s, &readers.pg_snapshot) {
-        let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{name}'");
-        sc.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&sc.display, &sql, e))?;
-    }
+    let (mut s, pooled) = readers.checkout(src).await?;
     let r = load_chunk_from(&mut s, dst, job, range, dirty, policy, progress).await;
-    if let (true, Db::Mysql(c)) = (from_pool, s) {
-        readers.mysql.lock().await.push(c);
-    }
+    readers.give_back(s, pooled).await;
     r
 }
 
@@ -640,21 +661,7 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
         d.execute(&del).await?;
     }
     let source_dialect = s.dialect();
-    let mut conds = Vec::new();
-    if let Some(k) = &job.chunk_key {
-        if let Some(p) = range.predicate(k) {
-            conds.push(p);
-        }
-    }
-    if let Some(f) = &job.filter {
-        conds.push(f.clone());
-    }
-    let select = format!(
-        "SELECT {} FROM {}{}",
-        job.read_cols.join(", "),
-        source_table_sql(source_dialect, &job.source),
-        if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
-    );
+    let (select, conds) = chunk_select(job, source_dialect, range);
     match (&mut *s, &mut d) {
         // Identical column types: the bytes pass through. Otherwise rows are
         // decoded, so each one is checked against its target column.
@@ -667,16 +674,104 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
             policy.counters.add(rows, 0);
             return Ok(rows);
         }
-        (Db::Postgres(sc), _) => {
-            sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
-        }
+        // (read_rows sets up the PostgreSQL reader's session.)
         _ => {}
     }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (r, w) = tokio::join!(transfer::read_from(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
+    let (r, w) = tokio::join!(read_rows(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;
     Ok(written)
+}
+
+/// What a run's report says besides its tables.
+pub(crate) struct RunInfo<'a> {
+    pub(crate) started: Instant,
+    pub(crate) resumed: bool,
+    pub(crate) assessment: PathBuf,
+    pub(crate) rejects: &'a Rejects,
+}
+
+/// The report of a load: one line per table, and the totals.
+pub(crate) fn load_report(jobs: &[Job], state: &RunState, counters: &BTreeMap<String, Arc<Counters>>, seconds: &BTreeMap<String, f64>, skipped_existing: &[String], opts: &LoadOptions, run: RunInfo) -> LoadReport {
+    let mut tables = Vec::new();
+    let mut rows_total = 0;
+    let mut bytes_total = 0;
+    for j in jobs {
+        let st = state.tables.get(&j.key);
+        let c = counters.get(&j.key).cloned().unwrap_or_default();
+        let rows = st.map(|s| s.rows()).unwrap_or(0);
+        let bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        rows_total += rows;
+        bytes_total += bytes;
+        tables.push(TableReport {
+            source: j.key.clone(),
+            target: j.target.name.join("."),
+            rows,
+            bytes,
+            seconds: seconds.get(&j.key).copied().unwrap_or(0.0),
+            status: match st.map(|s| s.status) {
+                Some(TableStatus::Errored) => "failed".into(),
+                Some(TableStatus::Ready) if skipped_existing.contains(&j.key) => "skipped (exists)".into(),
+                _ => "loaded".into(),
+            },
+            rejected: c.rejected.load(std::sync::atomic::Ordering::Relaxed),
+            zero_dates: c.zero_dates.load(std::sync::atomic::Ordering::Relaxed),
+            rounded: c.rounded.load(std::sync::atomic::Ordering::Relaxed),
+            error: st.and_then(|s| s.error.clone()),
+        });
+    }
+    let any_rejects = tables.iter().any(|t| t.rejected > 0);
+    LoadReport {
+        tables,
+        rows: rows_total,
+        bytes: bytes_total,
+        seconds: run.started.elapsed().as_secs_f64(),
+        resumed: run.resumed,
+        state_dir: opts.state_dir.clone(),
+        assessment: run.assessment,
+        rejects: any_rejects.then(|| run.rejects.path.clone()),
+        snapshot_position: state.snapshot_position.clone(),
+    }
+}
+
+/// The SELECT of one chunk, and its WHERE conditions.
+fn chunk_select(job: &Job, source: Dialect, range: KeyRange) -> (String, Vec<String>) {
+    let mut conds = Vec::new();
+    if let Some(k) = &job.chunk_key {
+        if let Some(p) = range.predicate(k) {
+            conds.push(p);
+        }
+    }
+    if let Some(f) = &job.filter {
+        conds.push(f.clone());
+    }
+    let select = format!(
+        "SELECT {} FROM {}{}",
+        job.read_cols.join(", "),
+        source_table_sql(source, &job.source),
+        if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
+    );
+    (select, conds)
+}
+
+/// Reads a chunk's rows into `tx` with the source engine's reader (a
+/// PostgreSQL reader first gets the session that makes its text exact).
+pub(crate) async fn read_rows(s: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    if let Db::Postgres(c) = s {
+        c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
+    }
+    transfer::read_from(s, table, spec, tx).await
+}
+
+/// Reads one chunk of `job` into `tx`, on a connection from `readers`.
+pub(crate) async fn read_chunk(src: &Endpoint, job: &Job, range: KeyRange, tx: mpsc::Sender<Batch>, readers: &SnapshotReaders) -> Result<u64> {
+    let (mut s, pooled) = readers.checkout(src).await?;
+    let (select, _) = chunk_select(job, s.dialect(), range);
+    let spec = ReadSpec { select, types: job.read_types.clone() };
+    let r = read_rows(&mut s, &job.key, &spec, tx).await;
+    readers.give_back(s, pooled).await;
+    r
 }

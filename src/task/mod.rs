@@ -5,6 +5,7 @@ pub mod cdc;
 pub mod fullload;
 pub mod mapping;
 pub mod pack_source;
+pub mod sinkload;
 pub mod state;
 pub mod target_schema;
 pub mod unpack_db;

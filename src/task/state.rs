@@ -163,25 +163,31 @@ impl StateStore {
     }
 
     pub fn save(&self, state: &RunState) -> Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(state).map_err(|e| Error::other(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename itself must survive a crash too.
-            if let Ok(d) = std::fs::File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|source| Error::Write { path: self.path.clone(), source })
+        write_durably(&self.path, &body)
     }
 
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Replaces `path` with `body` so that a crash leaves the old or the new
+/// file, never a mix: a synced temporary file renamed over it, and the
+/// rename synced too.
+pub fn write_durably(path: &Path, body: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|source| Error::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! `tests/run.sh` starts (PostgreSQL, MariaDB) or in temp files (SQLite).
 #![allow(dead_code)]
 
+pub mod sinks;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,115 @@
+//! `barge migrate` options for file and stream targets (s3://, file://,
+//! kinesis://, kafka://).
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::endpoint::{EngineKind, Endpoint};
+use crate::error::{Error, Result};
+use crate::sink::{Compression, EnvelopeKind, FileFormat, PartitionKey, SinkOptions};
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "File and stream targets (s3://, file://, kinesis://, kafka://)")]
+pub struct SinkArgs {
+    /// File format [default: csv]
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+    /// File compression; for Parquet, of its column chunks [default: none; snappy for parquet]
+    #[arg(long, value_enum)]
+    pub compression: Option<Compression>,
+    /// Write a file once its buffer holds this many megabytes (uncompressed) ...
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    pub buffer_size: u64,
+    /// ... or has been open this many seconds, whichever comes first
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub buffer_interval: u64,
+    /// Give full-load files the Op column too (as CDC files have it), like DMS's IncludeOpForFullLoad
+    #[arg(long)]
+    pub include_op_for_full_load: bool,
+    /// CDC writes inserts only (DMS's CdcInsertsOnly): updates and deletes are counted and left out
+    #[arg(long)]
+    pub cdc_inserts_only: bool,
+    /// Add a column NAME to files holding each record's deterministic id, for de-duplication
+    #[arg(long, value_name = "NAME")]
+    pub record_id_column: Option<String>,
+    /// CSV files without the header line
+    #[arg(long)]
+    pub no_header: bool,
+    /// Partition key of stream records: the row's primary key, or schema.table
+    #[arg(long, value_enum, default_value_t = PartitionKey::PrimaryKey)]
+    pub partition_key: PartitionKey,
+    /// Kinesis: pack records into KPL aggregated records (KCL consumers de-aggregate them)
+    #[arg(long)]
+    pub aggregate: bool,
+    /// Kafka: a topic per table, e.g. 'cdc.{schema}.{table}' (the topics must exist) [default: the URL's topic]
+    #[arg(long, value_name = "PATTERN")]
+    pub topic_pattern: Option<String>,
+    /// Kafka: the message shape
+    #[arg(long, value_enum, default_value_t = EnvelopeKind::Dms)]
+    pub envelope: EnvelopeKind,
+    /// Give up on a throttled stream after retrying this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub retry_timeout: u64,
+}
+
+impl SinkArgs {
+    /// The options for `target`; refuses options that do not apply to it.
+    pub fn options(&self, target: &Endpoint, source: &Endpoint) -> Result<SinkOptions> {
+        let kind = target.kind();
+        let object = matches!(kind, EngineKind::S3 | EngineKind::Dir);
+        let refuse = |flag: &str, for_what: &str| Err(Error::usage(format!("{flag} applies to {for_what} targets, not to {target}")));
+        if !object {
+            if self.format.is_some() {
+                return refuse("--format", "s3:// and file://");
+            }
+            if self.compression.is_some() {
+                return refuse("--compression", "s3:// and file://");
+            }
+            if self.record_id_column.is_some() {
+                return refuse("--record-id-column", "s3:// and file://");
+            }
+        }
+        if self.aggregate && kind != EngineKind::Kinesis {
+            return refuse("--aggregate", "kinesis://");
+        }
+        if kind != EngineKind::Kafka && (self.topic_pattern.is_some() || self.envelope != EnvelopeKind::Dms) {
+            return refuse(if self.topic_pattern.is_some() { "--topic-pattern" } else { "--envelope" }, "kafka://");
+        }
+        if self.buffer_size == 0 {
+            return Err(Error::usage("--buffer-size must be at least 1 (MB)"));
+        }
+        if let Some(p) = &self.topic_pattern {
+            if !p.contains("{table}") {
+                return Err(Error::usage(format!("--topic-pattern `{p}` has no {{table}}: every table would share one topic; leave the option out for that")));
+            }
+        }
+        let format = self.format.unwrap_or(FileFormat::Csv);
+        Ok(SinkOptions {
+            format,
+            compression: self.compression.unwrap_or(if format == FileFormat::Parquet { Compression::Snappy } else { Compression::None }),
+            buffer_bytes: (self.buffer_size as usize).saturating_mul(1 << 20),
+            buffer_interval: Duration::from_secs(self.buffer_interval.max(1)),
+            include_op_for_full_load: self.include_op_for_full_load,
+            cdc_inserts_only: self.cdc_inserts_only,
+            record_id_column: self.record_id_column.clone(),
+            csv_header: !self.no_header,
+            partition_key: self.partition_key,
+            aggregate: self.aggregate,
+            topic_pattern: self.topic_pattern.clone(),
+            envelope: self.envelope,
+            default_schema: default_schema(source),
+            retry_timeout: Duration::from_secs(self.retry_timeout),
+        })
+    }
+}
+
+/// The schema name for paths and metadata when the source has none:
+/// MySQL's database, SQLite's `main`, PostgreSQL's `public`.
+fn default_schema(source: &Endpoint) -> String {
+    match source {
+        Endpoint::Mysql(e) => e.database.clone().unwrap_or_else(|| "mysql".into()),
+        Endpoint::Sqlite(_) => "main".into(),
+        _ => "public".into(),
+    }
+}

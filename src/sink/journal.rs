@@ -1,0 +1,107 @@
+//! Where change capture into files and streams resumes. A database target
+//! keeps its position in the same transaction as the data; a file or a
+//! stream has no such place, so the position its sink reports durable is
+//! written to a file in the run's state directory. A rerun starts after
+//! it: changes the sink had buffered but not written are read again
+//! (delivery is at least once, and record ids repeat, so consumers can
+//! drop the duplicates).
+
+use std::path::PathBuf;
+
+use crate::cdc::destination::BoxFuture;
+use crate::cdc::{ChangeBatch, Destination, Tables};
+use crate::error::{Error, Result};
+use crate::model::Position;
+
+pub const FILE_NAME: &str = "cdc-position";
+
+/// A sink whose durable position survives the process.
+pub struct Journaled {
+    inner: Box<dyn Destination>,
+    path: PathBuf,
+    saved: Option<Position>,
+}
+
+impl Journaled {
+    pub fn open(inner: Box<dyn Destination>, state_dir: &std::path::Path) -> Result<Journaled> {
+        let path = state_dir.join(FILE_NAME);
+        let saved = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text.trim().parse::<Position>().map_err(|e| Error::Input {
+                file: path.display().to_string(),
+                line: 1,
+                message: e,
+                hint: Some("the file holds where change capture resumes; delete it to start again from the capture's start (changes are then delivered again)".into()),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Read { path, source: e }),
+        };
+        Ok(Journaled { inner, path, saved })
+    }
+
+    async fn durable(&mut self) -> Result<Option<Position>> {
+        let now = self.inner.committed().await?;
+        if let Some(p) = now {
+            if self.saved.as_ref().is_none_or(|s| p > *s) {
+                crate::task::state::write_durably(&self.path, p.to_string().as_bytes())?;
+                self.saved = Some(p);
+            }
+        }
+        Ok(self.saved.clone())
+    }
+}
+
+impl Destination for Journaled {
+    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+        self.inner.apply(tables, batch)
+    }
+
+    fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
+        Box::pin(self.durable())
+    }
+
+    fn flush<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
+        self.inner.flush()
+    }
+
+    fn tick<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
+        self.inner.tick()
+    }
+
+    fn buffers(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports whatever position it was last told is durable.
+    struct Fake(Option<Position>);
+
+    impl Destination for Fake {
+        fn apply<'a>(&'a mut self, _: &'a Tables, _: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
+            Box::pin(async move { Ok(self.0.clone()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_durable_position_survives_a_restart_and_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journaled::open(Box::new(Fake(None)), dir.path()).unwrap();
+        assert_eq!(j.committed().await.unwrap(), None);
+        j.inner = Box::new(Fake(Some(Position::pg(200))));
+        assert_eq!(j.committed().await.unwrap(), Some(Position::pg(200)));
+        // A new process: the sink knows nothing yet, the file does.
+        let mut j = Journaled::open(Box::new(Fake(None)), dir.path()).unwrap();
+        assert_eq!(j.committed().await.unwrap(), Some(Position::pg(200)));
+        j.inner = Box::new(Fake(Some(Position::pg(100))));
+        assert_eq!(j.committed().await.unwrap(), Some(Position::pg(200)), "never moves back");
+        std::fs::write(dir.path().join(FILE_NAME), "pg:nonsense").unwrap();
+        let e = Journaled::open(Box::new(Fake(None)), dir.path()).err().expect("a damaged file is an error");
+        assert!(e.to_string().contains(FILE_NAME), "{e}");
+    }
+}

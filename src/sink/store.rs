@@ -1,0 +1,127 @@
+//! Where files go: an S3 bucket (or S3-compatible server) or a local
+//! directory, through object_store, with one layout for both.
+//!
+//! S3 takes credentials, region and endpoint from the usual AWS variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `AWS_REGION`, `AWS_ENDPOINT_URL`); the URL options `region=` and
+//! `endpoint=` override the last two. Secrets are never accepted in the URL.
+//!
+//! Every file appears whole or not at all: small files go up in one PUT
+//! (atomic on S3; written to a temporary file and renamed locally), large
+//! ones as a multipart upload, which S3 only shows once it is completed
+//! (and which object_store also stages and renames locally).
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::{Path, PathPart};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+
+use super::SinkTable;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+
+/// Files from this size up are sent as multipart uploads.
+pub const MULTIPART_THRESHOLD: usize = 16 << 20;
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+pub const PART_SIZE: usize = 8 << 20;
+/// File numbers of one full-load chunk: chunk `c` writes LOAD(c·N + 1) on.
+pub const FILES_PER_CHUNK: u64 = 100_000;
+
+#[derive(Clone)]
+pub struct ObjectTarget {
+    store: Arc<dyn ObjectStore>,
+    prefix: Vec<String>,
+    pub display: String,
+}
+
+impl ObjectTarget {
+    pub fn open(endpoint: &Endpoint) -> Result<ObjectTarget> {
+        match endpoint {
+            Endpoint::Dir(d) => {
+                std::fs::create_dir_all(&d.path).map_err(|source| Error::Write { path: d.path.clone(), source })?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&d.path).map_err(|e| store_error(&d.display, e))?;
+                Ok(ObjectTarget { store: Arc::new(store), prefix: Vec::new(), display: d.display.clone() })
+            }
+            #[cfg(feature = "s3")]
+            Endpoint::S3(s) => {
+                super::install_crypto_provider();
+                // Credentials come from the environment only: without them
+                // object_store would ask the EC2 instance-metadata address,
+                // a network call the user never asked for.
+                let has = |v: &str| std::env::var(v).is_ok_and(|x| !x.is_empty());
+                let from_env = (has("AWS_ACCESS_KEY_ID") && has("AWS_SECRET_ACCESS_KEY")) || has("AWS_WEB_IDENTITY_TOKEN_FILE") || has("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || has("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+                if !from_env {
+                    return Err(Error::Endpoint {
+                        endpoint: s.display.clone(),
+                        message: "no AWS credentials in the environment".into(),
+                        hint: Some("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE".into()),
+                    });
+                }
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&s.bucket);
+                if let Some(r) = s.options.get("region") {
+                    b = b.with_region(r);
+                }
+                let endpoint = s.options.get("endpoint").cloned().or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok()).or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                if let Some(e) = endpoint {
+                    // A plain-http endpoint is a local test server the user named.
+                    b = b.with_allow_http(e.starts_with("http://")).with_endpoint(e);
+                }
+                let store = b.build().map_err(|e| store_error(&s.display, e).with_hint("set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_REGION), or ?region=...&endpoint=... in the URL"))?;
+                let prefix = s.prefix.split('/').filter(|p| !p.is_empty()).map(str::to_string).collect();
+                Ok(ObjectTarget { store: Arc::new(store), prefix, display: s.display.clone() })
+            }
+            other => Err(super::not_built(other)),
+        }
+    }
+
+    /// `prefix/[errors/]schema/table/file`.
+    pub fn path(&self, errors: bool, table: &SinkTable, file: &str) -> Path {
+        let mut parts: Vec<PathPart> = self.prefix.iter().map(|p| PathPart::from(p.as_str())).collect();
+        if errors {
+            parts.push(PathPart::from("errors"));
+        }
+        parts.push(PathPart::from(table.schema.as_str()));
+        parts.push(PathPart::from(table.name.as_str()));
+        parts.push(PathPart::from(file));
+        Path::from_iter(parts)
+    }
+
+    /// Writes a whole file atomically.
+    pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        if bytes.len() < MULTIPART_THRESHOLD {
+            self.store.put(path, bytes.into()).await.map_err(|e| store_error(&self.display, e))?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(path).await.map_err(|e| store_error(&self.display, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        w.put(bytes.into());
+        if let Err(e) = w.finish().await {
+            return Err(store_error(&self.display, e));
+        }
+        Ok(())
+    }
+
+    /// Deletes the files an earlier attempt at a full-load chunk wrote, data
+    /// and errors, so the chunk's files are written afresh.
+    pub async fn discard_load_chunk(&self, table: &SinkTable, chunk: usize) -> Result<()> {
+        let range = (chunk as u64 * FILES_PER_CHUNK + 1)..=((chunk as u64 + 1) * FILES_PER_CHUNK);
+        for errors in [false, true] {
+            let dir = self.path(errors, table, "x");
+            let dir = Path::from_iter(dir.parts().take(dir.parts().count() - 1));
+            let listed: Vec<_> = self.store.list(Some(&dir)).try_collect().await.map_err(|e| store_error(&self.display, e))?;
+            for meta in listed {
+                let name = meta.location.filename().unwrap_or("");
+                let number = name.strip_prefix("LOAD").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<u64>().ok());
+                if number.is_some_and(|n| range.contains(&n)) {
+                    self.store.delete(&meta.location).await.map_err(|e| store_error(&self.display, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn store_error(display: &str, e: object_store::Error) -> Error {
+    Error::Endpoint { endpoint: display.to_string(), message: e.to_string(), hint: None }
+}
