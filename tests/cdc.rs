@@ -29,42 +29,7 @@ fn assert_ok(o: &Output, what: &str) {
 
 /// `migrate --mode full-load-and-cdc` in the background.
 fn start(src: &TestDb, dst: &TestDb, state: &Path, extra: &[&str]) -> Child {
-    barge()
-        .args(["migrate", &src.url, &dst.url, "--mode", "full-load-and-cdc", "--heartbeat", "1", "--poll-interval", "50", "--state-dir"])
-        .arg(state)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start barge")
-}
-
-/// Ctrl-C: barge stops after the batch in flight and says it was interrupted.
-fn interrupt(mut child: Child) -> Output {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "barge did not stop after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// Waits until replication has started (the status file exists).
-fn wait_replicating(child: &mut Child, state: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !state.join("cdc-status.json").exists() {
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("barge exited ({st:?}) before replicating:\n{err}");
-        }
-        assert!(Instant::now() < deadline, "replication did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    start_cdc(&src.url, &dst.url, state, extra)
 }
 
 /// Waits until `sql` on `db` returns `want` in its first column.

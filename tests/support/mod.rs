@@ -19,6 +19,47 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run barge")
 }
 
+/// `migrate SRC DST --mode full-load-and-cdc` in the background, quick to
+/// notice changes (1 s heartbeat, 50 ms polls).
+pub fn start_cdc(src: &str, dst: &str, state: &Path, extra: &[&str]) -> std::process::Child {
+    barge()
+        .args(["migrate", src, dst, "--mode", "full-load-and-cdc", "--heartbeat", "1", "--poll-interval", "50", "--state-dir"])
+        .arg(state)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start barge")
+}
+
+/// Ctrl-C: barge stops after the batch in flight and says it was interrupted.
+pub fn interrupt(mut child: std::process::Child) -> Output {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "barge did not stop after SIGINT");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Waits until replication has started (the status file exists).
+pub fn wait_replicating(child: &mut std::process::Child, state: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !state.join("cdc-status.json").exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("barge exited ({st:?}) before replicating:\n{err}");
+        }
+        assert!(std::time::Instant::now() < deadline, "replication did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Runs and insists on success, showing stderr otherwise.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
