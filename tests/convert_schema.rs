@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 
 use barge::endpoint::Role;
 use barge::model::{ColumnType, Schema, Table};
