@@ -43,14 +43,14 @@ pg_start
 log "generating $ROWS rows"
 createdb src
 pgq src "CREATE TABLE orders AS SELECT g::bigint AS id, (g % 5000)::int AS customer_id,
-           round((g * 7919 % 1000000)::numeric / 100, 2)::numeric(12,2) AS amount,
+           round((g::bigint * 7919 % 1000000)::numeric / 100, 2)::numeric(12,2) AS amount,
            timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' AS created_at,
            md5(g::text) AS note
          FROM generate_series(1, $ROWS) g;
          ALTER TABLE orders ADD PRIMARY KEY (id);
          CREATE TABLE stream_orders AS SELECT * FROM orders WHERE id <= $STREAM_ROWS;
-         ALTER TABLE stream_orders ADD PRIMARY KEY (id);
-         VACUUM ANALYZE;" >/dev/null
+         ALTER TABLE stream_orders ADD PRIMARY KEY (id);" >/dev/null
+pgq src "VACUUM ANALYZE" >/dev/null
 SRC_MB=$(pgq src "SELECT pg_total_relation_size('orders') / 1000000")
 SRC_URL="postgres://postgres@localhost:$PGPORT/src?host=$PGSOCK&sslmode=disable"
 COPY_SQL="COPY orders TO STDOUT (FORMAT csv)"
@@ -111,7 +111,7 @@ if wants s3; then
     EXTRA_PIDS+=($!)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S3PORT") 2>/dev/null && break; sleep 0.1; done
     export BENCH_S3=http://127.0.0.1:$S3PORT
-    AWSENV=(env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1)
+    AWSENV=(env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1)
     "${AWSENV[@]}" "$PY" -c 'import boto3,os; boto3.client("s3", endpoint_url=os.environ["BENCH_S3"]).create_bucket(Bucket="lake")'
     s3_rows() { "${AWSENV[@]}" "$PY" -c '
 import io, os, sys, boto3, pyarrow.parquet as pq
@@ -133,7 +133,7 @@ if wants kinesis; then
     EXTRA_PIDS+=("$KIN_PID")
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.1; done
     export BENCH_KINESIS=http://127.0.0.1:$KPORT
-    KENV=(env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1)
+    KENV=(env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1)
     mkstream() { "${KENV[@]}" "$PY" -c '
 import boto3, os, sys, time
 k = boto3.client("kinesis", endpoint_url=os.environ["BENCH_KINESIS"])
