@@ -22,5 +22,6 @@ pub mod reader;
 pub mod rows;
 pub mod scan;
 pub mod source;
+pub mod tree;
 
 pub use packer::{pack, KeyInput, PackOptions, PackReport, Source};
