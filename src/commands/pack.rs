@@ -506,6 +506,9 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
 fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> Result<ExitCode> {
     let Endpoint::S3(s3) = dst else { unreachable!("place() makes Objects of s3:// only") };
     let base = if s3.prefix.is_empty() { format!("s3://{}", s3.bucket) } else { format!("s3://{}/{}", s3.bucket, s3.prefix) };
+    // Credentials and the bucket first: they fail in a second, the disks' checks take longer.
+    let mut writer = ObjectWriter::new(crate::sink::store::ObjectTarget::open(dst)?, base.clone())?;
+    writer.probe()?;
     let progress = progress::for_cli();
     let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let checked = reader::check_files(&located, false, progress.as_ref());
@@ -523,8 +526,6 @@ fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> 
             catalog.source
         )));
     }
-    let target = crate::sink::store::ObjectTarget::open(dst)?;
-    let mut writer = ObjectWriter::new(target, base.clone())?;
     let deep = reader::decrypt_to(&located, &checked.locations, &master, &catalog, Output::Tree(&mut writer), progress.as_ref())?;
     let mut findings = checked.findings;
     findings.extend(deep.findings);

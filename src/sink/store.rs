@@ -131,6 +131,16 @@ impl ObjectTarget {
         Ok(WriteMultipart::new_with_chunk_size(upload, PART_SIZE))
     }
 
+    /// Lists at most one object under the prefix, so a missing bucket or
+    /// refused credentials show before any work is done.
+    pub async fn probe(&self) -> Result<()> {
+        let prefix = Path::from_iter(self.prefix.iter().map(|p| PathPart::from(p.as_str())));
+        match self.store.list(Some(&prefix)).try_next().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(store_error(&self.display, e).with_hint("check that the bucket exists and that these credentials may list and write to it")),
+        }
+    }
+
     /// Deletes the object at `path`, if there is one.
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {

@@ -96,6 +96,11 @@ impl ObjectWriter {
         })
     }
 
+    /// Fails early when the bucket is missing or out of reach.
+    pub fn probe(&self) -> Result<()> {
+        self.rt.block_on(self.target.probe())
+    }
+
     /// Waits for small PUTs until at most `limit` are in flight; the first
     /// that failed fails the unpack.
     fn drain_to(&mut self, limit: usize) -> Result<()> {
