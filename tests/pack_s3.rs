@@ -248,3 +248,24 @@ fn a_database_pack_is_refused_for_s3() {
     let (objs, _) = objects(&bucket, "tables");
     assert!(objs.is_empty(), "nothing was written: {objs:?}");
 }
+
+/// S3 keys are UTF-8: a file whose name is not cannot be put, and is named
+/// (non-zero exit) rather than renamed; the rest still arrives.
+#[test]
+fn a_name_that_cannot_be_a_key_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let src = env.p("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("fine.txt"), b"fine").unwrap();
+    fs::write(src.join(std::ffi::OsStr::from_bytes(b"caf\xe9-latin1")), b"latin-1 name").unwrap();
+    let dev = pack(&env, &src);
+    let bucket = unique_name("unpack-name");
+    create_bucket(&bucket);
+    let o = env.run(&["unpack", &dev, &s3_url(&bucket, "p"), "--passphrase-file", &env.pass()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("-latin1: not unpacked: the name is not UTF-8"), "{t}");
+    let (objs, _) = objects(&bucket, "p");
+    assert_eq!(objs.keys().collect::<Vec<_>>(), ["fine.txt"]);
+}

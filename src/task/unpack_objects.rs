@@ -121,6 +121,19 @@ impl ObjectWriter {
     }
 }
 
+/// A run that stops with an error mid-file aborts that file's multipart
+/// upload, so S3 keeps no invisible parts of it. (In-flight small PUTs are
+/// cancelled with the runtime; a PUT is whole or absent.)
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if let Some(Current { body: Body::Large(w), .. }) = self.current.take() {
+            let _ = self.rt.block_on(w.abort());
+        }
+    }
+}
+
+/// Mode in octal; mtime as the catalog keeps it, seconds and nanoseconds
+/// since the epoch.
 fn metadata(mode: u32, mtime: Mtime, sha256: &[u8; 32]) -> Attributes {
     let mut a = Attributes::new();
     a.insert(Attribute::Metadata("barge-sha256".into()), hex::encode(sha256).into());
