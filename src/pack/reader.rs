@@ -430,7 +430,7 @@ pub fn decrypt_to(
         }
         (Output::Tables(_), false) => {
             return Err(Error::usage(format!(
-                "this pack holds a directory tree (from {}), not database tables; unpack it to a directory or file:///dir",
+                "this pack holds a directory tree (from {}), not database tables; unpack it to a directory, file:///dir or s3://bucket/prefix",
                 catalog.source
             )))
         }
