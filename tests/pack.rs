@@ -561,14 +561,14 @@ fn secrets_come_from_env_or_key_file_never_argv() {
     assert!(!text(&o).contains("wrong one"));
 }
 
-/// Object stores are not there yet, and say so; a tree does not go into
-/// a database, nor a database option onto a tree (databases: tests/pack_db.rs).
+/// Packing from an object store is not there yet, and says so (unpacking
+/// to one: tests/pack_s3.rs); a tree does not go into a database, nor a
+/// database option onto a tree (databases: tests/pack_db.rs).
 #[test]
-fn s3_and_mismatched_targets_are_refused_clearly() {
+fn s3_source_and_mismatched_targets_are_refused_clearly() {
     let env = Env::new();
     let d1 = env.dev("d1");
-    fails(env.run(&["unpack", &d1, "s3://bucket/prefix", "--passphrase-file", &env.pass()]), 2, &["unpack to s3://", "not implemented"]);
-    fails(env.run(&["pack", "s3://bucket/prefix", &d1, "--passphrase-file", &env.pass()]), 2, &["not implemented"]);
+    fails(env.run(&["pack", "s3://bucket/prefix", &d1, "--passphrase-file", &env.pass()]), 2, &["pack from s3://", "not implemented"]);
     let src = env.p("src");
     make_tree(&src, 1000);
     fails(env.run(&["pack", src.to_str().unwrap(), &d1, "--tables", "x", "--passphrase-file", &env.pass()]), 2, &["--tables", "database source"]);

@@ -17,12 +17,13 @@ use crate::error::{exit, Error, Result};
 use crate::output;
 use crate::pack::crypto::{Argon2Params, Unlock};
 use crate::pack::format::{DEFAULT_CHUNK_SIZE, DEFAULT_SEGMENT_SIZE};
-use crate::pack::reader::{self, Finding, Severity};
+use crate::pack::reader::{self, Finding, Output, Severity};
 use crate::pack::{self, KeyInput, PackOptions, Source};
 use crate::progress;
 use crate::task::pack_source::DatabaseSource;
 use crate::task::target_schema::SchemaMode;
 use crate::task::unpack_db::{self, UnpackOptions, UnpackReport};
+use crate::task::unpack_objects::ObjectWriter;
 use crate::transfer::{OnError, ZeroDates};
 
 /// Where the passphrase or key comes from. Never argv.
@@ -79,8 +80,8 @@ pub struct PackArgs {
 
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
-    /// Mount points holding the image, then the target: a directory or file:///dir for a tree;
-    /// a database URL (postgres://, mysql://, sqlite:) for a database (s3:// is planned)
+    /// Mount points holding the image, then the target: a directory, file:///dir or
+    /// s3://bucket/prefix for a tree; a database URL (postgres://, mysql://, sqlite:) for a database
     #[arg(required = true, num_args = 2.., value_name = "DEVICE... TARGET")]
     pub paths: Vec<String>,
     /// Trust this manifest file (sent apart from the disks) instead of the copies on them
@@ -198,7 +199,7 @@ fn state_dir() -> PathBuf {
 fn default_journal(source: &Place) -> PathBuf {
     let key = match source {
         Place::Dir(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).into_os_string(),
-        Place::Database(e) => e.to_string().into(),
+        Place::Database(e) | Place::Objects(e) => e.to_string().into(),
     };
     let h = Sha256::digest(key.as_encoded_bytes());
     state_dir().join(format!("pack-{}.journal", hex::encode(&h[..8])))
@@ -208,10 +209,12 @@ fn default_journal(source: &Place) -> PathBuf {
 enum Place {
     Dir(PathBuf),
     Database(Endpoint),
+    /// An object store (`s3://`): an unpack target only.
+    Objects(Endpoint),
 }
 
 /// A plain path or `file://` URL is a directory; a database URL a
-/// database; other URLs (object stores, streams) are refused clearly.
+/// database; `s3://` an object store; streams are refused clearly.
 fn place(arg: &str, what: &str) -> Result<Place> {
     let looks_like_url = arg.contains("://") || arg.starts_with("sqlite:");
     if !looks_like_url {
@@ -220,8 +223,8 @@ fn place(arg: &str, what: &str) -> Result<Place> {
     match Endpoint::parse(arg)? {
         Endpoint::Dir(d) => Ok(Place::Dir(d.path)),
         e if e.kind().is_database() => Ok(Place::Database(e)),
-        Endpoint::S3(_) => Err(Error::NotImplemented { command: if what == "the pack source" { "pack from s3://" } else { "unpack to s3://" } }),
-        e => Err(Error::usage(format!("{what} cannot be {e}: use a directory, file:///dir or a database URL"))),
+        e @ Endpoint::S3(_) => Ok(Place::Objects(e)),
+        e => Err(Error::usage(format!("{what} cannot be {e}: use a directory, file:///dir, s3://bucket/prefix or a database URL"))),
     }
 }
 
@@ -231,6 +234,9 @@ fn size_arg(s: &str, flag: &str) -> Result<u64> {
 
 pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     let source = place(&args.source, "the pack source")?;
+    if matches!(source, Place::Objects(_)) {
+        return Err(Error::NotImplemented { command: "pack from s3://" });
+    }
     if matches!(source, Place::Dir(_)) && (args.tables.is_some() || args.no_cdc) {
         return Err(Error::usage("--tables and --no-cdc apply to a database source; the source is a directory"));
     }
@@ -272,7 +278,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     };
     let progress = progress::for_cli();
     let mut db = match &source {
-        Place::Dir(_) => None,
+        Place::Dir(_) | Place::Objects(_) => None,
         Place::Database(ep) => {
             let mapping = crate::commands::migrate::build_mapping(args.tables.as_deref(), None)?;
             Some(DatabaseSource::open(ep, &mapping, args.tables.as_deref(), !args.no_cdc)?)
@@ -282,6 +288,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         (Place::Dir(p), _) => Source::Tree(p),
         (Place::Database(_), Some(db)) => Source::Database(db),
         (Place::Database(_), None) => unreachable!("opened above"),
+        (Place::Objects(_), _) => unreachable!("refused above"),
     };
     let report = pack::pack(&opts, from, &mut keys, progress.as_ref())?;
     let o = output::get();
@@ -463,6 +470,7 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let target = match place(target_arg, "the unpack target")? {
         Place::Dir(p) => p,
         Place::Database(ep) => return unpack_to_database(&args, &devices, &ep),
+        Place::Objects(ep) => return unpack_to_objects(&args, &devices, &ep),
     };
     let progress = progress::for_cli();
     let located = reader::locate(&devices, args.manifest.as_deref(), args.pack.as_deref())?;
@@ -490,6 +498,60 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         ),
     });
     finish(v, &findings, "unpack")
+}
+
+/// `unpack DEVICE... s3://bucket/prefix`: the same checks and keyed pass
+/// as a directory unpack, each file put as an object (see
+/// [`crate::task::unpack_objects`] for what is kept and how a rerun goes).
+fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> Result<ExitCode> {
+    let Endpoint::S3(s3) = dst else { unreachable!("place() makes Objects of s3:// only") };
+    let base = if s3.prefix.is_empty() { format!("s3://{}", s3.bucket) } else { format!("s3://{}/{}", s3.bucket, s3.prefix) };
+    // Credentials and the bucket first: they fail in a second, the disks' checks take longer.
+    let mut writer = ObjectWriter::new(crate::sink::store::ObjectTarget::open(dst)?, base.clone())?;
+    writer.probe()?;
+    let progress = progress::for_cli();
+    let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
+    let checked = reader::check_files(&located, false, progress.as_ref());
+    if reader::has_errors(&checked.findings) {
+        return finish(json!({"pack_id": located.pack_id(), "target": base}), &checked.findings, "unpack (before writing anything)");
+    }
+    let (secret, is_file) = unlock_input(&args.secret)?;
+    let u = if is_file { Unlock::KeyFile(&secret) } else { Unlock::Passphrase(&secret) };
+    let master = reader::unlock(&located, &u)?;
+    let catalog = reader::open_catalog(&located, &master)?;
+    if catalog.database.is_some() {
+        return Err(Error::usage(format!(
+            "this pack holds database tables (from {}), not a directory tree, and tables do not go into {base}: \
+             unpack it into a database URL (postgres://, mysql:// or sqlite:), then migrate from there",
+            catalog.source
+        )));
+    }
+    let deep = reader::decrypt_to(&located, &checked.locations, &master, &catalog, Output::Tree(&mut writer), progress.as_ref())?;
+    let mut findings = checked.findings;
+    findings.extend(deep.findings);
+    let r = &writer.report;
+    if r.skipped_symlinks > 0 || r.skipped_empty_dirs > 0 {
+        output::warn(format!(
+            "{} and {} are not objects; skipped",
+            plural(r.skipped_symlinks, "symlink", "symlinks"),
+            plural(r.skipped_empty_dirs, "empty directory", "empty directories")
+        ));
+    }
+    let v = json!({
+        "pack_id": located.pack_id(),
+        "target": base,
+        "files": deep.totals.files,
+        "objects": r.objects,
+        "bytes": r.bytes,
+        "skipped_symlinks": r.skipped_symlinks,
+        "skipped_empty_dirs": r.skipped_empty_dirs,
+        "summary": format!("unpacked {} of {} files ({}) into {base} as objects", r.objects, deep.totals.files, fmt_bytes(r.bytes)),
+    });
+    finish(v, &findings, "unpack")
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `unpack DEVICE... DBURL`: every chunk's ciphertext is checked against

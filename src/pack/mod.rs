@@ -1,6 +1,8 @@
 //! The barge pack format: encrypted, checksummed images of a directory tree
 //! or a database spread over several disks. A library with no CLI:
-//! [`packer`] writes, [`reader`] verifies and restores. The byte layout is
+//! [`packer`] writes, [`reader`] verifies and restores (a tree through a
+//! [`tree::TreeWriter`]: a directory here, an object store in
+//! `crate::task::unpack_objects`). The byte layout is
 //! documented in `docs/FORMAT.md`.
 //!
 //! Layers, bottom up: [`format`] (binary headers), [`device`] (the backend
@@ -22,5 +24,6 @@ pub mod reader;
 pub mod rows;
 pub mod scan;
 pub mod source;
+pub mod tree;
 
 pub use packer::{pack, KeyInput, PackOptions, PackReport, Source};

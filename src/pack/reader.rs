@@ -10,10 +10,9 @@
 //! hashed sequentially with no reordering buffers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::ops::Range;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -21,11 +20,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::catalog::{Catalog, Entry, Mtime, Totals};
+use super::catalog::{Catalog, Entry, Mtime, PathBytes, Totals};
 use super::crypto::{self, MasterKey, Opener, Unlock};
 use super::device;
 use super::format::{self, ChunkHeader, CHUNK_HEADER_LEN, TAG_LEN};
 use super::manifest::{self, ChunkRecord, Decoded};
+use super::tree::{DirWriter, TreeWriter};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Unit};
 
@@ -47,6 +47,9 @@ pub struct Finding {
 impl Finding {
     fn error(file: Option<&Path>, message: impl Into<String>) -> Self {
         Finding { severity: Severity::Error, file: file.map(|p| p.display().to_string()), message: message.into() }
+    }
+    fn error_at(file: &str, message: impl Into<String>) -> Self {
+        Finding { severity: Severity::Error, file: Some(file.to_string()), message: message.into() }
     }
     fn note(file: Option<&Path>, message: impl Into<String>) -> Self {
         Finding { severity: Severity::Note, file: file.map(|p| p.display().to_string()), message: message.into() }
@@ -379,8 +382,8 @@ pub trait TableSink {
 pub enum Output<'a> {
     /// Only check every hash (`verify --deep`).
     Check,
-    /// Write the tree into this empty or new directory.
-    Dir(&'a Path),
+    /// Hand the tree to a writer (a directory, an object store).
+    Tree(&'a mut dyn TreeWriter),
     /// Hand each table to the sink.
     Tables(&'a mut dyn TableSink),
 }
@@ -395,7 +398,10 @@ pub fn decrypt_all(
     target: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<DeepReport> {
-    decrypt_to(l, locations, master, catalog, target.map_or(Output::Check, Output::Dir), progress)
+    match target {
+        Some(t) => decrypt_to(l, locations, master, catalog, Output::Tree(&mut DirWriter::new(t)), progress),
+        None => decrypt_to(l, locations, master, catalog, Output::Check, progress),
+    }
 }
 
 /// The keyed pass: decrypts what `output` needs (everything when checking)
@@ -414,17 +420,17 @@ pub fn decrypt_to(
     let chunk_of: HashMap<u64, &ChunkRecord> = m.chunks.iter().map(|c| (c.id, c)).collect();
     let has_tables = catalog.entries.iter().any(|e| matches!(e, Entry::Table { .. }));
     match (&output, has_tables) {
-        (Output::Dir(t), true) => {
+        (Output::Tree(t), true) => {
             return Err(Error::usage(format!(
                 "this pack holds database tables (from {}), not a directory tree; unpack it to a database URL \
                  (postgres://, mysql:// or sqlite:), not to {}",
                 catalog.source,
-                t.display()
+                t.describe()
             )))
         }
         (Output::Tables(_), false) => {
             return Err(Error::usage(format!(
-                "this pack holds a directory tree (from {}), not database tables; unpack it to a directory or file:///dir",
+                "this pack holds a directory tree (from {}), not database tables; unpack it to a directory, file:///dir or s3://bucket/prefix",
                 catalog.source
             )))
         }
@@ -467,8 +473,8 @@ pub fn decrypt_to(
     let task = progress.task(if verify_all { "verify --deep" } else { "unpack" }, Some(totals.bytes), Unit::Bytes);
     let findings = Mutex::new(Vec::new());
 
-    if let Output::Dir(t) = output {
-        prepare_target(t)?;
+    if let Output::Tree(t) = &mut output {
+        t.prepare()?;
     }
     let result = std::thread::scope(|s| -> Result<()> {
         let mut rxs = Vec::new();
@@ -584,18 +590,6 @@ fn decrypt_chunk(
     }
 }
 
-fn prepare_target(t: &Path) -> Result<()> {
-    if t.exists() {
-        let mut rd = fs::read_dir(t).map_err(|source| Error::Read { path: t.into(), source })?;
-        if rd.next().is_some() {
-            return Err(Error::usage(format!("target {} is not empty; unpack into a new or empty directory", t.display())));
-        }
-    } else {
-        fs::create_dir_all(t).map_err(|source| Error::Write { path: t.into(), source })?;
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn assemble(
     catalog: &Catalog,
@@ -606,66 +600,48 @@ fn assemble(
     findings: &Mutex<Vec<Finding>>,
     inc: &dyn Fn(u64),
 ) -> Result<()> {
-    let target = if let Output::Dir(t) = output { Some(*t) } else { None };
     let pieces = Pieces { rxs, slot_index, chunk_of };
-    let mut dirs = Vec::new();
-    let mut links = Vec::new();
-    // Parents already made: saves two syscalls per file on trees of small files.
-    let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let unsafe_path = |path: &PathBytes| Error::Mismatch(format!("unsafe path in the catalog: {}", path.display()));
     for e in &catalog.entries {
         match e {
             Entry::Dir { path, mode, mtime } => {
                 if !path.is_safe_relative() {
-                    return Err(Error::Mismatch(format!("unsafe path in the catalog: {}", path.display())));
+                    return Err(unsafe_path(path));
                 }
-                if let Some(t) = target {
-                    let p = t.join(path.to_path());
-                    fs::create_dir_all(&p).map_err(|source| Error::Write { path: p.clone(), source })?;
-                    made.insert(p.clone());
-                    dirs.push((p, *mode, *mtime));
+                if let Output::Tree(t) = output {
+                    t.dir(path, *mode, *mtime)?;
                 }
             }
             Entry::Symlink { path, target: to, mtime } => {
                 if !path.is_safe_relative() || path.0.is_empty() {
-                    return Err(Error::Mismatch(format!("unsafe path in the catalog: {}", path.display())));
+                    return Err(unsafe_path(path));
                 }
-                if let Some(t) = target {
-                    links.push((t.join(path.to_path()), to.to_path(), *mtime));
+                if let Output::Tree(t) = output {
+                    t.symlink(path, to, *mtime)?;
                 }
             }
             Entry::File { path, mode, mtime, size, sha256, extents } => {
                 if !path.is_safe_relative() || path.0.is_empty() {
-                    return Err(Error::Mismatch(format!("unsafe path in the catalog: {}", path.display())));
+                    return Err(unsafe_path(path));
                 }
-                let mut out = match target {
-                    Some(t) => {
-                        let p = t.join(path.to_path());
-                        if let Some(parent) = p.parent().filter(|d| !made.contains(*d)) {
-                            fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.into(), source })?;
-                            made.insert(parent.to_path_buf());
-                        }
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .open(&p)
-                            .map_err(|source| Error::Write { path: p.clone(), source })?;
-                        Some((io::BufWriter::with_capacity(1 << 20, f), p))
+                let (shown, stop_at_damage) = match output {
+                    Output::Tree(t) => {
+                        t.begin_file(path, *mode, *mtime, *size, sha256)?;
+                        (t.name(path), !t.keeps_damaged())
                     }
-                    None => None,
+                    _ => (path.display(), false),
                 };
-                let shown = target.map(|t| t.join(path.to_path())).unwrap_or_else(|| path.to_path());
-                let mut write = |bytes: &[u8]| match out.as_mut() {
-                    Some((w, path)) => w.write_all(bytes).map_err(|source| Error::Write { path: path.clone(), source }),
-                    None => Ok(()),
+                let damage = match output {
+                    Output::Tree(t) => pieces.read_item(&shown, stop_at_damage, extents, *size, sha256, inc, &mut |b| t.data(b))?,
+                    _ => pieces.read_item(&shown, false, extents, *size, sha256, inc, &mut |_| Ok(()))?,
                 };
-                if let Some(damage) = pieces.read_item(&shown.display().to_string(), false, extents, *size, sha256, inc, &mut write)? {
-                    findings.lock().unwrap().push(Finding::error(Some(&shown), damage));
+                if let Output::Tree(t) = output {
+                    if let Some(problem) = t.end_file(damage.as_deref())? {
+                        findings.lock().unwrap().push(Finding::error_at(&shown, problem));
+                    }
                 }
-                if let Some((w, p)) = out {
-                    let f = w.into_inner().map_err(|e| Error::Write { path: p.clone(), source: e.into_error() })?;
-                    f.set_permissions(fs::Permissions::from_mode(*mode)).map_err(|source| Error::Write { path: p.clone(), source })?;
-                    f.set_times(fs::FileTimes::new().set_accessed(system_time(*mtime)).set_modified(system_time(*mtime)))
-                        .map_err(|source| Error::Write { path: p.clone(), source })?;
+                if let Some(damage) = damage {
+                    findings.lock().unwrap().push(Finding::error_at(&shown, damage));
                 }
             }
             Entry::Table { name, size, sha256, extents, .. } => {
@@ -685,19 +661,8 @@ fn assemble(
             }
         }
     }
-    // Symlinks last, so no file is ever written through one; directory
-    // modes and times last of all, deepest first.
-    for (p, to, mtime) in links {
-        if let Some(parent) = p.parent() {
-            fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.into(), source })?;
-        }
-        std::os::unix::fs::symlink(&to, &p).map_err(|source| Error::Write { path: p.clone(), source })?;
-        set_mtime(&p, mtime, true).map_err(|source| Error::Write { path: p.clone(), source })?;
-    }
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
-    for (p, mode, mtime) in dirs {
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(|source| Error::Write { path: p.clone(), source })?;
-        set_mtime(&p, mtime, false).map_err(|source| Error::Write { path: p.clone(), source })?;
+    if let Output::Tree(t) = output {
+        t.finish()?;
     }
     Ok(())
 }
@@ -772,15 +737,6 @@ impl Pieces<'_, '_> {
         }
         Ok(None)
     }
-}
-
-fn system_time(m: Mtime) -> std::time::SystemTime {
-    let base = if m.0 >= 0 {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.0 as u64)
-    } else {
-        std::time::UNIX_EPOCH - std::time::Duration::from_secs(m.0.unsigned_abs())
-    };
-    base + std::time::Duration::from_nanos(m.1 as u64)
 }
 
 /// Sets access and modification time; `nofollow` for symlinks themselves.

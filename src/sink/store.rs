@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, WriteMultipart};
 
 use super::SinkTable;
 use crate::endpoint::Endpoint;
@@ -100,6 +100,58 @@ impl ObjectTarget {
             return Err(store_error(&self.display, e));
         }
         Ok(())
+    }
+
+    /// `prefix/<rel>` for a `/`-separated relative path, each part kept as
+    /// it is (the sinks' `path` escapes characters S3 advises against; a
+    /// restored tree keeps its names). `Err` says why `rel` cannot be a key:
+    /// not UTF-8, or a control character, which object_store refuses.
+    pub fn key(&self, rel: &[u8]) -> std::result::Result<Path, String> {
+        let rel = std::str::from_utf8(rel).map_err(|_| "the name is not UTF-8, and an object key must be".to_string())?;
+        let mut parts: Vec<PathPart> = self.prefix.iter().map(|p| PathPart::from(p.as_str())).collect();
+        for p in rel.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            parts.push(PathPart::parse(p).map_err(|e| format!("the name cannot be an object key: {e}"))?);
+        }
+        Ok(Path::from_iter(parts))
+    }
+
+    /// Writes a small body in one PUT (atomic), with `attributes`.
+    pub async fn put_with(&self, path: &Path, bytes: bytes::Bytes, attributes: Attributes) -> Result<()> {
+        let opts = PutOptions { attributes, ..Default::default() };
+        self.store.put_opts(path, bytes.into(), opts).await.map_err(|e| self.error_at(path, e))?;
+        Ok(())
+    }
+
+    /// Starts a multipart upload of `PART_SIZE` parts: nothing shows under
+    /// `path` until `finish`, and `abort` leaves nothing behind. Writes
+    /// need the runtime entered; bound memory with `wait_for_capacity`.
+    pub async fn upload(&self, path: &Path, attributes: Attributes) -> Result<WriteMultipart> {
+        let opts = PutMultipartOptions { attributes, ..Default::default() };
+        let upload = self.store.put_multipart_opts(path, opts).await.map_err(|e| self.error_at(path, e))?;
+        Ok(WriteMultipart::new_with_chunk_size(upload, PART_SIZE))
+    }
+
+    /// Lists at most one object under the prefix, so a missing bucket or
+    /// refused credentials show before any work is done.
+    pub async fn probe(&self) -> Result<()> {
+        let prefix = Path::from_iter(self.prefix.iter().map(|p| PathPart::from(p.as_str())));
+        match self.store.list(Some(&prefix)).try_next().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(store_error(&self.display, e).with_hint("check that the bucket exists and that these credentials may list and write to it")),
+        }
+    }
+
+    /// Deletes the object at `path`, if there is one.
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error_at(path, e)),
+        }
+    }
+
+    /// An error naming the object it is about.
+    pub fn error_at(&self, path: &Path, e: object_store::Error) -> Error {
+        Error::Endpoint { endpoint: self.display.clone(), message: format!("{path}: {e}"), hint: None }
     }
 
     /// Deletes the files an earlier attempt at a full-load chunk wrote, data

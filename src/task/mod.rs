@@ -1,5 +1,6 @@
 //! Data-moving tasks: the full load, its resumable state, table mappings
-//! and validation; packing a database and unpacking it into one.
+//! and validation; packing a database and unpacking it into one; unpacking
+//! a tree into an object store.
 
 pub mod cdc;
 pub mod fullload;
@@ -9,4 +10,5 @@ pub mod sinkload;
 pub mod state;
 pub mod target_schema;
 pub mod unpack_db;
+pub mod unpack_objects;
 pub mod validate;

@@ -77,7 +77,7 @@ pub struct UnpackReport {
 pub fn packed_schema(catalog: &Catalog) -> Result<(Schema, &DatabaseInfo)> {
     let info = catalog.database.as_ref().ok_or_else(|| {
         Error::usage(format!(
-            "this pack holds a directory tree (from {}), not database tables; unpack it to a directory or file:///dir",
+            "this pack holds a directory tree (from {}), not database tables; unpack it to a directory, file:///dir or s3://bucket/prefix",
             catalog.source
         ))
     })?;
