@@ -342,8 +342,8 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
     if let Some(Measured::Db { db, .. }) = &measured {
         if db.unanalyzed_tables > 0 {
             output::warn(format!(
-                "{} of the tables have no row statistics yet; run ANALYZE (PostgreSQL) or ANALYZE TABLE (MySQL) for row counts",
-                db.unanalyzed_tables
+                "{} of {} tables have no row statistics yet, so the row estimate leaves them out; run ANALYZE (PostgreSQL) or ANALYZE TABLE (MySQL)",
+                db.unanalyzed_tables, db.tables
             ));
         }
     }
