@@ -1,6 +1,8 @@
 //! `barge advise`: network or disks? Either from figures given
-//! (`--size 80TB --bandwidth 1Gbps`) or by measuring a SOURCE directory:
-//! its size, a compressibility sample and this machine's pack speed.
+//! (`--size 80TB --bandwidth 1Gbps`) or by measuring a SOURCE: a
+//! directory (its size, a compressibility sample and this machine's pack
+//! speed) or a database (catalog size, a sample read with the pack's
+//! reader; see [`crate::task::measure_db`]).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,13 +14,18 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::advise::{self, fmt_bytes, fmt_duration, parse_bandwidth, parse_rate, parse_size, DeviceProfile, Inputs};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::output;
+use crate::task::measure_db::{self, DbMeasured};
 
 #[derive(Debug, Args)]
 pub struct AdviseArgs {
-    /// A directory to measure (size, compressibility, pack speed here); or give --size
+    /// A directory or database URL to measure (size, read speed, compressibility, pack speed here); or give --size
     pub source: Option<String>,
+    /// Database SOURCE: tables a pack would carry, comma-separated [schema.]table patterns (% and * are wildcards); prefix ! to exclude
+    #[arg(long, value_name = "LIST")]
+    pub tables: Option<String>,
     /// Amount of data, e.g. 80TB
     #[arg(long, value_name = "SIZE")]
     pub size: Option<String>,
@@ -92,8 +99,48 @@ fn load_profiles(path: Option<&Path>) -> Result<Vec<DeviceProfile>> {
     Ok(profiles)
 }
 
+/// What was measured at SOURCE, as printed and as `measured` in --json.
 #[derive(Debug, serde::Serialize)]
-struct Measured {
+#[serde(untagged)]
+enum Measured {
+    Dir(DirMeasured),
+    Db {
+        #[serde(flatten)]
+        db: DbMeasured,
+        /// Compressed / original on the encoded sample (zstd level 1).
+        compress_ratio: f64,
+        pack_rate: f64,
+        /// The read rate advise plans with, in catalog bytes per second
+        /// ([`DbMeasured::source_read`]).
+        source_read: f64,
+    },
+}
+
+impl Measured {
+    fn bytes(&self) -> u64 {
+        match self {
+            Measured::Dir(d) => d.bytes,
+            Measured::Db { db, .. } => db.bytes,
+        }
+    }
+
+    fn source_read(&self) -> f64 {
+        match self {
+            Measured::Dir(d) => d.read_rate,
+            Measured::Db { source_read, .. } => *source_read,
+        }
+    }
+
+    fn pack_rate(&self) -> f64 {
+        match self {
+            Measured::Dir(d) => d.pack_rate,
+            Measured::Db { pack_rate, .. } => *pack_rate,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct DirMeasured {
     bytes: u64,
     files: u64,
     sample_bytes: u64,
@@ -103,8 +150,31 @@ struct Measured {
     pack_rate: f64,
 }
 
+/// Compressed size / original size at zstd level 1 (fast enough not to
+/// be the bottleneck, so its ratio is what a compressing link or store
+/// would see); 1.0 for an empty sample.
+fn compress_ratio(sample: &[u8]) -> Result<f64> {
+    if sample.is_empty() {
+        return Ok(1.0);
+    }
+    let compressed = zstd::bulk::compress(sample, 1).map_err(|e| Error::other(format!("zstd: {e}")))?;
+    Ok(compressed.len() as f64 / sample.len() as f64)
+}
+
+/// A database SOURCE: catalog size and a read sample
+/// ([`crate::task::measure_db`]), compressed like a directory sample.
+fn measure_database(endpoint: &Endpoint, tables: Option<&str>) -> Result<Measured> {
+    let mapping = crate::commands::migrate::build_mapping(tables, None)?;
+    let mut db = measure_db::measure(endpoint, &mapping)?;
+    let sample = std::mem::take(&mut db.sample);
+    let compress_ratio = compress_ratio(&sample)?;
+    drop(sample);
+    let source_read = db.source_read();
+    Ok(Measured::Db { db, compress_ratio, pack_rate: measure_pack_rate(), source_read })
+}
+
 /// Reads up to 64 MiB spread over the tree: 1 MiB from each of up to 64 files.
-fn measure_source(root: &Path) -> Result<Measured> {
+fn measure_source(root: &Path) -> Result<DirMeasured> {
     let scan = crate::pack::scan::scan(root, &[], |_| {})?;
     let files: Vec<_> = scan
         .items
@@ -125,12 +195,11 @@ fn measure_source(root: &Path) -> Result<Measured> {
         sample.extend_from_slice(&buf);
     }
     let read_secs = t.elapsed().as_secs_f64().max(1e-6);
-    let compressed = zstd::bulk::compress(&sample, 1).map_err(|e| Error::other(format!("zstd: {e}")))?;
-    Ok(Measured {
+    Ok(DirMeasured {
         bytes: scan.bytes,
         files: files.len() as u64,
         sample_bytes: sample.len() as u64,
-        compress_ratio: if sample.is_empty() { 1.0 } else { compressed.len() as f64 / sample.len() as f64 },
+        compress_ratio: compress_ratio(&sample)?,
         read_rate: sample.len() as f64 / read_secs,
         pack_rate: measure_pack_rate(),
     })
@@ -164,6 +233,24 @@ fn measure_pack_rate() -> f64 {
     (cores * per_thread) as f64 / t.elapsed().as_secs_f64().max(1e-6)
 }
 
+enum SourceArg {
+    Dir(PathBuf),
+    Database(Endpoint),
+}
+
+/// A plain path or file:// URL is a directory, a database URL a database;
+/// other URLs are refused: advise measures what pack can read.
+fn source_arg(src: &str) -> Result<SourceArg> {
+    if !(src.contains("://") || src.starts_with("sqlite:")) {
+        return Ok(SourceArg::Dir(PathBuf::from(src)));
+    }
+    match Endpoint::parse(src)? {
+        Endpoint::Dir(d) => Ok(SourceArg::Dir(d.path)),
+        e if e.kind().is_database() => Ok(SourceArg::Database(e)),
+        e => Err(Error::usage(format!("advise cannot measure {e}: give a directory, a database URL, or --size"))),
+    }
+}
+
 pub fn run(args: AdviseArgs) -> Result<ExitCode> {
     let usage = |e: String| Error::usage(e);
     if !(args.utilization > 0.0 && args.utilization <= 1.0) {
@@ -171,23 +258,23 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
     }
     let measured = match (&args.source, &args.size) {
         (Some(_), Some(_)) => return Err(Error::usage("give either SOURCE or --size, not both")),
-        (None, None) => return Err(Error::usage("give SOURCE (a directory to measure) or --size")),
-        (Some(src), None) => {
-            if src.contains("://") || src.starts_with("sqlite:") {
-                return Err(Error::NotImplemented { command: "advise <database URL>" });
-            }
-            Some(measure_source(Path::new(src))?)
-        }
+        (None, None) => return Err(Error::usage("give SOURCE (a directory or database URL to measure) or --size")),
+        (Some(src), None) => match source_arg(src)? {
+            SourceArg::Database(ep) => Some(measure_database(&ep, args.tables.as_deref())?),
+            SourceArg::Dir(_) if args.tables.is_some() => return Err(Error::usage("--tables applies to a database SOURCE; the source is a directory")),
+            SourceArg::Dir(p) => Some(Measured::Dir(measure_source(&p)?)),
+        },
+        (None, Some(_)) if args.tables.is_some() => return Err(Error::usage("--tables applies to a database SOURCE, not --size")),
         (None, Some(_)) => None,
     };
     let size = match (&args.size, &measured) {
         (Some(s), _) => parse_size(s).map_err(usage)? as f64,
-        (None, Some(m)) => m.bytes as f64,
+        (None, Some(m)) => m.bytes() as f64,
         _ => unreachable!(),
     };
     let pack_speed = match &args.pack_speed {
         Some(r) => parse_rate(r).map_err(usage)?,
-        None => measured.as_ref().map(|m| m.pack_rate).unwrap_or_else(measure_pack_rate),
+        None => measured.as_ref().map(|m| m.pack_rate()).unwrap_or_else(measure_pack_rate),
     };
     let inputs = Inputs {
         size,
@@ -196,7 +283,7 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
         change_rate: args.change_rate.as_deref().map(parse_rate).transpose().map_err(usage)?.unwrap_or(0.0),
         source_read: match (&args.source_read, &measured) {
             (Some(r), _) => parse_rate(r).map_err(usage)?,
-            (None, Some(m)) => m.read_rate,
+            (None, Some(m)) => m.source_read(),
             (None, None) => f64::INFINITY,
         },
         pack_speed,
@@ -216,8 +303,8 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
     }
     let mut o = std::io::stdout().lock();
     let mut w = |s: String| writeln!(o, "{s}").map_err(|source| Error::Write { path: "-".into(), source });
-    if let Some(m) = &measured {
-        w(format!(
+    match &measured {
+        Some(Measured::Dir(m)) => w(format!(
             "measured: {} in {} files; sample of {} compresses to {:.0} %; read {}/s, pack {}/s on this machine",
             fmt_bytes(m.bytes),
             m.files,
@@ -225,7 +312,40 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
             m.compress_ratio * 100.0,
             fmt_bytes(m.read_rate as u64),
             fmt_bytes(m.pack_rate as u64)
-        ))?;
+        ))?,
+        Some(Measured::Db { db, compress_ratio, pack_rate, source_read }) => {
+            w(format!(
+                "measured: {} {}, ~{} rows, {} of table data{} (size from the {})",
+                db.tables,
+                if db.tables == 1 { "table" } else { "tables" },
+                db.rows,
+                fmt_bytes(db.bytes),
+                db.index_bytes.map(|i| format!(" + {} of indexes, not moved", fmt_bytes(i))).unwrap_or_default(),
+                db.size_from
+            ))?;
+            w(format!(
+                "          sample of {} rows from {} {} in {:.1} s: {} encoded, compresses to {:.0} %; read {}/s ({} rows/s, {}/s of table data), pack {}/s on this machine",
+                db.sample_rows,
+                db.sample_tables,
+                if db.sample_tables == 1 { "table" } else { "tables" },
+                db.sample_secs,
+                fmt_bytes(db.sample_bytes),
+                compress_ratio * 100.0,
+                fmt_bytes(db.read_rate as u64),
+                db.read_rows_per_sec.round(),
+                fmt_bytes(*source_read as u64),
+                fmt_bytes(*pack_rate as u64)
+            ))?;
+        }
+        None => {}
+    }
+    if let Some(Measured::Db { db, .. }) = &measured {
+        if db.unanalyzed_tables > 0 {
+            output::warn(format!(
+                "{} of {} tables have no row statistics yet, so the row estimate leaves them out; run ANALYZE (PostgreSQL) or ANALYZE TABLE (MySQL)",
+                db.unanalyzed_tables, db.tables
+            ));
+        }
     }
     let n = &a.network;
     w(format!(

@@ -5,6 +5,7 @@
 pub mod cdc;
 pub mod fullload;
 pub mod mapping;
+pub mod measure_db;
 pub mod pack_source;
 pub mod sinkload;
 pub mod state;

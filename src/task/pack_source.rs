@@ -71,12 +71,12 @@ impl DatabaseSource {
             let dialect = conn.dialect();
             let mut plans = Vec::new();
             for t in &schema.tables {
-                let (estimated_rows, estimated_bytes) = estimate(&mut conn, t).await?;
+                let est = estimate(&mut conn, t).await?;
                 plans.push(TablePlan {
                     name: t.name.to_string(),
                     schema: serde_json::to_value(t).map_err(|e| Error::other(format!("table {}: {e}", t.name)))?,
-                    estimated_rows,
-                    estimated_bytes,
+                    estimated_rows: est.rows,
+                    estimated_bytes: est.bytes,
                 });
             }
             Ok::<_, Error>((dialect, schema, plans))
@@ -104,14 +104,24 @@ impl DatabaseSource {
 
 /// How one table is read: a SELECT, and on PostgreSQL, when no column
 /// needs a cast, the faster whole-table COPY.
-struct ReadJob {
-    name: String,
+pub(crate) struct ReadJob {
+    pub(crate) name: String,
     spec: ReadSpec,
     copy_table: Option<String>,
 }
 
+impl ReadJob {
+    /// The same read stopped after `rows` rows (`barge advise` samples
+    /// with it). The COPY form stays a COPY: it is what a pack reads with.
+    pub(crate) fn limited(self, rows: u64) -> ReadJob {
+        let select = format!("{} LIMIT {rows}", self.spec.select);
+        let copy_table = self.copy_table.map(|_| format!("COPY ({select}) TO STDOUT"));
+        ReadJob { name: self.name, spec: ReadSpec { select, types: self.spec.types }, copy_table }
+    }
+}
+
 /// Every column, in the table's order, read the way a full load reads it.
-fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
+pub(crate) fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
     let mut cols = Vec::new();
     let mut types = Vec::new();
     let mut plain = true;
@@ -127,41 +137,77 @@ fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
     ReadJob { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {table}", cols.join(", ")), types }, copy_table }
 }
 
-/// Rows and bytes from the catalog's statistics (SQLite has none: its
-/// rows are counted, which is quick for a local file).
-async fn estimate(conn: &mut Db, t: &Table) -> Result<(u64, u64)> {
+/// One table's size as the catalog has it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Estimate {
+    pub(crate) rows: u64,
+    /// The table's rows as stored, without its indexes: a pack carries
+    /// rows and rebuilds indexes at the target, so this is the estimate of
+    /// what moves.
+    pub(crate) bytes: u64,
+    /// Its indexes, shown beside `bytes` (None where the catalog is silent).
+    pub(crate) index_bytes: Option<u64>,
+}
+
+/// Rows and bytes from the catalog's statistics. PostgreSQL:
+/// `reltuples` and `pg_table_size` (heap + TOAST + maps, no indexes);
+/// MySQL/MariaDB: `TABLE_ROWS` and `DATA_LENGTH` (InnoDB's clustered
+/// index, i.e. the rows). SQLite keeps no statistics: its rows are counted,
+/// which is quick for a local file, and its pages summed from `dbstat`
+/// where the library has it (0 where not).
+pub(crate) async fn estimate(conn: &mut Db, t: &Table) -> Result<Estimate> {
     let table = source_table_sql(conn.dialect(), t);
     match conn {
         Db::Postgres(c) => {
-            let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = $1::text::regclass";
+            let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c WHERE c.oid = $1::text::regclass";
             let row = c.client.query_one(sql, &[&table]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
-            let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
-            Ok((rows.max(0) as u64, bytes.max(0) as u64))
+            let (rows, bytes, index): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            Ok(Estimate { rows: rows.max(0) as u64, bytes: bytes.max(0) as u64, index_bytes: Some(index.max(0) as u64) })
         }
         Db::Mysql(c) => {
             use mysql_async::prelude::Queryable;
-            let sql = "SELECT TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
-            let row: Option<(Option<u64>, Option<u64>)> = c
+            let sql = "SELECT TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+            let row: Option<(Option<u64>, Option<u64>, Option<u64>)> = c
                 .conn
                 .exec_first(sql, (t.name.name.as_str(),))
                 .await
                 .map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
-            let (rows, bytes) = row.unwrap_or((None, None));
-            Ok((rows.unwrap_or(0), bytes.unwrap_or(0)))
+            let (rows, bytes, index) = row.unwrap_or((None, None, None));
+            Ok(Estimate { rows: rows.unwrap_or(0), bytes: bytes.unwrap_or(0), index_bytes: index })
         }
         Db::Sqlite(c) => {
             use sqlx::Row;
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
-            Ok((row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64, 0))
+            let rows = row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64;
+            // dbstat is optional in SQLite builds: without it, no byte figure.
+            let name = t.name.name.as_str();
+            let bytes = sqlite_pages(&mut c.conn, "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1", name).await;
+            let index = match bytes {
+                Some(_) => sqlite_pages(
+                    &mut c.conn,
+                    "SELECT SUM(d.pgsize) FROM dbstat d JOIN sqlite_schema s ON s.name = d.name WHERE s.type = 'index' AND s.tbl_name = ?1",
+                    name,
+                )
+                .await,
+                None => None,
+            };
+            Ok(Estimate { rows, bytes: bytes.unwrap_or(0).max(0) as u64, index_bytes: index.map(|i| i.max(0) as u64) })
         }
     }
+}
+
+/// A sum of page sizes from `dbstat`; None where SQLite was built without it.
+async fn sqlite_pages(conn: &mut sqlx::SqliteConnection, sql: &'static str, name: &str) -> Option<i64> {
+    use sqlx::Row;
+    let row = sqlx::query(sql).bind(name).fetch_one(conn).await.ok()?;
+    Some(row.try_get::<Option<i64>, _>(0).ok()?.unwrap_or(0))
 }
 
 /// Opens the snapshot every table of this run is read in: the change
 /// capture's (`exported`, PostgreSQL) when there is one. Read-only: the
 /// source is never written by a pack.
-async fn begin_snapshot(conn: &mut Db, exported: Option<&str>) -> Result<()> {
+pub(crate) async fn begin_snapshot(conn: &mut Db, exported: Option<&str>) -> Result<()> {
     match conn {
         Db::Postgres(c) => {
             let import = exported.map(|n| format!("; SET TRANSACTION SNAPSHOT '{n}'")).unwrap_or_default();
@@ -211,10 +257,7 @@ async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, snapshot: Option<ca
             // The packer stopped (devices full, or an error of its own).
             return;
         }
-        let r = match (&conn, &job.copy_table) {
-            (Db::Postgres(c), Some(copy)) => transfer::postgres::read_copy(&c.client, &c.display, &job.name, copy, &job.spec, btx).await,
-            _ => transfer::read_from(&mut conn, &job.name, &job.spec, btx).await,
-        };
+        let r = read_table(&mut conn, &job, btx).await;
         let failed = r.is_err();
         let _ = dtx.send(r);
         if failed {
@@ -222,6 +265,14 @@ async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, snapshot: Option<ca
         }
     }
     let _ = conn.execute("COMMIT").await;
+}
+
+/// Reads one table into `tx`, the way a pack reads it. Returns rows read.
+pub(crate) async fn read_table(conn: &mut Db, job: &ReadJob, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    match (&*conn, &job.copy_table) {
+        (Db::Postgres(c), Some(copy)) => transfer::postgres::read_copy(&c.client, &c.display, &job.name, copy, &job.spec, tx).await,
+        _ => transfer::read_from(conn, &job.name, &job.spec, tx).await,
+    }
 }
 
 impl TableSource for DatabaseSource {
