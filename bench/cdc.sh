@@ -96,7 +96,7 @@ pgbench -n -t $((BACKLOG / 4)) -c 4 -j 2 -f "$WORK/update.sql" src >"$WORK/log/p
 END=$(pgq src "SELECT pg_current_wal_insert_lsn()")
 CHANGES=$((BACKLOG / 4 * 4))
 
-bench_measure barge "$BARGE_BIN" migrate "$SRC" "$TGT" --mode cdc --stop-at "pg:$END" --heartbeat 1 --state-dir "$STATE"
+bench_measure barge "$BARGE_BIN" -v migrate "$SRC" "$TGT" --mode cdc --stop-at "pg:$END" --heartbeat 1 --state-dir "$STATE"
 BARGE_WALL=$M_WALL BARGE_CPU=$M_CPU BARGE_SRV=$M_SRV_CPU BARGE_RSS=$M_RSS_KB BARGE_RC=$M_RC
 bench_measure pg_recvlogical "$PG_BIN/pg_recvlogical" -d src --slot ref --start --endpos "$END" \
     -o proto_version=1 -o "publication_names=$SLOT" -f /dev/null --no-loop

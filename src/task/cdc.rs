@@ -202,6 +202,11 @@ pub struct CdcReport {
     pub interrupted: bool,
 }
 
+/// How long a batch waits for the next source transaction while catching
+/// up, and for all of them together (see the batching in [`run`]).
+const LINGER_GAP: Duration = Duration::from_millis(2);
+const LINGER_MAX: Duration = Duration::from_millis(20);
+
 /// Replicates from `src` to `dst` until stopped.
 pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOptions) -> Result<CdcReport> {
     let mut tables = Arc::new(tables);
@@ -279,15 +284,34 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
         };
         let mut messages = vec![first];
         let mut size = 0usize;
+        let take = |m: FromSource, size: &mut usize, messages: &mut Vec<Option<FromSource>>| {
+            if let FromSource::Event(SourceEvent::Transaction(t)) = &m {
+                *size += t.changes.len();
+            }
+            messages.push(Some(m));
+        };
         while size < opts.batch_changes {
             match rx.try_recv() {
-                Ok(m) => {
-                    if let FromSource::Event(SourceEvent::Transaction(t)) = &m {
-                        size += t.changes.len();
-                    }
-                    messages.push(Some(m));
-                }
+                Ok(m) => take(m, &mut size, &mut messages),
                 Err(_) => break,
+            }
+        }
+        // More than one message waiting means the source is ahead: keep
+        // taking what arrives close behind (gaps under LINGER_GAP, for at
+        // most LINGER_MAX), so one target transaction carries many source
+        // ones. A lone change, the live case, goes at once.
+        if messages.len() > 1 {
+            let until = Instant::now() + LINGER_MAX;
+            while size < opts.batch_changes {
+                let gap = (Instant::now() + LINGER_GAP).min(until);
+                match tokio::time::timeout_at(gap.into(), rx.recv()).await {
+                    Ok(Some(m)) => take(m, &mut size, &mut messages),
+                    Ok(None) => {
+                        messages.push(None);
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
         }
 
