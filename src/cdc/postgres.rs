@@ -202,7 +202,16 @@ pub async fn prepare(ep: &DbEndpoint, tables: &[Table], slot: &str, publication:
 pub async fn cleanup(ep: &DbEndpoint, slot: &str, publication: &str) -> Result<Vec<String>> {
     let client = connect_client(ep, Role::Source).await?;
     let mut done = Vec::new();
-    let active = client.query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.map_err(|e| query_error(&ep.display, "pg_replication_slots", e))?;
+    // A `barge migrate` that just stopped leaves its walsender running for a
+    // moment: give it a few seconds to let go of the slot.
+    let mut active = None;
+    for _ in 0..20 {
+        active = client.query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.map_err(|e| query_error(&ep.display, "pg_replication_slots", e))?;
+        if active.as_ref().is_none_or(|r| r.get::<_, Option<i32>>(0).is_none()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     if let Some(row) = active {
         let pid: Option<i32> = row.get(0);
         if let Some(pid) = pid {

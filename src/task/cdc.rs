@@ -305,6 +305,10 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             while size < opts.batch_changes {
                 let gap = (Instant::now() + LINGER_GAP).min(until);
                 match tokio::time::timeout_at(gap.into(), rx.recv()).await {
+                    Ok(Some(m @ (FromSource::Failed(_) | FromSource::Ended))) => {
+                        messages.push(Some(m));
+                        break;
+                    }
                     Ok(Some(m)) => take(m, &mut size, &mut messages),
                     Ok(None) => {
                         messages.push(None);
@@ -321,6 +325,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
         let mut stop_after = false;
         for m in messages {
             match m {
+                // The reader's own ending or failure, taken just before, says more.
+                None if ended || failure.is_some() => {}
                 None => failure = Some(Error::other("the change reader stopped unexpectedly")),
                 Some(FromSource::Ended) => ended = true,
                 Some(FromSource::Failed(e)) => failure = Some(e),
