@@ -346,7 +346,7 @@ async fn tls_modes_against_a_server_without_tls() {
         assert!(!c.tls, "{query}: the server has no TLS, yet the connection says it is encrypted");
     }
     // An unknown mode is refused when the URL is parsed, before connecting.
-    let url = format!("mysql://barge@127.0.0.1:1/x?sslmode=sometimes");
+    let url = "mysql://barge@127.0.0.1:1/x?sslmode=sometimes".to_string();
     let err = barge::endpoint::Endpoint::parse(&url).expect_err("an unknown ssl-mode was accepted");
     assert!(err.to_string().contains("VERIFY_IDENTITY") || err.hint().unwrap_or_default().contains("VERIFY_IDENTITY"), "{err}");
 }

@@ -39,7 +39,7 @@ pub async fn check_prerequisites(c: &mut MyConn) -> Result<()> {
     need("binlog_format", &v[1], "ROW", "SET GLOBAL binlog_format = 'ROW' (and in my.cnf), then reconnect the writers")?;
     need("binlog_row_image", &v[2], "FULL", "SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)")?;
     if v[3].as_deref().is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
-        crate::output::verbose("binlog_row_metadata is not FULL: row events are matched to columns by position".to_string());
+        crate::output::verbose("binlog_row_metadata is not FULL: row events are matched to columns by position");
     }
     let grants: Vec<String> = c.conn.query("SHOW GRANTS").await.map_err(|e| statement_error(&c.display, "SHOW GRANTS", &e))?;
     let all = grants.join("\n").to_ascii_uppercase();

@@ -298,7 +298,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         let mut identity = c.identity.clone();
         if identity.is_some() && !ty.is_integer() {
             let was = ty.describe();
-            ty = if target == Dialect::Sqlite { ColumnType::int(64) } else { ColumnType::int(64) };
+            ty = ColumnType::int(64);
             notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: format!("identity column {was} → bigint") });
         }
         let mut inline_pk = false;
@@ -313,10 +313,8 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                         identity = None;
                     }
                 }
-                Dialect::Mysql => {
-                    if !keyed.contains(&c.name) && !t.indexes.iter().any(|i| matches!(i.parts.first().map(|p| &p.key), Some(IndexKey::Column(n)) if n == &c.name)) {
-                        notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "AUTO_INCREMENT needs a key: a unique key is added".into() });
-                    }
+                Dialect::Mysql if !keyed.contains(&c.name) && !t.indexes.iter().any(|i| matches!(i.parts.first().map(|p| &p.key), Some(IndexKey::Column(n)) if n == &c.name)) => {
+                    notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "AUTO_INCREMENT needs a key: a unique key is added".into() });
                 }
                 _ => {}
             }
@@ -334,17 +332,15 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         let mut check_values = None;
         match &ty {
             ColumnType::Enum { name, values } => match target {
-                Dialect::Postgres => {
-                    if name.is_none() {
-                        let type_name = names.generated_name(&[&t.name.name, &c.name]);
-                        let mut tparts = parts.clone();
-                        tparts.pop();
-                        tparts.push(type_name.clone());
-                        let qn = QualifiedName { schema: if tparts.len() > 1 { Some(tparts[0].clone()) } else { None }, name: type_name };
-                        out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone() });
-                        ty = ColumnType::Enum { name: Some(qn), values: values.clone() };
-                        notes.push(typemap::TypeNote { code: codes::ENUM_CONVERTED, status: Status::Converted, message: format!("enum → CREATE TYPE {}", names.quote_parts(&tparts)) });
-                    }
+                Dialect::Postgres if name.is_none() => {
+                    let type_name = names.generated_name(&[&t.name.name, &c.name]);
+                    let mut tparts = parts.clone();
+                    tparts.pop();
+                    tparts.push(type_name.clone());
+                    let qn = QualifiedName { schema: if tparts.len() > 1 { Some(tparts[0].clone()) } else { None }, name: type_name };
+                    out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone() });
+                    ty = ColumnType::Enum { name: Some(qn), values: values.clone() };
+                    notes.push(typemap::TypeNote { code: codes::ENUM_CONVERTED, status: Status::Converted, message: format!("enum → CREATE TYPE {}", names.quote_parts(&tparts)) });
                 }
                 Dialect::Sqlite => {
                     check_values = Some(values.clone());
@@ -998,7 +994,7 @@ fn harmonize_foreign_key_types(index: &TableIndex, names: &NamePlan, out: &mut T
 
 /// `22:00:00+00`, `2024-01-01 10:00:00+02:00`, `...Z`.
 fn has_zone_suffix(s: &str) -> bool {
-    split_zone_suffix(s).1 != ""
+    !split_zone_suffix(s).1.is_empty()
 }
 
 fn split_zone_suffix(s: &str) -> (&str, &str) {

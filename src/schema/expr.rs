@@ -220,8 +220,8 @@ fn as_bool_literal(e: &Expr) -> Option<Expr> {
     match e {
         Expr::Nested(inner) => as_bool_literal(inner),
         Expr::Value(v) => match &v.value {
-            Value::Number(n, _) if n.to_string() == "0" => Some(Expr::value(Value::Boolean(false))),
-            Value::Number(n, _) if n.to_string() == "1" => Some(Expr::value(Value::Boolean(true))),
+            Value::Number(n, _) if *n == "0" => Some(Expr::value(Value::Boolean(false))),
+            Value::Number(n, _) if *n == "1" => Some(Expr::value(Value::Boolean(true))),
             _ => None,
         },
         _ => None,

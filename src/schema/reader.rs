@@ -446,10 +446,8 @@ impl Reader {
                     let (start, increment) = identity_params(kind);
                     c.identity = Some(Identity { kind: IdentityKind::ByDefault, start, increment, sequence: None });
                 }
-                ColumnOption::DialectSpecific(toks) => {
-                    if toks.iter().any(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("AUTO_INCREMENT") || w.value.eq_ignore_ascii_case("AUTOINCREMENT"))) {
-                        c.identity = Some(Identity { kind: IdentityKind::AutoIncrement, start: t.options.auto_increment_start, increment: None, sequence: None });
-                    }
+                ColumnOption::DialectSpecific(toks) if toks.iter().any(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("AUTO_INCREMENT") || w.value.eq_ignore_ascii_case("AUTOINCREMENT"))) => {
+                    c.identity = Some(Identity { kind: IdentityKind::AutoIncrement, start: t.options.auto_increment_start, increment: None, sequence: None });
                 }
                 _ => {}
             }
@@ -763,10 +761,7 @@ impl Reader {
             origin: Origin { line: st.line },
         };
         for c in &cd.constraints {
-            match c {
-                TableConstraint::Check(ch) => d.checks.push(self.sql(&ch.expr)),
-                _ => {}
-            }
+            if let TableConstraint::Check(ch) = c { d.checks.push(self.sql(&ch.expr)) }
         }
         if st.text.to_ascii_uppercase().contains("NOT NULL") {
             d.not_null = true;

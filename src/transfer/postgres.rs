@@ -38,7 +38,7 @@ pub async fn read_copy(client: &Client, display: &str, table: &str, copy: &str, 
     let mut bytes = 0usize;
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| query_error(display, &copy, e))?;
+        let chunk = chunk.map_err(|e| query_error(display, copy, e))?;
         parser.feed(&chunk);
         while let Some(fields) = parser.next_row().map_err(|e| table_error(table, None, &e))? {
             let mut row = Vec::with_capacity(fields.len());
