@@ -1,7 +1,7 @@
 //! Change data capture into files and streams, end to end against real
 //! servers: `--mode full-load-and-cdc` writes the rows, then every change
-//! in source order (files: an `Op` column, named by time; Kafka: the DMS
-//! envelope keyed by the primary key). Ctrl-C writes what the sink holds,
+//! in source order (files: an `Op` column, named by time; Kafka and
+//! Kinesis: the DMS envelope keyed by the primary key, each key in order). Ctrl-C writes what the sink holds,
 //! and a rerun resumes after it: the changes made while barge was stopped
 //! arrive, and none of the earlier ones arrive twice.
 
@@ -152,5 +152,47 @@ async fn mysql_changes_to_kafka_in_order_per_key() {
     assert_eq!(after.len(), 10, "only the new change arrives, nothing again ({} messages)", after.len());
     let last = msgs.iter().filter(|m| m["key"] == "c").max_by_key(|m| m["offset"].as_i64()).unwrap();
     assert_eq!((last["body"]["metadata"]["operation"].as_str(), last["body"]["data"]["qty"].as_str()), (Some("update"), Some("7")));
+    src.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_to_kinesis_keep_each_keys_order() {
+    let src = pg_with(
+        "CREATE TABLE acct (id int PRIMARY KEY, bal numeric(30,10), note text);
+         INSERT INTO acct SELECT g, g + 0.0000000001, 'n' || g FROM generate_series(1, 20) g;",
+        "cdc_kinesis",
+    )
+    .await;
+    let stream = unique_name("cdc-kin");
+    create_stream(&stream, 2);
+    let dst = format!("kinesis://{stream}?endpoint={}&region=us-east-1", env("BARGE_TEST_KINESIS_ENDPOINT"));
+    let state = tempfile::tempdir().unwrap();
+    let mut child = start_cdc(&src.url, &dst, state.path(), &[]);
+    wait_replicating(&mut child, state.path());
+    // Several changes of each of a few keys, interleaved, in one transaction and in many.
+    exec(&src, "BEGIN; UPDATE acct SET bal = bal + 1 WHERE id IN (1, 2, 3); UPDATE acct SET note = 'x' WHERE id = 2; COMMIT").await;
+    for round in 1..=5 {
+        exec(&src, &format!("UPDATE acct SET bal = {round}.5 WHERE id IN (1, 3)")).await;
+    }
+    exec(&src, "DELETE FROM acct WHERE id = 3").await;
+    exec(&src, "INSERT INTO acct VALUES (21, 21.0000000001, 'new')").await;
+    let records = |s: &str| read_back(&["kinesis", s])["records"].as_array().unwrap().clone();
+    let recs = wait_count("records", 20 + 4 + 10 + 2, &mut child, || records(&stream));
+    let o = interrupt(child);
+    assert_eq!(o.status.code(), Some(130));
+    assert_eq!(recs.len(), 36, "every row and change once");
+    let ops_of = |key: &str| -> Vec<(String, Json)> {
+        recs.iter().filter(|r| r["key"] == key).map(|r| (r["body"]["metadata"]["operation"].as_str().unwrap().to_string(), r["body"]["data"].clone())).collect()
+    };
+    let one: Vec<String> = ops_of("1").iter().map(|(_, d)| d["bal"].as_str().unwrap().to_string()).collect();
+    assert_eq!(one, ["1.0000000001", "2.0000000001", "1.5000000000", "2.5000000000", "3.5000000000", "4.5000000000", "5.5000000000"], "key 1 in commit order, exact decimals");
+    let three: Vec<String> = ops_of("3").iter().map(|(op, _)| op.clone()).collect();
+    assert_eq!(three.first().map(String::as_str), Some("load"));
+    assert_eq!(three.last().map(String::as_str), Some("delete"));
+    assert_eq!(ops_of("21")[0].0, "insert");
+    let two: Vec<String> = ops_of("2").iter().map(|(_, d)| d["note"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(two, ["n2", "n2", "x"]);
+    let o = run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state.path()));
+    assert_ok(&o, "cleanup");
     src.drop_db().await;
 }
