@@ -1,9 +1,10 @@
 //! Change data capture into files and streams, end to end against real
 //! servers: `--mode full-load-and-cdc` writes the rows, then every change
 //! in source order (files: an `Op` column, named by time; Kafka and
-//! Kinesis: the DMS envelope keyed by the primary key, each key in order). Ctrl-C writes what the sink holds,
-//! and a rerun resumes after it: the changes made while barge was stopped
-//! arrive, and none of the earlier ones arrive twice.
+//! Kinesis: the DMS envelope keyed by the primary key, each key in order).
+//! Ctrl-C writes what the sink holds, and a rerun resumes after it: the
+//! changes made while barge was stopped arrive, and none of the earlier
+//! ones arrive twice.
 
 mod support;
 
