@@ -110,9 +110,9 @@ EQUAL=yes
 log "target equals source: $EQUAL"
 "$BARGE_BIN" cleanup "$SRC" --state-dir "$STATE" >/dev/null 2>&1 || true
 
-python3 - "$BENCH_NAME" "$ROOT/bench/results/cdc.md" "$BARGE_COMMIT" <<EOF
+python3 - "$BARGE_COMMIT" <<EOF |
 import datetime, os, sys
-name, out, commit = sys.argv[1:4]
+commit = sys.argv[1]
 def rate(n, wall):
     return f"{n / float(wall):,.0f}" if wall else "n/a"
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
@@ -135,11 +135,8 @@ lines = [
     f"barge's rate ÷ pg_recvlogical's: **{ratio}**. Target equals source afterwards: $EQUAL.",
     "",
 ]
-text = "\n".join(lines)
-print(text)
-new = not os.path.exists(out) or os.path.getsize(out) == 0
-with open(out, "a") as f:
-    if new:
-        f.write("# bench/cdc.sh results\n\nAppended by each run; newest last.\n\n")
-    f.write(text + "\n")
+print("\n".join(lines))
 EOF
+bench_append "# bench/cdc.sh results
+
+Appended by each run; newest last."

@@ -374,18 +374,27 @@ pgloader_version() { pgloader --version | awk 'NR==1{print $3}' | tr -d '"'; }
 
 # ---------------------------------------------------------------- report
 
+# bench_append HEADING: prints the Markdown on stdin and appends it to RESULTS_MD, which a
+# new file starts with HEADING.
+bench_append() {
+    local text
+    text=$(cat)
+    printf '%s\n' "$text"
+    mkdir -p "$(dirname "$RESULTS_MD")"
+    [ -s "$RESULTS_MD" ] || printf '%s\n\n' "$1" > "$RESULTS_MD"
+    printf '%s\n' "$text" >> "$RESULTS_MD"
+    log "appended to ${RESULTS_MD#"$ROOT"/}"
+}
+
 # bench_report TITLE SETUP_LINE...: print the table; append it, with the date and machine, to RESULTS_MD.
 # BENCH_AIMS="tool=factor ...": the aims, as barge's speed ÷ that tool's; each is reported met or not.
 bench_report() {
     local title=$1
     shift
-    mkdir -p "$(dirname "$RESULTS_MD")"
-    local header=0
-    [ -s "$RESULTS_MD" ] || header=1
-    python3 - "$WORK/results.tsv" "$RESULTS_MD" "$header" "$title" "$BENCH_NAME" "$BARGE_COMMIT" "${BENCH_AIMS:-}" "$@" <<'EOF'
+    python3 - "$WORK/results.tsv" "$title" "$BARGE_COMMIT" "${BENCH_AIMS:-}" "$@" <<'EOF' |
 import datetime, os, platform, sys
-tsv, out, header, title, name, commit, aims = sys.argv[1:8]
-setup = sys.argv[8:]
+tsv, title, commit, aims = sys.argv[1:5]
+setup = sys.argv[5:]
 rows = [l.rstrip("\n").split("\t") for l in open(tsv) if l.strip()]
 mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal:")) / 1024 / 1024
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
@@ -426,13 +435,9 @@ lines += ["",
           "tool's processes. server CPU = what the PostgreSQL (and MariaDB) server processes spent meanwhile.",
           "peak RSS = the largest single client process. The ratio is this tool's wall time ÷ barge's: above 1",
           "means barge is faster.", ""]
-text = "\n".join(lines)
-print(text)
-with open(out, "a") as fh:
-    if header == "1":
-        fh.write(f"# {name} full-load benchmark\n\nAppended to by `bash bench/{name}.sh` (see the comment at its top). "
-                 "Each section is one run; the tools in a section ran one after another on the same machine and data.\n\n")
-    fh.write(text + "\n")
+print("\n".join(lines))
 EOF
-    log "appended to ${RESULTS_MD#"$ROOT"/}"
+    bench_append "# $BENCH_NAME full-load benchmark
+
+Appended to by \`bash bench/$BENCH_NAME.sh\` (see the comment at its top). Each section is one run; the tools in a section ran one after another on the same machine and data."
 }

@@ -100,9 +100,9 @@ check_target tgt3
 record unpack "age -d | pg_restore" "" "from pg_dump -Fc -Z0 | age"
 
 mkdir -p "$ROOT/bench/results"
-python3 - "$WORK/results.tsv" "$ROOT/bench/results/pack-db.md" "$BARGE_COMMIT" "$SCALE" "$TOTAL_ROWS" "$SRC_MB" "$(pg_version)" <<'EOF'
+python3 - "$WORK/results.tsv" "$BARGE_COMMIT" "$SCALE" "$TOTAL_ROWS" "$SRC_MB" "$(pg_version)" <<'EOF' |
 import datetime, os, sys
-tsv, out, commit, scale, rows, src_mb, pgv = sys.argv[1:8]
+tsv, commit, scale, rows, src_mb, pgv = sys.argv[1:7]
 recs = [l.rstrip("\n").split("\t") for l in open(tsv) if l.strip()]
 mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal:")) / 1024 / 1024
 load = " ".join(open("/proc/loadavg").read().split()[:3])
@@ -121,13 +121,8 @@ for op in ("pack", "unpack"):
                      f"{int(rss) / 1024:.0f} | {size} | {ratio:.2f}× | {note} |")
 lines += ["", "Above 1× means barge took less wall time. server CPU = what PostgreSQL spent meanwhile "
           "(reading for pack and dumps; loading, indexing for unpack and restores).", ""]
-text = "\n".join(lines)
-print(text)
-new = not os.path.exists(out) or os.path.getsize(out) == 0
-with open(out, "a") as fh:
-    if new:
-        fh.write("# pack-db benchmark\n\nAppended to by `bash bench/pack-db.sh` (see the comment at its top). "
-                 "Each section is one run; the tools in a section ran one after another on the same machine and data.\n\n")
-    fh.write(text + "\n")
+print("\n".join(lines))
 EOF
-log "appended to bench/results/pack-db.md"
+bench_append "# pack-db benchmark
+
+Appended to by \`bash bench/pack-db.sh\` (see the comment at its top). Each section is one run; the tools in a section ran one after another on the same machine and data."

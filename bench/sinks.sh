@@ -214,10 +214,9 @@ EOF
 fi
 
 # ---------------------------------------------------------------- report
-mkdir -p "$(dirname "$RESULTS_MD")"
-python3 - "$WORK/results.tsv" "$RESULTS_MD" "$ROWS" "$STREAM_ROWS" "$SRC_MB" "$BARGE_COMMIT" <<'EOF'
+python3 - "$WORK/results.tsv" "$ROWS" "$STREAM_ROWS" "$SRC_MB" "$BARGE_COMMIT" <<'EOF' |
 import datetime, os, sys
-tsv, out, rows, srows, mb, commit = sys.argv[1:7]
+tsv, rows, srows, mb, commit = sys.argv[1:6]
 res = {r[0]: r for r in (l.rstrip("\n").split("\t") for l in open(tsv) if l.strip())}
 mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal:")) / 1024 / 1024
 lines = [f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC — PostgreSQL → files, S3, Kinesis, Kafka", "",
@@ -237,12 +236,8 @@ for label, b, r in pairs:
     ratio = f"{float(R[2]) / float(B[2]):.2f}×" if ok(B) and ok(R) else "n/a"
     lines.append(f"| {label} | {B[1] if not ok(B) else B[7]} | {(R[7] if ok(R) else (R[1] if R else ''))} | {B[2] if ok(B) else ''} | {R[2] if ok(R) else ''} | {rate(B)} | {rate(R)} | {ratio} | {B[3] if ok(B) else ''} | {int(B[5]) // 1024 if ok(B) and B[5] else ''} |")
 lines += ["", "Wall times include connecting and planning; the ratio is above 1 when barge is faster. Row counts were checked on every target.", ""]
-text = "\n".join(lines)
-print(text)
-header = not os.path.exists(out) or os.path.getsize(out) == 0
-with open(out, "a") as fh:
-    if header:
-        fh.write("# sinks benchmark\n\nAppended to by `bash bench/sinks.sh`. Each section is one run.\n\n")
-    fh.write(text + "\n")
+print("\n".join(lines))
 EOF
-log "appended to ${RESULTS_MD#"$ROOT"/}"
+bench_append "# sinks benchmark
+
+Appended to by \`bash bench/sinks.sh\`. Each section is one run."

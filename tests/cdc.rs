@@ -8,24 +8,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_ok(o: &Output, what: &str) {
-    assert!(o.status.success(), "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
-}
 
 /// `migrate --mode full-load-and-cdc` in the background.
 fn start(src: &TestDb, dst: &TestDb, state: &Path, extra: &[&str]) -> Child {
@@ -40,12 +28,7 @@ async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut Child) {
         if got[0].as_deref() == Some(want) {
             return;
         }
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("barge exited ({st:?}) while waiting for {sql} = {want} (have {got:?}):\n{err}");
-        }
+        assert_running(child, &format!("while waiting for {sql} = {want} (have {got:?})"));
         assert!(Instant::now() < deadline, "timed out waiting for {sql} = {want} (have {got:?})");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -60,11 +43,6 @@ fn validate(src: &TestDb, dst: &TestDb, tables: &str) {
 fn cleanup(src: &TestDb, state: &Path) {
     let out = run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state));
     assert_ok(&out, "cleanup");
-}
-
-async fn exec(db: &TestDb, sql: &str) {
-    let mut c = db.connect(barge::endpoint::Role::Target).await;
-    c.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 // ---- every change type and value type, PostgreSQL to each engine ---------

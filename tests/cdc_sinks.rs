@@ -15,11 +15,6 @@ use serde_json::{json, Value as Json};
 use support::sinks::*;
 use support::*;
 
-async fn exec(db: &TestDb, sql: &str) {
-    let mut c = db.connect(barge::endpoint::Role::Target).await;
-    c.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
 /// The CDC files under `dir` (named by time, so in order), their rows
 /// concatenated: `[Op, columns...]`.
 fn cdc_rows(dir: &Path) -> Vec<Json> {
@@ -44,12 +39,7 @@ fn wait_count<T>(what: &str, n: usize, child: &mut std::process::Child, mut have
         if got.len() >= n {
             return got;
         }
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("barge exited ({st:?}) while waiting for {n} {what} (have {}):\n{err}", got.len());
-        }
+        assert_running(child, &format!("while waiting for {n} {what} (have {})", got.len()));
         assert!(Instant::now() < deadline, "timed out waiting for {n} {what} (have {})", got.len());
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -18,18 +18,6 @@ fn migrate(src: &TestDb, dst: &TestDb, state: &Path, extra: &[&str]) -> Output {
         .args(extra))
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_ok(o: &Output, what: &str) {
-    assert!(o.status.success(), "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
-}
-
 /// Migrates with --validate: barge's own comparison (values decoded from
 /// both sides, compared as the target holds them) must find no difference.
 async fn round_trip(src_engine: Engine, script: &str, dst_engine: Engine, extra: &[&str]) -> (TestDb, TestDb, String) {

@@ -9,6 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use support::{pseudo_random_bytes, text};
 use tempfile::TempDir;
 
 mod support;
@@ -58,10 +59,6 @@ impl Env {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 #[track_caller]
 fn ok(o: Output) -> Output {
     assert!(o.status.success(), "{}", text(&o));
@@ -79,19 +76,6 @@ fn fails(o: Output, code: i32, needles: &[&str]) -> String {
     t
 }
 
-/// A deterministic pseudo-random byte stream (xorshift), so trees are
-/// reproducible without a dependency.
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn set_mtime(p: &Path, secs: i64) {
     barge::pack::reader::set_mtime(p, barge::pack::catalog::Mtime(secs, 123_456_789), true).unwrap();
@@ -105,10 +89,10 @@ fn make_tree(root: &Path, big: usize) {
     fs::create_dir_all(root.join("small")).unwrap();
     fs::create_dir_all(root.join("empty-dir")).unwrap();
     fs::write(root.join("empty"), b"").unwrap();
-    fs::write(root.join("big.bin"), bytes(1, big)).unwrap();
-    fs::write(root.join("seg-1"), bytes(2, 65536 - 1)).unwrap();
-    fs::write(root.join("seg"), bytes(3, 65536)).unwrap();
-    fs::write(root.join("seg+1"), bytes(4, 65536 + 1)).unwrap();
+    fs::write(root.join("big.bin"), pseudo_random_bytes(1, big)).unwrap();
+    fs::write(root.join("seg-1"), pseudo_random_bytes(2, 65536 - 1)).unwrap();
+    fs::write(root.join("seg"), pseudo_random_bytes(3, 65536)).unwrap();
+    fs::write(root.join("seg+1"), pseudo_random_bytes(4, 65536 + 1)).unwrap();
     fs::write(root.join("docs/readme.txt"), "hello\n".repeat(1000)).unwrap();
     fs::write(root.join("docs/deep/er/note.md"), "# note\n").unwrap();
     for i in 0..300 {
@@ -345,7 +329,7 @@ fn every_fault_is_caught_and_named() {
     with_copy(&env, &d1, &d2, "foreign", |a, b| {
         let other_src = env.p("other-src");
         fs::create_dir_all(&other_src).unwrap();
-        fs::write(other_src.join("x"), bytes(9, 300_000)).unwrap();
+        fs::write(other_src.join("x"), pseudo_random_bytes(9, 300_000)).unwrap();
         let od = env.dev("other-dev");
         ok(env.run(&["pack", other_src.to_str().unwrap(), &od, "--passphrase-file", &pass, "--chunk-size", "200KiB", "--segment-size", "64KiB"]));
         let theirs = chunk_files(&od)[0].clone();
@@ -440,8 +424,8 @@ fn full_tmpfs_is_named_and_resumable() {
     let _guard = Unmount(small.clone());
     let src = env.p("src");
     fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("a"), bytes(5, 3_000_000)).unwrap();
-    fs::write(src.join("b"), bytes(6, 1_000_000)).unwrap();
+    fs::write(src.join("a"), pseudo_random_bytes(5, 3_000_000)).unwrap();
+    fs::write(src.join("b"), pseudo_random_bytes(6, 1_000_000)).unwrap();
     // 4 MB of data on a 2 MiB filesystem: statvfs must see the limit (or
     // ENOSPC must be caught), and the device must be named.
     let o = env.run(&["pack", src.to_str().unwrap(), &small, "--passphrase-file", &env.pass(), "--chunk-size", "512KiB", "--segment-size", "64KiB"]);
@@ -496,7 +480,7 @@ fn resume_after_sigkill() {
     let src = env.p("src");
     fs::create_dir_all(src.join("many")).unwrap();
     for i in 0..40 {
-        fs::write(src.join(format!("f{i:02}")), bytes(100 + i, 1_500_000)).unwrap();
+        fs::write(src.join(format!("f{i:02}")), pseudo_random_bytes(100 + i, 1_500_000)).unwrap();
     }
     for i in 0..200 {
         fs::write(src.join(format!("many/{i}")), format!("{i}")).unwrap();
@@ -662,7 +646,7 @@ mod format_properties {
             fs::create_dir_all(src.join("d")).unwrap();
             for (i, n) in sizes.iter().enumerate() {
                 let p = if i % 3 == 0 { src.join(format!("d/{i}")) } else { src.join(format!("{i}")) };
-                fs::write(p, bytes(i as u64 + 1, *n)).unwrap();
+                fs::write(p, pseudo_random_bytes(i as u64 + 1, *n)).unwrap();
             }
             let devs: Vec<PathBuf> = (0..ndev).map(|i| { let p = t.path().join(format!("dev{i}")); fs::create_dir_all(&p).unwrap(); p }).collect();
             pack_lib(&src, &devs, &t.path().join("j"), seg, seg as u64 * chunk_segments + 7, slots);
@@ -676,7 +660,7 @@ mod format_properties {
             prop_assert!(r.findings.is_empty(), "{:?}", r.findings);
             for (i, n) in sizes.iter().enumerate() {
                 let rel = if i % 3 == 0 { format!("d/{i}") } else { format!("{i}") };
-                prop_assert_eq!(fs::read(out.join(&rel)).unwrap(), bytes(i as u64 + 1, *n));
+                prop_assert_eq!(fs::read(out.join(&rel)).unwrap(), pseudo_random_bytes(i as u64 + 1, *n));
             }
         }
     }
@@ -688,7 +672,7 @@ mod format_properties {
         let t = tempfile::tempdir().unwrap();
         let src = t.path().join("src");
         fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("a"), bytes(1, 5000)).unwrap();
+        fs::write(src.join("a"), pseudo_random_bytes(1, 5000)).unwrap();
         let dev = t.path().join("dev");
         fs::create_dir_all(&dev).unwrap();
         pack_lib(&src, std::slice::from_ref(&dev), &t.path().join("j"), 1024, 1 << 20, 1);

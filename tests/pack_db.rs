@@ -85,10 +85,6 @@ impl Packed {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 #[track_caller]
 fn ok(o: Output, what: &str) -> String {
     assert!(o.status.success(), "{what}: {}", text(&o));

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 mod support;
 use support::sinks::{create_bucket, env, py, unique_name};
+use support::{pseudo_random_bytes, text};
 
 const PASS: &str = "correct horse battery staple";
 const BIG: usize = 21 << 20;
@@ -55,28 +56,12 @@ impl Env {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 #[track_caller]
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", text(&o));
     text(&o)
 }
 
-/// Deterministic pseudo-random bytes (xorshift), as tests/pack.rs makes them.
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn sha(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -93,13 +78,13 @@ fn make_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         fs::write(&p, &data).unwrap();
         files.insert(rel.to_string(), data);
     };
-    put("big.bin", bytes(1, BIG));
+    put("big.bin", pseudo_random_bytes(1, BIG));
     put("empty", Vec::new());
     put("readme.txt", b"hello\n".repeat(1000));
     put("docs/deep/er/note.md", b"# note\n".to_vec());
     put("odd name #1 %20 [x].txt", b"awkward key".to_vec());
     for i in 0..40 {
-        put(&format!("small/{i:03}.txt"), bytes(100 + i, 3000 + i as usize * 97));
+        put(&format!("small/{i:03}.txt"), pseudo_random_bytes(100 + i, 3000 + i as usize * 97));
     }
     std::os::unix::fs::symlink("readme.txt", root.join("link")).unwrap();
     fs::create_dir_all(root.join("hollow")).unwrap();

@@ -13,6 +13,7 @@ use barge::model::{ColumnType, Value};
 use barge::sink::{EnvelopeKind, Scope, SinkOptions, SinkStats};
 use serde_json::{json, Value as Json};
 use support::sinks::*;
+use support::assert_ok;
 
 
 fn kafka_url(topic: &str) -> String {

@@ -7,6 +7,7 @@
 //! drop the duplicates).
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::cdc::destination::BoxFuture;
 use crate::cdc::{ChangeBatch, Destination, Tables};
@@ -15,11 +16,22 @@ use crate::model::Position;
 
 pub const FILE_NAME: &str = "cdc-position";
 
+/// How often the position file is rewritten while changes flow: a stream
+/// acknowledges every batch, and a synced file write per batch would cost
+/// more than the batch. The source may be acknowledged past the file: what
+/// lies between is already durable in the sink, so a crash there only
+/// delivers it again.
+const WRITE_EVERY: Duration = Duration::from_secs(1);
+
 /// A sink whose durable position survives the process.
 pub struct Journaled {
     inner: Box<dyn Destination>,
     path: PathBuf,
-    saved: Option<Position>,
+    /// The furthest position the sink has reported durable.
+    durable: Option<Position>,
+    /// What the file holds, and when it was written.
+    written: Option<Position>,
+    written_at: Option<Instant>,
 }
 
 impl Journaled {
@@ -35,18 +47,31 @@ impl Journaled {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::Read { path, source: e }),
         };
-        Ok(Journaled { inner, path, saved })
+        Ok(Journaled { inner, path, durable: saved.clone(), written: saved, written_at: None })
     }
 
-    async fn durable(&mut self) -> Result<Option<Position>> {
-        let now = self.inner.committed().await?;
-        if let Some(p) = now {
-            if self.saved.as_ref().is_none_or(|s| p > *s) {
-                crate::task::state::write_durably(&self.path, p.to_string().as_bytes())?;
-                self.saved = Some(p);
+    /// Takes the sink's durable position; writes the file when it moved
+    /// and `force` or WRITE_EVERY has passed since the last write.
+    async fn refresh(&mut self, force: bool) -> Result<Option<Position>> {
+        if let Some(p) = self.inner.committed().await? {
+            if self.durable.as_ref().is_none_or(|d| p > *d) {
+                self.durable = Some(p);
             }
         }
-        Ok(self.saved.clone())
+        let due = force || self.written_at.is_none_or(|t| t.elapsed() >= WRITE_EVERY);
+        if due && self.durable != self.written {
+            if let Some(p) = &self.durable {
+                crate::task::state::write_durably(&self.path, p.to_string().as_bytes())?;
+                self.written = self.durable.clone();
+                self.written_at = Some(Instant::now());
+            }
+        }
+        Ok(self.durable.clone())
+    }
+
+    async fn flush_and_record(&mut self) -> Result<()> {
+        self.inner.flush().await?;
+        self.refresh(true).await.map(|_| ())
     }
 }
 
@@ -56,11 +81,12 @@ impl Destination for Journaled {
     }
 
     fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
-        Box::pin(self.durable())
+        Box::pin(self.refresh(false))
     }
 
+    /// Writes what the sink holds, then the position file (at once).
     fn flush<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
-        self.inner.flush()
+        Box::pin(self.flush_and_record())
     }
 
     fn tick<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
@@ -103,5 +129,19 @@ mod tests {
         std::fs::write(dir.path().join(FILE_NAME), "pg:nonsense").unwrap();
         let e = Journaled::open(Box::new(Fake(None)), dir.path()).err().expect("a damaged file is an error");
         assert!(e.to_string().contains(FILE_NAME), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_file_is_rewritten_at_most_once_a_second_and_always_on_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        let mut j = Journaled::open(Box::new(Fake(Some(Position::pg(10)))), dir.path()).unwrap();
+        assert_eq!(j.committed().await.unwrap(), Some(Position::pg(10)));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), Position::pg(10).to_string());
+        j.inner = Box::new(Fake(Some(Position::pg(20))));
+        assert_eq!(j.committed().await.unwrap(), Some(Position::pg(20)), "the source may move on at once");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), Position::pg(10).to_string(), "no second write within a second");
+        j.flush().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), Position::pg(20).to_string(), "flush writes it");
     }
 }

@@ -272,8 +272,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             _ = &mut interrupt => { interrupted = true; break 'outer; }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 if buffered {
-                    dest.tick().await?;
-                    ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+                    settle(&mut dest, &mut acked, &ack_tx).await?;
                 }
                 write_status(&opts, &mut status, &mut rates, lag_bytes, &mut last_status, &stopped_tables, true)?;
                 if let Some(StopAt::Time(t)) = &opts.stop_at {
@@ -410,8 +409,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             }
             let position = batch.position.clone().expect("a batch of transactions has a position");
             if buffered {
-                dest.tick().await?;
-                ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+                settle(&mut dest, &mut acked, &ack_tx).await?;
             } else {
                 let _ = ack_tx.send(position.clone());
                 acked = Some(position.clone());
@@ -444,8 +442,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
             // Nothing pending: the source may move on (past a sink's
             // buffers only once they are written).
             if buffered {
-                dest.tick().await?;
-                ack_durable(&mut dest, &mut acked, &ack_tx).await?;
+                settle(&mut dest, &mut acked, &ack_tx).await?;
             }
             let all_durable = !buffered || acked == applied;
             if all_durable && applied.as_ref().is_none_or(|a| p > *a) && acked.as_ref().is_none_or(|a| p > *a) {
@@ -540,6 +537,13 @@ async fn open_destination(dst: &Endpoint, opts: &CdcOptions, stats: &Arc<crate::
             Ok(Box::new(crate::sink::journal::Journaled::open(inner, &opts.state_dir)?))
         }
     }
+}
+
+/// A buffering destination: writes what its interval made due, then tells
+/// the source the position now durable (once).
+async fn settle(dest: &mut Box<dyn Destination>, acked: &mut Option<Position>, ack_tx: &mpsc::UnboundedSender<Position>) -> Result<()> {
+    dest.tick().await?;
+    ack_durable(dest, acked, ack_tx).await
 }
 
 /// Tells the source the position the destination reports durable, once.

@@ -19,6 +19,43 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run barge")
 }
 
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit status, stdout and stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), stderr(o))
+}
+
+pub fn assert_ok(o: &Output, what: &str) {
+    assert!(o.status.success(), "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
+}
+
+/// Runs `sql` on `db` through barge's own connection.
+pub async fn exec(db: &TestDb, sql: &str) {
+    let mut c = db.connect(barge::endpoint::Role::Target).await;
+    c.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A deterministic pseudo-random byte stream (xorshift), so test trees are
+/// reproducible without a dependency.
+pub fn pseudo_random_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// `migrate SRC DST --mode full-load-and-cdc` in the background, quick to
 /// notice changes (1 s heartbeat, 50 ms polls).
 pub fn start_cdc(src: &str, dst: &str, state: &Path, extra: &[&str]) -> std::process::Child {
@@ -45,16 +82,22 @@ pub fn interrupt(mut child: std::process::Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Panics with barge's stderr if `child` has exited while a test waited
+/// for `what`.
+pub fn assert_running(child: &mut std::process::Child, what: &str) {
+    if let Some(st) = child.try_wait().unwrap() {
+        let mut err = String::new();
+        use std::io::Read;
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        panic!("barge exited ({st:?}) {what}:\n{err}");
+    }
+}
+
 /// Waits until replication has started (the status file exists).
 pub fn wait_replicating(child: &mut std::process::Child, state: &Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !state.join("cdc-status.json").exists() {
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("barge exited ({st:?}) before replicating:\n{err}");
-        }
+        assert_running(child, "before replicating");
         assert!(std::time::Instant::now() < deadline, "replication did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

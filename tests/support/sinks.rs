@@ -88,10 +88,6 @@ pub fn migrate_to(src: &TestDb, dst: &str, args: &[&str]) -> Output {
     run(barge().args(["migrate", &src.url, dst, "--state-dir"]).arg(state.path()).args(args))
 }
 
-pub fn assert_ok(o: &Output, what: &str) {
-    assert!(o.status.success(), "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-}
-
 /// A table as the change-feed tests hand it to a sink: `cols` in order,
 /// `key` indexes into them.
 pub fn table_info(schema: &str, name: &str, cols: &[(&str, barge::model::ColumnType)], key: &[usize]) -> (barge::model::QualifiedName, barge::cdc::TableInfo) {
