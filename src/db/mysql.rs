@@ -634,7 +634,7 @@ impl MyConn {
                 Ok(Some(s)) => s,
                 Ok(None) | Err(_) => body.unwrap_or_default(),
             };
-            out.push(Routine { kind, name: QualifiedName::bare(&name), source, origin: Origin::default() });
+            out.push(Routine { kind, name: QualifiedName::bare(&name), table: None, source, origin: Origin::default() });
         }
         Ok(out)
     }

@@ -293,12 +293,13 @@ pub async fn introspect(client: &Client, display: &str, schemas: &[String]) -> R
         schema.routines.push(Routine {
             kind: if kind as u8 == b'p' { RoutineKind::Procedure } else { RoutineKind::Function },
             name: qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+            table: None,
             source: r.get(3),
             origin: Origin::default(),
         });
     }
     let rows = q(format!(
-        "SELECT n.nspname, t.tgname, pg_get_triggerdef(t.oid, true) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+        "SELECT n.nspname, t.tgname, pg_get_triggerdef(t.oid, true), c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND {filter} ORDER BY 1, 2"
     ))
     .await?;
@@ -306,6 +307,7 @@ pub async fn introspect(client: &Client, display: &str, schemas: &[String]) -> R
         schema.routines.push(Routine {
             kind: RoutineKind::Trigger,
             name: qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+            table: Some(qualified(&r.get::<_, String>(0), &r.get::<_, String>(3))),
             source: r.get(2),
             origin: Origin::default(),
         });

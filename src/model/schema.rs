@@ -107,7 +107,23 @@ pub struct Table {
     pub indexes: Vec<Index>,
     pub comment: Option<String>,
     pub options: TableOptions,
+    /// PostgreSQL `INHERITS (parent, …)`: the parents whose columns this
+    /// table has too (the model lists only the table's own columns).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub inherits: Vec<QualifiedName>,
+    /// A declarative partition (PostgreSQL `PARTITION OF`): its rows belong
+    /// to the parent, which carries `options.partitioning`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub partition_of: Option<PartitionOf>,
     pub origin: Origin,
+}
+
+/// Where a partition sits: its parent table and its bound, as the source
+/// wrote it (`FOR VALUES FROM (…) TO (…)`, `DEFAULT`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionOf {
+    pub parent: QualifiedName,
+    pub bound: SqlText,
 }
 
 impl Table {
@@ -122,6 +138,8 @@ impl Table {
             indexes: Vec::new(),
             comment: None,
             options: TableOptions::default(),
+            inherits: Vec::new(),
+            partition_of: None,
             origin: Origin::default(),
         }
     }
@@ -367,12 +385,16 @@ pub struct Sequence {
     pub cycle: bool,
     /// `OWNED BY table.column`: the sequence belongs to that column.
     pub owned_by: Option<(QualifiedName, String)>,
+    /// The last value the source handed out (live catalogs only), so the
+    /// target's sequence can be moved past it after the load.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_value: Option<i128>,
     pub origin: Origin,
 }
 
 impl Sequence {
     pub fn new(name: QualifiedName) -> Self {
-        Sequence { name, start: None, increment: None, min: None, max: None, cache: None, cycle: false, owned_by: None, origin: Origin::default() }
+        Sequence { name, start: None, increment: None, min: None, max: None, cache: None, cycle: false, owned_by: None, last_value: None, origin: Origin::default() }
     }
 }
 
@@ -402,6 +424,11 @@ pub struct Domain {
 pub struct Routine {
     pub kind: RoutineKind,
     pub name: QualifiedName,
+    /// The table a trigger fires on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table: Option<QualifiedName>,
+    /// The complete definition in the source dialect (`CREATE …`), as the
+    /// source's own catalog or script gives it.
     pub source: String,
     pub origin: Origin,
 }

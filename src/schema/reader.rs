@@ -857,7 +857,7 @@ impl Reader {
             r.source.push_str(&st.raw);
             return;
         }
-        self.out.schema.routines.push(Routine { kind, name, source: st.raw.clone(), origin: Origin { line: st.line } });
+        self.out.schema.routines.push(Routine { kind, name, table: None, source: st.raw.clone(), origin: Origin { line: st.line } });
     }
 
     fn enum_type(&mut self, st: &Statement) {
