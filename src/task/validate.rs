@@ -130,7 +130,7 @@ fn pair_tables(source: &Schema, target: &Schema, target_dialect: Dialect, mappin
             .filter(|c| c.ty.is_integer())
             .and_then(|c| columns.iter().find(|(s, ..)| s == &c.name))
             .map(|(s, t, ..)| (s.clone(), t.clone()));
-        pairs.push(Pair { source: t.clone(), target: tt.clone(), columns, key, int_key, filter: mapping.filter(&t.name) });
+        pairs.push(Pair { source: t.clone(), target: tt.clone(), columns, key, int_key, filter: mapping.filter_sql(t, source.dialect.unwrap_or(Dialect::Postgres))? });
     }
     Ok(pairs)
 }
