@@ -625,4 +625,99 @@ mod tests {
         let err = Mapping::load(&p).unwrap_err().to_string();
         assert!(err.contains("needs a `value`") && err.starts_with(&format!("{}:1:", p.display())), "{err}");
     }
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn unknown_keys_anywhere_are_refused_at_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            // A misspelt filters key on line 3.
+            ("a.json", "{\"rules\": [\n  {\"rule-type\": \"selection\", \"rule-action\": \"include\",\n   \"object-locator\": {\"table-name\": \"t\"}, \"filtr\": []}\n]}", "filtr", 3),
+            // In the locator.
+            ("b.json", "{\"rules\": [{\"rule-type\": \"selection\", \"rule-action\": \"include\", \"object-locator\": {\"tabel-name\": \"t\"}}]}", "tabel-name", 1),
+            // In a filter condition, on line 5.
+            ("c.json", "{\"rules\": [\n {\"rule-type\": \"selection\", \"rule-action\": \"include\", \"object-locator\": {\"table-name\": \"t\"},\n  \"filters\": [{\"filter-type\": \"source\", \"column-name\": \"bid\",\n    \"filter-conditions\": [\n      {\"filter-operator\": \"lte\", \"valeu\": \"2\"}]}]}\n]}", "valeu", 5),
+            // At the top.
+            ("d.json", "{\"rule\": []}", "rule", 1),
+            ("e.toml", "[[rules]]\nrule-type = \"selection\"\nrule-action = \"include\"\nfiltr = \"x\"\n", "filtr", 4),
+            ("f.toml", "[[rules]]\nrule-type = \"selection\"\nrule-action = \"include\"\n[rules.object-locator]\ntable-name = \"t\"\n[[rules.filters]]\nfilter-type = \"source\"\ncolumn-name = \"bid\"\n[[rules.filters.filter-conditions]]\nfilter-operator = \"lte\"\nvalu = \"2\"\n", "valu", 0),
+        ];
+        for (name, text, key, line) in cases {
+            let p = write(&dir, name, text);
+            let err = Mapping::load(&p).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(key), "{name}: {msg}");
+            assert!(!msg.contains(":0:"), "{name}: {msg}");
+            let Error::At { line: l, column, .. } = &err else { panic!("{name}: {err:?}") };
+            assert!(*column > 0, "{name}: {msg}");
+            if line > 0 {
+                assert_eq!(*l, line, "{name}: {msg}");
+            }
+            assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+        }
+    }
+
+    #[test]
+    fn rule_mistakes_point_at_the_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "m.json", "{\"rules\": [\n  {\"rule-type\": \"selection\", \"rule-action\": \"include\", \"object-locator\": {\"table-name\": \"%\"}},\n  {\"rule-type\": \"selection\", \"rule-action\": \"exclude\", \"object-locator\": {\"table-name\": \"t\"},\n   \"filters\": [{\"filter-type\": \"source\", \"column-name\": \"bid\", \"filter-conditions\": [{\"filter-operator\": \"eq\", \"value\": \"1\"}]}]}\n]}");
+        let err = Mapping::load(&p).unwrap_err().to_string();
+        assert!(err.contains(":3:") && err.contains("exclude rule cannot have filters"), "{err}");
+        let p = write(&dir, "n.json", r#"{"rules": [{"rule-type": "selection", "rule-action": "include", "object-locator": {"table-name": "t"}, "filters": [{"filter-type": "source", "column-name": "bid", "filter-conditions": [{"filter-operator": "lessthan", "value": "1"}]}]}]}"#);
+        assert!(Mapping::load(&p).unwrap_err().to_string().contains("unknown filter-operator `lessthan`"));
+    }
+
+    fn schema() -> Schema {
+        let mut s = Schema { dialect: Some(Dialect::Postgres), ..Default::default() };
+        for name in ["orders", "customers", "audit_log"] {
+            let mut t = Table::new(QualifiedName::new(Some("public"), name));
+            t.columns.push(Column::new("id", crate::model::ColumnType::int(64), "bigint"));
+            t.columns.push(Column::new("ssn", crate::model::ColumnType::text(), "text"));
+            s.tables.push(t);
+        }
+        s
+    }
+
+    #[test]
+    fn patterns_and_rules_that_match_nothing_are_errors() {
+        let src = crate::endpoint::Endpoint::parse("sqlite::memory:").unwrap();
+        let err = Mapping::from_tables_arg("orders,nosuch").select_some(&schema(), &src).unwrap_err().to_string();
+        assert!(err.contains("`nosuch` matches no table") && err.contains("public.orders"), "{err}");
+        let err = Mapping::from_tables_arg("orders,!adit_%").select_some(&schema(), &src).unwrap_err().to_string();
+        assert!(err.contains("`!adit_%`"), "{err}");
+        assert_eq!(Mapping::from_tables_arg("order%,!audit_%").select_some(&schema(), &src).unwrap().tables.len(), 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "m.json", "{\"rules\": [\n{\"rule-type\": \"transformation\", \"rule-action\": \"remove-column\", \"object-locator\": {\"table-name\": \"customers\", \"column-name\": \"snn\"}}]}");
+        let err = Mapping::load(&p).unwrap().select_some(&schema(), &src).unwrap_err().to_string();
+        assert!(err.contains(":2:1:") && err.contains("remove-column customers column snn") && err.contains("matches no"), "{err}");
+        let p = write(&dir, "ok.json", "{\"rules\": [{\"rule-type\": \"transformation\", \"rule-action\": \"remove-column\", \"object-locator\": {\"table-name\": \"customers\", \"column-name\": \"ssn\"}}]}");
+        let kept = Mapping::load(&p).unwrap().select_some(&schema(), &src).unwrap();
+        assert!(kept.tables.iter().find(|t| t.name.name == "customers").unwrap().column("ssn").is_none());
+    }
+
+    #[test]
+    fn a_filter_on_a_missing_or_removed_column_is_an_error() {
+        let src = crate::endpoint::Endpoint::parse("sqlite::memory:").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let filter = |col: &str| format!(r#"{{"rule-type": "selection", "rule-action": "include", "object-locator": {{"table-name": "orders"}}, "filters": [{{"filter-type": "source", "column-name": "{col}", "filter-conditions": [{{"filter-operator": "lte", "value": "2"}}]}}]}}"#);
+        let p = write(&dir, "m.json", &format!("{{\"rules\": [{}]}}", filter("bid")));
+        let err = Mapping::load(&p).unwrap().select_some(&schema(), &src).unwrap_err().to_string();
+        assert!(err.contains("`bid` is not a column of table public.orders"), "{err}");
+        let p = write(&dir, "n.json", &format!("{{\"rules\": [{}, {{\"rule-type\": \"transformation\", \"rule-action\": \"remove-column\", \"object-locator\": {{\"table-name\": \"orders\", \"column-name\": \"id\"}}}}]}}", filter("id")));
+        let err = Mapping::load(&p).unwrap().select_some(&schema(), &src).unwrap_err().to_string();
+        assert!(err.contains("`id` is not a column of table public.orders"), "{err}");
+        let p = write(&dir, "o.json", &format!("{{\"rules\": [{}]}}", filter("id")));
+        let m = Mapping::load(&p).unwrap();
+        let selected = m.select_some(&schema(), &src).unwrap();
+        let orders = selected.tables.iter().find(|t| t.name.name == "orders").unwrap();
+        assert_eq!(m.filter_sql(orders, Dialect::Postgres).unwrap().as_deref(), Some("(\"id\" <= 2)"));
+        let customers = schema().tables.into_iter().find(|t| t.name.name == "customers").unwrap();
+        assert_eq!(m.filter_sql(&customers, Dialect::Postgres).unwrap(), None);
+    }
 }
