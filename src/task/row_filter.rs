@@ -683,7 +683,7 @@ fn pg_table(t: &Table) -> String {
 }
 
 async fn replica_identity(client: &tokio_postgres::Client, ep: &crate::endpoint::DbEndpoint, table_sql: &str) -> Result<String> {
-    let sql = "SELECT relreplident::text FROM pg_class WHERE oid = $1::regclass";
+    let sql = "SELECT relreplident::text FROM pg_class WHERE oid = $1::text::regclass";
     let row = client.query_one(sql, &[&table_sql]).await.map_err(|e| crate::db::postgres::query_error(&ep.display, sql, e))?;
     Ok(row.get(0))
 }
