@@ -270,9 +270,13 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
     std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
 
     let mut jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
-    // Row filters, as WHERE conditions in the source's SQL.
+    // Row filters, as WHERE conditions in the source's SQL; with capture,
+    // refused now if changes could not be filtered the same way.
     for j in &mut jobs {
         j.filter = opts.mapping.filter_sql(&j.source, copts.source)?;
+        if opts.capture.is_some() {
+            opts.mapping.change_filter(&j.source, copts.source)?;
+        }
     }
     Ok(Planned { schema, converted, copts, jobs, assessment })
 }

@@ -625,10 +625,23 @@ fn cmp_magnitude(a: &str, b: &str) -> Ordering {
 /// FULL` before capture starts: then every update carries the whole old
 /// row, so a row that leaves the filter is deleted on the target, one that
 /// enters it is inserted whole, and one that stays out is never written.
-/// (barge already does this for tables without a key.)
+/// (barge already does this for tables without a key.) Any filter changes
+/// cannot go through (a SQL `filter`) is refused here, before the load
+/// rather than after it.
 pub async fn prepare_source(src: &crate::endpoint::Endpoint, tables: &[Table], mapping: &super::mapping::Mapping) -> Result<()> {
+    let dialect = match src {
+        crate::endpoint::Endpoint::Postgres(_) => Dialect::Postgres,
+        crate::endpoint::Endpoint::Mysql(_) => Dialect::Mysql,
+        crate::endpoint::Endpoint::Sqlite(_) => Dialect::Sqlite,
+        _ => return Ok(()),
+    };
+    let mut filtered = Vec::new();
+    for t in tables {
+        if mapping.change_filter(t, dialect)?.is_some() {
+            filtered.push(t);
+        }
+    }
     let crate::endpoint::Endpoint::Postgres(ep) = src else { return Ok(()) };
-    let filtered: Vec<&Table> = tables.iter().filter(|t| mapping.row_filter(t, Dialect::Postgres).ok().flatten().is_some()).collect();
     if filtered.is_empty() {
         return Ok(());
     }
