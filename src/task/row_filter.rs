@@ -810,7 +810,10 @@ mod tests {
         t
     }
 
-    fn spec(column: &str, conds: &[(&str, Option<&str>, Option<(&str, &str)>)]) -> FilterSpec {
+    /// (operator, value, (start-value, end-value)).
+    type Condition<'a> = (&'a str, Option<&'a str>, Option<(&'a str, &'a str)>);
+
+    fn spec(column: &str, conds: &[Condition]) -> FilterSpec {
         FilterSpec {
             filter_type: "source".into(),
             column_name: column.into(),
