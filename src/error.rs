@@ -39,6 +39,11 @@ pub enum Error {
     #[error("{file}:{line}: {message}")]
     Input { file: String, line: usize, message: String, hint: Option<String> },
 
+    /// A mistake at a known place in a file the user wrote to configure a
+    /// run (a table mapping): `file:line:column`, as compilers print it.
+    #[error("{file}:{line}:{column}: {message}")]
+    At { file: String, line: usize, column: usize, message: String, hint: Option<String> },
+
     /// A failure talking to a database, bucket or stream. `endpoint` is
     /// always the redacted URL.
     #[error("{endpoint}: {message}")]
@@ -73,6 +78,7 @@ impl Error {
         match &mut self {
             Error::Url { hint, .. }
             | Error::Input { hint, .. }
+            | Error::At { hint, .. }
             | Error::Endpoint { hint, .. }
             | Error::Table { hint, .. }
             | Error::Other { hint, .. } => *hint = h,
@@ -85,6 +91,7 @@ impl Error {
         match self {
             Error::Url { hint, .. }
             | Error::Input { hint, .. }
+            | Error::At { hint, .. }
             | Error::Endpoint { hint, .. }
             | Error::Table { hint, .. }
             | Error::Other { hint, .. } => hint.clone(),
@@ -98,7 +105,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::NotImplemented { .. } | Error::Url { .. } => exit::USAGE,
+            Error::Usage(_) | Error::NotImplemented { .. } | Error::Url { .. } | Error::At { .. } => exit::USAGE,
             Error::Mismatch(_) => exit::MISMATCH,
             Error::Interrupted => exit::INTERRUPTED,
             _ => exit::FAILURE,
@@ -112,7 +119,7 @@ impl Error {
             Error::Read { .. } => "read",
             Error::Write { .. } => "write",
             Error::Url { .. } => "url",
-            Error::Input { .. } => "input",
+            Error::Input { .. } | Error::At { .. } => "input",
             Error::Endpoint { .. } => "endpoint",
             Error::Table { .. } => "table",
             Error::Mismatch(_) => "mismatch",

@@ -153,3 +153,137 @@ fn reserved_words_are_quoted() {
     let ddl = String::from_utf8_lossy(&out.stdout);
     assert!(ddl.contains("CREATE TABLE \"order\" (") && ddl.contains("\"user\" integer") && ddl.contains("\"select\" integer"), "{ddl}");
 }
+
+// ---- typos and secrets in what the user types (issue 12, items 4 and 14) ----
+
+/// A URL barge can never reach: nothing listens on port 1.
+const NOWHERE: &str = "postgres://app@127.0.0.1:1/app";
+
+#[test]
+fn tables_patterns_that_match_nothing_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("sqlite:{}", fixture("sample/shop.db").display());
+    let dst = format!("sqlite:{}", dir.path().join("out.db").display());
+    for (tables, named) in [("orders,nosuch", "`nosuch`"), ("orders,!ordrs_archive", "`!ordrs_archive`"), ("main.nosuch%", "`main.nosuch%`")] {
+        let out = run(barge().args(["migrate", &src, &dst, "--tables", tables, "--state-dir"]).arg(dir.path().join("state")));
+        assert_eq!(out.status.code(), Some(2), "{tables}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(err.contains(named) && err.contains("matches no table") && err.contains("customers"), "{tables}: {err}");
+    }
+    assert!(!dir.path().join("out.db").exists() || std::fs::metadata(dir.path().join("out.db")).unwrap().len() == 0, "nothing was loaded");
+    // The same check guards validate, which would otherwise compare nothing and say "equal".
+    let out = run(barge().args(["validate", &src, &src, "--tables", "nosuch"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("`nosuch`"), "{}", text(&out));
+}
+
+#[test]
+fn unknown_url_options_fail_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = format!("sqlite:{}", dir.path().join("out.db").display());
+    for (url, option, known) in [
+        (format!("{NOWHERE}?sslmod=verify-full"), "sslmod", "sslmode"),
+        ("mysql://app@127.0.0.1:1/app?ssl_mod=VERIFY_IDENTITY".to_string(), "ssl_mod", "ssl-mode"),
+        (format!("{NOWHERE}?connect_timout=5"), "connect_timout", "connect_timeout"),
+    ] {
+        let out = run(barge().args(["migrate", &url, &dst]).current_dir(dir.path()));
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("unknown option `{option}`")) && err.contains(known), "{url}: {err}");
+        assert!(!err.contains("cannot connect"), "refused before any connection: {err}");
+    }
+}
+
+#[test]
+fn passwords_in_urls_are_refused_and_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = format!("sqlite:{}", dir.path().join("out.db").display());
+    for url in [
+        format!("{NOWHERE}?pass=Hunter2pw"),
+        format!("{NOWHERE}?password=Hunter2pw"),
+        "postgres://app:Secret/Slash99@127.0.0.1:1/app".to_string(),
+        "postgres://app:Se#cret?Slash99@127.0.0.1:1/app".to_string(),
+        "mysql://app:p@ss/Hunter2pw@127.0.0.1:1/app".to_string(),
+        "postgres://app:12345/67890@127.0.0.1:1/app".to_string(),
+    ] {
+        let secret: &str = if url.contains("Hunter2pw") { "Hunter2pw" } else if url.contains("67890") { "67890" } else { "Slash99" };
+        for json in [false, true] {
+            let mut cmd = barge();
+            if json {
+                cmd.arg("--json");
+            }
+            let out = run(cmd.args(["migrate", &url, &dst]).current_dir(dir.path()));
+            assert_eq!(out.status.code(), Some(2), "{url}: {}", text(&out));
+            let all = text(&out);
+            assert!(!all.contains(secret), "{url} leaked: {all}");
+            assert!(all.contains("contains a password"), "{all}");
+            assert!(all.contains("BARGE_SOURCE_PASSWORD") && all.contains("password_file"), "the hint says where passwords go: {all}");
+            if json {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+                assert_eq!(v["error"]["kind"], "url");
+            }
+        }
+    }
+}
+
+#[test]
+fn mapping_typos_fail_at_their_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("sqlite:{}", fixture("sample/shop.db").display());
+    let dst = format!("sqlite:{}", dir.path().join("out.db").display());
+    let mapping = dir.path().join("m.json");
+    let rule = |filters: &str| format!("{{\"rules\": [\n  {{\"rule-type\": \"selection\", \"rule-id\": \"1\", \"rule-name\": \"1\", \"rule-action\": \"include\",\n   \"object-locator\": {{\"schema-name\": \"%\", \"table-name\": \"customers\"}},\n   {filters}}}\n]}}");
+    let cases = [
+        // The issue's misspelt key: it used to load every row.
+        (rule(r#""filtr": [{"filter-type": "source", "column-name": "id", "filter-conditions": [{"filter-operator": "lte", "value": "2"}]}]"#), "m.json:4:", "unknown field `filtr`"),
+        (rule(r#""filters": [{"filter-type": "source", "column-name": "id", "filter-conditions": [{"filter-operator": "lte", "vaule": "2"}]}]"#), "m.json:4:", "unknown field `vaule`"),
+        (rule(r#""filters": [{"filter-type": "source", "column-name": "idd", "filter-conditions": [{"filter-operator": "lte", "value": "2"}]}]"#), "m.json:2:3:", "`idd` is not a column of table customers"),
+        (rule(r#""filters": [{"filter-type": "source", "column-name": "id", "filter-conditions": [{"filter-operator": "lte", "value": "2 OR 1=1"}]}]"#), "m.json:2:3:", "is not a number"),
+    ];
+    for (text_, place, message) in cases {
+        std::fs::write(&mapping, &text_).unwrap();
+        let out = run(barge().args(["migrate", &src, &dst, "--mapping"]).arg(&mapping).arg("--state-dir").arg(dir.path().join("state")));
+        assert_eq!(out.status.code(), Some(2), "{text_}\n{}", text(&out));
+        let err = stderr(&out);
+        assert!(err.contains(place) && err.contains(message), "{text_}\n{err}");
+        assert!(!err.contains(":0:"), "{err}");
+    }
+}
+
+#[test]
+fn a_host_that_accepts_and_never_answers_times_out() {
+    // A black hole: the listener accepts every connection and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dst = format!("sqlite:{}", dir.path().join("out.db").display());
+    for scheme in ["postgres", "mysql"] {
+        let url = format!("{scheme}://app@127.0.0.1:{port}/app?connect_timeout=1");
+        let mut child = barge()
+            .args(["migrate", &url, &dst])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Generous: the point is that it ends at all (it used to hang forever).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{scheme}: barge still waiting on a silent server after 30 s with connect_timeout=1");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{scheme}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("no answer") && err.contains("connect_timeout"), "{scheme}: {err}");
+    }
+}

@@ -23,6 +23,9 @@ pub struct TableInfo {
     pub target: TargetTable,
     /// Indexes into `source.columns` of the identity (key) columns.
     pub key: Vec<usize>,
+    /// The mapping's row filter: changes to rows outside it are not
+    /// written (see [`crate::task::row_filter`]).
+    pub filter: Option<std::sync::Arc<crate::task::row_filter::RowFilter>>,
 }
 
 /// Tables by source name.

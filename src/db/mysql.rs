@@ -54,7 +54,6 @@ use crate::model::*;
 use crate::schema::{expr, rewrite, typetext};
 
 const DEFAULT_PORT: u16 = 3306;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct MyConn {
     pub conn: mysql_async::Conn,
@@ -133,6 +132,8 @@ impl Target<'_> {
             // mysql_async would otherwise switch a loopback connection to the
             // server's unix socket behind our back (and past the TLS choice).
             .prefer_socket(false)
+            // A vanished peer is noticed in minutes, not the kernel's two hours.
+            .tcp_keepalive(Some(crate::db::postgres::KEEPALIVE_IDLE))
             .ssl_opts(ssl)
             .into()
     }
@@ -170,14 +171,7 @@ impl MyConn {
             hint: Some(format!("use one of: {}", SslMode::NAMES.join(", "))),
         })?;
         let ca = ca_pem(ep)?;
-        let timeout = match ep.options.get("connect_timeout").or(ep.options.get("connect-timeout")) {
-            None => DEFAULT_CONNECT_TIMEOUT,
-            Some(s) => Duration::from_secs_f64(s.parse::<f64>().ok().filter(|v| *v > 0.0).ok_or_else(|| Error::Url {
-                url: ep.display.clone(),
-                reason: format!("connect_timeout `{s}` is not a number of seconds"),
-                hint: Some("write e.g. ?connect_timeout=10".into()),
-            })?),
-        };
+        let timeout = ep.connect_timeout();
         let target = Target {
             ep,
             role,
@@ -711,7 +705,10 @@ fn describe_connect_failure(f: &Failure, t: &Target) -> (String, Option<String>)
     let listening = format!("is the server running and listening on {addr}? (check the host, the port and any firewall)");
     let e = match f {
         Failure::Timeout => {
-            return (format!("no answer from {addr} within {} s", t.timeout.as_secs_f64()), Some(listening));
+            return (
+                format!("cannot connect: no answer from {addr} within {} s", t.timeout.as_secs_f64()),
+                Some(format!("{listening}; if the server is only slow to answer, raise ?connect_timeout=SECONDS in the URL")),
+            );
         }
         Failure::Driver(e) => e,
     };

@@ -41,11 +41,21 @@ pub fn config(ep: &DbEndpoint, role: Role) -> Result<Config> {
         cfg.password(p.expose());
     }
     cfg.application_name("barge");
-    let timeout = ep.options.get("connect_timeout").and_then(|t| t.parse().ok()).unwrap_or(15);
-    cfg.connect_timeout(Duration::from_secs(timeout));
+    cfg.connect_timeout(ep.connect_timeout());
+    // A peer that vanishes (host down, network cut) is noticed in about a
+    // minute instead of the kernel's two hours.
     cfg.keepalives(true);
+    cfg.keepalives_idle(KEEPALIVE_IDLE);
+    cfg.keepalives_interval(KEEPALIVE_INTERVAL);
+    cfg.keepalives_retries(KEEPALIVE_RETRIES);
     Ok(cfg)
 }
+
+/// TCP keepalives on every connection: first probe after 30 s of silence,
+/// then every 10 s, given up after 3 unanswered probes.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_RETRIES: u32 = 3;
 
 /// The host, or the Unix socket directory: a `host=/path` option (as libpq
 /// allows) or a host that is a path selects a socket.
@@ -81,20 +91,26 @@ pub async fn connect_client(ep: &DbEndpoint, role: Role) -> Result<Client> {
     let mut cfg = config(ep, role)?;
     let (mode, verify) = tls_mode(ep);
     cfg.ssl_mode(mode);
-    let endpoint_err = |e: tokio_postgres::Error| connect_error(ep, e);
+    let endpoint_err = |e: tokio_postgres::Error| connect_error(ep, role, e);
     let is_socket = ep.options.get("host").is_some_and(|h| h.starts_with('/')) || ep.host.starts_with('/');
+    // tokio-postgres's own connect_timeout covers the TCP connect only; a
+    // server (or a black hole) that accepts and never answers would hang
+    // the TLS or startup exchange forever, so the whole exchange is timed.
+    let timeout = ep.connect_timeout();
+    let timed_out = || connect_timeout_error(ep, timeout);
     let client = match verify {
         Some(v) if !is_socket => {
             let ca = ep.options.get("sslrootcert").map(Path::new);
             let tls_cfg = tls::client_config(v, ca)?;
-            let (client, conn) = cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_cfg)).await.map_err(endpoint_err)?;
+            let connecting = cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_cfg));
+            let (client, conn) = tokio::time::timeout(timeout, connecting).await.map_err(|_| timed_out())?.map_err(endpoint_err)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
             client
         }
         _ => {
-            let (client, conn) = cfg.connect(NoTls).await.map_err(endpoint_err)?;
+            let (client, conn) = tokio::time::timeout(timeout, cfg.connect(NoTls)).await.map_err(|_| timed_out())?.map_err(endpoint_err)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -104,11 +120,35 @@ pub async fn connect_client(ep: &DbEndpoint, role: Role) -> Result<Client> {
     Ok(client)
 }
 
-fn connect_error(ep: &DbEndpoint, e: tokio_postgres::Error) -> Error {
+/// The server did not finish the connection (TCP, TLS and login) in time.
+pub fn connect_timeout_error(ep: &DbEndpoint, timeout: Duration) -> Error {
+    let addr = format!("{}:{}", host_of(ep), ep.port.unwrap_or(5432));
+    Error::Endpoint {
+        endpoint: ep.display.clone(),
+        message: format!("cannot connect: no answer from {addr} within {} s", timeout.as_secs_f64()),
+        hint: Some(format!(
+            "is PostgreSQL running and reachable on {addr}? (check the host, the port and any firewall); \
+             if the server is only slow to answer, raise ?connect_timeout=SECONDS in the URL"
+        )),
+    }
+}
+
+/// Where a password can come from, for the side `role` is on.
+fn password_sources(role: Role) -> String {
+    format!("{} (or PGPASSWORD), or ?password_file=PATH in the URL; never the URL itself", role.password_var())
+}
+
+fn connect_error(ep: &DbEndpoint, role: Role, e: tokio_postgres::Error) -> Error {
     let (message, hint) = describe(&e);
+    let is_auth = e.as_db_error().is_some_and(|db| matches!(db.code().code(), "28P01" | "28000"));
+    let hint = if is_auth { None } else { hint };
     let hint = hint.unwrap_or_else(|| {
         let text = format!("{e:?}").to_ascii_lowercase();
-        if text.contains("connection refused") || text.contains("timed out") || text.contains("timeout") {
+        if is_auth {
+            format!("check the user name (`{}`) and the password given in {}", user_of(ep), password_sources(role))
+        } else if text.contains("password missing") {
+            format!("the server asks for a password and none was given: set {}", password_sources(role))
+        } else if text.contains("connection refused") || text.contains("timed out") || text.contains("timeout") {
             format!("is PostgreSQL running and listening on {}:{}?", ep.host, ep.port.unwrap_or(5432))
         } else if text.contains("certificate") || text.contains("tls") || text.contains("ssl") {
             format!(

@@ -248,7 +248,7 @@ mod tests {
         let mut source = Table::new(qn.clone());
         source.columns = vec![Column::new("id", ColumnType::int(64), "bigint"), Column::new("bal", ColumnType::Decimal { precision: Some(12), scale: Some(2) }, "numeric(12,2)"), Column::new("memo", ColumnType::text(), "text")];
         let target = TargetTable::named(qn.clone(), vec!["app".into(), "acct".into()]);
-        (qn.clone(), [(qn, TableInfo { source, target, key: vec![0] })].into_iter().collect())
+        (qn.clone(), [(qn, TableInfo { source, target, key: vec![0], filter: None })].into_iter().collect())
     }
 
     fn change(t: &QualifiedName, op: Op, lsn: u64) -> Change {

@@ -366,7 +366,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOption
         }
 
         if !txns.is_empty() {
-            let batch = batch_of(&txns, &tables);
+            let batch = batch_of(&txns, &tables)?;
             let apply_started = Instant::now();
             let mut attempt = 0u32;
             loop {
@@ -557,12 +557,20 @@ async fn ack_durable(dest: &mut Box<dyn Destination>, acked: &mut Option<Positio
     Ok(())
 }
 
-fn batch_of(txns: &[Transaction], tables: &Tables) -> ChangeBatch {
+fn batch_of(txns: &[Transaction], tables: &Tables) -> Result<ChangeBatch> {
     let mut changes = Vec::with_capacity(txns.iter().map(|t| t.changes.len()).sum());
-    for t in txns {
-        changes.extend(t.changes.iter().filter(|c| tables.contains_key(&c.table)).cloned());
+    for c in txns.iter().flat_map(|t| &t.changes) {
+        match tables.get(&c.table) {
+            None => {}
+            Some(info) => match &info.filter {
+                None => changes.push(c.clone()),
+                // The mapping's row filter: what the change becomes on a
+                // target that holds only matching rows (maybe nothing).
+                Some(f) => changes.extend(f.route(info, c)?),
+            },
+        }
     }
-    ChangeBatch { changes, position: txns.last().map(|t| t.position.clone()) }
+    Ok(ChangeBatch { changes, position: txns.last().map(|t| t.position.clone()) })
 }
 
 /// Batch sizes and apply times, for `-v`.

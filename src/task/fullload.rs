@@ -201,6 +201,7 @@ pub(crate) async fn begin_capture(src: &Endpoint, schema: &Schema, opts: &LoadOp
     if let Some(capture_opts) = &opts.capture {
         if state.capture.is_none() {
             let seed = opts.state_dir.display().to_string();
+            super::row_filter::prepare_source(src, &schema.tables, &opts.mapping).await?;
             let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
             crate::output::info(format!("change capture starts at {}", capture.position));
             state.snapshot_position = Some(capture.position.to_string());
@@ -268,7 +269,15 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
     let assessment = opts.state_dir.join("assessment.md");
     std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
 
-    let jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    let mut jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    // Row filters, as WHERE conditions in the source's SQL; with capture,
+    // refused now if changes could not be filtered the same way.
+    for j in &mut jobs {
+        j.filter = opts.mapping.filter_sql(&j.source, copts.source)?;
+        if opts.capture.is_some() {
+            opts.mapping.change_filter(&j.source, copts.source)?;
+        }
+    }
     Ok(Planned { schema, converted, copts, jobs, assessment })
 }
 
@@ -276,10 +285,11 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
 /// selection, names and conversion as the full load.
 pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<crate::cdc::Tables> {
     let p = plan(src, dst, opts).await?;
+    let filters = super::row_filter::for_changes(src, &opts.mapping, &p.jobs.iter().map(|j| &j.source).collect::<Vec<_>>(), p.copts.source).await?;
     let mut out = crate::cdc::Tables::new();
-    for j in p.jobs {
+    for (j, filter) in p.jobs.into_iter().zip(filters) {
         let key = j.source.primary_key.as_ref().map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
-        out.insert(j.source.name.clone(), crate::cdc::TableInfo { source: j.source, target: j.target, key });
+        out.insert(j.source.name.clone(), crate::cdc::TableInfo { source: j.source, target: j.target, key, filter });
     }
     Ok(out)
 }
@@ -331,7 +341,7 @@ pub(crate) fn source_table_sql(d: Dialect, t: &Table) -> String {
     }
 }
 
-fn plan_jobs(schema: &Schema, converted: &Converted, mapping: &Mapping, source: Dialect, target: Dialect) -> Vec<Job> {
+fn plan_jobs(schema: &Schema, converted: &Converted, _mapping: &Mapping, source: Dialect, target: Dialect) -> Vec<Job> {
     let mut jobs = Vec::new();
     for t in &schema.tables {
         let Some(tt) = converted.target.tables.iter().find(|x| x.source == t.name) else { continue };
@@ -379,7 +389,7 @@ fn plan_jobs(schema: &Schema, converted: &Converted, mapping: &Mapping, source: 
             write: WriteSpec { table: tt.sql_name.clone(), columns: write_cols, key: key_idx },
             chunk_key: chunk.map(|c| quote_source(source, &c.name)),
             chunk_key_target: chunk.and_then(|c| tt.column_by_source(&c.name)).map(|c| quote_ident(target, &c.name)),
-            filter: mapping.filter(&t.name),
+            filter: None,
             passthrough_binary,
         });
     }

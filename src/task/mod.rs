@@ -7,6 +7,7 @@ pub mod fullload;
 pub mod mapping;
 pub mod measure_db;
 pub mod pack_source;
+pub mod row_filter;
 pub mod sinkload;
 pub mod state;
 pub mod target_schema;

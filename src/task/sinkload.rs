@@ -69,7 +69,7 @@ pub(crate) fn table_info(job: &Job) -> TableInfo {
         .collect();
     let mut target = job.target.clone();
     target.columns = job.write.columns.clone();
-    TableInfo { source, target, key: job.write.key.clone() }
+    TableInfo { source, target, key: job.write.key.clone(), filter: None }
 }
 
 pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_opts: SinkOptions) -> Result<(LoadReport, SinkSummary)> {

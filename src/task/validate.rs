@@ -83,7 +83,7 @@ struct Pair {
 pub async fn run(src: &Endpoint, dst: &Endpoint, mapping: &Mapping) -> Result<ValidationReport> {
     let mut s = Db::connect(src, Role::Source).await?;
     let mut d = Db::connect(dst, Role::Target).await?;
-    let source_schema = mapping.select(&s.introspect().await?);
+    let source_schema = mapping.select_some(&s.introspect().await?, src)?;
     let target_schema = d.introspect().await?;
     let pairs = pair_tables(&source_schema, &target_schema, d.dialect(), mapping)?;
     let mut out = Vec::new();
@@ -130,7 +130,7 @@ fn pair_tables(source: &Schema, target: &Schema, target_dialect: Dialect, mappin
             .filter(|c| c.ty.is_integer())
             .and_then(|c| columns.iter().find(|(s, ..)| s == &c.name))
             .map(|(s, t, ..)| (s.clone(), t.clone()));
-        pairs.push(Pair { source: t.clone(), target: tt.clone(), columns, key, int_key, filter: mapping.filter(&t.name) });
+        pairs.push(Pair { source: t.clone(), target: tt.clone(), columns, key, int_key, filter: mapping.filter_sql(t, source.dialect.unwrap_or(Dialect::Postgres))? });
     }
     Ok(pairs)
 }

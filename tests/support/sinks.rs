@@ -96,7 +96,7 @@ pub fn table_info(schema: &str, name: &str, cols: &[(&str, barge::model::ColumnT
     let mut source = Table::new(qn.clone());
     source.columns = cols.iter().map(|(n, ty)| Column::new(n, ty.clone(), "")).collect();
     let target = barge::schema::target::TargetTable::named(qn.clone(), vec![schema.to_string(), name.to_string()]);
-    (qn, barge::cdc::TableInfo { source, target, key: key.to_vec() })
+    (qn, barge::cdc::TableInfo { source, target, key: key.to_vec(), filter: None })
 }
 
 /// A change of `table` at `position` (one transaction per position).
