@@ -171,6 +171,9 @@ pub enum Done {
     Refused { message: String },
     /// Not attempted: something it needs is missing.
     Skipped { reason: String },
+    /// A table that already existed and is left as it is
+    /// (`--target-schema skip`): neither made nor missing.
+    Kept,
 }
 
 impl Done {
@@ -246,7 +249,7 @@ impl Ledger {
 
     /// Steps that did not make their object, in step order.
     pub fn failures(&self) -> Vec<&Record> {
-        let mut v: Vec<(&String, &Record)> = self.steps.iter().filter(|(_, r)| !r.done.made() && r.kind != Kind::Setting).collect();
+        let mut v: Vec<(&String, &Record)> = self.steps.iter().filter(|(_, r)| !r.done.made() && r.done != Done::Kept && r.kind != Kind::Setting).collect();
         v.sort_by_key(|(id, _)| step_order(id));
         v.into_iter().map(|(_, r)| r).collect()
     }

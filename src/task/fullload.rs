@@ -176,6 +176,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                     continue;
                 }
                 if step.table.as_ref().is_some_and(|t| skipped.contains(t)) {
+                    ledger.record(&id, step, Done::Kept, false)?;
                     continue;
                 }
                 if let Some(need) = step.table.as_ref().and_then(|_| parent_failed(&plan_view, step, &failed)) {
@@ -214,7 +215,9 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         state.phase = Phase::Load;
         store.save(&state)?;
     }
-    let skipped_existing: Vec<String> = if state.phase == Phase::Done { Vec::new() } else { jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.status == TableStatus::Ready)).map(|j| j.key.clone()).collect() };
+    // Tables --target-schema skip left as they were: not loaded, not finished.
+    let kept: Vec<String> = ledger.steps.values().filter(|r| r.done == Done::Kept).map(|r| r.object.clone()).collect();
+    let skipped_existing: Vec<String> = jobs.iter().filter(|j| kept.contains(&j.target.source.to_string())).map(|j| j.key.clone()).collect();
 
     let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
 
@@ -241,7 +244,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
 
     // 3. Keys, indexes, constraints, counters; then views, routines and
     // triggers: one step per object, resumable at the step.
-    let extras = if opts.schema_mode.creates() && copts.source == copts.target { objects::Extras::read(src, &schema, copts.target).await? } else { objects::Extras::default() };
+    let extras = if opts.schema_mode.creates() { objects::Extras::read(src, &schema, copts.target).await? } else { objects::Extras::default() };
     let (object_steps, object_notes) = if opts.schema_mode.creates() { objects::plan(&plan_view, &extras, &excluded) } else { (Vec::new(), Vec::new()) };
     if state.phase == Phase::Post {
         let failed: Vec<String> = targets
@@ -282,7 +285,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
     }
 
     run_report::finish_report(&mut converted.report, &ledger, copts.source == copts.target, &object_notes);
-    let mut summary = run_report::summarize(&selected, &converted, &ledger, &converted.report, extras.matview_indexes.len(), copts.source);
+    let mut summary = run_report::summarize(&selected, &schema, &converted, &ledger, &converted.report, extras.matview_indexes.len(), copts.source);
     let (md, json) = run_report::write(&opts.state_dir, &converted.report, &converted, &ledger, &summary)?;
     summary.report_json = Some(json);
     let run = RunInfo { started, resumed, assessment: md, rejects: &rejects };

@@ -36,7 +36,8 @@ impl Extras {
     /// Reads what a same-engine copy needs beyond the model.
     pub async fn read(src: &Endpoint, schema: &Schema, target: Dialect) -> Result<Extras> {
         let mut out = Extras::default();
-        if target != Dialect::Postgres || !schema.views.iter().any(|v| v.materialized) {
+        let _ = target;
+        if !schema.views.iter().any(|v| v.materialized) {
             return Ok(out);
         }
         let Db::Postgres(c) = Db::connect(src, Role::Source).await? else { return Ok(out) };
@@ -66,9 +67,24 @@ pub fn plan(p: &Plan, extras: &Extras, excluded: &[QualifiedName]) -> (Vec<Step>
         // The converter rewrote the views; they are created as it wrote them.
         for v in &p.converted.target.views {
             let Some(src) = views.iter().find(|s| p.relation_sql(&s.name) == v.name) else { continue };
-            let kind = if v.materialized { Kind::MaterializedView } else { Kind::View };
-            let drop = format!("DROP {}VIEW IF EXISTS {}", if v.materialized { "MATERIALIZED " } else { "" }, v.name);
-            steps.push(Step::new(kind, src.name.to_string(), ddl::view_sql(target, &p.converted.names, v)).before(drop).probe(Probe::Idempotent).source(view_source(p.source, src)));
+            let kind = if src.materialized { Kind::MaterializedView } else { Kind::View };
+            let sql = ddl::view_sql(target, &p.converted.names, v);
+            // Replace what an interrupted run left: in place where the
+            // engine can (a view on this one keeps it from being dropped).
+            let step = match (target, sql.strip_prefix("CREATE VIEW ")) {
+                (Dialect::Postgres | Dialect::Mysql, Some(rest)) => Step::new(kind, src.name.to_string(), format!("CREATE OR REPLACE VIEW {rest}")),
+                _ => Step::new(kind, src.name.to_string(), sql).before(format!("DROP VIEW IF EXISTS {}", v.name)),
+            };
+            steps.push(step.probe(Probe::Idempotent).source(view_source(p.source, src)));
+        }
+        for (view, name, def) in &extras.matview_indexes {
+            notes.push(Note {
+                kind: ObjectKind::Index,
+                object: format!("{view}.{name}"),
+                status: Status::Manual,
+                code: Some(codes::INDEX_DROPPED),
+                message: format!("not created: materialized view {view} is a plain view on {target}, which cannot be indexed ({def})"),
+            });
         }
         return (steps, notes);
     }

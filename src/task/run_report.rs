@@ -23,10 +23,19 @@ pub struct KindCount {
     pub kind: Kind,
     pub source: usize,
     pub target: usize,
+    /// Source objects that became one on the target: a partitioned
+    /// table's partitions merged, with their copies of an index or a
+    /// foreign key.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub merged: usize,
     /// How the kind exists on this target when not as itself ("inline",
     /// "merged into their tables").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// An object a person must handle.
@@ -63,6 +72,7 @@ fn source_counts(selected: &Schema, matview_indexes: usize) -> BTreeMap<Kind, us
     add(Kind::Enum, selected.enums.len());
     for v in &selected.views {
         add(if v.materialized { Kind::MaterializedView } else { Kind::View }, 1);
+        add(Kind::Comment, v.comment.is_some() as usize);
     }
     for r in &selected.routines {
         add(if r.kind == RoutineKind::Trigger { Kind::Trigger } else { Kind::Routine }, 1);
@@ -72,9 +82,10 @@ fn source_counts(selected: &Schema, matview_indexes: usize) -> BTreeMap<Kind, us
 }
 
 /// Counts and items for a finished (or stopped) run.
-pub fn summarize(selected: &Schema, converted: &Converted, ledger: &Ledger, report: &Report, matview_indexes: usize, source: Dialect) -> ObjectSummary {
+pub fn summarize(selected: &Schema, shaped: &Schema, converted: &Converted, ledger: &Ledger, report: &Report, matview_indexes: usize, source: Dialect) -> ObjectSummary {
     let target = converted.target.target;
     let sources = source_counts(selected, matview_indexes);
+    let after = source_counts(shaped, matview_indexes);
     let mut made = ledger.made();
     // Keys, foreign keys and comments written inside CREATE TABLE count
     // once their table is there.
@@ -91,7 +102,10 @@ pub fn summarize(selected: &Schema, converted: &Converted, ledger: &Ledger, repo
     }
     let mut kinds = Vec::new();
     for (&kind, &n) in &sources {
-        let mut count = KindCount { kind, source: n, target: made.get(&kind).copied().unwrap_or(0), note: None };
+        let mut count = KindCount { kind, source: n, target: made.get(&kind).copied().unwrap_or(0), merged: 0, note: None };
+        if matches!(kind, Kind::Index | Kind::ForeignKey) {
+            count.merged = n.saturating_sub(after.get(&kind).copied().unwrap_or(0));
+        }
         match kind {
             Kind::Enum if target != Dialect::Postgres => {
                 count.target = n;
@@ -108,8 +122,9 @@ pub fn summarize(selected: &Schema, converted: &Converted, ledger: &Ledger, repo
                 count.note = Some(format!("{became} as {}", if target == Dialect::Mysql { "AUTO_INCREMENT" } else { "rowid aliases" }));
             }
             Kind::Comment if target == Dialect::Sqlite => count.note = Some("SQLite has no comments".into()),
-            Kind::Index | Kind::ForeignKey if target != Dialect::Postgres && sources.contains_key(&Kind::Partition) => {
-                count.note = Some("partitions' copies merged".into());
+            Kind::MaterializedView if target != Dialect::Postgres => count.note = Some("as plain views".into()),
+            Kind::Index | Kind::ForeignKey if count.merged > 0 => {
+                count.note = Some(format!("{} partitions' copies merged into one", count.merged));
             }
             _ => {}
         }
@@ -118,6 +133,11 @@ pub fn summarize(selected: &Schema, converted: &Converted, ledger: &Ledger, repo
     let mut needs = Vec::new();
     for i in report.items.iter().filter(|i| i.status == Status::Manual) {
         needs.push(PersonItem { kind: i.kind.label().to_string(), object: i.object.clone(), reason: i.message.clone() });
+    }
+    if target != Dialect::Postgres {
+        for v in selected.views.iter().filter(|v| v.comment.is_some()) {
+            needs.push(PersonItem { kind: "comment".into(), object: format!("view {}", v.name), reason: format!("{target} views have no comments: {}", v.comment.as_deref().unwrap_or("")) });
+        }
     }
     if target == Dialect::Sqlite {
         if let Some(n) = sources.get(&Kind::Comment) {

@@ -208,7 +208,13 @@ fn sequences_to_identities(schema: &mut Schema, target: Dialect, notes: &mut Vec
     let mut used: BTreeSet<QualifiedName> = BTreeSet::new();
     let seqs = schema.sequences.clone();
     for t in schema.tables.iter_mut() {
-        let Some(pk) = t.primary_key.as_ref().filter(|k| k.columns.len() == 1).map(|k| k.columns[0].clone()) else { continue };
+        // SQLite numbers only a single-column INTEGER PRIMARY KEY; MySQL
+        // numbers any key column (one per table).
+        let keys: Vec<String> = match &t.primary_key {
+            Some(k) if k.columns.len() == 1 || target == Dialect::Mysql => k.columns.clone(),
+            _ => continue,
+        };
+        let Some(pk) = keys.iter().find(|k| t.column(k).is_some_and(|c| matches!(c.default, Some(DefaultValue::Sequence(_))))).cloned() else { continue };
         let tname = t.name.to_string();
         let mut start = None;
         if let Some(c) = t.column_mut(&pk) {

@@ -474,7 +474,29 @@ pub fn post_steps(p: &Plan, loaded: &[&TargetTable]) -> Vec<Step> {
     if target == Dialect::Postgres {
         steps.extend(sequence_advances(p, loaded));
     }
+    if target == Dialect::Sqlite {
+        steps.extend(rowid_counters(loaded));
+    }
     steps
+}
+
+/// SQLite's AUTOINCREMENT counter (`sqlite_sequence`) past the source's
+/// last value, which the loaded rows alone may not reach (rows deleted at
+/// the source).
+fn rowid_counters(loaded: &[&TargetTable]) -> Vec<Step> {
+    let mut out = Vec::new();
+    for t in loaded {
+        let Some(c) = t.columns.iter().find(|c| c.inline_primary_key && c.identity.is_some()) else { continue };
+        let Some(last) = c.identity.as_ref().and_then(|i| i.start).map(|s| s - 1).filter(|l| *l > 0) else { continue };
+        let name = ddl::string_literal(Dialect::Sqlite, t.name.last().map(String::as_str).unwrap_or_default());
+        out.push(
+            Step::new(Kind::Counter, t.source.to_string(), format!("UPDATE sqlite_sequence SET seq = MAX(seq, {last}) WHERE name = {name}"))
+                .before(format!("INSERT INTO sqlite_sequence (name, seq) SELECT {name}, {last} WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {name})"))
+                .on(&t.sql_name)
+                .probe(Probe::Idempotent),
+        );
+    }
+    out
 }
 
 fn trigger_label(sql: &str) -> String {
