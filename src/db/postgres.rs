@@ -705,9 +705,39 @@ async fn read_indexes(client: &Client, display: &str, filter: &str, schema: &mut
         let def: String = r.get(1);
         // An index on a partitioned table is defined `ON ONLY parent`.
         let def = def.replacen(" ON ONLY ", " ON ", 1);
-        if let Some((_, idx)) = reader::parse_index_definition(&def, Dialect::Postgres) {
-            schema.tables[ti].indexes.push(idx);
+        match reader::parse_index_definition(&def, Dialect::Postgres) {
+            Some((_, idx)) => schema.tables[ti].indexes.push(idx),
+            None => crate::output::warn(format!("index on {} not read, so not copied: {def}", schema.tables[ti].name)),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_index_definitions_are_read() {
+        for d in [
+            "CREATE INDEX i1 ON public.t USING gin (title gin_trgm_ops)",
+            "CREATE INDEX i2 ON public.t USING btree (a) INCLUDE (b, c)",
+            "CREATE UNIQUE INDEX i3 ON public.t USING btree (a) NULLS NOT DISTINCT",
+            "CREATE INDEX i4 ON public.t USING btree (a COLLATE \"C\" DESC NULLS LAST)",
+            "CREATE INDEX i5 ON public.t USING btree (lower(email)) WHERE (active AND (deleted_at IS NULL))",
+            "CREATE INDEX i6 ON public.t USING gin (to_tsvector('english'::regconfig, ((title || ' '::text) || description)))",
+            "CREATE INDEX i7 ON ONLY public.payment USING btree (customer_id)",
+            "CREATE INDEX i8 ON public.t USING brin (created_at) WITH (pages_per_range='32')",
+        ] {
+            let def = d.replacen(" ON ONLY ", " ON ", 1);
+            assert!(reader::parse_index_definition(&def, Dialect::Postgres).is_some(), "{d}");
+        }
+    }
+
+    #[test]
+    fn domain_checks_name_the_column() {
+        assert_eq!(domain_check_for_column("((VALUE >= 1901) AND (VALUE <= 2155))", "release_year"), "((\"release_year\" >= 1901) AND (\"release_year\" <= 2155))");
+        assert_eq!(domain_check_for_column("(VALUE <> 'value'::text)", "v"), "(\"v\" <> 'value'::text)");
+        assert_eq!(domain_check_for_column("(\"value\" > values_max)", "c"), "(\"value\" > values_max)");
+    }
 }

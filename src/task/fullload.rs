@@ -139,154 +139,165 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
     let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
     let mut ledger = Ledger::open(&opts.state_dir, unfinished)?;
     let Planned { schema, selected, excluded, mut converted, copts, jobs, assessment } = plan(src, dst, &opts).await?;
-    let mut dconn = Db::connect(dst, Role::Target).await?;
-    let targets: Vec<TargetTable> = converted.target.tables.clone();
-    let plan_view = target_schema::Plan { converted: &converted, schema: &schema, source: copts.source, mode: opts.schema_mode };
-
-    // 1. Schema: one step per object.
-    if state.phase == Phase::Schema {
-        store.save(&state)?;
-        let steps_for: Vec<&TargetTable> = targets.iter().collect();
-        let existing = target_schema::existing_tables(&mut dconn, &steps_for).await?;
-        let steps = target_schema::schema_steps(&plan_view, &steps_for);
-        // Tables an earlier attempt of this run created are ours.
-        let ours: Vec<String> = steps
-            .iter()
-            .enumerate()
-            .filter(|(i, st)| st.table.is_some() && ledger.get(&format!("schema:{i}")).is_some_and(|r| r.done.made()))
-            .filter_map(|(_, st)| st.table.clone())
-            .collect();
-        let foreign: Vec<&String> = existing.iter().filter(|t| !ours.contains(t)).collect();
-        if opts.schema_mode == SchemaMode::Create {
-            if let Some(t) = foreign.first() {
-                return Err(Error::Endpoint {
-                    endpoint: dst.to_string(),
-                    message: format!("table {t} already exists"),
-                    hint: Some("use --target-schema truncate (empty it), append (load into it) or skip (leave it), or drop it first".into()),
-                });
-            }
-        }
-        let skipped: Vec<String> = if opts.schema_mode == SchemaMode::Skip { foreign.into_iter().cloned().collect() } else { Vec::new() };
-        let mut failed: Vec<(String, String)> = Vec::new();
-        {
-            let mut runner = Runner::new(&mut dconn, dst).await;
-            for (i, step) in steps.iter().enumerate() {
-                let id = format!("schema:{i}");
-                if ledger.get(&id).is_some_and(|r| r.done.made()) {
-                    continue;
-                }
-                if step.table.as_ref().is_some_and(|t| skipped.contains(t)) {
-                    ledger.record(&id, step, Done::Kept, false)?;
-                    continue;
-                }
-                if let Some(need) = step.table.as_ref().and_then(|_| parent_failed(&plan_view, step, &failed)) {
-                    ledger.record(&id, step, Done::Skipped { reason: need.clone() }, false)?;
-                    failed.push((step.table.clone().unwrap_or_default(), need));
-                    continue;
-                }
-                let (done, missing) = runner.run(step).await?;
-                ledger.record(&id, step, done.clone(), missing)?;
-                if let (Done::Refused { message }, Some(table)) = (&done, &step.table) {
-                    if opts.on_error != OnError::SkipTable {
-                        return Err(Error::Table {
-                            table: step.object.clone(),
-                            row: None,
-                            message: format!("cannot be created on the target: {message}"),
-                            hint: Some("fix what the target refused (the statement is in the migration report), then rerun the same command; --on-error skip-table loads the other tables and still exits non-zero".into()),
-                        });
-                    }
-                    crate::output::warn(format!("table {} skipped: the target refused it: {message}", step.object));
-                    failed.push((table.clone(), message.clone()));
-                }
-            }
-        }
-        for j in &jobs {
-            let failure = failed.iter().find(|(t, _)| *t == j.target.sql_name).map(|(_, m)| m.clone());
-            let status = if failure.is_some() {
-                TableStatus::Errored
-            } else if skipped.contains(&j.target.sql_name) {
-                TableStatus::Ready
-            } else {
-                TableStatus::Init
-            };
-            let error = failure.map(|m| format!("cannot be created on the target: {m}"));
-            state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error, estimated_rows: 0 });
-        }
-        state.phase = Phase::Load;
-        store.save(&state)?;
-    }
-    // Tables --target-schema skip left as they were: not loaded, not finished.
-    let kept: Vec<String> = ledger.steps.values().filter(|r| r.done == Done::Kept).map(|r| r.object.clone()).collect();
-    let skipped_existing: Vec<String> = jobs.iter().filter(|j| kept.contains(&j.target.source.to_string())).map(|j| j.key.clone()).collect();
-
-    let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
-
-    // 2. Load.
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
     let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
-    if state.phase == Phase::Load {
-        let t = Instant::now();
-        plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
-        store.save(&state)?;
-        crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
-        let t = Instant::now();
-        let r = readers.clone();
-        let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
-            let readers = r.clone();
-            Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
-        });
-        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
-        crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
-        state.phase = Phase::Post;
-        store.save(&state)?;
-    }
+    let mut extras = objects::Extras::default();
+    let mut object_notes = Vec::new();
+    let mut skipped_existing: Vec<String> = Vec::new();
+    // The phases; whatever becomes of them, the report says what is on the target.
+    let phases = async {
+        let mut dconn = Db::connect(dst, Role::Target).await?;
+        let targets: Vec<TargetTable> = converted.target.tables.clone();
+        let plan_view = target_schema::Plan { converted: &converted, schema: &schema, source: copts.source, mode: opts.schema_mode };
 
-    // 3. Keys, indexes, constraints, counters; then views, routines and
-    // triggers: one step per object, resumable at the step.
-    let extras = if opts.schema_mode.creates() { objects::Extras::read(src, &schema, copts.target).await? } else { objects::Extras::default() };
-    let (object_steps, object_notes) = if opts.schema_mode.creates() { objects::plan(&plan_view, &extras, &excluded) } else { (Vec::new(), Vec::new()) };
-    if state.phase == Phase::Post {
-        let failed: Vec<String> = targets
-            .iter()
-            .filter(|t| {
-                let job_failed = jobs.iter().any(|j| j.target.sql_name == t.sql_name && state.tables.get(&j.key).is_some_and(|s| s.status == TableStatus::Errored));
-                let not_made = ledger.steps.values().any(|r| !r.done.made() && matches!(r.kind, Kind::Table | Kind::Partition) && r.object == t.source.to_string());
-                job_failed || not_made
-            })
-            .map(|t| t.sql_name.clone())
-            .collect();
-        let skipped: Vec<String> = jobs.iter().filter(|j| skipped_existing.contains(&j.key)).map(|j| j.target.sql_name.clone()).collect();
-        let loaded: Vec<&TargetTable> = targets.iter().filter(|t| !failed.contains(&t.sql_name) && !skipped.contains(&t.sql_name)).collect();
-        let mut steps = target_schema::post_steps(&plan_view, &loaded);
-        steps.extend(object_steps.iter().cloned());
-        let t = Instant::now();
-        let mut runner = Runner::new(&mut dconn, dst).await;
-        let outcome = run_post(&mut runner, &steps, &failed, &skipped, &mut state, &store, &mut ledger).await;
-        if let Err(e) = outcome {
+        // 1. Schema: one step per object.
+        if state.phase == Phase::Schema {
             store.save(&state)?;
-            return Err(e);
-        }
-        crate::output::verbose(format!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64()));
-        if copts.target == Dialect::Postgres {
-            let t = Instant::now();
-            runner.best_effort("ANALYZE").await?;
-            crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
-        }
-        for j in &jobs {
-            if let Some(t) = state.tables.get_mut(&j.key) {
-                if t.status == TableStatus::FinishedCopy {
-                    t.status = TableStatus::Ready;
+            let steps_for: Vec<&TargetTable> = targets.iter().collect();
+            let existing = target_schema::existing_tables(&mut dconn, &steps_for).await?;
+            let steps = target_schema::schema_steps(&plan_view, &steps_for);
+            // Tables an earlier attempt of this run created are ours.
+            let ours: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .filter(|(i, st)| st.table.is_some() && ledger.get(&format!("schema:{i}")).is_some_and(|r| r.done.made()))
+                .filter_map(|(_, st)| st.table.clone())
+                .collect();
+            let foreign: Vec<&String> = existing.iter().filter(|t| !ours.contains(t)).collect();
+            if opts.schema_mode == SchemaMode::Create {
+                if let Some(t) = foreign.first() {
+                    return Err(Error::Endpoint {
+                        endpoint: dst.to_string(),
+                        message: format!("table {t} already exists"),
+                        hint: Some("use --target-schema truncate (empty it), append (load into it) or skip (leave it), or drop it first".into()),
+                    });
                 }
             }
+            let skipped: Vec<String> = if opts.schema_mode == SchemaMode::Skip { foreign.into_iter().cloned().collect() } else { Vec::new() };
+            let mut failed: Vec<(String, String)> = Vec::new();
+            {
+                let mut runner = Runner::new(&mut dconn, dst).await;
+                for (i, step) in steps.iter().enumerate() {
+                    let id = format!("schema:{i}");
+                    if ledger.get(&id).is_some_and(|r| r.done.made()) {
+                        continue;
+                    }
+                    if step.table.as_ref().is_some_and(|t| skipped.contains(t)) {
+                        ledger.record(&id, step, Done::Kept, false)?;
+                        continue;
+                    }
+                    if let Some(need) = step.table.as_ref().and_then(|_| parent_failed(&plan_view, step, &failed)) {
+                        ledger.record(&id, step, Done::Skipped { reason: need.clone() }, false)?;
+                        failed.push((step.table.clone().unwrap_or_default(), need));
+                        continue;
+                    }
+                    let (done, missing) = runner.run(step).await?;
+                    ledger.record(&id, step, done.clone(), missing)?;
+                    if let (Done::Refused { message }, Some(table)) = (&done, &step.table) {
+                        if opts.on_error != OnError::SkipTable {
+                            return Err(Error::Table {
+                                table: step.object.clone(),
+                                row: None,
+                                message: format!("cannot be created on the target: {message}"),
+                                hint: Some("fix what the target refused (the statement is in the migration report), then rerun the same command; --on-error skip-table loads the other tables and still exits non-zero".into()),
+                            });
+                        }
+                        crate::output::warn(format!("table {} skipped: the target refused it: {message}", step.object));
+                        failed.push((table.clone(), message.clone()));
+                    }
+                }
+            }
+            for j in &jobs {
+                let failure = failed.iter().find(|(t, _)| *t == j.target.sql_name).map(|(_, m)| m.clone());
+                let status = if failure.is_some() {
+                    TableStatus::Errored
+                } else if skipped.contains(&j.target.sql_name) {
+                    TableStatus::Ready
+                } else {
+                    TableStatus::Init
+                };
+                let error = failure.map(|m| format!("cannot be created on the target: {m}"));
+                state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error, estimated_rows: 0 });
+            }
+            state.phase = Phase::Load;
+            store.save(&state)?;
         }
-        state.phase = Phase::Done;
-        store.save(&state)?;
-    }
+        // Tables --target-schema skip left as they were: not loaded, not finished.
+        let kept: Vec<String> = ledger.steps.values().filter(|r| r.done == Done::Kept).map(|r| r.object.clone()).collect();
+        skipped_existing = jobs.iter().filter(|j| kept.contains(&j.target.source.to_string())).map(|j| j.key.clone()).collect();
 
+        let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
+
+        // 2. Load.
+        if state.phase == Phase::Load {
+            let t = Instant::now();
+            plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
+            store.save(&state)?;
+            crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
+            let t = Instant::now();
+            let r = readers.clone();
+            let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
+                let readers = r.clone();
+                Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
+            });
+            load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
+            crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
+            state.phase = Phase::Post;
+            store.save(&state)?;
+        }
+
+        // 3. Keys, indexes, constraints, counters; then views, routines and
+        // triggers: one step per object, resumable at the step.
+        extras = if opts.schema_mode.creates() { objects::Extras::read(src, &schema, copts.target).await? } else { objects::Extras::default() };
+        let (object_steps, notes) = if opts.schema_mode.creates() { objects::plan(&plan_view, &extras, &excluded) } else { (Vec::new(), Vec::new()) };
+        object_notes = notes;
+        if state.phase == Phase::Post {
+            let failed: Vec<String> = targets
+                .iter()
+                .filter(|t| {
+                    let job_failed = jobs.iter().any(|j| j.target.sql_name == t.sql_name && state.tables.get(&j.key).is_some_and(|s| s.status == TableStatus::Errored));
+                    let not_made = ledger.steps.values().any(|r| !r.done.made() && matches!(r.kind, Kind::Table | Kind::Partition) && r.object == t.source.to_string());
+                    job_failed || not_made
+                })
+                .map(|t| t.sql_name.clone())
+                .collect();
+            let skipped: Vec<String> = jobs.iter().filter(|j| skipped_existing.contains(&j.key)).map(|j| j.target.sql_name.clone()).collect();
+            let loaded: Vec<&TargetTable> = targets.iter().filter(|t| !failed.contains(&t.sql_name) && !skipped.contains(&t.sql_name)).collect();
+            let mut steps = target_schema::post_steps(&plan_view, &loaded);
+            steps.extend(object_steps.iter().cloned());
+            let t = Instant::now();
+            let mut runner = Runner::new(&mut dconn, dst).await;
+            let outcome = run_post(&mut runner, &steps, &failed, &skipped, &mut state, &store, &mut ledger).await;
+            if let Err(e) = outcome {
+                store.save(&state)?;
+                return Err(e);
+            }
+            crate::output::verbose(format!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64()));
+            if copts.target == Dialect::Postgres {
+                let t = Instant::now();
+                runner.best_effort("ANALYZE").await?;
+                crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
+            }
+            for j in &jobs {
+                if let Some(t) = state.tables.get_mut(&j.key) {
+                    if t.status == TableStatus::FinishedCopy {
+                        t.status = TableStatus::Ready;
+                    }
+                }
+            }
+            state.phase = Phase::Done;
+            store.save(&state)?;
+        }
+
+        Ok::<(), Error>(())
+    }
+    .await;
     run_report::finish_report(&mut converted.report, &ledger, copts.source == copts.target, &object_notes);
     let mut summary = run_report::summarize(&selected, &schema, &converted, &ledger, &converted.report, extras.matview_indexes.len(), copts.source);
-    let (md, json) = run_report::write(&opts.state_dir, &converted.report, &converted, &ledger, &summary)?;
+    let written = run_report::write(&opts.state_dir, &converted.report, &converted, &ledger, &summary);
+    phases?;
+    let (md, json) = written?;
     summary.report_json = Some(json);
     let run = RunInfo { started, resumed, assessment: md, rejects: &rejects };
     let _ = assessment;

@@ -140,7 +140,8 @@ pub fn summarize(selected: &Schema, shaped: &Schema, converted: &Converted, ledg
         }
     }
     if target == Dialect::Sqlite {
-        if let Some(n) = sources.get(&Kind::Comment) {
+        let on_views = selected.views.iter().filter(|v| v.comment.is_some()).count();
+        if let Some(n) = sources.get(&Kind::Comment).map(|n| n - on_views).filter(|n| *n > 0) {
             needs.push(PersonItem { kind: "comment".into(), object: format!("{n} comments"), reason: "SQLite has no comments; they are listed in the report".into() });
         }
     }
