@@ -421,7 +421,10 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
     // A partitioned table's rows live in its partitions: they come along.
     with_partitions(&full, &mut schema);
     let excluded: Vec<QualifiedName> = full.tables.iter().filter(|t| !schema.tables.iter().any(|s| s.name == t.name)).map(|t| t.name.clone()).collect();
-    let mut notes = dropped_foreign_keys(&full, &schema);
+    let mut notes = dropped_foreign_keys(&full, &mut schema);
+    // Sequences only tables left out draw from stay behind with them.
+    let draws = |t: &Table, s: &crate::model::Sequence| t.columns.iter().any(|c| matches!(&c.default, Some(crate::model::DefaultValue::Sequence(n)) if n.loosely_eq(&s.name) || n.name == s.name.name));
+    schema.sequences.retain(|s| schema.tables.iter().any(|t| draws(t, s)) || !full.tables.iter().any(|t| draws(t, s)));
     if database {
         // Views, routines and triggers (of the selected tables) go too.
         schema.views = full.views.clone();
@@ -432,8 +435,15 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
             .cloned()
             .collect();
     }
-    let selected = schema.clone();
+    let mut selected = schema.clone();
     notes.extend(if database { shape::for_target(&mut schema, copts.source, copts.target) } else { shape::for_files(&mut schema, copts.source) });
+    // Count the foreign keys the selection dropped as the source's too:
+    // they are listed, not lost.
+    for t in selected.tables.iter_mut() {
+        if let Some(orig) = full.tables.iter().find(|f| f.name == t.name) {
+            t.foreign_keys = orig.foreign_keys.clone();
+        }
+    }
 
     let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
     opts.mapping.apply_names(&schema, &mut names);
@@ -470,11 +480,13 @@ fn with_partitions(full: &Schema, schema: &mut Schema) {
     }
 }
 
-/// Foreign keys the selection dropped because they reference a table it
-/// leaves out: each an item for a person.
-fn dropped_foreign_keys(full: &Schema, selected: &Schema) -> Vec<shape::Note> {
+/// Foreign keys to tables the selection leaves out cannot be created:
+/// each is an item for a person.
+fn dropped_foreign_keys(full: &Schema, selected: &mut Schema) -> Vec<shape::Note> {
     let mut notes = Vec::new();
-    for t in &selected.tables {
+    let names: Vec<QualifiedName> = selected.tables.iter().map(|t| t.name.clone()).collect();
+    for t in selected.tables.iter_mut() {
+        t.foreign_keys.retain(|fk| names.iter().any(|n| n.loosely_eq(&fk.ref_table)));
         let Some(orig) = full.tables.iter().find(|f| f.name == t.name) else { continue };
         for fk in orig.foreign_keys.iter().filter(|fk| !t.foreign_keys.contains(fk)) {
             notes.push(shape::Note {
@@ -524,7 +536,8 @@ pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
     let p = plan(src, dst, opts).await?;
     let mut out = crate::cdc::Tables::new();
     for j in p.jobs {
-        let key = j.source.primary_key.as_ref().map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
+        // A partition's rows are identified by its parent's key.
+        let key = partition_key(&p.schema, &j.source).map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
         out.insert(j.source.name.clone(), crate::cdc::TableInfo { source: j.source, target: j.target, key });
     }
     Ok(out)
