@@ -470,3 +470,29 @@ async fn ctrl_c_during_an_index_build_cancels_it_and_a_rerun_finishes() {
     src.drop_db().await;
     dst.drop_db().await;
 }
+
+// ---- existing tables: truncate and skip ------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_truncates_or_skips_the_existing_tables() {
+    let src = fixture_db(Engine::Sqlite, "again").await;
+    let dst = TestDb::new(Engine::Postgres, "again").await;
+    let state = tempfile::tempdir().unwrap();
+    assert_ok(&migrate(&src, &dst, state.path(), &[]), "first run");
+    let out = migrate(&src, &dst, state.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "create refuses existing tables: {}", text(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", text(&out));
+
+    let out = migrate(&src, &dst, state.path(), &["--target-schema", "truncate"]);
+    assert_ok(&out, "truncate");
+    assert_eq!(dst.query_row("SELECT COUNT(*) FROM albums").await[0].as_deref(), Some("4"), "emptied, then loaded once");
+
+    exec(&dst, "INSERT INTO settings VALUES ('extra', 'kept')").await;
+    let out = migrate(&src, &dst, state.path(), &["--target-schema", "skip"]);
+    assert_ok(&out, "skip");
+    assert!(stdout(&out).contains("skipped (exists)"), "{}", text(&out));
+    assert_eq!(dst.query_row("SELECT COUNT(*) FROM settings").await[0].as_deref(), Some("3"), "left as it was");
+    assert_eq!(count(&dst, "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = 'albums'::regclass").await, 1);
+    src.drop_db().await;
+    dst.drop_db().await;
+}

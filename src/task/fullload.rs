@@ -175,6 +175,11 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                 }
             }
             let skipped: Vec<String> = if opts.schema_mode == SchemaMode::Skip { foreign.into_iter().cloned().collect() } else { Vec::new() };
+            if !opts.schema_mode.creates() {
+                // truncate empties the tables; append loads into them as they are.
+                let loaded: Vec<&TargetTable> = jobs.iter().map(|j| &j.target).collect();
+                target_schema::prepare(&mut dconn, dst, &converted, &loaded, opts.schema_mode).await?;
+            }
             let mut failed: Vec<(String, String)> = Vec::new();
             {
                 let mut runner = Runner::new(&mut dconn, dst).await;
