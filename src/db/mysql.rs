@@ -588,7 +588,9 @@ impl MyConn {
     /// Procedures, functions, packages, triggers and events with their
     /// source from SHOW CREATE (flagged later, never converted).
     async fn routines(&mut self, db: &str) -> Result<Vec<Routine>> {
-        let mut wanted: Vec<(RoutineKind, String, &'static str, &'static str, Option<String>, Option<String>)> = Vec::new();
+        // (kind, name, SHOW CREATE what, its column, catalog body, trigger's table)
+        type Wanted = (RoutineKind, String, &'static str, &'static str, Option<String>, Option<String>);
+        let mut wanted: Vec<Wanted> = Vec::new();
         for r in self
             .rows(&format!(
                 "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES \
