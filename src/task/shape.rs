@@ -50,6 +50,15 @@ pub fn for_target(schema: &mut Schema, source: Dialect, target: Dialect) -> Vec<
     notes
 }
 
+/// The tables whose rows a target holds: on a target without declarative
+/// partitions, a partitioned table holds its partitions' rows (what
+/// validation compares).
+pub fn for_validation(schema: &mut Schema, target: Dialect) {
+    if target != Dialect::Postgres {
+        merge_partitions(schema, target, &mut Vec::new());
+    }
+}
+
 /// Shapes `schema` for files and streams: one dataset per logical table,
 /// so partitions merge into their table and a child is read whole.
 pub fn for_files(schema: &mut Schema, source: Dialect) -> Vec<Note> {
