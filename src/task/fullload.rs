@@ -1,9 +1,14 @@
 //! The full load, in the order the fastest tools use: create the tables
 //! (on PostgreSQL without keys), load the rows in parallel chunks, then
 //! build keys, indexes and foreign keys, and move identity counters past
-//! the data. Every step is recorded in the run state, so rerunning the
-//! same command after a crash finishes the job without losing or
-//! duplicating a row.
+//! the data; then views, routines and triggers ([`super::objects`]). The
+//! source schema is shaped for the target first ([`super::shape`]:
+//! partitions, inheritance, sequences, domains), and every DDL statement
+//! is a step of its own ([`super::ddl_steps`]) whose outcome the run keeps,
+//! so a refusal is an item for a person, not an abort, and the summary
+//! ([`super::run_report`]) says what is on the target. Every step is
+//! recorded in the run state, so rerunning the same command after a crash
+//! finishes the job without losing or duplicating a row or an object.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -205,7 +210,10 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                                 table: step.object.clone(),
                                 row: None,
                                 message: format!("cannot be created on the target: {message}"),
-                                hint: Some("fix what the target refused (the statement is in the migration report), then rerun the same command; --on-error skip-table loads the other tables and still exits non-zero".into()),
+                                hint: Some(format!(
+                                "fix what the target refused (see {}), then rerun the same command; --on-error skip-table loads the other tables and still exits non-zero",
+                                opts.state_dir.join("assessment.md").display()
+                            )),
                             });
                         }
                         crate::output::warn(format!("table {} skipped: the target refused it: {message}", step.object));
