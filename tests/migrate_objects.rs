@@ -74,7 +74,11 @@ async fn catalog(db: &TestDb) -> BTreeMap<&'static str, usize> {
                 "triggers",
                 count(db, "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND NOT t.tgisinternal AND t.tgparentid = 0").await,
             );
-            m.insert("routines", count(db, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'").await);
+            m.insert(
+                "routines",
+                count(db, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')").await,
+            );
+            m.insert("extensions", count(db, "SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql'").await);
         }
         Engine::Mysql => {
             let is = |table: &str, col: &str, more: &str| format!("SELECT COUNT(*) FROM information_schema.{table} WHERE {col} = DATABASE() {more}");
@@ -140,6 +144,7 @@ fn account(state: &Path) -> Account {
             "materialized view" => "materialized views".into(),
             "trigger" => "triggers".into(),
             "comment" => "comments".into(),
+            "extension" => "extensions".into(),
             other => other.to_string(),
         };
         a.source.insert(kind.clone(), k["source"].as_u64().unwrap() as usize);
@@ -167,6 +172,7 @@ impl Account {
                 "views" | "materialized views" => k == "view",
                 "sequences" => k == "sequence",
                 "comments" => k == "comment",
+                "extensions" => k == "extension",
                 "primary keys" | "unique keys" => k == "constraint",
                 _ => false,
             })

@@ -29,6 +29,7 @@ use crate::model::{Dialect, Schema, Table};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    Extension,
     Schema,
     Enum,
     Domain,
@@ -56,6 +57,7 @@ impl Kind {
     /// Plural label for summaries.
     pub fn label(self) -> &'static str {
         match self {
+            Kind::Extension => "extensions",
             Kind::Schema => "schemas",
             Kind::Enum => "enum types",
             Kind::Domain => "domains",
@@ -80,6 +82,7 @@ impl Kind {
     /// Singular label for item lists.
     pub fn one(self) -> &'static str {
         match self {
+            Kind::Extension => "extension",
             Kind::Schema => "schema",
             Kind::Enum => "enum type",
             Kind::Domain => "domain",

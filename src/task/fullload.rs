@@ -156,12 +156,16 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         let targets: Vec<TargetTable> = converted.target.tables.clone();
         let plan_view = target_schema::Plan { converted: &converted, schema: &schema, source: copts.source, mode: opts.schema_mode };
 
+        if opts.schema_mode.creates() {
+            extras = objects::Extras::read(src, &schema, copts.target).await?;
+        }
+
         // 1. Schema: one step per object.
         if state.phase == Phase::Schema {
             store.save(&state)?;
             let steps_for: Vec<&TargetTable> = targets.iter().collect();
             let existing = target_schema::existing_tables(&mut dconn, &steps_for).await?;
-            let steps = target_schema::schema_steps(&plan_view, &steps_for);
+            let steps = target_schema::schema_steps(&plan_view, &steps_for, &extras.extensions);
             // Tables an earlier attempt of this run created are ours.
             let ours: Vec<String> = steps
                 .iter()
@@ -262,7 +266,6 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
 
         // 3. Keys, indexes, constraints, counters; then views, routines and
         // triggers: one step per object, resumable at the step.
-        extras = if opts.schema_mode.creates() { objects::Extras::read(src, &schema, copts.target).await? } else { objects::Extras::default() };
         let (object_steps, notes) = if opts.schema_mode.creates() { objects::plan(&plan_view, &extras, &excluded) } else { (Vec::new(), Vec::new()) };
         object_notes = notes;
         if state.phase == Phase::Post {
@@ -307,7 +310,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
     }
     .await;
     run_report::finish_report(&mut converted.report, &ledger, copts.source == copts.target, &object_notes);
-    let mut summary = run_report::summarize(&selected, &schema, &converted, &ledger, &converted.report, extras.matview_indexes.len(), copts.source);
+    let mut summary = run_report::summarize(&selected, &schema, &converted, &ledger, &converted.report, &extras, copts.source);
     let written = run_report::write(&opts.state_dir, &converted.report, &converted, &ledger, &summary);
     phases?;
     let (md, json) = written?;

@@ -26,21 +26,29 @@ use crate::schema::ddl;
 use crate::schema::report::{codes, ObjectKind, Status};
 
 /// Source definitions the model does not carry: the indexes of
-/// PostgreSQL materialized views (`pg_get_indexdef`).
+/// PostgreSQL materialized views (`pg_get_indexdef`), and the extensions
+/// a PostgreSQL copy needs before its tables (their types, functions).
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
     pub matview_indexes: Vec<(QualifiedName, String, String)>,
+    pub extensions: Vec<String>,
 }
 
 impl Extras {
-    /// Reads what a same-engine copy needs beyond the model.
+    /// Reads what a copy needs beyond the model (PostgreSQL sources only).
     pub async fn read(src: &Endpoint, schema: &Schema, target: Dialect) -> Result<Extras> {
         let mut out = Extras::default();
-        let _ = target;
-        if !schema.views.iter().any(|v| v.materialized) {
+        if !matches!(src, Endpoint::Postgres(_)) {
             return Ok(out);
         }
         let Db::Postgres(c) = Db::connect(src, Role::Source).await? else { return Ok(out) };
+        let _ = target;
+        let sql = "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY oid";
+        let rows = c.client.query(sql, &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
+        out.extensions = rows.iter().map(|r| r.get(0)).collect();
+        if !schema.views.iter().any(|v| v.materialized) {
+            return Ok(out);
+        }
         let sql = "SELECT n.nspname, m.relname, ic.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i \
                    JOIN pg_class m ON m.oid = i.indrelid JOIN pg_namespace n ON n.oid = m.relnamespace \
                    JOIN pg_class ic ON ic.oid = i.indexrelid WHERE m.relkind = 'm' ORDER BY 1, 2, 3";

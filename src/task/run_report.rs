@@ -82,9 +82,13 @@ fn source_counts(selected: &Schema, matview_indexes: usize) -> BTreeMap<Kind, us
 }
 
 /// Counts and items for a finished (or stopped) run.
-pub fn summarize(selected: &Schema, shaped: &Schema, converted: &Converted, ledger: &Ledger, report: &Report, matview_indexes: usize, source: Dialect) -> ObjectSummary {
+pub fn summarize(selected: &Schema, shaped: &Schema, converted: &Converted, ledger: &Ledger, report: &Report, extras: &super::objects::Extras, source: Dialect) -> ObjectSummary {
     let target = converted.target.target;
-    let sources = source_counts(selected, matview_indexes);
+    let matview_indexes = extras.matview_indexes.len();
+    let mut sources = source_counts(selected, matview_indexes);
+    if !extras.extensions.is_empty() {
+        sources.insert(Kind::Extension, extras.extensions.len());
+    }
     let after = source_counts(shaped, matview_indexes);
     let mut made = ledger.made();
     // Keys, foreign keys and comments written inside CREATE TABLE count
@@ -138,6 +142,13 @@ pub fn summarize(selected: &Schema, shaped: &Schema, converted: &Converted, ledg
         needs.push(PersonItem { kind: i.kind.label().to_string(), object: i.object.clone(), reason: i.message.clone() });
     }
     if target != Dialect::Postgres {
+        for e in &extras.extensions {
+            needs.push(PersonItem {
+                kind: "extension".into(),
+                object: e.clone(),
+                reason: format!("{target} has no PostgreSQL extensions: columns of its types were mapped (see the type mappings), its functions are not there"),
+            });
+        }
         for v in selected.views.iter().filter(|v| v.comment.is_some()) {
             needs.push(PersonItem { kind: "comment".into(), object: format!("view {}", v.name), reason: format!("{target} views have no comments: {}", v.comment.as_deref().unwrap_or("")) });
         }
@@ -181,7 +192,7 @@ pub fn finish_report(report: &mut Report, ledger: &Ledger, same_engine: bool, no
             Kind::Routine | Kind::Trigger | Kind::GeneratedTrigger => (ObjectKind::Routine, codes::ROUTINE),
             Kind::Sequence | Kind::Counter => (ObjectKind::Sequence, codes::SEQUENCE_EMULATED),
             Kind::Comment => (ObjectKind::Comment, codes::COMMENT_DROPPED),
-            Kind::Schema => (ObjectKind::Schema, codes::SCHEMA_MAPPED),
+            Kind::Schema | Kind::Extension => (ObjectKind::Schema, codes::SCHEMA_MAPPED),
             Kind::Enum | Kind::Domain => (ObjectKind::Type, codes::TYPE_UNKNOWN),
             Kind::Setting => continue,
         };

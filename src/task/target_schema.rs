@@ -233,12 +233,18 @@ impl Plan<'_> {
 
 /// Schemas, types, domains and sequences, then the tables (parents before
 /// their partitions and children), each its own step.
-pub fn schema_steps(p: &Plan, tables: &[&TargetTable]) -> Vec<Step> {
+pub fn schema_steps(p: &Plan, tables: &[&TargetTable], extensions: &[String]) -> Vec<Step> {
     let target = p.target();
     let names = p.names();
     let mut steps = Vec::new();
     if p.mode.creates() {
         let t = &p.converted.target;
+        if target == Dialect::Postgres && p.source == Dialect::Postgres {
+            // Types and functions the tables may use come from extensions.
+            for e in extensions {
+                steps.push(Step::new(Kind::Extension, e.clone(), format!("CREATE EXTENSION IF NOT EXISTS {};", quote_ident(target, e))).probe(Probe::Idempotent));
+            }
+        }
         if target == Dialect::Postgres {
             for s in &t.schemas {
                 steps.push(Step::new(Kind::Schema, s.clone(), format!("CREATE SCHEMA IF NOT EXISTS {};", names.quote(s))).probe(Probe::Idempotent));
