@@ -451,6 +451,7 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
             .cloned()
             .collect();
     }
+    notes.extend(shape::detach_orphans(&mut schema, &full));
     let mut selected = schema.clone();
     notes.extend(if database { shape::for_target(&mut schema, copts.source, copts.target) } else { shape::for_files(&mut schema, copts.source) });
     // Count the foreign keys the selection dropped as the source's too:

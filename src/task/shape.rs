@@ -68,6 +68,42 @@ pub fn for_files(schema: &mut Schema, source: Dialect) -> Vec<Note> {
     notes
 }
 
+/// A partition or inheritance child selected without its parent is a
+/// table of its own: a partition has every column already; a child gets
+/// its parents' columns and checks, read from `full` (the whole source).
+/// Call before shaping.
+pub fn detach_orphans(schema: &mut Schema, full: &Schema) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let names: Vec<QualifiedName> = schema.tables.iter().map(|t| t.name.clone()).collect();
+    let present = |q: &QualifiedName| names.iter().any(|n| n == q);
+    for t in schema.tables.iter_mut() {
+        if !(t.partition_of.as_ref().is_some_and(|p| !present(&p.parent)) || t.inherits.iter().any(|p| !present(p))) {
+            continue;
+        }
+        let (cols, checks) = match full.table(&t.name) {
+            Some(orig) if t.partition_of.is_none() => inherited(full, orig, 0),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let parent = t.partition_of.take().map(|p| p.parent.to_string()).into_iter().chain(t.inherits.drain(..).map(|p| p.to_string())).collect::<Vec<_>>().join(", ");
+        let mut all: Vec<Column> = cols.into_iter().filter(|c| !t.columns.iter().any(|x| x.name == c.name)).collect();
+        all.append(&mut t.columns);
+        t.columns = all;
+        for ch in checks {
+            if !t.checks.iter().any(|x| x.expr == ch.expr) {
+                t.checks.push(ch);
+            }
+        }
+        notes.push(Note {
+            kind: ObjectKind::Table,
+            object: t.name.to_string(),
+            status: Status::Warning,
+            code: Some(codes::TABLE_OPTION),
+            message: format!("selected without {parent}: created as a table of its own"),
+        });
+    }
+    notes
+}
+
 /// The table a partition's rows belong to on a target without partitions:
 /// its topmost partitioned ancestor.
 fn root_of(schema: &Schema, t: &Table) -> QualifiedName {
