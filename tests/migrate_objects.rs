@@ -489,8 +489,8 @@ async fn a_second_run_truncates_or_skips_the_existing_tables() {
     assert_eq!(out.status.code(), Some(1), "create refuses existing tables: {}", text(&out));
     assert!(stderr(&out).contains("already exists"), "{}", text(&out));
 
-    // One table at a time: the foreign keys stay on the target meanwhile
-    // (loading a child before its parent is refused; see the report).
+    // One table at a time: truncate keeps the target's foreign keys, so a
+    // child loaded before its parent would be refused.
     let out = migrate(&src, &dst, state.path(), &["--target-schema", "truncate", "--parallel", "1"]);
     assert_ok(&out, "truncate");
     assert_eq!(dst.query_row("SELECT COUNT(*) FROM albums").await[0].as_deref(), Some("4"), "emptied, then loaded once");
