@@ -162,8 +162,9 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
 /// set aside under `errors/` (after everything else was delivered) unless
 /// `--on-error log` said bad records are expected.
 fn load_outcome(report: &LoadReport, sink: &SinkSummary, on_error: OnError) -> Result<ExitCode> {
-    if report.tables.iter().any(|t| t.status == "failed") {
-        return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them"));
+    let failed: Vec<&str> = report.tables.iter().filter(|t| t.status == "failed").map(|t| t.source.as_str()).collect();
+    if !failed.is_empty() {
+        return Err(Error::other(format!("{} table(s) failed: {}", failed.len(), failed.join(", "))).with_hint("see the reason above and in the migration report; rerun the same command to retry them"));
     }
     if sink.error_records > 0 && on_error != OnError::Log {
         return Err(Error::other(format!("{} record(s) could not be converted; they are under the target's errors/ prefix, each with the reason", sink.error_records))
@@ -256,7 +257,14 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
             output::warn(format!("{} records could not be converted: see the errors/ prefix of the target", s.error_records));
         }
     }
-    output::info(format!("assessment report: {}", r.assessment.display()));
+    match &r.objects {
+        Some(objects) => {
+            for line in crate::task::run_report::console_lines(objects, &r.assessment) {
+                println!("{line}");
+            }
+        }
+        None => output::info(format!("assessment report: {}", r.assessment.display())),
+    }
     if let Some(v) = v {
         v.print();
     }

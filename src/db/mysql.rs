@@ -582,7 +582,9 @@ impl MyConn {
     /// Procedures, functions, packages, triggers and events with their
     /// source from SHOW CREATE (flagged later, never converted).
     async fn routines(&mut self, db: &str) -> Result<Vec<Routine>> {
-        let mut wanted: Vec<(RoutineKind, String, &'static str, &'static str, Option<String>)> = Vec::new();
+        // (kind, name, SHOW CREATE what, its column, catalog body, trigger's table)
+        type Wanted = (RoutineKind, String, &'static str, &'static str, Option<String>, Option<String>);
+        let mut wanted: Vec<Wanted> = Vec::new();
         for r in self
             .rows(&format!(
                 "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES \
@@ -598,17 +600,17 @@ impl MyConn {
                 "PACKAGE BODY" => (RoutineKind::Package, "PACKAGE BODY", "Create Package Body"),
                 _ => (RoutineKind::Other, "PROCEDURE", "Create Procedure"),
             };
-            wanted.push((kind, name, show, column, text(&r[2])));
+            wanted.push((kind, name, show, column, text(&r[2]), None));
         }
         for r in self
             .rows(&format!(
-                "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS \
+                "SELECT TRIGGER_NAME, ACTION_STATEMENT, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS \
                  WHERE TRIGGER_SCHEMA = {db} ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER"
             ))
             .await?
         {
             let Some(name) = text(&r[0]) else { continue };
-            wanted.push((RoutineKind::Trigger, name, "TRIGGER", "SQL Original Statement", text(&r[1])));
+            wanted.push((RoutineKind::Trigger, name, "TRIGGER", "SQL Original Statement", text(&r[1]), text(&r[2])));
         }
         for r in self
             .rows(&format!(
@@ -617,10 +619,10 @@ impl MyConn {
             .await?
         {
             let Some(name) = text(&r[0]) else { continue };
-            wanted.push((RoutineKind::Event, name, "EVENT", "Create Event", text(&r[1])));
+            wanted.push((RoutineKind::Event, name, "EVENT", "Create Event", text(&r[1]), None));
         }
         let mut out = Vec::with_capacity(wanted.len());
-        for (kind, name, show, column, body) in wanted {
+        for (kind, name, show, column, body, table) in wanted {
             let sql = format!("SHOW CREATE {show} {}", quote_ident(&name));
             // Without the privilege to see the full text the catalog still
             // has the body (or nothing); keep what there is.
@@ -628,7 +630,7 @@ impl MyConn {
                 Ok(Some(s)) => s,
                 Ok(None) | Err(_) => body.unwrap_or_default(),
             };
-            out.push(Routine { kind, name: QualifiedName::bare(&name), table: None, source, origin: Origin::default() });
+            out.push(Routine { kind, name: QualifiedName::bare(&name), table: table.as_deref().map(QualifiedName::bare), source, origin: Origin::default() });
         }
         Ok(out)
     }

@@ -1,9 +1,14 @@
 //! The full load, in the order the fastest tools use: create the tables
 //! (on PostgreSQL without keys), load the rows in parallel chunks, then
 //! build keys, indexes and foreign keys, and move identity counters past
-//! the data. Every step is recorded in the run state, so rerunning the
-//! same command after a crash finishes the job without losing or
-//! duplicating a row.
+//! the data; then views, routines and triggers ([`super::objects`]). The
+//! source schema is shaped for the target first ([`super::shape`]:
+//! partitions, inheritance, sequences, domains), and every DDL statement
+//! is a step of its own ([`super::ddl_steps`]) whose outcome the run keeps,
+//! so a refusal is an item for a person, not an abort, and the summary
+//! ([`super::run_report`]) says what is on the target. Every step is
+//! recorded in the run state, so rerunning the same command after a crash
+//! finishes the job without losing or duplicating a row or an object.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,19 +18,21 @@ use std::time::Instant;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
+use super::ddl_steps::{Done, Kind, Ledger, Runner, Step};
 use super::mapping::Mapping;
 use super::state::{ChunkState, ChunkStatus, KeyRange, Phase, RunState, StateStore, TableState, TableStatus};
 use super::target_schema::{self, target_dialect};
+use super::{objects, run_report, shape};
 pub use super::target_schema::SchemaMode;
 use crate::db::Db;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
-use crate::model::{ColumnType, Dialect, Schema, Table};
+use crate::model::{ColumnType, Dialect, QualifiedName, RoutineKind, Schema, Table};
 use crate::progress::{Progress, Unit};
 use crate::schema::convert::{self, ConvertOptions, Converted};
 use crate::schema::ddl;
 use crate::schema::naming::{quote_ident, NamePlan};
-use crate::schema::report::Report;
+use crate::schema::report::{codes, ObjectKind, Report, Status};
 use crate::schema::target::{TargetColumn, TargetTable};
 use crate::schema::typetext;
 use crate::transfer::{self, Batch, Counters, OnError, ReadSpec, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
@@ -73,6 +80,9 @@ pub struct LoadReport {
     pub rejects: Option<PathBuf>,
     /// The source position the loaded data is consistent with, if known.
     pub snapshot_position: Option<String>,
+    /// Every kind of source object: how many are on the target, and what
+    /// a person must handle.
+    pub objects: Option<run_report::ObjectSummary>,
 }
 
 /// One table of the load: how to read it and where it goes.
@@ -90,6 +100,9 @@ pub(crate) struct Job {
     chunk_key_target: Option<String>,
     filter: Option<String>,
     passthrough_binary: bool,
+    /// A PostgreSQL table with inheritance children: read `ONLY` its own
+    /// rows (and, on a PostgreSQL target, delete only its own).
+    only: bool,
 }
 
 /// What the load of one chunk gets: the database path is [`load_chunk`];
@@ -111,8 +124,13 @@ pub(crate) type ChunkLoader = Arc<dyn Fn(ChunkWork) -> crate::cdc::destination::
 
 /// The tables of a run, selected, converted and planned.
 pub(crate) struct Planned {
-    /// The selected source tables (and the source's other objects).
+    /// The selected source tables (and the source's other objects),
+    /// shaped for the target ([`shape`]).
     pub(crate) schema: Schema,
+    /// The same, as the source has them (for counting).
+    pub(crate) selected: Schema,
+    /// Source tables the selection leaves out.
+    pub(crate) excluded: Vec<QualifiedName>,
     pub(crate) converted: Converted,
     pub(crate) copts: ConvertOptions,
     pub(crate) jobs: Vec<Job>,
@@ -121,76 +139,232 @@ pub(crate) struct Planned {
 
 pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<LoadReport> {
     let started = Instant::now();
+    // An unfinished run on disk: its ledger of created objects carries on.
+    let unfinished = StateStore::open(&opts.state_dir)?.load()?.is_some_and(|p| p.phase != Phase::Done);
     let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
-    let Planned { schema, converted, copts, jobs, assessment } = plan(src, dst, &opts).await?;
-    let mut dconn = Db::connect(dst, Role::Target).await?;
-
-    // 1. Schema.
-    let mut skipped_existing: Vec<String> = Vec::new();
-    if state.phase == Phase::Schema {
-        let targets: Vec<&TargetTable> = jobs.iter().map(|j| &j.target).collect();
-        let skipped = target_schema::prepare(&mut dconn, dst, &converted, &targets, opts.schema_mode).await?;
-        skipped_existing = jobs.iter().filter(|j| skipped.contains(&j.target.sql_name)).map(|j| j.key.clone()).collect();
-        for j in &jobs {
-            let status = if skipped_existing.contains(&j.key) { TableStatus::Ready } else { TableStatus::Init };
-            state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error: None, estimated_rows: 0 });
-        }
-        state.phase = Phase::Load;
-        store.save(&state)?;
-    }
-
-    let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
-
-    // 2. Load.
+    let mut ledger = Ledger::open(&opts.state_dir, unfinished)?;
+    let Planned { schema, selected, excluded, mut converted, copts, jobs, assessment } = plan(src, dst, &opts).await?;
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
     let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
-    if state.phase == Phase::Load {
-        let t = Instant::now();
-        plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
-        store.save(&state)?;
-        crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
-        let t = Instant::now();
-        let r = readers.clone();
-        let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
-            let readers = r.clone();
-            Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
-        });
-        load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
-        crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
-        state.phase = Phase::Post;
-        store.save(&state)?;
-    }
+    let mut extras = objects::Extras::default();
+    let mut object_notes = Vec::new();
+    let mut skipped_existing: Vec<String> = Vec::new();
+    // The phases; whatever becomes of them, the report says what is on the target.
+    let phases = async {
+        let mut dconn = Db::connect(dst, Role::Target).await?;
+        let targets: Vec<TargetTable> = converted.target.tables.clone();
+        let plan_view = target_schema::Plan { converted: &converted, schema: &schema, source: copts.source, mode: opts.schema_mode };
 
-    // 3. Keys, indexes, constraints, identity counters.
-    if state.phase == Phase::Post {
-        let loaded: Vec<&TargetTable> = jobs.iter().filter(|j| state.tables.get(&j.key).is_some_and(|t| t.status != TableStatus::Errored) && !skipped_existing.contains(&j.key)).map(|j| &j.target).collect();
-        let post = target_schema::post_statements(&converted, &loaded, opts.schema_mode);
-        let t = Instant::now();
-        for (i, stmt) in post.iter().enumerate().skip(state.post_done) {
-            dconn.execute(stmt).await?;
-            state.post_done = i + 1;
+        if opts.schema_mode.creates() {
+            extras = objects::Extras::read(src, &schema, copts.target).await?;
+        }
+
+        // 1. Schema: one step per object.
+        if state.phase == Phase::Schema {
             store.save(&state)?;
-        }
-        crate::output::verbose(format!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64()));
-        if copts.target == Dialect::Postgres {
-            let t = Instant::now();
-            target_schema::analyze(&mut dconn).await;
-            crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
-        }
-        for j in &jobs {
-            if let Some(t) = state.tables.get_mut(&j.key) {
-                if t.status == TableStatus::FinishedCopy {
-                    t.status = TableStatus::Ready;
+            let steps_for: Vec<&TargetTable> = targets.iter().collect();
+            let existing = target_schema::existing_tables(&mut dconn, &steps_for).await?;
+            let steps = target_schema::schema_steps(&plan_view, &steps_for, &extras.extensions);
+            // Tables an earlier attempt of this run created are ours.
+            let ours: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .filter(|(i, st)| st.table.is_some() && ledger.get(&format!("schema:{i}")).is_some_and(|r| r.done.made()))
+                .filter_map(|(_, st)| st.table.clone())
+                .collect();
+            let foreign: Vec<&String> = existing.iter().filter(|t| !ours.contains(t)).collect();
+            if opts.schema_mode == SchemaMode::Create {
+                if let Some(t) = foreign.first() {
+                    return Err(Error::Endpoint {
+                        endpoint: dst.to_string(),
+                        message: format!("table {t} already exists"),
+                        hint: Some("use --target-schema truncate (empty it), append (load into it) or skip (leave it), or drop it first".into()),
+                    });
                 }
             }
+            let skipped: Vec<String> = if opts.schema_mode == SchemaMode::Skip { foreign.into_iter().cloned().collect() } else { Vec::new() };
+            if !opts.schema_mode.creates() {
+                // truncate empties the tables; append loads into them as they are.
+                let loaded: Vec<&TargetTable> = jobs.iter().map(|j| &j.target).collect();
+                target_schema::prepare(&mut dconn, dst, &converted, &loaded, opts.schema_mode).await?;
+            }
+            let mut failed: Vec<(String, String)> = Vec::new();
+            {
+                let mut runner = Runner::new(&mut dconn, dst).await;
+                for (i, step) in steps.iter().enumerate() {
+                    let id = format!("schema:{i}");
+                    if ledger.get(&id).is_some_and(|r| r.done.made()) {
+                        continue;
+                    }
+                    if step.table.as_ref().is_some_and(|t| skipped.contains(t)) {
+                        ledger.record(&id, step, Done::Kept, false)?;
+                        continue;
+                    }
+                    if let Some(need) = step.table.as_ref().and_then(|_| parent_failed(&plan_view, step, &failed)) {
+                        ledger.record(&id, step, Done::Skipped { reason: need.clone() }, false)?;
+                        failed.push((step.table.clone().unwrap_or_default(), need));
+                        continue;
+                    }
+                    let (done, missing) = runner.run(step).await?;
+                    ledger.record(&id, step, done.clone(), missing)?;
+                    if let (Done::Refused { message }, Some(table)) = (&done, &step.table) {
+                        if opts.on_error != OnError::SkipTable {
+                            return Err(Error::Table {
+                                table: step.object.clone(),
+                                row: None,
+                                message: format!("cannot be created on the target: {message}"),
+                                hint: Some(format!(
+                                "fix what the target refused (see {}), then rerun the same command; --on-error skip-table loads the other tables and still exits non-zero",
+                                opts.state_dir.join("assessment.md").display()
+                            )),
+                            });
+                        }
+                        crate::output::warn(format!("table {} skipped: the target refused it: {message}", step.object));
+                        failed.push((table.clone(), message.clone()));
+                    }
+                }
+            }
+            for j in &jobs {
+                let failure = failed.iter().find(|(t, _)| *t == j.target.sql_name).map(|(_, m)| m.clone());
+                let status = if failure.is_some() {
+                    TableStatus::Errored
+                } else if skipped.contains(&j.target.sql_name) {
+                    TableStatus::Ready
+                } else {
+                    TableStatus::Init
+                };
+                let error = failure.map(|m| format!("cannot be created on the target: {m}"));
+                state.tables.insert(j.key.clone(), TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error, estimated_rows: 0 });
+            }
+            state.phase = Phase::Load;
+            store.save(&state)?;
         }
-        state.phase = Phase::Done;
-        store.save(&state)?;
-    }
+        // Tables --target-schema skip left as they were: not loaded, not finished.
+        let kept: Vec<String> = ledger.steps.values().filter(|r| r.done == Done::Kept).map(|r| r.object.clone()).collect();
+        skipped_existing = jobs.iter().filter(|j| kept.contains(&j.target.source.to_string())).map(|j| j.key.clone()).collect();
 
-    let run = RunInfo { started, resumed, assessment, rejects: &rejects };
-    Ok(load_report(&jobs, &state, &counters, &seconds, &skipped_existing, &opts, run))
+        let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
+
+        // 2. Load.
+        if state.phase == Phase::Load {
+            let t = Instant::now();
+            plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
+            store.save(&state)?;
+            crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
+            let t = Instant::now();
+            let r = readers.clone();
+            let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
+                let readers = r.clone();
+                Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
+            });
+            load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
+            crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
+            state.phase = Phase::Post;
+            store.save(&state)?;
+        }
+
+        // 3. Keys, indexes, constraints, counters; then views, routines and
+        // triggers: one step per object, resumable at the step.
+        let (object_steps, notes) = if opts.schema_mode.creates() { objects::plan(&plan_view, &extras, &excluded) } else { (Vec::new(), Vec::new()) };
+        object_notes = notes;
+        if state.phase == Phase::Post {
+            let failed: Vec<String> = targets
+                .iter()
+                .filter(|t| {
+                    let job_failed = jobs.iter().any(|j| j.target.sql_name == t.sql_name && state.tables.get(&j.key).is_some_and(|s| s.status == TableStatus::Errored));
+                    let not_made = ledger.steps.values().any(|r| !r.done.made() && matches!(r.kind, Kind::Table | Kind::Partition) && r.object == t.source.to_string());
+                    job_failed || not_made
+                })
+                .map(|t| t.sql_name.clone())
+                .collect();
+            let skipped: Vec<String> = jobs.iter().filter(|j| skipped_existing.contains(&j.key)).map(|j| j.target.sql_name.clone()).collect();
+            let loaded: Vec<&TargetTable> = targets.iter().filter(|t| !failed.contains(&t.sql_name) && !skipped.contains(&t.sql_name)).collect();
+            let mut steps = target_schema::post_steps(&plan_view, &loaded);
+            steps.extend(object_steps.iter().cloned());
+            let t = Instant::now();
+            let mut runner = Runner::new(&mut dconn, dst).await;
+            let outcome = run_post(&mut runner, &steps, &failed, &skipped, &mut state, &store, &mut ledger).await;
+            if let Err(e) = outcome {
+                store.save(&state)?;
+                return Err(e);
+            }
+            crate::output::verbose(format!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64()));
+            if copts.target == Dialect::Postgres {
+                let t = Instant::now();
+                runner.best_effort("ANALYZE").await?;
+                crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
+            }
+            for j in &jobs {
+                if let Some(t) = state.tables.get_mut(&j.key) {
+                    if t.status == TableStatus::FinishedCopy {
+                        t.status = TableStatus::Ready;
+                    }
+                }
+            }
+            state.phase = Phase::Done;
+            store.save(&state)?;
+        }
+
+        Ok::<(), Error>(())
+    }
+    .await;
+    run_report::finish_report(&mut converted.report, &ledger, copts.source == copts.target, &object_notes);
+    let mut summary = run_report::summarize(&selected, &schema, &converted, &ledger, &converted.report, &extras, copts.source);
+    let written = run_report::write(&opts.state_dir, &converted.report, &converted, &ledger, &summary);
+    phases?;
+    let (md, json) = written?;
+    summary.report_json = Some(json);
+    let run = RunInfo { started, resumed, assessment: md, rejects: &rejects };
+    let _ = assessment;
+    let mut report = load_report(&jobs, &state, &counters, &seconds, &skipped_existing, &opts, run);
+    report.objects = Some(summary);
+    Ok(report)
+}
+
+/// A partition or inheritance child whose parent could not be created
+/// cannot be either.
+fn parent_failed(p: &target_schema::Plan, step: &Step, failed: &[(String, String)]) -> Option<String> {
+    let t = p.converted.target.tables.iter().find(|t| Some(&t.sql_name) == step.table.as_ref())?;
+    let src = p.schema.tables.iter().find(|s| s.name == t.source)?;
+    let parents: Vec<String> = src.partition_of.iter().map(|po| po.parent.clone()).chain(src.inherits.iter().cloned()).map(|q| p.relation_sql(&q)).collect();
+    parents.into_iter().find(|par| failed.iter().any(|(f, _)| f == par)).map(|par| format!("its parent {par} could not be created"))
+}
+
+/// Runs the post-load steps from where the last attempt stopped, then
+/// tries again the ones that found something missing (a view on a view
+/// created later, a comment on a view) until nothing more succeeds.
+async fn run_post(runner: &mut Runner<'_>, steps: &[Step], failed: &[String], skipped: &[String], state: &mut RunState, store: &StateStore, ledger: &mut Ledger) -> Result<()> {
+    for (i, step) in steps.iter().enumerate().skip(state.post_done) {
+        let id = format!("post:{i}");
+        let blocked = step.table.iter().chain(&step.needs).find(|t| failed.contains(t) || skipped.contains(t) && step.table.as_ref() == Some(t));
+        if let Some(t) = blocked {
+            if skipped.contains(t) {
+                // A table left as it was (--target-schema skip): nothing to add.
+                state.post_done = i + 1;
+                continue;
+            }
+            ledger.record(&id, step, Done::Skipped { reason: format!("{t} could not be created or loaded") }, false)?;
+        } else {
+            let (done, missing) = runner.run(step).await?;
+            ledger.record(&id, step, done, missing)?;
+        }
+        state.post_done = i + 1;
+        store.save(state)?;
+    }
+    loop {
+        let retry: Vec<usize> = (0..steps.len()).filter(|i| ledger.get(&format!("post:{i}")).is_some_and(|r| r.missing_dependency && !r.done.made())).collect();
+        let mut progress = false;
+        for i in retry {
+            let (done, missing) = runner.run(&steps[i]).await?;
+            progress |= done.made();
+            ledger.record(&format!("post:{i}"), &steps[i], done, missing)?;
+        }
+        if !progress {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// With `opts.capture`: starts change capture before any row is read, once
@@ -242,34 +416,69 @@ pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) 
     Ok((store, state, resumed))
 }
 
-/// Reads the source schema, selects and maps the tables, converts them for
-/// the target (files and streams keep the source's names and types) and
-/// writes the assessment report.
+/// Reads the source schema, selects and maps the tables, shapes and
+/// converts them for the target (files and streams keep the source's
+/// names and types) and writes the assessment report.
 pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
     // Source schema, selected and mapped.
     let mut sconn = Db::connect(src, Role::Source).await?;
     let full = sconn.introspect().await?;
-    let schema = opts.mapping.select_some(&full, src)?;
+    let mut schema = opts.mapping.select_some(&full, src)?;
     drop(sconn);
+    let database = dst.kind().is_database();
 
     let mut copts = opts.convert.clone();
     copts.source = full.dialect.unwrap_or(Dialect::Postgres);
     // Files and streams keep the source's names (as DMS does): the
     // conversion only applies mapping rules.
-    copts.target = if dst.kind().is_database() { target_dialect(dst)? } else { copts.source };
-    if !dst.kind().is_database() {
+    copts.target = if database { target_dialect(dst)? } else { copts.source };
+    if !database {
         copts.naming.case = crate::schema::naming::IdentCase::Preserve;
     }
+    // A partitioned table's rows live in its partitions: they come along.
+    with_partitions(&full, &mut schema);
+    let excluded: Vec<QualifiedName> = full.tables.iter().filter(|t| !schema.tables.iter().any(|s| s.name == t.name)).map(|t| t.name.clone()).collect();
+    let mut notes = dropped_foreign_keys(&full, &mut schema);
+    // Sequences only tables left out draw from stay behind with them.
+    let draws = |t: &Table, s: &crate::model::Sequence| t.columns.iter().any(|c| matches!(&c.default, Some(crate::model::DefaultValue::Sequence(n)) if n.loosely_eq(&s.name) || n.name == s.name.name));
+    schema.sequences.retain(|s| schema.tables.iter().any(|t| draws(t, s)) || !full.tables.iter().any(|t| draws(t, s)));
+    if database {
+        // Views, routines and triggers (of the selected tables) go too.
+        schema.views = full.views.clone();
+        schema.routines = full
+            .routines
+            .iter()
+            .filter(|r| r.kind != RoutineKind::Trigger || r.table.as_ref().is_some_and(|t| schema.tables.iter().any(|s| s.name.loosely_eq(t))))
+            .cloned()
+            .collect();
+    }
+    notes.extend(shape::detach_orphans(&mut schema, &full));
+    let mut selected = schema.clone();
+    notes.extend(if database { shape::for_target(&mut schema, copts.source, copts.target) } else { shape::for_files(&mut schema, copts.source) });
+    // Count the foreign keys the selection dropped as the source's too:
+    // they are listed, not lost.
+    for t in selected.tables.iter_mut() {
+        if let Some(orig) = full.tables.iter().find(|f| f.name == t.name) {
+            t.foreign_keys = orig.foreign_keys.clone();
+        }
+    }
+
     let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
     opts.mapping.apply_names(&schema, &mut names);
     let mut report = Report { input: src.to_string(), ..Default::default() };
     report.source = Some(copts.source);
     let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
     add_mapped_columns(&schema, &opts.mapping, &mut converted);
+    for n in notes {
+        converted.report.push(n.kind, n.object, n.status, n.code, 0, n.message);
+    }
+    if database {
+        keep_same_engine_structure(&schema, copts.source, &mut converted);
+    }
     let assessment = opts.state_dir.join("assessment.md");
     std::fs::write(&assessment, converted.report.to_markdown()).map_err(|source| Error::Write { path: assessment.clone(), source })?;
 
-    let mut jobs = plan_jobs(&schema, &converted, &opts.mapping, copts.source, copts.target);
+    let mut jobs = plan_jobs(&schema, &selected, &converted, &opts.mapping, copts.source, copts.target);
     // Row filters, as WHERE conditions in the source's SQL; with capture,
     // refused now if changes could not be filtered the same way.
     for j in &mut jobs {
@@ -278,7 +487,73 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
             opts.mapping.change_filter(&j.source, copts.source)?;
         }
     }
-    Ok(Planned { schema, converted, copts, jobs, assessment })
+    Ok(Planned { schema, selected, excluded, converted, copts, jobs, assessment })
+}
+
+/// Adds the partitions (at every level) of selected partitioned tables.
+fn with_partitions(full: &Schema, schema: &mut Schema) {
+    loop {
+        let more: Vec<Table> = full
+            .tables
+            .iter()
+            .filter(|t| t.partition_of.as_ref().is_some_and(|p| schema.tables.iter().any(|s| s.name == p.parent)) && !schema.tables.iter().any(|s| s.name == t.name))
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            return;
+        }
+        schema.tables.extend(more);
+    }
+}
+
+/// Foreign keys to tables the selection leaves out cannot be created:
+/// each is an item for a person.
+fn dropped_foreign_keys(full: &Schema, selected: &mut Schema) -> Vec<shape::Note> {
+    let mut notes = Vec::new();
+    let names: Vec<QualifiedName> = selected.tables.iter().map(|t| t.name.clone()).collect();
+    for t in selected.tables.iter_mut() {
+        t.foreign_keys.retain(|fk| names.iter().any(|n| n.loosely_eq(&fk.ref_table)));
+        let Some(orig) = full.tables.iter().find(|f| f.name == t.name) else { continue };
+        for fk in orig.foreign_keys.iter().filter(|fk| !t.foreign_keys.contains(fk)) {
+            notes.push(shape::Note {
+                kind: ObjectKind::ForeignKey,
+                object: format!("{} {} → {}", t.name, fk.name.as_deref().unwrap_or(""), fk.ref_table),
+                status: Status::Manual,
+                code: Some(codes::FK_FEATURE),
+                message: format!("not created: it references {}, which --tables left out", fk.ref_table),
+            });
+        }
+    }
+    notes
+}
+
+/// What a copy to the same engine keeps that a conversion would not:
+/// PostgreSQL domains as the column types (created before the tables),
+/// and partitioning (the report's "not carried over" no longer applies).
+fn keep_same_engine_structure(schema: &Schema, source: Dialect, converted: &mut Converted) {
+    let target = converted.target.target;
+    if source != target {
+        return;
+    }
+    if target == Dialect::Postgres && !schema.domains.is_empty() {
+        for tt in converted.target.tables.iter_mut() {
+            let Some(t) = schema.tables.iter().find(|t| t.name == tt.source) else { continue };
+            for tc in tt.columns.iter_mut() {
+                if let Some(d) = t.column(&tc.source).and_then(|c| shape::domain_of(schema, c)) {
+                    tc.sql_type = converted.names.quote_parts(&converted.names.relation(&d.name));
+                }
+            }
+        }
+    }
+    let kept: Vec<String> = schema.tables.iter().filter(|t| t.options.partitioning.is_some()).map(|t| t.name.to_string()).collect();
+    if matches!(target, Dialect::Postgres | Dialect::Mysql) && !kept.is_empty() {
+        converted.report.items.retain(|i| !(i.kind == ObjectKind::Table && i.code == codes::TABLE_OPTION.code && i.message.starts_with("partitioning not carried over") && kept.contains(&i.object)));
+        for t in schema.tables.iter().filter(|t| t.options.partitioning.is_some()) {
+            let parts = schema.tables.iter().filter(|p| p.partition_of.as_ref().is_some_and(|po| po.parent == t.name)).count();
+            let detail = if target == Dialect::Postgres { format!("kept: PARTITION BY {} with its {parts} partitions attached", t.options.partitioning.as_deref().unwrap_or("")) } else { "partitioning kept".to_string() };
+            converted.report.push(ObjectKind::Table, t.name.to_string(), Status::Converted, None, 0, detail);
+        }
+    }
 }
 
 /// What change data capture needs to know of each table: the same
@@ -288,7 +563,8 @@ pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
     let filters = super::row_filter::for_changes(src, &opts.mapping, &p.jobs.iter().map(|j| &j.source).collect::<Vec<_>>(), p.copts.source).await?;
     let mut out = crate::cdc::Tables::new();
     for (j, filter) in p.jobs.into_iter().zip(filters) {
-        let key = j.source.primary_key.as_ref().map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
+        // A partition's rows are identified by its parent's key.
+        let key = partition_key(&p.schema, &j.source).map(|k| k.columns.iter().filter_map(|c| j.source.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
         out.insert(j.source.name.clone(), crate::cdc::TableInfo { source: j.source, target: j.target, key, filter });
     }
     Ok(out)
@@ -341,14 +617,61 @@ pub(crate) fn source_table_sql(d: Dialect, t: &Table) -> String {
     }
 }
 
-fn plan_jobs(schema: &Schema, converted: &Converted, _mapping: &Mapping, source: Dialect, target: Dialect) -> Vec<Job> {
+/// The target column of an inherited column: where the nearest parent
+/// that has it puts it.
+fn inherited_target_column(schema: &Schema, converted: &Converted, t: &Table, col: &str, depth: usize) -> Option<TargetColumn> {
+    for p in &t.inherits {
+        let parent = schema.table(p)?;
+        if parent.column(col).is_some() {
+            return converted.target.tables.iter().find(|x| x.source == parent.name)?.column_by_source(col).cloned();
+        }
+        if depth < 64 {
+            if let Some(c) = inherited_target_column(schema, converted, parent, col, depth + 1) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+/// The primary key that identifies a partition's rows: its parent's.
+fn partition_key<'s>(schema: &'s Schema, t: &'s Table) -> Option<&'s crate::model::Key> {
+    let mut cur = t;
+    for _ in 0..64 {
+        if let Some(k) = &cur.primary_key {
+            return Some(k);
+        }
+        cur = schema.table(&cur.partition_of.as_ref()?.parent)?;
+    }
+    None
+}
+
+fn plan_jobs(schema: &Schema, selected: &Schema, converted: &Converted, _mapping: &Mapping, source: Dialect, target: Dialect) -> Vec<Job> {
     let mut jobs = Vec::new();
     for t in &schema.tables {
         let Some(tt) = converted.target.tables.iter().find(|x| x.source == t.name) else { continue };
+        // A partitioned table whose partitions are kept has no rows of its own.
+        if schema.tables.iter().any(|p| p.partition_of.as_ref().is_some_and(|po| po.parent == t.name)) {
+            continue;
+        }
+        // An inheritance child kept as a child names only its own columns
+        // in its DDL; its rows have its parents' columns too.
+        let mut source_table = t.clone();
+        let mut columns: Vec<TargetColumn> = Vec::new();
+        if !t.inherits.is_empty() {
+            for c in shape::inherited_columns(schema, t) {
+                if let Some(tc) = inherited_target_column(schema, converted, t, &c.name, 0) {
+                    columns.push(tc);
+                    source_table.columns.insert(source_table.columns.len().min(columns.len() - 1), c);
+                }
+            }
+        }
+        columns.extend(tt.columns.iter().cloned());
+        let t = &source_table;
         let mut read_cols = Vec::new();
         let mut read_types = Vec::new();
         let mut write_cols = Vec::new();
-        for tc in &tt.columns {
+        for tc in &columns {
             if tc.generated.is_some() {
                 continue;
             }
@@ -367,19 +690,19 @@ fn plan_jobs(schema: &Schema, converted: &Converted, _mapping: &Mapping, source:
             }
             write_cols.push(tc.clone());
         }
-        let key_idx: Vec<usize> = t
-            .primary_key
-            .as_ref()
-            .map(|k| k.columns.iter().filter_map(|c| write_cols.iter().position(|w| w.source.eq_ignore_ascii_case(c))).collect())
-            .unwrap_or_default();
+        let pk = partition_key(schema, t);
+        let key_idx: Vec<usize> = pk.map(|k| k.columns.iter().filter_map(|c| write_cols.iter().position(|w| w.source.eq_ignore_ascii_case(c))).collect()).unwrap_or_default();
         // Chunks are cut on the first key column when it is an integer.
-        let chunk = t.primary_key.as_ref().and_then(|k| k.columns.first()).and_then(|c| t.column(c)).filter(|c| c.ty.is_integer() && !c.nullable);
-        // Binary COPY needs identical column types on both sides.
+        let chunk = pk.and_then(|k| k.columns.first()).and_then(|c| t.column(c)).filter(|c| c.ty.is_integer() && !c.nullable);
+        // Binary COPY needs identical column types on both sides (a
+        // domain is its base type on the wire).
         let passthrough_binary = source == Dialect::Postgres
             && target == Dialect::Postgres
             && write_cols.iter().all(|w| {
-                !w.source.starts_with('\u{0}') && t.column(&w.source).is_some_and(|sc| typetext::recognize(Dialect::Postgres, &typetext::parse(&w.sql_type)) == sc.ty)
+                !w.source.starts_with('\u{0}')
+                    && t.column(&w.source).is_some_and(|sc| shape::domain_of(schema, sc).is_some() || typetext::recognize(Dialect::Postgres, &typetext::parse(&w.sql_type)) == sc.ty)
             });
+        let only = source == Dialect::Postgres && selected.tables.iter().any(|x| x.inherits.iter().any(|p| p.loosely_eq(&t.name)));
         jobs.push(Job {
             key: t.name.to_string(),
             source: t.clone(),
@@ -388,9 +711,10 @@ fn plan_jobs(schema: &Schema, converted: &Converted, _mapping: &Mapping, source:
             read_types,
             write: WriteSpec { table: tt.sql_name.clone(), columns: write_cols, key: key_idx },
             chunk_key: chunk.map(|c| quote_source(source, &c.name)),
-            chunk_key_target: chunk.and_then(|c| tt.column_by_source(&c.name)).map(|c| quote_ident(target, &c.name)),
+            chunk_key_target: chunk.and_then(|c| columns.iter().find(|x| x.source.eq_ignore_ascii_case(&c.name))).map(|c| quote_ident(target, &c.name)),
             filter: None,
             passthrough_binary,
+            only,
         });
     }
     jobs
@@ -664,9 +988,11 @@ async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, 
 async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
     let mut d = Db::connect(dst, Role::Target).await?;
     if dirty {
+        // A PostgreSQL parent kept with its inheritance children: its own rows only.
+        let only = if job.only && d.dialect() == Dialect::Postgres { "ONLY " } else { "" };
         let del = match (&job.chunk_key_target, range.is_all()) {
-            (Some(k), false) => format!("DELETE FROM {} WHERE {}", job.target.sql_name, range.predicate(k).unwrap_or_default()),
-            _ => format!("DELETE FROM {}", job.target.sql_name),
+            (Some(k), false) => format!("DELETE FROM {only}{} WHERE {}", job.target.sql_name, range.predicate(k).unwrap_or_default()),
+            _ => format!("DELETE FROM {only}{}", job.target.sql_name),
         };
         d.execute(&del).await?;
     }
@@ -744,6 +1070,7 @@ pub(crate) fn load_report(jobs: &[Job], state: &RunState, counters: &BTreeMap<St
         assessment: run.assessment,
         rejects: any_rejects.then(|| run.rejects.path.clone()),
         snapshot_position: state.snapshot_position.clone(),
+        objects: None,
     }
 }
 
@@ -759,8 +1086,9 @@ fn chunk_select(job: &Job, source: Dialect, range: KeyRange) -> (String, Vec<Str
         conds.push(f.clone());
     }
     let select = format!(
-        "SELECT {} FROM {}{}",
+        "SELECT {} FROM {}{}{}",
         job.read_cols.join(", "),
+        if job.only && source == Dialect::Postgres { "ONLY " } else { "" },
         source_table_sql(source, &job.source),
         if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
     );

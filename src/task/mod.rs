@@ -3,11 +3,15 @@
 //! a tree into an object store.
 
 pub mod cdc;
+pub mod ddl_steps;
 pub mod fullload;
 pub mod mapping;
 pub mod measure_db;
+pub mod objects;
 pub mod pack_source;
 pub mod row_filter;
+pub mod run_report;
+pub mod shape;
 pub mod sinkload;
 pub mod state;
 pub mod target_schema;

@@ -4,10 +4,11 @@
 //! `migrate` (full load) and `unpack` to a database both use it, so a
 //! table lands the same way whichever path brought its rows.
 
+use super::ddl_steps::{Kind, Probe, Step};
 use crate::db::Db;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::model::Dialect;
+use crate::model::{DefaultValue, Dialect, Domain, QualifiedName, Schema, Table};
 use crate::schema::convert::Converted;
 use crate::schema::ddl;
 use crate::schema::naming::{quote_ident, NamePlan};
@@ -201,4 +202,362 @@ fn identity_reset(target: Dialect, names: &NamePlan, t: &TargetTable) -> Vec<Str
         ));
     }
     out
+}
+
+// ----- migrate: one step per object -----------------------------------------
+
+/// What the target-side steps of a migration are built from.
+pub struct Plan<'a> {
+    pub converted: &'a Converted,
+    /// The selected source schema, shaped for the target ([`super::shape`]).
+    pub schema: &'a Schema,
+    pub source: Dialect,
+    pub mode: SchemaMode,
+}
+
+impl Plan<'_> {
+    fn target(&self) -> Dialect {
+        self.converted.target.target
+    }
+    fn names(&self) -> &NamePlan {
+        &self.converted.names
+    }
+    fn source_table(&self, t: &TargetTable) -> Option<&Table> {
+        self.schema.tables.iter().find(|s| s.name == t.source)
+    }
+    /// The quoted target name of a source relation.
+    pub fn relation_sql(&self, name: &QualifiedName) -> String {
+        self.names().quote_parts(&self.names().relation(name))
+    }
+}
+
+/// Schemas, types, domains and sequences, then the tables (parents before
+/// their partitions and children), each its own step.
+pub fn schema_steps(p: &Plan, tables: &[&TargetTable], extensions: &[String]) -> Vec<Step> {
+    let target = p.target();
+    let names = p.names();
+    let mut steps = Vec::new();
+    if p.mode.creates() {
+        let t = &p.converted.target;
+        if target == Dialect::Postgres && p.source == Dialect::Postgres {
+            // Types and functions the tables may use come from extensions.
+            for e in extensions {
+                steps.push(Step::new(Kind::Extension, e.clone(), format!("CREATE EXTENSION IF NOT EXISTS {};", quote_ident(target, e))).probe(Probe::Idempotent));
+            }
+        }
+        if target == Dialect::Postgres {
+            for s in &t.schemas {
+                steps.push(Step::new(Kind::Schema, s.clone(), format!("CREATE SCHEMA IF NOT EXISTS {};", names.quote(s))).probe(Probe::Idempotent));
+            }
+            for e in &t.enums {
+                let vals = e.values.iter().map(|v| ddl::string_literal(target, v)).collect::<Vec<_>>().join(", ");
+                steps.push(Step::new(Kind::Enum, e.name.clone(), format!("CREATE TYPE {} AS ENUM ({vals});", e.name)).probe(Probe::Idempotent));
+            }
+            if p.source == Dialect::Postgres {
+                for d in &p.schema.domains {
+                    steps.push(Step::new(Kind::Domain, d.name.to_string(), create_domain_sql(p, d)).probe(Probe::Idempotent));
+                }
+            }
+        }
+        // The converter prints sequences the same way; reuse its text.
+        let prelude = ddl::phases(t, names).prelude;
+        for (s, sql) in t.sequences.iter().zip(prelude.iter().filter(|q| q.starts_with("CREATE SEQUENCE"))) {
+            steps.push(Step::new(Kind::Sequence, s.name.clone(), sql.clone()).probe(Probe::Idempotent));
+        }
+    }
+    if p.mode.creates() {
+        for t in creation_order(p, tables) {
+            let kind = if p.source_table(t).is_some_and(|s| s.partition_of.is_some()) && target == Dialect::Postgres { Kind::Partition } else { Kind::Table };
+            steps.push(Step::new(kind, t.source.to_string(), create_table_sql(p, t)).on(&t.sql_name));
+        }
+    }
+    steps
+}
+
+/// Parents before the partitions and inheritance children that need them.
+fn creation_order<'t>(p: &Plan, tables: &[&'t TargetTable]) -> Vec<&'t TargetTable> {
+    let parents_of = |t: &TargetTable| -> Vec<QualifiedName> {
+        match p.source_table(t) {
+            Some(s) => s.partition_of.iter().map(|po| po.parent.clone()).chain(s.inherits.iter().cloned()).collect(),
+            None => Vec::new(),
+        }
+    };
+    let mut out: Vec<&TargetTable> = Vec::new();
+    let mut pending: Vec<&TargetTable> = tables.to_vec();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut i = 0;
+        while i < pending.len() {
+            let ready = parents_of(pending[i]).iter().all(|par| !pending.iter().any(|q| q.source.loosely_eq(par)));
+            if ready {
+                out.push(pending.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if pending.len() == before {
+            out.append(&mut pending);
+        }
+    }
+    out
+}
+
+/// CREATE TABLE as the converter writes it, plus what a same-engine copy
+/// keeps: PostgreSQL partitioning (`PARTITION BY`, `PARTITION OF … FOR
+/// VALUES`) and inheritance (`INHERITS`), MySQL's partitioning clause.
+fn create_table_sql(p: &Plan, t: &TargetTable) -> String {
+    let target = p.target();
+    let names = p.names();
+    let Some(src) = p.source_table(t) else { return ddl::create_table_sql_with(target, names, t, !defers_keys(target)) };
+    if target == Dialect::Postgres && p.source == Dialect::Postgres {
+        if let Some(po) = &src.partition_of {
+            let mut s = format!("CREATE TABLE {} PARTITION OF {} {}", t.sql_name, p.relation_sql(&po.parent), po.bound.sql);
+            if let Some(k) = &src.options.partitioning {
+                s.push_str(&format!(" PARTITION BY {k}"));
+            }
+            s.push(';');
+            return s;
+        }
+    }
+    let mut s = ddl::create_table_sql_with(target, names, t, !defers_keys(target));
+    let body = s.trim_end().trim_end_matches(';').to_string();
+    let upper = body.to_ascii_uppercase();
+    let mut tail = String::new();
+    match (p.source, target) {
+        (Dialect::Postgres, Dialect::Postgres) => {
+            if !src.inherits.is_empty() && !upper.contains(" INHERITS ") {
+                let parents: Vec<String> = src.inherits.iter().map(|q| p.relation_sql(q)).collect();
+                tail.push_str(&format!(" INHERITS ({})", parents.join(", ")));
+            }
+            if let Some(k) = src.options.partitioning.as_ref().filter(|_| !upper.contains("PARTITION BY")) {
+                tail.push_str(&format!(" PARTITION BY {k}"));
+            }
+        }
+        (Dialect::Mysql, Dialect::Mysql) => {
+            if let Some(k) = src.options.partitioning.as_ref().filter(|_| !upper.contains("PARTITION BY")) {
+                tail.push('\n');
+                tail.push_str(k);
+            }
+        }
+        _ => {}
+    }
+    if !tail.is_empty() {
+        s = format!("{body}{tail};");
+    }
+    s
+}
+
+fn create_domain_sql(p: &Plan, d: &Domain) -> String {
+    let mut s = format!("CREATE DOMAIN {} AS {}", p.relation_sql(&d.name), d.source_type);
+    if let Some(def) = d.default.as_ref().and_then(pg_default_sql) {
+        s.push_str(&format!(" DEFAULT {def}"));
+    }
+    if d.not_null {
+        s.push_str(" NOT NULL");
+    }
+    for c in &d.checks {
+        s.push_str(&format!(" CHECK {}", if c.sql.starts_with('(') { c.sql.clone() } else { format!("({})", c.sql) }));
+    }
+    s.push(';');
+    s
+}
+
+/// A PostgreSQL default read from PostgreSQL, written back.
+fn pg_default_sql(d: &DefaultValue) -> Option<String> {
+    Some(match d {
+        DefaultValue::Null => "NULL".into(),
+        DefaultValue::Number(n) => n.clone(),
+        DefaultValue::String(s) => ddl::string_literal(Dialect::Postgres, s),
+        DefaultValue::Bool(b) => b.to_string(),
+        DefaultValue::Bytes(h) => format!("'\\x{h}'::bytea"),
+        DefaultValue::Bits(b) => format!("B'{b}'"),
+        DefaultValue::CurrentTimestamp { .. } => "CURRENT_TIMESTAMP".into(),
+        DefaultValue::CurrentDate => "CURRENT_DATE".into(),
+        DefaultValue::CurrentTime => "CURRENT_TIME".into(),
+        DefaultValue::Sequence(s) => format!("nextval({})", ddl::string_literal(Dialect::Postgres, &s.to_string())),
+        DefaultValue::Expression(e) => e.sql.clone(),
+    })
+}
+
+/// The column an index part names (`"a"`, `` `a`(255) DESC``), if it is
+/// a plain column.
+fn part_column(part: &str) -> Option<String> {
+    let p = part.trim();
+    let (open, close) = match p.chars().next()? {
+        '"' => ('"', '"'),
+        '`' => ('`', '`'),
+        '[' => ('[', ']'),
+        c if c.is_alphabetic() || c == '_' => {
+            let name: String = p.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$').collect();
+            let rest = p[name.len()..].trim_start();
+            // `name(10)` is a prefix length; `lower(x)` an expression.
+            let prefix = rest.strip_prefix('(').and_then(|r| r.split_once(')')).is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit()));
+            return (rest.is_empty() || !rest.starts_with('(') || prefix).then_some(name);
+        }
+        _ => return None,
+    };
+    let mut out = String::new();
+    let mut chars = p[open.len_utf8()..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == close {
+            if chars.peek() == Some(&close) {
+                chars.next();
+                out.push(c);
+                continue;
+            }
+            return Some(out);
+        }
+        out.push(c);
+    }
+    None
+}
+
+/// What finishes the loaded tables, one step per object: keys (where
+/// deferred), indexes, foreign keys, generated triggers and comments (for
+/// tables this run created), then counters past the data.
+pub fn post_steps(p: &Plan, loaded: &[&TargetTable]) -> Vec<Step> {
+    let target = p.target();
+    let names = p.names();
+    let mut steps = Vec::new();
+    let by_sql = |n: &str| loaded.iter().find(|t| t.sql_name == n).copied();
+    if p.mode.creates() {
+        if defers_keys(target) {
+            for t in loaded {
+                if let Some(pk) = &t.primary_key {
+                    let named = pk.name.as_ref().map(|n| format!("CONSTRAINT {} ", names.quote(n))).unwrap_or_default();
+                    let cols = pk.columns.iter().map(|c| names.quote(c)).collect::<Vec<_>>().join(", ");
+                    steps.push(
+                        Step::new(Kind::PrimaryKey, t.source.to_string(), format!("ALTER TABLE {} ADD {named}PRIMARY KEY ({cols});", t.sql_name))
+                            .on(&t.sql_name)
+                            .probe(Probe::PrimaryKey { table: t.name.clone(), columns: pk.columns.clone() }),
+                    );
+                }
+                for u in &t.uniques {
+                    let named = u.name.as_ref().map(|n| format!("CONSTRAINT {} ", names.quote(n))).unwrap_or_default();
+                    let cols = u.columns.iter().map(|c| names.quote(c)).collect::<Vec<_>>().join(", ");
+                    let probe = match &u.name {
+                        Some(n) => Probe::Unique { table: t.name.clone(), name: n.clone(), columns: u.columns.clone() },
+                        None => Probe::None,
+                    };
+                    steps.push(
+                        Step::new(Kind::UniqueKey, format!("{} ({})", t.source, u.columns.join(", ")), format!("ALTER TABLE {} ADD {named}UNIQUE ({cols});", t.sql_name))
+                            .on(&t.sql_name)
+                            .probe(probe),
+                    );
+                }
+            }
+        }
+        for ix in &p.converted.target.indexes {
+            let Some(t) = by_sql(&ix.table) else { continue };
+            let columns: Vec<String> = ix.parts.iter().filter_map(|x| part_column(x)).collect();
+            let columns = if columns.len() == ix.parts.len() { columns } else { Vec::new() };
+            steps.push(
+                Step::new(Kind::Index, format!("{}.{}", t.source, ix.name), ddl::index_sql(target, names, ix))
+                    .on(&t.sql_name)
+                    .probe(Probe::Index { table: t.name.clone(), name: ix.name.clone(), columns }),
+            );
+        }
+        for fk in &p.converted.target.foreign_keys {
+            let Some(t) = by_sql(&fk.table) else { continue };
+            let mut step = Step::new(Kind::ForeignKey, format!("{} {} → {}", t.source, fk.name, fk.ref_table), ddl::foreign_key_sql(target, names, fk))
+                .on(&t.sql_name)
+                .probe(Probe::ForeignKey { table: t.name.clone(), name: fk.name.clone(), columns: fk.columns.clone() });
+            step.needs.push(fk.ref_table.clone());
+            steps.push(step);
+        }
+        for sql in &p.converted.target.triggers {
+            steps.push(Step::new(Kind::GeneratedTrigger, trigger_label(sql), sql.clone()).probe(Probe::Idempotent));
+        }
+        for sql in &p.converted.target.comments {
+            steps.push(Step::new(Kind::Comment, comment_label(sql), sql.clone()).probe(Probe::Idempotent));
+        }
+    }
+    for t in loaded {
+        for sql in identity_reset(target, names, t) {
+            steps.push(Step::new(Kind::Counter, t.source.to_string(), sql).on(&t.sql_name).probe(Probe::Idempotent));
+        }
+    }
+    if target == Dialect::Postgres {
+        steps.extend(sequence_advances(p, loaded));
+    }
+    if target == Dialect::Sqlite {
+        steps.extend(rowid_counters(loaded));
+    }
+    steps
+}
+
+/// SQLite's AUTOINCREMENT counter (`sqlite_sequence`) past the source's
+/// last value, which the loaded rows alone may not reach (rows deleted at
+/// the source).
+fn rowid_counters(loaded: &[&TargetTable]) -> Vec<Step> {
+    let mut out = Vec::new();
+    for t in loaded {
+        let Some(c) = t.columns.iter().find(|c| c.inline_primary_key && c.identity.is_some()) else { continue };
+        let Some(last) = c.identity.as_ref().and_then(|i| i.start).map(|s| s - 1).filter(|l| *l > 0) else { continue };
+        let name = ddl::string_literal(Dialect::Sqlite, t.name.last().map(String::as_str).unwrap_or_default());
+        out.push(
+            Step::new(Kind::Counter, t.source.to_string(), format!("UPDATE sqlite_sequence SET seq = MAX(seq, {last}) WHERE name = {name}"))
+                .before(format!("INSERT INTO sqlite_sequence (name, seq) SELECT {name}, {last} WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {name})"))
+                .on(&t.sql_name)
+                .probe(Probe::Idempotent),
+        );
+    }
+    out
+}
+
+fn trigger_label(sql: &str) -> String {
+    let words: Vec<&str> = sql.split_whitespace().take(4).collect();
+    words.join(" ")
+}
+
+fn comment_label(sql: &str) -> String {
+    // COMMENT ON COLUMN "t"."c" IS '…';
+    sql.split(" IS ").next().unwrap_or(sql).trim_start_matches("COMMENT ON ").to_string()
+}
+
+/// Moves each sequence past the source's last value and past every value
+/// the loaded columns that draw from it hold (PostgreSQL targets).
+fn sequence_advances(p: &Plan, loaded: &[&TargetTable]) -> Vec<Step> {
+    let names = p.names();
+    let mut out = Vec::new();
+    for s in &p.schema.sequences {
+        let mut maxes: Vec<String> = Vec::new();
+        for t in loaded {
+            let Some(src) = p.source_table(t) else { continue };
+            for c in &src.columns {
+                if matches!(&c.default, Some(DefaultValue::Sequence(n)) if n.loosely_eq(&s.name) || (n.schema.is_none() && n.name == s.name.name)) {
+                    if let Some(tc) = t.column_by_source(&c.name) {
+                        maxes.push(format!("(SELECT MAX({})::bigint FROM {})", names.quote(&tc.name), t.sql_name));
+                    }
+                }
+            }
+        }
+        let mut candidates: Vec<String> = s.last_value.map(|v| v.to_string()).into_iter().collect();
+        candidates.extend(maxes);
+        if candidates.is_empty() {
+            continue;
+        }
+        let seq = names.quote_parts(&names.sequence(&s.name));
+        let lit = ddl::string_literal(Dialect::Postgres, &seq);
+        out.push(
+            Step::new(Kind::Counter, s.name.to_string(), format!("SELECT setval({lit}, v) FROM (SELECT GREATEST({}) AS v) x WHERE v IS NOT NULL;", candidates.join(", ")))
+                .probe(Probe::Idempotent),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_parts_name_their_columns() {
+        assert_eq!(part_column("\"customer_id\"").as_deref(), Some("customer_id"));
+        assert_eq!(part_column("`na``me`(255) DESC").as_deref(), Some("na`me"));
+        assert_eq!(part_column("lower(\"x\")"), None);
+        assert_eq!(part_column("name(10) DESC").as_deref(), Some("name"));
+        assert_eq!(part_column("plain DESC").as_deref(), Some("plain"));
+        assert_eq!(part_column("(a + b)"), None);
+    }
 }

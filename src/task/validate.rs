@@ -83,7 +83,8 @@ struct Pair {
 pub async fn run(src: &Endpoint, dst: &Endpoint, mapping: &Mapping) -> Result<ValidationReport> {
     let mut s = Db::connect(src, Role::Source).await?;
     let mut d = Db::connect(dst, Role::Target).await?;
-    let source_schema = mapping.select_some(&s.introspect().await?, src)?;
+    let mut source_schema = mapping.select_some(&s.introspect().await?, src)?;
+    super::shape::for_validation(&mut source_schema, d.dialect());
     let target_schema = d.introspect().await?;
     let pairs = pair_tables(&source_schema, &target_schema, d.dialect(), mapping)?;
     let mut out = Vec::new();
