@@ -40,6 +40,12 @@ pub struct CdcArgs {
     /// How often a SQLite source's change table is polled, in milliseconds
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub poll_interval: u64,
+    /// Seconds the change stream may stay silent (no change, keepalive or heartbeat) before barge counts the source as lost and reconnects
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub stream_timeout: u64,
+    /// Tables to drop on the target and copy again from the source before changes resume (a table stopped by a schema change barge does not carry), comma-separated
+    #[arg(long, value_name = "TABLES", value_delimiter = ',')]
+    pub reload: Vec<String>,
 }
 
 impl CdcArgs {
@@ -78,7 +84,7 @@ pub fn capture_for(state_dir: &std::path::Path, args: &CdcArgs, source: &Endpoin
             ))
         }
     };
-    Ok(Capture { position, slot, publication })
+    Ok(Capture { position, slot, publication, replica_identity: Vec::new() })
 }
 
 pub struct Replicate<'a> {
@@ -92,8 +98,24 @@ pub struct Replicate<'a> {
 }
 
 /// Runs replication to the end (stop position or time, source end, or
-/// Ctrl-C) and prints what happened.
-pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
+/// Ctrl-C) and prints what happened. The tables, their target names and
+/// types come from the same selection, mapping and conversion as the
+/// full load (`load`).
+pub async fn replicate(r: Replicate<'_>, load: &crate::task::fullload::LoadOptions, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
+    let tables = crate::task::fullload::plan_tables(r.source, r.target, load).await?;
+    let converter = converter(r.source, r.target, load)?;
+    let mut reload = Vec::new();
+    for item in &args.reload {
+        let wanted = match item.split_once('.') {
+            Some((s, t)) => crate::model::QualifiedName::new(Some(s), t),
+            None => crate::model::QualifiedName::bare(item),
+        };
+        let found = tables.keys().find(|k| **k == wanted).or_else(|| tables.keys().find(|k| k.loosely_eq(&wanted)));
+        match found {
+            Some(k) => reload.push(k.clone()),
+            None => return Err(Error::usage(format!("--reload {item}: no such table among the ones this run captures ({})", tables.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")))),
+        }
+    }
     let task = r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into());
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
     let opts = CdcOptions {
@@ -108,11 +130,32 @@ pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Ca
         poll_interval: Duration::from_millis(args.poll_interval.max(10)),
         json_progress: output::get().json,
         sink: r.sink,
+        stream_timeout: Duration::from_secs(args.stream_timeout.max(1)),
+        converter,
+        reload,
     };
     if !output::get().json {
         output::info("replicating changes; Ctrl-C stops after the batch in flight, and rerunning the command resumes");
     }
     replication::run(r.source, r.target, tables, opts).await
+}
+
+/// Converts tables the way the full load does: to the target's dialect,
+/// or, for files and streams, keeping the source's names and types.
+fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::fullload::LoadOptions) -> Result<crate::cdc::evolve::Converter> {
+    let mut convert = load.convert.clone();
+    convert.source = match source {
+        Endpoint::Mysql(_) => crate::model::Dialect::Mysql,
+        Endpoint::Sqlite(_) => crate::model::Dialect::Sqlite,
+        _ => crate::model::Dialect::Postgres,
+    };
+    if target.kind().is_database() {
+        convert.target = crate::task::target_schema::target_dialect(target)?;
+    } else {
+        convert.target = convert.source;
+        convert.naming.case = crate::schema::naming::IdentCase::Preserve;
+    }
+    Ok(crate::cdc::evolve::Converter { convert, mapping: load.mapping.clone() })
 }
 
 pub fn print_cdc_report(report: &CdcReport) {
@@ -218,7 +261,7 @@ pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
         Ok(dir) => StateStore::open(&dir)?.load()?.and_then(|s| s.capture),
         Err(_) => None,
     };
-    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None });
+    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None, replica_identity: Vec::new() });
     if args.slot.is_some() {
         capture.slot = args.slot.clone();
         capture.publication = args.publication.clone().or(args.slot.clone());
