@@ -344,6 +344,11 @@ pub struct PgSource {
     current_xid: Option<u32>,
     /// The commit LSN of the transaction being received.
     current_final_lsn: Option<u64>,
+    /// A Relation message taken from the stream whose catalog lookups have
+    /// not finished: `next` may be dropped while it waits on them (the
+    /// replication loop takes acknowledgements meanwhile), and the message
+    /// is then handled again on the next call, not lost.
+    pending_relation: Option<Relation>,
     server_wal_end: u64,
     delivered: u64,
     /// How long the stream may stay silent: the server sends a keepalive
@@ -380,6 +385,7 @@ impl PgSource {
             current: None,
             current_xid: None,
             current_final_lsn: None,
+            pending_relation: None,
             server_wal_end: start,
             delivered: start,
             silence_limit,
@@ -425,6 +431,16 @@ impl PgSource {
         let ns = name.schema.clone().unwrap_or_else(|| "public".into());
         let schema = crate::db::postgres::introspect(self.catalog().await?, &display, &[ns]).await?;
         Ok(schema.tables.into_iter().find(|t| t.name.name == name.name))
+    }
+
+    /// Handles the Relation message in `pending_relation`; it is cleared
+    /// only once handled (every await in `relation` comes before any change
+    /// to `self`, so a drop midway loses nothing).
+    async fn pending_relation(&mut self) -> Result<Option<SourceEvent>> {
+        let Some(r) = self.pending_relation.clone() else { return Ok(None) };
+        let ev = self.relation(r).await?;
+        self.pending_relation = None;
+        Ok(ev)
     }
 
     /// A Relation message: the columns of a table from here on. Returns a
@@ -546,7 +562,10 @@ impl PgSource {
 
     async fn change(&mut self, msg: Message) -> Result<Option<SourceEvent>> {
         let (relation, op) = match msg {
-            Message::Relation(r) => return self.relation(r).await,
+            Message::Relation(r) => {
+                self.pending_relation = Some(r);
+                return self.pending_relation().await;
+            }
             Message::Insert { relation, new } => {
                 let Some(map) = self.relations.get(&relation) else { return Ok(None) };
                 let row = self.values(map, &new)?.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
@@ -629,6 +648,9 @@ fn pg_time(micros: i64) -> Option<DateTime<Utc>> {
 impl ChangeSource for PgSource {
     fn next<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<SourceEvent>>> {
         Box::pin(async move {
+            if let Some(ev) = self.pending_relation().await? {
+                return Ok(Some(ev));
+            }
             loop {
                 let limit = self.silence_limit;
                 let ev = tokio::time::timeout(limit, self.client.recv()).await.map_err(|_| Error::Endpoint {
@@ -698,8 +720,9 @@ impl ChangeSource for PgSource {
     }
 
     fn next_is_cancel_safe(&self) -> bool {
-        // Every partial result is kept in `self`; the only wait is on the
-        // stream, which loses nothing when dropped.
+        // Every partial result is kept in `self`: the stream loses nothing
+        // when dropped, and a Relation message waits in `pending_relation`
+        // until its catalog lookups are done.
         true
     }
 

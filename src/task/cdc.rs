@@ -706,7 +706,7 @@ impl<'a> Replicator<'a> {
             }
         }
         let old = self.tables.get(&name).cloned();
-        match ev.change {
+        match ev.change.clone() {
             SchemaChange::Unsupported { message } => {
                 if old.is_some() {
                     self.stop_table(&name, &message).await?;
@@ -720,7 +720,7 @@ impl<'a> Replicator<'a> {
                 let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone() };
                 let change = TableChange { old: None, new: new.clone(), changes: Vec::new(), create: converted.create };
                 crate::output::info(format!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name));
-                self.follow(&name, ev.position.clone(), change).await?;
+                self.follow(&name, &ev, change).await?;
             }
             SchemaChange::Columns { table, renames, statement } => {
                 let Some(old) = old else { return Ok(()) };
@@ -741,7 +741,7 @@ impl<'a> Replicator<'a> {
                 let from = statement.map(|s| format!(" ({s})")).unwrap_or_default();
                 crate::output::info(format!("{name}: {} at the source{from}; applying it to {}", what.join(", "), self.dst));
                 let change = TableChange { old: Some(old), new, changes, create: converted.create };
-                self.follow(&name, ev.position.clone(), change).await?;
+                self.follow(&name, &ev, change).await?;
                 self.status.schema_changes += 1;
             }
         }
@@ -750,8 +750,12 @@ impl<'a> Replicator<'a> {
 
     /// Records the new definition, applies it to the destination, and
     /// moves the saved position past the DDL when it has one of its own.
-    async fn follow(&mut self, name: &QualifiedName, position: Option<Position>, change: TableChange) -> Result<()> {
-        let from = position.clone().or_else(|| self.applied.clone());
+    /// The definition holds from the DDL's position, or from the commit of
+    /// the transaction whose Relation message announced it: a restart at
+    /// an earlier position reads the older one, and the change again.
+    async fn follow(&mut self, name: &QualifiedName, ev: &SchemaEvent, change: TableChange) -> Result<()> {
+        let position = ev.position.clone();
+        let from = position.clone().or(ev.commit_lsn.map(Position::pg)).or_else(|| self.applied.clone());
         self.schema.record(name, from, change.new.source.clone(), self.applied.as_ref());
         self.schema.save()?;
         if let Err(e) = self.dest.change_schema(&change).await {
