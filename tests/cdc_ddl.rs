@@ -238,17 +238,21 @@ async fn an_added_column_survives_restarts_and_a_new_table_is_picked_up() {
     wait_replicating(&mut child, state.path());
     exec(&src, "ALTER TABLE a ADD COLUMN newcol int").await;
     exec(&src, "INSERT INTO a VALUES (2, 'y', 7)").await;
+    wait_for(&dst, "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'a' AND column_name = 'newcol'", "1", &mut child).await;
     wait_for(&dst, "SELECT COUNT(*) FROM a WHERE newcol = 7", "1", &mut child).await;
     let _ = interrupt(child);
     // While barge is down: another column, and a table the selection includes.
     exec(&src, "ALTER TABLE a ADD COLUMN later text; INSERT INTO a VALUES (3, 'z', 8, 'l')").await;
     exec(&src, "CREATE TABLE c (id int PRIMARY KEY, s text); INSERT INTO c VALUES (1, 'before barge saw it')").await;
     let mut child = start_cdc(&src.url, &dst.url, state.path(), &[]);
+    wait_for(&dst, "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'a' AND column_name = 'later'", "1", &mut child).await;
     wait_for(&dst, "SELECT COUNT(*) FROM a WHERE later = 'l'", "1", &mut child).await;
+    wait_for(&dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'c'", "1", &mut child).await;
     wait_for(&dst, "SELECT COUNT(*) FROM c", "1", &mut child).await;
     exec(&src, "INSERT INTO b VALUES (2, 'y'); INSERT INTO c VALUES (2, 'after')").await;
     // And one created while barge runs.
     exec(&src, "CREATE TABLE d (id int PRIMARY KEY, s text); INSERT INTO d VALUES (1, 'one')").await;
+    wait_for(&dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'd'", "1", &mut child).await;
     wait_for(&dst, "SELECT COUNT(*) FROM d", "1", &mut child).await;
     exec(&src, "INSERT INTO d VALUES (2, 'two'); UPDATE d SET s = 'uno' WHERE id = 1").await;
     wait_for(&dst, "SELECT COUNT(*) FROM d", "2", &mut child).await;

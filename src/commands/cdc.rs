@@ -159,12 +159,47 @@ fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::fullload:
 }
 
 pub fn print_cdc_report(report: &CdcReport) {
-    let s = &report.status;
+    let mut s = report.status.clone();
+    not_running(&mut s);
+    let s = &s;
     if output::get().json {
         println!("{}", serde_json::json!({ "ok": true, "cdc": s }));
         return;
     }
     print_status(s);
+}
+
+/// How long a running replication may go without rewriting its status
+/// file (it does so about once a second, and after each batch).
+const HEARTBEAT_STALE: Duration = Duration::from_secs(60);
+
+/// Whether the run that wrote `s` is still replicating, and if not, why
+/// barge thinks so.
+fn liveness(s: &replication::Status) -> std::result::Result<(), String> {
+    if let Some(how) = &s.stopped {
+        return Err(format!("{how} at {}", s.updated_at));
+    }
+    let Some(pid) = s.pid else { return Err(format!("no process recorded; last update {}", s.updated_at)) };
+    // Signal 0 checks that the process exists (EPERM: it does, as another user).
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 } || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !alive {
+        return Err(format!("process {pid} is no longer running (killed or crashed); last update {}", s.updated_at));
+    }
+    let age = chrono::DateTime::parse_from_rfc3339(&s.updated_at).map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default()).unwrap_or(Duration::MAX);
+    if age > HEARTBEAT_STALE {
+        return Err(format!("process {pid} has not reported for {} s (stuck, or another process now has its pid); last update {}", age.as_secs(), s.updated_at));
+    }
+    Ok(())
+}
+
+/// Table states as of a run that is no longer replicating: a table that
+/// was live is not live now.
+fn not_running(s: &mut replication::Status) {
+    for t in s.tables.values_mut() {
+        if !t.state.starts_with("stopped") {
+            t.state = format!("not running (was {})", t.state);
+        }
+    }
 }
 
 fn print_status(s: &replication::Status) {
@@ -218,7 +253,26 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
     if load.is_none() && cdc.is_none() {
         return Err(Error::usage(format!("no migration has run with state in {}", dir.display())));
     }
+    let cdc = match cdc {
+        Some(c) => {
+            let mut s: replication::Status = serde_json::from_value(c).map_err(|e| Error::other(format!("{}: {e}", path.display())))?;
+            let live = liveness(&s);
+            if live.is_err() {
+                not_running(&mut s);
+            }
+            Some((s, live))
+        }
+        None => None,
+    };
     if output::get().json {
+        let cdc = cdc.as_ref().map(|(s, live)| {
+            let mut j = serde_json::to_value(s).unwrap_or_default();
+            j["running"] = serde_json::Value::Bool(live.is_ok());
+            if let Err(why) = live {
+                j["not_running"] = serde_json::Value::String(why.clone());
+            }
+            j
+        });
         println!("{}", serde_json::json!({ "state_dir": dir, "load": load, "cdc": cdc }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -230,9 +284,11 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
-    if let Some(c) = cdc {
-        let s: replication::Status = serde_json::from_value(c).map_err(|e| Error::other(format!("{}: {e}", path.display())))?;
-        println!("change data capture (updated {}{}):", s.updated_at, s.stopped.as_deref().map(|x| format!(", {x}")).unwrap_or_default());
+    if let Some((s, live)) = cdc {
+        match &live {
+            Ok(()) => println!("change data capture: running (process {}, updated {}):", s.pid.unwrap_or(0), s.updated_at),
+            Err(why) => println!("change data capture: not running ({why}):"),
+        }
         print_status(&s);
     }
     Ok(ExitCode::SUCCESS)
