@@ -360,17 +360,25 @@ impl MysqlSource {
             Some(EventData::XidEvent(_)) => self.commit(end, header.timestamp()),
             Some(EventData::QueryEvent(q)) => {
                 let sql = q.query();
-                let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
-                if head.starts_with("BEGIN") {
-                } else if head.starts_with("COMMIT") {
-                    self.commit(end, header.timestamp());
-                } else {
-                    // DDL commits by itself.
-                    let position = Position::MysqlBinlog { file: self.file.clone(), pos: end };
-                    if !self.current.is_empty() {
-                        self.commit(end, header.timestamp());
+                let first = sql.split_whitespace().next().unwrap_or("").trim_end_matches(';').to_ascii_uppercase();
+                match first.as_str() {
+                    // A transaction's bounds (a MariaDB GTID event reaches a
+                    // client that did not ask for them as BEGIN).
+                    "BEGIN" | "XA" => {}
+                    "COMMIT" => self.commit(end, header.timestamp()),
+                    // MariaDB sends the events a plain client does not know
+                    // (annotations, GTIDs) as comment-only queries, inside
+                    // transactions: they end nothing.
+                    "" | "SAVEPOINT" | "RELEASE" | "ROLLBACK" => {}
+                    _ if first.starts_with('#') || first.starts_with("/*") && sql.trim_end().ends_with("*/") => {}
+                    _ => {
+                        // DDL commits what came before it.
+                        let position = Position::MysqlBinlog { file: self.file.clone(), pos: end };
+                        if !self.current.is_empty() {
+                            self.commit(end, header.timestamp());
+                        }
+                        self.statement(&q.schema(), &sql, position);
                     }
-                    self.statement(&q.schema(), &sql, position);
                 }
             }
             Some(EventData::HeartbeatEvent) if self.current.is_empty() => {
