@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::servers::PrivatePg;
 use support::*;
 
 /// `migrate --mode full-load-and-cdc` in the background.
@@ -407,85 +408,6 @@ async fn exec_admin_pg(sql: &str) {
 }
 
 // ---- server restarts: barge retries with backoff and catches up ------------------
-
-/// A PostgreSQL cluster of its own, so restarting it disturbs no other test.
-struct PrivatePg {
-    dir: tempfile::TempDir,
-    port: u16,
-    bin: String,
-}
-
-impl PrivatePg {
-    fn as_postgres(&self, program: &str) -> std::process::Command {
-        let exe = format!("{}/{program}", self.bin);
-        if unsafe { libc::geteuid() } == 0 {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &exe]);
-            c
-        } else {
-            std::process::Command::new(exe)
-        }
-    }
-
-    fn start() -> PrivatePg {
-        let bin = std::env::var("BARGE_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let me = PrivatePg { dir, port, bin };
-        if unsafe { libc::geteuid() } == 0 {
-            std::process::Command::new("chown").args(["-R", "postgres:"]).arg(me.dir.path()).status().unwrap();
-        }
-        let data = me.dir.path().join("data");
-        let ok = me.as_postgres("initdb").arg("-D").arg(&data).args(["-U", "barge", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]).stdout(Stdio::null()).status().unwrap();
-        assert!(ok.success(), "initdb failed");
-        let conf = format!(
-            "\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nwal_level = logical\nmax_replication_slots = 10\nmax_wal_senders = 10\nfsync = off\n",
-            me.port,
-            me.dir.path().display()
-        );
-        use std::io::Write;
-        std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap().write_all(conf.as_bytes()).unwrap();
-        me.ctl(&["start"]);
-        me
-    }
-
-    /// `pg_ctl` with fast shutdown (or `-m immediate` in `args`: a crash).
-    fn ctl(&self, args: &[&str]) {
-        let ok = self
-            .as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .arg("-l")
-            .arg(self.dir.path().join("log"))
-            .args(["-w", "-t", "60"])
-            .args(if args.contains(&"-m") { &[][..] } else { &["-m", "fast"][..] })
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "pg_ctl {args:?} failed");
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("postgres://barge@127.0.0.1:{}/{db}?sslmode=disable", self.port)
-    }
-
-    fn conninfo(&self, db: &str) -> String {
-        format!("host=127.0.0.1 port={} user=barge dbname={db}", self.port)
-    }
-
-    async fn client(&self, db: &str) -> Option<tokio_postgres::Client> {
-        let (client, c) = tokio_postgres::connect(&self.conninfo(db), tokio_postgres::NoTls).await.ok()?;
-        tokio::spawn(c);
-        Some(client)
-    }
-}
-
-impl Drop for PrivatePg {
-    fn drop(&mut self) {
-        let _ = self.as_postgres("pg_ctl").arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "stop"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn source_and_target_restart_mid_stream_and_barge_catches_up() {

@@ -70,6 +70,8 @@ pub struct CdcOptions {
     pub sink: Option<crate::sink::SinkOptions>,
     /// How long the change stream may stay silent before it counts as lost.
     pub stream_timeout: Duration,
+    /// How long a lost source or target is retried before the run fails.
+    pub retry_for: Duration,
     /// Converts source tables for the target: DDL during capture, tables
     /// created at the source, reloads.
     pub converter: Converter,
@@ -425,14 +427,16 @@ impl<'a> Replicator<'a> {
         };
         let start = self.start.clone();
         let mut source_attempt = 0u32;
+        let since = Instant::now();
         let (mut rx, mut reader) = loop {
             match self.open_reader(&start).await {
                 Ok(r) => break r,
-                Err(e) if is_transient(&e) && source_attempt < 12 => {
+                Err(e) if is_transient(&e) && since.elapsed() < opts.retry_for => {
                     crate::output::warn(format!("{e}; retrying"));
                     tokio::time::sleep(backoff(source_attempt)).await;
                     source_attempt += 1;
                 }
+                Err(e) if is_transient(&e) => return Err(gave_up(self.src, "the source", source_attempt + 1, since, e)),
                 Err(e) => return Err(e),
             }
         };
@@ -536,6 +540,7 @@ impl<'a> Replicator<'a> {
                 reader.abort();
                 let from = self.applied.clone().unwrap_or_else(|| self.start.clone());
                 let mut attempt = 0u32;
+                let since = Instant::now();
                 loop {
                     tokio::time::sleep(backoff(attempt)).await;
                     self.write_status(false)?;
@@ -548,17 +553,16 @@ impl<'a> Replicator<'a> {
                         }
                         // A sink retries by itself; its buffers hold changes
                         // not yet durable, so it is never reopened mid-run.
-                        Err(e) if !self.buffered && is_transient(&e) && attempt < 30 => {
+                        Err(e) if !self.buffered && is_transient(&e) && since.elapsed() < opts.retry_for => {
                             self.status.retries += 1;
                             attempt += 1;
                         }
-                        Err(e) => {
-                            return Err(Error::Endpoint {
-                                endpoint: self.src.to_string(),
-                                message: format!("gave up reconnecting to the source after {} attempt(s): {e}", attempt + 1),
-                                hint: Some("start the source again, then rerun the same command: it resumes from the position saved on the target".into()),
-                            })
+                        Err(e) if is_transient(&e) => {
+                            self.status.stopped = Some(format!("failed: gave up reconnecting to the source: {e}"));
+                            self.write_status(true)?;
+                            return Err(gave_up(self.src, "the source", attempt + 1, since, e));
                         }
+                        Err(e) => return Err(e),
                     }
                 }
                 continue;
@@ -632,14 +636,18 @@ impl<'a> Replicator<'a> {
 
     async fn apply_batch(&mut self, batch: &ChangeBatch) -> Result<()> {
         let mut attempt = 0u32;
+        let since = Instant::now();
         loop {
             match self.dest.apply(&self.tables, batch).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_transient(&e) && attempt < 20 => {
+                Err(e) if is_transient(&e) && since.elapsed() < self.opts.retry_for => {
                     self.status.retries += 1;
-                    crate::output::warn(format!("applying failed ({e}); retrying"));
+                    if attempt == 0 {
+                        crate::output::warn(format!("applying failed ({e}); retrying"));
+                    }
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
+                    self.write_status(false)?;
                     // The connection may be gone: open a new one, and
                     // find out whether the batch committed after all.
                     match open_destination(self.dst, self.opts, &self.sink_stats).await {
@@ -654,6 +662,11 @@ impl<'a> Replicator<'a> {
                         }
                     }
                     crate::output::info(format!("reconnected to the target after {attempt} attempt(s)"));
+                }
+                Err(e) if is_transient(&e) => {
+                    self.status.stopped = Some(format!("failed: gave up on the target: {e}"));
+                    self.write_status(true)?;
+                    return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
                 }
                 Err(e) => return Err(e),
             }
@@ -758,12 +771,22 @@ impl<'a> Replicator<'a> {
         let from = position.clone().or(ev.commit_lsn.map(Position::pg)).or_else(|| self.applied.clone());
         self.schema.record(name, from, change.new.source.clone(), self.applied.as_ref());
         self.schema.save()?;
-        if let Err(e) = self.dest.change_schema(&change).await {
-            if is_transient(&e) {
-                return Err(e);
+        let since = Instant::now();
+        let mut attempt = 0u32;
+        while let Err(e) = self.dest.change_schema(&change).await {
+            if !is_transient(&e) {
+                // The target refused the change: only this table stops.
+                return self.stop_table(name, &format!("the target refused the change: {e}")).await;
             }
-            // The target refused the change: only this table stops.
-            return self.stop_table(name, &format!("the target refused the change: {e}")).await;
+            if since.elapsed() >= self.opts.retry_for {
+                return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
+            }
+            crate::output::warn(format!("applying the schema change failed ({e}); retrying"));
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+            if let Ok(d) = open_destination(self.dst, self.opts, &self.sink_stats).await {
+                self.dest = d;
+            }
         }
         let mut t = (*self.tables).clone();
         t.insert(name.clone(), change.new);
@@ -819,6 +842,15 @@ impl<'a> Replicator<'a> {
     /// the `--json` progress line.
     fn write_status(&mut self, force: bool) -> Result<()> {
         write_status(self.opts, &mut self.status, &mut self.rates, self.lag_bytes, &mut self.last_status, &self.stopped, force)
+    }
+}
+
+/// The error a run ends with when a server stayed unreachable.
+fn gave_up(endpoint: &Endpoint, what: &str, attempts: u32, since: Instant, e: Error) -> Error {
+    Error::Endpoint {
+        endpoint: endpoint.to_string(),
+        message: format!("gave up on {what} after {attempts} attempt(s) over {:.0} s: {e}", since.elapsed().as_secs_f64()),
+        hint: Some(format!("bring {what} back, then rerun the same command: it resumes from the saved position (--retry-for sets how long barge keeps trying)")),
     }
 }
 
