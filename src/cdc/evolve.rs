@@ -21,7 +21,7 @@ use crate::task::mapping::Mapping;
 /// One change to a table's columns, in source names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnChange {
-    Add { column: Column },
+    Add { column: Box<Column> },
     Drop { name: String },
     Rename { from: String, to: String },
     Retype { name: String, from: ColumnType, to: ColumnType },
@@ -71,7 +71,7 @@ pub fn diff(old: &Table, new: &Table, renames: &[(String, String)]) -> Result<Ve
         match before {
             None => {
                 check_added(c)?;
-                out.push(ColumnChange::Add { column: c.clone() });
+                out.push(ColumnChange::Add { column: Box::new(c.clone()) });
             }
             Some(o) if same_type(o, c) => {}
             Some(o) if widens(&o.ty, &c.ty) => out.push(ColumnChange::Retype { name: c.name.clone(), from: o.ty.clone(), to: c.ty.clone() }),

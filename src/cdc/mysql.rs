@@ -212,7 +212,7 @@ impl MysqlSource {
             .collect();
         for effect in effects {
             let statement = Some(crate::db::excerpt(sql));
-            let schema_event = |table: QualifiedName, change: SchemaChange| SourceEvent::Schema(SchemaEvent { table, change, position: Some(position.clone()), commit_lsn: None });
+            let schema_event = |table: QualifiedName, change: SchemaChange| SourceEvent::Schema(Box::new(SchemaEvent { table, change, position: Some(position.clone()), commit_lsn: None }));
             match effect {
                 super::mysql_ddl::Effect::Truncate(table) => {
                     let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
@@ -250,7 +250,7 @@ impl MysqlSource {
         if tme.columns_count() as usize != cols.len() {
             let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed in a way barge did not see", tme.columns_count(), cols.len());
             self.models.insert(table.clone(), None);
-            self.pending.push_back(SourceEvent::Schema(SchemaEvent { table: table.clone(), change: SchemaChange::Unsupported { message }, position: None, commit_lsn: None }));
+            self.pending.push_back(SourceEvent::Schema(Box::new(SchemaEvent { table: table.clone(), change: SchemaChange::Unsupported { message }, position: None, commit_lsn: None })));
             return Ok(());
         }
         let convert = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<Value>>> {

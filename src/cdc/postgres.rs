@@ -535,7 +535,7 @@ impl PgSource {
             Some(message) => SchemaChange::Unsupported { message },
             None => SchemaChange::Columns { table, renames, statement: None },
         };
-        Ok(SourceEvent::Schema(SchemaEvent { table: key.clone(), change, position: None, commit_lsn: self.current_final_lsn }))
+        Ok(SourceEvent::Schema(Box::new(SchemaEvent { table: key.clone(), change, position: None, commit_lsn: self.current_final_lsn })))
     }
 
     /// One tuple → values in the table model's column order; `None` where

@@ -84,7 +84,7 @@ impl SchemaState {
 
     /// The table's definition for changes after `at`, when DDL changed it.
     pub fn version_at(&self, name: &QualifiedName, at: Option<&Position>) -> Option<&Table> {
-        self.versions.iter().filter(|v| &v.name == name && v.from.as_ref().is_none_or(|f| at.is_some_and(|a| f <= a))).last().map(|v| &v.table)
+        self.versions.iter().rev().find(|v| &v.name == name && v.from.as_ref().is_none_or(|f| at.is_some_and(|a| f <= a))).map(|v| &v.table)
     }
 
     /// Records a new definition; older ones no longer needed are dropped

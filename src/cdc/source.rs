@@ -28,7 +28,7 @@ pub enum SourceEvent {
     /// A table's definition changed at this point of the stream: every
     /// change delivered before it has the old layout, every one after it
     /// the new one. The loop applies what came before, then the change.
-    Schema(SchemaEvent),
+    Schema(Box<SchemaEvent>),
 }
 
 #[derive(Debug, Clone)]

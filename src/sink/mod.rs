@@ -238,8 +238,11 @@ impl SinkTable {
 /// capture: the records after it have the new columns).
 #[derive(Default)]
 pub struct Layouts {
-    by_name: HashMap<QualifiedName, (Arc<SinkTable>, Vec<(String, ColumnType)>)>,
+    /// Each table's layout, and the source columns it was built from.
+    by_name: HashMap<QualifiedName, (Arc<SinkTable>, SourceColumns)>,
 }
+
+type SourceColumns = Vec<(String, ColumnType)>;
 
 impl Layouts {
     pub fn get(&mut self, tables: &crate::cdc::Tables, name: &QualifiedName, default_schema: &str) -> Result<Arc<SinkTable>> {

@@ -514,7 +514,7 @@ impl<'a> Replicator<'a> {
                         if !txns.is_empty() {
                             self.apply(std::mem::take(&mut txns)).await?;
                         }
-                        self.schema_change(ev).await?;
+                        self.schema_change(*ev).await?;
                     }
                 }
             }
