@@ -145,6 +145,8 @@ async fn pg_to(target: Engine) {
     cleanup(&src, state.path());
     let slots = src.query_row("SELECT COUNT(*) FROM pg_replication_slots WHERE database = current_database()").await;
     assert_eq!(slots[0].as_deref(), Some("0"), "cleanup dropped the slot");
+    let ident = src.query_row("SELECT relreplident::text FROM pg_class WHERE relname = 'pairs'").await;
+    assert_eq!(ident[0].as_deref(), Some("d"), "cleanup set back the replica identity barge changed");
     src.drop_db().await;
     dst.drop_db().await;
 }

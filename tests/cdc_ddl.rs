@@ -256,10 +256,18 @@ async fn an_added_column_survives_restarts_and_a_new_table_is_picked_up() {
     wait_for(&dst, "SELECT COUNT(*) FROM d", "1", &mut child).await;
     exec(&src, "INSERT INTO d VALUES (2, 'two'); UPDATE d SET s = 'uno' WHERE id = 1").await;
     wait_for(&dst, "SELECT COUNT(*) FROM d", "2", &mut child).await;
+    // A table without a key: copied as exactly as one with a key.
+    exec(&src, "CREATE TABLE e (a int, b text); INSERT INTO e VALUES (1, 'x'), (1, 'x'), (2, 'y')").await;
+    wait_for(&dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'e'", "1", &mut child).await;
+    exec(&src, "INSERT INTO e VALUES (3, 'z'); UPDATE e SET b = 'yy' WHERE a = 2").await;
+    wait_for(&dst, "SELECT COUNT(*) FROM e WHERE b = 'yy'", "1", &mut child).await;
     let out = interrupt(child);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    validate(&src, &dst, "a,b,c,d", "columns added across restarts, tables created at the source");
+    validate(&src, &dst, "a,b,c,d,e", "columns added across restarts, tables created at the source");
+    assert_eq!(dst.query_row("SELECT COUNT(*) FROM e").await[0].as_deref(), Some("4"), "no row of the key-less table doubled");
     run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state.path()));
+    let ident = src.query_row("SELECT relreplident::text FROM pg_class WHERE relname = 'e'").await;
+    assert_eq!(ident[0].as_deref(), Some("d"), "cleanup set back the replica identity barge changed");
     src.drop_db().await;
     dst.drop_db().await;
 }

@@ -317,11 +317,17 @@ pub struct CleanupArgs {
 
 pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
     let source = Endpoint::parse(&args.source)?;
-    let recorded = match state_dir_of(Some(&args.source), args.target.as_deref(), args.state_dir.as_ref()) {
-        Ok(dir) => StateStore::open(&dir)?.load()?.and_then(|s| s.capture),
-        Err(_) => None,
+    let dir = state_dir_of(Some(&args.source), args.target.as_deref(), args.state_dir.as_ref()).ok();
+    let recorded = match &dir {
+        Some(dir) => StateStore::open(dir)?.load()?.and_then(|s| s.capture),
+        None => None,
     };
     let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None, replica_identity: Vec::new() });
+    // Tables captured from the middle of the run (created at the source,
+    // reloaded) have their replica identity recorded with the run's schema state.
+    if let Some(dir) = dir.as_ref().filter(|d| d.join(crate::cdc::schema_state::FILE_NAME).exists()) {
+        capture.replica_identity.extend(crate::cdc::schema_state::SchemaState::load(dir)?.replica_identity);
+    }
     if args.slot.is_some() {
         capture.slot = args.slot.clone();
         capture.publication = args.publication.clone().or(args.slot.clone());
