@@ -82,7 +82,7 @@ async fn mariadb_source_shutdown_reconnects_and_a_lasting_outage_fails_the_run()
     let dst = TestDb::new(Engine::Postgres, "cdc_my_down").await;
     let state = tempfile::tempdir().unwrap();
     let src = my.url("shop");
-    let mut child = start_cdc(&src, &dst.url, state.path(), &["--retry-for", "5"]);
+    let mut child = start_cdc(&src, &dst.url, state.path(), &["--reconnect-timeout", "5"]);
     let log = log_stderr(&mut child);
     wait_replicating(&mut child, state.path());
 
@@ -116,7 +116,7 @@ async fn mariadb_source_shutdown_reconnects_and_a_lasting_outage_fails_the_run()
     );
     validate(&src, &dst.url, "acc");
 
-    // It stays down: after --retry-for, the run fails and says why.
+    // It stays down: after --reconnect-timeout, the run fails and says why.
     let down = Instant::now();
     my.shutdown();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -130,7 +130,7 @@ async fn mariadb_source_shutdown_reconnects_and_a_lasting_outage_fails_the_run()
     std::thread::sleep(Duration::from_millis(200));
     let err = text_of(&log);
     assert_eq!(status.code(), Some(1), "a failure a supervisor sees:\n{err}");
-    assert!(err.contains("gave up on the source") && err.contains("--retry-for"), "{err}");
+    assert!(err.contains("gave up on the source") && err.contains("--reconnect-timeout"), "{err}");
     eprintln!("MariaDB source gone for good: the run failed after {:.1} s", down.elapsed().as_secs_f64());
     let j = status_of(state.path());
     assert!(!j["cdc"]["running"].as_bool().unwrap() && j["cdc"]["stopped"].as_str().unwrap().starts_with("failed: gave up"), "{j}");

@@ -45,7 +45,7 @@ pub struct CdcArgs {
     pub stream_timeout: u64,
     /// Seconds barge keeps reconnecting to a lost source or target (with backoff) before it gives up and exits non-zero
     #[arg(long, default_value_t = 600, value_name = "SECS")]
-    pub retry_for: u64,
+    pub reconnect_timeout: u64,
     /// Tables to drop on the target and copy again from the source before changes resume (a table stopped by a schema change barge does not carry), comma-separated
     #[arg(long, value_name = "TABLES", value_delimiter = ',')]
     pub reload: Vec<String>,
@@ -134,7 +134,7 @@ pub async fn replicate(r: Replicate<'_>, load: &crate::task::fullload::LoadOptio
         json_progress: output::get().json,
         sink: r.sink,
         stream_timeout: Duration::from_secs(args.stream_timeout.max(1)),
-        retry_for: Duration::from_secs(args.retry_for),
+        reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
         converter,
         reload,
     };

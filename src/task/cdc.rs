@@ -71,7 +71,7 @@ pub struct CdcOptions {
     /// How long the change stream may stay silent before it counts as lost.
     pub stream_timeout: Duration,
     /// How long a lost source or target is retried before the run fails.
-    pub retry_for: Duration,
+    pub reconnect_timeout: Duration,
     /// Converts source tables for the target: DDL during capture, tables
     /// created at the source, reloads.
     pub converter: Converter,
@@ -431,7 +431,7 @@ impl<'a> Replicator<'a> {
         let (mut rx, mut reader) = loop {
             match self.open_reader(&start).await {
                 Ok(r) => break r,
-                Err(e) if is_transient(&e) && since.elapsed() < opts.retry_for => {
+                Err(e) if is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
                     crate::output::warn(format!("{e}; retrying"));
                     tokio::time::sleep(backoff(source_attempt)).await;
                     source_attempt += 1;
@@ -553,7 +553,7 @@ impl<'a> Replicator<'a> {
                         }
                         // A sink retries by itself; its buffers hold changes
                         // not yet durable, so it is never reopened mid-run.
-                        Err(e) if !self.buffered && is_transient(&e) && since.elapsed() < opts.retry_for => {
+                        Err(e) if !self.buffered && is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
                             self.status.retries += 1;
                             attempt += 1;
                         }
@@ -640,7 +640,7 @@ impl<'a> Replicator<'a> {
         loop {
             match self.dest.apply(&self.tables, batch).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_transient(&e) && since.elapsed() < self.opts.retry_for => {
+                Err(e) if is_transient(&e) && since.elapsed() < self.opts.reconnect_timeout => {
                     self.status.retries += 1;
                     if attempt == 0 {
                         crate::output::warn(format!("applying failed ({e}); retrying"));
@@ -778,7 +778,7 @@ impl<'a> Replicator<'a> {
                 // The target refused the change: only this table stops.
                 return self.stop_table(name, &format!("the target refused the change: {e}")).await;
             }
-            if since.elapsed() >= self.opts.retry_for {
+            if since.elapsed() >= self.opts.reconnect_timeout {
                 return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
             }
             crate::output::warn(format!("applying the schema change failed ({e}); retrying"));
@@ -850,7 +850,7 @@ fn gave_up(endpoint: &Endpoint, what: &str, attempts: u32, since: Instant, e: Er
     Error::Endpoint {
         endpoint: endpoint.to_string(),
         message: format!("gave up on {what} after {attempts} attempt(s) over {:.0} s: {e}", since.elapsed().as_secs_f64()),
-        hint: Some(format!("bring {what} back, then rerun the same command: it resumes from the saved position (--retry-for sets how long barge keeps trying)")),
+        hint: Some(format!("bring {what} back, then rerun the same command: it resumes from the saved position (--reconnect-timeout sets how long barge keeps trying)")),
     }
 }
 
