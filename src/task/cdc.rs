@@ -320,6 +320,15 @@ impl<'a> Replicator<'a> {
                     continue;
                 }
             }
+            // A copy reads the table as the catalog has it now.
+            if self.opts.reload.contains(&name) {
+                to_copy.push((info, true));
+                continue;
+            }
+            if self.dest.has_tables() && self.dest.table_columns(&info.target).await?.is_none() {
+                to_copy.push((info, false));
+                continue;
+            }
             if let Some(v) = self.schema.version_at(&name, self.applied.as_ref()).cloned() {
                 info = self.retarget(&info, v);
             }
@@ -328,18 +337,8 @@ impl<'a> Replicator<'a> {
                     self.copied.insert(name.clone(), cp.clone());
                 }
             }
-            if self.opts.reload.contains(&name) {
-                to_copy.push((info, true));
-                continue;
-            }
-            if self.dest.has_tables() {
-                match self.dest.table_columns(&info.target).await? {
-                    None => {
-                        to_copy.push((info, false));
-                        continue;
-                    }
-                    Some(have) => info = in_step_with_target(info, &have),
-                }
+            if let Some(have) = self.dest.table_columns(&info.target).await? {
+                info = in_step_with_target(info, &have);
             }
             tables.insert(name, info);
         }
