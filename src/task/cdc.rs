@@ -447,6 +447,11 @@ impl<'a> Replicator<'a> {
         let mut new_tables_checked = Instant::now();
 
         'outer: loop {
+            // Between batches (a busy stream never leaves the loop idle).
+            if new_tables_checked.elapsed() >= NEW_TABLE_CHECK {
+                new_tables_checked = Instant::now();
+                self.check_new_tables().await?;
+            }
             // Wait for the first event, then take what else is ready.
             let first = tokio::select! {
                 m = rx.recv() => m,
@@ -458,10 +463,6 @@ impl<'a> Replicator<'a> {
                     self.write_status(true)?;
                     if let Some(StopAt::Time(t)) = &opts.stop_at {
                         if Utc::now() >= *t { break 'outer; }
-                    }
-                    if new_tables_checked.elapsed() >= NEW_TABLE_CHECK {
-                        new_tables_checked = Instant::now();
-                        self.check_new_tables().await?;
                     }
                     continue;
                 }
@@ -590,6 +591,10 @@ impl<'a> Replicator<'a> {
                 crate::sink::SinkStats::get(&s.throttled_calls)
             ));
         }
+        // The source takes its last acknowledgement (a SQLite source purges
+        // what the target holds) and ends once no more can come.
+        drop(std::mem::replace(&mut self.ack_tx, mpsc::unbounded_channel().0));
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut reader).await;
         reader.abort();
         if let Some(h) = heartbeat {
             h.abort();
