@@ -438,7 +438,12 @@ impl PgSource {
     /// to `self`, so a drop midway loses nothing).
     async fn pending_relation(&mut self) -> Result<Option<SourceEvent>> {
         let Some(r) = self.pending_relation.clone() else { return Ok(None) };
-        let ev = self.relation(r).await?;
+        let limit = self.silence_limit;
+        let ev = tokio::time::timeout(limit, self.relation(r)).await.map_err(|_| Error::Endpoint {
+            endpoint: self.display.clone(),
+            message: format!("reading a table's definition from the source's catalog timed out after {} s", limit.as_secs()),
+            hint: None,
+        })??;
         self.pending_relation = None;
         Ok(ev)
     }

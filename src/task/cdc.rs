@@ -254,6 +254,9 @@ struct Replicator<'a> {
     stopped: BTreeMap<QualifiedName, String>,
     /// Tables copied at a position: their changes up to it are in the copy.
     copied: HashMap<QualifiedName, Position>,
+    /// Tables created at the source that a file or stream target does not
+    /// get (named once).
+    not_copied: std::collections::HashSet<QualifiedName>,
     /// The last position the destination made durable.
     applied: Option<Position>,
     /// What the source has been told it may release.
@@ -290,6 +293,7 @@ impl<'a> Replicator<'a> {
             schema: SchemaState::load(&opts.state_dir)?,
             stopped: BTreeMap::new(),
             copied: HashMap::new(),
+            not_copied: Default::default(),
             acked: applied.clone(),
             applied,
             start,
@@ -325,7 +329,8 @@ impl<'a> Replicator<'a> {
                 to_copy.push((info, true));
                 continue;
             }
-            if self.dest.has_tables() && self.dest.table_columns(&info.target).await?.is_none() {
+            let have = self.dest.table_columns(&info.target).await?;
+            if self.dest.has_tables() && have.is_none() {
                 to_copy.push((info, false));
                 continue;
             }
@@ -337,7 +342,7 @@ impl<'a> Replicator<'a> {
                     self.copied.insert(name.clone(), cp.clone());
                 }
             }
-            if let Some(have) = self.dest.table_columns(&info.target).await? {
+            if let Some(have) = have {
                 info = in_step_with_target(info, &have);
             }
             tables.insert(name, info);
@@ -822,9 +827,6 @@ impl<'a> Replicator<'a> {
     /// copied (CREATE TABLE is not in the change stream).
     async fn check_new_tables(&mut self) -> Result<()> {
         let Endpoint::Postgres(ep) = self.src else { return Ok(()) };
-        if !self.dest.has_tables() {
-            return Ok(());
-        }
         let found = match crate::cdc::postgres::new_tables(ep, &self.opts.converter, &self.tables, &self.stopped).await {
             Ok(f) => f,
             Err(e) => {
@@ -834,6 +836,13 @@ impl<'a> Replicator<'a> {
         };
         for table in found {
             let name = table.name.clone();
+            if !self.dest.has_tables() {
+                // Files and streams: named once, not copied.
+                if self.not_copied.insert(name.clone()) {
+                    crate::output::warn(format!("{name}: created at the source; barge does not copy a new table into files or streams while changes flow: load it with a full load (--tables {name})"));
+                }
+                continue;
+            }
             let Some(converted) = self.opts.converter.convert(&table, None) else { continue };
             crate::output::info(format!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name));
             let info = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target: converted.table };
