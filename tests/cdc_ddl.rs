@@ -402,3 +402,25 @@ async fn mysql_ddl_from_the_binary_log_reaches_the_target() {
     }
     src.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_source_altered_during_capture_stops_that_table_and_says_so() {
+    let src = TestDb::new(Engine::Sqlite, "cdc_ddl_lite").await;
+    exec(&src, "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1, 'x')").await;
+    let dst = TestDb::new(Engine::Postgres, "cdc_ddl_lite").await;
+    let state = tempfile::tempdir().unwrap();
+    let mut child = start_cdc(&src.url, &dst.url, state.path(), &[]);
+    wait_replicating(&mut child, state.path());
+    exec(&src, "ALTER TABLE a ADD COLUMN extra INTEGER").await;
+    exec(&src, "INSERT INTO a VALUES (2, 'y', 7)").await;
+    // The check runs every 2 s; b's changes go on meanwhile and after.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    exec(&src, "INSERT INTO b VALUES (2, 'y')").await;
+    wait_for(&dst, "SELECT COUNT(*) FROM b", "2", &mut child).await;
+    let out = interrupt(child);
+    let err = stderr(&out);
+    assert!(err.contains("a: its columns changed at the source (now id, v, extra)") && err.contains("barge cleanup"), "{err}");
+    let j = status_of(state.path());
+    assert!(j["cdc"]["tables"]["a"]["state"].as_str().unwrap().starts_with("stopped:"), "{j}");
+    dst.drop_db().await;
+}

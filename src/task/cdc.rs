@@ -869,6 +869,10 @@ fn gave_up(endpoint: &Endpoint, what: &str, attempts: u32, since: Instant, e: Er
 
 /// What a stopped table's message says, and how to bring it back.
 pub fn stopped_message(reason: &str, name: &QualifiedName) -> String {
+    if reason.contains("barge cleanup") {
+        // The reason says what to do (a SQLite source).
+        return format!("{reason}; its changes are no longer applied (the other tables go on)");
+    }
     format!(
         "{reason}; its changes are no longer applied (the other tables go on). To bring it back, rerun the same `barge migrate` command with --reload {name}: barge drops the target table, copies it again from the source, and applies its changes from there"
     )
