@@ -166,6 +166,7 @@ async fn ddl_under_load(engine: Engine, ddl: fn(usize) -> &'static str) {
     for sql in [
         "CREATE TABLE t (id int PRIMARY KEY, v int, k int NOT NULL DEFAULT 0)".to_string(),
         format!("INSERT INTO t (id, v) {rows}"),
+        "INSERT INTO t (id, v) VALUES (1000, 0)".to_string(),
         "CREATE TABLE w (id bigint PRIMARY KEY, n bigint NOT NULL)".to_string(),
         format!("INSERT INTO w (id, n) {rows}"),
         "CREATE TABLE m (id int PRIMARY KEY, n int NOT NULL)".to_string(),
@@ -194,7 +195,11 @@ async fn ddl_under_load(engine: Engine, ddl: fn(usize) -> &'static str) {
         // when it runs behind, so they reach it in one batch among the
         // writers' transactions.
         signal(&child, libc::SIGSTOP);
-        exec(&src, &format!("BEGIN; UPDATE t SET v = {i} WHERE id <= 5; COMMIT; {}; UPDATE t SET v = {} WHERE id = 6", ddl(i), 1000 + i)).await;
+        // On PostgreSQL the DDL shares a transaction with a change made
+        // before it (old layout) and one after it (new layout).
+        // (Row 1000 is one the writers never touch, so nothing heals it.)
+        let before = if engine == Engine::Postgres { "UPDATE t SET k = k + 1000 WHERE id = 1000; " } else { "" };
+        exec(&src, &format!("BEGIN; UPDATE t SET v = {i} WHERE id <= 5; COMMIT; {before}{}; UPDATE t SET v = {} WHERE id = 6", ddl(i), 1000 + i)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         signal(&child, libc::SIGCONT);
         // The narrowing of c9 (both lists) stops the table.
@@ -297,8 +302,16 @@ async fn ddl_barge_does_not_carry_stops_one_table_across_restarts_until_reload()
     wait_for(&dst, "SELECT COUNT(*) FROM a", "3", &mut child).await;
     exec(&src, "INSERT INTO a VALUES (4, 40); UPDATE a SET v = 11 WHERE id = 1").await;
     wait_for(&dst, "SELECT COUNT(*) FROM a", "4", &mut child).await;
-    let _ = interrupt(child);
-    validate(&src, &dst, "a,b", "after --reload");
+    // A table renamed at the source stops where the rename is in the stream.
+    exec(&src, "INSERT INTO b VALUES (4, 'before the rename'); ALTER TABLE b RENAME TO b2; INSERT INTO b2 VALUES (5, 'after')").await;
+    exec(&src, "INSERT INTO a VALUES (5, 50)").await;
+    wait_for(&dst, "SELECT COUNT(*) FROM a", "5", &mut child).await;
+    let out = interrupt(child);
+    assert!(stderr(&out).contains("public.b: it was renamed to public.b2 at the source"), "{}", stderr(&out));
+    assert_eq!(dst.query_row("SELECT COUNT(*) FROM b WHERE id = 4").await[0].as_deref(), Some("1"), "the change before the rename applied");
+    exec(&src, "ALTER TABLE b2 RENAME TO b").await;
+    // b stopped at its rename: what came after is not on the target.
+    validate(&src, &dst, "a", "after --reload");
     assert_eq!(dst.query_row("SELECT data_type FROM information_schema.columns WHERE table_name = 'a' AND column_name = 'v'").await[0].as_deref(), Some("integer"), "the reload created the table as the source has it now");
     run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state.path()));
     src.drop_db().await;

@@ -216,7 +216,7 @@ impl MysqlSource {
             match effect {
                 super::mysql_ddl::Effect::Truncate(table) => {
                     let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
-                    self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position: position.clone(), commit_time: Some(chrono::Utc::now()), bytes: 8 }));
+                    self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position: position.clone(), commit_time: Some(chrono::Utc::now()), bytes: 8, partial: false }));
                 }
                 super::mysql_ddl::Effect::Altered { table, renames } => {
                     if !known.contains_key(&table.name) {
@@ -306,7 +306,7 @@ impl MysqlSource {
         if changes.is_empty() {
             self.pending.push_back(SourceEvent::Idle { position, lag_bytes: None });
         } else {
-            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time, bytes }));
+            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time, bytes, partial: false }));
         }
     }
 

@@ -225,29 +225,32 @@ pub async fn capture_tables(ep: &DbEndpoint, publication: &str, tables: &[Table]
     Ok(changed)
 }
 
-/// Tables at the source that the selection includes and the run does not
-/// capture yet (created since it started), as the catalog reads them.
-pub async fn new_tables(ep: &DbEndpoint, converter: &super::evolve::Converter, known: &Tables, stopped: &std::collections::BTreeMap<QualifiedName, String>) -> Result<Vec<Table>> {
+/// What the catalog says of the captured tables: tables the selection
+/// includes that the run does not capture yet (created since it started),
+/// as the catalog reads them, and captured tables it no longer has
+/// (dropped or renamed).
+pub struct CatalogCheck {
+    pub new: Vec<Table>,
+    pub gone: Vec<QualifiedName>,
+}
+
+pub async fn check_catalog(ep: &DbEndpoint, converter: &super::evolve::Converter, known: &Tables, stopped: &std::collections::BTreeMap<QualifiedName, String>) -> Result<CatalogCheck> {
     let client = connect_client(ep, Role::Source).await?;
     let sql = "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                AND n.nspname NOT LIKE 'pg\\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')";
     let rows = client.query(sql, &[]).await.map_err(|e| query_error(&ep.display, sql, e))?;
-    let is_known = |q: &QualifiedName| known.keys().chain(stopped.keys()).any(|k| k == q || (k.name == q.name && k.schema.as_deref().unwrap_or("public") == q.schema.as_deref().unwrap_or("public")));
-    let mut fresh: Vec<QualifiedName> = Vec::new();
-    for r in rows {
-        let q = QualifiedName::new(Some(&r.get::<_, String>(0)), &r.get::<_, String>(1));
-        if !is_known(&q) && converter.mapping.selects(&q) {
-            fresh.push(q);
-        }
-    }
+    let same = |k: &QualifiedName, q: &QualifiedName| k == q || (k.name == q.name && k.schema.as_deref().unwrap_or("public") == q.schema.as_deref().unwrap_or("public"));
+    let names: Vec<QualifiedName> = rows.iter().map(|r| QualifiedName::new(Some(&r.get::<_, String>(0)), &r.get::<_, String>(1))).collect();
+    let gone = known.keys().filter(|k| !names.iter().any(|q| same(k, q))).cloned().collect();
+    let fresh: Vec<QualifiedName> = names.into_iter().filter(|q| !known.keys().chain(stopped.keys()).any(|k| same(k, q)) && converter.mapping.selects(q)).collect();
     if fresh.is_empty() {
-        return Ok(Vec::new());
+        return Ok(CatalogCheck { new: Vec::new(), gone });
     }
     let mut schemas: Vec<String> = fresh.iter().filter_map(|q| q.schema.clone()).collect();
     schemas.dedup();
     let schema = crate::db::postgres::introspect(&client, &ep.display, &schemas).await?;
-    Ok(schema.tables.into_iter().filter(|t| fresh.contains(&t.name)).collect())
+    Ok(CatalogCheck { new: schema.tables.into_iter().filter(|t| fresh.contains(&t.name)).collect(), gone })
 }
 
 /// Drops the slot and the publication (each only if it exists), and sets
@@ -349,6 +352,8 @@ pub struct PgSource {
     /// replication loop takes acknowledgements meanwhile), and the message
     /// is then handled again on the next call, not lost.
     pending_relation: Option<Relation>,
+    /// Events decided but not yet returned.
+    pending_events: std::collections::VecDeque<SourceEvent>,
     server_wal_end: u64,
     delivered: u64,
     /// How long the stream may stay silent: the server sends a keepalive
@@ -386,6 +391,7 @@ impl PgSource {
             current_xid: None,
             current_final_lsn: None,
             pending_relation: None,
+            pending_events: Default::default(),
             server_wal_end: start,
             delivered: start,
             silence_limit,
@@ -445,13 +451,41 @@ impl PgSource {
             hint: None,
         })??;
         self.pending_relation = None;
-        Ok(ev)
+        // Changes of this transaction before the new definition have the
+        // old layout: they go first, as a part of their own.
+        let Some(ev) = ev else { return Ok(None) };
+        let before = self.current.as_mut().map(|t| std::mem::take(&mut t.changes)).unwrap_or_default();
+        if before.is_empty() {
+            return Ok(Some(ev));
+        }
+        let at = Position::pg(self.current_final_lsn.unwrap_or(self.delivered));
+        let xid = self.current_xid.map(|x| x.to_string());
+        let commit_time = self.current.as_ref().and_then(|t| t.commit_time);
+        let changes: Vec<Change> = before.into_iter().map(|mut c| {
+            c.position = at.clone();
+            c.txid = xid.clone();
+            c
+        }).collect();
+        let bytes = changes.iter().map(|c| op_weight(&c.op)).sum();
+        self.pending_events.push_back(ev);
+        Ok(Some(SourceEvent::Transaction(Transaction { changes, position: at, commit_time, bytes, partial: true })))
     }
 
     /// A Relation message: the columns of a table from here on. Returns a
     /// schema event when they differ from the model.
     async fn relation(&mut self, r: Relation) -> Result<Option<SourceEvent>> {
         let name = QualifiedName::new(Some(&r.schema), &r.name);
+        // The same relation under another name: renamed at the source.
+        if let Some(prev) = self.relations.get(&r.oid) {
+            let was = &prev.table;
+            if was.name != r.name || was.schema.as_deref().unwrap_or("public") != r.schema {
+                let table = was.clone();
+                self.relations.remove(&r.oid);
+                self.models.remove(&table);
+                let change = SchemaChange::Unsupported { message: format!("it was renamed to {name} at the source") };
+                return Ok(Some(SourceEvent::Schema(Box::new(SchemaEvent { table, change, position: None, commit_lsn: self.current_final_lsn }))));
+            }
+        }
         let key = self.models.keys().find(|k| k.name == r.name && k.schema.as_deref().unwrap_or("public") == r.schema).cloned().unwrap_or(name);
         let types = self.relation_types(&r).await?;
         let unchanged = self.models.get(&key).is_some_and(|m| {
@@ -653,6 +687,9 @@ fn pg_time(micros: i64) -> Option<DateTime<Utc>> {
 impl ChangeSource for PgSource {
     fn next<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<SourceEvent>>> {
         Box::pin(async move {
+            if let Some(ev) = self.pending_events.pop_front() {
+                return Ok(Some(ev));
+            }
             if let Some(ev) = self.pending_relation().await? {
                 return Ok(Some(ev));
             }
@@ -668,7 +705,7 @@ impl ChangeSource for PgSource {
                 match ev {
                     ReplicationEvent::Begin { xid, commit_time_micros, final_lsn } => {
                         self.current_final_lsn = Some(final_lsn.as_u64());
-                        self.current = Some(Transaction { changes: Vec::new(), position: Position::pg(0), commit_time: pg_time(commit_time_micros), bytes: 0 });
+                        self.current = Some(Transaction { changes: Vec::new(), position: Position::pg(0), commit_time: pg_time(commit_time_micros), bytes: 0, partial: false });
                         // The xid labels every change of the transaction.
                         self.current_xid = Some(xid);
                     }

@@ -17,6 +17,12 @@ pub struct Transaction {
     pub commit_time: Option<DateTime<Utc>>,
     /// Approximate size of the decoded changes, for batching and lag.
     pub bytes: usize,
+    /// The first part of a source transaction, cut where a table's
+    /// definition changed inside it (PostgreSQL: a Relation message after
+    /// some of its changes). The rest follows after the schema event; no
+    /// position is saved after this part (`position` only orders it: it
+    /// lies after every earlier transaction and before this one's end).
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone)]

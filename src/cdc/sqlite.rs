@@ -240,7 +240,7 @@ impl SqliteSource {
         if changes.is_empty() {
             self.pending.push_back(SourceEvent::Idle { position, lag_bytes: None });
         } else {
-            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time: last_at, bytes }));
+            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time: last_at, bytes, partial: false }));
         }
         Ok(())
     }

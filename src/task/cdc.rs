@@ -254,8 +254,8 @@ struct Replicator<'a> {
     stopped: BTreeMap<QualifiedName, String>,
     /// Tables copied at a position: their changes up to it are in the copy.
     copied: HashMap<QualifiedName, Position>,
-    /// Tables created at the source that a file or stream target does not
-    /// get (named once).
+    /// Tables named once already: created at the source for a file or
+    /// stream target (not copied), or gone from the source's catalog.
     not_copied: std::collections::HashSet<QualifiedName>,
     /// The last position the destination made durable.
     applied: Option<Position>,
@@ -616,11 +616,14 @@ impl<'a> Replicator<'a> {
         let apply_started = Instant::now();
         self.apply_batch(&batch).await?;
         self.stats.record(batch.changes.len(), apply_started.elapsed(), self.lag_bytes);
-        let position = batch.position.clone().expect("a batch of transactions has a position");
-        self.applied_to(position).await?;
+        if let Some(position) = batch.position.clone() {
+            self.applied_to(position).await?;
+        }
         let now = Utc::now();
         for t in &txns {
-            self.status.applied_transactions += 1;
+            if !t.partial {
+                self.status.applied_transactions += 1;
+            }
             for c in t.changes.iter().filter(|c| self.tables.contains_key(&c.table)) {
                 self.status.applied_changes += 1;
                 let ts = self.status.tables.entry(c.table.to_string()).or_default();
@@ -824,17 +827,27 @@ impl<'a> Replicator<'a> {
 
     /// PostgreSQL: tables created at the source that the selection
     /// includes are added to the publication, created on the target and
-    /// copied (CREATE TABLE is not in the change stream).
+    /// copied; captured tables the catalog no longer has stop (neither
+    /// CREATE nor DROP TABLE is in the change stream).
     async fn check_new_tables(&mut self) -> Result<()> {
         let Endpoint::Postgres(ep) = self.src else { return Ok(()) };
-        let found = match crate::cdc::postgres::new_tables(ep, &self.opts.converter, &self.tables, &self.stopped).await {
+        let found = match crate::cdc::postgres::check_catalog(ep, &self.opts.converter, &self.tables, &self.stopped).await {
             Ok(f) => f,
             Err(e) => {
                 crate::output::verbose(format!("cannot look for new tables: {e}"));
                 return Ok(());
             }
         };
-        for table in found {
+        // Its last changes may still be on their way: it stays applied,
+        // and is named once.
+        for name in found.gone {
+            if self.not_copied.insert(name.clone()) {
+                crate::output::warn(format!("{name}: no longer in the source's catalog (dropped or renamed); no more of its changes will come. Its rows on the target stay as they are"));
+                self.status.tables.entry(name.to_string()).or_default().state = "stopped: no longer at the source (dropped or renamed)".into();
+                self.stopped.insert(name.clone(), "no longer at the source".into());
+            }
+        }
+        for table in found.new {
             let name = table.name.clone();
             if !self.dest.has_tables() {
                 // Files and streams: named once, not copied.
@@ -975,7 +988,8 @@ fn batch_of(txns: &[Transaction], tables: &Tables, copied: &HashMap<QualifiedNam
         let wanted = |c: &&crate::model::Change| tables.contains_key(&c.table) && copied.get(&c.table).is_none_or(|cp| t.position > *cp);
         changes.extend(t.changes.iter().filter(wanted).cloned());
     }
-    ChangeBatch { changes, position: txns.last().map(|t| t.position.clone()) }
+    // A partial transaction's position is not a place to resume from.
+    ChangeBatch { changes, position: txns.iter().rev().find(|t| !t.partial).map(|t| t.position.clone()) }
 }
 
 /// Batch sizes and apply times, for `-v`.
