@@ -187,3 +187,22 @@ async fn postgres_changes_to_kinesis_keep_each_keys_order() {
     assert_ok(&o, "cleanup");
     src.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_during_capture_into_files_starts_files_with_it_and_is_named() {
+    let src = pg_with("CREATE TABLE acct (id int PRIMARY KEY, bal numeric(12,2)); INSERT INTO acct VALUES (1, 10.00);", "cdc_files_ddl").await;
+    let out = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dst = format!("file://{}", out.path().display());
+    let mut child = start_cdc(&src.url, &dst, state.path(), &["--buffer-interval", "1"]);
+    wait_replicating(&mut child, state.path());
+    exec(&src, "INSERT INTO acct VALUES (2, 20.00)").await;
+    exec(&src, "ALTER TABLE acct ADD COLUMN note text").await;
+    exec(&src, "INSERT INTO acct VALUES (3, 30.00, 'with a note')").await;
+    let rows = wait_count("changes in files", 2, &mut child, || cdc_rows(out.path()));
+    let o = interrupt(child);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("public.acct: added column note (text) at the source"), "the change is named: {err}");
+    assert_eq!(rows, vec![json!(["I", "2", "20.00"]), json!(["I", "3", "30.00", "with a note"])], "no file mixes the two layouts, and the new column is carried");
+    src.drop_db().await;
+}

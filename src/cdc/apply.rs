@@ -20,13 +20,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::destination::{BoxFuture, Destination, TableInfo, Tables};
+use super::destination::{BoxFuture, Destination, TableChange, TableInfo, Tables};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::{ChangeBatch, Dialect, Op, Position, QualifiedName, Value};
 use crate::progress::Task;
 use crate::schema::naming::quote_ident;
-use crate::schema::target::TargetColumn;
+use crate::schema::target::{TargetColumn, TargetTable};
 use crate::transfer::{self, Batch, ReadSpec, RowPolicy, WriteSpec};
 
 pub const STATE_TABLE: &str = "barge_cdc_state";
@@ -92,6 +92,9 @@ pub struct DbDestination {
     /// Staging tables that may hold rows (PostgreSQL empties its own at
     /// every commit: `ON COMMIT DELETE ROWS`).
     dirty: std::collections::HashSet<String>,
+    /// Numbers staging tables; never reused in a session, so a table
+    /// planned again after a schema change gets fresh staging tables.
+    next_stage: usize,
 }
 
 impl DbDestination {
@@ -121,7 +124,7 @@ impl DbDestination {
             _ => "TEXT",
         };
         db.execute(&format!("CREATE TABLE IF NOT EXISTS {STATE_TABLE} (task {text} NOT NULL PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL)")).await?;
-        Ok(DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress: crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows), missing_rows: 0, dirty: Default::default() })
+        Ok(DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress: crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows), missing_rows: 0, dirty: Default::default(), next_stage: 0 })
     }
 
     fn dialect(&self) -> Dialect {
@@ -154,7 +157,8 @@ impl DbDestination {
                 hint: Some("keep the key columns in the mapping; changes are applied by key".into()),
             });
         }
-        let n = self.plans.len();
+        let n = self.next_stage;
+        self.next_stage += 1;
         self.plans.insert(name.clone(), Plan { n, table_sql: info.target.sql_name.clone(), columns, from, key, staged: false });
         Ok(())
     }
@@ -512,6 +516,121 @@ impl DbDestination {
         Ok(())
     }
 
+    /// Forgets a table's plan and drops its staging tables (they have the
+    /// old columns).
+    async fn forget(&mut self, name: &QualifiedName) -> Result<()> {
+        let Some(plan) = self.plans.remove(name) else { return Ok(()) };
+        if plan.staged {
+            let temp = if self.dialect() == Dialect::Mysql { "TEMPORARY " } else { "" };
+            for t in [plan.stage(), plan.stage_keys()] {
+                self.dirty.remove(&t);
+                self.db.execute(&format!("DROP {temp}TABLE IF EXISTS {t}")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows of text columns from a catalog query.
+    async fn texts(&mut self, sql: String, what: &str) -> Result<Vec<String>> {
+        let spec = ReadSpec { select: sql, types: vec![crate::model::ColumnType::text()] };
+        let (tx, mut rx) = mpsc::channel::<Batch>(4);
+        let display = self.display.clone();
+        let read = async {
+            match &mut self.db {
+                Db::Postgres(c) => transfer::postgres::read(&c.client, &display, what, &spec, tx).await,
+                Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &display, what, &spec, tx).await,
+                Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &display, what, &spec, tx).await,
+            }
+        };
+        let collect = async {
+            let mut out = Vec::new();
+            while let Some(b) = rx.recv().await {
+                for r in b.rows {
+                    if let Some(Value::Text(s)) = r.into_iter().next() {
+                        out.push(s);
+                    }
+                }
+            }
+            out
+        };
+        let (r, out) = tokio::join!(read, collect);
+        r?;
+        Ok(out)
+    }
+
+    /// The columns the target table has now, `None` if it does not exist.
+    pub async fn columns_of(&mut self, table: &TargetTable) -> Result<Option<Vec<String>>> {
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let (schema, name) = match table.name.as_slice() {
+            [s, n] => (Some(s.as_str()), n.as_str()),
+            [n] => (None, n.as_str()),
+            _ => (None, table.sql_name.as_str()),
+        };
+        let (exists, columns) = match self.dialect() {
+            Dialect::Postgres => {
+                let ns = schema.map(lit).unwrap_or_else(|| "current_schema()".into());
+                (
+                    format!("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {ns} AND c.relname = {} AND c.relkind IN ('r', 'p')", lit(name)),
+                    format!("SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {ns} AND c.relname = {} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", lit(name)),
+                )
+            }
+            Dialect::Mysql => {
+                let db = schema.map(lit).unwrap_or_else(|| "DATABASE()".into());
+                (
+                    format!("SELECT table_name FROM information_schema.tables WHERE table_schema = {db} AND table_name = {}", lit(name)),
+                    format!("SELECT column_name FROM information_schema.columns WHERE table_schema = {db} AND table_name = {} ORDER BY ordinal_position", lit(name)),
+                )
+            }
+            _ => (format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = {}", lit(name)), format!("SELECT name FROM pragma_table_info({})", lit(name))),
+        };
+        if self.texts(exists, name).await?.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.texts(columns, name).await?))
+    }
+
+    /// Creates or alters a table to follow the source (statements the
+    /// target already reflects are skipped, so a replay applies once).
+    async fn follow(&mut self, change: &TableChange) -> Result<()> {
+        let name = &change.new.source.name;
+        let have = self.columns_of(&change.new.target).await?;
+        let statements = match (&change.old, have) {
+            (_, None) => change.create.clone(),
+            (None, Some(_)) => Vec::new(),
+            (Some(old), Some(have)) => super::evolve::alter_statements(self.dialect(), &old.target, &change.new.target, &change.changes, &have),
+        };
+        if statements.is_empty() && change.old.is_some() {
+            crate::output::verbose(format!("{name}: the target already has the change"));
+        }
+        self.forget(name).await?;
+        for sql in statements {
+            crate::output::verbose(format!("{name}: {sql}"));
+            self.db.execute(&sql).await.map_err(|e| match e {
+                Error::Endpoint { endpoint, message, hint } => Error::Endpoint { endpoint, message: format!("{name}: applying the source's schema change: {message}"), hint },
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Loads rows into a target table through the engine's bulk writer
+    /// (a table copied while changes flow).
+    pub async fn write_rows(&mut self, table: &TargetTable, rx: mpsc::Receiver<Batch>) -> Result<()> {
+        let columns: Vec<TargetColumn> = table.columns.iter().filter(|c| c.generated.is_none() && !c.source.starts_with('\u{0}')).cloned().collect();
+        let spec = WriteSpec { table: table.sql_name.clone(), columns, key: Vec::new() };
+        let progress = self.progress.clone();
+        match &mut self.db {
+            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Sqlite(c) => transfer::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
+        };
+        Ok(())
+    }
+
+    pub async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.db.execute(sql).await
+    }
+
     async fn save_position(&mut self, p: &Position) -> Result<()> {
         let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
         let now = chrono::Utc::now().to_rfc3339();
@@ -562,5 +681,21 @@ impl Destination for DbDestination {
 
     fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
         Box::pin(self.load_position())
+    }
+
+    fn change_schema<'a>(&'a mut self, change: &'a TableChange) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.follow(change))
+    }
+
+    fn table_columns<'a>(&'a mut self, table: &'a TargetTable) -> BoxFuture<'a, Result<Option<Vec<String>>>> {
+        Box::pin(self.columns_of(table))
+    }
+
+    fn has_tables(&self) -> bool {
+        true
+    }
+
+    fn as_db(&mut self) -> Option<&mut DbDestination> {
+        Some(self)
     }
 }

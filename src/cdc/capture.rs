@@ -36,6 +36,10 @@ pub struct Capture {
     pub position: Position,
     pub slot: Option<String>,
     pub publication: Option<String>,
+    /// PostgreSQL tables whose replica identity barge set to FULL, with
+    /// what it was before (`barge cleanup` restores it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_identity: Vec<super::postgres::ReplicaIdentity>,
 }
 
 /// What the readers use to see the data exactly at the capture position.
@@ -94,18 +98,18 @@ pub async fn begin_consistent(source: &Endpoint, tables: &[Table], opts: &Captur
     match source {
         Endpoint::Postgres(ep) => {
             let (slot, publication) = names(opts, seed)?;
-            let (position, snap) = super::postgres::prepare(ep, tables, &slot, &publication, readers > 0).await?;
+            let (position, snap, replica_identity) = super::postgres::prepare(ep, tables, &slot, &publication, readers > 0).await?;
             let snapshot = snap.map(Snapshot::Postgres).unwrap_or(Snapshot::None);
-            Ok((Capture { position, slot: Some(slot), publication: Some(publication) }, snapshot))
+            Ok((Capture { position, slot: Some(slot), publication: Some(publication), replica_identity }, snapshot))
         }
         Endpoint::Mysql(ep) => {
             let (position, conns) = super::mysql::prepare(ep, readers).await?;
             let snapshot = if conns.is_empty() { Snapshot::None } else { Snapshot::Mysql(conns) };
-            Ok((Capture { position, slot: None, publication: None }, snapshot))
+            Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new() }, snapshot))
         }
         Endpoint::Sqlite(ep) => {
             let position = super::sqlite::prepare(ep, tables).await?;
-            Ok((Capture { position, slot: None, publication: None }, Snapshot::None))
+            Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new() }, Snapshot::None))
         }
         other => Err(Error::usage(format!("{other} cannot be a change source: read changes from postgres://, mysql:// or sqlite:"))),
     }
@@ -117,7 +121,7 @@ pub async fn cleanup(source: &Endpoint, capture: &Capture) -> Result<Vec<String>
         Endpoint::Postgres(ep) => {
             let slot = capture.slot.as_deref().ok_or_else(|| Error::usage("no slot name recorded; give --slot"))?;
             let publication = capture.publication.as_deref().unwrap_or(slot);
-            super::postgres::cleanup(ep, slot, publication).await
+            super::postgres::cleanup(ep, slot, publication, &capture.replica_identity).await
         }
         Endpoint::Sqlite(ep) => super::sqlite::cleanup(ep).await,
         Endpoint::Mysql(_) => Ok(vec!["nothing to remove on MySQL/MariaDB (the binary log is the server's own)".into()]),

@@ -31,6 +31,24 @@ pub struct TableInfo {
 /// Tables by source name.
 pub type Tables = HashMap<QualifiedName, TableInfo>;
 
+/// Indexes into `t.columns` of its primary key (empty without one).
+pub fn key_indexes(t: &Table) -> Vec<usize> {
+    t.primary_key.as_ref().map(|k| k.columns.iter().filter_map(|c| t.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect()).unwrap_or_default()
+}
+
+/// A table's definition changed at the source, at a place in the stream
+/// where every earlier change has been applied.
+#[derive(Debug, Clone)]
+pub struct TableChange {
+    /// `None`: the table is new (created at the source).
+    pub old: Option<TableInfo>,
+    pub new: TableInfo,
+    /// What changed in the columns (empty for a new table).
+    pub changes: Vec<super::evolve::ColumnChange>,
+    /// For a new table: the statements that create it.
+    pub create: Vec<String>,
+}
+
 pub trait Destination: Send {
     /// Makes `batch` durable. When it returns Ok, every change is stored
     /// (or acknowledged by the stream) and `batch.position` may be given
@@ -53,6 +71,32 @@ pub trait Destination: Send {
     /// buffers whose interval has passed.
     fn tick<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Makes the destination follow a table's new definition: a database
+    /// alters (or creates) the table; files and streams write what they
+    /// hold first, so no file mixes two layouts, and then write the new
+    /// columns.
+    fn change_schema<'a>(&'a mut self, change: &'a TableChange) -> BoxFuture<'a, Result<()>> {
+        let _ = change;
+        self.flush()
+    }
+
+    /// The target table's column names now (`None`: it does not exist),
+    /// where the destination has tables.
+    fn table_columns<'a>(&'a mut self, table: &'a TargetTable) -> BoxFuture<'a, Result<Option<Vec<String>>>> {
+        let _ = table;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Whether the destination has tables of its own (a database).
+    fn has_tables(&self) -> bool {
+        false
+    }
+
+    /// The database destination, for copying whole tables into it.
+    fn as_db(&mut self) -> Option<&mut super::apply::DbDestination> {
+        None
     }
 
     /// Whether `apply` can return before the changes are durable; the

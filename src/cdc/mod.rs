@@ -5,10 +5,14 @@
 
 pub mod apply;
 pub mod capture;
+pub mod copy;
 pub mod destination;
+pub mod evolve;
 pub mod mysql;
+pub mod mysql_ddl;
 pub mod pgoutput;
 pub mod postgres;
+pub mod schema_state;
 pub mod source;
 pub mod sqlite;
 

@@ -111,24 +111,32 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::{BinlogStream, BinlogStreamRequest};
 
 use super::destination::BoxFuture;
-use super::source::{ChangeSource, SourceEvent, Transaction};
+use super::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use super::Tables;
 use crate::codec::mysqltext;
-use crate::model::{Change, ColumnType, Op, QualifiedName, Value};
+use crate::model::{Change, ColumnType, Op, QualifiedName, Table, Value};
 
 /// Reads row events from the binary log.
 pub struct MysqlSource {
     display: String,
     database: String,
     stream: BinlogStream,
-    tables: Arc<Tables>,
+    /// Each captured table's columns as the log has them now; a table
+    /// whose layout barge lost track of (a statement it cannot follow)
+    /// has none, and its rows are passed over (the table is stopped).
+    models: HashMap<QualifiedName, Option<Table>>,
     file: String,
     /// Captured tables by binlog table id (`None`: not captured).
     table_ids: HashMap<u64, Option<QualifiedName>>,
     current: Vec<Change>,
     bytes: usize,
-    stopped: HashMap<QualifiedName, String>,
     pending: std::collections::VecDeque<SourceEvent>,
+    /// Heartbeats come every second; hearing nothing for this long means
+    /// the server or the network to it is gone.
+    silence_limit: std::time::Duration,
+    /// Tables copied at a position: their rows and DDL up to it are in
+    /// the copy (and their model is the one as of the copy).
+    skip: HashMap<QualifiedName, Position>,
 }
 
 fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
@@ -144,27 +152,36 @@ fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl MysqlSource {
-    pub async fn open(ep: &DbEndpoint, file: &str, pos: u64, tables: Arc<Tables>) -> Result<MysqlSource> {
-        let mut c = MyConn::connect(ep, Role::Source).await?;
-        check_prerequisites(&mut c).await?;
-        // Idle heartbeats every second, so an idle stream still reports in.
-        c.execute("SET @master_heartbeat_period = 1000000000").await?;
-        let database = c.database.clone();
-        let display = c.display.clone();
-        let server_id = 1_000_000 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000) as u32;
-        let request = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(pos);
-        let stream = c.conn.get_binlog_stream(request).await.map_err(|e| binlog_error(&display, e))?;
+    pub async fn open(ep: &DbEndpoint, file: &str, pos: u64, tables: Arc<Tables>, skip: HashMap<QualifiedName, Position>, silence_limit: std::time::Duration) -> Result<MysqlSource> {
+        let connect = async {
+            let mut c = MyConn::connect(ep, Role::Source).await?;
+            check_prerequisites(&mut c).await?;
+            // Idle heartbeats every second, so an idle stream still reports in.
+            c.execute("SET @master_heartbeat_period = 1000000000").await?;
+            let database = c.database.clone();
+            let display = c.display.clone();
+            let server_id = 1_000_000 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000) as u32;
+            let request = BinlogStreamRequest::new(server_id).with_filename(file.as_bytes()).with_pos(pos);
+            let stream = c.conn.get_binlog_stream(request).await.map_err(|e| binlog_error(&display, e))?;
+            Ok::<_, Error>((database, display, stream))
+        };
+        let (database, display, stream) = tokio::time::timeout(silence_limit, connect).await.map_err(|_| Error::Endpoint {
+            endpoint: ep.display.clone(),
+            message: format!("the binary log stream did not start within {} s (connection timed out)", silence_limit.as_secs()),
+            hint: Some("check that the host answers on its port (a firewall that drops packets looks like this)".into()),
+        })??;
         Ok(MysqlSource {
             display,
             database,
             stream,
-            tables,
+            models: tables.iter().map(|(k, info)| (k.clone(), Some(info.source.clone()))).collect(),
             file: file.to_string(),
             table_ids: HashMap::new(),
             current: Vec::new(),
             bytes: 0,
-            stopped: HashMap::new(),
             pending: Default::default(),
+            silence_limit,
+            skip,
         })
     }
 
@@ -172,50 +189,74 @@ impl MysqlSource {
         if !self.database.is_empty() && db != self.database {
             return None;
         }
-        self.tables.keys().find(|k| k.name == name).cloned()
+        self.models.keys().find(|k| k.name == name).cloned()
     }
 
-    /// Statements that matter outside row events: TRUNCATE, and DDL that
-    /// changes a captured table.
+    /// Statements outside row events: TRUNCATE, and DDL on a captured
+    /// table or creating one.
     fn statement(&mut self, schema: &str, sql: &str, position: Position) {
-        let words: Vec<String> = sql.split_whitespace().take(4).map(|w| w.trim_matches(|c| c == '`' || c == ';').to_ascii_lowercase()).collect();
-        let name_at = |i: usize| words.get(i).map(|w| w.rsplit('.').next().unwrap_or(w).trim_matches('`').to_string());
-        let (kind, name) = match words.first().map(String::as_str) {
-            Some("truncate") => ("truncate", if words.get(1).map(String::as_str) == Some("table") { name_at(2) } else { name_at(1) }),
-            Some("alter") | Some("drop") | Some("rename") if words.get(1).map(String::as_str) == Some("table") => ("ddl", name_at(2)),
-            _ => return,
-        };
-        let Some(name) = name else { return };
-        let db = if schema.is_empty() { self.database.clone() } else { schema.to_string() };
-        let Some(table) = self.tables.keys().find(|k| k.name.eq_ignore_ascii_case(&name)).cloned() else { return };
-        if db != self.database || self.stopped.contains_key(&table) {
-            return;
+        let known: HashMap<QualifiedName, Table> = self.models.iter().filter_map(|(k, m)| m.clone().map(|t| (k.clone(), t))).collect();
+        // Tables barge lost track of still stop on anything that names them.
+        let mut all = known.clone();
+        for k in self.models.keys().filter(|k| !known.contains_key(*k)) {
+            all.insert(k.clone(), Table::new(k.clone()));
         }
-        if kind == "truncate" {
-            let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
-            self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position, commit_time: Some(chrono::Utc::now()), bytes: 8 }));
-        } else {
-            let message = format!("its definition changed at the source ({})", crate::db::excerpt(sql));
-            self.stopped.insert(table.clone(), message.clone());
-            self.pending.push_back(SourceEvent::SchemaChanged { table, message });
+        let session_db = if schema.is_empty() { self.database.clone() } else { schema.to_string() };
+        let copied = |t: &QualifiedName| self.skip.get(t).is_some_and(|cp| position <= *cp);
+        let effects: Vec<_> = super::mysql_ddl::interpret(sql, &self.database, &session_db, &all)
+            .into_iter()
+            .filter(|e| match e {
+                super::mysql_ddl::Effect::Truncate(t) | super::mysql_ddl::Effect::Unsupported { table: t, .. } | super::mysql_ddl::Effect::Ignored { table: t, .. } => !copied(t),
+                super::mysql_ddl::Effect::Altered { table, .. } | super::mysql_ddl::Effect::Created(table) => !copied(&table.name),
+            })
+            .collect();
+        for effect in effects {
+            let statement = Some(crate::db::excerpt(sql));
+            let schema_event = |table: QualifiedName, change: SchemaChange| SourceEvent::Schema(Box::new(SchemaEvent { table, change, position: Some(position.clone()), commit_lsn: None }));
+            match effect {
+                super::mysql_ddl::Effect::Truncate(table) => {
+                    let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
+                    self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position: position.clone(), commit_time: Some(chrono::Utc::now()), bytes: 8, partial: false }));
+                }
+                super::mysql_ddl::Effect::Altered { table, renames } => {
+                    if !known.contains_key(&table.name) {
+                        continue;
+                    }
+                    self.models.insert(table.name.clone(), Some(table.clone()));
+                    self.pending.push_back(schema_event(table.name.clone(), SchemaChange::Columns { table, renames, statement }));
+                }
+                super::mysql_ddl::Effect::Created(table) => {
+                    self.models.insert(table.name.clone(), Some(table.clone()));
+                    self.pending.push_back(schema_event(table.name.clone(), SchemaChange::Created { table, statement: crate::db::excerpt(sql) }));
+                }
+                super::mysql_ddl::Effect::Unsupported { table, message } => {
+                    self.models.insert(table.clone(), None);
+                    self.pending.push_back(schema_event(table, SchemaChange::Unsupported { message }));
+                }
+                super::mysql_ddl::Effect::Ignored { table, what } => {
+                    crate::output::info(format!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql)));
+                }
+            }
         }
     }
 
-    fn rows(&mut self, ev: &RowsEventData<'_>, tme: &mysql_async::binlog::events::TableMapEvent<'_>, table: &QualifiedName) -> Result<()> {
-        let info = &self.tables[table];
-        let cols = &info.source.columns;
-        let stored: Vec<usize> = (0..cols.len()).collect();
+    fn rows(&mut self, ev: &RowsEventData<'_>, tme: &mysql_async::binlog::events::TableMapEvent<'_>, table: &QualifiedName, at: &Position) -> Result<()> {
+        if self.skip.get(table).is_some_and(|cp| at <= cp) {
+            return Ok(());
+        }
+        let Some(Some(model)) = self.models.get(table) else { return Ok(()) };
+        let cols = &model.columns;
+        let key = super::destination::key_indexes(model);
         if tme.columns_count() as usize != cols.len() {
-            let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed", tme.columns_count(), cols.len());
-            self.stopped.insert(table.clone(), message.clone());
-            self.pending.push_back(SourceEvent::SchemaChanged { table: table.clone(), message });
+            let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed in a way barge did not see", tme.columns_count(), cols.len());
+            self.models.insert(table.clone(), None);
+            self.pending.push_back(SourceEvent::Schema(Box::new(SchemaEvent { table: table.clone(), change: SchemaChange::Unsupported { message }, position: None, commit_lsn: None })));
             return Ok(());
         }
         let convert = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<Value>>> {
             let Some(row) = row else { return Ok(None) };
             let mut out = Vec::with_capacity(cols.len());
-            for (i, &ci) in stored.iter().enumerate() {
-                let col = &cols[ci];
+            for (i, col) in cols.iter().enumerate() {
                 let v = match row.as_ref(i) {
                     None => Value::Null,
                     Some(b) => binlog_value(b, &col.ty).map_err(|e| Error::Table {
@@ -229,14 +270,13 @@ impl MysqlSource {
             }
             Ok(Some(out))
         };
+        let mut changes = Vec::new();
         for r in ev.rows(tme) {
             let (before, after) = r.map_err(|e| binlog_error(&self.display, e))?;
             let (before, after) = (convert(before)?, convert(after)?);
             let op = match (ev, before, after) {
                 (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => Op::Insert { row },
-                (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => {
-                    Op::Delete { key: if info.key.is_empty() { old } else { info.key.iter().map(|&i| old[i].clone()).collect() } }
-                }
+                (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => Op::Delete { key: if key.is_empty() { old } else { key.iter().map(|&i| old[i].clone()).collect() } },
                 (RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_), before, Some(after)) => Op::Update { before, after: after.into_iter().map(Some).collect() },
                 (RowsEventData::PartialUpdateRowsEvent(_), ..) => {
                     return Err(Error::Endpoint {
@@ -247,9 +287,10 @@ impl MysqlSource {
                 }
                 _ => continue,
             };
-            self.bytes += 64;
-            self.current.push(Change { table: table.clone(), op, txid: None, commit_time: None, position: Position::MysqlBinlog { file: String::new(), pos: 0 } });
+            changes.push(Change { table: table.clone(), op, txid: None, commit_time: None, position: Position::MysqlBinlog { file: String::new(), pos: 0 } });
         }
+        self.bytes += 64 * changes.len();
+        self.current.extend(changes);
         Ok(())
     }
 
@@ -265,12 +306,26 @@ impl MysqlSource {
         if changes.is_empty() {
             self.pending.push_back(SourceEvent::Idle { position, lag_bytes: None });
         } else {
-            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time, bytes }));
+            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time, bytes, partial: false }));
         }
     }
 
-    async fn step(&mut self) -> Result<bool> {
-        let Some(ev) = self.stream.next().await else { return Ok(false) };
+    async fn step(&mut self) -> Result<()> {
+        let limit = self.silence_limit;
+        let next = tokio::time::timeout(limit, self.stream.next()).await.map_err(|_| Error::Endpoint {
+            endpoint: self.display.clone(),
+            message: format!("the binary log stream timed out: no event or heartbeat for {} s", limit.as_secs()),
+            hint: Some("the source or the network to it is down; barge reconnects (raise --stream-timeout if the server is merely slow)".into()),
+        })?;
+        // The server never ends a binlog dump by itself: the stream ends
+        // when the server shuts down or the connection is cut.
+        let Some(ev) = next else {
+            return Err(Error::Endpoint {
+                endpoint: self.display.clone(),
+                message: "the binary log stream was closed by the server (connection lost, or the server shut down)".into(),
+                hint: None,
+            });
+        };
         let ev = ev.map_err(|e| binlog_error(&self.display, e))?;
         let header = ev.header();
         let end = header.log_pos() as u64;
@@ -295,29 +350,35 @@ impl MysqlSource {
                 self.table_ids.insert(t.table_id(), name);
             }
             Some(EventData::RowsEvent(rows)) => {
-                let Some(Some(table)) = self.table_ids.get(&rows.table_id()).cloned() else { return Ok(true) };
-                if self.stopped.contains_key(&table) {
-                    return Ok(true);
-                }
+                let Some(Some(table)) = self.table_ids.get(&rows.table_id()).cloned() else { return Ok(()) };
                 let tme = self.stream.get_tme(rows.table_id()).cloned();
                 if let Some(tme) = tme {
-                    self.rows(&rows, &tme, &table)?;
+                    let at = Position::MysqlBinlog { file: self.file.clone(), pos: end };
+                    self.rows(&rows, &tme, &table, &at)?;
                 }
             }
             Some(EventData::XidEvent(_)) => self.commit(end, header.timestamp()),
             Some(EventData::QueryEvent(q)) => {
                 let sql = q.query();
-                let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
-                if head.starts_with("BEGIN") {
-                } else if head.starts_with("COMMIT") {
-                    self.commit(end, header.timestamp());
-                } else {
-                    // DDL commits by itself.
-                    let position = Position::MysqlBinlog { file: self.file.clone(), pos: end };
-                    if !self.current.is_empty() {
-                        self.commit(end, header.timestamp());
+                let first = sql.split_whitespace().next().unwrap_or("").trim_end_matches(';').to_ascii_uppercase();
+                match first.as_str() {
+                    // A transaction's bounds (a MariaDB GTID event reaches a
+                    // client that did not ask for them as BEGIN).
+                    "BEGIN" | "XA" => {}
+                    "COMMIT" => self.commit(end, header.timestamp()),
+                    // MariaDB sends the events a plain client does not know
+                    // (annotations, GTIDs) as comment-only queries, inside
+                    // transactions: they end nothing.
+                    "" | "SAVEPOINT" | "RELEASE" | "ROLLBACK" => {}
+                    _ if first.starts_with('#') || first.starts_with("/*") && sql.trim_end().ends_with("*/") => {}
+                    _ => {
+                        // DDL commits what came before it.
+                        let position = Position::MysqlBinlog { file: self.file.clone(), pos: end };
+                        if !self.current.is_empty() {
+                            self.commit(end, header.timestamp());
+                        }
+                        self.statement(&q.schema(), &sql, position);
                     }
-                    self.statement(&q.schema(), &sql, position);
                 }
             }
             Some(EventData::HeartbeatEvent) if self.current.is_empty() => {
@@ -325,7 +386,7 @@ impl MysqlSource {
             }
             _ => {}
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -336,9 +397,7 @@ impl ChangeSource for MysqlSource {
                 if let Some(ev) = self.pending.pop_front() {
                     return Ok(Some(ev));
                 }
-                if !self.step().await? {
-                    return Ok(None);
-                }
+                self.step().await?;
             }
         })
     }

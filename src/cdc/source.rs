@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::destination::BoxFuture;
 use crate::error::Result;
-use crate::model::{Change, Position, QualifiedName};
+use crate::model::{Change, Position, QualifiedName, Table};
 
 /// One committed source transaction.
 #[derive(Debug, Clone)]
@@ -17,6 +17,12 @@ pub struct Transaction {
     pub commit_time: Option<DateTime<Utc>>,
     /// Approximate size of the decoded changes, for batching and lag.
     pub bytes: usize,
+    /// The first part of a source transaction, cut where a table's
+    /// definition changed inside it (PostgreSQL: a Relation message after
+    /// some of its changes). The rest follows after the schema event; no
+    /// position is saved after this part (`position` only orders it: it
+    /// lies after every earlier transaction and before this one's end).
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -25,9 +31,47 @@ pub enum SourceEvent {
     /// Every change up to `position` has been delivered; acknowledging it
     /// lets the source release its log even when no captured table changes.
     Idle { position: Position, lag_bytes: Option<u64> },
-    /// A captured table's definition changed at the source in a way barge
-    /// cannot carry over; its changes stop from here.
-    SchemaChanged { table: QualifiedName, message: String },
+    /// A table's definition changed at this point of the stream: every
+    /// change delivered before it has the old layout, every one after it
+    /// the new one. The loop applies what came before, then the change.
+    Schema(Box<SchemaEvent>),
+}
+
+#[derive(Debug, Clone)]
+pub struct SchemaEvent {
+    pub table: QualifiedName,
+    pub change: SchemaChange,
+    /// Where the source resumes after the DDL, when it is an event of its
+    /// own (MySQL's query event); `None` inside a transaction (a
+    /// PostgreSQL Relation message precedes the changes that use it).
+    pub position: Option<Position>,
+    /// The start of the commit record of the transaction it arrived in
+    /// (PostgreSQL): a copy whose consistent point is past it holds it.
+    pub commit_lsn: Option<u64>,
+}
+
+impl SchemaEvent {
+    /// Whether a copy of the table taken at `copied_at` already reflects
+    /// this change (it then needs nothing more).
+    pub fn in_copy(&self, copied_at: &Position) -> bool {
+        match (self.commit_lsn, &self.position, copied_at) {
+            (Some(lsn), _, Position::PgLsn { lsn: cp }) => lsn < *cp,
+            (_, Some(p), cp) => p <= cp,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SchemaChange {
+    /// The table's columns from here on (the source decodes later rows
+    /// with this model); `renames` are (old, new) column names the source
+    /// knows were renamed rather than dropped and added.
+    Columns { table: Table, renames: Vec<(String, String)>, statement: Option<String> },
+    /// A table created at the source.
+    Created { table: Table, statement: String },
+    /// A change barge does not carry over: the table stops.
+    Unsupported { message: String },
 }
 
 pub trait ChangeSource: Send {

@@ -16,7 +16,7 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 
 use super::destination::BoxFuture;
-use super::source::{ChangeSource, SourceEvent, Transaction};
+use super::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use super::Tables;
 use crate::db::sqlite::{sqlx_error, LiteConn};
 use crate::endpoint::{Role, SqliteEndpoint};
@@ -116,7 +116,15 @@ pub struct SqliteSource {
     interval: Duration,
     pending: VecDeque<SourceEvent>,
     lag: u64,
+    /// When the tables' columns were last compared with the models.
+    checked: std::time::Instant,
+    /// Tables whose definition changed (their triggers capture the old
+    /// columns): reported once, then left to the user.
+    changed: std::collections::HashSet<QualifiedName>,
 }
+
+/// How often the captured tables' columns are checked against the model.
+const SCHEMA_CHECK: Duration = Duration::from_secs(2);
 
 /// Changes read per poll.
 const POLL_ROWS: i64 = 20_000;
@@ -124,7 +132,7 @@ const POLL_ROWS: i64 = 20_000;
 impl SqliteSource {
     pub async fn open(ep: &SqliteEndpoint, start: i64, tables: Arc<Tables>, interval: Duration) -> Result<SqliteSource> {
         let conn = connect(ep).await?;
-        Ok(SqliteSource { conn, tables, last: start, acked: start, interval, pending: VecDeque::new(), lag: 0 })
+        Ok(SqliteSource { conn, tables, last: start, acked: start, interval, pending: VecDeque::new(), lag: 0, checked: std::time::Instant::now(), changed: Default::default() })
     }
 
     async fn images(&mut self, t: &QualifiedName, lo: i64, hi: i64) -> Result<BTreeMap<(i64, String), Vec<Value>>> {
@@ -160,7 +168,33 @@ impl SqliteSource {
         Ok(out)
     }
 
+    /// A table altered at the source keeps its triggers, which capture the
+    /// columns it had: barge cannot follow the change, so the table stops
+    /// (before the changes read after the check).
+    async fn check_schema(&mut self) -> Result<()> {
+        if self.checked.elapsed() < SCHEMA_CHECK {
+            return Ok(());
+        }
+        self.checked = std::time::Instant::now();
+        let tables: Vec<(QualifiedName, Vec<String>)> = self.tables.iter().filter(|(k, _)| !self.changed.contains(*k)).map(|(k, i)| (k.clone(), i.source.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.clone()).collect())).collect();
+        for (name, model) in tables {
+            let q = format!("SELECT name FROM pragma_table_info({})", literal(&name.name));
+            let rows = sqlx::query(sqlx::AssertSqlSafe(q.clone())).fetch_all(&mut self.conn.conn).await.map_err(|e| sqlx_error(&self.conn.display, &q, e))?;
+            let now: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+            if now != model {
+                self.changed.insert(name.clone());
+                let message = format!(
+                    "its columns changed at the source (now {}); barge's triggers on a SQLite source capture the columns it had, so it cannot follow (run `barge cleanup` and the full load again to take the new definition)",
+                    now.join(", ")
+                );
+                self.pending.push_back(SourceEvent::Schema(Box::new(SchemaEvent { table: name, change: SchemaChange::Unsupported { message }, position: None, commit_lsn: None })));
+            }
+        }
+        Ok(())
+    }
+
     async fn poll(&mut self) -> Result<()> {
+        self.check_schema().await?;
         let q = format!("SELECT seq, tbl, op, at, (SELECT MAX(seq) FROM {CHANGES}) FROM {CHANGES} WHERE seq > {} ORDER BY seq LIMIT {POLL_ROWS}", self.last);
         let rows = sqlx::query(sqlx::AssertSqlSafe(q.clone())).fetch_all(&mut self.conn.conn).await.map_err(|e| sqlx_error(&self.conn.display, &q, e))?;
         let Some(hi) = rows.last().map(|r| r.get::<i64, _>(0)) else { return Ok(()) };
@@ -206,7 +240,7 @@ impl SqliteSource {
         if changes.is_empty() {
             self.pending.push_back(SourceEvent::Idle { position, lag_bytes: None });
         } else {
-            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time: last_at, bytes }));
+            self.pending.push_back(SourceEvent::Transaction(Transaction { changes, position, commit_time: last_at, bytes, partial: false }));
         }
         Ok(())
     }

@@ -40,6 +40,15 @@ pub struct CdcArgs {
     /// How often a SQLite source's change table is polled, in milliseconds
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub poll_interval: u64,
+    /// Seconds the change stream may stay silent (no change, keepalive or heartbeat) before barge counts the source as lost and reconnects
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub stream_timeout: u64,
+    /// Seconds barge keeps reconnecting to a lost source or target (with backoff) before it gives up and exits non-zero
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub reconnect_timeout: u64,
+    /// Tables to drop on the target and copy again from the source before changes resume (a table stopped by a schema change barge does not carry), comma-separated
+    #[arg(long, value_name = "TABLES", value_delimiter = ',')]
+    pub reload: Vec<String>,
 }
 
 impl CdcArgs {
@@ -78,7 +87,7 @@ pub fn capture_for(state_dir: &std::path::Path, args: &CdcArgs, source: &Endpoin
             ))
         }
     };
-    Ok(Capture { position, slot, publication })
+    Ok(Capture { position, slot, publication, replica_identity: Vec::new() })
 }
 
 pub struct Replicate<'a> {
@@ -92,8 +101,24 @@ pub struct Replicate<'a> {
 }
 
 /// Runs replication to the end (stop position or time, source end, or
-/// Ctrl-C) and prints what happened.
-pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
+/// Ctrl-C) and prints what happened. The tables, their target names and
+/// types come from the same selection, mapping and conversion as the
+/// full load (`load`).
+pub async fn replicate(r: Replicate<'_>, load: &crate::task::fullload::LoadOptions, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
+    let tables = crate::task::fullload::plan_tables(r.source, r.target, load).await?;
+    let converter = converter(r.source, r.target, load)?;
+    let mut reload = Vec::new();
+    for item in &args.reload {
+        let wanted = match item.split_once('.') {
+            Some((s, t)) => crate::model::QualifiedName::new(Some(s), t),
+            None => crate::model::QualifiedName::bare(item),
+        };
+        let found = tables.keys().find(|k| **k == wanted).or_else(|| tables.keys().find(|k| k.loosely_eq(&wanted)));
+        match found {
+            Some(k) => reload.push(k.clone()),
+            None => return Err(Error::usage(format!("--reload {item}: no such table among the ones this run captures ({})", tables.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")))),
+        }
+    }
     let task = r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into());
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
     let opts = CdcOptions {
@@ -108,6 +133,10 @@ pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Ca
         poll_interval: Duration::from_millis(args.poll_interval.max(10)),
         json_progress: output::get().json,
         sink: r.sink,
+        stream_timeout: Duration::from_secs(args.stream_timeout.max(1)),
+        reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
+        converter,
+        reload,
     };
     if !output::get().json {
         output::info("replicating changes; Ctrl-C stops after the batch in flight, and rerunning the command resumes");
@@ -115,13 +144,66 @@ pub async fn replicate(r: Replicate<'_>, tables: crate::cdc::Tables, capture: Ca
     replication::run(r.source, r.target, tables, opts).await
 }
 
+/// Converts tables the way the full load does: to the target's dialect,
+/// or, for files and streams, keeping the source's names and types.
+fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::fullload::LoadOptions) -> Result<crate::cdc::evolve::Converter> {
+    let mut convert = load.convert.clone();
+    convert.source = match source {
+        Endpoint::Mysql(_) => crate::model::Dialect::Mysql,
+        Endpoint::Sqlite(_) => crate::model::Dialect::Sqlite,
+        _ => crate::model::Dialect::Postgres,
+    };
+    if target.kind().is_database() {
+        convert.target = crate::task::target_schema::target_dialect(target)?;
+    } else {
+        convert.target = convert.source;
+        convert.naming.case = crate::schema::naming::IdentCase::Preserve;
+    }
+    Ok(crate::cdc::evolve::Converter { convert, mapping: load.mapping.clone() })
+}
+
 pub fn print_cdc_report(report: &CdcReport) {
-    let s = &report.status;
+    let mut s = report.status.clone();
+    not_running(&mut s);
+    let s = &s;
     if output::get().json {
         println!("{}", serde_json::json!({ "ok": true, "cdc": s }));
         return;
     }
     print_status(s);
+}
+
+/// How long a running replication may go without rewriting its status
+/// file (it does so about once a second, and after each batch).
+const HEARTBEAT_STALE: Duration = Duration::from_secs(60);
+
+/// Whether the run that wrote `s` is still replicating, and if not, why
+/// barge thinks so.
+fn liveness(s: &replication::Status) -> std::result::Result<(), String> {
+    if let Some(how) = &s.stopped {
+        return Err(format!("{how} at {}", s.updated_at));
+    }
+    let Some(pid) = s.pid else { return Err(format!("no process recorded; last update {}", s.updated_at)) };
+    // Signal 0 checks that the process exists (EPERM: it does, as another user).
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 } || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !alive {
+        return Err(format!("process {pid} is no longer running (killed or crashed); last update {}", s.updated_at));
+    }
+    let age = chrono::DateTime::parse_from_rfc3339(&s.updated_at).map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default()).unwrap_or(Duration::MAX);
+    if age > HEARTBEAT_STALE {
+        return Err(format!("process {pid} has not reported for {} s (stuck, or another process now has its pid); last update {}", age.as_secs(), s.updated_at));
+    }
+    Ok(())
+}
+
+/// Table states as of a run that is no longer replicating: a table that
+/// was live is not live now.
+fn not_running(s: &mut replication::Status) {
+    for t in s.tables.values_mut() {
+        if !t.state.starts_with("stopped") {
+            t.state = format!("not running (was {})", t.state);
+        }
+    }
 }
 
 fn print_status(s: &replication::Status) {
@@ -175,7 +257,26 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
     if load.is_none() && cdc.is_none() {
         return Err(Error::usage(format!("no migration has run with state in {}", dir.display())));
     }
+    let cdc = match cdc {
+        Some(c) => {
+            let mut s: replication::Status = serde_json::from_value(c).map_err(|e| Error::other(format!("{}: {e}", path.display())))?;
+            let live = liveness(&s);
+            if live.is_err() {
+                not_running(&mut s);
+            }
+            Some((s, live))
+        }
+        None => None,
+    };
     if output::get().json {
+        let cdc = cdc.as_ref().map(|(s, live)| {
+            let mut j = serde_json::to_value(s).unwrap_or_default();
+            j["running"] = serde_json::Value::Bool(live.is_ok());
+            if let Err(why) = live {
+                j["not_running"] = serde_json::Value::String(why.clone());
+            }
+            j
+        });
         println!("{}", serde_json::json!({ "state_dir": dir, "load": load, "cdc": cdc }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -187,9 +288,11 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
-    if let Some(c) = cdc {
-        let s: replication::Status = serde_json::from_value(c).map_err(|e| Error::other(format!("{}: {e}", path.display())))?;
-        println!("change data capture (updated {}{}):", s.updated_at, s.stopped.as_deref().map(|x| format!(", {x}")).unwrap_or_default());
+    if let Some((s, live)) = cdc {
+        match &live {
+            Ok(()) => println!("change data capture: running (process {}, updated {}):", s.pid.unwrap_or(0), s.updated_at),
+            Err(why) => println!("change data capture: not running ({why}):"),
+        }
         print_status(&s);
     }
     Ok(ExitCode::SUCCESS)
@@ -214,11 +317,17 @@ pub struct CleanupArgs {
 
 pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
     let source = Endpoint::parse(&args.source)?;
-    let recorded = match state_dir_of(Some(&args.source), args.target.as_deref(), args.state_dir.as_ref()) {
-        Ok(dir) => StateStore::open(&dir)?.load()?.and_then(|s| s.capture),
-        Err(_) => None,
+    let dir = state_dir_of(Some(&args.source), args.target.as_deref(), args.state_dir.as_ref()).ok();
+    let recorded = match &dir {
+        Some(dir) => StateStore::open(dir)?.load()?.and_then(|s| s.capture),
+        None => None,
     };
-    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None });
+    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None, replica_identity: Vec::new() });
+    // Tables captured from the middle of the run (created at the source,
+    // reloaded) have their replica identity recorded with the run's schema state.
+    if let Some(dir) = dir.as_ref().filter(|d| d.join(crate::cdc::schema_state::FILE_NAME).exists()) {
+        capture.replica_identity.extend(crate::cdc::schema_state::SchemaState::load(dir)?.replica_identity);
+    }
     if args.slot.is_some() {
         capture.slot = args.slot.clone();
         capture.publication = args.publication.clone().or(args.slot.clone());

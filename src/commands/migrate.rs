@@ -191,9 +191,8 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
         }
     }
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
-    let tables = fullload::plan_tables(source, target, &opts).await?;
     let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
-    let report = replicate(run, tables, capture, &args.cdc).await?;
+    let report = replicate(run, &opts, capture, &args.cdc).await?;
     print_cdc_report(&report);
     if report.interrupted {
         return Err(Error::Interrupted);

@@ -197,6 +197,14 @@ pub fn describe(e: &tokio_postgres::Error) -> (String, Option<String>) {
     (msg, None)
 }
 
+/// The server's major version (15 for 15.4), which decides the catalog
+/// queries `introspect` may use.
+pub async fn server_major(client: &Client, display: &str) -> Result<u32> {
+    let row = client.query_one("SHOW server_version_num", &[]).await.map_err(|e| query_error(display, "SHOW server_version_num", e))?;
+    let v: String = row.get(0);
+    Ok(v.parse::<u32>().unwrap_or(0) / 10000)
+}
+
 impl PgConn {
     pub async fn connect(ep: &DbEndpoint, role: Role) -> Result<PgConn> {
         let client = connect_client(ep, role).await?;
@@ -205,9 +213,7 @@ impl PgConn {
             .get("schema")
             .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
             .unwrap_or_default();
-        let row = client.query_one("SHOW server_version_num", &[]).await.map_err(|e| query_error(&ep.display, "SHOW server_version_num", e))?;
-        let v: String = row.get(0);
-        let server_major = v.parse::<u32>().unwrap_or(0) / 10000;
+        let server_major = server_major(&client, &ep.display).await?;
         Ok(PgConn { client, display: ep.display.clone(), schemas, server_major })
     }
 

@@ -233,20 +233,29 @@ impl SinkTable {
     }
 }
 
-/// Layouts of the tables a sink has seen, built on first use.
+/// Layouts of the tables a sink has seen, built on first use, and again
+/// when the table's definition changed at the source (DDL during change
+/// capture: the records after it have the new columns).
 #[derive(Default)]
 pub struct Layouts {
-    by_name: HashMap<QualifiedName, Arc<SinkTable>>,
+    /// Each table's layout, and the source columns it was built from.
+    by_name: HashMap<QualifiedName, (Arc<SinkTable>, SourceColumns)>,
 }
+
+type SourceColumns = Vec<(String, ColumnType)>;
 
 impl Layouts {
     pub fn get(&mut self, tables: &crate::cdc::Tables, name: &QualifiedName, default_schema: &str) -> Result<Arc<SinkTable>> {
-        if let Some(t) = self.by_name.get(name) {
-            return Ok(t.clone());
-        }
         let info = tables.get(name).ok_or_else(|| Error::other(format!("a change for table {name}, which the run does not know")))?;
+        if let Some((t, columns)) = self.by_name.get(name) {
+            let same = columns.len() == info.source.columns.len() && columns.iter().zip(&info.source.columns).all(|((n, ty), c)| *n == c.name && *ty == c.ty);
+            if same {
+                return Ok(t.clone());
+            }
+        }
         let t = Arc::new(SinkTable::from_info(info, default_schema));
-        self.by_name.insert(name.clone(), t.clone());
+        let columns = info.source.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
+        self.by_name.insert(name.clone(), (t.clone(), columns));
         Ok(t)
     }
 }

@@ -11,7 +11,7 @@
 //!   table and reason.
 //! - Ctrl-C stops after the batch in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +21,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::cdc::apply::DbDestination;
-use crate::cdc::source::{ChangeSource, SourceEvent, Transaction};
-use crate::cdc::{Capture, ChangeBatch, Destination, Position, Tables};
+use crate::cdc::destination::TableChange;
+use crate::cdc::evolve::Converter;
+use crate::cdc::schema_state::SchemaState;
+use crate::cdc::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
+use crate::cdc::{Capture, ChangeBatch, Destination, Position, TableInfo, Tables};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::model::QualifiedName;
+use crate::model::{QualifiedName, Table};
 use crate::transfer::RowPolicy;
 
 /// Where a run stops by itself.
@@ -65,6 +68,15 @@ pub struct CdcOptions {
     pub json_progress: bool,
     /// Files and streams: how to write them (None: a database target).
     pub sink: Option<crate::sink::SinkOptions>,
+    /// How long the change stream may stay silent before it counts as lost.
+    pub stream_timeout: Duration,
+    /// How long a lost source or target is retried before the run fails.
+    pub reconnect_timeout: Duration,
+    /// Converts source tables for the target: DDL during capture, tables
+    /// created at the source, reloads.
+    pub converter: Converter,
+    /// Tables to drop on the target and copy again before changes resume.
+    pub reload: Vec<QualifiedName>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -92,6 +104,13 @@ pub struct Status {
     pub lag_seconds: f64,
     pub lag_bytes: Option<u64>,
     pub retries: u64,
+    /// Source DDL applied to the target.
+    #[serde(default)]
+    pub schema_changes: u64,
+    /// The process replicating, and when it last wrote this file (about
+    /// once a second while it runs).
+    #[serde(default)]
+    pub pid: Option<u32>,
     pub updated_at: String,
     pub stopped: Option<String>,
     pub tables: BTreeMap<String, TableStatus>,
@@ -132,14 +151,14 @@ fn rand_u64() -> u64 {
 }
 
 /// Opens the change source at `from`.
-async fn open_source(src: &Endpoint, capture: &Capture, from: &Position, tables: Arc<Tables>, poll: Duration) -> Result<Box<dyn ChangeSource>> {
+async fn open_source(src: &Endpoint, capture: &Capture, from: &Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>, poll: Duration, timeout: Duration) -> Result<Box<dyn ChangeSource>> {
     match (src, from) {
         (Endpoint::Postgres(ep), Position::PgLsn { lsn }) => {
             let slot = capture.slot.as_deref().ok_or_else(|| Error::usage("no replication slot is known for this task; give --slot"))?;
             let publication = capture.publication.as_deref().unwrap_or(slot);
-            Ok(Box::new(crate::cdc::postgres::PgSource::open(ep, slot, publication, *lsn, tables).await?))
+            Ok(Box::new(crate::cdc::postgres::PgSource::open(ep, slot, publication, *lsn, tables, timeout).await?))
         }
-        (Endpoint::Mysql(ep), Position::MysqlBinlog { file, pos }) => Ok(Box::new(crate::cdc::mysql::MysqlSource::open(ep, file, *pos, tables).await?)),
+        (Endpoint::Mysql(ep), Position::MysqlBinlog { file, pos }) => Ok(Box::new(crate::cdc::mysql::MysqlSource::open(ep, file, *pos, tables, copied, timeout).await?)),
         (Endpoint::Sqlite(ep), Position::SqliteSeq { seq }) => Ok(Box::new(crate::cdc::sqlite::SqliteSource::open(ep, *seq, tables, poll).await?)),
         (_, p) => Err(Error::usage(format!("position {p} does not belong to a {:?} source", src.kind()))),
     }
@@ -207,323 +226,728 @@ pub struct CdcReport {
 const LINGER_GAP: Duration = Duration::from_millis(2);
 const LINGER_MAX: Duration = Duration::from_millis(20);
 
+/// How often the source catalog is checked for new tables the selection
+/// includes (PostgreSQL: CREATE TABLE is not in the change stream).
+const NEW_TABLE_CHECK: Duration = Duration::from_secs(5);
+
 /// Replicates from `src` to `dst` until stopped.
 pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOptions) -> Result<CdcReport> {
-    let mut tables = Arc::new(tables);
     let sink_stats = Arc::new(crate::sink::SinkStats::default());
-    let mut dest = open_destination(dst, &opts, &sink_stats).await?;
-    let buffered = dest.buffers();
-    let mut applied = dest.committed().await?;
-    // What the source has been told it may release.
-    let mut acked = applied.clone();
-    let start = applied.clone().unwrap_or_else(|| opts.start.clone());
-    if applied.is_some() {
-        let place = if buffered { "in the state directory" } else { "on the target" };
-        crate::output::info(format!("resuming change capture from {start} (saved {place})"));
-    } else {
-        crate::output::info(format!("change capture from {start}"));
-    }
-    for (name, info) in tables.iter() {
-        if info.key.is_empty() {
-            crate::output::warn(format!("{name} has no primary key: its changes are matched on all columns, one at a time"));
+    let dest = open_destination(dst, &opts, &sink_stats).await?;
+    let mut r = Replicator::new(src, dst, &opts, dest, sink_stats).await?;
+    r.prepare_tables(tables).await?;
+    r.run().await
+}
+
+/// The replication loop and what it keeps between batches.
+struct Replicator<'a> {
+    src: &'a Endpoint,
+    dst: &'a Endpoint,
+    opts: &'a CdcOptions,
+    dest: Box<dyn Destination>,
+    sink_stats: Arc<crate::sink::SinkStats>,
+    buffered: bool,
+    /// The tables whose changes are applied, as the target has them now.
+    tables: Arc<Tables>,
+    schema: SchemaState,
+    /// Tables whose changes stopped, with the reason.
+    stopped: BTreeMap<QualifiedName, String>,
+    /// Tables copied at a position: their changes up to it are in the copy.
+    copied: HashMap<QualifiedName, Position>,
+    /// Tables named once already: created at the source for a file or
+    /// stream target (not copied), or gone from the source's catalog.
+    not_copied: std::collections::HashSet<QualifiedName>,
+    /// The last position the destination made durable.
+    applied: Option<Position>,
+    /// What the source has been told it may release.
+    acked: Option<Position>,
+    start: Position,
+    ack_tx: mpsc::UnboundedSender<Position>,
+    status: Status,
+    rates: RateWindow,
+    last_status: Instant,
+    lag_bytes: Option<u64>,
+    stats: BatchStats,
+}
+
+impl<'a> Replicator<'a> {
+    async fn new(src: &'a Endpoint, dst: &'a Endpoint, opts: &'a CdcOptions, mut dest: Box<dyn Destination>, sink_stats: Arc<crate::sink::SinkStats>) -> Result<Replicator<'a>> {
+        let buffered = dest.buffers();
+        let applied = dest.committed().await?;
+        let start = applied.clone().unwrap_or_else(|| opts.start.clone());
+        if applied.is_some() {
+            let place = if buffered { "in the state directory" } else { "on the target" };
+            crate::output::info(format!("resuming change capture from {start} (saved {place})"));
+        } else {
+            crate::output::info(format!("change capture from {start}"));
         }
+        let status = Status { source: src.to_string(), target: dst.to_string(), position: Some(start.to_string()), pid: Some(std::process::id()), ..Default::default() };
+        Ok(Replicator {
+            src,
+            dst,
+            opts,
+            dest,
+            sink_stats,
+            buffered,
+            tables: Arc::new(Tables::new()),
+            schema: SchemaState::load(&opts.state_dir)?,
+            stopped: BTreeMap::new(),
+            copied: HashMap::new(),
+            not_copied: Default::default(),
+            acked: applied.clone(),
+            applied,
+            start,
+            ack_tx: mpsc::unbounded_channel().0,
+            status,
+            rates: RateWindow::default(),
+            last_status: Instant::now() - Duration::from_secs(10),
+            lag_bytes: None,
+            stats: BatchStats::new(),
+        })
     }
 
-    let mut status = Status { source: src.to_string(), target: dst.to_string(), position: Some(start.to_string()), ..Default::default() };
-    for name in tables.keys() {
-        status.tables.insert(name.to_string(), TableStatus { state: "catching up".into(), ..Default::default() });
-    }
-    let heartbeat = match src {
-        Endpoint::Postgres(ep) if !opts.heartbeat.is_zero() => Some(tokio::spawn(crate::cdc::postgres::heartbeat(ep.clone(), opts.heartbeat))),
-        _ => None,
-    };
-
-    let mut source_attempt = 0u32;
-    let (mut rx, mut ack_tx, mut reader) = loop {
-        match open_source(src, &opts.capture, &start, tables.clone(), opts.poll_interval).await {
-            Ok(s) => {
-                let (tx, rx) = mpsc::channel::<FromSource>(1024);
-                let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-                break (rx, ack_tx, spawn_source(s, tx, ack_rx));
-            }
-            Err(e) if is_transient(&e) && source_attempt < 12 => {
-                crate::output::warn(format!("{e}; retrying"));
-                tokio::time::sleep(backoff(source_attempt)).await;
-                source_attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
-    let mut interrupted = false;
-    let mut rates = RateWindow::default();
-    let mut last_status = Instant::now() - Duration::from_secs(10);
-    let mut lag_bytes: Option<u64> = None;
-    let mut stopped_tables: BTreeMap<QualifiedName, String> = BTreeMap::new();
-    let mut ended = false;
-    let mut stats = BatchStats::new();
-
-    'outer: loop {
-        // Wait for the first event, then take what else is ready.
-        let first = tokio::select! {
-            m = rx.recv() => m,
-            _ = &mut interrupt => { interrupted = true; break 'outer; }
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if buffered {
-                    settle(&mut dest, &mut acked, &ack_tx).await?;
+    /// The tables as the last run left them: definitions changed by DDL
+    /// barge followed, stops, copies; then in step with the target (a
+    /// source change recorded but not yet applied is applied again when
+    /// the stream replays it); then the tables to copy (reloads, and
+    /// tables the target does not have yet).
+    async fn prepare_tables(&mut self, planned: Tables) -> Result<()> {
+        let mut tables = Tables::new();
+        let mut to_copy: Vec<(TableInfo, bool)> = Vec::new();
+        for (name, mut info) in planned {
+            if let Some(s) = self.schema.stopped(&name) {
+                if !self.opts.reload.contains(&name) {
+                    let reason = s.reason.clone();
+                    crate::output::warn(format!("{name}: {}", stopped_message(&reason, &name)));
+                    self.status.tables.insert(name.to_string(), TableStatus { state: format!("stopped: {reason}"), ..Default::default() });
+                    self.stopped.insert(name, reason);
+                    continue;
                 }
-                write_status(&opts, &mut status, &mut rates, lag_bytes, &mut last_status, &stopped_tables, true)?;
-                if let Some(StopAt::Time(t)) = &opts.stop_at {
-                    if Utc::now() >= *t { break 'outer; }
-                }
+            }
+            // A copy reads the table as the catalog has it now.
+            if self.opts.reload.contains(&name) {
+                to_copy.push((info, true));
                 continue;
             }
-        };
-        let mut messages = vec![first];
-        let mut size = 0usize;
-        let take = |m: FromSource, size: &mut usize, messages: &mut Vec<Option<FromSource>>| {
-            if let FromSource::Event(SourceEvent::Transaction(t)) = &m {
-                *size += t.changes.len();
+            let have = self.dest.table_columns(&info.target).await?;
+            if self.dest.has_tables() && have.is_none() {
+                to_copy.push((info, false));
+                continue;
             }
-            messages.push(Some(m));
-        };
-        while size < opts.batch_changes {
-            match rx.try_recv() {
-                Ok(m) => take(m, &mut size, &mut messages),
-                Err(_) => break,
+            if let Some(v) = self.schema.version_at(&name, self.applied.as_ref()).cloned() {
+                info = self.retarget(&info, v);
             }
-        }
-        // More than one message waiting means the source is ahead: keep
-        // taking what arrives close behind (gaps under LINGER_GAP, for at
-        // most LINGER_MAX), so one target transaction carries many source
-        // ones. A lone change, the live case, goes at once.
-        if messages.len() > 1 {
-            let until = Instant::now() + LINGER_MAX;
-            while size < opts.batch_changes {
-                let gap = (Instant::now() + LINGER_GAP).min(until);
-                match tokio::time::timeout_at(gap.into(), rx.recv()).await {
-                    Ok(Some(m @ (FromSource::Failed(_) | FromSource::Ended))) => {
-                        messages.push(Some(m));
-                        break;
-                    }
-                    Ok(Some(m)) => take(m, &mut size, &mut messages),
-                    Ok(None) => {
-                        messages.push(None);
-                        break;
-                    }
-                    Err(_) => break,
+            if let Some(cp) = self.schema.copied_at(&name) {
+                if self.applied.as_ref().is_none_or(|a| a < cp) {
+                    self.copied.insert(name.clone(), cp.clone());
                 }
             }
+            if let Some(have) = have {
+                info = in_step_with_target(info, &have);
+            }
+            tables.insert(name, info);
         }
+        for name in &self.opts.reload {
+            if !to_copy.iter().any(|(i, _)| &i.source.name == name) {
+                return Err(Error::usage(format!("--reload {name}: the run does not capture that table (see --tables and the mapping)")));
+            }
+        }
+        self.tables = Arc::new(tables);
+        for (info, reload) in to_copy {
+            self.copy(info, reload).await?;
+        }
+        for (name, info) in self.tables.iter() {
+            if info.key.is_empty() {
+                crate::output::warn(format!("{name} has no primary key: its changes are matched on all columns, one at a time"));
+            }
+            self.status.tables.entry(name.to_string()).or_insert_with(|| TableStatus { state: "catching up".into(), ..Default::default() });
+        }
+        Ok(())
+    }
 
-        let mut txns: Vec<Transaction> = Vec::new();
-        let mut idle: Option<Position> = None;
-        let mut failure: Option<Error> = None;
-        let mut stop_after = false;
-        for m in messages {
-            match m {
-                // The reader's own ending or failure, taken just before, says more.
-                None if ended || failure.is_some() => {}
-                None => failure = Some(Error::other("the change reader stopped unexpectedly")),
-                Some(FromSource::Ended) => ended = true,
-                Some(FromSource::Failed(e)) => failure = Some(e),
-                Some(FromSource::Event(SourceEvent::Transaction(t))) => {
-                    // Already applied (a replay after reconnecting).
-                    if applied.as_ref().is_some_and(|a| t.position <= *a) {
-                        continue;
-                    }
-                    if let Some(stop) = &opts.stop_at {
-                        let past = match stop {
-                            StopAt::Position(p) => t.position > *p,
-                            StopAt::Time(time) => t.commit_time.is_some_and(|c| c > *time),
-                        };
-                        if past {
-                            stop_after = true;
-                            break;
-                        }
-                    }
-                    txns.push(t);
-                }
-                Some(FromSource::Event(SourceEvent::Idle { position, lag_bytes: lb })) => {
-                    if lb.is_some() {
-                        lag_bytes = lb;
-                    }
-                    idle = Some(position);
-                }
-                Some(FromSource::Event(SourceEvent::SchemaChanged { table, message })) => {
-                    crate::output::warn(format!("{table}: {message}; its changes are no longer applied (reload it with a full load)"));
-                    stopped_tables.insert(table.clone(), message.clone());
-                    let mut t = (*tables).clone();
-                    t.remove(&table);
-                    tables = Arc::new(t);
-                    if let Some(s) = status.tables.get_mut(&table.to_string()) {
-                        s.state = format!("stopped: {message}");
-                    }
-                }
+    /// `info` with the source definition `table` (converted again for the
+    /// target, keeping its name).
+    fn retarget(&self, info: &TableInfo, table: Table) -> TableInfo {
+        let target = match self.opts.converter.convert(&table, Some(&info.target)) {
+            Some(c) => c.table,
+            None => info.target.clone(),
+        };
+        TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target, filter: info.filter.clone() }
+    }
+
+    /// Creates a table on the target (dropping what is there for a reload)
+    /// and copies its rows from a snapshot; its changes then apply from
+    /// the snapshot's position on.
+    async fn copy(&mut self, info: TableInfo, reload: bool) -> Result<()> {
+        let name = info.source.name.clone();
+        if !self.dest.has_tables() {
+            return Err(Error::usage(format!("{name}: --reload and tables created during capture need a database target; for files and streams, run the full load again")));
+        }
+        let converted = self.opts.converter.convert(&info.source, Some(&info.target)).ok_or_else(|| Error::other(format!("{name}: the mapping no longer selects it")))?;
+        let info = TableInfo { target: converted.table.clone(), ..info };
+        if let (Endpoint::Postgres(ep), Some(publication)) = (self.src, self.opts.capture.publication.as_deref().or(self.opts.capture.slot.as_deref())) {
+            let changed = crate::cdc::postgres::capture_tables(ep, publication, std::slice::from_ref(&info.source)).await?;
+            if !changed.is_empty() {
+                self.schema.replica_identity.extend(changed);
+                self.schema.save()?;
             }
         }
+        let db = self.dest.as_db().ok_or_else(|| Error::other("a database destination is expected"))?;
+        if reload && db.columns_of(&info.target).await?.is_some() {
+            crate::output::info(format!("{name}: dropping {} on the target to load it again", info.target.sql_name));
+            db.execute(&format!("DROP TABLE {}", info.target.sql_name)).await.map_err(|e| {
+                e.with_hint(format!("drop what depends on {} (foreign keys, views) on the target, or drop the table yourself, then rerun with --reload {name}", info.target.sql_name))
+            })?;
+        }
+        let change = TableChange { old: None, new: info.clone(), changes: Vec::new(), create: converted.create.clone() };
+        db.change_schema(&change).await?;
+        let started = Instant::now();
+        let at = crate::cdc::copy::copy_table(self.src, db, &info).await?;
+        crate::output::info(format!("{name}: {} at {at} in {:.1} s; its changes apply from there", if reload { "reloaded" } else { "copied" }, started.elapsed().as_secs_f64()));
+        self.schema.reloaded(&name, at.clone(), info.source.clone());
+        self.schema.save()?;
+        self.copied.insert(name.clone(), at);
+        self.stopped.remove(&name);
+        self.status.tables.insert(name.to_string(), TableStatus { state: "catching up".into(), ..Default::default() });
+        let mut t = (*self.tables).clone();
+        t.insert(name, info);
+        self.tables = Arc::new(t);
+        Ok(())
+    }
 
-        if !txns.is_empty() {
-            let batch = batch_of(&txns, &tables)?;
-            let apply_started = Instant::now();
-            let mut attempt = 0u32;
-            loop {
-                match dest.apply(&tables, &batch).await {
-                    Ok(()) => break,
-                    Err(e) if is_transient(&e) && attempt < 20 => {
-                        status.retries += 1;
-                        crate::output::warn(format!("applying failed ({e}); retrying"));
-                        tokio::time::sleep(backoff(attempt)).await;
-                        attempt += 1;
-                        // The connection may be gone: open a new one, and
-                        // find out whether the batch committed after all.
-                        match open_destination(dst, &opts, &sink_stats).await {
-                            Ok(d) => dest = d,
-                            Err(e2) if is_transient(&e2) => continue,
-                            Err(e2) => return Err(e2),
+    async fn open_reader(&mut self, from: &Position) -> Result<(mpsc::Receiver<FromSource>, tokio::task::JoinHandle<()>)> {
+        let s = open_source(self.src, &self.opts.capture, from, self.tables.clone(), self.copied.clone(), self.opts.poll_interval, self.opts.stream_timeout).await?;
+        let (tx, rx) = mpsc::channel::<FromSource>(1024);
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        self.ack_tx = ack_tx;
+        Ok((rx, spawn_source(s, tx, ack_rx)))
+    }
+
+    async fn run(mut self) -> Result<CdcReport> {
+        let opts = self.opts;
+        let heartbeat = match self.src {
+            Endpoint::Postgres(ep) if !opts.heartbeat.is_zero() => Some(tokio::spawn(crate::cdc::postgres::heartbeat(ep.clone(), opts.heartbeat))),
+            _ => None,
+        };
+        let start = self.start.clone();
+        let mut source_attempt = 0u32;
+        let since = Instant::now();
+        let (mut rx, mut reader) = loop {
+            match self.open_reader(&start).await {
+                Ok(r) => break r,
+                Err(e) if is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
+                    crate::output::warn(format!("{e}; retrying"));
+                    tokio::time::sleep(backoff(source_attempt)).await;
+                    source_attempt += 1;
+                }
+                Err(e) if is_transient(&e) => return Err(gave_up(self.src, "the source", source_attempt + 1, since, e)),
+                Err(e) => return Err(e),
+            }
+        };
+
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(interrupt);
+        let mut interrupted = false;
+        let mut ended = false;
+        let mut new_tables_checked = Instant::now();
+
+        'outer: loop {
+            // Between batches (a busy stream never leaves the loop idle).
+            if new_tables_checked.elapsed() >= NEW_TABLE_CHECK {
+                new_tables_checked = Instant::now();
+                self.check_new_tables().await?;
+            }
+            // Wait for the first event, then take what else is ready.
+            let first = tokio::select! {
+                m = rx.recv() => m,
+                _ = &mut interrupt => { interrupted = true; break 'outer; }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if self.buffered {
+                        settle(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
+                    }
+                    self.write_status(true)?;
+                    if let Some(StopAt::Time(t)) = &opts.stop_at {
+                        if Utc::now() >= *t { break 'outer; }
+                    }
+                    continue;
+                }
+            };
+            let messages = gather(first, &mut rx, opts.batch_changes).await;
+
+            // Events apply in stream order: transactions gather into one
+            // batch, and a schema change first applies the batch before
+            // it, so no change is applied with the wrong layout and no
+            // position is saved past a change that was not applied.
+            let mut txns: Vec<Transaction> = Vec::new();
+            let mut idle: Option<Position> = None;
+            let mut failure: Option<Error> = None;
+            let mut stop_after = false;
+            for m in messages {
+                match m {
+                    // The reader's own ending or failure, taken just before, says more.
+                    None if ended || failure.is_some() => {}
+                    None => failure = Some(Error::other("the change reader stopped unexpectedly")),
+                    Some(FromSource::Ended) => ended = true,
+                    Some(FromSource::Failed(e)) => failure = Some(e),
+                    Some(FromSource::Event(SourceEvent::Transaction(t))) => {
+                        // Already applied (a replay after reconnecting).
+                        if self.applied.as_ref().is_some_and(|a| t.position <= *a) {
+                            continue;
                         }
-                        if let Some(saved) = dest.committed().await.ok().flatten() {
-                            if batch.position.as_ref().is_some_and(|p| *p <= saved) {
+                        if let Some(stop) = &opts.stop_at {
+                            let past = match stop {
+                                StopAt::Position(p) => t.position > *p,
+                                StopAt::Time(time) => t.commit_time.is_some_and(|c| c > *time),
+                            };
+                            if past {
+                                stop_after = true;
                                 break;
                             }
                         }
+                        txns.push(t);
                     }
-                    Err(e) => return Err(e),
+                    Some(FromSource::Event(SourceEvent::Idle { position, lag_bytes: lb })) => {
+                        if lb.is_some() {
+                            self.lag_bytes = lb;
+                        }
+                        idle = Some(position);
+                    }
+                    Some(FromSource::Event(SourceEvent::Schema(ev))) => {
+                        if failure.is_some() || ended {
+                            continue;
+                        }
+                        if !txns.is_empty() {
+                            self.apply(std::mem::take(&mut txns)).await?;
+                        }
+                        self.schema_change(*ev).await?;
+                    }
                 }
             }
-            stats.batches += 1;
-            stats.changes += batch.changes.len() as u64;
-            stats.apply += apply_started.elapsed();
-            if stats.since.elapsed() >= Duration::from_secs(5) {
-                crate::output::verbose(format!(
-                    "{} batches, {:.0} changes each, {:.1} ms to apply each, {:.0} changes/s, {} bytes behind",
-                    stats.batches,
-                    stats.changes as f64 / stats.batches as f64,
-                    stats.apply.as_secs_f64() * 1000.0 / stats.batches as f64,
-                    stats.changes as f64 / stats.since.elapsed().as_secs_f64(),
-                    lag_bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
-                ));
-                stats = BatchStats::new();
-            }
-            let position = batch.position.clone().expect("a batch of transactions has a position");
-            if buffered {
-                settle(&mut dest, &mut acked, &ack_tx).await?;
-            } else {
-                let _ = ack_tx.send(position.clone());
-                acked = Some(position.clone());
-            }
-            applied = Some(position.clone());
-            status.position = Some(position.to_string());
-            let now = Utc::now();
-            for t in &txns {
-                status.applied_transactions += 1;
-                for c in &t.changes {
-                    status.applied_changes += 1;
-                    let ts = status.tables.entry(c.table.to_string()).or_default();
-                    ts.changes += 1;
-                    match c.op {
-                        crate::model::Op::Insert { .. } => ts.inserts += 1,
-                        crate::model::Op::Update { .. } => ts.updates += 1,
-                        crate::model::Op::Delete { .. } => ts.deletes += 1,
-                        crate::model::Op::Truncate => ts.truncates += 1,
-                    }
-                    if let Some(ct) = t.commit_time {
-                        ts.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
-                    }
-                    rates.add(&c.table.to_string(), 1);
-                }
-            }
-            if let Some(ct) = txns.last().and_then(|t| t.commit_time) {
-                status.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
-            }
-        } else if let Some(p) = idle {
-            // Nothing pending: the source may move on (past a sink's
-            // buffers only once they are written).
-            if buffered {
-                settle(&mut dest, &mut acked, &ack_tx).await?;
-            }
-            let all_durable = !buffered || acked == applied;
-            if all_durable && applied.as_ref().is_none_or(|a| p > *a) && acked.as_ref().is_none_or(|a| p > *a) {
-                let _ = ack_tx.send(p.clone());
-                acked = Some(p.clone());
-            }
-            status.lag_seconds = 0.0;
-            for t in status.tables.values_mut() {
-                t.lag_seconds = 0.0;
-            }
-            if let Some(StopAt::Position(stop)) = &opts.stop_at {
-                if p >= *stop {
-                    stop_after = true;
-                }
-            }
-        }
 
-        if let Some(e) = failure {
-            if !is_transient(&e) {
-                return Err(e);
-            }
-            // The source connection broke: reopen it after the last
-            // applied position.
-            crate::output::warn(format!("{e}; reconnecting to the source"));
-            reader.abort();
-            let from = applied.clone().unwrap_or_else(|| start.clone());
-            let mut attempt = 0u32;
-            loop {
-                tokio::time::sleep(backoff(attempt)).await;
-                match open_source(src, &opts.capture, &from, tables.clone(), opts.poll_interval).await {
-                    Ok(s) => {
-                        let (tx, r) = mpsc::channel::<FromSource>(1024);
-                        let (a_tx, a_rx) = mpsc::unbounded_channel();
-                        rx = r;
-                        ack_tx = a_tx;
-                        reader = spawn_source(s, tx, a_rx);
-                        break;
+            if !txns.is_empty() {
+                self.apply(txns).await?;
+            } else if let Some(p) = idle {
+                self.idle(p).await?;
+                if let Some(StopAt::Position(stop)) = &opts.stop_at {
+                    if self.applied.as_ref().is_some_and(|a| a >= stop) || self.acked.as_ref().is_some_and(|a| a >= stop) {
+                        stop_after = true;
                     }
-                    // A sink retries by itself; its buffers hold changes
-                    // not yet durable, so it is never reopened mid-run.
-                    Err(e) if !buffered && is_transient(&e) && attempt < 30 => {
-                        status.retries += 1;
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(e),
                 }
             }
-            continue;
-        }
-        write_status(&opts, &mut status, &mut rates, lag_bytes, &mut last_status, &stopped_tables, false)?;
-        if ended || stop_after {
-            break;
-        }
-        if let Some(StopAt::Position(p)) = &opts.stop_at {
-            if applied.as_ref().is_some_and(|a| a >= p) {
+
+            if let Some(e) = failure {
+                if !is_transient(&e) {
+                    return Err(e);
+                }
+                // The source connection broke: reopen it after the last
+                // applied position.
+                crate::output::warn(format!("{e}; reconnecting to the source"));
+                reader.abort();
+                let from = self.applied.clone().unwrap_or_else(|| self.start.clone());
+                let mut attempt = 0u32;
+                let since = Instant::now();
+                loop {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    self.write_status(false)?;
+                    match self.open_reader(&from).await {
+                        Ok((r, h)) => {
+                            rx = r;
+                            reader = h;
+                            crate::output::info(format!("reconnected to the source after {} attempt(s)", attempt + 1));
+                            break;
+                        }
+                        // A sink retries by itself; its buffers hold changes
+                        // not yet durable, so it is never reopened mid-run.
+                        Err(e) if !self.buffered && is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
+                            self.status.retries += 1;
+                            attempt += 1;
+                        }
+                        Err(e) if is_transient(&e) => {
+                            self.status.stopped = Some(format!("failed: gave up reconnecting to the source: {e}"));
+                            self.write_status(true)?;
+                            return Err(gave_up(self.src, "the source", attempt + 1, since, e));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            self.write_status(false)?;
+            if ended || stop_after {
                 break;
             }
+            if let Some(StopAt::Position(p)) = &opts.stop_at {
+                if self.applied.as_ref().is_some_and(|a| a >= p) {
+                    break;
+                }
+            }
+        }
+        if self.buffered {
+            // Stopping writes what the sink holds, so a rerun starts after it.
+            self.dest.flush().await?;
+            ack_durable(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
+            let s = &self.sink_stats;
+            crate::output::verbose(format!(
+                "sink: {} records, {} files, {} bytes, {} under errors/, {} throttled calls",
+                crate::sink::SinkStats::get(&s.records),
+                crate::sink::SinkStats::get(&s.files),
+                crate::sink::SinkStats::get(&s.bytes),
+                crate::sink::SinkStats::get(&s.errors),
+                crate::sink::SinkStats::get(&s.throttled_calls)
+            ));
+        }
+        // The source takes its last acknowledgement (a SQLite source purges
+        // what the target holds) and ends once no more can come.
+        drop(std::mem::replace(&mut self.ack_tx, mpsc::unbounded_channel().0));
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut reader).await;
+        reader.abort();
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
+        self.status.stopped = Some(if interrupted { "interrupted".into() } else { "stopped".into() });
+        self.write_status(true)?;
+        Ok(CdcReport { status: self.status, interrupted })
+    }
+
+    /// Applies whole source transactions as one batch, retrying a lost
+    /// connection, then lets the source release them.
+    async fn apply(&mut self, txns: Vec<Transaction>) -> Result<()> {
+        let batch = batch_of(&txns, &self.tables, &self.copied)?;
+        let apply_started = Instant::now();
+        self.apply_batch(&batch).await?;
+        self.stats.record(batch.changes.len(), apply_started.elapsed(), self.lag_bytes);
+        if let Some(position) = batch.position.clone() {
+            self.applied_to(position).await?;
+        }
+        let now = Utc::now();
+        for t in &txns {
+            if !t.partial {
+                self.status.applied_transactions += 1;
+            }
+            for c in t.changes.iter().filter(|c| self.tables.contains_key(&c.table)) {
+                self.status.applied_changes += 1;
+                let ts = self.status.tables.entry(c.table.to_string()).or_default();
+                ts.changes += 1;
+                match c.op {
+                    crate::model::Op::Insert { .. } => ts.inserts += 1,
+                    crate::model::Op::Update { .. } => ts.updates += 1,
+                    crate::model::Op::Delete { .. } => ts.deletes += 1,
+                    crate::model::Op::Truncate => ts.truncates += 1,
+                }
+                if let Some(ct) = t.commit_time {
+                    ts.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
+                }
+                self.rates.add(&c.table.to_string(), 1);
+            }
+        }
+        if let Some(ct) = txns.last().and_then(|t| t.commit_time) {
+            self.status.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
+        }
+        Ok(())
+    }
+
+    async fn apply_batch(&mut self, batch: &ChangeBatch) -> Result<()> {
+        let mut attempt = 0u32;
+        let since = Instant::now();
+        loop {
+            match self.dest.apply(&self.tables, batch).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_transient(&e) && since.elapsed() < self.opts.reconnect_timeout => {
+                    self.status.retries += 1;
+                    if attempt == 0 {
+                        crate::output::warn(format!("applying failed ({e}); retrying"));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    self.write_status(false)?;
+                    // The connection may be gone: open a new one, and
+                    // find out whether the batch committed after all.
+                    match open_destination(self.dst, self.opts, &self.sink_stats).await {
+                        Ok(d) => self.dest = d,
+                        Err(e2) if is_transient(&e2) => continue,
+                        Err(e2) => return Err(e2),
+                    }
+                    if let Some(saved) = self.dest.committed().await.ok().flatten() {
+                        if batch.position.as_ref().is_some_and(|p| *p <= saved) {
+                            crate::output::info(format!("reconnected to the target after {attempt} attempt(s); the batch had committed"));
+                            return Ok(());
+                        }
+                    }
+                    crate::output::info(format!("reconnected to the target after {attempt} attempt(s)"));
+                }
+                Err(e) if is_transient(&e) => {
+                    self.status.stopped = Some(format!("failed: gave up on the target: {e}"));
+                    self.write_status(true)?;
+                    return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
-    if buffered {
-        // Stopping writes what the sink holds, so a rerun starts after it.
-        dest.flush().await?;
-        ack_durable(&mut dest, &mut acked, &ack_tx).await?;
-        let s = &sink_stats;
-        crate::output::verbose(format!(
-            "sink: {} records, {} files, {} bytes, {} under errors/, {} throttled calls",
-            crate::sink::SinkStats::get(&s.records),
-            crate::sink::SinkStats::get(&s.files),
-            crate::sink::SinkStats::get(&s.bytes),
-            crate::sink::SinkStats::get(&s.errors),
-            crate::sink::SinkStats::get(&s.throttled_calls)
-        ));
+
+    /// The destination holds everything up to `position`: tell the source.
+    async fn applied_to(&mut self, position: Position) -> Result<()> {
+        if self.buffered {
+            settle(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
+        } else {
+            let _ = self.ack_tx.send(position.clone());
+            self.acked = Some(position.clone());
+        }
+        self.status.position = Some(position.to_string());
+        self.applied = Some(position);
+        self.copied.retain(|_, cp| self.applied.as_ref().is_none_or(|a| a < cp));
+        Ok(())
     }
-    reader.abort();
-    if let Some(h) = heartbeat {
-        h.abort();
+
+    /// Nothing pending up to `p`: the source may move on (past a sink's
+    /// buffers only once they are written).
+    async fn idle(&mut self, p: Position) -> Result<()> {
+        if self.buffered {
+            settle(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
+        }
+        let all_durable = !self.buffered || self.acked == self.applied;
+        if all_durable && self.applied.as_ref().is_none_or(|a| p > *a) && self.acked.as_ref().is_none_or(|a| p > *a) {
+            let _ = self.ack_tx.send(p.clone());
+            self.acked = Some(p);
+        }
+        self.status.lag_seconds = 0.0;
+        for t in self.status.tables.values_mut() {
+            t.lag_seconds = 0.0;
+        }
+        Ok(())
     }
-    status.stopped = Some(if interrupted { "interrupted".into() } else { "stopped".into() });
-    last_status = Instant::now() - Duration::from_secs(10);
-    write_status(&opts, &mut status, &mut rates, lag_bytes, &mut last_status, &stopped_tables, true)?;
-    Ok(CdcReport { status, interrupted })
+
+    /// A table's definition changed at this point of the stream (every
+    /// change before it is applied): carry it to the destination, or stop
+    /// the table.
+    async fn schema_change(&mut self, ev: SchemaEvent) -> Result<()> {
+        let name = ev.table.clone();
+        if self.stopped.contains_key(&name) {
+            return Ok(());
+        }
+        if let Some(cp) = self.copied.get(&name) {
+            if ev.in_copy(cp) {
+                return Ok(());
+            }
+        }
+        let old = self.tables.get(&name).cloned();
+        match ev.change.clone() {
+            SchemaChange::Unsupported { message } => {
+                if old.is_some() {
+                    self.stop_table(&name, &message).await?;
+                }
+            }
+            SchemaChange::Created { table, statement } => {
+                if old.is_some() || !self.opts.converter.selects(&table) {
+                    return Ok(());
+                }
+                let Some(converted) = self.opts.converter.convert(&table, None) else { return Ok(()) };
+                let filter = self.opts.converter.filter(&table)?;
+                let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
+                let change = TableChange { old: None, new: new.clone(), changes: Vec::new(), create: converted.create };
+                crate::output::info(format!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name));
+                self.follow(&name, &ev, change).await?;
+            }
+            SchemaChange::Columns { table, renames, statement } => {
+                let Some(old) = old else { return Ok(()) };
+                let changes = match crate::cdc::evolve::diff(&old.source, &table, &renames) {
+                    Ok(c) => c,
+                    Err(why) => return self.stop_table(&name, &why).await,
+                };
+                let Some(converted) = self.opts.converter.convert(&table, Some(&old.target)) else { return Ok(()) };
+                let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter: old.filter.clone() };
+                if changes.is_empty() {
+                    // The same columns (a type name spelled anew): the model follows.
+                    let mut t = (*self.tables).clone();
+                    t.insert(name.clone(), new);
+                    self.tables = Arc::new(t);
+                    return Ok(());
+                }
+                let what: Vec<String> = changes.iter().map(|c| c.describe()).collect();
+                let from = statement.map(|s| format!(" ({s})")).unwrap_or_default();
+                crate::output::info(format!("{name}: {} at the source{from}; applying it to {}", what.join(", "), self.dst));
+                let change = TableChange { old: Some(old), new, changes, create: converted.create };
+                self.follow(&name, &ev, change).await?;
+                self.status.schema_changes += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the new definition, applies it to the destination, and
+    /// moves the saved position past the DDL when it has one of its own.
+    /// The definition holds from the DDL's position, or from the commit of
+    /// the transaction whose Relation message announced it: a restart at
+    /// an earlier position reads the older one, and the change again.
+    async fn follow(&mut self, name: &QualifiedName, ev: &SchemaEvent, change: TableChange) -> Result<()> {
+        let position = ev.position.clone();
+        let from = position.clone().or(ev.commit_lsn.map(Position::pg)).or_else(|| self.applied.clone());
+        self.schema.record(name, from, change.new.source.clone(), self.applied.as_ref());
+        self.schema.save()?;
+        let since = Instant::now();
+        let mut attempt = 0u32;
+        while let Err(e) = self.dest.change_schema(&change).await {
+            if !is_transient(&e) {
+                // The target refused the change: only this table stops.
+                return self.stop_table(name, &format!("the target refused the change: {e}")).await;
+            }
+            if since.elapsed() >= self.opts.reconnect_timeout {
+                return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
+            }
+            crate::output::warn(format!("applying the schema change failed ({e}); retrying"));
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+            if let Ok(d) = open_destination(self.dst, self.opts, &self.sink_stats).await {
+                self.dest = d;
+            }
+        }
+        let mut t = (*self.tables).clone();
+        t.insert(name.clone(), change.new);
+        self.tables = Arc::new(t);
+        self.status.tables.entry(name.to_string()).or_insert_with(|| TableStatus { state: "live".into(), ..Default::default() });
+        if let Some(p) = position {
+            if self.applied.as_ref().is_none_or(|a| p > *a) {
+                self.apply_batch(&ChangeBatch { changes: Vec::new(), position: Some(p.clone()) }).await?;
+                self.applied_to(p).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_table(&mut self, name: &QualifiedName, reason: &str) -> Result<()> {
+        crate::output::warn(format!("{name}: {}", stopped_message(reason, name)));
+        self.schema.stop(name, reason, self.applied.clone());
+        self.schema.save()?;
+        self.stopped.insert(name.clone(), reason.to_string());
+        let mut t = (*self.tables).clone();
+        t.remove(name);
+        self.tables = Arc::new(t);
+        self.status.tables.entry(name.to_string()).or_default().state = format!("stopped: {reason}");
+        self.write_status(true)
+    }
+
+    /// PostgreSQL: tables created at the source that the selection
+    /// includes are added to the publication, created on the target and
+    /// copied; captured tables the catalog no longer has stop (neither
+    /// CREATE nor DROP TABLE is in the change stream).
+    async fn check_new_tables(&mut self) -> Result<()> {
+        let Endpoint::Postgres(ep) = self.src else { return Ok(()) };
+        let found = match crate::cdc::postgres::check_catalog(ep, &self.opts.converter, &self.tables, &self.stopped).await {
+            Ok(f) => f,
+            Err(e) => {
+                crate::output::verbose(format!("cannot look for new tables: {e}"));
+                return Ok(());
+            }
+        };
+        // Its last changes may still be on their way: it stays applied,
+        // and is named once.
+        for name in found.gone {
+            if self.not_copied.insert(name.clone()) {
+                crate::output::warn(format!("{name}: no longer in the source's catalog (dropped or renamed); no more of its changes will come. Its rows on the target stay as they are"));
+                self.status.tables.entry(name.to_string()).or_default().state = "stopped: no longer at the source (dropped or renamed)".into();
+                self.stopped.insert(name.clone(), "no longer at the source".into());
+            }
+        }
+        for table in found.new {
+            let name = table.name.clone();
+            if !self.dest.has_tables() {
+                // Files and streams: named once, not copied.
+                if self.not_copied.insert(name.clone()) {
+                    crate::output::warn(format!("{name}: created at the source; barge does not copy a new table into files or streams while changes flow: load it with a full load (--tables {name})"));
+                }
+                continue;
+            }
+            let Some(converted) = self.opts.converter.convert(&table, None) else { continue };
+            crate::output::info(format!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name));
+            let filter = self.opts.converter.filter(&table)?;
+            let info = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target: converted.table, filter };
+            self.copy(info, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the status file (at most once a second unless `force`), and
+    /// the `--json` progress line.
+    fn write_status(&mut self, force: bool) -> Result<()> {
+        write_status(self.opts, &mut self.status, &mut self.rates, self.lag_bytes, &mut self.last_status, &self.stopped, force)
+    }
+}
+
+/// The error a run ends with when a server stayed unreachable.
+fn gave_up(endpoint: &Endpoint, what: &str, attempts: u32, since: Instant, e: Error) -> Error {
+    Error::Endpoint {
+        endpoint: endpoint.to_string(),
+        message: format!("gave up on {what} after {attempts} attempt(s) over {:.0} s: {e}", since.elapsed().as_secs_f64()),
+        hint: Some(format!("bring {what} back, then rerun the same command: it resumes from the saved position (--reconnect-timeout sets how long barge keeps trying)")),
+    }
+}
+
+/// What a stopped table's message says, and how to bring it back.
+pub fn stopped_message(reason: &str, name: &QualifiedName) -> String {
+    if reason.contains("barge cleanup") {
+        // The reason says what to do (a SQLite source).
+        return format!("{reason}; its changes are no longer applied (the other tables go on)");
+    }
+    format!(
+        "{reason}; its changes are no longer applied (the other tables go on). To bring it back, rerun the same `barge migrate` command with --reload {name}: barge drops the target table, copies it again from the source, and applies its changes from there"
+    )
+}
+
+/// The table as far as the target has it: source columns whose target
+/// column is missing were added at the source but not yet applied (their
+/// DDL comes again in the stream).
+fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
+    let has = |n: &str| have.iter().any(|h| h.eq_ignore_ascii_case(n));
+    let missing: Vec<String> = info.target.columns.iter().filter(|c| c.generated.is_none() && !c.source.starts_with('\u{0}') && !has(&c.name)).map(|c| c.source.clone()).collect();
+    if missing.is_empty() {
+        return info;
+    }
+    crate::output::verbose(format!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", ")));
+    info.target.columns.retain(|c| !missing.contains(&c.source));
+    info.source.columns.retain(|c| !missing.contains(&c.name));
+    info.key = crate::cdc::destination::key_indexes(&info.source);
+    info
+}
+
+/// The first message, then what else is ready: more than one message
+/// waiting means the source is ahead, so keep taking what arrives close
+/// behind (gaps under LINGER_GAP, for at most LINGER_MAX) and one target
+/// transaction carries many source ones. A lone change, the live case,
+/// goes at once.
+async fn gather(first: Option<FromSource>, rx: &mut mpsc::Receiver<FromSource>, batch_changes: usize) -> Vec<Option<FromSource>> {
+    let mut messages = vec![first];
+    let mut size = 0usize;
+    let take = |m: FromSource, size: &mut usize, messages: &mut Vec<Option<FromSource>>| {
+        if let FromSource::Event(SourceEvent::Transaction(t)) = &m {
+            *size += t.changes.len();
+        }
+        messages.push(Some(m));
+    };
+    while size < batch_changes {
+        match rx.try_recv() {
+            Ok(m) => take(m, &mut size, &mut messages),
+            Err(_) => break,
+        }
+    }
+    if messages.len() > 1 {
+        let until = Instant::now() + LINGER_MAX;
+        while size < batch_changes {
+            let gap = (Instant::now() + LINGER_GAP).min(until);
+            match tokio::time::timeout_at(gap.into(), rx.recv()).await {
+                Ok(Some(m @ (FromSource::Failed(_) | FromSource::Ended))) => {
+                    messages.push(Some(m));
+                    break;
+                }
+                Ok(Some(m)) => take(m, &mut size, &mut messages),
+                Ok(None) => {
+                    messages.push(None);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    messages
 }
 
 async fn open_destination(dst: &Endpoint, opts: &CdcOptions, stats: &Arc<crate::sink::SinkStats>) -> Result<Box<dyn Destination>> {
@@ -557,20 +981,28 @@ async fn ack_durable(dest: &mut Box<dyn Destination>, acked: &mut Option<Positio
     Ok(())
 }
 
-fn batch_of(txns: &[Transaction], tables: &Tables) -> Result<ChangeBatch> {
+/// The changes of `txns` for the tables being applied, in source order.
+/// A copied table's changes at or before its copy's position are in the
+/// copy already.
+fn batch_of(txns: &[Transaction], tables: &Tables, copied: &HashMap<QualifiedName, Position>) -> Result<ChangeBatch> {
     let mut changes = Vec::with_capacity(txns.iter().map(|t| t.changes.len()).sum());
-    for c in txns.iter().flat_map(|t| &t.changes) {
-        match tables.get(&c.table) {
-            None => {}
-            Some(info) => match &info.filter {
+    for t in txns {
+        for c in &t.changes {
+            let Some(info) = tables.get(&c.table) else { continue };
+            // Changes a table copied at a later position already holds.
+            if copied.get(&c.table).is_some_and(|cp| t.position <= *cp) {
+                continue;
+            }
+            match &info.filter {
                 None => changes.push(c.clone()),
                 // The mapping's row filter: what the change becomes on a
                 // target that holds only matching rows (maybe nothing).
                 Some(f) => changes.extend(f.route(info, c)?),
-            },
+            }
         }
     }
-    Ok(ChangeBatch { changes, position: txns.last().map(|t| t.position.clone()) })
+    // A partial transaction's position is not a place to resume from.
+    Ok(ChangeBatch { changes, position: txns.iter().rev().find(|t| !t.partial).map(|t| t.position.clone()) })
 }
 
 /// Batch sizes and apply times, for `-v`.
@@ -584,6 +1016,24 @@ struct BatchStats {
 impl BatchStats {
     fn new() -> Self {
         BatchStats { since: Instant::now(), batches: 0, changes: 0, apply: Duration::ZERO }
+    }
+
+    /// Counts a batch; every few seconds says how batches go (`-v`).
+    fn record(&mut self, changes: usize, took: Duration, lag_bytes: Option<u64>) {
+        self.batches += 1;
+        self.changes += changes as u64;
+        self.apply += took;
+        if self.since.elapsed() >= Duration::from_secs(5) {
+            crate::output::verbose(format!(
+                "{} batches, {:.0} changes each, {:.1} ms to apply each, {:.0} changes/s, {} bytes behind",
+                self.batches,
+                self.changes as f64 / self.batches as f64,
+                self.apply.as_secs_f64() * 1000.0 / self.batches as f64,
+                self.changes as f64 / self.since.elapsed().as_secs_f64(),
+                lag_bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
+            ));
+            *self = BatchStats::new();
+        }
     }
 }
 
