@@ -517,6 +517,60 @@ fn resume_after_sigkill() {
     assert_same_tree(&src, &out);
 }
 
+/// Bytes of chunk files on a device.
+fn chunk_bytes(dev: &str) -> u64 {
+    chunk_files(dev).iter().map(|c| fs::metadata(c).unwrap().len()).sum()
+}
+
+/// kill -9 in the middle of a large file, then --resume on the same disk
+/// with little room to spare: the resumed run goes on after the file's last
+/// synced chunk and reclaims what it cannot use, so the disk holds the data
+/// about once and never reads "devices are full".
+#[test]
+fn sigkill_mid_file_resumes_on_the_same_disk_without_dead_space() {
+    let env = Env::new();
+    let src = env.p("src");
+    fs::create_dir_all(src.join("small")).unwrap();
+    fs::write(src.join("a-big"), pseudo_random_bytes(7, 24 << 20)).unwrap();
+    for i in 0..50 {
+        fs::write(src.join(format!("small/{i}")), pseudo_random_bytes(200 + i, 20_000)).unwrap();
+    }
+    fs::write(src.join("z-big"), pseudo_random_bytes(8, 6 << 20)).unwrap();
+    let data: u64 = (24 << 20) + 50 * 20_000 + (6 << 20);
+    let d1 = env.dev("d1");
+    let journal = env.p("journal");
+    // Room for the data, the manifest and two spare chunks: a resume that
+    // packed the big file again from byte 0 would not fit.
+    let capacity = (data + (2 << 20) + (400 << 10)).to_string();
+    let args = |resume: bool| {
+        let mut v = vec!["pack".to_string(), src.display().to_string(), d1.clone()];
+        v.extend(["--passphrase-file", &env.pass(), "--journal", journal.to_str().unwrap(), "--capacity", &capacity].map(String::from));
+        v.extend(["--chunk-size", "1MiB", "--segment-size", "64KiB", "--threads", "2"].map(String::from));
+        if resume {
+            v.push("--resume".into());
+        }
+        v
+    };
+    let mut child = env
+        .cmd(&args(false).iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::kill_after_chunks(&mut child, &journal, 8);
+    let killed = chunk_bytes(&d1);
+    let o = ok(env.run(&args(true).iter().map(String::as_str).collect::<Vec<_>>()));
+    let used = chunk_bytes(&d1);
+    // The kill lands in a-big, whose chunks hold nothing else: every chunk
+    // on the disk is full of live data (headers and tags aside).
+    assert!(used <= data + 64 * 1024, "{used} bytes of chunks for {data} bytes of data ({killed} before the resume)\n{}", text(&o));
+    let v = ok(env.run(&["verify", &d1]));
+    assert!(!text(&v).contains("ERROR"), "{}", text(&v));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+}
+
 #[test]
 fn secrets_come_from_env_or_key_file_never_argv() {
     let env = Env::new();

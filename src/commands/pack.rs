@@ -354,6 +354,13 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
             report.chunks
         ))?;
     }
+    if report.reclaimed_chunks > 0 {
+        w(&mut out, format!(
+            "  reclaimed {} ({}) that the interrupted run had written for items packed again",
+            plural(report.reclaimed_chunks, "chunk file", "chunk files"),
+            fmt_bytes(report.reclaimed_bytes)
+        ))?;
+    }
     w(&mut out, format!("  {:<8} {:<40} {:>8} {:>12} {:>12}", "device", "path", "chunks", "this run", "on device"))?;
     for d in &report.devices {
         w(&mut out, format!(

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::catalog::{Catalog, Entry, Extent, PathBytes, Totals};
+use super::catalog::{Catalog, Entry, Extent, Mtime, PathBytes, Totals};
 use super::source::{TablePlan, TableSource};
 use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
 use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
@@ -91,6 +91,10 @@ pub struct PackReport {
     /// Items and bytes still to pack (after running out of room).
     pub remaining_items: u64,
     pub remaining_bytes: u64,
+    /// Chunk files an interrupted run had finished that nothing kept
+    /// refers to: dropped from the pack and deleted from the devices.
+    pub reclaimed_chunks: u64,
+    pub reclaimed_bytes: u64,
     pub devices: Vec<DeviceReport>,
     pub skipped: Vec<String>,
     pub warnings: Vec<String>,
@@ -265,7 +269,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     );
 
     // The journal: a new pack, or the one to resume.
-    let (state, journal, master) = if opts.resume {
+    let (mut state, journal, master) = if opts.resume {
         if !opts.journal.exists() {
             return Err(Error::usage(format!(
                 "there is no interrupted pack to resume: {} does not exist (pass --journal FILE if the pack was started with one)",
@@ -396,6 +400,17 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     // Devices.
     let mut journal = journal;
     journal.append(&Record::Run { generation }, false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    // What a killed run finished of an item that is packed again now is
+    // dead weight: drop it before counting each device's room. The chunk
+    // files go with the other leftovers below.
+    let dead = unreferenced_chunks(&state, &work);
+    let reclaimed_bytes: u64 = dead.iter().map(|id| state.chunks[id].size).sum();
+    for (i, id) in dead.iter().enumerate() {
+        journal
+            .append(&Record::Drop { id: *id }, i + 1 == dead.len())
+            .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        state.chunks.remove(id);
+    }
     let mut device_recs = state.devices.clone();
     let mut devs: Vec<Dev> = Vec::new();
     for path in &opts.devices {
@@ -493,12 +508,17 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             next_id: state.next_chunk_id(),
             sh: &shared,
             task: bytes_task.as_ref(),
+            tracked: None,
         };
         let stop = match &mut work {
             Work::Tree { root, scanned } => {
                 let kept = state.kept_paths();
-                let todo: Vec<&scan::ScanItem> =
+                let mut todo: Vec<&scan::ScanItem> =
                     scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
+                // Files an earlier run began go first: their packed prefix
+                // lies in that run's chunks, and each slot must meet its
+                // bytes in chunk order (docs/FORMAT.md, section 5).
+                todo.sort_by_key(|i| resumable(&state.partials, i).is_none());
                 feed(&mut f, root, &todo, &state.partials)
             }
             Work::Database { db, plans } => {
@@ -584,6 +604,8 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         chunks: st.chunks.len() as u64,
         remaining_items,
         remaining_bytes,
+        reclaimed_chunks: dead.len() as u64,
+        reclaimed_bytes,
         devices: devs
             .iter()
             .enumerate()
@@ -648,6 +670,17 @@ struct Feeder<'a, 'b> {
     next_id: u64,
     sh: &'a Shared<'b>,
     task: &'a dyn Task,
+    /// The file being packed, if any: each chunk closed in its middle
+    /// journals where its bytes went so far.
+    tracked: Option<Tracked>,
+}
+
+/// A file being packed, and how much of it `progress` records describe.
+struct Tracked {
+    path: PathBytes,
+    size: u64,
+    mtime: Mtime,
+    journaled: u64,
 }
 
 impl Feeder<'_, '_> {
@@ -697,8 +730,9 @@ impl Feeder<'_, '_> {
         (self.seg - self.used).min((ch.cap - ch.fill) as usize - self.used)
     }
 
-    fn flush_block(&mut self) -> Result<(), Stop> {
-        let Some(mut b) = self.block.take() else { return Ok(()) };
+    /// Sends the block to its slot; true if that closed the slot's chunk.
+    fn flush_block(&mut self) -> Result<bool, Stop> {
+        let Some(mut b) = self.block.take() else { return Ok(false) };
         b.truncate(self.used);
         let cur = self.cur;
         let used = self.used as u64;
@@ -715,7 +749,24 @@ impl Feeder<'_, '_> {
             self.cur = (self.cur + 1) % self.slots.len();
             self.stripe = 0;
         }
-        Ok(())
+        Ok(full)
+    }
+
+    /// Journals where the tracked file's bytes since the last record went.
+    fn note_progress(&mut self, extents: &[Extent], total: u64) -> Result<(), Stop> {
+        let Some(t) = self.tracked.as_mut() else { return Ok(()) };
+        if total <= t.journaled {
+            return Ok(());
+        }
+        let rec = journal::Progress {
+            path: t.path.clone(),
+            size: t.size,
+            mtime: t.mtime,
+            at: t.journaled,
+            extents: last_bytes(extents, total - t.journaled),
+        };
+        t.journaled = total;
+        self.sh.journal(&Record::Progress(rec), false).map_err(Stop::Error)
     }
 
     fn end_chunk(&mut self, slot: usize) -> Result<(), Stop> {
@@ -806,8 +857,8 @@ impl Feeder<'_, '_> {
             self.used += n;
             *total += n as u64;
             self.task.inc(n as u64);
-            if self.room() == 0 {
-                self.flush_block()?;
+            if self.room() == 0 && self.flush_block()? {
+                self.note_progress(extents, *total)?;
             }
         }
     }
@@ -832,23 +883,23 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
             ScanKind::Symlink { target } => Entry::Symlink { path, target: target.clone(), mtime: item.mtime },
             ScanKind::File { size } => {
                 let mut h = Sha256::new();
-                // A file the previous run had begun continues where it stopped.
-                let (skip, mut extents) = match partials.get(&path) {
-                    Some(p) if p.size == *size && p.mtime == item.mtime => (p.done, p.extents.clone()),
-                    _ => (0, Vec::new()),
+                // A file an earlier run had begun continues where it stopped.
+                let (skip, mut extents) = match resumable(partials, item) {
+                    Some(p) => (p.done, p.extents.clone()),
+                    None => (0, Vec::new()),
                 };
+                f.tracked = Some(Tracked { path: path.clone(), size: *size, mtime: item.mtime, journaled: skip });
                 let mut got = 0;
-                match f.pack_file(&root.join(&item.rel), *size, skip, &mut h, &mut extents, &mut got) {
-                    Ok(()) => {}
-                    Err(Stop::OutOfSpace) if got > 0 => {
-                        let rec = Record::Partial(Partial { path, size: *size, mtime: item.mtime, done: got, extents });
-                        if let Err(e) = f.sh.journal(&rec, false) {
-                            return Some(Stop::Error(e));
-                        }
-                        return Some(Stop::OutOfSpace);
-                    }
-                    Err(stop) => return Some(stop),
+                let r = f.pack_file(&root.join(&item.rel), *size, skip, &mut h, &mut extents, &mut got);
+                if let Err(stop) = r {
+                    // Whatever stopped the run, the next one continues this
+                    // file after what lies in finished chunks.
+                    return Some(match f.note_progress(&extents, got) {
+                        Ok(()) => stop,
+                        Err(e) => e,
+                    });
                 }
+                f.tracked = None;
                 Entry::File { path, mode: item.mode, mtime: item.mtime, size: got, sha256: h.finalize().into(), extents }
             }
         };
@@ -857,6 +908,44 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
         }
     }
     None
+}
+
+/// The earlier run's packed prefix of this file, if the file is unchanged.
+fn resumable<'p>(partials: &'p HashMap<PathBytes, Partial>, item: &scan::ScanItem) -> Option<&'p Partial> {
+    let ScanKind::File { size } = item.kind else { return None };
+    partials.get(&PathBytes::from_path(&item.rel)).filter(|p| p.size == size && p.mtime == item.mtime)
+}
+
+/// The extents that hold the last `n` bytes of `extents`.
+fn last_bytes(extents: &[Extent], n: u64) -> Vec<Extent> {
+    let mut out = Vec::new();
+    let mut left = n;
+    for x in extents.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let take = x.len().min(left);
+        out.push(Extent(x.chunk(), x.offset() + x.len() - take, take));
+        left -= take;
+    }
+    out.reverse();
+    out
+}
+
+/// Finished chunks that no kept entry and no file to be continued refers
+/// to: a killed run's bytes of an item this run packs again from the
+/// start (a table, a file that changed, a file's bytes past its first
+/// unfinished chunk).
+fn unreferenced_chunks(st: &journal::State, work: &Work) -> Vec<u64> {
+    let mut used: HashSet<u64> = st.entries.iter().flat_map(|e| e.extents().iter().map(|x| x.chunk())).collect();
+    if let Work::Tree { scanned, .. } = work {
+        for item in &scanned.items {
+            if let Some(p) = resumable(&st.partials, item) {
+                used.extend(p.extents.iter().map(|x| x.chunk()));
+            }
+        }
+    }
+    st.chunks.keys().copied().filter(|id| !used.contains(id)).collect()
 }
 
 /// Packs each table whole. A table cut short (the devices filled, or the
