@@ -367,7 +367,7 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
     use barge::task::unpack_db::{self, UnpackOptions};
     let dev = PathBuf::from(p.dev());
     let l = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
-    let locations = reader::check_files(&l, false, &barge::progress::Silent).locations;
+    let checked = reader::check_files(&l, false, &barge::progress::Silent);
     let master = reader::unlock(&l, &Unlock::Passphrase(PASS.as_bytes())).unwrap();
     let cat = reader::open_catalog(&l, &master).unwrap();
     let endpoint = dst.endpoint();
@@ -385,7 +385,7 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
         convert: schema_args.options(barge::model::Dialect::Sqlite, target, None).unwrap(),
         rejects: p.p("rejects.jsonl"),
     };
-    unpack_db::unpack(&l, &locations, &master, &cat, &endpoint, &opts, &barge::progress::Silent).map(|_| ()).map_err(|e| e.to_string())
+    unpack_db::unpack(&l, &checked, &master, &cat, &endpoint, &opts, &barge::progress::Silent).map(|_| ()).map_err(|e| e.to_string())
 }
 
 // ---- resume --------------------------------------------------------------------
