@@ -6,7 +6,7 @@
 //! The journal stays on the packing machine (it holds file names in the
 //! clear, like the source itself); key material in it is wrapped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -115,8 +115,9 @@ pub struct State {
     pub chunks: BTreeMap<u64, ChunkRecord>,
     /// Entries whose bytes all lie in finished chunks, in pack order, one per path.
     pub entries: Vec<Entry>,
-    /// Files begun and not finished, whose packed part is in finished chunks.
-    pub partials: HashMap<PathBytes, Partial>,
+    /// Files begun and not finished, whose packed part is in finished
+    /// chunks, in the order their bytes entered the stream.
+    pub partials: Vec<Partial>,
     pub database: Option<DatabaseInfo>,
     pub complete: bool,
 }
@@ -255,7 +256,7 @@ pub fn load(path: &Path) -> Result<State, String> {
             Record::Chunk(c) => {
                 chunks.insert(c.id, c);
             }
-            Record::Entry(e) => raw_entries.push(e),
+            Record::Entry(e) => raw_entries.push((generation, e)),
             Record::Partial(p) => {
                 progress.retain(|x| x.path != p.path);
                 progress.push(p);
@@ -272,11 +273,21 @@ pub fn load(path: &Path) -> Result<State, String> {
         chunks.remove(id);
     }
     // Keep the first complete entry for each path: pack order is stream
-    // order, which readers rely on.
+    // order, which readers rely on. Within a run, an item with bytes in an
+    // unfinished chunk also drops the items with bytes that run packed
+    // after it: they are packed again anyway when the chunks they share
+    // with it are reclaimed, and keeping them would hold those chunks,
+    // with the dropped item's bytes in them as dead weight.
     let mut seen: HashSet<ItemId> = HashSet::new();
     let mut entries = Vec::new();
-    for e in raw_entries {
-        if !e.extents().iter().all(|x| chunks.contains_key(&x.chunk())) {
+    let mut cut_in_run = None;
+    for (run, e) in raw_entries {
+        let whole = e.extents().iter().all(|x| chunks.contains_key(&x.chunk()));
+        if !whole {
+            cut_in_run = Some(run);
+            continue;
+        }
+        if cut_in_run == Some(run) && !e.extents().is_empty() {
             continue;
         }
         if seen.insert(item_id(&e)) {
@@ -285,7 +296,7 @@ pub fn load(path: &Path) -> Result<State, String> {
     }
     // A file begun and not finished continues after the longest prefix of
     // its bytes that lies in finished chunks.
-    let mut partials = HashMap::new();
+    let mut partials = Vec::new();
     for mut p in progress {
         if seen.contains(&ItemId::Path(p.path.clone())) {
             continue;
@@ -302,7 +313,7 @@ pub fn load(path: &Path) -> Result<State, String> {
         p.extents.truncate(kept);
         p.done = p.extents.iter().map(|x| x.len()).sum();
         if p.done > 0 {
-            partials.insert(p.path.clone(), p);
+            partials.push(p);
         }
     }
     Ok(State {
@@ -362,7 +373,7 @@ mod tests {
     }
 
     fn prefix(st: &State) -> Option<(u64, Vec<Extent>)> {
-        st.partials.get(&PathBytes(b"big".to_vec())).map(|p| (p.done, p.extents.clone()))
+        st.partials.iter().find(|p| p.path.0 == b"big").map(|p| (p.done, p.extents.clone()))
     }
 
     /// Two writers: stripes alternate between chunks 1 and 2, then 3 and 4.
@@ -379,6 +390,40 @@ mod tests {
         // Chunk 1 finished, 2 not: nothing is kept of the file.
         let st = replay(&[&striped[..], &[chunk(1)]].concat());
         assert_eq!(prefix(&st), None);
+    }
+
+    fn file(name: &str, extents: &[(u64, u64, u64)]) -> Record {
+        Record::Entry(Entry::File {
+            path: PathBytes(name.as_bytes().to_vec()),
+            mode: 0o644,
+            mtime: Mtime(1, 0),
+            size: extents.iter().map(|x| x.2).sum(),
+            sha256: [0; 32],
+            extents: extents.iter().map(|&(c, o, l)| Extent(c, o, l)).collect(),
+        })
+    }
+
+    fn kept(st: &State) -> Vec<String> {
+        st.entries.iter().map(|e| e.path_display()).collect()
+    }
+
+    /// An item with bytes in an unfinished chunk drops the items its run
+    /// packed after it, so the chunks they share can be reclaimed; the next
+    /// run's items count again.
+    #[test]
+    fn nothing_after_a_lost_item_of_the_same_run_is_kept() {
+        let st = replay(&[
+            Record::Run { generation: 1 },
+            file("a", &[(1, 0, 10)]),
+            file("b", &[(1, 10, 10), (2, 0, 10)]),
+            file("c", &[(1, 20, 10)]),
+            Record::Entry(Entry::Dir { path: PathBytes(b"d".to_vec()), mode: 0o755, mtime: Mtime(1, 0) }),
+            chunk(1),
+            Record::Run { generation: 2 },
+            file("b", &[(3, 0, 20)]),
+            chunk(3),
+        ]);
+        assert_eq!(kept(&st), ["a", "d", "b"]);
     }
 
     #[test]

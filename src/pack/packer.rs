@@ -7,7 +7,7 @@
 //! hashing and the writes to several devices run at once. Bounded channels
 //! keep memory at a few MiB per slot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -400,10 +400,22 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     // Devices.
     let mut journal = journal;
     journal.append(&Record::Run { generation }, false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    // At most one file continues where an earlier run left it: the first
+    // begun, if unchanged. Any other starts over, and says so in the
+    // journal, so its old prefix can never be taken up after bytes this run
+    // writes (each slot must meet its bytes in chunk order).
+    let resumed = match &work {
+        Work::Tree { scanned, .. } => state.partials.iter().find(|p| scanned.items.iter().any(|i| resumable(p, i))).cloned(),
+        Work::Database { .. } => None,
+    };
+    for p in state.partials.iter().filter(|p| resumed.as_ref().is_none_or(|r| r.path != p.path)) {
+        let reset = journal::Progress { path: p.path.clone(), size: p.size, mtime: p.mtime, at: 0, extents: Vec::new() };
+        journal.append(&Record::Progress(reset), false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    }
     // What a killed run finished of an item that is packed again now is
     // dead weight: drop it before counting each device's room. The chunk
     // files go with the other leftovers below.
-    let dead = unreferenced_chunks(&state, &work);
+    let dead = unreferenced_chunks(&state, resumed.as_ref());
     let reclaimed_bytes: u64 = dead.iter().map(|id| state.chunks[id].size).sum();
     for (i, id) in dead.iter().enumerate() {
         journal
@@ -515,11 +527,11 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
                 let kept = state.kept_paths();
                 let mut todo: Vec<&scan::ScanItem> =
                     scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
-                // Files an earlier run began go first: their packed prefix
-                // lies in that run's chunks, and each slot must meet its
-                // bytes in chunk order (docs/FORMAT.md, section 5).
-                todo.sort_by_key(|i| resumable(&state.partials, i).is_none());
-                feed(&mut f, root, &todo, &state.partials)
+                // The file an earlier run began goes first: its packed
+                // prefix lies in that run's chunks, and each slot must meet
+                // its bytes in chunk order (docs/FORMAT.md, section 5).
+                todo.sort_by_key(|i| !resumed.as_ref().is_some_and(|p| resumable(p, i)));
+                feed(&mut f, root, &todo, resumed.as_ref())
             }
             Work::Database { db, plans } => {
                 let kept = state.kept_tables();
@@ -875,7 +887,7 @@ impl Write for HashWriter<'_> {
     }
 }
 
-fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMap<PathBytes, Partial>) -> Option<Stop> {
+fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], resumed: Option<&Partial>) -> Option<Stop> {
     for item in todo {
         let path = PathBytes::from_path(&item.rel);
         let entry = match &item.kind {
@@ -884,7 +896,7 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
             ScanKind::File { size } => {
                 let mut h = Sha256::new();
                 // A file an earlier run had begun continues where it stopped.
-                let (skip, mut extents) = match resumable(partials, item) {
+                let (skip, mut extents) = match resumed.filter(|p| resumable(p, item)) {
                     Some(p) => (p.done, p.extents.clone()),
                     None => (0, Vec::new()),
                 };
@@ -910,10 +922,9 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
     None
 }
 
-/// The earlier run's packed prefix of this file, if the file is unchanged.
-fn resumable<'p>(partials: &'p HashMap<PathBytes, Partial>, item: &scan::ScanItem) -> Option<&'p Partial> {
-    let ScanKind::File { size } = item.kind else { return None };
-    partials.get(&PathBytes::from_path(&item.rel)).filter(|p| p.size == size && p.mtime == item.mtime)
+/// Whether `p`, an earlier run's packed prefix, is of this file as it is now.
+fn resumable(p: &Partial, item: &scan::ScanItem) -> bool {
+    matches!(item.kind, ScanKind::File { size } if size == p.size) && p.mtime == item.mtime && p.path == PathBytes::from_path(&item.rel)
 }
 
 /// The extents that hold the last `n` bytes of `extents`.
@@ -936,15 +947,9 @@ fn last_bytes(extents: &[Extent], n: u64) -> Vec<Extent> {
 /// to: a killed run's bytes of an item this run packs again from the
 /// start (a table, a file that changed, a file's bytes past its first
 /// unfinished chunk).
-fn unreferenced_chunks(st: &journal::State, work: &Work) -> Vec<u64> {
+fn unreferenced_chunks(st: &journal::State, resumed: Option<&Partial>) -> Vec<u64> {
     let mut used: HashSet<u64> = st.entries.iter().flat_map(|e| e.extents().iter().map(|x| x.chunk())).collect();
-    if let Work::Tree { scanned, .. } = work {
-        for item in &scanned.items {
-            if let Some(p) = resumable(&st.partials, item) {
-                used.extend(p.extents.iter().map(|x| x.chunk()));
-            }
-        }
-    }
+    used.extend(resumed.iter().flat_map(|p| p.extents.iter().map(|x| x.chunk())));
     st.chunks.keys().copied().filter(|id| !used.contains(id)).collect()
 }
 

@@ -688,7 +688,10 @@ fn decrypt_chunk(
             let start = i * seg as u64;
             let pt_len = (plain - start).min(seg as u64) as usize;
             let mut buf = vec![0u8; pt_len + TAG_LEN];
-            f.read_exact(&mut buf).map_err(|e| format!("cannot read segment {i} of {nseg}: {e}"))?;
+            f.read_exact(&mut buf).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => format!("cut short in segment {i} of {nseg}: the segments from there on are lost"),
+                _ => format!("cannot read segment {i} of {nseg}: {e}"),
+            })?;
             let end = start + pt_len as u64;
             let listening = match opener.open(i, &mut buf, i + 1 == nseg) {
                 Some(_) => {
