@@ -6,7 +6,7 @@
 //! The journal stays on the packing machine (it holds file names in the
 //! clear, like the source itself); key material in it is wrapped.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -226,6 +226,8 @@ pub fn load(path: &Path) -> Result<State, String> {
     let mut raw_entries = Vec::new();
     // Per path: the file as it was being packed and its extents so far.
     let mut progress: Vec<Partial> = Vec::new();
+    // Per path: the run and line of its latest progress record.
+    let mut progress_at: HashMap<PathBytes, (u64, usize)> = HashMap::new();
     let mut dropped = BTreeSet::new();
     let mut complete = false;
     let mut generation = 0;
@@ -256,12 +258,16 @@ pub fn load(path: &Path) -> Result<State, String> {
             Record::Chunk(c) => {
                 chunks.insert(c.id, c);
             }
-            Record::Entry(e) => raw_entries.push((generation, e)),
+            Record::Entry(e) => raw_entries.push((generation, i, e)),
             Record::Partial(p) => {
+                progress_at.insert(p.path.clone(), (generation, i));
                 progress.retain(|x| x.path != p.path);
                 progress.push(p);
             }
-            Record::Progress(p) => add_progress(&mut progress, p),
+            Record::Progress(p) => {
+                progress_at.insert(p.path.clone(), (generation, i));
+                add_progress(&mut progress, p)
+            }
             Record::Drop { id } => {
                 dropped.insert(id);
             }
@@ -281,10 +287,13 @@ pub fn load(path: &Path) -> Result<State, String> {
     let mut seen: HashSet<ItemId> = HashSet::new();
     let mut entries = Vec::new();
     let mut cut_in_run = None;
-    for (run, e) in raw_entries {
+    // Items lost to an unfinished chunk: (run, line, item).
+    let mut lost = Vec::new();
+    for (run, line, e) in raw_entries {
         let whole = e.extents().iter().all(|x| chunks.contains_key(&x.chunk()));
         if !whole {
             cut_in_run = Some(run);
+            lost.push((run, line, item_id(&e)));
             continue;
         }
         if cut_in_run == Some(run) && !e.extents().is_empty() {
@@ -298,7 +307,14 @@ pub fn load(path: &Path) -> Result<State, String> {
     // its bytes that lies in finished chunks.
     let mut partials = Vec::new();
     for mut p in progress {
-        if seen.contains(&ItemId::Path(p.path.clone())) {
+        let id = ItemId::Path(p.path.clone());
+        if seen.contains(&id) {
+            continue;
+        }
+        // Like an entry, a file begun after an item its run lost is not
+        // continued: its prefix would hold chunks full of that item's bytes.
+        let (run, line) = progress_at[&p.path];
+        if lost.iter().any(|(r, l, other)| *r == run && *l < line && *other != id) {
             continue;
         }
         let mut kept = p.extents.iter().take_while(|x| chunks.contains_key(&x.chunk())).count();
@@ -424,6 +440,14 @@ mod tests {
             chunk(3),
         ]);
         assert_eq!(kept(&st), ["a", "d", "b"]);
+        // A file begun after a lost one does not continue either.
+        let st = replay(&[
+            Record::Run { generation: 1 },
+            file("a", &[(1, 0, 10), (2, 0, 10)]),
+            progress(0, &[(1, 10, 100)]),
+            chunk(1),
+        ]);
+        assert_eq!(prefix(&st), None);
     }
 
     #[test]
