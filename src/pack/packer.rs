@@ -7,7 +7,7 @@
 //! hashing and the writes to several devices run at once. Bounded channels
 //! keep memory at a few MiB per slot.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -382,7 +382,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         }
         (None, None) => unreachable!("one source"),
     };
-    let (todo_items, todo_bytes) = work.remaining(&state);
+    let (_, todo_bytes) = work.remaining(&state); // sizes the manifest reserve
     let manifest_reserve = match &work {
         Work::Tree { scanned, .. } => {
             256 * 1024
@@ -412,19 +412,8 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         let reset = journal::Progress { path: p.path.clone(), size: p.size, mtime: p.mtime, at: 0, extents: Vec::new() };
         journal.append(&Record::Progress(reset), false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
     }
-    // What a killed run finished of an item that is packed again now is
-    // dead weight: drop it before counting each device's room. The chunk
-    // files go with the other leftovers below.
-    let dead = unreferenced_chunks(&state, resumed.as_ref());
-    let reclaimed_bytes: u64 = dead.iter().map(|id| state.chunks[id].size).sum();
-    for (i, id) in dead.iter().enumerate() {
-        journal
-            .append(&Record::Drop { id: *id }, i + 1 == dead.len())
-            .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
-        state.chunks.remove(id);
-    }
     let mut device_recs = state.devices.clone();
-    let mut devs: Vec<Dev> = Vec::new();
+    let mut dirs = Vec::new();
     for path in &opts.devices {
         let d = DeviceDir::new(path, &pid_hex).with_fault_after(opts.fault_enospc_after);
         d.ensure_dir().map_err(|source| Error::Write { path: d.dir().to_path_buf(), source })?;
@@ -445,6 +434,23 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
                 n
             }
         };
+        dirs.push((path, d, number));
+    }
+    // What a killed run finished of an item that is packed again now is
+    // dead weight: drop it before counting each device's room (the chunk
+    // files go with the other leftovers below).
+    let present: HashSet<u32> = dirs.iter().map(|d| d.2).collect();
+    let dead = reclaim(&mut state, resumed.as_ref(), &present);
+    let reclaimed_bytes: u64 = dead.iter().map(|id| state.chunks[id].size).sum();
+    for (i, id) in dead.iter().enumerate() {
+        journal
+            .append(&Record::Drop { id: *id }, i + 1 == dead.len())
+            .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        state.chunks.remove(id);
+    }
+    let (todo_items, todo_bytes) = work.remaining(&state);
+    let mut devs: Vec<Dev> = Vec::new();
+    for (path, d, number) in dirs {
         // Leftovers of an interrupted run: partial chunks and chunks whose
         // completion never reached the journal. Their ids are never reused.
         for (name, _, _) in device::list_pack_dir(d.dir()).map_err(|source| Error::Read { path: d.dir().into(), source })? {
@@ -793,14 +799,21 @@ impl Feeder<'_, '_> {
 
     /// Closes every open chunk, so each ends with a proper last segment.
     fn finish(&mut self) {
+        let _ = self.close_chunks();
+    }
+
+    /// Closes every open chunk; what comes next starts new ones.
+    fn close_chunks(&mut self) -> Result<(), Stop> {
+        let mut r = Ok(());
         if self.used > 0 {
-            let _ = self.flush_block();
+            r = self.flush_block().map(|_| ());
         } else if let Some(b) = self.block.take() {
             drop(b);
         }
         for i in 0..self.slots.len() {
-            let _ = self.end_chunk(i);
+            r = r.and(self.end_chunk(i));
         }
+        r
     }
 
     /// Packs one file from byte `skip` on (the bytes before it were packed
@@ -943,14 +956,55 @@ fn last_bytes(extents: &[Extent], n: u64) -> Vec<Extent> {
     out
 }
 
-/// Finished chunks that no kept entry and no file to be continued refers
-/// to: a killed run's bytes of an item this run packs again from the
-/// start (a table, a file that changed, a file's bytes past its first
-/// unfinished chunk).
-fn unreferenced_chunks(st: &journal::State, resumed: Option<&Partial>) -> Vec<u64> {
-    let mut used: HashSet<u64> = st.entries.iter().flat_map(|e| e.extents().iter().map(|x| x.chunk())).collect();
-    used.extend(resumed.iter().flat_map(|p| p.extents.iter().map(|x| x.chunk())));
-    st.chunks.keys().copied().filter(|id| !used.contains(id)).collect()
+/// The finished chunks to drop on resume; the kept entries that lie in
+/// them are removed from `st`, to be packed again.
+///
+/// A killed run leaves bytes of items packed again from the start (a table,
+/// a file that changed, a file's bytes past its kept prefix) in finished
+/// chunks. A chunk no kept entry and not the continued file refers to is
+/// dropped. On the devices at hand, a chunk holding such dead bytes is
+/// dropped too when the kept entries in it lie only in chunks dropped
+/// with it: packing those few again (they are small: every chunk they touch
+/// holds dead bytes) frees the whole chunk.
+fn reclaim(st: &mut journal::State, resumed: Option<&Partial>, present: &HashSet<u32>) -> Vec<u64> {
+    let seg = st.identity.segment_size;
+    let chunks_of = |e: &Entry| e.extents().iter().map(|x| x.chunk()).collect::<Vec<u64>>();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    let prefix: Vec<Extent> = resumed.map(|p| p.extents.clone()).unwrap_or_default();
+    for x in st.entries.iter().flat_map(|e| e.extents().iter()).chain(&prefix) {
+        *live.entry(x.chunk()).or_default() += x.len();
+    }
+    let prefix: HashSet<u64> = prefix.iter().map(|x| x.chunk()).collect();
+    let mut free: HashSet<u64> = st
+        .chunks
+        .values()
+        .filter(|c| !prefix.contains(&c.id))
+        .filter(|c| {
+            let live = live.get(&c.id).copied().unwrap_or(0);
+            let plain = format::plain_len_of(c.size, seg).unwrap_or(u64::MAX);
+            live == 0 || (present.contains(&c.device) && live < plain)
+        })
+        .map(|c| c.id)
+        .collect();
+    // An entry that also lies in a chunk kept anyway stays, and so do the
+    // chunks it lies in.
+    loop {
+        let mut held = HashSet::new();
+        for e in &st.entries {
+            let ch = chunks_of(e);
+            if ch.iter().any(|c| free.contains(c)) && ch.iter().any(|c| !free.contains(c)) {
+                held.extend(ch.into_iter().filter(|c| free.contains(c)));
+            }
+        }
+        if held.is_empty() {
+            break;
+        }
+        free.retain(|c| !held.contains(c));
+    }
+    st.entries.retain(|e| !chunks_of(e).iter().any(|c| free.contains(c)));
+    let mut out: Vec<u64> = free.into_iter().collect();
+    out.sort_unstable();
+    out
 }
 
 /// Packs each table whole. A table cut short (the devices filled, or the
@@ -962,6 +1016,16 @@ fn feed_tables(f: &mut Feeder, db: &mut dyn TableSource, todo: &[&TablePlan], ro
         return Some(Stop::Error(e));
     }
     for plan in todo {
+        // A large table starts in chunks of its own: if a kill cuts it
+        // short, the next run reads it again and reclaims every chunk it
+        // had filled, none being shared with a table that is kept.
+        // (A catalog without a byte figure gets a modest guess per row.)
+        let estimate = if plan.estimated_bytes > 0 { plan.estimated_bytes } else { plan.estimated_rows.saturating_mul(64) };
+        if estimate >= f.chunk_size / 8 {
+            if let Err(stop) = f.close_chunks() {
+                return Some(stop);
+            }
+        }
         let mut stream = match db.open(&plan.name) {
             Ok(s) => s,
             Err(e) => return Some(Stop::Error(e)),
@@ -1094,4 +1158,77 @@ fn handle(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::catalog::Mtime;
+    use crate::pack::crypto::Sealed;
+
+    fn state(chunks: &[(u64, u32, u64)], entries: Vec<Entry>) -> journal::State {
+        journal::State {
+            identity: Identity {
+                pack_id: [7; 16],
+                created: String::new(),
+                segment_size: 1024,
+                chunk_size: 8192,
+                key_slots: vec![],
+                signer: vec![],
+                signing_seed: Sealed { salt: vec![], nonce: vec![] },
+                signing_seed_ct: vec![],
+            },
+            source: "/src".into(),
+            generation: 1,
+            devices: vec![],
+            opened: chunks.iter().map(|c| c.0).collect(),
+            chunks: chunks
+                .iter()
+                .map(|&(id, device, plain)| {
+                    (id, ChunkRecord { id, slot: 0, device, size: format::chunk_file_size(plain, 1024), sha256: [0; 32] })
+                })
+                .collect(),
+            entries,
+            partials: vec![],
+            database: None,
+            complete: false,
+        }
+    }
+
+    fn file(name: &str, extents: &[(u64, u64, u64)]) -> Entry {
+        Entry::File {
+            path: PathBytes(name.as_bytes().to_vec()),
+            mode: 0o644,
+            mtime: Mtime(1, 0),
+            size: extents.iter().map(|x| x.2).sum(),
+            sha256: [0; 32],
+            extents: extents.iter().map(|&(c, o, l)| Extent(c, o, l)).collect(),
+        }
+    }
+
+    fn names(st: &journal::State) -> Vec<String> {
+        st.entries.iter().map(|e| e.path_display()).collect()
+    }
+
+    /// Chunk 1 is full of live bytes; chunk 2 holds a small kept file and
+    /// the bytes of a lost one; chunk 3 only lost bytes; chunk 4 is shared
+    /// with a file that also fills chunk 1, so it stays.
+    #[test]
+    fn chunks_with_dead_bytes_are_freed_when_what_they_keep_is_small() {
+        let present: HashSet<u32> = [1].into();
+        let mut st = state(
+            &[(1, 1, 4000), (2, 1, 4000), (3, 1, 4000), (4, 1, 4000)],
+            vec![file("whole", &[(1, 0, 3000)]), file("spans", &[(1, 3000, 1000), (4, 0, 500)]), file("small", &[(2, 0, 100)])],
+        );
+        assert_eq!(reclaim(&mut st, None, &present), vec![2, 3]);
+        assert_eq!(names(&st), ["whole", "spans"], "the small file is packed again");
+        // On a device not at hand, only what nothing refers to is dropped.
+        let mut st = state(&[(2, 2, 4000), (3, 2, 4000)], vec![file("small", &[(2, 0, 100)])]);
+        assert_eq!(reclaim(&mut st, None, &present), vec![3]);
+        assert_eq!(names(&st), ["small"]);
+        // The continued file's prefix holds its chunks.
+        let mut st = state(&[(2, 1, 4000)], vec![]);
+        let p = Partial { path: PathBytes(b"big".to_vec()), size: 9000, mtime: Mtime(1, 0), done: 100, extents: vec![Extent(2, 0, 100)] };
+        assert!(reclaim(&mut st, Some(&p), &present).is_empty());
+    }
 }
