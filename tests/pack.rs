@@ -290,7 +290,9 @@ fn every_fault_is_caught_and_named() {
         fs::rename(y, x).unwrap();
         fs::rename(&tmp, y).unwrap();
         fails(env.run(&["verify", a, b]), 3, &[&name(x), &name(y), "copied or renamed"]);
-        fails(deep(a, b), 3, &[&name(x), "copied or renamed"]);
+        let t = fails(deep(a, b), 3, &[&name(x), "copied or renamed"]);
+        let named = error_lines(&t).iter().filter(|l| l.contains("copied or renamed")).count();
+        assert_eq!(named, 2, "each swapped chunk is named once:\n{t}");
     });
 
     // A chunk duplicated onto the other device.
@@ -351,7 +353,7 @@ fn every_fault_is_caught_and_named() {
         data[s1..s1 + seg].copy_from_slice(&first);
         fs::write(&c, data).unwrap();
         fails(env.run(&["verify", a, b]), 3, &[&name(&c), "SHA-256"]);
-        fails(deep(a, b), 3, &[&name(&c), "segment 0 does not authenticate"]);
+        fails(deep(a, b), 3, &[&name(&c), "segments 0, 1 (of"]);
     });
 
     // The manifest altered: its signature no longer matches.
@@ -378,6 +380,140 @@ fn every_fault_is_caught_and_named() {
 
     // The originals were untouched by all that.
     ok(env.run(&["verify", &d1, &d2]));
+}
+
+/// Every regular file under `root`, relative path to bytes.
+fn files_of(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    snapshot(root)
+        .into_iter()
+        .filter_map(|(p, n)| match n {
+            Node::File { data, .. } => Some((p, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lines of the output that start with `ERROR`.
+fn error_lines(t: &str) -> Vec<&str> {
+    t.lines().filter(|l| l.starts_with("ERROR")).collect()
+}
+
+/// A tree of many small files and a few large ones, packed onto two
+/// devices by one writer in 256 KiB chunks of 16 KiB segments.
+fn packed_many(env: &Env, extra: &[&str]) -> (PathBuf, String, String) {
+    let src = env.p("src");
+    fs::create_dir_all(src.join("many")).unwrap();
+    for i in 0..400 {
+        fs::write(src.join(format!("many/{i:03}")), pseudo_random_bytes(300 + i, 3000 + (i as usize * 7) % 2000)).unwrap();
+    }
+    fs::write(src.join("large-1"), pseudo_random_bytes(1, 600_000)).unwrap();
+    fs::write(src.join("large-2"), pseudo_random_bytes(2, 300_000)).unwrap();
+    let (d1, d2) = (env.dev("d1"), env.dev("d2"));
+    let mut args = vec!["pack", src.to_str().unwrap(), &d1, &d2, "--chunk-size", "256KiB", "--segment-size", "16KiB", "--threads", "1"];
+    let pass = env.pass();
+    args.extend(["--passphrase-file", &pass]);
+    args.extend_from_slice(extra);
+    ok(env.run(&args));
+    (src, d1, d2)
+}
+
+/// One flipped byte: the unpack restores every file that does not touch
+/// the damaged segment (later segments of the same chunk included), never
+/// leaves a damaged file under its real name, and its summary counts what
+/// was restored and what was not.
+#[test]
+fn a_flipped_byte_costs_only_the_files_in_its_segment() {
+    let env = Env::new();
+    let (src, d1, d2) = packed_many(&env, &[]);
+    let chunk = chunk_files(&d1)[1].clone();
+    let mut data = fs::read(&chunk).unwrap();
+    // Inside segment 3 of 16: segments 4.. of this chunk stay intact.
+    let at = 80 + 3 * (16384 + 16) + 5000;
+    data[at] ^= 0x40;
+    fs::write(&chunk, data).unwrap();
+    let out = env.p("out");
+    let o = env.run(&["unpack", &d1, &d2, out.to_str().unwrap(), "--passphrase-file", &env.pass()]);
+    let t = fails(o, 3, &[&name(&chunk), "segment 3", "damaged"]);
+    let (want, got) = (files_of(&src), files_of(&out));
+    for (p, bytes) in &got {
+        assert!(want.get(p) == Some(bytes), "{} is under its real name with the wrong bytes\n{t}", p.display());
+    }
+    let lost: Vec<_> = want.keys().filter(|p| !got.contains_key(*p)).collect();
+    // 16 KiB of 3-5 KB files: a handful, never the rest of the chunk.
+    assert!(!lost.is_empty() && lost.len() <= 8, "{} files lost: {lost:?}\n{t}", lost.len());
+    for p in &lost {
+        assert_eq!(t.matches(&format!("{}: ", out.join(p).display())).count(), 1, "{} is named once\n{t}", p.display());
+    }
+    assert!(t.contains(&format!("unpacked {} of {} files", want.len() - lost.len(), want.len())), "{t}");
+    assert!(t.contains(&format!("{} damaged", lost.len())), "{t}");
+    // No temporary file is left behind.
+    let names: Vec<_> = snapshot(&out).into_keys().filter(|p| !want.contains_key(p) && !out.join(p).is_dir()).collect();
+    assert!(names.is_empty(), "{names:?}");
+    // verify --deep names the chunk once (its segment) and the same files.
+    let t = fails(env.run(&["verify", "--deep", &d1, &d2, "--passphrase-file", &env.pass()]), 3, &["segment 3"]);
+    assert_eq!(error_lines(&t).len(), 1 + lost.len(), "{t}");
+}
+
+/// A missing disk is named once, then each file it held, once; the files
+/// on the disks at hand are restored.
+#[test]
+fn a_missing_disk_is_named_once_then_the_files_it_held() {
+    let env = Env::new();
+    let (src, d1, _d2) = packed_many(&env, &[]);
+    let out = env.p("out");
+    let o = env.run(&["unpack", &d1, out.to_str().unwrap(), "--passphrase-file", &env.pass()]);
+    let t = fails(o, 3, &["device 2", "is missing"]);
+    let (want, got) = (files_of(&src), files_of(&out));
+    let lost: Vec<_> = want.keys().filter(|p| !got.contains_key(*p)).collect();
+    assert!(!got.is_empty() && !lost.is_empty(), "{t}");
+    for (p, bytes) in &got {
+        assert!(want.get(p) == Some(bytes), "{} differs", p.display());
+    }
+    let errors = error_lines(&t);
+    assert_eq!(errors.len(), 1 + lost.len(), "the disk once, then each file it held:\n{t}");
+    assert_eq!(errors.iter().filter(|l| l.contains("is missing")).count(), 1, "{t}");
+    assert!(!t.contains(".bgc is missing"), "no line per chunk file:\n{t}");
+    for p in &lost {
+        assert_eq!(t.matches(&format!("{}: ", out.join(p).display())).count(), 1, "{}\n{t}", p.display());
+    }
+    assert!(t.contains(&format!("{} skipped", lost.len())), "{t}");
+    // verify --deep: the same shape.
+    let t = fails(env.run(&["verify", "--deep", &d1, "--passphrase-file", &env.pass()]), 3, &["device 2", "is missing"]);
+    assert_eq!(error_lines(&t).len(), 1 + lost.len(), "{t}");
+    // And without the key, the disk once.
+    let t = fails(env.run(&["verify", &d1]), 3, &["device 2", "is missing"]);
+    assert_eq!(error_lines(&t).len(), 1, "{t}");
+}
+
+/// The manifest sent apart from the disks wins over damaged copies on
+/// them, once its signature checks.
+#[test]
+fn a_separate_manifest_overrides_damaged_ones_on_the_disks() {
+    let env = Env::new();
+    let m = env.p("sent.bgm");
+    let (src, d1, d2) = packed_many(&env, &["--manifest-out", m.to_str().unwrap()]);
+    let on_disk = |d: &str| chunk_files(d)[0].with_file_name("manifest.bgm");
+    // One copy altered, the other cut short.
+    let mut b = fs::read(on_disk(&d1)).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    fs::write(on_disk(&d1), b).unwrap();
+    let len = fs::metadata(on_disk(&d2)).unwrap().len();
+    fs::OpenOptions::new().write(true).open(on_disk(&d2)).unwrap().set_len(len / 3).unwrap();
+    fails(env.run(&["verify", &d1, &d2]), 3, &["no valid manifest"]);
+    let ms = m.to_str().unwrap();
+    let t = text(&ok(env.run(&["verify", &d1, &d2, "--manifest", ms])));
+    assert!(t.contains("manifest.bgm") && t.contains("--manifest"), "the damaged copies are noted:\n{t}");
+    ok(env.run(&["verify", "--deep", &d1, &d2, "--manifest", ms, "--passphrase-file", &env.pass()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, &d2, out.to_str().unwrap(), "--manifest", ms, "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+    // A separate manifest that does not verify is refused.
+    let mut b = fs::read(&m).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    fs::write(&m, b).unwrap();
+    fails(env.run(&["verify", &d1, &d2, "--manifest", ms]), 3, &["sent.bgm", "signature"]);
 }
 
 #[test]
@@ -512,6 +648,60 @@ fn resume_after_sigkill() {
     let o = ok(env.run(&["verify", &d1]));
     assert!(!text(&o).contains("ERROR"), "{}", text(&o));
     ok(env.run(&["verify", "--deep", &d1, "--passphrase-file", &env.pass()]));
+    let out = env.p("out");
+    ok(env.run(&["unpack", &d1, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+}
+
+/// Bytes of chunk files on a device.
+fn chunk_bytes(dev: &str) -> u64 {
+    chunk_files(dev).iter().map(|c| fs::metadata(c).unwrap().len()).sum()
+}
+
+/// kill -9 in the middle of a large file, then --resume on the same disk
+/// with little room to spare: the resumed run goes on after the file's last
+/// synced chunk and reclaims what it cannot use, so the disk holds the data
+/// about once and never reads "devices are full".
+#[test]
+fn sigkill_mid_file_resumes_on_the_same_disk_without_dead_space() {
+    let env = Env::new();
+    let src = env.p("src");
+    fs::create_dir_all(src.join("small")).unwrap();
+    fs::write(src.join("a-big"), pseudo_random_bytes(7, 24 << 20)).unwrap();
+    for i in 0..50 {
+        fs::write(src.join(format!("small/{i}")), pseudo_random_bytes(200 + i, 20_000)).unwrap();
+    }
+    fs::write(src.join("z-big"), pseudo_random_bytes(8, 6 << 20)).unwrap();
+    let data: u64 = (24 << 20) + 50 * 20_000 + (6 << 20);
+    let d1 = env.dev("d1");
+    let journal = env.p("journal");
+    // Room for the data, the manifest and two spare chunks: a resume that
+    // packed the big file again from byte 0 would not fit.
+    let capacity = (data + (2 << 20) + (400 << 10)).to_string();
+    let args = |resume: bool| {
+        let mut v = vec!["pack".to_string(), src.display().to_string(), d1.clone()];
+        v.extend(["--passphrase-file", &env.pass(), "--journal", journal.to_str().unwrap(), "--capacity", &capacity].map(String::from));
+        v.extend(["--chunk-size", "1MiB", "--segment-size", "64KiB", "--threads", "2"].map(String::from));
+        if resume {
+            v.push("--resume".into());
+        }
+        v
+    };
+    let mut child = env
+        .cmd(&args(false).iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::kill_after_chunks(&mut child, &journal, 8);
+    let killed = chunk_bytes(&d1);
+    let o = ok(env.run(&args(true).iter().map(String::as_str).collect::<Vec<_>>()));
+    let used = chunk_bytes(&d1);
+    // The kill lands in a-big, whose chunks hold nothing else: every chunk
+    // on the disk is full of live data (headers and tags aside).
+    assert!(used <= data + 64 * 1024, "{used} bytes of chunks for {data} bytes of data ({killed} before the resume)\n{}", text(&o));
+    let v = ok(env.run(&["verify", &d1]));
+    assert!(!text(&v).contains("ERROR"), "{}", text(&v));
     let out = env.p("out");
     ok(env.run(&["unpack", &d1, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
     assert_same_tree(&src, &out);
@@ -656,7 +846,7 @@ mod format_properties {
             let master = reader::unlock(&l, &barge::pack::crypto::Unlock::Passphrase(b"pw")).unwrap();
             let cat = reader::open_catalog(&l, &master).unwrap();
             let out = t.path().join("out");
-            let r = reader::decrypt_all(&l, &checked.locations, &master, &cat, Some(&out), &Silent).unwrap();
+            let r = reader::decrypt_all(&l, &checked, &master, &cat, Some(&out), &Silent).unwrap();
             prop_assert!(r.findings.is_empty(), "{:?}", r.findings);
             for (i, n) in sizes.iter().enumerate() {
                 let rel = if i % 3 == 0 { format!("d/{i}") } else { format!("{i}") };
@@ -689,8 +879,8 @@ mod format_properties {
             let shallow = reader::check_files(&l, true, &Silent);
             prop_assert!(reader::has_errors(&shallow.findings));
             prop_assert!(shallow.findings.iter().any(|f| f.file.as_deref().is_some_and(|p| p.ends_with(&name(&chunk)))));
-            let locations = reader::check_files(&l, false, &Silent).locations;
-            let deep = reader::decrypt_all(&l, &locations, &master, &cat, None, &Silent).unwrap();
+            let checked = reader::check_files(&l, false, &Silent);
+            let deep = reader::decrypt_all(&l, &checked, &master, &cat, None, &Silent).unwrap();
             prop_assert!(reader::has_errors(&deep.findings), "flip at {} bit {} not caught by --deep", pos, bit);
         });
         fs::write(&chunk, &orig).unwrap();

@@ -367,7 +367,7 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
     use barge::task::unpack_db::{self, UnpackOptions};
     let dev = PathBuf::from(p.dev());
     let l = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
-    let locations = reader::check_files(&l, false, &barge::progress::Silent).locations;
+    let checked = reader::check_files(&l, false, &barge::progress::Silent);
     let master = reader::unlock(&l, &Unlock::Passphrase(PASS.as_bytes())).unwrap();
     let cat = reader::open_catalog(&l, &master).unwrap();
     let endpoint = dst.endpoint();
@@ -385,7 +385,7 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
         convert: schema_args.options(barge::model::Dialect::Sqlite, target, None).unwrap(),
         rejects: p.p("rejects.jsonl"),
     };
-    unpack_db::unpack(&l, &locations, &master, &cat, &endpoint, &opts, &barge::progress::Silent).map(|_| ()).map_err(|e| e.to_string())
+    unpack_db::unpack(&l, &checked, &master, &cat, &endpoint, &opts, &barge::progress::Silent).map(|_| ()).map_err(|e| e.to_string())
 }
 
 // ---- resume --------------------------------------------------------------------
@@ -394,8 +394,10 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
 async fn sigkill_during_a_database_pack_then_resume_gives_the_same_rows() {
     let src = TestDb::new(Engine::Postgres, "pk_resume").await;
     let mut conn = src.connect(barge::endpoint::Role::Target).await;
-    conn.execute("CREATE TABLE small (id int PRIMARY KEY, v text)").await.unwrap();
-    conn.execute("INSERT INTO small SELECT g, 'v' || g FROM generate_series(1, 1000) g").await.unwrap();
+    // Packed first and kept by the killed run; it must not hold the
+    // chunks of the table read again.
+    conn.execute("CREATE TABLE a_small (id int PRIMARY KEY, v text)").await.unwrap();
+    conn.execute("INSERT INTO a_small SELECT g, 'v' || g FROM generate_series(1, 1000) g").await.unwrap();
     conn.execute(
         "CREATE TABLE big (id bigint PRIMARY KEY, grp int NOT NULL, label text, amount numeric(12,2), at timestamptz);
          INSERT INTO big SELECT g, g % 97, 'row ' || g, (g % 100000) / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
@@ -406,7 +408,7 @@ async fn sigkill_during_a_database_pack_then_resume_gives_the_same_rows() {
     drop(conn);
     let p = Packed::new();
     let journal = p.p("journal");
-    let args = ["--chunk-size", "2MiB", "--segment-size", "64KiB", "--journal", journal.to_str().unwrap()];
+    let args = ["--chunk-size", "2MiB", "--segment-size", "64KiB", "--threads", "2", "--journal", journal.to_str().unwrap()];
     let mut child = p
         .cmd(&["pack", &src.url, &p.dev(), "--passphrase-file", &p.pass()])
         .args(args)
@@ -422,7 +424,12 @@ async fn sigkill_during_a_database_pack_then_resume_gives_the_same_rows() {
     assert!(out.contains("complete") && out.contains("2 tables, 1001000 rows"), "{out}");
     let v = ok(p.run(&["verify", &p.dev()]), "verify");
     assert!(!v.contains("ERROR"), "no leftover or unexpected chunk: {v}");
-    ok(p.run(&["verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), "verify --deep");
+    let deep = ok(p.run(&["--json", "verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), "verify --deep");
+    // The killed run's chunks of the table read again are reclaimed: every
+    // chunk left is full of live rows (headers and tags aside).
+    let data = serde_json::from_str::<serde_json::Value>(&deep).unwrap()["bytes"].as_u64().unwrap();
+    let used: u64 = p.chunks().iter().map(|c| fs::metadata(c).unwrap().len()).sum();
+    assert!(used <= data + 64 * 1024, "{used} bytes of chunks for {data} bytes of rows\n{out}");
 
     let (dst, _) = unpack_and_validate(&p, &src, Engine::Postgres, &[], &[]).await;
     let q = "SELECT count(*), count(DISTINCT id), md5(string_agg(b::text, ',' ORDER BY id)) FROM big b";

@@ -354,6 +354,13 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
             report.chunks
         ))?;
     }
+    if report.reclaimed_chunks > 0 {
+        w(&mut out, format!(
+            "  reclaimed {} ({}) that the interrupted run had written for items packed again",
+            plural(report.reclaimed_chunks, "chunk file", "chunk files"),
+            fmt_bytes(report.reclaimed_bytes)
+        ))?;
+    }
     w(&mut out, format!("  {:<8} {:<40} {:>8} {:>12} {:>12}", "device", "path", "chunks", "this run", "on device"))?;
     for d in &report.devices {
         w(&mut out, format!(
@@ -381,8 +388,10 @@ fn unlock_input(s: &SecretArgs) -> Result<(Vec<u8>, bool)> {
     Ok((read_passphrase(s.passphrase_file.as_deref(), false)?.expose().as_bytes().to_vec(), false))
 }
 
-/// Prints findings and turns errors into exit code 3 (one JSON object with --json).
-fn finish(mut v: serde_json::Value, findings: &[Finding], what: &str) -> Result<ExitCode> {
+/// Prints findings (one line per file) and turns errors into exit code 3
+/// (one JSON object with --json).
+fn finish(mut v: serde_json::Value, findings: Vec<Finding>, what: &str) -> Result<ExitCode> {
+    let findings = &reader::tidy(findings)[..];
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     let o = output::get();
     if o.json {
@@ -441,7 +450,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
             fmt_bytes(checked.bytes),
             m.identity.signer_fingerprint()
         ));
-        return finish(base, &checked.findings, "verify");
+        return finish(base, checked.findings, "verify");
     }
     let (secret, is_file) = unlock_input(&args.secret)?;
     let u = if is_file { Unlock::KeyFile(&secret) } else { Unlock::Passphrase(&secret) };
@@ -449,19 +458,34 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
     let catalog = reader::open_catalog(&located, &master)?;
     // Sizes and headers without hashing: AES-GCM authenticates every byte below.
     let checked = reader::check_files(&located, false, progress.as_ref());
-    let deep = reader::decrypt_all(&located, &checked.locations, &master, &catalog, None, progress.as_ref())?;
+    let mut deep = reader::decrypt_all(&located, &checked, &master, &catalog, None, progress.as_ref())?;
     let mut findings = checked.findings;
-    findings.extend(deep.findings);
+    findings.extend(std::mem::take(&mut deep.findings));
     base["files"] = json!(deep.totals.files);
     base["tables"] = json!(deep.totals.tables);
     base["bytes"] = json!(deep.totals.bytes);
-    let items = if catalog.database.is_some() {
-        format!("{} tables ({} rows)", deep.totals.tables, deep.totals.rows)
+    base["intact"] = json!(deep.items.intact);
+    base["damaged"] = json!(deep.items.damaged);
+    base["not_checked"] = json!(deep.items.skipped);
+    let (items, kind) = if catalog.database.is_some() {
+        (format!("{} tables ({} rows)", deep.totals.tables, deep.totals.rows), "tables")
     } else {
-        format!("{} files, {} dirs, {} symlinks", deep.totals.files, deep.totals.dirs, deep.totals.symlinks)
+        (format!("{} files, {} dirs, {} symlinks", deep.totals.files, deep.totals.dirs, deep.totals.symlinks), "files")
     };
-    base["summary"] = json!(format!("pack {}: {items}, {} decrypted and checked", located.pack_id(), fmt_bytes(deep.totals.bytes)));
-    finish(base, &findings, "verify --deep")
+    let i = &deep.items;
+    base["summary"] = json!(if i.damaged + i.skipped == 0 {
+        format!("pack {}: {items}, {} decrypted and checked", located.pack_id(), fmt_bytes(deep.totals.bytes))
+    } else {
+        let mut parts = vec![format!("{} {kind} intact ({})", i.intact, fmt_bytes(i.intact_bytes))];
+        if i.damaged > 0 {
+            parts.push(format!("{} damaged", i.damaged));
+        }
+        if i.skipped > 0 {
+            parts.push(format!("{} not checked (their chunks are missing)", i.skipped));
+        }
+        format!("pack {}: {items}: {}", located.pack_id(), parts.join(", "))
+    });
+    finish(base, findings, "verify --deep")
 }
 
 pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
@@ -474,30 +498,99 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     };
     let progress = progress::for_cli();
     let located = reader::locate(&devices, args.manifest.as_deref(), args.pack.as_deref())?;
-    let checked = reader::check_files(&located, false, progress.as_ref());
-    if reader::has_errors(&checked.findings) {
-        return finish(json!({"pack_id": located.pack_id(), "target": target.display().to_string()}), &checked.findings, "unpack (before writing anything)");
-    }
+    let shown = target.display().to_string();
+    let Some(checked) = check_tree_chunks(&located, &shown, progress.as_ref())? else {
+        return Ok(ExitCode::from(exit::MISMATCH));
+    };
     let (secret, is_file) = unlock_input(&args.secret)?;
     let u = if is_file { Unlock::KeyFile(&secret) } else { Unlock::Passphrase(&secret) };
     let master = reader::unlock(&located, &u)?;
     let catalog = reader::open_catalog(&located, &master)?;
-    let deep = reader::decrypt_all(&located, &checked.locations, &master, &catalog, Some(&target), progress.as_ref())?;
+    let mut deep = reader::decrypt_all(&located, &checked, &master, &catalog, Some(&target), progress.as_ref())?;
     let mut findings = checked.findings;
-    findings.extend(deep.findings);
-    let v = json!({
+    findings.extend(std::mem::take(&mut deep.findings));
+    let t = &deep.totals;
+    let mut v = tree_counts(&located, &shown, &deep);
+    v["dirs"] = json!(t.dirs);
+    v["symlinks"] = json!(t.symlinks);
+    v["summary"] = json!(format!(
+        "{}, {} dirs, {} symlinks into {shown}{}",
+        restored_files(&deep),
+        t.dirs,
+        t.symlinks,
+        not_restored(&deep)
+    ));
+    finish(v, findings, "unpack")
+}
+
+/// The keyless check before a tree is written: every chunk's size, header
+/// and ciphertext SHA-256 against the signed manifest. Damaged or missing
+/// chunks cost only the files whose bytes lie in them: they are named, and
+/// the others are restored. An incomplete pack writes nothing (its findings
+/// are printed and `None` returned).
+fn check_tree_chunks(located: &reader::Located, target: &str, progress: &dyn progress::Progress) -> Result<Option<reader::Checked>> {
+    let checked = reader::check_files(located, true, progress);
+    if !located.decoded.manifest.complete {
+        finish(json!({"pack_id": located.pack_id(), "target": target}), checked.findings, "unpack (before writing anything)")?;
+        return Ok(None);
+    }
+    let bad = checked.faults.len();
+    if bad > 0 {
+        output::warn(format!(
+            "{} of the pack's {} chunk files {} damaged or missing (named at the end): the files with bytes in them are \
+             not restored, every other file is",
+            bad,
+            located.decoded.manifest.chunks.len(),
+            if bad == 1 { "is" } else { "are" }
+        ));
+    }
+    Ok(Some(checked))
+}
+
+/// The counts of a tree unpack, for --json.
+fn tree_counts(located: &reader::Located, target: &str, deep: &reader::DeepReport) -> serde_json::Value {
+    json!({
         "pack_id": located.pack_id(),
-        "target": target.display().to_string(),
+        "target": target,
         "files": deep.totals.files,
-        "dirs": deep.totals.dirs,
-        "symlinks": deep.totals.symlinks,
-        "bytes": deep.totals.bytes,
-        "summary": format!(
-            "unpacked {} files, {} dirs, {} symlinks ({}) into {}",
-            deep.totals.files, deep.totals.dirs, deep.totals.symlinks, fmt_bytes(deep.totals.bytes), target.display()
-        ),
-    });
-    finish(v, &findings, "unpack")
+        "restored": deep.items.intact,
+        "damaged": deep.items.damaged,
+        "skipped": deep.items.skipped,
+        "bytes": deep.items.intact_bytes,
+    })
+}
+
+/// "unpacked 1485 of 3207 files (1.2 GB)", or all of them.
+fn restored_files(deep: &reader::DeepReport) -> String {
+    let i = &deep.items;
+    if i.intact == deep.totals.files {
+        format!("unpacked {} files ({})", i.intact, fmt_bytes(i.intact_bytes))
+    } else {
+        format!("unpacked {} of {} files ({})", i.intact, deep.totals.files, fmt_bytes(i.intact_bytes))
+    }
+}
+
+/// What was not restored, if anything, and what to do about it:
+/// "; not restored (named above): 3 damaged files, …".
+fn not_restored(deep: &reader::DeepReport) -> String {
+    let i = &deep.items;
+    let mut parts = Vec::new();
+    if i.damaged > 0 {
+        parts.push(format!(
+            "{} (their chunks are damaged: take them from another copy of the pack)",
+            plural(i.damaged, "damaged file", "damaged files")
+        ));
+    }
+    if i.skipped > 0 {
+        parts.push(format!(
+            "{} (their chunks are missing, or the target cannot name them: mount the missing devices and unpack again into an empty target)",
+            plural(i.skipped, "skipped file", "skipped files")
+        ));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("; not restored (named above): {}", parts.join(", "))
 }
 
 /// `unpack DEVICE... s3://bucket/prefix`: the same checks and keyed pass
@@ -511,10 +604,9 @@ fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> 
     writer.probe()?;
     let progress = progress::for_cli();
     let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
-    let checked = reader::check_files(&located, false, progress.as_ref());
-    if reader::has_errors(&checked.findings) {
-        return finish(json!({"pack_id": located.pack_id(), "target": base}), &checked.findings, "unpack (before writing anything)");
-    }
+    let Some(checked) = check_tree_chunks(&located, &base, progress.as_ref())? else {
+        return Ok(ExitCode::from(exit::MISMATCH));
+    };
     let (secret, is_file) = unlock_input(&args.secret)?;
     let u = if is_file { Unlock::KeyFile(&secret) } else { Unlock::Passphrase(&secret) };
     let master = reader::unlock(&located, &u)?;
@@ -526,9 +618,9 @@ fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> 
             catalog.source
         )));
     }
-    let deep = reader::decrypt_to(&located, &checked.locations, &master, &catalog, Output::Tree(&mut writer), progress.as_ref())?;
+    let mut deep = reader::decrypt_to(&located, &checked, &master, &catalog, Output::Tree(&mut writer), progress.as_ref())?;
     let mut findings = checked.findings;
-    findings.extend(deep.findings);
+    findings.extend(std::mem::take(&mut deep.findings));
     let r = &writer.report;
     if r.skipped_symlinks > 0 || r.skipped_empty_dirs > 0 {
         output::warn(format!(
@@ -537,17 +629,12 @@ fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> 
             plural(r.skipped_empty_dirs, "empty directory", "empty directories")
         ));
     }
-    let v = json!({
-        "pack_id": located.pack_id(),
-        "target": base,
-        "files": deep.totals.files,
-        "objects": r.objects,
-        "bytes": r.bytes,
-        "skipped_symlinks": r.skipped_symlinks,
-        "skipped_empty_dirs": r.skipped_empty_dirs,
-        "summary": format!("unpacked {} of {} files ({}) into {base} as objects", r.objects, deep.totals.files, fmt_bytes(r.bytes)),
-    });
-    finish(v, &findings, "unpack")
+    let mut v = tree_counts(&located, &base, &deep);
+    v["objects"] = json!(r.objects);
+    v["skipped_symlinks"] = json!(r.skipped_symlinks);
+    v["skipped_empty_dirs"] = json!(r.skipped_empty_dirs);
+    v["summary"] = json!(format!("{} into {base} as objects{}", restored_files(&deep), not_restored(&deep)));
+    finish(v, findings, "unpack")
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -563,7 +650,7 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
     let t = std::time::Instant::now();
     let checked = reader::check_files(&located, true, progress.as_ref());
     if reader::has_errors(&checked.findings) {
-        return finish(json!({"pack_id": located.pack_id(), "target": dst.to_string()}), &checked.findings, "unpack (before writing anything)");
+        return finish(json!({"pack_id": located.pack_id(), "target": dst.to_string()}), checked.findings, "unpack (before writing anything)");
     }
     output::verbose(format!("checked {} chunk files in {:.2}s", checked.locations.len(), t.elapsed().as_secs_f64()));
     let (secret, is_file) = unlock_input(&args.secret)?;
@@ -584,7 +671,7 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
         convert: args.schema.options(source_dialect, target_dialect, None)?,
         rejects,
     };
-    let (report, deep_findings) = unpack_db::unpack(&located, &checked.locations, &master, &catalog, dst, &opts, progress.as_ref())?;
+    let (report, deep_findings) = unpack_db::unpack(&located, &checked, &master, &catalog, dst, &opts, progress.as_ref())?;
     let mut findings = checked.findings;
     findings.extend(deep_findings);
     if !output::get().json {
@@ -592,7 +679,7 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
     }
     let mut v = json!({"pack_id": located.pack_id()});
     v["unpack"] = serde_json::to_value(&report).expect("report serializes");
-    finish(v, &findings, "unpack")
+    finish(v, findings, "unpack")
 }
 
 fn print_unpack_report(r: &UnpackReport) -> Result<()> {

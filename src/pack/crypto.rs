@@ -122,32 +122,24 @@ impl Sealer {
     }
 }
 
-/// Opens the segments of one chunk, in order.
+/// Opens the segments of one chunk. Each segment authenticates on its own
+/// (its index and last flag are in its nonce), so a damaged one does not
+/// take the segments after it along.
 pub struct Opener {
     key: LessSafeKey,
     aad: Vec<u8>,
-    counter: u64,
 }
 
 impl Opener {
     pub fn new(key: &[u8; KEY_LEN], header: &[u8]) -> Self {
-        Opener { key: aead_key(key), aad: header.to_vec(), counter: 0 }
+        Opener { key: aead_key(key), aad: header.to_vec() }
     }
 
-    /// Decrypts one segment (ciphertext then tag) in place; returns the
-    /// plaintext length, or `None` if it does not authenticate.
-    pub fn open(&mut self, buf: &mut [u8], last: bool) -> Option<usize> {
-        let n = self
-            .key
-            .open_in_place(stream_nonce(self.counter, last), Aad::from(&self.aad[..]), buf)
-            .ok()?
-            .len();
-        self.counter += 1;
-        Some(n)
-    }
-
-    pub fn segment_index(&self) -> u64 {
-        self.counter
+    /// Decrypts segment `index` (ciphertext then tag) in place; returns the
+    /// plaintext length, or `None` if it does not authenticate as that
+    /// segment of this chunk.
+    pub fn open(&self, index: u64, buf: &mut [u8], last: bool) -> Option<usize> {
+        Some(self.key.open_in_place(stream_nonce(index, last), Aad::from(&self.aad[..]), buf).ok()?.len())
     }
 }
 
@@ -335,18 +327,22 @@ mod tests {
         s.seal(&mut a, false);
         s.seal(&mut b, true);
         // In order: fine.
-        let mut o = Opener::new(&key, &header);
-        assert_eq!(o.open(&mut a.clone(), false), Some(5));
-        assert_eq!(o.open(&mut b.clone(), true), Some(6));
+        let o = Opener::new(&key, &header);
+        assert_eq!(o.open(0, &mut a.clone(), false), Some(5));
+        assert_eq!(o.open(1, &mut b.clone(), true), Some(6));
+        // Each on its own: the second opens even if the first was damaged.
+        let mut bad = a.clone();
+        bad[0] ^= 1;
+        assert_eq!(o.open(0, &mut bad, false), None);
+        assert_eq!(o.open(1, &mut b.clone(), true), Some(6));
         // Swapped.
-        let mut o = Opener::new(&key, &header);
-        assert_eq!(o.open(&mut b.clone(), false), None);
+        assert_eq!(o.open(0, &mut b.clone(), false), None);
+        assert_eq!(o.open(1, &mut a.clone(), true), None);
         // Truncated after the first segment: it was not sealed as last.
-        let mut o = Opener::new(&key, &header);
-        assert_eq!(o.open(&mut a.clone(), true), None);
+        assert_eq!(o.open(0, &mut a.clone(), true), None);
         // Other header.
-        let mut o = Opener::new(&key, b"other");
-        assert_eq!(o.open(&mut a.clone(), false), None);
+        let o = Opener::new(&key, b"other");
+        assert_eq!(o.open(0, &mut a.clone(), false), None);
         // Other chunk id gives another key.
         assert_ne!(chunk_key(&master, &pid, 2, &[1u8; 32]), key);
     }

@@ -34,9 +34,28 @@ pub enum Record {
     Entry(Entry),
     /// A file cut short when the devices filled up: its first `done` bytes
     /// are in `extents`; the next run hashes them again and goes on.
+    /// Written by barge before `progress` existed; still read.
     Partial(Partial),
+    /// Where more of a file went: its bytes from offset `at` on lie in
+    /// `extents`. Written whenever the packer closes a chunk in the middle
+    /// of a file, and when it stops; a run killed mid-file continues after
+    /// the longest prefix that lies in finished chunks.
+    Progress(Progress),
+    /// A finished chunk that nothing kept refers to (a killed run's bytes
+    /// of an item that is packed again): no longer part of the pack, its
+    /// file deleted where the device is at hand, its id never reused.
+    Drop { id: u64 },
     /// Everything in the source was packed.
     Complete,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub path: PathBytes,
+    pub size: u64,
+    pub mtime: Mtime,
+    pub at: u64,
+    pub extents: Vec<Extent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,8 +115,9 @@ pub struct State {
     pub chunks: BTreeMap<u64, ChunkRecord>,
     /// Entries whose bytes all lie in finished chunks, in pack order, one per path.
     pub entries: Vec<Entry>,
-    /// Files begun and not finished, whose packed part is in finished chunks.
-    pub partials: HashMap<PathBytes, Partial>,
+    /// Files begun and not finished, whose packed part is in finished
+    /// chunks, in the order their bytes entered the stream.
+    pub partials: Vec<Partial>,
     pub database: Option<DatabaseInfo>,
     pub complete: bool,
 }
@@ -142,6 +162,57 @@ fn item_id(e: &Entry) -> ItemId {
     }
 }
 
+/// Adds a `progress` record to what is known of its file: it continues the
+/// file where the last record ended, or starts it over (offset 0, or the
+/// file changed between runs).
+fn add_progress(files: &mut Vec<Partial>, p: Progress) {
+    let i = files.iter().position(|x| x.path == p.path);
+    // A resumed run goes on from the prefix that was kept, which may be
+    // shorter than what the killed run had recorded.
+    let continues = i.is_some_and(|i| {
+        let f = &files[i];
+        p.at > 0 && f.size == p.size && f.mtime == p.mtime && p.at <= f.done
+    });
+    if continues {
+        let f = &mut files[i.expect("continues")];
+        truncate_extents(&mut f.extents, p.at);
+        f.done = p.at;
+    } else {
+        if let Some(i) = i {
+            files.remove(i);
+        }
+        if p.at > 0 {
+            // Nothing is known of the bytes before `at`: the file is
+            // packed again from the start.
+            return;
+        }
+        files.push(Partial { path: p.path.clone(), size: p.size, mtime: p.mtime, done: 0, extents: Vec::new() });
+    }
+    let f = files.iter_mut().find(|x| x.path == p.path).expect("just added");
+    for x in p.extents {
+        f.done += x.len();
+        match f.extents.last_mut() {
+            Some(Extent(c, o, l)) if *c == x.0 && *o + *l == x.1 => *l += x.2,
+            _ => f.extents.push(x),
+        }
+    }
+}
+
+/// Keeps the extents that hold the first `len` bytes.
+fn truncate_extents(extents: &mut Vec<Extent>, len: u64) {
+    let mut left = len;
+    let mut keep = 0;
+    for x in extents.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        x.2 = x.2.min(left);
+        left -= x.2;
+        keep += 1;
+    }
+    extents.truncate(keep);
+}
+
 pub fn load(path: &Path) -> Result<State, String> {
     let f = File::open(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
     let lines: Vec<String> = BufReader::new(f)
@@ -153,7 +224,11 @@ pub fn load(path: &Path) -> Result<State, String> {
     let mut opened = BTreeSet::new();
     let mut chunks = BTreeMap::new();
     let mut raw_entries = Vec::new();
-    let mut raw_partials = Vec::new();
+    // Per path: the file as it was being packed and its extents so far.
+    let mut progress: Vec<Partial> = Vec::new();
+    // Per path: the run and line of its latest progress record.
+    let mut progress_at: HashMap<PathBytes, (u64, usize)> = HashMap::new();
+    let mut dropped = BTreeSet::new();
     let mut complete = false;
     let mut generation = 0;
     let mut database = None;
@@ -183,28 +258,78 @@ pub fn load(path: &Path) -> Result<State, String> {
             Record::Chunk(c) => {
                 chunks.insert(c.id, c);
             }
-            Record::Entry(e) => raw_entries.push(e),
-            Record::Partial(p) => raw_partials.push(p),
+            Record::Entry(e) => raw_entries.push((generation, i, e)),
+            Record::Partial(p) => {
+                progress_at.insert(p.path.clone(), (generation, i));
+                progress.retain(|x| x.path != p.path);
+                progress.push(p);
+            }
+            Record::Progress(p) => {
+                progress_at.insert(p.path.clone(), (generation, i));
+                add_progress(&mut progress, p)
+            }
+            Record::Drop { id } => {
+                dropped.insert(id);
+            }
             Record::Complete => complete = true,
         }
     }
     let (identity, source) = header.ok_or_else(|| format!("the journal {} has no header line", path.display()))?;
+    for id in &dropped {
+        chunks.remove(id);
+    }
     // Keep the first complete entry for each path: pack order is stream
-    // order, which readers rely on.
+    // order, which readers rely on. Within a run, an item with bytes in an
+    // unfinished chunk also drops the items with bytes that run packed
+    // after it: they are packed again anyway when the chunks they share
+    // with it are reclaimed, and keeping them would hold those chunks,
+    // with the dropped item's bytes in them as dead weight.
     let mut seen: HashSet<ItemId> = HashSet::new();
     let mut entries = Vec::new();
-    for e in raw_entries {
-        if !e.extents().iter().all(|x| chunks.contains_key(&x.chunk())) {
+    let mut cut_in_run = None;
+    // Items lost to an unfinished chunk: (run, line, item).
+    let mut lost = Vec::new();
+    for (run, line, e) in raw_entries {
+        let whole = e.extents().iter().all(|x| chunks.contains_key(&x.chunk()));
+        if !whole {
+            cut_in_run = Some(run);
+            lost.push((run, line, item_id(&e)));
+            continue;
+        }
+        if cut_in_run == Some(run) && !e.extents().is_empty() {
             continue;
         }
         if seen.insert(item_id(&e)) {
             entries.push(e);
         }
     }
-    let mut partials = HashMap::new();
-    for p in raw_partials {
-        if !seen.contains(&ItemId::Path(p.path.clone())) && p.extents.iter().all(|x| chunks.contains_key(&x.chunk())) {
-            partials.insert(p.path.clone(), p);
+    // A file begun and not finished continues after the longest prefix of
+    // its bytes that lies in finished chunks.
+    let mut partials = Vec::new();
+    for mut p in progress {
+        let id = ItemId::Path(p.path.clone());
+        if seen.contains(&id) {
+            continue;
+        }
+        // Like an entry, a file begun after an item its run lost is not
+        // continued: its prefix would hold chunks full of that item's bytes.
+        let (run, line) = progress_at[&p.path];
+        if lost.iter().any(|(r, l, other)| *r == run && *l < line && *other != id) {
+            continue;
+        }
+        let mut kept = p.extents.iter().take_while(|x| chunks.contains_key(&x.chunk())).count();
+        // A finished chunk that also holds bytes past the prefix would keep
+        // those as dead weight: end the prefix before the chunk's first
+        // bytes instead, so the chunk can be reclaimed (at most one chunk
+        // per writer is packed again).
+        let past: HashSet<u64> = p.extents[kept..].iter().map(|x| x.chunk()).collect();
+        if let Some(cut) = p.extents[..kept].iter().position(|x| past.contains(&x.chunk())) {
+            kept = cut;
+        }
+        p.extents.truncate(kept);
+        p.done = p.extents.iter().map(|x| x.len()).sum();
+        if p.done > 0 {
+            partials.push(p);
         }
     }
     Ok(State {
@@ -219,4 +344,132 @@ pub fn load(path: &Path) -> Result<State, String> {
         database,
         complete,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::crypto::Sealed;
+
+    fn identity() -> Identity {
+        Identity {
+            pack_id: [7; 16],
+            created: "2026-01-01T00:00:00Z".into(),
+            segment_size: 1024,
+            chunk_size: 4096,
+            key_slots: vec![],
+            signer: vec![1; 32],
+            signing_seed: Sealed { salt: vec![2; 32], nonce: vec![3; 12] },
+            signing_seed_ct: vec![4; 48],
+        }
+    }
+
+    fn chunk(id: u64) -> Record {
+        Record::Chunk(ChunkRecord { id, slot: (id % 2) as u32, device: 1, size: 100, sha256: [0; 32] })
+    }
+
+    fn progress(at: u64, extents: &[(u64, u64, u64)]) -> Record {
+        Record::Progress(Progress {
+            path: PathBytes(b"big".to_vec()),
+            size: 10_000,
+            mtime: Mtime(5, 0),
+            at,
+            extents: extents.iter().map(|&(c, o, l)| Extent(c, o, l)).collect(),
+        })
+    }
+
+    fn replay(records: &[Record]) -> State {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("j");
+        let mut j = Journal::create(&path, &identity(), "/src").unwrap();
+        for r in records {
+            j.append(r, false).unwrap();
+        }
+        load(&path).unwrap()
+    }
+
+    fn prefix(st: &State) -> Option<(u64, Vec<Extent>)> {
+        st.partials.iter().find(|p| p.path.0 == b"big").map(|p| (p.done, p.extents.clone()))
+    }
+
+    /// Two writers: stripes alternate between chunks 1 and 2, then 3 and 4.
+    #[test]
+    fn a_killed_file_continues_after_its_finished_chunks() {
+        let striped = [progress(0, &[(1, 0, 100), (2, 0, 100), (1, 100, 100), (2, 100, 100)]), progress(400, &[(3, 0, 100), (4, 0, 100), (3, 100, 50)])];
+        // Chunks 1 and 2 finished, 3 and 4 cut off by the kill.
+        let st = replay(&[&striped[..], &[chunk(1), chunk(2)]].concat());
+        assert_eq!(prefix(&st), Some((400, vec![Extent(1, 0, 100), Extent(2, 0, 100), Extent(1, 100, 100), Extent(2, 100, 100)])));
+        // Chunk 3 finished and 4 not: the prefix ends before chunk 3, which
+        // holds bytes past it and can then be reclaimed whole.
+        let st = replay(&[&striped[..], &[chunk(1), chunk(2), chunk(3)]].concat());
+        assert_eq!(prefix(&st).unwrap().0, 400);
+        // Chunk 1 finished, 2 not: nothing is kept of the file.
+        let st = replay(&[&striped[..], &[chunk(1)]].concat());
+        assert_eq!(prefix(&st), None);
+    }
+
+    fn file(name: &str, extents: &[(u64, u64, u64)]) -> Record {
+        Record::Entry(Entry::File {
+            path: PathBytes(name.as_bytes().to_vec()),
+            mode: 0o644,
+            mtime: Mtime(1, 0),
+            size: extents.iter().map(|x| x.2).sum(),
+            sha256: [0; 32],
+            extents: extents.iter().map(|&(c, o, l)| Extent(c, o, l)).collect(),
+        })
+    }
+
+    fn kept(st: &State) -> Vec<String> {
+        st.entries.iter().map(|e| e.path_display()).collect()
+    }
+
+    /// An item with bytes in an unfinished chunk drops the items its run
+    /// packed after it, so the chunks they share can be reclaimed; the next
+    /// run's items count again.
+    #[test]
+    fn nothing_after_a_lost_item_of_the_same_run_is_kept() {
+        let st = replay(&[
+            Record::Run { generation: 1 },
+            file("a", &[(1, 0, 10)]),
+            file("b", &[(1, 10, 10), (2, 0, 10)]),
+            file("c", &[(1, 20, 10)]),
+            Record::Entry(Entry::Dir { path: PathBytes(b"d".to_vec()), mode: 0o755, mtime: Mtime(1, 0) }),
+            chunk(1),
+            Record::Run { generation: 2 },
+            file("b", &[(3, 0, 20)]),
+            chunk(3),
+        ]);
+        assert_eq!(kept(&st), ["a", "d", "b"]);
+        // A file begun after a lost one does not continue either.
+        let st = replay(&[
+            Record::Run { generation: 1 },
+            file("a", &[(1, 0, 10), (2, 0, 10)]),
+            progress(0, &[(1, 10, 100)]),
+            chunk(1),
+        ]);
+        assert_eq!(prefix(&st), None);
+    }
+
+    #[test]
+    fn a_resumed_run_goes_on_from_the_kept_prefix() {
+        let st = replay(&[
+            progress(0, &[(1, 0, 100), (2, 0, 100), (1, 100, 100), (2, 100, 100)]),
+            progress(400, &[(3, 0, 100), (4, 0, 100)]),
+            chunk(1),
+            chunk(2),
+            Record::Run { generation: 2 },
+            Record::Drop { id: 3 },
+            // The second run continues at 400, not 600, in chunk 5.
+            progress(400, &[(5, 0, 300)]),
+            chunk(5),
+        ]);
+        assert!(!st.chunks.contains_key(&3), "a dropped chunk no longer counts");
+        assert_eq!(prefix(&st).unwrap(), (700, vec![Extent(1, 0, 100), Extent(2, 0, 100), Extent(1, 100, 100), Extent(2, 100, 100), Extent(5, 0, 300)]));
+        // The file changed: a record at 0 starts it over.
+        let st = replay(&[progress(0, &[(1, 0, 100)]), chunk(1), progress(0, &[(2, 0, 50)]), chunk(2)]);
+        assert_eq!(prefix(&st).unwrap(), (50, vec![Extent(2, 0, 50)]));
+        // A gap (a record that continues nothing known) is not trusted.
+        let st = replay(&[progress(0, &[(1, 0, 100)]), chunk(1), progress(300, &[(2, 0, 50)]), chunk(2)]);
+        assert_eq!(prefix(&st), None);
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::catalog::{Catalog, Entry, Extent, PathBytes, Totals};
+use super::catalog::{Catalog, Entry, Extent, Mtime, PathBytes, Totals};
 use super::source::{TablePlan, TableSource};
 use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
 use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
@@ -91,6 +91,10 @@ pub struct PackReport {
     /// Items and bytes still to pack (after running out of room).
     pub remaining_items: u64,
     pub remaining_bytes: u64,
+    /// Chunk files an interrupted run had finished that nothing kept
+    /// refers to: dropped from the pack and deleted from the devices.
+    pub reclaimed_chunks: u64,
+    pub reclaimed_bytes: u64,
     pub devices: Vec<DeviceReport>,
     pub skipped: Vec<String>,
     pub warnings: Vec<String>,
@@ -265,7 +269,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     );
 
     // The journal: a new pack, or the one to resume.
-    let (state, journal, master) = if opts.resume {
+    let (mut state, journal, master) = if opts.resume {
         if !opts.journal.exists() {
             return Err(Error::usage(format!(
                 "there is no interrupted pack to resume: {} does not exist (pass --journal FILE if the pack was started with one)",
@@ -378,7 +382,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         }
         (None, None) => unreachable!("one source"),
     };
-    let (todo_items, todo_bytes) = work.remaining(&state);
+    let (_, todo_bytes) = work.remaining(&state); // sizes the manifest reserve
     let manifest_reserve = match &work {
         Work::Tree { scanned, .. } => {
             256 * 1024
@@ -396,8 +400,20 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     // Devices.
     let mut journal = journal;
     journal.append(&Record::Run { generation }, false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    // At most one file continues where an earlier run left it: the first
+    // begun, if unchanged. Any other starts over, and says so in the
+    // journal, so its old prefix can never be taken up after bytes this run
+    // writes (each slot must meet its bytes in chunk order).
+    let resumed = match &work {
+        Work::Tree { scanned, .. } => state.partials.iter().find(|p| scanned.items.iter().any(|i| resumable(p, i))).cloned(),
+        Work::Database { .. } => None,
+    };
+    for p in state.partials.iter().filter(|p| resumed.as_ref().is_none_or(|r| r.path != p.path)) {
+        let reset = journal::Progress { path: p.path.clone(), size: p.size, mtime: p.mtime, at: 0, extents: Vec::new() };
+        journal.append(&Record::Progress(reset), false).map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+    }
     let mut device_recs = state.devices.clone();
-    let mut devs: Vec<Dev> = Vec::new();
+    let mut dirs = Vec::new();
     for path in &opts.devices {
         let d = DeviceDir::new(path, &pid_hex).with_fault_after(opts.fault_enospc_after);
         d.ensure_dir().map_err(|source| Error::Write { path: d.dir().to_path_buf(), source })?;
@@ -418,6 +434,23 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
                 n
             }
         };
+        dirs.push((path, d, number));
+    }
+    // What a killed run finished of an item that is packed again now is
+    // dead weight: drop it before counting each device's room (the chunk
+    // files go with the other leftovers below).
+    let present: HashSet<u32> = dirs.iter().map(|d| d.2).collect();
+    let dead = reclaim(&mut state, resumed.as_ref(), &present);
+    let reclaimed_bytes: u64 = dead.iter().map(|id| state.chunks[id].size).sum();
+    for (i, id) in dead.iter().enumerate() {
+        journal
+            .append(&Record::Drop { id: *id }, i + 1 == dead.len())
+            .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
+        state.chunks.remove(id);
+    }
+    let (todo_items, todo_bytes) = work.remaining(&state);
+    let mut devs: Vec<Dev> = Vec::new();
+    for (path, d, number) in dirs {
         // Leftovers of an interrupted run: partial chunks and chunks whose
         // completion never reached the journal. Their ids are never reused.
         for (name, _, _) in device::list_pack_dir(d.dir()).map_err(|source| Error::Read { path: d.dir().into(), source })? {
@@ -493,13 +526,18 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             next_id: state.next_chunk_id(),
             sh: &shared,
             task: bytes_task.as_ref(),
+            tracked: None,
         };
         let stop = match &mut work {
             Work::Tree { root, scanned } => {
                 let kept = state.kept_paths();
-                let todo: Vec<&scan::ScanItem> =
+                let mut todo: Vec<&scan::ScanItem> =
                     scanned.items.iter().filter(|i| !kept.contains(&PathBytes::from_path(&i.rel))).collect();
-                feed(&mut f, root, &todo, &state.partials)
+                // The file an earlier run began goes first: its packed
+                // prefix lies in that run's chunks, and each slot must meet
+                // its bytes in chunk order (docs/FORMAT.md, section 5).
+                todo.sort_by_key(|i| !resumed.as_ref().is_some_and(|p| resumable(p, i)));
+                feed(&mut f, root, &todo, resumed.as_ref())
             }
             Work::Database { db, plans } => {
                 let kept = state.kept_tables();
@@ -584,6 +622,8 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         chunks: st.chunks.len() as u64,
         remaining_items,
         remaining_bytes,
+        reclaimed_chunks: dead.len() as u64,
+        reclaimed_bytes,
         devices: devs
             .iter()
             .enumerate()
@@ -648,6 +688,17 @@ struct Feeder<'a, 'b> {
     next_id: u64,
     sh: &'a Shared<'b>,
     task: &'a dyn Task,
+    /// The file being packed, if any: each chunk closed in its middle
+    /// journals where its bytes went so far.
+    tracked: Option<Tracked>,
+}
+
+/// A file being packed, and how much of it `progress` records describe.
+struct Tracked {
+    path: PathBytes,
+    size: u64,
+    mtime: Mtime,
+    journaled: u64,
 }
 
 impl Feeder<'_, '_> {
@@ -697,8 +748,9 @@ impl Feeder<'_, '_> {
         (self.seg - self.used).min((ch.cap - ch.fill) as usize - self.used)
     }
 
-    fn flush_block(&mut self) -> Result<(), Stop> {
-        let Some(mut b) = self.block.take() else { return Ok(()) };
+    /// Sends the block to its slot; true if that closed the slot's chunk.
+    fn flush_block(&mut self) -> Result<bool, Stop> {
+        let Some(mut b) = self.block.take() else { return Ok(false) };
         b.truncate(self.used);
         let cur = self.cur;
         let used = self.used as u64;
@@ -715,7 +767,24 @@ impl Feeder<'_, '_> {
             self.cur = (self.cur + 1) % self.slots.len();
             self.stripe = 0;
         }
-        Ok(())
+        Ok(full)
+    }
+
+    /// Journals where the tracked file's bytes since the last record went.
+    fn note_progress(&mut self, extents: &[Extent], total: u64) -> Result<(), Stop> {
+        let Some(t) = self.tracked.as_mut() else { return Ok(()) };
+        if total <= t.journaled {
+            return Ok(());
+        }
+        let rec = journal::Progress {
+            path: t.path.clone(),
+            size: t.size,
+            mtime: t.mtime,
+            at: t.journaled,
+            extents: last_bytes(extents, total - t.journaled),
+        };
+        t.journaled = total;
+        self.sh.journal(&Record::Progress(rec), false).map_err(Stop::Error)
     }
 
     fn end_chunk(&mut self, slot: usize) -> Result<(), Stop> {
@@ -730,14 +799,21 @@ impl Feeder<'_, '_> {
 
     /// Closes every open chunk, so each ends with a proper last segment.
     fn finish(&mut self) {
+        let _ = self.close_chunks();
+    }
+
+    /// Closes every open chunk; what comes next starts new ones.
+    fn close_chunks(&mut self) -> Result<(), Stop> {
+        let mut r = Ok(());
         if self.used > 0 {
-            let _ = self.flush_block();
+            r = self.flush_block().map(|_| ());
         } else if let Some(b) = self.block.take() {
             drop(b);
         }
         for i in 0..self.slots.len() {
-            let _ = self.end_chunk(i);
+            r = r.and(self.end_chunk(i));
         }
+        r
     }
 
     /// Packs one file from byte `skip` on (the bytes before it were packed
@@ -806,8 +882,8 @@ impl Feeder<'_, '_> {
             self.used += n;
             *total += n as u64;
             self.task.inc(n as u64);
-            if self.room() == 0 {
-                self.flush_block()?;
+            if self.room() == 0 && self.flush_block()? {
+                self.note_progress(extents, *total)?;
             }
         }
     }
@@ -824,7 +900,7 @@ impl Write for HashWriter<'_> {
     }
 }
 
-fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMap<PathBytes, Partial>) -> Option<Stop> {
+fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], resumed: Option<&Partial>) -> Option<Stop> {
     for item in todo {
         let path = PathBytes::from_path(&item.rel);
         let entry = match &item.kind {
@@ -832,23 +908,23 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
             ScanKind::Symlink { target } => Entry::Symlink { path, target: target.clone(), mtime: item.mtime },
             ScanKind::File { size } => {
                 let mut h = Sha256::new();
-                // A file the previous run had begun continues where it stopped.
-                let (skip, mut extents) = match partials.get(&path) {
-                    Some(p) if p.size == *size && p.mtime == item.mtime => (p.done, p.extents.clone()),
-                    _ => (0, Vec::new()),
+                // A file an earlier run had begun continues where it stopped.
+                let (skip, mut extents) = match resumed.filter(|p| resumable(p, item)) {
+                    Some(p) => (p.done, p.extents.clone()),
+                    None => (0, Vec::new()),
                 };
+                f.tracked = Some(Tracked { path: path.clone(), size: *size, mtime: item.mtime, journaled: skip });
                 let mut got = 0;
-                match f.pack_file(&root.join(&item.rel), *size, skip, &mut h, &mut extents, &mut got) {
-                    Ok(()) => {}
-                    Err(Stop::OutOfSpace) if got > 0 => {
-                        let rec = Record::Partial(Partial { path, size: *size, mtime: item.mtime, done: got, extents });
-                        if let Err(e) = f.sh.journal(&rec, false) {
-                            return Some(Stop::Error(e));
-                        }
-                        return Some(Stop::OutOfSpace);
-                    }
-                    Err(stop) => return Some(stop),
+                let r = f.pack_file(&root.join(&item.rel), *size, skip, &mut h, &mut extents, &mut got);
+                if let Err(stop) = r {
+                    // Whatever stopped the run, the next one continues this
+                    // file after what lies in finished chunks.
+                    return Some(match f.note_progress(&extents, got) {
+                        Ok(()) => stop,
+                        Err(e) => e,
+                    });
                 }
+                f.tracked = None;
                 Entry::File { path, mode: item.mode, mtime: item.mtime, size: got, sha256: h.finalize().into(), extents }
             }
         };
@@ -857,6 +933,78 @@ fn feed(f: &mut Feeder, root: &Path, todo: &[&scan::ScanItem], partials: &HashMa
         }
     }
     None
+}
+
+/// Whether `p`, an earlier run's packed prefix, is of this file as it is now.
+fn resumable(p: &Partial, item: &scan::ScanItem) -> bool {
+    matches!(item.kind, ScanKind::File { size } if size == p.size) && p.mtime == item.mtime && p.path == PathBytes::from_path(&item.rel)
+}
+
+/// The extents that hold the last `n` bytes of `extents`.
+fn last_bytes(extents: &[Extent], n: u64) -> Vec<Extent> {
+    let mut out = Vec::new();
+    let mut left = n;
+    for x in extents.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let take = x.len().min(left);
+        out.push(Extent(x.chunk(), x.offset() + x.len() - take, take));
+        left -= take;
+    }
+    out.reverse();
+    out
+}
+
+/// The finished chunks to drop on resume; the kept entries that lie in
+/// them are removed from `st`, to be packed again.
+///
+/// A killed run leaves bytes of items packed again from the start (a table,
+/// a file that changed, a file's bytes past its kept prefix) in finished
+/// chunks. A chunk no kept entry and not the continued file refers to is
+/// dropped. On the devices at hand, a chunk holding such dead bytes is
+/// dropped too when the kept entries in it lie only in chunks dropped
+/// with it: packing those few again (they are small: every chunk they touch
+/// holds dead bytes) frees the whole chunk.
+fn reclaim(st: &mut journal::State, resumed: Option<&Partial>, present: &HashSet<u32>) -> Vec<u64> {
+    let seg = st.identity.segment_size;
+    let chunks_of = |e: &Entry| e.extents().iter().map(|x| x.chunk()).collect::<Vec<u64>>();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    let prefix: Vec<Extent> = resumed.map(|p| p.extents.clone()).unwrap_or_default();
+    for x in st.entries.iter().flat_map(|e| e.extents().iter()).chain(&prefix) {
+        *live.entry(x.chunk()).or_default() += x.len();
+    }
+    let prefix: HashSet<u64> = prefix.iter().map(|x| x.chunk()).collect();
+    let mut free: HashSet<u64> = st
+        .chunks
+        .values()
+        .filter(|c| !prefix.contains(&c.id))
+        .filter(|c| {
+            let live = live.get(&c.id).copied().unwrap_or(0);
+            let plain = format::plain_len_of(c.size, seg).unwrap_or(u64::MAX);
+            live == 0 || (present.contains(&c.device) && live < plain)
+        })
+        .map(|c| c.id)
+        .collect();
+    // An entry that also lies in a chunk kept anyway stays, and so do the
+    // chunks it lies in.
+    loop {
+        let mut held = HashSet::new();
+        for e in &st.entries {
+            let ch = chunks_of(e);
+            if ch.iter().any(|c| free.contains(c)) && ch.iter().any(|c| !free.contains(c)) {
+                held.extend(ch.into_iter().filter(|c| free.contains(c)));
+            }
+        }
+        if held.is_empty() {
+            break;
+        }
+        free.retain(|c| !held.contains(c));
+    }
+    st.entries.retain(|e| !chunks_of(e).iter().any(|c| free.contains(c)));
+    let mut out: Vec<u64> = free.into_iter().collect();
+    out.sort_unstable();
+    out
 }
 
 /// Packs each table whole. A table cut short (the devices filled, or the
@@ -868,6 +1016,16 @@ fn feed_tables(f: &mut Feeder, db: &mut dyn TableSource, todo: &[&TablePlan], ro
         return Some(Stop::Error(e));
     }
     for plan in todo {
+        // A large table starts in chunks of its own: if a kill cuts it
+        // short, the next run reads it again and reclaims every chunk it
+        // had filled, none being shared with a table that is kept.
+        // (A catalog without a byte figure gets a modest guess per row.)
+        let estimate = if plan.estimated_bytes > 0 { plan.estimated_bytes } else { plan.estimated_rows.saturating_mul(64) };
+        if estimate >= f.chunk_size / 8 {
+            if let Err(stop) = f.close_chunks() {
+                return Some(stop);
+            }
+        }
         let mut stream = match db.open(&plan.name) {
             Ok(s) => s,
             Err(e) => return Some(Stop::Error(e)),
@@ -1000,4 +1158,77 @@ fn handle(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::catalog::Mtime;
+    use crate::pack::crypto::Sealed;
+
+    fn state(chunks: &[(u64, u32, u64)], entries: Vec<Entry>) -> journal::State {
+        journal::State {
+            identity: Identity {
+                pack_id: [7; 16],
+                created: String::new(),
+                segment_size: 1024,
+                chunk_size: 8192,
+                key_slots: vec![],
+                signer: vec![],
+                signing_seed: Sealed { salt: vec![], nonce: vec![] },
+                signing_seed_ct: vec![],
+            },
+            source: "/src".into(),
+            generation: 1,
+            devices: vec![],
+            opened: chunks.iter().map(|c| c.0).collect(),
+            chunks: chunks
+                .iter()
+                .map(|&(id, device, plain)| {
+                    (id, ChunkRecord { id, slot: 0, device, size: format::chunk_file_size(plain, 1024), sha256: [0; 32] })
+                })
+                .collect(),
+            entries,
+            partials: vec![],
+            database: None,
+            complete: false,
+        }
+    }
+
+    fn file(name: &str, extents: &[(u64, u64, u64)]) -> Entry {
+        Entry::File {
+            path: PathBytes(name.as_bytes().to_vec()),
+            mode: 0o644,
+            mtime: Mtime(1, 0),
+            size: extents.iter().map(|x| x.2).sum(),
+            sha256: [0; 32],
+            extents: extents.iter().map(|&(c, o, l)| Extent(c, o, l)).collect(),
+        }
+    }
+
+    fn names(st: &journal::State) -> Vec<String> {
+        st.entries.iter().map(|e| e.path_display()).collect()
+    }
+
+    /// Chunk 1 is full of live bytes; chunk 2 holds a small kept file and
+    /// the bytes of a lost one; chunk 3 only lost bytes; chunk 4 is shared
+    /// with a file that also fills chunk 1, so it stays.
+    #[test]
+    fn chunks_with_dead_bytes_are_freed_when_what_they_keep_is_small() {
+        let present: HashSet<u32> = [1].into();
+        let mut st = state(
+            &[(1, 1, 4000), (2, 1, 4000), (3, 1, 4000), (4, 1, 4000)],
+            vec![file("whole", &[(1, 0, 3000)]), file("spans", &[(1, 3000, 1000), (4, 0, 500)]), file("small", &[(2, 0, 100)])],
+        );
+        assert_eq!(reclaim(&mut st, None, &present), vec![2, 3]);
+        assert_eq!(names(&st), ["whole", "spans"], "the small file is packed again");
+        // On a device not at hand, only what nothing refers to is dropped.
+        let mut st = state(&[(2, 2, 4000), (3, 2, 4000)], vec![file("small", &[(2, 0, 100)])]);
+        assert_eq!(reclaim(&mut st, None, &present), vec![3]);
+        assert_eq!(names(&st), ["small"]);
+        // The continued file's prefix holds its chunks.
+        let mut st = state(&[(2, 1, 4000)], vec![]);
+        let p = Partial { path: PathBytes(b"big".to_vec()), size: 9000, mtime: Mtime(1, 0), done: 100, extents: vec![Extent(2, 0, 100)] };
+        assert!(reclaim(&mut st, Some(&p), &present).is_empty());
+    }
 }

@@ -9,7 +9,7 @@
 //! order is the order the pieces were written, so files are rebuilt and
 //! hashed sequentially with no reordering buffers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::Range;
@@ -131,16 +131,21 @@ pub fn locate(devices: &[PathBuf], manifest_file: Option<&Path>, pack: Option<&s
         let marker = device::read_marker(&dir).filter(|m| m.pack_id == want).map(|m| m.number);
         for (name, path, size) in device::list_pack_dir(&dir).map_err(|source| Error::Read { path: dir.clone(), source })? {
             if name == device::MANIFEST_NAME {
-                match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| manifest::decode(&b).map_err(|e| e.to_string())) {
-                    Ok(m) if m.manifest.identity.pack_id_hex() != want => {
+                let copy = fs::read(&path).map_err(|e| e.to_string()).and_then(|b| manifest::decode(&b).map_err(|e| e.to_string()));
+                match (&explicit, copy) {
+                    // The manifest sent apart from the disks exists for when
+                    // the copies on them are damaged: it wins, and they are
+                    // only noted.
+                    (Some((given, from)), copy) => findings.extend(compare_copy(&path, copy, given, from)),
+                    (None, Ok(m)) if m.manifest.identity.pack_id_hex() != want => {
                         findings.push(Finding::error(Some(&path), "this manifest belongs to another pack"))
                     }
-                    Ok(m) => {
+                    (None, Ok(m)) => {
                         if best.as_ref().is_none_or(|(b, _)| m.manifest.generation > b.manifest.generation) {
                             best = Some((m, path.clone()));
                         }
                     }
-                    Err(e) => findings.push(Finding::error(Some(&path), e)),
+                    (None, Err(e)) => findings.push(Finding::error(Some(&path), e)),
                 }
             }
             files.push((name, path, size, marker));
@@ -149,10 +154,39 @@ pub fn locate(devices: &[PathBuf], manifest_file: Option<&Path>, pack: Option<&s
     let (decoded, manifest_from) = match explicit.or(best) {
         Some(x) => x,
         None => {
-            return Err(Error::Mismatch(format!("pack {want}: no valid manifest on the given devices")).into_with_findings(&findings))
+            return Err(Error::Mismatch(format!(
+                "pack {want}: no valid manifest on the given devices; if a copy was sent apart from the disks \
+                 (pack --manifest-out), pass it with --manifest FILE"
+            ))
+            .into_with_findings(&findings))
         }
     };
     Ok(Located { decoded, manifest_from, files, findings })
+}
+
+/// What a manifest copy on a disk says next to the one given with
+/// `--manifest`: damaged or older copies are noted; one signed by another
+/// key is an error, as one of the two was replaced.
+fn compare_copy(path: &Path, copy: std::result::Result<Decoded, String>, given: &Decoded, from: &Path) -> Option<Finding> {
+    let used = format!("the manifest given with --manifest ({}) is used", from.display());
+    let g = &given.manifest;
+    match copy {
+        Err(e) => Some(Finding::note(Some(path), format!("{e}; ignored: {used}"))),
+        Ok(m) if m.manifest.identity.pack_id != g.identity.pack_id => None,
+        Ok(m) if m.manifest.identity.signer != g.identity.signer => Some(Finding::error(
+            Some(path),
+            format!(
+                "signed by another key (signer {}) than the given manifest (signer {}): one of the two was replaced; {used}",
+                m.manifest.identity.signer_fingerprint(),
+                g.identity.signer_fingerprint()
+            ),
+        )),
+        Ok(m) if m.manifest.generation > g.generation => Some(Finding::note(
+            Some(path),
+            format!("this copy is newer (run {}) than the given manifest (run {}); {used}", m.manifest.generation, g.generation),
+        )),
+        Ok(_) => None,
+    }
 }
 
 trait WithFindings {
@@ -170,10 +204,26 @@ impl WithFindings for Error {
     }
 }
 
-/// Where each chunk of the manifest was found.
+/// What is wrong with one chunk file, as the keyless check found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkFault {
+    /// No file: the chunk file, or its whole device, is not there.
+    Missing,
+    /// A file the keyed pass cannot use: unreadable, or its header is not
+    /// this chunk's.
+    Unusable,
+    /// Its size or ciphertext SHA-256 differs from the manifest: the keyed
+    /// pass still uses every segment that authenticates.
+    Altered,
+}
+
+/// What the keyless check found: where each chunk is, and what is wrong.
 pub struct Checked {
     pub findings: Vec<Finding>,
     pub locations: HashMap<u64, PathBuf>,
+    pub faults: HashMap<u64, ChunkFault>,
+    /// Devices none of whose chunk files were found.
+    pub missing_devices: BTreeSet<u32>,
     pub bytes: u64,
 }
 
@@ -211,44 +261,57 @@ pub fn check_files(l: &Located, hash: bool, progress: &dyn Progress) -> Checked 
     let mut missing: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut jobs = Vec::new();
     let mut locations = HashMap::new();
+    let mut faults = HashMap::new();
     for c in &m.chunks {
         let name = device::chunk_name(c.id);
-        match found.get(name.as_str()).map(|v| v.as_slice()).unwrap_or(&[]) {
-            [] => missing.entry(c.device).or_default().push(c.id),
-            [one] => {
-                locations.insert(c.id, one.1.clone());
-                jobs.push((*c).clone());
+        let copies = found.get(name.as_str()).map(|v| v.as_slice()).unwrap_or(&[]);
+        match copies {
+            [] => {
+                missing.entry(c.device).or_default().push(c.id);
+                faults.insert(c.id, ChunkFault::Missing);
+                continue;
             }
+            [_] => {}
             many => findings.push(Finding::error(
                 Some(&many[0].1),
                 format!(
-                    "chunk {name} is present more than once: {}",
+                    "chunk {name} is present more than once: {}; the first is used",
                     many.iter().map(|f| f.1.display().to_string()).collect::<Vec<_>>().join(", ")
                 ),
             )),
         }
+        locations.insert(c.id, copies[0].1.clone());
+        jobs.push((*c).clone());
     }
+    let mut missing_devices = BTreeSet::new();
     for (dev, ids) in missing {
         let total = m.chunks.iter().filter(|c| c.device == dev).count();
-        let present = l.files.iter().any(|f| f.3 == Some(dev));
         let label = m.devices.iter().find(|d| d.number == dev).map(|d| d.label.clone()).unwrap_or_default();
-        if ids.len() == total && !present {
+        let marked = l.files.iter().any(|f| f.3 == Some(dev));
+        let span = || format!("{} to {}", device::chunk_name(ids[0]), device::chunk_name(*ids.last().unwrap()));
+        if ids.len() == total {
+            missing_devices.insert(dev);
             findings.push(Finding::error(
                 None,
-                format!(
-                    "device {dev} (first written at {label}) is missing: its {} chunk files ({} to {}) are not on the given devices",
-                    ids.len(),
-                    device::chunk_name(ids[0]),
-                    device::chunk_name(*ids.last().unwrap())
-                ),
+                if marked {
+                    format!("device {dev} (first written at {label}) is mounted, but all its {total} chunk files ({}) are missing", span())
+                } else {
+                    format!(
+                        "device {dev} (first written at {label}) is missing: its {total} chunk files ({}) are not on the given devices; \
+                         mount it and name it with the others",
+                        span()
+                    )
+                },
             ));
         } else {
-            for id in ids {
-                findings.push(Finding::error(
-                    None,
-                    format!("chunk file {} (device {dev}, {label}) is missing", device::chunk_name(id)),
-                ));
-            }
+            let names: Vec<String> = ids.iter().map(|id| device::chunk_name(*id)).collect();
+            findings.push(Finding::error(
+                None,
+                match names.as_slice() {
+                    [one] => format!("chunk file {one} (device {dev}, {label}) is missing"),
+                    _ => format!("{} of the {total} chunk files of device {dev} ({label}) are missing: {}", names.len(), names.join(", ")),
+                },
+            ));
         }
     }
     // Size, header and (with `hash`) content of each present chunk.
@@ -264,7 +327,7 @@ pub fn check_files(l: &Located, hash: bool, progress: &dyn Progress) -> Checked 
                 let Some(c) = queue.lock().unwrap().next() else { break };
                 let path = &locations[&c.id];
                 if let Some(f) = check_one(path, &c, &pid, hash, &|n| task.inc(n)) {
-                    out.lock().unwrap().push(f);
+                    out.lock().unwrap().push((c.id, f));
                 }
                 if !hash {
                     task.inc(1);
@@ -274,40 +337,39 @@ pub fn check_files(l: &Located, hash: bool, progress: &dyn Progress) -> Checked 
     });
     task.finish("done");
     let mut out = out.into_inner().unwrap();
-    out.sort_by(|a, b| a.file.cmp(&b.file));
-    findings.extend(out);
-    Checked { findings, locations, bytes: total }
+    out.sort_by(|a, b| a.1 .1.file.cmp(&b.1 .1.file));
+    for (id, (fault, finding)) in out {
+        faults.insert(id, fault);
+        findings.push(finding);
+    }
+    Checked { findings, locations, faults, missing_devices, bytes: total }
 }
 
-fn check_one(path: &Path, c: &ChunkRecord, pid: &[u8; 16], hash: bool, inc: &dyn Fn(u64)) -> Option<Finding> {
+fn check_one(path: &Path, c: &ChunkRecord, pid: &[u8; 16], hash: bool, inc: &dyn Fn(u64)) -> Option<(ChunkFault, Finding)> {
+    let unusable = |msg: String| Some((ChunkFault::Unusable, Finding::error(Some(path), msg)));
     let meta = match fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return Some(Finding::error(Some(path), format!("cannot read: {e}"))),
+        Err(e) => return unusable(format!("cannot read: {e}")),
     };
-    if meta.len() != c.size {
-        let how = if meta.len() < c.size { "truncated" } else { "too long" };
-        return Some(Finding::error(Some(path), format!("{how}: {} bytes, the manifest says {}", meta.len(), c.size)));
-    }
     let mut f = match File::open(path) {
         Ok(f) => f,
-        Err(e) => return Some(Finding::error(Some(path), format!("cannot read: {e}"))),
+        Err(e) => return unusable(format!("cannot read: {e}")),
     };
     let mut hb = [0u8; CHUNK_HEADER_LEN];
     if let Err(e) = f.read_exact(&mut hb) {
-        return Some(Finding::error(Some(path), format!("cannot read the header: {e}")));
+        return unusable(format!("cannot read the header: {e}"));
     }
     match ChunkHeader::decode(&hb) {
-        Err(e) => return Some(Finding::error(Some(path), e.to_string())),
-        Ok(h) if &h.pack_id != pid => {
-            return Some(Finding::error(Some(path), format!("belongs to another pack ({})", hex::encode(h.pack_id))))
-        }
+        Err(e) => return unusable(e.to_string()),
+        Ok(h) if &h.pack_id != pid => return unusable(format!("belongs to another pack ({})", hex::encode(h.pack_id))),
         Ok(h) if h.chunk_id != c.id => {
-            return Some(Finding::error(
-                Some(path),
-                format!("holds chunk {} of this pack, not chunk {}: a copied or renamed chunk file", h.chunk_id, c.id),
-            ))
+            return unusable(format!("holds chunk {} of this pack, not chunk {}: a copied or renamed chunk file", h.chunk_id, c.id))
         }
         Ok(_) => {}
+    }
+    if meta.len() != c.size {
+        let how = if meta.len() < c.size { "truncated" } else { "too long" };
+        return Some((ChunkFault::Altered, Finding::error(Some(path), format!("{how}: {} bytes, the manifest says {}", meta.len(), c.size))));
     }
     if !hash {
         return None;
@@ -324,12 +386,13 @@ fn check_one(path: &Path, c: &ChunkRecord, pid: &[u8; 16], hash: bool, inc: &dyn
                 inc(n as u64)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Some(Finding::error(Some(path), format!("cannot read: {e}"))),
+            Err(e) => return unusable(format!("cannot read: {e}")),
         }
     }
     let got: [u8; 32] = h.finalize().into();
-    (got != c.sha256)
-        .then(|| Finding::error(Some(path), "SHA-256 does not match the manifest: the chunk file was altered"))
+    (got != c.sha256).then(|| {
+        (ChunkFault::Altered, Finding::error(Some(path), "SHA-256 does not match the manifest: the chunk file was altered"))
+    })
 }
 
 /// Opens the pack's key slots with what the user brought.
@@ -353,19 +416,39 @@ pub fn open_catalog(l: &Located, master: &MasterKey) -> Result<Catalog> {
     }
 }
 
+/// How many items (files or tables) came through whole, and how many not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ItemCounts {
+    /// Whole and authentic (and, when writing, placed under their names).
+    pub intact: u64,
+    pub intact_bytes: u64,
+    /// Their bytes lie in damaged chunk files, or do not hash right.
+    pub damaged: u64,
+    /// Their bytes lie in missing chunk files, or the target cannot name them.
+    pub skipped: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DeepReport {
     #[serde(flatten)]
     pub totals: Totals,
     pub chunks: u64,
+    pub items: ItemCounts,
     pub findings: Vec<Finding>,
+}
+
+/// Why bytes an item needs did not arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    Missing,
+    Damaged,
 }
 
 struct Piece {
     chunk: u64,
     offset: u64,
     len: u64,
-    data: Option<(Arc<Vec<u8>>, Range<usize>)>,
+    data: std::result::Result<(Arc<Vec<u8>>, Range<usize>), Loss>,
 }
 
 /// Where the bytes of packed tables go (a database loader). Each table's
@@ -374,7 +457,8 @@ pub trait TableSink {
     fn begin(&mut self, entry: &Entry) -> Result<()>;
     fn data(&mut self, bytes: &[u8]) -> Result<()>;
     /// `damage` says why the table's bytes are not whole and authentic
-    /// (damaged chunks, a hash mismatch); the sink must then not keep them.
+    /// (damaged or missing chunks, a hash mismatch); the sink must then not
+    /// keep them.
     fn end(&mut self, damage: Option<String>) -> Result<()>;
 }
 
@@ -392,23 +476,26 @@ pub enum Output<'a> {
 /// `target`, also writes the tree there.
 pub fn decrypt_all(
     l: &Located,
-    locations: &HashMap<u64, PathBuf>,
+    checked: &Checked,
     master: &MasterKey,
     catalog: &Catalog,
     target: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<DeepReport> {
     match target {
-        Some(t) => decrypt_to(l, locations, master, catalog, Output::Tree(&mut DirWriter::new(t)), progress),
-        None => decrypt_to(l, locations, master, catalog, Output::Check, progress),
+        Some(t) => decrypt_to(l, checked, master, catalog, Output::Tree(&mut DirWriter::new(t)), progress),
+        None => decrypt_to(l, checked, master, catalog, Output::Check, progress),
     }
 }
 
 /// The keyed pass: decrypts what `output` needs (everything when checking)
-/// and checks each item's plaintext SHA-256.
+/// and checks each item's plaintext SHA-256. Chunks the keyless check
+/// found missing or unusable are not read again (and not reported again);
+/// in a chunk whose bytes were altered, every segment that authenticates
+/// is used.
 pub fn decrypt_to(
     l: &Located,
-    locations: &HashMap<u64, PathBuf>,
+    checked: &Checked,
     master: &MasterKey,
     catalog: &Catalog,
     mut output: Output<'_>,
@@ -476,6 +563,7 @@ pub fn decrypt_to(
     if let Output::Tree(t) = &mut output {
         t.prepare()?;
     }
+    let mut counts = ItemCounts::default();
     let result = std::thread::scope(|s| -> Result<()> {
         let mut rxs = Vec::new();
         for chunks in by_slot.values() {
@@ -488,14 +576,15 @@ pub fn decrypt_to(
                     if want.is_empty() && !verify_all {
                         continue;
                     }
-                    let path = locations.get(&c.id);
-                    if let Err(f) = decrypt_chunk(path, c, &pid, seg, master, want, &tx) {
+                    let place = (checked.locations.get(&c.id), checked.faults.get(&c.id).copied());
+                    if let Some(f) = decrypt_chunk(place, c, &pid, seg, master, want, &tx) {
                         findings.lock().unwrap().push(f);
                     }
                 }
             });
         }
-        let r = assemble(catalog, &slot_index, &chunk_of, &rxs, &mut output, &findings, &|n| task.inc(n));
+        let pieces = Pieces { rxs: &rxs, slot_index: &slot_index, chunk_of: &chunk_of, manifest: m, missing_devices: &checked.missing_devices };
+        let r = assemble(catalog, &pieces, &mut output, &findings, &mut counts, &|n| task.inc(n));
         drop(rxs);
         r
     });
@@ -503,35 +592,83 @@ pub fn decrypt_to(
     result?;
     let mut findings = findings.into_inner().unwrap();
     findings.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(DeepReport { totals, chunks: m.chunks.len() as u64, findings })
+    Ok(DeepReport { totals, chunks: m.chunks.len() as u64, items: counts, findings })
 }
 
-/// Decrypts one chunk and sends the wanted pieces; on failure, sends the
-/// rest as missing and returns the finding.
+/// Hands one chunk's wanted pieces to the assembler, in offset order.
+struct PieceSender<'a> {
+    chunk: u64,
+    want: &'a [(u64, u64)],
+    /// Index into `want`, and bytes of `want[next]` already sent.
+    next: usize,
+    done_in: u64,
+    tx: &'a SyncSender<Piece>,
+}
+
+impl PieceSender<'_> {
+    /// Sends the wanted bytes that lie in plaintext `[start, end)`, from
+    /// `data` (which holds exactly that range) or as lost. False once the
+    /// assembler stopped listening.
+    fn send(&mut self, start: u64, end: u64, data: std::result::Result<&Arc<Vec<u8>>, Loss>) -> std::result::Result<bool, String> {
+        while self.next < self.want.len() {
+            let (o, l) = self.want[self.next];
+            let from = o + self.done_in;
+            if from >= end {
+                break;
+            }
+            if from < start {
+                return Err("catalog extents overlap".into());
+            }
+            let to = (o + l).min(end);
+            let data = data.map(|b| (b.clone(), (from - start) as usize..(to - start) as usize));
+            if self.tx.send(Piece { chunk: self.chunk, offset: from, len: to - from, data }).is_err() {
+                return Ok(false);
+            }
+            if to == o + l {
+                self.next += 1;
+                self.done_in = 0;
+            } else {
+                self.done_in = to - o;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Everything not sent yet is lost.
+    fn lose_rest(&mut self, loss: Loss) {
+        let _ = self.send(0, u64::MAX, Err(loss));
+    }
+}
+
+/// Decrypts one chunk, segment by segment, and sends the wanted pieces;
+/// those in a segment that does not authenticate, or that cannot be read,
+/// are sent as lost. Returns a finding for what the keyless check did not
+/// already report.
 fn decrypt_chunk(
-    path: Option<&PathBuf>,
+    place: (Option<&PathBuf>, Option<ChunkFault>),
     c: &ChunkRecord,
     pid: &[u8; 16],
     seg: u32,
     master: &MasterKey,
     want: &[(u64, u64)],
     tx: &SyncSender<Piece>,
-) -> Result<(), Finding> {
-    let mut next = 0usize; // index into want
-    let mut done_in = 0u64; // bytes of want[next] already sent
-    let fail = |next: usize, done_in: u64, f: Finding| {
-        for (i, &(o, l)) in want.iter().enumerate().skip(next) {
-            let skip = if i == next { done_in } else { 0 };
-            let _ = tx.send(Piece { chunk: c.id, offset: o + skip, len: l - skip, data: None });
+) -> Option<Finding> {
+    let mut sender = PieceSender { chunk: c.id, want, next: 0, done_in: 0, tx };
+    let path = match place {
+        (Some(p), None | Some(ChunkFault::Altered)) => p,
+        (Some(_), Some(ChunkFault::Unusable)) => {
+            sender.lose_rest(Loss::Damaged);
+            return None;
         }
-        Err(f)
+        _ => {
+            sender.lose_rest(Loss::Missing);
+            return None;
+        }
     };
-    let Some(path) = path else {
-        return fail(next, done_in, Finding::error(None, format!("chunk {} is missing; its data cannot be checked", device::chunk_name(c.id))));
-    };
+    let mut bad = Vec::new();
+    let mut nseg = 0;
     let r = (|| -> std::result::Result<(), String> {
         let mut f = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-        let size = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
         let mut hb = [0u8; CHUNK_HEADER_LEN];
         f.read_exact(&mut hb).map_err(|e| format!("cannot read the header: {e}"))?;
         let h = ChunkHeader::decode(&hb).map_err(|e| e.to_string())?;
@@ -541,66 +678,103 @@ fn decrypt_chunk(
         if h.chunk_id != c.id || h.segment_size != seg {
             return Err(format!("holds chunk {} of this pack, not chunk {}: a copied or renamed chunk file", h.chunk_id, c.id));
         }
-        let plain = format::plain_len_of(size, seg).ok_or_else(|| format!("size {size} is not a whole chunk: truncated"))?;
-        let nseg = format::segment_count(plain, seg);
+        // The signed manifest's size, not the file's: a chunk cut short
+        // still gives the segments before the cut.
+        let plain = format::plain_len_of(c.size, seg).ok_or_else(|| format!("the manifest's size {} is not a whole chunk", c.size))?;
+        nseg = format::segment_count(plain, seg);
         let key = crypto::chunk_key(master, pid, c.id, &h.salt);
-        let mut opener = Opener::new(&key, &hb);
+        let opener = Opener::new(&key, &hb);
         for i in 0..nseg {
             let start = i * seg as u64;
             let pt_len = (plain - start).min(seg as u64) as usize;
             let mut buf = vec![0u8; pt_len + TAG_LEN];
-            f.read_exact(&mut buf).map_err(|e| format!("cannot read segment {i}: {e}"))?;
-            let last = i + 1 == nseg;
-            opener.open(&mut buf, last).ok_or_else(|| {
-                format!("segment {i} does not authenticate: the chunk was altered, reordered, truncated or mixed with another")
+            f.read_exact(&mut buf).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => format!("cut short in segment {i} of {nseg}: the segments from there on are lost"),
+                _ => format!("cannot read segment {i} of {nseg}: {e}"),
             })?;
-            buf.truncate(pt_len);
-            let buf = Arc::new(buf);
             let end = start + pt_len as u64;
-            while next < want.len() {
-                let (o, l) = want[next];
-                let from = o + done_in;
-                if from >= end {
-                    break;
+            let listening = match opener.open(i, &mut buf, i + 1 == nseg) {
+                Some(_) => {
+                    buf.truncate(pt_len);
+                    sender.send(start, end, Ok(&Arc::new(buf)))?
                 }
-                if from < start {
-                    return Err("catalog extents overlap".into());
+                None => {
+                    bad.push(i);
+                    sender.send(start, end, Err(Loss::Damaged))?
                 }
-                let to = (o + l).min(end);
-                let r = (from - start) as usize..(to - start) as usize;
-                if tx.send(Piece { chunk: c.id, offset: from, len: to - from, data: Some((buf.clone(), r)) }).is_err() {
-                    return Ok(());
-                }
-                if to == o + l {
-                    next += 1;
-                    done_in = 0;
-                } else {
-                    done_in = to - o;
-                }
+            };
+            if !listening {
+                return Ok(());
             }
         }
-        if next < want.len() {
+        if sender.next < want.len() {
             return Err("the catalog points past the end of this chunk".into());
         }
         Ok(())
     })();
-    match r {
-        Ok(()) => Ok(()),
-        Err(msg) => fail(next, done_in, Finding::error(Some(path), msg)),
+    let mut problems = Vec::new();
+    if !bad.is_empty() {
+        problems.push(bad_segments(&bad, nseg));
+    }
+    if let Err(e) = r {
+        sender.lose_rest(Loss::Damaged);
+        problems.push(e);
+    }
+    (!problems.is_empty()).then(|| Finding::error(Some(path), problems.join("; ")))
+}
+
+/// "segment 3 (of 16) does not authenticate …", naming at most ten.
+fn bad_segments(bad: &[u64], nseg: u64) -> String {
+    if bad.len() as u64 == nseg && nseg > 1 {
+        return format!("none of its {nseg} segments authenticates: the chunk was altered (its header or every segment), or mixed with another");
+    }
+    let mut list: Vec<String> = bad.iter().take(10).map(|i| i.to_string()).collect();
+    if bad.len() > 10 {
+        list.push(format!("and {} more", bad.len() - 10));
+    }
+    let (what, verb) = if bad.len() == 1 { ("segment", "does") } else { ("segments", "do") };
+    let rest = if nseg > 1 { "; its other segments are intact" } else { "" };
+    format!(
+        "{what} {} (of {nseg}) {verb} not authenticate: altered, reordered, truncated or mixed with another chunk{rest}",
+        list.join(", ")
+    )
+}
+
+impl ItemCounts {
+    fn add(&mut self, lost: &Option<Lost>, size: u64) {
+        match lost {
+            None => {
+                self.intact += 1;
+                self.intact_bytes += size;
+            }
+            Some(l) if l.is_damage() => self.damaged += 1,
+            Some(_) => self.skipped += 1,
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Why an item did not come through whole.
+#[derive(Default)]
+struct Lost {
+    missing: Vec<u64>,
+    damaged: Vec<u64>,
+    mismatch: bool,
+}
+
+impl Lost {
+    fn is_damage(&self) -> bool {
+        self.mismatch || !self.damaged.is_empty()
+    }
+}
+
 fn assemble(
     catalog: &Catalog,
-    slot_index: &HashMap<u32, usize>,
-    chunk_of: &HashMap<u64, &ChunkRecord>,
-    rxs: &[Receiver<Piece>],
+    pieces: &Pieces,
     output: &mut Output<'_>,
     findings: &Mutex<Vec<Finding>>,
+    counts: &mut ItemCounts,
     inc: &dyn Fn(u64),
 ) -> Result<()> {
-    let pieces = Pieces { rxs, slot_index, chunk_of };
     let unsafe_path = |path: &PathBytes| Error::Mismatch(format!("unsafe path in the catalog: {}", path.display()));
     for e in &catalog.entries {
         match e {
@@ -624,40 +798,52 @@ fn assemble(
                 if !path.is_safe_relative() || path.0.is_empty() {
                     return Err(unsafe_path(path));
                 }
-                let (shown, stop_at_damage) = match output {
-                    Output::Tree(t) => {
-                        t.begin_file(path, *mode, *mtime, *size, sha256)?;
-                        (t.name(path), !t.keeps_damaged())
+                let Output::Tree(t) = output else {
+                    let lost = pieces.read_item(&path.display(), extents, *size, sha256, inc, &mut |_| Ok(()))?;
+                    if let Some(l) = &lost {
+                        let what = if l.is_damage() { "damaged" } else { "not checked" };
+                        findings.lock().unwrap().push(Finding::error_at(&path.display(), format!("{what}: {}", pieces.describe(l))));
                     }
-                    _ => (path.display(), false),
+                    counts.add(&lost, *size);
+                    continue;
                 };
-                let damage = match output {
-                    Output::Tree(t) => pieces.read_item(&shown, stop_at_damage, extents, *size, sha256, inc, &mut |b| t.data(b))?,
-                    _ => pieces.read_item(&shown, false, extents, *size, sha256, inc, &mut |_| Ok(()))?,
-                };
-                if let Output::Tree(t) = output {
-                    if let Some(problem) = t.end_file(damage.as_deref())? {
+                t.begin_file(path, *mode, *mtime, *size, sha256)?;
+                let shown = t.name(path);
+                let lost = pieces.read_item(&shown, extents, *size, sha256, inc, &mut |b| t.data(b))?;
+                let why = lost.as_ref().map(|l| pieces.describe(l));
+                let problem = t.end_file(why.as_deref())?;
+                match (&why, problem) {
+                    (Some(why), _) => {
+                        findings.lock().unwrap().push(Finding::error_at(&shown, format!("not restored: {why}")));
+                        counts.add(&lost, *size);
+                    }
+                    (None, Some(problem)) => {
                         findings.lock().unwrap().push(Finding::error_at(&shown, problem));
+                        counts.skipped += 1;
                     }
-                }
-                if let Some(damage) = damage {
-                    findings.lock().unwrap().push(Finding::error_at(&shown, damage));
+                    (None, None) => counts.add(&None, *size),
                 }
             }
             Entry::Table { name, size, sha256, extents, .. } => {
+                let label = format!("table {name}");
                 let Output::Tables(sink) = output else {
                     // Checking only: hash the table's bytes like a file's.
-                    if let Some(damage) = pieces.read_item(&format!("table {name}"), false, extents, *size, sha256, inc, &mut |_| Ok(()))? {
-                        findings.lock().unwrap().push(Finding::error(None, format!("table {name}: {damage}")));
+                    let lost = pieces.read_item(&label, extents, *size, sha256, inc, &mut |_| Ok(()))?;
+                    if let Some(l) = &lost {
+                        let what = if l.is_damage() { "damaged" } else { "not checked" };
+                        findings.lock().unwrap().push(Finding::error(None, format!("{label}: {what}: {}", pieces.describe(l))));
                     }
+                    counts.add(&lost, *size);
                     continue;
                 };
                 sink.begin(e)?;
-                let damage = pieces.read_item(&format!("table {name}"), true, extents, *size, sha256, inc, &mut |b| sink.data(b))?;
-                if let Some(d) = &damage {
-                    findings.lock().unwrap().push(Finding::error(None, format!("table {name}: {d}")));
+                let lost = pieces.read_item(&label, extents, *size, sha256, inc, &mut |b| sink.data(b))?;
+                let why = lost.as_ref().map(|l| pieces.describe(l));
+                if let Some(d) = &why {
+                    findings.lock().unwrap().push(Finding::error(None, format!("{label}: {d}")));
                 }
-                sink.end(damage)?;
+                counts.add(&lost, *size);
+                sink.end(why)?;
             }
         }
     }
@@ -667,32 +853,31 @@ fn assemble(
     Ok(())
 }
 
-/// The decrypted pieces, one queue per writer slot.
+/// The decrypted pieces, one queue per writer slot, and what names a loss.
 struct Pieces<'a, 'b> {
     rxs: &'a [Receiver<Piece>],
     slot_index: &'a HashMap<u32, usize>,
     chunk_of: &'a HashMap<u64, &'b ChunkRecord>,
+    manifest: &'a manifest::Manifest,
+    missing_devices: &'a BTreeSet<u32>,
 }
 
 impl Pieces<'_, '_> {
     /// Pulls one item's bytes, in order, into `out` while hashing them.
-    /// Returns why the item is damaged, if it is. Pieces in damaged or
-    /// missing chunks are skipped; with `stop_at_damage` nothing after the
-    /// first one reaches `out` either (a row stream cannot resume mid-way;
-    /// a file keeps what can be saved).
-    #[allow(clippy::too_many_arguments)]
+    /// Returns why the item did not come through whole, if it did not.
+    /// Nothing after the first lost piece reaches `out`: a writer keeps an
+    /// item only once it came through whole.
     fn read_item(
         &self,
         label: &str,
-        stop_at_damage: bool,
         extents: &[super::catalog::Extent],
         size: u64,
         sha256: &[u8; 32],
         inc: &dyn Fn(u64),
         out: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Lost>> {
         let mut h = Sha256::new();
-        let mut bad_chunks = Vec::new();
+        let mut lost = Lost::default();
         let mut got = 0u64;
         for x in extents {
             let rx = &self.rxs[self.slot_index[&self.chunk_of[&x.chunk()].slot]];
@@ -709,15 +894,17 @@ impl Pieces<'_, '_> {
                     )));
                 }
                 match &p.data {
-                    Some((buf, r)) if !stop_at_damage || bad_chunks.is_empty() => {
-                        let bytes = &buf[r.clone()];
-                        h.update(bytes);
-                        out(bytes)?;
+                    Ok((buf, r)) => {
+                        if lost.missing.is_empty() && lost.damaged.is_empty() {
+                            let bytes = &buf[r.clone()];
+                            h.update(bytes);
+                            out(bytes)?;
+                        }
                     }
-                    Some(_) => {}
-                    None => {
-                        if !bad_chunks.contains(&p.chunk) {
-                            bad_chunks.push(p.chunk)
+                    Err(loss) => {
+                        let list = if *loss == Loss::Missing { &mut lost.missing } else { &mut lost.damaged };
+                        if !list.contains(&p.chunk) {
+                            list.push(p.chunk)
                         }
                     }
                 }
@@ -726,17 +913,60 @@ impl Pieces<'_, '_> {
                 inc(p.len);
             }
         }
-        if !bad_chunks.is_empty() {
-            return Ok(Some(format!(
-                "cannot be restored: its data lies in damaged or missing chunk(s) {}",
-                bad_chunks.iter().map(|c| device::chunk_name(*c)).collect::<Vec<_>>().join(", ")
-            )));
+        if !lost.missing.is_empty() || !lost.damaged.is_empty() {
+            return Ok(Some(lost));
         }
         if got != size || <[u8; 32]>::from(h.finalize()) != *sha256 {
-            return Ok(Some("plaintext SHA-256 does not match the catalog".into()));
+            return Ok(Some(Lost { mismatch: true, ..Lost::default() }));
         }
         Ok(None)
     }
+
+    /// Names where an item's bytes were lost: a missing device once, not
+    /// each of its chunk files.
+    fn describe(&self, lost: &Lost) -> String {
+        let names = |ids: &[u64]| ids.iter().map(|c| device::chunk_name(*c)).collect::<Vec<_>>().join(", ");
+        let plural = |ids: &[u64]| if ids.len() == 1 { "" } else { "s" };
+        let mut parts = Vec::new();
+        if lost.mismatch {
+            parts.push("its bytes do not match the catalog's SHA-256".to_string());
+        }
+        if !lost.damaged.is_empty() {
+            parts.push(format!("its data lies in damaged chunk file{} {}", plural(&lost.damaged), names(&lost.damaged)));
+        }
+        let mut by_device: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for id in &lost.missing {
+            by_device.entry(self.chunk_of[id].device).or_default().push(*id);
+        }
+        for (dev, ids) in by_device {
+            if self.missing_devices.contains(&dev) {
+                let label = self.manifest.devices.iter().find(|d| d.number == dev).map_or("", |d| d.label.as_str());
+                parts.push(format!("its data lies on missing device {dev} (first written at {label})"));
+            } else {
+                parts.push(format!("its data lies in missing chunk file{} {} (device {dev})", plural(&ids), names(&ids)));
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+/// One line per file: findings about the same file are joined, and a
+/// repeated one is dropped.
+pub fn tidy(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for f in findings {
+        if out.iter().any(|x| x.severity == f.severity && x.file == f.file && x.message == f.message) {
+            continue;
+        }
+        match out.iter_mut().find(|x| f.file.is_some() && x.file == f.file && x.severity == f.severity) {
+            Some(x) => {
+                x.message.push_str("; ");
+                x.message.push_str(&f.message);
+            }
+            None => out.push(f),
+        }
+    }
+    out
 }
 
 /// Sets access and modification time; `nofollow` for symlinks themselves.

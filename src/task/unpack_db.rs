@@ -26,7 +26,7 @@ use crate::model::{Dialect, Schema, Table};
 use crate::pack::catalog::{Catalog, DatabaseInfo, Entry};
 use crate::pack::crypto::MasterKey;
 use crate::pack::packer::shell_quote;
-use crate::pack::reader::{self, Finding, Located, Output, TableSink};
+use crate::pack::reader::{self, Checked, Finding, Located, Output, TableSink};
 use crate::pack::rows::RowDecoder;
 use crate::progress::{Progress, Task, Unit};
 use crate::schema::convert::{self, ConvertOptions, Converted};
@@ -345,11 +345,11 @@ impl IntoHint for Error {
     }
 }
 
-/// Loads the pack's tables into `dst`. `l`, `locations`, `master` and
+/// Loads the pack's tables into `dst`. `l`, `checked`, `master` and
 /// `catalog` come from the reader (the chunks already checked).
 pub fn unpack(
     l: &Located,
-    locations: &HashMap<u64, PathBuf>,
+    checked: &Checked,
     master: &MasterKey,
     catalog: &Catalog,
     dst: &Endpoint,
@@ -393,7 +393,7 @@ pub fn unpack(
         done: Vec::new(),
     };
     let t = Instant::now();
-    let deep = reader::decrypt_to(l, locations, master, catalog, Output::Tables(&mut loader), progress)?;
+    let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut loader), progress)?;
     let tables = std::mem::take(&mut loader.done);
     drop(loader);
     crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));

@@ -151,10 +151,6 @@ impl TreeWriter for ObjectWriter {
         format!("{}/{}", self.base.trim_end_matches('/'), path.display().trim_start_matches("./"))
     }
 
-    fn keeps_damaged(&self) -> bool {
-        false
-    }
-
     fn prepare(&mut self) -> Result<()> {
         Ok(())
     }
