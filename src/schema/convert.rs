@@ -130,16 +130,19 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
         indexes: Vec::new(),
         foreign_keys: Vec::new(),
         triggers: Vec::new(),
+        trigger_owners: Vec::new(),
         views: Vec::new(),
         comments: Vec::new(),
+        comment_owners: Vec::new(),
         manual: Vec::new(),
+        refused: Vec::new(),
     };
 
     // Named enum types from the source.
     for e in &schema.enums {
         let parts = names.enum_type(&e.name);
         if target == Dialect::Postgres {
-            out.enums.push(TargetEnum { name: names.quote_parts(&parts), values: e.values.clone() });
+            out.enums.push(TargetEnum { name: names.quote_parts(&parts), values: e.values.clone(), object: (ObjectKind::Type, e.name.to_string()) });
             report.push(ObjectKind::Type, e.name.to_string(), Status::Converted, None, e.origin.line, "enum type");
         } else {
             report.push(ObjectKind::Type, e.name.to_string(), Status::Converted, Some(codes::ENUM_CONVERTED), e.origin.line,
@@ -158,6 +161,7 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
             let clamp = |v: Option<i128>| v.filter(|v| *v >= i64::MIN as i128 && *v <= i64::MAX as i128);
             out.sequences.push(TargetSequence {
                 name: names.quote_parts(&parts),
+                object: s.name.to_string(),
                 start: s.start,
                 increment: s.increment,
                 min: clamp(s.min),
@@ -171,11 +175,6 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
                 format!("{target} has no sequences: use AUTO_INCREMENT/INTEGER PRIMARY KEY or a counter table (start {})", s.start.unwrap_or(1)));
             out.manual.push(ManualSection { line: s.origin.line, title: format!("sequence {}", s.name), text: format!("sequence {} start {:?} increment {:?}", s.name, s.start, s.increment) });
         }
-    }
-
-    for (from, to, kind, why) in names.renames.borrow().clone() {
-        let k = if kind == "column" { ObjectKind::Column } else { ObjectKind::Table };
-        report.push(k, from.clone(), Status::Converted, Some(codes::RENAMED), 0, format!("renamed to {to}: {why}"));
     }
 
     // Columns other tables reference, per table (keys on MySQL need them bounded).
@@ -206,11 +205,62 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
     for l in leftovers {
         out.manual.push(ManualSection { line: l.line, title: l.reason.clone(), text: l.text.clone() });
     }
+    report_renames(schema, &names, &mut report);
     out.schemas = names.schemas.clone();
     for s in &out.schemas {
         report.push(ObjectKind::Schema, s.clone(), Status::Converted, Some(codes::SCHEMA_MAPPED), 0, format!("created as schema {s}"));
     }
     Converted { target: out, report, names }
+}
+
+/// Records what the target refused when the output was checked: each
+/// refused statement's objects become manual items carrying the server's
+/// message, and the statement is printed as a comment, not as SQL.
+pub fn apply_refusals(c: &mut Converted, statements: &[super::ddl::Emitted], refusals: &[super::check::Refusal]) {
+    let target = c.target.target;
+    for r in refusals {
+        let Some(st) = statements.get(r.statement) else { continue };
+        let message = format!("refused by {target} when checked: {}", r.error);
+        match &st.table {
+            Some(t) => c.report.refuse_table(t, &message),
+            None => {
+                for (kind, object) in &st.objects {
+                    c.report.refuse(*kind, object, &message);
+                }
+            }
+        }
+        if !c.target.refused.iter().any(|(i, _)| *i == r.statement) {
+            c.target.refused.push((r.statement, r.error.clone()));
+        }
+    }
+}
+
+/// One B180 item per renamed table, view or column, on the object's own
+/// line and under its own report name, so it joins that object's entry
+/// instead of counting as one more object.
+fn report_renames(schema: &Schema, names: &NamePlan, report: &mut Report) {
+    for (kind, from, to, why) in names.renames.borrow().iter() {
+        match kind.as_str() {
+            "table" => {
+                let (kind, line) = match schema.tables.iter().find(|t| &t.name.to_string() == from) {
+                    Some(t) => (ObjectKind::Table, t.origin.line),
+                    None => (ObjectKind::View, schema.views.iter().find(|v| &v.name.to_string() == from).map(|v| v.origin.line).unwrap_or(0)),
+                };
+                report.push(kind, from.clone(), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {to}: {why}"));
+            }
+            "column" => {
+                let line = schema
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.columns.iter().map(move |c| (super::naming::column_key(&t.name, &c.name), c.origin.line)))
+                    .find(|(k, _)| k == from)
+                    .map(|(_, l)| l)
+                    .unwrap_or(0);
+                report.push(ObjectKind::Column, from.clone(), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {to}: {why}"));
+            }
+            _ => {}
+        }
+    }
 }
 
 fn bool_like_default(d: &DefaultValue) -> Option<bool> {
@@ -338,7 +388,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                     tparts.pop();
                     tparts.push(type_name.clone());
                     let qn = QualifiedName { schema: if tparts.len() > 1 { Some(tparts[0].clone()) } else { None }, name: type_name };
-                    out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone() });
+                    out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone(), object: (ObjectKind::Column, obj.clone()) });
                     ty = ColumnType::Enum { name: Some(qn), values: values.clone() };
                     notes.push(typemap::TypeNote { code: codes::ENUM_CONVERTED, status: Status::Converted, message: format!("enum → CREATE TYPE {}", names.quote_parts(&tparts)) });
                 }
@@ -477,10 +527,12 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
             Dialect::Postgres => {
                 if let Some(cm) = &comment {
                     out.comments.push(format!("COMMENT ON TABLE {sql_name} IS {};", super::ddl::string_literal(target, cm)));
+                    out.comment_owners.push((ObjectKind::Comment, format!("{tname} comments")));
                 }
                 for c in &columns {
                     if let Some(cm) = &c.comment {
                         out.comments.push(format!("COMMENT ON COLUMN {sql_name}.{} IS {};", names.quote(&c.name), super::ddl::string_literal(target, cm)));
+                        out.comment_owners.push((ObjectKind::Comment, format!("{tname} comments")));
                     }
                 }
                 report.push(ObjectKind::Comment, format!("{tname} comments"), Status::Converted, None, line, "comments");
@@ -522,6 +574,8 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         engine: if same_mysql { t.options.engine.clone() } else { None },
         charset: if same_mysql { t.options.charset.clone() } else { None },
         collation: if same_mysql { t.options.collation.clone() } else { None },
+        partition_by: None,
+        partition_of: None,
     };
 
     // Indexes.
@@ -532,7 +586,11 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     // ON UPDATE CURRENT_TIMESTAMP triggers.
     let on_update_cols: Vec<&TargetColumn> = tt.columns.iter().filter(|c| c.on_update_current_timestamp).collect();
     if !on_update_cols.is_empty() && target != Dialect::Mysql {
-        out.triggers.extend(super::ddl::on_update_triggers(target, names, &tt, &on_update_cols));
+        let owners: Vec<ObjectRef> = on_update_cols.iter().map(|c| (ObjectKind::Column, format!("{tname}.{}", c.source))).collect();
+        for trig in super::ddl::on_update_triggers(target, names, &tt, &on_update_cols) {
+            out.triggers.push(trig);
+            out.trigger_owners.push(owners.clone());
+        }
     }
     out.tables.push(tt);
 }
@@ -690,6 +748,7 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
                 predicate: None,
                 include: vec![],
                 kind: None,
+                object: obj.clone(),
             });
             report.push(ObjectKind::Index, obj, Status::Warning, Some(codes::INDEX_FEATURE), line,
                 "FULLTEXT → GIN index on to_tsvector('simple', ...); queries must use @@ to_tsquery");
@@ -792,8 +851,11 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
             warnings.push("INCLUDE columns dropped".into());
         }
     }
-    let name = names.index_name(&t.name, ix.name.as_deref(), &format!("{}_{}_idx", t.name.name, ix.parts.len()));
-    out.indexes.push(TargetIndex { table: tt.sql_name.clone(), name, unique: ix.unique, parts, method, predicate, include, kind });
+    let (name, renamed) = names.index_name_why(&t.name, ix.name.as_deref(), &format!("{}_{}_idx", t.name.name, ix.parts.len()));
+    if let Some(why) = renamed {
+        report.push(ObjectKind::Index, obj.clone(), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {name}: {why}"));
+    }
+    out.indexes.push(TargetIndex { table: tt.sql_name.clone(), name, unique: ix.unique, parts, method, predicate, include, kind, object: obj.clone() });
     if warnings.is_empty() {
         report.push(ObjectKind::Index, obj, Status::Converted, None, line, "index");
     } else {
@@ -824,7 +886,7 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
     let target = out.target;
     let tname = t.name.to_string();
     for fk in &t.foreign_keys {
-        let obj = format!("{tname} → {}", fk.ref_table);
+        let obj = fk_object(&tname, fk);
         let line = fk.origin.line;
         let Some(rt) = index.get(&fk.ref_table) else {
             report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::FK_FEATURE), line, format!("references {}, which is not in the script", fk.ref_table));
@@ -867,6 +929,7 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
             deferrable,
             initially_deferred,
             not_valid,
+            object: obj.clone(),
         };
         if target == Dialect::Mysql && (tfk.on_delete.is_some() || tfk.on_update.is_some()) {
             // MySQL forbids CHECKs on columns that have referential actions.
@@ -899,6 +962,12 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
             report.push(ObjectKind::ForeignKey, obj, Status::Warning, Some(codes::FK_FEATURE), line, warnings.join("; "));
         }
     }
+}
+
+/// How the report names a foreign key: `table(columns) → referenced`,
+/// unique even when two keys join the same pair of tables.
+pub fn fk_object(table: &str, fk: &ForeignKey) -> String {
+    format!("{table}({}) → {}", fk.columns.join(", "), fk.ref_table)
 }
 
 fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
@@ -936,16 +1005,17 @@ fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report:
         match expr::render_query(&v.query, &expr_names) {
             Ok(q) => {
                 let materialized = v.materialized && target == Dialect::Postgres;
-                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized });
+                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized, object: obj.clone() });
                 if v.materialized && !materialized {
-                    report.push(ObjectKind::View, obj, Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "materialized view → plain view (no materialized views on the target)");
+                    report.push(ObjectKind::View, obj.clone(), Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "materialized view → plain view (no materialized views on the target)");
                 } else if v.query.dialect != target {
-                    report.push(ObjectKind::View, obj, Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "query rewritten for the target: identifiers and known functions mapped; review the result");
+                    report.push(ObjectKind::View, obj.clone(), Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "query rewritten for the target: identifiers and known functions mapped; review the result");
                 } else {
-                    report.push(ObjectKind::View, obj, Status::Converted, None, v.origin.line, "view");
+                    report.push(ObjectKind::View, obj.clone(), Status::Converted, None, v.origin.line, "view");
                 }
                 if let (Some(c), Dialect::Postgres) = (&v.comment, target) {
                     out.comments.push(format!("COMMENT ON {}VIEW {} IS {};", if materialized { "MATERIALIZED " } else { "" }, names.quote_parts(&parts), super::ddl::string_literal(target, c)));
+                    out.comment_owners.push((ObjectKind::View, obj.clone()));
                 }
             }
             Err(why) => {

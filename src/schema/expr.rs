@@ -11,7 +11,6 @@ use sqlparser::ast::{
     self, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
     ObjectNamePart, Value, VisitMut, VisitorMut,
 };
-use sqlparser::parser::Parser;
 
 use super::rewrite::sql_dialect;
 use super::typetext;
@@ -304,9 +303,7 @@ fn function_for(target: Dialect, name: &str, argc: usize) -> Option<&'static str
 /// Rewrites an expression for the target. Errors say why it could not be.
 pub fn render_expr(text: &SqlText, names: &dyn NameMapper) -> Result<String, String> {
     let d = sql_dialect(text.dialect);
-    let mut e = Parser::new(&*d)
-        .try_with_sql(&text.sql)
-        .and_then(|mut p| p.parse_expr())
+    let mut e = super::rewrite::parse_expr(&*d, &text.sql)
         .map_err(|err| format!("cannot re-read expression `{}`: {err}", text.sql))?;
     let mut v = Rewriter::new(text.dialect, names);
     if let ControlFlow::Break(reason) = e.visit(&mut v) {
@@ -318,7 +315,7 @@ pub fn render_expr(text: &SqlText, names: &dyn NameMapper) -> Result<String, Str
 /// Rewrites a view query for the target.
 pub fn render_query(text: &SqlText, names: &dyn NameMapper) -> Result<String, String> {
     let d = sql_dialect(text.dialect);
-    let mut stmts = Parser::parse_sql(&*d, &text.sql).map_err(|err| format!("cannot re-read the query: {err}"))?;
+    let mut stmts = super::rewrite::parse_sql(&*d, &text.sql).map_err(|err| format!("cannot re-read the query: {err}"))?;
     if stmts.len() != 1 {
         return Err("the view body is not a single query".into());
     }
@@ -631,6 +628,7 @@ pub fn type_known(target: Dialect, ty: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlparser::parser::Parser;
 
     fn d(sql: &str, dialect: Dialect) -> DefaultValue {
         let sd = sql_dialect(dialect);

@@ -64,6 +64,13 @@ pub struct Prepared {
     pub notes: Vec<String>,
 }
 
+/// Words that end a column's type and start its clauses.
+pub const COLUMN_CLAUSE_WORDS: &[&str] = &[
+    "NOT", "NULL", "DEFAULT", "PRIMARY", "UNIQUE", "CHECK", "REFERENCES", "CONSTRAINT", "COLLATE", "GENERATED", "AS",
+    "AUTO_INCREMENT", "AUTOINCREMENT", "IDENTITY", "COMMENT", "ON", "CHARACTER", "CHARSET", "KEY", "ENABLE", "DISABLE",
+    "INVISIBLE", "VISIBLE", "WITH", "ROWGUIDCOL", "SPARSE", "STORED", "VIRTUAL", "PERSISTED", "ENCODE", "MASKED",
+];
+
 /// The placeholder type given to untyped computed columns; the reader
 /// infers a real type from the expression.
 pub const COMPUTED_PLACEHOLDER: &str = "barge_computed";
@@ -77,6 +84,27 @@ pub fn sql_dialect(d: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
         Dialect::Mssql => Box::new(MsSqlDialect {}),
         Dialect::Oracle => Box::new(OracleDialect {}),
     }
+}
+
+/// How deeply expressions may nest (a CASE inside a CASE, parentheses).
+/// sqlparser's own default of 50 refuses legitimate generated SQL; its
+/// `recursive-protection` grows the stack as needed, so the limit only
+/// bounds the work hostile input can cause.
+pub const MAX_NESTING: usize = 1000;
+
+/// A parser for `d` with barge's nesting limit.
+pub fn parser(d: &dyn sqlparser::dialect::Dialect) -> sqlparser::parser::Parser<'_> {
+    sqlparser::parser::Parser::new(d).with_recursion_limit(MAX_NESTING)
+}
+
+/// Parses a whole text with barge's nesting limit.
+pub fn parse_sql(d: &dyn sqlparser::dialect::Dialect, sql: &str) -> Result<Vec<sqlparser::ast::Statement>, sqlparser::parser::ParserError> {
+    parser(d).try_with_sql(sql)?.parse_statements()
+}
+
+/// Parses one expression with barge's nesting limit.
+pub fn parse_expr(d: &dyn sqlparser::dialect::Dialect, sql: &str) -> Result<sqlparser::ast::Expr, sqlparser::parser::ParserError> {
+    parser(d).try_with_sql(sql)?.parse_expr()
 }
 
 pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
@@ -110,7 +138,8 @@ pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
 fn item_triggers(d: Dialect) -> &'static [&'static str] {
     match d {
         Dialect::Mysql => &["BINARY", "INVISIBLE", "VISIBLE"],
-        Dialect::Sqlite => &["CONFLICT"],
+        // SQLite type names are free text: every column is looked at.
+        Dialect::Sqlite => &["*"],
         Dialect::Postgres => &[],
         // SQL Server and Oracle dumps almost always need the pass.
         Dialect::Mssql | Dialect::Oracle => &["*"],
@@ -124,6 +153,11 @@ fn create_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
         return;
     }
     let Some(close) = t.matching_paren(open) else { return };
+    // A comma before the closing parenthesis (SQL Server accepts it).
+    if let Some(k) = t.prev_sig(close).filter(|&k| k > open && t.is_char(k, &Token::Comma)) {
+        t.blank(k, k + 1);
+        p.notes.push("trailing comma in the column list dropped".into());
+    }
     p.tail = parse_tail(t, close + 1, d);
     t.toks.truncate(close + 1);
     let triggers = item_triggers(d);
@@ -191,6 +225,7 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
         }
         Dialect::Oracle => oracle_item(t, p),
         Dialect::Sqlite => {
+            sqlite_free_type(t, p);
             // ON CONFLICT <resolution> is SQLite-only conflict handling.
             let mut i = 0;
             while i < t.len() {
@@ -240,6 +275,44 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
         }
         Dialect::Postgres => {}
     }
+}
+
+/// SQLite accepts any sequence of names as a type (`UNSIGNED BIG INT`,
+/// `VARYING CHARACTER(255)`, `BLOB SUB_TYPE TEXT`); sqlparser reads one.
+/// A type of several words is replaced by a stand-in, and the reader
+/// takes the words as written.
+fn sqlite_free_type(t: &mut Tokens, p: &mut Prepared) {
+    let Some(first) = t.next_sig(0) else { return };
+    if is_constraint_start(t, first) {
+        return;
+    }
+    let Some(Token::Word(name)) = t.toks.get(first) else { return };
+    let column = name.value.clone();
+    let mut nwords = 0;
+    let mut end = first + 1;
+    let mut k = first + 1;
+    while let Some(n) = t.next_sig(k) {
+        match &t.toks[n] {
+            Token::Word(w) if w.quote_style.is_none() && !COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) => {
+                nwords += 1;
+                end = n + 1;
+            }
+            Token::LParen if nwords > 0 => {
+                end = t.matching_paren(n).map(|c| c + 1).unwrap_or(t.len());
+                k = end;
+                break;
+            }
+            _ => break,
+        }
+        k = end;
+    }
+    let _ = k;
+    if nwords < 2 {
+        return;
+    }
+    let start = t.next_sig(first + 1).unwrap_or(end);
+    p.type_overrides.push((column, t.render_range(start, end).trim().to_string()));
+    t.replace(start, end, words("TEXT"));
 }
 
 fn is_constraint_start(t: &Tokens, i: usize) -> bool {

@@ -510,6 +510,7 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
         "jsonb" => return T::Jsonb,
         _ => {}
     }
+    // SQLite's own affinity rules, in its order (datatype3.html, 3.1).
     let upper = name.to_ascii_uppercase();
     if upper.contains("INT") {
         T::Int { bits: 64, unsigned: false }
@@ -519,8 +520,18 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
         T::Blob { size: LobSize::Long }
     } else if upper.contains("REAL") || upper.contains("FLOA") || upper.contains("DOUB") {
         T::Float64
+    } else if upper.starts_with("BOOL") {
+        T::Bool
+    } else if upper.contains("DATE") || upper.contains("TIME") {
+        // NUMERIC affinity, but these hold dates and times (DATETIME2,
+        // SMALLDATETIME): the type their values mean.
+        if upper == "DATE" { T::Date } else { T::Timestamp { precision: None, tz: upper.contains("OFFSET") || upper.contains("TZ") } }
+    } else if ["GEOMETRY", "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"].contains(&upper.as_str()) {
+        // SpatiaLite keeps geometries as blobs.
+        T::Blob { size: LobSize::Long }
     } else {
-        T::Other { name: s.short() }
+        // Everything else has NUMERIC affinity.
+        T::Decimal { precision: n0, scale: s.arg_u32(1).or(n0.map(|_| 0)) }
     }
 }
 
@@ -575,6 +586,13 @@ mod tests {
         assert_eq!(r(Dialect::Oracle, "DATE"), T::Timestamp { precision: Some(0), tz: false });
         assert_eq!(r(Dialect::Sqlite, "VARCHAR(255)"), T::varchar(255));
         assert_eq!(r(Dialect::Sqlite, "UNSIGNED BIG INT"), T::Int { bits: 64, unsigned: false });
+        assert_eq!(r(Dialect::Sqlite, "VARYING CHARACTER(255)"), T::varchar(255));
+        assert_eq!(r(Dialect::Sqlite, "NATIVE CHARACTER(70)"), T::varchar(70));
+        assert_eq!(r(Dialect::Sqlite, "LONG VARCHAR"), T::text());
+        assert_eq!(r(Dialect::Sqlite, "BLOB SUB_TYPE TEXT"), T::text());
+        assert_eq!(r(Dialect::Sqlite, "DATETIME2"), T::Timestamp { precision: None, tz: false });
+        assert_eq!(r(Dialect::Sqlite, "MONEY"), T::Decimal { precision: None, scale: None });
+        assert_eq!(r(Dialect::Sqlite, "CURRENCY(10,2)"), T::Decimal { precision: Some(10), scale: Some(2) });
     }
 
     #[test]
