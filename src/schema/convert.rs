@@ -96,6 +96,13 @@ impl NameMapper for ExprNames<'_> {
             }
             _ => {}
         }
+        // A type the script defines (a PostgreSQL enum) keeps its name.
+        if let (T::Other { name }, Dialect::Postgres) = (&col.ty, target) {
+            let bare = name.rsplit('.').next().unwrap_or(name);
+            if let Some((_, parts)) = self.plan.types.iter().find(|(k, _)| k.rsplit('.').next().unwrap_or(k).eq_ignore_ascii_case(bare)) {
+                return Some(self.plan.quote_parts(parts));
+            }
+        }
         let (lowered, _) = typemap::lower(source, target, col.ty.clone(), &col);
         if matches!(lowered, ColumnType::Other { .. }) && source != target {
             return None;
@@ -263,6 +270,11 @@ fn report_renames(schema: &Schema, names: &NamePlan, report: &mut Report) {
     }
 }
 
+/// A SQLite `COLLATE NOCASE` column.
+fn is_nocase(c: &Column) -> bool {
+    c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("nocase"))
+}
+
 fn bool_like_default(d: &DefaultValue) -> Option<bool> {
     match d {
         DefaultValue::Bool(b) => Some(*b),
@@ -314,6 +326,27 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         let obj = format!("{tname}.{}", c.name);
         let mut ty = m.ty.clone();
         let mut notes = m.notes.clone();
+        // SQLite COLLATE NOCASE: case-insensitive comparison and uniqueness.
+        if is_nocase(c) && ty.is_textual() {
+            match target {
+                Dialect::Sqlite => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some("NOCASE".into());
+                    }
+                }
+                Dialect::Mysql => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some("utf8mb4_general_ci".into());
+                    }
+                    notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: "COLLATE NOCASE → utf8mb4_general_ci (case-insensitive)".into() });
+                }
+                _ => notes.push(typemap::TypeNote {
+                    code: codes::TYPE_CHANGED,
+                    status: Status::Warning,
+                    message: "COLLATE NOCASE: PostgreSQL compares this column case-sensitively; unique keys on it use lower(), so uniqueness stays case-insensitive".into(),
+                }),
+            }
+        }
         let mut nullable = c.nullable;
         let mut default = c.default.clone();
         let mut zero_dates = false;
@@ -369,6 +402,14 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                 _ => {}
             }
             let _ = id;
+            // PostgreSQL: the identity keeps the source sequence's name, so
+            // nextval('…') in the application still finds it.
+            if let (Some(idn), Dialect::Postgres) = (identity.as_mut(), target) {
+                idn.sequence = idn.sequence.as_ref().map(|seq| QualifiedName {
+                    schema: if parts.len() > 1 { Some(parts[0].clone()) } else { None },
+                    name: names.generated_name(&[&seq.name]),
+                });
+            }
             if identity.is_some() {
                 notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "auto-increment/identity kept".into() });
             }
@@ -412,7 +453,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         // Defaults.
         let default_sql = match &default {
             None => None,
-            Some(d) => match render_default(d, &ty, target, names, &expr_names) {
+            Some(d) => match render_default(d, &ty, &c.ty, target, names, &expr_names) {
                 Ok(s) => Some(s),
                 Err(why) => {
                     notes.push(typemap::TypeNote { code: codes::DEFAULT_DROPPED, status: Status::Manual, message: format!("default dropped: {why}") });
@@ -435,7 +476,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                 Ok(sql) => {
                     let stored = g.stored || target == Dialect::Postgres;
                     if !g.stored && target == Dialect::Postgres {
-                        notes.push(typemap::TypeNote { code: codes::GENERATED_STORED, status: Status::Converted, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones)".into() });
+                        notes.push(typemap::TypeNote { code: codes::GENERATED_STORED, status: Status::Warning, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones): same values, computed on write".into() });
                     }
                     generated = Some((sql, stored));
                 }
@@ -477,6 +518,15 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     for ch in &t.checks {
         let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
         let obj = format!("{tname} check {}", ch.name.as_deref().unwrap_or(&ch.expr.sql));
+        if matches!(target, Dialect::Mysql | Dialect::Sqlite) {
+            if let Some(f) = expr::non_deterministic(&ch.expr) {
+                report.push(ObjectKind::Constraint, obj, Status::Manual, Some(codes::CHECK_DROPPED), ch.origin.line, format!(
+                    "CHECK ({}) uses {f}, whose value changes from call to call; {target} refuses that in a CHECK constraint, so it was left out: enforce it in a trigger or in the application",
+                    ch.expr.sql
+                ));
+                continue;
+            }
+        }
         match expr::render_expr(&ch.expr, &names_for) {
             Ok(sql) => {
                 let cname = ch.name.as_ref().map(|n| names.index_name(&t.name, Some(n), "check"));
@@ -502,6 +552,18 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     let mut uniques = Vec::new();
     for u in &t.uniques {
         let name = Some(names.index_name(&t.name, u.name.as_deref(), &format!("{}_{}_key", t.name.name, u.columns.join("_"))));
+        // PostgreSQL: uniqueness over NOCASE columns, kept case-insensitive.
+        if target == Dialect::Postgres && u.columns.iter().any(|c| t.column(c).is_some_and(is_nocase)) {
+            let parts = u
+                .columns
+                .iter()
+                .map(|c| if t.column(c).is_some_and(is_nocase) { format!("lower({})", names.quote(&col_name(c))) } else { names.quote(&col_name(c)) })
+                .collect();
+            let obj = format!("{tname} unique {}", u.columns.join(","));
+            out.indexes.push(TargetIndex { table: sql_name.clone(), name: name.unwrap_or_default(), unique: true, parts, method: None, predicate: None, include: vec![], kind: None, object: obj.clone() });
+            report.push(ObjectKind::Constraint, obj, Status::Warning, Some(codes::INDEX_FEATURE), line, "UNIQUE over COLLATE NOCASE columns → unique index on lower(...), so it still ignores case");
+            continue;
+        }
         uniques.push(TargetKey { name, columns: u.columns.iter().map(|c| col_name(c)).collect(), prefix: vec![None; u.columns.len()] });
         report.push(ObjectKind::Constraint, format!("{tname} unique {}", u.columns.join(",")), Status::Converted, None, line, "unique constraint");
     }
@@ -610,7 +672,7 @@ fn summarize_notes(notes: &[typemap::TypeNote], source_type: &str, sql_type: &st
     (status, code, msg)
 }
 
-fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &NamePlan, expr_names: &ExprNames) -> Result<String, String> {
+fn render_default(d: &DefaultValue, ty: &ColumnType, source_ty: &ColumnType, target: Dialect, names: &NamePlan, expr_names: &ExprNames) -> Result<String, String> {
     use super::ddl::string_literal;
     let is_bool = matches!(ty, ColumnType::Bool);
     Ok(match d {
@@ -627,7 +689,16 @@ fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &Na
             _ => n.clone(),
         },
         DefaultValue::String(s) if matches!(ty, ColumnType::Bit { .. }) && !s.is_empty() && s.chars().all(|c| c == '0' || c == '1') => {
-            return render_default(&DefaultValue::Bits(s.clone()), ty, target, names, expr_names);
+            return render_default(&DefaultValue::Bits(s.clone()), ty, source_ty, target, names, expr_names);
+        }
+        // An array literal on a target that keeps arrays as JSON.
+        DefaultValue::String(s) if matches!(ty, ColumnType::Json) && s.trim_start().starts_with('{') && matches!(source_ty, ColumnType::Array { .. }) => {
+            let ColumnType::Array { element } = source_ty else { unreachable!("matched above") };
+            let json = expr::pg_array_to_json(s, element).ok_or_else(|| format!("array default `{s}` is not a well-formed array literal"))?;
+            match target {
+                Dialect::Mysql => format!("({})", string_literal(target, &json)),
+                _ => string_literal(target, &json),
+            }
         }
         DefaultValue::String(s) => match ty {
             ColumnType::Bit { length, .. } if target == Dialect::Postgres => {
@@ -804,6 +875,11 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
                     warnings.push(format!("{} is a text column: indexed on its first 255 characters", tc.name));
                 }
                 let q = names.quote(&tc.name);
+                if target == Dialect::Postgres && ix.unique && t.column(c).is_some_and(is_nocase) {
+                    warnings.push(format!("{} is COLLATE NOCASE: indexed as lower({}) so uniqueness ignores case", tc.name, tc.name));
+                    parts.push(format!("lower({q}){desc}"));
+                    continue;
+                }
                 parts.push(match prefix {
                     Some(n) => format!("{q}({n}){desc}"),
                     None => format!("{q}{desc}"),

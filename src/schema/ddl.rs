@@ -129,7 +129,13 @@ pub fn type_sql(target: Dialect, ty: &ColumnType, enum_parts: &[String]) -> Stri
                 T::Other { name } => name.clone(),
             }
         }
-        _ => match ty {
+        _ => {
+            // SQLite's own collations (NOCASE, RTRIM) travel with the type.
+            let collate = match ty.text_attrs().and_then(|a| a.collation.as_deref()) {
+                Some(c) if ["nocase", "rtrim"].contains(&c.to_ascii_lowercase().as_str()) => format!(" COLLATE {}", c.to_ascii_uppercase()),
+                _ => String::new(),
+            };
+            let base: String = match ty {
             T::Bool => "BOOLEAN".into(),
             T::Int { bits: 8, .. } => "TINYINT".into(),
             T::Int { bits: 16, .. } => "SMALLINT".into(),
@@ -155,7 +161,9 @@ pub fn type_sql(target: Dialect, ty: &ColumnType, enum_parts: &[String]) -> Stri
             T::Bit { .. } => "INTEGER".into(),
             T::Year => "INTEGER".into(),
             T::Other { name } => name.to_ascii_uppercase(),
-        },
+            };
+            base + &collate
+        }
     }
 }
 
@@ -215,6 +223,11 @@ pub fn column_sql(target: Dialect, names: &NamePlan, c: &TargetColumn) -> String
         let kind = if id.kind == IdentityKind::Always { "ALWAYS" } else { "BY DEFAULT" };
         let _ = write!(s, " GENERATED {kind} AS IDENTITY");
         let mut opts = Vec::new();
+        if let Some(seq) = &id.sequence {
+            let mut parts: Vec<String> = seq.schema.iter().cloned().collect();
+            parts.push(seq.name.clone());
+            opts.push(format!("SEQUENCE NAME {}", names.quote_parts(&parts)));
+        }
         if let Some(st) = id.start.filter(|v| *v != 1) {
             opts.push(format!("START WITH {st}"));
         }

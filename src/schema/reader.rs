@@ -230,7 +230,7 @@ fn classify(st: &Statement, dialect: Dialect) -> Class {
         return match second {
             "TABLE" if lower.contains(" owner to ") => Class::Session,
             "TABLE" if (has("CHECK") || has("NOCHECK")) && has("CONSTRAINT") && !has("ADD") => Class::Session,
-            "TABLE" if has("ENABLE") || has("DISABLE") => {
+            "TABLE" if (has("ENABLE") || has("DISABLE")) && !has("MODIFY") => {
                 if has("ADD") {
                     Class::AlterTable
                 } else {
@@ -682,6 +682,11 @@ impl Reader {
                 _ => {}
             }
         }
+        if p.virtual_columns.iter().any(|v| v == &c.name) {
+            if let Some(g) = c.generated.as_mut() {
+                g.stored = false;
+            }
+        }
         if let Some(lifted) = p.identities.iter().find(|i| i.column == c.name) {
             c.identity = Some(Identity { kind: lifted.kind, start: lifted.start, increment: lifted.increment, sequence: None });
         }
@@ -855,6 +860,17 @@ impl Reader {
                         _ => {}
                     }
                 }
+                AlterTableOperation::ModifyColumn { col_name, data_type, options, .. } => {
+                    let mut t = self.table(&name).cloned().expect("checked above");
+                    let def = ast::ColumnDef { name: col_name.clone(), data_type, options: options.into_iter().map(|option| ast::ColumnOptionDef { name: None, option }).collect() };
+                    let c = self.column(&mut t, &def, p, st.line);
+                    if let Some(old) = t.column_mut(&col_name.value) {
+                        let origin = old.origin;
+                        *old = c;
+                        old.origin = origin;
+                    }
+                    *self.table_mut(&name).expect("checked above") = t;
+                }
                 AlterTableOperation::DropConstraint { .. } | AlterTableOperation::DropColumn { .. } => {}
                 other => {
                     let _ = other;
@@ -880,6 +896,13 @@ impl Reader {
         let Some((name, after_name)) = read_object_name(&t, i) else { return false };
         let Some(table) = self.table(&name).map(|t| t.name.clone()) else { return false };
 
+        // Oracle `MODIFY ("C" NOT NULL ENABLE)` / `MODIFY (c DEFAULT 0)`.
+        if self.dialect == Dialect::Oracle {
+            if let Some(m) = t.match_words(after_name, &["MODIFY"]) {
+                self.oracle_modify(&t, m, &table);
+                return true;
+            }
+        }
         // SQL Server default constraint.
         let for_at = (after_name..t.len()).find(|&k| t.is_word(k, "FOR"));
         let default_at = (after_name..t.len()).find(|&k| t.is_word(k, "DEFAULT"));
@@ -938,6 +961,50 @@ impl Reader {
             }
         }
         false
+    }
+
+    /// Oracle's column changes, one item or a parenthesized list: NOT NULL
+    /// or NULL, a DEFAULT, a new type. Constraint state words are ignored.
+    fn oracle_modify(&mut self, t: &Tokens, from: usize, table: &QualifiedName) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let (mut k, end) = match t.next_sig(from) {
+            Some(o) if t.is_char(o, &Token::LParen) => (o + 1, t.matching_paren(o).unwrap_or(t.len())),
+            Some(o) => (o, t.len()),
+            None => return,
+        };
+        while k < end {
+            let item_end = t.end_of_item(k).min(end);
+            if let Some((col, type_text, not_null, _)) = salvage_column(t, k, item_end, self.dialect) {
+                let words: Vec<(usize, String)> = (k..item_end).filter_map(|i| t.word(i).map(|w| (i, w.to_ascii_uppercase()))).collect();
+                let null = words.iter().any(|(i, w)| w == "NULL" && !t.prev_sig(*i).is_some_and(|p| t.is_word(p, "NOT")));
+                let default = words.iter().find(|(_, w)| w == "DEFAULT").and_then(|(i, _)| {
+                    let stop = (i + 1..item_end)
+                        .find(|&j| ["NOT", "NULL", "ENABLE", "DISABLE", "CONSTRAINT", "CHECK"].iter().any(|w| t.is_word(j, w)) && t.depth_at(j) == t.depth_at(*i))
+                        .unwrap_or(item_end);
+                    rewrite::parse_expr(&*d, &t.render_range(i + 1, stop)).ok()
+                });
+                let default = default.map(|e| self.default_value(&e));
+                let ty = (!type_text.is_empty()).then(|| {
+                    let spec = typetext::parse(&type_text);
+                    (self.resolve_type(&spec), type_text.clone())
+                });
+                if let Some(c) = self.table_mut(table).and_then(|t| t.column_mut(&col)) {
+                    if not_null {
+                        c.nullable = false;
+                    } else if null {
+                        c.nullable = true;
+                    }
+                    if let Some(dv) = default {
+                        c.default = Some(dv);
+                    }
+                    if let Some((ty, text)) = ty {
+                        c.ty = ty;
+                        c.source_type = text;
+                    }
+                }
+            }
+            k = item_end + 1;
+        }
     }
 
     fn index_from_ast(&self, p: &Prepared, ci: &ast::CreateIndex, line: usize) -> (QualifiedName, Index) {
@@ -1292,6 +1359,7 @@ impl Reader {
                 self.out.schema.sequences.push(s);
             }
         }
+        self.absorb_unowned_sequences();
         // MariaDB writes JSON columns as longtext + CHECK (json_valid(col)).
         for t in &mut self.out.schema.tables {
             let mut json_cols = Vec::new();
@@ -1327,6 +1395,52 @@ impl Reader {
                     t.columns[i].source_type = format!("computed: {}", t.columns[i].ty.describe());
                 }
             }
+        }
+    }
+
+    /// pg_dump writes `CREATE SEQUENCE x_seq` and `DEFAULT nextval('x_seq')`
+    /// without `OWNED BY` for sequences made by hand. One that feeds
+    /// nothing but a table's single-column key is that table's
+    /// auto-increment, and becomes its identity (MySQL AUTO_INCREMENT,
+    /// SQLite rowid); a shared sequence stays a sequence.
+    fn absorb_unowned_sequences(&mut self) {
+        if self.out.schema.sequences.is_empty() {
+            return;
+        }
+        let mut users: std::collections::HashMap<usize, Vec<(usize, usize)>> = Default::default();
+        for (ti, t) in self.out.schema.tables.iter().enumerate() {
+            for (ci, c) in t.columns.iter().enumerate() {
+                let used = match (&c.default, &c.identity) {
+                    (Some(DefaultValue::Sequence(n)), _) => Some(n),
+                    (_, Some(Identity { sequence: Some(n), .. })) => Some(n),
+                    _ => None,
+                };
+                if let Some(n) = used {
+                    if let Some(si) = self.out.schema.sequences.iter().position(|s| s.name.loosely_eq(n)) {
+                        users.entry(si).or_default().push((ti, ci));
+                    }
+                }
+            }
+        }
+        let mut absorbed = Vec::new();
+        for (si, uses) in users {
+            let [(ti, ci)] = uses.as_slice() else { continue };
+            let seq = &self.out.schema.sequences[si];
+            let t = &mut self.out.schema.tables[*ti];
+            let name = t.columns[*ci].name.clone();
+            let keyed = t.primary_key.as_ref().is_some_and(|k| k.columns == [name.clone()]) || t.uniques.iter().any(|k| k.columns == [name.clone()]);
+            let c = &mut t.columns[*ci];
+            let whole = c.ty.is_integer() || matches!(c.ty, ColumnType::Decimal { scale: Some(0) | None, .. });
+            if !keyed || !whole {
+                continue;
+            }
+            c.identity = Some(Identity { kind: IdentityKind::Serial, start: seq.start, increment: seq.increment, sequence: Some(seq.name.clone()) });
+            c.default = None;
+            absorbed.push(si);
+        }
+        absorbed.sort_unstable();
+        for si in absorbed.into_iter().rev() {
+            self.out.schema.sequences.remove(si);
         }
     }
 
@@ -1455,7 +1569,7 @@ fn salvage_column(t: &Tokens, a: usize, b: usize, dialect: Dialect) -> Option<(S
     let mut k = first + 1;
     while let Some(n) = t.next_sig(k).filter(|&n| n < b) {
         match &t.toks[n] {
-            Token::Word(w) if w.quote_style.is_none() && rewrite::COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) => break,
+            Token::Word(w) if w.quote_style.is_none() && rewrite::COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) && !rewrite::is_type_word(t, n) => break,
             Token::Word(_) | Token::Number(..) => end = n + 1,
             Token::LParen => {
                 end = t.matching_paren(n).map(|c| c + 1).unwrap_or(b).min(b);

@@ -60,6 +60,8 @@ pub struct Prepared {
     /// Column types sqlparser cannot read, replaced by a stand-in; the
     /// reader uses the original text: (column, type as written).
     pub type_overrides: Vec<(String, String)>,
+    /// Generated columns that are virtual in the source (PostgreSQL 18).
+    pub virtual_columns: Vec<String>,
     /// What was dropped, for the report.
     pub notes: Vec<String>,
 }
@@ -140,7 +142,7 @@ fn item_triggers(d: Dialect) -> &'static [&'static str] {
         Dialect::Mysql => &["BINARY", "INVISIBLE", "VISIBLE"],
         // SQLite type names are free text: every column is looked at.
         Dialect::Sqlite => &["*"],
-        Dialect::Postgres => &[],
+        Dialect::Postgres => &["GENERATED"],
         // SQL Server and Oracle dumps almost always need the pass.
         Dialect::Mssql | Dialect::Oracle => &["*"],
     }
@@ -226,6 +228,7 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
         Dialect::Oracle => oracle_item(t, p),
         Dialect::Sqlite => {
             sqlite_free_type(t, p);
+            sqlite_not_glob(t);
             // ON CONFLICT <resolution> is SQLite-only conflict handling.
             let mut i = 0;
             while i < t.len() {
@@ -273,7 +276,7 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
                 i += 1;
             }
         }
-        Dialect::Postgres => {}
+        Dialect::Postgres => postgres_virtual_generated(t, p),
     }
 }
 
@@ -293,7 +296,7 @@ fn sqlite_free_type(t: &mut Tokens, p: &mut Prepared) {
     let mut k = first + 1;
     while let Some(n) = t.next_sig(k) {
         match &t.toks[n] {
-            Token::Word(w) if w.quote_style.is_none() && !COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) => {
+            Token::Word(w) if w.quote_style.is_none() && (!COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) || is_type_word(t, n)) => {
                 nwords += 1;
                 end = n + 1;
             }
@@ -313,6 +316,11 @@ fn sqlite_free_type(t: &mut Tokens, p: &mut Prepared) {
     let start = t.next_sig(first + 1).unwrap_or(end);
     p.type_overrides.push((column, t.render_range(start, end).trim().to_string()));
     t.replace(start, end, words("TEXT"));
+}
+
+/// `CHARACTER` is a type word unless it starts `CHARACTER SET`.
+pub fn is_type_word(t: &Tokens, i: usize) -> bool {
+    (t.is_word(i, "CHARACTER") || t.is_word(i, "CHAR")) && !t.next_sig(i + 1).is_some_and(|n| t.is_word(n, "SET"))
 }
 
 fn is_constraint_start(t: &Tokens, i: usize) -> bool {
@@ -675,6 +683,7 @@ fn create_index(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
 }
 
 fn alter_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
+    expand_parenthesized_add(t);
     match d {
         Dialect::Mssql => mssql_common(t, p),
         Dialect::Oracle => oracle_item(t, p),
@@ -682,9 +691,96 @@ fn alter_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
     }
 }
 
+/// Oracle (and MySQL) write `ADD ( item, item )`; sqlparser reads
+/// `ADD item, ADD item`.
+fn expand_parenthesized_add(t: &mut Tokens) {
+    let Some(add) = (0..t.len()).find(|&i| t.is_word(i, "ADD") && t.depth_at(i) == 0) else { return };
+    let Some(open) = t.next_sig(add + 1).filter(|&o| t.is_char(o, &Token::LParen)) else { return };
+    let Some(close) = t.matching_paren(open) else { return };
+    let mut out: Vec<Token> = Vec::new();
+    let mut k = open + 1;
+    let mut first = true;
+    while k < close {
+        let end = t.end_of_item(k).min(close);
+        if !t.render_range(k, end).trim().is_empty() {
+            if !first {
+                out.push(Token::Comma);
+                out.push(Token::Whitespace(Whitespace::Space));
+                out.extend(words("ADD"));
+            }
+            out.push(Token::Whitespace(Whitespace::Space));
+            out.extend_from_slice(&t.toks[k..end]);
+            first = false;
+        }
+        k = end + 1;
+    }
+    t.replace(open, close + 1, out);
+}
+
+/// PostgreSQL 18 generated columns are virtual unless STORED is written
+/// (and may say VIRTUAL); sqlparser knows only STORED. The column is read
+/// as stored and recorded as virtual.
+fn postgres_virtual_generated(t: &mut Tokens, p: &mut Prepared) {
+    let Some(g) = (0..t.len()).find(|&i| t.is_word(i, "GENERATED")) else { return };
+    let Some(as_at) = t.match_words(g + 1, &["ALWAYS", "AS"]) else { return };
+    let Some(open) = t.next_sig(as_at).filter(|&o| t.is_char(o, &Token::LParen)) else { return };
+    let Some(close) = t.matching_paren(open) else { return };
+    let column = t.next_sig(0).and_then(|f| t.word(f)).unwrap_or_default().to_string();
+    match t.next_sig(close + 1) {
+        Some(k) if t.is_word(k, "STORED") => {}
+        Some(k) if t.is_word(k, "VIRTUAL") => {
+            t.replace(k, k + 1, words("STORED"));
+            p.virtual_columns.push(column);
+        }
+        _ => {
+            let mut stored = vec![Token::Whitespace(Whitespace::Space)];
+            stored.extend(words("STORED"));
+            t.replace(close + 1, close + 1, stored);
+            p.virtual_columns.push(column);
+        }
+    }
+}
+
+/// Marks a `NOT GLOB` pattern: sqlparser reads `x GLOB p` but not its
+/// negation, so `x NOT GLOB p` is read as `x NOT LIKE <marked p>` and the
+/// expression rewriter turns it back into a glob for each target.
+pub const GLOB_MARK: &str = "\u{1}glob\u{1}";
+
+fn sqlite_not_glob(t: &mut Tokens) {
+    let mut i = 0;
+    while i < t.len() {
+        if t.is_word(i, "NOT") {
+            if let Some(g) = t.next_sig(i + 1).filter(|&g| t.is_word(g, "GLOB")) {
+                if let Some(Token::SingleQuotedString(pat)) = t.next_sig(g + 1).and_then(|s| t.toks.get(s)).cloned() {
+                    let s = t.next_sig(g + 1).unwrap_or(g);
+                    t.toks[s] = Token::SingleQuotedString(format!("{GLOB_MARK}{pat}"));
+                    t.replace(g, g + 1, words("LIKE"));
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oracle_parenthesized_add() {
+        let p = prepare(Dialect::Oracle, "ALTER TABLE \"T\" ADD ( CONSTRAINT \"PK\" PRIMARY KEY (\"A\", \"B\") USING INDEX TABLESPACE \"USERS\" ENABLE, CONSTRAINT \"U\" UNIQUE (\"C\") )");
+        let flat = p.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("ADD CONSTRAINT \"PK\" PRIMARY KEY (\"A\", \"B\")"), "{flat}");
+        assert!(flat.contains(", ADD CONSTRAINT \"U\" UNIQUE (\"C\")"), "{flat}");
+        assert!(!flat.contains("TABLESPACE"), "{flat}");
+    }
+
+    #[test]
+    fn postgres_virtual_columns() {
+        let p = prepare(Dialect::Postgres, "CREATE TABLE t (a int, b int GENERATED ALWAYS AS (a * 2) VIRTUAL, c int GENERATED ALWAYS AS (a + 1), d int GENERATED ALWAYS AS (a) STORED)");
+        assert_eq!(p.virtual_columns, vec!["b", "c"]);
+        assert!(!p.sql.contains("VIRTUAL"), "{}", p.sql);
+    }
 
     #[test]
     fn mysql_tail_and_binary() {

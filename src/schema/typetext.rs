@@ -475,6 +475,12 @@ fn recognize_scalar(d: Dialect, s: &TypeSpec) -> ColumnType {
                 T::Interval { fields: fields.map(str::to_string), precision: None }
             }
             "integer" | "int" | "smallint" => T::Decimal { precision: Some(38), scale: Some(0) },
+            // ANSI types Oracle accepts and stores as NUMBER or FLOAT.
+            "decimal" | "numeric" | "dec" => decimal(Some(38), Some(0)),
+            "real" | "double precision" => T::Float64,
+            "character varying" | "char varying" => T::Varchar { length: n0, text: text_attrs(s, false) },
+            "national character varying" | "national char varying" | "nchar varying" => T::Varchar { length: n0, text: text_attrs(s, true) },
+            "national character" | "national char" => T::Char { length: Some(n0.unwrap_or(1)), text: text_attrs(s, true) },
             _ => T::Other { name: s.short() },
         },
     }
@@ -498,10 +504,10 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
             return T::Decimal { precision: n0, scale: s.arg_u32(1).or(n0.map(|_| 0)) };
         }
         "varchar" | "character varying" | "nvarchar" | "varying character" | "native character" => {
-            return T::Varchar { length: n0, text: TextAttrs::default() }
+            return T::Varchar { length: n0, text: text_attrs(s, false) }
         }
-        "char" | "character" | "nchar" => return T::Char { length: n0, text: TextAttrs::default() },
-        "text" | "clob" => return T::text(),
+        "char" | "character" | "nchar" => return T::Char { length: n0, text: text_attrs(s, false) },
+        "text" | "clob" => return T::Text { size: LobSize::Long, text: text_attrs(s, false) },
         "blob" => return T::Blob { size: LobSize::Long },
         "datetime" | "timestamp" => return T::Timestamp { precision: None, tz: false },
         "timestamptz" => return T::Timestamp { precision: None, tz: true },
@@ -515,7 +521,7 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
     if upper.contains("INT") {
         T::Int { bits: 64, unsigned: false }
     } else if upper.contains("CHAR") || upper.contains("CLOB") || upper.contains("TEXT") {
-        T::text()
+        T::Text { size: LobSize::Long, text: text_attrs(s, false) }
     } else if upper.contains("BLOB") {
         T::Blob { size: LobSize::Long }
     } else if upper.contains("REAL") || upper.contains("FLOA") || upper.contains("DOUB") {
@@ -584,6 +590,11 @@ mod tests {
         assert_eq!(r(Dialect::Oracle, "NUMBER(*,0)"), T::Decimal { precision: Some(38), scale: Some(0) });
         assert_eq!(r(Dialect::Oracle, "NUMBER(10)"), T::Decimal { precision: Some(10), scale: Some(0) });
         assert_eq!(r(Dialect::Oracle, "DATE"), T::Timestamp { precision: Some(0), tz: false });
+        assert_eq!(r(Dialect::Oracle, "DECIMAL(12,2)"), T::Decimal { precision: Some(12), scale: Some(2) });
+        assert_eq!(r(Dialect::Oracle, "NUMERIC(5)"), T::Decimal { precision: Some(5), scale: Some(0) });
+        assert_eq!(r(Dialect::Oracle, "DEC"), T::Decimal { precision: Some(38), scale: Some(0) });
+        assert_eq!(r(Dialect::Oracle, "DOUBLE PRECISION"), T::Float64);
+        assert_eq!(r(Dialect::Oracle, "FLOAT(24)"), T::Float64);
         assert_eq!(r(Dialect::Sqlite, "VARCHAR(255)"), T::varchar(255));
         assert_eq!(r(Dialect::Sqlite, "UNSIGNED BIG INT"), T::Int { bits: 64, unsigned: false });
         assert_eq!(r(Dialect::Sqlite, "VARYING CHARACTER(255)"), T::varchar(255));
