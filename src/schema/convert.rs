@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::expr::{self, NameMapper};
+use super::hierarchy::{self, Hierarchy, MysqlPartitions};
 use super::naming::{NamePlan, NamingOptions};
 use super::reader::Leftover;
 use super::report::{codes, ObjectKind, Report, Status};
@@ -118,13 +119,21 @@ impl NameMapper for ExprNames<'_> {
 }
 
 pub fn convert(schema: &Schema, leftovers: &[Leftover], report: Report, opts: &ConvertOptions) -> Converted {
-    let names = NamePlan::build(schema, opts.target, &opts.naming);
-    convert_with(schema, leftovers, report, opts, names)
+    let mut report = report;
+    let h = hierarchy::resolve(schema, opts.target, &mut report);
+    let shaped = h.schema.as_ref().unwrap_or(schema);
+    let names = NamePlan::build(shaped, opts.target, &opts.naming);
+    convert_inner(shaped, leftovers, report, opts, names, &h)
 }
 
 /// Like [`convert`], with names already decided (and possibly adjusted,
-/// e.g. by `migrate`'s table mappings).
-pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions, names: NamePlan) -> Converted {
+/// e.g. by `migrate`'s table mappings), and inheritance and partitions
+/// left as the caller shaped them.
+pub fn convert_with(schema: &Schema, leftovers: &[Leftover], report: Report, opts: &ConvertOptions, names: NamePlan) -> Converted {
+    convert_inner(schema, leftovers, report, opts, names, &Hierarchy::default())
+}
+
+fn convert_inner(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions, names: NamePlan, h: &Hierarchy) -> Converted {
     let target = opts.target;
     report.source = Some(opts.source);
     report.target = Some(target);
@@ -193,7 +202,7 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
     }
     for t in &schema.tables {
         let refs = referenced.get(&t.name.name.to_ascii_lowercase()).cloned().unwrap_or_default();
-        plan_table(t, &refs, opts, &names, &mut out, &mut report);
+        plan_table(t, &refs, opts, &names, h, &mut out, &mut report);
     }
     let index = TableIndex::new(schema);
     harmonize_foreign_key_types(&index, &names, &mut out, &mut report);
@@ -270,6 +279,118 @@ fn report_renames(schema: &Schema, names: &NamePlan, report: &mut Report) {
     }
 }
 
+/// Columns per table: PostgreSQL's hard limit, InnoDB's (MySQL's own
+/// 4,096 is never reached with InnoDB), SQLite's default SQLITE_MAX_COLUMN.
+fn max_columns(target: Dialect) -> Option<usize> {
+    match target {
+        Dialect::Postgres => Some(1600),
+        Dialect::Mysql => Some(1017),
+        Dialect::Sqlite => Some(2000),
+        _ => None,
+    }
+}
+
+/// Bytes a column takes toward MySQL's 65,535-byte row limit (TEXT and
+/// BLOB count only their in-row pointer).
+fn mysql_row_bytes(ty: &ColumnType) -> usize {
+    use ColumnType as T;
+    let per_char = |a: &TextAttrs| match a.charset.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("latin1" | "ascii" | "binary") => 1,
+        Some("utf8" | "utf8mb3" | "ucs2") => 3,
+        _ => 4,
+    };
+    match ty {
+        T::Bool | T::Year => 1,
+        T::Int { bits, .. } => (*bits as usize) / 8,
+        T::Decimal { precision, .. } => precision.unwrap_or(65) as usize / 2 + 1,
+        T::Float32 => 4,
+        T::Float64 => 8,
+        T::Char { length, text } => length.unwrap_or(1) as usize * per_char(text),
+        T::Varchar { length, text } => {
+            let n = length.unwrap_or(255) as usize * per_char(text);
+            n + if n > 255 { 2 } else { 1 }
+        }
+        T::Binary { length } => length.unwrap_or(1) as usize,
+        T::Varbinary { length } => length.unwrap_or(255) as usize + 2,
+        T::Date => 3,
+        T::Time { .. } => 6,
+        T::Timestamp { .. } => 8,
+        T::Bit { length, .. } => (length.unwrap_or(1) as usize).div_ceil(8),
+        T::Enum { .. } => 2,
+        T::Set { .. } => 8,
+        T::Uuid => 36,
+        _ => 12,
+    }
+}
+
+/// MySQL refuses a table whose columns may take more than 65,535 bytes
+/// (wide varchar columns in utf8mb4 reach it fast). The widest varchar
+/// columns that are not in a key become TEXT until the row fits.
+fn fit_mysql_row(columns: &mut [TargetColumn], t: &Table, keyed: &BTreeSet<String>, report: &mut Report) {
+    const LIMIT: usize = 65_535;
+    let nulls = columns.len().div_ceil(8);
+    let mut total: usize = nulls + columns.iter().map(|c| mysql_row_bytes(&c.ty)).sum::<usize>();
+    if total <= LIMIT {
+        return;
+    }
+    let mut order: Vec<usize> = (0..columns.len())
+        .filter(|&i| matches!(columns[i].ty, ColumnType::Varchar { .. } | ColumnType::Char { .. } | ColumnType::Varbinary { .. }) && !keyed.contains(&columns[i].source) && columns[i].generated.is_none())
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(mysql_row_bytes(&columns[i].ty)));
+    for i in order {
+        if total <= LIMIT {
+            break;
+        }
+        let c = &mut columns[i];
+        let before = c.sql_type.clone();
+        let bytes = mysql_row_bytes(&c.ty);
+        c.ty = match &c.ty {
+            ColumnType::Varbinary { .. } => ColumnType::Blob { size: LobSize::Regular },
+            ColumnType::Varchar { text, .. } | ColumnType::Char { text, .. } => ColumnType::Text { size: LobSize::Regular, text: text.clone() },
+            other => other.clone(),
+        };
+        c.sql_type = super::ddl::type_sql(Dialect::Mysql, &c.ty, &[]);
+        if c.default_sql.as_deref().is_some_and(|d| d.starts_with('\'')) {
+            // MySQL takes a TEXT default only as an expression.
+            c.default_sql = c.default_sql.take().map(|d| format!("({d})"));
+        }
+        total = total - bytes + mysql_row_bytes(&c.ty);
+        report.push(ObjectKind::Column, format!("{}.{}", t.name, c.source), Status::Warning, Some(codes::TYPE_CHANGED), t.columns.iter().find(|x| x.name == c.source).map(|x| x.origin.line).unwrap_or(t.origin.line),
+            format!("{before} → {}: the table's columns would exceed MySQL's 65,535-byte row size, so the widest ones are stored off-row", c.sql_type));
+    }
+    if total > LIMIT {
+        report.push(ObjectKind::Table, t.name.to_string(), Status::Warning, Some(codes::TARGET_LIMIT), t.origin.line,
+            format!("about {total} bytes per row even with long strings off-row: MySQL's limit is 65,535; check the output on the target (--check)"));
+    }
+}
+
+/// A partitioned table's clause in the target's syntax.
+fn render_partitioning(p: &hierarchy::Partitioning, target: Dialect, names: &NamePlan, t: &Table) -> Option<String> {
+    let cols: Option<Vec<String>> = p.columns.as_ref().map(|cs| cs.iter().map(|c| names.quote(&names.column(&t.name, c))).collect());
+    match target {
+        Dialect::Postgres => Some(match cols {
+            Some(c) => format!("PARTITION BY {} ({})", p.method, c.join(", ")),
+            None => format!("PARTITION BY {} ({})", p.method, p.written),
+        }),
+        Dialect::Mysql => {
+            let col = cols?.into_iter().next()?;
+            let part = |n: &QualifiedName| names.quote(&super::naming::fit(target, &names.fold(&n.name)));
+            Some(match p.mysql.as_ref()? {
+                MysqlPartitions::Range(parts) => format!(
+                    "PARTITION BY RANGE COLUMNS({col}) ({})",
+                    parts.iter().map(|(n, v)| format!("PARTITION {} VALUES LESS THAN ({v})", part(n))).collect::<Vec<_>>().join(", ")
+                ),
+                MysqlPartitions::List(parts) => format!(
+                    "PARTITION BY LIST COLUMNS({col}) ({})",
+                    parts.iter().map(|(n, v)| format!("PARTITION {} VALUES IN ({})", part(n), v.join(", "))).collect::<Vec<_>>().join(", ")
+                ),
+                MysqlPartitions::Hash(n) => format!("PARTITION BY HASH({col}) PARTITIONS {n}"),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// A SQLite `COLLATE NOCASE` column.
 fn is_nocase(c: &Column) -> bool {
     c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("nocase"))
@@ -292,12 +413,25 @@ fn bool_like_default(d: &DefaultValue) -> Option<bool> {
     }
 }
 
-fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, names: &NamePlan, h: &Hierarchy, out: &mut TargetSchema, report: &mut Report) {
     let target = opts.target;
     let tname = t.name.to_string();
     let parts = names.relation(&t.name);
     let sql_name = names.quote_parts(&parts);
     let line = t.origin.line;
+    if let Some(max) = max_columns(target).filter(|m| t.columns.len() > *m) {
+        // The target would refuse it: everything of the table is manual.
+        let why = format!("{} columns: {target} allows at most {max} per table; split the table (e.g. move rarely used columns to a 1:1 side table)", t.columns.len());
+        report.push(ObjectKind::Table, tname.clone(), Status::Manual, Some(codes::TARGET_LIMIT), line, why.clone());
+        for c in &t.columns {
+            report.push(ObjectKind::Column, format!("{tname}.{}", c.name), Status::Manual, Some(codes::NOT_CREATED), c.origin.line.max(line), "not created: its table has more columns than the target allows");
+        }
+        for ix in &t.indexes {
+            report.push(ObjectKind::Index, format!("{tname}.{}", ix.name.as_deref().unwrap_or("unnamed")), Status::Manual, Some(codes::NOT_CREATED), ix.origin.line, "not created: its table has more columns than the target allows");
+        }
+        out.manual.push(ManualSection { line, title: format!("table {tname}: not created ({why})"), text: String::new() });
+        return;
+    }
     let mapped_columns: Vec<(String, String)> = t.columns.iter().map(|c| (c.name.clone(), names.column(&t.name, &c.name))).collect();
 
     // Columns that must be indexable on MySQL (text keys need a length).
@@ -514,6 +648,10 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         });
     }
 
+    if target == Dialect::Mysql {
+        fit_mysql_row(&mut columns, t, &keyed, report);
+    }
+
     // Table-level checks.
     for ch in &t.checks {
         let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
@@ -608,7 +746,14 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     // Table-level notes.
     let mut table_status = Status::Converted;
     let mut table_msgs = vec![format!("{} columns", t.columns.len())];
-    if let Some(p) = &t.options.partitioning {
+    let same_mysql = target == Dialect::Mysql && opts.source == Dialect::Mysql;
+    let tkey = super::naming::key(&t.name);
+    let partition_by = match h.partitioning.get(&tkey) {
+        Some(p) => render_partitioning(p, target, names, t),
+        None if same_mysql => t.options.partitioning.clone(),
+        None => None,
+    };
+    if let Some(p) = t.options.partitioning.as_ref().filter(|_| partition_by.is_none()) {
         table_status = Status::Warning;
         table_msgs.push(format!("partitioning not carried over ({}); create partitions on the target if needed", p.split_whitespace().take(4).collect::<Vec<_>>().join(" ")));
         report.push(ObjectKind::Table, tname.clone(), Status::Warning, Some(codes::TABLE_OPTION), line, table_msgs.last().cloned().unwrap_or_default());
@@ -620,7 +765,6 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     let _ = table_status;
 
     // SQLite enum/set checks are column checks, added in the printer.
-    let same_mysql = target == Dialect::Mysql && opts.source == Dialect::Mysql;
     let tt = TargetTable {
         source: t.name.clone(),
         name: parts.clone(),
@@ -636,8 +780,9 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         engine: if same_mysql { t.options.engine.clone() } else { None },
         charset: if same_mysql { t.options.charset.clone() } else { None },
         collation: if same_mysql { t.options.collation.clone() } else { None },
-        partition_by: None,
-        partition_of: None,
+        partition_by,
+        partition_of: h.attach.get(&tkey).map(|(parent, bound)| (names.quote_parts(&names.relation(parent)), bound.clone())),
+        inherits: h.inherits.get(&tkey).map(|ps| ps.iter().map(|p| names.quote_parts(&names.relation(p))).collect()).unwrap_or_default(),
     };
 
     // Indexes.
@@ -968,6 +1113,10 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
             report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::FK_FEATURE), line, format!("references {}, which is not in the script", fk.ref_table));
             continue;
         };
+        if !positions.contains_key(&t.name) || !positions.contains_key(&rt.name) {
+            report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::NOT_CREATED), line, "not created: one of its tables is not created on the target");
+            continue;
+        }
         let mut warnings = Vec::new();
         let mut action = |a: Option<RefAction>| -> Option<String> {
             match a {
@@ -1040,6 +1189,10 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
     }
 }
 
+fn parts_of_view(names: &NamePlan, v: &QualifiedName) -> Vec<String> {
+    names.relation(v)
+}
+
 /// How the report names a foreign key: `table(columns) → referenced`,
 /// unique even when two keys join the same pair of tables.
 pub fn fk_object(table: &str, fk: &ForeignKey) -> String {
@@ -1081,7 +1234,26 @@ fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report:
         match expr::render_query(&v.query, &expr_names) {
             Ok(q) => {
                 let materialized = v.materialized && target == Dialect::Postgres;
-                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized, object: obj.clone() });
+                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized, object: obj.clone(), indexes: Vec::new() });
+                for (_, ix) in schema.view_indexes.iter().filter(|(n, _)| n.loosely_eq(&v.name)) {
+                    let iobj = format!("{obj}.{}", ix.name.as_deref().unwrap_or("unnamed"));
+                    let cols: Option<Vec<String>> = ix.parts.iter().map(|p| match &p.key {
+                        IndexKey::Column(c) => Some(format!("{}{}", names.quote(&names.fold(c)), if p.descending { " DESC" } else { "" })),
+                        IndexKey::Expression(_) => None,
+                    }).collect();
+                    match (materialized, cols) {
+                        (true, Some(parts)) => {
+                            let name = names.index_name(&v.name, ix.name.as_deref(), &format!("{}_idx", v.name.name));
+                            let tix = TargetIndex { table: names.quote_parts(&parts_of_view(names, &v.name)), name, unique: ix.unique, parts, method: None, predicate: None, include: vec![], kind: None, object: iobj.clone() };
+                            if let Some(tv) = out.views.last_mut() {
+                                tv.indexes.push(tix);
+                            }
+                            report.push(ObjectKind::Index, iobj, Status::Converted, None, ix.origin.line, "index on a materialized view");
+                        }
+                        (true, None) => report.push(ObjectKind::Index, iobj, Status::Manual, Some(codes::INDEX_DROPPED), ix.origin.line, "expression index on a materialized view: create it by hand"),
+                        (false, _) => report.push(ObjectKind::Index, iobj, Status::Manual, Some(codes::INDEX_DROPPED), ix.origin.line, format!("index on a materialized view, which is a plain view on {target}: a view has no indexes")),
+                    }
+                }
                 if v.materialized && !materialized {
                     report.push(ObjectKind::View, obj.clone(), Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "materialized view → plain view (no materialized views on the target)");
                 } else if v.query.dialect != target {
@@ -1095,6 +1267,9 @@ fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report:
                 }
             }
             Err(why) => {
+                for (_, ix) in schema.view_indexes.iter().filter(|(n, _)| n.loosely_eq(&v.name)) {
+                    report.push(ObjectKind::Index, format!("{obj}.{}", ix.name.as_deref().unwrap_or("unnamed")), Status::Manual, Some(codes::NOT_CREATED), ix.origin.line, "not created: its materialized view was not converted");
+                }
                 report.push(ObjectKind::View, obj, Status::Manual, Some(codes::VIEW_MANUAL), v.origin.line, format!("not converted: {why}"));
                 out.manual.push(ManualSection { line: v.origin.line, title: format!("view {}", v.name), text: format!("CREATE VIEW {} AS {}", v.name, v.query.sql) });
             }

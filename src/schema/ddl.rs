@@ -339,6 +339,14 @@ pub fn create_table_sql_with(target: Dialect, names: &NamePlan, t: &TargetTable,
         items.push(fk_clause(target, names, fk));
     }
     let mut s = format!("CREATE TABLE {} (\n    {}\n)", t.sql_name, items.join(",\n    "));
+    if target == Dialect::Postgres {
+        if !t.inherits.is_empty() {
+            let _ = write!(s, " INHERITS ({})", t.inherits.join(", "));
+        }
+        if let Some(p) = &t.partition_by {
+            let _ = write!(s, " {p}");
+        }
+    }
     match target {
         Dialect::Mysql => {
             let _ = write!(s, " ENGINE={}", t.engine.as_deref().filter(|e| !e.eq_ignore_ascii_case("myisam")).unwrap_or("InnoDB"));
@@ -351,6 +359,9 @@ pub fn create_table_sql_with(target: Dialect, names: &NamePlan, t: &TargetTable,
             }
             if let Some(c) = &t.comment {
                 let _ = write!(s, " COMMENT={}", string_literal(target, c));
+            }
+            if let Some(p) = &t.partition_by {
+                let _ = write!(s, " {p}");
             }
         }
         Dialect::Sqlite if t.without_rowid => s.push_str(" WITHOUT ROWID"),
@@ -554,6 +565,12 @@ pub fn emitted(t: &TargetSchema, names: &NamePlan) -> Vec<Emitted> {
         let obj = tb.source.to_string();
         push(Phase::Tables, create_table_sql(target, names, tb), vec![(ObjectKind::Table, obj.clone())], Some(obj));
     }
+    // Partitions are attached once every table exists (a partition may
+    // come before its parent in the source).
+    for tb in t.tables.iter().filter(|tb| target == Dialect::Postgres && tb.partition_of.is_some()) {
+        let (parent, bound) = tb.partition_of.as_ref().expect("filtered");
+        push(Phase::Tables, format!("ALTER TABLE {parent} ATTACH PARTITION {} {bound};", tb.sql_name), vec![(ObjectKind::Table, tb.source.to_string())], None);
+    }
     for i in &t.indexes {
         push(Phase::Indexes, index_sql(target, names, i), vec![(ObjectKind::Index, i.object.clone())], None);
     }
@@ -565,6 +582,9 @@ pub fn emitted(t: &TargetSchema, names: &NamePlan) -> Vec<Emitted> {
     }
     for v in &t.views {
         push(Phase::Views, view_sql(target, names, v), vec![(ObjectKind::View, v.object.clone())], None);
+        for i in &v.indexes {
+            push(Phase::Views, index_sql(target, names, i), vec![(ObjectKind::Index, i.object.clone())], None);
+        }
     }
     for (i, c) in t.comments.iter().enumerate() {
         push(Phase::Comments, c.clone(), t.comment_owners.get(i).cloned().into_iter().collect(), None);

@@ -7,6 +7,7 @@ pub mod typetext;
 pub mod rewrite;
 pub mod tokens;
 pub mod expr;
+pub mod hierarchy;
 pub mod reader;
 pub mod report;
 pub mod convert;

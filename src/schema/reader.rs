@@ -459,6 +459,16 @@ impl Reader {
             t.comment = Some(c.clone());
         }
         t.inherits = ct.inherits.iter().flatten().map(qname).collect();
+        for parts in &p.tail.inherits {
+            let q = match parts.as_slice() {
+                [.., s, n] => QualifiedName::new(Some(s), n),
+                [n] => QualifiedName::bare(n),
+                [] => continue,
+            };
+            if !t.inherits.contains(&q) {
+                t.inherits.push(q);
+            }
+        }
         if let Some(parent) = &ct.partition_of {
             let bound = ct.for_values.as_ref().map(|v| v.to_string()).unwrap_or_default();
             t.partition_of = Some(PartitionOf { parent: qname(parent), bound: SqlText::new(bound, self.dialect) });
@@ -871,6 +881,15 @@ impl Reader {
                     }
                     *self.table_mut(&name).expect("checked above") = t;
                 }
+                // pg_dump: partitions are plain tables, attached afterwards.
+                AlterTableOperation::AttachPartitionOf { partition, for_values } => {
+                    let child = qname(&partition);
+                    let bound = SqlText::new(for_values.to_string(), self.dialect);
+                    match self.table_mut(&child) {
+                        Some(c) => c.partition_of = Some(PartitionOf { parent: name.clone(), bound }),
+                        None => self.leftover(st, codes::UNRECOGNIZED, &format!("ATTACH PARTITION {child}, which the script never creates")),
+                    }
+                }
                 AlterTableOperation::DropConstraint { .. } | AlterTableOperation::DropColumn { .. } => {}
                 other => {
                     let _ = other;
@@ -1032,8 +1051,10 @@ impl Reader {
 
     fn create_index(&mut self, st: &Statement, p: &Prepared, ci: ast::CreateIndex) {
         let (table, idx) = self.index_from_ast(p, &ci, st.line);
+        let on_view = self.table(&table).is_none() && self.out.schema.views.iter().any(|v| v.materialized && v.name.loosely_eq(&table));
         match self.table_mut(&table) {
             Some(t) => t.indexes.push(idx),
+            None if on_view => self.out.schema.view_indexes.push((table, idx)),
             None => self.leftover(st, codes::UNRECOGNIZED, &format!("index on {table}, which the script never creates")),
         }
     }

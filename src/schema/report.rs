@@ -145,6 +145,7 @@ codes! {
     COMMENT_DROPPED = "B191", None, "target has no comments; comment kept in the report";
     TARGET_LIMIT = "B192", High, "beyond a limit of the target (columns per table, row size); needs a redesign";
     INHERITANCE = "B193", Low, "table inheritance or partitioning flattened: the target gets plain tables";
+    NOT_CREATED = "B194", None, "not created because the table it belongs to is not (the effort is counted on the table)";
     SEQUENCE_EMULATED = "B200", Low, "sequence emulated on a target without sequences";
     IDENTITY = "B201", None, "auto-increment/identity converted";
     RULE_APPLIED = "B300", None, "user or dialect mapping rule applied";
@@ -238,8 +239,11 @@ impl Report {
             self.push(ObjectKind::Table, table, Status::Manual, Some(codes::TARGET_REFUSED), 0, message);
         }
         for (kind, object, line) in hits {
-            let msg = if kind == ObjectKind::Table { message.to_string() } else { format!("not created: its table was refused ({message})") };
-            self.push(kind, object, Status::Manual, Some(codes::TARGET_REFUSED), line, msg);
+            if kind == ObjectKind::Table {
+                self.push(kind, object, Status::Manual, Some(codes::TARGET_REFUSED), line, message);
+            } else {
+                self.push(kind, object, Status::Manual, Some(codes::NOT_CREATED), line, format!("not created: its table was refused ({message})"));
+            }
         }
     }
 

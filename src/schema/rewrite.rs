@@ -28,6 +28,8 @@ pub struct TableTail {
     pub comment: Option<String>,
     pub auto_increment: Option<i128>,
     pub partitioning: Option<String>,
+    /// PostgreSQL `INHERITS (parent, …)`: name parts of each parent.
+    pub inherits: Vec<Vec<String>>,
     pub without_rowid: bool,
     /// Clauses dropped because they only matter to the source engine
     /// (storage, tablespace, filegroup...).
@@ -591,6 +593,25 @@ fn parse_tail(t: &Tokens, from: usize, d: Dialect) -> TableTail {
                 tail.partitioning = Some(t.render_range(k, t.len()).trim().to_string());
                 break;
             }
+            "INHERITS" => {
+                if let Some(o) = t.next_sig(k + 1).filter(|&o| t.is_char(o, &Token::LParen)) {
+                    if let Some(c) = t.matching_paren(o) {
+                        let mut parts: Vec<String> = Vec::new();
+                        for j in o + 1..c {
+                            match &t.toks[j] {
+                                Token::Word(w) => parts.push(w.value.clone()),
+                                Token::Comma => tail.inherits.push(std::mem::take(&mut parts)),
+                                _ => {}
+                            }
+                        }
+                        if !parts.is_empty() {
+                            tail.inherits.push(parts);
+                        }
+                        i = c + 1;
+                        continue;
+                    }
+                }
+            }
             "WITHOUT" if t.match_words(k + 1, &["ROWID"]).is_some() => {
                 tail.without_rowid = true;
                 i = t.match_words(k + 1, &["ROWID"]).unwrap_or(k + 1);
@@ -632,6 +653,11 @@ fn create_index(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
     }
     // The key list is the first parenthesis after ON.
     let Some(on) = (0..t.len()).find(|&i| t.is_word(i, "ON")) else { return };
+    // pg_dump's `ON ONLY parent` (an index of a partitioned table, its
+    // partitions' indexes attached later): the same index for barge.
+    if let Some(only) = t.next_sig(on + 1).filter(|&k| t.is_word(k, "ONLY")) {
+        t.blank(only, only + 1);
+    }
     let Some(open) = (on..t.len()).find(|&i| t.is_char(i, &Token::LParen)) else { return };
     let Some(close) = t.matching_paren(open) else { return };
     // Keep INCLUDE (...) and WHERE ...; drop storage and options.

@@ -84,8 +84,10 @@ pub struct TargetTable {
     /// `PARTITION BY RANGE (…)`, MySQL `PARTITION BY RANGE COLUMNS(…) (…)`).
     pub partition_by: Option<String>,
     /// A PostgreSQL partition: the quoted parent and the bound as written
-    /// (`FOR VALUES FROM (…) TO (…)`, `DEFAULT`).
+    /// (`FOR VALUES FROM (…) TO (…)`, `DEFAULT`), attached after creation.
     pub partition_of: Option<(String, String)>,
+    /// PostgreSQL `INHERITS`: quoted parents.
+    pub inherits: Vec<String>,
 }
 
 impl TargetTable {
@@ -109,6 +111,7 @@ impl TargetTable {
             collation: None,
             partition_by: None,
             partition_of: None,
+            inherits: Vec::new(),
         }
     }
 
@@ -190,6 +193,8 @@ pub struct TargetView {
     pub materialized: bool,
     /// The source view, as the report names it.
     pub object: String,
+    /// Indexes of a materialized view, created right after it.
+    pub indexes: Vec<TargetIndex>,
 }
 
 #[derive(Debug, Clone, Serialize)]
