@@ -234,14 +234,25 @@ fn convert_inner(schema: &Schema, leftovers: &[Leftover], mut report: Report, op
 /// message, and the statement is printed as a comment, not as SQL.
 pub fn apply_refusals(c: &mut Converted, statements: &[super::ddl::Emitted], refusals: &[super::check::Refusal]) {
     let target = c.target.target;
+    let mut refused_tables: Vec<String> = Vec::new();
     for r in refusals {
         let Some(st) = statements.get(r.statement) else { continue };
         let message = format!("refused by {target} when checked: {}", r.error);
         match &st.table {
-            Some(t) => c.report.refuse_table(t, &message),
+            Some(t) => {
+                c.report.refuse_table(t, &message);
+                refused_tables.push(t.clone());
+            }
             None => {
                 for (kind, object) in &st.objects {
-                    c.report.refuse(*kind, object, &message);
+                    // An index or key of a refused table fails with it: the
+                    // table's item already carries the reason and the effort.
+                    let of_refused = refused_tables.iter().any(|t| object.strip_prefix(t.as_str()).is_some_and(|rest| rest.starts_with(['.', ' ', '('])));
+                    if of_refused {
+                        c.report.push(*kind, object.clone(), Status::Manual, Some(codes::NOT_CREATED), 0, format!("not created: its table was refused ({})", r.error));
+                    } else {
+                        c.report.refuse(*kind, object, &message);
+                    }
                 }
             }
         }
@@ -392,6 +403,32 @@ fn render_partitioning(p: &hierarchy::Partitioning, target: Dialect, names: &Nam
 }
 
 /// A SQLite `COLLATE NOCASE` column.
+/// MySQL 8's `utf8mb4_0900_*` collations (UCA 9.0), which MariaDB does
+/// not have, as the nearest collation both servers know.
+fn portable_collation(c: &str) -> Option<(String, &'static str)> {
+    let l = c.to_ascii_lowercase();
+    if !l.contains("_0900_") {
+        return None;
+    }
+    Some(if l.ends_with("_as_cs") || l.ends_with("_bin") {
+        ("utf8mb4_bin".into(), "case- and accent-sensitive; MariaDB has no UCA 9.0 collations")
+    } else {
+        ("utf8mb4_unicode_520_ci".into(), "UCA 5.2, case- and accent-insensitive; MariaDB has no UCA 9.0 collations")
+    })
+}
+
+/// The column of an index key written `col COLLATE x`.
+fn collated_column(e: &SqlText) -> Option<String> {
+    let d = super::rewrite::sql_dialect(e.dialect);
+    match super::rewrite::parse_expr(&*d, &e.sql).ok()? {
+        sqlparser::ast::Expr::Collate { expr, .. } => match *expr {
+            sqlparser::ast::Expr::Identifier(i) => Some(i.value),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn is_nocase(c: &Column) -> bool {
     c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("nocase"))
 }
@@ -461,6 +498,28 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         let mut ty = m.ty.clone();
         let mut notes = m.notes.clone();
         // SQLite COLLATE NOCASE: case-insensitive comparison and uniqueness.
+        // MySQL 8's UCA 9.0 collations do not exist on MariaDB.
+        if target == Dialect::Mysql {
+            if let Some(a) = ty.text_attrs_mut() {
+                if let Some((to, why)) = a.collation.as_deref().and_then(portable_collation) {
+                    notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: format!("collation {} → {to}: {why}", a.collation.as_deref().unwrap_or("")) });
+                    a.collation = Some(to);
+                }
+            }
+        }
+        // SQLite's RTRIM collation ignores trailing spaces in comparisons.
+        let rtrim = c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("rtrim"));
+        if rtrim && ty.is_textual() {
+            match target {
+                Dialect::Sqlite => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some("RTRIM".into());
+                    }
+                }
+                Dialect::Mysql => {}
+                _ => notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Warning, message: "COLLATE RTRIM: PostgreSQL compares trailing spaces; compare rtrim(col) where it matters".into() }),
+            }
+        }
         if is_nocase(c) && ty.is_textual() {
             match target {
                 Dialect::Sqlite => {
@@ -667,7 +726,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         }
         match expr::render_expr(&ch.expr, &names_for) {
             Ok(sql) => {
-                let cname = ch.name.as_ref().map(|n| names.index_name(&t.name, Some(n), "check"));
+                let cname = ch.name.as_ref().map(|n| names.constraint_name(&t.name, Some(n), "check"));
                 checks.push((cname, sql));
                 report.push(ObjectKind::Constraint, obj, Status::Converted, None, ch.origin.line, "check constraint");
             }
@@ -689,7 +748,11 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     }
     let mut uniques = Vec::new();
     for u in &t.uniques {
-        let name = Some(names.index_name(&t.name, u.name.as_deref(), &format!("{}_{}_key", t.name.name, u.columns.join("_"))));
+        let (uname, renamed) = names.index_name_why(&t.name, u.name.as_deref(), &format!("{}_{}_key", t.name.name, u.columns.join("_")));
+        if let Some(why) = renamed {
+            report.push(ObjectKind::Constraint, format!("{tname} unique {}", u.columns.join(",")), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {uname}: {why}"));
+        }
+        let name = Some(uname);
         // PostgreSQL: uniqueness over NOCASE columns, kept case-insensitive.
         if target == Dialect::Postgres && u.columns.iter().any(|c| t.column(c).is_some_and(is_nocase)) {
             let parts = u
@@ -779,7 +842,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         without_rowid: t.options.without_rowid && target == Dialect::Sqlite,
         engine: if same_mysql { t.options.engine.clone() } else { None },
         charset: if same_mysql { t.options.charset.clone() } else { None },
-        collation: if same_mysql { t.options.collation.clone() } else { None },
+        collation: if same_mysql { t.options.collation.as_deref().map(|c| portable_collation(c).map(|(to, _)| to).unwrap_or_else(|| c.to_string())) } else { None },
         partition_by,
         partition_of: h.attach.get(&tkey).map(|(parent, bound)| (names.quote_parts(&names.relation(parent)), bound.clone())),
         inherits: h.inherits.get(&tkey).map(|ps| ps.iter().map(|p| names.quote_parts(&names.relation(p))).collect()).unwrap_or_default(),
@@ -1030,6 +1093,13 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
                     None => format!("{q}{desc}"),
                 });
             }
+            // `col COLLATE NOCASE` on MySQL, whose default collations
+            // already ignore case: the column itself.
+            IndexKey::Expression(e) if target == Dialect::Mysql && collated_column(e).is_some_and(|c| col_target(&c).is_some()) => {
+                let tc = col_target(&collated_column(e).unwrap_or_default()).expect("checked in the guard");
+                warnings.push(format!("{} indexed as the column: MySQL's default collation already ignores case", e.sql));
+                parts.push(format!("{}{desc}", names.quote(&tc.name)));
+            }
             IndexKey::Expression(e) => {
                 if !target.supports_expression_indexes() {
                     report.push(ObjectKind::Index, obj, Status::Manual, Some(codes::INDEX_DROPPED), line,
@@ -1142,7 +1212,7 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
         }
         let tt_name = names.quote_parts(&names.relation(&t.name));
         let rt_name = names.quote_parts(&names.relation(&rt.name));
-        let name = names.index_name(&t.name, fk.name.as_deref(), &format!("{}_{}_fkey", t.name.name, fk.columns.join("_")));
+        let name = names.constraint_name(&t.name, fk.name.as_deref(), &format!("{}_{}_fkey", t.name.name, fk.columns.join("_")));
         let tfk = TargetForeignKey {
             table: tt_name,
             name,

@@ -534,7 +534,7 @@ pub fn render_query(text: &SqlText, names: &dyn NameMapper) -> Result<String, St
     }
     let mut v = Rewriter::new(text.dialect, names);
     if let ast::Statement::Query(q) = &mut stmts[0] {
-        top_to_limit(q);
+        top_to_limit(q)?;
     } else {
         return Err("the view body is not a query".into());
     }
@@ -548,10 +548,22 @@ fn strip_outer_parens_once(s: &str) -> String {
     s.to_string()
 }
 
-/// SQL Server `SELECT TOP n` becomes `LIMIT n`.
-fn top_to_limit(q: &mut ast::Query) {
+/// SQL Server `SELECT TOP n` becomes `LIMIT n`; `TOP (100) PERCENT` (the
+/// idiom that lets a view carry ORDER BY) is every row.
+fn top_to_limit(q: &mut ast::Query) -> Result<(), String> {
     if let ast::SetExpr::Select(sel) = q.body.as_mut() {
         if let Some(top) = sel.top.take() {
+            if top.with_ties {
+                return Err("SELECT TOP ... WITH TIES has no LIMIT equivalent".into());
+            }
+            if top.percent {
+                let all = matches!(&top.quantity, Some(ast::TopQuantity::Constant(100)))
+                    || matches!(&top.quantity, Some(ast::TopQuantity::Expr(e)) if e.to_string().trim_matches(['(', ')']) == "100");
+                if all {
+                    return Ok(());
+                }
+                return Err("SELECT TOP n PERCENT has no LIMIT equivalent".into());
+            }
             if let Some(ast::TopQuantity::Constant(n)) = top.quantity {
                 q.limit_clause = Some(ast::LimitClause::LimitOffset {
                     limit: Some(Expr::value(Value::Number(n.to_string(), false))),
@@ -563,6 +575,7 @@ fn top_to_limit(q: &mut ast::Query) {
             }
         }
     }
+    Ok(())
 }
 
 struct Rewriter<'a> {

@@ -48,8 +48,10 @@ pub struct NamePlan {
     pub tables: BTreeMap<String, Vec<String>>,
     /// source `schema.table.column` → target column.
     pub columns: BTreeMap<String, String>,
-    /// source index/constraint key → target name.
+    /// source `table:index` → target name (indexes, primary and unique keys).
     pub indexes: RefCell<BTreeMap<String, String>>,
+    /// source `table:constraint` → target name (foreign keys, checks).
+    pub constraints: RefCell<BTreeMap<String, String>>,
     pub types: BTreeMap<String, Vec<String>>,
     pub sequences: BTreeMap<String, Vec<String>>,
     /// Target schemas that must exist.
@@ -244,6 +246,35 @@ impl NamePlan {
         (name, why)
     }
 
+    /// A name for a foreign key or check constraint. They are not indexes:
+    /// PostgreSQL and SQLite want them unique per table, MySQL per
+    /// database; a foreign key may share its name with an index (InnoDB
+    /// names the index it creates after the key).
+    pub fn constraint_name(&self, table: &QualifiedName, source_name: Option<&str>, fallback: &str) -> String {
+        let target = self.target();
+        let table_parts = self.relation(table);
+        let ns = if target == Dialect::Mysql {
+            format!("constraint:{}", table_parts.iter().rev().nth(1).cloned().unwrap_or_default())
+        } else {
+            format!("constraint:{}", table_parts.join("."))
+        };
+        let base = match source_name {
+            Some(n) if !n.is_empty() => self.fold(n),
+            _ => self.fold(fallback),
+        };
+        let mut name = fit(target, &base);
+        let mut all = self.used_indexes.borrow_mut();
+        let used = all.entry(ns).or_default();
+        let mut i = 1;
+        while used.contains(&name.to_ascii_lowercase()) {
+            name = fit(target, &format!("{base}_{i}"));
+            i += 1;
+        }
+        used.insert(name.to_ascii_lowercase());
+        self.constraints.borrow_mut().insert(format!("{table}:{}", source_name.unwrap_or(fallback)), name.clone());
+        name
+    }
+
     /// A generated name that is not recorded as a rename.
     pub fn generated_name(&self, parts: &[&str]) -> String {
         fit(self.target(), &self.fold(&parts.join("_")))
@@ -264,6 +295,7 @@ impl NamePlan {
             "tables": self.tables.iter().map(|(k, v)| (k.clone(), v.join("."))).collect::<BTreeMap<_, _>>(),
             "columns": self.columns,
             "indexes": *self.indexes.borrow(),
+            "constraints": *self.constraints.borrow(),
             "types": self.types.iter().map(|(k, v)| (k.clone(), v.join("."))).collect::<BTreeMap<_, _>>(),
             "sequences": self.sequences.iter().map(|(k, v)| (k.clone(), v.join("."))).collect::<BTreeMap<_, _>>(),
         })
