@@ -606,8 +606,12 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
             if identity.is_some() {
                 notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "auto-increment/identity kept".into() });
             }
-            // An identity has no other default.
+            // An identity has no other default (MySQL refuses one on an
+            // AUTO_INCREMENT column; SQLite's rowid numbers itself).
             if matches!(default, Some(DefaultValue::Sequence(_))) {
+                default = None;
+            } else if identity.is_some() && default.is_some() {
+                notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Warning, message: "default dropped: the identity supplies the values".into() });
                 default = None;
             }
         }
@@ -715,6 +719,15 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     for ch in &t.checks {
         let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
         let obj = format!("{tname} check {}", ch.name.as_deref().unwrap_or(&ch.expr.sql));
+        if target == Dialect::Mysql {
+            if let Some(c) = columns.iter().find(|c| c.identity.is_some() && mentions(&ch.expr.sql, &c.source)) {
+                report.push(ObjectKind::Constraint, obj, Status::Manual, Some(codes::CHECK_DROPPED), ch.origin.line, format!(
+                    "CHECK ({}) uses {}, an AUTO_INCREMENT column, which MySQL/MariaDB refuse in a CHECK constraint: left out; enforce it in a trigger",
+                    ch.expr.sql, c.source
+                ));
+                continue;
+            }
+        }
         if matches!(target, Dialect::Mysql | Dialect::Sqlite) {
             if let Some(f) = expr::non_deterministic(&ch.expr) {
                 report.push(ObjectKind::Constraint, obj, Status::Manual, Some(codes::CHECK_DROPPED), ch.origin.line, format!(

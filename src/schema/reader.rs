@@ -369,13 +369,22 @@ impl Reader {
     }
 
     /// SQL Server batches (and hand-written scripts) often hold several
-    /// statements without semicolons. When a batch does not parse, it is cut
-    /// before each statement keyword that starts a line at the top level,
-    /// and the parts are read one by one. Returns false if there is
-    /// nothing to cut.
+    /// statements without semicolons. A batch is cut before each statement
+    /// keyword that starts a line at the top level, and the parts are read
+    /// one by one. Returns false if there is nothing to cut.
     fn split_batch(&mut self, st: &Statement) -> bool {
+        // Only SQL Server runs several statements sent as one; anywhere
+        // else the server rejects the text whole, so it stays one item.
+        if self.dialect != Dialect::Mssql {
+            return false;
+        }
         let parts = split_at_statement_starts(st, self.dialect);
         if parts.len() < 2 {
+            return false;
+        }
+        // SQL Server compiles a batch whole: one part it would not accept
+        // and none of it runs, so neither is any of it converted.
+        if parts.iter().any(|p| classify(p, self.dialect) == Class::Unknown) {
             return false;
         }
         for part in parts {

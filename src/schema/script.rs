@@ -666,6 +666,33 @@ mod tests {
     }
 
     #[test]
+    fn sqlplus_commands_without_semicolons_are_not_sql() {
+        let s = "SET ECHO OFF\nSET DEFINE OFF\nPROMPT creating\nCREATE TABLE t (a NUMBER);\nSET TRANSACTION READ ONLY;\n";
+        let out = split_script(s, Dialect::Oracle);
+        let v: Vec<&str> = out.statements.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(v, vec!["CREATE TABLE t (a NUMBER)", "SET TRANSACTION READ ONLY"]);
+        assert_eq!(out.client_commands, 3);
+    }
+
+    #[test]
+    fn an_unterminated_string_costs_one_statement() {
+        let s = "CREATE TABLE a (x int);\nCREATE TABLE b (y text DEFAULT 'oops);\nCREATE TABLE c (z int);\n";
+        let v = split(s, Dialect::Postgres);
+        assert_eq!(v.len(), 3, "{v:#?}");
+        assert!(v[1].problem.as_deref().is_some_and(|p| p.contains("line 2")), "{v:#?}");
+        assert_eq!(v[2].text, "CREATE TABLE c (z int)");
+        assert_eq!(v[2].line, 3);
+    }
+
+    #[test]
+    fn an_unterminated_block_comment_hides_the_rest() {
+        let v = split("CREATE TABLE a (x int);\n/* old\nCREATE TABLE b (y int);\n", Dialect::Mysql);
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert_eq!(v[0].hidden_by, None);
+        assert_eq!(v[1].hidden_by, Some(2));
+    }
+
+    #[test]
     fn unterminated_input_does_not_panic() {
         for s in ["'abc", "/* x", "$$ a", "[abc", "`x", "DELIMITER", "\\", "E'", "$a"] {
             for d in Dialect::ALL {
