@@ -197,11 +197,15 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         write_file(path, body.as_bytes())?;
     }
 
-    let refused_tables = crate::schema::ddl::emitted(&result.converted.target, &result.converted.names)
-        .iter()
-        .enumerate()
-        .filter(|(i, e)| e.table.is_some() && result.converted.target.refused.iter().any(|(r, _)| r == i))
-        .count();
+    let refused_tables = if result.converted.target.refused.is_empty() {
+        0
+    } else {
+        crate::schema::ddl::emitted(&result.converted.target, &result.converted.names)
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.table.is_some() && result.converted.target.refused.iter().any(|(r, _)| r == i))
+            .count()
+    };
     let tables = result.converted.target.tables.len() - refused_tables;
     let manual = report.count(Status::Manual);
     let warnings = report.count(Status::Warning);

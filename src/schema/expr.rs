@@ -640,7 +640,9 @@ impl Rewriter<'_> {
             Expr::Function(f) => {
                 let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default();
                 match name.as_str() {
-                    "group_concat" | "string_agg" | "listagg" => Some(self.string_agg(expr)),
+                    // Same engine: its own function (PostgreSQL dumps may
+                    // define a group_concat aggregate of their own).
+                    "group_concat" | "string_agg" | "listagg" if self.source != target => Some(self.string_agg(expr)),
                     "if" | "iif" if function_args(f).len() == 3 && !(target == Dialect::Mysql && name == "if") => {
                         let a: Vec<String> = function_args(f).iter().map(|x| x.to_string()).collect();
                         let sql = if target == Dialect::Mysql {
