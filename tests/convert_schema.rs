@@ -91,11 +91,26 @@ async fn convert_and_check(source: &str, target: Engine) -> (Schema, serde_json:
             }
             let want = lower(u);
             let enforced = t.uniques.iter().any(|k| lower(&k.columns) == want)
-                || t.indexes.iter().any(|i| i.unique && i.parts.iter().map(|p| match &p.key { barge::model::IndexKey::Column(c) => c.to_lowercase(), _ => "expr".into() }).collect::<Vec<_>>() == want);
+                || t.indexes.iter().any(|i| i.unique && i.parts.iter().map(|p| key_column(&p.key)).collect::<Vec<_>>() == want);
             assert!(enforced || manual > 0, "{ctx}: unique {want:?} not enforced and not reported");
         }
     }
     (schema, report)
+}
+
+/// An index part as a column name; `lower(col)` (how a case-insensitive
+/// unique key is kept on PostgreSQL) counts as the column.
+fn key_column(k: &barge::model::IndexKey) -> String {
+    match k {
+        barge::model::IndexKey::Column(c) => c.to_lowercase(),
+        barge::model::IndexKey::Expression(e) => {
+            let flat: String = e.sql.chars().filter(|c| !matches!(c, '"' | '`' | ' ')).collect::<String>().to_lowercase();
+            match flat.trim_start_matches('(').strip_prefix("lower(").map(|r| r.trim_end_matches(')')) {
+                Some(c) if c.chars().all(|c| c.is_alphanumeric() || c == '_') => c.to_string(),
+                _ => "expr".into(),
+            }
+        }
+    }
 }
 
 fn col<'a>(s: &'a Schema, table: &str, column: &str) -> &'a ColumnType {

@@ -88,5 +88,118 @@ fn the_binary_survives_random_bytes() {
         assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(stderr.contains("not valid UTF-8"), "the user is told about the encoding: {stderr}");
+        // Nothing in it is SQL: one clear error, no pile of commented garbage.
+        assert_eq!(out.status.code(), Some(2), "random bytes are not a schema: {stderr}");
+        assert!(stderr.contains("nothing to convert"), "{stderr}");
+        assert!(out.stdout.is_empty(), "no output for input that is not DDL");
     }
+}
+
+#[test]
+fn text_that_is_not_ddl_is_refused_with_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [("notes.txt", "Meeting notes\nWe agreed to migrate in Q3; nobody objected.\n"), ("data.csv", "id,name\n1,ann\n2,bob\n"), ("empty.sql", "")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let out = run(barge().args(["convert-schema", "--from", "mysql", "--to", "postgres"]).arg(&path));
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert_eq!(stderr(&out).matches("error").count(), 1, "{name}: one message: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{name}");
+    }
+}
+
+/// Text barge keeps as comments (statements it cannot convert) is split on
+/// every line terminator a target knows: a bare CR ends a `--` comment on
+/// PostgreSQL, and what follows it would run.
+#[test]
+fn kept_text_never_escapes_its_comment() {
+    let payloads = [
+        "FROBNICATE everything\rCREATE TABLE injected (x int);",
+        "FROBNICATE everything\r\nCREATE TABLE injected (x int);",
+        "FROBNICATE everything\nCREATE TABLE injected (x int);",
+        "FROBNICATE everything\u{0}\rCREATE TABLE injected (x int);",
+    ];
+    for p in payloads {
+        for source in Dialect::ALL {
+            for target in Dialect::TARGETS {
+                let opts = ConvertOptions { source, target, rules: RuleSet::load(source, target, &[], &[]).unwrap(), naming: NamingOptions::default() };
+                let input = format!("CREATE TABLE ok (id int);\n{p}\n");
+                let out = barge::schema::convert_script(&input, "evil\rCREATE TABLE injected2 (x int);", &opts);
+                for line in out.ddl.split(['\r', '\n']) {
+                    if line.contains("injected") {
+                        assert!(line.starts_with("--"), "{source} → {target}: kept text escaped its comment: {line:?}\n{}", out.ddl);
+                    }
+                }
+                assert!(!out.ddl.contains('\0'), "{source} → {target}: NUL in the output");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_text_does_not_run_on_a_real_postgres() {
+    let input = "CREATE TABLE ok (id int);\nFROBNICATE everything\rCREATE TABLE injected (x int);\n";
+    let opts = ConvertOptions { source: Dialect::Postgres, target: Dialect::Postgres, rules: RuleSet::load(Dialect::Postgres, Dialect::Postgres, &[], &[]).unwrap(), naming: NamingOptions::default() };
+    let out = barge::schema::convert_script(input, "evil.sql", &opts);
+    let db = TestDb::new(Engine::Postgres, "kept_text").await;
+    let mut conn = db.connect(barge::endpoint::Role::Target).await;
+    conn.execute(&out.ddl).await.expect("the output runs");
+    assert!(conn.execute("SELECT * FROM ok").await.is_ok());
+    assert!(conn.execute("SELECT * FROM injected").await.is_err(), "text kept as a comment was executed:\n{}", out.ddl);
+    drop(conn);
+    db.drop_db().await;
+}
+
+fn convert(source: Dialect, target: Dialect, text: &str) -> barge::schema::ScriptConversion {
+    let opts = ConvertOptions { source, target, rules: RuleSet::load(source, target, &[], &[]).unwrap(), naming: NamingOptions::default() };
+    barge::schema::convert_script(text, "t.sql", &opts)
+}
+
+fn items<'a>(c: &'a barge::schema::ScriptConversion, code: &str) -> Vec<&'a barge::schema::report::Item> {
+    c.converted.report.items.iter().filter(|i| i.code == code).collect()
+}
+
+#[test]
+fn unterminated_strings_and_comments_are_named_with_their_line() {
+    // A stray quote costs its own statement only; reading resumes after it.
+    let text = "CREATE TABLE a (x int);\nCREATE TABLE b (y varchar(10) DEFAULT 'oops);\nCREATE TABLE c (z int);\n";
+    for source in Dialect::ALL {
+        let c = convert(source, Dialect::Postgres, text);
+        let bad = items(&c, "B004");
+        assert!(bad.iter().any(|i| i.line == 2 && i.message.contains("line 2") && i.object.ends_with('b')), "{source}: {:#?}", c.converted.report.items);
+        let names: Vec<&str> = c.converted.target.tables.iter().map(|t| t.name.last().unwrap().as_str()).collect();
+        assert!(names.contains(&"a") && names.contains(&"c"), "{source}: tables after the stray quote are read: {names:?}");
+    }
+    // An unterminated /* hides the rest of the file: what it hides is listed.
+    let text = "CREATE TABLE a (x int);\n/* old version\nCREATE TABLE hidden (y int);\nCREATE INDEX hidden_i ON hidden (y);\n";
+    let c = convert(Dialect::Mysql, Dialect::Postgres, text);
+    let bad = items(&c, "B004");
+    assert!(bad.iter().any(|i| i.line == 2 && i.message.contains("never closed")), "{bad:#?}");
+    assert!(bad.iter().any(|i| i.object == "hidden" && i.status == barge::schema::report::Status::Manual), "{bad:#?}");
+    assert_eq!(c.converted.target.tables.len(), 1);
+    // The summary counts what the comment hides.
+    let sum = c.converted.report.summary();
+    assert_eq!(sum[&barge::schema::report::ObjectKind::Table].total, 2);
+}
+
+#[test]
+fn legitimate_deep_nesting_converts_and_hostile_depth_is_reported() {
+    // 500 nested CASE expressions: generated SQL does this.
+    let mut e = "v".to_string();
+    for i in 0..500 {
+        e = format!("CASE WHEN v > {i} THEN {e} ELSE 0 END");
+    }
+    let text = format!("CREATE TABLE deep (v int, CONSTRAINT deep_ck CHECK (({e}) >= 0));");
+    for source in [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite] {
+        for target in Dialect::TARGETS {
+            let c = convert(source, target, &text);
+            let bad: Vec<_> = c.converted.report.items.iter().filter(|i| i.status == barge::schema::report::Status::Manual).collect();
+            assert!(bad.is_empty(), "{source} → {target}: {bad:#?}");
+            assert!(c.ddl.contains("deep_ck"), "{source} → {target}");
+        }
+    }
+    // Far deeper than anything real: an error item, not a crash.
+    let hostile = format!("CREATE TABLE t (a int CHECK ({}1{}));", "(".repeat(20_000), ")".repeat(20_000));
+    let c = convert(Dialect::Postgres, Dialect::Postgres, &hostile);
+    assert!(c.converted.report.items.iter().any(|i| i.status == barge::schema::report::Status::Manual), "{:#?}", c.converted.report.items);
 }

@@ -291,6 +291,7 @@ pub fn encode(v: &Value, ty: &ColumnType) -> Result<Cell, String> {
         Value::Int(i) => Cell::Integer(*i),
         Value::UInt(u) => match i64::try_from(*u) {
             Ok(i) => Cell::Integer(i),
+            Err(_) if matches!(ty, T::Decimal { .. }) => return Err(numeric_affinity_refusal(&u.to_string())),
             // SQLite integers are signed 64-bit: the digits keep the value.
             Err(_) => Cell::Text(u.to_string()),
         },
@@ -308,6 +309,15 @@ pub fn encode(v: &Value, ty: &ColumnType) -> Result<Cell, String> {
                 Some(i) => Cell::Integer(i),
                 None => return Err(format!("{d} is not a whole 64-bit number for a {} column", ty.describe())),
             },
+            // NUMERIC affinity turns the text into an integer or a double:
+            // only what those hold exactly may go in.
+            T::Decimal { .. } => {
+                let whole = common::decimal_integral(d).is_some_and(|n| i64::try_from(n).is_ok());
+                if !whole && significant_digits(d) > 15 && !matches!(d.as_str(), "NaN" | "Infinity" | "-Infinity") {
+                    return Err(numeric_affinity_refusal(d));
+                }
+                Cell::Text(d.clone())
+            }
             _ => Cell::Text(d.clone()),
         },
         Value::Text(t) => Cell::Text(t.clone()),
@@ -383,3 +393,18 @@ pub fn encode(v: &Value, ty: &ColumnType) -> Result<Cell, String> {
 #[cfg(test)]
 #[path = "sqlite_tests.rs"]
 mod tests;
+
+/// Digits of a decimal's value, without sign, leading zeros or trailing
+/// fractional zeros (`-0012.3400` has 4).
+fn significant_digits(d: &str) -> usize {
+    let d = d.trim_start_matches(['-', '+']);
+    let (int, frac) = d.split_once('.').unwrap_or((d, ""));
+    let frac = frac.trim_end_matches('0');
+    let digits: String = format!("{int}{frac}");
+    digits.trim_start_matches('0').len()
+}
+
+/// Why a decimal cannot go into a column of NUMERIC affinity unchanged.
+fn numeric_affinity_refusal(d: &str) -> String {
+    format!("{d} cannot be held exactly by SQLite's NUMERIC affinity (15 significant digits, or a whole number within signed 64 bits): it would be rounded; --cast the column to TEXT to keep every digit")
+}

@@ -42,6 +42,12 @@ pub struct ConvertArgs {
     /// Exit with code 3 if any object needs manual action
     #[arg(long)]
     pub strict: bool,
+    /// Run the output on this target database and undo it (a rolled-back
+    /// transaction on PostgreSQL, a scratch database dropped afterwards on
+    /// MySQL/MariaDB); what it refuses is reported as manual, with the
+    /// server's message. SQLite output is always checked in memory.
+    #[arg(long, value_name = "TARGET_URL")]
+    pub check: Option<String>,
 }
 
 /// How a schema is converted: shared by `convert-schema` and `migrate`.
@@ -150,7 +156,23 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     };
     let opts = args.schema.options(args.from, args.to, args.target_schema.as_deref())?;
     let (text, label) = read_script_file(&args.input)?;
-    let result = crate::schema::convert_script(&text, &label, &opts);
+    let mut result = crate::schema::convert_script(&text, &label, &opts);
+    if result.recognized == 0 {
+        let what = if result.statements == 0 {
+            "it holds no SQL statement".to_string()
+        } else {
+            format!("none of its {} statements is {} SQL barge recognises", result.statements, args.from)
+        };
+        return Err(Error::usage(format!("{label}: {what}, so there is nothing to convert"))
+            .with_hint(format!("check that the file is a schema script or dump and that --from {} is its dialect", args.from)));
+    }
+    if let Some(err) = &result.check_error {
+        output::warn(format!("the {} output could not be checked in memory: {err}; the report has not been checked against the target", args.to));
+    }
+    if let Some(url) = &args.check {
+        let refused = result.check_against(url)?;
+        output::info(format!("checked on the target: {refused} statements refused (reported as manual, kept as comments in the output)"));
+    }
     let report = &result.converted.report;
 
     if let Some(path) = &args.output {
@@ -175,7 +197,16 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         write_file(path, body.as_bytes())?;
     }
 
-    let tables = result.converted.target.tables.len();
+    let refused_tables = if result.converted.target.refused.is_empty() {
+        0
+    } else {
+        crate::schema::ddl::emitted(&result.converted.target, &result.converted.names)
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.table.is_some() && result.converted.target.refused.iter().any(|(r, _)| r == i))
+            .count()
+    };
+    let tables = result.converted.target.tables.len() - refused_tables;
     let manual = report.count(Status::Manual);
     let warnings = report.count(Status::Warning);
     if output::get().json {

@@ -77,6 +77,9 @@ pub struct Schema {
     pub tables: Vec<Table>,
     pub views: Vec<View>,
     pub routines: Vec<Routine>,
+    /// Indexes on materialized views (PostgreSQL): the view and the index.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub view_indexes: Vec<(QualifiedName, Index)>,
 }
 
 impl Schema {

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::expr::{self, NameMapper};
+use super::hierarchy::{self, Hierarchy, MysqlPartitions};
 use super::naming::{NamePlan, NamingOptions};
 use super::reader::Leftover;
 use super::report::{codes, ObjectKind, Report, Status};
@@ -96,6 +97,13 @@ impl NameMapper for ExprNames<'_> {
             }
             _ => {}
         }
+        // A type the script defines (a PostgreSQL enum) keeps its name.
+        if let (T::Other { name }, Dialect::Postgres) = (&col.ty, target) {
+            let bare = name.rsplit('.').next().unwrap_or(name);
+            if let Some((_, parts)) = self.plan.types.iter().find(|(k, _)| k.rsplit('.').next().unwrap_or(k).eq_ignore_ascii_case(bare)) {
+                return Some(self.plan.quote_parts(parts));
+            }
+        }
         let (lowered, _) = typemap::lower(source, target, col.ty.clone(), &col);
         if matches!(lowered, ColumnType::Other { .. }) && source != target {
             return None;
@@ -111,13 +119,21 @@ impl NameMapper for ExprNames<'_> {
 }
 
 pub fn convert(schema: &Schema, leftovers: &[Leftover], report: Report, opts: &ConvertOptions) -> Converted {
-    let names = NamePlan::build(schema, opts.target, &opts.naming);
-    convert_with(schema, leftovers, report, opts, names)
+    let mut report = report;
+    let h = hierarchy::resolve(schema, opts.target, &mut report);
+    let shaped = h.schema.as_ref().unwrap_or(schema);
+    let names = NamePlan::build(shaped, opts.target, &opts.naming);
+    convert_inner(shaped, leftovers, report, opts, names, &h)
 }
 
 /// Like [`convert`], with names already decided (and possibly adjusted,
-/// e.g. by `migrate`'s table mappings).
-pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions, names: NamePlan) -> Converted {
+/// e.g. by `migrate`'s table mappings), and inheritance and partitions
+/// left as the caller shaped them.
+pub fn convert_with(schema: &Schema, leftovers: &[Leftover], report: Report, opts: &ConvertOptions, names: NamePlan) -> Converted {
+    convert_inner(schema, leftovers, report, opts, names, &Hierarchy::default())
+}
+
+fn convert_inner(schema: &Schema, leftovers: &[Leftover], mut report: Report, opts: &ConvertOptions, names: NamePlan, h: &Hierarchy) -> Converted {
     let target = opts.target;
     report.source = Some(opts.source);
     report.target = Some(target);
@@ -130,16 +146,19 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
         indexes: Vec::new(),
         foreign_keys: Vec::new(),
         triggers: Vec::new(),
+        trigger_owners: Vec::new(),
         views: Vec::new(),
         comments: Vec::new(),
+        comment_owners: Vec::new(),
         manual: Vec::new(),
+        refused: Vec::new(),
     };
 
     // Named enum types from the source.
     for e in &schema.enums {
         let parts = names.enum_type(&e.name);
         if target == Dialect::Postgres {
-            out.enums.push(TargetEnum { name: names.quote_parts(&parts), values: e.values.clone() });
+            out.enums.push(TargetEnum { name: names.quote_parts(&parts), values: e.values.clone(), object: (ObjectKind::Type, e.name.to_string()) });
             report.push(ObjectKind::Type, e.name.to_string(), Status::Converted, None, e.origin.line, "enum type");
         } else {
             report.push(ObjectKind::Type, e.name.to_string(), Status::Converted, Some(codes::ENUM_CONVERTED), e.origin.line,
@@ -158,6 +177,7 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
             let clamp = |v: Option<i128>| v.filter(|v| *v >= i64::MIN as i128 && *v <= i64::MAX as i128);
             out.sequences.push(TargetSequence {
                 name: names.quote_parts(&parts),
+                object: s.name.to_string(),
                 start: s.start,
                 increment: s.increment,
                 min: clamp(s.min),
@@ -173,11 +193,6 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
         }
     }
 
-    for (from, to, kind, why) in names.renames.borrow().clone() {
-        let k = if kind == "column" { ObjectKind::Column } else { ObjectKind::Table };
-        report.push(k, from.clone(), Status::Converted, Some(codes::RENAMED), 0, format!("renamed to {to}: {why}"));
-    }
-
     // Columns other tables reference, per table (keys on MySQL need them bounded).
     let mut referenced: std::collections::HashMap<String, BTreeSet<String>> = std::collections::HashMap::new();
     for other in &schema.tables {
@@ -187,7 +202,7 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
     }
     for t in &schema.tables {
         let refs = referenced.get(&t.name.name.to_ascii_lowercase()).cloned().unwrap_or_default();
-        plan_table(t, &refs, opts, &names, &mut out, &mut report);
+        plan_table(t, &refs, opts, &names, h, &mut out, &mut report);
     }
     let index = TableIndex::new(schema);
     harmonize_foreign_key_types(&index, &names, &mut out, &mut report);
@@ -206,11 +221,216 @@ pub fn convert_with(schema: &Schema, leftovers: &[Leftover], mut report: Report,
     for l in leftovers {
         out.manual.push(ManualSection { line: l.line, title: l.reason.clone(), text: l.text.clone() });
     }
+    report_renames(schema, &names, &mut report);
     out.schemas = names.schemas.clone();
     for s in &out.schemas {
         report.push(ObjectKind::Schema, s.clone(), Status::Converted, Some(codes::SCHEMA_MAPPED), 0, format!("created as schema {s}"));
     }
     Converted { target: out, report, names }
+}
+
+/// Records what the target refused when the output was checked: each
+/// refused statement's objects become manual items carrying the server's
+/// message, and the statement is printed as a comment, not as SQL.
+pub fn apply_refusals(c: &mut Converted, statements: &[super::ddl::Emitted], refusals: &[super::check::Refusal]) {
+    let target = c.target.target;
+    let mut refused_tables: Vec<String> = Vec::new();
+    for r in refusals {
+        let Some(st) = statements.get(r.statement) else { continue };
+        let message = format!("refused by {target} when checked: {}", r.error);
+        match &st.table {
+            Some(t) => {
+                c.report.refuse_table(t, &message);
+                refused_tables.push(t.clone());
+            }
+            None => {
+                for (kind, object) in &st.objects {
+                    // An index or key of a refused table fails with it: the
+                    // table's item already carries the reason and the effort.
+                    let of_refused = refused_tables.iter().any(|t| object.strip_prefix(t.as_str()).is_some_and(|rest| rest.starts_with(['.', ' ', '('])));
+                    if of_refused {
+                        c.report.push(*kind, object.clone(), Status::Manual, Some(codes::NOT_CREATED), 0, format!("not created: its table was refused ({})", r.error));
+                    } else {
+                        c.report.refuse(*kind, object, &message);
+                    }
+                }
+            }
+        }
+        if !c.target.refused.iter().any(|(i, _)| *i == r.statement) {
+            c.target.refused.push((r.statement, r.error.clone()));
+        }
+    }
+}
+
+/// One B180 item per renamed table, view or column, on the object's own
+/// line and under its own report name, so it joins that object's entry
+/// instead of counting as one more object.
+fn report_renames(schema: &Schema, names: &NamePlan, report: &mut Report) {
+    for (kind, from, to, why) in names.renames.borrow().iter() {
+        match kind.as_str() {
+            "table" => {
+                let (kind, line) = match schema.tables.iter().find(|t| &t.name.to_string() == from) {
+                    Some(t) => (ObjectKind::Table, t.origin.line),
+                    None => (ObjectKind::View, schema.views.iter().find(|v| &v.name.to_string() == from).map(|v| v.origin.line).unwrap_or(0)),
+                };
+                report.push(kind, from.clone(), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {to}: {why}"));
+            }
+            "column" => {
+                let line = schema
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.columns.iter().map(move |c| (super::naming::column_key(&t.name, &c.name), c.origin.line)))
+                    .find(|(k, _)| k == from)
+                    .map(|(_, l)| l)
+                    .unwrap_or(0);
+                report.push(ObjectKind::Column, from.clone(), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {to}: {why}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Columns per table: PostgreSQL's hard limit, InnoDB's (MySQL's own
+/// 4,096 is never reached with InnoDB), SQLite's default SQLITE_MAX_COLUMN.
+fn max_columns(target: Dialect) -> Option<usize> {
+    match target {
+        Dialect::Postgres => Some(1600),
+        Dialect::Mysql => Some(1017),
+        Dialect::Sqlite => Some(2000),
+        _ => None,
+    }
+}
+
+/// Bytes a column takes toward MySQL's 65,535-byte row limit (TEXT and
+/// BLOB count only their in-row pointer).
+fn mysql_row_bytes(ty: &ColumnType) -> usize {
+    use ColumnType as T;
+    let per_char = |a: &TextAttrs| match a.charset.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("latin1" | "ascii" | "binary") => 1,
+        Some("utf8" | "utf8mb3" | "ucs2") => 3,
+        _ => 4,
+    };
+    match ty {
+        T::Bool | T::Year => 1,
+        T::Int { bits, .. } => (*bits as usize) / 8,
+        T::Decimal { precision, .. } => precision.unwrap_or(65) as usize / 2 + 1,
+        T::Float32 => 4,
+        T::Float64 => 8,
+        T::Char { length, text } => length.unwrap_or(1) as usize * per_char(text),
+        T::Varchar { length, text } => {
+            let n = length.unwrap_or(255) as usize * per_char(text);
+            n + if n > 255 { 2 } else { 1 }
+        }
+        T::Binary { length } => length.unwrap_or(1) as usize,
+        T::Varbinary { length } => length.unwrap_or(255) as usize + 2,
+        T::Date => 3,
+        T::Time { .. } => 6,
+        T::Timestamp { .. } => 8,
+        T::Bit { length, .. } => (length.unwrap_or(1) as usize).div_ceil(8),
+        T::Enum { .. } => 2,
+        T::Set { .. } => 8,
+        T::Uuid => 36,
+        _ => 12,
+    }
+}
+
+/// MySQL refuses a table whose columns may take more than 65,535 bytes
+/// (wide varchar columns in utf8mb4 reach it fast). The widest varchar
+/// columns that are not in a key become TEXT until the row fits.
+fn fit_mysql_row(columns: &mut [TargetColumn], t: &Table, keyed: &BTreeSet<String>, report: &mut Report) {
+    const LIMIT: usize = 65_535;
+    let nulls = columns.len().div_ceil(8);
+    let mut total: usize = nulls + columns.iter().map(|c| mysql_row_bytes(&c.ty)).sum::<usize>();
+    if total <= LIMIT {
+        return;
+    }
+    let mut order: Vec<usize> = (0..columns.len())
+        .filter(|&i| matches!(columns[i].ty, ColumnType::Varchar { .. } | ColumnType::Char { .. } | ColumnType::Varbinary { .. }) && !keyed.contains(&columns[i].source) && columns[i].generated.is_none())
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(mysql_row_bytes(&columns[i].ty)));
+    for i in order {
+        if total <= LIMIT {
+            break;
+        }
+        let c = &mut columns[i];
+        let before = c.sql_type.clone();
+        let bytes = mysql_row_bytes(&c.ty);
+        c.ty = match &c.ty {
+            ColumnType::Varbinary { .. } => ColumnType::Blob { size: LobSize::Regular },
+            ColumnType::Varchar { text, .. } | ColumnType::Char { text, .. } => ColumnType::Text { size: LobSize::Regular, text: text.clone() },
+            other => other.clone(),
+        };
+        c.sql_type = super::ddl::type_sql(Dialect::Mysql, &c.ty, &[]);
+        if c.default_sql.as_deref().is_some_and(|d| d.starts_with('\'')) {
+            // MySQL takes a TEXT default only as an expression.
+            c.default_sql = c.default_sql.take().map(|d| format!("({d})"));
+        }
+        total = total - bytes + mysql_row_bytes(&c.ty);
+        report.push(ObjectKind::Column, format!("{}.{}", t.name, c.source), Status::Warning, Some(codes::TYPE_CHANGED), t.columns.iter().find(|x| x.name == c.source).map(|x| x.origin.line).unwrap_or(t.origin.line),
+            format!("{before} → {}: the table's columns would exceed MySQL's 65,535-byte row size, so the widest ones are stored off-row", c.sql_type));
+    }
+    if total > LIMIT {
+        report.push(ObjectKind::Table, t.name.to_string(), Status::Warning, Some(codes::TARGET_LIMIT), t.origin.line,
+            format!("about {total} bytes per row even with long strings off-row: MySQL's limit is 65,535; check the output on the target (--check)"));
+    }
+}
+
+/// A partitioned table's clause in the target's syntax.
+fn render_partitioning(p: &hierarchy::Partitioning, target: Dialect, names: &NamePlan, t: &Table) -> Option<String> {
+    let cols: Option<Vec<String>> = p.columns.as_ref().map(|cs| cs.iter().map(|c| names.quote(&names.column(&t.name, c))).collect());
+    match target {
+        Dialect::Postgres => Some(match cols {
+            Some(c) => format!("PARTITION BY {} ({})", p.method, c.join(", ")),
+            None => format!("PARTITION BY {} ({})", p.method, p.written),
+        }),
+        Dialect::Mysql => {
+            let col = cols?.into_iter().next()?;
+            let part = |n: &QualifiedName| names.quote(&super::naming::fit(target, &names.fold(&n.name)));
+            Some(match p.mysql.as_ref()? {
+                MysqlPartitions::Range(parts) => format!(
+                    "PARTITION BY RANGE COLUMNS({col}) ({})",
+                    parts.iter().map(|(n, v)| format!("PARTITION {} VALUES LESS THAN ({v})", part(n))).collect::<Vec<_>>().join(", ")
+                ),
+                MysqlPartitions::List(parts) => format!(
+                    "PARTITION BY LIST COLUMNS({col}) ({})",
+                    parts.iter().map(|(n, v)| format!("PARTITION {} VALUES IN ({})", part(n), v.join(", "))).collect::<Vec<_>>().join(", ")
+                ),
+                MysqlPartitions::Hash(n) => format!("PARTITION BY HASH({col}) PARTITIONS {n}"),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A SQLite `COLLATE NOCASE` column.
+/// MySQL 8's `utf8mb4_0900_*` collations (UCA 9.0), which MariaDB does
+/// not have, as the nearest collation both servers know.
+fn portable_collation(c: &str) -> Option<(String, &'static str)> {
+    let l = c.to_ascii_lowercase();
+    if !l.contains("_0900_") {
+        return None;
+    }
+    Some(if l.ends_with("_as_cs") || l.ends_with("_bin") {
+        ("utf8mb4_bin".into(), "case- and accent-sensitive; MariaDB has no UCA 9.0 collations")
+    } else {
+        ("utf8mb4_unicode_520_ci".into(), "UCA 5.2, case- and accent-insensitive; MariaDB has no UCA 9.0 collations")
+    })
+}
+
+/// The column of an index key written `col COLLATE x`.
+fn collated_column(e: &SqlText) -> Option<String> {
+    let d = super::rewrite::sql_dialect(e.dialect);
+    match super::rewrite::parse_expr(&*d, &e.sql).ok()? {
+        sqlparser::ast::Expr::Collate { expr, .. } => match *expr {
+            sqlparser::ast::Expr::Identifier(i) => Some(i.value),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_nocase(c: &Column) -> bool {
+    c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("nocase"))
 }
 
 fn bool_like_default(d: &DefaultValue) -> Option<bool> {
@@ -230,12 +450,25 @@ fn bool_like_default(d: &DefaultValue) -> Option<bool> {
     }
 }
 
-fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
+fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, names: &NamePlan, h: &Hierarchy, out: &mut TargetSchema, report: &mut Report) {
     let target = opts.target;
     let tname = t.name.to_string();
     let parts = names.relation(&t.name);
     let sql_name = names.quote_parts(&parts);
     let line = t.origin.line;
+    if let Some(max) = max_columns(target).filter(|m| t.columns.len() > *m) {
+        // The target would refuse it: everything of the table is manual.
+        let why = format!("{} columns: {target} allows at most {max} per table; split the table (e.g. move rarely used columns to a 1:1 side table)", t.columns.len());
+        report.push(ObjectKind::Table, tname.clone(), Status::Manual, Some(codes::TARGET_LIMIT), line, why.clone());
+        for c in &t.columns {
+            report.push(ObjectKind::Column, format!("{tname}.{}", c.name), Status::Manual, Some(codes::NOT_CREATED), c.origin.line.max(line), "not created: its table has more columns than the target allows");
+        }
+        for ix in &t.indexes {
+            report.push(ObjectKind::Index, format!("{tname}.{}", ix.name.as_deref().unwrap_or("unnamed")), Status::Manual, Some(codes::NOT_CREATED), ix.origin.line, "not created: its table has more columns than the target allows");
+        }
+        out.manual.push(ManualSection { line, title: format!("table {tname}: not created ({why})"), text: String::new() });
+        return;
+    }
     let mapped_columns: Vec<(String, String)> = t.columns.iter().map(|c| (c.name.clone(), names.column(&t.name, &c.name))).collect();
 
     // Columns that must be indexable on MySQL (text keys need a length).
@@ -264,6 +497,49 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         let obj = format!("{tname}.{}", c.name);
         let mut ty = m.ty.clone();
         let mut notes = m.notes.clone();
+        // SQLite COLLATE NOCASE: case-insensitive comparison and uniqueness.
+        // MySQL 8's UCA 9.0 collations do not exist on MariaDB.
+        if target == Dialect::Mysql {
+            if let Some(a) = ty.text_attrs_mut() {
+                if let Some((to, why)) = a.collation.as_deref().and_then(portable_collation) {
+                    notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: format!("collation {} → {to}: {why}", a.collation.as_deref().unwrap_or("")) });
+                    a.collation = Some(to);
+                }
+            }
+        }
+        // SQLite's RTRIM collation ignores trailing spaces in comparisons.
+        let rtrim = c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("rtrim"));
+        if rtrim && ty.is_textual() {
+            match target {
+                Dialect::Sqlite => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some("RTRIM".into());
+                    }
+                }
+                Dialect::Mysql => {}
+                _ => notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Warning, message: "COLLATE RTRIM: PostgreSQL compares trailing spaces; compare rtrim(col) where it matters".into() }),
+            }
+        }
+        if is_nocase(c) && ty.is_textual() {
+            match target {
+                Dialect::Sqlite => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some("NOCASE".into());
+                    }
+                }
+                Dialect::Mysql => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some("utf8mb4_general_ci".into());
+                    }
+                    notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: "COLLATE NOCASE → utf8mb4_general_ci (case-insensitive)".into() });
+                }
+                _ => notes.push(typemap::TypeNote {
+                    code: codes::TYPE_CHANGED,
+                    status: Status::Warning,
+                    message: "COLLATE NOCASE: PostgreSQL compares this column case-sensitively; unique keys on it use lower(), so uniqueness stays case-insensitive".into(),
+                }),
+            }
+        }
         let mut nullable = c.nullable;
         let mut default = c.default.clone();
         let mut zero_dates = false;
@@ -319,11 +595,23 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                 _ => {}
             }
             let _ = id;
+            // PostgreSQL: the identity keeps the source sequence's name, so
+            // nextval('…') in the application still finds it.
+            if let (Some(idn), Dialect::Postgres) = (identity.as_mut(), target) {
+                idn.sequence = idn.sequence.as_ref().map(|seq| QualifiedName {
+                    schema: if parts.len() > 1 { Some(parts[0].clone()) } else { None },
+                    name: names.generated_name(&[&seq.name]),
+                });
+            }
             if identity.is_some() {
                 notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Converted, message: "auto-increment/identity kept".into() });
             }
-            // An identity has no other default.
+            // An identity has no other default (MySQL refuses one on an
+            // AUTO_INCREMENT column; SQLite's rowid numbers itself).
             if matches!(default, Some(DefaultValue::Sequence(_))) {
+                default = None;
+            } else if identity.is_some() && default.is_some() {
+                notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Warning, message: "default dropped: the identity supplies the values".into() });
                 default = None;
             }
         }
@@ -338,7 +626,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                     tparts.pop();
                     tparts.push(type_name.clone());
                     let qn = QualifiedName { schema: if tparts.len() > 1 { Some(tparts[0].clone()) } else { None }, name: type_name };
-                    out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone() });
+                    out.enums.push(TargetEnum { name: names.quote_parts(&tparts), values: values.clone(), object: (ObjectKind::Column, obj.clone()) });
                     ty = ColumnType::Enum { name: Some(qn), values: values.clone() };
                     notes.push(typemap::TypeNote { code: codes::ENUM_CONVERTED, status: Status::Converted, message: format!("enum → CREATE TYPE {}", names.quote_parts(&tparts)) });
                 }
@@ -362,7 +650,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         // Defaults.
         let default_sql = match &default {
             None => None,
-            Some(d) => match render_default(d, &ty, target, names, &expr_names) {
+            Some(d) => match render_default(d, &ty, &c.ty, target, names, &expr_names) {
                 Ok(s) => Some(s),
                 Err(why) => {
                     notes.push(typemap::TypeNote { code: codes::DEFAULT_DROPPED, status: Status::Manual, message: format!("default dropped: {why}") });
@@ -385,7 +673,7 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                 Ok(sql) => {
                     let stored = g.stored || target == Dialect::Postgres;
                     if !g.stored && target == Dialect::Postgres {
-                        notes.push(typemap::TypeNote { code: codes::GENERATED_STORED, status: Status::Converted, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones)".into() });
+                        notes.push(typemap::TypeNote { code: codes::GENERATED_STORED, status: Status::Warning, message: "virtual generated column → STORED (PostgreSQL 15 has only stored ones): same values, computed on write".into() });
                     }
                     generated = Some((sql, stored));
                 }
@@ -423,13 +711,35 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         });
     }
 
+    if target == Dialect::Mysql {
+        fit_mysql_row(&mut columns, t, &keyed, report);
+    }
+
     // Table-level checks.
     for ch in &t.checks {
         let names_for = ExprNames { plan: names, table: Some(t), mapped_columns: mapped_columns.clone(), textual: textual.clone(), bools: bools.clone() };
         let obj = format!("{tname} check {}", ch.name.as_deref().unwrap_or(&ch.expr.sql));
+        if target == Dialect::Mysql {
+            if let Some(c) = columns.iter().find(|c| c.identity.is_some() && mentions(&ch.expr.sql, &c.source)) {
+                report.push(ObjectKind::Constraint, obj, Status::Manual, Some(codes::CHECK_DROPPED), ch.origin.line, format!(
+                    "CHECK ({}) uses {}, an AUTO_INCREMENT column, which MySQL/MariaDB refuse in a CHECK constraint: left out; enforce it in a trigger",
+                    ch.expr.sql, c.source
+                ));
+                continue;
+            }
+        }
+        if matches!(target, Dialect::Mysql | Dialect::Sqlite) {
+            if let Some(f) = expr::non_deterministic(&ch.expr) {
+                report.push(ObjectKind::Constraint, obj, Status::Manual, Some(codes::CHECK_DROPPED), ch.origin.line, format!(
+                    "CHECK ({}) uses {f}, whose value changes from call to call; {target} refuses that in a CHECK constraint, so it was left out: enforce it in a trigger or in the application",
+                    ch.expr.sql
+                ));
+                continue;
+            }
+        }
         match expr::render_expr(&ch.expr, &names_for) {
             Ok(sql) => {
-                let cname = ch.name.as_ref().map(|n| names.index_name(&t.name, Some(n), "check"));
+                let cname = ch.name.as_ref().map(|n| names.constraint_name(&t.name, Some(n), "check"));
                 checks.push((cname, sql));
                 report.push(ObjectKind::Constraint, obj, Status::Converted, None, ch.origin.line, "check constraint");
             }
@@ -451,7 +761,23 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     }
     let mut uniques = Vec::new();
     for u in &t.uniques {
-        let name = Some(names.index_name(&t.name, u.name.as_deref(), &format!("{}_{}_key", t.name.name, u.columns.join("_"))));
+        let (uname, renamed) = names.index_name_why(&t.name, u.name.as_deref(), &format!("{}_{}_key", t.name.name, u.columns.join("_")));
+        if let Some(why) = renamed {
+            report.push(ObjectKind::Constraint, format!("{tname} unique {}", u.columns.join(",")), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {uname}: {why}"));
+        }
+        let name = Some(uname);
+        // PostgreSQL: uniqueness over NOCASE columns, kept case-insensitive.
+        if target == Dialect::Postgres && u.columns.iter().any(|c| t.column(c).is_some_and(is_nocase)) {
+            let parts = u
+                .columns
+                .iter()
+                .map(|c| if t.column(c).is_some_and(is_nocase) { format!("lower({})", names.quote(&col_name(c))) } else { names.quote(&col_name(c)) })
+                .collect();
+            let obj = format!("{tname} unique {}", u.columns.join(","));
+            out.indexes.push(TargetIndex { table: sql_name.clone(), name: name.unwrap_or_default(), unique: true, parts, method: None, predicate: None, include: vec![], kind: None, object: obj.clone() });
+            report.push(ObjectKind::Constraint, obj, Status::Warning, Some(codes::INDEX_FEATURE), line, "UNIQUE over COLLATE NOCASE columns → unique index on lower(...), so it still ignores case");
+            continue;
+        }
         uniques.push(TargetKey { name, columns: u.columns.iter().map(|c| col_name(c)).collect(), prefix: vec![None; u.columns.len()] });
         report.push(ObjectKind::Constraint, format!("{tname} unique {}", u.columns.join(",")), Status::Converted, None, line, "unique constraint");
     }
@@ -477,10 +803,12 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
             Dialect::Postgres => {
                 if let Some(cm) = &comment {
                     out.comments.push(format!("COMMENT ON TABLE {sql_name} IS {};", super::ddl::string_literal(target, cm)));
+                    out.comment_owners.push((ObjectKind::Comment, format!("{tname} comments")));
                 }
                 for c in &columns {
                     if let Some(cm) = &c.comment {
                         out.comments.push(format!("COMMENT ON COLUMN {sql_name}.{} IS {};", names.quote(&c.name), super::ddl::string_literal(target, cm)));
+                        out.comment_owners.push((ObjectKind::Comment, format!("{tname} comments")));
                     }
                 }
                 report.push(ObjectKind::Comment, format!("{tname} comments"), Status::Converted, None, line, "comments");
@@ -494,7 +822,14 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     // Table-level notes.
     let mut table_status = Status::Converted;
     let mut table_msgs = vec![format!("{} columns", t.columns.len())];
-    if let Some(p) = &t.options.partitioning {
+    let same_mysql = target == Dialect::Mysql && opts.source == Dialect::Mysql;
+    let tkey = super::naming::key(&t.name);
+    let partition_by = match h.partitioning.get(&tkey) {
+        Some(p) => render_partitioning(p, target, names, t),
+        None if same_mysql => t.options.partitioning.clone(),
+        None => None,
+    };
+    if let Some(p) = t.options.partitioning.as_ref().filter(|_| partition_by.is_none()) {
         table_status = Status::Warning;
         table_msgs.push(format!("partitioning not carried over ({}); create partitions on the target if needed", p.split_whitespace().take(4).collect::<Vec<_>>().join(" ")));
         report.push(ObjectKind::Table, tname.clone(), Status::Warning, Some(codes::TABLE_OPTION), line, table_msgs.last().cloned().unwrap_or_default());
@@ -506,7 +841,6 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     let _ = table_status;
 
     // SQLite enum/set checks are column checks, added in the printer.
-    let same_mysql = target == Dialect::Mysql && opts.source == Dialect::Mysql;
     let tt = TargetTable {
         source: t.name.clone(),
         name: parts.clone(),
@@ -521,7 +855,10 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         without_rowid: t.options.without_rowid && target == Dialect::Sqlite,
         engine: if same_mysql { t.options.engine.clone() } else { None },
         charset: if same_mysql { t.options.charset.clone() } else { None },
-        collation: if same_mysql { t.options.collation.clone() } else { None },
+        collation: if same_mysql { t.options.collation.as_deref().map(|c| portable_collation(c).map(|(to, _)| to).unwrap_or_else(|| c.to_string())) } else { None },
+        partition_by,
+        partition_of: h.attach.get(&tkey).map(|(parent, bound)| (names.quote_parts(&names.relation(parent)), bound.clone())),
+        inherits: h.inherits.get(&tkey).map(|ps| ps.iter().map(|p| names.quote_parts(&names.relation(p))).collect()).unwrap_or_default(),
     };
 
     // Indexes.
@@ -532,7 +869,11 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
     // ON UPDATE CURRENT_TIMESTAMP triggers.
     let on_update_cols: Vec<&TargetColumn> = tt.columns.iter().filter(|c| c.on_update_current_timestamp).collect();
     if !on_update_cols.is_empty() && target != Dialect::Mysql {
-        out.triggers.extend(super::ddl::on_update_triggers(target, names, &tt, &on_update_cols));
+        let owners: Vec<ObjectRef> = on_update_cols.iter().map(|c| (ObjectKind::Column, format!("{tname}.{}", c.source))).collect();
+        for trig in super::ddl::on_update_triggers(target, names, &tt, &on_update_cols) {
+            out.triggers.push(trig);
+            out.trigger_owners.push(owners.clone());
+        }
     }
     out.tables.push(tt);
 }
@@ -552,7 +893,7 @@ fn summarize_notes(notes: &[typemap::TypeNote], source_type: &str, sql_type: &st
     (status, code, msg)
 }
 
-fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &NamePlan, expr_names: &ExprNames) -> Result<String, String> {
+fn render_default(d: &DefaultValue, ty: &ColumnType, source_ty: &ColumnType, target: Dialect, names: &NamePlan, expr_names: &ExprNames) -> Result<String, String> {
     use super::ddl::string_literal;
     let is_bool = matches!(ty, ColumnType::Bool);
     Ok(match d {
@@ -569,7 +910,16 @@ fn render_default(d: &DefaultValue, ty: &ColumnType, target: Dialect, names: &Na
             _ => n.clone(),
         },
         DefaultValue::String(s) if matches!(ty, ColumnType::Bit { .. }) && !s.is_empty() && s.chars().all(|c| c == '0' || c == '1') => {
-            return render_default(&DefaultValue::Bits(s.clone()), ty, target, names, expr_names);
+            return render_default(&DefaultValue::Bits(s.clone()), ty, source_ty, target, names, expr_names);
+        }
+        // An array literal on a target that keeps arrays as JSON.
+        DefaultValue::String(s) if matches!(ty, ColumnType::Json) && s.trim_start().starts_with('{') && matches!(source_ty, ColumnType::Array { .. }) => {
+            let ColumnType::Array { element } = source_ty else { unreachable!("matched above") };
+            let json = expr::pg_array_to_json(s, element).ok_or_else(|| format!("array default `{s}` is not a well-formed array literal"))?;
+            match target {
+                Dialect::Mysql => format!("({})", string_literal(target, &json)),
+                _ => string_literal(target, &json),
+            }
         }
         DefaultValue::String(s) => match ty {
             ColumnType::Bit { length, .. } if target == Dialect::Postgres => {
@@ -690,6 +1040,7 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
                 predicate: None,
                 include: vec![],
                 kind: None,
+                object: obj.clone(),
             });
             report.push(ObjectKind::Index, obj, Status::Warning, Some(codes::INDEX_FEATURE), line,
                 "FULLTEXT → GIN index on to_tsvector('simple', ...); queries must use @@ to_tsquery");
@@ -745,10 +1096,22 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
                     warnings.push(format!("{} is a text column: indexed on its first 255 characters", tc.name));
                 }
                 let q = names.quote(&tc.name);
+                if target == Dialect::Postgres && ix.unique && t.column(c).is_some_and(is_nocase) {
+                    warnings.push(format!("{} is COLLATE NOCASE: indexed as lower({}) so uniqueness ignores case", tc.name, tc.name));
+                    parts.push(format!("lower({q}){desc}"));
+                    continue;
+                }
                 parts.push(match prefix {
                     Some(n) => format!("{q}({n}){desc}"),
                     None => format!("{q}{desc}"),
                 });
+            }
+            // `col COLLATE NOCASE` on MySQL, whose default collations
+            // already ignore case: the column itself.
+            IndexKey::Expression(e) if target == Dialect::Mysql && collated_column(e).is_some_and(|c| col_target(&c).is_some()) => {
+                let tc = col_target(&collated_column(e).unwrap_or_default()).expect("checked in the guard");
+                warnings.push(format!("{} indexed as the column: MySQL's default collation already ignores case", e.sql));
+                parts.push(format!("{}{desc}", names.quote(&tc.name)));
             }
             IndexKey::Expression(e) => {
                 if !target.supports_expression_indexes() {
@@ -792,8 +1155,11 @@ fn plan_index(t: &Table, ix: &Index, tt: &TargetTable, names: &NamePlan, expr_na
             warnings.push("INCLUDE columns dropped".into());
         }
     }
-    let name = names.index_name(&t.name, ix.name.as_deref(), &format!("{}_{}_idx", t.name.name, ix.parts.len()));
-    out.indexes.push(TargetIndex { table: tt.sql_name.clone(), name, unique: ix.unique, parts, method, predicate, include, kind });
+    let (name, renamed) = names.index_name_why(&t.name, ix.name.as_deref(), &format!("{}_{}_idx", t.name.name, ix.parts.len()));
+    if let Some(why) = renamed {
+        report.push(ObjectKind::Index, obj.clone(), Status::Converted, Some(codes::RENAMED), line, format!("renamed to {name}: {why}"));
+    }
+    out.indexes.push(TargetIndex { table: tt.sql_name.clone(), name, unique: ix.unique, parts, method, predicate, include, kind, object: obj.clone() });
     if warnings.is_empty() {
         report.push(ObjectKind::Index, obj, Status::Converted, None, line, "index");
     } else {
@@ -824,12 +1190,16 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
     let target = out.target;
     let tname = t.name.to_string();
     for fk in &t.foreign_keys {
-        let obj = format!("{tname} → {}", fk.ref_table);
+        let obj = fk_object(&tname, fk);
         let line = fk.origin.line;
         let Some(rt) = index.get(&fk.ref_table) else {
             report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::FK_FEATURE), line, format!("references {}, which is not in the script", fk.ref_table));
             continue;
         };
+        if !positions.contains_key(&t.name) || !positions.contains_key(&rt.name) {
+            report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::NOT_CREATED), line, "not created: one of its tables is not created on the target");
+            continue;
+        }
         let mut warnings = Vec::new();
         let mut action = |a: Option<RefAction>| -> Option<String> {
             match a {
@@ -855,7 +1225,7 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
         }
         let tt_name = names.quote_parts(&names.relation(&t.name));
         let rt_name = names.quote_parts(&names.relation(&rt.name));
-        let name = names.index_name(&t.name, fk.name.as_deref(), &format!("{}_{}_fkey", t.name.name, fk.columns.join("_")));
+        let name = names.constraint_name(&t.name, fk.name.as_deref(), &format!("{}_{}_fkey", t.name.name, fk.columns.join("_")));
         let tfk = TargetForeignKey {
             table: tt_name,
             name,
@@ -867,6 +1237,7 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
             deferrable,
             initially_deferred,
             not_valid,
+            object: obj.clone(),
         };
         if target == Dialect::Mysql && (tfk.on_delete.is_some() || tfk.on_update.is_some()) {
             // MySQL forbids CHECKs on columns that have referential actions.
@@ -899,6 +1270,16 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
             report.push(ObjectKind::ForeignKey, obj, Status::Warning, Some(codes::FK_FEATURE), line, warnings.join("; "));
         }
     }
+}
+
+fn parts_of_view(names: &NamePlan, v: &QualifiedName) -> Vec<String> {
+    names.relation(v)
+}
+
+/// How the report names a foreign key: `table(columns) → referenced`,
+/// unique even when two keys join the same pair of tables.
+pub fn fk_object(table: &str, fk: &ForeignKey) -> String {
+    format!("{table}({}) → {}", fk.columns.join(", "), fk.ref_table)
 }
 
 fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report: &mut Report) {
@@ -936,19 +1317,42 @@ fn plan_views(schema: &Schema, names: &NamePlan, out: &mut TargetSchema, report:
         match expr::render_query(&v.query, &expr_names) {
             Ok(q) => {
                 let materialized = v.materialized && target == Dialect::Postgres;
-                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized });
+                out.views.push(TargetView { name: names.quote_parts(&parts), columns: v.columns.iter().map(|c| names.fold(c)).collect(), query: q, materialized, object: obj.clone(), indexes: Vec::new() });
+                for (_, ix) in schema.view_indexes.iter().filter(|(n, _)| n.loosely_eq(&v.name)) {
+                    let iobj = format!("{obj}.{}", ix.name.as_deref().unwrap_or("unnamed"));
+                    let cols: Option<Vec<String>> = ix.parts.iter().map(|p| match &p.key {
+                        IndexKey::Column(c) => Some(format!("{}{}", names.quote(&names.fold(c)), if p.descending { " DESC" } else { "" })),
+                        IndexKey::Expression(_) => None,
+                    }).collect();
+                    match (materialized, cols) {
+                        (true, Some(parts)) => {
+                            let name = names.index_name(&v.name, ix.name.as_deref(), &format!("{}_idx", v.name.name));
+                            let tix = TargetIndex { table: names.quote_parts(&parts_of_view(names, &v.name)), name, unique: ix.unique, parts, method: None, predicate: None, include: vec![], kind: None, object: iobj.clone() };
+                            if let Some(tv) = out.views.last_mut() {
+                                tv.indexes.push(tix);
+                            }
+                            report.push(ObjectKind::Index, iobj, Status::Converted, None, ix.origin.line, "index on a materialized view");
+                        }
+                        (true, None) => report.push(ObjectKind::Index, iobj, Status::Manual, Some(codes::INDEX_DROPPED), ix.origin.line, "expression index on a materialized view: create it by hand"),
+                        (false, _) => report.push(ObjectKind::Index, iobj, Status::Manual, Some(codes::INDEX_DROPPED), ix.origin.line, format!("index on a materialized view, which is a plain view on {target}: a view has no indexes")),
+                    }
+                }
                 if v.materialized && !materialized {
-                    report.push(ObjectKind::View, obj, Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "materialized view → plain view (no materialized views on the target)");
+                    report.push(ObjectKind::View, obj.clone(), Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "materialized view → plain view (no materialized views on the target)");
                 } else if v.query.dialect != target {
-                    report.push(ObjectKind::View, obj, Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "query rewritten for the target: identifiers and known functions mapped; review the result");
+                    report.push(ObjectKind::View, obj.clone(), Status::Warning, Some(codes::VIEW_REWRITTEN), v.origin.line, "query rewritten for the target: identifiers and known functions mapped; review the result");
                 } else {
-                    report.push(ObjectKind::View, obj, Status::Converted, None, v.origin.line, "view");
+                    report.push(ObjectKind::View, obj.clone(), Status::Converted, None, v.origin.line, "view");
                 }
                 if let (Some(c), Dialect::Postgres) = (&v.comment, target) {
                     out.comments.push(format!("COMMENT ON {}VIEW {} IS {};", if materialized { "MATERIALIZED " } else { "" }, names.quote_parts(&parts), super::ddl::string_literal(target, c)));
+                    out.comment_owners.push((ObjectKind::View, obj.clone()));
                 }
             }
             Err(why) => {
+                for (_, ix) in schema.view_indexes.iter().filter(|(n, _)| n.loosely_eq(&v.name)) {
+                    report.push(ObjectKind::Index, format!("{obj}.{}", ix.name.as_deref().unwrap_or("unnamed")), Status::Manual, Some(codes::NOT_CREATED), ix.origin.line, "not created: its materialized view was not converted");
+                }
                 report.push(ObjectKind::View, obj, Status::Manual, Some(codes::VIEW_MANUAL), v.origin.line, format!("not converted: {why}"));
                 out.manual.push(ManualSection { line: v.origin.line, title: format!("view {}", v.name), text: format!("CREATE VIEW {} AS {}", v.name, v.query.sql) });
             }

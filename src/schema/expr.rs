@@ -11,7 +11,6 @@ use sqlparser::ast::{
     self, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
     ObjectNamePart, Value, VisitMut, VisitorMut,
 };
-use sqlparser::parser::Parser;
 
 use super::rewrite::sql_dialect;
 use super::typetext;
@@ -49,6 +48,17 @@ pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
                 DefaultValue::String(s) if s.eq_ignore_ascii_case("now") && ty.starts_with("timestamp") => {
                     DefaultValue::CurrentTimestamp { precision: None }
                 }
+                // pg_dump's spelling of CURRENT_DATE / CURRENT_TIME:
+                // ('now'::text)::date.
+                DefaultValue::String(s) if s.eq_ignore_ascii_case("now") && ty == "date" => DefaultValue::CurrentDate,
+                DefaultValue::String(s) if s.eq_ignore_ascii_case("now") && (ty.starts_with("time") && !ty.starts_with("timestamp")) => DefaultValue::CurrentTime,
+                DefaultValue::String(s) if ty == "bytea" => match pg_bytea_literal(&s) {
+                    Some(bytes) => DefaultValue::Bytes(hex::encode(bytes)),
+                    None => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+                },
+                // An array literal ('{}'::integer[]) stays a literal; the
+                // target decides its spelling.
+                DefaultValue::String(s) if ty.contains("[]") && s.trim_start().starts_with('{') => DefaultValue::String(s),
                 DefaultValue::String(s) if ty == "bit" || ty.starts_with("bit(") || ty.starts_with("bit varying") => {
                     DefaultValue::Bits(s)
                 }
@@ -65,6 +75,12 @@ pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
                 _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
             }
         }
+        // MySQL charset introducers: `_utf8mb4'new'`, `_binary'\x01'`.
+        Expr::Prefixed { prefix, value } if prefix.value.starts_with('_') => match classify_default(value, dialect) {
+            DefaultValue::String(s) if prefix.value.eq_ignore_ascii_case("_binary") => DefaultValue::Bytes(hex::encode(s.as_bytes())),
+            v @ (DefaultValue::String(_) | DefaultValue::Bytes(_) | DefaultValue::Bits(_)) => v,
+            _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
+        },
         Expr::Function(f) => classify_function_default(f, e, dialect),
         Expr::Identifier(i) if i.quote_style.is_none() => match i.value.to_ascii_uppercase().as_str() {
             "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "SYSDATE" | "SYSTIMESTAMP" | "NOW" => {
@@ -80,6 +96,104 @@ pub fn classify_default(e: &Expr, dialect: Dialect) -> DefaultValue {
         },
         _ => DefaultValue::Expression(SqlText::new(e.to_string(), dialect)),
     }
+}
+
+/// The bytes of a PostgreSQL bytea literal: hex (`\xdeadbeef`) or the
+/// escape format (`\000` octal, `\\` a backslash, other bytes as is).
+pub fn pg_bytea_literal(s: &str) -> Option<Vec<u8>> {
+    if let Some(h) = s.strip_prefix("\\x") {
+        return hex::decode(h.trim()).ok();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+                continue;
+            }
+            let oct = b.get(i + 1..i + 4)?;
+            if !oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                return None;
+            }
+            out.push(((oct[0] - b'0') as u32 * 64 + (oct[1] - b'0') as u32 * 8 + (oct[2] - b'0') as u32) as u8);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Some(out)
+}
+
+/// A PostgreSQL array literal (`{1,2}`, `{"a b",NULL}`, `{{1,2},{3,4}}`)
+/// as JSON text, for targets that store arrays as JSON. Elements of a
+/// numeric or boolean array become JSON numbers and booleans.
+pub fn pg_array_to_json(literal: &str, element: &ColumnType) -> Option<String> {
+    fn value(raw: &str, quoted: bool, element: &ColumnType) -> serde_json::Value {
+        if !quoted && raw.eq_ignore_ascii_case("null") {
+            return serde_json::Value::Null;
+        }
+        match element {
+            ColumnType::Int { .. } | ColumnType::Decimal { .. } | ColumnType::Float32 | ColumnType::Float64 if !quoted => {
+                serde_json::from_str::<serde_json::Number>(raw).map(serde_json::Value::Number).unwrap_or_else(|_| serde_json::Value::String(raw.into()))
+            }
+            ColumnType::Bool if !quoted => serde_json::Value::Bool(matches!(raw.to_ascii_lowercase().as_str(), "t" | "true" | "1" | "y" | "yes" | "on")),
+            _ => serde_json::Value::String(raw.into()),
+        }
+    }
+    fn parse(chars: &mut std::iter::Peekable<std::str::Chars>, element: &ColumnType, depth: usize) -> Option<serde_json::Value> {
+        if depth > 64 || chars.next()? != '{' {
+            return None;
+        }
+        let mut items = Vec::new();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            match *chars.peek()? {
+                '}' => {
+                    chars.next();
+                    return Some(serde_json::Value::Array(items));
+                }
+                '{' => items.push(parse(chars, element, depth + 1)?),
+                '"' => {
+                    chars.next();
+                    let mut v = String::new();
+                    loop {
+                        match chars.next()? {
+                            '\\' => v.push(chars.next()?),
+                            '"' => break,
+                            c => v.push(c),
+                        }
+                    }
+                    items.push(value(&v, true, element));
+                }
+                _ => {
+                    let mut v = String::new();
+                    while let Some(&c) = chars.peek() {
+                        if c == ',' || c == '}' {
+                            break;
+                        }
+                        v.push(c);
+                        chars.next();
+                    }
+                    items.push(value(v.trim(), false, element));
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.peek() == Some(&',') {
+                chars.next();
+            }
+        }
+    }
+    let mut chars = literal.trim().chars().peekable();
+    let v = parse(&mut chars, element, 0)?;
+    chars.all(char::is_whitespace).then(|| v.to_string())
 }
 
 fn classify_function_default(f: &Function, e: &Expr, dialect: Dialect) -> DefaultValue {
@@ -286,6 +400,7 @@ fn function_for(target: Dialect, name: &str, argc: usize) -> Option<&'static str
         ("greatest", _) => "greatest",
         ("least", _) => "least",
         ("nullif", _) => "nullif",
+        ("if", Mysql) => "if",
         ("concat", Sqlite) => return None,
         ("concat", _) => "concat",
         ("mod", Sqlite) => return None,
@@ -301,12 +416,107 @@ fn function_for(target: Dialect, name: &str, argc: usize) -> Option<&'static str
     })
 }
 
+/// A SQLite GLOB pattern as an anchored regular expression (`*` any
+/// run, `?` one character, `[...]` a class, the rest literal). Literal
+/// metacharacters are written as one-character classes, so the pattern
+/// needs no backslash (which MySQL string literals would eat); `^` and
+/// `\` have no such spelling, and give None.
+pub fn glob_to_regex(glob: &str) -> Option<String> {
+    let mut out = String::from("^");
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            '[' => {
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                // A `]` first in the class is literal; so it is in a regex.
+                if chars.peek() == Some(&']') {
+                    out.push(']');
+                    chars.next();
+                }
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if c == '\\' || c == '[' {
+                        return None;
+                    }
+                    out.push(c);
+                }
+                if !closed {
+                    return None;
+                }
+                out.push(']');
+            }
+            '^' | '\\' => return None,
+            '.' | '$' | '+' | '(' | ')' | '{' | '}' | '|' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('$');
+    Some(out)
+}
+
+/// Functions whose value changes from one call to the next: MariaDB
+/// refuses them in CHECK constraints (error 1901), SQLite fails every
+/// write to a table whose CHECK uses them.
+const NON_DETERMINISTIC: &[&str] = &[
+    "current_timestamp", "current_date", "current_time", "localtime", "localtimestamp", "now", "sysdate", "systimestamp",
+    "getdate", "getutcdate", "sysdatetime", "sysutcdatetime", "sysdatetimeoffset", "curdate", "curtime", "utc_timestamp",
+    "utc_date", "utc_time", "unix_timestamp", "rand", "random", "uuid", "newid", "sys_guid", "gen_random_uuid", "user",
+    "current_user", "session_user", "suser_sname", "connection_id", "clock_timestamp", "statement_timestamp",
+    "transaction_timestamp", "timeofday",
+];
+
+/// The first non-deterministic function an expression calls, if any.
+pub fn non_deterministic(text: &SqlText) -> Option<String> {
+    let d = sql_dialect(text.dialect);
+    let e = super::rewrite::parse_expr(&*d, &text.sql).ok()?;
+    let mut found = None;
+    let _ = ast::visit_expressions(&e, |x| {
+        let name = match x {
+            Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()),
+            Expr::Identifier(i) if i.quote_style.is_none() => Some(i.value.to_ascii_lowercase()),
+            _ => None,
+        };
+        match name {
+            Some(n) if NON_DETERMINISTIC.contains(&n.as_str()) => {
+                found = Some(n);
+                ControlFlow::Break(())
+            }
+            // SQLite's date('now'), datetime('now', ...), strftime(f, 'now').
+            _ if matches!(x, Expr::Value(v) if matches!(&v.value, Value::SingleQuotedString(s) if s.eq_ignore_ascii_case("now"))) => {
+                found = Some("'now'".into());
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    });
+    found
+}
+
+/// Reads an expression written for `target` (used to build rewrites that
+/// are easier to spell than to assemble node by node).
+fn target_expr(target: Dialect, sql: &str) -> Result<Expr, String> {
+    let d = sql_dialect(target);
+    super::rewrite::parse_expr(&*d, sql).map_err(|e| format!("internal rewrite `{sql}` does not parse: {e}"))
+}
+
 /// Rewrites an expression for the target. Errors say why it could not be.
 pub fn render_expr(text: &SqlText, names: &dyn NameMapper) -> Result<String, String> {
     let d = sql_dialect(text.dialect);
-    let mut e = Parser::new(&*d)
-        .try_with_sql(&text.sql)
-        .and_then(|mut p| p.parse_expr())
+    let mut e = super::rewrite::parse_expr(&*d, &text.sql)
         .map_err(|err| format!("cannot re-read expression `{}`: {err}", text.sql))?;
     let mut v = Rewriter::new(text.dialect, names);
     if let ControlFlow::Break(reason) = e.visit(&mut v) {
@@ -318,13 +528,13 @@ pub fn render_expr(text: &SqlText, names: &dyn NameMapper) -> Result<String, Str
 /// Rewrites a view query for the target.
 pub fn render_query(text: &SqlText, names: &dyn NameMapper) -> Result<String, String> {
     let d = sql_dialect(text.dialect);
-    let mut stmts = Parser::parse_sql(&*d, &text.sql).map_err(|err| format!("cannot re-read the query: {err}"))?;
+    let mut stmts = super::rewrite::parse_sql(&*d, &text.sql).map_err(|err| format!("cannot re-read the query: {err}"))?;
     if stmts.len() != 1 {
         return Err("the view body is not a single query".into());
     }
     let mut v = Rewriter::new(text.dialect, names);
     if let ast::Statement::Query(q) = &mut stmts[0] {
-        top_to_limit(q);
+        top_to_limit(q)?;
     } else {
         return Err("the view body is not a query".into());
     }
@@ -338,10 +548,22 @@ fn strip_outer_parens_once(s: &str) -> String {
     s.to_string()
 }
 
-/// SQL Server `SELECT TOP n` becomes `LIMIT n`.
-fn top_to_limit(q: &mut ast::Query) {
+/// SQL Server `SELECT TOP n` becomes `LIMIT n`; `TOP (100) PERCENT` (the
+/// idiom that lets a view carry ORDER BY) is every row.
+fn top_to_limit(q: &mut ast::Query) -> Result<(), String> {
     if let ast::SetExpr::Select(sel) = q.body.as_mut() {
         if let Some(top) = sel.top.take() {
+            if top.with_ties {
+                return Err("SELECT TOP ... WITH TIES has no LIMIT equivalent".into());
+            }
+            if top.percent {
+                let all = matches!(&top.quantity, Some(ast::TopQuantity::Constant(100)))
+                    || matches!(&top.quantity, Some(ast::TopQuantity::Expr(e)) if e.to_string().trim_matches(['(', ')']) == "100");
+                if all {
+                    return Ok(());
+                }
+                return Err("SELECT TOP n PERCENT has no LIMIT equivalent".into());
+            }
             if let Some(ast::TopQuantity::Constant(n)) = top.quantity {
                 q.limit_clause = Some(ast::LimitClause::LimitOffset {
                     limit: Some(Expr::value(Value::Number(n.to_string(), false))),
@@ -353,6 +575,7 @@ fn top_to_limit(q: &mut ast::Query) {
             }
         }
     }
+    Ok(())
 }
 
 struct Rewriter<'a> {
@@ -373,6 +596,127 @@ impl<'a> Rewriter<'a> {
     }
 }
 
+impl Rewriter<'_> {
+    /// Rewrites that replace a whole node: globs, charset introducers,
+    /// string aggregation, IF/IIF. None when the node is not one of them.
+    fn special(&self, expr: &mut Expr) -> Option<Result<(), String>> {
+        let target = self.names.target();
+        match expr {
+            Expr::BinaryOp { left, op: ast::BinaryOperator::Glob, right } if target != Dialect::Sqlite => {
+                let (l, r) = (left.to_string(), right.as_ref().clone());
+                Some(self.glob(expr, l, r, false))
+            }
+            Expr::Like { negated, expr: inner, pattern, .. }
+                if matches!(pattern.as_ref(), Expr::Value(v) if matches!(&v.value, Value::SingleQuotedString(s) if s.starts_with(super::rewrite::GLOB_MARK))) =>
+            {
+                let neg = *negated;
+                let l = inner.to_string();
+                let Expr::Value(v) = pattern.as_ref() else { return None };
+                let Value::SingleQuotedString(s) = &v.value else { return None };
+                let pat = Expr::value(Value::SingleQuotedString(s.trim_start_matches(super::rewrite::GLOB_MARK).to_string()));
+                if target == Dialect::Sqlite {
+                    return Some(target_expr(target, &format!("NOT ({l} GLOB {pat})")).map(|e| *expr = e));
+                }
+                Some(self.glob(expr, l, pat, neg))
+            }
+            Expr::Prefixed { prefix, value } if prefix.value.starts_with('_') && target != Dialect::Mysql => {
+                let binary = prefix.value.eq_ignore_ascii_case("_binary");
+                let inner = std::mem::replace(value.as_mut(), Expr::value(Value::Null));
+                *expr = match (&inner, binary) {
+                    (Expr::Value(v), true) => match &v.value {
+                        Value::SingleQuotedString(s) => {
+                            let h = hex::encode(s.as_bytes());
+                            match target_expr(target, &if target == Dialect::Postgres { format!("'\\x{h}'::bytea") } else { format!("X'{h}'") }) {
+                                Ok(e) => e,
+                                Err(why) => return Some(Err(why)),
+                            }
+                        }
+                        _ => inner,
+                    },
+                    _ => inner,
+                };
+                Some(Ok(()))
+            }
+            Expr::Function(f) => {
+                let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default();
+                match name.as_str() {
+                    // Same engine: its own function (PostgreSQL dumps may
+                    // define a group_concat aggregate of their own).
+                    "group_concat" | "string_agg" | "listagg" if self.source != target => Some(self.string_agg(expr)),
+                    "if" | "iif" if function_args(f).len() == 3 && !(target == Dialect::Mysql && name == "if") => {
+                        let a: Vec<String> = function_args(f).iter().map(|x| x.to_string()).collect();
+                        let sql = if target == Dialect::Mysql {
+                            format!("IF({}, {}, {})", a[0], a[1], a[2])
+                        } else {
+                            format!("CASE WHEN {} THEN {} ELSE {} END", a[0], a[1], a[2])
+                        };
+                        Some(target_expr(target, &sql).map(|e| *expr = e))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// `x GLOB 'p'` as a case-sensitive regular-expression match.
+    fn glob(&self, expr: &mut Expr, left: String, pattern: Expr, negated: bool) -> Result<(), String> {
+        let target = self.names.target();
+        let Expr::Value(v) = &pattern else { return Err("GLOB with a pattern that is not a literal".into()) };
+        let Value::SingleQuotedString(glob) = &v.value else { return Err("GLOB with a pattern that is not a string".into()) };
+        let Some(re) = glob_to_regex(glob) else { return Err(format!("GLOB pattern `{glob}` has no portable regular-expression spelling")) };
+        let sql = match target {
+            Dialect::Postgres => format!("{left} {} {}", if negated { "!~" } else { "~" }, super::ddl::string_literal(target, &re)),
+            // Binary collation: GLOB is case-sensitive.
+            _ => format!("CAST({left} AS CHAR) COLLATE utf8mb4_bin {}REGEXP {}", if negated { "NOT " } else { "" }, super::ddl::string_literal(target, &re)),
+        };
+        *expr = target_expr(target, &sql)?;
+        Ok(())
+    }
+
+    /// GROUP_CONCAT / string_agg / LISTAGG for the target, with their
+    /// separator, DISTINCT and ORDER BY.
+    fn string_agg(&self, expr: &mut Expr) -> Result<(), String> {
+        let target = self.names.target();
+        let Expr::Function(f) = expr else { return Ok(()) };
+        let FunctionArguments::List(list) = &f.args else { return Err("string aggregate without arguments".into()) };
+        let args: Vec<String> = list
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e.to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        let Some(value) = args.first().cloned() else { return Err("string aggregate without arguments".into()) };
+        let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+        let mut separator = args.get(1).cloned();
+        let mut order: Vec<String> = Vec::new();
+        for c in &list.clauses {
+            match c {
+                ast::FunctionArgumentClause::Separator(v) => separator = Some(v.to_string()),
+                ast::FunctionArgumentClause::OrderBy(o) => order.extend(o.iter().map(|x| x.to_string())),
+                _ => {}
+            }
+        }
+        for w in &f.within_group {
+            order.push(w.to_string());
+        }
+        let sep = separator.unwrap_or_else(|| "','".into());
+        let d = if distinct { "DISTINCT " } else { "" };
+        let ob = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) };
+        let sql = match target {
+            Dialect::Postgres => format!("string_agg({d}CAST({value} AS text), {sep}{ob})"),
+            Dialect::Mysql => format!("group_concat({d}{value}{ob} SEPARATOR {sep})"),
+            _ if distinct && sep == "','" => format!("group_concat(DISTINCT {value}{ob})"),
+            _ if distinct => return Err("SQLite's group_concat cannot take DISTINCT and a separator together".into()),
+            _ => format!("group_concat({value}, {sep}{ob})"),
+        };
+        *expr = target_expr(target, &sql)?;
+        Ok(())
+    }
+}
+
 fn set_ident(i: &mut Ident, value: &str, names: &dyn NameMapper) {
     let quoted = names.quote(value);
     i.value = value.to_string();
@@ -387,6 +731,14 @@ impl VisitorMut for Rewriter<'_> {
             match item {
                 ast::SelectItem::ExprWithAlias { alias, .. } => self.fix_ident(alias),
                 ast::SelectItem::ExprWithAliases { aliases, .. } => aliases.iter_mut().for_each(|a| self.fix_ident(a)),
+                // `Customer.*` names the table as its columns do.
+                ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                    for part in name.0.iter_mut() {
+                        if let ObjectNamePart::Identifier(i) = part {
+                            self.fix_ident(i);
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -429,6 +781,12 @@ impl VisitorMut for Rewriter<'_> {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
         let target = self.names.target();
+        if let Some(done) = self.special(expr) {
+            return match done {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(why) => ControlFlow::Break(why),
+            };
+        }
         match expr {
             Expr::BinaryOp { left, op: ast::BinaryOperator::Eq | ast::BinaryOperator::NotEq, right } if target == Dialect::Postgres && bool_column(left, self.names) => {
                 if let Some(b) = as_bool_literal(right) {
@@ -631,11 +989,20 @@ pub fn type_known(target: Dialect, ty: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlparser::parser::Parser;
 
     fn d(sql: &str, dialect: Dialect) -> DefaultValue {
         let sd = sql_dialect(dialect);
         let e = Parser::new(&*sd).try_with_sql(sql).unwrap().parse_expr().unwrap();
         classify_default(&e, dialect)
+    }
+
+    #[test]
+    fn globs_become_anchored_regexes() {
+        assert_eq!(glob_to_regex("[0-9]*").as_deref(), Some("^[0-9].*$"));
+        assert_eq!(glob_to_regex("a?c.txt").as_deref(), Some("^a.c[.]txt$"));
+        assert_eq!(glob_to_regex("[^a-z]*").as_deref(), Some("^[^a-z].*$"));
+        assert_eq!(glob_to_regex("x^y"), None);
     }
 
     #[test]
@@ -654,5 +1021,21 @@ mod tests {
         assert_eq!(d("(datetime('now'))", Dialect::Sqlite), DefaultValue::CurrentTimestamp { precision: None });
         assert_eq!(d("-1.50", Dialect::Mysql), DefaultValue::Number("-1.50".into()));
         assert!(matches!(d("lower('X')", Dialect::Postgres), DefaultValue::Expression(_)));
+        assert_eq!(d("('now'::text)::date", Dialect::Postgres), DefaultValue::CurrentDate);
+        assert_eq!(d("'\\xdeadbeef'::bytea", Dialect::Postgres), DefaultValue::Bytes("deadbeef".into()));
+        assert_eq!(d("'a\\000\\\\'::bytea", Dialect::Postgres), DefaultValue::Bytes("61005c".into()));
+        assert_eq!(d("'{}'::integer[]", Dialect::Postgres), DefaultValue::String("{}".into()));
+        assert_eq!(d("_utf8mb4'new'", Dialect::Mysql), DefaultValue::String("new".into()));
+        assert_eq!(d("_binary'ab'", Dialect::Mysql), DefaultValue::Bytes("6162".into()));
+    }
+
+    #[test]
+    fn pg_arrays_as_json() {
+        let int = ColumnType::int(32);
+        assert_eq!(pg_array_to_json("{}", &int).as_deref(), Some("[]"));
+        assert_eq!(pg_array_to_json("{1,2,NULL}", &int).as_deref(), Some("[1,2,null]"));
+        assert_eq!(pg_array_to_json("{{1,2},{3,4}}", &int).as_deref(), Some("[[1,2],[3,4]]"));
+        assert_eq!(pg_array_to_json("{a,\"b c\",\"d\\\"e\"}", &ColumnType::text()).as_deref(), Some("[\"a\",\"b c\",\"d\\\"e\"]"));
+        assert_eq!(pg_array_to_json("{1,2", &int), None);
     }
 }

@@ -48,8 +48,10 @@ pub struct NamePlan {
     pub tables: BTreeMap<String, Vec<String>>,
     /// source `schema.table.column` → target column.
     pub columns: BTreeMap<String, String>,
-    /// source index/constraint key → target name.
+    /// source `table:index` → target name (indexes, primary and unique keys).
     pub indexes: RefCell<BTreeMap<String, String>>,
+    /// source `table:constraint` → target name (foreign keys, checks).
+    pub constraints: RefCell<BTreeMap<String, String>>,
     pub types: BTreeMap<String, Vec<String>>,
     pub sequences: BTreeMap<String, Vec<String>>,
     /// Target schemas that must exist.
@@ -92,6 +94,11 @@ impl NamePlan {
                 plan.renames.borrow_mut().push(("table".into(), name.to_string(), final_name.clone(), format!("longer than {} bytes", target.max_identifier_len().unwrap_or(0))));
             }
             plan.used_relations.insert((target_schema.clone().unwrap_or_default(), final_name.to_ascii_lowercase()), key(name));
+            // On PostgreSQL and SQLite an index shares the namespace of
+            // tables and views: an index may not take a relation's name.
+            if target.index_names_per_schema() {
+                plan.used_indexes.borrow_mut().entry(target_schema.clone().unwrap_or_default()).or_default().insert(final_name.to_ascii_lowercase());
+            }
             let mut parts = Vec::new();
             if let Some(s) = &target_schema {
                 parts.push(s.clone());
@@ -197,12 +204,59 @@ impl NamePlan {
     /// names share a schema-wide namespace, a clash gets a numeric suffix,
     /// deterministically in the order objects are emitted.
     pub fn index_name(&self, table: &QualifiedName, source_name: Option<&str>, fallback: &str) -> String {
+        self.index_name_why(table, source_name, fallback).0
+    }
+
+    /// [`Self::index_name`], and why the source's name could not be kept
+    /// (None when it was kept, or the source had no name).
+    pub fn index_name_why(&self, table: &QualifiedName, source_name: Option<&str>, fallback: &str) -> (String, Option<String>) {
         let target = self.target();
         let table_parts = self.relation(table);
         let ns = if target.index_names_per_schema() {
             table_parts.iter().rev().nth(1).cloned().unwrap_or_default()
         } else {
             table_parts.join(".")
+        };
+        let named = source_name.is_some_and(|n| !n.is_empty());
+        let base = match source_name {
+            Some(n) if !n.is_empty() => self.fold(n),
+            _ => self.fold(fallback),
+        };
+        let mut name = fit(target, &base);
+        let mut all = self.used_indexes.borrow_mut();
+        let used = all.entry(ns).or_default();
+        let clash = used.contains(&name.to_ascii_lowercase());
+        let mut i = 1;
+        while used.contains(&name.to_ascii_lowercase()) {
+            name = fit(target, &format!("{base}_{i}"));
+            i += 1;
+        }
+        used.insert(name.to_ascii_lowercase());
+        let key = format!("{table}:{}", source_name.unwrap_or(fallback));
+        self.indexes.borrow_mut().insert(key, name.clone());
+        let why = if !named || name == base {
+            None
+        } else if clash && target.index_names_per_schema() {
+            Some(format!("on {target} index names share one namespace per schema with tables and other indexes, and `{base}` is taken"))
+        } else if clash {
+            Some(format!("`{base}` is taken on this table"))
+        } else {
+            Some(format!("longer than {} bytes", target.max_identifier_len().unwrap_or(0)))
+        };
+        (name, why)
+    }
+
+    /// A name for a foreign key or check constraint. They are not indexes:
+    /// PostgreSQL and SQLite want them unique per table, MySQL per
+    /// database; a foreign key may share its name with an index (InnoDB
+    /// names the index it creates after the key).
+    pub fn constraint_name(&self, table: &QualifiedName, source_name: Option<&str>, fallback: &str) -> String {
+        let target = self.target();
+        let table_parts = self.relation(table);
+        let ns = if target == Dialect::Mysql {
+            format!("constraint:{}", table_parts.iter().rev().nth(1).cloned().unwrap_or_default())
+        } else {
+            format!("constraint:{}", table_parts.join("."))
         };
         let base = match source_name {
             Some(n) if !n.is_empty() => self.fold(n),
@@ -217,11 +271,7 @@ impl NamePlan {
             i += 1;
         }
         used.insert(name.to_ascii_lowercase());
-        let key = format!("{table}:{}", source_name.unwrap_or(fallback));
-        if name != base {
-            self.renames.borrow_mut().push(("index".into(), key.clone(), name.clone(), "unique per schema on the target".into()));
-        }
-        self.indexes.borrow_mut().insert(key, name.clone());
+        self.constraints.borrow_mut().insert(format!("{table}:{}", source_name.unwrap_or(fallback)), name.clone());
         name
     }
 
@@ -245,6 +295,7 @@ impl NamePlan {
             "tables": self.tables.iter().map(|(k, v)| (k.clone(), v.join("."))).collect::<BTreeMap<_, _>>(),
             "columns": self.columns,
             "indexes": *self.indexes.borrow(),
+            "constraints": *self.constraints.borrow(),
             "types": self.types.iter().map(|(k, v)| (k.clone(), v.join("."))).collect::<BTreeMap<_, _>>(),
             "sequences": self.sequences.iter().map(|(k, v)| (k.clone(), v.join("."))).collect::<BTreeMap<_, _>>(),
         })

@@ -8,7 +8,6 @@ use sqlparser::ast::{
     ReferentialAction, Statement as Ast, TableConstraint,
 };
 use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
 use super::expr;
@@ -27,6 +26,12 @@ pub struct ReadOutcome {
     /// Statements that could not be used, kept so the output can carry
     /// them as comments: (line, text, reason).
     pub leftovers: Vec<Leftover>,
+    /// Statements in the input (client commands included).
+    pub statements: usize,
+    /// Of those, the ones recognised as SQL or client commands of the
+    /// dialect (whether converted, skipped or flagged). Zero means the
+    /// input is not a script in that dialect at all.
+    pub recognized: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -38,17 +43,55 @@ pub struct Leftover {
 
 type Parsed = (Prepared, Result<Vec<Ast>, String>);
 
+/// Stack for the threads that parse and rewrite: deep but legitimate
+/// nesting (generated CASE chains) recurses far; the memory is only
+/// reserved, not used, until needed.
+pub const STACK_SIZE: usize = 256 << 20;
+
 pub fn read_script(text: &str, dialect: Dialect) -> ReadOutcome {
-    let statements = script::split(text, dialect);
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("barge-read".into())
+            .stack_size(STACK_SIZE)
+            .spawn_scoped(scope, || read_script_here(text, dialect))
+            .expect("spawn the DDL reader thread")
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+fn read_script_here(text: &str, dialect: Dialect) -> ReadOutcome {
+    let split = script::split_script(text, dialect);
     let mut r = Reader::new(dialect);
     r.out.schema.dialect = Some(dialect);
+    for _ in 0..split.client_commands {
+        r.out.report.skip(codes::SESSION_SKIPPED);
+    }
+    r.out.statements = split.statements.len() + split.client_commands;
+    r.out.recognized = split.client_commands;
+    let mut hidden: Option<(usize, usize)> = None;
     // In batches, so only a batch of syntax trees is alive at a time.
-    for batch in statements.chunks(1024) {
+    for batch in split.statements.chunks(1024) {
         let pre = preparse(batch, dialect);
         for (st, p) in batch.iter().zip(pre) {
+            if let Some(opened) = st.hidden_by {
+                let e = hidden.get_or_insert((opened, 0));
+                e.1 += r.hidden(st) as usize;
+                continue;
+            }
             r.pending = p;
             r.statement(st);
         }
+    }
+    if let Some((opened, creates)) = hidden {
+        let last = text.lines().count();
+        let head = format!("/* at line {opened}");
+        let msg = format!(
+            "a /* comment opened at line {opened} is never closed, so lines {opened}–{last} are a comment to the client{}; close it and convert again",
+            if creates > 0 { format!(" (it hides {creates} CREATE statements, listed as manual items)") } else { String::new() }
+        );
+        r.out.report.push(ObjectKind::Statement, head, Status::Manual, Some(codes::UNTERMINATED), opened, msg.clone());
+        r.out.leftovers.push(Leftover { line: opened, text: String::new(), reason: msg });
     }
     r.finish();
     r.out
@@ -59,7 +102,7 @@ pub fn read_script(text: &str, dialect: Dialect) -> ReadOutcome {
 /// built in script order.
 fn preparse(statements: &[Statement], dialect: Dialect) -> Vec<Option<Parsed>> {
     let work = |st: &Statement| -> Option<Parsed> {
-        if !matches!(classify(st, dialect), Class::Table | Class::Index) {
+        if st.problem.is_some() || st.hidden_by.is_some() || !matches!(classify(st, dialect), Class::Table | Class::Index) {
             return None;
         }
         let r = Reader::new(dialect);
@@ -74,7 +117,15 @@ fn preparse(statements: &[Statement], dialect: Dialect) -> Vec<Option<Parsed>> {
     }
     let chunk = statements.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = statements.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<_>>())).collect();
+        let handles: Vec<_> = statements
+            .chunks(chunk)
+            .map(|part| {
+                std::thread::Builder::new()
+                    .stack_size(STACK_SIZE)
+                    .spawn_scoped(scope, move || part.iter().map(work).collect::<Vec<_>>())
+                    .expect("spawn a DDL parser thread")
+            })
+            .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     })
 }
@@ -126,6 +177,13 @@ enum Class {
     Unknown,
 }
 
+impl Class {
+    /// Statements that define an object the report must account for.
+    fn creates_object(self) -> bool {
+        matches!(self, Class::Table | Class::Index | Class::View | Class::Sequence | Class::Type | Class::Domain | Class::Routine(_) | Class::AlterTable)
+    }
+}
+
 fn classify(st: &Statement, dialect: Dialect) -> Class {
     let w = leading_words(&st.text, 10);
     let w: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -135,7 +193,9 @@ fn classify(st: &Statement, dialect: Dialect) -> Class {
         "INSERT" | "REPLACE" | "COPY" | "UPDATE" | "DELETE" | "MERGE" | "TRUNCATE" => return Class::Data,
         "SET" | "USE" | "LOCK" | "UNLOCK" | "BEGIN" | "COMMIT" | "START" | "ROLLBACK" | "PRAGMA" | "DROP"
         | "GRANT" | "REVOKE" | "ANALYZE" | "VACUUM" | "CHECKPOINT" | "PRINT" | "DBCC" | "RAISERROR" | "SAVEPOINT"
-        | "RESET" | "DISCARD" | "CLUSTER" | "REINDEX" | "DEALLOCATE" | "SECURITY" | "EXPLAIN" | "SPOOL" | "PURGE" => {
+        | "RESET" | "DISCARD" | "CLUSTER" | "REINDEX" | "DEALLOCATE" | "SECURITY" | "EXPLAIN" | "SPOOL" | "PURGE"
+        | "END" | "GO" | "SOURCE" | "CALL" | "CHECKSUM" | "OPTIMIZE" | "FLUSH" | "WAITFOR" | "RECONFIGURE" | "BACKUP"
+        | "RESTORE" | "SHUTDOWN" | "KILL" | "SHOW" | "DESCRIBE" | "AUDIT" | "NOAUDIT" | "REFRESH" => {
             return Class::Session
         }
         "SELECT" => {
@@ -169,8 +229,8 @@ fn classify(st: &Statement, dialect: Dialect) -> Class {
         let lower = st.text.to_ascii_lowercase();
         return match second {
             "TABLE" if lower.contains(" owner to ") => Class::Session,
-            "TABLE" if has("CHECK") && has("CONSTRAINT") && !has("ADD") => Class::Session,
-            "TABLE" if has("ENABLE") || has("DISABLE") => {
+            "TABLE" if (has("CHECK") || has("NOCHECK")) && has("CONSTRAINT") && !has("ADD") => Class::Session,
+            "TABLE" if (has("ENABLE") || has("DISABLE")) && !has("MODIFY") => {
                 if has("ADD") {
                     Class::AlterTable
                 } else {
@@ -241,6 +301,22 @@ impl Reader {
             }
         }
         let class = classify(st, self.dialect);
+        // A GO batch may hold several statements without semicolons; the
+        // rewrites would take the second for the first one's options.
+        if self.dialect == Dialect::Mssql
+            && !matches!(class, Class::Routine(_) | Class::View)
+            && st.problem.is_none()
+            && self.split_batch(st)
+        {
+            return;
+        }
+        if class != Class::Unknown {
+            self.out.recognized += 1;
+        }
+        if let Some(problem) = &st.problem {
+            let msg = format!("{problem}: the statement was cut there and not converted; fix the quote and convert again");
+            return self.leftover(st, codes::UNTERMINATED, &msg);
+        }
         match class {
             Class::Data => self.out.report.skip(codes::DATA_SKIPPED),
             Class::Session => self.out.report.skip(codes::SESSION_SKIPPED),
@@ -256,25 +332,74 @@ impl Reader {
                 if class == Class::AlterTable && self.special_alter(st) {
                     return;
                 }
-                self.parsed(st)
+                self.parsed(st, class)
             }
-            Class::Unknown => self.leftover(st, codes::UNRECOGNIZED, "not a statement barge converts"),
+            Class::Unknown => {
+                if self.split_batch(st) {
+                    return;
+                }
+                self.leftover(st, codes::UNRECOGNIZED, "not a statement barge converts")
+            }
         }
     }
 
+    /// A statement after an unterminated `/*`: the client never sees it,
+    /// but a CREATE in it is an object the source meant to have, so it is
+    /// listed. Returns whether it was one.
+    fn hidden(&mut self, st: &Statement) -> bool {
+        let class = classify(st, self.dialect);
+        if !class.creates_object() {
+            return false;
+        }
+        let (kind, object) = statement_object(st, class, self.dialect);
+        let opened = st.hidden_by.unwrap_or(0);
+        self.out.report.push(kind, object, Status::Manual, Some(codes::UNTERMINATED), st.line,
+            format!("inside the /* comment opened at line {opened}, which is never closed: not converted"));
+        true
+    }
+
+    /// Reports a statement barge could not use as a manual item of the
+    /// kind of object it defines (a table that did not parse is a table
+    /// that needs a person), and keeps its text for the output.
     fn leftover(&mut self, st: &Statement, code: super::report::Code, reason: &str) {
-        let head: String = st.text.chars().take(60).collect();
-        let head = head.split_whitespace().collect::<Vec<_>>().join(" ");
-        self.out.report.push(ObjectKind::Statement, head, Status::Manual, Some(code), st.line, reason);
+        let class = classify(st, self.dialect);
+        let (kind, object) = statement_object(st, class, self.dialect);
+        self.out.report.push(kind, object, Status::Manual, Some(code), st.line, reason);
         self.out.leftovers.push(Leftover { line: st.line, text: st.raw.clone(), reason: reason.to_string() });
+    }
+
+    /// SQL Server batches (and hand-written scripts) often hold several
+    /// statements without semicolons. A batch is cut before each statement
+    /// keyword that starts a line at the top level, and the parts are read
+    /// one by one. Returns false if there is nothing to cut.
+    fn split_batch(&mut self, st: &Statement) -> bool {
+        // Only SQL Server runs several statements sent as one; anywhere
+        // else the server rejects the text whole, so it stays one item.
+        if self.dialect != Dialect::Mssql {
+            return false;
+        }
+        let parts = split_at_statement_starts(st, self.dialect);
+        if parts.len() < 2 {
+            return false;
+        }
+        // SQL Server compiles a batch whole: one part it would not accept
+        // and none of it runs, so neither is any of it converted.
+        if parts.iter().any(|p| classify(p, self.dialect) == Class::Unknown) {
+            return false;
+        }
+        for part in parts {
+            self.pending = None;
+            self.statement(&part);
+        }
+        true
     }
 
     /// Parses with the source dialect, then a permissive one.
     fn parse(&self, sql: &str) -> Result<Vec<Ast>, String> {
         let d = rewrite::sql_dialect(self.dialect);
-        match Parser::parse_sql(&*d, sql) {
+        match rewrite::parse_sql(&*d, sql) {
             Ok(v) => Ok(v),
-            Err(first) => Parser::parse_sql(&GenericDialect {}, sql).map_err(|_| first.to_string()),
+            Err(first) => rewrite::parse_sql(&GenericDialect {}, sql).map_err(|_| first.to_string()),
         }
     }
 
@@ -284,13 +409,13 @@ impl Reader {
             return self.parse(&p.sql);
         }
         let d = rewrite::sql_dialect(self.dialect);
-        match Parser::new(&*d).with_tokens(p.tokens.clone()).parse_statements() {
+        match rewrite::parser(&*d).with_tokens(p.tokens.clone()).parse_statements() {
             Ok(v) => Ok(v),
-            Err(first) => Parser::new(&GenericDialect {}).with_tokens(p.tokens.clone()).parse_statements().map_err(|_| first.to_string()),
+            Err(first) => rewrite::parser(&GenericDialect {}).with_tokens(p.tokens.clone()).parse_statements().map_err(|_| first.to_string()),
         }
     }
 
-    fn parsed(&mut self, st: &Statement) {
+    fn parsed(&mut self, st: &Statement, class: Class) {
         let (prepared, result) = match self.pending.take() {
             Some(done) => done,
             None => {
@@ -302,8 +427,14 @@ impl Reader {
         let asts = match result {
             Ok(v) => v,
             Err(e) => {
-                let msg = format!("parse error: {}", e.trim_start_matches("sql parser error: "));
-                self.leftover(st, codes::UNPARSABLE, &msg);
+                if self.split_batch(st) {
+                    return;
+                }
+                let error = e.trim_start_matches("sql parser error: ").to_string();
+                if class == Class::Table && self.salvage_table(st, &prepared, &error) {
+                    return;
+                }
+                self.leftover(st, codes::UNPARSABLE, &format!("could not be parsed ({error}); kept as a comment in the output"));
                 return;
             }
         };
@@ -329,26 +460,28 @@ impl Reader {
     fn create_table(&mut self, st: &Statement, p: &Prepared, ct: ast::CreateTable) {
         let name = qname(&ct.name);
         if ct.query.is_some() || ct.like.is_some() {
-            self.leftover(st, codes::UNRECOGNIZED, "CREATE TABLE AS/LIKE has no column list to convert");
+            self.leftover(st, codes::UNRECOGNIZED, "CREATE TABLE AS/LIKE has no column list to convert; create the table by hand");
             return;
         }
-        if ct.partition_of.is_some() {
-            self.out.report.push(ObjectKind::Table, name.to_string(), Status::Warning, Some(codes::TABLE_OPTION), st.line,
-                "partition of another table: its rows belong to the parent table, which is converted unpartitioned");
-            return;
-        }
-        let mut t = Table::new(name.clone());
-        t.origin = Origin { line: st.line };
-        t.comment = p.tail.comment.clone();
+        let mut t = self.new_table(st, p, name);
         if let Some(ast::CommentDef::WithEq(c) | ast::CommentDef::WithoutEq(c)) = &ct.comment {
             t.comment = Some(c.clone());
         }
-        t.options.engine = p.tail.engine.clone();
-        t.options.charset = p.tail.charset.clone();
-        t.options.collation = p.tail.collation.clone();
-        t.options.partitioning = p.tail.partitioning.clone();
-        t.options.without_rowid = p.tail.without_rowid;
-        t.options.auto_increment_start = p.tail.auto_increment;
+        t.inherits = ct.inherits.iter().flatten().map(qname).collect();
+        for parts in &p.tail.inherits {
+            let q = match parts.as_slice() {
+                [.., s, n] => QualifiedName::new(Some(s), n),
+                [n] => QualifiedName::bare(n),
+                [] => continue,
+            };
+            if !t.inherits.contains(&q) {
+                t.inherits.push(q);
+            }
+        }
+        if let Some(parent) = &ct.partition_of {
+            let bound = ct.for_values.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            t.partition_of = Some(PartitionOf { parent: qname(parent), bound: SqlText::new(bound, self.dialect) });
+        }
         // Each column's own line, found in the statement text in order.
         let mut cursor = 0;
         for col in &ct.columns {
@@ -365,6 +498,35 @@ impl Reader {
         for tc in &ct.constraints {
             self.table_constraint(&mut t, tc, p, st.line);
         }
+        self.push_table(st, p, t);
+    }
+
+    fn new_table(&self, st: &Statement, p: &Prepared, name: QualifiedName) -> Table {
+        let mut t = Table::new(name);
+        t.origin = Origin { line: st.line };
+        t.comment = p.tail.comment.clone();
+        t.options.engine = p.tail.engine.clone();
+        t.options.charset = p.tail.charset.clone();
+        t.options.collation = p.tail.collation.clone();
+        t.options.partitioning = p.tail.partitioning.clone();
+        t.options.without_rowid = p.tail.without_rowid;
+        t.options.auto_increment_start = p.tail.auto_increment;
+        t
+    }
+
+    fn push_table(&mut self, st: &Statement, p: &Prepared, mut t: Table) {
+        // SQLite: an INTEGER primary key is the rowid, which numbers itself,
+        // whether the key is written on the column or on the table.
+        if self.dialect == Dialect::Sqlite && !t.options.without_rowid {
+            if let Some(pk) = t.primary_key.as_ref().filter(|k| k.columns.len() == 1) {
+                let col = pk.columns[0].clone();
+                if let Some(c) = t.column_mut(&col) {
+                    if c.identity.is_none() && c.source_type.trim().eq_ignore_ascii_case("integer") {
+                        c.identity = Some(Identity { kind: IdentityKind::AutoIncrement, start: None, increment: None, sequence: None });
+                    }
+                }
+            }
+        }
         // A replaced placeholder (mysqldump writes views as tables first)
         // or a repeated definition: the last one wins.
         if !self.out.schema.views.is_empty() {
@@ -377,10 +539,97 @@ impl Reader {
         self.table_pos.insert(t.name.clone(), self.out.schema.tables.len());
         for note in &p.notes {
             if note.starts_with("ON CONFLICT") {
-                self.out.report.push(ObjectKind::Constraint, name.to_string(), Status::Warning, Some(codes::INDEX_FEATURE), st.line, format!("SQLite {note}: the target has no per-constraint conflict resolution"));
+                self.out.report.push(ObjectKind::Constraint, t.name.to_string(), Status::Warning, Some(codes::INDEX_FEATURE), st.line, format!("SQLite {note}: the target has no per-constraint conflict resolution"));
             }
         }
         self.out.schema.tables.push(t);
+    }
+
+    /// A CREATE TABLE that does not parse as a whole is read item by item
+    /// (each column or constraint on its own), so one construct barge does
+    /// not know costs that item, never the table. A column whose definition
+    /// does not parse still gets its name and type. Returns false when no
+    /// column could be read.
+    fn salvage_table(&mut self, st: &Statement, whole: &Prepared, error: &str) -> bool {
+        let d = rewrite::sql_dialect(self.dialect);
+        let Some(t) = Tokens::new(&*d, &st.text) else { return false };
+        let Some(kw) = (0..t.len()).find(|&k| t.is_word(k, "TABLE")) else { return false };
+        let mut i = kw + 1;
+        if let Some(j) = t.match_words(i, &["IF", "NOT", "EXISTS"]) {
+            i = j;
+        }
+        let Some((name, after)) = read_object_name(&t, i) else { return false };
+        let Some(open) = t.next_sig(after).filter(|&o| t.is_char(o, &Token::LParen)) else { return false };
+        let Some(close) = t.matching_paren(open) else { return false };
+        let mut items: Vec<(usize, usize)> = Vec::new();
+        let mut k = open + 1;
+        while k < close {
+            let end = t.end_of_item(k).min(close);
+            items.push((k, end));
+            k = end + 1;
+        }
+        let prefix = t.render_range(0, open);
+        let mut table = self.new_table(st, whole, name.clone());
+        let mut salvaged = 0;
+        let mut lost: Vec<String> = Vec::new();
+        let total = items.iter().filter(|(a, b)| !t.render_range(*a, *b).trim().is_empty()).count();
+        for (a, b) in items {
+            let item = t.render_range(a, b);
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let line = st.line + t.render_range(0, t.next_sig(a).unwrap_or(a)).matches('\n').count();
+            let sql = format!("{prefix}({item})");
+            let p = rewrite::prepare(self.dialect, &sql);
+            if let Ok(asts) = self.parse_prepared(&p) {
+                if let Some(Ast::CreateTable(ct)) = asts.into_iter().next() {
+                    for col in &ct.columns {
+                        let c = self.column(&mut table, col, &p, line);
+                        table.columns.push(c);
+                    }
+                    for tc in &ct.constraints {
+                        self.table_constraint(&mut table, tc, &p, line);
+                    }
+                    salvaged += 1;
+                    continue;
+                }
+            }
+            let flat = item.split_whitespace().collect::<Vec<_>>().join(" ");
+            match salvage_column(&t, a, b, self.dialect) {
+                Some((col_name, type_text, not_null, pk)) => {
+                    let spec = typetext::parse(&type_text);
+                    let mut c = Column::new(&col_name, self.resolve_type(&spec), &type_text);
+                    c.nullable = !not_null && !pk;
+                    c.origin = Origin { line };
+                    if pk {
+                        table.primary_key = Some(Key { name: None, columns: vec![col_name.clone()] });
+                    }
+                    let shown = if type_text.is_empty() { "(no type)".to_string() } else { type_text.clone() };
+                    self.out.report.push(ObjectKind::Column, format!("{name}.{col_name}"), Status::Manual, Some(codes::PARTLY_PARSED), line,
+                        format!("column definition `{flat}` did not parse: created as `{col_name} {shown}`{}; its other clauses (default, checks) were left out", if not_null { " NOT NULL" } else { "" }));
+                    self.out.leftovers.push(Leftover { line, text: item.to_string(), reason: format!("column {col_name} of {name}: definition not fully converted") });
+                    table.columns.push(c);
+                    salvaged += 1;
+                }
+                None => {
+                    let kind = if flat.to_ascii_uppercase().contains("REFERENCES") { ObjectKind::ForeignKey } else { ObjectKind::Constraint };
+                    self.out.report.push(kind, format!("{name} {}", flat.chars().take(60).collect::<String>()), Status::Manual, Some(codes::PARTLY_PARSED), line,
+                        format!("table item `{flat}` did not parse; kept as a comment in the output"));
+                    lost.push(item.to_string());
+                }
+            }
+        }
+        if table.columns.is_empty() {
+            return false;
+        }
+        self.out.report.push(ObjectKind::Table, name.to_string(), Status::Warning, Some(codes::PARTLY_PARSED), st.line,
+            format!("the statement did not parse as a whole ({error}); read item by item: {salvaged} of {total} items converted"));
+        if !lost.is_empty() {
+            self.out.leftovers.push(Leftover { line: st.line, text: lost.join(",\n"), reason: format!("parts of table {name} that did not parse") });
+        }
+        self.push_table(st, whole, table);
+        true
     }
 
     fn column(&mut self, t: &mut Table, col: &ast::ColumnDef, p: &Prepared, line: usize) -> Column {
@@ -452,11 +701,10 @@ impl Reader {
                 _ => {}
             }
         }
-        // SQLite: an INTEGER PRIMARY KEY is the rowid, which numbers itself.
-        if self.dialect == Dialect::Sqlite && c.identity.is_none() && spec.name == "integer"
-            && t.primary_key.as_ref().is_some_and(|k| k.columns == [c.name.clone()])
-        {
-            c.identity = Some(Identity { kind: IdentityKind::AutoIncrement, start: None, increment: None, sequence: None });
+        if p.virtual_columns.iter().any(|v| v == &c.name) {
+            if let Some(g) = c.generated.as_mut() {
+                g.stored = false;
+            }
         }
         if let Some(lifted) = p.identities.iter().find(|i| i.column == c.name) {
             c.identity = Some(Identity { kind: lifted.kind, start: lifted.start, increment: lifted.increment, sequence: None });
@@ -631,6 +879,26 @@ impl Reader {
                         _ => {}
                     }
                 }
+                AlterTableOperation::ModifyColumn { col_name, data_type, options, .. } => {
+                    let mut t = self.table(&name).cloned().expect("checked above");
+                    let def = ast::ColumnDef { name: col_name.clone(), data_type, options: options.into_iter().map(|option| ast::ColumnOptionDef { name: None, option }).collect() };
+                    let c = self.column(&mut t, &def, p, st.line);
+                    if let Some(old) = t.column_mut(&col_name.value) {
+                        let origin = old.origin;
+                        *old = c;
+                        old.origin = origin;
+                    }
+                    *self.table_mut(&name).expect("checked above") = t;
+                }
+                // pg_dump: partitions are plain tables, attached afterwards.
+                AlterTableOperation::AttachPartitionOf { partition, for_values } => {
+                    let child = qname(&partition);
+                    let bound = SqlText::new(for_values.to_string(), self.dialect);
+                    match self.table_mut(&child) {
+                        Some(c) => c.partition_of = Some(PartitionOf { parent: name.clone(), bound }),
+                        None => self.leftover(st, codes::UNRECOGNIZED, &format!("ATTACH PARTITION {child}, which the script never creates")),
+                    }
+                }
                 AlterTableOperation::DropConstraint { .. } | AlterTableOperation::DropColumn { .. } => {}
                 other => {
                     let _ = other;
@@ -656,6 +924,13 @@ impl Reader {
         let Some((name, after_name)) = read_object_name(&t, i) else { return false };
         let Some(table) = self.table(&name).map(|t| t.name.clone()) else { return false };
 
+        // Oracle `MODIFY ("C" NOT NULL ENABLE)` / `MODIFY (c DEFAULT 0)`.
+        if self.dialect == Dialect::Oracle {
+            if let Some(m) = t.match_words(after_name, &["MODIFY"]) {
+                self.oracle_modify(&t, m, &table);
+                return true;
+            }
+        }
         // SQL Server default constraint.
         let for_at = (after_name..t.len()).find(|&k| t.is_word(k, "FOR"));
         let default_at = (after_name..t.len()).find(|&k| t.is_word(k, "DEFAULT"));
@@ -663,7 +938,7 @@ impl Reader {
             if t.match_words(after_name, &["ADD"]).is_some() || t.match_words(after_name, &["WITH"]).is_some() {
                 let expr_sql = t.render_range(def + 1, for_at);
                 let col = t.next_sig(for_at + 1).and_then(|k| t.word(k)).map(str::to_string);
-                if let (Some(col), Ok(e)) = (col, Parser::new(&*d).try_with_sql(&expr_sql).and_then(|mut p| p.parse_expr())) {
+                if let (Some(col), Ok(e)) = (col, rewrite::parse_expr(&*d, &expr_sql)) {
                     let value = self.default_value(&e);
                     if let Some(c) = self.table_mut(&table).and_then(|t| t.column_mut(&col)) {
                         c.default = Some(value);
@@ -716,6 +991,50 @@ impl Reader {
         false
     }
 
+    /// Oracle's column changes, one item or a parenthesized list: NOT NULL
+    /// or NULL, a DEFAULT, a new type. Constraint state words are ignored.
+    fn oracle_modify(&mut self, t: &Tokens, from: usize, table: &QualifiedName) {
+        let d = rewrite::sql_dialect(self.dialect);
+        let (mut k, end) = match t.next_sig(from) {
+            Some(o) if t.is_char(o, &Token::LParen) => (o + 1, t.matching_paren(o).unwrap_or(t.len())),
+            Some(o) => (o, t.len()),
+            None => return,
+        };
+        while k < end {
+            let item_end = t.end_of_item(k).min(end);
+            if let Some((col, type_text, not_null, _)) = salvage_column(t, k, item_end, self.dialect) {
+                let words: Vec<(usize, String)> = (k..item_end).filter_map(|i| t.word(i).map(|w| (i, w.to_ascii_uppercase()))).collect();
+                let null = words.iter().any(|(i, w)| w == "NULL" && !t.prev_sig(*i).is_some_and(|p| t.is_word(p, "NOT")));
+                let default = words.iter().find(|(_, w)| w == "DEFAULT").and_then(|(i, _)| {
+                    let stop = (i + 1..item_end)
+                        .find(|&j| ["NOT", "NULL", "ENABLE", "DISABLE", "CONSTRAINT", "CHECK"].iter().any(|w| t.is_word(j, w)) && t.depth_at(j) == t.depth_at(*i))
+                        .unwrap_or(item_end);
+                    rewrite::parse_expr(&*d, &t.render_range(i + 1, stop)).ok()
+                });
+                let default = default.map(|e| self.default_value(&e));
+                let ty = (!type_text.is_empty()).then(|| {
+                    let spec = typetext::parse(&type_text);
+                    (self.resolve_type(&spec), type_text.clone())
+                });
+                if let Some(c) = self.table_mut(table).and_then(|t| t.column_mut(&col)) {
+                    if not_null {
+                        c.nullable = false;
+                    } else if null {
+                        c.nullable = true;
+                    }
+                    if let Some(dv) = default {
+                        c.default = Some(dv);
+                    }
+                    if let Some((ty, text)) = ty {
+                        c.ty = ty;
+                        c.source_type = text;
+                    }
+                }
+            }
+            k = item_end + 1;
+        }
+    }
+
     fn index_from_ast(&self, p: &Prepared, ci: &ast::CreateIndex, line: usize) -> (QualifiedName, Index) {
         let table = qname(&ci.table_name);
         let method = p.index_method.clone().unwrap_or(match &ci.using {
@@ -741,8 +1060,10 @@ impl Reader {
 
     fn create_index(&mut self, st: &Statement, p: &Prepared, ci: ast::CreateIndex) {
         let (table, idx) = self.index_from_ast(p, &ci, st.line);
+        let on_view = self.table(&table).is_none() && self.out.schema.views.iter().any(|v| v.materialized && v.name.loosely_eq(&table));
         match self.table_mut(&table) {
             Some(t) => t.indexes.push(idx),
+            None if on_view => self.out.schema.view_indexes.push((table, idx)),
             None => self.leftover(st, codes::UNRECOGNIZED, &format!("index on {table}, which the script never creates")),
         }
     }
@@ -1068,6 +1389,7 @@ impl Reader {
                 self.out.schema.sequences.push(s);
             }
         }
+        self.absorb_unowned_sequences();
         // MariaDB writes JSON columns as longtext + CHECK (json_valid(col)).
         for t in &mut self.out.schema.tables {
             let mut json_cols = Vec::new();
@@ -1106,6 +1428,52 @@ impl Reader {
         }
     }
 
+    /// pg_dump writes `CREATE SEQUENCE x_seq` and `DEFAULT nextval('x_seq')`
+    /// without `OWNED BY` for sequences made by hand. One that feeds
+    /// nothing but a table's single-column key is that table's
+    /// auto-increment, and becomes its identity (MySQL AUTO_INCREMENT,
+    /// SQLite rowid); a shared sequence stays a sequence.
+    fn absorb_unowned_sequences(&mut self) {
+        if self.out.schema.sequences.is_empty() {
+            return;
+        }
+        let mut users: std::collections::HashMap<usize, Vec<(usize, usize)>> = Default::default();
+        for (ti, t) in self.out.schema.tables.iter().enumerate() {
+            for (ci, c) in t.columns.iter().enumerate() {
+                let used = match (&c.default, &c.identity) {
+                    (Some(DefaultValue::Sequence(n)), _) => Some(n),
+                    (_, Some(Identity { sequence: Some(n), .. })) => Some(n),
+                    _ => None,
+                };
+                if let Some(n) = used {
+                    if let Some(si) = self.out.schema.sequences.iter().position(|s| s.name.loosely_eq(n)) {
+                        users.entry(si).or_default().push((ti, ci));
+                    }
+                }
+            }
+        }
+        let mut absorbed = Vec::new();
+        for (si, uses) in users {
+            let [(ti, ci)] = uses.as_slice() else { continue };
+            let seq = &self.out.schema.sequences[si];
+            let t = &mut self.out.schema.tables[*ti];
+            let name = t.columns[*ci].name.clone();
+            let keyed = t.primary_key.as_ref().is_some_and(|k| k.columns == [name.clone()]) || t.uniques.iter().any(|k| k.columns == [name.clone()]);
+            let c = &mut t.columns[*ci];
+            let whole = c.ty.is_integer() || matches!(c.ty, ColumnType::Decimal { scale: Some(0) | None, .. });
+            if !keyed || !whole {
+                continue;
+            }
+            c.identity = Some(Identity { kind: IdentityKind::Serial, start: seq.start, increment: seq.increment, sequence: Some(seq.name.clone()) });
+            c.default = None;
+            absorbed.push(si);
+        }
+        absorbed.sort_unstable();
+        for si in absorbed.into_iter().rev() {
+            self.out.schema.sequences.remove(si);
+        }
+    }
+
     // ----- values ----------------------------------------------------------
 
     fn sql(&self, e: &Expr) -> SqlText {
@@ -1136,12 +1504,172 @@ fn unwrap_if_exists(st: &Statement) -> Option<Statement> {
     let open = t.next_sig(k + 1).filter(|&o| t.is_char(o, &Token::LParen))?;
     let close = t.matching_paren(open)?;
     let mut body = t.render_range(close + 1, t.len()).trim().to_string();
+    // `IF ... BEGIN stmt; END`: a semicolon inside the block splits the
+    // END off into a statement of its own, so BEGIN may come alone.
     let upper = body.to_ascii_uppercase();
-    if upper.starts_with("BEGIN") && upper.ends_with("END") {
-        body = body[5..body.len() - 3].trim().to_string();
+    let word_at = |s: &str, w: &str| s.starts_with(w) && !s[w.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+    if word_at(&upper, "BEGIN") && !word_at(upper[5..].trim_start(), "TRAN") && !word_at(upper[5..].trim_start(), "TRANSACTION") {
+        body = body[5..].trim().to_string();
+        let up = body.to_ascii_uppercase();
+        if up.ends_with("END") && !up[..up.len() - 3].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            body = body[..body.len() - 3].trim().trim_end_matches(';').trim().to_string();
+        }
     }
-    let offset = st.text[..st.text.len().min(st.text.find(&body[..body.len().min(20)]).unwrap_or(0))].matches('\n').count();
-    Some(Statement { text: body.clone(), raw: body, line: st.line + offset })
+    if body.is_empty() {
+        return None;
+    }
+    let offset = st.text[..st.text.len().min(st.text.find(&body[..body.floor_char_boundary(20)]).unwrap_or(0))].matches('\n').count();
+    let mut inner = Statement::new(body.clone(), body, st.line + offset);
+    inner.problem = st.problem.clone();
+    Some(inner)
+}
+
+/// The object a statement defines, as the report names it elsewhere
+/// (`schema.table`, `table.index`, `table → referenced`), read from its
+/// tokens so that even a statement that does not parse is named.
+fn statement_object(st: &Statement, class: Class, dialect: Dialect) -> (ObjectKind, String) {
+    let head = || {
+        let h: String = st.text.chars().take(60).collect();
+        h.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let d = rewrite::sql_dialect(dialect);
+    let Some(t) = Tokens::new(&*d, &st.text) else { return (ObjectKind::Statement, head()) };
+    let name_after = |kw: &[&str]| -> Option<(QualifiedName, usize)> {
+        let k = (0..t.len()).find(|&k| t.depth_at(k) == 0 && kw.iter().any(|w| t.is_word(k, w)))?;
+        let mut i = k + 1;
+        for skip in [&["IF", "NOT", "EXISTS"][..], &["IF", "EXISTS"], &["CONCURRENTLY"], &["ONLY"], &["BODY"]] {
+            if let Some(j) = t.match_words(i, skip) {
+                i = j;
+            }
+        }
+        read_object_name(&t, i)
+    };
+    let named = |kind: ObjectKind, kw: &[&str]| match name_after(kw) {
+        Some((n, _)) => (kind, n.to_string()),
+        None => (ObjectKind::Statement, head()),
+    };
+    match class {
+        Class::Table => named(ObjectKind::Table, &["TABLE"]),
+        Class::View => named(ObjectKind::View, &["VIEW"]),
+        Class::Sequence => named(ObjectKind::Sequence, &["SEQUENCE"]),
+        Class::Type => named(ObjectKind::Type, &["TYPE"]),
+        Class::Domain => named(ObjectKind::Type, &["DOMAIN"]),
+        Class::Routine(kind) => match name_after(&["PROCEDURE", "PROC", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE", "TYPE", "AGGREGATE", "OPERATOR", "RULE", "CAST", "LIBRARY"]) {
+            Some((n, _)) => (ObjectKind::Routine, format!("{} {n}", kind.label())),
+            None => (ObjectKind::Routine, format!("{} {}", kind.label(), head())),
+        },
+        Class::Index => {
+            let index = name_after(&["INDEX"]).filter(|(n, _)| !n.name.eq_ignore_ascii_case("ON")).map(|(n, _)| n.name);
+            let table = (0..t.len()).find(|&k| t.is_word(k, "ON")).and_then(|k| read_object_name(&t, k + 1)).map(|(n, _)| n);
+            match table {
+                Some(tb) => (ObjectKind::Index, format!("{tb}.{}", index.unwrap_or_else(|| "unnamed".into()))),
+                None => (ObjectKind::Index, index.unwrap_or_else(head)),
+            }
+        }
+        Class::AlterTable => {
+            let Some((table, _)) = name_after(&["TABLE"]) else { return (ObjectKind::Statement, head()) };
+            if let Some(r) = (0..t.len()).find(|&k| t.is_word(k, "REFERENCES")) {
+                let target = read_object_name(&t, r + 1).map(|(n, _)| n.to_string()).unwrap_or_default();
+                return (ObjectKind::ForeignKey, format!("{table} → {target}"));
+            }
+            if (0..t.len()).any(|k| t.is_word(k, "PRIMARY")) {
+                return (ObjectKind::Constraint, format!("{table} primary key"));
+            }
+            if (0..t.len()).any(|k| t.is_word(k, "UNIQUE") || t.is_word(k, "CHECK")) {
+                let cname = (0..t.len()).find(|&k| t.is_word(k, "CONSTRAINT")).and_then(|k| read_object_name(&t, k + 1)).map(|(n, _)| n.name);
+                return (ObjectKind::Constraint, format!("{table} constraint {}", cname.unwrap_or_default()));
+            }
+            (ObjectKind::Statement, head())
+        }
+        Class::Comment => (ObjectKind::Comment, head()),
+        _ => (ObjectKind::Statement, head()),
+    }
+}
+
+/// The name, type text, NOT NULL and PRIMARY KEY of a column definition
+/// that does not parse (tokens `a..b`); None for table constraints.
+fn salvage_column(t: &Tokens, a: usize, b: usize, dialect: Dialect) -> Option<(String, String, bool, bool)> {
+    let first = t.next_sig(a).filter(|&f| f < b)?;
+    let name = match &t.toks[first] {
+        Token::Word(w) if w.quote_style.is_some() => w.value.clone(),
+        Token::Word(w) if !["CONSTRAINT", "PRIMARY", "UNIQUE", "FOREIGN", "CHECK", "KEY", "INDEX", "FULLTEXT", "SPATIAL", "EXCLUDE", "PERIOD", "LIKE"].iter().any(|k| w.value.eq_ignore_ascii_case(k)) => w.value.clone(),
+        _ => return None,
+    };
+    let mut end = first + 1;
+    let mut k = first + 1;
+    while let Some(n) = t.next_sig(k).filter(|&n| n < b) {
+        match &t.toks[n] {
+            Token::Word(w) if w.quote_style.is_none() && rewrite::COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) && !rewrite::is_type_word(t, n) => break,
+            Token::Word(_) | Token::Number(..) => end = n + 1,
+            Token::LParen => {
+                end = t.matching_paren(n).map(|c| c + 1).unwrap_or(b).min(b);
+            }
+            Token::LBracket | Token::RBracket | Token::Period => end = n + 1,
+            _ => break,
+        }
+        k = end.max(n + 1);
+    }
+    let type_text = t.render_range(first + 1, end).trim().to_string();
+    let rest: Vec<String> = (end..b).filter_map(|i| t.word(i).map(|w| w.to_ascii_uppercase())).collect();
+    let not_null = rest.windows(2).any(|w| w[0] == "NOT" && w[1] == "NULL");
+    let pk = rest.windows(2).any(|w| w[0] == "PRIMARY" && w[1] == "KEY");
+    let _ = dialect;
+    Some((name, type_text, not_null, pk))
+}
+
+/// Words that start a statement in a batch without semicolons.
+const STATEMENT_STARTS: &[&str] = &[
+    "CREATE", "ALTER", "INSERT", "UPDATE", "DELETE", "DROP", "GRANT", "REVOKE", "EXEC", "EXECUTE", "SET", "PRINT", "DECLARE",
+    "USE", "COMMENT", "TRUNCATE", "MERGE", "DENY",
+];
+
+/// Cuts a statement before each statement keyword that begins a line at
+/// paren depth 0 (strings and quoted names are single tokens, so they are
+/// never cut). `IF ... BEGIN ... END` blocks are left whole.
+fn split_at_statement_starts(st: &Statement, dialect: Dialect) -> Vec<Statement> {
+    let d = rewrite::sql_dialect(dialect);
+    let Some(t) = Tokens::new(&*d, &st.text) else { return Vec::new() };
+    if t.next_sig(0).is_some_and(|f| ["IF", "BEGIN", "WHILE"].iter().any(|w| t.is_word(f, w))) {
+        return Vec::new();
+    }
+    let mut cuts = vec![0usize];
+    let mut depth = 0i32;
+    let mut line_start = true;
+    for (i, tok) in t.toks.iter().enumerate() {
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Whitespace(sqlparser::tokenizer::Whitespace::Newline) => {
+                line_start = true;
+                continue;
+            }
+            Token::Whitespace(_) => continue,
+            _ => {}
+        }
+        if line_start && depth == 0 && i > 0 && STATEMENT_STARTS.iter().any(|w| t.is_word(i, w)) {
+            // Not the second half of a two-word clause (`ON DELETE SET NULL`).
+            let prev_is_keyword = t.prev_sig(i).is_some_and(|p| ["ON", "DELETE", "UPDATE", "FOR", "WITH"].iter().any(|w| t.is_word(p, w)));
+            if !prev_is_keyword {
+                cuts.push(i);
+            }
+        }
+        line_start = false;
+    }
+    if cuts.len() < 2 {
+        return Vec::new();
+    }
+    cuts.push(t.len());
+    cuts.windows(2)
+        .map(|w| {
+            let text = t.render_range(w[0], w[1]).trim().trim_end_matches(';').trim().to_string();
+            let line = st.line + t.render_range(0, w[0]).matches('\n').count();
+            let leading = t.render_range(w[0], w[1]);
+            let skipped = leading.len() - leading.trim_start().len();
+            let line = line + leading[..skipped].matches('\n').count();
+            Statement::new(text.clone(), text, line)
+        })
+        .filter(|s| !s.text.is_empty())
+        .collect()
 }
 
 /// Reads one `CREATE INDEX` statement (as `pg_get_indexdef` or
@@ -1160,7 +1688,7 @@ pub fn parse_index_definition(sql: &str, dialect: Dialect) -> Option<(QualifiedN
 /// `sqlite_master`) into the model.
 pub fn parse_default(sql: &str, dialect: Dialect) -> DefaultValue {
     let d = rewrite::sql_dialect(dialect);
-    match Parser::new(&*d).try_with_sql(sql).and_then(|mut p| p.parse_expr()) {
+    match rewrite::parse_expr(&*d, sql) {
         Ok(e) => expr::classify_default(&e, dialect),
         Err(_) => DefaultValue::Expression(SqlText::new(sql, dialect)),
     }

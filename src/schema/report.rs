@@ -112,6 +112,9 @@ macro_rules! codes {
 codes! {
     UNPARSABLE = "B001", Medium, "statement could not be parsed; kept as a comment";
     UNRECOGNIZED = "B002", Low, "statement is not schema DDL barge converts; kept as a comment";
+    PARTLY_PARSED = "B003", Medium, "statement parsed only in part: the rest was converted, what did not parse is kept as a comment";
+    UNTERMINATED = "B004", Medium, "unterminated string or comment: the text it swallowed was not converted";
+    TARGET_REFUSED = "B005", Medium, "statement refused by the target when checked; kept as a comment";
     DATA_SKIPPED = "B010", None, "data statement (INSERT/COPY) skipped; move data with `barge migrate`";
     SESSION_SKIPPED = "B011", None, "client or session statement skipped";
     TYPE_MAPPED = "B100", None, "type mapped";
@@ -140,6 +143,9 @@ codes! {
     SCHEMA_MAPPED = "B181", None, "source schema mapped to the target";
     TABLE_OPTION = "B190", Low, "table option not carried over (partitioning, storage, engine)";
     COMMENT_DROPPED = "B191", None, "target has no comments; comment kept in the report";
+    TARGET_LIMIT = "B192", High, "beyond a limit of the target (columns per table, row size); needs a redesign";
+    INHERITANCE = "B193", Low, "table inheritance or partitioning flattened: the target gets plain tables";
+    NOT_CREATED = "B194", None, "not created because the table it belongs to is not (the effort is counted on the table)";
     SEQUENCE_EMULATED = "B200", Low, "sequence emulated on a target without sequences";
     IDENTITY = "B201", None, "auto-increment/identity converted";
     RULE_APPLIED = "B300", None, "user or dialect mapping rule applied";
@@ -207,6 +213,38 @@ impl Report {
             message: message.into(),
             effort,
         });
+    }
+
+    /// Marks an object the target refused: a manual item on the line the
+    /// object came from.
+    pub fn refuse(&mut self, kind: ObjectKind, object: &str, message: &str) {
+        let line = self.items.iter().find(|i| i.kind == kind && i.object == object).map(|i| i.line).unwrap_or(0);
+        self.push(kind, object, Status::Manual, Some(codes::TARGET_REFUSED), line, message);
+    }
+
+    /// Marks a refused table and everything the report lists under it
+    /// (columns `t.c`, keys and checks `t …`, indexes `t.i`, foreign keys
+    /// `t(c) → r`): none of it exists on the target.
+    pub fn refuse_table(&mut self, table: &str, message: &str) {
+        let belongs = |o: &str| o == table || o.strip_prefix(table).is_some_and(|rest| rest.starts_with(['.', ' ', '(']));
+        let mut seen = std::collections::BTreeSet::new();
+        let hits: Vec<(ObjectKind, String, usize)> = self
+            .items
+            .iter()
+            .filter(|i| i.kind != ObjectKind::Statement && belongs(&i.object))
+            .filter(|i| seen.insert((i.kind, i.object.clone())))
+            .map(|i| (i.kind, i.object.clone(), i.line))
+            .collect();
+        if !hits.iter().any(|(k, _, _)| *k == ObjectKind::Table) {
+            self.push(ObjectKind::Table, table, Status::Manual, Some(codes::TARGET_REFUSED), 0, message);
+        }
+        for (kind, object, line) in hits {
+            if kind == ObjectKind::Table {
+                self.push(kind, object, Status::Manual, Some(codes::TARGET_REFUSED), line, message);
+            } else {
+                self.push(kind, object, Status::Manual, Some(codes::NOT_CREATED), line, format!("not created: its table was refused ({message})"));
+            }
+        }
     }
 
     pub fn mapping(&mut self, source: &str, target: &str, note: &str) {

@@ -28,6 +28,8 @@ pub struct TableTail {
     pub comment: Option<String>,
     pub auto_increment: Option<i128>,
     pub partitioning: Option<String>,
+    /// PostgreSQL `INHERITS (parent, …)`: name parts of each parent.
+    pub inherits: Vec<Vec<String>>,
     pub without_rowid: bool,
     /// Clauses dropped because they only matter to the source engine
     /// (storage, tablespace, filegroup...).
@@ -60,9 +62,18 @@ pub struct Prepared {
     /// Column types sqlparser cannot read, replaced by a stand-in; the
     /// reader uses the original text: (column, type as written).
     pub type_overrides: Vec<(String, String)>,
+    /// Generated columns that are virtual in the source (PostgreSQL 18).
+    pub virtual_columns: Vec<String>,
     /// What was dropped, for the report.
     pub notes: Vec<String>,
 }
+
+/// Words that end a column's type and start its clauses.
+pub const COLUMN_CLAUSE_WORDS: &[&str] = &[
+    "NOT", "NULL", "DEFAULT", "PRIMARY", "UNIQUE", "CHECK", "REFERENCES", "CONSTRAINT", "COLLATE", "GENERATED", "AS",
+    "AUTO_INCREMENT", "AUTOINCREMENT", "IDENTITY", "COMMENT", "ON", "CHARACTER", "CHARSET", "KEY", "ENABLE", "DISABLE",
+    "INVISIBLE", "VISIBLE", "WITH", "ROWGUIDCOL", "SPARSE", "STORED", "VIRTUAL", "PERSISTED", "ENCODE", "MASKED",
+];
 
 /// The placeholder type given to untyped computed columns; the reader
 /// infers a real type from the expression.
@@ -77,6 +88,27 @@ pub fn sql_dialect(d: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
         Dialect::Mssql => Box::new(MsSqlDialect {}),
         Dialect::Oracle => Box::new(OracleDialect {}),
     }
+}
+
+/// How deeply expressions may nest (a CASE inside a CASE, parentheses).
+/// sqlparser's own default of 50 refuses legitimate generated SQL; its
+/// `recursive-protection` grows the stack as needed, so the limit only
+/// bounds the work hostile input can cause.
+pub const MAX_NESTING: usize = 1000;
+
+/// A parser for `d` with barge's nesting limit.
+pub fn parser(d: &dyn sqlparser::dialect::Dialect) -> sqlparser::parser::Parser<'_> {
+    sqlparser::parser::Parser::new(d).with_recursion_limit(MAX_NESTING)
+}
+
+/// Parses a whole text with barge's nesting limit.
+pub fn parse_sql(d: &dyn sqlparser::dialect::Dialect, sql: &str) -> Result<Vec<sqlparser::ast::Statement>, sqlparser::parser::ParserError> {
+    parser(d).try_with_sql(sql)?.parse_statements()
+}
+
+/// Parses one expression with barge's nesting limit.
+pub fn parse_expr(d: &dyn sqlparser::dialect::Dialect, sql: &str) -> Result<sqlparser::ast::Expr, sqlparser::parser::ParserError> {
+    parser(d).try_with_sql(sql)?.parse_expr()
 }
 
 pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
@@ -110,8 +142,9 @@ pub fn prepare(dialect: Dialect, sql: &str) -> Prepared {
 fn item_triggers(d: Dialect) -> &'static [&'static str] {
     match d {
         Dialect::Mysql => &["BINARY", "INVISIBLE", "VISIBLE"],
-        Dialect::Sqlite => &["CONFLICT"],
-        Dialect::Postgres => &[],
+        // SQLite type names are free text: every column is looked at.
+        Dialect::Sqlite => &["*"],
+        Dialect::Postgres => &["GENERATED"],
         // SQL Server and Oracle dumps almost always need the pass.
         Dialect::Mssql | Dialect::Oracle => &["*"],
     }
@@ -124,6 +157,11 @@ fn create_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
         return;
     }
     let Some(close) = t.matching_paren(open) else { return };
+    // A comma before the closing parenthesis (SQL Server accepts it).
+    if let Some(k) = t.prev_sig(close).filter(|&k| k > open && t.is_char(k, &Token::Comma)) {
+        t.blank(k, k + 1);
+        p.notes.push("trailing comma in the column list dropped".into());
+    }
     p.tail = parse_tail(t, close + 1, d);
     t.toks.truncate(close + 1);
     let triggers = item_triggers(d);
@@ -191,6 +229,8 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
         }
         Dialect::Oracle => oracle_item(t, p),
         Dialect::Sqlite => {
+            sqlite_free_type(t, p);
+            sqlite_not_glob(t);
             // ON CONFLICT <resolution> is SQLite-only conflict handling.
             let mut i = 0;
             while i < t.len() {
@@ -238,8 +278,51 @@ fn rewrite_item(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
                 i += 1;
             }
         }
-        Dialect::Postgres => {}
+        Dialect::Postgres => postgres_virtual_generated(t, p),
     }
+}
+
+/// SQLite accepts any sequence of names as a type (`UNSIGNED BIG INT`,
+/// `VARYING CHARACTER(255)`, `BLOB SUB_TYPE TEXT`); sqlparser reads one.
+/// A type of several words is replaced by a stand-in, and the reader
+/// takes the words as written.
+fn sqlite_free_type(t: &mut Tokens, p: &mut Prepared) {
+    let Some(first) = t.next_sig(0) else { return };
+    if is_constraint_start(t, first) {
+        return;
+    }
+    let Some(Token::Word(name)) = t.toks.get(first) else { return };
+    let column = name.value.clone();
+    let mut nwords = 0;
+    let mut end = first + 1;
+    let mut k = first + 1;
+    while let Some(n) = t.next_sig(k) {
+        match &t.toks[n] {
+            Token::Word(w) if w.quote_style.is_none() && (!COLUMN_CLAUSE_WORDS.iter().any(|x| w.value.eq_ignore_ascii_case(x)) || is_type_word(t, n)) => {
+                nwords += 1;
+                end = n + 1;
+            }
+            Token::LParen if nwords > 0 => {
+                end = t.matching_paren(n).map(|c| c + 1).unwrap_or(t.len());
+                k = end;
+                break;
+            }
+            _ => break,
+        }
+        k = end;
+    }
+    let _ = k;
+    if nwords < 2 {
+        return;
+    }
+    let start = t.next_sig(first + 1).unwrap_or(end);
+    p.type_overrides.push((column, t.render_range(start, end).trim().to_string()));
+    t.replace(start, end, words("TEXT"));
+}
+
+/// `CHARACTER` is a type word unless it starts `CHARACTER SET`.
+pub fn is_type_word(t: &Tokens, i: usize) -> bool {
+    (t.is_word(i, "CHARACTER") || t.is_word(i, "CHAR")) && !t.next_sig(i + 1).is_some_and(|n| t.is_word(n, "SET"))
 }
 
 fn is_constraint_start(t: &Tokens, i: usize) -> bool {
@@ -510,6 +593,25 @@ fn parse_tail(t: &Tokens, from: usize, d: Dialect) -> TableTail {
                 tail.partitioning = Some(t.render_range(k, t.len()).trim().to_string());
                 break;
             }
+            "INHERITS" => {
+                if let Some(o) = t.next_sig(k + 1).filter(|&o| t.is_char(o, &Token::LParen)) {
+                    if let Some(c) = t.matching_paren(o) {
+                        let mut parts: Vec<String> = Vec::new();
+                        for j in o + 1..c {
+                            match &t.toks[j] {
+                                Token::Word(w) => parts.push(w.value.clone()),
+                                Token::Comma => tail.inherits.push(std::mem::take(&mut parts)),
+                                _ => {}
+                            }
+                        }
+                        if !parts.is_empty() {
+                            tail.inherits.push(parts);
+                        }
+                        i = c + 1;
+                        continue;
+                    }
+                }
+            }
             "WITHOUT" if t.match_words(k + 1, &["ROWID"]).is_some() => {
                 tail.without_rowid = true;
                 i = t.match_words(k + 1, &["ROWID"]).unwrap_or(k + 1);
@@ -551,6 +653,11 @@ fn create_index(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
     }
     // The key list is the first parenthesis after ON.
     let Some(on) = (0..t.len()).find(|&i| t.is_word(i, "ON")) else { return };
+    // pg_dump's `ON ONLY parent` (an index of a partitioned table, its
+    // partitions' indexes attached later): the same index for barge.
+    if let Some(only) = t.next_sig(on + 1).filter(|&k| t.is_word(k, "ONLY")) {
+        t.blank(only, only + 1);
+    }
     let Some(open) = (on..t.len()).find(|&i| t.is_char(i, &Token::LParen)) else { return };
     let Some(close) = t.matching_paren(open) else { return };
     // Keep INCLUDE (...) and WHERE ...; drop storage and options.
@@ -602,6 +709,7 @@ fn create_index(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
 }
 
 fn alter_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
+    expand_parenthesized_add(t);
     match d {
         Dialect::Mssql => mssql_common(t, p),
         Dialect::Oracle => oracle_item(t, p),
@@ -609,9 +717,96 @@ fn alter_table(d: Dialect, t: &mut Tokens, p: &mut Prepared) {
     }
 }
 
+/// Oracle (and MySQL) write `ADD ( item, item )`; sqlparser reads
+/// `ADD item, ADD item`.
+fn expand_parenthesized_add(t: &mut Tokens) {
+    let Some(add) = (0..t.len()).find(|&i| t.is_word(i, "ADD") && t.depth_at(i) == 0) else { return };
+    let Some(open) = t.next_sig(add + 1).filter(|&o| t.is_char(o, &Token::LParen)) else { return };
+    let Some(close) = t.matching_paren(open) else { return };
+    let mut out: Vec<Token> = Vec::new();
+    let mut k = open + 1;
+    let mut first = true;
+    while k < close {
+        let end = t.end_of_item(k).min(close);
+        if !t.render_range(k, end).trim().is_empty() {
+            if !first {
+                out.push(Token::Comma);
+                out.push(Token::Whitespace(Whitespace::Space));
+                out.extend(words("ADD"));
+            }
+            out.push(Token::Whitespace(Whitespace::Space));
+            out.extend_from_slice(&t.toks[k..end]);
+            first = false;
+        }
+        k = end + 1;
+    }
+    t.replace(open, close + 1, out);
+}
+
+/// PostgreSQL 18 generated columns are virtual unless STORED is written
+/// (and may say VIRTUAL); sqlparser knows only STORED. The column is read
+/// as stored and recorded as virtual.
+fn postgres_virtual_generated(t: &mut Tokens, p: &mut Prepared) {
+    let Some(g) = (0..t.len()).find(|&i| t.is_word(i, "GENERATED")) else { return };
+    let Some(as_at) = t.match_words(g + 1, &["ALWAYS", "AS"]) else { return };
+    let Some(open) = t.next_sig(as_at).filter(|&o| t.is_char(o, &Token::LParen)) else { return };
+    let Some(close) = t.matching_paren(open) else { return };
+    let column = t.next_sig(0).and_then(|f| t.word(f)).unwrap_or_default().to_string();
+    match t.next_sig(close + 1) {
+        Some(k) if t.is_word(k, "STORED") => {}
+        Some(k) if t.is_word(k, "VIRTUAL") => {
+            t.replace(k, k + 1, words("STORED"));
+            p.virtual_columns.push(column);
+        }
+        _ => {
+            let mut stored = vec![Token::Whitespace(Whitespace::Space)];
+            stored.extend(words("STORED"));
+            t.replace(close + 1, close + 1, stored);
+            p.virtual_columns.push(column);
+        }
+    }
+}
+
+/// Marks a `NOT GLOB` pattern: sqlparser reads `x GLOB p` but not its
+/// negation, so `x NOT GLOB p` is read as `x NOT LIKE <marked p>` and the
+/// expression rewriter turns it back into a glob for each target.
+pub const GLOB_MARK: &str = "\u{1}glob\u{1}";
+
+fn sqlite_not_glob(t: &mut Tokens) {
+    let mut i = 0;
+    while i < t.len() {
+        if t.is_word(i, "NOT") {
+            if let Some(g) = t.next_sig(i + 1).filter(|&g| t.is_word(g, "GLOB")) {
+                if let Some(Token::SingleQuotedString(pat)) = t.next_sig(g + 1).and_then(|s| t.toks.get(s)).cloned() {
+                    let s = t.next_sig(g + 1).unwrap_or(g);
+                    t.toks[s] = Token::SingleQuotedString(format!("{GLOB_MARK}{pat}"));
+                    t.replace(g, g + 1, words("LIKE"));
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oracle_parenthesized_add() {
+        let p = prepare(Dialect::Oracle, "ALTER TABLE \"T\" ADD ( CONSTRAINT \"PK\" PRIMARY KEY (\"A\", \"B\") USING INDEX TABLESPACE \"USERS\" ENABLE, CONSTRAINT \"U\" UNIQUE (\"C\") )");
+        let flat = p.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("ADD CONSTRAINT \"PK\" PRIMARY KEY (\"A\", \"B\")"), "{flat}");
+        assert!(flat.contains(", ADD CONSTRAINT \"U\" UNIQUE (\"C\")"), "{flat}");
+        assert!(!flat.contains("TABLESPACE"), "{flat}");
+    }
+
+    #[test]
+    fn postgres_virtual_columns() {
+        let p = prepare(Dialect::Postgres, "CREATE TABLE t (a int, b int GENERATED ALWAYS AS (a * 2) VIRTUAL, c int GENERATED ALWAYS AS (a + 1), d int GENERATED ALWAYS AS (a) STORED)");
+        assert_eq!(p.virtual_columns, vec!["b", "c"]);
+        assert!(!p.sql.contains("VIRTUAL"), "{}", p.sql);
+    }
 
     #[test]
     fn mysql_tail_and_binary() {

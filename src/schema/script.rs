@@ -16,6 +16,27 @@ pub struct Statement {
     pub raw: String,
     /// 1-based line of the statement's first token.
     pub line: usize,
+    /// Why the splitter could not read the statement whole (an
+    /// unterminated string, say): it is reported, never converted.
+    pub problem: Option<String>,
+    /// Set for text after an unterminated `/*` (the line it opened on):
+    /// the client would read it as a comment, so it is only counted.
+    pub hidden_by: Option<usize>,
+}
+
+impl Statement {
+    pub fn new(text: String, raw: String, line: usize) -> Self {
+        Statement { text, raw, line, problem: None, hidden_by: None }
+    }
+}
+
+/// A script split into statements, with what the splitter noticed.
+#[derive(Debug, Default)]
+pub struct Split {
+    pub statements: Vec<Statement>,
+    /// Client commands that are not SQL (SQL*Plus `SET ECHO OFF`, psql
+    /// `\connect`, mysql `source`, sqlite3 `.mode`), skipped and counted.
+    pub client_commands: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +52,10 @@ enum Block {
 }
 
 pub fn split(input: &str, dialect: Dialect) -> Vec<Statement> {
+    split_script(input, dialect).statements
+}
+
+pub fn split_script(input: &str, dialect: Dialect) -> Split {
     Splitter::new(input, dialect).run()
 }
 
@@ -49,6 +74,14 @@ struct Splitter<'a> {
     in_conditional: bool,
     /// A `COPY ... FROM stdin` statement just ended: skip its data lines.
     copy_data_pending: bool,
+    client_commands: usize,
+    /// Why the statement being read cannot be read whole.
+    problem: Option<String>,
+    /// After an unterminated `/*`: the line it opened on.
+    hidden_by: Option<usize>,
+    /// The last byte offset of each quote character seen so far: an opener
+    /// at or after it cannot be closed.
+    unclosed_from: Vec<(char, usize)>,
 }
 
 impl<'a> Splitter<'a> {
@@ -68,6 +101,10 @@ impl<'a> Splitter<'a> {
             block: None,
             in_conditional: false,
             copy_data_pending: false,
+            client_commands: 0,
+            problem: None,
+            hidden_by: None,
+            unclosed_from: Vec::new(),
         }
     }
 
@@ -138,14 +175,15 @@ impl<'a> Splitter<'a> {
                 if self.dialect == Dialect::Postgres && is_copy_from_stdin(&text) {
                     self.copy_data_pending = true;
                 }
-                self.out.push(Statement { text, raw, line: self.start_line });
+                self.out.push(Statement { text, raw, line: self.start_line, problem: self.problem.take(), hidden_by: self.hidden_by });
             }
         }
+        self.problem = None;
         self.text.clear();
         self.block = None;
     }
 
-    fn run(mut self) -> Vec<Statement> {
+    fn run(mut self) -> Split {
         while self.pos < self.src.len() {
             if self.at_line_start() && self.line_directive() {
                 continue;
@@ -183,8 +221,11 @@ impl<'a> Splitter<'a> {
             }
         }
         let end = self.src.len();
+        if self.in_conditional && self.problem.is_none() {
+            self.problem = Some("a MySQL conditional comment /*! ... is never closed".into());
+        }
         self.finish_statement(end);
-        self.out
+        Split { statements: self.out, client_commands: self.client_commands }
     }
 
     fn backslash_escapes(&self) -> bool {
@@ -204,13 +245,24 @@ impl<'a> Splitter<'a> {
             self.skip_line();
             return true;
         }
+        let first = trimmed.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let second = trimmed.split_whitespace().nth(1).unwrap_or("").to_ascii_uppercase();
         match self.dialect {
             Dialect::Mysql if self.statement_is_empty() => {
-                let mut words = trimmed.split_whitespace();
-                if words.next().is_some_and(|w| w.eq_ignore_ascii_case("delimiter")) {
-                    if let Some(d) = words.next() {
+                if first == "DELIMITER" {
+                    if let Some(d) = trimmed.split_whitespace().nth(1) {
                         self.delimiter = d.to_string();
                     }
+                    self.skip_line();
+                    return true;
+                }
+                // mysql client commands end at the end of the line, with or
+                // without a delimiter (`source f.sql`, `\. f.sql`, `use db`).
+                let client = trimmed.starts_with('\\')
+                    || matches!(first.as_str(), "SOURCE" | "CHARSET" | "CONNECT" | "REHASH" | "WARNINGS" | "NOWARNING" | "TEE" | "NOTEE" | "PAGER" | "NOPAGER" | "SYSTEM" | "PROMPT" | "EXIT" | "QUIT" | "EGO")
+                    || (first == "USE" && !trimmed.contains('('));
+                if client {
+                    self.client_commands += 1;
                     self.skip_line();
                     return true;
                 }
@@ -226,6 +278,12 @@ impl<'a> Splitter<'a> {
                     self.finish_statement(end);
                     return true;
                 }
+                // sqlcmd commands (`:setvar`, `:on error exit`).
+                if self.statement_is_empty() && trimmed.starts_with(':') {
+                    self.client_commands += 1;
+                    self.skip_line();
+                    return true;
+                }
             }
             Dialect::Oracle => {
                 if trimmed == "/" {
@@ -234,24 +292,23 @@ impl<'a> Splitter<'a> {
                     self.finish_statement(end);
                     return true;
                 }
-                // SQL*Plus commands that are not SQL.
-                if self.statement_is_empty() {
-                    let first = trimmed.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-                    if matches!(first.as_str(), "REM" | "REMARK" | "PROMPT" | "SPOOL" | "WHENEVER" | "@" | "@@")
-                        || trimmed.starts_with('@')
-                    {
-                        self.skip_line();
-                        return true;
-                    }
+                // SQL*Plus commands are not SQL and need no semicolon: left
+                // in, they would swallow the statement that follows.
+                if self.statement_is_empty() && (is_sqlplus_command(&first, &second) || trimmed.starts_with('@')) {
+                    self.client_commands += 1;
+                    self.skip_line();
+                    return true;
                 }
             }
             Dialect::Postgres if self.statement_is_empty() && trimmed.starts_with('\\') => {
                 // psql meta-command (\connect, \restrict, \set ...).
+                self.client_commands += 1;
                 self.skip_line();
                 return true;
             }
             Dialect::Sqlite if self.statement_is_empty() && trimmed.starts_with('.') => {
                 // sqlite3 dot-command.
+                self.client_commands += 1;
                 self.skip_line();
                 return true;
             }
@@ -359,20 +416,72 @@ impl<'a> Splitter<'a> {
 
     fn skip_block_comment(&mut self) {
         let rest = self.rest();
-        let len = rest[2..].find("*/").map(|i| i + 4).unwrap_or(rest.len());
-        self.advance(len);
+        match rest[2..].find("*/") {
+            Some(i) => self.advance(i + 4),
+            None => {
+                // Unterminated: the client would read the rest of the file
+                // as a comment. The statement before it stands; what follows
+                // is only split, so the reader can count what it hides.
+                let opened = self.line;
+                let end = self.pos;
+                self.finish_statement(end);
+                if self.hidden_by.is_none() {
+                    self.hidden_by = Some(opened);
+                }
+                self.skip_line();
+                return;
+            }
+        }
         if !self.statement_is_empty() {
             self.text.push(' ');
         }
     }
 
+    /// The closing quote was never found: the statement is cut before the
+    /// opening quote and marked, and reading resumes on the next line, so
+    /// one stray quote does not swallow the rest of the file.
+    fn unterminated(&mut self, what: &str, quote: char, start_pos: usize, start_line: usize, text_len: usize) {
+        let _ = quote;
+        self.pos = start_pos;
+        self.line = start_line;
+        self.text.truncate(text_len);
+        if self.raw_start.is_none() {
+            self.raw_start = Some(start_pos);
+            self.start_line = start_line;
+        }
+        self.problem = Some(format!("unterminated {what} starting at line {start_line}"));
+        self.finish_statement(start_pos);
+        self.skip_line();
+    }
+
+    /// True when no `quote` follows the opener at all, so it cannot be
+    /// closed: answered without scanning to the end once per opener.
+    fn known_unclosed(&mut self, quote: char) -> bool {
+        let last = match self.unclosed_from.iter().find(|(q, _)| *q == quote) {
+            Some(&(_, last)) => last,
+            None => {
+                let last = self.src.rfind(quote).unwrap_or(0);
+                self.unclosed_from.push((quote, last));
+                last
+            }
+        };
+        self.pos >= last
+    }
+
     /// A string or quoted identifier closed by `q`, where a doubled `q`
     /// escapes it (and a backslash does too, where the dialect says so).
     fn quoted(&mut self, q: char, backslash: bool) {
+        let (start_pos, start_line, text_len) = (self.pos, self.line, self.text.len());
+        let what = if q == '\'' { "string" } else { "quoted name" };
+        if self.known_unclosed(q) {
+            return self.unterminated(what, q, start_pos, start_line, text_len);
+        }
         self.take(1);
         loop {
             let rest = self.rest();
-            let Some(c) = rest.chars().next() else { return };
+            let Some(c) = rest.chars().next() else {
+                return self.unterminated(what, q, start_pos, start_line, text_len);
+            };
             if backslash && c == '\\' {
                 let n = 1 + rest[1..].chars().next().map(char::len_utf8).unwrap_or(0);
                 self.take(n);
@@ -391,10 +500,16 @@ impl<'a> Splitter<'a> {
     }
 
     fn quoted_until(&mut self, close: char) {
+        let (start_pos, start_line, text_len) = (self.pos, self.line, self.text.len());
+        if self.known_unclosed(close) {
+            return self.unterminated("bracketed name", close, start_pos, start_line, text_len);
+        }
         self.take(1);
         loop {
             let rest = self.rest();
-            let Some(c) = rest.chars().next() else { return };
+            let Some(c) = rest.chars().next() else {
+                return self.unterminated("bracketed name", close, start_pos, start_line, text_len);
+            };
             if c == close {
                 if rest[1..].starts_with(close) {
                     self.take(2);
@@ -419,8 +534,28 @@ impl<'a> Splitter<'a> {
             return;
         };
         let tag = &rest[..tag_len + 2];
-        let body_end = rest[tag.len()..].find(tag).map(|i| tag.len() + i + tag.len()).unwrap_or(rest.len());
-        self.take(body_end);
+        match rest[tag.len()..].find(tag) {
+            Some(i) => self.take(tag.len() + i + tag.len()),
+            None => {
+                let (start_pos, start_line, text_len) = (self.pos, self.line, self.text.len());
+                self.unterminated("dollar-quoted string", '$', start_pos, start_line, text_len);
+            }
+        }
+    }
+}
+
+/// SQL*Plus (and SQLcl) commands, which end at the end of their line.
+/// `SET` is one unless it is SQL's `SET TRANSACTION` / `SET ROLE` /
+/// `SET CONSTRAINT(S)`.
+fn is_sqlplus_command(first: &str, second: &str) -> bool {
+    match first {
+        "SET" => !matches!(second, "TRANSACTION" | "ROLE" | "CONSTRAINT" | "CONSTRAINTS"),
+        "REM" | "REMARK" | "PROMPT" | "SPOOL" | "WHENEVER" | "SHOW" | "SHO" | "COLUMN" | "COL" | "TTITLE" | "BTITLE"
+        | "REPHEADER" | "REPFOOTER" | "BREAK" | "COMPUTE" | "CLEAR" | "DEFINE" | "DEF" | "UNDEFINE" | "CONNECT" | "CONN"
+        | "DISCONNECT" | "EXIT" | "QUIT" | "PAUSE" | "HOST" | "ACCEPT" | "VARIABLE" | "VAR" | "PRINT" | "TIMING"
+        | "DESCRIBE" | "DESC" | "STORE" | "ARCHIVE" | "ATTRIBUTE" | "PASSWORD" | "STARTUP" | "SHUTDOWN" | "EXEC"
+        | "EXECUTE" | "START" | "@" | "@@" => true,
+        _ => false,
     }
 }
 
@@ -528,6 +663,33 @@ mod tests {
         let v = split("\n\n-- hi\n  CREATE TABLE a (x int);\n\nCREATE TABLE b (y int);", Dialect::Postgres);
         assert_eq!(v[0].line, 4);
         assert_eq!(v[1].line, 6);
+    }
+
+    #[test]
+    fn sqlplus_commands_without_semicolons_are_not_sql() {
+        let s = "SET ECHO OFF\nSET DEFINE OFF\nPROMPT creating\nCREATE TABLE t (a NUMBER);\nSET TRANSACTION READ ONLY;\n";
+        let out = split_script(s, Dialect::Oracle);
+        let v: Vec<&str> = out.statements.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(v, vec!["CREATE TABLE t (a NUMBER)", "SET TRANSACTION READ ONLY"]);
+        assert_eq!(out.client_commands, 3);
+    }
+
+    #[test]
+    fn an_unterminated_string_costs_one_statement() {
+        let s = "CREATE TABLE a (x int);\nCREATE TABLE b (y text DEFAULT 'oops);\nCREATE TABLE c (z int);\n";
+        let v = split(s, Dialect::Postgres);
+        assert_eq!(v.len(), 3, "{v:#?}");
+        assert!(v[1].problem.as_deref().is_some_and(|p| p.contains("line 2")), "{v:#?}");
+        assert_eq!(v[2].text, "CREATE TABLE c (z int)");
+        assert_eq!(v[2].line, 3);
+    }
+
+    #[test]
+    fn an_unterminated_block_comment_hides_the_rest() {
+        let v = split("CREATE TABLE a (x int);\n/* old\nCREATE TABLE b (y int);\n", Dialect::Mysql);
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert_eq!(v[0].hidden_by, None);
+        assert_eq!(v[1].hidden_by, Some(2));
     }
 
     #[test]

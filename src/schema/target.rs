@@ -5,7 +5,11 @@
 
 use serde::Serialize;
 
+use super::report::ObjectKind;
 use crate::model::{ColumnType, Dialect, Identity, QualifiedName};
+
+/// A report object: its kind and the name the report gives it.
+pub type ObjectRef = (ObjectKind, String);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSchema {
@@ -18,11 +22,19 @@ pub struct TargetSchema {
     pub foreign_keys: Vec<TargetForeignKey>,
     /// Complete statements (functions and triggers barge generates).
     pub triggers: Vec<String>,
+    /// For each of `triggers`, the report objects it serves.
+    pub trigger_owners: Vec<Vec<ObjectRef>>,
     pub views: Vec<TargetView>,
     /// Complete COMMENT statements (PostgreSQL).
     pub comments: Vec<String>,
+    /// For each of `comments`, the report object it documents.
+    pub comment_owners: Vec<ObjectRef>,
     /// Source text that could not be converted, emitted as comments.
     pub manual: Vec<ManualSection>,
+    /// Statements (by index in [`super::ddl::emitted`] order) the target
+    /// refused when checked, with the server's message: printed as
+    /// comments, not as SQL.
+    pub refused: Vec<(usize, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,11 +42,15 @@ pub struct TargetEnum {
     /// Quoted, qualified name.
     pub name: String,
     pub values: Vec<String>,
+    /// The named type or the column it was made for.
+    pub object: ObjectRef,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSequence {
     pub name: String,
+    /// The source sequence, as the report names it.
+    pub object: String,
     pub start: Option<i128>,
     pub increment: Option<i128>,
     pub min: Option<i128>,
@@ -64,6 +80,14 @@ pub struct TargetTable {
     pub engine: Option<String>,
     pub charset: Option<String>,
     pub collation: Option<String>,
+    /// The partitioning clause, in the target's syntax (PostgreSQL
+    /// `PARTITION BY RANGE (…)`, MySQL `PARTITION BY RANGE COLUMNS(…) (…)`).
+    pub partition_by: Option<String>,
+    /// A PostgreSQL partition: the quoted parent and the bound as written
+    /// (`FOR VALUES FROM (…) TO (…)`, `DEFAULT`), attached after creation.
+    pub partition_of: Option<(String, String)>,
+    /// PostgreSQL `INHERITS`: quoted parents.
+    pub inherits: Vec<String>,
 }
 
 impl TargetTable {
@@ -85,6 +109,9 @@ impl TargetTable {
             engine: None,
             charset: None,
             collation: None,
+            partition_by: None,
+            partition_of: None,
+            inherits: Vec::new(),
         }
     }
 
@@ -138,6 +165,8 @@ pub struct TargetIndex {
     pub include: Vec<String>,
     /// `FULLTEXT` / `SPATIAL` on MySQL.
     pub kind: Option<String>,
+    /// The source index, as the report names it.
+    pub object: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +181,8 @@ pub struct TargetForeignKey {
     pub deferrable: bool,
     pub initially_deferred: bool,
     pub not_valid: bool,
+    /// The source foreign key, as the report names it.
+    pub object: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,6 +191,10 @@ pub struct TargetView {
     pub columns: Vec<String>,
     pub query: String,
     pub materialized: bool,
+    /// The source view, as the report names it.
+    pub object: String,
+    /// Indexes of a materialized view, created right after it.
+    pub indexes: Vec<TargetIndex>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -107,7 +107,14 @@ fn lower_pg(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<TypeN
             T::Time { precision: Some(6), tz }
         }
         T::Bit { length: None, varying: false } => T::Bit { length: Some(1), varying: false },
-        T::Other { name } if source == Dialect::Postgres && !name.is_empty() => T::Other { name },
+        T::Other { name } if source == Dialect::Postgres && is_postgres_core_type(&name) => T::Other { name },
+        T::Other { name } if source == Dialect::Postgres && !name.is_empty() => {
+            // An extension's type (vector, geometry, hstore...) or one defined
+            // elsewhere: the target may lack it, and one column must not
+            // cost the table.
+            notes.push(note(codes::TYPE_UNKNOWN, Status::Warning, format!("{name} is not a built-in PostgreSQL type (an extension's, or defined outside the script): created as text, which holds its values' text form; install the extension and ALTER the column to keep the type")));
+            T::text()
+        }
         T::Other { name } => {
             let shown = if name.is_empty() { "untyped".to_string() } else { name };
             notes.push(note(codes::TYPE_UNKNOWN, Status::Warning, format!("{shown} has no PostgreSQL equivalent: mapped to text")));
@@ -120,6 +127,27 @@ fn lower_pg(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<TypeN
         }
         other => other,
     }
+}
+
+/// PostgreSQL's own types barge does not model, which every PostgreSQL
+/// server has (by name, without `pg_catalog.` and arguments).
+fn is_postgres_core_type(name: &str) -> bool {
+    let base = name.trim_start_matches("pg_catalog.").split('(').next().unwrap_or("").trim().trim_end_matches("[]");
+    const CORE: &[&str] = &[
+        "money", "inet", "cidr", "macaddr", "macaddr8", "tsvector", "tsquery", "point", "line", "lseg", "box", "path", "polygon",
+        "circle", "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange", "int4multirange", "int8multirange",
+        "nummultirange", "tsmultirange", "tstzmultirange", "datemultirange", "oid", "regclass", "regproc", "regprocedure", "regoper",
+        "regoperator", "regtype", "regconfig", "regdictionary", "regnamespace", "regrole", "regcollation", "pg_lsn", "pg_snapshot",
+        "txid_snapshot", "\"char\"", "xid", "xid8", "cid", "tid", "aclitem", "jsonpath", "refcursor",
+    ];
+    CORE.contains(&base)
+}
+
+/// MySQL/MariaDB types barge does not model that every server has.
+fn is_mysql_builtin_type(name: &str) -> bool {
+    let base = name.split('(').next().unwrap_or("").trim();
+    ["geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection", "inet4", "inet6"]
+        .contains(&base)
 }
 
 fn strip_charset(mut t: TextAttrs) -> TextAttrs {
@@ -196,7 +224,7 @@ fn lower_mysql(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<Ty
             notes.push(note(codes::TYPE_CHANGED, Status::Converted, "xml → longtext"));
             T::text()
         }
-        T::Other { name } if same && !name.is_empty() => T::Other { name },
+        T::Other { name } if same && is_mysql_builtin_type(&name) => T::Other { name },
         T::Other { name } => {
             let shown = if name.is_empty() { "untyped".to_string() } else { name };
             notes.push(note(codes::TYPE_UNKNOWN, Status::Warning, format!("{shown} has no MySQL equivalent: mapped to longtext")));
@@ -231,8 +259,8 @@ fn lower_sqlite(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<T
     use ColumnType as T;
     match ty {
         T::Int { bits: 64, unsigned: true } if col.identity.is_none() => {
-            notes.push(note(codes::TYPE_CHANGED, Status::Warning, "unsigned 64-bit integer → TEXT: SQLite integers are signed 64-bit"));
-            T::text()
+            notes.push(note(codes::EXACT_NUMERIC, Status::Warning, "unsigned 64-bit integer → NUMERIC(20,0): SQLite integers are signed 64-bit, so a value above 9223372036854775807 (which numeric affinity would round) is refused at load with its table, key and column"));
+            T::Decimal { precision: Some(20), scale: Some(0) }
         }
         // SQLite integers are 64-bit whatever the declared name; an unsigned
         // value is declared one size up, as PostgreSQL gets it.
@@ -240,13 +268,16 @@ fn lower_sqlite(source: Dialect, ty: ColumnType, col: &Column, notes: &mut Vec<T
         T::Int { bits, .. } => T::Int { bits, unsigned: false },
         T::Decimal { precision: Some(p), scale } if p <= 15 => T::Decimal { precision: Some(p), scale },
         T::Decimal { precision, scale } => {
+            // Numeric affinity sorts and compares as numbers (text would
+            // order 10, 100, 9.5); what it cannot hold exactly is refused at
+            // load rather than rounded.
             let shown = match (precision, scale) {
                 (Some(p), Some(s)) => format!("decimal({p},{s})"),
                 (Some(p), None) => format!("decimal({p})"),
                 _ => "numeric".into(),
             };
-            notes.push(note(codes::EXACT_NUMERIC, Status::Warning, format!("{shown} → TEXT: SQLite's NUMERIC keeps only 15 significant digits, text keeps them all")));
-            T::text()
+            notes.push(note(codes::EXACT_NUMERIC, Status::Warning, format!("{shown} → NUMERIC: SQLite's numeric affinity holds 15 significant digits (whole numbers up to 64 bits) exactly; a value needing more is refused at load with its table, key and column (--cast to TEXT keeps every digit but sorts as text)")));
+            T::Decimal { precision, scale }
         }
         T::Enum { .. } | T::Set { .. } => {
             // Enums become TEXT + CHECK; the emitter adds the check.

@@ -475,6 +475,12 @@ fn recognize_scalar(d: Dialect, s: &TypeSpec) -> ColumnType {
                 T::Interval { fields: fields.map(str::to_string), precision: None }
             }
             "integer" | "int" | "smallint" => T::Decimal { precision: Some(38), scale: Some(0) },
+            // ANSI types Oracle accepts and stores as NUMBER or FLOAT.
+            "decimal" | "numeric" | "dec" => decimal(Some(38), Some(0)),
+            "real" | "double precision" => T::Float64,
+            "character varying" | "char varying" => T::Varchar { length: n0, text: text_attrs(s, false) },
+            "national character varying" | "national char varying" | "nchar varying" => T::Varchar { length: n0, text: text_attrs(s, true) },
+            "national character" | "national char" => T::Char { length: Some(n0.unwrap_or(1)), text: text_attrs(s, true) },
             _ => T::Other { name: s.short() },
         },
     }
@@ -498,10 +504,10 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
             return T::Decimal { precision: n0, scale: s.arg_u32(1).or(n0.map(|_| 0)) };
         }
         "varchar" | "character varying" | "nvarchar" | "varying character" | "native character" => {
-            return T::Varchar { length: n0, text: TextAttrs::default() }
+            return T::Varchar { length: n0, text: text_attrs(s, false) }
         }
-        "char" | "character" | "nchar" => return T::Char { length: n0, text: TextAttrs::default() },
-        "text" | "clob" => return T::text(),
+        "char" | "character" | "nchar" => return T::Char { length: n0, text: text_attrs(s, false) },
+        "text" | "clob" => return T::Text { size: LobSize::Long, text: text_attrs(s, false) },
         "blob" => return T::Blob { size: LobSize::Long },
         "datetime" | "timestamp" => return T::Timestamp { precision: None, tz: false },
         "timestamptz" => return T::Timestamp { precision: None, tz: true },
@@ -510,17 +516,28 @@ fn recognize_sqlite(s: &TypeSpec) -> ColumnType {
         "jsonb" => return T::Jsonb,
         _ => {}
     }
+    // SQLite's own affinity rules, in its order (datatype3.html, 3.1).
     let upper = name.to_ascii_uppercase();
     if upper.contains("INT") {
         T::Int { bits: 64, unsigned: false }
     } else if upper.contains("CHAR") || upper.contains("CLOB") || upper.contains("TEXT") {
-        T::text()
+        T::Text { size: LobSize::Long, text: text_attrs(s, false) }
     } else if upper.contains("BLOB") {
         T::Blob { size: LobSize::Long }
     } else if upper.contains("REAL") || upper.contains("FLOA") || upper.contains("DOUB") {
         T::Float64
+    } else if upper.starts_with("BOOL") {
+        T::Bool
+    } else if upper.contains("DATE") || upper.contains("TIME") {
+        // NUMERIC affinity, but these hold dates and times (DATETIME2,
+        // SMALLDATETIME): the type their values mean.
+        if upper == "DATE" { T::Date } else { T::Timestamp { precision: None, tz: upper.contains("OFFSET") || upper.contains("TZ") } }
+    } else if ["GEOMETRY", "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"].contains(&upper.as_str()) {
+        // SpatiaLite keeps geometries as blobs.
+        T::Blob { size: LobSize::Long }
     } else {
-        T::Other { name: s.short() }
+        // Everything else has NUMERIC affinity.
+        T::Decimal { precision: n0, scale: s.arg_u32(1).or(n0.map(|_| 0)) }
     }
 }
 
@@ -573,8 +590,20 @@ mod tests {
         assert_eq!(r(Dialect::Oracle, "NUMBER(*,0)"), T::Decimal { precision: Some(38), scale: Some(0) });
         assert_eq!(r(Dialect::Oracle, "NUMBER(10)"), T::Decimal { precision: Some(10), scale: Some(0) });
         assert_eq!(r(Dialect::Oracle, "DATE"), T::Timestamp { precision: Some(0), tz: false });
+        assert_eq!(r(Dialect::Oracle, "DECIMAL(12,2)"), T::Decimal { precision: Some(12), scale: Some(2) });
+        assert_eq!(r(Dialect::Oracle, "NUMERIC(5)"), T::Decimal { precision: Some(5), scale: Some(0) });
+        assert_eq!(r(Dialect::Oracle, "DEC"), T::Decimal { precision: Some(38), scale: Some(0) });
+        assert_eq!(r(Dialect::Oracle, "DOUBLE PRECISION"), T::Float64);
+        assert_eq!(r(Dialect::Oracle, "FLOAT(24)"), T::Float64);
         assert_eq!(r(Dialect::Sqlite, "VARCHAR(255)"), T::varchar(255));
         assert_eq!(r(Dialect::Sqlite, "UNSIGNED BIG INT"), T::Int { bits: 64, unsigned: false });
+        assert_eq!(r(Dialect::Sqlite, "VARYING CHARACTER(255)"), T::varchar(255));
+        assert_eq!(r(Dialect::Sqlite, "NATIVE CHARACTER(70)"), T::varchar(70));
+        assert_eq!(r(Dialect::Sqlite, "LONG VARCHAR"), T::text());
+        assert_eq!(r(Dialect::Sqlite, "BLOB SUB_TYPE TEXT"), T::text());
+        assert_eq!(r(Dialect::Sqlite, "DATETIME2"), T::Timestamp { precision: None, tz: false });
+        assert_eq!(r(Dialect::Sqlite, "MONEY"), T::Decimal { precision: None, scale: None });
+        assert_eq!(r(Dialect::Sqlite, "CURRENCY(10,2)"), T::Decimal { precision: Some(10), scale: Some(2) });
     }
 
     #[test]
