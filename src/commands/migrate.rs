@@ -83,6 +83,12 @@ pub struct ValidateArgs {
     /// The table mappings the migration used
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// How identifiers were spelled on the target (as given to migrate)
+    #[arg(long, value_enum, default_value_t = crate::schema::naming::IdentCase::Lower)]
+    pub identifiers: crate::schema::naming::IdentCase,
+    /// A source schema mapped to a target schema (as given to migrate), e.g. 'dbo=app' (repeatable)
+    #[arg(long = "schema-map", value_name = "FROM=TO")]
+    pub schema_map: Vec<String>,
 }
 
 pub fn default_state_dir(source: &Endpoint, target: &Endpoint) -> PathBuf {
@@ -144,10 +150,11 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         print_report(&report, None, Some(&summary));
         return load_outcome(&report, &summary, args.on_error);
     }
+    let naming = opts.convert.naming.clone();
     let report = rt.block_on(fullload::run(&source, &target, opts))?;
     let mut validation = None;
     if args.validate {
-        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping))?);
+        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?);
     }
     print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
@@ -266,8 +273,9 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     let source = Endpoint::parse(&args.source)?;
     let target = Endpoint::parse(&args.target)?;
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
+    let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
     let rt = runtime()?;
-    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping))?;
+    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?;
     if output::get().json {
         println!("{}", serde_json::json!({ "ok": v.ok(), "validation": v }));
     } else {

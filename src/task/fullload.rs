@@ -679,7 +679,7 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
     }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (r, w) = tokio::join!(read_rows(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
+    let (r, w) = tokio::join!(transfer::read_tolerant(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;

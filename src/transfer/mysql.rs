@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
-use super::{Batch, ReadSpec, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
+use super::{BadCells, BadValue, Batch, Mismatch, ReadSpec, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
 use crate::codec::mysqltext;
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, Dialect, Value};
@@ -22,8 +22,14 @@ fn mysql_error(display: &str, sql: &str, e: mysql_async::Error) -> Error {
 
 /// Reads `spec.select` and sends decoded batches.
 pub async fn read(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_with(conn, display, table, spec, Mismatch::Fail, tx).await
+}
+
+/// [`read`], with a choice of what a value that does not decode does.
+pub(crate) async fn read_with(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, mismatch: Mismatch, tx: mpsc::Sender<Batch>) -> Result<u64> {
     let mut result = conn.query_iter(spec.select.as_str()).await.map_err(|e| mysql_error(display, &spec.select, e))?;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut bad = Vec::new();
     let mut bytes = 0usize;
     let mut total = 0u64;
     while let Some(row) = result.next().await.map_err(|e| mysql_error(display, &spec.select, e))? {
@@ -35,12 +41,16 @@ pub async fn read(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, 
                 mysql_async::Value::NULL => Value::Null,
                 mysql_async::Value::Bytes(b) => {
                     bytes += b.len();
-                    mysqltext::decode(&b, ty).map_err(|e| Error::Table {
-                        table: table.into(),
-                        row: Some(format!("#{}", total + batch.len() as u64 + 1)),
-                        message: format!("column {}: {e}", i + 1),
-                        hint: None,
-                    })?
+                    match mysqltext::decode(&b, ty) {
+                        Ok(v) => v,
+                        Err(e) if mismatch == Mismatch::PassAsText => {
+                            bad.push(BadValue { row: batch.len(), column: i, reason: e, table: table.to_string() });
+                            super::raw_value(&b)
+                        }
+                        Err(e) => {
+                            return Err(Error::Table { table: table.into(), row: Some(format!("#{}", total + batch.len() as u64 + 1)), message: format!("column {}: {e}", i + 1), hint: None })
+                        }
+                    }
                 }
                 other => {
                     // The text protocol only sends bytes; be lenient anyway.
@@ -52,7 +62,7 @@ pub async fn read(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, 
         batch.push(out);
         if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
             total += batch.len() as u64;
-            let b = Batch { rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)), bytes };
+            let b = Batch { rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)), bytes, bad: std::mem::take(&mut bad) };
             bytes = 0;
             if tx.send(b).await.is_err() {
                 // Drain the result so the connection stays usable.
@@ -63,7 +73,7 @@ pub async fn read(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, 
     }
     total += batch.len() as u64;
     if !batch.is_empty() {
-        let _ = tx.send(Batch { rows: batch, bytes }).await;
+        let _ = tx.send(Batch { rows: batch, bytes, bad }).await;
     }
     Ok(total)
 }
@@ -111,8 +121,13 @@ pub async fn write(conn: &mut Conn, display: &str, spec: &WriteSpec, mut rx: mps
         let mut buf: Vec<u8> = Vec::with_capacity(batch.bytes + batch.rows.len() * 8);
         let mut kept: Vec<Vec<Value>> = Vec::with_capacity(batch.rows.len());
         let mut line = Vec::with_capacity(1024);
-        for mut row in batch.rows {
+        let mut bad = BadCells::new(&batch.bad);
+        for (ri, mut row) in batch.rows.into_iter().enumerate() {
             line.clear();
+            if let Err(r) = super::admit_bad(bad.of_row(ri), &row, &spec.columns) {
+                super::postgres::refuse(spec, policy, row, r)?;
+                continue;
+            }
             let res = policy.prepare(&mut row, &spec.columns, true).and_then(|_| {
                 for (i, v) in row.iter().enumerate() {
                     if i > 0 {
