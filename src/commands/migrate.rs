@@ -53,6 +53,9 @@ pub struct MigrateArgs {
     /// After the load, compare row counts and checksums (as `barge validate` does)
     #[arg(long)]
     pub validate: bool,
+    /// Discard the state directory's earlier run and start over: the full load runs again, the change capture it set up is removed, and so is the target's saved change position
+    #[arg(long)]
+    pub restart: bool,
     #[command(flatten)]
     pub schema: crate::commands::convert::SchemaArgs,
     #[command(flatten)]
@@ -142,6 +145,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     let rt = runtime()?;
+    rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode != Mode::FullLoad {
         return rt.block_on(full_load_and_cdc(&args, &source, &target, opts, sink));
     }
@@ -163,6 +167,22 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         }
     }
     load_outcome(&report, &SinkSummary::default(), args.on_error)
+}
+
+/// Before a run trusts its state directory: `--restart` discards it;
+/// otherwise the state must belong to the databases the URLs reach now
+/// (see `task::identity`). Both connect first, so an unreachable endpoint
+/// fails the run before anything is written.
+async fn check_state(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, restart: bool) -> Result<()> {
+    use crate::task::identity;
+    if restart {
+        identity::restart(source, target, &opts.state_dir).await?;
+    }
+    identity::check(source, target, &opts.state_dir, || async {
+        let planned = fullload::plan(source, target, opts).await?;
+        Ok(planned.jobs.into_iter().map(|j| (j.key, j.target)).collect())
+    })
+    .await
 }
 
 /// The exit status of a load: failed tables fail the run, and so do records
@@ -199,7 +219,12 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
     let tables = fullload::plan_tables(source, target, &opts).await?;
     let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
-    let report = replicate(run, tables, capture, &args.cdc).await?;
+    let report = replicate(run, tables, capture, &args.cdc).await;
+    // What the target holds now, for the next run's check (also after a failure).
+    if let Err(e) = crate::task::identity::record_cdc_position(target, &opts.state_dir).await {
+        output::verbose(format!("could not record the target's change position: {e}"));
+    }
+    let report = report?;
     print_cdc_report(&report);
     if report.interrupted {
         return Err(Error::Interrupted);

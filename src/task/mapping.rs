@@ -241,11 +241,14 @@ impl Mapping {
         }
         let names: Vec<String> = schema.tables.iter().take(30).map(|t| t.name.to_string()).collect();
         let patterns: Vec<String> = self.selections().map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
-        Err(crate::error::Error::Usage(if schema.tables.is_empty() {
-            format!("the source {src} has no tables")
-        } else {
-            format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))
-        }))
+        if schema.tables.is_empty() {
+            // Not a usage error: the command was right, the database is empty.
+            return Err(crate::error::Error::Other {
+                message: format!("the source {src} has no tables: nothing to move or compare"),
+                hint: Some("check the database name in the URL (and ?schema= for PostgreSQL), and that the user can see its tables".into()),
+            });
+        }
+        Err(crate::error::Error::Usage(format!("no table matches {}; the source has: {}", patterns.join(", "), names.join(", "))))
     }
 
     /// Columns to add to a table, computed on read.

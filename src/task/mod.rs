@@ -4,6 +4,7 @@
 
 pub mod cdc;
 pub mod fullload;
+pub mod identity;
 pub mod mapping;
 pub mod measure_db;
 pub mod pack_source;
