@@ -265,9 +265,34 @@ impl RowPolicy {
                 return Err((i, "NULL in a NOT NULL column".into()));
             }
             fits(v, &c.ty).map_err(|why| (i, why))?;
+            if target_is_mysql {
+                fits_mysql_lob(v, &c.ty).map_err(|why| (i, why))?;
+            }
         }
         Ok(())
     }
+}
+
+/// MySQL's TEXT and BLOB types hold at most 255 bytes (TINY), 64 KiB,
+/// 16 MiB (MEDIUM) or 4 GiB (LONG). `LOAD DATA LOCAL` would cut a longer
+/// value with only a warning, after storing it: refuse it first.
+fn fits_mysql_lob(v: &Value, ty: &ColumnType) -> Result<(), String> {
+    use crate::model::types::LobSize;
+    let (len, size, kind) = match (v, ty) {
+        (Value::Text(s) | Value::Json(s), ColumnType::Text { size, .. }) => (s.len(), *size, "text"),
+        (Value::Bytes(b), ColumnType::Blob { size }) => (b.len(), *size, "blob"),
+        _ => return Ok(()),
+    };
+    let (max, name) = match size {
+        LobSize::Tiny => (255usize, "tiny"),
+        LobSize::Regular => (65_535, ""),
+        LobSize::Medium => (16_777_215, "medium"),
+        LobSize::Long => (u32::MAX as usize, "long"),
+    };
+    if len > max {
+        return Err(format!("{len} bytes do not fit in a {name}{kind} column (at most {max} bytes); map the column to a larger type with --cast"));
+    }
+    Ok(())
 }
 
 /// The [`BadValue`]s of one row at a time, for a writer walking a batch.

@@ -20,6 +20,20 @@ fn mysql_error(display: &str, sql: &str, e: mysql_async::Error) -> Error {
     Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(sql)), hint: None }
 }
 
+/// A failed read; a row larger than the packets the connection takes is
+/// named, with the server setting that decides it.
+fn read_error(display: &str, table: &str, sql: &str, row: u64, e: mysql_async::Error) -> Error {
+    if e.to_string().contains("max_allowed_packet") {
+        return Error::Table {
+            table: table.to_string(),
+            row: Some(format!("#{row} (in the order read)")),
+            message: "the row is larger than max_allowed_packet, the largest packet the server lets a connection take".into(),
+            hint: Some("raise it on the server, e.g. SET GLOBAL max_allowed_packet = 1073741824 (1 GiB, the most it takes), then rerun: new connections get the new value".into()),
+        };
+    }
+    mysql_error(display, sql, e)
+}
+
 /// Reads `spec.select` and sends decoded batches.
 pub async fn read(conn: &mut Conn, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
     read_with(conn, display, table, spec, Mismatch::Fail, tx).await
@@ -32,7 +46,7 @@ pub(crate) async fn read_with(conn: &mut Conn, display: &str, table: &str, spec:
     let mut bad = Vec::new();
     let mut bytes = 0usize;
     let mut total = 0u64;
-    while let Some(row) = result.next().await.map_err(|e| mysql_error(display, &spec.select, e))? {
+    while let Some(row) = result.next().await.map_err(|e| read_error(display, table, &spec.select, total + batch.len() as u64 + 1, e))? {
         let raw = row.unwrap();
         let mut out = Vec::with_capacity(raw.len());
         for (i, v) in raw.into_iter().enumerate() {
@@ -112,9 +126,24 @@ pub fn load_statement(spec: &WriteSpec) -> String {
     s
 }
 
+/// Bytes per piece of `LOAD DATA LOCAL INFILE` data sent to the server:
+/// 1 MiB, or half the server's max_allowed_packet if that is smaller. A
+/// value of any length goes through: the server reads the file a packet
+/// at a time.
+fn infile_piece(max_allowed_packet: Option<u64>) -> usize {
+    let max = max_allowed_packet.unwrap_or(1 << 20).max(1024);
+    ((max / 2) as usize).clamp(512, 1 << 20)
+}
+
 /// Writes batches with one `LOAD DATA LOCAL INFILE` each.
 pub async fn write(conn: &mut Conn, display: &str, spec: &WriteSpec, mut rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
     let load = load_statement(spec);
+    // The client refuses to write a packet larger than the server's
+    // max_allowed_packet, and a refusal in the middle of LOAD DATA would
+    // leave the server session waiting for the rest of the file, holding
+    // its locks: the data goes in pieces well below it.
+    let max_packet: Option<u64> = conn.query_first("SELECT @@max_allowed_packet").await.map_err(|e| mysql_error(display, "SELECT @@max_allowed_packet", e))?;
+    let piece = infile_piece(max_packet);
     let mut written = 0u64;
     while let Some(batch) = rx.recv().await {
         let n = batch.rows.len() as u64;
@@ -153,7 +182,10 @@ pub async fn write(conn: &mut Conn, display: &str, spec: &WriteSpec, mut rx: mps
         let len = buf.len() as u64;
         let data = Bytes::from(buf);
         conn.set_infile_handler(async move {
-            let stream: mysql_async::InfileData = Box::pin(futures::stream::iter(std::iter::once(Ok(data))));
+            // In pieces: the client refuses to write one packet larger than
+            // the server's max_allowed_packet, whatever the rows add up to.
+            let pieces: Vec<std::io::Result<Bytes>> = (0..data.len()).step_by(piece).map(|i| Ok(data.slice(i..(i + piece).min(data.len())))).collect();
+            let stream: mysql_async::InfileData = Box::pin(futures::stream::iter(pieces));
             Ok(stream)
         });
         conn.query_drop(load.as_str()).await.map_err(|e| mysql_error(display, &load, e))?;
