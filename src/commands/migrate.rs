@@ -163,7 +163,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
         if !v.ok() {
-            return Err(Error::Mismatch(format!("validation found differences in {} table(s)", v.failed_tables())));
+            return Err(Error::Mismatch(v.summary()));
         }
     }
     load_outcome(&report, &SinkSummary::default(), args.on_error)
@@ -307,7 +307,7 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         v.print();
     }
     if !v.ok() {
-        return Err(Error::Mismatch(format!("{} table(s) differ", v.failed_tables())));
+        return Err(Error::Mismatch(v.summary()));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -43,7 +43,7 @@ pub enum Identity {
         inode: u64,
         /// Creation time in nanoseconds since the epoch, where the file
         /// system keeps it (a re-created file may reuse the inode).
-        created: Option<i128>,
+        created: Option<u64>,
     },
     /// Files and streams: the URL is all there is.
     Other {
@@ -166,7 +166,7 @@ fn sqlite_identity(ep: &Endpoint) -> Result<Identity> {
     let Endpoint::Sqlite(e) = ep else { return Ok(Identity::Other { url: ep.to_string() }) };
     let Some(path) = &e.path else { return Ok(Identity::Other { url: ep.to_string() }) };
     let meta = std::fs::metadata(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-    let created = meta.created().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i128);
+    let created = meta.created().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos() as u64);
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
     Ok(Identity::Sqlite { path: canonical.display().to_string(), inode: meta.ino(), created })
 }

@@ -88,8 +88,27 @@ impl ValidationReport {
         self.tables.iter().all(|t| t.equal)
     }
 
-    pub fn failed_tables(&self) -> usize {
-        self.tables.iter().filter(|t| !t.equal).count()
+    /// The tables that differ and how, in one line for the final error.
+    pub fn summary(&self) -> String {
+        let what: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| !t.equal)
+            .map(|t| {
+                let why = if t.missing_table {
+                    "missing on the target".to_string()
+                } else if !t.missing_columns.is_empty() {
+                    format!("{} column(s) missing on the target", t.missing_columns.len())
+                } else {
+                    let n = t.missing_rows + t.extra_rows + t.changed_rows;
+                    if n > 0 { format!("{n} row(s) differ") } else { "checksums differ".to_string() }
+                };
+                format!("{} ({why})", t.label())
+            })
+            .collect();
+        let shown = what.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+        let more = if what.len() > 10 { format!(" and {} more", what.len() - 10) } else { String::new() };
+        format!("validation found differences in {} of {} table(s): {shown}{more}", what.len(), self.tables.len())
     }
 
     pub fn print(&self) {
