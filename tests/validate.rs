@@ -261,9 +261,18 @@ async fn text_in_an_integer_column_is_named_and_the_hint_works() {
 
 // ---- a 100 MB value into MariaDB ---------------------------------------------------
 
+/// Server sessions still on `db` once barge has exited: a closed one may
+/// take the server a moment to reap; a stuck one ("Reading file") stays.
 async fn sessions_left(db: &TestDb) -> String {
-    let r = db.query_row(&format!("SELECT COUNT(*), GROUP_CONCAT(CONCAT(COMMAND, ':', STATE)) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND ID <> CONNECTION_ID()", db.name)).await;
-    format!("{} {}", r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default())
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = db.query_row(&format!("SELECT COUNT(*), GROUP_CONCAT(CONCAT(COMMAND, ':', STATE)) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND ID <> CONNECTION_ID()", db.name)).await;
+        let left = format!("{} {}", r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default());
+        if left == "0 " || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,6 +163,11 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
         if !v.ok() {
+            if output::get().json {
+                // The report above holds the error: one object on stdout.
+                eprintln!("error: {}", v.summary());
+                return Ok(ExitCode::from(crate::error::exit::MISMATCH));
+            }
             return Err(Error::Mismatch(v.summary()));
         }
     }
@@ -256,6 +261,10 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
         let mut j = serde_json::json!({ "ok": true, "load": r });
         if let Some(v) = v {
             j["validation"] = serde_json::to_value(v).unwrap_or_default();
+            if !v.ok() {
+                j["ok"] = serde_json::Value::Bool(false);
+                j["error"] = serde_json::json!({ "kind": "mismatch", "message": v.summary() });
+            }
         }
         if let Some(s) = sink {
             j["ok"] = serde_json::Value::Bool(s.error_records == 0);
@@ -268,7 +277,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
     for t in &r.tables {
         let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
         let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
-        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.source, t.rows, human_bytes(t.bytes), t.seconds, rate);
+        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
     }
     let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
@@ -302,7 +311,15 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?;
     if output::get().json {
-        println!("{}", serde_json::json!({ "ok": v.ok(), "validation": v }));
+        // One object on stdout, the error included.
+        let mut j = serde_json::json!({ "ok": v.ok(), "validation": v });
+        if !v.ok() {
+            j["error"] = serde_json::json!({ "kind": "mismatch", "message": v.summary() });
+            println!("{j}");
+            eprintln!("error: {}", v.summary());
+            return Ok(ExitCode::from(crate::error::exit::MISMATCH));
+        }
+        println!("{j}");
     } else {
         v.print();
     }

@@ -502,7 +502,7 @@ pub(crate) async fn load(
         }
         let c = Arc::new(Counters::default());
         counters.insert(j.key.clone(), c.clone());
-        let task = opts.progress.task(&j.key, (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
+        let task = opts.progress.task(&j.target.name.join("."), (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
         task.inc(done_rows);
         tasks_by_table.insert(j.key.clone(), task.clone());
         let chunks = ts.chunks.clone();

@@ -34,8 +34,8 @@ fn hash_of(parts: &[String]) -> u64 {
     h.finish()
 }
 
-fn bucket_of(row: &Row, key: &[usize]) -> usize {
-    let h = if key.is_empty() { hash_of(&row.canon) } else { hash_of(&key.iter().map(|&i| row.canon[i].clone()).collect::<Vec<_>>()) };
+fn bucket_of(canon: &[String], key: &[usize]) -> usize {
+    let h = if key.is_empty() { hash_of(canon) } else { hash_of(&key.iter().map(|&i| canon[i].clone()).collect::<Vec<_>>()) };
     (h as usize) % BUCKETS
 }
 
@@ -102,9 +102,10 @@ async fn sums(mut rows: Rows<'_>, key: &[usize], progress: Option<&dyn Task>) ->
     let mut b = vec![Bucket::default(); BUCKETS];
     let mut shown = 0;
     while let Some(r) = rows.next().await {
-        let i = bucket_of(&r, key);
+        let canon = r.canon();
+        let i = bucket_of(&canon, key);
         b[i].rows += 1;
-        b[i].sum = b[i].sum.wrapping_add(hash_of(&r.canon));
+        b[i].sum = b[i].sum.wrapping_add(hash_of(&canon));
         if let Some(p) = progress {
             if rows.count - shown >= 4096 {
                 p.inc(rows.count - shown);
@@ -124,8 +125,9 @@ type Held = BTreeMap<Vec<String>, Vec<Row>>;
 async fn hold(mut rows: Rows<'_>, key: &[usize], chosen: &[bool]) -> Held {
     let mut out: Held = BTreeMap::new();
     while let Some(r) = rows.next().await {
-        if chosen[bucket_of(&r, key)] {
-            let k = if key.is_empty() { r.canon.clone() } else { key.iter().map(|&i| r.canon[i].clone()).collect() };
+        let canon = r.canon();
+        if chosen[bucket_of(&canon, key)] {
+            let k = if key.is_empty() { canon } else { key.iter().map(|&i| canon[i].clone()).collect() };
             out.entry(k).or_default().push(r);
         }
     }
@@ -150,7 +152,7 @@ fn diff_held(left: &Held, right: &Held, plan: &Plan, f: &mut Findings) {
                 // One row per key: compare it; more than one (a key the
                 // target does not enforce): the surplus is extra.
                 let (a, b) = (&rows[0], &other[0]);
-                if a.canon != b.canon {
+                if !a.same(b) {
                     f.changed(format!("{name} ({})", a.changes(b, &plan.names)));
                 }
                 for _ in rows.len()..other.len() {

@@ -112,6 +112,18 @@ pub fn comparison_type(source: &ColumnType, target: &ColumnType) -> ColumnType {
     }
 }
 
+/// Whether two values compare equal, without building their canonical
+/// text where the values show it at once (the common case: equal rows).
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::TimestampTz(x), Value::Timestamp(y)) | (Value::Timestamp(y), Value::TimestampTz(x)) => x.naive_utc() == *y,
+        (Value::Bool(x), Value::Int(y)) | (Value::Int(y), Value::Bool(x)) => *y == *x as i64,
+        (Value::Float32(x), Value::Float32(y)) if x.is_nan() && y.is_nan() => true,
+        (Value::Float64(x), Value::Float64(y)) if x.is_nan() && y.is_nan() => true,
+        _ => a == b || canonical(a) == canonical(b),
+    }
+}
+
 /// What is done to each value of a row before it is compared.
 #[derive(Debug, Clone, Default)]
 pub struct Normalizer {
@@ -140,7 +152,7 @@ impl Normalizer {
                     v => v,
                 };
                 match (v, self.scales.get(i).copied().flatten()) {
-                    (Value::Decimal(d), Some(s)) => Value::Decimal(crate::model::value::round_decimal(&d, s)),
+                    (Value::Decimal(d), Some(s)) if d.split_once('.').is_some_and(|(_, f)| f.len() > s as usize) => Value::Decimal(crate::model::value::round_decimal(&d, s)),
                     (v, _) => v,
                 }
             })

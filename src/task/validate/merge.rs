@@ -89,7 +89,7 @@ async fn walk(rxa: mpsc::Receiver<Batch>, rxb: mpsc::Receiver<Batch>, plan: &Pla
                         y = step(b.next().await)?;
                     }
                     Ordering::Equal => {
-                        if ra.canon != rb.canon {
+                        if !ra.same(rb) {
                             f.changed(format!("{} ({})", ra.name(&plan.key), ra.changes(rb, &plan.names)));
                         }
                         x = step(a.next().await)?;

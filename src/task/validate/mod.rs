@@ -20,7 +20,6 @@ mod side;
 
 use std::sync::Arc;
 
-pub use canon::canonical;
 use canon::{comparison_type, KeyOrder, Normalizer};
 use rows::{Findings, Plan};
 use side::Side;

@@ -3,7 +3,7 @@
 
 use tokio::sync::mpsc;
 
-use super::canon::{canonical, key_text, shown_pair, KeyPart, Normalizer};
+use super::canon::{canonical, key_text, same, shown_pair, KeyPart, Normalizer};
 use crate::model::Value;
 use crate::transfer::Batch;
 
@@ -21,22 +21,27 @@ pub(super) struct Plan {
     pub target: Normalizer,
 }
 
-/// One row, normalized: its values (to show) and their canonical text (to
-/// compare).
+/// One row, normalized.
 pub(super) struct Row {
     pub values: Vec<Value>,
-    pub canon: Vec<String>,
 }
 
 impl Row {
     pub fn new(norm: &Normalizer, raw: Vec<Value>) -> Row {
-        let values = norm.apply(raw);
-        let canon = values.iter().map(canonical).collect();
-        Row { values, canon }
+        Row { values: norm.apply(raw) }
+    }
+
+    /// The canonical text of every value (for hashing).
+    pub fn canon(&self) -> Vec<String> {
+        self.values.iter().map(canonical).collect()
     }
 
     pub fn key(&self, key: &[usize]) -> Vec<KeyPart> {
         key.iter().map(|&i| KeyPart::of(&self.values[i])).collect()
+    }
+
+    pub fn same(&self, other: &Row) -> bool {
+        self.values.len() == other.values.len() && self.values.iter().zip(&other.values).all(|(a, b)| same(a, b))
     }
 
     /// How the row is named in messages: its key, or all its values.
@@ -50,13 +55,13 @@ impl Row {
 
     /// The columns that differ, as `name: 'a' ≠ 'b'`.
     pub fn changes(&self, other: &Row, names: &[String]) -> String {
-        self.canon
+        self.values
             .iter()
-            .zip(&other.canon)
+            .zip(&other.values)
             .enumerate()
-            .filter(|(_, (x, y))| x != y)
-            .map(|(i, _)| {
-                let (a, b) = shown_pair(&self.values[i], &other.values[i]);
+            .filter(|(_, (x, y))| !same(x, y))
+            .map(|(i, (x, y))| {
+                let (a, b) = shown_pair(x, y);
                 format!("{}: {a} ≠ {b}", names.get(i).map(String::as_str).unwrap_or("?"))
             })
             .collect::<Vec<_>>()
