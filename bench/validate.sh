@@ -41,8 +41,8 @@ pg_recreate_db src
 pgq src "CREATE TABLE facts (id bigint PRIMARY KEY, grp int NOT NULL, label text NOT NULL, amount numeric(12,2), at timestamptz, flag boolean);
          INSERT INTO facts SELECT g, g % 1000, 'label ' || md5(g::text), (g % 100000) / 100.0,
                                   timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', g % 3 = 0
-                           FROM generate_series(1, $ROWS) g;
-         VACUUM ANALYZE facts;" >/dev/null
+                           FROM generate_series(1, $ROWS) g" >/dev/null
+pgq src "VACUUM ANALYZE facts" >/dev/null
 SRC_MB=$(pgq src "SELECT pg_total_relation_size('facts') / 1000000")
 SRC_URL=$(pg_url src)
 log "source ready: $SRC_MB MB"
