@@ -298,11 +298,13 @@ where
     }
     if !problems.is_empty() {
         return Err(Error::Other {
-            message: format!("the state in {} does not match what the databases hold now, so the run cannot carry on from it:\n  - {}", dir.display(), problems.join("\n  - ")),
-            hint: Some(format!(
-                "rerun with --restart to discard this state and start over (the full load runs again; existing target tables then need --target-schema truncate), or give another --state-dir; the state was: {}",
-                describe(&state)
-            )),
+            message: format!(
+                "the state in {} ({}) does not match what the databases hold now, so the run cannot carry on from it:\n  - {}",
+                dir.display(),
+                describe(&state),
+                problems.join("\n  - ")
+            ),
+            hint: Some("add --restart to discard this state and start over: the full load runs again (with --target-schema truncate if the target still has the tables); or give another --state-dir".into()),
         });
     }
     save(dir, &Recorded { source, target, cdc_position })
@@ -330,7 +332,7 @@ fn describe(s: &RunState) -> String {
         Phase::Post => "building keys and indexes",
         Phase::Done => "applying changes",
     };
-    format!("{phase}, {} tables, {} → {}", s.tables.len(), s.source, s.target)
+    format!("{phase}, {} table(s)", s.tables.len())
 }
 
 /// After change capture ran: remembers the target's position, so the next

@@ -23,12 +23,13 @@ pub(super) enum Merged {
     OutOfOrder(String),
 }
 
-pub(super) async fn merge(src: &mut Side<'_>, dst: &mut Side<'_>, range: KeyRange, plan: &Plan, progress: &dyn Task) -> Result<Merged> {
+pub(super) async fn merge(src: &mut Side, dst: &mut Side, range: KeyRange, plan: &Plan, progress: &dyn Task) -> Result<Merged> {
     let (txa, rxa) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
     let (txb, rxb) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (sl, dl) = (src.label.clone(), dst.label.clone());
-    let (ra, rb, out) = tokio::join!(src.read(range, true, txa), dst.read(range, true, txb), walk(rxa, rxb, plan, progress, (&sl, &dl)));
+    let (ra, rb) = (src.spawn_read(range, true, txa), dst.spawn_read(range, true, txb));
+    let out = walk(rxa, rxb, plan, progress, (&src.label, &dst.label)).await;
     // A reader that failed ended its stream early: its error is the news.
+    let (ra, rb) = (src.join_read(ra).await, dst.join_read(rb).await);
     ra?;
     rb?;
     Ok(out)

@@ -166,7 +166,9 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, mapping: &Mapping, naming: &Nam
     let pairs = pair_tables(&source_schema, &target_schema, d.dialect(), mapping, naming);
     let mut out = Vec::new();
     for p in pairs {
-        out.push(check_table(&mut s, &mut d, &p, progress.as_ref()).await?);
+        let (check, s2, d2) = check_table(s, d, &p, progress.as_ref()).await?;
+        (s, d) = (s2, d2);
+        out.push(check);
     }
     Ok(ValidationReport { tables: out })
 }
@@ -231,7 +233,9 @@ fn table_sql(d: Dialect, t: &QualifiedName) -> String {
     }
 }
 
-async fn check_table(s: &mut Db, d: &mut Db, p: &Pair, progress: &dyn Progress) -> Result<TableCheck> {
+/// Compares one pair of tables. The connections go into the two sides (and
+/// from there to the tasks that read) and come back when it is done.
+async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<(TableCheck, Db, Db)> {
     let (sd, dd) = (s.dialect(), d.dialect());
     let mut check = TableCheck { source: p.source.name.to_string(), equal: true, missing_columns: p.missing_columns.clone(), ..Default::default() };
     let read = |dialect: Dialect, name: &str, ty: &ColumnType| super::fullload::read_expr(dialect, &quote(dialect, name), ty);
@@ -244,7 +248,7 @@ async fn check_table(s: &mut Db, d: &mut Db, p: &Pair, progress: &dyn Progress) 
         order: None,
         int_key: p.int_key.map(|i| quote(sd, &p.columns[i].0)),
         filter: p.filter.clone(),
-        db: s,
+        db: Some(s),
     };
     let tt = match &p.target {
         Ok(t) => t,
@@ -255,7 +259,7 @@ async fn check_table(s: &mut Db, d: &mut Db, p: &Pair, progress: &dyn Progress) 
             check.missing_table = true;
             check.source_rows = src.count().await?;
             check.note = Some("the table is not on the target: it was not created, or was dropped".into());
-            return Ok(check);
+            return Ok((check, src.into_db()?, d));
         }
     };
     check.target = tt.name.to_string();
@@ -276,7 +280,7 @@ async fn check_table(s: &mut Db, d: &mut Db, p: &Pair, progress: &dyn Progress) 
         int_key: p.int_key.map(|i| quote(dd, &p.columns[i].1)),
         // The filter is in the source's SQL; the target holds only filtered rows.
         filter: None,
-        db: d,
+        db: Some(d),
     };
     let scales: Vec<Option<u32>> = p.columns.iter().map(|(_, _, _, t)| match t {
         ColumnType::Decimal { scale, .. } => *scale,
@@ -322,7 +326,7 @@ async fn check_table(s: &mut Db, d: &mut Db, p: &Pair, progress: &dyn Progress) 
         let names: Vec<&str> = p.key.iter().map(|&i| p.columns[i].0.as_str()).collect();
         check.note = Some(format!("keys shown are ({})", names.join(", ")));
     }
-    Ok(check)
+    Ok((check, src.into_db()?, dst.into_db()?))
 }
 
 fn apply(check: &mut TableCheck, f: Findings, note: Option<String>) {
@@ -340,7 +344,7 @@ fn apply(check: &mut TableCheck, f: Findings, note: Option<String>) {
 
 /// Both sides read through barge: in key order where both engines can
 /// sort the key as barge compares it, else by hash buckets.
-async fn client_compare(src: &mut Side<'_>, dst: &mut Side<'_>, plan: &Plan, task: &dyn crate::progress::Task) -> Result<(Findings, Option<String>)> {
+async fn client_compare(src: &mut Side, dst: &mut Side, plan: &Plan, task: &dyn crate::progress::Task) -> Result<(Findings, Option<String>)> {
     if !plan.key.is_empty() && src.order.is_some() && dst.order.is_some() {
         match merge::merge(src, dst, KeyRange::ALL, plan, task).await? {
             merge::Merged::Done(f) => return Ok((f, None)),
@@ -354,7 +358,7 @@ async fn client_compare(src: &mut Side<'_>, dst: &mut Side<'_>, plan: &Plan, tas
 /// differing ranges are small, and compare those row by row. Returns
 /// `None` when no row differs as barge compares them (the servers only
 /// print some value differently).
-async fn narrow(src: &mut Side<'_>, dst: &mut Side<'_>, plan: &Plan, task: &dyn crate::progress::Task) -> Result<Option<(Findings, Option<String>)>> {
+async fn narrow(src: &mut Side, dst: &mut Side, plan: &Plan, task: &dyn crate::progress::Task) -> Result<Option<(Findings, Option<String>)>> {
     let ordered = !plan.key.is_empty() && src.order.is_some() && dst.order.is_some();
     if !ordered {
         return Ok(None);
@@ -387,12 +391,7 @@ async fn narrow(src: &mut Side<'_>, dst: &mut Side<'_>, plan: &Plan, task: &dyn 
             }
         }
         match merge::merge(src, dst, range, plan, task).await? {
-            merge::Merged::Done(f) => {
-                if !f.any() && leaves == 0 && todo.is_empty() {
-                    return Ok(None);
-                }
-                found.absorb(f);
-            }
+            merge::Merged::Done(f) => found.absorb(f),
             merge::Merged::OutOfOrder(_) => return Ok(None),
         }
         leaves += 1;

@@ -10,8 +10,16 @@ use crate::model::ColumnType;
 use crate::task::state::KeyRange;
 use crate::transfer::{self, Batch, ReadSpec};
 
-pub(super) struct Side<'a> {
-    pub db: &'a mut Db,
+/// A side's connection is away only while [`Side::spawn_read`]'s reader
+/// has it, and that is joined before anything else runs on the side.
+const BUSY: &str = "a side runs one query at a time";
+
+/// A reader running on its own task; it hands the connection back.
+pub(super) type Reading = tokio::task::JoinHandle<(Db, Result<u64>)>;
+
+pub(super) struct Side {
+    /// The connection; away while a spawned reader has it.
+    pub db: Option<Db>,
     /// The table as SQL, quoted.
     pub table: String,
     /// The table's name, for messages.
@@ -29,7 +37,7 @@ pub(super) struct Side<'a> {
     pub filter: Option<String>,
 }
 
-impl Side<'_> {
+impl Side {
     fn where_sql(&self, range: KeyRange) -> String {
         let mut conds = Vec::new();
         if let Some(p) = self.int_key.as_ref().and_then(|k| range.predicate(k)) {
@@ -45,9 +53,16 @@ impl Side<'_> {
         }
     }
 
-    /// Streams the rows of `range` into `tx`, in key order when `ordered`.
-    /// A value its declared type cannot read comes through as its text.
-    pub async fn read(&mut self, range: KeyRange, ordered: bool, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    /// The connection back, once the side's work is done.
+    pub fn into_db(mut self) -> Result<Db> {
+        self.db.take().ok_or_else(|| Error::other(format!("the connection reading {} was lost", self.label)))
+    }
+
+    /// Starts streaming the rows of `range` into `tx` (in key order when
+    /// `ordered`) on a task of its own, so that both sides decode on their
+    /// own cores; [`Side::join_read`] takes the connection back. A value
+    /// its declared type cannot read comes through as its text.
+    pub fn spawn_read(&mut self, range: KeyRange, ordered: bool, tx: mpsc::Sender<Batch>) -> Reading {
         let mut select = format!("SELECT {} FROM {}{}", self.columns.join(", "), self.table, self.where_sql(range));
         if ordered {
             if let Some(order) = &self.order {
@@ -55,14 +70,26 @@ impl Side<'_> {
             }
         }
         let spec = ReadSpec { select, types: self.types.clone() };
-        transfer::read_tolerant(self.db, &self.label, &spec, tx).await
+        let mut db = self.db.take().expect(BUSY);
+        let label = self.label.clone();
+        tokio::spawn(async move {
+            let r = transfer::read_tolerant(&mut db, &label, &spec, tx).await;
+            (db, r)
+        })
+    }
+
+    /// Waits for a reader started by [`Side::spawn_read`]: rows read.
+    pub async fn join_read(&mut self, reading: Reading) -> Result<u64> {
+        let (db, r) = reading.await.map_err(|e| Error::other(format!("reading {} stopped: {e}", self.label)))?;
+        self.db = Some(db);
+        r
     }
 
     /// (rows, checksum) of a range, computed by the server: an
     /// order-independent sum of row hashes, so rows never leave it.
     pub async fn server_sum(&mut self, range: KeyRange) -> Result<(u64, String)> {
         let w = self.where_sql(range);
-        match &mut *self.db {
+        match self.db.as_mut().expect(BUSY) {
             Db::Postgres(c) => {
                 let row_expr = format!("ROW({})::text", self.columns.join(", "));
                 let sql = format!("SELECT count(*), COALESCE(sum(('x' || substr(md5({row_expr}), 1, 15))::bit(60)::bigint), 0)::text FROM {}{w}", self.table);
@@ -92,7 +119,7 @@ impl Side<'_> {
     /// Rows in the table (after the filter).
     pub async fn count(&mut self) -> Result<u64> {
         let sql = format!("SELECT COUNT(*) FROM {}{}", self.table, self.where_sql(KeyRange::ALL));
-        match &mut *self.db {
+        match self.db.as_mut().expect(BUSY) {
             Db::Postgres(c) => {
                 let r = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
                 Ok(r.get::<_, i64>(0) as u64)
@@ -114,7 +141,7 @@ impl Side<'_> {
     pub async fn bounds(&mut self, range: KeyRange) -> Result<(Option<i64>, Option<i64>)> {
         let Some(k) = self.int_key.clone() else { return Ok((None, None)) };
         let w = self.where_sql(range);
-        match &mut *self.db {
+        match self.db.as_mut().expect(BUSY) {
             Db::Postgres(c) => {
                 let sql = format!("SELECT MIN({k})::bigint, MAX({k})::bigint FROM {}{w}", self.table);
                 let r = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
