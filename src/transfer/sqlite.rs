@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::progress::Task;
 
+/// One batch stepped out of a statement: rows, their bytes, the values
+/// that did not decode, and whether the statement is done.
+type Stepped = (Vec<Vec<crate::model::Value>>, usize, Vec<BadValue>, bool);
+
 /// Reads `spec.select` and sends decoded batches.
 pub async fn read(conn: &mut sqlx::SqliteConnection, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
     read_with(conn, display, table, spec, Mismatch::Fail, tx).await
@@ -30,7 +34,7 @@ pub(crate) async fn read_with(conn: &mut sqlx::SqliteConnection, display: &str, 
     let mut total = 0u64;
     loop {
         // Step a batch at a time, then hand it over without blocking.
-        let stepped = ffi::blocking(|| -> std::result::Result<(Vec<Vec<crate::model::Value>>, usize, Vec<BadValue>, bool), Error> {
+        let stepped = ffi::blocking(|| -> std::result::Result<Stepped, Error> {
             let mut rows = Vec::with_capacity(BATCH_ROWS);
             let mut bad = Vec::new();
             let mut bytes = 0usize;
