@@ -230,7 +230,7 @@ async fn validation_names_changed_deleted_and_extra_rows() {
         assert!(text.contains("DIFFERENT"), "{text}");
         assert!(text.contains("missing on target: 91234"), "{text}");
         assert!(text.contains("extra on target: 500000"), "{text}");
-        assert!(text.contains("777 (label: row 777 ≠ tampered)"), "{text}");
+        assert!(text.contains("777 (label: 'row 777' ≠ 'tampered')"), "{text}");
         src.drop_db().await;
         dst.drop_db().await;
     }

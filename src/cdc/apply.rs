@@ -222,7 +222,7 @@ impl DbDestination {
         self.dirty.insert(table.to_string());
         let spec = WriteSpec { table: table.to_string(), columns, key };
         let (tx, rx) = mpsc::channel::<Batch>(1);
-        tx.send(Batch { bytes: 0, rows }).await.map_err(|_| Error::other("staging channel closed"))?;
+        tx.send(Batch::new(rows, 0)).await.map_err(|_| Error::other("staging channel closed"))?;
         drop(tx);
         let progress = self.progress.clone();
         match &mut self.db {

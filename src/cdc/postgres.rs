@@ -35,7 +35,7 @@ pub const HEARTBEAT_PREFIX: &str = "barge.heartbeat";
 fn wire_error(display: &str, what: &str, e: pgwire_replication::PgWireError) -> Error {
     let text = e.to_string();
     let hint = if text.contains("does not exist") && text.contains("slot") {
-        Some("the replication slot is gone (dropped, or invalidated for falling too far behind); run the full load again with --mode full-load-and-cdc".to_string())
+        Some("the replication slot is gone (dropped, or invalidated for falling too far behind), and the changes it held with it: start over by adding --restart --target-schema truncate to the command (the rows are loaded again and a new slot is made), or remove the state directory".to_string())
     } else if text.to_ascii_lowercase().contains("permission") || text.contains("must be superuser or replication role") {
         Some("the user needs the REPLICATION attribute: ALTER ROLE name REPLICATION".to_string())
     } else if text.contains("no pg_hba.conf entry for replication") {

@@ -111,6 +111,18 @@ fn infinity(c: &Cell) -> Option<Value> {
     }
 }
 
+/// A cell its declared type could not read, as it is stored: text as
+/// text, numbers as their text, a BLOB as bytes.
+pub fn raw_value(c: Cell) -> Value {
+    match c {
+        Cell::Null => Value::Null,
+        Cell::Integer(i) => Value::Text(i.to_string()),
+        Cell::Real(r) => Value::Text(real_text(r)),
+        Cell::Text(t) => Value::Text(t),
+        Cell::Blob(b) => Value::Bytes(b),
+    }
+}
+
 /// Reads a cell by the column's declared type.
 pub fn decode(c: Cell, ty: &ColumnType) -> Result<Value, String> {
     use ColumnType as T;

@@ -53,6 +53,9 @@ pub struct MigrateArgs {
     /// After the load, compare row counts and checksums (as `barge validate` does)
     #[arg(long)]
     pub validate: bool,
+    /// Discard the state directory's earlier run and start over: the full load runs again, the change capture it set up is removed, and so is the target's saved change position
+    #[arg(long)]
+    pub restart: bool,
     #[command(flatten)]
     pub schema: crate::commands::convert::SchemaArgs,
     #[command(flatten)]
@@ -83,6 +86,12 @@ pub struct ValidateArgs {
     /// The table mappings the migration used
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// How identifiers were spelled on the target (as given to migrate)
+    #[arg(long, value_enum, default_value_t = crate::schema::naming::IdentCase::Lower)]
+    pub identifiers: crate::schema::naming::IdentCase,
+    /// A source schema mapped to a target schema (as given to migrate), e.g. 'dbo=app' (repeatable)
+    #[arg(long = "schema-map", value_name = "FROM=TO")]
+    pub schema_map: Vec<String>,
 }
 
 pub fn default_state_dir(source: &Endpoint, target: &Endpoint) -> PathBuf {
@@ -136,6 +145,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     let rt = runtime()?;
+    rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode != Mode::FullLoad {
         return rt.block_on(full_load_and_cdc(&args, &source, &target, opts, sink));
     }
@@ -144,18 +154,40 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         print_report(&report, None, Some(&summary));
         return load_outcome(&report, &summary, args.on_error);
     }
+    let naming = opts.convert.naming.clone();
     let report = rt.block_on(fullload::run(&source, &target, opts))?;
     let mut validation = None;
     if args.validate {
-        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping))?);
+        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?);
     }
     print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
         if !v.ok() {
-            return Err(Error::Mismatch(format!("validation found differences in {} table(s)", v.failed_tables())));
+            if output::get().json {
+                // The report above holds the error: one object on stdout.
+                eprintln!("error: {}", v.summary());
+                return Ok(ExitCode::from(crate::error::exit::MISMATCH));
+            }
+            return Err(Error::Mismatch(v.summary()));
         }
     }
     load_outcome(&report, &SinkSummary::default(), args.on_error)
+}
+
+/// Before a run trusts its state directory: `--restart` discards it;
+/// otherwise the state must belong to the databases the URLs reach now
+/// (see `task::identity`). Both connect first, so an unreachable endpoint
+/// fails the run before anything is written.
+async fn check_state(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, restart: bool) -> Result<()> {
+    use crate::task::identity;
+    if restart {
+        identity::restart(source, target, &opts.state_dir).await?;
+    }
+    identity::check(source, target, &opts.state_dir, || async {
+        let planned = fullload::plan(source, target, opts).await?;
+        Ok(planned.jobs.into_iter().map(|j| (j.key, j.target)).collect())
+    })
+    .await
 }
 
 /// The exit status of a load: failed tables fail the run, and so do records
@@ -192,7 +224,12 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
     }
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
     let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
-    let report = replicate(run, &opts, capture, &args.cdc).await?;
+    let report = replicate(run, &opts, capture, &args.cdc).await;
+    // What the target holds now, for the next run's check (also after a failure).
+    if let Err(e) = crate::task::identity::record_cdc_position(target, &opts.state_dir).await {
+        output::verbose(format!("could not record the target's change position: {e}"));
+    }
+    let report = report?;
     print_cdc_report(&report);
     if report.interrupted {
         return Err(Error::Interrupted);
@@ -224,6 +261,10 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
         let mut j = serde_json::json!({ "ok": true, "load": r });
         if let Some(v) = v {
             j["validation"] = serde_json::to_value(v).unwrap_or_default();
+            if !v.ok() {
+                j["ok"] = serde_json::Value::Bool(false);
+                j["error"] = serde_json::json!({ "kind": "mismatch", "message": v.summary() });
+            }
         }
         if let Some(s) = sink {
             j["ok"] = serde_json::Value::Bool(s.error_records == 0);
@@ -236,7 +277,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
     for t in &r.tables {
         let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
         let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
-        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.source, t.rows, human_bytes(t.bytes), t.seconds, rate);
+        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
     }
     let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
@@ -273,15 +314,24 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     let source = Endpoint::parse(&args.source)?;
     let target = Endpoint::parse(&args.target)?;
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
+    let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
     let rt = runtime()?;
-    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping))?;
+    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?;
     if output::get().json {
-        println!("{}", serde_json::json!({ "ok": v.ok(), "validation": v }));
+        // One object on stdout, the error included.
+        let mut j = serde_json::json!({ "ok": v.ok(), "validation": v });
+        if !v.ok() {
+            j["error"] = serde_json::json!({ "kind": "mismatch", "message": v.summary() });
+            println!("{j}");
+            eprintln!("error: {}", v.summary());
+            return Ok(ExitCode::from(crate::error::exit::MISMATCH));
+        }
+        println!("{j}");
     } else {
         v.print();
     }
     if !v.ok() {
-        return Err(Error::Mismatch(format!("{} table(s) differ", v.failed_tables())));
+        return Err(Error::Mismatch(v.summary()));
     }
     Ok(ExitCode::SUCCESS)
 }

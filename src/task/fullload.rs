@@ -836,7 +836,7 @@ pub(crate) async fn load(
         }
         let c = Arc::new(Counters::default());
         counters.insert(j.key.clone(), c.clone());
-        let task = opts.progress.task(&j.key, (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
+        let task = opts.progress.task(&j.target.name.join("."), (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
         task.inc(done_rows);
         tasks_by_table.insert(j.key.clone(), task.clone());
         let chunks = ts.chunks.clone();
@@ -1015,7 +1015,7 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
     }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (r, w) = tokio::join!(read_rows(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
+    let (r, w) = tokio::join!(transfer::read_tolerant(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;

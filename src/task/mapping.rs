@@ -471,11 +471,14 @@ impl Mapping {
         }
         if selected.tables.is_empty() {
             let patterns: Vec<String> = self.selections().map(|r| format!("{}{}", if r.rule_action == "exclude" { "!" } else { "" }, r.object_locator.table_name.clone().unwrap_or_default())).collect();
-            return Err(crate::error::Error::Usage(if schema.tables.is_empty() {
-                format!("the source {src} has no tables")
-            } else {
-                format!("no table is left once {} are applied; {listing}", patterns.join(", "))
-            }));
+            if schema.tables.is_empty() {
+                // Not a usage error: the command was right, the database is empty.
+                return Err(crate::error::Error::Other {
+                    message: format!("the source {src} has no tables: nothing to move or compare"),
+                    hint: Some("check the database name in the URL (and ?schema= for PostgreSQL), and that the user can see its tables".into()),
+                });
+            }
+            return Err(crate::error::Error::Usage(format!("no table is left once {} are applied; {listing}", patterns.join(", "))));
         }
         let dialect = schema.dialect.unwrap_or(Dialect::Postgres);
         for t in &selected.tables {

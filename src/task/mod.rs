@@ -5,6 +5,7 @@
 pub mod cdc;
 pub mod ddl_steps;
 pub mod fullload;
+pub mod identity;
 pub mod mapping;
 pub mod measure_db;
 pub mod objects;

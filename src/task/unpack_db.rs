@@ -230,7 +230,7 @@ impl Loader<'_> {
                     out
                 })
                 .collect();
-            if tx.blocking_send(Batch { rows, bytes }).is_err() {
+            if tx.blocking_send(Batch::new(rows, bytes)).is_err() {
                 // The writer stopped: its error says why.
                 let handle = cur.writer.take().expect("a writer");
                 return Err(match self.rt.block_on(handle) {

@@ -24,6 +24,43 @@ use crate::schema::target::TargetColumn;
 pub struct Batch {
     pub rows: Vec<Vec<Value>>,
     pub bytes: usize,
+    /// Values a tolerant reader could not read as their column's declared
+    /// type (see [`Mismatch::PassAsText`]), by row index in `rows`, in
+    /// order. The value itself is in the row as its raw text.
+    pub bad: Vec<BadValue>,
+}
+
+impl Batch {
+    pub fn new(rows: Vec<Vec<Value>>, bytes: usize) -> Batch {
+        Batch { rows, bytes, bad: Vec::new() }
+    }
+}
+
+/// A source value that does not match its column's declared type (SQLite
+/// stores whatever it is given: `'true'` in a SMALLINT column).
+#[derive(Debug, Clone)]
+pub struct BadValue {
+    /// Index of the row in its batch.
+    pub row: usize,
+    pub column: usize,
+    /// What the decoder said, quoting the value.
+    pub reason: String,
+    /// The source table, as the reader was given it.
+    pub table: String,
+}
+
+/// What a reader does with a value that its column's declared type cannot
+/// read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Stop reading with an error (readers whose consumers cannot refuse
+    /// single rows: packs, change capture).
+    Fail,
+    /// Pass the value on as its raw text and list it in [`Batch::bad`], so
+    /// the writer decides: a text target column takes it as is (what
+    /// `--cast col=text` asks for), any other refuses the row by table,
+    /// key and column under `--on-error`.
+    PassAsText,
 }
 
 /// Rows per batch and bytes per batch, whichever fills first.
@@ -44,10 +81,34 @@ pub struct ReadSpec {
 /// Reads `spec.select` on whichever engine `db` is, sending batches to
 /// `tx`. Returns rows read.
 pub async fn read_from(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_with(db, table, spec, Mismatch::Fail, tx).await
+}
+
+/// Like [`read_from`], for a consumer that refuses single rows itself (a
+/// database writer, validation): a value that does not match its declared
+/// type comes through as text and is listed in [`Batch::bad`]. A
+/// PostgreSQL reader first gets the session its text decoders rely on.
+pub async fn read_tolerant(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    if let Db::Postgres(c) = db {
+        c.client.batch_execute(postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
+    }
+    read_with(db, table, spec, Mismatch::PassAsText, tx).await
+}
+
+async fn read_with(db: &mut Db, table: &str, spec: &ReadSpec, mismatch: Mismatch, tx: mpsc::Sender<Batch>) -> Result<u64> {
     match db {
-        Db::Postgres(c) => postgres::read(&c.client, &c.display, table, spec, tx).await,
-        Db::Mysql(c) => mysql::read(&mut c.conn, &c.display, table, spec, tx).await,
-        Db::Sqlite(c) => sqlite::read(&mut c.conn, &c.display, table, spec, tx).await,
+        Db::Postgres(c) => postgres::read_copy_with(&c.client, &c.display, table, &format!("COPY ({}) TO STDOUT", spec.select), spec, mismatch, tx).await,
+        Db::Mysql(c) => mysql::read_with(&mut c.conn, &c.display, table, spec, mismatch, tx).await,
+        Db::Sqlite(c) => sqlite::read_with(&mut c.conn, &c.display, table, spec, mismatch, tx).await,
+    }
+}
+
+/// A raw field that did not decode, as the value passed on in its place:
+/// its text, or its bytes when it is not UTF-8.
+pub(crate) fn raw_value(raw: &[u8]) -> Value {
+    match std::str::from_utf8(raw) {
+        Ok(t) => Value::Text(t.to_string()),
+        Err(_) => Value::Bytes(raw.to_vec()),
     }
 }
 
@@ -204,9 +265,84 @@ impl RowPolicy {
                 return Err((i, "NULL in a NOT NULL column".into()));
             }
             fits(v, &c.ty).map_err(|why| (i, why))?;
+            if target_is_mysql {
+                fits_mysql_lob(v, &c.ty).map_err(|why| (i, why))?;
+            }
         }
         Ok(())
     }
+}
+
+/// MySQL's TEXT and BLOB types hold at most 255 bytes (TINY), 64 KiB,
+/// 16 MiB (MEDIUM) or 4 GiB (LONG). `LOAD DATA LOCAL` would cut a longer
+/// value with only a warning, after storing it: refuse it first.
+fn fits_mysql_lob(v: &Value, ty: &ColumnType) -> Result<(), String> {
+    use crate::model::types::LobSize;
+    let (len, size, kind) = match (v, ty) {
+        (Value::Text(s) | Value::Json(s), ColumnType::Text { size, .. }) => (s.len(), *size, "text"),
+        (Value::Bytes(b), ColumnType::Blob { size }) => (b.len(), *size, "blob"),
+        _ => return Ok(()),
+    };
+    let (max, name) = match size {
+        LobSize::Tiny => (255usize, "tiny"),
+        LobSize::Regular => (65_535, ""),
+        LobSize::Medium => (16_777_215, "medium"),
+        LobSize::Long => (u32::MAX as usize, "long"),
+    };
+    if len > max {
+        return Err(format!("{len} bytes do not fit in a {name}{kind} column (at most {max} bytes); map the column to a larger type with --cast"));
+    }
+    Ok(())
+}
+
+/// The [`BadValue`]s of one row at a time, for a writer walking a batch.
+pub(crate) struct BadCells<'a> {
+    list: &'a [BadValue],
+    next: usize,
+}
+
+impl<'a> BadCells<'a> {
+    pub(crate) fn new(list: &'a [BadValue]) -> Self {
+        BadCells { list, next: 0 }
+    }
+
+    /// The bad values of row `row`; rows must be asked for in order.
+    pub(crate) fn of_row(&mut self, row: usize) -> &'a [BadValue] {
+        let start = self.next;
+        while self.next < self.list.len() && self.list[self.next].row == row {
+            self.next += 1;
+        }
+        &self.list[start..self.next]
+    }
+}
+
+/// A row a writer refuses: which column, why, and what to do about it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub column: usize,
+    pub reason: String,
+    pub hint: Option<String>,
+}
+
+/// Checks the values of one row that the source's declared types could not
+/// read: a text column on the target takes the raw text as it is (that is
+/// what `--cast table.column=text` asks for); any other column refuses the
+/// row, with a hint that names the cast that would take it.
+pub(crate) fn admit_bad(bad: &[BadValue], row: &[Value], cols: &[TargetColumn]) -> Result<(), Refusal> {
+    for b in bad {
+        let Some(col) = cols.get(b.column) else { continue };
+        if col.ty.is_textual() && matches!(row.get(b.column), Some(Value::Text(_))) {
+            continue;
+        }
+        let table = b.table.rsplit('.').next().unwrap_or(&b.table);
+        let cast = crate::pack::packer::shell_quote(&format!("{table}.{}=text", col.source));
+        return Err(Refusal {
+            column: b.column,
+            reason: format!("the source value does not match the column's declared type: {}", b.reason),
+            hint: Some(format!("load the column as text with --cast {cast}, fix the value at the source, or set such rows aside with --on-error log")),
+        });
+    }
+    Ok(())
 }
 
 /// Checks a value against the target column's limits before the server

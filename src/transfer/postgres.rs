@@ -11,7 +11,7 @@ use futures::{pin_mut, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
-use super::{Batch, OnError, ReadSpec, Rejected, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
+use super::{BadCells, BadValue, Batch, Mismatch, OnError, ReadSpec, Refusal, Rejected, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
 use crate::codec::pgtext;
 use crate::db::postgres::query_error;
 use crate::error::{Error, Result};
@@ -31,10 +31,16 @@ pub async fn read(client: &Client, display: &str, table: &str, spec: &ReadSpec, 
 /// (columns) TO STDOUT` skips the executor that `COPY (SELECT ...)` runs,
 /// about a fifth less server time. `spec.types` describes the columns.
 pub async fn read_copy(client: &Client, display: &str, table: &str, copy: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_copy_with(client, display, table, copy, spec, Mismatch::Fail, tx).await
+}
+
+/// [`read_copy`], with a choice of what a value that does not decode does.
+pub(crate) async fn read_copy_with(client: &Client, display: &str, table: &str, copy: &str, spec: &ReadSpec, mismatch: Mismatch, tx: mpsc::Sender<Batch>) -> Result<u64> {
     let stream = client.copy_out(copy).await.map_err(|e| query_error(display, copy, e))?;
     pin_mut!(stream);
     let mut parser = pgtext::CopyTextParser::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut bad = Vec::new();
     let mut bytes = 0usize;
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -48,7 +54,14 @@ pub async fn read_copy(client: &Client, display: &str, table: &str, copy: &str, 
                     Some(raw) => {
                         let ty = spec.types.get(i).ok_or_else(|| table_error(table, None, "more columns than selected"))?;
                         bytes += raw.len();
-                        pgtext::decode(raw, ty).map_err(|e| table_error(table, Some(total + batch.len() as u64 + 1), &format!("column {}: {e}", i + 1)))?
+                        match pgtext::decode(raw, ty) {
+                            Ok(v) => v,
+                            Err(e) if mismatch == Mismatch::PassAsText => {
+                                bad.push(BadValue { row: batch.len(), column: i, reason: e, table: table.to_string() });
+                                super::raw_value(raw)
+                            }
+                            Err(e) => return Err(table_error(table, Some(total + batch.len() as u64 + 1), &format!("column {}: {e}", i + 1))),
+                        }
                     }
                 };
                 row.push(v);
@@ -56,7 +69,7 @@ pub async fn read_copy(client: &Client, display: &str, table: &str, copy: &str, 
             batch.push(row);
             if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
                 total += batch.len() as u64;
-                let b = Batch { rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)), bytes };
+                let b = Batch { rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)), bytes, bad: std::mem::take(&mut bad) };
                 bytes = 0;
                 if tx.send(b).await.is_err() {
                     // The writer stopped; it reports why.
@@ -68,7 +81,7 @@ pub async fn read_copy(client: &Client, display: &str, table: &str, copy: &str, 
     parser.finish().map_err(|e| table_error(table, None, &e))?;
     total += batch.len() as u64;
     if !batch.is_empty() {
-        let _ = tx.send(Batch { rows: batch, bytes }).await;
+        let _ = tx.send(Batch { rows: batch, bytes, bad }).await;
     }
     Ok(total)
 }
@@ -89,8 +102,13 @@ pub async fn write(client: &Client, display: &str, spec: &WriteSpec, mut rx: mps
     while let Some(batch) = rx.recv().await {
         let n = batch.rows.len() as u64;
         let mut accepted = 0u64;
-        for mut row in batch.rows {
+        let mut bad = BadCells::new(&batch.bad);
+        for (ri, mut row) in batch.rows.into_iter().enumerate() {
             line.clear();
+            if let Err(r) = super::admit_bad(bad.of_row(ri), &row, &spec.columns) {
+                refuse(spec, policy, row, r)?;
+                continue;
+            }
             let res = policy.prepare(&mut row, &spec.columns, false).and_then(|_| encode_row(&row, spec, &mut line));
             match res {
                 Ok(()) => {
@@ -126,6 +144,13 @@ fn encode_row(row: &[Value], spec: &WriteSpec, out: &mut Vec<u8>) -> std::result
 
 /// Applies the error policy to one bad row.
 pub fn reject(spec: &WriteSpec, policy: &RowPolicy, row: Vec<Value>, col: usize, reason: String) -> Result<()> {
+    refuse(spec, policy, row, Refusal { column: col, reason, hint: None })
+}
+
+/// Applies the error policy to one refused row; the refusal's own hint, if
+/// any, replaces the generic one.
+pub fn refuse(spec: &WriteSpec, policy: &RowPolicy, row: Vec<Value>, r: Refusal) -> Result<()> {
+    let Refusal { column: col, reason, hint } = r;
     let key = super::row_key(&row, &spec.key, &spec.columns);
     let column = spec.columns.get(col).map(|c| c.name.clone());
     let message = match &column {
@@ -137,9 +162,11 @@ pub fn reject(spec: &WriteSpec, policy: &RowPolicy, row: Vec<Value>, col: usize,
             table: spec.table.clone(),
             row: Some(key),
             message,
-            hint: Some(match policy.on_error {
-                OnError::Stop => "fix the row or its mapping (--cast), or rerun with --on-error log to set bad rows aside".into(),
-                _ => "the table was skipped; rerun with --on-error log to load the other rows".into(),
+            hint: Some(match (policy.on_error, hint) {
+                (OnError::Stop, Some(h)) => h,
+                (OnError::Stop, None) => "fix the row or its mapping (--cast), or rerun with --on-error log to set bad rows aside".into(),
+                (_, Some(h)) => format!("the table was skipped; {h}"),
+                (_, None) => "the table was skipped; rerun with --on-error log to load the other rows".into(),
             }),
         }),
         OnError::Log => {

@@ -8,15 +8,24 @@ use tokio::sync::mpsc;
 
 use super::sqlite_ffi as ffi;
 
-use super::{Batch, ReadSpec, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
+use super::{BadCells, BadValue, Batch, Mismatch, ReadSpec, RowPolicy, WriteSpec, BATCH_BYTES, BATCH_ROWS};
 use crate::codec::sqlite::{self as codec, Cell};
 use crate::db::sqlite::sqlx_error;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::progress::Task;
 
+/// One batch stepped out of a statement: rows, their bytes, the values
+/// that did not decode, and whether the statement is done.
+type Stepped = (Vec<Vec<crate::model::Value>>, usize, Vec<BadValue>, bool);
+
 /// Reads `spec.select` and sends decoded batches.
 pub async fn read(conn: &mut sqlx::SqliteConnection, display: &str, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_with(conn, display, table, spec, Mismatch::Fail, tx).await
+}
+
+/// [`read`], with a choice of what a value that does not decode does.
+pub(crate) async fn read_with(conn: &mut sqlx::SqliteConnection, display: &str, table: &str, spec: &ReadSpec, mismatch: Mismatch, tx: mpsc::Sender<Batch>) -> Result<u64> {
     let mut handle = conn.lock_handle().await.map_err(|e| sqlx_error(display, "lock", e))?;
     let db = ffi::Db(handle.as_raw_handle());
     let err = |e: String| Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(&spec.select)), hint: None };
@@ -25,32 +34,43 @@ pub async fn read(conn: &mut sqlx::SqliteConnection, display: &str, table: &str,
     let mut total = 0u64;
     loop {
         // Step a batch at a time, then hand it over without blocking.
-        let stepped = ffi::blocking(|| -> std::result::Result<(Vec<Vec<crate::model::Value>>, usize, bool), Error> {
+        let stepped = ffi::blocking(|| -> std::result::Result<Stepped, Error> {
             let mut rows = Vec::with_capacity(BATCH_ROWS);
+            let mut bad = Vec::new();
             let mut bytes = 0usize;
             while rows.len() < BATCH_ROWS && bytes < BATCH_BYTES {
                 if !stmt.step().map_err(err)? {
-                    return Ok((rows, bytes, true));
+                    return Ok((rows, bytes, bad, true));
                 }
                 let mut out = Vec::with_capacity(ncol);
                 for i in 0..ncol {
                     let ty = spec.types.get(i).ok_or_else(|| Error::Table { table: table.into(), row: None, message: "more columns than selected".into(), hint: None })?;
-                    let v = codec::decode(stmt.cell(i), ty).map_err(|e| Error::Table {
-                        table: table.into(),
-                        row: Some(format!("#{}", total + rows.len() as u64 + 1)),
-                        message: format!("column {}: {e}", i + 1),
-                        hint: Some("the value does not match the column's declared type; add --cast to read it as text".into()),
-                    })?;
+                    let v = match codec::decode(stmt.cell(i), ty) {
+                        Ok(v) => v,
+                        // The cell again, as SQLite stores it: its text.
+                        Err(e) if mismatch == Mismatch::PassAsText => {
+                            bad.push(BadValue { row: rows.len(), column: i, reason: e, table: table.to_string() });
+                            codec::raw_value(stmt.cell(i))
+                        }
+                        Err(e) => {
+                            return Err(Error::Table {
+                                table: table.into(),
+                                row: Some(format!("#{}", total + rows.len() as u64 + 1)),
+                                message: format!("column {}: {e}", i + 1),
+                                hint: Some("the value does not match the column's declared type; `barge migrate` reads such a column as text with --cast TABLE.COLUMN=text".into()),
+                            })
+                        }
+                    };
                     bytes += v.weight();
                     out.push(v);
                 }
                 rows.push(out);
             }
-            Ok((rows, bytes, false))
+            Ok((rows, bytes, bad, false))
         });
-        let (rows, bytes, done) = stepped?;
+        let (rows, bytes, bad, done) = stepped?;
         total += rows.len() as u64;
-        if !rows.is_empty() && tx.send(Batch { rows, bytes }).await.is_err() {
+        if !rows.is_empty() && tx.send(Batch { rows, bytes, bad }).await.is_err() {
             return Ok(total);
         }
         if done {
@@ -101,7 +121,12 @@ pub async fn write_rows(
         let mut pending: Vec<Vec<Cell>> = Vec::with_capacity(per);
         while let Some(batch) = rx.recv().await {
             let n = batch.rows.len() as u64;
-            for mut row in batch.rows {
+            let mut bad = BadCells::new(&batch.bad);
+            for (ri, mut row) in batch.rows.into_iter().enumerate() {
+                if let Err(r) = super::admit_bad(bad.of_row(ri), &row, &spec.columns) {
+                    super::postgres::refuse(spec, policy, row, r)?;
+                    continue;
+                }
                 let res = policy.prepare(&mut row, &spec.columns, false).and_then(|_| {
                     row.iter().enumerate().map(|(i, v)| codec::encode(v, &spec.columns[i].ty).map_err(|e| (i, e))).collect::<std::result::Result<Vec<Cell>, _>>()
                 });
