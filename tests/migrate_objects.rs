@@ -273,6 +273,12 @@ async fn pair(src_engine: Engine, dst_engine: Engine) {
         assert_eq!(dst.query_row("SELECT COUNT(*) FROM city").await[0].as_deref(), Some(if dst_engine == Engine::Postgres { "3" } else { "2" }), "{name}");
         assert_eq!(dst.query_row("SELECT COUNT(*) FROM capital").await[0].as_deref(), Some("1"), "{name}");
     }
+    // An extension's type stays itself on a PostgreSQL copy (citext
+    // compares without case: text would not).
+    if src_engine == Engine::Postgres && dst_engine == Engine::Postgres {
+        let ty = dst.query_row("SELECT udt_name FROM information_schema.columns WHERE table_name = 'staff' AND column_name = 'email'").await;
+        assert_eq!(ty[0].as_deref(), Some("citext"), "{name}");
+    }
 
     // The application's INSERTs without a key work, past the source's last value.
     let mut conn = dst.connect(barge::endpoint::Role::Target).await;

@@ -321,14 +321,20 @@ pub fn encode(v: &Value, ty: &ColumnType) -> Result<Cell, String> {
                 Some(i) => Cell::Integer(i),
                 None => return Err(format!("{d} is not a whole 64-bit number for a {} column", ty.describe())),
             },
-            // NUMERIC affinity turns the text into an integer or a double:
-            // only what those hold exactly may go in.
+            // NUMERIC affinity keeps a whole number within 64 bits as an
+            // integer and anything else as a double: only a decimal that
+            // double holds exactly (it reads back as the same digits) may
+            // go in, bound as that double.
             T::Decimal { .. } => {
                 let whole = common::decimal_integral(d).is_some_and(|n| i64::try_from(n).is_ok());
-                if !whole && significant_digits(d) > 15 && !matches!(d.as_str(), "NaN" | "Infinity" | "-Infinity") {
-                    return Err(numeric_affinity_refusal(d));
+                if whole || matches!(d.as_str(), "NaN" | "Infinity" | "-Infinity") {
+                    Cell::Text(d.clone())
+                } else {
+                    match exact_double(d) {
+                        Some(x) => Cell::Real(x),
+                        None => return Err(numeric_affinity_refusal(d)),
+                    }
                 }
-                Cell::Text(d.clone())
             }
             _ => Cell::Text(d.clone()),
         },
@@ -406,17 +412,20 @@ pub fn encode(v: &Value, ty: &ColumnType) -> Result<Cell, String> {
 #[path = "sqlite_tests.rs"]
 mod tests;
 
-/// Digits of a decimal's value, without sign, leading zeros or trailing
-/// fractional zeros (`-0012.3400` has 4).
-fn significant_digits(d: &str) -> usize {
-    let d = d.trim_start_matches(['-', '+']);
-    let (int, frac) = d.split_once('.').unwrap_or((d, ""));
-    let frac = frac.trim_end_matches('0');
-    let digits: String = format!("{int}{frac}");
-    digits.trim_start_matches('0').len()
+/// The double that holds decimal `d` exactly, if one does: the nearest
+/// double, printed back at its shortest, gives the same digits
+/// (`12345678901234.123` does; `0.1000000000000000055` and 17 nines do not).
+fn exact_double(d: &str) -> Option<f64> {
+    let x: f64 = d.parse().ok().filter(|x: &f64| x.is_finite())?;
+    let trim = |s: &str| -> String {
+        let n = crate::model::value::normalize_decimal(s).unwrap_or_else(|| s.to_string());
+        let t = if n.contains('.') { n.trim_end_matches('0').trim_end_matches('.').to_string() } else { n };
+        if t == "-0" { "0".into() } else { t }
+    };
+    (trim(&common::float_as_decimal(x, false)) == trim(d)).then_some(x)
 }
 
 /// Why a decimal cannot go into a column of NUMERIC affinity unchanged.
 fn numeric_affinity_refusal(d: &str) -> String {
-    format!("{d} cannot be held exactly by SQLite's NUMERIC affinity (15 significant digits, or a whole number within signed 64 bits): it would be rounded; --cast the column to TEXT to keep every digit")
+    format!("{d} cannot be held exactly by SQLite's NUMERIC affinity (a whole number within signed 64 bits, or a value a double holds exactly, about 15 significant digits): it would be rounded; --cast the column to TEXT to keep every digit")
 }

@@ -576,7 +576,8 @@ async fn read_columns(
                 t.typtype::text, tn.nspname, t.typname, \
                 CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END, t.typnotnull, \
                 et.typtype::text, etn.nspname, et.typname, a.attislocal, a.attnum, \
-                coll.collname, t.oid \
+                coll.collname, t.oid, \
+                EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_type'::regclass AND dep.objid = t.oid AND dep.deptype = 'e') \
          FROM pg_attribute a \
          JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace \
@@ -610,6 +611,7 @@ async fn read_columns(
         let attnum: i16 = r.get(17);
         let collation: Option<String> = r.get(18);
         let type_oid: u32 = r.get(19);
+        let extension_type: bool = r.get(20);
 
         // A domain column: the base type, named after the domain.
         let domain = domains.get(&type_oid).map(|&i| schema.domains[i].clone());
@@ -629,6 +631,10 @@ async fn read_columns(
             } else {
                 ColumnType::Array { element: Box::new(e) }
             }
+        } else if extension_type && domain.is_none() {
+            // An extension's type (citext, vector, hstore): barge does not
+            // model it, even where its name looks like a built-in one.
+            ColumnType::Other { name: type_text.clone() }
         } else {
             typetext::recognize(Dialect::Postgres, &spec)
         };

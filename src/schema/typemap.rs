@@ -34,8 +34,13 @@ pub fn map_column(rules: &RuleSet, source: Dialect, target: Dialect, table: &str
     let mut transforms = Vec::new();
     let mut rule_name = None;
     let mut ty = col.ty.clone();
+    let mut asked_for = false;
     if let Some(rule) = rules.first_match(table, col, &spec) {
         if let Some(t) = rule.target_type(&spec, target) {
+            // A type the user named that barge does not know (an
+            // extension's, a typo) is written as named: the target says
+            // whether it has it.
+            asked_for = matches!(t, ColumnType::Other { .. });
             ty = t;
         }
         transforms = rule.transforms.clone();
@@ -51,6 +56,9 @@ pub fn map_column(rules: &RuleSet, source: Dialect, target: Dialect, table: &str
             None => format!("mapped by {}", rule.origin),
         };
         notes.push(note(code, status, msg));
+    }
+    if asked_for {
+        return Mapped { ty, transforms, notes, rule: rule_name };
     }
     let (lowered, more) = lower(source, target, ty, col);
     notes.extend(more);

@@ -528,8 +528,8 @@ fn dropped_foreign_keys(full: &Schema, selected: &mut Schema) -> Vec<shape::Note
 }
 
 /// What a copy to the same engine keeps that a conversion would not:
-/// PostgreSQL domains as the column types (created before the tables),
-/// and partitioning (the report's "not carried over" no longer applies).
+/// PostgreSQL domains and extension types as the column types (created
+/// before the tables), and partitioning (the report's "not carried over" no longer applies).
 fn keep_same_engine_structure(schema: &Schema, source: Dialect, converted: &mut Converted) {
     let target = converted.target.target;
     if source != target {
@@ -544,6 +544,24 @@ fn keep_same_engine_structure(schema: &Schema, source: Dialect, converted: &mut 
                 }
             }
         }
+    }
+    if target == Dialect::Postgres {
+        // Types barge does not model (an extension's: citext, vector, …)
+        // stay what they are: the extensions are created before the tables.
+        let mut kept_types = Vec::new();
+        for tt in converted.target.tables.iter_mut() {
+            let Some(t) = schema.tables.iter().find(|t| t.name == tt.source) else { continue };
+            for tc in tt.columns.iter_mut() {
+                let Some(c) = t.column(&tc.source) else { continue };
+                if matches!(c.ty, ColumnType::Other { .. }) && tc.ty != c.ty && shape::domain_of(schema, c).is_none() {
+                    tc.ty = c.ty.clone();
+                    tc.source_ty = c.ty.clone();
+                    tc.sql_type = c.source_type.clone();
+                    kept_types.push(format!("{}.{}", t.name, c.name));
+                }
+            }
+        }
+        converted.report.items.retain(|i| !(i.code == codes::TYPE_UNKNOWN.code && kept_types.iter().any(|k| i.object.ends_with(k.as_str()))));
     }
     let kept: Vec<String> = schema.tables.iter().filter(|t| t.options.partitioning.is_some()).map(|t| t.name.to_string()).collect();
     if matches!(target, Dialect::Postgres | Dialect::Mysql) && !kept.is_empty() {

@@ -132,6 +132,10 @@ pub async fn write_rows(
                 });
                 match res {
                     Ok(cells) => pending.push(cells),
+                    Err((col, reason)) if reason.contains("NUMERIC affinity") => {
+                        let hint = numeric_cast_hint(spec, col);
+                        super::postgres::refuse(spec, policy, row, super::Refusal { column: col, reason, hint: Some(hint) })?
+                    }
                     Err((col, reason)) => super::postgres::reject(spec, policy, row, col, reason)?,
                 }
             }
@@ -185,4 +189,13 @@ fn run_insert(stmt: &mut ffi::Stmt<'_>, rows: &[Vec<Cell>], per: usize) -> std::
         done += group.len() as u64;
     }
     Ok(done)
+}
+
+/// The `--cast` that keeps a decimal SQLite's NUMERIC affinity would round:
+/// the column as text, every digit kept.
+fn numeric_cast_hint(spec: &WriteSpec, col: usize) -> String {
+    let table = spec.table.rsplit('.').next().unwrap_or(&spec.table).trim_matches('"').replace("\"\"", "\"");
+    let column = spec.columns.get(col).map(|c| c.source.as_str()).unwrap_or("COLUMN");
+    let cast = crate::pack::packer::shell_quote(&format!("{table}.{column}=text"));
+    format!("keep every digit as text with --cast {cast}, or set such rows aside with --on-error log")
 }
