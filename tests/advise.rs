@@ -2,7 +2,7 @@
 //! warnings, measuring a directory and databases (real PostgreSQL, MariaDB
 //! and SQLite), and usage errors.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 //! the source and target servers; schema changes reach the target;
 //! `status` and `cleanup` work; bad setups get clear errors.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

@@ -8,7 +8,7 @@
 //! restart, and `--reload` brings it back; a table created at the source
 //! is picked up; MySQL/MariaDB DDL is read from the binary log.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Child;

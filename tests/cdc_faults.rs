@@ -6,7 +6,7 @@
 //! recovered from. Each test prints how long detection and recovery took
 //! (figures for the report, not assertions).
 
-mod support;
+use crate::support;
 
 use std::io::BufRead;
 use std::path::Path;

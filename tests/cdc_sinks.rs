@@ -6,7 +6,7 @@
 //! changes made while barge was stopped arrive, and none of the earlier
 //! ones arrive twice.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

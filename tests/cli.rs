@@ -1,7 +1,7 @@
 //! The command line itself: generated docs in sync, exit codes, error
 //! messages, stdin/stdout, JSON output and the convert-schema options.
 
-mod support;
+use crate::support;
 
 use support::*;
 

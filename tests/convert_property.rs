@@ -4,7 +4,7 @@
 //! real target. It must run whole, and every table the report does not
 //! call manual must be there.
 
-mod support;
+use crate::support;
 
 use barge::db::Db;
 use barge::endpoint::{Endpoint, Role};

@@ -8,7 +8,7 @@
 //!   exists on the target, or the report names it as needing manual work;
 //! - everything the report calls converted exists on the target.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! converted DDL executed on the real target, then the target's catalog
 //! read back and compared with what the fixture defines.
 
-mod support;
+use crate::support;
 
 
 use barge::endpoint::Role;

@@ -2,8 +2,7 @@
 //! introspection agrees with the DDL reader on the same dump, and
 //! connection failures come back as clear, password-free errors.
 
-#[path = "support/mysql_util.rs"]
-mod mysql_util;
+use crate::support::mysql_util;
 
 use barge::db::mysql::MyConn;
 use barge::endpoint::Role;

@@ -2,7 +2,7 @@
 //! truncated dumps, huge identifiers and deeply nested expressions all end
 //! in converted output or report items, never a crash.
 
-mod support;
+use crate::support;
 
 use barge::model::Dialect;
 use barge::schema::convert::ConvertOptions;

@@ -2,7 +2,7 @@
 //! out of the target in the full load and in every kind of change (the PII
 //! case), and the hints a missing password gets.
 
-mod support;
+use crate::support;
 
 use std::process::Child;
 use std::time::{Duration, Instant};

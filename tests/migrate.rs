@@ -3,7 +3,7 @@
 //! by value; resume after SIGKILL; mappings; validation finding damage;
 //! and clear errors for bad input.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

@@ -7,7 +7,7 @@
 //! fails the run by name; a key build found done after kill -9 is resumed,
 //! and Ctrl-C during an index build cancels it on the server.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use support::{pseudo_random_bytes, text};
 use tempfile::TempDir;
 
-mod support;
+use crate::support;
 
 const PASS: &str = "correct horse battery staple";
 

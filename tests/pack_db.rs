@@ -5,7 +5,7 @@
 //! by table, and a damaged table never half-loaded; resume after SIGKILL;
 //! and clear errors for bad input.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-mod support;
+use crate::support;
 use support::sinks::{create_bucket, env, py, unique_name};
 use support::{pseudo_random_bytes, text};
 

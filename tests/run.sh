@@ -2,9 +2,11 @@
 # The one command that runs every test:
 #   installs what is missing, starts the test servers in a temp dir (tests/services.sh),
 #   runs `cargo nextest run --no-fail-fast "$@"`, and stops the servers on exit.
+#   All integration tests are one binary (tests/main.rs); pick some by module,
+#   e.g. `bash tests/run.sh migrate:: cdc_ddl::`.
 #
-#   BARGE_SKIP_SERVICES=1   start no servers and leave BARGE_TEST_* unset (tests that need
-#                           a server must skip themselves)
+#   BARGE_SKIP_SERVICES=1   start no servers and leave BARGE_TEST_* unset: tests that need a
+#                           server fail, naming the variable (useful with a filter, e.g. `convert_schema::`)
 #   BARGE_NEXTEST_CMD       replace `cargo nextest run` (e.g. "cargo nextest list")
 #   BARGE_KEEP_SERVICES_DIR=1  keep the temp dir (server logs) after the run
 #   CARGO_TARGET_DIR        default ~/.cache/barge-target (outside the clone, kept between runs)
@@ -50,7 +52,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [ "${BARGE_SKIP_SERVICES:-0}" = 1 ]; then
-  echo "[run] BARGE_SKIP_SERVICES=1: no servers; tests that need one skip themselves" >&2
+  echo "[run] BARGE_SKIP_SERVICES=1: no servers; tests that need one fail, naming what is unset" >&2
   unset "${!BARGE_TEST_@}"
 else
   t0=$(now)

@@ -3,7 +3,7 @@
 //! as Kafka's own partitioner does, the DMS or Debezium envelope, and
 //! changes in order per partition.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;

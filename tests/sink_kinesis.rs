@@ -4,7 +4,7 @@
 //! refuses some records (and some whole calls) as an over-limit shard
 //! would: nothing may be lost, and each key's records must arrive in order.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! with the source rows value for value: decimals with every digit,
 //! timestamps with their unit and zone, NULL apart from the empty string.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::sinks::*;

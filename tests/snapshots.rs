@@ -2,7 +2,7 @@
 //! one per source × target pair. A change in output shows up as a diff to
 //! review: `cargo insta review`, or rerun with INSTA_UPDATE=always.
 
-mod support;
+use crate::support;
 
 use support::*;
 

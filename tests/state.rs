@@ -5,7 +5,7 @@
 //! Against the real servers `tests/run.sh` starts, and PostgreSQL clusters
 //! the tests start themselves.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Output, Stdio};

@@ -3,7 +3,7 @@
 //! that works; a 100 MB value into MariaDB. Against the real servers
 //! `tests/run.sh` starts.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod servers;
+pub mod mysql_util;
 pub mod sinks;
 
 use std::path::{Path, PathBuf};

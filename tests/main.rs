@@ -1,0 +1,30 @@
+//! barge's integration tests, as one test binary: each file under `tests/`
+//! is a module here, so the crate is linked once rather than once per file.
+//! `tests/run.sh` starts the servers they need; run one area with a filter,
+//! for example `bash tests/run.sh migrate::` or `cargo nextest run cdc_ddl::`.
+
+mod support;
+
+mod advise;
+mod cdc;
+mod cdc_ddl;
+mod cdc_faults;
+mod cdc_sinks;
+mod cli;
+mod convert_property;
+mod convert_real_world;
+mod convert_schema;
+mod db_mysql;
+mod hostile_input;
+mod inputs;
+mod migrate;
+mod migrate_objects;
+mod pack;
+mod pack_db;
+mod pack_s3;
+mod sink_kafka;
+mod sink_kinesis;
+mod sink_object;
+mod snapshots;
+mod state;
+mod validate;
