@@ -348,6 +348,9 @@ pub struct PgSource {
     current_xid: Option<u32>,
     /// The commit LSN of the transaction being received.
     current_final_lsn: Option<u64>,
+    /// Parts of the transaction being received already handed out (a
+    /// Relation message mid-transaction splits it).
+    current_parts: u64,
     /// A Relation message taken from the stream whose catalog lookups have
     /// not finished: `next` may be dropped while it waits on them (the
     /// replication loop takes acknowledgements meanwhile), and the message
@@ -391,6 +394,7 @@ impl PgSource {
             current: None,
             current_xid: None,
             current_final_lsn: None,
+            current_parts: 0,
             pending_relation: None,
             pending_events: Default::default(),
             server_wal_end: start,
@@ -461,7 +465,22 @@ impl PgSource {
         if before.is_empty() {
             return Ok(Some(ev));
         }
-        let at = Position::pg(self.current_final_lsn.unwrap_or(self.delivered));
+        // A part's position lies strictly between the transaction before
+        // and this one's end. The commit LSN alone will not do: the commit
+        // record before may end exactly where this one's begins, and a part
+        // at that position would be skipped as already applied. The commit
+        // record is at least 40 bytes long, so commit LSN + 1..=31 stays
+        // below this transaction's end.
+        self.current_parts += 1;
+        if self.current_parts > MAX_PARTS {
+            return Err(Error::Endpoint {
+                endpoint: self.display.clone(),
+                message: format!("transaction {} changes the definition of captured tables more than {MAX_PARTS} times between its row changes; barge cannot place the parts of one transaction that finely", self.current_xid.unwrap_or(0)),
+                hint: Some("run such a migration with its schema changes in fewer transactions, or stop the capture, run it, and load the changed tables again with --reload".into()),
+            });
+        }
+        let commit = self.current_final_lsn.unwrap_or(self.delivered);
+        let at = Position::pg(commit + self.current_parts);
         let xid = self.current_xid.map(|x| x.to_string());
         let commit_time = self.current.as_ref().and_then(|t| t.commit_time);
         let changes: Vec<Change> = before.into_iter().map(|mut c| {
@@ -687,6 +706,10 @@ fn pg_time(micros: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros + 946_684_800_000_000)
 }
 
+/// How many parts one transaction may be split into by Relation messages
+/// (see `PgSource::pending_relation`).
+const MAX_PARTS: u64 = 31;
+
 impl ChangeSource for PgSource {
     fn next<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<SourceEvent>>> {
         Box::pin(async move {
@@ -708,6 +731,7 @@ impl ChangeSource for PgSource {
                 match ev {
                     ReplicationEvent::Begin { xid, commit_time_micros, final_lsn } => {
                         self.current_final_lsn = Some(final_lsn.as_u64());
+                        self.current_parts = 0;
                         self.current = Some(Transaction { changes: Vec::new(), position: Position::pg(0), commit_time: pg_time(commit_time_micros), bytes: 0, partial: false });
                         // The xid labels every change of the transaction.
                         self.current_xid = Some(xid);
