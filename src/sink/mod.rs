@@ -16,23 +16,16 @@
 //!
 //! [`Position::Snapshot`]: crate::model::Position::Snapshot
 
-pub mod buffer;
-pub mod compress;
-pub mod envelope;
-pub mod format;
-pub mod journal;
+pub mod shared;
+pub use shared::{buffer, compress, envelope, format, journal, record, retry};
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 #[cfg(feature = "kinesis")]
-pub mod kpl;
+pub use kinesis::{api as kinesis_api, kpl};
 pub mod object;
-pub mod record;
-pub mod retry;
-#[cfg(feature = "kinesis")]
-pub mod kinesis_api;
-pub mod store;
+pub use object::store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

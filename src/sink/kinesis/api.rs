@@ -43,7 +43,7 @@ fn env(name: &str) -> Option<String> {
 
 impl KinesisApi {
     pub fn new(e: &StreamEndpoint) -> Result<KinesisApi> {
-        super::install_crypto_provider();
+        crate::sink::install_crypto_provider();
         let missing = |what: &str, hint: &str| Error::Endpoint { endpoint: e.display.clone(), message: format!("no {what}"), hint: Some(hint.to_string()) };
         let region = e.options.get("region").cloned().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")).ok_or_else(|| missing("region", "add ?region=us-east-1 to the URL, or set AWS_REGION"))?;
         let url = e.options.get("endpoint").cloned().or_else(|| env("AWS_ENDPOINT_URL_KINESIS")).or_else(|| env("AWS_ENDPOINT_URL")).unwrap_or_else(|| format!("https://kinesis.{region}.amazonaws.com"));

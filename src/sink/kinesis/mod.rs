@@ -12,6 +12,9 @@
 //! ([`super::kpl`]); an aggregate is one Kinesis record, so the records in
 //! it keep their order whatever happens to it.
 
+pub mod api;
+pub mod kpl;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +23,7 @@ use base64::Engine as _;
 
 use super::envelope::{self, Names};
 use super::kinesis_api::{ApiError, KinesisApi};
-use super::kpl::{self, Aggregator};
+use kpl::Aggregator;
 use super::record::{Record, RecordIds};
 use super::{retry, EnvelopeKind, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
 use crate::cdc::destination::BoxFuture;

@@ -14,6 +14,8 @@
 //! reports the last position whose changes are all in written files, and
 //! that is the position the source may advance to.
 
+pub mod store;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
