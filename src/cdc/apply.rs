@@ -113,7 +113,7 @@ impl DbDestination {
                 c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
             }
             Db::Mysql(c) => {
-                for stmt in transfer::mysql::WRITE_SESSION {
+                for stmt in crate::sink::mysql::WRITE_SESSION {
                     c.execute(stmt).await?;
                 }
             }
@@ -226,9 +226,9 @@ impl DbDestination {
         drop(tx);
         let progress = self.progress.clone();
         match &mut self.db {
-            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Sqlite(c) => transfer::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
+            Db::Postgres(c) => crate::sink::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Mysql(c) => crate::sink::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Sqlite(c) => crate::sink::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
         };
         Ok(())
     }
@@ -620,9 +620,9 @@ impl DbDestination {
         let spec = WriteSpec { table: table.sql_name.clone(), columns, key: Vec::new() };
         let progress = self.progress.clone();
         match &mut self.db {
-            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Sqlite(c) => transfer::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
+            Db::Postgres(c) => crate::sink::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Mysql(c) => crate::sink::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
+            Db::Sqlite(c) => crate::sink::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
         };
         Ok(())
     }

@@ -16,7 +16,11 @@
 //!
 //! [`Position::Snapshot`]: crate::model::Position::Snapshot
 
+pub mod db;
+pub mod mysql;
+pub mod postgres;
 pub mod shared;
+pub mod sqlite;
 pub use shared::{buffer, compress, envelope, format, journal, record, retry};
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -1023,8 +1023,8 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
             sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
             let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
             let table = source_table_sql(source_dialect, &job.source);
-            let from = if conds.is_empty() { transfer::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { transfer::postgres::CopySource::Query(&select) };
-            let rows = transfer::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
+            let from = if conds.is_empty() { crate::sink::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { crate::sink::postgres::CopySource::Query(&select) };
+            let rows = crate::sink::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
             policy.counters.add(rows, 0);
             return Ok(rows);
         }
@@ -1033,7 +1033,7 @@ async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange,
     }
     let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (r, w) = tokio::join!(transfer::read_tolerant(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
+    let (r, w) = tokio::join!(transfer::read_tolerant(s, &job.key, &spec, tx), crate::sink::db::write_into(&mut d, &job.write, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;

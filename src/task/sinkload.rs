@@ -128,7 +128,7 @@ async fn load_chunk(w: ChunkWork, tables: Arc<Tables>, opts: SinkOptions, stats:
             let mut changes = Vec::with_capacity(batch.rows.len());
             for mut row in batch.rows {
                 if let Err((col, why)) = w.policy.prepare(&mut row, &w.job.write.columns, false) {
-                    crate::transfer::postgres::reject(&w.job.write, &w.policy, row, col, why)?;
+                    crate::sink::postgres::reject(&w.job.write, &w.policy, row, col, why)?;
                     continue;
                 }
                 changes.push(Change { table: name.clone(), op: Op::Insert { row }, txid: None, commit_time: None, position: Position::Snapshot });

@@ -33,7 +33,7 @@ use crate::schema::convert::{self, ConvertOptions, Converted};
 use crate::schema::naming::NamePlan;
 use crate::schema::report::Report;
 use crate::schema::target::TargetTable;
-use crate::transfer::{self, Batch, Counters, OnError, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
+use crate::transfer::{Batch, Counters, OnError, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
 
 pub struct UnpackOptions {
     pub schema_mode: SchemaMode,
@@ -200,7 +200,7 @@ async fn write_table(dst: Endpoint, spec: WriteSpec, rx: mpsc::Receiver<Batch>, 
     if mysql {
         d.execute("START TRANSACTION").await?;
     }
-    let n = transfer::write_into(&mut d, &spec, rx, &policy, &task).await?;
+    let n = crate::sink::db::write_into(&mut d, &spec, rx, &policy, &task).await?;
     if mysql {
         d.execute("COMMIT").await?;
     }
