@@ -13,7 +13,10 @@ pub mod pack_source;
 pub mod row_filter;
 pub mod run_report;
 pub mod shape;
-pub mod sinkload;
+/// The full load into files and streams is the one loader's (kept for one step).
+pub mod sinkload {
+    pub use super::fullload::{run_sink as run, SinkSummary};
+}
 pub mod state;
 pub mod target_schema;
 pub mod unpack_db;

@@ -190,6 +190,7 @@ impl Rejects {
 
 /// Per-row handling decided before encoding: zero dates, and the key text
 /// that names the row in messages.
+#[derive(Clone)]
 pub struct RowPolicy {
     pub on_error: OnError,
     pub zero_dates: ZeroDates,
