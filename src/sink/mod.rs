@@ -17,6 +17,8 @@
 //!   order kept through retries, optional KPL aggregation.
 //! - [`kafka`]: the same message (or a Debezium-style one) keyed by the
 //!   primary key, ordered per partition.
+//! - [`null`]: discards everything and acknowledges it, for measuring a
+//!   source.
 //! - [`shared`]: what several of them use, once: records and their ids,
 //!   envelopes, buffering, the position journal, compression, formats.
 //!
@@ -29,6 +31,7 @@
 
 pub mod db;
 pub mod mysql;
+pub mod null;
 pub mod postgres;
 pub mod shared;
 pub mod sqlite;
@@ -234,6 +237,7 @@ pub static REGISTRY: &[Connector] = &[
         capabilities: Capabilities { ordered: true, ..Capabilities::NONE },
         flags: &["partition-key", "topic-pattern", "envelope", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],
     },
+    null::CONNECTOR,
 ];
 
 impl Capabilities {
