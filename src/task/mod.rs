@@ -4,7 +4,9 @@
 
 pub mod cdc;
 pub mod ddl_steps;
-pub mod fullload;
+pub mod load;
+/// The loader's old name, kept for one step.
+pub use load as fullload;
 pub mod identity;
 pub mod mapping;
 pub mod measure_db;
@@ -15,7 +17,7 @@ pub mod run_report;
 pub mod shape;
 /// The full load into files and streams is the one loader's (kept for one step).
 pub mod sinkload {
-    pub use super::fullload::{run_sink as run, SinkSummary};
+    pub use super::load::{run_sink as run, SinkSummary};
 }
 pub mod state;
 pub mod target_schema;
