@@ -1,5 +1,6 @@
 //! What several sinks share, once each: records and their ids, message
-//! envelopes, buffering, the journal, compression, file formats, retry.
+//! envelopes, buffering, the journal, compression, file formats, retry,
+//! and AWS request signing (SigV4).
 
 pub mod buffer;
 pub mod compress;
@@ -8,6 +9,8 @@ pub mod format;
 pub mod journal;
 pub mod record;
 pub mod retry;
+#[cfg(feature = "kinesis")]
+pub mod sigv4;
 
 // The sink-wide types the shared pieces name as `super::…`.
 use super::{Compression, EnvelopeKind, FileFormat, PartitionKey, Scope, SinkTable};
