@@ -9,6 +9,14 @@
 //! ([`super::run_report`]) says what is on the target. Every step is
 //! recorded in the run state, so rerunning the same command after a crash
 //! finishes the job without losing or duplicating a row or an object.
+//!
+//! This is the one loader: into a database ([`run`]) or into files and
+//! streams ([`run_sink`], no schema to create or keys to build), every
+//! chunk goes through the same engine ([`load`]): the chunk's own
+//! [`Destination`], cleared first if an earlier attempt may have left half
+//! of it, then the source rows ([`read_chunk`]) into
+//! [`Destination::write_rows`], or, where both sides are PostgreSQL with
+//! the same column types, the COPY bytes passed through.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,8 +1,9 @@
 //! Moving rows: one reader per source engine producing batches of
-//! [`Value`] rows, one writer per target engine consuming them, joined by
-//! a bounded channel so memory stays flat whatever the table size. Between
-//! two PostgreSQL servers the rows are not decoded at all: COPY bytes pass
-//! straight through.
+//! [`Value`] rows ([`crate::model::RowBatch`]), joined by a bounded
+//! channel to a destination's `write_rows` ([`crate::sink`], where the
+//! engines' bulk writers live), so memory stays flat whatever the table
+//! size. Here too: the row policy every writer applies (`--on-error`,
+//! zero dates, rejects, the checks that name a refused row).
 
 pub mod mysql;
 pub mod postgres;
