@@ -39,6 +39,8 @@ pub enum EngineKind {
     Dir,
     Kinesis,
     Kafka,
+    /// Another destination from the sink registry ([`crate::sink::REGISTRY`]).
+    Sink,
 }
 
 impl EngineKind {
@@ -57,6 +59,18 @@ pub enum Endpoint {
     Dir(DirEndpoint),
     Kinesis(StreamEndpoint),
     Kafka(KafkaEndpoint),
+    /// A destination the sink registry adds that needs no fields of its
+    /// own beyond where it points (`null://`).
+    Sink(SinkEndpoint),
+}
+
+/// A registry destination's URL: its scheme, and what follows `scheme://`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkEndpoint {
+    pub scheme: &'static str,
+    pub location: String,
+    pub options: BTreeMap<String, String>,
+    pub display: String,
 }
 
 /// A network database (PostgreSQL or MySQL/MariaDB).
@@ -122,13 +136,15 @@ pub struct Scheme {
     /// Every `?option=` this kind reads; any other is refused, so a typo
     /// (`?sslmod=verify-full`) fails instead of being ignored.
     pub options: &'static [&'static str],
-    parse: ParseFn,
+    pub parse: ParseFn,
 }
 
 const PG_OPTIONS: &[&str] = &["sslmode", "sslrootcert", "host", "schema", "connect_timeout", "password_file"];
 const MYSQL_OPTIONS: &[&str] =
     &["ssl-mode", "ssl_mode", "sslmode", "ssl-ca", "ssl_ca", "sslrootcert", "connect_timeout", "connect-timeout", "password_file"];
 
+/// The databases; destinations that are not are listed with how to open
+/// them in [`crate::sink::REGISTRY`], and parsed through it.
 pub static REGISTRY: &[Scheme] = &[
     Scheme {
         names: &["postgres", "postgresql"],
@@ -151,27 +167,30 @@ pub static REGISTRY: &[Scheme] = &[
         options: &[],
         parse: parse_sqlite,
     },
-    Scheme { names: &["s3"], kind: EngineKind::S3, example: "s3://bucket/prefix", options: &["region", "endpoint"], parse: parse_s3 },
-    Scheme { names: &["file"], kind: EngineKind::Dir, example: "file:///dir", options: &[], parse: parse_dir },
-    Scheme {
-        names: &["kinesis"],
-        kind: EngineKind::Kinesis,
-        example: "kinesis://stream?region=us-east-1",
-        options: &["region", "endpoint"],
-        parse: parse_kinesis,
-    },
-    Scheme {
-        names: &["kafka"],
-        kind: EngineKind::Kafka,
-        example: "kafka://host:9092/topic",
-        options: &["brokers", "tls", "sasl", "user"],
-        parse: parse_kafka,
-    },
 ];
 
 /// The scheme names barge knows, for error messages and docs.
 pub fn known_schemes() -> Vec<&'static str> {
-    REGISTRY.iter().flat_map(|s| s.names.iter().copied()).collect()
+    schemes().flat_map(|s| s.names.iter().copied()).collect()
+}
+
+/// Every scheme: the databases', then the sink registry's.
+fn schemes() -> impl Iterator<Item = &'static Scheme> {
+    REGISTRY.iter().chain(crate::sink::REGISTRY.iter().map(|c| &c.scheme))
+}
+
+/// Parses `scheme://location?options` for a registry destination that
+/// needs nothing more (`null://`).
+pub fn parse_plain(input: &str, scheme: &'static str, known: &[&str]) -> Result<Endpoint> {
+    let rest = &input[input.find(':').map(|i| i + 1).unwrap_or(input.len())..];
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (location, query) = match rest.split_once('?') {
+        Some((l, q)) => (l, Some(q)),
+        None => (rest, None),
+    };
+    let options = query_options(query, input, known)?;
+    let location = percent_decode(location, input, "the location")?;
+    Ok(Endpoint::Sink(SinkEndpoint { scheme, location, options, display: redact(input) }))
 }
 
 impl Endpoint {
@@ -184,7 +203,7 @@ impl Endpoint {
                 known_schemes().iter().map(|s| format!("{s}:")).collect::<Vec<_>>().join(", ")
             )));
         };
-        let entry = REGISTRY.iter().find(|s| s.names.contains(&scheme.as_str()));
+        let entry = schemes().find(|s| s.names.contains(&scheme.as_str()));
         match entry {
             Some(entry) => (entry.parse)(input),
             None => Err(url_error(input, &format!("unknown scheme `{scheme}`")).with_hint(format!(
@@ -203,6 +222,18 @@ impl Endpoint {
             Endpoint::Dir(_) => EngineKind::Dir,
             Endpoint::Kinesis(_) => EngineKind::Kinesis,
             Endpoint::Kafka(_) => EngineKind::Kafka,
+            Endpoint::Sink(_) => EngineKind::Sink,
+        }
+    }
+
+    /// The scheme that names this kind of endpoint (its first name).
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Endpoint::Sink(e) => e.scheme,
+            other => {
+                let kind = other.kind();
+                schemes().find(|s| s.kind == kind).map(|s| s.names[0]).unwrap_or("")
+            }
         }
     }
 
@@ -214,6 +245,7 @@ impl Endpoint {
             Endpoint::Dir(e) => &e.options,
             Endpoint::Kinesis(e) => &e.options,
             Endpoint::Kafka(e) => &e.options,
+            Endpoint::Sink(e) => &e.options,
         }
     }
 
@@ -225,6 +257,7 @@ impl Endpoint {
             Endpoint::Dir(e) => &e.display,
             Endpoint::Kinesis(e) => &e.display,
             Endpoint::Kafka(e) => &e.display,
+            Endpoint::Sink(e) => &e.display,
         }
     }
 }
@@ -343,7 +376,7 @@ fn redact_query(query: &str, known: Option<&[&str]>) -> String {
 fn scheme_of(input: &str) -> Option<&'static Scheme> {
     let (scheme, _) = input.split_once(':')?;
     let scheme = scheme.to_ascii_lowercase();
-    REGISTRY.iter().find(|s| s.names.contains(&scheme.as_str()))
+    schemes().find(|s| s.names.contains(&scheme.as_str()))
 }
 
 /// Option names that carry a secret (`password`, `pass`, `pwd`, `secret`,
@@ -505,7 +538,7 @@ fn parse_sqlite(input: &str) -> Result<Endpoint> {
     Ok(Endpoint::Sqlite(SqliteEndpoint { path: Some(PathBuf::from(path)), options, display: redact(input) }))
 }
 
-fn parse_s3(input: &str) -> Result<Endpoint> {
+pub(crate) fn parse_s3(input: &str) -> Result<Endpoint> {
     const CREDENTIALS: &str = "credentials are read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, not the URL";
     let (user, rest) = take_userinfo(input, CREDENTIALS)?;
     if user.is_some() {
@@ -521,7 +554,7 @@ fn parse_s3(input: &str) -> Result<Endpoint> {
     Ok(Endpoint::S3(ObjectEndpoint { bucket, prefix, options, display: redact(input) }))
 }
 
-fn parse_dir(input: &str) -> Result<Endpoint> {
+pub(crate) fn parse_dir(input: &str) -> Result<Endpoint> {
     let url = Url::parse(input).map_err(|e| url_error(input, &e.to_string()))?;
     let path = url
         .to_file_path()
@@ -530,7 +563,7 @@ fn parse_dir(input: &str) -> Result<Endpoint> {
     Ok(Endpoint::Dir(DirEndpoint { path, options, display: redact(input) }))
 }
 
-fn parse_kinesis(input: &str) -> Result<Endpoint> {
+pub(crate) fn parse_kinesis(input: &str) -> Result<Endpoint> {
     const CREDENTIALS: &str = "credentials are read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, not the URL";
     let (_, rest) = take_userinfo(input, CREDENTIALS)?;
     let url = Url::parse(&rest).map_err(|e| url_error(input, &e.to_string()))?;
@@ -542,7 +575,7 @@ fn parse_kinesis(input: &str) -> Result<Endpoint> {
     Ok(Endpoint::Kinesis(StreamEndpoint { stream, options, display: redact(input) }))
 }
 
-fn parse_kafka(input: &str) -> Result<Endpoint> {
+pub(crate) fn parse_kafka(input: &str) -> Result<Endpoint> {
     let (user, rest) = take_userinfo(input, "set BARGE_KAFKA_PASSWORD instead; the user name goes in ?user=")?;
     if user.is_some() {
         return Err(url_error(input, "the SASL user goes in ?user=NAME, not before the host")

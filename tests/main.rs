@@ -24,6 +24,7 @@ mod pack_db;
 mod pack_s3;
 mod sink_kafka;
 mod sink_kinesis;
+mod sink_null;
 mod sink_object;
 mod snapshots;
 mod state;

@@ -20,13 +20,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::destination::{BoxFuture, Destination, TableChange, TableInfo, Tables};
+use super::destination::{TableChange, TableInfo, Tables};
+use crate::sink::{BoxFuture, Capabilities, Destination, Redo, RowTable};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::{ChangeBatch, Dialect, Op, Position, QualifiedName, Value};
 use crate::progress::Task;
 use crate::schema::naming::quote_ident;
 use crate::schema::target::{TargetColumn, TargetTable};
+use crate::model::RowBatch;
 use crate::transfer::{self, Batch, ReadSpec, RowPolicy, WriteSpec};
 
 pub const STATE_TABLE: &str = "barge_cdc_state";
@@ -95,6 +97,10 @@ pub struct DbDestination {
     /// Numbers staging tables; never reused in a session, so a table
     /// planned again after a schema change gets fresh staging tables.
     next_stage: usize,
+    /// Opened for change capture: rows go in inside the caller's
+    /// transaction (staging, a table copied while changes flow). For a
+    /// load, each table's rows are a transaction (or a COPY) of their own.
+    changes: bool,
 }
 
 impl DbDestination {
@@ -113,7 +119,7 @@ impl DbDestination {
                 c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
             }
             Db::Mysql(c) => {
-                for stmt in transfer::mysql::WRITE_SESSION {
+                for stmt in crate::sink::mysql::WRITE_SESSION {
                     c.execute(stmt).await?;
                 }
             }
@@ -124,7 +130,39 @@ impl DbDestination {
             _ => "TEXT",
         };
         db.execute(&format!("CREATE TABLE IF NOT EXISTS {STATE_TABLE} (task {text} NOT NULL PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL)")).await?;
-        Ok(DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress: crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows), missing_rows: 0, dirty: Default::default(), next_stage: 0 })
+        Ok(DbDestination::new(db, display, task, policy, true))
+    }
+
+    /// Connects for loading rows (a full load's chunk, a pack's table):
+    /// no position table, no session changes beyond the writers' own.
+    pub async fn for_load(target: &crate::endpoint::Endpoint, policy: RowPolicy) -> Result<DbDestination> {
+        let db = Db::connect(target, crate::endpoint::Role::Target).await?;
+        Ok(DbDestination::new(db, target.to_string(), "", policy, false))
+    }
+
+    fn new(db: Db, display: String, task: &str, policy: RowPolicy, changes: bool) -> DbDestination {
+        let progress = crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows);
+        DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress, missing_rows: 0, dirty: Default::default(), next_stage: 0, changes }
+    }
+
+    /// The connection, for what only it can do (COPY passthrough, DDL).
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.db
+    }
+
+    /// Writes rows through the engine's bulk writer: on their own (a load:
+    /// one COPY, or one transaction per call) or inside the caller's
+    /// transaction (change capture).
+    async fn put_rows(&mut self, spec: &WriteSpec, rx: mpsc::Receiver<RowBatch>, policy: Option<&RowPolicy>, progress: &Arc<dyn Task>) -> Result<u64> {
+        let policy = policy.unwrap_or(&self.policy);
+        if !self.changes {
+            return crate::sink::db::write_into(&mut self.db, spec, rx, policy, progress).await;
+        }
+        match &mut self.db {
+            Db::Postgres(c) => crate::sink::postgres::write(&c.client, &c.display, spec, rx, policy, progress).await,
+            Db::Mysql(c) => crate::sink::mysql::write(&mut c.conn, &c.display, spec, rx, policy, progress).await,
+            Db::Sqlite(c) => crate::sink::sqlite::write_rows(&mut c.conn, &c.display, spec, rx, policy, progress, false).await,
+        }
     }
 
     fn dialect(&self) -> Dialect {
@@ -220,16 +258,13 @@ impl DbDestination {
             return Ok(());
         }
         self.dirty.insert(table.to_string());
+        // The staged rows are rows: they go in as any table's do.
         let spec = WriteSpec { table: table.to_string(), columns, key };
-        let (tx, rx) = mpsc::channel::<Batch>(1);
-        tx.send(Batch::new(rows, 0)).await.map_err(|_| Error::other("staging channel closed"))?;
+        let (tx, rx) = mpsc::channel::<RowBatch>(1);
+        tx.send(RowBatch::new(rows, 0)).await.map_err(|_| Error::other("staging channel closed"))?;
         drop(tx);
         let progress = self.progress.clone();
-        match &mut self.db {
-            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Sqlite(c) => transfer::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
-        };
+        self.put_rows(&spec, rx, None, &progress).await?;
         Ok(())
     }
 
@@ -619,12 +654,18 @@ impl DbDestination {
         let columns: Vec<TargetColumn> = table.columns.iter().filter(|c| c.generated.is_none() && !c.source.starts_with('\u{0}')).cloned().collect();
         let spec = WriteSpec { table: table.sql_name.clone(), columns, key: Vec::new() };
         let progress = self.progress.clone();
-        match &mut self.db {
-            Db::Postgres(c) => transfer::postgres::write(&c.client, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Mysql(c) => transfer::mysql::write(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress).await?,
-            Db::Sqlite(c) => transfer::sqlite::write_rows(&mut c.conn, &c.display, &spec, rx, &self.policy, &progress, false).await?,
-        };
+        self.put_rows(&spec, rx, None, &progress).await?;
         Ok(())
+    }
+
+    /// Deletes what an earlier attempt at a chunk may have left.
+    async fn redo(&mut self, table: &RowTable, redo: &Redo) -> Result<()> {
+        let only = if redo.only && self.dialect() == Dialect::Postgres { "ONLY " } else { "" };
+        let del = match &redo.predicate {
+            Some(p) => format!("DELETE FROM {only}{} WHERE {p}", table.write.table),
+            None => format!("DELETE FROM {only}{}", table.write.table),
+        };
+        self.db.execute(&del).await
     }
 
     pub async fn execute(&mut self, sql: &str) -> Result<()> {
@@ -675,12 +716,32 @@ impl DbDestination {
 }
 
 impl Destination for DbDestination {
-    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            tables: true,
+            copy_passthrough: self.dialect() == Dialect::Postgres,
+            transactions: true,
+            keyed_upsert: true,
+            ordered: true,
+            buffers: false,
+            one_writer: self.dialect() == Dialect::Sqlite,
+        }
+    }
+
+    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(self.put_rows(&table.write, rows, Some(policy), progress))
+    }
+
+    fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.apply_batch(tables, batch))
     }
 
     fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
         Box::pin(self.load_position())
+    }
+
+    fn redo_chunk<'a>(&'a mut self, table: &'a RowTable, redo: &'a Redo) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.redo(table, redo))
     }
 
     fn change_schema<'a>(&'a mut self, change: &'a TableChange) -> BoxFuture<'a, Result<()>> {
@@ -689,10 +750,6 @@ impl Destination for DbDestination {
 
     fn table_columns<'a>(&'a mut self, table: &'a TargetTable) -> BoxFuture<'a, Result<Option<Vec<String>>>> {
         Box::pin(self.columns_of(table))
-    }
-
-    fn has_tables(&self) -> bool {
-        true
     }
 
     fn as_db(&mut self) -> Option<&mut DbDestination> {

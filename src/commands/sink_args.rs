@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::endpoint::{EngineKind, Endpoint};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::sink::{Compression, EnvelopeKind, FileFormat, PartitionKey, SinkOptions};
 
@@ -56,25 +56,19 @@ pub struct SinkArgs {
 impl SinkArgs {
     /// The options for `target`; refuses options that do not apply to it.
     pub fn options(&self, target: &Endpoint, source: &Endpoint) -> Result<SinkOptions> {
-        let kind = target.kind();
-        let object = matches!(kind, EngineKind::S3 | EngineKind::Dir);
-        let refuse = |flag: &str, for_what: &str| Err(Error::usage(format!("{flag} applies to {for_what} targets, not to {target}")));
-        if !object {
-            if self.format.is_some() {
-                return refuse("--format", "s3:// and file://");
-            }
-            if self.compression.is_some() {
-                return refuse("--compression", "s3:// and file://");
-            }
-            if self.record_id_column.is_some() {
-                return refuse("--record-id-column", "s3:// and file://");
-            }
-        }
-        if self.aggregate && kind != EngineKind::Kinesis {
-            return refuse("--aggregate", "kinesis://");
-        }
-        if kind != EngineKind::Kafka && (self.topic_pattern.is_some() || self.envelope != EnvelopeKind::Dms) {
-            return refuse(if self.topic_pattern.is_some() { "--topic-pattern" } else { "--envelope" }, "kafka://");
+        // Each destination's registry line lists the flags it takes.
+        let takes = crate::sink::connector(target).map(|c| c.flags).unwrap_or(&[]);
+        let given = [
+            ("format", self.format.is_some()),
+            ("compression", self.compression.is_some()),
+            ("record-id-column", self.record_id_column.is_some()),
+            ("aggregate", self.aggregate),
+            ("topic-pattern", self.topic_pattern.is_some()),
+            ("envelope", self.envelope != EnvelopeKind::Dms),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(flag, set)| *set && !takes.contains(flag)) {
+            let schemes: Vec<String> = crate::sink::schemes_taking(flag).iter().map(|s| format!("{s}://")).collect();
+            return Err(Error::usage(format!("--{flag} applies to {} targets, not to {target}", schemes.join(" and "))));
         }
         if self.buffer_size == 0 {
             return Err(Error::usage("--buffer-size must be at least 1 (MB)"));

@@ -1,8 +1,10 @@
-//! Changes: the one shape full loads and change data capture share. A full
-//! load is a stream of inserts at a snapshot position; CDC is the same
-//! type with log positions. Every destination (database, object storage,
-//! stream) consumes [`ChangeBatch`]es and acknowledges them before the
-//! source position moves.
+//! Changes: what change data capture produces, in [`ChangeBatch`]es at
+//! log positions. Every destination (database, object storage, stream,
+//! `null://`) takes them through [`crate::sink::Destination::write_changes`]
+//! and acknowledges them before the source position moves. Rows of a full
+//! load travel as [`super::RowBatch`]es through `write_rows`; files and
+//! streams write those as inserts at [`Position::Snapshot`], the same
+//! records changes become.
 
 use std::fmt;
 use std::str::FromStr;

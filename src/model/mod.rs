@@ -4,6 +4,7 @@
 pub mod change;
 pub mod dialect;
 pub mod pattern;
+pub mod rows;
 pub mod schema;
 pub mod types;
 pub mod value;
@@ -13,3 +14,4 @@ pub use schema::*;
 pub use types::*;
 pub use change::{Change, ChangeBatch, Op, Position};
 pub use value::{Interval, Value};
+pub use rows::{BadValue, RowBatch};

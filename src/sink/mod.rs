@@ -1,48 +1,314 @@
-//! Destinations that are not databases: object storage (`s3://`,
-//! `file://`) and streams (`kinesis://`, `kafka://`). Each one implements
-//! [`Destination`], so a full load (inserts at [`Position::Snapshot`]) and
-//! change data capture reach them through the same code.
+//! Destinations: where rows and changes go. Every one of them, a
+//! database or not, implements [`Destination`]: a full load and a pack's
+//! unpack hand it rows ([`Destination::write_rows`]), change capture hands
+//! it changes ([`Destination::write_changes`]), and the source position
+//! moves only as far as [`Destination::committed`] says is durable.
 //!
+//! One folder per destination, and one line for each in [`REGISTRY`]
+//! (databases are opened from [`crate::endpoint`]'s own table):
+//!
+//! - [`postgres`], [`mysql`], [`sqlite`]: the engines' bulk writers (COPY,
+//!   LOAD DATA, prepared inserts); the database destination itself, with
+//!   its staged upsert of changes, is [`crate::cdc::apply::DbDestination`].
 //! - [`object`]: files in the layout of DMS's S3 target, buffered like
 //!   Firehose (size or interval), written atomically; records that cannot
 //!   be converted go under `errors/` with the reason.
 //! - [`kinesis`]: the DMS Kinesis message shape, PutRecords batches, per-key
-//!   order kept through retries, optional KPL aggregation ([`kpl`]).
+//!   order kept through retries, optional KPL aggregation.
 //! - [`kafka`]: the same message (or a Debezium-style one) keyed by the
 //!   primary key, ordered per partition.
+//! - [`null`]: discards everything and acknowledges it, for measuring a
+//!   source.
+//! - [`shared`]: what several of them use, once: records and their ids,
+//!   envelopes, buffering, the position journal, compression, formats.
 //!
-//! Delivery is at least once; every record carries a deterministic id
+//! Files and streams take a full load as inserts at
+//! [`Position::Snapshot`], the same path changes take. Their delivery is
+//! at least once; every record carries a deterministic id
 //! ([`record::RecordIds`]) so consumers can drop duplicates.
 //!
 //! [`Position::Snapshot`]: crate::model::Position::Snapshot
 
-pub mod buffer;
-pub mod compress;
-pub mod envelope;
-pub mod format;
-pub mod journal;
+pub mod db;
+pub mod mysql;
+pub mod null;
+pub mod postgres;
+pub mod shared;
+pub mod sqlite;
+pub use shared::{buffer, compress, envelope, format, journal, record, retry};
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 #[cfg(feature = "kinesis")]
-pub mod kpl;
+pub use kinesis::{api as kinesis_api, kpl};
 pub mod object;
-pub mod record;
-pub mod retry;
-#[cfg(feature = "kinesis")]
-pub mod kinesis_api;
-pub mod store;
+pub use object::store;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cdc::{Destination, TableInfo};
-use crate::endpoint::Endpoint;
+use tokio::sync::mpsc;
+
+use crate::cdc::destination::TableChange;
+use crate::cdc::{TableInfo, Tables};
+use crate::endpoint::{EngineKind, Endpoint, Scheme};
 use crate::error::{Error, Result};
-use crate::model::{ColumnType, QualifiedName};
+use crate::model::{ChangeBatch, ColumnType, Position, QualifiedName, RowBatch};
+use crate::progress::Task;
+use crate::schema::target::TargetTable;
+use crate::transfer::{RowPolicy, WriteSpec};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a destination can do, asked before rows or changes go to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// It has tables of its own, which a load creates, keys and analyzes
+    /// (a database); files and streams take the source's layout as is.
+    pub tables: bool,
+    /// A PostgreSQL COPY stream goes in as it comes out of a PostgreSQL
+    /// source, unparsed.
+    pub copy_passthrough: bool,
+    /// A batch of changes lands in one transaction with its position, so
+    /// delivery is exactly once in effect.
+    pub transactions: bool,
+    /// Changes are applied by key (upsert, keyed delete), idempotently.
+    pub keyed_upsert: bool,
+    /// Changes to one key arrive in source order.
+    pub ordered: bool,
+    /// `write_changes` may return before the changes are durable; the
+    /// source is then only told [`Destination::committed`]'s position.
+    pub buffers: bool,
+    /// Takes one writer at a time (SQLite).
+    pub one_writer: bool,
+}
+
+/// One table's rows as [`Destination::write_rows`] gets them.
+#[derive(Debug, Clone)]
+pub struct RowTable {
+    /// The target table and its columns, in the order values arrive, and
+    /// the key that names a row in errors (what a database writes).
+    pub write: WriteSpec,
+    /// The source table as the values arrive and where it lands (what
+    /// files and streams write: the source's names and types). `None` for
+    /// a database's own tables (staging).
+    pub info: Option<TableInfo>,
+}
+
+/// A chunk an earlier attempt may have left half written, to clear
+/// before it is loaded again.
+#[derive(Debug, Clone)]
+pub struct Redo {
+    pub chunk: usize,
+    /// The chunk's key range as a condition on the target's columns
+    /// (`None`: the whole table).
+    pub predicate: Option<String>,
+    /// A PostgreSQL parent kept with its inheritance children: its own
+    /// rows only.
+    pub only: bool,
+}
+
+/// A destination of rows and changes (a database, object storage, a
+/// stream, nothing). The source position only moves after the
+/// destination says the data is durable, so a crash never loses a row or
+/// a change; destinations without transactions deliver at least once.
+pub trait Destination: Send {
+    fn capabilities(&self) -> Capabilities;
+
+    /// Writes a table's rows (a chunk of a full load, a table of a pack)
+    /// as they come from `rows`, and makes them durable before it returns
+    /// (a database in one COPY or transaction, so a chunk is all or
+    /// nothing; files written, records acknowledged). Rows the target
+    /// cannot take follow `policy` (`--on-error`). Returns rows written.
+    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>>;
+
+    /// Makes `batch` durable (or, with [`Capabilities::buffers`], takes
+    /// it). When it returns Ok, every change is stored or acknowledged
+    /// and `batch.position` may be given back to the source.
+    fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>>;
+
+    /// The position of the last batch made durable, if the destination
+    /// records it (databases keep it in the same transaction as the data).
+    fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>>;
+
+    /// Before a chunk is loaded again after a crash: removes what its
+    /// earlier attempt may have left (a database deletes the chunk's key
+    /// range, object storage the chunk's files; streams keep what they
+    /// got: at least once).
+    fn redo_chunk<'a>(&'a mut self, table: &'a RowTable, redo: &'a Redo) -> BoxFuture<'a, Result<()>> {
+        let _ = (table, redo);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Flushes anything buffered (files waiting for their size or interval).
+    fn flush<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Called about once a second while changes are few or none: writes
+    /// buffers whose interval has passed.
+    fn tick<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Makes the destination follow a table's new definition: a database
+    /// alters (or creates) the table; files and streams write what they
+    /// hold first, so no file mixes two layouts, and then write the new
+    /// columns.
+    fn change_schema<'a>(&'a mut self, change: &'a TableChange) -> BoxFuture<'a, Result<()>> {
+        let _ = change;
+        self.flush()
+    }
+
+    /// The target table's column names now (`None`: it does not exist),
+    /// where the destination has tables.
+    fn table_columns<'a>(&'a mut self, table: &'a TargetTable) -> BoxFuture<'a, Result<Option<Vec<String>>>> {
+        let _ = table;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The database destination, for what only a database does (copying
+    /// a whole table in while changes flow, COPY passthrough).
+    fn as_db(&mut self) -> Option<&mut crate::cdc::apply::DbDestination> {
+        None
+    }
+
+    /// The old name of [`Destination::write_changes`], kept for one step.
+    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+        self.write_changes(tables, batch)
+    }
+
+    /// [`Capabilities::tables`], kept for one step.
+    fn has_tables(&self) -> bool {
+        self.capabilities().tables
+    }
+
+    /// [`Capabilities::buffers`], kept for one step.
+    fn buffers(&self) -> bool {
+        self.capabilities().buffers
+    }
+}
+
+/// What opens a destination from its endpoint.
+pub type OpenFn = for<'a> fn(&'a Endpoint, &'a SinkOptions, Scope, Arc<SinkStats>) -> BoxFuture<'a, Result<Box<dyn Destination>>>;
+
+/// A destination that is not a database, as the registry lists it: its
+/// URL scheme (parse, options), how to open it, what it can do, and
+/// which `barge migrate` sink flags apply to it.
+pub struct Connector {
+    pub scheme: Scheme,
+    pub open: OpenFn,
+    pub capabilities: Capabilities,
+    /// Long names of the sink flags it takes (`format`, `aggregate`, …);
+    /// any other that is given is refused.
+    pub flags: &'static [&'static str],
+}
+
+const OBJECT_FLAGS: &[&str] = &["format", "compression", "record-id-column", "no-header", "include-op-for-full-load", "cdc-inserts-only", "buffer-size", "buffer-interval"];
+
+/// The destinations that are not databases: one line each.
+pub static REGISTRY: &[Connector] = &[
+    Connector {
+        scheme: Scheme { names: &["s3"], kind: EngineKind::S3, example: "s3://bucket/prefix", options: &["region", "endpoint"], parse: crate::endpoint::parse_s3 },
+        open: object::open,
+        capabilities: object::CAPABILITIES,
+        flags: OBJECT_FLAGS,
+    },
+    Connector {
+        scheme: Scheme { names: &["file"], kind: EngineKind::Dir, example: "file:///dir", options: &[], parse: crate::endpoint::parse_dir },
+        open: object::open,
+        capabilities: object::CAPABILITIES,
+        flags: OBJECT_FLAGS,
+    },
+    Connector {
+        scheme: Scheme { names: &["kinesis"], kind: EngineKind::Kinesis, example: "kinesis://stream?region=us-east-1", options: &["region", "endpoint"], parse: crate::endpoint::parse_kinesis },
+        open: open_kinesis,
+        capabilities: Capabilities { ordered: true, ..Capabilities::NONE },
+        flags: &["partition-key", "aggregate", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],
+    },
+    Connector {
+        scheme: Scheme { names: &["kafka"], kind: EngineKind::Kafka, example: "kafka://host:9092/topic", options: &["brokers", "tls", "sasl", "user"], parse: crate::endpoint::parse_kafka },
+        open: open_kafka,
+        capabilities: Capabilities { ordered: true, ..Capabilities::NONE },
+        flags: &["partition-key", "topic-pattern", "envelope", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],
+    },
+    null::CONNECTOR,
+];
+
+impl Capabilities {
+    pub const NONE: Capabilities =
+        Capabilities { tables: false, copy_passthrough: false, transactions: false, keyed_upsert: false, ordered: false, buffers: false, one_writer: false };
+}
+
+/// The registry's line for `endpoint`, if it is not a database.
+pub fn connector(endpoint: &Endpoint) -> Option<&'static Connector> {
+    let scheme = endpoint.scheme();
+    REGISTRY.iter().find(|c| c.scheme.names.contains(&scheme))
+}
+
+/// The schemes whose destinations take a sink flag, for refusals.
+pub fn schemes_taking(flag: &str) -> Vec<&'static str> {
+    REGISTRY.iter().filter(|c| c.flags.contains(&flag)).map(|c| c.scheme.names[0]).collect()
+}
+
+fn open_kinesis<'a>(endpoint: &'a Endpoint, opts: &'a SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> BoxFuture<'a, Result<Box<dyn Destination>>> {
+    Box::pin(async move {
+        match endpoint {
+            #[cfg(feature = "kinesis")]
+            Endpoint::Kinesis(e) => Ok(Box::new(kinesis::KinesisSink::open(e, opts.clone(), scope, stats).await?) as Box<dyn Destination>),
+            other => {
+                let _ = (opts, scope, stats);
+                Err(not_built(other))
+            }
+        }
+    })
+}
+
+fn open_kafka<'a>(endpoint: &'a Endpoint, opts: &'a SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> BoxFuture<'a, Result<Box<dyn Destination>>> {
+    Box::pin(async move {
+        match endpoint {
+            #[cfg(feature = "kafka")]
+            Endpoint::Kafka(e) => Ok(Box::new(kafka::KafkaSink::open(e, opts.clone(), scope, stats).await?) as Box<dyn Destination>),
+            other => {
+                let _ = (opts, scope, stats);
+                Err(not_built(other))
+            }
+        }
+    })
+}
+
+/// Writes rows to a destination of changes: each row an insert at
+/// [`Position::Snapshot`] (what DMS writes for a full load), the table's
+/// rows flushed before this returns. Files and streams implement
+/// [`Destination::write_rows`] with it.
+pub async fn rows_as_inserts<D: Destination + ?Sized>(dest: &mut D, table: &RowTable, mut rows: mpsc::Receiver<RowBatch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
+    let info = table.info.as_ref().ok_or_else(|| Error::other(format!("table {}: no source layout for a file or stream target", table.write.table)))?;
+    let name = info.source.name.clone();
+    let tables: Tables = [(name.clone(), info.clone())].into_iter().collect();
+    let mut total = 0u64;
+    while let Some(batch) = rows.recv().await {
+        let mut changes = Vec::with_capacity(batch.rows.len());
+        for mut row in batch.rows {
+            if let Err((col, why)) = policy.prepare(&mut row, &table.write.columns, false) {
+                postgres::reject(&table.write, policy, row, col, why)?;
+                continue;
+            }
+            changes.push(crate::model::Change { table: name.clone(), op: crate::model::Op::Insert { row }, txid: None, commit_time: None, position: Position::Snapshot });
+        }
+        let n = changes.len() as u64;
+        dest.write_changes(&tables, &ChangeBatch { changes, position: Some(Position::Snapshot) }).await?;
+        total += n;
+        policy.counters.add(n, batch.bytes as u64);
+        progress.inc(n);
+    }
+    dest.flush().await?;
+    Ok(total)
+}
 
 /// File format of object storage targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -260,18 +526,11 @@ impl Layouts {
     }
 }
 
-/// Opens the sink an endpoint names.
+/// Opens the destination an endpoint names, from [`REGISTRY`].
 pub async fn open(endpoint: &Endpoint, opts: &SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> Result<Box<dyn Destination>> {
-    match endpoint {
-        Endpoint::S3(_) | Endpoint::Dir(_) => {
-            let target = store::ObjectTarget::open(endpoint)?;
-            Ok(Box::new(object::ObjectSink::new(target, opts.clone(), scope, stats)))
-        }
-        #[cfg(feature = "kinesis")]
-        Endpoint::Kinesis(e) => Ok(Box::new(kinesis::KinesisSink::open(e, opts.clone(), scope, stats).await?)),
-        #[cfg(feature = "kafka")]
-        Endpoint::Kafka(e) => Ok(Box::new(kafka::KafkaSink::open(e, opts.clone(), scope, stats).await?)),
-        other => Err(not_built(other)),
+    match connector(endpoint) {
+        Some(c) => (c.open)(endpoint, opts, scope, stats).await,
+        None => Err(not_built(endpoint)),
     }
 }
 
@@ -284,16 +543,6 @@ pub fn not_built(e: &Endpoint) -> Error {
         _ => return Error::usage(format!("{e} is not a file or stream target")),
     };
     Error::Usage(format!("this barge was built without the `{feature}` feature, so it cannot write to {e}"))
-}
-
-/// Before a chunk is loaded again after a crash: removes what its earlier
-/// attempt may have left (object storage rewrites the chunk's files;
-/// streams deliver at least once and keep what they got).
-pub async fn discard_chunk(endpoint: &Endpoint, table: &SinkTable, chunk: usize) -> Result<()> {
-    match endpoint {
-        Endpoint::S3(_) | Endpoint::Dir(_) => store::ObjectTarget::open(endpoint)?.discard_load_chunk(table, chunk).await,
-        _ => Ok(()),
-    }
 }
 
 /// Makes ring rustls's process-wide provider (barge builds no other), for

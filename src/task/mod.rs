@@ -4,7 +4,9 @@
 
 pub mod cdc;
 pub mod ddl_steps;
-pub mod fullload;
+pub mod load;
+/// The loader's old name, kept for one step.
+pub use load as fullload;
 pub mod identity;
 pub mod mapping;
 pub mod measure_db;
@@ -13,7 +15,10 @@ pub mod pack_source;
 pub mod row_filter;
 pub mod run_report;
 pub mod shape;
-pub mod sinkload;
+/// The full load into files and streams is the one loader's (kept for one step).
+pub mod sinkload {
+    pub use super::load::{run_sink as run, SinkSummary};
+}
 pub mod state;
 pub mod target_schema;
 pub mod unpack_db;

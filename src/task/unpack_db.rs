@@ -1,7 +1,7 @@
 //! Unpacking a database pack into a database: the schema from the pack's
 //! IR goes through the convert-schema engine for the target's dialect, the
 //! tables are created (as `migrate` creates them), each table's rows are
-//! decoded from the pack and loaded by the same writers a full load uses,
+//! decoded from the pack and written by the same destination a full load uses,
 //! then keys, indexes, foreign keys and identity counters are built. What
 //! remains is the changes made at the source since the pack: the report
 //! carries the `barge migrate --mode cdc` command that applies them.
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::target_schema::{self, SchemaMode};
+use crate::cdc::apply::DbDestination;
 use crate::db::Db;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
@@ -33,7 +34,8 @@ use crate::schema::convert::{self, ConvertOptions, Converted};
 use crate::schema::naming::NamePlan;
 use crate::schema::report::Report;
 use crate::schema::target::TargetTable;
-use crate::transfer::{self, Batch, Counters, OnError, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
+use crate::sink::{Destination, RowTable};
+use crate::transfer::{Batch, Counters, OnError, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
 
 pub struct UnpackOptions {
     pub schema_mode: SchemaMode,
@@ -192,17 +194,19 @@ struct Loader<'a> {
     done: Vec<TableReport>,
 }
 
-/// One writer task: its own connection; on MySQL/MariaDB one transaction
-/// for the table (its LOAD DATA batches would commit one by one otherwise).
+/// One writer task: its own destination, whose `write_rows` takes the
+/// table's rows (as a full load's chunk); on MySQL/MariaDB in one
+/// transaction for the table (its LOAD DATA batches would commit one by
+/// one otherwise).
 async fn write_table(dst: Endpoint, spec: WriteSpec, rx: mpsc::Receiver<Batch>, policy: RowPolicy, task: Arc<dyn Task>) -> Result<u64> {
-    let mut d = Db::connect(&dst, Role::Target).await?;
-    let mysql = d.dialect() == Dialect::Mysql;
+    let mut d = DbDestination::for_load(&dst, policy.clone()).await?;
+    let mysql = d.db().dialect() == Dialect::Mysql;
     if mysql {
-        d.execute("START TRANSACTION").await?;
+        d.db().execute("START TRANSACTION").await?;
     }
-    let n = transfer::write_into(&mut d, &spec, rx, &policy, &task).await?;
+    let n = Destination::write_rows(&mut d, &RowTable { write: spec, info: None }, rx, &policy, &task).await?;
     if mysql {
-        d.execute("COMMIT").await?;
+        d.db().execute("COMMIT").await?;
     }
     Ok(n)
 }

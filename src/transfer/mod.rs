@@ -1,13 +1,14 @@
 //! Moving rows: one reader per source engine producing batches of
-//! [`Value`] rows, one writer per target engine consuming them, joined by
-//! a bounded channel so memory stays flat whatever the table size. Between
-//! two PostgreSQL servers the rows are not decoded at all: COPY bytes pass
-//! straight through.
+//! [`Value`] rows ([`crate::model::RowBatch`]), joined by a bounded
+//! channel to a destination's `write_rows` ([`crate::sink`], where the
+//! engines' bulk writers live), so memory stays flat whatever the table
+//! size. Here too: the row policy every writer applies (`--on-error`,
+//! zero dates, rejects, the checks that name a refused row).
 
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
-mod sqlite_ffi;
+pub(crate) mod sqlite_ffi;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,37 +18,10 @@ use tokio::sync::mpsc;
 use crate::db::Db;
 use crate::error::Result;
 use crate::model::{ColumnType, Value};
-use crate::progress::Task;
 use crate::schema::target::TargetColumn;
 
-/// Rows in flight between a reader and a writer.
-pub struct Batch {
-    pub rows: Vec<Vec<Value>>,
-    pub bytes: usize,
-    /// Values a tolerant reader could not read as their column's declared
-    /// type (see [`Mismatch::PassAsText`]), by row index in `rows`, in
-    /// order. The value itself is in the row as its raw text.
-    pub bad: Vec<BadValue>,
-}
-
-impl Batch {
-    pub fn new(rows: Vec<Vec<Value>>, bytes: usize) -> Batch {
-        Batch { rows, bytes, bad: Vec::new() }
-    }
-}
-
-/// A source value that does not match its column's declared type (SQLite
-/// stores whatever it is given: `'true'` in a SMALLINT column).
-#[derive(Debug, Clone)]
-pub struct BadValue {
-    /// Index of the row in its batch.
-    pub row: usize,
-    pub column: usize,
-    /// What the decoder said, quoting the value.
-    pub reason: String,
-    /// The source table, as the reader was given it.
-    pub table: String,
-}
+/// The batch type is the model's; the old name stays for the readers.
+pub use crate::model::rows::{BadValue, RowBatch as Batch};
 
 /// What a reader does with a value that its column's declared type cannot
 /// read.
@@ -109,21 +83,6 @@ pub(crate) fn raw_value(raw: &[u8]) -> Value {
     match std::str::from_utf8(raw) {
         Ok(t) => Value::Text(t.to_string()),
         Err(_) => Value::Bytes(raw.to_vec()),
-    }
-}
-
-/// Writes the batches from `rx` into whichever engine `db` is (MySQL
-/// first gets its bulk-load session settings). Returns rows written.
-pub async fn write_into(db: &mut Db, spec: &WriteSpec, rx: mpsc::Receiver<Batch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
-    match db {
-        Db::Postgres(c) => postgres::write(&c.client, &c.display, spec, rx, policy, progress).await,
-        Db::Mysql(c) => {
-            for stmt in mysql::WRITE_SESSION {
-                c.execute(stmt).await?;
-            }
-            mysql::write(&mut c.conn, &c.display, spec, rx, policy, progress).await
-        }
-        Db::Sqlite(c) => sqlite::write(&mut c.conn, &c.display, spec, rx, policy, progress).await,
     }
 }
 
@@ -232,6 +191,7 @@ impl Rejects {
 
 /// Per-row handling decided before encoding: zero dates, and the key text
 /// that names the row in messages.
+#[derive(Clone)]
 pub struct RowPolicy {
     pub on_error: OnError,
     pub zero_dates: ZeroDates,

@@ -9,6 +9,14 @@
 //! ([`super::run_report`]) says what is on the target. Every step is
 //! recorded in the run state, so rerunning the same command after a crash
 //! finishes the job without losing or duplicating a row or an object.
+//!
+//! This is the one loader: into a database ([`run`]) or into files and
+//! streams ([`run_sink`], no schema to create or keys to build), every
+//! chunk goes through the same engine ([`load`]): the chunk's own
+//! [`Destination`], cleared first if an earlier attempt may have left half
+//! of it, then the source rows ([`read_chunk`]) into
+//! [`Destination::write_rows`], or, where both sides are PostgreSQL with
+//! the same column types, the COPY bytes passed through.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +43,7 @@ use crate::schema::naming::{quote_ident, NamePlan};
 use crate::schema::report::{codes, ObjectKind, Report, Status};
 use crate::schema::target::{TargetColumn, TargetTable};
 use crate::schema::typetext;
+use crate::sink::{Destination, Redo, RowTable, Scope, SinkOptions, SinkStats};
 use crate::transfer::{self, Batch, Counters, OnError, ReadSpec, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
 
 #[derive(Clone)]
@@ -105,22 +114,24 @@ pub(crate) struct Job {
     only: bool,
 }
 
-/// What the load of one chunk gets: the database path is [`load_chunk`];
-/// file and stream targets bring their own loader (`task::sinkload`).
-pub(crate) struct ChunkWork {
-    pub(crate) src: Endpoint,
-    pub(crate) dst: Endpoint,
-    pub(crate) job: Job,
-    pub(crate) chunk: usize,
-    pub(crate) range: KeyRange,
-    /// The chunk was started before and may be half there.
-    pub(crate) dirty: bool,
-    pub(crate) policy: RowPolicy,
-    pub(crate) task: Arc<dyn crate::progress::Task>,
+/// Where a load writes: a database, or a file or stream target with its
+/// options (each chunk opens its own destination).
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) sink: Option<(SinkOptions, Arc<SinkStats>)>,
 }
 
-/// Loads one chunk and returns its row count.
-pub(crate) type ChunkLoader = Arc<dyn Fn(ChunkWork) -> crate::cdc::destination::BoxFuture<'static, Result<u64>> + Send + Sync>;
+impl Target {
+    /// The destination of one chunk: its own connection, or its own files
+    /// (named by the chunk, so a chunk loaded again rewrites the same).
+    async fn open(&self, chunk: usize, policy: &RowPolicy) -> Result<Box<dyn Destination>> {
+        match &self.sink {
+            None => Ok(Box::new(crate::cdc::apply::DbDestination::for_load(&self.endpoint, policy.clone()).await?)),
+            Some((opts, stats)) => crate::sink::open(&self.endpoint, opts, Scope::Load { chunk }, stats.clone()).await,
+        }
+    }
+}
 
 /// The tables of a run, selected, converted and planned.
 pub(crate) struct Planned {
@@ -253,12 +264,8 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
             store.save(&state)?;
             crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
             let t = Instant::now();
-            let r = readers.clone();
-            let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
-                let readers = r.clone();
-                Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
-            });
-            load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
+            let target = Target { endpoint: dst.clone(), sink: None };
+            load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
             crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
             state.phase = Phase::Post;
             store.save(&state)?;
@@ -832,7 +839,7 @@ async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn load(
     src: &Endpoint,
-    dst: &Endpoint,
+    target: &Target,
     jobs: &[Job],
     state: &mut RunState,
     store: &StateStore,
@@ -840,10 +847,10 @@ pub(crate) async fn load(
     rejects: &Rejects,
     counters: &mut BTreeMap<String, Arc<Counters>>,
     seconds: &mut BTreeMap<String, f64>,
-    loader: &ChunkLoader,
+    readers: &Arc<SnapshotReaders>,
 ) -> Result<()> {
     // SQLite takes one writer at a time.
-    let parallel = if matches!(dst, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
+    let parallel = if matches!(target.endpoint, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
     let sem = Arc::new(Semaphore::new(parallel));
     let mut set: JoinSet<(String, usize, Result<u64>, f64)> = JoinSet::new();
     let mut tasks_by_table: BTreeMap<String, Arc<dyn crate::progress::Task>> = BTreeMap::new();
@@ -872,16 +879,17 @@ pub(crate) async fn load(
             let dirty = matches!(chunk.status, ChunkStatus::Loading | ChunkStatus::Failed);
             let job = j.clone();
             let range = chunk.range;
-            let (src, dst) = (src.clone(), dst.clone());
+            let (src, target) = (src.clone(), target.clone());
             let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
             let sem = sem.clone();
             let task = task.clone();
-            let loader = loader.clone();
+            let readers = readers.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let t0 = Instant::now();
                 let key = job.key.clone();
-                let r = loader(ChunkWork { src, dst, job, chunk: ci, range, dirty, policy, task }).await;
+                let chunk = Chunk { index: ci, range, dirty };
+                let r = load_chunk(&src, &target, &job, chunk, &policy, &task, &readers).await;
                 (key, ci, r, t0.elapsed().as_secs_f64())
             });
             if let Some(t) = state.tables.get_mut(&j.key) {
@@ -997,48 +1005,146 @@ impl SnapshotReaders {
     }
 }
 
-/// Loads one chunk: its own source and target connections (the source's
-/// from the snapshot readers when there are), a reader and a writer joined
-/// by a bounded channel.
-#[allow(clippy::too_many_arguments)]
-async fn load_chunk(src: &Endpoint, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders) -> Result<u64> {
+/// What the sinks did, for the run's report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SinkSummary {
+    pub records: u64,
+    pub files: u64,
+    pub bytes_written: u64,
+    /// Records that could not be converted, written under `errors/`.
+    pub error_records: u64,
+    pub throttled_calls: u64,
+    pub retried_records: u64,
+}
+
+impl SinkSummary {
+    fn of(s: &SinkStats) -> Self {
+        SinkSummary {
+            records: SinkStats::get(&s.records),
+            files: SinkStats::get(&s.files),
+            bytes_written: SinkStats::get(&s.bytes),
+            error_records: SinkStats::get(&s.errors),
+            throttled_calls: SinkStats::get(&s.throttled_calls),
+            retried_records: SinkStats::get(&s.retried_records),
+        }
+    }
+}
+
+/// How a job's rows arrive: one column per column read, in read order, with
+/// the source's types; names come from the target plan.
+fn table_info(job: &Job) -> crate::cdc::TableInfo {
+    let mut source: Table = job.source.clone();
+    source.columns = job
+        .write
+        .columns
+        .iter()
+        .zip(&job.read_types)
+        .map(|(tc, ty)| {
+            // A column a mapping rule adds has no source column: its name is its own.
+            let name = if tc.source.starts_with('\u{0}') { &tc.name } else { &tc.source };
+            let mut c = crate::model::Column::new(name, ty.clone(), "");
+            c.nullable = tc.nullable;
+            c
+        })
+        .collect();
+    let mut target = job.target.clone();
+    target.columns = job.write.columns.clone();
+    crate::cdc::TableInfo { source, target, key: job.write.key.clone(), filter: None }
+}
+
+/// The full load into object storage and streams: the same planning,
+/// chunks, parallelism and resumable state as into a database, without
+/// the schema to create or the keys to build. A chunk counts as done only
+/// once its destination has flushed it (files written, records
+/// acknowledged); a chunk loaded again rewrites its files (their names
+/// are fixed per chunk), or delivers its records again with the same ids.
+pub async fn run_sink(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_opts: SinkOptions) -> Result<(LoadReport, SinkSummary)> {
+    let started = Instant::now();
+    let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
+    let Planned { schema, jobs, assessment, .. } = plan(src, dst, &opts).await?;
+    if state.phase == Phase::Schema {
+        for j in &jobs {
+            state.tables.insert(j.key.clone(), TableState { status: TableStatus::Init, key: None, chunks: Vec::new(), error: None, estimated_rows: 0 });
+        }
+        state.phase = Phase::Load;
+        store.save(&state)?;
+    }
+    let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
+    let stats = Arc::new(SinkStats::default());
+    let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
+    let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
+    let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
+    if state.phase == Phase::Load {
+        plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
+        store.save(&state)?;
+        let target = Target { endpoint: dst.clone(), sink: Some((sink_opts.clone(), stats.clone())) };
+        load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
+        for t in state.tables.values_mut() {
+            if t.status == TableStatus::FinishedCopy {
+                t.status = TableStatus::Ready;
+            }
+        }
+        state.phase = Phase::Done;
+        store.save(&state)?;
+    }
+    let run = RunInfo { started, resumed, assessment, rejects: &rejects };
+    let report = load_report(&jobs, &state, &counters, &seconds, &[], &opts, run);
+    Ok((report, SinkSummary::of(&stats)))
+}
+
+/// One chunk of a table, as the load plan cut it.
+#[derive(Clone, Copy)]
+struct Chunk {
+    index: usize,
+    range: KeyRange,
+    /// The chunk was started before and may be half there.
+    dirty: bool,
+}
+
+/// Loads one chunk, whatever the target: its own destination (a database
+/// connection, or files and records named by the chunk) and its own
+/// source connection (from the snapshot readers when there are), a reader
+/// and [`Destination::write_rows`] joined by a bounded channel. A chunk
+/// that may be half there is first cleared ([`Destination::redo_chunk`]);
+/// between two PostgreSQL servers with the same column types, the COPY
+/// bytes pass through unparsed.
+async fn load_chunk(src: &Endpoint, target: &Target, job: &Job, chunk: Chunk, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders) -> Result<u64> {
+    let mut dest = target.open(chunk.index, policy).await?;
+    let table = RowTable { write: job.write.clone(), info: target.sink.as_ref().map(|_| table_info(job)) };
+    if chunk.dirty {
+        let predicate = match (&job.chunk_key_target, chunk.range.is_all()) {
+            (Some(k), false) => chunk.range.predicate(k),
+            _ => None,
+        };
+        dest.redo_chunk(&table, &Redo { chunk: chunk.index, predicate, only: job.only }).await?;
+    }
     let (mut s, pooled) = readers.checkout(src).await?;
-    let r = load_chunk_from(&mut s, dst, job, range, dirty, policy, progress).await;
+    let r = load_chunk_from(&mut s, dest.as_mut(), &table, job, chunk.range, policy, progress).await;
     readers.give_back(s, pooled).await;
     r
 }
 
-async fn load_chunk_from(s: &mut Db, dst: &Endpoint, job: &Job, range: KeyRange, dirty: bool, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
-    let mut d = Db::connect(dst, Role::Target).await?;
-    if dirty {
-        // A PostgreSQL parent kept with its inheritance children: its own rows only.
-        let only = if job.only && d.dialect() == Dialect::Postgres { "ONLY " } else { "" };
-        let del = match (&job.chunk_key_target, range.is_all()) {
-            (Some(k), false) => format!("DELETE FROM {only}{} WHERE {}", job.target.sql_name, range.predicate(k).unwrap_or_default()),
-            _ => format!("DELETE FROM {only}{}", job.target.sql_name),
-        };
-        d.execute(&del).await?;
-    }
-    let source_dialect = s.dialect();
-    let (select, conds) = chunk_select(job, source_dialect, range);
-    match (&mut *s, &mut d) {
-        // Identical column types: the bytes pass through. Otherwise rows are
-        // decoded, so each one is checked against its target column.
-        (Db::Postgres(sc), Db::Postgres(dc)) if job.passthrough_binary => {
+async fn load_chunk_from(s: &mut Db, dest: &mut dyn Destination, table: &RowTable, job: &Job, range: KeyRange, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
+    let caps = dest.capabilities();
+    if job.passthrough_binary && caps.copy_passthrough {
+        if let (Db::Postgres(sc), Some(Db::Postgres(dc))) = (&mut *s, dest.as_db().map(|d| d.db())) {
+            // Identical column types: the bytes pass through. Otherwise rows
+            // are decoded, so each one is checked against its target column.
             sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
             let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
-            let table = source_table_sql(source_dialect, &job.source);
-            let from = if conds.is_empty() { transfer::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { transfer::postgres::CopySource::Query(&select) };
-            let rows = transfer::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
+            let (select, conds) = chunk_select(job, Dialect::Postgres, range);
+            let table = source_table_sql(Dialect::Postgres, &job.source);
+            let from = if conds.is_empty() { crate::sink::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { crate::sink::postgres::CopySource::Query(&select) };
+            let rows = crate::sink::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
             policy.counters.add(rows, 0);
             return Ok(rows);
         }
-        // (read_rows sets up the PostgreSQL reader's session.)
-        _ => {}
     }
-    let spec = ReadSpec { select, types: job.read_types.clone() };
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (r, w) = tokio::join!(transfer::read_tolerant(s, &job.key, &spec, tx), transfer::write_into(&mut d, &job.write, rx, policy, progress));
+    // A database refuses single rows itself (--on-error), so its reader
+    // passes a value that does not match its declared type on as text;
+    // files and streams have no such check, and stop at it.
+    let (r, w) = tokio::join!(read_chunk(s, job, range, caps.tables, tx), dest.write_rows(table, rx, policy, progress));
     // The writer's error explains a reader that stopped early.
     let written = w?;
     r?;
@@ -1118,21 +1224,19 @@ fn chunk_select(job: &Job, source: Dialect, range: KeyRange) -> (String, Vec<Str
     (select, conds)
 }
 
-/// Reads a chunk's rows into `tx` with the source engine's reader (a
+/// Reads one chunk of `job` into `tx` on the source connection `s`: the
+/// one place the loader reads rows (with the source engine's reader; a
 /// PostgreSQL reader first gets the session that makes its text exact).
-pub(crate) async fn read_rows(s: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+/// `tolerant`: a value that does not match its declared type comes
+/// through as text, listed in the batch, for the writer to judge.
+async fn read_chunk(s: &mut Db, job: &Job, range: KeyRange, tolerant: bool, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    let (select, _) = chunk_select(job, s.dialect(), range);
+    let spec = ReadSpec { select, types: job.read_types.clone() };
+    if tolerant {
+        return transfer::read_tolerant(s, &job.key, &spec, tx).await;
+    }
     if let Db::Postgres(c) = s {
         c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
     }
-    transfer::read_from(s, table, spec, tx).await
-}
-
-/// Reads one chunk of `job` into `tx`, on a connection from `readers`.
-pub(crate) async fn read_chunk(src: &Endpoint, job: &Job, range: KeyRange, tx: mpsc::Sender<Batch>, readers: &SnapshotReaders) -> Result<u64> {
-    let (mut s, pooled) = readers.checkout(src).await?;
-    let (select, _) = chunk_select(job, s.dialect(), range);
-    let spec = ReadSpec { select, types: job.read_types.clone() };
-    let r = read_rows(&mut s, &job.key, &spec, tx).await;
-    readers.give_back(s, pooled).await;
-    r
+    transfer::read_from(s, &job.key, &spec, tx).await
 }

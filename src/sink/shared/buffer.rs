@@ -1,8 +1,8 @@
 //! Firehose-style buffering: a buffer is delivered when it holds
 //! `--buffer-size` bytes or has been open `--buffer-interval`, whichever
-//! comes first. Interval checks happen when changes arrive or when the
-//! caller flushes; an idle CDC loop should apply an empty batch (or call
-//! `flush`) now and then so a quiet table's last changes still go out.
+//! comes first. Interval checks happen when changes arrive, and on the
+//! destination's `tick`, which the CDC loop calls about once a second, so
+//! a quiet table's last changes still go out.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! A thin Kinesis Data Streams client: JSON over HTTPS, signed with SigV4
-//! (the aws-sigv4 crate), sent with reqwest. It does the three calls barge
+//! ([`crate::sink::shared::sigv4`]), sent with reqwest. It does the three calls barge
 //! needs (DescribeStreamSummary, ListShards, PutRecords) at a small
 //! fraction of the AWS SDK's build cost.
 //!
@@ -9,22 +9,16 @@
 //! `AWS_ENDPOINT_URL_KINESIS` or `AWS_ENDPOINT_URL`, else AWS's. Neither
 //! the secret nor the signature is ever logged.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-
-use crate::endpoint::{Secret, StreamEndpoint};
+use crate::endpoint::StreamEndpoint;
 use crate::error::{Error, Result};
+use crate::sink::shared::sigv4::{env, Signer};
 
 pub struct KinesisApi {
     http: reqwest::Client,
     url: String,
-    region: String,
-    key_id: String,
-    secret: Secret,
-    token: Option<Secret>,
+    signer: Signer,
     pub display: String,
 }
 
@@ -37,25 +31,19 @@ pub struct ApiError {
     pub retriable: bool,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl KinesisApi {
     pub fn new(e: &StreamEndpoint) -> Result<KinesisApi> {
-        super::install_crypto_provider();
-        let missing = |what: &str, hint: &str| Error::Endpoint { endpoint: e.display.clone(), message: format!("no {what}"), hint: Some(hint.to_string()) };
-        let region = e.options.get("region").cloned().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")).ok_or_else(|| missing("region", "add ?region=us-east-1 to the URL, or set AWS_REGION"))?;
+        crate::sink::install_crypto_provider();
+        let signer = Signer::from_env(&e.options, &e.display)?;
+        let region = &signer.region;
         let url = e.options.get("endpoint").cloned().or_else(|| env("AWS_ENDPOINT_URL_KINESIS")).or_else(|| env("AWS_ENDPOINT_URL")).unwrap_or_else(|| format!("https://kinesis.{region}.amazonaws.com"));
         let url = format!("{}/", url.trim_end_matches('/'));
-        let key_id = env("AWS_ACCESS_KEY_ID").ok_or_else(|| missing("credentials", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)"))?;
-        let secret = Secret::new(env("AWS_SECRET_ACCESS_KEY").ok_or_else(|| missing("secret key", "set AWS_SECRET_ACCESS_KEY"))?);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|err| Error::Endpoint { endpoint: e.display.clone(), message: format!("cannot set up HTTPS: {err}"), hint: None })?;
-        Ok(KinesisApi { http, url, region, key_id, secret, token: env("AWS_SESSION_TOKEN").map(Secret::new), display: e.display.clone() })
+        Ok(KinesisApi { http, url, signer, display: e.display.clone() })
     }
 
     /// One API call: `action` (e.g. `PutRecords`) with a JSON body.
@@ -63,7 +51,7 @@ impl KinesisApi {
         let body = serde_json::to_vec(body).map_err(|e| ApiError { kind: "Serialization".into(), message: e.to_string(), retriable: false })?;
         let target = format!("Kinesis_20131202.{action}");
         let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
-        let signed = self.sign(&headers, &body).map_err(|m| ApiError { kind: "Signing".into(), message: m, retriable: false })?;
+        let signed = self.signer.sign("kinesis", &self.url, &headers, &body).map_err(|m| ApiError { kind: "Signing".into(), message: m, retriable: false })?;
         let mut req = self.http.post(&self.url).body(body);
         for (k, v) in headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(signed) {
             req = req.header(k, v);
@@ -82,15 +70,6 @@ impl KinesisApi {
         let message = json["message"].as_str().or(json["Message"].as_str()).unwrap_or("").to_string();
         let retriable = status.is_server_error() || matches!(kind.as_str(), "ProvisionedThroughputExceededException" | "LimitExceededException" | "ThrottlingException" | "KMSThrottlingException" | "InternalFailure" | "ServiceUnavailable");
         Err(ApiError { kind: if kind.is_empty() { format!("HTTP {status}") } else { kind }, message, retriable })
-    }
-
-    /// The SigV4 headers (authorization, x-amz-date, ...) for a request.
-    fn sign(&self, headers: &[(&str, &str)], body: &[u8]) -> std::result::Result<Vec<(String, String)>, String> {
-        let identity = Credentials::new(&self.key_id, self.secret.expose(), self.token.as_ref().map(|t| t.expose().to_string()), None, "environment").into();
-        let params = v4::SigningParams::builder().identity(&identity).region(&self.region).name("kinesis").time(SystemTime::now()).settings(SigningSettings::default()).build().map_err(|e| e.to_string())?.into();
-        let request = SignableRequest::new("POST", &self.url, headers.iter().copied(), SignableBody::Bytes(body)).map_err(|e| e.to_string())?;
-        let (instructions, _signature) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
-        Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     /// The hash ranges of the stream's open shards, sorted.

@@ -45,7 +45,7 @@ impl ObjectTarget {
             }
             #[cfg(feature = "s3")]
             Endpoint::S3(s) => {
-                super::install_crypto_provider();
+                crate::sink::install_crypto_provider();
                 // Credentials come from the environment only: without them
                 // object_store would ask the EC2 instance-metadata address,
                 // a network call the user never asked for.
@@ -71,7 +71,7 @@ impl ObjectTarget {
                 let prefix = s.prefix.split('/').filter(|p| !p.is_empty()).map(str::to_string).collect();
                 Ok(ObjectTarget { store: Arc::new(store), prefix, display: s.display.clone() })
             }
-            other => Err(super::not_built(other)),
+            other => Err(crate::sink::not_built(other)),
         }
     }
 

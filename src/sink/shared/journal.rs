@@ -7,12 +7,17 @@
 //! drop the duplicates).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cdc::destination::BoxFuture;
-use crate::cdc::{ChangeBatch, Destination, Tables};
+use tokio::sync::mpsc;
+
+use crate::cdc::{ChangeBatch, Tables};
 use crate::error::{Error, Result};
-use crate::model::Position;
+use crate::model::{Position, RowBatch};
+use crate::progress::Task;
+use crate::sink::{BoxFuture, Capabilities, Destination, RowTable};
+use crate::transfer::RowPolicy;
 
 pub const FILE_NAME: &str = "cdc-position";
 
@@ -76,8 +81,16 @@ impl Journaled {
 }
 
 impl Destination for Journaled {
-    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
-        self.inner.apply(tables, batch)
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { buffers: true, ..self.inner.capabilities() }
+    }
+
+    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>> {
+        self.inner.write_rows(table, rows, policy, progress)
+    }
+
+    fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+        self.inner.write_changes(tables, batch)
     }
 
     fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
@@ -93,9 +106,6 @@ impl Destination for Journaled {
         self.inner.tick()
     }
 
-    fn buffers(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
@@ -106,7 +116,13 @@ mod tests {
     struct Fake(Option<Position>);
 
     impl Destination for Fake {
-        fn apply<'a>(&'a mut self, _: &'a Tables, _: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::NONE
+        }
+        fn write_rows<'a>(&'a mut self, _: &'a RowTable, _: mpsc::Receiver<RowBatch>, _: &'a RowPolicy, _: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>> {
+            Box::pin(async { Ok(0) })
+        }
+        fn write_changes<'a>(&'a mut self, _: &'a Tables, _: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
             Box::pin(async { Ok(()) })
         }
         fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {

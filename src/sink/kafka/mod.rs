@@ -24,7 +24,7 @@ use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use super::envelope::{self, Names};
 use super::record::{Record, RecordIds, RecordKind};
 use super::{Layouts, Scope, SinkOptions, SinkStats, SinkTable};
-use crate::cdc::destination::BoxFuture;
+use super::BoxFuture;
 use crate::cdc::{ChangeBatch, Destination, Tables};
 use crate::endpoint::KafkaEndpoint;
 use crate::error::{Error, Result};
@@ -215,7 +215,21 @@ impl KafkaSink {
 }
 
 impl Destination for KafkaSink {
-    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities { ordered: true, ..super::Capabilities::NONE }
+    }
+
+    fn write_rows<'a>(
+        &'a mut self,
+        table: &'a super::RowTable,
+        rows: tokio::sync::mpsc::Receiver<crate::model::RowBatch>,
+        policy: &'a crate::transfer::RowPolicy,
+        progress: &'a Arc<dyn crate::progress::Task>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(super::rows_as_inserts(self, table, rows, policy, progress))
+    }
+
+    fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.apply_batch(tables, batch))
     }
 

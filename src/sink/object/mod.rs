@@ -10,9 +10,11 @@
 //!   `prefix/errors/schema/table/<same name>.jsonl` with the reason.
 //!
 //! Files are buffered until `--buffer-size` or `--buffer-interval`, so
-//! `apply` returns before changes are durable; [`ObjectSink::committed`]
+//! `write_changes` returns before changes are durable; [`ObjectSink::committed`]
 //! reports the last position whose changes are all in written files, and
 //! that is the position the source may advance to.
+
+pub mod store;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,10 +25,25 @@ use super::format::{self, Extra, RecordWriter};
 use super::record::{Record, RecordIds, RecordKind};
 use super::store::{ObjectTarget, FILES_PER_CHUNK};
 use super::{FileFormat, Layouts, Scope, SinkOptions, SinkStats, SinkTable};
-use crate::cdc::destination::BoxFuture;
-use crate::cdc::{ChangeBatch, Destination, Tables};
+use super::{BoxFuture, Capabilities, Destination, Redo, RowTable};
+use crate::cdc::{ChangeBatch, Tables};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::model::{Position, QualifiedName};
+use crate::model::{Position, QualifiedName, RowBatch};
+use crate::progress::Task;
+use crate::transfer::RowPolicy;
+
+/// Files are buffered (by size or interval): the position moves as files
+/// are written.
+pub const CAPABILITIES: Capabilities = Capabilities { buffers: true, ..Capabilities::NONE };
+
+/// Opens `s3://` and `file://` targets (the registry's `open`).
+pub fn open<'a>(endpoint: &'a Endpoint, opts: &'a SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> BoxFuture<'a, Result<Box<dyn Destination>>> {
+    Box::pin(async move {
+        let target = ObjectTarget::open(endpoint)?;
+        Ok(Box::new(ObjectSink::new(target, opts.clone(), scope, stats)) as Box<dyn Destination>)
+    })
+}
 
 struct OpenFile {
     table: Arc<SinkTable>,
@@ -214,8 +231,24 @@ fn error_line(table: &SinkTable, rec: &Record, reason: &str) -> String {
 }
 
 impl Destination for ObjectSink {
-    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: tokio::sync::mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(super::rows_as_inserts(self, table, rows, policy, progress))
+    }
+
+    fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.apply_batch(tables, batch))
+    }
+
+    /// A chunk's files have fixed names: those of an earlier attempt go.
+    fn redo_chunk<'a>(&'a mut self, table: &'a RowTable, redo: &'a Redo) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(info) = &table.info else { return Ok(()) };
+            self.target.discard_load_chunk(&SinkTable::from_info(info, &self.opts.default_schema), redo.chunk).await
+        })
     }
 
     fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
@@ -228,10 +261,6 @@ impl Destination for ObjectSink {
 
     fn tick<'a>(&'a mut self) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.close_due())
-    }
-
-    fn buffers(&self) -> bool {
-        true
     }
 }
 

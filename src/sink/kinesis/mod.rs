@@ -12,6 +12,9 @@
 //! ([`super::kpl`]); an aggregate is one Kinesis record, so the records in
 //! it keep their order whatever happens to it.
 
+pub mod api;
+pub mod kpl;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,10 +23,10 @@ use base64::Engine as _;
 
 use super::envelope::{self, Names};
 use super::kinesis_api::{ApiError, KinesisApi};
-use super::kpl::{self, Aggregator};
+use kpl::Aggregator;
 use super::record::{Record, RecordIds};
 use super::{retry, EnvelopeKind, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
-use crate::cdc::destination::BoxFuture;
+use super::BoxFuture;
 use crate::cdc::{ChangeBatch, Destination, Tables};
 use crate::endpoint::StreamEndpoint;
 use crate::error::{Error, Result};
@@ -274,7 +277,21 @@ impl KinesisSink {
 }
 
 impl Destination for KinesisSink {
-    fn apply<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities { ordered: true, ..super::Capabilities::NONE }
+    }
+
+    fn write_rows<'a>(
+        &'a mut self,
+        table: &'a super::RowTable,
+        rows: tokio::sync::mpsc::Receiver<crate::model::RowBatch>,
+        policy: &'a crate::transfer::RowPolicy,
+        progress: &'a Arc<dyn crate::progress::Task>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(super::rows_as_inserts(self, table, rows, policy, progress))
+    }
+
+    fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let entries = self.entries(tables, batch)?;
             self.send(entries).await?;

@@ -1,0 +1,16 @@
+//! What several sinks share, once each: records and their ids, message
+//! envelopes, buffering, the journal, compression, file formats, retry,
+//! and AWS request signing (SigV4).
+
+pub mod buffer;
+pub mod compress;
+pub mod envelope;
+pub mod format;
+pub mod journal;
+pub mod record;
+pub mod retry;
+#[cfg(feature = "kinesis")]
+pub mod sigv4;
+
+// The sink-wide types the shared pieces name as `super::…`.
+use super::{Compression, EnvelopeKind, FileFormat, PartitionKey, Scope, SinkTable};
