@@ -8,14 +8,17 @@ pub mod capture;
 pub mod copy;
 pub mod destination;
 pub mod evolve;
-pub mod mysql;
-pub mod mysql_ddl;
-pub mod pgoutput;
-pub mod postgres;
 pub mod schema_state;
-pub mod source;
-pub mod sqlite;
 
 pub use crate::model::change::{Change, ChangeBatch, Op, Position};
 pub use capture::{Capture, CaptureOptions};
 pub use destination::{Destination, TableInfo, Tables};
+
+// The engine change sources moved to `crate::source`; these names keep
+// the old paths working for one step.
+pub use crate::source::changes as source;
+pub use crate::source::mysql::binlog as mysql;
+pub use crate::source::mysql::binlog_ddl as mysql_ddl;
+pub use crate::source::postgres::pgoutput;
+pub use crate::source::postgres::wal as postgres;
+pub use crate::source::sqlite::changes as sqlite;

@@ -110,9 +110,9 @@ use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::{BinlogStream, BinlogStreamRequest};
 
-use super::destination::BoxFuture;
-use super::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
-use super::Tables;
+use crate::cdc::destination::BoxFuture;
+use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
+use crate::cdc::Tables;
 use crate::codec::mysqltext;
 use crate::model::{Change, ColumnType, Op, QualifiedName, Table, Value};
 
@@ -203,37 +203,37 @@ impl MysqlSource {
         }
         let session_db = if schema.is_empty() { self.database.clone() } else { schema.to_string() };
         let copied = |t: &QualifiedName| self.skip.get(t).is_some_and(|cp| position <= *cp);
-        let effects: Vec<_> = super::mysql_ddl::interpret(sql, &self.database, &session_db, &all)
+        let effects: Vec<_> = super::binlog_ddl::interpret(sql, &self.database, &session_db, &all)
             .into_iter()
             .filter(|e| match e {
-                super::mysql_ddl::Effect::Truncate(t) | super::mysql_ddl::Effect::Unsupported { table: t, .. } | super::mysql_ddl::Effect::Ignored { table: t, .. } => !copied(t),
-                super::mysql_ddl::Effect::Altered { table, .. } | super::mysql_ddl::Effect::Created(table) => !copied(&table.name),
+                super::binlog_ddl::Effect::Truncate(t) | super::binlog_ddl::Effect::Unsupported { table: t, .. } | super::binlog_ddl::Effect::Ignored { table: t, .. } => !copied(t),
+                super::binlog_ddl::Effect::Altered { table, .. } | super::binlog_ddl::Effect::Created(table) => !copied(&table.name),
             })
             .collect();
         for effect in effects {
             let statement = Some(crate::db::excerpt(sql));
             let schema_event = |table: QualifiedName, change: SchemaChange| SourceEvent::Schema(Box::new(SchemaEvent { table, change, position: Some(position.clone()), commit_lsn: None }));
             match effect {
-                super::mysql_ddl::Effect::Truncate(table) => {
+                super::binlog_ddl::Effect::Truncate(table) => {
                     let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
                     self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position: position.clone(), commit_time: Some(chrono::Utc::now()), bytes: 8, partial: false }));
                 }
-                super::mysql_ddl::Effect::Altered { table, renames } => {
+                super::binlog_ddl::Effect::Altered { table, renames } => {
                     if !known.contains_key(&table.name) {
                         continue;
                     }
                     self.models.insert(table.name.clone(), Some(table.clone()));
                     self.pending.push_back(schema_event(table.name.clone(), SchemaChange::Columns { table, renames, statement }));
                 }
-                super::mysql_ddl::Effect::Created(table) => {
+                super::binlog_ddl::Effect::Created(table) => {
                     self.models.insert(table.name.clone(), Some(table.clone()));
                     self.pending.push_back(schema_event(table.name.clone(), SchemaChange::Created { table, statement: crate::db::excerpt(sql) }));
                 }
-                super::mysql_ddl::Effect::Unsupported { table, message } => {
+                super::binlog_ddl::Effect::Unsupported { table, message } => {
                     self.models.insert(table.clone(), None);
                     self.pending.push_back(schema_event(table, SchemaChange::Unsupported { message }));
                 }
-                super::mysql_ddl::Effect::Ignored { table, what } => {
+                super::binlog_ddl::Effect::Ignored { table, what } => {
                     crate::output::info(format!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql)));
                 }
             }
@@ -246,7 +246,7 @@ impl MysqlSource {
         }
         let Some(Some(model)) = self.models.get(table) else { return Ok(()) };
         let cols = &model.columns;
-        let key = super::destination::key_indexes(model);
+        let key = crate::cdc::destination::key_indexes(model);
         if tme.columns_count() as usize != cols.len() {
             let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed in a way barge did not see", tme.columns_count(), cols.len());
             self.models.insert(table.clone(), None);

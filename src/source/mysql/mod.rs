@@ -1,0 +1,2 @@
+pub mod binlog;
+pub mod binlog_ddl;

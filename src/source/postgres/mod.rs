@@ -1,0 +1,2 @@
+pub mod pgoutput;
+pub mod wal;
