@@ -150,20 +150,6 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Opens the change source at `from`.
-async fn open_source(src: &Endpoint, capture: &Capture, from: &Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>, poll: Duration, timeout: Duration) -> Result<Box<dyn ChangeSource>> {
-    match (src, from) {
-        (Endpoint::Postgres(ep), Position::PgLsn { lsn }) => {
-            let slot = capture.slot.as_deref().ok_or_else(|| Error::usage("no replication slot is known for this task; give --slot"))?;
-            let publication = capture.publication.as_deref().unwrap_or(slot);
-            Ok(Box::new(crate::cdc::postgres::PgSource::open(ep, slot, publication, *lsn, tables, timeout).await?))
-        }
-        (Endpoint::Mysql(ep), Position::MysqlBinlog { file, pos }) => Ok(Box::new(crate::cdc::mysql::MysqlSource::open(ep, file, *pos, tables, copied, timeout).await?)),
-        (Endpoint::Sqlite(ep), Position::SqliteSeq { seq }) => Ok(Box::new(crate::cdc::sqlite::SqliteSource::open(ep, *seq, tables, poll).await?)),
-        (_, p) => Err(Error::usage(format!("position {p} does not belong to a {:?} source", src.kind()))),
-    }
-}
-
 /// Runs the source in its own task: it reads ahead while a batch is being
 /// applied, and takes acknowledgements between reads.
 fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>, mut acks: mpsc::UnboundedReceiver<Position>) -> tokio::task::JoinHandle<()> {
@@ -372,7 +358,7 @@ impl<'a> Replicator<'a> {
             Some(c) => c.table,
             None => info.target.clone(),
         };
-        TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target, filter: info.filter.clone() }
+        TableInfo { key: crate::source::key_indexes(&table), source: table, target, filter: info.filter.clone() }
     }
 
     /// Creates a table on the target (dropping what is there for a reload)
@@ -416,7 +402,7 @@ impl<'a> Replicator<'a> {
     }
 
     async fn open_reader(&mut self, from: &Position) -> Result<(mpsc::Receiver<FromSource>, tokio::task::JoinHandle<()>)> {
-        let s = open_source(self.src, &self.opts.capture, from, self.tables.clone(), self.copied.clone(), self.opts.poll_interval, self.opts.stream_timeout).await?;
+        let s = crate::source::open_changes(self.src, &self.opts.capture, from, self.tables.clone(), self.copied.clone(), self.opts.poll_interval, self.opts.stream_timeout).await?;
         let (tx, rx) = mpsc::channel::<FromSource>(1024);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         self.ack_tx = ack_tx;
@@ -743,7 +729,7 @@ impl<'a> Replicator<'a> {
                 }
                 let Some(converted) = self.opts.converter.convert(&table, None) else { return Ok(()) };
                 let filter = self.opts.converter.filter(&table)?;
-                let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
+                let new = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
                 let change = TableChange { old: None, new: new.clone(), changes: Vec::new(), create: converted.create };
                 crate::output::info(format!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name));
                 self.follow(&name, &ev, change).await?;
@@ -755,7 +741,7 @@ impl<'a> Replicator<'a> {
                     Err(why) => return self.stop_table(&name, &why).await,
                 };
                 let Some(converted) = self.opts.converter.convert(&table, Some(&old.target)) else { return Ok(()) };
-                let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter: old.filter.clone() };
+                let new = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter: old.filter.clone() };
                 if changes.is_empty() {
                     // The same columns (a type name spelled anew): the model follows.
                     let mut t = (*self.tables).clone();
@@ -860,7 +846,7 @@ impl<'a> Replicator<'a> {
             let Some(converted) = self.opts.converter.convert(&table, None) else { continue };
             crate::output::info(format!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name));
             let filter = self.opts.converter.filter(&table)?;
-            let info = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target: converted.table, filter };
+            let info = TableInfo { key: crate::source::key_indexes(&table), source: table, target: converted.table, filter };
             self.copy(info, false).await?;
         }
         Ok(())
@@ -905,7 +891,7 @@ fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
     crate::output::verbose(format!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", ")));
     info.target.columns.retain(|c| !missing.contains(&c.source));
     info.source.columns.retain(|c| !missing.contains(&c.name));
-    info.key = crate::cdc::destination::key_indexes(&info.source);
+    info.key = crate::source::key_indexes(&info.source);
     info
 }
 

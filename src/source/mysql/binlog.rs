@@ -246,7 +246,7 @@ impl MysqlSource {
         }
         let Some(Some(model)) = self.models.get(table) else { return Ok(()) };
         let cols = &model.columns;
-        let key = crate::cdc::destination::key_indexes(model);
+        let key = crate::source::key_indexes(model);
         if tme.columns_count() as usize != cols.len() {
             let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed in a way barge did not see", tme.columns_count(), cols.len());
             self.models.insert(table.clone(), None);

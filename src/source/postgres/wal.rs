@@ -327,7 +327,7 @@ struct Model {
 
 impl Model {
     fn new(table: Table, attnums: Vec<Option<i16>>) -> Model {
-        let key = crate::cdc::destination::key_indexes(&table);
+        let key = crate::source::key_indexes(&table);
         Model { table, key, attnums }
     }
 }
