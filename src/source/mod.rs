@@ -25,7 +25,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,6 +154,48 @@ pub async fn open_changes(src: &Endpoint, capture: &Capture, from: &Position, ta
     }
 }
 
+/// Positions order as their source says; positions of different sources
+/// do not compare. A full load's rows ([`Position::Snapshot`]) come
+/// before any log position.
+impl PartialOrd for Position {
+    fn partial_cmp(&self, other: &Position) -> Option<Ordering> {
+        use Position::*;
+        match (self, other) {
+            (Snapshot, Snapshot) => Some(Ordering::Equal),
+            (Snapshot, _) => Some(Ordering::Less),
+            (_, Snapshot) => Some(Ordering::Greater),
+            (PgLsn { lsn: a }, PgLsn { lsn: b }) => Some(a.cmp(b)),
+            (MysqlBinlog { file: fa, pos: pa }, MysqlBinlog { file: fb, pos: pb }) => mysql::binlog::compare((fa, *pa), (fb, *pb)),
+            (SqliteSeq { seq: a }, SqliteSeq { seq: b }) => Some(a.cmp(b)),
+            (Shards { offsets: a }, Shards { offsets: b }) => compare_shards(a, b),
+            _ => None,
+        }
+    }
+}
+
+/// One offset per shard: a position is at or past another only when
+/// each of its shards is; a shard one of them lacks (new after a
+/// reshard) counts as not read yet.
+fn compare_shards(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Option<Ordering> {
+    // Decimal offsets of any length, compared as numbers.
+    fn offset(o: Option<&String>) -> Option<(usize, &str)> {
+        o.map(|o| {
+            let digits = o.trim_start_matches('0');
+            (digits.len(), digits)
+        })
+    }
+    let mut order = Ordering::Equal;
+    for shard in a.keys().chain(b.keys()) {
+        match (order, offset(a.get(shard)).cmp(&offset(b.get(shard)))) {
+            (_, Ordering::Equal) => {}
+            (Ordering::Equal, o) => order = o,
+            (prev, o) if prev != o => return None,
+            _ => {}
+        }
+    }
+    Some(order)
+}
+
 /// Which keys identify a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyChoice {
@@ -216,5 +259,33 @@ mod tests {
         t.primary_key = Some(Key { name: None, columns: vec!["code".into(), "id".into()] });
         assert_eq!(key_indexes(&t), vec![1, 0]);
         assert_eq!(key_positions(&["gone".into()], t.columns.iter().map(|c| c.name.as_str())), None);
+    }
+
+    fn p(s: &str) -> Position {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn each_source_orders_its_own_positions() {
+        assert!(p("pg:16/B374D848") < p("pg:17/0"));
+        assert!(p("mysql:b.000002:10") < p("mysql:b.000010:1"));
+        // Past six digits the file names no longer sort as text.
+        assert!(p("mysql:b.999999:900") < p("mysql:b.1000000:4"));
+        assert_eq!(p("mysql:a.000001:4").partial_cmp(&p("mysql:b.000001:4")), None, "another log's files");
+        assert!(p("sqlite:9") < p("sqlite:10"));
+        assert!(p("snapshot") < p("sqlite:0"));
+        assert_eq!(p("pg:0/1").partial_cmp(&p("sqlite:1")), None, "different sources do not compare");
+        assert!(!(p("pg:0/1") <= p("sqlite:1")) && !(p("pg:0/1") > p("sqlite:1")));
+    }
+
+    #[test]
+    fn a_sharded_position_is_past_another_only_in_every_shard() {
+        assert!(p("shards:0=5,1=7") < p("shards:0=5,1=8"));
+        assert!(p("shards:0=5,1=7") == p("shards:0=5,1=7"));
+        assert_eq!(p("shards:0=6,1=7").partial_cmp(&p("shards:0=5,1=8")), None);
+        // Numbers, not text; and a shard created later is not read yet.
+        assert!(p("shards:s=99999999999999999999") < p("shards:s=100000000000000000000"));
+        assert!(p("shards:s=1") < p("shards:s=1,t=0"));
+        assert!(!(p("shards:0=6,1=7") > p("shards:0=5,1=8")));
     }
 }

@@ -70,6 +70,26 @@ pub async fn current_position(c: &mut MyConn) -> Result<Position> {
     Ok(Position::MysqlBinlog { file, pos })
 }
 
+/// Orders binlog positions: by the file's sequence number (the digits
+/// after its last dot, which pass six digits after binlog.999999), then
+/// the offset. Files of differently named logs do not compare.
+pub fn compare(a: (&str, u64), b: (&str, u64)) -> Option<std::cmp::Ordering> {
+    fn split(file: &str) -> (&str, Option<u64>) {
+        match file.rsplit_once('.') {
+            Some((base, n)) => (base, n.parse().ok()),
+            None => (file, None),
+        }
+    }
+    let ((base_a, na), (base_b, nb)) = (split(a.0), split(b.0));
+    if base_a != base_b {
+        return None;
+    }
+    match (na, nb) {
+        (Some(x), Some(y)) => Some(x.cmp(&y).then(a.1.cmp(&b.1))),
+        _ => Some(a.0.cmp(b.0).then(a.1.cmp(&b.1))),
+    }
+}
+
 /// Checks the settings and returns the position changes start at, with
 /// `readers` connections that see the data exactly at that position.
 pub async fn prepare(ep: &DbEndpoint, readers: usize) -> Result<(Position, Vec<MyConn>)> {
