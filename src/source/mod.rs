@@ -154,6 +154,15 @@ pub async fn open_changes(src: &Endpoint, capture: &Capture, from: &Position, ta
     }
 }
 
+/// Whether the replication slot `slot` still exists (true for sources
+/// without slots).
+pub async fn slot_exists(src: &Endpoint, slot: &str) -> Result<bool> {
+    match src {
+        Endpoint::Postgres(ep) => postgres::wal::slot_exists(ep, slot).await,
+        _ => Ok(true),
+    }
+}
+
 /// Positions order as their source says; positions of different sources
 /// do not compare. A full load's rows ([`Position::Snapshot`]) come
 /// before any log position.

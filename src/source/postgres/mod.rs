@@ -10,7 +10,7 @@ use super::{Estimate, KeyBounds, Source, TableRead};
 use crate::cdc::destination::BoxFuture;
 use crate::db::postgres::{query_error, PgConn};
 use crate::error::Result;
-use crate::model::{Dialect, Schema, Table};
+use crate::model::{Dialect, QualifiedName, Schema, Table};
 use crate::transfer::{self, Batch};
 
 impl Source for PgConn {
@@ -70,4 +70,29 @@ impl Source for PgConn {
     fn finish(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.execute("COMMIT"))
     }
+}
+
+/// What a copy needs beyond the model: the extensions to create before
+/// the tables (their types, functions), and the indexes of the selected
+/// materialized views as (view, index name, `pg_get_indexdef`).
+pub async fn extensions_and_matview_indexes(ep: &crate::endpoint::DbEndpoint, schema: &Schema) -> Result<(Vec<String>, Vec<(QualifiedName, String, String)>)> {
+    let c = PgConn::connect(ep, crate::endpoint::Role::Source).await?;
+    let sql = "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY oid";
+    let rows = c.client.query(sql, &[]).await.map_err(|e| query_error(&c.display, sql, e))?;
+    let extensions = rows.iter().map(|r| r.get(0)).collect();
+    let mut indexes = Vec::new();
+    if !schema.views.iter().any(|v| v.materialized) {
+        return Ok((extensions, indexes));
+    }
+    let sql = "SELECT n.nspname, m.relname, ic.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+               JOIN pg_class m ON m.oid = i.indrelid JOIN pg_namespace n ON n.oid = m.relnamespace \
+               JOIN pg_class ic ON ic.oid = i.indexrelid WHERE m.relkind = 'm' ORDER BY 1, 2, 3";
+    let rows = c.client.query(sql, &[]).await.map_err(|e| query_error(&c.display, sql, e))?;
+    for r in rows {
+        let view = QualifiedName::new(Some(&r.get::<_, String>(0)), &r.get::<_, String>(1));
+        if schema.views.iter().any(|v| v.materialized && v.name == view) {
+            indexes.push((view, r.get(2), r.get(3)));
+        }
+    }
+    Ok((extensions, indexes))
 }

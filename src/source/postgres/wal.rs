@@ -791,3 +791,11 @@ pub async fn heartbeat(ep: DbEndpoint, every: Duration) {
         }
     }
 }
+
+/// Whether the replication slot `slot` exists.
+pub async fn slot_exists(ep: &DbEndpoint, slot: &str) -> Result<bool> {
+    let c = crate::db::postgres::PgConn::connect(ep, Role::Source).await?;
+    let sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
+    let r = c.client.query_opt(sql, &[&slot]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
+    Ok(r.is_some())
+}
