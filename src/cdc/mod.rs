@@ -1,7 +1,11 @@
-//! Change data capture: sources that read a log into [`ChangeBatch`]es,
-//! and destinations that make batches durable before the source position
-//! moves. Full loads to object storage and streams use the same
-//! destinations, with inserts at [`Position::Snapshot`].
+//! Change data capture: beginning a capture on the source (`capture`),
+//! copying one table while changes flow (`copy`), following source DDL
+//! (`evolve`, `schema_state`), and the destinations that make
+//! [`ChangeBatch`]es durable before the source position moves
+//! (`destination`, `apply`). The engines' change streams are in
+//! [`crate::source`]; the replication loop is [`crate::task::cdc`]. Full
+//! loads to object storage and streams use the same destinations, with
+//! inserts at [`Position::Snapshot`].
 
 pub mod apply;
 pub mod capture;

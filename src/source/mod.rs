@@ -154,6 +154,42 @@ pub async fn open_changes(src: &Endpoint, capture: &Capture, from: &Position, ta
     }
 }
 
+/// Adds `tables` to a running capture (PostgreSQL: the publication, and
+/// a FULL replica identity where a table has no key); returns the replica
+/// identities changed, for `barge cleanup` to restore. Other sources
+/// capture every table already.
+pub async fn capture_more(src: &Endpoint, capture: &Capture, tables: &[Table]) -> Result<Vec<postgres::wal::ReplicaIdentity>> {
+    match (src, capture.publication.as_deref().or(capture.slot.as_deref())) {
+        (Endpoint::Postgres(ep), Some(publication)) => postgres::wal::capture_tables(ep, publication, tables).await,
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Keeps an idle source's log moving while changes are captured
+/// (PostgreSQL: a slot on a quiet database holds WAL until something is
+/// written); `None` where the source needs nothing, or `every` is zero.
+pub fn heartbeat(src: &Endpoint, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    match src {
+        Endpoint::Postgres(ep) if !every.is_zero() => Some(tokio::spawn(postgres::wal::heartbeat(ep.clone(), every))),
+        _ => None,
+    }
+}
+
+/// Tables created and dropped at the source, for a source whose change
+/// stream does not carry CREATE and DROP TABLE (PostgreSQL); `None` for
+/// the others, whose stream does.
+pub async fn tables_outside_the_stream(
+    src: &Endpoint,
+    converter: &crate::cdc::evolve::Converter,
+    known: &Tables,
+    stopped: &BTreeMap<QualifiedName, String>,
+) -> Result<Option<postgres::wal::CatalogCheck>> {
+    match src {
+        Endpoint::Postgres(ep) => postgres::wal::check_catalog(ep, converter, known, stopped).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// Whether the replication slot `slot` still exists (true for sources
 /// without slots).
 pub async fn slot_exists(src: &Endpoint, slot: &str) -> Result<bool> {

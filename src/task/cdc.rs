@@ -411,12 +411,10 @@ impl<'a> Replicator<'a> {
         }
         let converted = self.opts.converter.convert(&info.source, Some(&info.target)).ok_or_else(|| Error::other(format!("{name}: the mapping no longer selects it")))?;
         let info = TableInfo { target: converted.table.clone(), ..info };
-        if let (Endpoint::Postgres(ep), Some(publication)) = (self.src, self.opts.capture.publication.as_deref().or(self.opts.capture.slot.as_deref())) {
-            let changed = crate::cdc::postgres::capture_tables(ep, publication, std::slice::from_ref(&info.source)).await?;
-            if !changed.is_empty() {
-                self.schema.replica_identity.extend(changed);
-                self.schema.save()?;
-            }
+        let changed = crate::source::capture_more(self.src, &self.opts.capture, std::slice::from_ref(&info.source)).await?;
+        if !changed.is_empty() {
+            self.schema.replica_identity.extend(changed);
+            self.schema.save()?;
         }
         let db = self.dest.as_db().ok_or_else(|| Error::other("a database destination is expected"))?;
         if reload && db.columns_of(&info.target).await?.is_some() {
@@ -451,10 +449,7 @@ impl<'a> Replicator<'a> {
 
     async fn run(mut self) -> Result<CdcReport> {
         let opts = self.opts;
-        let heartbeat = match self.src {
-            Endpoint::Postgres(ep) if !opts.heartbeat.is_zero() => Some(tokio::spawn(crate::cdc::postgres::heartbeat(ep.clone(), opts.heartbeat))),
-            _ => None,
-        };
+        let heartbeat = crate::source::heartbeat(self.src, opts.heartbeat);
         let start = self.start.clone();
         let mut source_attempt = 0u32;
         let since = Instant::now();
@@ -852,14 +847,14 @@ impl<'a> Replicator<'a> {
         self.write_status(true)
     }
 
-    /// PostgreSQL: tables created at the source that the selection
-    /// includes are added to the publication, created on the target and
-    /// copied; captured tables the catalog no longer has stop (neither
-    /// CREATE nor DROP TABLE is in the change stream).
+    /// Where the source's change stream does not carry CREATE and DROP
+    /// TABLE (PostgreSQL): tables created at the source that the selection
+    /// includes are added to the capture, created on the target and
+    /// copied; captured tables the catalog no longer has stop.
     async fn check_new_tables(&mut self) -> Result<()> {
-        let Endpoint::Postgres(ep) = self.src else { return Ok(()) };
-        let found = match crate::cdc::postgres::check_catalog(ep, &self.opts.converter, &self.tables, &self.stopped).await {
-            Ok(f) => f,
+        let found = match crate::source::tables_outside_the_stream(self.src, &self.opts.converter, &self.tables, &self.stopped).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 crate::output::verbose(format!("cannot look for new tables: {e}"));
                 return Ok(());
