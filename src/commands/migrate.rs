@@ -186,7 +186,7 @@ async fn check_state(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, r
     // The selection is checked against the source before the target is
     // touched: a typo in --tables leaves no empty SQLite file behind.
     if target.kind().is_database() && !opts.state_dir.join("state.json").exists() {
-        fullload::plan(source, target, opts).await?;
+        fullload::select(source, opts).await?;
     }
     identity::check(source, target, &opts.state_dir, || async {
         let planned = fullload::plan(source, target, opts).await?;

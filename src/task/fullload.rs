@@ -416,15 +416,20 @@ pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) 
     Ok((store, state, resumed))
 }
 
+/// The source's schema, and the part of it the mapping selects (an error
+/// names a `--tables` pattern or rule that matches nothing).
+pub(crate) async fn select(src: &Endpoint, opts: &LoadOptions) -> Result<(Schema, Schema)> {
+    let mut sconn = Db::connect(src, Role::Source).await?;
+    let full = sconn.introspect().await?;
+    let schema = opts.mapping.select_some(&full, src)?;
+    Ok((full, schema))
+}
+
 /// Reads the source schema, selects and maps the tables, shapes and
 /// converts them for the target (files and streams keep the source's
 /// names and types) and writes the assessment report.
 pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
-    // Source schema, selected and mapped.
-    let mut sconn = Db::connect(src, Role::Source).await?;
-    let full = sconn.introspect().await?;
-    let mut schema = opts.mapping.select_some(&full, src)?;
-    drop(sconn);
+    let (full, mut schema) = select(src, opts).await?;
     let database = dst.kind().is_database();
 
     let mut copts = opts.convert.clone();
