@@ -14,6 +14,7 @@ pub mod pack;
 pub mod progress;
 pub mod schema;
 pub mod sink;
+pub mod source;
 pub mod task;
 pub mod transfer;
 

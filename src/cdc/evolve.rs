@@ -92,7 +92,7 @@ pub fn diff(old: &Table, new: &Table, renames: &[(String, String)]) -> Result<Ve
 }
 
 fn key_columns(t: &Table) -> Vec<String> {
-    t.primary_key.as_ref().map(|k| k.columns.clone()).unwrap_or_default()
+    crate::source::key_columns(t, crate::source::KeyChoice::Primary)
 }
 
 fn same_type(a: &Column, b: &Column) -> bool {

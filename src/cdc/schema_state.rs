@@ -129,6 +129,23 @@ impl SchemaState {
 mod tests {
     use super::*;
 
+    /// A `cdc-schema.json` as runs before positions became the source's
+    /// own wrote it: it still loads, and its positions order the same.
+    #[test]
+    fn a_state_file_written_before_still_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"versions":[],"stopped":[{"name":{"schema":"public","name":"s"},"reason":"its primary key changed","at":{"kind":"pg_lsn","lsn":4096},"since":"2026-12-01T10:00:00Z"}],
+            "copied":[{"name":{"schema":"public","name":"t"},"copied_at":{"kind":"pg_lsn","lsn":23456789}},{"name":{"name":"m"},"copied_at":{"kind":"mysql_binlog","file":"binlog.000009","pos":154}}]}"#;
+        std::fs::write(dir.path().join(FILE_NAME), old).unwrap();
+        let s = SchemaState::load(dir.path()).unwrap();
+        let t = s.copied_at(&QualifiedName::new(Some("public"), "t")).unwrap();
+        assert_eq!(t, &Position::pg(23456789));
+        assert!(&Position::pg(23456788) < t && t < &Position::pg(23456790), "changes before the copy are skipped, after it applied");
+        let m = s.copied_at(&QualifiedName::bare("m")).unwrap();
+        assert!(m < &Position::MysqlBinlog { file: "binlog.000010".into(), pos: 4 });
+        assert_eq!(s.stopped(&QualifiedName::new(Some("public"), "s")).map(|x| x.reason.as_str()), Some("its primary key changed"));
+    }
+
     #[test]
     fn versions_are_chosen_by_position_and_survive_a_reload_of_the_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
-use crate::endpoint::{Role, SqliteEndpoint};
+use crate::endpoint::{Endpoint, Role, SqliteEndpoint};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::schema::reader;
@@ -408,6 +408,18 @@ pub fn affinity_type(decl: &str) -> ColumnType {
     }
 }
 
+/// Who a SQLite database is: its file (path, inode, creation time).
+pub fn identity(ep: &Endpoint) -> Result<super::Identity> {
+    use super::Identity;
+    use std::os::unix::fs::MetadataExt;
+    let Endpoint::Sqlite(e) = ep else { return Ok(Identity::Other { url: ep.to_string() }) };
+    let Some(path) = &e.path else { return Ok(Identity::Other { url: ep.to_string() }) };
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let created = meta.created().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos() as u64);
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    Ok(Identity::Sqlite { path: canonical.display().to_string(), inode: meta.ino(), created })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,3 +441,4 @@ mod tests {
         assert_eq!(view_query("CREATE VIEW \"has as\" AS\nSELECT x AS y FROM t;").as_deref(), Some("SELECT x AS y FROM t"));
     }
 }
+

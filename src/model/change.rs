@@ -15,9 +15,15 @@ use serde::{Deserialize, Serialize};
 use super::schema::QualifiedName;
 use super::value::Value;
 
-/// Where in the source's history a change sits. Positions of one source
-/// are totally ordered.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Where in the source's history a change sits. The value is the
+/// source's: each engine defines its form and its order (the
+/// `PartialOrd` impl is in `crate::source`, which asks the engine).
+/// Positions are only partly ordered: two of different sources do not
+/// compare, and a sharded source's positions (one offset per shard)
+/// compare only when every shard is at or past the other's. Code that
+/// moves a position on therefore asks `a > b`, never `!(a <= b)`: an
+/// incomparable position neither skips a change nor releases one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Position {
     /// Rows read by a full load (no log position).
@@ -28,6 +34,10 @@ pub enum Position {
     MysqlBinlog { file: String, pos: u64 },
     /// A row of barge's SQLite change table.
     SqliteSeq { seq: i64 },
+    /// A sharded stream (Kafka partitions, Kinesis shards): the next
+    /// offset to read in each shard, as the stream writes it (a decimal
+    /// number of any length: Kinesis sequence numbers pass 2^64).
+    Shards { offsets: std::collections::BTreeMap<String, String> },
 }
 
 impl Position {
@@ -37,7 +47,8 @@ impl Position {
 }
 
 /// Text form, used on the command line (`--start-position`) and in state:
-/// `pg:16/B374D848`, `mysql:binlog.000003:154`, `sqlite:42`, `snapshot`.
+/// `pg:16/B374D848`, `mysql:binlog.000003:154`, `sqlite:42`, `snapshot`,
+/// `shards:0=17,1=4`.
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -45,6 +56,13 @@ impl fmt::Display for Position {
             Position::PgLsn { lsn } => write!(f, "pg:{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF),
             Position::MysqlBinlog { file, pos } => write!(f, "mysql:{file}:{pos}"),
             Position::SqliteSeq { seq } => write!(f, "sqlite:{seq}"),
+            Position::Shards { offsets } => {
+                f.write_str("shards:")?;
+                for (i, (shard, offset)) in offsets.iter().enumerate() {
+                    write!(f, "{}{shard}={offset}", if i == 0 { "" } else { "," })?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -52,7 +70,7 @@ impl fmt::Display for Position {
 impl FromStr for Position {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a position; write pg:16/B374D848, mysql:FILE:POS or sqlite:SEQ");
+        let bad = || format!("`{s}` is not a position; write pg:16/B374D848, mysql:FILE:POS, sqlite:SEQ or shards:SHARD=OFFSET,...");
         if s == "snapshot" {
             return Ok(Position::Snapshot);
         }
@@ -64,6 +82,16 @@ impl FromStr for Position {
                 Ok(Position::MysqlBinlog { file: file.to_string(), pos: pos.parse().map_err(|_| bad())? })
             }
             "sqlite" => Ok(Position::SqliteSeq { seq: rest.parse().map_err(|_| bad())? }),
+            "shards" => {
+                let shard_ok = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+                let offset_ok = |o: &str| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit());
+                let mut offsets = std::collections::BTreeMap::new();
+                for part in rest.split(',').filter(|p| !p.is_empty()) {
+                    let (id, offset) = part.split_once('=').filter(|(i, o)| shard_ok(i) && offset_ok(o)).ok_or_else(bad)?;
+                    offsets.insert(id.to_string(), offset.to_string());
+                }
+                Ok(Position::Shards { offsets })
+            }
             _ => Err(bad()),
         }
     }
@@ -146,5 +174,21 @@ mod tests {
         assert!("pg:16/B374D848".parse::<Position>().unwrap() < "pg:17/0".parse::<Position>().unwrap());
         assert!("mysql:b.000002:10".parse::<Position>().unwrap() < "mysql:b.000010:1".parse::<Position>().unwrap());
         assert!("nope".parse::<Position>().is_err());
+        let sharded: Position = "shards:0=17,shardId-000000000001=49590338271490256608559692538361571095921575989136588898".parse().unwrap();
+        assert_eq!(sharded.to_string().parse::<Position>().unwrap(), sharded);
+        assert!("shards:a=b".parse::<Position>().is_err());
+        assert!("shards:a,b=1".parse::<Position>().is_err());
+    }
+
+    /// State written before positions became the source's business (and
+    /// before sharded ones existed) reads as it did, and orders as it did.
+    #[test]
+    fn positions_written_by_earlier_versions_still_read() {
+        let old = r#"[{"kind":"pg_lsn","lsn":23456789},{"kind":"mysql_binlog","file":"binlog.000003","pos":154},{"kind":"sqlite_seq","seq":42},{"kind":"snapshot"}]"#;
+        let read: Vec<Position> = serde_json::from_str(old).unwrap();
+        assert_eq!(read, vec![Position::pg(23456789), Position::MysqlBinlog { file: "binlog.000003".into(), pos: 154 }, Position::SqliteSeq { seq: 42 }, Position::Snapshot]);
+        assert_eq!(serde_json::to_string(&read).unwrap(), old, "what is written stays what earlier versions read");
+        assert!(read[0] > Position::pg(23456788) && read[0] < Position::pg(23456790));
+        assert!(Position::Snapshot < read[1], "a full load's rows come before the log");
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::cdc::apply::DbDestination;
-use crate::cdc::destination::TableChange;
+use crate::cdc::destination::{BoxFuture, TableChange};
 use crate::cdc::evolve::Converter;
 use crate::cdc::schema_state::SchemaState;
 use crate::cdc::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
@@ -150,20 +150,6 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Opens the change source at `from`.
-async fn open_source(src: &Endpoint, capture: &Capture, from: &Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>, poll: Duration, timeout: Duration) -> Result<Box<dyn ChangeSource>> {
-    match (src, from) {
-        (Endpoint::Postgres(ep), Position::PgLsn { lsn }) => {
-            let slot = capture.slot.as_deref().ok_or_else(|| Error::usage("no replication slot is known for this task; give --slot"))?;
-            let publication = capture.publication.as_deref().unwrap_or(slot);
-            Ok(Box::new(crate::cdc::postgres::PgSource::open(ep, slot, publication, *lsn, tables, timeout).await?))
-        }
-        (Endpoint::Mysql(ep), Position::MysqlBinlog { file, pos }) => Ok(Box::new(crate::cdc::mysql::MysqlSource::open(ep, file, *pos, tables, copied, timeout).await?)),
-        (Endpoint::Sqlite(ep), Position::SqliteSeq { seq }) => Ok(Box::new(crate::cdc::sqlite::SqliteSource::open(ep, *seq, tables, poll).await?)),
-        (_, p) => Err(Error::usage(format!("position {p} does not belong to a {:?} source", src.kind()))),
-    }
-}
-
 /// Runs the source in its own task: it reads ahead while a batch is being
 /// applied, and takes acknowledgements between reads.
 fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>, mut acks: mpsc::UnboundedReceiver<Position>) -> tokio::task::JoinHandle<()> {
@@ -208,8 +194,16 @@ fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>,
                 Ok(Err(e)) => FromSource::Failed(e),
                 Err(_) => FromSource::Failed(Error::other("the change reader failed on data it could not decode (see the message above); please report it")),
             };
+            let ended = matches!(ev, FromSource::Ended);
             let end = !matches!(ev, FromSource::Event(_));
             if tx.send(ev).await.is_err() || end {
+                // A source that reached its end still takes the
+                // acknowledgements of what it gave, until the loop lets go.
+                while let (true, Some(p)) = (ended, acks.recv().await) {
+                    if source.acknowledge(&p).await.is_err() {
+                        return;
+                    }
+                }
                 return;
             }
         }
@@ -233,10 +227,40 @@ const NEW_TABLE_CHECK: Duration = Duration::from_secs(5);
 /// Replicates from `src` to `dst` until stopped.
 pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOptions) -> Result<CdcReport> {
     let sink_stats = Arc::new(crate::sink::SinkStats::default());
-    let dest = open_destination(dst, &opts, &sink_stats).await?;
-    let mut r = Replicator::new(src, dst, &opts, dest, sink_stats).await?;
+    let ends = EndpointEnds { src, dst, opts: &opts, stats: sink_stats.clone() };
+    run_between(src, dst, tables, &opts, &ends, sink_stats).await
+}
+
+async fn run_between(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: &CdcOptions, ends: &dyn Ends, sink_stats: Arc<crate::sink::SinkStats>) -> Result<CdcReport> {
+    let dest = ends.destination().await?;
+    let mut r = Replicator::new(src, dst, opts, ends, dest, sink_stats).await?;
     r.prepare_tables(tables).await?;
     r.run().await
+}
+
+/// Opens the two ends of the loop, at the start and again after a lost
+/// connection: the change stream of the source endpoint and the
+/// destination of the target (fakes in the unit tests below).
+trait Ends: Sync {
+    fn source<'a>(&'a self, capture: &'a Capture, from: &'a Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>) -> BoxFuture<'a, Result<Box<dyn ChangeSource>>>;
+    fn destination(&self) -> BoxFuture<'_, Result<Box<dyn Destination>>>;
+}
+
+struct EndpointEnds<'a> {
+    src: &'a Endpoint,
+    dst: &'a Endpoint,
+    opts: &'a CdcOptions,
+    stats: Arc<crate::sink::SinkStats>,
+}
+
+impl Ends for EndpointEnds<'_> {
+    fn source<'a>(&'a self, capture: &'a Capture, from: &'a Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>) -> BoxFuture<'a, Result<Box<dyn ChangeSource>>> {
+        Box::pin(crate::source::open_changes(self.src, capture, from, tables, copied, self.opts.poll_interval, self.opts.stream_timeout))
+    }
+
+    fn destination(&self) -> BoxFuture<'_, Result<Box<dyn Destination>>> {
+        Box::pin(open_destination(self.dst, self.opts, &self.stats))
+    }
 }
 
 /// The replication loop and what it keeps between batches.
@@ -244,6 +268,7 @@ struct Replicator<'a> {
     src: &'a Endpoint,
     dst: &'a Endpoint,
     opts: &'a CdcOptions,
+    ends: &'a dyn Ends,
     dest: Box<dyn Destination>,
     sink_stats: Arc<crate::sink::SinkStats>,
     buffered: bool,
@@ -271,7 +296,7 @@ struct Replicator<'a> {
 }
 
 impl<'a> Replicator<'a> {
-    async fn new(src: &'a Endpoint, dst: &'a Endpoint, opts: &'a CdcOptions, mut dest: Box<dyn Destination>, sink_stats: Arc<crate::sink::SinkStats>) -> Result<Replicator<'a>> {
+    async fn new(src: &'a Endpoint, dst: &'a Endpoint, opts: &'a CdcOptions, ends: &'a dyn Ends, mut dest: Box<dyn Destination>, sink_stats: Arc<crate::sink::SinkStats>) -> Result<Replicator<'a>> {
         let buffered = dest.buffers();
         let applied = dest.committed().await?;
         let start = applied.clone().unwrap_or_else(|| opts.start.clone());
@@ -286,6 +311,7 @@ impl<'a> Replicator<'a> {
             src,
             dst,
             opts,
+            ends,
             dest,
             sink_stats,
             buffered,
@@ -372,7 +398,7 @@ impl<'a> Replicator<'a> {
             Some(c) => c.table,
             None => info.target.clone(),
         };
-        TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target, filter: info.filter.clone() }
+        TableInfo { key: crate::source::key_indexes(&table), source: table, target, filter: info.filter.clone() }
     }
 
     /// Creates a table on the target (dropping what is there for a reload)
@@ -385,12 +411,10 @@ impl<'a> Replicator<'a> {
         }
         let converted = self.opts.converter.convert(&info.source, Some(&info.target)).ok_or_else(|| Error::other(format!("{name}: the mapping no longer selects it")))?;
         let info = TableInfo { target: converted.table.clone(), ..info };
-        if let (Endpoint::Postgres(ep), Some(publication)) = (self.src, self.opts.capture.publication.as_deref().or(self.opts.capture.slot.as_deref())) {
-            let changed = crate::cdc::postgres::capture_tables(ep, publication, std::slice::from_ref(&info.source)).await?;
-            if !changed.is_empty() {
-                self.schema.replica_identity.extend(changed);
-                self.schema.save()?;
-            }
+        let changed = crate::source::capture_more(self.src, &self.opts.capture, std::slice::from_ref(&info.source)).await?;
+        if !changed.is_empty() {
+            self.schema.replica_identity.extend(changed);
+            self.schema.save()?;
         }
         let db = self.dest.as_db().ok_or_else(|| Error::other("a database destination is expected"))?;
         if reload && db.columns_of(&info.target).await?.is_some() {
@@ -416,7 +440,7 @@ impl<'a> Replicator<'a> {
     }
 
     async fn open_reader(&mut self, from: &Position) -> Result<(mpsc::Receiver<FromSource>, tokio::task::JoinHandle<()>)> {
-        let s = open_source(self.src, &self.opts.capture, from, self.tables.clone(), self.copied.clone(), self.opts.poll_interval, self.opts.stream_timeout).await?;
+        let s = self.ends.source(&self.opts.capture, from, self.tables.clone(), self.copied.clone()).await?;
         let (tx, rx) = mpsc::channel::<FromSource>(1024);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         self.ack_tx = ack_tx;
@@ -425,10 +449,7 @@ impl<'a> Replicator<'a> {
 
     async fn run(mut self) -> Result<CdcReport> {
         let opts = self.opts;
-        let heartbeat = match self.src {
-            Endpoint::Postgres(ep) if !opts.heartbeat.is_zero() => Some(tokio::spawn(crate::cdc::postgres::heartbeat(ep.clone(), opts.heartbeat))),
-            _ => None,
-        };
+        let heartbeat = crate::source::heartbeat(self.src, opts.heartbeat);
         let start = self.start.clone();
         let mut source_attempt = 0u32;
         let since = Instant::now();
@@ -662,7 +683,7 @@ impl<'a> Replicator<'a> {
                     self.write_status(false)?;
                     // The connection may be gone: open a new one, and
                     // find out whether the batch committed after all.
-                    match open_destination(self.dst, self.opts, &self.sink_stats).await {
+                    match self.ends.destination().await {
                         Ok(d) => self.dest = d,
                         Err(e2) if is_transient(&e2) => continue,
                         Err(e2) => return Err(e2),
@@ -743,7 +764,7 @@ impl<'a> Replicator<'a> {
                 }
                 let Some(converted) = self.opts.converter.convert(&table, None) else { return Ok(()) };
                 let filter = self.opts.converter.filter(&table)?;
-                let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
+                let new = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
                 let change = TableChange { old: None, new: new.clone(), changes: Vec::new(), create: converted.create };
                 crate::output::info(format!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name));
                 self.follow(&name, &ev, change).await?;
@@ -755,7 +776,7 @@ impl<'a> Replicator<'a> {
                     Err(why) => return self.stop_table(&name, &why).await,
                 };
                 let Some(converted) = self.opts.converter.convert(&table, Some(&old.target)) else { return Ok(()) };
-                let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter: old.filter.clone() };
+                let new = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter: old.filter.clone() };
                 if changes.is_empty() {
                     // The same columns (a type name spelled anew): the model follows.
                     let mut t = (*self.tables).clone();
@@ -797,7 +818,7 @@ impl<'a> Replicator<'a> {
             crate::output::warn(format!("applying the schema change failed ({e}); retrying"));
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
-            if let Ok(d) = open_destination(self.dst, self.opts, &self.sink_stats).await {
+            if let Ok(d) = self.ends.destination().await {
                 self.dest = d;
             }
         }
@@ -826,14 +847,14 @@ impl<'a> Replicator<'a> {
         self.write_status(true)
     }
 
-    /// PostgreSQL: tables created at the source that the selection
-    /// includes are added to the publication, created on the target and
-    /// copied; captured tables the catalog no longer has stop (neither
-    /// CREATE nor DROP TABLE is in the change stream).
+    /// Where the source's change stream does not carry CREATE and DROP
+    /// TABLE (PostgreSQL): tables created at the source that the selection
+    /// includes are added to the capture, created on the target and
+    /// copied; captured tables the catalog no longer has stop.
     async fn check_new_tables(&mut self) -> Result<()> {
-        let Endpoint::Postgres(ep) = self.src else { return Ok(()) };
-        let found = match crate::cdc::postgres::check_catalog(ep, &self.opts.converter, &self.tables, &self.stopped).await {
-            Ok(f) => f,
+        let found = match crate::source::tables_outside_the_stream(self.src, &self.opts.converter, &self.tables, &self.stopped).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 crate::output::verbose(format!("cannot look for new tables: {e}"));
                 return Ok(());
@@ -860,7 +881,7 @@ impl<'a> Replicator<'a> {
             let Some(converted) = self.opts.converter.convert(&table, None) else { continue };
             crate::output::info(format!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name));
             let filter = self.opts.converter.filter(&table)?;
-            let info = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target: converted.table, filter };
+            let info = TableInfo { key: crate::source::key_indexes(&table), source: table, target: converted.table, filter };
             self.copy(info, false).await?;
         }
         Ok(())
@@ -905,7 +926,7 @@ fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
     crate::output::verbose(format!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", ")));
     info.target.columns.retain(|c| !missing.contains(&c.source));
     info.source.columns.retain(|c| !missing.contains(&c.name));
-    info.key = crate::cdc::destination::key_indexes(&info.source);
+    info.key = crate::source::key_indexes(&info.source);
     info
 }
 
@@ -1116,6 +1137,235 @@ mod tests {
         for a in 0..40 {
             assert!(backoff(a) <= Duration::from_secs(30));
         }
+    }
+
+    /// A fake source and a fake destination sharing one world, for the
+    /// loop's own logic: ordering, acknowledgement, resume and retry. The
+    /// real engines have their own tests against real servers.
+    mod fakes {
+        use std::sync::Mutex;
+
+        use super::*;
+        use crate::model::{Change, Op, Value};
+
+        #[derive(Default)]
+        pub struct World {
+            /// What the destination holds, in the order it was applied.
+            pub applied: Vec<i64>,
+            /// The position stored with the data (a database target's
+            /// `barge_cdc_state` row).
+            pub committed: Option<Position>,
+            /// Every acknowledgement the source received.
+            pub acks: Vec<Position>,
+            /// Acknowledgements of a position the destination did not hold yet.
+            pub early_acks: Vec<Position>,
+            /// Where the source was opened.
+            pub opened_at: Vec<Position>,
+            /// Applies still to fail: (commit the batch anyway, error).
+            pub failures: Vec<(bool, &'static str)>,
+        }
+
+        pub type Shared = Arc<Mutex<World>>;
+
+        pub fn table() -> (QualifiedName, TableInfo) {
+            let name = QualifiedName::new(Some("public"), "t");
+            let mut source = Table::new(name.clone());
+            source.columns.push(crate::model::Column::new("id", crate::model::ColumnType::Int { bits: 64, unsigned: false }, "bigint"));
+            let target = crate::schema::target::TargetTable::named(name.clone(), vec!["public".into(), "t".into()]);
+            (name.clone(), TableInfo { source, target, key: vec![0], filter: None })
+        }
+
+        /// Transactions of one insert each, at SQLite positions 1..=n.
+        pub fn script(n: i64) -> Vec<SourceEvent> {
+            let (name, _) = table();
+            (1..=n)
+                .map(|i| {
+                    let position = Position::SqliteSeq { seq: i };
+                    let change = Change { table: name.clone(), op: Op::Insert { row: vec![Value::Int(i)] }, txid: None, commit_time: None, position: position.clone() };
+                    SourceEvent::Transaction(Transaction { changes: vec![change], position, commit_time: None, bytes: 8, partial: false })
+                })
+                .collect()
+        }
+
+        /// Replays its whole script from the start whatever position it is
+        /// opened at (as a source may resend after a reconnect), then ends
+        /// or waits.
+        pub struct FakeSource {
+            pub world: Shared,
+            pub events: std::collections::VecDeque<SourceEvent>,
+            pub ends: bool,
+        }
+
+        impl ChangeSource for FakeSource {
+            fn next<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<SourceEvent>>> {
+                Box::pin(async move {
+                    match self.events.pop_front() {
+                        Some(e) => Ok(Some(e)),
+                        None if self.ends => Ok(None),
+                        None => futures::future::pending().await,
+                    }
+                })
+            }
+
+            fn acknowledge<'a>(&'a mut self, position: &'a Position) -> BoxFuture<'a, Result<()>> {
+                let mut w = self.world.lock().unwrap();
+                if w.committed.as_ref().is_none_or(|c| position > c) {
+                    w.early_acks.push(position.clone());
+                }
+                w.acks.push(position.clone());
+                Box::pin(async { Ok(()) })
+            }
+
+            fn next_is_cancel_safe(&self) -> bool {
+                true
+            }
+        }
+
+        /// A transactional destination: the rows and the position commit together.
+        pub struct FakeDestination {
+            pub world: Shared,
+        }
+
+        impl Destination for FakeDestination {
+            fn apply<'a>(&'a mut self, _tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+                let mut w = self.world.lock().unwrap();
+                let failure = (!w.failures.is_empty()).then(|| w.failures.remove(0));
+                if failure.is_none_or(|(commits, _)| commits) {
+                    for c in &batch.changes {
+                        if let Op::Insert { row } = &c.op {
+                            let Value::Int(i) = row[0] else { unreachable!() };
+                            w.applied.push(i);
+                        }
+                    }
+                    if batch.position.is_some() {
+                        w.committed = batch.position.clone();
+                    }
+                }
+                let r = match failure {
+                    Some((_, message)) => Err(Error::Endpoint { endpoint: "fake://target".into(), message: message.into(), hint: None }),
+                    None => Ok(()),
+                };
+                Box::pin(async move { r })
+            }
+
+            fn committed<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<Position>>> {
+                let c = self.world.lock().unwrap().committed.clone();
+                Box::pin(async move { Ok(c) })
+            }
+        }
+
+        pub struct FakeEnds {
+            pub world: Shared,
+            pub script: Vec<SourceEvent>,
+            pub ends: bool,
+        }
+
+        impl Ends for FakeEnds {
+            fn source<'a>(&'a self, _capture: &'a Capture, from: &'a Position, _tables: Arc<Tables>, _copied: HashMap<QualifiedName, Position>) -> BoxFuture<'a, Result<Box<dyn ChangeSource>>> {
+                self.world.lock().unwrap().opened_at.push(from.clone());
+                let s = FakeSource { world: self.world.clone(), events: self.script.iter().cloned().collect(), ends: self.ends };
+                Box::pin(async move { Ok(Box::new(s) as Box<dyn ChangeSource>) })
+            }
+
+            fn destination(&self) -> BoxFuture<'_, Result<Box<dyn Destination>>> {
+                let d = FakeDestination { world: self.world.clone() };
+                Box::pin(async move { Ok(Box::new(d) as Box<dyn Destination>) })
+            }
+        }
+
+        pub fn options(state_dir: &std::path::Path, stop_at: Option<StopAt>) -> CdcOptions {
+            CdcOptions {
+                task: "fake".into(),
+                capture: Capture { position: Position::SqliteSeq { seq: 0 }, slot: None, publication: None, replica_identity: Vec::new() },
+                start: Position::SqliteSeq { seq: 0 },
+                stop_at,
+                state_dir: state_dir.to_path_buf(),
+                policy: RowPolicy {
+                    on_error: crate::transfer::OnError::Stop,
+                    zero_dates: crate::transfer::ZeroDates::Null,
+                    rejects: crate::transfer::Rejects::new(state_dir.join("rejects.jsonl")),
+                    counters: Default::default(),
+                },
+                batch_changes: 2,
+                heartbeat: Duration::ZERO,
+                poll_interval: Duration::from_millis(10),
+                json_progress: false,
+                sink: None,
+                stream_timeout: Duration::from_secs(5),
+                reconnect_timeout: Duration::from_secs(10),
+                converter: crate::cdc::evolve::Converter {
+                    convert: crate::schema::convert::ConvertOptions {
+                        source: crate::model::Dialect::Sqlite,
+                        target: crate::model::Dialect::Sqlite,
+                        rules: Default::default(),
+                        naming: Default::default(),
+                    },
+                    mapping: Default::default(),
+                },
+                reload: Vec::new(),
+            }
+        }
+
+        /// One run of the loop between the fakes.
+        pub async fn run(world: &Shared, script: Vec<SourceEvent>, ends: bool, stop_at: Option<StopAt>) -> Result<CdcReport> {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = options(dir.path(), stop_at);
+            let ep = Endpoint::parse("sqlite:fake-source.db").unwrap();
+            let fakes = FakeEnds { world: world.clone(), script, ends };
+            let tables: Tables = [table()].into_iter().collect();
+            run_between(&ep, &ep, tables, &opts, &fakes, Default::default()).await
+        }
+    }
+
+    use fakes::{run as run_fakes, script, World};
+
+    #[tokio::test]
+    async fn changes_apply_once_in_source_order_and_the_source_hears_only_what_is_committed() {
+        let world = Arc::new(std::sync::Mutex::new(World::default()));
+        run_fakes(&world, script(7), true, None).await.unwrap();
+        let w = world.lock().unwrap();
+        assert_eq!(w.applied, (1..=7).collect::<Vec<_>>());
+        assert_eq!(w.committed, Some(Position::SqliteSeq { seq: 7 }));
+        assert!(w.early_acks.is_empty(), "acknowledged before the destination held it: {:?}", w.early_acks);
+        // The end of a bounded source still hands it its last acknowledgement.
+        assert_eq!(w.acks.last(), Some(&Position::SqliteSeq { seq: 7 }), "{:?}", w.acks);
+        assert!(w.acks.windows(2).all(|p| p[0] < p[1]), "acknowledgements go forward: {:?}", w.acks);
+    }
+
+    #[tokio::test]
+    async fn a_second_run_resumes_after_what_the_destination_committed() {
+        let world = Arc::new(std::sync::Mutex::new(World::default()));
+        run_fakes(&world, script(6), false, Some(StopAt::Position(Position::SqliteSeq { seq: 3 }))).await.unwrap();
+        assert_eq!(world.lock().unwrap().applied, vec![1, 2, 3]);
+        // The source replays from the start: the loop skips what is held.
+        run_fakes(&world, script(6), true, None).await.unwrap();
+        let w = world.lock().unwrap();
+        assert_eq!(w.opened_at, vec![Position::SqliteSeq { seq: 0 }, Position::SqliteSeq { seq: 3 }]);
+        assert_eq!(w.applied, (1..=6).collect::<Vec<_>>(), "every change once, in order");
+        assert!(w.early_acks.is_empty(), "{:?}", w.early_acks);
+    }
+
+    #[tokio::test]
+    async fn a_failing_destination_is_retried_and_a_batch_that_committed_is_not_applied_twice() {
+        let world = Arc::new(std::sync::Mutex::new(World::default()));
+        // Lost before the commit, then lost after it (the reply never came).
+        world.lock().unwrap().failures = vec![(false, "connection reset by peer"), (true, "connection closed")];
+        let report = run_fakes(&world, script(5), true, None).await.unwrap();
+        let w = world.lock().unwrap();
+        assert_eq!(w.applied, (1..=5).collect::<Vec<_>>());
+        assert_eq!(report.status.retries, 2);
+        assert!(w.early_acks.is_empty(), "{:?}", w.early_acks);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_destination_stops_the_run_without_moving_the_source() {
+        let world = Arc::new(std::sync::Mutex::new(World::default()));
+        world.lock().unwrap().failures = vec![(false, "duplicate key value violates unique constraint")];
+        let Err(e) = run_fakes(&world, script(3), true, None).await else { panic!("the run went on past a refused batch") };
+        assert!(e.to_string().contains("duplicate key"), "{e}");
+        let w = world.lock().unwrap();
+        assert!(w.applied.is_empty() && w.committed.is_none());
+        assert!(w.acks.is_empty(), "the source moved past a refused batch: {:?}", w.acks);
     }
 
     #[test]

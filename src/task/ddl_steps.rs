@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::endpoint::{Endpoint, Role};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Schema, Table};
 
@@ -264,32 +264,18 @@ fn step_order(id: &str) -> (u8, usize) {
     (if phase == "schema" { 0 } else { 1 }, n.parse().unwrap_or(0))
 }
 
-/// How to stop the statement that runs on the target connection.
-enum Canceller {
-    Postgres { token: tokio_postgres::CancelToken, pid: Option<i32> },
-    Mysql { id: u32 },
-    Sqlite,
-}
-
 /// Runs steps on one target connection.
 pub struct Runner<'a> {
     conn: &'a mut Db,
     dst: Endpoint,
-    cancel: Canceller,
+    cancel: crate::db::Canceller,
     interrupt: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
     catalog: Option<Schema>,
 }
 
 impl<'a> Runner<'a> {
     pub async fn new(conn: &'a mut Db, dst: &Endpoint) -> Runner<'a> {
-        let cancel = match &mut *conn {
-            Db::Postgres(c) => {
-                let pid = c.client.query_one("SELECT pg_backend_pid()", &[]).await.ok().map(|r| r.get::<_, i32>(0));
-                Canceller::Postgres { token: c.client.cancel_token(), pid }
-            }
-            Db::Mysql(c) => Canceller::Mysql { id: c.conn.id() },
-            Db::Sqlite(_) => Canceller::Sqlite,
-        };
+        let cancel = conn.canceller().await;
         Runner { conn, dst: dst.clone(), cancel, interrupt: Box::pin(tokio::signal::ctrl_c()), catalog: None }
     }
 
@@ -306,7 +292,7 @@ impl<'a> Runner<'a> {
             r = &mut run => r,
             _ = interrupt.as_mut() => {
                 crate::output::warn("interrupted: cancelling the statement running on the target");
-                cancel_running(cancel, dst).await;
+                cancel.cancel(dst).await;
                 // The server answers the cancelled statement with an error;
                 // wait for it, so nothing of it runs on after we exit.
                 let _ = tokio::time::timeout(Duration::from_secs(10), &mut run).await;
@@ -441,27 +427,6 @@ impl<'a> Runner<'a> {
             Err(Error::Interrupted) => Err(Error::Interrupted),
             _ => Ok(()),
         }
-    }
-}
-
-async fn cancel_running(cancel: &Canceller, dst: &Endpoint) {
-    match cancel {
-        Canceller::Postgres { token, pid } => {
-            if token.cancel_query(tokio_postgres::NoTls).await.is_ok() {
-                return;
-            }
-            // A server that insists on TLS refuses a plain cancel request:
-            // ask over a normal connection instead.
-            if let (Some(pid), Ok(Db::Postgres(c))) = (pid, Db::connect(dst, Role::Target).await) {
-                let _ = c.client.execute("SELECT pg_cancel_backend($1)", &[pid]).await;
-            }
-        }
-        Canceller::Mysql { id } => {
-            if let Ok(mut c) = Db::connect(dst, Role::Target).await {
-                let _ = c.execute(&format!("KILL QUERY {id}")).await;
-            }
-        }
-        Canceller::Sqlite => {}
     }
 }
 

@@ -25,31 +25,7 @@ use crate::error::{Error, Result};
 const FILE_NAME: &str = "identity.json";
 
 /// Who an endpoint is, beyond its URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "engine", rename_all = "snake_case")]
-pub enum Identity {
-    Postgres {
-        /// `pg_control_system()`; `None` when the user may not read it.
-        system_identifier: Option<String>,
-        database: String,
-        database_oid: i64,
-    },
-    Mysql {
-        server: String,
-        schema: String,
-    },
-    Sqlite {
-        path: String,
-        inode: u64,
-        /// Creation time in nanoseconds since the epoch, where the file
-        /// system keeps it (a re-created file may reuse the inode).
-        created: Option<u64>,
-    },
-    /// Files and streams: the URL is all there is.
-    Other {
-        url: String,
-    },
-}
+pub use crate::db::Identity;
 
 impl Identity {
     /// What about `self` (recorded) differs from `now`, in words; `None`
@@ -130,45 +106,7 @@ fn save(dir: &Path, r: &Recorded) -> Result<()> {
 
 /// Reads who `ep` is, on an open connection.
 pub async fn of(ep: &Endpoint, db: &mut Db) -> Result<Identity> {
-    match db {
-        Db::Postgres(c) => {
-            let sql = "SELECT current_database()::text, oid::bigint FROM pg_database WHERE datname = current_database()";
-            let r = c.client.query_one(sql, &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
-            // Not every user may read the control file's copy.
-            let system_identifier = match c.client.query_one("SELECT system_identifier::text FROM pg_control_system()", &[]).await {
-                Ok(row) => row.get::<_, Option<String>>(0),
-                Err(_) => None,
-            };
-            Ok(Identity::Postgres { system_identifier, database: r.get(0), database_oid: r.get(1) })
-        }
-        Db::Mysql(c) => {
-            use mysql_async::prelude::Queryable;
-            let server: Option<String> = match c.conn.query_first::<Option<String>, _>("SELECT @@server_uuid").await {
-                Ok(Some(Some(uuid))) => Some(uuid),
-                _ => None,
-            };
-            let server = match server {
-                Some(s) => s,
-                None => {
-                    let sql = "SELECT CONCAT(@@hostname, ':', @@datadir, ':', COALESCE((SELECT CAST(CREATE_TIME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'global_priv'), ''))";
-                    let r: Option<String> = c.conn.query_first(sql).await.map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: e.to_string(), hint: None })?;
-                    r.unwrap_or_default()
-                }
-            };
-            Ok(Identity::Mysql { server, schema: c.database.clone() })
-        }
-        Db::Sqlite(_) => sqlite_identity(ep),
-    }
-}
-
-fn sqlite_identity(ep: &Endpoint) -> Result<Identity> {
-    use std::os::unix::fs::MetadataExt;
-    let Endpoint::Sqlite(e) = ep else { return Ok(Identity::Other { url: ep.to_string() }) };
-    let Some(path) = &e.path else { return Ok(Identity::Other { url: ep.to_string() }) };
-    let meta = std::fs::metadata(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-    let created = meta.created().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos() as u64);
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-    Ok(Identity::Sqlite { path: canonical.display().to_string(), inode: meta.ino(), created })
+    db.identity(ep).await
 }
 
 async fn identity_of(ep: &Endpoint, role: Role) -> Result<Identity> {
@@ -191,29 +129,7 @@ pub async fn target_position(db: &mut Db, task: &str) -> Result<Option<String>> 
     let table = crate::cdc::apply::STATE_TABLE;
     let sql = format!("SELECT position FROM {table} WHERE task = '{}'", task.replace('\'', "''"));
     // A target without the state table has no row.
-    match db {
-        Db::Postgres(c) => match c.client.query_opt(sql.as_str(), &[]).await {
-            Ok(r) => Ok(r.map(|r| r.get::<_, String>(0))),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
-            Err(e) => Err(crate::db::postgres::query_error(&c.display, &sql, e)),
-        },
-        Db::Mysql(c) => {
-            use mysql_async::prelude::Queryable;
-            match c.conn.query_first::<String, _>(sql.as_str()).await {
-                Ok(r) => Ok(r),
-                Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(None),
-                Err(e) => Err(Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None }),
-            }
-        }
-        Db::Sqlite(c) => {
-            use sqlx::Row;
-            match sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_optional(&mut c.conn).await {
-                Ok(r) => Ok(r.and_then(|r| r.try_get::<String, _>(0).ok())),
-                Err(e) if e.to_string().contains("no such table") => Ok(None),
-                Err(e) => Err(crate::db::sqlite::sqlx_error(&c.display, &sql, e)),
-            }
-        }
-    }
+    db.text_if_table(&sql).await
 }
 
 /// The state of `dir` that a run would carry on from, if any: a run
@@ -259,7 +175,7 @@ where
     }
     if problems.is_empty() {
         if let (Some(slot), Endpoint::Postgres(_)) = (state.capture.as_ref().and_then(|c| c.slot.as_deref()), src) {
-            if !slot_exists(src, slot).await? {
+            if !crate::source::slot_exists(src, slot).await? {
                 problems.push(format!("the replication slot {slot} is gone from the source (dropped, or invalidated for falling too far behind), and the changes it held with it"));
             }
         }
@@ -310,12 +226,6 @@ where
     save(dir, &Recorded { source, target, cdc_position })
 }
 
-async fn slot_exists(src: &Endpoint, slot: &str) -> Result<bool> {
-    let Db::Postgres(c) = Db::connect(src, Role::Source).await? else { return Ok(true) };
-    let sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
-    let r = c.client.query_opt(sql, &[&slot]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
-    Ok(r.is_some())
-}
 
 fn list(items: &[&str]) -> String {
     if items.len() > 8 {

@@ -1,7 +1,7 @@
 //! Measuring a database for `barge advise`: how much a pack (or a
 //! migrate) of it would move, and how fast its rows come out.
 //!
-//! - Size and rows come from the catalog ([`estimate`], the figures a pack
+//! - Size and rows come from the catalog ([`crate::source::Source::estimate`], the figures a pack
 //!   plans with), not from reading the tables: reading a large database to
 //!   size it would take as long as moving it. The size is the tables
 //!   without their indexes (a pack carries rows; indexes are rebuilt at the
@@ -23,11 +23,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::mapping::Mapping;
-use super::pack_source::{begin_snapshot, estimate, read_job, read_table, Estimate};
-use crate::db::Db;
-use crate::endpoint::{Endpoint, Role};
+use super::pack_source::{limited, read_job};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::pack::rows;
+use crate::source::{self, Estimate};
 use crate::transfer::{Batch, CHANNEL_DEPTH};
 
 /// Bounds of the read sample: whichever is reached first.
@@ -91,26 +91,21 @@ pub fn measure(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasured> {
 }
 
 async fn measure_async(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasured> {
-    let mut conn = Db::connect(endpoint, Role::Source).await?;
-    let full = conn.introspect().await?;
+    let mut conn = source::open(endpoint).await?;
+    let full = conn.discover().await?;
     let schema = mapping.select_some(&full, endpoint)?;
     let dialect = conn.dialect();
     let mut sized: Vec<(Estimate, &crate::model::Table)> = Vec::new();
     for t in &schema.tables {
-        sized.push((estimate(&mut conn, t).await?, t));
+        sized.push((conn.estimate(t).await?, t));
     }
     let mut m = DbMeasured {
         tables: sized.len() as u64,
         rows: sized.iter().map(|(e, _)| e.rows).sum(),
         bytes: sized.iter().map(|(e, _)| e.bytes).sum(),
         index_bytes: sized.iter().map(|(e, _)| e.index_bytes).sum(),
-        size_from: match &conn {
-            Db::Postgres(_) => "catalog: pg_table_size (heap + TOAST, no indexes)",
-            Db::Mysql(_) => "catalog: information_schema.TABLES.DATA_LENGTH",
-            Db::Sqlite(_) => "catalog: dbstat pages of each table",
-        }
-        .to_string(),
-        unanalyzed_tables: sized.iter().filter(|(e, _)| e.rows == 0 && e.bytes > 0 && !matches!(conn, Db::Sqlite(_))).count() as u64,
+        size_from: conn.estimated_from().to_string(),
+        unanalyzed_tables: sized.iter().filter(|(e, _)| e.rows == 0 && e.bytes > 0 && !e.rows_counted).count() as u64,
         sample_tables: 0,
         sample_rows: 0,
         sample_bytes: 0,
@@ -120,13 +115,10 @@ async fn measure_async(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasu
         sample: Vec::new(),
     };
     if m.bytes == 0 {
-        if let Db::Sqlite(c) = &mut conn {
-            // No dbstat in this SQLite: the whole file is the best figure.
-            use sqlx::Row;
-            let sql = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";
-            let row = sqlx::query(sql).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, sql, e))?;
-            m.bytes = row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64;
-            m.size_from = "the file: page_count × page_size (this SQLite has no dbstat)".into();
+        // No per-table figure (SQLite without dbstat): the whole database's.
+        if let Some((bytes, from)) = conn.whole_size().await? {
+            m.bytes = bytes;
+            m.size_from = from.into();
         }
     }
 
@@ -134,7 +126,7 @@ async fn measure_async(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasu
     sized.sort_by_key(|(e, t)| (std::cmp::Reverse((e.bytes, e.rows)), t.name.to_string()));
     let picked: Vec<_> = sized.iter().take(SAMPLE_TABLES).map(|(_, t)| *t).collect();
     let n = picked.len().max(1) as u64;
-    begin_snapshot(&mut conn, None).await?;
+    conn.begin_snapshot(None).await?;
     let start = Instant::now();
     let mut conn = Some(conn);
     for (i, t) in picked.iter().enumerate() {
@@ -144,12 +136,12 @@ async fn measure_async(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasu
         // Later tables inherit what earlier ones left of the budget.
         let deadline = start + Duration::from_secs_f64(SAMPLE_SECS * (i + 1) as f64 / n as f64);
         let rows_left = (SAMPLE_ROWS * (i as u64 + 1) / n).saturating_sub(m.sample_rows).max(1);
-        let job = read_job(dialect, t).limited(rows_left);
+        let job = limited(read_job(dialect, t), rows_left);
         let name = job.name.clone();
         let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
         let mut c = conn.take().expect("returned by the previous table's reader");
         let reader = tokio::spawn(async move {
-            let r = read_table(&mut c, &job, tx).await;
+            let r = c.read(&job, tx).await;
             (c, r)
         });
         m.sample_tables += 1;
@@ -180,7 +172,7 @@ async fn measure_async(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasu
     m.read_rate = m.sample_bytes as f64 / m.sample_secs;
     m.read_rows_per_sec = m.sample_rows as f64 / m.sample_secs;
     if let Some(mut c) = conn {
-        let _ = c.execute("COMMIT").await;
+        let _ = c.finish().await;
     }
     Ok(m)
 }

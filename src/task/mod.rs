@@ -1,6 +1,25 @@
-//! Data-moving tasks: the full load, its resumable state, table mappings
-//! and validation; packing a database and unpacking it into one; unpacking
-//! a tree into an object store.
+//! Data-moving tasks: the orchestration of every command that moves data.
+//! The engines stay out of here: what a source does is a
+//! [`crate::source::Source`] or [`crate::source::ChangeSource`], what both
+//! sides run is a [`crate::db::Db`] method, and a change target is a
+//! [`crate::cdc::Destination`]. (The loader files `fullload`, `sinkload`
+//! and `unpack_db` still pick their engine readers and writers
+//! themselves; they are being merged into one loader.)
+//!
+//! - Full load into a database: `fullload` (chunks, snapshot readers,
+//!   writers), with `target_schema`, `ddl_steps` (create, keys, analyze:
+//!   resumable, Ctrl-C cancels on the server), `shape` (what the target
+//!   can hold), `objects` (views, routines, triggers) and `run_report`.
+//! - Full load into files and streams: `sinkload`.
+//! - Change data capture: `cdc`, the replication loop (batching,
+//!   acknowledgement only after the destination committed, resume,
+//!   reconnects).
+//! - State of a run: `state` (per-table and per-chunk progress),
+//!   `identity` (the state belongs to these databases).
+//! - Choosing and shaping tables: `mapping`, `row_filter`.
+//! - Checking a copy: `validate`.
+//! - Packs: `pack_source` (a database as a pack source), `unpack_db`,
+//!   `unpack_objects`; `measure_db` sizes a database for `barge advise`.
 
 pub mod cdc;
 pub mod ddl_steps;

@@ -18,8 +18,7 @@
 use super::ddl_steps::{Kind, Probe, Step};
 use super::shape::Note;
 use super::target_schema::Plan;
-use crate::db::Db;
-use crate::endpoint::{Endpoint, Role};
+use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::model::{Dialect, QualifiedName, RoutineKind, Schema, View};
 use crate::schema::ddl;
@@ -37,29 +36,10 @@ pub struct Extras {
 impl Extras {
     /// Reads what a copy needs beyond the model (PostgreSQL sources only).
     pub async fn read(src: &Endpoint, schema: &Schema, target: Dialect) -> Result<Extras> {
-        let mut out = Extras::default();
-        if !matches!(src, Endpoint::Postgres(_)) {
-            return Ok(out);
-        }
-        let Db::Postgres(c) = Db::connect(src, Role::Source).await? else { return Ok(out) };
         let _ = target;
-        let sql = "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY oid";
-        let rows = c.client.query(sql, &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
-        out.extensions = rows.iter().map(|r| r.get(0)).collect();
-        if !schema.views.iter().any(|v| v.materialized) {
-            return Ok(out);
-        }
-        let sql = "SELECT n.nspname, m.relname, ic.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i \
-                   JOIN pg_class m ON m.oid = i.indrelid JOIN pg_namespace n ON n.oid = m.relnamespace \
-                   JOIN pg_class ic ON ic.oid = i.indexrelid WHERE m.relkind = 'm' ORDER BY 1, 2, 3";
-        let rows = c.client.query(sql, &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
-        for r in rows {
-            let view = QualifiedName::new(Some(&r.get::<_, String>(0)), &r.get::<_, String>(1));
-            if schema.views.iter().any(|v| v.materialized && v.name == view) {
-                out.matview_indexes.push((view, r.get(2), r.get(3)));
-            }
-        }
-        Ok(out)
+        let Endpoint::Postgres(ep) = src else { return Ok(Extras::default()) };
+        let (extensions, matview_indexes) = crate::source::postgres::extensions_and_matview_indexes(ep, schema).await?;
+        Ok(Extras { matview_indexes, extensions })
     }
 }
 

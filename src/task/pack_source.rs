@@ -14,14 +14,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::fullload::{read_expr, source_table_sql};
 use super::mapping::Mapping;
 use crate::cdc::capture::{self, CaptureOptions};
-use crate::db::Db;
-use crate::endpoint::{Endpoint, Role};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Schema, Table};
 use crate::pack::catalog::{CdcStart, DatabaseInfo};
 use crate::pack::rows;
 use crate::pack::source::{TablePlan, TableSource, TableStream};
-use crate::transfer::{self, Batch, ReadSpec, CHANNEL_DEPTH};
+use crate::source::{self, TableRead};
+use crate::transfer::{Batch, ReadSpec, CHANNEL_DEPTH};
 
 /// One table's rows on their way to the packer, and the reader's verdict.
 struct TableFeed {
@@ -61,8 +61,8 @@ impl DatabaseSource {
             .build()
             .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
         let (dialect, schema, plans) = rt.block_on(async {
-            let mut conn = Db::connect(endpoint, Role::Source).await?;
-            let full = conn.introspect().await?;
+            let mut conn = source::open(endpoint).await?;
+            let full = conn.discover().await?;
             let mut schema = mapping.select_some(&full, endpoint)?;
             // A pack keeps the whole schema: views and routines travel too
             // (unpack creates tables; the rest is there for convert-schema).
@@ -71,7 +71,7 @@ impl DatabaseSource {
             let dialect = conn.dialect();
             let mut plans = Vec::new();
             for t in &schema.tables {
-                let est = estimate(&mut conn, t).await?;
+                let est = conn.estimate(t).await?;
                 plans.push(TablePlan {
                     name: t.name.to_string(),
                     schema: serde_json::to_value(t).map_err(|e| Error::other(format!("table {}: {e}", t.name)))?,
@@ -94,7 +94,7 @@ impl DatabaseSource {
         })
     }
 
-    fn read_job(&self, name: &str) -> Result<ReadJob> {
+    fn read_job(&self, name: &str) -> Result<TableRead> {
         let t = self.schema.tables.iter().find(|t| t.name.to_string() == name).ok_or_else(|| {
             Error::usage(format!("table {name} was packed by an earlier run but is no longer in {}; resume with the same --tables", self.endpoint))
         })?;
@@ -102,26 +102,16 @@ impl DatabaseSource {
     }
 }
 
-/// How one table is read: a SELECT, and on PostgreSQL, when no column
-/// needs a cast, the faster whole-table COPY.
-pub(crate) struct ReadJob {
-    pub(crate) name: String,
-    spec: ReadSpec,
-    copy_table: Option<String>,
-}
-
-impl ReadJob {
-    /// The same read stopped after `rows` rows (`barge advise` samples
-    /// with it). The COPY form stays a COPY: it is what a pack reads with.
-    pub(crate) fn limited(self, rows: u64) -> ReadJob {
-        let select = format!("{} LIMIT {rows}", self.spec.select);
-        let copy_table = self.copy_table.map(|_| format!("COPY ({select}) TO STDOUT"));
-        ReadJob { name: self.name, spec: ReadSpec { select, types: self.spec.types }, copy_table }
-    }
+/// The same read as `job`, stopped after `rows` rows (`barge advise`
+/// samples with it). The COPY form stays a COPY: it is what a pack reads with.
+pub(crate) fn limited(job: TableRead, rows: u64) -> TableRead {
+    let select = format!("{} LIMIT {rows}", job.spec.select);
+    let copy = job.copy.map(|_| format!("COPY ({select}) TO STDOUT"));
+    TableRead { name: job.name, spec: ReadSpec { select, types: job.spec.types }, copy }
 }
 
 /// Every column, in the table's order, read the way a full load reads it.
-pub(crate) fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
+pub(crate) fn read_job(dialect: Dialect, t: &Table) -> TableRead {
     let mut cols = Vec::new();
     let mut types = Vec::new();
     let mut plain = true;
@@ -133,123 +123,22 @@ pub(crate) fn read_job(dialect: Dialect, t: &Table) -> ReadJob {
         types.push(ty);
     }
     let table = source_table_sql(dialect, t);
-    let copy_table = (dialect == Dialect::Postgres && plain).then(|| format!("COPY {table} ({}) TO STDOUT", cols.join(", ")));
-    ReadJob { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {table}", cols.join(", ")), types }, copy_table }
-}
-
-/// One table's size as the catalog has it.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Estimate {
-    pub(crate) rows: u64,
-    /// The table's rows as stored, without its indexes: a pack carries
-    /// rows and rebuilds indexes at the target, so this is the estimate of
-    /// what moves.
-    pub(crate) bytes: u64,
-    /// Its indexes, shown beside `bytes` (None where the catalog is silent).
-    pub(crate) index_bytes: Option<u64>,
-}
-
-/// Rows and bytes from the catalog's statistics. PostgreSQL:
-/// `reltuples` and `pg_table_size` (heap + TOAST + maps, no indexes);
-/// MySQL/MariaDB: `TABLE_ROWS` and `DATA_LENGTH` (InnoDB's clustered
-/// index, i.e. the rows). SQLite keeps no statistics: its rows are counted,
-/// which is quick for a local file, and its pages summed from `dbstat`
-/// where the library has it (0 where not).
-pub(crate) async fn estimate(conn: &mut Db, t: &Table) -> Result<Estimate> {
-    let table = source_table_sql(conn.dialect(), t);
-    match conn {
-        Db::Postgres(c) => {
-            let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c WHERE c.oid = $1::text::regclass";
-            let row = c.client.query_one(sql, &[&table]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
-            let (rows, bytes, index): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            Ok(Estimate { rows: rows.max(0) as u64, bytes: bytes.max(0) as u64, index_bytes: Some(index.max(0) as u64) })
-        }
-        Db::Mysql(c) => {
-            use mysql_async::prelude::Queryable;
-            let sql = "SELECT TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
-            let row: Option<(Option<u64>, Option<u64>, Option<u64>)> = c
-                .conn
-                .exec_first(sql, (t.name.name.as_str(),))
-                .await
-                .map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
-            let (rows, bytes, index) = row.unwrap_or((None, None, None));
-            Ok(Estimate { rows: rows.unwrap_or(0), bytes: bytes.unwrap_or(0), index_bytes: index })
-        }
-        Db::Sqlite(c) => {
-            use sqlx::Row;
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
-            let rows = row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64;
-            // dbstat is optional in SQLite builds: without it, no byte figure.
-            let name = t.name.name.as_str();
-            let bytes = sqlite_pages(&mut c.conn, "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1", name).await;
-            let index = match bytes {
-                Some(_) => sqlite_pages(
-                    &mut c.conn,
-                    "SELECT SUM(d.pgsize) FROM dbstat d JOIN sqlite_schema s ON s.name = d.name WHERE s.type = 'index' AND s.tbl_name = ?1",
-                    name,
-                )
-                .await,
-                None => None,
-            };
-            Ok(Estimate { rows, bytes: bytes.unwrap_or(0).max(0) as u64, index_bytes: index.map(|i| i.max(0) as u64) })
-        }
-    }
-}
-
-/// A sum of page sizes from `dbstat`; None where SQLite was built without it.
-async fn sqlite_pages(conn: &mut sqlx::SqliteConnection, sql: &'static str, name: &str) -> Option<i64> {
-    use sqlx::Row;
-    let row = sqlx::query(sql).bind(name).fetch_one(conn).await.ok()?;
-    Some(row.try_get::<Option<i64>, _>(0).ok()?.unwrap_or(0))
-}
-
-/// Opens the snapshot every table of this run is read in: the change
-/// capture's (`exported`, PostgreSQL) when there is one. Read-only: the
-/// source is never written by a pack.
-pub(crate) async fn begin_snapshot(conn: &mut Db, exported: Option<&str>) -> Result<()> {
-    match conn {
-        Db::Postgres(c) => {
-            let import = exported.map(|n| format!("; SET TRANSACTION SNAPSHOT '{n}'")).unwrap_or_default();
-            let sql = format!("{}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY{import}", transfer::postgres::READ_SESSION);
-            c.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&c.display, "BEGIN ISOLATION LEVEL REPEATABLE READ", e))
-        }
-        Db::Mysql(_) => {
-            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
-            conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT").await
-        }
-        Db::Sqlite(_) => conn.execute("BEGIN").await,
-    }
+    let copy = (dialect == Dialect::Postgres && plain).then(|| format!("COPY {table} ({}) TO STDOUT", cols.join(", ")));
+    TableRead { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {table}", cols.join(", ")), types }, copy }
 }
 
 /// The reader task: one connection, one snapshot, the tables in order.
 /// `snapshot`: the change capture's, which this reader joins.
-async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, snapshot: Option<capture::Snapshot>, feeds: mpsc::Sender<Next>) {
-    // A MySQL capture hands over a connection already in its snapshot;
-    // a PostgreSQL one names a snapshot to import (`hold` keeps the
-    // exporting session alive until this task ends).
-    let (pooled, hold) = match snapshot {
-        Some(capture::Snapshot::Mysql(mut conns)) if !conns.is_empty() => (Some(Db::Mysql(conns.swap_remove(0))), None),
-        other => (None, other),
-    };
-    let joined = pooled.is_some();
-    let mut conn = match pooled {
-        Some(c) => c,
-        None => match Db::connect(&endpoint, Role::Source).await {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = feeds.send(Next::Failed(e)).await;
-                return;
-            }
-        },
-    };
-    if !joined {
-        let exported = hold.as_ref().and_then(|s| s.pg_name());
-        if let Err(e) = begin_snapshot(&mut conn, exported).await {
+async fn read_tables(endpoint: Endpoint, jobs: Vec<TableRead>, snapshot: Option<capture::Snapshot>, feeds: mpsc::Sender<Next>) {
+    // `_hold` keeps a PostgreSQL capture's exporting session alive until
+    // this task ends.
+    let (mut conn, _hold) = match source::join_snapshot(&endpoint, snapshot).await {
+        Ok(c) => c,
+        Err(e) => {
             let _ = feeds.send(Next::Failed(e)).await;
             return;
         }
-    }
+    };
     for job in jobs {
         let (btx, brx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
         let (dtx, drx) = oneshot::channel();
@@ -257,22 +146,14 @@ async fn read_tables(endpoint: Endpoint, jobs: Vec<ReadJob>, snapshot: Option<ca
             // The packer stopped (devices full, or an error of its own).
             return;
         }
-        let r = read_table(&mut conn, &job, btx).await;
+        let r = conn.read(&job, btx).await;
         let failed = r.is_err();
         let _ = dtx.send(r);
         if failed {
             return;
         }
     }
-    let _ = conn.execute("COMMIT").await;
-}
-
-/// Reads one table into `tx`, the way a pack reads it. Returns rows read.
-pub(crate) async fn read_table(conn: &mut Db, job: &ReadJob, tx: mpsc::Sender<Batch>) -> Result<u64> {
-    match (&*conn, &job.copy_table) {
-        (Db::Postgres(c), Some(copy)) => transfer::postgres::read_copy(&c.client, &c.display, &job.name, copy, &job.spec, tx).await,
-        _ => transfer::read_from(conn, &job.name, &job.spec, tx).await,
-    }
+    let _ = conn.finish().await;
 }
 
 impl TableSource for DatabaseSource {

@@ -207,14 +207,8 @@ fn pair_tables(source: &Schema, target: &Schema, target_dialect: Dialect, mappin
                 None => missing_columns.push(c.name.clone()),
             }
         }
-        let key_names: Option<Vec<String>> = t
-            .primary_key
-            .as_ref()
-            .map(|k| k.columns.clone())
-            .or_else(|| t.uniques.iter().find(|u| u.columns.iter().all(|c| t.column(c).is_some_and(|c| !c.nullable))).map(|u| u.columns.clone()));
-        let key: Vec<usize> = key_names
-            .map(|names| names.iter().map(|k| columns.iter().position(|(s, ..)| s.eq_ignore_ascii_case(k))).collect::<Option<Vec<_>>>().unwrap_or_default())
-            .unwrap_or_default();
+        let key_names = crate::source::key_columns(t, crate::source::KeyChoice::PrimaryOrUnique);
+        let key: Vec<usize> = crate::source::key_positions(&key_names, columns.iter().map(|(s, ..)| s.as_str())).unwrap_or_default();
         let int_key = key.first().copied().filter(|&i| columns[i].2.is_integer() && t.primary_key.is_some());
         pairs.push(Pair { source: t.clone(), target: Ok(tt.clone()), columns, missing_columns, key, int_key, filter });
     }

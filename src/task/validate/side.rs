@@ -89,80 +89,19 @@ impl Side {
     /// order-independent sum of row hashes, so rows never leave it.
     pub async fn server_sum(&mut self, range: KeyRange) -> Result<(u64, String)> {
         let w = self.where_sql(range);
-        match self.db.as_mut().expect(BUSY) {
-            Db::Postgres(c) => {
-                let row_expr = format!("ROW({})::text", self.columns.join(", "));
-                let sql = format!("SELECT count(*), COALESCE(sum(('x' || substr(md5({row_expr}), 1, 15))::bit(60)::bigint), 0)::text FROM {}{w}", self.table);
-                let r = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
-                Ok((r.get::<_, i64>(0) as u64, r.get(1)))
-            }
-            Db::Mysql(c) => {
-                use mysql_async::prelude::Queryable;
-                let parts: Vec<String> = self
-                    .columns
-                    .iter()
-                    .zip(&self.types)
-                    .map(|(col, ty)| match ty {
-                        ColumnType::Binary { .. } | ColumnType::Varbinary { .. } | ColumnType::Blob { .. } | ColumnType::Bit { .. } => format!("IFNULL(CONCAT('v', HEX({col})), 'n')"),
-                        _ => format!("IFNULL(CONCAT('v', CAST({col} AS CHAR)), 'n')"),
-                    })
-                    .collect();
-                let row_expr = format!("CONCAT_WS('|', {})", parts.join(", "));
-                let sql = format!("SELECT COUNT(*), CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({row_expr}), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) FROM {}{w}", self.table);
-                let r: Option<(u64, String)> = c.conn.query_first(sql.as_str()).await.map_err(|e| mysql_error(&c.display, &sql, e))?;
-                Ok(r.unwrap_or((0, "0".into())))
-            }
-            Db::Sqlite(_) => Err(Error::other("SQLite cannot hash rows itself")),
-        }
+        self.db.as_mut().expect(BUSY).row_hash_sum(&self.table, &self.columns, &self.types, &w).await
     }
 
     /// Rows in the table (after the filter).
     pub async fn count(&mut self) -> Result<u64> {
-        let sql = format!("SELECT COUNT(*) FROM {}{}", self.table, self.where_sql(KeyRange::ALL));
-        match self.db.as_mut().expect(BUSY) {
-            Db::Postgres(c) => {
-                let r = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
-                Ok(r.get::<_, i64>(0) as u64)
-            }
-            Db::Mysql(c) => {
-                use mysql_async::prelude::Queryable;
-                let r: Option<u64> = c.conn.query_first(sql.as_str()).await.map_err(|e| mysql_error(&c.display, &sql, e))?;
-                Ok(r.unwrap_or(0))
-            }
-            Db::Sqlite(c) => {
-                use sqlx::Row;
-                let r = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
-                Ok(r.try_get::<i64, _>(0).unwrap_or(0) as u64)
-            }
-        }
+        let w = self.where_sql(KeyRange::ALL);
+        self.db.as_mut().expect(BUSY).count_rows(&self.table, &w).await
     }
 
     /// The smallest and largest integer key in a range.
     pub async fn bounds(&mut self, range: KeyRange) -> Result<(Option<i64>, Option<i64>)> {
         let Some(k) = self.int_key.clone() else { return Ok((None, None)) };
         let w = self.where_sql(range);
-        match self.db.as_mut().expect(BUSY) {
-            Db::Postgres(c) => {
-                let sql = format!("SELECT MIN({k})::bigint, MAX({k})::bigint FROM {}{w}", self.table);
-                let r = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
-                Ok((r.get(0), r.get(1)))
-            }
-            Db::Mysql(c) => {
-                use mysql_async::prelude::Queryable;
-                let sql = format!("SELECT MIN({k}), MAX({k}) FROM {}{w}", self.table);
-                let r: Option<(Option<i64>, Option<i64>)> = c.conn.query_first(sql.as_str()).await.map_err(|e| mysql_error(&c.display, &sql, e))?;
-                Ok(r.unwrap_or((None, None)))
-            }
-            Db::Sqlite(c) => {
-                use sqlx::Row;
-                let sql = format!("SELECT MIN({k}), MAX({k}) FROM {}{w}", self.table);
-                let r = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
-                Ok((r.try_get(0).unwrap_or(None), r.try_get(1).unwrap_or(None)))
-            }
-        }
+        self.db.as_mut().expect(BUSY).int_bounds(&self.table, &k, &w).await
     }
-}
-
-fn mysql_error(display: &str, sql: &str, e: mysql_async::Error) -> Error {
-    Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(sql)), hint: None }
 }

@@ -70,6 +70,26 @@ pub async fn current_position(c: &mut MyConn) -> Result<Position> {
     Ok(Position::MysqlBinlog { file, pos })
 }
 
+/// Orders binlog positions: by the file's sequence number (the digits
+/// after its last dot, which pass six digits after binlog.999999), then
+/// the offset. Files of differently named logs do not compare.
+pub fn compare(a: (&str, u64), b: (&str, u64)) -> Option<std::cmp::Ordering> {
+    fn split(file: &str) -> (&str, Option<u64>) {
+        match file.rsplit_once('.') {
+            Some((base, n)) => (base, n.parse().ok()),
+            None => (file, None),
+        }
+    }
+    let ((base_a, na), (base_b, nb)) = (split(a.0), split(b.0));
+    if base_a != base_b {
+        return None;
+    }
+    match (na, nb) {
+        (Some(x), Some(y)) => Some(x.cmp(&y).then(a.1.cmp(&b.1))),
+        _ => Some(a.0.cmp(b.0).then(a.1.cmp(&b.1))),
+    }
+}
+
 /// Checks the settings and returns the position changes start at, with
 /// `readers` connections that see the data exactly at that position.
 pub async fn prepare(ep: &DbEndpoint, readers: usize) -> Result<(Position, Vec<MyConn>)> {
@@ -110,9 +130,9 @@ use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::{BinlogStream, BinlogStreamRequest};
 
-use super::destination::BoxFuture;
-use super::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
-use super::Tables;
+use crate::cdc::destination::BoxFuture;
+use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
+use crate::cdc::Tables;
 use crate::codec::mysqltext;
 use crate::model::{Change, ColumnType, Op, QualifiedName, Table, Value};
 
@@ -203,37 +223,37 @@ impl MysqlSource {
         }
         let session_db = if schema.is_empty() { self.database.clone() } else { schema.to_string() };
         let copied = |t: &QualifiedName| self.skip.get(t).is_some_and(|cp| position <= *cp);
-        let effects: Vec<_> = super::mysql_ddl::interpret(sql, &self.database, &session_db, &all)
+        let effects: Vec<_> = super::binlog_ddl::interpret(sql, &self.database, &session_db, &all)
             .into_iter()
             .filter(|e| match e {
-                super::mysql_ddl::Effect::Truncate(t) | super::mysql_ddl::Effect::Unsupported { table: t, .. } | super::mysql_ddl::Effect::Ignored { table: t, .. } => !copied(t),
-                super::mysql_ddl::Effect::Altered { table, .. } | super::mysql_ddl::Effect::Created(table) => !copied(&table.name),
+                super::binlog_ddl::Effect::Truncate(t) | super::binlog_ddl::Effect::Unsupported { table: t, .. } | super::binlog_ddl::Effect::Ignored { table: t, .. } => !copied(t),
+                super::binlog_ddl::Effect::Altered { table, .. } | super::binlog_ddl::Effect::Created(table) => !copied(&table.name),
             })
             .collect();
         for effect in effects {
             let statement = Some(crate::db::excerpt(sql));
             let schema_event = |table: QualifiedName, change: SchemaChange| SourceEvent::Schema(Box::new(SchemaEvent { table, change, position: Some(position.clone()), commit_lsn: None }));
             match effect {
-                super::mysql_ddl::Effect::Truncate(table) => {
+                super::binlog_ddl::Effect::Truncate(table) => {
                     let change = Change { table, op: Op::Truncate, txid: None, commit_time: None, position: position.clone() };
                     self.pending.push_back(SourceEvent::Transaction(Transaction { changes: vec![change], position: position.clone(), commit_time: Some(chrono::Utc::now()), bytes: 8, partial: false }));
                 }
-                super::mysql_ddl::Effect::Altered { table, renames } => {
+                super::binlog_ddl::Effect::Altered { table, renames } => {
                     if !known.contains_key(&table.name) {
                         continue;
                     }
                     self.models.insert(table.name.clone(), Some(table.clone()));
                     self.pending.push_back(schema_event(table.name.clone(), SchemaChange::Columns { table, renames, statement }));
                 }
-                super::mysql_ddl::Effect::Created(table) => {
+                super::binlog_ddl::Effect::Created(table) => {
                     self.models.insert(table.name.clone(), Some(table.clone()));
                     self.pending.push_back(schema_event(table.name.clone(), SchemaChange::Created { table, statement: crate::db::excerpt(sql) }));
                 }
-                super::mysql_ddl::Effect::Unsupported { table, message } => {
+                super::binlog_ddl::Effect::Unsupported { table, message } => {
                     self.models.insert(table.clone(), None);
                     self.pending.push_back(schema_event(table, SchemaChange::Unsupported { message }));
                 }
-                super::mysql_ddl::Effect::Ignored { table, what } => {
+                super::binlog_ddl::Effect::Ignored { table, what } => {
                     crate::output::info(format!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql)));
                 }
             }
@@ -246,7 +266,7 @@ impl MysqlSource {
         }
         let Some(Some(model)) = self.models.get(table) else { return Ok(()) };
         let cols = &model.columns;
-        let key = super::destination::key_indexes(model);
+        let key = crate::source::key_indexes(model);
         if tme.columns_count() as usize != cols.len() {
             let message = format!("the binary log has {} columns for it, barge knows {}: its definition changed in a way barge did not see", tme.columns_count(), cols.len());
             self.models.insert(table.clone(), None);

@@ -14,10 +14,10 @@ use chrono::{DateTime, Utc};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, SslMode, TlsConfig};
 use tokio_postgres::Client;
 
-use super::destination::BoxFuture;
+use crate::cdc::destination::BoxFuture;
 use super::pgoutput::{self, Datum, Message, Relation};
-use super::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
-use super::Tables;
+use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
+use crate::cdc::Tables;
 use crate::codec::pgtext;
 use crate::db::postgres::{connect_client, host_of, query_error, user_of};
 use crate::endpoint::{password_for, DbEndpoint, Role};
@@ -234,7 +234,7 @@ pub struct CatalogCheck {
     pub gone: Vec<QualifiedName>,
 }
 
-pub async fn check_catalog(ep: &DbEndpoint, converter: &super::evolve::Converter, known: &Tables, stopped: &std::collections::BTreeMap<QualifiedName, String>) -> Result<CatalogCheck> {
+pub async fn check_catalog(ep: &DbEndpoint, converter: &crate::cdc::evolve::Converter, known: &Tables, stopped: &std::collections::BTreeMap<QualifiedName, String>) -> Result<CatalogCheck> {
     let client = connect_client(ep, Role::Source).await?;
     let sql = "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
@@ -327,7 +327,7 @@ struct Model {
 
 impl Model {
     fn new(table: Table, attnums: Vec<Option<i16>>) -> Model {
-        let key = super::destination::key_indexes(&table);
+        let key = crate::source::key_indexes(&table);
         Model { table, key, attnums }
     }
 }
@@ -814,4 +814,12 @@ pub async fn heartbeat(ep: DbEndpoint, every: Duration) {
             let _ = c.batch_execute(&format!("SELECT pg_logical_emit_message(false, '{HEARTBEAT_PREFIX}', '')")).await;
         }
     }
+}
+
+/// Whether the replication slot `slot` exists.
+pub async fn slot_exists(ep: &DbEndpoint, slot: &str) -> Result<bool> {
+    let c = crate::db::postgres::PgConn::connect(ep, Role::Source).await?;
+    let sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
+    let r = c.client.query_opt(sql, &[&slot]).await.map_err(|e| crate::db::postgres::query_error(&c.display, sql, e))?;
+    Ok(r.is_some())
 }

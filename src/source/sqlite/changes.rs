@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::mpsc;
 
-use super::destination::BoxFuture;
-use super::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
-use super::Tables;
+use crate::cdc::destination::BoxFuture;
+use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
+use crate::cdc::Tables;
 use crate::db::sqlite::{sqlx_error, LiteConn};
 use crate::endpoint::{Role, SqliteEndpoint};
 use crate::error::{Error, Result};
