@@ -1227,7 +1227,15 @@ mod tests {
         }
 
         impl Destination for FakeDestination {
-            fn apply<'a>(&'a mut self, _tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
+            fn capabilities(&self) -> crate::sink::Capabilities {
+                crate::sink::Capabilities { tables: true, transactions: true, keyed_upsert: true, ordered: true, ..Default::default() }
+            }
+
+            fn write_rows<'a>(&'a mut self, _table: &'a crate::sink::RowTable, _rows: tokio::sync::mpsc::Receiver<crate::model::RowBatch>, _policy: &'a crate::transfer::RowPolicy, _progress: &'a Arc<dyn crate::progress::Task>) -> BoxFuture<'a, Result<u64>> {
+                Box::pin(async { Err(Error::other("the fake destination takes changes only")) })
+            }
+
+            fn write_changes<'a>(&'a mut self, _tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
                 let mut w = self.world.lock().unwrap();
                 let failure = (!w.failures.is_empty()).then(|| w.failures.remove(0));
                 if failure.is_none_or(|(commits, _)| commits) {
