@@ -23,6 +23,6 @@ pub use error::{Error, Result};
 
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: cli::Cli) -> Result<ExitCode> {
-    output::init(&cli.global);
+    commands::output::init(&cli.global);
     commands::dispatch(cli)
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use crate::cdc::{Capture, CaptureOptions, Position};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::output;
+use crate::commands::output;
 use crate::task::cdc::{self as replication, CdcOptions, CdcReport, StopAt};
 use crate::task::state::StateStore;
 use crate::transfer::{Counters, OnError, Rejects, RowPolicy, ZeroDates};

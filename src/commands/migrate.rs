@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
-use crate::output;
+use crate::commands::output;
 use crate::task::fullload::{self, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
 use crate::sink::SinkOptions;

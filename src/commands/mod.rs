@@ -6,6 +6,7 @@ pub mod cdc;
 pub mod convert;
 pub mod generate;
 pub mod migrate;
+pub mod output;
 pub mod pack;
 pub mod sink_args;
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::advise::{fmt_bytes, parse_size};
 use crate::endpoint::{Endpoint, Secret};
 use crate::error::{exit, Error, Result};
-use crate::output;
+use crate::commands::output;
 use crate::pack::crypto::{Argon2Params, Unlock};
 use crate::pack::format::{DEFAULT_CHUNK_SIZE, DEFAULT_SEGMENT_SIZE};
 use crate::pack::reader::{self, Finding, Output, Severity};
