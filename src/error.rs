@@ -1,9 +1,9 @@
 //! Typed errors. Each one says what failed and where; `hint` says what to do
-//! next. `main` turns them into exit codes through [`Error::exit_code`].
+//! next. `commands::output::report_error` prints them and maps them to exit
+//! codes through [`Error::exit_code`].
 
 use std::io;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -129,27 +129,3 @@ impl Error {
     }
 }
 
-/// Prints the error (and its hint) the way the user asked for, and returns
-/// the exit code. With `--json`, stdout also gets one JSON object, so a
-/// script reading stdout always gets a parseable answer.
-pub fn report(err: &Error, json: bool) -> ExitCode {
-    let hint = err.hint();
-    if json {
-        let v = serde_json::json!({
-            "ok": false,
-            "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
-        });
-        println!("{v}");
-    }
-    // Broken pipes on stdout are not worth an error message.
-    if let Error::Write { path, source } = err {
-        if path.as_os_str() == "-" && source.kind() == io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
-        }
-    }
-    eprintln!("error: {err}");
-    if let Some(h) = hint {
-        eprintln!("  hint: {h}");
-    }
-    ExitCode::from(err.exit_code())
-}

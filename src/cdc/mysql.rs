@@ -39,7 +39,7 @@ pub async fn check_prerequisites(c: &mut MyConn) -> Result<()> {
     need("binlog_format", &v[1], "ROW", "SET GLOBAL binlog_format = 'ROW' (and in my.cnf), then reconnect the writers")?;
     need("binlog_row_image", &v[2], "FULL", "SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)")?;
     if v[3].as_deref().is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
-        crate::output::verbose("binlog_row_metadata is not FULL: row events are matched to columns by position");
+        tracing::debug!("binlog_row_metadata is not FULL: row events are matched to columns by position");
     }
     let grants: Vec<String> = c.conn.query("SHOW GRANTS").await.map_err(|e| statement_error(&c.display, "SHOW GRANTS", &e))?;
     let all = grants.join("\n").to_ascii_uppercase();
@@ -83,9 +83,9 @@ pub async fn prepare(ep: &DbEndpoint, readers: usize) -> Result<(Position, Vec<M
         conns.push(MyConn::connect(ep, Role::Source).await?);
     }
     if let Err(e) = c.execute("FLUSH TABLES WITH READ LOCK").await {
-        crate::output::warn(format!(
+        tracing::warn!(
             "cannot lock the tables for a consistent snapshot ({e}); changes from before the load's reads will be applied again, which converges because applying is idempotent"
-        ));
+        );
         return Ok((current_position(&mut c).await?, Vec::new()));
     }
     let opened = async {
@@ -234,7 +234,7 @@ impl MysqlSource {
                     self.pending.push_back(schema_event(table, SchemaChange::Unsupported { message }));
                 }
                 super::mysql_ddl::Effect::Ignored { table, what } => {
-                    crate::output::info(format!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql)));
+                    tracing::info!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql));
                 }
             }
         }

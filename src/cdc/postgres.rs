@@ -210,7 +210,7 @@ async fn publish(client: &Client, ep: &DbEndpoint, publication: &str, tables: &[
                 e.with_hint(format!("{} has no primary key; barge needs it to send whole rows: run ALTER TABLE ... REPLICA IDENTITY FULL as its owner, or add a primary key", t.name))
             })?;
             changed.push(ReplicaIdentity { table: t.name.clone(), previous: ident });
-            crate::output::warn(format!("{} has no primary key: set REPLICA IDENTITY FULL on the source (barge cleanup sets it back), and changes are applied by matching whole rows", t.name));
+            tracing::warn!("{} has no primary key: set REPLICA IDENTITY FULL on the source (barge cleanup sets it back), and changes are applied by matching whole rows", t.name);
         }
     }
     Ok(())

@@ -140,7 +140,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         state_dir,
         mapping: mapping.clone(),
         convert,
-        progress: crate::progress::for_cli(),
+        progress: super::bars::for_cli(),
         capture: None,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
@@ -158,7 +158,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     let report = rt.block_on(fullload::run(&source, &target, opts))?;
     let mut validation = None;
     if args.validate {
-        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?);
+        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?);
     }
     print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
@@ -321,7 +321,7 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
     let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
     let rt = runtime()?;
-    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?;
+    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?;
     if output::get().json {
         // One object on stdout, the error included.
         let mut j = serde_json::json!({ "ok": v.ok(), "validation": v });

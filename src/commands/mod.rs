@@ -2,6 +2,7 @@
 //! function; `dispatch` is the only place that knows them all.
 
 pub mod advise;
+pub mod bars;
 pub mod cdc;
 pub mod convert;
 pub mod generate;

@@ -759,7 +759,7 @@ async fn read_indexes(client: &Client, display: &str, filter: &str, schema: &mut
         let def = def.replacen(" ON ONLY ", " ON ", 1);
         match reader::parse_index_definition(&def, Dialect::Postgres) {
             Some((_, idx)) => schema.tables[ti].indexes.push(idx),
-            None => crate::output::warn(format!("index on {} not read, so not copied: {def}", schema.tables[ti].name)),
+            None => tracing::warn!("index on {} not read, so not copied: {def}", schema.tables[ti].name),
         }
     }
     Ok(())

@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::model::{ColumnType, QualifiedName};
 
 /// File format of object storage targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileFormat {
     /// RFC 4180 CSV with a header line
@@ -67,7 +67,7 @@ impl FileFormat {
 }
 
 /// Compression of the files (for Parquet: of its column chunks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
     None,
@@ -78,7 +78,7 @@ pub enum Compression {
 }
 
 /// What Kinesis records (and the DMS envelope) are partitioned by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionKey {
     /// The row's primary key: rows spread over shards, each row's changes in order
@@ -97,7 +97,7 @@ impl PartitionKey {
 }
 
 /// The shape of a stream message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvelopeKind {
     /// DMS's: {"data": {...}, "metadata": {...}}

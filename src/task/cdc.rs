@@ -277,9 +277,9 @@ impl<'a> Replicator<'a> {
         let start = applied.clone().unwrap_or_else(|| opts.start.clone());
         if applied.is_some() {
             let place = if buffered { "in the state directory" } else { "on the target" };
-            crate::output::info(format!("resuming change capture from {start} (saved {place})"));
+            tracing::info!("resuming change capture from {start} (saved {place})");
         } else {
-            crate::output::info(format!("change capture from {start}"));
+            tracing::info!("change capture from {start}");
         }
         let status = Status { source: src.to_string(), target: dst.to_string(), position: Some(start.to_string()), pid: Some(std::process::id()), ..Default::default() };
         Ok(Replicator {
@@ -318,7 +318,7 @@ impl<'a> Replicator<'a> {
             if let Some(s) = self.schema.stopped(&name) {
                 if !self.opts.reload.contains(&name) {
                     let reason = s.reason.clone();
-                    crate::output::warn(format!("{name}: {}", stopped_message(&reason, &name)));
+                    tracing::warn!("{name}: {}", stopped_message(&reason, &name));
                     self.status.tables.insert(name.to_string(), TableStatus { state: format!("stopped: {reason}"), ..Default::default() });
                     self.stopped.insert(name, reason);
                     continue;
@@ -358,7 +358,7 @@ impl<'a> Replicator<'a> {
         }
         for (name, info) in self.tables.iter() {
             if info.key.is_empty() {
-                crate::output::warn(format!("{name} has no primary key: its changes are matched on all columns, one at a time"));
+                tracing::warn!("{name} has no primary key: its changes are matched on all columns, one at a time");
             }
             self.status.tables.entry(name.to_string()).or_insert_with(|| TableStatus { state: "catching up".into(), ..Default::default() });
         }
@@ -394,7 +394,7 @@ impl<'a> Replicator<'a> {
         }
         let db = self.dest.as_db().ok_or_else(|| Error::other("a database destination is expected"))?;
         if reload && db.columns_of(&info.target).await?.is_some() {
-            crate::output::info(format!("{name}: dropping {} on the target to load it again", info.target.sql_name));
+            tracing::info!("{name}: dropping {} on the target to load it again", info.target.sql_name);
             db.execute(&format!("DROP TABLE {}", info.target.sql_name)).await.map_err(|e| {
                 e.with_hint(format!("drop what depends on {} (foreign keys, views) on the target, or drop the table yourself, then rerun with --reload {name}", info.target.sql_name))
             })?;
@@ -403,7 +403,7 @@ impl<'a> Replicator<'a> {
         db.change_schema(&change).await?;
         let started = Instant::now();
         let at = crate::cdc::copy::copy_table(self.src, db, &info).await?;
-        crate::output::info(format!("{name}: {} at {at} in {:.1} s; its changes apply from there", if reload { "reloaded" } else { "copied" }, started.elapsed().as_secs_f64()));
+        tracing::info!("{name}: {} at {at} in {:.1} s; its changes apply from there", if reload { "reloaded" } else { "copied" }, started.elapsed().as_secs_f64());
         self.schema.reloaded(&name, at.clone(), info.source.clone());
         self.schema.save()?;
         self.copied.insert(name.clone(), at);
@@ -436,7 +436,7 @@ impl<'a> Replicator<'a> {
             match self.open_reader(&start).await {
                 Ok(r) => break r,
                 Err(e) if is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
-                    crate::output::warn(format!("{e}; retrying"));
+                    tracing::warn!("{e}; retrying");
                     tokio::time::sleep(backoff(source_attempt)).await;
                     source_attempt += 1;
                 }
@@ -541,7 +541,7 @@ impl<'a> Replicator<'a> {
                 }
                 // The source connection broke: reopen it after the last
                 // applied position.
-                crate::output::warn(format!("{e}; reconnecting to the source"));
+                tracing::warn!("{e}; reconnecting to the source");
                 reader.abort();
                 let from = self.applied.clone().unwrap_or_else(|| self.start.clone());
                 let mut attempt = 0u32;
@@ -553,7 +553,7 @@ impl<'a> Replicator<'a> {
                         Ok((r, h)) => {
                             rx = r;
                             reader = h;
-                            crate::output::info(format!("reconnected to the source after {} attempt(s)", attempt + 1));
+                            tracing::info!("reconnected to the source after {} attempt(s)", attempt + 1);
                             break;
                         }
                         // A sink retries by itself; its buffers hold changes
@@ -587,14 +587,14 @@ impl<'a> Replicator<'a> {
             self.dest.flush().await?;
             ack_durable(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
             let s = &self.sink_stats;
-            crate::output::verbose(format!(
+            tracing::debug!(
                 "sink: {} records, {} files, {} bytes, {} under errors/, {} throttled calls",
                 crate::sink::SinkStats::get(&s.records),
                 crate::sink::SinkStats::get(&s.files),
                 crate::sink::SinkStats::get(&s.bytes),
                 crate::sink::SinkStats::get(&s.errors),
                 crate::sink::SinkStats::get(&s.throttled_calls)
-            ));
+            );
         }
         // The source takes its last acknowledgement (a SQLite source purges
         // what the target holds) and ends once no more can come.
@@ -655,7 +655,7 @@ impl<'a> Replicator<'a> {
                 Err(e) if is_transient(&e) && since.elapsed() < self.opts.reconnect_timeout => {
                     self.status.retries += 1;
                     if attempt == 0 {
-                        crate::output::warn(format!("applying failed ({e}); retrying"));
+                        tracing::warn!("applying failed ({e}); retrying");
                     }
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
@@ -669,11 +669,11 @@ impl<'a> Replicator<'a> {
                     }
                     if let Some(saved) = self.dest.committed().await.ok().flatten() {
                         if batch.position.as_ref().is_some_and(|p| *p <= saved) {
-                            crate::output::info(format!("reconnected to the target after {attempt} attempt(s); the batch had committed"));
+                            tracing::info!("reconnected to the target after {attempt} attempt(s); the batch had committed");
                             return Ok(());
                         }
                     }
-                    crate::output::info(format!("reconnected to the target after {attempt} attempt(s)"));
+                    tracing::info!("reconnected to the target after {attempt} attempt(s)");
                 }
                 Err(e) if is_transient(&e) => {
                     self.status.stopped = Some(format!("failed: gave up on the target: {e}"));
@@ -745,7 +745,7 @@ impl<'a> Replicator<'a> {
                 let filter = self.opts.converter.filter(&table)?;
                 let new = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
                 let change = TableChange { old: None, new: new.clone(), changes: Vec::new(), create: converted.create };
-                crate::output::info(format!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name));
+                tracing::info!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name);
                 self.follow(&name, &ev, change).await?;
             }
             SchemaChange::Columns { table, renames, statement } => {
@@ -765,7 +765,7 @@ impl<'a> Replicator<'a> {
                 }
                 let what: Vec<String> = changes.iter().map(|c| c.describe()).collect();
                 let from = statement.map(|s| format!(" ({s})")).unwrap_or_default();
-                crate::output::info(format!("{name}: {} at the source{from}; applying it to {}", what.join(", "), self.dst));
+                tracing::info!("{name}: {} at the source{from}; applying it to {}", what.join(", "), self.dst);
                 let change = TableChange { old: Some(old), new, changes, create: converted.create };
                 self.follow(&name, &ev, change).await?;
                 self.status.schema_changes += 1;
@@ -794,7 +794,7 @@ impl<'a> Replicator<'a> {
             if since.elapsed() >= self.opts.reconnect_timeout {
                 return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
             }
-            crate::output::warn(format!("applying the schema change failed ({e}); retrying"));
+            tracing::warn!("applying the schema change failed ({e}); retrying");
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
             if let Ok(d) = open_destination(self.dst, self.opts, &self.sink_stats).await {
@@ -815,7 +815,7 @@ impl<'a> Replicator<'a> {
     }
 
     async fn stop_table(&mut self, name: &QualifiedName, reason: &str) -> Result<()> {
-        crate::output::warn(format!("{name}: {}", stopped_message(reason, name)));
+        tracing::warn!("{name}: {}", stopped_message(reason, name));
         self.schema.stop(name, reason, self.applied.clone());
         self.schema.save()?;
         self.stopped.insert(name.clone(), reason.to_string());
@@ -835,7 +835,7 @@ impl<'a> Replicator<'a> {
         let found = match crate::cdc::postgres::check_catalog(ep, &self.opts.converter, &self.tables, &self.stopped).await {
             Ok(f) => f,
             Err(e) => {
-                crate::output::verbose(format!("cannot look for new tables: {e}"));
+                tracing::debug!("cannot look for new tables: {e}");
                 return Ok(());
             }
         };
@@ -843,7 +843,7 @@ impl<'a> Replicator<'a> {
         // and is named once.
         for name in found.gone {
             if self.not_copied.insert(name.clone()) {
-                crate::output::warn(format!("{name}: no longer in the source's catalog (dropped or renamed); no more of its changes will come. Its rows on the target stay as they are"));
+                tracing::warn!("{name}: no longer in the source's catalog (dropped or renamed); no more of its changes will come. Its rows on the target stay as they are");
                 self.status.tables.entry(name.to_string()).or_default().state = "stopped: no longer at the source (dropped or renamed)".into();
                 self.stopped.insert(name.clone(), "no longer at the source".into());
             }
@@ -853,12 +853,12 @@ impl<'a> Replicator<'a> {
             if !self.dest.has_tables() {
                 // Files and streams: named once, not copied.
                 if self.not_copied.insert(name.clone()) {
-                    crate::output::warn(format!("{name}: created at the source; barge does not copy a new table into files or streams while changes flow: load it with a full load (--tables {name})"));
+                    tracing::warn!("{name}: created at the source; barge does not copy a new table into files or streams while changes flow: load it with a full load (--tables {name})");
                 }
                 continue;
             }
             let Some(converted) = self.opts.converter.convert(&table, None) else { continue };
-            crate::output::info(format!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name));
+            tracing::info!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name);
             let filter = self.opts.converter.filter(&table)?;
             let info = TableInfo { key: crate::cdc::destination::key_indexes(&table), source: table, target: converted.table, filter };
             self.copy(info, false).await?;
@@ -902,7 +902,7 @@ fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
     if missing.is_empty() {
         return info;
     }
-    crate::output::verbose(format!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", ")));
+    tracing::debug!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", "));
     info.target.columns.retain(|c| !missing.contains(&c.source));
     info.source.columns.retain(|c| !missing.contains(&c.name));
     info.key = crate::cdc::destination::key_indexes(&info.source);
@@ -1024,14 +1024,14 @@ impl BatchStats {
         self.changes += changes as u64;
         self.apply += took;
         if self.since.elapsed() >= Duration::from_secs(5) {
-            crate::output::verbose(format!(
+            tracing::debug!(
                 "{} batches, {:.0} changes each, {:.1} ms to apply each, {:.0} changes/s, {} bytes behind",
                 self.batches,
                 self.changes as f64 / self.batches as f64,
                 self.apply.as_secs_f64() * 1000.0 / self.batches as f64,
                 self.changes as f64 / self.since.elapsed().as_secs_f64(),
                 lag_bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
-            ));
+            );
             *self = BatchStats::new();
         }
     }

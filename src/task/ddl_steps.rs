@@ -305,7 +305,7 @@ impl<'a> Runner<'a> {
         tokio::select! {
             r = &mut run => r,
             _ = interrupt.as_mut() => {
-                crate::output::warn("interrupted: cancelling the statement running on the target");
+                tracing::warn!("interrupted: cancelling the statement running on the target");
                 cancel_running(cancel, dst).await;
                 // The server answers the cancelled statement with an error;
                 // wait for it, so nothing of it runs on after we exit.

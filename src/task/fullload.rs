@@ -220,7 +220,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                             )),
                             });
                         }
-                        crate::output::warn(format!("table {} skipped: the target refused it: {message}", step.object));
+                        tracing::warn!("table {} skipped: the target refused it: {message}", step.object);
                         failed.push((table.clone(), message.clone()));
                     }
                 }
@@ -251,7 +251,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
             let t = Instant::now();
             plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
             store.save(&state)?;
-            crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
+            tracing::debug!("planned chunks in {:.2}s", t.elapsed().as_secs_f64());
             let t = Instant::now();
             let r = readers.clone();
             let loader: ChunkLoader = Arc::new(move |w: ChunkWork| {
@@ -259,7 +259,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                 Box::pin(async move { load_chunk(&w.src, &w.dst, &w.job, w.range, w.dirty, &w.policy, &w.task, &readers).await })
             });
             load(src, dst, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &loader).await?;
-            crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
+            tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
             state.phase = Phase::Post;
             store.save(&state)?;
         }
@@ -289,11 +289,11 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                 store.save(&state)?;
                 return Err(e);
             }
-            crate::output::verbose(format!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64()));
+            tracing::debug!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64());
             if copts.target == Dialect::Postgres {
                 let t = Instant::now();
                 runner.best_effort("ANALYZE").await?;
-                crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
+                tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
             }
             for j in &jobs {
                 if let Some(t) = state.tables.get_mut(&j.key) {
@@ -377,13 +377,13 @@ pub(crate) async fn begin_capture(src: &Endpoint, schema: &Schema, opts: &LoadOp
             let seed = opts.state_dir.display().to_string();
             super::row_filter::prepare_source(src, &schema.tables, &opts.mapping).await?;
             let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
-            crate::output::info(format!("change capture starts at {}", capture.position));
+            tracing::info!("change capture starts at {}", capture.position);
             state.snapshot_position = Some(capture.position.to_string());
             state.capture = Some(capture);
             store.save(state)?;
             snapshot = snap;
         } else if state.phase == Phase::Load {
-            crate::output::warn("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
+            tracing::warn!("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
         }
     }
     Ok(Arc::new(SnapshotReaders::from(snapshot)))
@@ -410,7 +410,7 @@ pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) 
     let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
     let state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
     if resumed {
-        crate::output::info(format!("resuming the run recorded in {}", dir.display()));
+        tracing::info!("resuming the run recorded in {}", dir.display());
     }
 
     Ok((store, state, resumed))
@@ -924,7 +924,7 @@ pub(crate) async fn load(
                     OnError::SkipTable if !matches!(e, Error::Endpoint { .. } if is_connection_error(&e)) => {
                         ts.status = TableStatus::Errored;
                         ts.error = Some(e.to_string());
-                        crate::output::warn(format!("table {key} skipped: {e}"));
+                        tracing::warn!("table {key} skipped: {e}");
                     }
                     _ => {
                         if first_error.is_none() {

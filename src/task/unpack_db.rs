@@ -380,7 +380,7 @@ pub fn unpack(
     let t = Instant::now();
     let skipped = rt.block_on(target_schema::prepare(&mut conn, dst, &converted, &targets, opts.schema_mode))?;
     let plans = plan_tables(&schema, &converted, &skipped)?;
-    crate::output::verbose(format!("prepared {} tables in {:.2}s", targets.len(), t.elapsed().as_secs_f64()));
+    tracing::debug!("prepared {} tables in {:.2}s", targets.len(), t.elapsed().as_secs_f64());
 
     let mut loader = Loader {
         rt: &rt,
@@ -396,7 +396,7 @@ pub fn unpack(
     let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut loader), progress)?;
     let tables = std::mem::take(&mut loader.done);
     drop(loader);
-    crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
+    tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
 
     let loaded: Vec<&TargetTable> = schema.tables.iter().filter_map(|t| plans.get(&t.name.to_string())).filter(|p| !p.skip).map(|p| &p.target).collect();
     let post = target_schema::post_statements(&converted, &loaded, opts.schema_mode);
@@ -407,10 +407,10 @@ pub fn unpack(
             conn.execute(stmt).await?;
             task.inc(1);
         }
-        crate::output::verbose(format!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64()));
+        tracing::debug!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64());
         let t = Instant::now();
         target_schema::analyze(&mut conn).await;
-        crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
+        tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
         Ok::<_, Error>(())
     })?;
     task.finish("done");

@@ -350,7 +350,7 @@ async fn client_compare(src: &mut Side, dst: &mut Side, plan: &Plan, task: &dyn 
     if !plan.key.is_empty() && src.order.is_some() && dst.order.is_some() {
         match merge::merge(src, dst, KeyRange::ALL, plan, task).await? {
             merge::Merged::Done(f) => return Ok((f, None)),
-            merge::Merged::OutOfOrder(why) => crate::output::verbose(format!("{why}; comparing by hash buckets instead")),
+            merge::Merged::OutOfOrder(why) => tracing::debug!("{why}; comparing by hash buckets instead"),
         }
     }
     buckets::compare(src, dst, plan, task).await
