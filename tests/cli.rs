@@ -287,3 +287,18 @@ fn a_host_that_accepts_and_never_answers_times_out() {
         assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("no answer") && err.contains("connect_timeout"), "{scheme}: {err}");
     }
 }
+
+/// A first run needs no prepared state directory, and the library's events
+/// reach the terminal as before: detail with -v, nothing with -q.
+#[test]
+fn a_first_migrate_creates_its_state_dir_and_prints_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("sqlite:{}", fixture("sample/shop.db").display());
+    let verbose = run_ok(barge().current_dir(dir.path()).args(["migrate", &src, "sqlite:out.db", "-v"]));
+    let err = stderr(&verbose);
+    assert!(err.contains("loaded rows in") && err.contains("state in .barge/migrate-"), "{err}");
+    let state = dir.path().join("fresh/state");
+    let quiet = run_ok(barge().current_dir(dir.path()).args(["migrate", &src, "sqlite:quiet.db", "-q", "--state-dir"]).arg(&state));
+    assert!(stderr(&quiet).is_empty(), "-q printed: {}", stderr(&quiet));
+    assert!(state.join("assessment.md").exists());
+}

@@ -186,6 +186,8 @@ async fn check_state(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, r
     // The selection is checked against the source before the target is
     // touched: a typo in --tables leaves no empty SQLite file behind.
     if target.kind().is_database() && !opts.state_dir.join("state.json").exists() {
+        // Planning writes the assessment into the state directory.
+        std::fs::create_dir_all(&opts.state_dir).map_err(|source| Error::Write { path: opts.state_dir.clone(), source })?;
         fullload::plan(source, target, opts).await?;
     }
     identity::check(source, target, &opts.state_dir, || async {
