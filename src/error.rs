@@ -62,6 +62,13 @@ pub enum Error {
 
     #[error("{message}")]
     Other { message: String, hint: Option<String> },
+
+    /// An error that may pass if the work is tried again (a connection
+    /// refused or lost, a server restarting, a deadlock), marked where a
+    /// driver's error becomes barge's, from the driver's codes (see
+    /// `util::retry`). Shown, hinted and exited as the error it wraps.
+    #[error(transparent)]
+    Retriable(Box<Error>),
 }
 
 impl Error {
@@ -73,7 +80,25 @@ impl Error {
         Error::Other { message: msg.into(), hint: None }
     }
 
+    /// Marks the error as one that may pass if retried, when `transient`
+    /// says so (from `util::retry::Retriable`, or barge's own timeout).
+    pub fn retriable_if(self, transient: bool) -> Self {
+        match self {
+            Error::Retriable(_) => self,
+            e if transient => Error::Retriable(Box::new(e)),
+            e => e,
+        }
+    }
+
+    /// May the work that failed succeed if tried again?
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Retriable(_))
+    }
+
     pub fn with_hint(mut self, h: impl Into<String>) -> Self {
+        if let Error::Retriable(inner) = self {
+            return Error::Retriable(Box::new(inner.with_hint(h)));
+        }
         let h = Some(h.into());
         match &mut self {
             Error::Url { hint, .. }
@@ -89,6 +114,7 @@ impl Error {
 
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Retriable(inner) => inner.hint(),
             Error::Url { hint, .. }
             | Error::Input { hint, .. }
             | Error::At { hint, .. }
@@ -105,6 +131,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Retriable(inner) => inner.exit_code(),
             Error::Usage(_) | Error::NotImplemented { .. } | Error::Url { .. } | Error::At { .. } => exit::USAGE,
             Error::Mismatch(_) => exit::MISMATCH,
             Error::Interrupted => exit::INTERRUPTED,
@@ -114,6 +141,7 @@ impl Error {
 
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Retriable(inner) => inner.kind(),
             Error::Usage(_) => "usage",
             Error::NotImplemented { .. } => "not-implemented",
             Error::Read { .. } => "read",

@@ -16,6 +16,7 @@ pub mod schema;
 pub mod sink;
 pub mod task;
 pub mod transfer;
+pub mod util;
 
 use std::process::ExitCode;
 

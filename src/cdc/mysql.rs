@@ -139,7 +139,7 @@ pub struct MysqlSource {
     skip: HashMap<QualifiedName, Position>,
 }
 
-fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
+fn binlog_error(display: &str, e: impl std::fmt::Display + crate::util::retry::Retriable) -> Error {
     let text = e.to_string();
     let hint = if text.contains("REPLICATION SLAVE") || text.contains("Access denied") {
         Some("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user".to_string())
@@ -148,7 +148,7 @@ fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
     } else {
         None
     };
-    Error::Endpoint { endpoint: display.to_string(), message: format!("binary log stream: {text}"), hint }
+    Error::Endpoint { endpoint: display.to_string(), message: format!("binary log stream: {text}"), hint }.retriable_if(e.is_retriable())
 }
 
 impl MysqlSource {
@@ -169,7 +169,7 @@ impl MysqlSource {
             endpoint: ep.display.clone(),
             message: format!("the binary log stream did not start within {} s (connection timed out)", silence_limit.as_secs()),
             hint: Some("check that the host answers on its port (a firewall that drops packets looks like this)".into()),
-        })??;
+        }.retriable_if(true))??;
         Ok(MysqlSource {
             display,
             database,
@@ -316,7 +316,7 @@ impl MysqlSource {
             endpoint: self.display.clone(),
             message: format!("the binary log stream timed out: no event or heartbeat for {} s", limit.as_secs()),
             hint: Some("the source or the network to it is down; barge reconnects (raise --stream-timeout if the server is merely slow)".into()),
-        })?;
+        }.retriable_if(true))?;
         // The server never ends a binlog dump by itself: the stream ends
         // when the server shuts down or the connection is cut.
         let Some(ev) = next else {
@@ -324,7 +324,7 @@ impl MysqlSource {
                 endpoint: self.display.clone(),
                 message: "the binary log stream was closed by the server (connection lost, or the server shut down)".into(),
                 hint: None,
-            });
+            }.retriable_if(true));
         };
         let ev = ev.map_err(|e| binlog_error(&self.display, e))?;
         let header = ev.header();

@@ -335,7 +335,7 @@ pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
     if matches!(source, Endpoint::Postgres(_)) && capture.slot.is_none() {
         return Err(Error::usage("which slot? give SOURCE TARGET as given to `barge migrate`, --state-dir DIR, or --slot NAME"));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::other(e.to_string()))?;
+    let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
     let done = rt.block_on(crate::cdc::capture::cleanup(&source, &capture))?;
     if output::get().json {
         println!("{}", serde_json::json!({ "ok": true, "removed": done }));

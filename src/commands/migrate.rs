@@ -100,7 +100,7 @@ pub fn default_state_dir(source: &Endpoint, target: &Endpoint) -> PathBuf {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
+    crate::util::runtime::build(crate::util::runtime::Workers::PerCore)
 }
 
 pub fn build_mapping(tables: Option<&str>, file: Option<&PathBuf>) -> Result<Mapping> {

@@ -6,9 +6,9 @@
 //!   applies each transaction at once and a busy one amortizes commits.
 //! - Exactly once: the destination stores the position with the data; on
 //!   start the loop resumes from it and skips anything at or before it.
-//! - Failures: a lost connection to either side is retried with
-//!   exponential backoff and jitter; other errors stop the run with the
-//!   table and reason.
+//! - Failures: a lost connection to either side (an error the driver marks
+//!   retriable, see `util::retry`) is retried with exponential backoff and
+//!   jitter; other errors stop the run with the table and reason.
 //! - Ctrl-C stops after the batch in flight.
 
 use std::collections::{BTreeMap, HashMap};
@@ -125,29 +125,6 @@ enum FromSource {
     Event(SourceEvent),
     Failed(Error),
     Ended,
-}
-
-fn is_transient(e: &Error) -> bool {
-    let t = e.to_string().to_ascii_lowercase();
-    [
-        "connection", "closed", "reset", "refused", "broken pipe", "terminating", "shutting down", "shutdown", "timed out", "timeout", "eof", "gone away", "lost", "cannot connect",
-        "starting up", "not yet accepting", "i/o error", "io error", "is active for pid", "recovery",
-    ]
-    .iter()
-    .any(|w| t.contains(w))
-}
-
-/// Exponential backoff with jitter, capped at 30 s.
-fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
-    let jitter = rand_u64() % (base / 2 + 1);
-    Duration::from_millis(base / 2 + jitter)
-}
-
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u64::from_le_bytes(b)
 }
 
 /// Opens the change source at `from`.
@@ -435,12 +412,12 @@ impl<'a> Replicator<'a> {
         let (mut rx, mut reader) = loop {
             match self.open_reader(&start).await {
                 Ok(r) => break r,
-                Err(e) if is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
+                Err(e) if e.is_retriable() && since.elapsed() < opts.reconnect_timeout => {
                     tracing::warn!("{e}; retrying");
-                    tokio::time::sleep(backoff(source_attempt)).await;
+                    tokio::time::sleep(crate::util::retry::backoff(source_attempt)).await;
                     source_attempt += 1;
                 }
-                Err(e) if is_transient(&e) => return Err(gave_up(self.src, "the source", source_attempt + 1, since, e)),
+                Err(e) if e.is_retriable() => return Err(gave_up(self.src, "the source", source_attempt + 1, since, e)),
                 Err(e) => return Err(e),
             }
         };
@@ -536,7 +513,7 @@ impl<'a> Replicator<'a> {
             }
 
             if let Some(e) = failure {
-                if !is_transient(&e) {
+                if !e.is_retriable() {
                     return Err(e);
                 }
                 // The source connection broke: reopen it after the last
@@ -547,7 +524,7 @@ impl<'a> Replicator<'a> {
                 let mut attempt = 0u32;
                 let since = Instant::now();
                 loop {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
                     self.write_status(false)?;
                     match self.open_reader(&from).await {
                         Ok((r, h)) => {
@@ -558,11 +535,11 @@ impl<'a> Replicator<'a> {
                         }
                         // A sink retries by itself; its buffers hold changes
                         // not yet durable, so it is never reopened mid-run.
-                        Err(e) if !self.buffered && is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
+                        Err(e) if !self.buffered && e.is_retriable() && since.elapsed() < opts.reconnect_timeout => {
                             self.status.retries += 1;
                             attempt += 1;
                         }
-                        Err(e) if is_transient(&e) => {
+                        Err(e) if e.is_retriable() => {
                             self.status.stopped = Some(format!("failed: gave up reconnecting to the source: {e}"));
                             self.write_status(true)?;
                             return Err(gave_up(self.src, "the source", attempt + 1, since, e));
@@ -652,19 +629,19 @@ impl<'a> Replicator<'a> {
         loop {
             match self.dest.apply(&self.tables, batch).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_transient(&e) && since.elapsed() < self.opts.reconnect_timeout => {
+                Err(e) if e.is_retriable() && since.elapsed() < self.opts.reconnect_timeout => {
                     self.status.retries += 1;
                     if attempt == 0 {
                         tracing::warn!("applying failed ({e}); retrying");
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
                     attempt += 1;
                     self.write_status(false)?;
                     // The connection may be gone: open a new one, and
                     // find out whether the batch committed after all.
                     match open_destination(self.dst, self.opts, &self.sink_stats).await {
                         Ok(d) => self.dest = d,
-                        Err(e2) if is_transient(&e2) => continue,
+                        Err(e2) if e2.is_retriable() => continue,
                         Err(e2) => return Err(e2),
                     }
                     if let Some(saved) = self.dest.committed().await.ok().flatten() {
@@ -675,7 +652,7 @@ impl<'a> Replicator<'a> {
                     }
                     tracing::info!("reconnected to the target after {attempt} attempt(s)");
                 }
-                Err(e) if is_transient(&e) => {
+                Err(e) if e.is_retriable() => {
                     self.status.stopped = Some(format!("failed: gave up on the target: {e}"));
                     self.write_status(true)?;
                     return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
@@ -787,7 +764,7 @@ impl<'a> Replicator<'a> {
         let since = Instant::now();
         let mut attempt = 0u32;
         while let Err(e) = self.dest.change_schema(&change).await {
-            if !is_transient(&e) {
+            if !e.is_retriable() {
                 // The target refused the change: only this table stops.
                 return self.stop_table(name, &format!("the target refused the change: {e}")).await;
             }
@@ -795,7 +772,7 @@ impl<'a> Replicator<'a> {
                 return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
             }
             tracing::warn!("applying the schema change failed ({e}); retrying");
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
             attempt += 1;
             if let Ok(d) = open_destination(self.dst, self.opts, &self.sink_stats).await {
                 self.dest = d;
@@ -1089,8 +1066,7 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
     }
     let path = status_path(&opts.state_dir);
     let body = serde_json::to_vec_pretty(status).map_err(|e| Error::other(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, &body).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|source| Error::Write { path: path.clone(), source })?;
+    crate::util::fs::write_durably(&path, &body)?;
     if opts.json_progress {
         println!("{}", serde_json::to_string(status).unwrap_or_default());
     }
@@ -1107,20 +1083,5 @@ mod tests {
         assert!(matches!("2026-11-26T12:00:00Z".parse::<StopAt>().unwrap(), StopAt::Time(_)));
         assert!(matches!("2026-11-26 12:00:00".parse::<StopAt>().unwrap(), StopAt::Time(_)));
         assert!("tomorrow".parse::<StopAt>().is_err());
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) <= Duration::from_millis(250));
-        assert!(backoff(3) >= Duration::from_millis(1000));
-        for a in 0..40 {
-            assert!(backoff(a) <= Duration::from_secs(30));
-        }
-    }
-
-    #[test]
-    fn transient_errors_are_told_apart() {
-        assert!(is_transient(&Error::Endpoint { endpoint: "x".into(), message: "cannot connect: Connection refused".into(), hint: None }));
-        assert!(!is_transient(&Error::Table { table: "t".into(), row: None, message: "duplicate key value violates unique constraint".into(), hint: None }));
     }
 }

@@ -921,7 +921,7 @@ pub(crate) async fn load(
             Err(e) => {
                 ts.chunks[ci].status = ChunkStatus::Failed;
                 match opts.on_error {
-                    OnError::SkipTable if !matches!(e, Error::Endpoint { .. } if is_connection_error(&e)) => {
+                    OnError::SkipTable if !e.is_retriable() => {
                         ts.status = TableStatus::Errored;
                         ts.error = Some(e.to_string());
                         tracing::warn!("table {key} skipped: {e}");
@@ -941,11 +941,6 @@ pub(crate) async fn load(
         return Err(e);
     }
     Ok(())
-}
-
-fn is_connection_error(e: &Error) -> bool {
-    let t = e.to_string().to_ascii_lowercase();
-    t.contains("cannot connect") || t.contains("connection refused")
 }
 
 /// Source connections that see the data exactly at the change capture's

@@ -370,11 +370,7 @@ pub fn unpack(
     let report = Report { input: catalog.source.clone(), source: Some(copts.source), ..Default::default() };
     let converted = convert::convert_with(&schema, &[], report, &copts, names);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
     let mut conn = rt.block_on(Db::connect(dst, Role::Target))?;
     let targets: Vec<&TargetTable> = converted.target.tables.iter().collect();
     let t = Instant::now();
