@@ -302,3 +302,14 @@ fn a_first_migrate_creates_its_state_dir_and_prints_as_asked() {
     assert!(stderr(&quiet).is_empty(), "-q printed: {}", stderr(&quiet));
     assert!(state.join("assessment.md").exists());
 }
+
+/// URL user and database names are percent-decoded as RFC 3986 says, not
+/// as form data: a `+` stays a `+` (and `%2B` is one too), `%20` is a space.
+#[test]
+fn a_plus_in_a_url_user_or_database_stays_a_plus() {
+    use barge::endpoint::Endpoint;
+    for (url, user, db) in [("postgres://us+er@h/d+b", "us+er", "d+b"), ("mysql://us%2Ber@h/d%20b", "us+er", "d b")] {
+        let (Endpoint::Postgres(ep) | Endpoint::Mysql(ep)) = Endpoint::parse(url).unwrap() else { panic!("{url}: not a database endpoint") };
+        assert_eq!((ep.user.as_deref(), ep.database.as_deref()), (Some(user), Some(db)), "{url}");
+    }
+}
