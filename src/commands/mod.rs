@@ -1,5 +1,7 @@
 //! One module per subcommand. Each owns its clap `Args` struct and a `run`
-//! function; `dispatch` is the only place that knows them all.
+//! function; `dispatch` is the only place that knows them all. The terminal
+//! is here too, and only here: `output` (messages, the subscriber that
+//! prints the library's events, errors and exit codes) and `bars` (progress).
 
 pub mod advise;
 pub mod bars;
