@@ -179,6 +179,17 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
 /// (see `task::identity`). Both connect first, so an unreachable endpoint
 /// fails the run before anything is written.
 async fn check_state(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, restart: bool) -> Result<()> {
+    // A first run that fails here (an endpoint unreachable) leaves no state
+    // directory behind, though planning wrote its assessment there.
+    let existed = opts.state_dir.exists();
+    let checked = check_state_in(source, target, opts, restart).await;
+    if checked.is_err() && !existed {
+        let _ = std::fs::remove_dir_all(&opts.state_dir);
+    }
+    checked
+}
+
+async fn check_state_in(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, restart: bool) -> Result<()> {
     use crate::task::identity;
     if restart {
         identity::restart(source, target, &opts.state_dir).await?;
