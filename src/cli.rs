@@ -88,3 +88,70 @@ pub fn parse() -> Cli {
 pub fn command() -> clap::Command {
     Cli::command()
 }
+
+/// clap's view of the library's option enums: their flag spellings and help
+/// live here, so the library stays free of clap. The `match` is exhaustive,
+/// so a variant added in the library fails to compile until it is named here.
+macro_rules! value_enum {
+    ($ty:path { $($variant:ident => $name:literal $(: $help:literal)?),+ $(,)? }) => {
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                use $ty as E;
+                &[$(E::$variant),+]
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                use $ty as E;
+                Some(match self {
+                    $(E::$variant => clap::builder::PossibleValue::new($name)$(.help($help))?,)+
+                })
+            }
+        }
+    };
+}
+
+value_enum!(crate::sink::FileFormat {
+    Csv => "csv": "RFC 4180 CSV with a header line",
+    Jsonl => "jsonl": "One JSON object per line",
+    Parquet => "parquet": "Apache Parquet (typed columns: exact decimals, timestamps with unit and zone)",
+});
+
+value_enum!(crate::sink::Compression {
+    None => "none",
+    Gzip => "gzip",
+    Zstd => "zstd",
+    Snappy => "snappy": "Snappy (the framing format for CSV and JSON lines, as Firehose writes it)",
+});
+
+value_enum!(crate::sink::PartitionKey {
+    PrimaryKey => "primary-key": "The row's primary key: rows spread over shards, each row's changes in order",
+    SchemaTable => "schema-table": "schema.table: one table's changes all in order, on one shard",
+});
+
+value_enum!(crate::sink::EnvelopeKind {
+    Dms => "dms": "DMS's: {\"data\": {...}, \"metadata\": {...}}",
+    Debezium => "debezium": "Debezium's: {\"before\", \"after\", \"op\", \"ts_ms\", \"source\"}",
+});
+
+value_enum!(crate::transfer::OnError {
+    Stop => "stop": "Stop the whole run at the first bad row (nothing half-loaded is kept for that chunk)",
+    SkipTable => "skip-table": "Give up on the table, keep loading the others",
+    Log => "log": "Write the row to the rejects file with the reason, and go on",
+});
+
+value_enum!(crate::transfer::ZeroDates {
+    Null => "null": "Load them as NULL and count them",
+    Reject => "reject": "Treat them as bad rows (see --on-error)",
+});
+
+value_enum!(crate::schema::naming::IdentCase {
+    Lower => "lower": "lower-case every identifier (pgloader's and ora2pg's default)",
+    Preserve => "preserve": "keep names exactly as written (quoted where the target needs it)",
+    Snake => "snake": "CamelCase and UPPER names become snake_case",
+});
+
+value_enum!(crate::task::target_schema::SchemaMode {
+    Create => "create": "Create the tables; refuse if one already exists",
+    Truncate => "truncate": "Empty existing tables, then load",
+    Append => "append": "Load into existing tables as they are",
+    Skip => "skip": "Leave tables that already exist alone; create and load the others",
+});

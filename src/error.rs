@@ -1,9 +1,9 @@
 //! Typed errors. Each one says what failed and where; `hint` says what to do
-//! next. `main` turns them into exit codes through [`Error::exit_code`].
+//! next. `commands::output::report_error` prints them and maps them to exit
+//! codes through [`Error::exit_code`].
 
 use std::io;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -62,6 +62,13 @@ pub enum Error {
 
     #[error("{message}")]
     Other { message: String, hint: Option<String> },
+
+    /// An error that may pass if the work is tried again (a connection
+    /// refused or lost, a server restarting, a deadlock), marked where a
+    /// driver's error becomes barge's, from the driver's codes (see
+    /// `util::retry`). Shown, hinted and exited as the error it wraps.
+    #[error(transparent)]
+    Retriable(Box<Error>),
 }
 
 impl Error {
@@ -73,7 +80,25 @@ impl Error {
         Error::Other { message: msg.into(), hint: None }
     }
 
+    /// Marks the error as one that may pass if retried, when `transient`
+    /// says so (from `util::retry::Retriable`, or barge's own timeout).
+    pub fn retriable_if(self, transient: bool) -> Self {
+        match self {
+            Error::Retriable(_) => self,
+            e if transient => Error::Retriable(Box::new(e)),
+            e => e,
+        }
+    }
+
+    /// May the work that failed succeed if tried again?
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Retriable(_))
+    }
+
     pub fn with_hint(mut self, h: impl Into<String>) -> Self {
+        if let Error::Retriable(inner) = self {
+            return Error::Retriable(Box::new(inner.with_hint(h)));
+        }
         let h = Some(h.into());
         match &mut self {
             Error::Url { hint, .. }
@@ -89,6 +114,7 @@ impl Error {
 
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Retriable(inner) => inner.hint(),
             Error::Url { hint, .. }
             | Error::Input { hint, .. }
             | Error::At { hint, .. }
@@ -105,6 +131,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Retriable(inner) => inner.exit_code(),
             Error::Usage(_) | Error::NotImplemented { .. } | Error::Url { .. } | Error::At { .. } => exit::USAGE,
             Error::Mismatch(_) => exit::MISMATCH,
             Error::Interrupted => exit::INTERRUPTED,
@@ -114,6 +141,7 @@ impl Error {
 
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Retriable(inner) => inner.kind(),
             Error::Usage(_) => "usage",
             Error::NotImplemented { .. } => "not-implemented",
             Error::Read { .. } => "read",
@@ -129,27 +157,3 @@ impl Error {
     }
 }
 
-/// Prints the error (and its hint) the way the user asked for, and returns
-/// the exit code. With `--json`, stdout also gets one JSON object, so a
-/// script reading stdout always gets a parseable answer.
-pub fn report(err: &Error, json: bool) -> ExitCode {
-    let hint = err.hint();
-    if json {
-        let v = serde_json::json!({
-            "ok": false,
-            "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
-        });
-        println!("{v}");
-    }
-    // Broken pipes on stdout are not worth an error message.
-    if let Error::Write { path, source } = err {
-        if path.as_os_str() == "-" && source.kind() == io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
-        }
-    }
-    eprintln!("error: {err}");
-    if let Some(h) = hint {
-        eprintln!("  hint: {h}");
-    }
-    ExitCode::from(err.exit_code())
-}

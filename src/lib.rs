@@ -17,6 +17,7 @@ pub mod sink;
 pub mod source;
 pub mod task;
 pub mod transfer;
+pub mod util;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,6 @@ pub use error::{Error, Result};
 
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: cli::Cli) -> Result<ExitCode> {
-    output::init(&cli.global);
+    commands::output::init(&cli.global);
     commands::dispatch(cli)
 }

@@ -10,6 +10,6 @@ fn main() -> ExitCode {
     let json = cli.global.json;
     match barge::run(cli) {
         Ok(code) => code,
-        Err(err) => barge::error::report(&err, json),
+        Err(err) => barge::commands::output::report_error(&err, json),
     }
 }

@@ -287,3 +287,29 @@ fn a_host_that_accepts_and_never_answers_times_out() {
         assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("no answer") && err.contains("connect_timeout"), "{scheme}: {err}");
     }
 }
+
+/// A first run needs no prepared state directory, and the library's events
+/// reach the terminal as before: detail with -v, nothing with -q.
+#[test]
+fn a_first_migrate_creates_its_state_dir_and_prints_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("sqlite:{}", fixture("sample/shop.db").display());
+    let verbose = run_ok(barge().current_dir(dir.path()).args(["migrate", &src, "sqlite:out.db", "-v"]));
+    let err = stderr(&verbose);
+    assert!(err.contains("loaded rows in") && err.contains("state in .barge/migrate-"), "{err}");
+    let state = dir.path().join("fresh/state");
+    let quiet = run_ok(barge().current_dir(dir.path()).args(["migrate", &src, "sqlite:quiet.db", "-q", "--state-dir"]).arg(&state));
+    assert!(stderr(&quiet).is_empty(), "-q printed: {}", stderr(&quiet));
+    assert!(state.join("assessment.md").exists());
+}
+
+/// URL user and database names are percent-decoded as RFC 3986 says, not
+/// as form data: a `+` stays a `+` (and `%2B` is one too), `%20` is a space.
+#[test]
+fn a_plus_in_a_url_user_or_database_stays_a_plus() {
+    use barge::endpoint::Endpoint;
+    for (url, user, db) in [("postgres://us+er@h/d+b", "us+er", "d+b"), ("mysql://us%2Ber@h/d%20b", "us+er", "d b")] {
+        let (Endpoint::Postgres(ep) | Endpoint::Mysql(ep)) = Endpoint::parse(url).unwrap() else { panic!("{url}: not a database endpoint") };
+        assert_eq!((ep.user.as_deref(), ep.database.as_deref()), (Some(user), Some(db)), "{url}");
+    }
+}

@@ -17,6 +17,7 @@ mod convert_schema;
 mod db_mysql;
 mod hostile_input;
 mod inputs;
+mod layering;
 mod migrate;
 mod migrate_objects;
 mod pack;

@@ -114,7 +114,7 @@ impl DbDestination {
             Db::Postgres(c) => {
                 // Like a logical replication worker: no FK or user triggers.
                 if let Err(e) = c.client.batch_execute("SET session_replication_role = replica").await {
-                    crate::output::verbose(format!("cannot set session_replication_role ({e}); foreign keys are checked per statement"));
+                    tracing::debug!("cannot set session_replication_role ({e}); foreign keys are checked per statement");
                 }
                 c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
             }
@@ -635,11 +635,11 @@ impl DbDestination {
             (Some(old), Some(have)) => super::evolve::alter_statements(self.dialect(), &old.target, &change.new.target, &change.changes, &have),
         };
         if statements.is_empty() && change.old.is_some() {
-            crate::output::verbose(format!("{name}: the target already has the change"));
+            tracing::debug!("{name}: the target already has the change");
         }
         self.forget(name).await?;
         for sql in statements {
-            crate::output::verbose(format!("{name}: {sql}"));
+            tracing::debug!("{name}: {sql}");
             self.db.execute(&sql).await.map_err(|e| match e {
                 Error::Endpoint { endpoint, message, hint } => Error::Endpoint { endpoint, message: format!("{name}: applying the source's schema change: {message}"), hint },
                 other => other,

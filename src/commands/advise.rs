@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::advise::{self, fmt_bytes, fmt_duration, parse_bandwidth, parse_rate, parse_size, DeviceProfile, Inputs};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::output;
+use crate::commands::output;
 use crate::task::measure_db::{self, DbMeasured};
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use clap::Args;
 use crate::cdc::{Capture, CaptureOptions, Position};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::output;
+use crate::commands::output;
 use crate::task::cdc::{self as replication, CdcOptions, CdcReport, StopAt};
 use crate::task::state::StateStore;
 use crate::transfer::{Counters, OnError, Rejects, RowPolicy, ZeroDates};
@@ -335,7 +335,7 @@ pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
     if matches!(source, Endpoint::Postgres(_)) && capture.slot.is_none() {
         return Err(Error::usage("which slot? give SOURCE TARGET as given to `barge migrate`, --state-dir DIR, or --slot NAME"));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::other(e.to_string()))?;
+    let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
     let done = rt.block_on(crate::cdc::capture::cleanup(&source, &capture))?;
     if output::get().json {
         println!("{}", serde_json::json!({ "ok": true, "removed": done }));

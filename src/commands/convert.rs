@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::model::Dialect;
-use crate::output;
+use crate::commands::output;
 use crate::schema::convert::ConvertOptions;
 use crate::schema::naming::{IdentCase, NamingOptions};
 use crate::schema::report::Status;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
-use crate::output;
+use crate::commands::output;
 use crate::task::fullload::{self, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
 use crate::sink::SinkOptions;
@@ -100,7 +100,7 @@ pub fn default_state_dir(source: &Endpoint, target: &Endpoint) -> PathBuf {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
+    crate::util::runtime::build(crate::util::runtime::Workers::PerCore)
 }
 
 pub fn build_mapping(tables: Option<&str>, file: Option<&PathBuf>) -> Result<Mapping> {
@@ -140,7 +140,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         state_dir,
         mapping: mapping.clone(),
         convert,
-        progress: crate::progress::for_cli(),
+        progress: super::bars::for_cli(),
         capture: None,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
@@ -158,7 +158,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     let report = rt.block_on(fullload::run(&source, &target, opts))?;
     let mut validation = None;
     if args.validate {
-        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?);
+        validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?);
     }
     print_report(&report, validation.as_ref(), None);
     if let Some(v) = &validation {
@@ -179,6 +179,17 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
 /// (see `task::identity`). Both connect first, so an unreachable endpoint
 /// fails the run before anything is written.
 async fn check_state(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, restart: bool) -> Result<()> {
+    // A first run that fails here (an endpoint unreachable) leaves no state
+    // directory behind, though planning wrote its assessment there.
+    let existed = opts.state_dir.exists();
+    let checked = check_state_in(source, target, opts, restart).await;
+    if checked.is_err() && !existed {
+        let _ = std::fs::remove_dir_all(&opts.state_dir);
+    }
+    checked
+}
+
+async fn check_state_in(source: &Endpoint, target: &Endpoint, opts: &LoadOptions, restart: bool) -> Result<()> {
     use crate::task::identity;
     if restart {
         identity::restart(source, target, &opts.state_dir).await?;
@@ -311,7 +322,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
         None => output::info(format!("assessment report: {}", r.assessment.display())),
     }
     if let Some(v) = v {
-        v.print();
+        print_validation(&v);
     }
 }
 
@@ -321,7 +332,7 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
     let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
     let rt = runtime()?;
-    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, crate::progress::for_cli()))?;
+    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?;
     if output::get().json {
         // One object on stdout, the error included.
         let mut j = serde_json::json!({ "ok": v.ok(), "validation": v });
@@ -333,10 +344,41 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         }
         println!("{j}");
     } else {
-        v.print();
+        print_validation(&v);
     }
     if !v.ok() {
         return Err(Error::Mismatch(v.summary()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The validation table on stdout.
+fn print_validation(v: &crate::task::validate::ValidationReport) {
+    let width = v.tables.iter().map(|t| t.label().chars().count()).max().unwrap_or(0).clamp(24, 60);
+    println!("{:<width$} {:>12} {:>12}  {:<7} result", "table", "source rows", "target rows", "method");
+    for t in &v.tables {
+        let (target_rows, result) = if t.missing_table {
+            ("-".to_string(), "MISSING on target")
+        } else {
+            (t.target_rows.to_string(), if t.equal { "equal" } else { "DIFFERENT" })
+        };
+        println!("{:<width$} {:>12} {:>12}  {:<7} {result}", t.label(), t.source_rows, target_rows, t.method);
+        if !t.missing_columns.is_empty() {
+            println!("    columns missing on target: {}", t.missing_columns.join(", "));
+        }
+        for (label, keys, total) in [
+            ("missing on target", &t.missing_on_target, t.missing_rows),
+            ("extra on target", &t.extra_on_target, t.extra_rows),
+            ("changed", &t.different, t.changed_rows),
+        ] {
+            if !keys.is_empty() {
+                let more = total.saturating_sub(keys.len() as u64);
+                let tail = if more > 0 { format!(" … and {more} more ({total} rows)") } else { String::new() };
+                println!("    {label}: {}{tail}", keys.join("; "));
+            }
+        }
+        if let Some(n) = &t.note {
+            println!("    {n}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::advise::{fmt_bytes, parse_size};
 use crate::endpoint::{Endpoint, Secret};
 use crate::error::{exit, Error, Result};
-use crate::output;
+use crate::commands::output;
 use crate::pack::crypto::{Argon2Params, Unlock};
 use crate::pack::format::{DEFAULT_CHUNK_SIZE, DEFAULT_SEGMENT_SIZE};
 use crate::pack::reader::{self, Finding, Output, Severity};
@@ -276,7 +276,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         let nk = new_key_file.as_deref().map(write_key_file).transpose()?;
         Ok(KeyInput { passphrase: Some(p.expose().as_bytes().to_vec()), key_file: None, new_key_file: nk })
     };
-    let progress = progress::for_cli();
+    let progress = super::bars::for_cli();
     let mut db = match &source {
         Place::Dir(_) | Place::Objects(_) => None,
         Place::Database(ep) => {
@@ -428,7 +428,7 @@ fn finish(mut v: serde_json::Value, findings: Vec<Finding>, what: &str) -> Resul
 }
 
 pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
-    let progress = progress::for_cli();
+    let progress = super::bars::for_cli();
     let located = reader::locate(&args.devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let m = &located.decoded.manifest;
     let mut base = json!({
@@ -496,7 +496,7 @@ pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         Place::Database(ep) => return unpack_to_database(&args, &devices, &ep),
         Place::Objects(ep) => return unpack_to_objects(&args, &devices, &ep),
     };
-    let progress = progress::for_cli();
+    let progress = super::bars::for_cli();
     let located = reader::locate(&devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let shown = target.display().to_string();
     let Some(checked) = check_tree_chunks(&located, &shown, progress.as_ref())? else {
@@ -602,7 +602,7 @@ fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> 
     // Credentials and the bucket first: they fail in a second, the disks' checks take longer.
     let mut writer = ObjectWriter::new(crate::sink::store::ObjectTarget::open(dst)?, base.clone())?;
     writer.probe()?;
-    let progress = progress::for_cli();
+    let progress = super::bars::for_cli();
     let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let Some(checked) = check_tree_chunks(&located, &base, progress.as_ref())? else {
         return Ok(ExitCode::from(exit::MISMATCH));
@@ -645,7 +645,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 /// the signed manifest before anything is written to the database, then
 /// the tables are created and loaded, and the CDC command is printed.
 fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> Result<ExitCode> {
-    let progress = progress::for_cli();
+    let progress = super::bars::for_cli();
     let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let t = std::time::Instant::now();
     let checked = reader::check_files(&located, true, progress.as_ref());

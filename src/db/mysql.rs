@@ -150,7 +150,7 @@ impl Target<'_> {
         let (message, hint) = describe_connect_failure(&f, self);
         let message = scrub(&message, self.password.as_ref());
         let hint = hint.map(|h| scrub(&h, self.password.as_ref()));
-        Error::Endpoint { endpoint: self.ep.display.clone(), message, hint }
+        Error::Endpoint { endpoint: self.ep.display.clone(), message, hint }.retriable_if(matches!(&f, Failure::Timeout) || matches!(&f, Failure::Driver(e) if crate::util::retry::Retriable::is_retriable(e)))
     }
 }
 
@@ -808,7 +808,7 @@ pub fn statement_error(display: &str, sql: &str, e: &mysql_async::Error) -> Erro
         ),
         other => (format!("statement failed: `{stmt}`: {other}"), None),
     };
-    Error::Endpoint { endpoint: display.to_string(), message, hint }
+    Error::Endpoint { endpoint: display.to_string(), message, hint }.retriable_if(crate::util::retry::Retriable::is_retriable(e))
 }
 
 /// Belt and braces: no message leaves with the password in it.

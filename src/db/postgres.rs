@@ -130,7 +130,7 @@ pub fn connect_timeout_error(ep: &DbEndpoint, timeout: Duration) -> Error {
             "is PostgreSQL running and reachable on {addr}? (check the host, the port and any firewall); \
              if the server is only slow to answer, raise ?connect_timeout=SECONDS in the URL"
         )),
-    }
+    }.retriable_if(true)
 }
 
 /// Where a password can come from, for the side `role` is on.
@@ -159,7 +159,7 @@ fn connect_error(ep: &DbEndpoint, role: Role, e: tokio_postgres::Error) -> Error
             "check the host, port and database in the URL".into()
         }
     });
-    Error::Endpoint { endpoint: ep.display.clone(), message: format!("cannot connect: {message}"), hint: Some(hint) }
+    Error::Endpoint { endpoint: ep.display.clone(), message: format!("cannot connect: {message}"), hint: Some(hint) }.retriable_if(crate::util::retry::Retriable::is_retriable(&e))
 }
 
 /// The server's words and a hint for what to do, for any client error.
@@ -228,7 +228,7 @@ impl PgConn {
 
 pub fn query_error(display: &str, sql: &str, e: tokio_postgres::Error) -> Error {
     let (message, hint) = describe(&e);
-    Error::Endpoint { endpoint: display.to_string(), message: format!("{message}\n  statement: {}", super::excerpt(sql)), hint }
+    Error::Endpoint { endpoint: display.to_string(), message: format!("{message}\n  statement: {}", super::excerpt(sql)), hint }.retriable_if(crate::util::retry::Retriable::is_retriable(&e))
 }
 
 const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'barge') \
@@ -759,7 +759,7 @@ async fn read_indexes(client: &Client, display: &str, filter: &str, schema: &mut
         let def = def.replacen(" ON ONLY ", " ON ", 1);
         match reader::parse_index_definition(&def, Dialect::Postgres) {
             Some((_, idx)) => schema.tables[ti].indexes.push(idx),
-            None => crate::output::warn(format!("index on {} not read, so not copied: {def}", schema.tables[ti].name)),
+            None => tracing::warn!("index on {} not read, so not copied: {def}", schema.tables[ti].name),
         }
     }
     Ok(())

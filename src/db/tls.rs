@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -32,7 +33,7 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore> {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|source| Error::Read { path: path.into(), source })?;
             let mut n = 0;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| Error::Input {
                     file: path.display().to_string(),
                     line: 0,

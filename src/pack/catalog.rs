@@ -6,7 +6,6 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::hexser;
 
 /// A relative path as raw bytes: a JSON string when it is UTF-8, else
 /// `{"hex": "..."}`, so no file name is ever lost.
@@ -102,7 +101,7 @@ pub enum Entry {
         mode: u32,
         mtime: Mtime,
         size: u64,
-        #[serde(with = "hexser::array")]
+        #[serde(with = "hex")]
         sha256: [u8; 32],
         extents: Vec<Extent>,
     },
@@ -122,7 +121,7 @@ pub enum Entry {
         encoding: String,
         rows: u64,
         size: u64,
-        #[serde(with = "hexser::array")]
+        #[serde(with = "hex")]
         sha256: [u8; 32],
         extents: Vec<Extent>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
-use super::hexser;
 
 pub const KEY_LEN: usize = 32;
 pub const TAG_LEN: usize = 16;
@@ -147,9 +146,9 @@ impl Opener {
 /// salt: used for the catalog and the signing seed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sealed {
-    #[serde(with = "hexser")]
+    #[serde(with = "hex")]
     pub salt: Vec<u8>,
-    #[serde(with = "hexser")]
+    #[serde(with = "hex")]
     pub nonce: Vec<u8>,
 }
 
@@ -197,20 +196,20 @@ pub enum KeySlot {
     Passphrase {
         kdf: String,
         params: Argon2Params,
-        #[serde(with = "hexser")]
+        #[serde(with = "hex")]
         salt: Vec<u8>,
-        #[serde(with = "hexser")]
+        #[serde(with = "hex")]
         nonce: Vec<u8>,
-        #[serde(with = "hexser")]
+        #[serde(with = "hex")]
         wrapped: Vec<u8>,
     },
     /// KEK = HKDF-SHA256(salt, key file bytes, "barge/v1/key-file").
     KeyFile {
-        #[serde(with = "hexser")]
+        #[serde(with = "hex")]
         salt: Vec<u8>,
-        #[serde(with = "hexser")]
+        #[serde(with = "hex")]
         nonce: Vec<u8>,
-        #[serde(with = "hexser")]
+        #[serde(with = "hex")]
         wrapped: Vec<u8>,
     },
 }

@@ -8,24 +8,23 @@ use sha2::{Digest, Sha256};
 use super::catalog::Catalog;
 use super::crypto::{self, KeySlot, MasterKey, Sealed, Signer};
 use super::format::{self, HeaderError, ManifestFrame};
-use super::hexser;
 
 /// What stays fixed for the life of a pack: written in the journal first,
 /// then in every manifest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Identity {
-    #[serde(with = "hexser::array")]
+    #[serde(with = "hex")]
     pub pack_id: [u8; 16],
     pub created: String,
     pub segment_size: u32,
     pub chunk_size: u64,
     pub key_slots: Vec<KeySlot>,
     /// Ed25519 public key that signs every manifest of this pack.
-    #[serde(with = "hexser")]
+    #[serde(with = "hex")]
     pub signer: Vec<u8>,
     /// The signer's seed, sealed under the master key ("signing-seed").
     pub signing_seed: Sealed,
-    #[serde(with = "hexser")]
+    #[serde(with = "hex")]
     pub signing_seed_ct: Vec<u8>,
 }
 
@@ -64,7 +63,7 @@ pub struct ChunkRecord {
     /// Size of the chunk file in bytes.
     pub size: u64,
     /// SHA-256 of the whole chunk file (header and ciphertext).
-    #[serde(with = "hexser::array")]
+    #[serde(with = "hex")]
     pub sha256: [u8; 32],
 }
 

@@ -16,7 +16,6 @@ pub mod catalog;
 pub mod crypto;
 pub mod device;
 pub mod format;
-mod hexser;
 pub mod journal;
 pub mod manifest;
 pub mod packer;

@@ -596,7 +596,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         }
     }
     if let Some(out) = &opts.manifest_out {
-        write_file_atomic(out, &enc.bytes).map_err(|source| Error::Write { path: out.clone(), source })?;
+        crate::util::fs::write_durably(out, &enc.bytes)?;
         manifest_copies += 1;
     }
     if manifest_copies == 0 {
@@ -643,14 +643,6 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     };
     debug_assert!(complete || out_of_space || remaining_items > 0);
     Ok(report)
-}
-
-fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp-barge");
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// `s` as one shell word (quoted only when it needs to be).

@@ -72,7 +72,7 @@ pub fn against_url_blocking(url: &str, expect: Dialect, statements: &[String]) -
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))
+    crate::util::runtime::build(crate::util::runtime::Workers::Caller)
 }
 
 /// The server's own words: the first line of barge's message, which

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentCase {
     /// lower-case every identifier (pgloader's and ora2pg's default)

@@ -311,7 +311,7 @@ pub async fn rows_as_inserts<D: Destination + ?Sized>(dest: &mut D, table: &RowT
 }
 
 /// File format of object storage targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileFormat {
     /// RFC 4180 CSV with a header line
@@ -333,7 +333,7 @@ impl FileFormat {
 }
 
 /// Compression of the files (for Parquet: of its column chunks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
     None,
@@ -344,7 +344,7 @@ pub enum Compression {
 }
 
 /// What Kinesis records (and the DMS envelope) are partitioned by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionKey {
     /// The row's primary key: rows spread over shards, each row's changes in order
@@ -363,7 +363,7 @@ impl PartitionKey {
 }
 
 /// The shape of a stream message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvelopeKind {
     /// DMS's: {"data": {...}, "metadata": {...}}

@@ -6,9 +6,9 @@
 //!   applies each transaction at once and a busy one amortizes commits.
 //! - Exactly once: the destination stores the position with the data; on
 //!   start the loop resumes from it and skips anything at or before it.
-//! - Failures: a lost connection to either side is retried with
-//!   exponential backoff and jitter; other errors stop the run with the
-//!   table and reason.
+//! - Failures: a lost connection to either side (an error the driver marks
+//!   retriable, see `util::retry`) is retried with exponential backoff and
+//!   jitter; other errors stop the run with the table and reason.
 //! - Ctrl-C stops after the batch in flight.
 
 use std::collections::{BTreeMap, HashMap};
@@ -125,29 +125,6 @@ enum FromSource {
     Event(SourceEvent),
     Failed(Error),
     Ended,
-}
-
-fn is_transient(e: &Error) -> bool {
-    let t = e.to_string().to_ascii_lowercase();
-    [
-        "connection", "closed", "reset", "refused", "broken pipe", "terminating", "shutting down", "shutdown", "timed out", "timeout", "eof", "gone away", "lost", "cannot connect",
-        "starting up", "not yet accepting", "i/o error", "io error", "is active for pid", "recovery",
-    ]
-    .iter()
-    .any(|w| t.contains(w))
-}
-
-/// Exponential backoff with jitter, capped at 30 s.
-fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
-    let jitter = rand_u64() % (base / 2 + 1);
-    Duration::from_millis(base / 2 + jitter)
-}
-
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u64::from_le_bytes(b)
 }
 
 /// Runs the source in its own task: it reads ahead while a batch is being
@@ -302,9 +279,9 @@ impl<'a> Replicator<'a> {
         let start = applied.clone().unwrap_or_else(|| opts.start.clone());
         if applied.is_some() {
             let place = if buffered { "in the state directory" } else { "on the target" };
-            crate::output::info(format!("resuming change capture from {start} (saved {place})"));
+            tracing::info!("resuming change capture from {start} (saved {place})");
         } else {
-            crate::output::info(format!("change capture from {start}"));
+            tracing::info!("change capture from {start}");
         }
         let status = Status { source: src.to_string(), target: dst.to_string(), position: Some(start.to_string()), pid: Some(std::process::id()), ..Default::default() };
         Ok(Replicator {
@@ -344,7 +321,7 @@ impl<'a> Replicator<'a> {
             if let Some(s) = self.schema.stopped(&name) {
                 if !self.opts.reload.contains(&name) {
                     let reason = s.reason.clone();
-                    crate::output::warn(format!("{name}: {}", stopped_message(&reason, &name)));
+                    tracing::warn!("{name}: {}", stopped_message(&reason, &name));
                     self.status.tables.insert(name.to_string(), TableStatus { state: format!("stopped: {reason}"), ..Default::default() });
                     self.stopped.insert(name, reason);
                     continue;
@@ -384,7 +361,7 @@ impl<'a> Replicator<'a> {
         }
         for (name, info) in self.tables.iter() {
             if info.key.is_empty() {
-                crate::output::warn(format!("{name} has no primary key: its changes are matched on all columns, one at a time"));
+                tracing::warn!("{name} has no primary key: its changes are matched on all columns, one at a time");
             }
             self.status.tables.entry(name.to_string()).or_insert_with(|| TableStatus { state: "catching up".into(), ..Default::default() });
         }
@@ -418,7 +395,7 @@ impl<'a> Replicator<'a> {
         }
         let db = self.dest.as_db().ok_or_else(|| Error::other("a database destination is expected"))?;
         if reload && db.columns_of(&info.target).await?.is_some() {
-            crate::output::info(format!("{name}: dropping {} on the target to load it again", info.target.sql_name));
+            tracing::info!("{name}: dropping {} on the target to load it again", info.target.sql_name);
             db.execute(&format!("DROP TABLE {}", info.target.sql_name)).await.map_err(|e| {
                 e.with_hint(format!("drop what depends on {} (foreign keys, views) on the target, or drop the table yourself, then rerun with --reload {name}", info.target.sql_name))
             })?;
@@ -427,7 +404,7 @@ impl<'a> Replicator<'a> {
         db.change_schema(&change).await?;
         let started = Instant::now();
         let at = crate::cdc::copy::copy_table(self.src, db, &info).await?;
-        crate::output::info(format!("{name}: {} at {at} in {:.1} s; its changes apply from there", if reload { "reloaded" } else { "copied" }, started.elapsed().as_secs_f64()));
+        tracing::info!("{name}: {} at {at} in {:.1} s; its changes apply from there", if reload { "reloaded" } else { "copied" }, started.elapsed().as_secs_f64());
         self.schema.reloaded(&name, at.clone(), info.source.clone());
         self.schema.save()?;
         self.copied.insert(name.clone(), at);
@@ -456,12 +433,12 @@ impl<'a> Replicator<'a> {
         let (mut rx, mut reader) = loop {
             match self.open_reader(&start).await {
                 Ok(r) => break r,
-                Err(e) if is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
-                    crate::output::warn(format!("{e}; retrying"));
-                    tokio::time::sleep(backoff(source_attempt)).await;
+                Err(e) if e.is_retriable() && since.elapsed() < opts.reconnect_timeout => {
+                    tracing::warn!("{e}; retrying");
+                    tokio::time::sleep(crate::util::retry::backoff(source_attempt)).await;
                     source_attempt += 1;
                 }
-                Err(e) if is_transient(&e) => return Err(gave_up(self.src, "the source", source_attempt + 1, since, e)),
+                Err(e) if e.is_retriable() => return Err(gave_up(self.src, "the source", source_attempt + 1, since, e)),
                 Err(e) => return Err(e),
             }
         };
@@ -557,33 +534,33 @@ impl<'a> Replicator<'a> {
             }
 
             if let Some(e) = failure {
-                if !is_transient(&e) {
+                if !e.is_retriable() {
                     return Err(e);
                 }
                 // The source connection broke: reopen it after the last
                 // applied position.
-                crate::output::warn(format!("{e}; reconnecting to the source"));
+                tracing::warn!("{e}; reconnecting to the source");
                 reader.abort();
                 let from = self.applied.clone().unwrap_or_else(|| self.start.clone());
                 let mut attempt = 0u32;
                 let since = Instant::now();
                 loop {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
                     self.write_status(false)?;
                     match self.open_reader(&from).await {
                         Ok((r, h)) => {
                             rx = r;
                             reader = h;
-                            crate::output::info(format!("reconnected to the source after {} attempt(s)", attempt + 1));
+                            tracing::info!("reconnected to the source after {} attempt(s)", attempt + 1);
                             break;
                         }
                         // A sink retries by itself; its buffers hold changes
                         // not yet durable, so it is never reopened mid-run.
-                        Err(e) if !self.buffered && is_transient(&e) && since.elapsed() < opts.reconnect_timeout => {
+                        Err(e) if !self.buffered && e.is_retriable() && since.elapsed() < opts.reconnect_timeout => {
                             self.status.retries += 1;
                             attempt += 1;
                         }
-                        Err(e) if is_transient(&e) => {
+                        Err(e) if e.is_retriable() => {
                             self.status.stopped = Some(format!("failed: gave up reconnecting to the source: {e}"));
                             self.write_status(true)?;
                             return Err(gave_up(self.src, "the source", attempt + 1, since, e));
@@ -608,14 +585,14 @@ impl<'a> Replicator<'a> {
             self.dest.flush().await?;
             ack_durable(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
             let s = &self.sink_stats;
-            crate::output::verbose(format!(
+            tracing::debug!(
                 "sink: {} records, {} files, {} bytes, {} under errors/, {} throttled calls",
                 crate::sink::SinkStats::get(&s.records),
                 crate::sink::SinkStats::get(&s.files),
                 crate::sink::SinkStats::get(&s.bytes),
                 crate::sink::SinkStats::get(&s.errors),
                 crate::sink::SinkStats::get(&s.throttled_calls)
-            ));
+            );
         }
         // The source takes its last acknowledgement (a SQLite source purges
         // what the target holds) and ends once no more can come.
@@ -673,30 +650,30 @@ impl<'a> Replicator<'a> {
         loop {
             match self.dest.apply(&self.tables, batch).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_transient(&e) && since.elapsed() < self.opts.reconnect_timeout => {
+                Err(e) if e.is_retriable() && since.elapsed() < self.opts.reconnect_timeout => {
                     self.status.retries += 1;
                     if attempt == 0 {
-                        crate::output::warn(format!("applying failed ({e}); retrying"));
+                        tracing::warn!("applying failed ({e}); retrying");
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
                     attempt += 1;
                     self.write_status(false)?;
                     // The connection may be gone: open a new one, and
                     // find out whether the batch committed after all.
                     match self.ends.destination().await {
                         Ok(d) => self.dest = d,
-                        Err(e2) if is_transient(&e2) => continue,
+                        Err(e2) if e2.is_retriable() => continue,
                         Err(e2) => return Err(e2),
                     }
                     if let Some(saved) = self.dest.committed().await.ok().flatten() {
                         if batch.position.as_ref().is_some_and(|p| *p <= saved) {
-                            crate::output::info(format!("reconnected to the target after {attempt} attempt(s); the batch had committed"));
+                            tracing::info!("reconnected to the target after {attempt} attempt(s); the batch had committed");
                             return Ok(());
                         }
                     }
-                    crate::output::info(format!("reconnected to the target after {attempt} attempt(s)"));
+                    tracing::info!("reconnected to the target after {attempt} attempt(s)");
                 }
-                Err(e) if is_transient(&e) => {
+                Err(e) if e.is_retriable() => {
                     self.status.stopped = Some(format!("failed: gave up on the target: {e}"));
                     self.write_status(true)?;
                     return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
@@ -766,7 +743,7 @@ impl<'a> Replicator<'a> {
                 let filter = self.opts.converter.filter(&table)?;
                 let new = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table.clone(), filter };
                 let change = TableChange { old: None, new: new.clone(), changes: Vec::new(), create: converted.create };
-                crate::output::info(format!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name));
+                tracing::info!("{name}: created at the source ({statement}); creating {} on the target", new.target.sql_name);
                 self.follow(&name, &ev, change).await?;
             }
             SchemaChange::Columns { table, renames, statement } => {
@@ -786,7 +763,7 @@ impl<'a> Replicator<'a> {
                 }
                 let what: Vec<String> = changes.iter().map(|c| c.describe()).collect();
                 let from = statement.map(|s| format!(" ({s})")).unwrap_or_default();
-                crate::output::info(format!("{name}: {} at the source{from}; applying it to {}", what.join(", "), self.dst));
+                tracing::info!("{name}: {} at the source{from}; applying it to {}", what.join(", "), self.dst);
                 let change = TableChange { old: Some(old), new, changes, create: converted.create };
                 self.follow(&name, &ev, change).await?;
                 self.status.schema_changes += 1;
@@ -808,15 +785,15 @@ impl<'a> Replicator<'a> {
         let since = Instant::now();
         let mut attempt = 0u32;
         while let Err(e) = self.dest.change_schema(&change).await {
-            if !is_transient(&e) {
+            if !e.is_retriable() {
                 // The target refused the change: only this table stops.
                 return self.stop_table(name, &format!("the target refused the change: {e}")).await;
             }
             if since.elapsed() >= self.opts.reconnect_timeout {
                 return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
             }
-            crate::output::warn(format!("applying the schema change failed ({e}); retrying"));
-            tokio::time::sleep(backoff(attempt)).await;
+            tracing::warn!("applying the schema change failed ({e}); retrying");
+            tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
             attempt += 1;
             if let Ok(d) = self.ends.destination().await {
                 self.dest = d;
@@ -836,7 +813,7 @@ impl<'a> Replicator<'a> {
     }
 
     async fn stop_table(&mut self, name: &QualifiedName, reason: &str) -> Result<()> {
-        crate::output::warn(format!("{name}: {}", stopped_message(reason, name)));
+        tracing::warn!("{name}: {}", stopped_message(reason, name));
         self.schema.stop(name, reason, self.applied.clone());
         self.schema.save()?;
         self.stopped.insert(name.clone(), reason.to_string());
@@ -856,7 +833,7 @@ impl<'a> Replicator<'a> {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(()),
             Err(e) => {
-                crate::output::verbose(format!("cannot look for new tables: {e}"));
+                tracing::debug!("cannot look for new tables: {e}");
                 return Ok(());
             }
         };
@@ -864,7 +841,7 @@ impl<'a> Replicator<'a> {
         // and is named once.
         for name in found.gone {
             if self.not_copied.insert(name.clone()) {
-                crate::output::warn(format!("{name}: no longer in the source's catalog (dropped or renamed); no more of its changes will come. Its rows on the target stay as they are"));
+                tracing::warn!("{name}: no longer in the source's catalog (dropped or renamed); no more of its changes will come. Its rows on the target stay as they are");
                 self.status.tables.entry(name.to_string()).or_default().state = "stopped: no longer at the source (dropped or renamed)".into();
                 self.stopped.insert(name.clone(), "no longer at the source".into());
             }
@@ -874,12 +851,12 @@ impl<'a> Replicator<'a> {
             if !self.dest.has_tables() {
                 // Files and streams: named once, not copied.
                 if self.not_copied.insert(name.clone()) {
-                    crate::output::warn(format!("{name}: created at the source; barge does not copy a new table into files or streams while changes flow: load it with a full load (--tables {name})"));
+                    tracing::warn!("{name}: created at the source; barge does not copy a new table into files or streams while changes flow: load it with a full load (--tables {name})");
                 }
                 continue;
             }
             let Some(converted) = self.opts.converter.convert(&table, None) else { continue };
-            crate::output::info(format!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name));
+            tracing::info!("{name}: created at the source; adding it to the capture, creating {} on the target and copying its rows", converted.table.sql_name);
             let filter = self.opts.converter.filter(&table)?;
             let info = TableInfo { key: crate::source::key_indexes(&table), source: table, target: converted.table, filter };
             self.copy(info, false).await?;
@@ -923,7 +900,7 @@ fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
     if missing.is_empty() {
         return info;
     }
-    crate::output::verbose(format!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", ")));
+    tracing::debug!("{}: the target lacks {}; they are added when the stream reaches their DDL", info.source.name, missing.join(", "));
     info.target.columns.retain(|c| !missing.contains(&c.source));
     info.source.columns.retain(|c| !missing.contains(&c.name));
     info.key = crate::source::key_indexes(&info.source);
@@ -1045,14 +1022,14 @@ impl BatchStats {
         self.changes += changes as u64;
         self.apply += took;
         if self.since.elapsed() >= Duration::from_secs(5) {
-            crate::output::verbose(format!(
+            tracing::debug!(
                 "{} batches, {:.0} changes each, {:.1} ms to apply each, {:.0} changes/s, {} bytes behind",
                 self.batches,
                 self.changes as f64 / self.batches as f64,
                 self.apply.as_secs_f64() * 1000.0 / self.batches as f64,
                 self.changes as f64 / self.since.elapsed().as_secs_f64(),
                 lag_bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
-            ));
+            );
             *self = BatchStats::new();
         }
     }
@@ -1110,8 +1087,7 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
     }
     let path = status_path(&opts.state_dir);
     let body = serde_json::to_vec_pretty(status).map_err(|e| Error::other(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, &body).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|source| Error::Write { path: path.clone(), source })?;
+    crate::util::fs::write_durably(&path, &body)?;
     if opts.json_progress {
         println!("{}", serde_json::to_string(status).unwrap_or_default());
     }
@@ -1130,14 +1106,6 @@ mod tests {
         assert!("tomorrow".parse::<StopAt>().is_err());
     }
 
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) <= Duration::from_millis(250));
-        assert!(backoff(3) >= Duration::from_millis(1000));
-        for a in 0..40 {
-            assert!(backoff(a) <= Duration::from_secs(30));
-        }
-    }
 
     /// A fake source and a fake destination sharing one world, for the
     /// loop's own logic: ordering, acknowledgement, resume and retry. The
@@ -1250,7 +1218,8 @@ mod tests {
                     }
                 }
                 let r = match failure {
-                    Some((_, message)) => Err(Error::Endpoint { endpoint: "fake://target".into(), message: message.into(), hint: None }),
+                    // A lost connection is retriable, as the drivers mark it.
+                    Some((_, message)) => Err(Error::Endpoint { endpoint: "fake://target".into(), message: message.into(), hint: None }.retriable_if(message.starts_with("connection"))),
                     None => Ok(()),
                 };
                 Box::pin(async move { r })
@@ -1376,9 +1345,4 @@ mod tests {
         assert!(w.acks.is_empty(), "the source moved past a refused batch: {:?}", w.acks);
     }
 
-    #[test]
-    fn transient_errors_are_told_apart() {
-        assert!(is_transient(&Error::Endpoint { endpoint: "x".into(), message: "cannot connect: Connection refused".into(), hint: None }));
-        assert!(!is_transient(&Error::Table { table: "t".into(), row: None, message: "duplicate key value violates unique constraint".into(), hint: None }));
-    }
 }

@@ -291,7 +291,7 @@ impl<'a> Runner<'a> {
         tokio::select! {
             r = &mut run => r,
             _ = interrupt.as_mut() => {
-                crate::output::warn("interrupted: cancelling the statement running on the target");
+                tracing::warn!("interrupted: cancelling the statement running on the target");
                 cancel.cancel(dst).await;
                 // The server answers the cancelled statement with an error;
                 // wait for it, so nothing of it runs on after we exit.
@@ -476,10 +476,7 @@ fn is_missing_dependency(message: &str) -> bool {
 /// A failure of the connection, not of the statement: the run stops (and
 /// resumes here) rather than blaming the object.
 pub fn is_connection_lost(e: &Error) -> bool {
-    let m = e.to_string().to_ascii_lowercase();
-    ["connection closed", "connection lost", "broken pipe", "connection reset", "server closed the connection", "terminating connection", "cannot connect"]
-        .iter()
-        .any(|s| m.contains(s))
+    e.is_retriable()
 }
 
 #[cfg(test)]

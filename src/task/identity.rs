@@ -271,8 +271,8 @@ pub async fn restart(src: &Endpoint, dst: &Endpoint, dir: &Path) -> Result<()> {
     let state = if dir.join("state.json").exists() { StateStore::open(dir)?.load().ok().flatten() } else { None };
     if let Some(capture) = state.as_ref().and_then(|s| s.capture.as_ref()) {
         match crate::cdc::capture::cleanup(src, capture).await {
-            Ok(done) => done.into_iter().for_each(crate::output::info),
-            Err(e) => crate::output::warn(format!("could not remove the earlier change capture: {e}")),
+            Ok(done) => done.into_iter().for_each(|line| tracing::info!("{line}")),
+            Err(e) => tracing::warn!("could not remove the earlier change capture: {e}"),
         }
     }
     if dst.kind().is_database() {
@@ -280,7 +280,7 @@ pub async fn restart(src: &Endpoint, dst: &Endpoint, dir: &Path) -> Result<()> {
         let task = task_name(dir);
         if target_position(&mut db, &task).await?.is_some() {
             db.execute(&format!("DELETE FROM {} WHERE task = '{}'", crate::cdc::apply::STATE_TABLE, task.replace('\'', "''"))).await?;
-            crate::output::info(format!("removed the target's {} row for task {task}", crate::cdc::apply::STATE_TABLE));
+            tracing::info!("removed the target's {} row for task {task}", crate::cdc::apply::STATE_TABLE);
         }
     }
     for f in ["state.json", FILE_NAME, crate::sink::journal::FILE_NAME, "cdc-status.json", "rejects.jsonl"] {
@@ -289,7 +289,7 @@ pub async fn restart(src: &Endpoint, dst: &Endpoint, dir: &Path) -> Result<()> {
             std::fs::remove_file(&p).map_err(|source| Error::Write { path: p.clone(), source })?;
         }
     }
-    crate::output::info(format!("--restart: discarded the state in {}; starting over", dir.display()));
+    tracing::info!("--restart: discarded the state in {}; starting over", dir.display());
     Ok(())
 }
 

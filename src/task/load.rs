@@ -231,7 +231,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                             )),
                             });
                         }
-                        crate::output::warn(format!("table {} skipped: the target refused it: {message}", step.object));
+                        tracing::warn!("table {} skipped: the target refused it: {message}", step.object);
                         failed.push((table.clone(), message.clone()));
                     }
                 }
@@ -262,11 +262,11 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
             let t = Instant::now();
             plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
             store.save(&state)?;
-            crate::output::verbose(format!("planned chunks in {:.2}s", t.elapsed().as_secs_f64()));
+            tracing::debug!("planned chunks in {:.2}s", t.elapsed().as_secs_f64());
             let t = Instant::now();
             let target = Target { endpoint: dst.clone(), sink: None };
             load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
-            crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
+            tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
             state.phase = Phase::Post;
             store.save(&state)?;
         }
@@ -296,11 +296,11 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
                 store.save(&state)?;
                 return Err(e);
             }
-            crate::output::verbose(format!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64()));
+            tracing::debug!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64());
             if copts.target == Dialect::Postgres {
                 let t = Instant::now();
                 runner.best_effort("ANALYZE").await?;
-                crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
+                tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
             }
             for j in &jobs {
                 if let Some(t) = state.tables.get_mut(&j.key) {
@@ -384,13 +384,13 @@ pub(crate) async fn begin_capture(src: &Endpoint, schema: &Schema, opts: &LoadOp
             let seed = opts.state_dir.display().to_string();
             super::row_filter::prepare_source(src, &schema.tables, &opts.mapping).await?;
             let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
-            crate::output::info(format!("change capture starts at {}", capture.position));
+            tracing::info!("change capture starts at {}", capture.position);
             state.snapshot_position = Some(capture.position.to_string());
             state.capture = Some(capture);
             store.save(state)?;
             snapshot = snap;
         } else if state.phase == Phase::Load {
-            crate::output::warn("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
+            tracing::warn!("resuming the load without its snapshot: the changes since capture started are applied again over the rows read now, which converges because applying is idempotent");
         }
     }
     Ok(Arc::new(SnapshotReaders::from(snapshot)))
@@ -417,7 +417,7 @@ pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) 
     let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
     let state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
     if resumed {
-        crate::output::info(format!("resuming the run recorded in {}", dir.display()));
+        tracing::info!("resuming the run recorded in {}", dir.display());
     }
 
     Ok((store, state, resumed))
@@ -934,10 +934,10 @@ pub(crate) async fn load(
             Err(e) => {
                 ts.chunks[ci].status = ChunkStatus::Failed;
                 match opts.on_error {
-                    OnError::SkipTable if !matches!(e, Error::Endpoint { .. } if is_connection_error(&e)) => {
+                    OnError::SkipTable if !e.is_retriable() => {
                         ts.status = TableStatus::Errored;
                         ts.error = Some(e.to_string());
-                        crate::output::warn(format!("table {key} skipped: {e}"));
+                        tracing::warn!("table {key} skipped: {e}");
                     }
                     _ => {
                         if first_error.is_none() {
@@ -954,11 +954,6 @@ pub(crate) async fn load(
         return Err(e);
     }
     Ok(())
-}
-
-fn is_connection_error(e: &Error) -> bool {
-    let t = e.to_string().to_ascii_lowercase();
-    t.contains("cannot connect") || t.contains("connection refused")
 }
 
 /// Source connections that see the data exactly at the change capture's

@@ -82,11 +82,7 @@ impl DbMeasured {
 /// Connects to `endpoint` (read-only use), sizes the tables `mapping`
 /// selects from the catalog and reads a bounded sample of their rows.
 pub fn measure(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasured> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
     rt.block_on(measure_async(endpoint, mapping))
 }
 

@@ -55,11 +55,7 @@ impl DatabaseSource {
     /// (`selection`: the `--tables` patterns it was built from, recorded in
     /// the catalog). `capture`: set up change capture for a new pack.
     pub fn open(endpoint: &Endpoint, mapping: &Mapping, selection: Option<&str>, capture: bool) -> Result<DatabaseSource> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+        let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
         let (dialect, schema, plans) = rt.block_on(async {
             let mut conn = source::open(endpoint).await?;
             let full = conn.discover().await?;

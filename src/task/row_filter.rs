@@ -654,7 +654,7 @@ pub async fn prepare_source(src: &crate::endpoint::Endpoint, tables: &[Table], m
                 crate::db::postgres::query_error(&ep.display, &sql, e)
                     .with_hint(format!("{} has a row filter; barge needs updates to carry whole rows to apply it: run the ALTER TABLE as the table's owner", t.name))
             })?;
-            crate::output::warn(format!("{} has a row filter: set REPLICA IDENTITY FULL on the source, so updates carry whole rows", t.name));
+            tracing::warn!("{} has a row filter: set REPLICA IDENTITY FULL on the source, so updates carry whole rows", t.name);
         }
     }
     Ok(())
@@ -679,11 +679,11 @@ pub async fn for_changes(src: &crate::endpoint::Endpoint, mapping: &super::mappi
             let client = pg.as_ref().expect("connected above");
             f.whole_before = replica_identity(client, ep, &pg_table(t)).await? == "f";
             if !f.whole_before {
-                crate::output::warn(format!(
+                tracing::warn!(
                     "{} has a row filter but not REPLICA IDENTITY FULL: updates that bring a row into the filter are applied only when they carry every column; run ALTER TABLE {} REPLICA IDENTITY FULL on the source",
                     t.name,
                     pg_table(t)
-                ));
+                );
             }
         }
         out.push(Some(std::sync::Arc::new(f)));

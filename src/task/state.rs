@@ -5,7 +5,6 @@
 //! target before it is loaded again).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -172,23 +171,7 @@ impl StateStore {
     }
 }
 
-/// Replaces `path` with `body` so that a crash leaves the old or the new
-/// file, never a mix: a synced temporary file renamed over it, and the
-/// rename synced too.
-pub fn write_durably(path: &Path, body: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|source| Error::Write { path: path.to_path_buf(), source })
-}
+pub use crate::util::fs::write_durably;
 
 #[cfg(test)]
 mod tests {

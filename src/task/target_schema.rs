@@ -15,7 +15,7 @@ use crate::schema::naming::{quote_ident, NamePlan};
 use crate::schema::target::TargetTable;
 
 /// What to do with the target's tables before loading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchemaMode {
     /// Create the tables; refuse if one already exists.

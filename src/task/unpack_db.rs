@@ -374,17 +374,13 @@ pub fn unpack(
     let report = Report { input: catalog.source.clone(), source: Some(copts.source), ..Default::default() };
     let converted = convert::convert_with(&schema, &[], report, &copts, names);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
     let mut conn = rt.block_on(Db::connect(dst, Role::Target))?;
     let targets: Vec<&TargetTable> = converted.target.tables.iter().collect();
     let t = Instant::now();
     let skipped = rt.block_on(target_schema::prepare(&mut conn, dst, &converted, &targets, opts.schema_mode))?;
     let plans = plan_tables(&schema, &converted, &skipped)?;
-    crate::output::verbose(format!("prepared {} tables in {:.2}s", targets.len(), t.elapsed().as_secs_f64()));
+    tracing::debug!("prepared {} tables in {:.2}s", targets.len(), t.elapsed().as_secs_f64());
 
     let mut loader = Loader {
         rt: &rt,
@@ -400,7 +396,7 @@ pub fn unpack(
     let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut loader), progress)?;
     let tables = std::mem::take(&mut loader.done);
     drop(loader);
-    crate::output::verbose(format!("loaded rows in {:.2}s", t.elapsed().as_secs_f64()));
+    tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
 
     let loaded: Vec<&TargetTable> = schema.tables.iter().filter_map(|t| plans.get(&t.name.to_string())).filter(|p| !p.skip).map(|p| &p.target).collect();
     let post = target_schema::post_statements(&converted, &loaded, opts.schema_mode);
@@ -411,10 +407,10 @@ pub fn unpack(
             conn.execute(stmt).await?;
             task.inc(1);
         }
-        crate::output::verbose(format!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64()));
+        tracing::debug!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64());
         let t = Instant::now();
         target_schema::analyze(&mut conn).await;
-        crate::output::verbose(format!("analyzed in {:.2}s", t.elapsed().as_secs_f64()));
+        tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
         Ok::<_, Error>(())
     })?;
     task.finish("done");

@@ -79,11 +79,7 @@ pub struct ObjectWriter {
 impl ObjectWriter {
     /// `base` names the target in messages, without options or secrets.
     pub fn new(target: ObjectTarget, base: String) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::other(format!("cannot start the async runtime: {e}")))?;
+        let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
         Ok(ObjectWriter {
             rt,
             target,

@@ -97,7 +97,7 @@ pub struct WriteSpec {
 }
 
 /// How a row the target cannot take is handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnError {
     /// Stop the whole run at the first bad row (nothing half-loaded is kept for that chunk).
@@ -109,7 +109,7 @@ pub enum OnError {
 }
 
 /// What happens to MySQL zero dates (`0000-00-00`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ZeroDates {
     /// Load them as NULL and count them.

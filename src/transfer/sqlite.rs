@@ -24,7 +24,7 @@ pub async fn read(conn: &mut sqlx::SqliteConnection, display: &str, table: &str,
 /// [`read`], with a choice of what a value that does not decode does.
 pub(crate) async fn read_with(conn: &mut sqlx::SqliteConnection, display: &str, table: &str, spec: &ReadSpec, mismatch: Mismatch, tx: mpsc::Sender<Batch>) -> Result<u64> {
     let mut handle = conn.lock_handle().await.map_err(|e| sqlx_error(display, "lock", e))?;
-    let db = ffi::Db(handle.as_raw_handle());
+    let db = ffi::Db::new(&mut handle);
     let err = |e: String| Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(&spec.select)), hint: None };
     let mut stmt = db.prepare(&spec.select).map_err(err)?;
     let ncol = stmt.columns();

@@ -4,30 +4,40 @@
 //! a prepared statement directly is several times faster.
 
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use libsqlite3_sys as ffi;
 
 use crate::codec::sqlite::Cell;
 
-pub struct Db(pub NonNull<ffi::sqlite3>);
+/// The raw connection, for as long as sqlx's lock on it is held: it
+/// borrows the `LockedSqliteHandle` it came from, so it cannot outlive it.
+pub struct Db<'g> {
+    raw: NonNull<ffi::sqlite3>,
+    _lock: PhantomData<&'g mut ()>,
+}
 
 // SAFETY: the handle is only used by the task holding sqlx's connection
-// lock (`LockedSqliteHandle`), one call at a time.
-unsafe impl Send for Db {}
+// lock (`LockedSqliteHandle`, borrowed for 'g), one call at a time.
+unsafe impl Send for Db<'_> {}
 // SAFETY: as above: never used from two threads at once.
-unsafe impl Sync for Db {}
+unsafe impl Sync for Db<'_> {}
 
-impl Db {
+impl<'g> Db<'g> {
+    pub fn new(lock: &'g mut sqlx::sqlite::LockedSqliteHandle<'_>) -> Db<'g> {
+        Db { raw: lock.as_raw_handle(), _lock: PhantomData }
+    }
+
     fn errmsg(&self) -> String {
         // SAFETY: a live connection always has an error message (maybe "not an error").
-        unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.0.as_ptr())).to_string_lossy().into_owned() }
+        unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.raw.as_ptr())).to_string_lossy().into_owned() }
     }
 
     pub fn exec(&self, sql: &str) -> Result<(), String> {
         let c = CString::new(sql).map_err(|_| "SQL contains a NUL byte".to_string())?;
         // SAFETY: valid handle and NUL-terminated SQL; no callback.
-        let rc = unsafe { ffi::sqlite3_exec(self.0.as_ptr(), c.as_ptr(), None, std::ptr::null_mut(), std::ptr::null_mut()) };
+        let rc = unsafe { ffi::sqlite3_exec(self.raw.as_ptr(), c.as_ptr(), None, std::ptr::null_mut(), std::ptr::null_mut()) };
         if rc == ffi::SQLITE_OK {
             Ok(())
         } else {
@@ -35,11 +45,11 @@ impl Db {
         }
     }
 
-    pub fn prepare<'a>(&'a self, sql: &str) -> Result<Stmt<'a>, String> {
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>, String> {
         let c = CString::new(sql).map_err(|_| "SQL contains a NUL byte".to_string())?;
         let mut stmt = std::ptr::null_mut();
         // SAFETY: valid handle; `stmt` receives a statement we finalize in Drop.
-        let rc = unsafe { ffi::sqlite3_prepare_v2(self.0.as_ptr(), c.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) };
+        let rc = unsafe { ffi::sqlite3_prepare_v2(self.raw.as_ptr(), c.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) };
         if rc != ffi::SQLITE_OK || stmt.is_null() {
             return Err(self.errmsg());
         }
@@ -48,7 +58,7 @@ impl Db {
 }
 
 pub struct Stmt<'a> {
-    db: &'a Db,
+    db: &'a Db<'a>,
     stmt: *mut ffi::sqlite3_stmt,
 }
 
@@ -125,8 +135,8 @@ impl Stmt<'_> {
                 Cell::Null => ffi::sqlite3_bind_null(self.stmt, i),
                 Cell::Integer(v) => ffi::sqlite3_bind_int64(self.stmt, i, *v),
                 Cell::Real(v) => ffi::sqlite3_bind_double(self.stmt, i, *v),
-                Cell::Text(s) => ffi::sqlite3_bind_text(self.stmt, i, s.as_ptr() as *const _, s.len() as i32, ffi::SQLITE_TRANSIENT()),
-                Cell::Blob(b) => ffi::sqlite3_bind_blob(self.stmt, i, b.as_ptr() as *const _, b.len() as i32, ffi::SQLITE_TRANSIENT()),
+                Cell::Text(s) => ffi::sqlite3_bind_text64(self.stmt, i, s.as_ptr() as *const _, byte_len(s.as_bytes()), ffi::SQLITE_TRANSIENT(), ffi::SQLITE_UTF8 as u8),
+                Cell::Blob(b) => ffi::sqlite3_bind_blob64(self.stmt, i, b.as_ptr() as *const _, byte_len(b), ffi::SQLITE_TRANSIENT()),
             }
         };
         if rc == ffi::SQLITE_OK {
@@ -137,11 +147,67 @@ impl Stmt<'_> {
     }
 }
 
+/// A value's length as the 64-bit binds take it. SQLite refuses one over
+/// its SQLITE_MAX_LENGTH with SQLITE_TOOBIG (an error, not a truncation).
+fn byte_len(b: &[u8]) -> u64 {
+    b.len() as u64
+}
+
 /// Runs blocking SQLite work without stalling the async runtime's other
 /// tasks (where the runtime allows it).
 pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_db(f: impl FnOnce(&Db<'_>)) {
+        let rt = crate::util::runtime::build(crate::util::runtime::Workers::Caller).unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+            let mut lock = conn.lock_handle().await.unwrap();
+            let db = Db::new(&mut lock);
+            db.exec("CREATE TABLE t (b BLOB, s TEXT)").unwrap();
+            f(&db);
+        });
+    }
+
+    /// A text of 2 GiB + 1 bytes: the 32-bit bind made its length negative,
+    /// which SQLite reads as "up to the first NUL" and stored an empty
+    /// string. Now SQLite sees the real length and refuses it. The zeroed
+    /// allocation is never touched, so it costs address space, not memory.
+    #[test]
+    fn a_value_past_i32_max_is_refused_not_wrapped() {
+        with_db(|db| {
+            let mut stmt = db.prepare("INSERT INTO t (s) VALUES (?)").unwrap();
+            // SAFETY: NUL bytes are valid UTF-8.
+            let huge = unsafe { String::from_utf8_unchecked(vec![0u8; (1 << 31) + 1]) };
+            let e = stmt.bind(1, &Cell::Text(huge)).unwrap_err();
+            assert!(e.contains("too big"), "{e}");
+        });
+    }
+
+    #[test]
+    fn values_under_the_limit_bind_and_over_it_are_refused() {
+        with_db(|db| {
+            // SAFETY: a live connection; a 1 MiB limit stands in for SQLite's 1 GB.
+            unsafe { ffi::sqlite3_limit(db.raw.as_ptr(), ffi::SQLITE_LIMIT_LENGTH, 1 << 20) };
+            let mut stmt = db.prepare("INSERT INTO t VALUES (?, ?)").unwrap();
+            let e = stmt.bind(1, &Cell::Blob(vec![7u8; (1 << 20) + 1])).unwrap_err();
+            assert!(e.contains("too big"), "{e}");
+            stmt.bind(1, &Cell::Blob(vec![1, 2, 3])).unwrap();
+            stmt.bind(2, &Cell::Text("é".repeat(1000))).unwrap();
+            assert!(!stmt.step().unwrap());
+            let mut read = db.prepare("SELECT b, s FROM t").unwrap();
+            assert!(read.step().unwrap());
+            assert!(matches!(read.cell(0), Cell::Blob(b) if b == [1, 2, 3]));
+            assert!(matches!(read.cell(1), Cell::Text(s) if s == "é".repeat(1000)));
+        });
     }
 }

@@ -68,7 +68,7 @@ impl KinesisApi {
         }
         let kind = json["__type"].as_str().unwrap_or("").rsplit('#').next().unwrap_or("").to_string();
         let message = json["message"].as_str().or(json["Message"].as_str()).unwrap_or("").to_string();
-        let retriable = status.is_server_error() || matches!(kind.as_str(), "ProvisionedThroughputExceededException" | "LimitExceededException" | "ThrottlingException" | "KMSThrottlingException" | "InternalFailure" | "ServiceUnavailable");
+        let retriable = crate::util::retry::http_status_is_transient(status.as_u16()) || matches!(kind.as_str(), "ProvisionedThroughputExceededException" | "LimitExceededException" | "ThrottlingException" | "KMSThrottlingException" | "InternalFailure" | "ServiceUnavailable");
         Err(ApiError { kind: if kind.is_empty() { format!("HTTP {status}") } else { kind }, message, retriable })
     }
 

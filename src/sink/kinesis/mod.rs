@@ -244,7 +244,7 @@ impl KinesisSink {
                         throttled = true;
                         SinkStats::add(&self.stats.throttled_calls, 1);
                         SinkStats::add(&self.stats.retried_records, call.iter().map(|&i| pending[i].count).sum());
-                        crate::output::verbose(format!("{}: {} ({}); retrying", self.api.display, e.kind, e.message));
+                        tracing::debug!("{}: {} ({}); retrying", self.api.display, e.kind, e.message);
                     }
                     Err(e) => return Err(api_error(&self.api.display, &self.stream, e)),
                 }

@@ -46,7 +46,7 @@ pub async fn write_rows(
     let per = rows_per_statement(spec.columns.len());
     let full_sql = insert_sql(spec, per);
     let mut handle = conn.lock_handle().await.map_err(|e| sqlx_error(display, "lock", e))?;
-    let db = ffi::Db(handle.as_raw_handle());
+    let db = ffi::Db::new(&mut handle);
     let err = |sql: &str, e: String| Error::Endpoint { endpoint: display.to_string(), message: format!("{e}\n  statement: {}", crate::db::excerpt(sql)), hint: None };
     if own_transaction {
         db.exec("BEGIN").map_err(|e| err("BEGIN", e))?;

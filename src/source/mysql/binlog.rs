@@ -39,7 +39,7 @@ pub async fn check_prerequisites(c: &mut MyConn) -> Result<()> {
     need("binlog_format", &v[1], "ROW", "SET GLOBAL binlog_format = 'ROW' (and in my.cnf), then reconnect the writers")?;
     need("binlog_row_image", &v[2], "FULL", "SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)")?;
     if v[3].as_deref().is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
-        crate::output::verbose("binlog_row_metadata is not FULL: row events are matched to columns by position");
+        tracing::debug!("binlog_row_metadata is not FULL: row events are matched to columns by position");
     }
     let grants: Vec<String> = c.conn.query("SHOW GRANTS").await.map_err(|e| statement_error(&c.display, "SHOW GRANTS", &e))?;
     let all = grants.join("\n").to_ascii_uppercase();
@@ -103,9 +103,9 @@ pub async fn prepare(ep: &DbEndpoint, readers: usize) -> Result<(Position, Vec<M
         conns.push(MyConn::connect(ep, Role::Source).await?);
     }
     if let Err(e) = c.execute("FLUSH TABLES WITH READ LOCK").await {
-        crate::output::warn(format!(
+        tracing::warn!(
             "cannot lock the tables for a consistent snapshot ({e}); changes from before the load's reads will be applied again, which converges because applying is idempotent"
-        ));
+        );
         return Ok((current_position(&mut c).await?, Vec::new()));
     }
     let opened = async {
@@ -159,7 +159,7 @@ pub struct MysqlSource {
     skip: HashMap<QualifiedName, Position>,
 }
 
-fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
+fn binlog_error(display: &str, e: impl std::fmt::Display + crate::util::retry::Retriable) -> Error {
     let text = e.to_string();
     let hint = if text.contains("REPLICATION SLAVE") || text.contains("Access denied") {
         Some("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user".to_string())
@@ -168,7 +168,7 @@ fn binlog_error(display: &str, e: impl std::fmt::Display) -> Error {
     } else {
         None
     };
-    Error::Endpoint { endpoint: display.to_string(), message: format!("binary log stream: {text}"), hint }
+    Error::Endpoint { endpoint: display.to_string(), message: format!("binary log stream: {text}"), hint }.retriable_if(e.is_retriable())
 }
 
 impl MysqlSource {
@@ -189,7 +189,7 @@ impl MysqlSource {
             endpoint: ep.display.clone(),
             message: format!("the binary log stream did not start within {} s (connection timed out)", silence_limit.as_secs()),
             hint: Some("check that the host answers on its port (a firewall that drops packets looks like this)".into()),
-        })??;
+        }.retriable_if(true))??;
         Ok(MysqlSource {
             display,
             database,
@@ -254,7 +254,7 @@ impl MysqlSource {
                     self.pending.push_back(schema_event(table, SchemaChange::Unsupported { message }));
                 }
                 super::binlog_ddl::Effect::Ignored { table, what } => {
-                    crate::output::info(format!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql)));
+                    tracing::info!("{table}: {what} at the source ({}); nothing to apply to the target's rows", crate::db::excerpt(sql));
                 }
             }
         }
@@ -336,7 +336,7 @@ impl MysqlSource {
             endpoint: self.display.clone(),
             message: format!("the binary log stream timed out: no event or heartbeat for {} s", limit.as_secs()),
             hint: Some("the source or the network to it is down; barge reconnects (raise --stream-timeout if the server is merely slow)".into()),
-        })?;
+        }.retriable_if(true))?;
         // The server never ends a binlog dump by itself: the stream ends
         // when the server shuts down or the connection is cut.
         let Some(ev) = next else {
@@ -344,7 +344,7 @@ impl MysqlSource {
                 endpoint: self.display.clone(),
                 message: "the binary log stream was closed by the server (connection lost, or the server shut down)".into(),
                 hint: None,
-            });
+            }.retriable_if(true));
         };
         let ev = ev.map_err(|e| binlog_error(&self.display, e))?;
         let header = ev.header();

@@ -43,7 +43,7 @@ fn wire_error(display: &str, what: &str, e: pgwire_replication::PgWireError) -> 
     } else {
         None
     };
-    Error::Endpoint { endpoint: display.to_string(), message: format!("{what}: {text}"), hint }
+    Error::Endpoint { endpoint: display.to_string(), message: format!("{what}: {text}"), hint }.retriable_if(crate::util::retry::Retriable::is_retriable(&e))
 }
 
 /// The replication session's settings, from the same URL the SQL
@@ -210,7 +210,7 @@ async fn publish(client: &Client, ep: &DbEndpoint, publication: &str, tables: &[
                 e.with_hint(format!("{} has no primary key; barge needs it to send whole rows: run ALTER TABLE ... REPLICA IDENTITY FULL as its owner, or add a primary key", t.name))
             })?;
             changed.push(ReplicaIdentity { table: t.name.clone(), previous: ident });
-            crate::output::warn(format!("{} has no primary key: set REPLICA IDENTITY FULL on the source (barge cleanup sets it back), and changes are applied by matching whole rows", t.name));
+            tracing::warn!("{} has no primary key: set REPLICA IDENTITY FULL on the source (barge cleanup sets it back), and changes are applied by matching whole rows", t.name);
         }
     }
     Ok(())
@@ -381,7 +381,7 @@ impl PgSource {
             endpoint: ep.display.clone(),
             message: format!("the replication session did not start within {} s (connection timed out)", silence_limit.as_secs()),
             hint: Some("check that the host answers on its port (a firewall that drops packets looks like this)".into()),
-        })??;
+        }.retriable_if(true))??;
         let models = tables.iter().map(|(k, info)| (k.clone(), Model::new(info.source.clone(), vec![None; info.source.columns.len()]))).collect();
         Ok(PgSource {
             ep: ep.clone(),
@@ -456,7 +456,7 @@ impl PgSource {
             endpoint: self.display.clone(),
             message: format!("reading a table's definition from the source's catalog timed out after {} s", limit.as_secs()),
             hint: None,
-        })??;
+        }.retriable_if(true))??;
         self.pending_relation = None;
         // Changes of this transaction before the new definition have the
         // old layout: they go first, as a part of their own.
@@ -725,7 +725,7 @@ impl ChangeSource for PgSource {
                     endpoint: self.display.clone(),
                     message: format!("the replication stream timed out: no change or keepalive for {} s", limit.as_secs()),
                     hint: Some("the source or the network to it is down; barge reconnects (raise --stream-timeout if the server is merely slow)".into()),
-                })?;
+                }.retriable_if(true))?;
                 let ev = ev.map_err(|e| wire_error(&self.display, "the replication stream failed", e))?;
                 let Some(ev) = ev else { return Ok(None) };
                 match ev {

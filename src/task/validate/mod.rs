@@ -110,35 +110,6 @@ impl ValidationReport {
         format!("validation found differences in {} of {} table(s): {shown}{more}", what.len(), self.tables.len())
     }
 
-    pub fn print(&self) {
-        let width = self.tables.iter().map(|t| t.label().chars().count()).max().unwrap_or(0).clamp(24, 60);
-        println!("{:<width$} {:>12} {:>12}  {:<7} result", "table", "source rows", "target rows", "method");
-        for t in &self.tables {
-            let (target_rows, result) = if t.missing_table {
-                ("-".to_string(), "MISSING on target")
-            } else {
-                (t.target_rows.to_string(), if t.equal { "equal" } else { "DIFFERENT" })
-            };
-            println!("{:<width$} {:>12} {:>12}  {:<7} {result}", t.label(), t.source_rows, target_rows, t.method);
-            if !t.missing_columns.is_empty() {
-                println!("    columns missing on target: {}", t.missing_columns.join(", "));
-            }
-            for (label, keys, total) in [
-                ("missing on target", &t.missing_on_target, t.missing_rows),
-                ("extra on target", &t.extra_on_target, t.extra_rows),
-                ("changed", &t.different, t.changed_rows),
-            ] {
-                if !keys.is_empty() {
-                    let more = total.saturating_sub(keys.len() as u64);
-                    let tail = if more > 0 { format!(" … and {more} more ({total} rows)") } else { String::new() };
-                    println!("    {label}: {}{tail}", keys.join("; "));
-                }
-            }
-            if let Some(n) = &t.note {
-                println!("    {n}");
-            }
-        }
-    }
 }
 
 /// A source table and where it should be on the target.
@@ -344,7 +315,7 @@ async fn client_compare(src: &mut Side, dst: &mut Side, plan: &Plan, task: &dyn 
     if !plan.key.is_empty() && src.order.is_some() && dst.order.is_some() {
         match merge::merge(src, dst, KeyRange::ALL, plan, task).await? {
             merge::Merged::Done(f) => return Ok((f, None)),
-            merge::Merged::OutOfOrder(why) => crate::output::verbose(format!("{why}; comparing by hash buckets instead")),
+            merge::Merged::OutOfOrder(why) => tracing::debug!("{why}; comparing by hash buckets instead"),
         }
     }
     buckets::compare(src, dst, plan, task).await
