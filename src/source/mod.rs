@@ -114,6 +114,15 @@ pub trait Source: Send {
     fn finish(&mut self) -> BoxFuture<'_, Result<()>>;
 }
 
+/// The source side of a connection the caller already holds.
+pub fn of(db: &mut Db) -> &mut dyn Source {
+    match db {
+        Db::Postgres(c) => c,
+        Db::Mysql(c) => c,
+        Db::Sqlite(c) => c,
+    }
+}
+
 /// Connects to a source database.
 pub async fn open(ep: &Endpoint) -> Result<Box<dyn Source>> {
     Ok(match Db::connect(ep, Role::Source).await? {

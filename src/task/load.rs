@@ -805,35 +805,7 @@ pub(crate) async fn plan_chunks(src: &Endpoint, jobs: &[Job], state: &mut RunSta
 /// from the catalog's statistics where there are any (a `COUNT(*)` would
 /// scan the whole table just to plan); min and max use the key's index.
 async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64, i64, u64)>> {
-    match conn {
-        Db::Postgres(c) => {
-            let sql = format!("SELECT MIN({key})::bigint, MAX({key})::bigint, (SELECT reltuples::bigint FROM pg_class WHERE oid = '{}'::regclass) FROM {table}", table.replace('\'', "''"));
-            let row = c.client.query_one(sql.as_str(), &[]).await.map_err(|e| crate::db::postgres::query_error(&c.display, &sql, e))?;
-            let (lo, hi, est): (Option<i64>, Option<i64>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
-            let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(None) };
-            // Never analyzed (-1 or 0): assume the key range is dense.
-            let est = est.filter(|e| *e > 0).map(|e| e as u64).unwrap_or((hi - lo + 1).max(0) as u64);
-            Ok(Some((lo, hi, est)))
-        }
-        Db::Mysql(c) => {
-            use mysql_async::prelude::Queryable;
-            let sql = format!("SELECT MIN({key}), MAX({key}), (SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{}') FROM {table}", table.trim_matches('`').replace('\'', "''"));
-            let row: Option<(Option<String>, Option<String>, Option<u64>)> = c.conn.query_first(sql.as_str()).await.map_err(|e| Error::Endpoint { endpoint: c.display.clone(), message: format!("{e}\n  statement: {sql}"), hint: None })?;
-            Ok(row.and_then(|(a, b, n)| {
-                let (lo, hi) = (a?.parse::<i64>().ok()?, b?.parse::<i64>().ok()?);
-                Some((lo, hi, n.filter(|n| *n > 0).unwrap_or((hi - lo + 1).max(0) as u64)))
-            }))
-        }
-        Db::Sqlite(c) => {
-            use sqlx::Row;
-            let sql = format!("SELECT MIN({key}), MAX({key}), COUNT(*) FROM {table}");
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut c.conn).await.map_err(|e| crate::db::sqlite::sqlx_error(&c.display, &sql, e))?;
-            let a: Option<i64> = row.try_get(0).unwrap_or(None);
-            let b: Option<i64> = row.try_get(1).unwrap_or(None);
-            let n: i64 = row.try_get(2).unwrap_or(0);
-            Ok(a.zip(b).map(|(a, b)| (a, b, n as u64)))
-        }
-    }
+    Ok(crate::source::of(conn).key_bounds(table, key).await?.map(|b| (b.lo, b.hi, b.rows)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -985,9 +957,9 @@ impl SnapshotReaders {
             Some(c) => Db::Mysql(c),
             None => Db::connect(src, Role::Source).await?,
         };
-        if let (Db::Postgres(sc), Some(name)) = (&s, &self.pg_snapshot) {
-            let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{name}'");
-            sc.client.batch_execute(&sql).await.map_err(|e| crate::db::postgres::query_error(&sc.display, &sql, e))?;
+        let mut s = s;
+        if let Some(name) = &self.pg_snapshot {
+            crate::source::of(&mut s).begin_snapshot(Some(name)).await?;
         }
         Ok((s, from_pool))
     }
@@ -1229,9 +1201,6 @@ async fn read_chunk(s: &mut Db, job: &Job, range: KeyRange, tolerant: bool, tx: 
     let spec = ReadSpec { select, types: job.read_types.clone() };
     if tolerant {
         return transfer::read_tolerant(s, &job.key, &spec, tx).await;
-    }
-    if let Db::Postgres(c) = s {
-        c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
     }
     transfer::read_from(s, &job.key, &spec, tx).await
 }

@@ -55,18 +55,24 @@ pub struct ReadSpec {
 /// Reads `spec.select` on whichever engine `db` is, sending batches to
 /// `tx`. Returns rows read.
 pub async fn read_from(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_session(db).await?;
     read_with(db, table, spec, Mismatch::Fail, tx).await
 }
 
 /// Like [`read_from`], for a consumer that refuses single rows itself (a
 /// database writer, validation): a value that does not match its declared
-/// type comes through as text and is listed in [`Batch::bad`]. A
-/// PostgreSQL reader first gets the session its text decoders rely on.
+/// type comes through as text and is listed in [`Batch::bad`].
 pub async fn read_tolerant(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_session(db).await?;
+    read_with(db, table, spec, Mismatch::PassAsText, tx).await
+}
+
+/// A PostgreSQL reader first gets the session its text decoders rely on.
+async fn read_session(db: &mut Db) -> Result<()> {
     if let Db::Postgres(c) = db {
         c.client.batch_execute(postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
     }
-    read_with(db, table, spec, Mismatch::PassAsText, tx).await
+    Ok(())
 }
 
 async fn read_with(db: &mut Db, table: &str, spec: &ReadSpec, mismatch: Mismatch, tx: mpsc::Sender<Batch>) -> Result<u64> {
