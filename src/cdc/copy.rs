@@ -13,7 +13,7 @@ use super::destination::TableInfo;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Position};
-use crate::task::fullload::{quote_source, read_expr, source_table_sql};
+use crate::task::load::{quote_source, read_expr, source_table_sql};
 use crate::transfer::{self, Batch, ReadSpec};
 
 /// The SELECT that reads the columns the target table is written with.

@@ -55,7 +55,7 @@ pub struct SchemaState {
     /// Replica identities barge set to FULL on tables it began to capture
     /// during the run (`barge cleanup` restores them).
     #[serde(default)]
-    pub replica_identity: Vec<crate::cdc::postgres::ReplicaIdentity>,
+    pub replica_identity: Vec<crate::source::postgres::wal::ReplicaIdentity>,
     #[serde(skip)]
     path: PathBuf,
 }

@@ -104,8 +104,8 @@ pub struct Replicate<'a> {
 /// Ctrl-C) and prints what happened. The tables, their target names and
 /// types come from the same selection, mapping and conversion as the
 /// full load (`load`).
-pub async fn replicate(r: Replicate<'_>, load: &crate::task::fullload::LoadOptions, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
-    let tables = crate::task::fullload::plan_tables(r.source, r.target, load).await?;
+pub async fn replicate(r: Replicate<'_>, load: &crate::task::load::LoadOptions, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
+    let tables = crate::task::load::plan_tables(r.source, r.target, load).await?;
     let converter = converter(r.source, r.target, load)?;
     let mut reload = Vec::new();
     for item in &args.reload {
@@ -146,7 +146,7 @@ pub async fn replicate(r: Replicate<'_>, load: &crate::task::fullload::LoadOptio
 
 /// Converts tables the way the full load does: to the target's dialect,
 /// or, for files and streams, keeping the source's names and types.
-fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::fullload::LoadOptions) -> Result<crate::cdc::evolve::Converter> {
+fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::load::LoadOptions) -> Result<crate::cdc::evolve::Converter> {
     let mut convert = load.convert.clone();
     convert.source = match source {
         Endpoint::Mysql(_) => crate::model::Dialect::Mysql,

@@ -10,10 +10,10 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::commands::output;
-use crate::task::fullload::{self, LoadOptions, LoadReport, SchemaMode};
+use crate::task::load::{self as fullload, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
 use crate::sink::SinkOptions;
-use crate::task::sinkload::SinkSummary;
+use crate::task::load::SinkSummary;
 use crate::transfer::{OnError, ZeroDates};
 
 #[derive(Debug, Args)]
@@ -150,7 +150,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         return rt.block_on(full_load_and_cdc(&args, &source, &target, opts, sink));
     }
     if let Some(sink) = sink {
-        let (report, summary) = rt.block_on(crate::task::sinkload::run(&source, &target, opts, sink))?;
+        let (report, summary) = rt.block_on(crate::task::load::run_sink(&source, &target, opts, sink))?;
         print_report(&report, None, Some(&summary));
         return load_outcome(&report, &summary, args.on_error);
     }
@@ -230,7 +230,7 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
     if args.mode == Mode::FullLoadAndCdc && !loaded {
         opts.capture = Some(args.cdc.capture_options());
         let (report, summary) = match &sink {
-            Some(sink) => crate::task::sinkload::run(source, target, opts.clone(), sink.clone()).await?,
+            Some(sink) => crate::task::load::run_sink(source, target, opts.clone(), sink.clone()).await?,
             None => (fullload::run(source, target, opts.clone()).await?, SinkSummary::default()),
         };
         print_report(&report, None, sink.as_ref().map(|_| &summary));

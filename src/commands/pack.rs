@@ -600,7 +600,7 @@ fn unpack_to_objects(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) -> 
     let Endpoint::S3(s3) = dst else { unreachable!("place() makes Objects of s3:// only") };
     let base = if s3.prefix.is_empty() { format!("s3://{}", s3.bucket) } else { format!("s3://{}/{}", s3.bucket, s3.prefix) };
     // Credentials and the bucket first: they fail in a second, the disks' checks take longer.
-    let mut writer = ObjectWriter::new(crate::sink::store::ObjectTarget::open(dst)?, base.clone())?;
+    let mut writer = ObjectWriter::new(crate::sink::object::store::ObjectTarget::open(dst)?, base.clone())?;
     writer.probe()?;
     let progress = super::bars::for_cli();
     let located = reader::locate(devices, args.manifest.as_deref(), args.pack.as_deref())?;

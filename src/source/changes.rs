@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::error::Result;
 use crate::model::{Change, Position, QualifiedName, Table};
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::cdc::capture::{Capture, Snapshot};
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::cdc::Tables;
 use crate::db::Db;
 use crate::endpoint::{Endpoint, Role};

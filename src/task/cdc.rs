@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::cdc::apply::DbDestination;
-use crate::cdc::destination::{BoxFuture, TableChange};
+use crate::cdc::destination::TableChange;
+use crate::sink::BoxFuture;
 use crate::cdc::evolve::Converter;
 use crate::cdc::schema_state::SchemaState;
-use crate::cdc::source::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
+use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use crate::cdc::{Capture, ChangeBatch, Destination, Position, TableInfo, Tables};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -956,7 +957,7 @@ async fn open_destination(dst: &Endpoint, opts: &CdcOptions, stats: &Arc<crate::
         }
         Some(sink) => {
             let inner = crate::sink::open(dst, sink, crate::sink::Scope::Cdc, stats.clone()).await?;
-            Ok(Box::new(crate::sink::journal::Journaled::open(inner, &opts.state_dir)?))
+            Ok(Box::new(crate::sink::shared::journal::Journaled::open(inner, &opts.state_dir)?))
         }
     }
 }

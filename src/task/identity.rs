@@ -283,7 +283,7 @@ pub async fn restart(src: &Endpoint, dst: &Endpoint, dir: &Path) -> Result<()> {
             tracing::info!("removed the target's {} row for task {task}", crate::cdc::apply::STATE_TABLE);
         }
     }
-    for f in ["state.json", FILE_NAME, crate::sink::journal::FILE_NAME, "cdc-status.json", "rejects.jsonl"] {
+    for f in ["state.json", FILE_NAME, crate::sink::shared::journal::FILE_NAME, "cdc-status.json", "rejects.jsonl"] {
         let p = dir.join(f);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|source| Error::Write { path: p.clone(), source })?;

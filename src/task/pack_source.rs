@@ -11,7 +11,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::fullload::{read_expr, source_table_sql};
+use super::load::{read_expr, source_table_sql};
 use super::mapping::Mapping;
 use crate::cdc::capture::{self, CaptureOptions};
 use crate::endpoint::Endpoint;
@@ -112,7 +112,7 @@ pub(crate) fn read_job(dialect: Dialect, t: &Table) -> TableRead {
     let mut types = Vec::new();
     let mut plain = true;
     for c in &t.columns {
-        let quoted = super::fullload::quote_source(dialect, &c.name);
+        let quoted = super::load::quote_source(dialect, &c.name);
         let (expr, ty) = read_expr(dialect, &quoted, &c.ty);
         plain &= expr == quoted;
         cols.push(expr);

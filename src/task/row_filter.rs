@@ -25,7 +25,7 @@ use crate::cdc::TableInfo;
 use crate::error::{Error, Result};
 use crate::model::value::normalize_decimal;
 use crate::model::{Change, Column, ColumnType, Dialect, Op, QualifiedName, Table, Value};
-use crate::task::fullload::quote_source;
+use crate::task::load::quote_source;
 
 /// One filter as a mapping file writes it (DMS's JSON shape).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use crate::error::{Error, Result};
 use crate::pack::catalog::{Mtime, PathBytes};
 use crate::pack::tree::TreeWriter;
-use crate::sink::store::{ObjectTarget, MULTIPART_THRESHOLD};
+use crate::sink::object::store::{ObjectTarget, MULTIPART_THRESHOLD};
 
 /// Small PUTs in flight at once: trees are often many small files, and one
 /// round trip each in turn would make the unpack crawl.

@@ -130,7 +130,7 @@ use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::{BinlogStream, BinlogStreamRequest};
 
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use crate::cdc::Tables;
 use crate::codec::mysqltext;

@@ -8,7 +8,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 
 use super::{Estimate, KeyBounds, Source, TableRead};
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::db::mysql::MyConn;
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Schema, Table};

@@ -7,7 +7,7 @@ pub mod wal;
 use tokio::sync::mpsc;
 
 use super::{Estimate, KeyBounds, Source, TableRead};
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::db::postgres::{query_error, PgConn};
 use crate::error::Result;
 use crate::model::{Dialect, QualifiedName, Schema, Table};
@@ -25,7 +25,7 @@ impl Source for PgConn {
     /// `reltuples` and `pg_table_size` (heap + TOAST + maps, no indexes).
     fn estimate<'a>(&'a mut self, t: &'a Table) -> BoxFuture<'a, Result<Estimate>> {
         Box::pin(async move {
-            let table = crate::task::fullload::source_table_sql(Dialect::Postgres, t);
+            let table = crate::task::load::source_table_sql(Dialect::Postgres, t);
             let sql = "SELECT GREATEST(c.reltuples, 0)::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c WHERE c.oid = $1::text::regclass";
             let row = self.client.query_one(sql, &[&table]).await.map_err(|e| query_error(&self.display, sql, e))?;
             let (rows, bytes, index): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, SslMode, TlsConfig};
 use tokio_postgres::Client;
 
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use super::pgoutput::{self, Datum, Message, Relation};
 use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use crate::cdc::Tables;

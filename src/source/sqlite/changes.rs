@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::mpsc;
 
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use crate::cdc::Tables;
 use crate::db::sqlite::{sqlx_error, LiteConn};

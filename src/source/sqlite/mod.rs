@@ -8,7 +8,7 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 
 use super::{Estimate, KeyBounds, Source, TableRead};
-use crate::cdc::destination::BoxFuture;
+use crate::sink::BoxFuture;
 use crate::db::sqlite::{sqlx_error, LiteConn};
 use crate::error::Result;
 use crate::model::{Dialect, Schema, Table};
@@ -34,7 +34,7 @@ impl Source for LiteConn {
     /// library has it (0 where not).
     fn estimate<'a>(&'a mut self, t: &'a Table) -> BoxFuture<'a, Result<Estimate>> {
         Box::pin(async move {
-            let table = crate::task::fullload::source_table_sql(Dialect::Sqlite, t);
+            let table = crate::task::load::source_table_sql(Dialect::Sqlite, t);
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_one(&mut self.conn).await.map_err(|e| sqlx_error(&self.display, &sql, e))?;
             let rows = row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64;

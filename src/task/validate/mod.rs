@@ -205,7 +205,7 @@ fn table_sql(d: Dialect, t: &QualifiedName) -> String {
 async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<(TableCheck, Db, Db)> {
     let (sd, dd) = (s.dialect(), d.dialect());
     let mut check = TableCheck { source: p.source.name.to_string(), equal: true, missing_columns: p.missing_columns.clone(), ..Default::default() };
-    let read = |dialect: Dialect, name: &str, ty: &ColumnType| super::fullload::read_expr(dialect, &quote(dialect, name), ty);
+    let read = |dialect: Dialect, name: &str, ty: &ColumnType| super::load::read_expr(dialect, &quote(dialect, name), ty);
     let source_types: Vec<ColumnType> = p.columns.iter().map(|(c, _, t, _)| read(sd, c, t).1).collect();
     let mut src = Side {
         table: table_sql(sd, &p.source.name),

@@ -5,7 +5,7 @@ use tokio::sync::mpsc;
 
 use super::canon::{canonical, key_text, same, shown_pair, KeyPart, Normalizer};
 use crate::model::Value;
-use crate::transfer::Batch;
+use crate::model::RowBatch as Batch;
 
 /// Keys shown per kind of difference.
 pub(super) const SHOW_KEYS: usize = 10;

@@ -4,7 +4,7 @@
 
 use super::{Extra, LineFormat};
 use crate::codec::text::write_text;
-use crate::sink::record::Record;
+use crate::sink::shared::record::Record;
 use crate::sink::SinkTable;
 
 /// The header line: `Op` first when asked for, the record id last.

@@ -5,7 +5,7 @@
 
 use super::{Extra, LineFormat};
 use crate::codec::json::write_json;
-use crate::sink::record::Record;
+use crate::sink::shared::record::Record;
 use crate::sink::SinkTable;
 
 pub struct JsonLines {

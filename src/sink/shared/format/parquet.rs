@@ -35,7 +35,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::{Extra, RecordWriter};
 use crate::model::{ColumnType, Value};
-use crate::sink::record::Record;
+use crate::sink::shared::record::Record;
 use crate::sink::{Compression, SinkTable};
 
 /// Rows per row group; also how many rows decide the scale of an
