@@ -10,7 +10,8 @@
 # Knobs: SCHEMA (pgbench or employees), SCALE (pgbench: 100k rows each, default 50; employees: a
 # percentage of the full size, default 100) or ROWS (pgbench only, exact), ROUNDS (default 3: each
 # round runs every tool once, in turn, and the report gives medians), TOOLS (subset, default
-# "tsv-pipe barge pgloader"), BARGE (a binary instead of `cargo build --release`), BENCH_KEEP=1,
+# "tsv-pipe barge pgloader"), BARGE (a binary instead of `cargo build --release`), BARGE_ARGS
+# (global flags for barge, e.g. -v: its phase timings go to the log), BENCH_KEEP=1,
 # BENCH_TIMEOUT (see bench/lib.sh).
 #
 # SCHEMA=pgbench: pgbench_accounts as `pgbench -i` fills it (aid 1..N, bid = (aid-1)/100000 + 1,
@@ -194,7 +195,8 @@ run_barge() {
         return
     fi
     fresh_target
-    bench_measure barge env BARGE_SOURCE_PASSWORD="$MYPW" "$BARGE_BIN" migrate \
+    # shellcheck disable=SC2086  # BARGE_ARGS: words, e.g. "-v" for phase timings in the log
+    bench_measure barge env BARGE_SOURCE_PASSWORD="$MYPW" "$BARGE_BIN" ${BARGE_ARGS:-} migrate \
         "mysql://bench@127.0.0.1:$MYPORT/src" "$(pg_url tgt)"
     "${SCHEMA}_check" barge "barge migrate, full load"
 }
