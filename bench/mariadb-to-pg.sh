@@ -10,7 +10,8 @@
 # Knobs: SCHEMA (pgbench or employees), SCALE (pgbench: 100k rows each, default 50; employees: a
 # percentage of the full size, default 100) or ROWS (pgbench only, exact), ROUNDS (default 3: each
 # round runs every tool once, in turn, and the report gives medians), TOOLS (subset, default
-# "tsv-pipe barge pgloader"), BARGE (a binary instead of `cargo build --release`), BARGE_ARGS
+# "tsv-pipe barge pgloader"; barge-chunked is barge with --chunk-rows BARGE_CHUNK_ROWS, default
+# 1M), BARGE (a binary instead of `cargo build --release`), BARGE_ARGS
 # (global flags for barge, e.g. -v: its phase timings go to the log), BENCH_KEEP=1,
 # BENCH_TIMEOUT (see bench/lib.sh).
 #
@@ -189,17 +190,23 @@ SRC_MB=$("${MY[@]}" -N -B -e "SELECT SUM(data_length + index_length) DIV 1000000
                                WHERE table_schema = 'src'")
 log "source ready in $(cat "$WORK/gen.time")s: $ROWS rows, $SRC_MB MB in InnoDB"
 
+# run_barge [TOOL MIGRATE_ARGS...]: TOOL names the row (default barge)
 run_barge() {
+    local tool=${1:-barge}
+    shift || true
     if [ -n "$BARGE_NA" ]; then
-        bench_record_na barge "$BARGE_NA"
+        bench_record_na "$tool" "$BARGE_NA"
         return
     fi
     fresh_target
     # shellcheck disable=SC2086  # BARGE_ARGS: words, e.g. "-v" for phase timings in the log
-    bench_measure barge env BARGE_SOURCE_PASSWORD="$MYPW" "$BARGE_BIN" ${BARGE_ARGS:-} migrate \
-        "mysql://bench@127.0.0.1:$MYPORT/src" "$(pg_url tgt)"
-    "${SCHEMA}_check" barge "barge migrate, full load"
+    bench_measure "$tool" env BARGE_SOURCE_PASSWORD="$MYPW" "$BARGE_BIN" ${BARGE_ARGS:-} migrate \
+        "mysql://bench@127.0.0.1:$MYPORT/src" "$(pg_url tgt)" --restart "$@"
+    "${SCHEMA}_check" "$tool" "barge migrate, full load${*:+ ($*)}"
 }
+
+# A diagnosis row: barge with tables cut into chunks of BARGE_CHUNK_ROWS (default 1M) rows.
+run_barge_chunked() { run_barge barge-chunked --chunk-rows "${BARGE_CHUNK_ROWS:-1000000}"; }
 
 run_pgloader() {
     fresh_target
