@@ -29,7 +29,7 @@ WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 python3 bench/gen_mysql_dump.py "$TABLES" > "$WORK/dump.sql"
 SIZE=$(du -h "$WORK/dump.sql" | cut -f1)
 echo "input: $TABLES tables, $SIZE"
-cat > "$WORK/sqlglot.py" <<'PY'
+cat > "$WORK/run_sqlglot.py" <<'PY'
 import sys, sqlglot
 from sqlglot.errors import ErrorLevel
 text = open(sys.argv[1]).read()
@@ -51,7 +51,7 @@ timed() {
 barge_run() { "$1" -q convert-schema --from mysql --to postgres "$WORK/dump.sql" -o "$WORK/$2.sql" --report "$WORK/$2.json"; }
 for ((r = 1; r <= ROUNDS; r++)); do
   timed barge barge_run "$BARGE" barge
-  timed sqlglot "$PY" "$WORK/sqlglot.py" "$WORK/dump.sql" "$WORK/sqlglot.sql"
+  timed sqlglot "$PY" "$WORK/run_sqlglot.py" "$WORK/dump.sql" "$WORK/sqlglot.sql"
   if [ -n "${BARGE_BEFORE:-}" ]; then
     timed before barge_run "$BARGE_BEFORE" before
   fi
