@@ -304,6 +304,7 @@ bench_measure() {
     local name=$1 before after
     shift
     sync
+    M_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
     before=$(server_cpu)
     M_RC=0
     timeout --kill-after=30 "${BENCH_TIMEOUT:-3600}" \
@@ -336,8 +337,8 @@ failure_reason() { # LOG
 }
 
 bench_record() { # TOOL STATUS ROWS [NOTE]
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "${M_WALL:-}" "${M_CPU:-}" "${M_SRV_CPU:-}" \
-        "${M_RSS_KB:-}" "$3" "${4:-}" >> "$WORK/results.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "${M_WALL:-}" "${M_CPU:-}" "${M_SRV_CPU:-}" \
+        "${M_RSS_KB:-}" "$3" "${4:-}" "${M_LOAD:-}" >> "$WORK/results.tsv"
 }
 
 # bench_record_na TOOL REASON: a row with no figures
@@ -392,46 +393,66 @@ bench_report() {
     local title=$1
     shift
     python3 - "$WORK/results.tsv" "$title" "$BARGE_COMMIT" "${BENCH_AIMS:-}" "$@" <<'EOF' |
-import datetime, os, platform, sys
+import datetime, os, platform, statistics, sys
 tsv, title, commit, aims = sys.argv[1:5]
 setup = sys.argv[5:]
-rows = [l.rstrip("\n").split("\t") for l in open(tsv) if l.strip()]
+# One line per measured command: tool, status, wall, cpu, server cpu, rss KiB, rows, note, load
+# (1, 5, 15 min before it ran). With ROUNDS > 1 a tool has one line per round; it is reported by
+# its median wall time, with every round's time and load in the notes.
+rows = [(l.rstrip("\n").split("\t") + [""] * 9)[:9] for l in open(tsv) if l.strip()]
 mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal:")) / 1024 / 1024
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 load = open("/proc/loadavg").read().split()[:3]
-barge = next((r for r in rows if r[0] == "barge" and r[1] == "ok"), None)
+tools = list(dict.fromkeys(r[0] for r in rows))
+ok = {t: [r for r in rows if r[0] == t and r[1] == "ok"] for t in tools}
+failed = {t: [r for r in rows if r[0] == t and r[1] != "ok"] for t in tools}
+
+def med(rs, i):
+    return statistics.median(float(r[i]) for r in rs)
+
+barge = med(ok["barge"], 2) if ok.get("barge") else None
 
 def f(x, nd=1):
     return "" if x == "" else f"{float(x):.{nd}f}"
 
+rounds = max((len(ok[t]) + len(failed[t]) for t in tools), default=1)
 lines = [f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC — {title}", "",
          f"Machine: {os.cpu_count()} cores ({cpu}), {mem:.1f} GiB RAM, load average {' '.join(load)} at the start "
          f"of the report. barge commit {commit}.", ""]
 lines += [f"- {s}" for s in setup]
+if rounds > 1:
+    lines.append(f"- {rounds} rounds, the tools taking turns within each round; each figure is the median over the "
+                 "rounds, and the notes give every round's wall time with the 1-minute load average before it.")
 lines += ["",
           "| tool | result | wall s | rows/s | client CPU s | server CPU s | peak RSS MiB | barge's speed ÷ this tool's | notes |",
           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-for tool, status, wall, cpu_s, srv, rss, nrows, note in rows:
-    tool, status, note = (x.replace("|", "\\|") for x in (tool, status, note))
-    if status != "ok":
-        lines.append(f"| {tool} | {status} | | | | | | | {note} |")
+for tool in tools:
+    for r in failed[tool]:
+        lines.append(f"| {tool} | {r[1].replace('|', chr(92) + '|')} | | | | | | | {r[7].replace('|', chr(92) + '|')} |")
+    rs = ok[tool]
+    if not rs:
         continue
-    rate = f"{int(nrows) / float(wall):,.0f}" if float(wall) > 0 else ""
-    ratio = f"{float(wall) / float(barge[2]):.2f}×" if barge and float(barge[2]) > 0 else "n/a"
-    lines.append(f"| {tool} | ok | {f(wall, 2)} | {rate} | {f(cpu_s, 2)} | {f(srv, 2)} | {int(rss) / 1024:.0f} | {ratio} | {note} |")
-by = {r[0]: r for r in rows if r[1] == "ok"}
+    wall, nrows = med(rs, 2), int(rs[0][6])
+    rate = f"{nrows / wall:,.0f}" if wall > 0 else ""
+    ratio = f"{wall / barge:.2f}×" if barge else "n/a"
+    rss = max(int(r[5]) for r in rs)
+    note = rs[0][7].replace("|", "\\|")
+    if len(rs) > 1 or rs[0][8]:
+        each = ", ".join(f"{float(r[2]):.2f} s" + (f" (load {r[8].split()[0]})" if r[8] else "") for r in rs)
+        note = f"{note}; {'rounds' if len(rs) > 1 else 'run'}: {each}" if note else each
+    lines.append(f"| {tool} | ok | {wall:.2f} | {rate} | {med(rs, 3):.2f} | {med(rs, 4):.2f} | {rss / 1024:.0f} | {ratio} | {note} |")
 for aim in aims.split():
     tool, factor = aim.split("=")
-    if not barge:
+    if barge is None:
         verdict = "not measured: barge did not run"
-    elif tool not in by:
+    elif not ok.get(tool):
         verdict = f"not measured: {tool} did not run"
     else:
-        got = float(by[tool][2]) / float(barge[2])
+        got = med(ok[tool], 2) / barge
         verdict = f"{got:.2f}× — {'met' if got >= float(factor) else 'NOT met'}"
     lines.append(f"\nAim: barge ≥ {factor}× {tool}'s speed: {verdict}.")
 lines += ["",
-          "wall = start to finish of the command (schema, data and primary key). client CPU = user+sys of the",
+          "wall = start to finish of the command (schema, data and keys). client CPU = user+sys of the",
           "tool's processes. server CPU = what the PostgreSQL (and MariaDB) server processes spent meanwhile.",
           "peak RSS = the largest single client process. The ratio is this tool's wall time ÷ barge's: above 1",
           "means barge is faster.", ""]

@@ -42,13 +42,39 @@ pub fn decode_owned(raw: Vec<u8>, ty: &ColumnType) -> Result<Value, String> {
         T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => Ok(Value::Bytes(raw)),
         T::Char { .. } | T::Varchar { .. } | T::Text { .. } | T::Xml | T::Other { .. } | T::Json | T::Jsonb | T::Enum { .. } => {
             let s = String::from_utf8(raw).map_err(|e| bad(e.as_bytes(), ty, "not valid UTF-8"))?;
-            Ok(match ty {
-                T::Json | T::Jsonb => Value::Json(s),
-                T::Enum { .. } => Value::Enum(s),
-                _ => Value::Text(s),
-            })
+            Ok(text_value(s, ty))
         }
         _ => decode(&raw, ty),
+    }
+}
+
+/// Exactly [`decode`] (the same values and messages), taking the bytes by
+/// value so text moves instead of being copied, and handing them back
+/// with an error: a reader that passes a bad value on as raw text
+/// (`Mismatch::PassAsText`) then needs no copy of every value.
+pub fn decode_owned_or_keep(raw: Vec<u8>, ty: &ColumnType) -> Result<Value, (String, Vec<u8>)> {
+    use ColumnType as T;
+    match ty {
+        T::Char { .. } | T::Varchar { .. } | T::Text { .. } | T::Xml | T::Json | T::Jsonb | T::Enum { .. }
+            if ty.text_attrs().and_then(|t| t.charset.as_deref()) != Some("binary") =>
+        {
+            match String::from_utf8(raw) {
+                Ok(s) => Ok(text_value(s, ty)),
+                Err(e) => {
+                    let raw = e.into_bytes();
+                    decode(&raw, ty).map_err(|e| (e, raw))
+                }
+            }
+        }
+        _ => decode(&raw, ty).map_err(|e| (e, raw)),
+    }
+}
+
+fn text_value(s: String, ty: &ColumnType) -> Value {
+    match ty {
+        ColumnType::Json | ColumnType::Jsonb => Value::Json(s),
+        ColumnType::Enum { .. } => Value::Enum(s),
+        _ => Value::Text(s),
     }
 }
 

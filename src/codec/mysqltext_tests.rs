@@ -111,6 +111,31 @@ fn decodes_text_and_binary() {
     assert_eq!(decode_owned(vec![0xff, 0], &bin).unwrap(), Value::Bytes(vec![0xff, 0]));
 }
 
+/// The by-value decoder the readers use gives exactly what [`decode`]
+/// gives, value or message, and hands the bytes back with an error.
+#[test]
+fn decode_owned_or_keep_matches_decode() {
+    let bin = ColumnType::Char { length: Some(4), text: TextAttrs { charset: Some("binary".into()), ..Default::default() } };
+    let types = [
+        g::varchar(), ColumnType::text(), bin, ColumnType::Json, ColumnType::Xml,
+        ColumnType::Enum { values: vec!["M".into(), "F".into()], name: None },
+        ColumnType::Other { name: "geometry".into() }, ColumnType::Date, ColumnType::Year, g::blob(),
+    ];
+    let values: [&[u8]; 7] = [b"M", "naïve 😀".as_bytes(), b"\xff\x00", b"", b"2024-02-29", b"0000-00-00", b"12"];
+    for ty in &types {
+        for raw in values {
+            match (decode(raw, ty), decode_owned_or_keep(raw.to_vec(), ty)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{ty:?} {raw:?}"),
+                (Err(a), Err((b, back))) => {
+                    assert_eq!(a, b, "{ty:?} {raw:?}");
+                    assert_eq!(back, raw, "{ty:?}");
+                }
+                (a, b) => panic!("{ty:?} {raw:?}: decode {a:?}, by value {b:?}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn decodes_dates_and_zero_dates() {
     assert_eq!(dec(b"2024-01-31", &ColumnType::Date), Value::Date(date(2024, 1, 31)));

@@ -107,8 +107,7 @@ fn preparse(statements: &[Statement], dialect: Dialect) -> Vec<Option<Parsed>> {
         }
         let r = Reader::new(dialect);
         let mut p = rewrite::prepare(dialect, &st.text);
-        let asts = r.parse_prepared(&p);
-        p.tokens = Vec::new();
+        let asts = r.parse_prepared_owned(&mut p, &st.text);
         Some((p, asts))
     };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
@@ -415,6 +414,23 @@ impl Reader {
         }
     }
 
+    /// [`Reader::parse_prepared`], moving the tokens into the parser
+    /// instead of copying them (they are not needed after); the permissive
+    /// retry, which is rare, prepares the text again.
+    fn parse_prepared_owned(&self, p: &mut Prepared, text: &str) -> Result<Vec<Ast>, String> {
+        if p.tokens.is_empty() {
+            return self.parse(&p.sql);
+        }
+        let d = rewrite::sql_dialect(self.dialect);
+        match rewrite::parser(&*d).with_tokens(std::mem::take(&mut p.tokens)).parse_statements() {
+            Ok(v) => Ok(v),
+            Err(first) => {
+                let again = rewrite::prepare(self.dialect, text);
+                rewrite::parser(&GenericDialect {}).with_tokens(again.tokens).parse_statements().map_err(|_| first.to_string())
+            }
+        }
+    }
+
     fn parsed(&mut self, st: &Statement, class: Class) {
         let (prepared, result) = match self.pending.take() {
             Some(done) => done,
@@ -483,12 +499,16 @@ impl Reader {
             t.partition_of = Some(PartitionOf { parent: qname(parent), bound: SqlText::new(bound, self.dialect) });
         }
         // Each column's own line, found in the statement text in order.
-        let mut cursor = 0;
+        // Newlines are counted as the cursor moves, not from the start for
+        // each column (wide tables made that quadratic).
+        let (mut cursor, mut newlines) = (0, 0);
         for col in &ct.columns {
             let line = match st.text[cursor..].find(col.name.value.as_str()) {
                 Some(pos) => {
-                    cursor += pos + col.name.value.len();
-                    st.line + st.text[..cursor].matches('\n').count()
+                    let end = cursor + pos + col.name.value.len();
+                    newlines += st.text[cursor..end].matches('\n').count();
+                    cursor = end;
+                    st.line + newlines
                 }
                 None => st.line,
             };

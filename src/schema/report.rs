@@ -262,7 +262,9 @@ impl Report {
     /// Per-kind status counts. Each object counts once, at its worst
     /// status: a table with one warning item is "converted with warning".
     pub fn summary(&self) -> BTreeMap<ObjectKind, KindSummary> {
-        let mut worst: BTreeMap<(ObjectKind, &str), Status> = BTreeMap::new();
+        // Hashed: a big dump's report has tens of thousands of objects, and
+        // only the counts per kind below need an order.
+        let mut worst: std::collections::HashMap<(ObjectKind, &str), Status> = std::collections::HashMap::with_capacity(self.items.len());
         for it in &self.items {
             if it.kind == ObjectKind::Statement && it.status == Status::Converted {
                 continue;
@@ -289,10 +291,7 @@ impl Report {
     }
 
     pub fn overall_percent(&self) -> f64 {
-        let sum = self.summary();
-        let total: usize = sum.values().map(|s| s.total).sum();
-        let auto: usize = sum.values().map(|s| s.converted + s.warning).sum();
-        percent(auto, total)
+        overall_percent_of(&self.summary())
     }
 
     pub fn manual_minutes(&self) -> u32 {
@@ -312,7 +311,7 @@ impl Report {
             target: self.target,
             input: &self.input,
             summary: JsonSummary {
-                automatic_percent: round1(self.overall_percent()),
+                automatic_percent: round1(overall_percent_of(&sum)),
                 converted: self.count(Status::Converted),
                 warnings: self.count(Status::Warning),
                 manual: self.count(Status::Manual),
@@ -397,6 +396,14 @@ impl Report {
         let _ = writeln!(s, "\n## Converted without remarks\n\n{converted} objects; see the JSON report for the full list.");
         s
     }
+}
+
+/// Objects converted automatically (with or without a warning), in
+/// percent of all, from a [`Report::summary`].
+fn overall_percent_of(sum: &BTreeMap<ObjectKind, KindSummary>) -> f64 {
+    let total: usize = sum.values().map(|s| s.total).sum();
+    let auto: usize = sum.values().map(|s| s.converted + s.warning).sum();
+    percent(auto, total)
 }
 
 fn percent(part: usize, total: usize) -> f64 {

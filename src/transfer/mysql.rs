@@ -52,13 +52,14 @@ pub(crate) async fn read_with(conn: &mut Conn, display: &str, table: &str, spec:
                 mysql_async::Value::NULL => Value::Null,
                 mysql_async::Value::Bytes(b) => {
                     bytes += b.len();
-                    match mysqltext::decode(&b, ty) {
+                    // By value: text moves into the row instead of being copied.
+                    match mysqltext::decode_owned_or_keep(b, ty) {
                         Ok(v) => v,
-                        Err(e) if mismatch == Mismatch::PassAsText => {
+                        Err((e, b)) if mismatch == Mismatch::PassAsText => {
                             bad.push(BadValue { row: batch.len(), column: i, reason: e, table: table.to_string() });
                             super::raw_value(&b)
                         }
-                        Err(e) => {
+                        Err((e, _)) => {
                             return Err(Error::Table { table: table.into(), row: Some(format!("#{}", total + batch.len() as u64 + 1)), message: format!("column {}: {e}", i + 1), hint: None })
                         }
                     }
