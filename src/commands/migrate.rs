@@ -20,7 +20,7 @@ use crate::transfer::{OnError, ZeroDates};
 pub struct MigrateArgs {
     /// Where to read from: postgres://, mysql://, sqlite:
     pub source: String,
-    /// Where to write to: postgres://, mysql://, sqlite:, s3://, file://, kinesis://, kafka://
+    /// Where to write to: postgres://, mysql://, sqlite:, s3://, file://, kinesis://, kafka://, null:// (discards, to measure the source)
     pub target: String,
     /// What to move: the existing rows, then (with CDC) the changes that follow
     #[arg(long, value_enum, default_value_t = Mode::FullLoad)]
