@@ -52,6 +52,9 @@ impl std::str::FromStr for StopAt {
     }
 }
 
+/// What the caller wants done with each status as it is written.
+pub type StatusHook = Arc<dyn Fn(&Status) + Send + Sync>;
+
 pub struct CdcOptions {
     /// Identifies the task in the target's position table.
     pub task: String,
@@ -65,8 +68,9 @@ pub struct CdcOptions {
     pub batch_changes: usize,
     pub heartbeat: Duration,
     pub poll_interval: Duration,
-    /// Print a JSON status line every second on stdout.
-    pub json_progress: bool,
+    /// Told the status about once a second (the CLI prints it as a
+    /// `--json` line); the library itself never prints.
+    pub on_status: Option<StatusHook>,
     /// Files and streams: how to write them (None: a database target).
     pub sink: Option<crate::sink::SinkOptions>,
     /// How long the change stream may stay silent before it counts as lost.
@@ -1068,8 +1072,8 @@ impl RateWindow {
     }
 }
 
-/// Writes the status file (at most once a second unless `force`), and the
-/// `--json` progress line.
+/// Writes the status file (at most once a second unless `force`), and
+/// hands the status to `opts.on_status`.
 fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, lag_bytes: Option<u64>, last: &mut Instant, stopped: &BTreeMap<QualifiedName, String>, force: bool) -> Result<()> {
     if !force && last.elapsed() < Duration::from_secs(1) {
         return Ok(());
@@ -1089,8 +1093,8 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
     let path = status_path(&opts.state_dir);
     let body = serde_json::to_vec_pretty(status).map_err(|e| Error::other(e.to_string()))?;
     crate::util::fs::write_durably(&path, &body)?;
-    if opts.json_progress {
-        println!("{}", serde_json::to_string(status).unwrap_or_default());
+    if let Some(hook) = &opts.on_status {
+        hook(status);
     }
     Ok(())
 }
@@ -1268,7 +1272,7 @@ mod tests {
                 batch_changes: 2,
                 heartbeat: Duration::ZERO,
                 poll_interval: Duration::from_millis(10),
-                json_progress: false,
+                on_status: None,
                 sink: None,
                 stream_timeout: Duration::from_secs(5),
                 reconnect_timeout: Duration::from_secs(10),
