@@ -115,6 +115,7 @@ pub fn build_mapping(tables: Option<&str>, file: Option<&PathBuf>) -> Result<Map
 }
 
 pub fn run(args: MigrateArgs) -> Result<ExitCode> {
+    super::interrupt::listen();
     let source = Endpoint::parse(&args.source)?;
     let target = Endpoint::parse(&args.target)?;
     if !source.kind().is_database() {

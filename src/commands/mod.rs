@@ -1,13 +1,15 @@
 //! One module per subcommand. Each owns its clap `Args` struct and a `run`
 //! function; `dispatch` is the only place that knows them all. The terminal
 //! is here too, and only here: `output` (messages, the subscriber that
-//! prints the library's events, errors and exit codes) and `bars` (progress).
+//! prints the library's events, errors and exit codes), `bars` (progress)
+//! and `interrupt` (Ctrl-C becomes the library's stop request).
 
 pub mod advise;
 pub mod bars;
 pub mod cdc;
 pub mod convert;
 pub mod generate;
+pub mod interrupt;
 pub mod migrate;
 pub mod output;
 pub mod pack;

@@ -448,7 +448,7 @@ impl<'a> Replicator<'a> {
             }
         };
 
-        let interrupt = tokio::signal::ctrl_c();
+        let interrupt = crate::util::interrupt::requested();
         tokio::pin!(interrupt);
         let mut interrupted = false;
         let mut ended = false;

@@ -269,14 +269,14 @@ pub struct Runner<'a> {
     conn: &'a mut Db,
     dst: Endpoint,
     cancel: crate::db::Canceller,
-    interrupt: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
+    interrupt: Pin<Box<dyn Future<Output = ()> + Send>>,
     catalog: Option<Schema>,
 }
 
 impl<'a> Runner<'a> {
     pub async fn new(conn: &'a mut Db, dst: &Endpoint) -> Runner<'a> {
         let cancel = conn.canceller().await;
-        Runner { conn, dst: dst.clone(), cancel, interrupt: Box::pin(tokio::signal::ctrl_c()), catalog: None }
+        Runner { conn, dst: dst.clone(), cancel, interrupt: Box::pin(crate::util::interrupt::requested()), catalog: None }
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -873,7 +873,7 @@ pub(crate) async fn load(
     store.save(state)?;
 
     let mut first_error: Option<Error> = None;
-    let interrupt = tokio::signal::ctrl_c();
+    let interrupt = crate::util::interrupt::requested();
     tokio::pin!(interrupt);
     loop {
         let next = tokio::select! {

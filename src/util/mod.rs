@@ -1,6 +1,7 @@
 //! Small utilities every part of barge shares, written once: retry with
-//! backoff, durable file writes and the tokio runtime.
+//! backoff, durable file writes, the tokio runtime, and a request to stop.
 
 pub mod fs;
+pub mod interrupt;
 pub mod retry;
 pub mod runtime;
