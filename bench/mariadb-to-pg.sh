@@ -11,7 +11,7 @@
 # percentage of the full size, default 100) or ROWS (pgbench only, exact), ROUNDS (default 3: each
 # round runs every tool once, in turn, and the report gives medians), TOOLS (subset, default
 # "tsv-pipe barge pgloader"; barge-chunked is barge with --chunk-rows BARGE_CHUNK_ROWS, default
-# 1M), BARGE (a binary instead of `cargo build --release`), BARGE_ARGS
+# 1M; barge-before is the binary BARGE_BEFORE, for a before/after in the same rounds), BARGE (a binary instead of `cargo build --release`), BARGE_ARGS
 # (global flags for barge, e.g. -v: its phase timings go to the log), BENCH_KEEP=1,
 # BENCH_TIMEOUT (see bench/lib.sh).
 #
@@ -207,6 +207,17 @@ run_barge() {
 
 # A diagnosis row: barge with tables cut into chunks of BARGE_CHUNK_ROWS (default 1M) rows.
 run_barge_chunked() { run_barge barge-chunked --chunk-rows "${BARGE_CHUNK_ROWS:-1000000}"; }
+
+# Before/after in the same rounds: barge-before runs the binary BARGE_BEFORE.
+run_barge_before() {
+    if [ ! -x "${BARGE_BEFORE:-}" ]; then
+        bench_record_na barge-before "set BARGE_BEFORE to an older barge binary"
+        return
+    fi
+    local current=$BARGE_BIN
+    BARGE_BIN=$BARGE_BEFORE BARGE_NA='' run_barge barge-before
+    BARGE_BIN=$current
+}
 
 run_pgloader() {
     fresh_target
