@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::servers::PrivatePg;
 use support::*;
@@ -19,20 +19,6 @@ use support::*;
 /// `migrate --mode full-load-and-cdc` in the background.
 fn start(src: &TestDb, dst: &TestDb, state: &Path, extra: &[&str]) -> Child {
     start_cdc(&src.url, &dst.url, state, extra)
-}
-
-/// Waits until `sql` on `db` returns `want` in its first column.
-async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let got = db.query_row(sql).await;
-        if got[0].as_deref() == Some(want) {
-            return;
-        }
-        assert_running(child, &format!("while waiting for {sql} = {want} (have {got:?})"));
-        assert!(Instant::now() < deadline, "timed out waiting for {sql} = {want} (have {got:?})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn validate(src: &TestDb, dst: &TestDb, tables: &str) {

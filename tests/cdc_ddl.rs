@@ -10,27 +10,12 @@
 
 use crate::support;
 
-use std::path::Path;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
-
-/// Waits until `sql` on `db` returns `want` in its first column.
-async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = db.query_row(sql).await;
-        if got[0].as_deref() == Some(want) {
-            return;
-        }
-        assert_running(child, &format!("while waiting for {sql} = {want} (have {got:?})"));
-        assert!(Instant::now() < deadline, "timed out waiting for {sql} = {want} (have {got:?})");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn validate(src: &TestDb, dst: &TestDb, tables: &str, what: &str) {
     let out = run(barge().args(["validate", &src.url, &dst.url, "--tables", tables]));
@@ -257,12 +242,6 @@ async fn ddl_under_load(engine: Engine, ddl: fn(usize) -> &'static str) {
     }
     src.drop_db().await;
     dst.drop_db().await;
-}
-
-fn status_of(state: &Path) -> serde_json::Value {
-    let st = run(barge().args(["--json", "status", "--state-dir"]).arg(state));
-    assert_ok(&st, "status");
-    serde_json::from_slice(&st.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,6 @@
 use crate::support;
 
 use std::io::BufRead;
-use std::path::Path;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,12 +64,6 @@ fn stop(child: Child) {
 fn validate(src: &str, dst: &str, tables: &str) {
     let out = run(barge().args(["validate", src, dst, "--tables", tables]));
     assert!(out.status.success() && !stdout(&out).contains("DIFFERENT"), "{}\n{}", stdout(&out), stderr(&out));
-}
-
-fn status_of(state: &Path) -> serde_json::Value {
-    let st = run(barge().args(["--json", "status", "--state-dir"]).arg(state));
-    assert_ok(&st, "status");
-    serde_json::from_slice(&st.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

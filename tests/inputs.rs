@@ -4,8 +4,6 @@
 
 use crate::support;
 
-use std::process::Child;
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -46,20 +44,6 @@ async fn seed(src: &TestDb) {
     for (id, tenant, region, email, _) in SEED {
         let region = region.map(|r| literal(r, src.engine)).unwrap_or_else(|| "NULL".into());
         exec(src, &format!("INSERT INTO people VALUES ({id}, {tenant}, {region}, '{email}', 'seed')")).await;
-    }
-}
-
-/// Waits until `sql` on `db` returns `want` in its first column.
-async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let got = db.query_row(sql).await;
-        if got[0].as_deref() == Some(want) {
-            return;
-        }
-        assert_running(child, &format!("while waiting for {sql} = {want} (have {got:?})"));
-        assert!(Instant::now() < deadline, "timed out waiting for {sql} = {want} (have {got:?})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

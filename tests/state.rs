@@ -13,20 +13,6 @@ use std::time::Duration;
 
 use support::*;
 
-/// Waits until `sql` on `db` returns `want`, while barge runs.
-async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut std::process::Child) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = db.query_row(sql).await;
-        if got[0].as_deref() == Some(want) {
-            return;
-        }
-        assert_running(child, &format!("waiting for {sql} = {want}"));
-        assert!(std::time::Instant::now() < deadline, "{sql} stayed {got:?}, not {want}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Full load, then changes until the first one lands; then Ctrl-C.
 async fn replicate_once(src: &TestDb, dst: &TestDb, state: &Path, extra: &[&str], marker: i64) -> Output {
     // An earlier run's status file would end the wait below at once.

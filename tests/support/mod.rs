@@ -395,3 +395,25 @@ pub fn kill_after_chunks(child: &mut std::process::Child, journal: &Path, chunks
     let j = std::fs::read_to_string(journal).unwrap();
     assert!(!j.contains(r#""t":"complete""#), "the pack finished before the kill; give it more to pack");
 }
+
+/// Waits (up to 90 s) until `sql` on `db` returns `want` in its first
+/// column, failing at once if barge (`child`) exits meanwhile.
+pub async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let got = db.query_row(sql).await;
+        if got[0].as_deref() == Some(want) {
+            return;
+        }
+        assert_running(child, &format!("while waiting for {sql} = {want} (have {got:?})"));
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {sql} = {want} (have {got:?})");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `barge --json status` of the task whose state is in `state`.
+pub fn status_of(state: &Path) -> serde_json::Value {
+    let st = run(barge().args(["--json", "status", "--state-dir"]).arg(state));
+    assert_ok(&st, "status");
+    serde_json::from_slice(&st.stdout).unwrap()
+}
