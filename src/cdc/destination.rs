@@ -8,9 +8,6 @@ use std::collections::HashMap;
 use crate::model::{QualifiedName, Table};
 use crate::schema::target::TargetTable;
 
-/// The trait lives with the destinations; these names stay for one step.
-pub use crate::sink::{BoxFuture, Destination};
-
 /// A source table and where and how it lands.
 #[derive(Debug, Clone)]
 pub struct TableInfo {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cdc::{Capture, CaptureOptions, Position};
+use crate::cdc::Position;
+use crate::source::capture::{Capture, CaptureOptions};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::commands::output;
@@ -74,7 +75,7 @@ pub fn capture_for(state_dir: &std::path::Path, args: &CdcArgs, source: &Endpoin
         return Ok(c);
     }
     let is_pg = matches!(source, Endpoint::Postgres(_));
-    let slot = is_pg.then(|| args.slot.clone().unwrap_or_else(|| crate::cdc::capture::default_name(&state_dir.display().to_string())));
+    let slot = is_pg.then(|| args.slot.clone().unwrap_or_else(|| crate::source::capture::default_name(&state_dir.display().to_string())));
     let publication = is_pg.then(|| args.publication.clone().or_else(|| slot.clone()).unwrap_or_default());
     let position = match (&args.start_position, source) {
         (Some(p), _) => p.clone(),
@@ -336,7 +337,7 @@ pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
         return Err(Error::usage("which slot? give SOURCE TARGET as given to `barge migrate`, --state-dir DIR, or --slot NAME"));
     }
     let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
-    let done = rt.block_on(crate::cdc::capture::cleanup(&source, &capture))?;
+    let done = rt.block_on(crate::source::capture::cleanup(&source, &capture))?;
     if output::get().json {
         println!("{}", serde_json::json!({ "ok": true, "removed": done }));
     } else if done.is_empty() {

@@ -8,8 +8,8 @@
 //! (databases are opened from [`crate::endpoint`]'s own table):
 //!
 //! - [`postgres`], [`mysql`], [`sqlite`]: the engines' bulk writers (COPY,
-//!   LOAD DATA, prepared inserts); the database destination itself, with
-//!   its staged upsert of changes, is [`crate::cdc::apply::DbDestination`].
+//!   LOAD DATA, prepared inserts); [`db`] puts them behind one database
+//!   destination, which also applies changes by a staged upsert.
 //! - [`object`]: files in the layout of DMS's S3 target, buffered like
 //!   Firehose (size or interval), written atomically; records that cannot
 //!   be converted go under `errors/` with the reason.
@@ -174,7 +174,7 @@ pub trait Destination: Send {
 
     /// The database destination, for what only a database does (copying
     /// a whole table in while changes flow, COPY passthrough).
-    fn as_db(&mut self) -> Option<&mut crate::cdc::apply::DbDestination> {
+    fn as_db(&mut self) -> Option<&mut crate::sink::db::DbDestination> {
         None
     }
 

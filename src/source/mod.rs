@@ -8,7 +8,9 @@
 //! ([`join_snapshot`]), and the rows of a table or chunk
 //! ([`Source::read`], through the engine readers in `transfer/`). The
 //! change stream is the other half: [`changes::ChangeSource`], opened at a
-//! position with [`open_changes`]. `task/` orchestrates these and holds no
+//! position with [`open_changes`], after [`capture::begin`] made the
+//! source keep its changes; [`copy_live`] copies one table while they
+//! flow. `task/` orchestrates these and holds no
 //! engine SQL; each engine's implementation is in its folder:
 //!
 //! - `postgres/`: the catalog, `wal.rs` (slot, publication, pgoutput
@@ -20,7 +22,9 @@
 //! A [`Position`] is the source's own: each engine writes and compares
 //! its positions ([`Position::compare`]).
 
+pub mod capture;
 pub mod changes;
+pub mod copy_live;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
@@ -32,7 +36,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::cdc::capture::{Capture, Snapshot};
+use crate::source::capture::{Capture, Snapshot};
 use crate::sink::BoxFuture;
 use crate::cdc::Tables;
 use crate::db::Db;
@@ -133,7 +137,7 @@ pub async fn open(ep: &Endpoint) -> Result<Box<dyn Source>> {
 }
 
 /// A source connection inside the change capture's snapshot when there
-/// is one (`snapshot`, from [`crate::cdc::capture::begin_consistent`]),
+/// is one (`snapshot`, from [`crate::source::capture::begin_consistent`]),
 /// else in a snapshot of its own. MySQL/MariaDB hand over a connection
 /// already inside theirs; PostgreSQL names one to import. Keep the
 /// returned [`Snapshot`] until the reads are done: it holds the

@@ -20,13 +20,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::cdc::apply::DbDestination;
+use crate::sink::db::DbDestination;
 use crate::cdc::destination::TableChange;
 use crate::sink::BoxFuture;
 use crate::cdc::evolve::Converter;
 use crate::cdc::schema_state::SchemaState;
 use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
-use crate::cdc::{Capture, ChangeBatch, Destination, Position, TableInfo, Tables};
+use crate::cdc::{ChangeBatch, Position, TableInfo, Tables};
+use crate::source::capture::Capture;
+use crate::sink::Destination;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{QualifiedName, Table};
@@ -408,7 +410,7 @@ impl<'a> Replicator<'a> {
         let change = TableChange { old: None, new: info.clone(), changes: Vec::new(), create: converted.create.clone() };
         db.change_schema(&change).await?;
         let started = Instant::now();
-        let at = crate::cdc::copy::copy_table(self.src, db, &info).await?;
+        let at = crate::source::copy_live::copy_table(self.src, db, &info).await?;
         tracing::info!("{name}: {} at {at} in {:.1} s; its changes apply from there", if reload { "reloaded" } else { "copied" }, started.elapsed().as_secs_f64());
         self.schema.reloaded(&name, at.clone(), info.source.clone());
         self.schema.save()?;

@@ -126,7 +126,7 @@ pub fn task_name(dir: &Path) -> String {
 /// The position the target's `barge_cdc_state` holds for `task`; `None`
 /// when it has no such row (or no such table).
 pub async fn target_position(db: &mut Db, task: &str) -> Result<Option<String>> {
-    let table = crate::cdc::apply::STATE_TABLE;
+    let table = crate::sink::db::STATE_TABLE;
     let sql = format!("SELECT position FROM {table} WHERE task = '{}'", task.replace('\'', "''"));
     // A target without the state table has no row.
     db.text_if_table(&sql).await
@@ -196,13 +196,13 @@ where
         match (&cdc_position, &now) {
             (Some(seen), None) => problems.push(format!(
                 "the target has no {} row for task {task}, which was at {seen}: the target was emptied or re-created",
-                crate::cdc::apply::STATE_TABLE
+                crate::sink::db::STATE_TABLE
             )),
             (Some(seen), Some(now)) => {
                 let (a, b) = (seen.parse::<crate::model::Position>(), now.parse::<crate::model::Position>());
                 if let (Ok(a), Ok(b)) = (a, b) {
                     if b < a {
-                        problems.push(format!("the target's {} row for task {task} is at {b}, behind {a} recorded in the state: the target was restored from an older copy", crate::cdc::apply::STATE_TABLE));
+                        problems.push(format!("the target's {} row for task {task} is at {b}, behind {a} recorded in the state: the target was restored from an older copy", crate::sink::db::STATE_TABLE));
                     }
                 }
             }
@@ -270,7 +270,7 @@ pub async fn restart(src: &Endpoint, dst: &Endpoint, dir: &Path) -> Result<()> {
     }
     let state = if dir.join("state.json").exists() { StateStore::open(dir)?.load().ok().flatten() } else { None };
     if let Some(capture) = state.as_ref().and_then(|s| s.capture.as_ref()) {
-        match crate::cdc::capture::cleanup(src, capture).await {
+        match crate::source::capture::cleanup(src, capture).await {
             Ok(done) => done.into_iter().for_each(|line| tracing::info!("{line}")),
             Err(e) => tracing::warn!("could not remove the earlier change capture: {e}"),
         }
@@ -279,8 +279,8 @@ pub async fn restart(src: &Endpoint, dst: &Endpoint, dir: &Path) -> Result<()> {
         let mut db = Db::connect(dst, Role::Target).await?;
         let task = task_name(dir);
         if target_position(&mut db, &task).await?.is_some() {
-            db.execute(&format!("DELETE FROM {} WHERE task = '{}'", crate::cdc::apply::STATE_TABLE, task.replace('\'', "''"))).await?;
-            tracing::info!("removed the target's {} row for task {task}", crate::cdc::apply::STATE_TABLE);
+            db.execute(&format!("DELETE FROM {} WHERE task = '{}'", crate::sink::db::STATE_TABLE, task.replace('\'', "''"))).await?;
+            tracing::info!("removed the target's {} row for task {task}", crate::sink::db::STATE_TABLE);
         }
     }
     for f in ["state.json", FILE_NAME, crate::sink::shared::journal::FILE_NAME, "cdc-status.json", "rejects.jsonl"] {

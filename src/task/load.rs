@@ -59,7 +59,7 @@ pub struct LoadOptions {
     pub progress: Arc<dyn Progress>,
     /// Set up change capture before reading (full-load-and-cdc), so the
     /// changes start exactly where the loaded rows end.
-    pub capture: Option<crate::cdc::CaptureOptions>,
+    pub capture: Option<crate::source::capture::CaptureOptions>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -127,7 +127,7 @@ impl Target {
     /// (named by the chunk, so a chunk loaded again rewrites the same).
     async fn open(&self, chunk: usize, policy: &RowPolicy) -> Result<Box<dyn Destination>> {
         match &self.sink {
-            None => Ok(Box::new(crate::cdc::apply::DbDestination::for_load(&self.endpoint, policy.clone()).await?)),
+            None => Ok(Box::new(crate::sink::db::DbDestination::for_load(&self.endpoint, policy.clone()).await?)),
             Some((opts, stats)) => crate::sink::open(&self.endpoint, opts, Scope::Load { chunk }, stats.clone()).await,
         }
     }
@@ -378,12 +378,12 @@ async fn run_post(runner: &mut Runner<'_>, steps: &[Step], failed: &[String], sk
 /// per run, and returns source readers that see the data exactly as of its
 /// start position (a resumed load reads the data as it is now instead).
 pub(crate) async fn begin_capture(src: &Endpoint, schema: &Schema, opts: &LoadOptions, state: &mut RunState, store: &StateStore) -> Result<Arc<SnapshotReaders>> {
-    let mut snapshot = crate::cdc::capture::Snapshot::None;
+    let mut snapshot = crate::source::capture::Snapshot::None;
     if let Some(capture_opts) = &opts.capture {
         if state.capture.is_none() {
             let seed = opts.state_dir.display().to_string();
             super::row_filter::prepare_source(src, &schema.tables, &opts.mapping).await?;
-            let (capture, snap) = crate::cdc::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
+            let (capture, snap) = crate::source::capture::begin_consistent(src, &schema.tables, capture_opts, &seed, opts.parallel.max(1)).await?;
             tracing::info!("change capture starts at {}", capture.position);
             state.snapshot_position = Some(capture.position.to_string());
             state.capture = Some(capture);
@@ -935,13 +935,13 @@ pub struct SnapshotReaders {
     pg_snapshot: Option<String>,
     mysql: tokio::sync::Mutex<Vec<crate::db::mysql::MyConn>>,
     /// Keeps the exporting session (and so the snapshot) alive.
-    _hold: Option<crate::cdc::capture::Snapshot>,
+    _hold: Option<crate::source::capture::Snapshot>,
 }
 
-impl From<crate::cdc::capture::Snapshot> for SnapshotReaders {
-    fn from(s: crate::cdc::capture::Snapshot) -> Self {
+impl From<crate::source::capture::Snapshot> for SnapshotReaders {
+    fn from(s: crate::source::capture::Snapshot) -> Self {
         match s {
-            crate::cdc::capture::Snapshot::Mysql(conns) => SnapshotReaders { pg_snapshot: None, mysql: tokio::sync::Mutex::new(conns), _hold: None },
+            crate::source::capture::Snapshot::Mysql(conns) => SnapshotReaders { pg_snapshot: None, mysql: tokio::sync::Mutex::new(conns), _hold: None },
             other => SnapshotReaders { pg_snapshot: other.pg_name().map(str::to_string), mysql: Default::default(), _hold: Some(other) },
         }
     }

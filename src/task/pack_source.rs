@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::load::{read_expr, source_table_sql};
 use super::mapping::Mapping;
-use crate::cdc::capture::{self, CaptureOptions};
+use crate::source::capture::{self, CaptureOptions};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Schema, Table};

@@ -117,7 +117,7 @@ pub struct RunState {
     pub post_done: usize,
     /// The change capture set up before the load (full-load-and-cdc).
     #[serde(default)]
-    pub capture: Option<crate::cdc::Capture>,
+    pub capture: Option<crate::source::capture::Capture>,
 }
 
 impl RunState {

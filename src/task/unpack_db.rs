@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::target_schema::{self, SchemaMode};
-use crate::cdc::apply::DbDestination;
+use crate::sink::db::DbDestination;
 use crate::db::Db;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};

@@ -67,6 +67,13 @@ pub async fn read_tolerant(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::
     read_with(db, table, spec, Mismatch::PassAsText, tx).await
 }
 
+/// Like [`read_from`], on a connection whose session is already set up
+/// for reading (a CDC destination's, set once when it opened): no
+/// statement of its own before the query.
+pub async fn read_in_session(db: &mut Db, table: &str, spec: &ReadSpec, tx: mpsc::Sender<Batch>) -> Result<u64> {
+    read_with(db, table, spec, Mismatch::Fail, tx).await
+}
+
 /// A PostgreSQL reader first gets the session its text decoders rely on.
 async fn read_session(db: &mut Db) -> Result<()> {
     if let Db::Postgres(c) = db {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::destination::{TableChange, TableInfo, Tables};
+use crate::cdc::destination::{TableChange, TableInfo, Tables};
 use crate::sink::{BoxFuture, Capabilities, Destination, Redo, RowTable};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -110,21 +110,7 @@ impl DbDestination {
     pub async fn open(target: &crate::endpoint::Endpoint, task: &str, policy: RowPolicy) -> Result<DbDestination> {
         let mut db = Db::connect(target, crate::endpoint::Role::Target).await?;
         let display = target.to_string();
-        match &mut db {
-            Db::Postgres(c) => {
-                // Like a logical replication worker: no FK or user triggers.
-                if let Err(e) = c.client.batch_execute("SET session_replication_role = replica").await {
-                    tracing::debug!("cannot set session_replication_role ({e}); foreign keys are checked per statement");
-                }
-                c.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&c.display, "SET", e))?;
-            }
-            Db::Mysql(c) => {
-                for stmt in crate::sink::mysql::WRITE_SESSION {
-                    c.execute(stmt).await?;
-                }
-            }
-            Db::Sqlite(_) => {}
-        }
+        super::prepare_for_changes(&mut db).await?;
         let text = match db.dialect() {
             Dialect::Mysql => "VARCHAR(255)",
             _ => "TEXT",
@@ -156,13 +142,9 @@ impl DbDestination {
     async fn put_rows(&mut self, spec: &WriteSpec, rx: mpsc::Receiver<RowBatch>, policy: Option<&RowPolicy>, progress: &Arc<dyn Task>) -> Result<u64> {
         let policy = policy.unwrap_or(&self.policy);
         if !self.changes {
-            return crate::sink::db::write_into(&mut self.db, spec, rx, policy, progress).await;
+            return super::write_into(&mut self.db, spec, rx, policy, progress).await;
         }
-        match &mut self.db {
-            Db::Postgres(c) => crate::sink::postgres::write(&c.client, &c.display, spec, rx, policy, progress).await,
-            Db::Mysql(c) => crate::sink::mysql::write(&mut c.conn, &c.display, spec, rx, policy, progress).await,
-            Db::Sqlite(c) => crate::sink::sqlite::write_rows(&mut c.conn, &c.display, spec, rx, policy, progress, false).await,
-        }
+        super::write_in_transaction(&mut self.db, spec, rx, policy, progress).await
     }
 
     fn dialect(&self) -> Dialect {
@@ -286,7 +268,6 @@ impl DbDestination {
         let spec = ReadSpec { select, types: plan.columns.iter().map(|c| c.ty.clone()).collect() };
         let key_idx = plan.key.clone();
         let (tx, mut rx) = mpsc::channel::<Batch>(64);
-        let display = self.display.clone();
         let table = name.to_string();
         let collect = async {
             let mut out = HashMap::new();
@@ -298,13 +279,7 @@ impl DbDestination {
             }
             out
         };
-        let read = async {
-            match &mut self.db {
-                Db::Postgres(c) => transfer::postgres::read(&c.client, &display, &table, &spec, tx).await,
-                Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &display, &table, &spec, tx).await,
-                Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &display, &table, &spec, tx).await,
-            }
-        };
+        let read = transfer::read_in_session(&mut self.db, &table, &spec, tx);
         let (r, out) = tokio::join!(read, collect);
         r?;
         Ok(out)
@@ -569,14 +544,7 @@ impl DbDestination {
     async fn texts(&mut self, sql: String, what: &str) -> Result<Vec<String>> {
         let spec = ReadSpec { select: sql, types: vec![crate::model::ColumnType::text()] };
         let (tx, mut rx) = mpsc::channel::<Batch>(4);
-        let display = self.display.clone();
-        let read = async {
-            match &mut self.db {
-                Db::Postgres(c) => transfer::postgres::read(&c.client, &display, what, &spec, tx).await,
-                Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &display, what, &spec, tx).await,
-                Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &display, what, &spec, tx).await,
-            }
-        };
+        let read = transfer::read_in_session(&mut self.db, what, &spec, tx);
         let collect = async {
             let mut out = Vec::new();
             while let Some(b) = rx.recv().await {
@@ -632,7 +600,7 @@ impl DbDestination {
         let statements = match (&change.old, have) {
             (_, None) => change.create.clone(),
             (None, Some(_)) => Vec::new(),
-            (Some(old), Some(have)) => super::evolve::alter_statements(self.dialect(), &old.target, &change.new.target, &change.changes, &have),
+            (Some(old), Some(have)) => crate::cdc::evolve::alter_statements(self.dialect(), &old.target, &change.new.target, &change.changes, &have),
         };
         if statements.is_empty() && change.old.is_some() {
             tracing::debug!("{name}: the target already has the change");
@@ -687,14 +655,7 @@ impl DbDestination {
         let sql = format!("SELECT position FROM {STATE_TABLE} WHERE task = '{}'", self.task.replace('\'', "''"));
         let spec = ReadSpec { select: sql, types: vec![crate::model::ColumnType::text()] };
         let (tx, mut rx) = mpsc::channel::<Batch>(4);
-        let display = self.display.clone();
-        let read = async {
-            match &mut self.db {
-                Db::Postgres(c) => transfer::postgres::read(&c.client, &display, STATE_TABLE, &spec, tx).await,
-                Db::Mysql(c) => transfer::mysql::read(&mut c.conn, &display, STATE_TABLE, &spec, tx).await,
-                Db::Sqlite(c) => transfer::sqlite::read(&mut c.conn, &display, STATE_TABLE, &spec, tx).await,
-            }
-        };
+        let read = transfer::read_in_session(&mut self.db, STATE_TABLE, &spec, tx);
         let collect = async {
             let mut out = None;
             while let Some(b) = rx.recv().await {

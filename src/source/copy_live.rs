@@ -8,8 +8,8 @@
 
 use tokio::sync::mpsc;
 
-use super::apply::DbDestination;
-use super::destination::TableInfo;
+use crate::sink::db::DbDestination;
+use crate::cdc::TableInfo;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Position};
@@ -38,7 +38,7 @@ pub async fn copy_table(src: &Endpoint, dest: &mut DbDestination, info: &TableIn
         Endpoint::Postgres(ep) => {
             let spec = read_spec(Dialect::Postgres, info)?;
             let slot = format!("barge_copy_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-            let cfg = super::postgres::replication_config(ep, &slot, &slot, 0)?;
+            let cfg = crate::source::postgres::wal::replication_config(ep, &slot, &slot, 0)?;
             let mut session = pgwire_replication::ReplicationClient::connect_gated(cfg).await.map_err(|e| Error::Endpoint { endpoint: ep.display.clone(), message: format!("cannot open a replication session: {e}"), hint: None })?;
             let rows = session
                 .simple_query(&format!("CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT"))
@@ -62,7 +62,7 @@ pub async fn copy_table(src: &Endpoint, dest: &mut DbDestination, info: &TableIn
         }
         Endpoint::Mysql(ep) => {
             let spec = read_spec(Dialect::Mysql, info)?;
-            let (position, mut conns) = super::mysql::prepare(ep, 1).await?;
+            let (position, mut conns) = crate::source::mysql::binlog::prepare(ep, 1).await?;
             let Some(mut conn) = conns.pop() else {
                 return Err(Error::Endpoint {
                     endpoint: ep.display.clone(),

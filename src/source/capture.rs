@@ -39,14 +39,14 @@ pub struct Capture {
     /// PostgreSQL tables whose replica identity barge set to FULL, with
     /// what it was before (`barge cleanup` restores it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub replica_identity: Vec<super::postgres::ReplicaIdentity>,
+    pub replica_identity: Vec<crate::source::postgres::wal::ReplicaIdentity>,
 }
 
 /// What the readers use to see the data exactly at the capture position.
 pub enum Snapshot {
     None,
     /// `SET TRANSACTION SNAPSHOT '<name>'` in each reader's transaction.
-    Postgres(super::postgres::ExportedSnapshot),
+    Postgres(crate::source::postgres::wal::ExportedSnapshot),
     /// Connections already inside `START TRANSACTION WITH CONSISTENT SNAPSHOT`.
     Mysql(Vec<crate::db::mysql::MyConn>),
 }
@@ -98,17 +98,17 @@ pub async fn begin_consistent(source: &Endpoint, tables: &[Table], opts: &Captur
     match source {
         Endpoint::Postgres(ep) => {
             let (slot, publication) = names(opts, seed)?;
-            let (position, snap, replica_identity) = super::postgres::prepare(ep, tables, &slot, &publication, readers > 0).await?;
+            let (position, snap, replica_identity) = crate::source::postgres::wal::prepare(ep, tables, &slot, &publication, readers > 0).await?;
             let snapshot = snap.map(Snapshot::Postgres).unwrap_or(Snapshot::None);
             Ok((Capture { position, slot: Some(slot), publication: Some(publication), replica_identity }, snapshot))
         }
         Endpoint::Mysql(ep) => {
-            let (position, conns) = super::mysql::prepare(ep, readers).await?;
+            let (position, conns) = crate::source::mysql::binlog::prepare(ep, readers).await?;
             let snapshot = if conns.is_empty() { Snapshot::None } else { Snapshot::Mysql(conns) };
             Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new() }, snapshot))
         }
         Endpoint::Sqlite(ep) => {
-            let position = super::sqlite::prepare(ep, tables).await?;
+            let position = crate::source::sqlite::changes::prepare(ep, tables).await?;
             Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new() }, Snapshot::None))
         }
         other => Err(Error::usage(format!("{other} cannot be a change source: read changes from postgres://, mysql:// or sqlite:"))),
@@ -121,9 +121,9 @@ pub async fn cleanup(source: &Endpoint, capture: &Capture) -> Result<Vec<String>
         Endpoint::Postgres(ep) => {
             let slot = capture.slot.as_deref().ok_or_else(|| Error::usage("no slot name recorded; give --slot"))?;
             let publication = capture.publication.as_deref().unwrap_or(slot);
-            super::postgres::cleanup(ep, slot, publication, &capture.replica_identity).await
+            crate::source::postgres::wal::cleanup(ep, slot, publication, &capture.replica_identity).await
         }
-        Endpoint::Sqlite(ep) => super::sqlite::cleanup(ep).await,
+        Endpoint::Sqlite(ep) => crate::source::sqlite::changes::cleanup(ep).await,
         Endpoint::Mysql(_) => Ok(vec!["nothing to remove on MySQL/MariaDB (the binary log is the server's own)".into()]),
         other => Err(Error::usage(format!("{other} is not a change source"))),
     }
