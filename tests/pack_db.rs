@@ -64,7 +64,9 @@ impl Packed {
     fn unpack(&self, dst: &str, extra: &[&str]) -> Output {
         let pass = self.pass();
         let dev = self.dev();
-        let mut args = vec!["unpack", &dev, dst, "--passphrase-file", &pass];
+        // One state directory per target, in the test's own folder.
+        let state = self.p(&format!("unpack-state-{:x}", dst.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)))).display().to_string();
+        let mut args = vec!["unpack", &dev, dst, "--passphrase-file", &pass, "--state-dir", &state];
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -384,9 +386,10 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
         on_error: barge::transfer::OnError::Stop,
         zero_dates: barge::transfer::ZeroDates::Null,
         convert: schema_args.options(barge::model::Dialect::Sqlite, target, None).unwrap(),
-        rejects: p.p("rejects.jsonl"),
+        state_dir: p.p(&format!("unpack-state-{target:?}")),
+        progress: std::sync::Arc::new(barge::progress::Silent),
     };
-    unpack_db::unpack(&l, &checked, &master, &cat, &endpoint, &opts, &barge::progress::Silent).map(|_| ()).map_err(|e| e.to_string())
+    unpack_db::unpack(&l, &checked, &master, &cat, &endpoint, opts).map(|_| ()).map_err(|e| e.to_string())
 }
 
 // ---- resume --------------------------------------------------------------------

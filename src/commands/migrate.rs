@@ -290,17 +290,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
         println!("{j}");
         return;
     }
-    println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
-    for t in &r.tables {
-        let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
-        let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
-        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
-    }
-    let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
-    println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
-    if let Some(p) = &r.rejects {
-        output::warn(format!("rejected rows are in {}", p.display()));
-    }
+    print_load_table(r);
     if let Some(s) = sink {
         let mut line = format!("target: {} records", s.records);
         if s.files > 0 {
@@ -314,6 +304,25 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
             output::warn(format!("{} records could not be converted: see the errors/ prefix of the target", s.error_records));
         }
     }
+    if let Some(v) = v {
+        print_validation(&v);
+    }
+}
+
+/// The table lines, totals, rejects and object summary of a load (also
+/// an unpack's).
+pub(crate) fn print_load_table(r: &LoadReport) {
+    println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
+    for t in &r.tables {
+        let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
+        let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
+        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
+    }
+    let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
+    println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
+    if let Some(p) = &r.rejects {
+        output::warn(format!("rejected rows are in {}", p.display()));
+    }
     match &r.objects {
         Some(objects) => {
             for line in crate::task::run_report::console_lines(objects, &r.assessment) {
@@ -321,9 +330,6 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
             }
         }
         None => output::info(format!("assessment report: {}", r.assessment.display())),
-    }
-    if let Some(v) = v {
-        print_validation(&v);
     }
 }
 

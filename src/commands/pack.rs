@@ -99,6 +99,11 @@ pub struct UnpackArgs {
     /// Database target: what MySQL zero dates (0000-00-00) become on other engines
     #[arg(long, value_enum, default_value_t = ZeroDates::Null)]
     pub zero_dates: ZeroDates,
+    /// Database target: where the run keeps its state, assessment report and rejected rows
+    /// (default .barge/unpack-HASH of the pack and target); the same command after a failure
+    /// resumes from it
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub schema: crate::commands::convert::SchemaArgs,
     #[command(flatten)]
@@ -660,18 +665,17 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
     let (schema, _) = unpack_db::packed_schema(&catalog)?;
     let source_dialect = schema.dialect.unwrap_or(crate::model::Dialect::Postgres);
     let target_dialect = crate::task::target_schema::target_dialect(dst)?;
-    let rejects = state_dir().join(format!("unpack-{}-rejects.jsonl", &located.pack_id()[..16]));
-    if args.on_error == OnError::Log {
-        std::fs::create_dir_all(state_dir()).map_err(|source| Error::Write { path: state_dir(), source })?;
-    }
+    let state = args.state_dir.clone().unwrap_or_else(|| unpack_state_dir(&located.pack_id(), dst));
+    output::info(format!("unpacking {} → {dst} (state in {})", catalog.source, state.display()));
     let opts = UnpackOptions {
         schema_mode: args.target_schema,
         on_error: args.on_error,
         zero_dates: args.zero_dates,
         convert: args.schema.options(source_dialect, target_dialect, None)?,
-        rejects,
+        state_dir: state,
+        progress,
     };
-    let (report, deep_findings) = unpack_db::unpack(&located, &checked, &master, &catalog, dst, &opts, progress.as_ref())?;
+    let (report, deep_findings) = unpack_db::unpack(&located, &checked, &master, &catalog, dst, opts)?;
     let mut findings = checked.findings;
     findings.extend(deep_findings);
     if !output::get().json {
@@ -682,18 +686,19 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
     finish(v, findings, "unpack")
 }
 
+/// Where an unpack of `pack_id` into `dst` keeps its state: like
+/// migrate's, under `.barge/`, one directory per pack and target, so the
+/// same command after a failure resumes.
+fn unpack_state_dir(pack_id: &str, dst: &Endpoint) -> PathBuf {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{pack_id}\n{dst}").as_bytes());
+    PathBuf::from(".barge").join(format!("unpack-{}", hex::encode(&h[..6])))
+}
+
 fn print_unpack_report(r: &UnpackReport) -> Result<()> {
+    super::migrate::print_load_table(&r.load);
     let mut out = std::io::stdout().lock();
     let mut w = |s: String| writeln!(out, "{s}").map_err(|source| Error::Write { path: "-".into(), source });
-    w(format!("{:<32} {:<32} {:>12}  status", "table", "target", "rows"))?;
-    for t in &r.tables {
-        let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
-        w(format!("{:<32} {:<32} {:>12}  {status}", t.source, t.target, t.rows))?;
-    }
-    w(format!("unpacked {} rows from {} into {} in {:.1}s", r.rows, r.source, r.target, r.seconds))?;
-    if let Some(p) = &r.rejects {
-        output::warn(format!("rejected rows are in {}", p.display()));
-    }
     match &r.migrate_command {
         Some(cmd) => {
             w(format!("the pack's CDC start position is {}; to bring the target up to date with the source, run:", r.cdc_start.as_deref().unwrap_or("?")))?;

@@ -173,6 +173,11 @@ pub struct DatabaseInfo {
     /// the pack was made without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdc: Option<CdcStart>,
+    /// What an unpack needs beyond the IR (a PostgreSQL source's
+    /// extensions and materialized-view indexes); absent in packs made
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extras: Option<crate::task::objects::Extras>,
 }
 
 /// Where `barge migrate --mode cdc` picks up after the pack is unpacked.

@@ -148,13 +148,49 @@ pub(crate) struct Planned {
     pub(crate) assessment: PathBuf,
 }
 
-pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<LoadReport> {
-    let started = Instant::now();
+/// Where a load's rows come from.
+pub(crate) enum Feed<'a, 'p> {
+    /// A source database: read chunk by chunk, in parallel, from a
+    /// snapshot joined to the change capture's when there is one.
+    Database(&'a Endpoint),
+    /// A pack's tables, in the order they were packed: each table is one
+    /// chunk, decrypted from the pack once.
+    Pack(&'a mut super::unpack_db::PackFeed<'p>),
+}
+
+/// A run's state on disk: where it stands, and the ledger of the objects
+/// it created.
+pub(crate) struct Opened {
+    store: StateStore,
+    state: RunState,
+    resumed: bool,
+    ledger: Ledger,
+}
+
+/// Opens (or resumes) the run of `source` (its display name) into `dst`
+/// recorded in `opts.state_dir`.
+pub(crate) fn open_run(source: &str, dst: &Endpoint, opts: &LoadOptions) -> Result<Opened> {
     // An unfinished run on disk: its ledger of created objects carries on.
     let unfinished = StateStore::open(&opts.state_dir)?.load()?.is_some_and(|p| p.phase != Phase::Done);
-    let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
-    let mut ledger = Ledger::open(&opts.state_dir, unfinished)?;
-    let Planned { schema, selected, excluded, mut converted, copts, jobs, assessment } = plan(src, dst, &opts).await?;
+    let (store, state, resumed) = open_state(source, dst, &opts.state_dir)?;
+    let ledger = Ledger::open(&opts.state_dir, unfinished)?;
+    Ok(Opened { store, state, resumed, ledger })
+}
+
+pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<LoadReport> {
+    let started = Instant::now();
+    let opened = open_run(&src.to_string(), dst, &opts)?;
+    let planned = plan(src, dst, &opts).await?;
+    run_phases(Feed::Database(src), dst, opts, planned, opened, started).await
+}
+
+/// The phases of a load into a database, whatever feeds it the rows:
+/// schema (one step per object), rows, then keys, indexes, constraints,
+/// views, routines and triggers, and ANALYZE. The report says what is on
+/// the target whatever became of them.
+pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: LoadOptions, planned: Planned, opened: Opened, started: Instant) -> Result<LoadReport> {
+    let Opened { store, mut state, resumed, mut ledger } = opened;
+    let Planned { schema, selected, excluded, mut converted, copts, jobs, assessment } = planned;
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
     let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
@@ -168,7 +204,10 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         let plan_view = target_schema::Plan { converted: &converted, schema: &schema, source: copts.source, mode: opts.schema_mode };
 
         if opts.schema_mode.creates() {
-            extras = objects::Extras::read(src, &schema, copts.target).await?;
+            extras = match &feed {
+                Feed::Database(src) => objects::Extras::read(src, &schema).await?,
+                Feed::Pack(pack) => pack.extras(),
+            };
         }
 
         // 1. Schema: one step per object.
@@ -255,18 +294,29 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, opts: LoadOptions) -> Result<Lo
         let kept: Vec<String> = ledger.steps.values().filter(|r| r.done == Done::Kept).map(|r| r.object.clone()).collect();
         skipped_existing = jobs.iter().filter(|j| kept.contains(&j.target.source.to_string())).map(|j| j.key.clone()).collect();
 
-        let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
-
         // 2. Load.
+        let target = Target { endpoint: dst.clone(), sink: None };
+        match &mut feed {
+            Feed::Database(src) => {
+                let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
+                if state.phase == Phase::Load {
+                    let t = Instant::now();
+                    plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
+                    store.save(&state)?;
+                    tracing::debug!("planned chunks in {:.2}s", t.elapsed().as_secs_f64());
+                    let t = Instant::now();
+                    load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
+                    tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
+                }
+            }
+            Feed::Pack(pack) if state.phase == Phase::Load => {
+                let t = Instant::now();
+                pack.load(&target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds).await?;
+                tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
+            }
+            Feed::Pack(_) => {}
+        }
         if state.phase == Phase::Load {
-            let t = Instant::now();
-            plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
-            store.save(&state)?;
-            tracing::debug!("planned chunks in {:.2}s", t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            let target = Target { endpoint: dst.clone(), sink: None };
-            load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
-            tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
             state.phase = Phase::Post;
             store.save(&state)?;
         }
@@ -398,11 +448,11 @@ pub(crate) async fn begin_capture(src: &Endpoint, schema: &Schema, opts: &LoadOp
 
 /// Opens the run state in `dir`: refuses another run's, and starts a new
 /// run when the last one finished. Returns whether the run resumes.
-pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) -> Result<(StateStore, RunState, bool)> {
+pub(crate) fn open_state(src: &str, dst: &Endpoint, dir: &std::path::Path) -> Result<(StateStore, RunState, bool)> {
     let store = StateStore::open(dir)?;
     let previous = store.load()?;
     if let Some(p) = &previous {
-        if p.source != src.to_string() || p.target != dst.to_string() {
+        if p.source != src || p.target != dst.to_string() {
             return Err(Error::Usage(format!(
                 "the state in {} belongs to another run ({} → {})",
                 dir.display(),
@@ -415,7 +465,7 @@ pub(crate) fn open_state(src: &Endpoint, dst: &Endpoint, dir: &std::path::Path) 
     // new run (which --target-schema then governs).
     let previous = previous.filter(|p| p.phase != Phase::Done);
     let resumed = previous.as_ref().is_some_and(|p| p.phase != Phase::Schema);
-    let state = previous.unwrap_or_else(|| RunState::new(&src.to_string(), &dst.to_string()));
+    let state = previous.unwrap_or_else(|| RunState::new(src, &dst.to_string()));
     if resumed {
         tracing::info!("resuming the run recorded in {}", dir.display());
     }
@@ -436,7 +486,13 @@ pub(crate) async fn select(src: &Endpoint, opts: &LoadOptions) -> Result<(Schema
 /// converts them for the target (files and streams keep the source's
 /// names and types) and writes the assessment report.
 pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
-    let (full, mut schema) = select(src, opts).await?;
+    let (full, schema) = select(src, opts).await?;
+    plan_from(full, schema, &src.to_string(), dst, opts)
+}
+
+/// [`plan`] from a schema already read: `full` as the source has it,
+/// `schema` the part selected; `input` names the source in the report.
+pub(crate) fn plan_from(full: Schema, mut schema: Schema, input: &str, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
     let database = dst.kind().is_database();
 
     let mut copts = opts.convert.clone();
@@ -477,7 +533,7 @@ pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> 
 
     let mut names = NamePlan::build(&schema, copts.target, &copts.naming);
     opts.mapping.apply_names(&schema, &mut names);
-    let mut report = Report { input: src.to_string(), ..Default::default() };
+    let mut report = Report { input: input.to_string(), ..Default::default() };
     report.source = Some(copts.source);
     let mut converted = convert::convert_with(&schema, &[], report, &copts, names);
     add_mapped_columns(&schema, &opts.mapping, &mut converted);
@@ -1027,7 +1083,7 @@ fn table_info(job: &Job) -> crate::cdc::TableInfo {
 /// are fixed per chunk), or delivers its records again with the same ids.
 pub async fn run_sink(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_opts: SinkOptions) -> Result<(LoadReport, SinkSummary)> {
     let started = Instant::now();
-    let (store, mut state, resumed) = open_state(src, dst, &opts.state_dir)?;
+    let (store, mut state, resumed) = open_state(&src.to_string(), dst, &opts.state_dir)?;
     let Planned { schema, jobs, assessment, .. } = plan(src, dst, &opts).await?;
     if state.phase == Phase::Schema {
         for j in &jobs {
@@ -1061,21 +1117,31 @@ pub async fn run_sink(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_op
 
 /// One chunk of a table, as the load plan cut it.
 #[derive(Clone, Copy)]
-struct Chunk {
-    index: usize,
-    range: KeyRange,
+pub(crate) struct Chunk {
+    pub(crate) index: usize,
+    pub(crate) range: KeyRange,
     /// The chunk was started before and may be half there.
-    dirty: bool,
+    pub(crate) dirty: bool,
 }
 
-/// Loads one chunk, whatever the target: its own destination (a database
-/// connection, or files and records named by the chunk) and its own
-/// source connection (from the snapshot readers when there are), a reader
-/// and [`Destination::write_rows`] joined by a bounded channel. A chunk
-/// that may be half there is first cleared ([`Destination::redo_chunk`]);
-/// between two PostgreSQL servers with the same column types, the COPY
-/// bytes pass through unparsed.
+/// Loads one chunk, whatever the target: its own destination
+/// ([`chunk_destination`]) and its own source connection (from the
+/// snapshot readers when there are), a reader and
+/// [`Destination::write_rows`] joined by a bounded channel; between two
+/// PostgreSQL servers with the same column types, the COPY bytes pass
+/// through unparsed.
 async fn load_chunk(src: &Endpoint, target: &Target, job: &Job, chunk: Chunk, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders) -> Result<u64> {
+    let (mut dest, table) = chunk_destination(target, job, chunk, policy).await?;
+    let (mut s, pooled) = readers.checkout(src).await?;
+    let r = load_chunk_from(&mut s, dest.as_mut(), &table, job, chunk.range, policy, progress).await;
+    readers.give_back(s, pooled).await;
+    r
+}
+
+/// The destination of one chunk (a database connection, or files and
+/// records named by the chunk), with what an earlier attempt may have
+/// left of the chunk cleared ([`Destination::redo_chunk`]).
+pub(crate) async fn chunk_destination(target: &Target, job: &Job, chunk: Chunk, policy: &RowPolicy) -> Result<(Box<dyn Destination>, RowTable)> {
     let mut dest = target.open(chunk.index, policy).await?;
     let table = RowTable { write: job.write.clone(), info: target.sink.as_ref().map(|_| table_info(job)) };
     if chunk.dirty {
@@ -1085,10 +1151,7 @@ async fn load_chunk(src: &Endpoint, target: &Target, job: &Job, chunk: Chunk, po
         };
         dest.redo_chunk(&table, &Redo { chunk: chunk.index, predicate, only: job.only }).await?;
     }
-    let (mut s, pooled) = readers.checkout(src).await?;
-    let r = load_chunk_from(&mut s, dest.as_mut(), &table, job, chunk.range, policy, progress).await;
-    readers.give_back(s, pooled).await;
-    r
+    Ok((dest, table))
 }
 
 async fn load_chunk_from(s: &mut Db, dest: &mut dyn Destination, table: &RowTable, job: &Job, range: KeyRange, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {

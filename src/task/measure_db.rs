@@ -132,7 +132,7 @@ async fn measure_async(endpoint: &Endpoint, mapping: &Mapping) -> Result<DbMeasu
         // Later tables inherit what earlier ones left of the budget.
         let deadline = start + Duration::from_secs_f64(SAMPLE_SECS * (i + 1) as f64 / n as f64);
         let rows_left = (SAMPLE_ROWS * (i as u64 + 1) / n).saturating_sub(m.sample_rows).max(1);
-        let job = limited(read_job(dialect, t), rows_left);
+        let job = limited(read_job(dialect, &schema, t), rows_left);
         let name = job.name.clone();
         let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
         let mut c = conn.take().expect("returned by the previous table's reader");

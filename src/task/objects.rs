@@ -27,7 +27,7 @@ use crate::schema::report::{codes, ObjectKind, Status};
 /// Source definitions the model does not carry: the indexes of
 /// PostgreSQL materialized views (`pg_get_indexdef`), and the extensions
 /// a PostgreSQL copy needs before its tables (their types, functions).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Extras {
     pub matview_indexes: Vec<(QualifiedName, String, String)>,
     pub extensions: Vec<String>,
@@ -35,8 +35,7 @@ pub struct Extras {
 
 impl Extras {
     /// Reads what a copy needs beyond the model (PostgreSQL sources only).
-    pub async fn read(src: &Endpoint, schema: &Schema, target: Dialect) -> Result<Extras> {
-        let _ = target;
+    pub async fn read(src: &Endpoint, schema: &Schema) -> Result<Extras> {
         let Endpoint::Postgres(ep) = src else { return Ok(Extras::default()) };
         let (extensions, matview_indexes) = crate::source::postgres::extensions_and_matview_indexes(ep, schema).await?;
         Ok(Extras { matview_indexes, extensions })

@@ -94,7 +94,7 @@ impl DatabaseSource {
         let t = self.schema.tables.iter().find(|t| t.name.to_string() == name).ok_or_else(|| {
             Error::usage(format!("table {name} was packed by an earlier run but is no longer in {}; resume with the same --tables", self.endpoint))
         })?;
-        Ok(read_job(self.dialect, t))
+        Ok(read_job(self.dialect, &self.schema, t))
     }
 }
 
@@ -106,12 +106,23 @@ pub(crate) fn limited(job: TableRead, rows: u64) -> TableRead {
     TableRead { name: job.name, spec: ReadSpec { select, types: job.spec.types }, copy }
 }
 
-/// Every column, in the table's order, read the way a full load reads it.
-pub(crate) fn read_job(dialect: Dialect, t: &Table) -> TableRead {
+/// The columns of a table's packed rows, in order: an inheritance
+/// child's inherited columns first (the model lists only its own), then
+/// its own. Unpack reads the rows by this layout.
+pub(crate) fn packed_columns(schema: &Schema, t: &Table) -> Vec<crate::model::Column> {
+    let mut cols = if t.inherits.is_empty() { Vec::new() } else { super::shape::inherited_columns(schema, t) };
+    cols.extend(t.columns.iter().cloned());
+    cols
+}
+
+/// Every column ([`packed_columns`]), read the way a full load reads it.
+/// A table's own rows only: a partitioned table's are its partitions'
+/// and an inheritance parent's children are packed on their own.
+pub(crate) fn read_job(dialect: Dialect, schema: &Schema, t: &Table) -> TableRead {
     let mut cols = Vec::new();
     let mut types = Vec::new();
     let mut plain = true;
-    for c in &t.columns {
+    for c in &packed_columns(schema, t) {
         let quoted = super::load::quote_source(dialect, &c.name);
         let (expr, ty) = read_expr(dialect, &quoted, &c.ty);
         plain &= expr == quoted;
@@ -119,8 +130,12 @@ pub(crate) fn read_job(dialect: Dialect, t: &Table) -> TableRead {
         types.push(ty);
     }
     let table = source_table_sql(dialect, t);
-    let copy = (dialect == Dialect::Postgres && plain).then(|| format!("COPY {table} ({}) TO STDOUT", cols.join(", ")));
-    TableRead { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {table}", cols.join(", ")), types }, copy }
+    let partitioned = t.options.partitioning.is_some() || schema.tables.iter().any(|p| p.partition_of.as_ref().is_some_and(|po| po.parent == t.name));
+    let parent = partitioned || schema.tables.iter().any(|c| c.inherits.iter().any(|p| p.loosely_eq(&t.name)));
+    let from = if dialect == Dialect::Postgres && parent { format!("ONLY {table}") } else { table.clone() };
+    // `COPY table TO` reads the table's own rows, and refuses a partitioned one.
+    let copy = (dialect == Dialect::Postgres && plain && !partitioned).then(|| format!("COPY {table} ({}) TO STDOUT", cols.join(", ")));
+    TableRead { name: t.name.to_string(), spec: ReadSpec { select: format!("SELECT {} FROM {from}", cols.join(", ")), types }, copy }
 }
 
 /// The reader task: one connection, one snapshot, the tables in order.
@@ -175,11 +190,13 @@ impl TableSource for DatabaseSource {
             None
         };
         let rest = Schema { tables: Vec::new(), ..self.schema.clone() };
+        let extras = self.rt.block_on(crate::task::objects::Extras::read(&self.endpoint, &self.schema))?;
         Ok(DatabaseInfo {
             dialect: self.dialect.name().to_string(),
             schema: serde_json::to_value(&rest).map_err(|e| Error::other(format!("schema of {}: {e}", self.endpoint)))?,
             selection: self.selection.clone(),
             cdc,
+            extras: Some(extras),
         })
     }
 
@@ -201,7 +218,7 @@ impl TableSource for DatabaseSource {
         if feed.name != name {
             return Err(Error::other(format!("the reader sent table {} where {name} was expected", feed.name)));
         }
-        let columns = self.schema.tables.iter().find(|t| t.name.to_string() == name).map_or(0, |t| t.columns.len());
+        let columns = self.schema.tables.iter().find(|t| t.name.to_string() == name).map_or(0, |t| packed_columns(&self.schema, t).len());
         Ok(Box::new(Encoder { feed: Some(feed), columns, buf: rows::header(columns as u32), at: 0, rows: 0 }))
     }
 }

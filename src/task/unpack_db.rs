@@ -1,41 +1,43 @@
-//! Unpacking a database pack into a database: the schema from the pack's
-//! IR goes through the convert-schema engine for the target's dialect, the
-//! tables are created (as `migrate` creates them), each table's rows are
-//! decoded from the pack and written by the same destination a full load uses,
-//! then keys, indexes, foreign keys and identity counters are built. What
+//! Unpacking a database pack into a database: the pack's schema and rows
+//! go through the one loader ([`super::load`]) as a source database's do.
+//! The schema is converted for the target's dialect and created one step
+//! per object, each table's rows are decoded from the pack into the same
+//! destination a full load writes through, then keys, indexes, foreign
+//! keys, identity counters, views, routines and triggers are built, and
+//! the report says what is on the target and what needs a person. The run
+//! keeps its state, so the same command after a failure resumes it. What
 //! remains is the changes made at the source since the pack: the report
 //! carries the `barge migrate --mode cdc` command that applies them.
 //!
 //! A table is loaded whole or not at all: if its bytes turn out damaged,
-//! the writer is cancelled before it commits (PostgreSQL's COPY and the
-//! SQLite and MySQL/MariaDB transactions then leave nothing behind).
+//! its writer is cancelled before it commits (each engine writes a
+//! table's rows as one transaction), and a table started by an earlier
+//! attempt is emptied before it is loaded again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::load::{self, Chunk, Feed, Job, LoadOptions, LoadReport, Target};
+use super::mapping::Mapping;
+use super::state::{ChunkState, ChunkStatus, KeyRange, RunState, StateStore, TableStatus};
 use super::target_schema::{self, SchemaMode};
-use crate::sink::db::DbDestination;
-use crate::db::Db;
-use crate::endpoint::{Endpoint, Role};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::model::{Dialect, Schema, Table};
+use crate::model::{Dialect, Schema, Table, Value};
 use crate::pack::catalog::{Catalog, DatabaseInfo, Entry};
 use crate::pack::crypto::MasterKey;
 use crate::pack::packer::shell_quote;
 use crate::pack::reader::{self, Checked, Finding, Located, Output, TableSink};
 use crate::pack::rows::RowDecoder;
 use crate::progress::{Progress, Task, Unit};
-use crate::schema::convert::{self, ConvertOptions, Converted};
-use crate::schema::naming::NamePlan;
-use crate::schema::report::Report;
-use crate::schema::target::TargetTable;
-use crate::sink::{Destination, RowTable};
-use crate::transfer::{Batch, Counters, OnError, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
+use crate::schema::convert::ConvertOptions;
+use crate::transfer::{Batch, Counters, OnError, Rejects, RowPolicy, ZeroDates, CHANNEL_DEPTH};
 
 pub struct UnpackOptions {
     pub schema_mode: SchemaMode,
@@ -43,35 +45,24 @@ pub struct UnpackOptions {
     pub zero_dates: ZeroDates,
     /// Type rules and naming for the pack's source dialect → the target's.
     pub convert: ConvertOptions,
-    /// Where rows the target refuses go with `--on-error log`.
-    pub rejects: PathBuf,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TableReport {
-    pub source: String,
-    pub target: String,
-    /// Rows in the pack.
-    pub packed: u64,
-    pub rows: u64,
-    pub status: String,
-    pub rejected: u64,
-    pub zero_dates: u64,
-    pub rounded: u64,
+    /// The run's state, assessment report and rejected rows: the same
+    /// command after a failure resumes from it.
+    pub state_dir: PathBuf,
+    pub progress: Arc<dyn Progress>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UnpackReport {
     pub source: String,
     pub target: String,
-    pub tables: Vec<TableReport>,
-    pub rows: u64,
-    pub seconds: f64,
+    /// The load: one line per table, the totals, and every kind of object
+    /// in the pack with how many are on the target.
+    #[serde(flatten)]
+    pub load: LoadReport,
     /// The CDC start position recorded at pack time, if any.
     pub cdc_start: Option<String>,
     /// The command that brings the target up to date with the source.
     pub migrate_command: Option<String>,
-    pub rejects: Option<PathBuf>,
 }
 
 /// The schema the pack holds: its non-table objects, plus each packed
@@ -120,56 +111,87 @@ pub fn migrate_command(catalog: &Catalog, target: &Endpoint) -> Option<String> {
     Some(cmd)
 }
 
-/// How one packed table lands.
-struct Plan {
-    target: TargetTable,
-    write: WriteSpec,
-    /// For each written column, its index in the packed row.
-    take: Vec<usize>,
-    /// The table existed and `--target-schema skip` leaves it alone.
-    skip: bool,
-    counters: Arc<Counters>,
+/// The rows of a pack, for [`load::run_phases`]: read once, table after
+/// table in pack order, each table one chunk.
+pub(crate) struct PackFeed<'p> {
+    located: &'p Located,
+    checked: &'p Checked,
+    master: &'p MasterKey,
+    catalog: &'p Catalog,
+    /// Each packed table's row layout ([`super::pack_source::packed_columns`]).
+    packed: HashMap<String, Vec<crate::model::Column>>,
+    /// Tables whose rows are their partitions' (loaded through those).
+    partitioned: Vec<String>,
+    /// What decrypting found (a damaged chunk, a hash mismatch).
+    pub(crate) findings: Vec<Finding>,
 }
 
-/// Builds the write side of each packed table.
-fn plan_tables(schema: &Schema, converted: &Converted, skipped: &[String]) -> Result<HashMap<String, Plan>> {
-    let same_dialect = schema.dialect == Some(converted.target.target);
-    let mut plans = HashMap::new();
-    for t in &schema.tables {
-        let tt = converted
-            .target
-            .tables
-            .iter()
-            .find(|x| x.source == t.name)
-            .ok_or_else(|| Error::other(format!("table {}: the conversion produced no target table", t.name)))?;
-        let mut take = Vec::new();
-        let mut cols = Vec::new();
-        for tc in &tt.columns {
-            let Some(i) = t.columns.iter().position(|c| c.name == tc.source) else { continue };
-            // Generated on the target (or on both sides): the target computes it.
-            if tc.generated.is_some() || (t.columns[i].generated.is_some() && same_dialect) {
-                continue;
-            }
-            take.push(i);
-            cols.push(tc.clone());
-        }
-        let key = t
-            .primary_key
-            .as_ref()
-            .map(|k| k.columns.iter().filter_map(|c| cols.iter().position(|w| w.source.eq_ignore_ascii_case(c))).collect())
-            .unwrap_or_default();
-        plans.insert(
-            t.name.to_string(),
-            Plan {
-                target: tt.clone(),
-                write: WriteSpec { table: tt.sql_name.clone(), columns: cols, key },
-                take,
-                skip: skipped.contains(&tt.sql_name),
-                counters: Arc::new(Counters::default()),
-            },
-        );
+impl PackFeed<'_> {
+    /// What the pack recorded beyond the IR (nothing, in older packs).
+    pub(crate) fn extras(&self) -> crate::task::objects::Extras {
+        self.catalog.database.as_ref().and_then(|d| d.extras.clone()).unwrap_or_default()
     }
-    Ok(plans)
+
+    /// Loads every table not yet loaded, in pack order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn load(
+        &mut self,
+        target: &Target,
+        jobs: &[Job],
+        state: &mut RunState,
+        store: &StateStore,
+        opts: &LoadOptions,
+        rejects: &Rejects,
+        counters: &mut BTreeMap<String, Arc<Counters>>,
+        seconds: &mut BTreeMap<String, f64>,
+    ) -> Result<()> {
+        let mut by_name = HashMap::new();
+        for j in jobs {
+            let packed = self.packed.get(&j.key).ok_or_else(|| Error::other(format!("table {}: it is in the load plan but not in the pack", j.key)))?;
+            let take = j
+                .write
+                .columns
+                .iter()
+                .map(|c| {
+                    packed.iter().position(|p| p.name == c.source).ok_or_else(|| Error::Table {
+                        table: j.key.clone(),
+                        row: None,
+                        message: format!("column {} of the target has no column in the pack", c.name),
+                        hint: Some("pack the table again with this version of barge".into()),
+                    })
+                })
+                .collect::<Result<Vec<usize>>>()?;
+            let ts = state.tables.get_mut(&j.key);
+            if let Some(ts) = ts {
+                if ts.chunks.is_empty() {
+                    ts.chunks = vec![ChunkState { range: KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 }];
+                }
+            }
+            by_name.insert(j.key.clone(), (j, take));
+        }
+        store.save(state)?;
+        let mut sink = TablesIn {
+            handle: Handle::current(),
+            target,
+            jobs: by_name,
+            partitioned: &self.partitioned,
+            state,
+            store,
+            opts,
+            rejects,
+            counters,
+            seconds,
+            current: None,
+        };
+        let (l, checked, master, catalog) = (self.located, self.checked, self.master, self.catalog);
+        let progress = opts.progress.clone();
+        // The pack reader is synchronous (files, decryption): it runs on
+        // this thread, taken out of the async workers, and hands each
+        // table's rows to a writer task on the runtime.
+        let deep = tokio::task::block_in_place(|| reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref()))?;
+        self.findings.extend(deep.findings);
+        Ok(())
+    }
 }
 
 /// The table being loaded: its decoder, the channel to its writer task.
@@ -180,56 +202,39 @@ struct Current {
     tx: Option<mpsc::Sender<Batch>>,
     writer: Option<JoinHandle<Result<u64>>>,
     task: Arc<dyn Task>,
+    started: Instant,
 }
 
 /// Receives each table's bytes from the pack reader and loads them.
-struct Loader<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    dst: &'a Endpoint,
-    plans: &'a HashMap<String, Plan>,
-    opts: &'a UnpackOptions,
-    rejects: Rejects,
-    progress: &'a dyn Progress,
+struct TablesIn<'a> {
+    handle: Handle,
+    target: &'a Target,
+    jobs: HashMap<String, (&'a Job, Vec<usize>)>,
+    partitioned: &'a [String],
+    state: &'a mut RunState,
+    store: &'a StateStore,
+    opts: &'a LoadOptions,
+    rejects: &'a Rejects,
+    counters: &'a mut BTreeMap<String, Arc<Counters>>,
+    seconds: &'a mut BTreeMap<String, f64>,
     current: Option<Current>,
-    done: Vec<TableReport>,
 }
 
-/// One writer task: its own destination, whose `write_rows` takes the
-/// table's rows (as a full load's chunk); on MySQL/MariaDB in one
-/// transaction for the table (its LOAD DATA batches would commit one by
-/// one otherwise).
-async fn write_table(dst: Endpoint, spec: WriteSpec, rx: mpsc::Receiver<Batch>, policy: RowPolicy, task: Arc<dyn Task>) -> Result<u64> {
-    let mut d = DbDestination::for_load(&dst, policy.clone()).await?;
-    let mysql = d.db().dialect() == Dialect::Mysql;
-    if mysql {
-        d.db().execute("START TRANSACTION").await?;
-    }
-    let n = Destination::write_rows(&mut d, &RowTable { write: spec, info: None }, rx, &policy, &task).await?;
-    if mysql {
-        d.db().execute("COMMIT").await?;
-    }
-    Ok(n)
-}
-
-impl Loader<'_> {
-    fn plan(&self, name: &str) -> Result<&Plan> {
-        self.plans.get(name).ok_or_else(|| Error::other(format!("table {name} is in the catalog but not in the load plan")))
-    }
-
+impl TablesIn<'_> {
     /// Decodes the whole blocks received so far and sends them on.
     fn forward(&mut self) -> Result<()> {
         let cur = self.current.as_mut().expect("a table is open");
-        let plan = self.plans.get(&cur.name).expect("planned");
+        let mut stopped = None;
         while let Some(rows) = cur.decoder.next_block().map_err(|e| Error::Mismatch(format!("table {}: {e}", cur.name)))? {
-            let Some(tx) = &cur.tx else {
+            let (Some(tx), Some((_, take))) = (&cur.tx, self.jobs.get(&cur.name)) else {
                 cur.task.inc(rows.len() as u64);
                 continue;
             };
             let mut bytes = 0;
-            let rows: Vec<Vec<crate::model::Value>> = rows
+            let rows: Vec<Vec<Value>> = rows
                 .into_iter()
                 .map(|mut r| {
-                    let out: Vec<_> = plan.take.iter().map(|&i| std::mem::replace(&mut r[i], crate::model::Value::Null)).collect();
+                    let out: Vec<_> = take.iter().map(|&i| std::mem::replace(&mut r[i], Value::Null)).collect();
                     bytes += out.iter().map(|v| v.weight()).sum::<usize>();
                     out
                 })
@@ -237,32 +242,78 @@ impl Loader<'_> {
             if tx.blocking_send(Batch::new(rows, bytes)).is_err() {
                 // The writer stopped: its error says why.
                 let handle = cur.writer.take().expect("a writer");
-                return Err(match self.rt.block_on(handle) {
+                cur.tx = None;
+                stopped = Some(match self.handle.block_on(handle) {
                     Ok(Err(e)) => e,
                     Ok(Ok(_)) => Error::other(format!("the writer of table {} stopped early", cur.name)),
                     Err(e) => Error::other(format!("the writer of table {} failed: {e}", cur.name)),
                 });
+                break;
             }
         }
-        Ok(())
+        match stopped {
+            Some(e) => {
+                let name = cur.name.clone();
+                self.failed(&name, e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A table's writer failed: with `--on-error skip-table` the table is
+    /// marked failed (the report and the exit status say so) and the rest
+    /// of the pack loads; otherwise the run stops.
+    fn failed(&mut self, name: &str, e: Error) -> Result<()> {
+        let ts = self.state.tables.get_mut(name).expect("planned");
+        ts.chunks[0].status = ChunkStatus::Failed;
+        if self.opts.on_error == OnError::SkipTable && !e.is_retriable() {
+            tracing::warn!("table {name} skipped: {e}");
+            ts.status = TableStatus::Errored;
+            ts.error = Some(e.to_string());
+            self.store.save(self.state)?;
+            return Ok(());
+        }
+        self.store.save(self.state)?;
+        Err(e)
     }
 }
 
-impl TableSink for Loader<'_> {
+impl TableSink for TablesIn<'_> {
     fn begin(&mut self, entry: &Entry) -> Result<()> {
         let Entry::Table { name, rows, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
-        let plan = self.plan(name)?;
-        let task = self.progress.task(name, Some(*rows), Unit::Rows);
-        let (tx, writer) = if plan.skip {
-            task.set_message("exists: skipped");
-            (None, None)
-        } else {
-            let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-            let policy = RowPolicy { on_error: self.opts.on_error, zero_dates: self.opts.zero_dates, rejects: self.rejects.clone(), counters: plan.counters.clone() };
-            let handle = self.rt.spawn(write_table(self.dst.clone(), plan.write.clone(), rx, policy, task.clone()));
-            (Some(tx), Some(handle))
+        let task = self.opts.progress.task(name, Some(*rows), Unit::Rows);
+        let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now() };
+        let Some((job, _)) = self.jobs.get(name) else {
+            if !self.partitioned.contains(name) {
+                return Err(Error::other(format!("table {name} is in the pack but not in the load plan")));
+            }
+            // Its rows are its partitions', which load on their own.
+            cur.task.set_message("rows in its partitions");
+            self.current = Some(cur);
+            return Ok(());
         };
-        self.current = Some(Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx, writer, task });
+        let ts = self.state.tables.get_mut(name).expect("planned");
+        let chunk = ts.chunks[0].status;
+        if matches!(ts.status, TableStatus::Ready | TableStatus::Errored | TableStatus::FinishedCopy) || chunk == ChunkStatus::Done {
+            // Loaded by an earlier attempt, kept by --target-schema skip, or failed.
+            cur.task.set_message(if ts.status == TableStatus::Errored { "failed" } else { "done" });
+            self.current = Some(cur);
+            return Ok(());
+        }
+        let dirty = matches!(chunk, ChunkStatus::Loading | ChunkStatus::Failed);
+        ts.chunks[0].status = ChunkStatus::Loading;
+        ts.status = TableStatus::DataSync;
+        self.store.save(self.state)?;
+        let c = self.counters.entry(name.clone()).or_default().clone();
+        let policy = RowPolicy { on_error: self.opts.on_error, zero_dates: self.opts.zero_dates, rejects: self.rejects.clone(), counters: c };
+        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+        let (target, job, task) = (self.target.clone(), (*job).clone(), cur.task.clone());
+        cur.writer = Some(self.handle.spawn(async move {
+            let (mut dest, table) = load::chunk_destination(&target, &job, Chunk { index: 0, range: KeyRange::ALL, dirty }, &policy).await?;
+            dest.write_rows(&table, rx, &policy, &task).await
+        }));
+        cur.tx = Some(tx);
+        self.current = Some(cur);
         Ok(())
     }
 
@@ -288,145 +339,100 @@ impl TableSink for Loader<'_> {
             // the end of its input and commit a partial table.
             if let Some(w) = cur.writer.take() {
                 w.abort();
-                let _ = self.rt.block_on(w);
+                let _ = self.handle.block_on(w);
             }
             drop(cur.tx.take());
             return Err(Error::Mismatch(format!(
-                "table {}: {why}; nothing of it was kept on the target",
+                "table {}: {why}; nothing of it was kept on the target (check the devices with `barge verify`; a damaged chunk can only be restored from another copy of the pack)",
                 cur.name
-            ))
-            .into_hint("check the devices with `barge verify`; a damaged chunk can only be restored from another copy of the pack"));
+            )));
         }
         drop(cur.tx.take());
-        let plan = self.plan(&cur.name)?;
-        let (rows, status) = match cur.writer.take() {
-            None => (0, "skipped (exists)".to_string()),
-            Some(w) => match self.rt.block_on(w) {
-                Ok(r) => (r?, "loaded".to_string()),
-                Err(e) => return Err(Error::other(format!("the writer of table {} failed: {e}", cur.name))),
-            },
+        let Some(w) = cur.writer.take() else {
+            cur.task.finish("");
+            return Ok(());
         };
-        cur.task.finish(&format!("{rows} rows"));
-        let c = &plan.counters;
-        use std::sync::atomic::Ordering::Relaxed;
-        self.done.push(TableReport {
-            source: cur.name.clone(),
-            target: plan.target.name.join("."),
-            packed: cur.packed,
-            rows,
-            status,
-            rejected: c.rejected.load(Relaxed),
-            zero_dates: c.zero_dates.load(Relaxed),
-            rounded: c.rounded.load(Relaxed),
-        });
-        Ok(())
+        let result = match self.handle.block_on(w) {
+            Ok(r) => r,
+            Err(e) => Err(Error::other(format!("the writer of table {} failed: {e}", cur.name))),
+        };
+        *self.seconds.entry(cur.name.clone()).or_default() += cur.started.elapsed().as_secs_f64();
+        match result {
+            Ok(rows) => {
+                let ts = self.state.tables.get_mut(&cur.name).expect("planned");
+                ts.chunks[0].status = ChunkStatus::Done;
+                ts.chunks[0].rows = rows;
+                ts.status = TableStatus::FinishedCopy;
+                self.store.save(self.state)?;
+                cur.task.finish(&format!("{rows} rows"));
+                Ok(())
+            }
+            Err(e) => self.failed(&cur.name, e),
+        }
     }
 }
 
-impl Drop for Loader<'_> {
+impl Drop for TablesIn<'_> {
     /// A load stopped part-way (an error elsewhere): cancel the writer
     /// before its channel closes, so it cannot commit a partial table.
     fn drop(&mut self) {
         if let Some(mut cur) = self.current.take() {
             if let Some(w) = cur.writer.take() {
                 w.abort();
-                let _ = self.rt.block_on(w);
+                let _ = self.handle.block_on(w);
             }
         }
     }
 }
 
-trait IntoHint {
-    fn into_hint(self, h: &str) -> Self;
-}
-impl IntoHint for Error {
-    /// Mismatch errors carry no hint field: fold it into the message.
-    fn into_hint(self, h: &str) -> Self {
-        match self {
-            Error::Mismatch(m) => Error::Mismatch(format!("{m} ({h})")),
-            other => other.with_hint(h),
-        }
-    }
-}
-
-/// Loads the pack's tables into `dst`. `l`, `checked`, `master` and
-/// `catalog` come from the reader (the chunks already checked).
-pub fn unpack(
-    l: &Located,
-    checked: &Checked,
-    master: &MasterKey,
-    catalog: &Catalog,
-    dst: &Endpoint,
-    opts: &UnpackOptions,
-    progress: &dyn Progress,
-) -> Result<(UnpackReport, Vec<Finding>)> {
+/// Loads the pack's tables and objects into `dst`. `l`, `checked`,
+/// `master` and `catalog` come from the reader (the chunks already
+/// checked). Returns the report and what decrypting found.
+pub fn unpack(l: &Located, checked: &Checked, master: &MasterKey, catalog: &Catalog, dst: &Endpoint, opts: UnpackOptions) -> Result<(UnpackReport, Vec<Finding>)> {
     let started = Instant::now();
     let target = target_schema::target_dialect(dst)?;
-    let (mut schema, _) = packed_schema(catalog)?;
-    // Tables are what a load creates; views and routines stay in the pack
-    // for convert-schema (as with migrate).
-    schema.views.clear();
-    schema.routines.clear();
-    let mut copts = opts.convert.clone();
-    copts.source = schema.dialect.unwrap_or(Dialect::Postgres);
-    copts.target = target;
-    let names = NamePlan::build(&schema, target, &copts.naming);
-    let report = Report { input: catalog.source.clone(), source: Some(copts.source), ..Default::default() };
-    let converted = convert::convert_with(&schema, &[], report, &copts, names);
-
-    let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
-    let mut conn = rt.block_on(Db::connect(dst, Role::Target))?;
-    let targets: Vec<&TargetTable> = converted.target.tables.iter().collect();
-    let t = Instant::now();
-    let skipped = rt.block_on(target_schema::prepare(&mut conn, dst, &converted, &targets, opts.schema_mode))?;
-    let plans = plan_tables(&schema, &converted, &skipped)?;
-    tracing::debug!("prepared {} tables in {:.2}s", targets.len(), t.elapsed().as_secs_f64());
-
-    let mut loader = Loader {
-        rt: &rt,
-        dst,
-        plans: &plans,
-        opts,
-        rejects: Rejects::new(opts.rejects.clone()),
-        progress,
-        current: None,
-        done: Vec::new(),
+    let (schema, _) = packed_schema(catalog)?;
+    let mut convert = opts.convert.clone();
+    convert.source = schema.dialect.unwrap_or(Dialect::Postgres);
+    convert.target = target;
+    std::fs::create_dir_all(&opts.state_dir).map_err(|source| Error::Write { path: opts.state_dir.clone(), source })?;
+    let lopts = LoadOptions {
+        schema_mode: opts.schema_mode,
+        parallel: 1,
+        chunk_rows: u64::MAX,
+        on_error: opts.on_error,
+        zero_dates: opts.zero_dates,
+        state_dir: opts.state_dir.clone(),
+        mapping: Mapping::default(),
+        convert,
+        progress: opts.progress.clone(),
+        capture: None,
     };
-    let t = Instant::now();
-    let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut loader), progress)?;
-    let tables = std::mem::take(&mut loader.done);
-    drop(loader);
-    tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
-
-    let loaded: Vec<&TargetTable> = schema.tables.iter().filter_map(|t| plans.get(&t.name.to_string())).filter(|p| !p.skip).map(|p| &p.target).collect();
-    let post = target_schema::post_statements(&converted, &loaded, opts.schema_mode);
-    let task = progress.task("keys and indexes", Some(post.len() as u64), Unit::Items);
-    let t = Instant::now();
-    rt.block_on(async {
-        for stmt in &post {
-            conn.execute(stmt).await?;
-            task.inc(1);
-        }
-        tracing::debug!("built keys, indexes and constraints in {:.2}s", t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        target_schema::analyze(&mut conn).await;
-        tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
-        Ok::<_, Error>(())
+    let partitioned: Vec<String> = schema.tables.iter().filter(|t| schema.tables.iter().any(|p| p.partition_of.as_ref().is_some_and(|po| po.parent == t.name))).map(|t| t.name.to_string()).collect();
+    let mut feed = PackFeed {
+        located: l,
+        checked,
+        master,
+        catalog,
+        packed: schema.tables.iter().map(|t| (t.name.to_string(), super::pack_source::packed_columns(&schema, t))).collect(),
+        partitioned,
+        findings: Vec::new(),
+    };
+    let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
+    let source = catalog.source.clone();
+    let report = rt.block_on(async {
+        let opened = load::open_run(&source, dst, &lopts)?;
+        let planned = load::plan_from(schema.clone(), schema, &source, dst, &lopts)?;
+        load::run_phases(Feed::Pack(&mut feed), dst, lopts, planned, opened, started).await
     })?;
-    task.finish("done");
-
-    let any_rejects = tables.iter().any(|t| t.rejected > 0);
     let report = UnpackReport {
-        source: catalog.source.clone(),
+        source,
         target: dst.to_string(),
-        rows: tables.iter().map(|t| t.rows).sum(),
-        tables,
-        seconds: started.elapsed().as_secs_f64(),
+        load: report,
         cdc_start: catalog.database.as_ref().and_then(|d| d.cdc.as_ref()).map(|c| c.position.clone()),
         migrate_command: migrate_command(catalog, dst),
-        rejects: any_rejects.then(|| opts.rejects.clone()),
     };
-    Ok((report, deep.findings))
+    Ok((report, feed.findings))
 }
 
 #[cfg(test)]
@@ -444,6 +450,7 @@ mod tests {
                 schema: serde_json::json!({}),
                 selection: selection.map(str::to_string),
                 cdc,
+                extras: None,
             }),
         }
     }

@@ -16,9 +16,11 @@ mod destination;
 
 pub use destination::{DbDestination, STATE_TABLE};
 
-/// Writes the batches from `rx` into whichever engine `db` is (MySQL
-/// first gets its bulk-load session settings), each table's rows a
-/// transaction (or a COPY) of their own. Returns rows written.
+/// Writes the batches from `rx` into whichever engine `db` is, as one
+/// transaction (PostgreSQL: one COPY; MySQL, whose LOAD DATA pieces would
+/// each commit, first gets its bulk-load session settings and an explicit
+/// transaction): a writer stopped part-way leaves nothing of the rows.
+/// Returns rows written.
 pub async fn write_into(db: &mut Db, spec: &WriteSpec, rx: mpsc::Receiver<RowBatch>, policy: &RowPolicy, progress: &Arc<dyn Task>) -> Result<u64> {
     match db {
         Db::Postgres(c) => super::postgres::write(&c.client, &c.display, spec, rx, policy, progress).await,
@@ -26,7 +28,14 @@ pub async fn write_into(db: &mut Db, spec: &WriteSpec, rx: mpsc::Receiver<RowBat
             for stmt in super::mysql::WRITE_SESSION {
                 c.execute(stmt).await?;
             }
-            super::mysql::write(&mut c.conn, &c.display, spec, rx, policy, progress).await
+            c.execute("START TRANSACTION").await?;
+            match super::mysql::write(&mut c.conn, &c.display, spec, rx, policy, progress).await {
+                Ok(n) => c.execute("COMMIT").await.map(|_| n),
+                Err(e) => {
+                    let _ = c.execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
         }
         Db::Sqlite(c) => super::sqlite::write(&mut c.conn, &c.display, spec, rx, policy, progress).await,
     }
