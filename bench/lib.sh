@@ -8,6 +8,8 @@
 #                              tuned for bulk load; stopped by the trap
 #   bench_barge                build barge (release) unless BARGE=path is given; sets BARGE_BIN
 #                              or BARGE_NA (why barge cannot run)
+#   bench_barge_before SRC TGT the binary BARGE_BEFORE migrates SRC into TGT (a before/after in
+#                              the same run); the script defines fresh_target and check_and_record
 #   bench_measure LOG CMD...   run CMD under /usr/bin/time; sets M_RC M_WALL M_CPU M_RSS_KB M_SRV_CPU
 #   bench_check TOOL DB TABLE ROWS [NOTE]  check the target, then record the last measurement
 #   bench_record TOOL STATUS ROWS [NOTE]   one row of the results table, from the last measurement
@@ -461,4 +463,15 @@ EOF
     bench_append "# $BENCH_NAME full-load benchmark
 
 Appended to by \`bash bench/$BENCH_NAME.sh\` (see the comment at its top). Each section is one run; the tools in a section ran one after another on the same machine and data."
+}
+
+# A before/after in the same run: an older barge binary (BARGE_BEFORE) does the same full load.
+bench_barge_before() {
+    if [ ! -x "${BARGE_BEFORE:-}" ]; then
+        bench_record_na barge-before "set BARGE_BEFORE to an older barge binary"
+        return
+    fi
+    fresh_target
+    bench_measure barge-before "$BARGE_BEFORE" migrate "$1" "$2"
+    check_and_record barge-before "an older barge ($("$BARGE_BEFORE" --version 2>/dev/null | head -1)), full load"
 }

@@ -5,7 +5,7 @@
 #   bash bench/pg-to-pg.sh                 (from the repo root, as root; ~5M rows by default)
 #   SCALE=1 bash bench/pg-to-pg.sh         smoke run: 100k rows
 #
-# Knobs: SCALE (pgbench scale, 100k rows each, default 50), TOOLS (subset to run, default
+# Knobs: SCALE (pgbench scale, 100k rows each, default 50), TOOLS (subset to run, e.g. "barge barge-before" with BARGE_BEFORE=an older binary; default
 # "pipe barge pgloader pgcopydb"), BARGE (a barge binary instead of `cargo build --release`),
 # BENCH_KEEP=1, BENCH_TIMEOUT (see bench/lib.sh).
 #
@@ -74,6 +74,8 @@ if wants barge; then
         check_and_record barge "barge migrate, full load"
     fi
 fi
+
+wants barge-before && bench_barge_before "$(pg_url src)" "$(pg_url tgt)"
 
 if wants pgloader; then
     fresh_target

@@ -5,7 +5,7 @@
 #   bash bench/sqlite-to-pg.sh             (from the repo root, as root; 5M rows by default)
 #   SCALE=1 bash bench/sqlite-to-pg.sh     smoke run: 100k rows
 #
-# Knobs: SCALE (100k rows each, default 50) or ROWS (exact), TOOLS (subset, default
+# Knobs: SCALE (100k rows each, default 50) or ROWS (exact), TOOLS (subset, e.g. "barge barge-before" with BARGE_BEFORE=an older binary; default
 # "csv-pipe barge pgloader"), BARGE (a binary instead of `cargo build --release`), BENCH_KEEP=1,
 # BENCH_TIMEOUT (see bench/lib.sh).
 #
@@ -73,6 +73,8 @@ if wants barge; then
         check_and_record barge "barge migrate, full load"
     fi
 fi
+
+wants barge-before && bench_barge_before "sqlite:$SRC" "$(pg_url tgt)"
 
 if wants pgloader; then
     fresh_target

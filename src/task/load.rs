@@ -305,13 +305,15 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
                     store.save(&state)?;
                     tracing::debug!("planned chunks in {:.2}s", t.elapsed().as_secs_f64());
                     let t = Instant::now();
-                    load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
+                    let ctx = Loading { target: &target, jobs: &jobs, state: &mut state, store: &store, opts: &opts, rejects: &rejects, counters: &mut counters, seconds: &mut seconds };
+                    load(src, ctx, &readers).await?;
                     tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
                 }
             }
             Feed::Pack(pack) if state.phase == Phase::Load => {
                 let t = Instant::now();
-                pack.load(&target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds).await?;
+                let ctx = Loading { target: &target, jobs: &jobs, state: &mut state, store: &store, opts: &opts, rejects: &rejects, counters: &mut counters, seconds: &mut seconds };
+                pack.load(ctx).await?;
                 tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
             }
             Feed::Pack(_) => {}
@@ -864,19 +866,22 @@ async fn key_bounds(conn: &mut Db, table: &str, key: &str) -> Result<Option<(i64
     Ok(crate::source::of(conn).key_bounds(table, key).await?.map(|b| (b.lo, b.hi, b.rows)))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn load(
-    src: &Endpoint,
-    target: &Target,
-    jobs: &[Job],
-    state: &mut RunState,
-    store: &StateStore,
-    opts: &LoadOptions,
-    rejects: &Rejects,
-    counters: &mut BTreeMap<String, Arc<Counters>>,
-    seconds: &mut BTreeMap<String, f64>,
-    readers: &Arc<SnapshotReaders>,
-) -> Result<()> {
+/// What the load phase works on and records into, whatever feeds it
+/// the rows.
+pub(crate) struct Loading<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) jobs: &'a [Job],
+    pub(crate) state: &'a mut RunState,
+    pub(crate) store: &'a StateStore,
+    pub(crate) opts: &'a LoadOptions,
+    pub(crate) rejects: &'a Rejects,
+    pub(crate) counters: &'a mut BTreeMap<String, Arc<Counters>>,
+    pub(crate) seconds: &'a mut BTreeMap<String, f64>,
+}
+
+/// Loads every chunk not yet done from the source database, in parallel.
+pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<SnapshotReaders>) -> Result<()> {
+    let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
     // SQLite takes one writer at a time.
     let parallel = if matches!(target.endpoint, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
     let sem = Arc::new(Semaphore::new(parallel));
@@ -1101,7 +1106,8 @@ pub async fn run_sink(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_op
         plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
         store.save(&state)?;
         let target = Target { endpoint: dst.clone(), sink: Some((sink_opts.clone(), stats.clone())) };
-        load(src, &target, &jobs, &mut state, &store, &opts, &rejects, &mut counters, &mut seconds, &readers).await?;
+        let ctx = Loading { target: &target, jobs: &jobs, state: &mut state, store: &store, opts: &opts, rejects: &rejects, counters: &mut counters, seconds: &mut seconds };
+        load(src, ctx, &readers).await?;
         for t in state.tables.values_mut() {
             if t.status == TableStatus::FinishedCopy {
                 t.status = TableStatus::Ready;

@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::load::{self, Chunk, Feed, Job, LoadOptions, LoadReport, Target};
+use super::load::{self, Chunk, Feed, Job, LoadOptions, LoadReport, Loading, Target};
 use super::mapping::Mapping;
 use super::state::{ChunkState, ChunkStatus, KeyRange, RunState, StateStore, TableStatus};
 use super::target_schema::{self, SchemaMode};
@@ -133,18 +133,8 @@ impl PackFeed<'_> {
     }
 
     /// Loads every table not yet loaded, in pack order.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn load(
-        &mut self,
-        target: &Target,
-        jobs: &[Job],
-        state: &mut RunState,
-        store: &StateStore,
-        opts: &LoadOptions,
-        rejects: &Rejects,
-        counters: &mut BTreeMap<String, Arc<Counters>>,
-        seconds: &mut BTreeMap<String, f64>,
-    ) -> Result<()> {
+    pub(crate) async fn load(&mut self, ctx: Loading<'_>) -> Result<()> {
+        let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
         let mut by_name = HashMap::new();
         for j in jobs {
             let packed = self.packed.get(&j.key).ok_or_else(|| Error::other(format!("table {}: it is in the load plan but not in the pack", j.key)))?;
