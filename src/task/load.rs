@@ -342,8 +342,13 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             let mut steps = target_schema::post_steps(&plan_view, &loaded);
             steps.extend(object_steps.iter().cloned());
             let t = Instant::now();
+            let parallel = if copts.target == Dialect::Sqlite { 1 } else { opts.parallel.max(1) };
+            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &mut ledger).await;
             let mut runner = Runner::new(&mut dconn, dst).await;
-            let outcome = run_post(&mut runner, &steps, &failed, &skipped, &mut state, &store, &mut ledger).await;
+            let outcome = match built {
+                Ok(built) => run_post(&mut runner, &steps, &built, &failed, &skipped, &mut state, &store, &mut ledger).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = outcome {
                 store.save(&state)?;
                 return Err(e);
@@ -393,10 +398,77 @@ fn parent_failed(p: &target_schema::Plan, step: &Step, failed: &[(String, String
 /// Runs the post-load steps from where the last attempt stopped, then
 /// tries again the ones that found something missing (a view on a view
 /// created later, a comment on a view) until nothing more succeeds.
-async fn run_post(runner: &mut Runner<'_>, steps: &[Step], failed: &[String], skipped: &[String], state: &mut RunState, store: &StateStore, ledger: &mut Ledger) -> Result<()> {
+/// The steps that build one table's own keys and indexes: independent of
+/// every other table's, so tables are built side by side.
+fn is_table_key(step: &Step) -> bool {
+    step.table.is_some() && step.needs.is_empty() && matches!(step.kind, Kind::PrimaryKey | Kind::UniqueKey | Kind::Index)
+}
+
+/// A post step that must not run: its table (or one it needs) failed, or
+/// was left as it was.
+fn blocked_by<'s>(step: &'s Step, failed: &[String], skipped: &[String]) -> Option<&'s String> {
+    step.table.iter().chain(&step.needs).find(|t| failed.contains(t) || skipped.contains(t) && step.table.as_ref() == Some(t))
+}
+
+/// Builds the tables' primary keys, unique keys and indexes as pg_restore
+/// `-j` does: one connection per table at a time, `parallel` tables at
+/// once, each table's steps in order. Each outcome goes into the ledger as
+/// it comes; [`run_post`] then does the rest (foreign keys, counters,
+/// views...) in order, and skips the steps built here (returned). A rerun
+/// after a crash runs every step again from the last one recorded in the
+/// state, where each finds its object already there or replaces it.
+async fn build_table_keys(dst: &Endpoint, parallel: usize, steps: &[Step], failed: &[String], skipped: &[String], post_done: usize, ledger: &mut Ledger) -> Result<std::collections::HashSet<usize>> {
+    let mut by_table: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, step) in steps.iter().enumerate().skip(post_done) {
+        if is_table_key(step) && blocked_by(step, failed, skipped).is_none() {
+            by_table.entry(step.table.as_deref().unwrap_or_default()).or_default().push(i);
+        }
+    }
+    let mut built = std::collections::HashSet::new();
+    if parallel < 2 || by_table.len() < 2 {
+        return Ok(built);
+    }
+    let queue = std::sync::Mutex::new(by_table.into_values().collect::<Vec<_>>());
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done, bool)>();
+    let worker = |tx: mpsc::UnboundedSender<(usize, Done, bool)>| {
+        let queue = &queue;
+        async move {
+            let mut conn = Db::connect(dst, Role::Target).await?;
+            let mut runner = Runner::new(&mut conn, dst).await;
+            loop {
+                let Some(table) = queue.lock().expect("queue").pop() else { return Ok::<(), Error>(()) };
+                for i in table {
+                    let (done, missing) = runner.run(&steps[i]).await?;
+                    let _ = tx.send((i, done, missing));
+                }
+            }
+        }
+    };
+    let workers = futures::future::join_all((0..parallel).map(|_| worker(tx.clone())));
+    drop(tx);
+    let record = async {
+        while let Some((i, done, missing)) = rx.recv().await {
+            ledger.record(&format!("post:{i}"), &steps[i], done, missing)?;
+            built.insert(i);
+        }
+        Ok::<(), Error>(())
+    };
+    let (results, recorded) = tokio::join!(workers, record);
+    recorded?;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(built)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_post(runner: &mut Runner<'_>, steps: &[Step], built: &std::collections::HashSet<usize>, failed: &[String], skipped: &[String], state: &mut RunState, store: &StateStore, ledger: &mut Ledger) -> Result<()> {
     for (i, step) in steps.iter().enumerate().skip(state.post_done) {
         let id = format!("post:{i}");
-        let blocked = step.table.iter().chain(&step.needs).find(|t| failed.contains(t) || skipped.contains(t) && step.table.as_ref() == Some(t));
+        if built.contains(&i) {
+            // Built (or refused) a moment ago by build_table_keys.
+            state.post_done = i + 1;
+            continue;
+        }
+        let blocked = blocked_by(step, failed, skipped);
         if let Some(t) = blocked {
             if skipped.contains(t) {
                 // A table left as it was (--target-schema skip): nothing to add.
