@@ -395,7 +395,6 @@ async fn gzip_and_zstd_files_are_many_members_that_read_back_to_the_exact_text()
         assert_ok(&o, &format!("{format}/{compression}"));
     }
     let plain_csv = std::fs::read(file("plain-csv", "csv")).unwrap();
-    let plain_jsonl = std::fs::read(file("plain-jsonl", "jsonl")).unwrap();
     assert!(plain_csv.len() > 8 << 20, "several 1 MiB blocks: {}", plain_csv.len());
     // gzip(1) reads every member.
     let gunzip = run(std::process::Command::new("gzip").arg("-dc").arg(file("gz", "csv.gz")));

@@ -34,6 +34,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 
 use super::jobs::OrderedJobs;
 use super::{Extra, RecordWriter};
@@ -790,6 +791,47 @@ fn decimal_i128(d: &str, precision: u8, scale: i8) -> Result<i128, String> {
     Ok(if neg { -n } else { n })
 }
 
+/// Values sampled from a column's first row group to judge its dictionary.
+const DICTIONARY_SAMPLE: usize = 4096;
+
+/// Is `array` mostly distinct values, judged on an even sample? Parquet
+/// tries a dictionary for every column of every row group and keeps it
+/// until it outgrows its page: for keys, timestamps, hashes and amounts
+/// that is hashing every value for nothing (the dictionary holds as many
+/// entries as there are rows, or is dropped half way). Such a column is
+/// written plain from the first row group on; one with repeats (a
+/// status, a customer id) keeps its dictionary.
+fn mostly_distinct(array: &ArrayRef) -> bool {
+    use arrow_array::cast::AsArray;
+    let n = array.len();
+    if n < DICTIONARY_SAMPLE {
+        // A small file: what the dictionary costs does not matter.
+        return false;
+    }
+    let step = n / DICTIONARY_SAMPLE;
+    let mut seen = std::collections::HashSet::with_capacity(DICTIONARY_SAMPLE);
+    let mut sampled = 0usize;
+    let data = array.to_data();
+    let width = array.data_type().primitive_width().filter(|w| *w >= 4);
+    for i in (0..n).step_by(step) {
+        if array.is_null(i) {
+            continue;
+        }
+        sampled += 1;
+        let key: &[u8] = match (array.data_type(), width) {
+            (DataType::Utf8, _) => array.as_string::<i32>().value(i).as_bytes(),
+            (DataType::Binary, _) => array.as_binary::<i32>().value(i),
+            (_, Some(w)) if data.buffers().len() == 1 => {
+                let at = (data.offset() + i) * w;
+                &data.buffers()[0].as_slice()[at..at + w]
+            }
+            _ => return false,
+        };
+        seen.insert(key);
+    }
+    sampled >= DICTIONARY_SAMPLE / 2 && seen.len() * 2 > sampled
+}
+
 /// The encoded column chunks of one row group, in column order.
 type EncodedGroup = Result<Vec<ArrowColumnChunk>, String>;
 
@@ -836,7 +878,7 @@ pub struct ParquetWriter {
     plans: Vec<Plan>,
     columns: Vec<Column>,
     extra: Extra,
-    props: WriterProperties,
+    codec: PqCompression,
     ops: Vec<&'static str>,
     ids: Vec<String>,
     /// Per record: the cells and the text converted for it.
@@ -857,14 +899,13 @@ impl ParquetWriter {
             Compression::Gzip => PqCompression::GZIP(GzipLevel::default()),
             Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
         };
-        let props = WriterProperties::builder().set_compression(codec).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).set_created_by(format!("barge {}", env!("CARGO_PKG_VERSION"))).build();
         let plans: Vec<Plan> = table.columns.iter().map(|c| Plan::of(&c.ty)).collect();
         Ok(ParquetWriter {
             names: table.columns.iter().map(|c| c.name.clone()).collect(),
             columns: plans.iter().map(Column::new).collect(),
             plans,
             extra: extra.clone(),
-            props,
+            codec,
             ops: Vec::new(),
             ids: Vec::new(),
             cells: Vec::new(),
@@ -903,8 +944,23 @@ impl ParquetWriter {
         }
     }
 
-    fn open_file(&mut self) -> Result<(), String> {
-        self.decide();
+    /// Fixes the schema, and which columns go without a dictionary, from the
+    /// first row group (`arrays`, in schema order).
+    fn open_file(&mut self, schema: SchemaRef, arrays: &[ArrayRef]) -> Result<(), String> {
+        let mut props = WriterProperties::builder().set_compression(self.codec).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).set_created_by(format!("barge {}", env!("CARGO_PKG_VERSION")));
+        for (field, array) in schema.fields().iter().zip(arrays) {
+            if mostly_distinct(array) {
+                props = props.set_column_dictionary_enabled(ColumnPath::new(vec![field.name().clone()]), false);
+            }
+        }
+        // ArrowWriter writes the Arrow schema into the file's metadata (time
+        // zones, extension types); its lower half then takes row groups encoded elsewhere.
+        let (writer, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.build())).and_then(ArrowWriter::into_serialized_writer).map_err(|e| e.to_string())?;
+        self.file = Some(File { schema, writer, factory, groups: 0 });
+        Ok(())
+    }
+
+    fn schema(&self) -> SchemaRef {
         let mut fields = Vec::new();
         if self.extra.op {
             fields.push(Field::new("Op", DataType::Utf8, false));
@@ -913,12 +969,7 @@ impl ParquetWriter {
         if let Some(id) = &self.extra.record_id {
             fields.push(Field::new(id, DataType::Utf8, false));
         }
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
-        // ArrowWriter writes the Arrow schema into the file's metadata (time
-        // zones, extension types); its lower half then takes row groups encoded elsewhere.
-        let (writer, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(self.props.clone())).and_then(ArrowWriter::into_serialized_writer).map_err(|e| e.to_string())?;
-        self.file = Some(File { schema, writer, factory, groups: 0 });
-        Ok(())
+        Arc::new(Schema::new(fields))
     }
 
     fn flush_group(&mut self) -> Result<(), String> {
@@ -926,7 +977,7 @@ impl ParquetWriter {
             return Ok(());
         }
         if self.file.is_none() {
-            self.open_file()?;
+            self.decide();
         }
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
         if self.extra.op {
@@ -943,6 +994,9 @@ impl ParquetWriter {
             arrays.push(Arc::new(arrow_array::StringArray::from(std::mem::take(&mut self.ids))));
         }
         self.rows = 0;
+        if self.file.is_none() {
+            self.open_file(self.schema(), &arrays)?;
+        }
         let file = self.file.as_mut().ok_or("no file")?;
         let writers = file.factory.create_column_writers(file.groups).map_err(|e| e.to_string())?;
         file.groups += 1;
@@ -1029,5 +1083,19 @@ mod tests {
         assert_eq!(Plan::of(&ColumnType::Timestamp { precision: None, tz: false }).data_type(), DataType::Timestamp(TimeUnit::Microsecond, None));
         assert!(check(&Plan::Timestamp { nanos: false, utc: true }, &Value::Infinity { negative: false }).is_err());
         assert!(check(&Plan::Int { bits: 16, unsigned: false }, &Value::Int(40_000)).is_err());
+    }
+
+    #[test]
+    fn unique_columns_go_without_a_dictionary_and_repeating_ones_keep_it() {
+        let n = 65_536i64;
+        let ids: ArrayRef = Arc::new(arrow_array::Int64Array::from_iter_values(0..n));
+        let customers: ArrayRef = Arc::new(arrow_array::Int32Array::from_iter_values((0..n).map(|i| (i % 5000) as i32)));
+        let hashes: ArrayRef = Arc::new(arrow_array::StringArray::from_iter_values((0..n).map(|i| format!("{:032x}", i * 7919))));
+        let statuses: ArrayRef = Arc::new(arrow_array::StringArray::from_iter_values((0..n).map(|i| ["new", "paid", "shipped"][i as usize % 3])));
+        let flags: ArrayRef = Arc::new(arrow_array::BooleanArray::from_iter((0..n).map(|i| Some(i % 2 == 0))));
+        assert!(mostly_distinct(&ids) && mostly_distinct(&hashes));
+        assert!(!mostly_distinct(&customers) && !mostly_distinct(&statuses) && !mostly_distinct(&flags));
+        let small: ArrayRef = Arc::new(arrow_array::Int64Array::from_iter_values(0..100));
+        assert!(!mostly_distinct(&small), "a small file keeps parquet's default");
     }
 }
