@@ -282,7 +282,8 @@ for label, b, r in pairs:
     def ok(x): return x is not None and x[1] == "ok"
     def rate(x): return f"{int(x[6]) / float(x[2]):,.0f}" if ok(x) and float(x[2]) > 0 else ""
     ratio = f"{float(R[2]) / float(B[2]):.2f}×" if ok(B) and ok(R) else "n/a"
-    lines.append(f"| {label} | {B[1] if not ok(B) else B[7]} | {(R[7] if ok(R) else (R[1] if R else ''))} | {B[2] if ok(B) else ''} | {R[2] if ok(R) else ''} | {rate(B)} | {rate(R)} | {ratio} | {B[3] if ok(B) else ''} | {int(B[5]) // 1024 if ok(B) and B[5] else ''} |")
+    def cell(x): return x.replace("|", "\\|")  # a pipe in a note would split the table's cell
+    lines.append(f"| {label} | {cell(B[1] if not ok(B) else B[7])} | {cell(R[7] if ok(R) else (R[1] if R else ''))} | {B[2] if ok(B) else ''} | {R[2] if ok(R) else ''} | {rate(B)} | {rate(R)} | {ratio} | {B[3] if ok(B) else ''} | {int(B[5]) // 1024 if ok(B) and B[5] else ''} |")
 lines += ["", "Wall times include connecting and planning; the ratio is above 1 when barge is faster. Row counts were checked on every target.",
           "Files and S3: the median of the rounds (reference and barge taking turns).", ""]
 print("\n".join(lines))
