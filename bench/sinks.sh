@@ -3,7 +3,8 @@
 # same run, on the same table:
 #
 #   file:// parquet   barge --format parquet            vs  psql COPY (csv) | pyarrow → Parquet (snappy)
-#   file:// csv.gz    barge --format csv --compression gzip  vs  psql COPY (csv) | gzip
+#   file:// csv.gz    barge --format csv --compression gzip  vs  psql COPY (csv) | gzip (level 6)
+#   file:// csv.zst   barge --format csv --compression zstd  vs  psql COPY (csv) | zstd -3
 #   s3:// parquet     barge → moto                       vs  psql COPY | pyarrow → S3 (pyarrow.fs.S3FileSystem)
 #   kinesis           barge → kinesalite (records/s)     vs  boto3 put_records, 500 a call (records/s)
 #   kafka             barge → tansu (records/s)          vs  kafka-python producer (records/s)
@@ -11,8 +12,13 @@
 #   bash bench/sinks.sh                 (from the repo root, as root; 1M rows; streams get 100k)
 #   ROWS=100000 STREAM_ROWS=20000 bash bench/sinks.sh     smoke run
 #
-# Knobs: ROWS, STREAM_ROWS, TOOLS (subset of "parquet csv s3 kinesis kafka"), BARGE (a barge binary
-# instead of `cargo build --release`), BENCH_KEEP=1, BENCH_TIMEOUT (see bench/lib.sh).
+# Knobs: ROWS, STREAM_ROWS, TOOLS (subset of "parquet csv s3 kinesis kafka"), ROUNDS (default 3),
+# BARGE (a barge binary instead of `cargo build --release`), BENCH_KEEP=1, BENCH_TIMEOUT (see
+# bench/lib.sh).
+#
+# Files and S3: each pair runs ROUNDS times, reference and barge taking turns, and the run with
+# the median wall time of each is recorded, so a burst of load from elsewhere on a shared
+# machine lands on both sides instead of deciding the ratio.
 #
 # The table: orders(id bigint primary key, customer_id int, amount numeric(12,2),
 # created_at timestamptz, note text) — md5 text, so compression has realistic work. Every target's
@@ -25,6 +31,7 @@ set -euo pipefail
 ROWS=${ROWS:-1000000}
 STREAM_ROWS=${STREAM_ROWS:-100000}
 TOOLS=${TOOLS:-parquet csv s3 kinesis kafka}
+ROUNDS=${ROUNDS:-3}
 wants() { [[ " $TOOLS " == *" $1 "* ]]; }
 
 bench_init sinks
@@ -86,22 +93,57 @@ check_count() { # NAME GOT WANT NOTE
     else pair "$1" ok "$3" "$4"; fi
 }
 
+# round NAME CMD...: one measurement of NAME, kept for `median` (bench_measure's figures).
+round() {
+    local name=$1
+    shift
+    bench_measure "$name" "$@"
+    printf '%s %s %s %s %s %s\n' "$M_WALL" "$M_RC" "$M_CPU" "$M_RSS_KB" "$M_SRV_CPU" "$M_LOAD" >> "$WORK/rounds-$name"
+}
+
+# median NAME: the measurement of NAME with the median wall time becomes the last measurement
+# (a failed round wins, so a failure is never hidden).
+median() {
+    local line
+    line=$(awk '$2 != 0' "$WORK/rounds-$1" | head -n 1)
+    [ -n "$line" ] || line=$(sort -n "$WORK/rounds-$1" | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}')
+    read -r M_WALL M_RC M_CPU M_RSS_KB M_SRV_CPU M_LOAD <<<"$line"
+    log "$1: median of $(wc -l < "$WORK/rounds-$1") rounds: ${M_WALL}s (all: $(cut -d' ' -f1 "$WORK/rounds-$1" | tr '\n' ' '))"
+}
+
 # ---------------------------------------------------------------- files
 if wants parquet; then
-    rm -rf "$WORK/out"; mkdir -p "$WORK/out"
-    bench_measure ref-parquet bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_SQL' | '$PY' '$WORK/ref_parquet.py' '$WORK/out/ref.parquet'"
+    for r in $(seq "$ROUNDS"); do
+        rm -rf "$WORK/out" "$WORK/state-parquet"; mkdir -p "$WORK/out"
+        round ref-parquet bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_SQL' | '$PY' '$WORK/ref_parquet.py' '$WORK/out/ref.parquet'"
+        round barge-parquet "$BARGE_BIN" migrate "$SRC_URL" "file://$WORK/out/barge-parquet" --tables orders --format parquet --state-dir "$WORK/state-parquet"
+    done
+    median ref-parquet
     check_count ref-parquet "$(parquet_rows "$WORK/out/ref.parquet" 2>/dev/null || echo 0)" "$ROWS" "psql COPY csv | pyarrow read_csv → write_table (snappy)"
-    bench_measure barge-parquet "$BARGE_BIN" migrate "$SRC_URL" "file://$WORK/out/barge-parquet" --tables orders --format parquet --state-dir "$WORK/state-parquet"
+    median barge-parquet
     check_count barge-parquet "$(parquet_rows "$WORK"/out/barge-parquet/public/orders/*.parquet 2>/dev/null || echo 0)" "$ROWS" "barge → file:// parquet (snappy)"
     du -sh "$WORK/out/ref.parquet" "$WORK/out/barge-parquet" >&2
 fi
 
 if wants csv; then
-    bench_measure ref-csv-gzip bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_CSV_HEADER' | gzip > '$WORK/ref.csv.gz'"
-    check_count ref-csv-gzip "$(($(zcat "$WORK/ref.csv.gz" | wc -l) - 1))" "$ROWS" "psql COPY csv | gzip -6"
-    bench_measure barge-csv-gzip "$BARGE_BIN" migrate "$SRC_URL" "file://$WORK/out/barge-csv" --tables orders --format csv --compression gzip --state-dir "$WORK/state-csv"
-    n=$(for f in "$WORK"/out/barge-csv/public/orders/*.csv.gz; do zcat "$f" | tail -n +2; done | wc -l)
-    check_count barge-csv-gzip "$n" "$ROWS" "barge → file:// csv.gz (buffer 64 MB)"
+    for r in $(seq "$ROUNDS"); do
+        rm -rf "$WORK/out" "$WORK/state-csv" "$WORK/state-zst"; mkdir -p "$WORK/out"
+        round ref-csv-gzip bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_CSV_HEADER' | gzip -6 > '$WORK/out/ref.csv.gz'"
+        round barge-csv-gzip "$BARGE_BIN" migrate "$SRC_URL" "file://$WORK/out/barge-csv" --tables orders --format csv --compression gzip --state-dir "$WORK/state-csv"
+        round ref-csv-zstd bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_CSV_HEADER' | zstd -3 -q > '$WORK/out/ref.csv.zst'"
+        round barge-csv-zstd "$BARGE_BIN" migrate "$SRC_URL" "file://$WORK/out/barge-zst" --tables orders --format csv --compression zstd --state-dir "$WORK/state-zst"
+    done
+    median ref-csv-gzip
+    check_count ref-csv-gzip "$(($(zcat "$WORK/out/ref.csv.gz" | wc -l) - 1))" "$ROWS" "psql COPY csv | gzip -6"
+    median barge-csv-gzip
+    n=$(for f in "$WORK"/out/barge-csv/public/orders/*.csv.gz; do gzip -dc "$f" | tail -n +2; done | wc -l)
+    check_count barge-csv-gzip "$n" "$ROWS" "barge → file:// csv.gz (level 6, 1 MiB members on every core; buffer 64 MB)"
+    ls -l "$WORK/out/ref.csv.gz" "$WORK"/out/barge-csv/public/orders/ >&2
+    median ref-csv-zstd
+    check_count ref-csv-zstd "$(($(zstd -dcq "$WORK/out/ref.csv.zst" | wc -l) - 1))" "$ROWS" "psql COPY csv | zstd -3"
+    median barge-csv-zstd
+    n=$(for f in "$WORK"/out/barge-zst/public/orders/*.csv.zst; do zstd -dcq "$f" | tail -n +2; done | wc -l)
+    check_count barge-csv-zstd "$n" "$ROWS" "barge → file:// csv.zst (level 3, 4 MiB frames on every core)"
 fi
 
 # ---------------------------------------------------------------- S3 (moto)
@@ -112,16 +154,22 @@ if wants s3; then
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S3PORT") 2>/dev/null && break; sleep 0.1; done
     export BENCH_S3=http://127.0.0.1:$S3PORT
     AWSENV=(env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1)
-    "${AWSENV[@]}" "$PY" -c 'import boto3,os; boto3.client("s3", endpoint_url=os.environ["BENCH_S3"]).create_bucket(Bucket="lake")'
     s3_rows() { "${AWSENV[@]}" "$PY" -c '
 import io, os, sys, boto3, pyarrow.parquet as pq
 s3 = boto3.client("s3", endpoint_url=os.environ["BENCH_S3"])
-keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix=sys.argv[1]).get("Contents", [])]
-print(sum(pq.ParquetFile(io.BytesIO(s3.get_object(Bucket="lake", Key=k)["Body"].read())).metadata.num_rows for k in keys))' "$1"; }
-    bench_measure ref-s3-parquet bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_SQL' | ${AWSENV[*]} '$PY' '$WORK/ref_parquet.py' s3://lake/ref/orders.parquet"
-    check_count ref-s3-parquet "$(s3_rows ref/ 2>/dev/null || echo 0)" "$ROWS" "psql COPY csv | pyarrow → S3FileSystem (moto)"
-    bench_measure barge-s3-parquet "${AWSENV[@]}" "$BARGE_BIN" migrate "$SRC_URL" "s3://lake/barge?endpoint=$BENCH_S3" --tables orders --format parquet --state-dir "$WORK/state-s3"
-    check_count barge-s3-parquet "$(s3_rows barge/ 2>/dev/null || echo 0)" "$ROWS" "barge → s3:// parquet (moto)"
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv[2]).get("Contents", [])]
+print(sum(pq.ParquetFile(io.BytesIO(s3.get_object(Bucket=sys.argv[1], Key=k)["Body"].read())).metadata.num_rows for k in keys))' "$@"; }
+    for r in $(seq "$ROUNDS"); do
+        # A fresh bucket per round: moto keeps every object in memory.
+        "${AWSENV[@]}" "$PY" -c 'import boto3,os,sys; boto3.client("s3", endpoint_url=os.environ["BENCH_S3"]).create_bucket(Bucket=sys.argv[1])' "lake$r"
+        rm -rf "$WORK/state-s3"
+        round ref-s3-parquet bash -c "set -o pipefail; psql -X -q -d src -c '$COPY_SQL' | ${AWSENV[*]} '$PY' '$WORK/ref_parquet.py' s3://lake$r/ref/orders.parquet"
+        round barge-s3-parquet "${AWSENV[@]}" "$BARGE_BIN" migrate "$SRC_URL" "s3://lake$r/barge?endpoint=$BENCH_S3" --tables orders --format parquet --state-dir "$WORK/state-s3"
+    done
+    median ref-s3-parquet
+    check_count ref-s3-parquet "$(s3_rows "lake$ROUNDS" ref/ 2>/dev/null || echo 0)" "$ROWS" "psql COPY csv | pyarrow → S3FileSystem (moto)"
+    median barge-s3-parquet
+    check_count barge-s3-parquet "$(s3_rows "lake$ROUNDS" barge/ 2>/dev/null || echo 0)" "$ROWS" "barge → s3:// parquet (moto)"
 fi
 
 # ---------------------------------------------------------------- streams
@@ -224,7 +272,7 @@ lines = [f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC 
          f"Table orders: {int(rows):,} rows ({mb} MB with its key); streams: stream_orders, the first {int(srows):,} rows.", "",
          "| target | barge | reference | barge s | reference s | barge records/s | reference records/s | ratio (reference s ÷ barge s) | barge client CPU s | barge peak RSS MiB |",
          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-pairs = [("file:// parquet", "barge-parquet", "ref-parquet"), ("file:// csv.gz", "barge-csv-gzip", "ref-csv-gzip"),
+pairs = [("file:// parquet", "barge-parquet", "ref-parquet"), ("file:// csv.gz", "barge-csv-gzip", "ref-csv-gzip"), ("file:// csv.zst", "barge-csv-zstd", "ref-csv-zstd"),
          ("s3:// parquet (moto)", "barge-s3-parquet", "ref-s3-parquet"), ("kinesis (kinesalite)", "barge-kinesis", "ref-kinesis"),
          ("kinesis --aggregate", "barge-kinesis-aggregated", "ref-kinesis"), ("kafka (tansu)", "barge-kafka", "ref-kafka")]
 for label, b, r in pairs:
@@ -234,8 +282,10 @@ for label, b, r in pairs:
     def ok(x): return x is not None and x[1] == "ok"
     def rate(x): return f"{int(x[6]) / float(x[2]):,.0f}" if ok(x) and float(x[2]) > 0 else ""
     ratio = f"{float(R[2]) / float(B[2]):.2f}×" if ok(B) and ok(R) else "n/a"
-    lines.append(f"| {label} | {B[1] if not ok(B) else B[7]} | {(R[7] if ok(R) else (R[1] if R else ''))} | {B[2] if ok(B) else ''} | {R[2] if ok(R) else ''} | {rate(B)} | {rate(R)} | {ratio} | {B[3] if ok(B) else ''} | {int(B[5]) // 1024 if ok(B) and B[5] else ''} |")
-lines += ["", "Wall times include connecting and planning; the ratio is above 1 when barge is faster. Row counts were checked on every target.", ""]
+    def cell(x): return x.replace("|", "\\|")  # a pipe in a note would split the table's cell
+    lines.append(f"| {label} | {cell(B[1] if not ok(B) else B[7])} | {cell(R[7] if ok(R) else (R[1] if R else ''))} | {B[2] if ok(B) else ''} | {R[2] if ok(R) else ''} | {rate(B)} | {rate(R)} | {ratio} | {B[3] if ok(B) else ''} | {int(B[5]) // 1024 if ok(B) and B[5] else ''} |")
+lines += ["", "Wall times include connecting and planning; the ratio is above 1 when barge is faster. Row counts were checked on every target.",
+          "Files and S3: the median of the rounds (reference and barge taking turns).", ""]
 print("\n".join(lines))
 EOF
 bench_append "# sinks benchmark

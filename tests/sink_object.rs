@@ -325,3 +325,104 @@ print(json.dumps({'keys': keys, 'etag': h['ETag'], 'size': h['ContentLength'], '
     assert_eq!(info["lines"], 25001, "header and every row");
     src.drop_db().await;
 }
+
+/// Rows enough for three Parquet row groups (64Ki rows each) and a dozen 1 MiB gzip members.
+const MANY_ROWS: u32 = 140_000;
+
+fn many_rows_db_sql() -> String {
+    // `n` is numeric without precision: its scale (2) is decided from the first row group; the
+    // two later rows with 3 fraction digits cannot be written at that scale without rounding.
+    format!(
+        "CREATE TABLE many (id bigint PRIMARY KEY, amount numeric(12,2), n numeric, at timestamptz, note text);
+         INSERT INTO many SELECT g, round((g::bigint * 7919 % 1000000)::numeric / 100, 2), g / 4.0,
+           timestamptz '2024-01-01 00:00:00.000001+00' + g * interval '1 second', md5(g::text)
+         FROM generate_series(1, {MANY_ROWS}) g;
+         UPDATE many SET n = 0.125 WHERE id IN (100000, 130001);"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_groups_encoded_in_parallel_keep_their_order_and_exact_values() {
+    let src = pg_with(&many_rows_db_sql(), "sink_groups").await;
+    let out = tempfile::tempdir().unwrap();
+    let o = migrate_to(&src, &format!("file://{}", out.path().display()), &["--format", "parquet", "--on-error", "log"]);
+    assert_ok(&o, "parquet, many row groups");
+    let r = src.query_row("SELECT sum(amount)::text, to_char(min(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US+00:00'),
+         to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US+00:00') FROM many").await;
+    let [sum, first_at, last_at] = [0, 1, 2].map(|i| r[i].clone().unwrap());
+    let got = py(
+        "import json, sys, pyarrow.parquet as pq
+f = pq.ParquetFile(sys.argv[1])
+t = f.read()
+ids = t.column('id').to_pylist()
+at = t.column('at').to_pylist()
+n = t.column('n').to_pylist()
+print(json.dumps({'groups': f.metadata.num_row_groups, 'rows': t.num_rows,
+  'in_order': ids == sorted(ids) and len(set(ids)) == len(ids),
+  'missing': sorted(set(range(1, int(sys.argv[2]) + 1)) - set(ids)),
+  'sum': str(sum(t.column('amount').to_pylist())),
+  'first_at': at[0].isoformat(), 'last_at': at[-1].isoformat(), 'n_last': str(n[-1]),
+  'types': [str(x.type) for x in t.schema]}))",
+        &[out.path().join("public/many/LOAD00000001.parquet").to_str().unwrap(), &MANY_ROWS.to_string()],
+    );
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got["groups"], 3, "{got}");
+    assert_eq!(got["rows"], MANY_ROWS - 2, "{got}");
+    assert_eq!(got["in_order"], true, "rows keep the source order across row groups: {got}");
+    assert_eq!(got["missing"], json!([100000, 130001]), "only the two rows that would round are left out");
+    // Every amount exact: pyarrow's Decimal sum equals PostgreSQL's, less the two rows left out.
+    let left_out = ["100000", "130001"].iter().map(|id| (id.parse::<i64>().unwrap() * 7919 % 1_000_000) as i128).sum::<i128>();
+    let want_cents = sum.replace('.', "").parse::<i128>().unwrap() - left_out;
+    assert_eq!(got["sum"].as_str().unwrap().replace('.', "").parse::<i128>().unwrap(), want_cents, "{got} vs {sum}");
+    assert_eq!((got["first_at"].as_str(), got["last_at"].as_str()), (Some(first_at.as_str()), Some(last_at.as_str())), "microseconds and zone kept");
+    assert_eq!(got["n_last"], format!("{}.00", MANY_ROWS / 4));
+    assert_eq!(got["types"], json!(["int64", "decimal128(12, 2)", "decimal128(38, 2)", "timestamp[us, tz=UTC]", "string"]));
+    let errors = std::fs::read_to_string(out.path().join("errors/public/many/LOAD00000001.jsonl")).unwrap();
+    let lines: Vec<Value> = errors.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0]["reason"].as_str().unwrap().contains("column n: 0.125 has more than 2 fraction digits"), "{}", lines[0]);
+    assert_eq!(lines[0]["key"], "id=100000");
+    src.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_zstd_files_are_many_members_that_read_back_to_the_exact_text() {
+    let src = pg_with(&many_rows_db_sql(), "sink_members").await;
+    let out = tempfile::tempdir().unwrap();
+    let file = |dir: &str, ext: &str| out.path().join(dir).join(format!("public/many/LOAD00000001.{ext}"));
+    for (dir, format, compression) in [("plain-csv", "csv", "none"), ("gz", "csv", "gzip"), ("plain-jsonl", "jsonl", "none"), ("zst", "jsonl", "zstd")] {
+        let o = migrate_to(&src, &format!("file://{}", out.path().join(dir).display()), &["--format", format, "--compression", compression]);
+        assert_ok(&o, &format!("{format}/{compression}"));
+    }
+    let plain_csv = std::fs::read(file("plain-csv", "csv")).unwrap();
+    assert!(plain_csv.len() > 8 << 20, "several 1 MiB blocks: {}", plain_csv.len());
+    // gzip(1) reads every member.
+    let gunzip = run(std::process::Command::new("gzip").arg("-dc").arg(file("gz", "csv.gz")));
+    assert!(gunzip.status.success(), "{}", String::from_utf8_lossy(&gunzip.stderr));
+    assert!(gunzip.stdout == plain_csv, "gzip -d gives back the exact CSV");
+    // Python's gzip and zlib: the same bytes, and the member count; pyarrow's zstd stream.
+    let got = py(
+        "import gzip, json, sys, zlib, pyarrow as pa
+gz = open(sys.argv[1], 'rb').read()
+members, rest = 0, gz
+while rest:
+    d = zlib.decompressobj(wbits=31)
+    d.decompress(rest)
+    rest = d.unused_data
+    members += 1
+with pa.input_stream(sys.argv[3], compression='zstd') as s:
+    zst = s.read()
+print(json.dumps({'members': members, 'csv_equal': gzip.decompress(gz) == open(sys.argv[2], 'rb').read(),
+                  'jsonl_equal': zst == open(sys.argv[4], 'rb').read()}))",
+        &[
+            file("gz", "csv.gz").to_str().unwrap(),
+            file("plain-csv", "csv").to_str().unwrap(),
+            file("zst", "jsonl.zst").to_str().unwrap(),
+            file("plain-jsonl", "jsonl").to_str().unwrap(),
+        ],
+    );
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got["members"], plain_csv.len().div_ceil(1 << 20), "{got}");
+    assert_eq!((got["csv_equal"].as_bool(), got["jsonl_equal"].as_bool()), (Some(true), Some(true)), "{got}");
+    src.drop_db().await;
+}

@@ -26,7 +26,7 @@ use super::record::{Record, RecordIds, RecordKind};
 use super::store::{ObjectTarget, FILES_PER_CHUNK};
 use super::{FileFormat, Layouts, Scope, SinkOptions, SinkStats, SinkTable};
 use super::{BoxFuture, Capabilities, Destination, Redo, RowTable};
-use crate::cdc::{ChangeBatch, Tables};
+use crate::cdc::{Change, ChangeBatch, Tables};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{Position, QualifiedName, RowBatch};
@@ -113,19 +113,21 @@ impl ObjectSink {
         })
     }
 
-    fn open_file(&mut self, table: &Arc<SinkTable>, rec: &Record) -> Result<()> {
-        if self.files.contains_key(&table.source) {
-            return Ok(());
-        }
+    fn open_file(&mut self, table: &Arc<SinkTable>, rec: &Record) -> Result<OpenFile> {
         let writer = format::writer(self.opts.format, self.opts.compression, table, &self.extra(), self.opts.csv_header).map_err(|m| Error::Table { table: table.display(), row: None, message: m, hint: None })?;
         let name = self.next_name(table, rec)?;
-        self.files.insert(table.source.clone(), OpenFile { table: table.clone(), writer, errors: Vec::new(), opened: Instant::now(), first_batch: self.batch_no, name });
-        Ok(())
+        Ok(OpenFile { table: table.clone(), writer, errors: Vec::new(), opened: Instant::now(), first_batch: self.batch_no, name })
     }
 
-    /// Writes a file (and its errors file) and forgets it.
+    /// Writes an open file (if it has records) and its errors file.
     async fn close(&mut self, name: &QualifiedName) -> Result<()> {
-        let Some(f) = self.files.remove(name) else { return Ok(()) };
+        match self.files.remove(name) {
+            Some(f) => self.write_file(f).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn write_file(&mut self, f: OpenFile) -> Result<()> {
         let records = f.writer.records();
         if records > 0 {
             let bytes = f.writer.finish().map_err(|m| Error::Table { table: f.table.display(), row: None, message: format!("cannot finish {}: {m}", f.name), hint: None })?;
@@ -158,11 +160,35 @@ impl ObjectSink {
 
     async fn apply_batch(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<()> {
         self.batch_no += 1;
+        let changes = &batch.changes[..];
+        let mut start = 0;
+        // A full-load batch is one table's rows: its layout and its open file
+        // are looked up once per run of changes to the same table, not per row.
+        while start < changes.len() {
+            let name = &changes[start].table;
+            let end = changes[start..].iter().position(|c| c.table != *name).map_or(changes.len(), |n| start + n);
+            let table = self.layouts.get(tables, name, &self.opts.default_schema)?;
+            self.write_run(&table, &changes[start..end]).await?;
+            start = end;
+        }
+        self.pending.push_back((self.batch_no, batch.position.clone()));
+        self.close_due().await
+    }
+
+    /// Writes consecutive changes of `table`, closing its file each time the
+    /// buffer fills.
+    async fn write_run(&mut self, table: &Arc<SinkTable>, changes: &[Change]) -> Result<()> {
         let fixed_columns = self.opts.format != FileFormat::Jsonl;
-        for change in &batch.changes {
-            let table = self.layouts.get(tables, &change.table, &self.opts.default_schema)?;
-            let id = self.ids.next(&table, change);
-            let rec = Record::new(&table, change, id);
+        // Record ids cost a hash per record. They are made for every record
+        // where they are written (the record-id column, CDC file names) or
+        // where the next one depends on this one (ordinals of keyless rows,
+        // of changes in a transaction); a keyed full-load row's id depends on
+        // its key only, so it is made when the row goes to errors/.
+        let every_id = self.opts.record_id_column.is_some() || matches!(self.scope, Scope::Cdc) || table.key.is_empty();
+        let mut file = self.files.remove(&table.source);
+        for change in changes {
+            let id = if every_id { self.ids.next(table, change) } else { String::new() };
+            let mut rec = Record::new(table, change, id);
             if self.opts.cdc_inserts_only && !matches!(rec.kind, RecordKind::Insert | RecordKind::Load) {
                 SinkStats::add(&self.stats.skipped, 1);
                 continue;
@@ -170,21 +196,30 @@ impl ObjectSink {
             if fixed_columns && rec.kind == RecordKind::Update && rec.values.iter().any(Option::is_none) {
                 SinkStats::add(&self.stats.unchanged_unknown, 1);
             }
-            self.open_file(&table, &rec)?;
-            let f = self.files.get_mut(&table.source).expect("opened above");
+            let f = match &mut file {
+                Some(f) => f,
+                None => file.insert(self.open_file(table, &rec)?),
+            };
             match f.writer.write(&rec) {
                 Ok(()) => SinkStats::add(&self.stats.records, 1),
                 Err(reason) => {
-                    f.errors.push(error_line(&table, &rec, &reason));
+                    if rec.id.is_empty() {
+                        rec.id = self.ids.next(table, change);
+                    }
+                    f.errors.push(error_line(table, &rec, &reason));
                     SinkStats::add(&self.stats.errors, 1);
                 }
             }
             if f.writer.buffered() >= self.opts.buffer_bytes {
-                self.close(&table.source).await?;
+                if let Some(full) = file.take() {
+                    self.write_file(full).await?;
+                }
             }
         }
-        self.pending.push_back((self.batch_no, batch.position.clone()));
-        self.close_due().await
+        if let Some(f) = file {
+            self.files.insert(table.source.clone(), f);
+        }
+        Ok(())
     }
 
     /// Writes the files whose size or interval is reached.

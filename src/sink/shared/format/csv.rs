@@ -71,11 +71,15 @@ impl LineFormat for CsvLines {
         }
         for v in &rec.values {
             sep(line);
-            if let Some(v) = v {
-                self.field.clear();
-                write_text(v, &mut self.field)?;
-                let is_string = matches!(v, crate::model::Value::Text(_) | crate::model::Value::Enum(_));
-                push_field(&self.field, is_string, line);
+            match v {
+                // Text is its own text form: no copy through `field`.
+                Some(crate::model::Value::Text(s) | crate::model::Value::Enum(s)) => push_field(s, true, line),
+                Some(v) => {
+                    self.field.clear();
+                    write_text(v, &mut self.field)?;
+                    push_field(&self.field, false, line);
+                }
+                None => {}
             }
         }
         if self.extra.record_id.is_some() {

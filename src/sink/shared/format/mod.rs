@@ -1,6 +1,7 @@
 //! File formats: each turns records into the bytes of one file.
 
 pub mod csv;
+pub mod jobs;
 pub mod jsonl;
 #[cfg(feature = "parquet")]
 pub mod parquet;

@@ -24,15 +24,19 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder};
-use arrow_array::types::{Decimal128Type, Decimal256Type};
-use arrow_array::{ArrayRef, ListArray, PrimitiveArray, RecordBatch, StructArray, Time64MicrosecondArray, Time64NanosecondArray, TimestampMicrosecondArray, TimestampNanosecondArray};
+use arrow_array::builder::{BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder};
+use arrow_array::types::{Decimal128Type, Decimal256Type, Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType, TimestampNanosecondType};
+use arrow_array::{ArrayRef, ListArray, PrimitiveArray, StructArray, Time64MicrosecondArray, Time64NanosecondArray, TimestampMicrosecondArray, TimestampNanosecondArray};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use chrono::{NaiveTime, Timelike};
+use chrono::{Datelike, NaiveTime, Timelike};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 
+use super::jobs::OrderedJobs;
 use super::{Extra, RecordWriter};
 use crate::model::{ColumnType, Value};
 use crate::sink::shared::record::Record;
@@ -501,16 +505,388 @@ fn parse_i256(s: &str) -> Result<arrow_buffer::i256, String> {
     arrow_buffer::i256::from_string(s).ok_or_else(|| format!("{s} is not a 256-bit integer"))
 }
 
+/// A value made ready for its column's builder: converted and checked, so
+/// that a record is either added whole or not at all. Text and bytes stay
+/// where they are (in the record, or in the writer's scratch text) until
+/// they are appended.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    Null,
+    Bool(bool),
+    /// Integers, dates (days), times and timestamps (units), unscaled decimals.
+    Int(i128),
+    F32(f32),
+    F64(f64),
+    /// The record's own text or bytes.
+    Borrowed,
+    /// Text written into the scratch string, at this range.
+    Scratch(usize, usize),
+    Uuid([u8; 16]),
+    /// Kept as a value, for a column built at the end of the row group.
+    Keep,
+}
+
+/// One column of the row group being filled: typed builders where Arrow has
+/// one for the type, values kept for the few types built at the end
+/// (intervals, lists, wide decimals, and the decimals whose scale waits for
+/// the first row group).
+enum Column {
+    Bool(BooleanBuilder),
+    I8(Int8Builder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    U8(UInt8Builder),
+    U16(UInt16Builder),
+    U32(UInt32Builder),
+    U64(UInt64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Dec128(Decimal128Builder),
+    Str(StringBuilder),
+    Bin(BinaryBuilder),
+    Uuid(FixedSizeBinaryBuilder),
+    Date(Date32Builder),
+    /// Time and timestamp units; the array gets its unit and zone when the
+    /// row group is finished.
+    Units(Int64Builder),
+    Values(Vec<Option<Value>>),
+}
+
+impl Column {
+    fn new(plan: &Plan) -> Column {
+        let n = ROW_GROUP_ROWS;
+        match plan {
+            Plan::Bool => Column::Bool(BooleanBuilder::with_capacity(n)),
+            Plan::Int { bits, unsigned } => match (bits, unsigned) {
+                (8, false) => Column::I8(Int8Builder::with_capacity(n)),
+                (16, false) => Column::I16(Int16Builder::with_capacity(n)),
+                (32, false) => Column::I32(Int32Builder::with_capacity(n)),
+                (8, true) => Column::U8(UInt8Builder::with_capacity(n)),
+                (16, true) => Column::U16(UInt16Builder::with_capacity(n)),
+                (32, true) => Column::U32(UInt32Builder::with_capacity(n)),
+                (_, true) => Column::U64(UInt64Builder::with_capacity(n)),
+                _ => Column::I64(Int64Builder::with_capacity(n)),
+            },
+            Plan::Year => Column::I16(Int16Builder::with_capacity(n)),
+            Plan::F32 => Column::F32(Float32Builder::with_capacity(n)),
+            Plan::F64 => Column::F64(Float64Builder::with_capacity(n)),
+            Plan::Decimal { precision: Some(p), decided: true, .. } if *p <= 38 => Column::Dec128(Decimal128Builder::with_capacity(n)),
+            Plan::Text | Plan::Json => Column::Str(StringBuilder::with_capacity(n, n * 16)),
+            Plan::Binary => Column::Bin(BinaryBuilder::with_capacity(n, n * 16)),
+            Plan::Uuid => Column::Uuid(FixedSizeBinaryBuilder::with_capacity(n, 16)),
+            Plan::Date => Column::Date(Date32Builder::with_capacity(n)),
+            Plan::Time { .. } | Plan::Timestamp { .. } => Column::Units(Int64Builder::with_capacity(n)),
+            Plan::Decimal { .. } | Plan::Interval | Plan::List(_) => Column::Values(Vec::with_capacity(n)),
+        }
+    }
+
+    /// Converts and checks `v` for this column, without adding it.
+    fn prep(&self, plan: &Plan, v: &Value, scratch: &mut String) -> Result<Cell, String> {
+        if v.is_null() {
+            return Ok(Cell::Null);
+        }
+        if let Column::Values(_) = self {
+            return check(plan, v).map(|()| Cell::Keep);
+        }
+        Ok(match plan {
+            Plan::Bool => match v {
+                Value::Bool(b) => Cell::Bool(*b),
+                o => return Err(mismatch(o, "booleans")),
+            },
+            Plan::Int { .. } | Plan::Year => {
+                check(plan, v)?;
+                Cell::Int(int_of(v).ok_or_else(|| mismatch(v, "integers"))?)
+            }
+            Plan::F32 => match v {
+                Value::Float32(x) => Cell::F32(*x),
+                Value::Float64(x) => Cell::F32(*x as f32),
+                Value::Int(i) => Cell::F32(*i as f32),
+                o => return Err(mismatch(o, "floats")),
+            },
+            Plan::F64 => match v {
+                Value::Float64(x) => Cell::F64(*x),
+                Value::Float32(x) => Cell::F64(f64::from(*x)),
+                Value::Int(i) => Cell::F64(*i as f64),
+                o => return Err(mismatch(o, "floats")),
+            },
+            Plan::Decimal { precision, scale, .. } => {
+                let p = precision.unwrap_or(38);
+                Cell::Int(match v {
+                    Value::Decimal(d) => decimal_i128(d, p, *scale)?,
+                    o => decimal_i128(&int_of(o).ok_or_else(|| mismatch(o, "decimals"))?.to_string(), p, *scale)?,
+                })
+            }
+            Plan::Text => match v {
+                Value::Text(_) => Cell::Borrowed,
+                Value::Bytes(b) => std::str::from_utf8(b).map(|_| Cell::Borrowed).map_err(|_| "bytes that are not UTF-8 in a text column".to_string())?,
+                other => {
+                    let start = scratch.len();
+                    crate::codec::text::write_text(other, scratch)?;
+                    Cell::Scratch(start, scratch.len())
+                }
+            },
+            Plan::Json => match v {
+                Value::Json(_) | Value::Text(_) => Cell::Borrowed,
+                o => return Err(mismatch(o, "JSON")),
+            },
+            Plan::Binary => match v {
+                Value::Bytes(_) | Value::Text(_) => Cell::Borrowed,
+                o => return Err(mismatch(o, "bytes")),
+            },
+            Plan::Uuid => match v {
+                Value::Uuid(u) => Cell::Uuid(*u),
+                o => return Err(mismatch(o, "uuids")),
+            },
+            Plan::Date => match v {
+                Value::Date(d) => Cell::Int(i128::from(d.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE)),
+                other => return check(plan, other).and(Err(mismatch(other, "dates"))),
+            },
+            Plan::Time { nanos, utc } => match v {
+                Value::Time(t) => Cell::Int(i128::from(time_units(t, *nanos)?)),
+                Value::TimeTz(t, off) => {
+                    let units = time_units(t, *nanos)?;
+                    let per_sec = if *nanos { 1_000_000_000 } else { 1_000_000 };
+                    // TIME(isAdjustedToUTC): the wall time minus its offset, within one day.
+                    Cell::Int(i128::from(if *utc { (units - i64::from(*off) * per_sec).rem_euclid(86_400 * per_sec) } else { units }))
+                }
+                o => return Err(mismatch(o, "times of day")),
+            },
+            Plan::Timestamp { nanos, .. } => Cell::Int(i128::from(timestamp_units(v, *nanos)?)),
+            Plan::Interval | Plan::List(_) => return check(plan, v).map(|()| Cell::Keep),
+        })
+    }
+
+    /// Adds a value [`Column::prep`] made ready.
+    fn push(&mut self, cell: Cell, v: Option<&Value>, scratch: &str) {
+        macro_rules! int {
+            ($b:expr, $t:ty) => {
+                match cell {
+                    Cell::Int(n) => $b.append_value(n as $t),
+                    _ => $b.append_null(),
+                }
+            };
+        }
+        match self {
+            Column::Bool(b) => match cell {
+                Cell::Bool(x) => b.append_value(x),
+                _ => b.append_null(),
+            },
+            Column::I8(b) => int!(b, i8),
+            Column::I16(b) => int!(b, i16),
+            Column::I32(b) => int!(b, i32),
+            Column::I64(b) => int!(b, i64),
+            Column::U8(b) => int!(b, u8),
+            Column::U16(b) => int!(b, u16),
+            Column::U32(b) => int!(b, u32),
+            Column::U64(b) => int!(b, u64),
+            Column::Date(b) => int!(b, i32),
+            Column::Units(b) => int!(b, i64),
+            Column::Dec128(b) => int!(b, i128),
+            Column::F32(b) => match cell {
+                Cell::F32(x) => b.append_value(x),
+                _ => b.append_null(),
+            },
+            Column::F64(b) => match cell {
+                Cell::F64(x) => b.append_value(x),
+                _ => b.append_null(),
+            },
+            Column::Str(b) => match (cell, v) {
+                (Cell::Scratch(from, to), _) => b.append_value(&scratch[from..to]),
+                (Cell::Borrowed, Some(Value::Text(s) | Value::Json(s))) => b.append_value(s),
+                (Cell::Borrowed, Some(Value::Bytes(bytes))) => b.append_value(std::str::from_utf8(bytes).unwrap_or_default()),
+                _ => b.append_null(),
+            },
+            Column::Bin(b) => match (cell, v) {
+                (Cell::Borrowed, Some(Value::Bytes(bytes))) => b.append_value(bytes),
+                (Cell::Borrowed, Some(Value::Text(t))) => b.append_value(t.as_bytes()),
+                _ => b.append_null(),
+            },
+            Column::Uuid(b) => match cell {
+                // 16 bytes into a 16-byte column: cannot fail.
+                Cell::Uuid(u) => b.append_value(u).unwrap_or_default(),
+                _ => b.append_null(),
+            },
+            Column::Values(values) => values.push(match cell {
+                Cell::Null => None,
+                _ => v.cloned(),
+            }),
+        }
+    }
+
+    /// The column's array; the builder starts the next row group empty.
+    fn finish(&mut self, plan: &Plan) -> Result<ArrayRef, String> {
+        Ok(match self {
+            Column::Bool(b) => Arc::new(b.finish()),
+            Column::I8(b) => Arc::new(b.finish()),
+            Column::I16(b) => Arc::new(b.finish()),
+            Column::I32(b) => Arc::new(b.finish()),
+            Column::I64(b) => Arc::new(b.finish()),
+            Column::U8(b) => Arc::new(b.finish()),
+            Column::U16(b) => Arc::new(b.finish()),
+            Column::U32(b) => Arc::new(b.finish()),
+            Column::U64(b) => Arc::new(b.finish()),
+            Column::F32(b) => Arc::new(b.finish()),
+            Column::F64(b) => Arc::new(b.finish()),
+            Column::Str(b) => Arc::new(b.finish()),
+            Column::Bin(b) => Arc::new(b.finish()),
+            Column::Uuid(b) => Arc::new(b.finish()),
+            Column::Date(b) => Arc::new(b.finish()),
+            Column::Dec128(b) => {
+                let Plan::Decimal { precision, scale, .. } = plan else { return Err("a decimal column without a decimal plan".into()) };
+                Arc::new(b.finish().with_precision_and_scale(precision.unwrap_or(38), *scale).map_err(|e| e.to_string())?)
+            }
+            Column::Units(b) => {
+                let units = b.finish();
+                match plan {
+                    Plan::Time { nanos: true, .. } => Arc::new(units.reinterpret_cast::<Time64NanosecondType>()),
+                    Plan::Time { nanos: false, .. } => Arc::new(units.reinterpret_cast::<Time64MicrosecondType>()),
+                    Plan::Timestamp { nanos, utc } => {
+                        let tz = utc.then_some("UTC");
+                        if *nanos {
+                            Arc::new(units.reinterpret_cast::<TimestampNanosecondType>().with_timezone_opt(tz))
+                        } else {
+                            Arc::new(units.reinterpret_cast::<TimestampMicrosecondType>().with_timezone_opt(tz))
+                        }
+                    }
+                    _ => return Err("a time column without a time plan".into()),
+                }
+            }
+            Column::Values(values) => {
+                let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
+                let array = build(plan, &refs)?;
+                values.clear();
+                array
+            }
+        })
+    }
+}
+
+/// `NaiveDate::num_days_from_ce` of 1970-01-01: Parquet's DATE counts days
+/// from there.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// The unscaled value of `d` at `scale` (at most 38 digits), read straight
+/// from its digits; refuses what [`unscaled`] refuses.
+fn decimal_i128(d: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    let (neg, int, frac) = decimal_parts(d)?;
+    let scale_digits = scale.max(0) as usize;
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > scale_digits {
+        return Err(format!("{d} has more than {scale_digits} fraction digits: DECIMAL({precision},{scale}) would round it"));
+    }
+    if int.len() + scale_digits > precision as usize || precision > 38 {
+        return Err(format!("{d} has {} integer digits: DECIMAL({precision},{scale}) holds {}", int.len(), (precision as usize).saturating_sub(scale_digits)));
+    }
+    let mut n: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        if !b.is_ascii_digit() {
+            return Err(format!("{d} is not a decimal number"));
+        }
+        n = n * 10 + i128::from(b - b'0');
+    }
+    for _ in frac.len()..scale_digits {
+        n *= 10;
+    }
+    Ok(if neg { -n } else { n })
+}
+
+/// Values sampled from a column's first row group to judge its dictionary.
+const DICTIONARY_SAMPLE: usize = 4096;
+
+/// Is `array` mostly distinct values, judged on an even sample? Parquet
+/// tries a dictionary for every column of every row group and keeps it
+/// until it outgrows its page: for keys, timestamps, hashes and amounts
+/// that is hashing every value for nothing (the dictionary holds as many
+/// entries as there are rows, or is dropped half way). Such a column is
+/// written plain from the first row group on; one with repeats (a
+/// status, a customer id) keeps its dictionary.
+fn mostly_distinct(array: &ArrayRef) -> bool {
+    use arrow_array::cast::AsArray;
+    let n = array.len();
+    if n < DICTIONARY_SAMPLE {
+        // A small file: what the dictionary costs does not matter.
+        return false;
+    }
+    let step = n / DICTIONARY_SAMPLE;
+    let mut seen = std::collections::HashSet::with_capacity(DICTIONARY_SAMPLE);
+    let mut sampled = 0usize;
+    let data = array.to_data();
+    let width = array.data_type().primitive_width().filter(|w| *w >= 4);
+    for i in (0..n).step_by(step) {
+        if array.is_null(i) {
+            continue;
+        }
+        sampled += 1;
+        let key: &[u8] = match (array.data_type(), width) {
+            (DataType::Utf8, _) => array.as_string::<i32>().value(i).as_bytes(),
+            (DataType::Binary, _) => array.as_binary::<i32>().value(i),
+            (_, Some(w)) if data.buffers().len() == 1 => {
+                let at = (data.offset() + i) * w;
+                &data.buffers()[0].as_slice()[at..at + w]
+            }
+            _ => return false,
+        };
+        seen.insert(key);
+    }
+    sampled >= DICTIONARY_SAMPLE / 2 && seen.len() * 2 > sampled
+}
+
+/// The encoded column chunks of one row group, in column order.
+type EncodedGroup = Result<Vec<ArrowColumnChunk>, String>;
+
+/// The file, once its schema is fixed (at the first row group).
+struct File {
+    schema: SchemaRef,
+    writer: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    groups: usize,
+}
+
+impl File {
+    /// Appends an encoded row group: row groups go in the order they were made.
+    fn append(&mut self, encoded: EncodedGroup) -> Result<(), String> {
+        let mut group = self.writer.next_row_group().map_err(|e| e.to_string())?;
+        for chunk in encoded? {
+            chunk.append_to_row_group(&mut group).map_err(|e| e.to_string())?;
+        }
+        group.close().map(drop).map_err(|e| e.to_string())
+    }
+}
+
+/// Encodes (and compresses) the columns of one row group, on the thread it
+/// runs on.
+fn encode(schema: &SchemaRef, arrays: &[ArrayRef], writers: Vec<ArrowColumnWriter>) -> EncodedGroup {
+    let mut writers = writers.into_iter();
+    let mut chunks = Vec::with_capacity(writers.len());
+    for (field, array) in schema.fields().iter().zip(arrays) {
+        // A struct or list has a leaf column per primitive inside it, each with its own writer.
+        for leaf in compute_leaves(field, array).map_err(|e| e.to_string())? {
+            let mut w = writers.next().ok_or("fewer column writers than leaf columns")?;
+            w.write(&leaf).map_err(|e| e.to_string())?;
+            chunks.push(w.close().map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(chunks)
+}
+
+/// Rows go straight into typed column builders; each full row group is
+/// encoded on another thread while the next one fills (see [`OrderedJobs`]),
+/// and the encoded groups are appended to the file in order.
 pub struct ParquetWriter {
     names: Vec<String>,
     plans: Vec<Plan>,
+    columns: Vec<Column>,
     extra: Extra,
-    props: WriterProperties,
-    rows: Vec<Vec<Option<Value>>>,
+    codec: PqCompression,
     ops: Vec<&'static str>,
     ids: Vec<String>,
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    schema: Option<SchemaRef>,
+    /// Per record: the cells and the text converted for it.
+    cells: Vec<Cell>,
+    scratch: String,
+    rows: usize,
+    file: Option<File>,
+    jobs: OrderedJobs<EncodedGroup>,
     bytes: usize,
     records: u64,
 }
@@ -523,17 +899,20 @@ impl ParquetWriter {
             Compression::Gzip => PqCompression::GZIP(GzipLevel::default()),
             Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
         };
-        let props = WriterProperties::builder().set_compression(codec).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).set_created_by(format!("barge {}", env!("CARGO_PKG_VERSION"))).build();
+        let plans: Vec<Plan> = table.columns.iter().map(|c| Plan::of(&c.ty)).collect();
         Ok(ParquetWriter {
             names: table.columns.iter().map(|c| c.name.clone()).collect(),
-            plans: table.columns.iter().map(|c| Plan::of(&c.ty)).collect(),
+            columns: plans.iter().map(Column::new).collect(),
+            plans,
             extra: extra.clone(),
-            props,
-            rows: Vec::new(),
+            codec,
             ops: Vec::new(),
             ids: Vec::new(),
-            writer: None,
-            schema: None,
+            cells: Vec::new(),
+            scratch: String::new(),
+            rows: 0,
+            file: None,
+            jobs: OrderedJobs::new(),
             bytes: 0,
             records: 0,
         })
@@ -542,17 +921,19 @@ impl ParquetWriter {
     /// Fixes the type of unbounded decimal columns from the buffered rows:
     /// the largest scale seen, and 38 digits if they fit, else 76.
     fn decide(&mut self) {
-        for (i, plan) in self.plans.iter_mut().enumerate() {
+        for (plan, column) in self.plans.iter_mut().zip(&self.columns) {
             let Plan::Decimal { precision, scale, decided } = plan else { continue };
             if *decided {
                 continue;
             }
             let (mut int_digits, mut frac_digits) = (1usize, 0usize);
-            for row in &self.rows {
-                if let Some(Some(Value::Decimal(d))) = row.get(i) {
-                    if let Ok((_, int, frac)) = decimal_parts(d) {
-                        int_digits = int_digits.max(int.len());
-                        frac_digits = frac_digits.max(frac.trim_end_matches('0').len());
+            if let Column::Values(values) = column {
+                for v in values {
+                    if let Some(Value::Decimal(d)) = v {
+                        if let Ok((_, int, frac)) = decimal_parts(d) {
+                            int_digits = int_digits.max(int.len());
+                            frac_digits = frac_digits.max(frac.trim_end_matches('0').len());
+                        }
                     }
                 }
             }
@@ -563,61 +944,98 @@ impl ParquetWriter {
         }
     }
 
+    /// Fixes the schema, and which columns go without a dictionary, from the
+    /// first row group (`arrays`, in schema order).
+    fn open_file(&mut self, schema: SchemaRef, arrays: &[ArrayRef]) -> Result<(), String> {
+        let mut props = WriterProperties::builder().set_compression(self.codec).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).set_created_by(format!("barge {}", env!("CARGO_PKG_VERSION")));
+        for (field, array) in schema.fields().iter().zip(arrays) {
+            if mostly_distinct(array) {
+                props = props.set_column_dictionary_enabled(ColumnPath::new(vec![field.name().clone()]), false);
+            }
+        }
+        // ArrowWriter writes the Arrow schema into the file's metadata (time
+        // zones, extension types); its lower half then takes row groups encoded elsewhere.
+        let (writer, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.build())).and_then(ArrowWriter::into_serialized_writer).map_err(|e| e.to_string())?;
+        self.file = Some(File { schema, writer, factory, groups: 0 });
+        Ok(())
+    }
+
+    fn schema(&self) -> SchemaRef {
+        let mut fields = Vec::new();
+        if self.extra.op {
+            fields.push(Field::new("Op", DataType::Utf8, false));
+        }
+        fields.extend(self.plans.iter().zip(&self.names).map(|(p, n)| p.field(n)));
+        if let Some(id) = &self.extra.record_id {
+            fields.push(Field::new(id, DataType::Utf8, false));
+        }
+        Arc::new(Schema::new(fields))
+    }
+
     fn flush_group(&mut self) -> Result<(), String> {
-        if self.rows.is_empty() {
+        if self.rows == 0 {
             return Ok(());
         }
-        if self.writer.is_none() {
+        if self.file.is_none() {
             self.decide();
-            let mut fields = Vec::new();
-            if self.extra.op {
-                fields.push(Field::new("Op", DataType::Utf8, false));
-            }
-            fields.extend(self.plans.iter().zip(&self.names).map(|(p, n)| p.field(n)));
-            if let Some(id) = &self.extra.record_id {
-                fields.push(Field::new(id, DataType::Utf8, false));
-            }
-            let schema: SchemaRef = Arc::new(Schema::new(fields));
-            self.writer = Some(ArrowWriter::try_new(Vec::new(), schema.clone(), Some(self.props.clone())).map_err(|e| e.to_string())?);
-            self.schema = Some(schema);
         }
-        let mut columns: Vec<ArrayRef> = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
         if self.extra.op {
-            columns.push(Arc::new(arrow_array::StringArray::from(std::mem::take(&mut self.ops))));
+            arrays.push(Arc::new(arrow_array::StringArray::from(std::mem::take(&mut self.ops))));
         }
-        for (i, plan) in self.plans.iter().enumerate() {
-            let col: Vec<Option<&Value>> = self.rows.iter().map(|r| r[i].as_ref()).collect();
-            columns.push(build(plan, &col)?);
+        for (column, plan) in self.columns.iter_mut().zip(&self.plans) {
+            arrays.push(column.finish(plan)?);
+            // A decimal whose scale was waiting is typed from now on.
+            if matches!(column, Column::Values(_)) {
+                *column = Column::new(plan);
+            }
         }
         if self.extra.record_id.is_some() {
-            columns.push(Arc::new(arrow_array::StringArray::from(std::mem::take(&mut self.ids))));
+            arrays.push(Arc::new(arrow_array::StringArray::from(std::mem::take(&mut self.ids))));
         }
-        self.rows.clear();
-        self.ops.clear();
-        self.ids.clear();
-        let schema = self.schema.clone().ok_or("no schema")?;
-        let batch = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
-        self.writer.as_mut().ok_or("no writer")?.write(&batch).map_err(|e| e.to_string())
+        self.rows = 0;
+        if self.file.is_none() {
+            self.open_file(self.schema(), &arrays)?;
+        }
+        let file = self.file.as_mut().ok_or("no file")?;
+        let writers = file.factory.create_column_writers(file.groups).map_err(|e| e.to_string())?;
+        file.groups += 1;
+        let schema = file.schema.clone();
+        if let Some(done) = self.jobs.submit(move || encode(&schema, &arrays, writers))? {
+            file.append(done)?;
+        }
+        Ok(())
     }
 }
 
 impl RecordWriter for ParquetWriter {
     fn write(&mut self, rec: &Record) -> Result<(), String> {
+        self.cells.clear();
+        self.scratch.clear();
         let mut weight = 0;
-        for ((plan, v), name) in self.plans.iter().zip(&rec.values).zip(&self.names) {
-            if let Some(v) = v {
-                check(plan, v).map_err(|e| format!("column {name}: {e}"))?;
-                weight += v.weight();
-            }
+        for (i, (column, plan)) in self.columns.iter().zip(&self.plans).enumerate() {
+            let cell = match rec.values.get(i).copied().flatten() {
+                None => Cell::Null,
+                Some(v) => {
+                    weight += v.weight();
+                    column.prep(plan, v, &mut self.scratch).map_err(|e| format!("column {}: {e}", self.names[i]))?
+                }
+            };
+            self.cells.push(cell);
         }
-        self.rows.push(rec.values.iter().map(|v| v.cloned()).collect());
-        self.ops.push(rec.kind.op_code());
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            column.push(self.cells[i], rec.values.get(i).copied().flatten(), &self.scratch);
+        }
+        if self.extra.op {
+            self.ops.push(rec.kind.op_code());
+        }
         if self.extra.record_id.is_some() {
             self.ids.push(rec.id.clone());
         }
         self.bytes += weight;
         self.records += 1;
-        if self.rows.len() >= ROW_GROUP_ROWS {
+        self.rows += 1;
+        if self.rows >= ROW_GROUP_ROWS {
             self.flush_group()?;
         }
         Ok(())
@@ -633,10 +1051,12 @@ impl RecordWriter for ParquetWriter {
 
     fn finish(mut self: Box<Self>) -> Result<Vec<u8>, String> {
         self.flush_group()?;
-        match self.writer.take() {
-            Some(w) => w.into_inner().map_err(|e| e.to_string()),
-            None => Err("an empty Parquet file".into()),
+        let encoded = self.jobs.drain()?;
+        let mut file = self.file.take().ok_or("an empty Parquet file")?;
+        for group in encoded {
+            file.append(group)?;
         }
+        file.writer.into_inner().map_err(|e| e.to_string())
     }
 }
 
@@ -663,5 +1083,19 @@ mod tests {
         assert_eq!(Plan::of(&ColumnType::Timestamp { precision: None, tz: false }).data_type(), DataType::Timestamp(TimeUnit::Microsecond, None));
         assert!(check(&Plan::Timestamp { nanos: false, utc: true }, &Value::Infinity { negative: false }).is_err());
         assert!(check(&Plan::Int { bits: 16, unsigned: false }, &Value::Int(40_000)).is_err());
+    }
+
+    #[test]
+    fn unique_columns_go_without_a_dictionary_and_repeating_ones_keep_it() {
+        let n = 65_536i64;
+        let ids: ArrayRef = Arc::new(arrow_array::Int64Array::from_iter_values(0..n));
+        let customers: ArrayRef = Arc::new(arrow_array::Int32Array::from_iter_values((0..n).map(|i| (i % 5000) as i32)));
+        let hashes: ArrayRef = Arc::new(arrow_array::StringArray::from_iter_values((0..n).map(|i| format!("{:032x}", i * 7919))));
+        let statuses: ArrayRef = Arc::new(arrow_array::StringArray::from_iter_values((0..n).map(|i| ["new", "paid", "shipped"][i as usize % 3])));
+        let flags: ArrayRef = Arc::new(arrow_array::BooleanArray::from_iter((0..n).map(|i| Some(i % 2 == 0))));
+        assert!(mostly_distinct(&ids) && mostly_distinct(&hashes));
+        assert!(!mostly_distinct(&customers) && !mostly_distinct(&statuses) && !mostly_distinct(&flags));
+        let small: ArrayRef = Arc::new(arrow_array::Int64Array::from_iter_values(0..100));
+        assert!(!mostly_distinct(&small), "a small file keeps parquet's default");
     }
 }
