@@ -1210,9 +1210,11 @@ pub(crate) struct Chunk {
 /// through unparsed.
 async fn load_chunk(src: &Endpoint, target: &Target, job: &Job, chunk: Chunk, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders) -> Result<u64> {
     let (mut dest, table) = chunk_destination(target, job, chunk, policy).await?;
-    let (mut s, pooled) = readers.checkout(src).await?;
-    let r = load_chunk_from(&mut s, dest.as_mut(), &table, job, chunk.range, policy, progress).await;
-    readers.give_back(s, pooled).await;
+    let (s, pooled) = readers.checkout(src).await?;
+    let (s, r) = load_chunk_from(s, dest.as_mut(), &table, job, chunk.range, policy, progress).await;
+    if let Some(s) = s {
+        readers.give_back(s, pooled).await;
+    }
     r
 }
 
@@ -1232,31 +1234,46 @@ pub(crate) async fn chunk_destination(target: &Target, job: &Job, chunk: Chunk, 
     Ok((dest, table))
 }
 
-async fn load_chunk_from(s: &mut Db, dest: &mut dyn Destination, table: &RowTable, job: &Job, range: KeyRange, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> Result<u64> {
+/// Reads a chunk on `s` into `dest`; gives the source connection back
+/// (unless its reader task died).
+async fn load_chunk_from(mut s: Db, dest: &mut dyn Destination, table: &RowTable, job: &Job, range: KeyRange, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>) -> (Option<Db>, Result<u64>) {
     let caps = dest.capabilities();
     if job.passthrough_binary && caps.copy_passthrough {
-        if let (Db::Postgres(sc), Some(Db::Postgres(dc))) = (&mut *s, dest.as_db().map(|d| d.db())) {
+        if let (Db::Postgres(sc), Some(Db::Postgres(dc))) = (&mut s, dest.as_db().map(|d| d.db())) {
             // Identical column types: the bytes pass through. Otherwise rows
             // are decoded, so each one is checked against its target column.
-            sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
-            let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
-            let (select, conds) = chunk_select(job, Dialect::Postgres, range);
-            let table = source_table_sql(Dialect::Postgres, &job.source);
-            let from = if conds.is_empty() { crate::sink::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { crate::sink::postgres::CopySource::Query(&select) };
-            let rows = crate::sink::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
-            policy.counters.add(rows, 0);
-            return Ok(rows);
+            let copied = async {
+                sc.client.batch_execute(transfer::postgres::READ_SESSION).await.map_err(|e| crate::db::postgres::query_error(&sc.display, "SET", e))?;
+                let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
+                let (select, conds) = chunk_select(job, Dialect::Postgres, range);
+                let table = source_table_sql(Dialect::Postgres, &job.source);
+                let from = if conds.is_empty() { crate::sink::postgres::CopySource::Table { table: &table, columns: &job.read_cols } } else { crate::sink::postgres::CopySource::Query(&select) };
+                let rows = crate::sink::postgres::passthrough(&sc.client, &sc.display, &dc.client, &dc.display, from, &job.write.table, &cols, job.passthrough_binary, progress).await?;
+                policy.counters.add(rows, 0);
+                Ok(rows)
+            }
+            .await;
+            return (Some(s), copied);
         }
     }
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
     // A database refuses single rows itself (--on-error), so its reader
     // passes a value that does not match its declared type on as text;
     // files and streams have no such check, and stop at it.
-    let (r, w) = tokio::join!(read_chunk(s, job, range, caps.tables, tx), dest.write_rows(table, rx, policy, progress));
+    // The reader is a task of its own, so decoding the source's rows and
+    // writing them use two cores.
+    let (reader_job, tolerant) = (job.clone(), caps.tables);
+    let reader = tokio::spawn(async move {
+        let r = read_chunk(&mut s, &reader_job, range, tolerant, tx).await;
+        (s, r)
+    });
+    let w = dest.write_rows(table, rx, policy, progress).await;
+    let (s, r) = match reader.await {
+        Ok((s, r)) => (Some(s), r),
+        Err(e) => (None, Err(Error::other(format!("the reader of {} failed: {e}", job.key)))),
+    };
     // The writer's error explains a reader that stopped early.
-    let written = w?;
-    r?;
-    Ok(written)
+    (s, w.and_then(|written| r.map(|_| written)))
 }
 
 /// What a run's report says besides its tables.
