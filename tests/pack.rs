@@ -344,14 +344,16 @@ fn every_fault_is_caught_and_named() {
     // Two segments of one chunk swapped in place: sizes still match.
     with_copy(&env, &d1, &d2, "segswap", |a, b| {
         let c = chunk_files(a)[0].clone();
-        let mut data = fs::read(&c).unwrap();
-        let seg = 65536 + 16;
-        assert!(data.len() >= 80 + 2 * seg, "need two full segments");
-        let (s0, s1) = (80, 80 + seg);
-        let first: Vec<u8> = data[s0..s0 + seg].to_vec();
-        data.copy_within(s1..s1 + seg, s0);
-        data[s1..s1 + seg].copy_from_slice(&first);
-        fs::write(&c, data).unwrap();
+        let data = fs::read(&c).unwrap();
+        // Each sealed segment with the length word before it.
+        let frames: Vec<_> = barge::pack::format::segment_ranges_v2(&data).into_iter().map(|r| r.start - 4..r.end).collect();
+        assert!(frames.len() >= 3, "need two full segments");
+        let mut swapped = data[..80].to_vec();
+        swapped.extend_from_slice(&data[frames[1].clone()]);
+        swapped.extend_from_slice(&data[frames[0].clone()]);
+        swapped.extend_from_slice(&data[frames[1].end..]);
+        assert_eq!(swapped.len(), data.len());
+        fs::write(&c, swapped).unwrap();
         fails(env.run(&["verify", a, b]), 3, &[&name(&c), "SHA-256"]);
         fails(deep(a, b), 3, &[&name(&c), "segments 0, 1 (of"]);
     });
@@ -428,7 +430,8 @@ fn a_flipped_byte_costs_only_the_files_in_its_segment() {
     let chunk = chunk_files(&d1)[1].clone();
     let mut data = fs::read(&chunk).unwrap();
     // Inside segment 3 of 16: segments 4.. of this chunk stay intact.
-    let at = 80 + 3 * (16384 + 16) + 5000;
+    let seg3 = barge::pack::format::segment_ranges_v2(&data)[3].clone();
+    let at = seg3.start + seg3.len() / 2;
     data[at] ^= 0x40;
     fs::write(&chunk, data).unwrap();
     let out = env.p("out");
@@ -812,6 +815,7 @@ mod format_properties {
             kdf: Argon2Params { m_kib: 64, t: 1, p: 1 },
             manifest_out: None,
             fault_enospc_after: None,
+            compression: barge::pack::Compression::default(),
         };
         let mut keys = |_| Ok(KeyInput { passphrase: Some(b"pw".to_vec()), ..Default::default() });
         let r = barge::pack::pack(&opts, barge::pack::Source::Tree(src), &mut keys, &Silent).unwrap();
@@ -871,7 +875,7 @@ mod format_properties {
         let l0 = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
         let master = reader::unlock(&l0, &barge::pack::crypto::Unlock::Passphrase(b"pw")).unwrap();
         let cat = reader::open_catalog(&l0, &master).unwrap();
-        proptest!(ProptestConfig { cases: 64, ..ProptestConfig::default() }, |(pos in 0usize..5000 + 80 + 5 * 16, bit in 0u8..8)| {
+        proptest!(ProptestConfig { cases: 64, ..ProptestConfig::default() }, |(pos in 0usize..orig.len(), bit in 0u8..8)| {
             let mut b = orig.clone();
             b[pos] ^= 1 << bit;
             fs::write(&chunk, &b).unwrap();

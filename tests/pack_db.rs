@@ -304,12 +304,13 @@ async fn sqlite_sample_through_a_pack_into_every_engine() {
 
 // ---- damage -------------------------------------------------------------------
 
-/// Flips one byte of `chunk` at the file offset that holds plaintext byte
-/// `plain` (80-byte header, then segments each followed by a 16-byte tag).
+/// Flips one byte of `chunk` in the middle of the sealed (compressed)
+/// segment that holds plaintext byte `plain`; segments lie where their
+/// length words say (docs/FORMAT.md, section 2).
 fn flip(chunk: &Path, plain: u64, segment: u64) {
-    let at = 80 + (plain / segment) * (segment + 16) + plain % segment;
     let mut b = fs::read(chunk).unwrap();
-    b[at as usize] ^= 0x20;
+    let r = barge::pack::format::segment_ranges_v2(&b)[(plain / segment) as usize].clone();
+    b[r.start + r.len() / 2] ^= 0x20;
     fs::write(chunk, b).unwrap();
 }
 
