@@ -118,30 +118,45 @@ impl SegmentEncoder {
         self.skipped = 0;
     }
 
-    /// Appends the kind byte and body of `plain` to `out`. `try_compress`
-    /// is false when the feeder knows the bytes do not compress.
-    pub fn encode(&mut self, plain: &[u8], try_compress: bool, out: &mut Vec<u8>) {
-        if let (Some(z), true, false) = (self.zstd.as_mut(), try_compress, plain.is_empty()) {
-            let probing = self.misses >= MISSES_BEFORE_PROBING;
-            if probing && self.skipped + 1 < PROBE_EVERY {
-                self.skipped += 1;
-            } else {
-                self.skipped = 0;
-                self.scratch.clear();
-                self.scratch.reserve(zstd::zstd_safe::compress_bound(plain.len()));
-                if let Ok(n) = z.compress_to_buffer(plain, &mut self.scratch) {
-                    if worth_it(n, plain.len()) {
-                        self.misses = 0;
-                        out.push(KIND_ZSTD);
-                        out.extend_from_slice(&self.scratch[..n]);
-                        return;
-                    }
-                }
+    /// The zstd frame to store for `plain`, or `None` to store it raw.
+    /// `try_compress` is false when the feeder knows the bytes do not
+    /// compress.
+    pub fn compress(&mut self, plain: &[u8], try_compress: bool) -> Option<&[u8]> {
+        let z = self.zstd.as_mut()?;
+        if !try_compress || plain.is_empty() {
+            return None;
+        }
+        if self.misses >= MISSES_BEFORE_PROBING && self.skipped + 1 < PROBE_EVERY {
+            self.skipped += 1;
+            return None;
+        }
+        self.skipped = 0;
+        self.scratch.clear();
+        self.scratch.reserve(zstd::zstd_safe::compress_bound(plain.len()));
+        match z.compress_to_buffer(plain, &mut self.scratch) {
+            Ok(n) if worth_it(n, plain.len()) => {
+                self.misses = 0;
+                Some(&self.scratch[..n])
+            }
+            _ => {
                 self.misses += 1;
+                None
             }
         }
-        out.push(KIND_RAW);
-        out.extend_from_slice(plain);
+    }
+
+    /// Appends the kind byte and body of `plain` to `out`.
+    pub fn encode(&mut self, plain: &[u8], try_compress: bool, out: &mut Vec<u8>) {
+        match self.compress(plain, try_compress) {
+            Some(z) => {
+                out.push(KIND_ZSTD);
+                out.extend_from_slice(z);
+            }
+            None => {
+                out.push(KIND_RAW);
+                out.extend_from_slice(plain);
+            }
+        }
     }
 }
 

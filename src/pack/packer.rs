@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::{Catalog, Entry, Extent, Mtime, PathBytes, Totals};
 use super::source::{TablePlan, TableSource};
-use super::compress::{Compression, Sampler, SegmentEncoder};
+use super::compress::{Compression, Sampler, SegmentEncoder, KIND_RAW, KIND_ZSTD};
 use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
 use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
 use super::format::{self, ChunkHeader, FORMAT_VERSION, FRAME_LEN};
@@ -42,6 +42,9 @@ use crate::progress::{Progress, Task, Unit};
 const STRIPE_SEGMENTS: u32 = 4;
 /// Messages queued per writer.
 const CHANNEL_DEPTH: usize = 8;
+/// Room at the front of each block for a segment's length word and kind
+/// byte, so a raw segment is framed and sealed where it lies, uncopied.
+const HEAD: usize = FRAME_LEN + 1;
 
 /// What to pack.
 pub enum Source<'a> {
@@ -127,7 +130,8 @@ struct Dev {
 
 enum Msg {
     Open { id: u64, dev: usize },
-    /// One segment's plaintext; false when it is known not to compress.
+    /// One segment's plaintext after [`HEAD`] bytes of room; false when it
+    /// is known not to compress.
     Data(Vec<u8>, bool),
     End,
 }
@@ -790,8 +794,8 @@ impl Feeder<'_, '_> {
         if self.slots[self.cur].chunk.is_none() {
             self.open_chunk(self.cur)?;
         }
-        let mut b = self.pool_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.seg));
-        b.resize(self.seg, 0);
+        let mut b = self.pool_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(HEAD + self.seg + crypto::TAG_LEN));
+        b.resize(HEAD + self.seg, 0);
         self.block = Some(b);
         self.used = 0;
         self.compressible = false;
@@ -806,7 +810,7 @@ impl Feeder<'_, '_> {
     /// Sends the block to its slot; true if that closed the slot's chunk.
     fn flush_block(&mut self) -> Result<bool, Stop> {
         let Some(mut b) = self.block.take() else { return Ok(false) };
-        b.truncate(self.used);
+        b.truncate(HEAD + self.used);
         let cur = self.cur;
         let used = self.used as u64;
         self.used = 0;
@@ -928,13 +932,14 @@ impl Feeder<'_, '_> {
         loop {
             self.ensure_block()?;
             let room = self.room();
-            let used = self.used;
+            let at = HEAD + self.used;
             let b = self.block.as_mut().expect("block");
-            let n = read(&mut b[used..used + room])?;
+            let n = read(&mut b[at..at + room])?;
             if n == 0 {
                 return Ok(());
             }
-            hasher.update(&b[used..used + n]);
+            hasher.update(&b[at..at + n]);
+            let used = self.used;
             self.compressible |= compressible;
             let ch = self.slots[self.cur].chunk.as_ref().expect("open chunk");
             let off = ch.fill + used as u64;
@@ -1173,22 +1178,34 @@ fn writer<'a>(slot: u32, rx: Receiver<Msg>, pool: Sender<Vec<u8>>, slack: Sender
 }
 
 /// Compresses (or not), seals and writes one segment: its sealed length
-/// as a u32, then ciphertext and tag (docs/FORMAT.md, section 2).
-fn seal_write(c: &mut Current, buf: Vec<u8>, compressible: bool, last: bool, t: &mut WriterTools) -> Result<()> {
-    let frame = &mut t.frame;
-    frame.clear();
-    frame.extend_from_slice(&[0; FRAME_LEN]);
-    t.encoder.encode(&buf, compressible, frame);
-    let sealed_len = (frame.len() - FRAME_LEN) as u32;
-    frame[..FRAME_LEN].copy_from_slice(&sealed_len.to_le_bytes());
+/// as a u32, then ciphertext and tag (docs/FORMAT.md, section 2). `buf`
+/// holds the plaintext after [`HEAD`] bytes of room; a raw segment is
+/// framed and sealed in place.
+fn seal_write(c: &mut Current, mut buf: Vec<u8>, compressible: bool, last: bool, t: &mut WriterTools) -> Result<()> {
+    let plain_len = buf.len() - HEAD;
+    let frame = match t.encoder.compress(&buf[HEAD..], compressible) {
+        Some(z) => {
+            let frame = &mut t.frame;
+            frame.clear();
+            frame.extend_from_slice(&((z.len() + 1) as u32).to_le_bytes());
+            frame.push(KIND_ZSTD);
+            frame.extend_from_slice(z);
+            frame
+        }
+        None => {
+            buf[..FRAME_LEN].copy_from_slice(&((plain_len + 1) as u32).to_le_bytes());
+            buf[FRAME_LEN] = KIND_RAW;
+            &mut buf
+        }
+    };
     let tag = c.sealer.seal_slice(&mut frame[FRAME_LEN..], last);
     frame.extend_from_slice(&tag);
     c.hasher.update(&frame[..]);
     let (backend, _, task) = &t.sh.devs[c.dev];
     c.sink.write_all(frame).map_err(|e| write_error(backend.as_ref(), &device::part_name(c.id), e, &t.sh.resume_hint))?;
     c.size += frame.len() as u64;
-    c.plain += buf.len() as u64;
     task.inc(frame.len() as u64);
+    c.plain += plain_len as u64;
     let _ = t.pool.send(buf);
     Ok(())
 }
@@ -1225,7 +1242,7 @@ fn handle(msg: Msg, cur: &mut Option<Current>, t: &mut WriterTools) -> Result<()
         }
         Msg::End => {
             let mut c = cur.take().expect("end before open");
-            let (last, compressible) = c.pending.take().unwrap_or_else(|| (Vec::new(), false));
+            let (last, compressible) = c.pending.take().unwrap_or_else(|| (vec![0; HEAD], false));
             let r = seal_write(&mut c, last, compressible, true, t);
             if let Err(e) = r {
                 *cur = Some(c);
