@@ -1,6 +1,7 @@
 //! Reading a pack: finding it on the devices, the keyless check (sizes and
 //! ciphertext SHA-256 against the signed manifest), and the keyed pass that
-//! decrypts every chunk and checks plaintext hashes, optionally writing the
+//! decrypts (and, in version-2 chunks, decompresses) every chunk segment by
+//! segment and checks plaintext hashes, optionally writing the
 //! tree out or handing each table's bytes to a [`TableSink`].
 //!
 //! The keyed pass mirrors the writer: one thread per writer slot decrypts
