@@ -13,7 +13,8 @@
 # int, text, numeric(12,2), timestamptz). One private PostgreSQL 15 server (bench/lib.sh) holds
 # the source and every target.
 #
-#   pack      barge pack SRC DIR --no-cdc          (one device directory; Argon2id costs ~0.4 s)
+#   pack      barge pack SRC DIR --no-cdc          (one device directory; Argon2id costs ~0.4 s;
+#             BARGE_PACK_ARGS adds flags, e.g. "--compression none")
 #   pg_dump   pg_dump -Fc SRC -f FILE              (PostgreSQL's default compression; not encrypted)
 #   dump|age  pg_dump -Fc -Z0 SRC | age -r KEY     (encrypted like a pack, not compressed)
 #   unpack    barge unpack DIR TGT                 (schema, rows, primary keys, indexes, ANALYZE)
@@ -69,9 +70,10 @@ check_target() { # DB
 
 pgq postgres CHECKPOINT >/dev/null
 mkdir -p "$WORK/dev"
-bench_measure pack "$BARGE_BIN" pack "$(pg_url src)" "$WORK/dev" --passphrase-file "$WORK/pass" --no-cdc
+# shellcheck disable=SC2086
+bench_measure pack "$BARGE_BIN" pack "$(pg_url src)" "$WORK/dev" --passphrase-file "$WORK/pass" --no-cdc ${BARGE_PACK_ARGS:-}
 [ "$M_RC" = 0 ] || die "barge pack failed"
-record pack barge "$(size_mb "$WORK/dev")" "barge pack: encrypted, chunked, signed manifest; verify --deep checks it"
+record pack barge "$(size_mb "$WORK/dev")" "barge pack ${BARGE_PACK_ARGS:-(zstd:3)}: compressed, encrypted, chunked, signed manifest; verify --deep checks it"
 
 bench_measure pg_dump pg_dump -Fc -d src -f "$WORK/dump.fc"
 [ "$M_RC" = 0 ] || die "pg_dump failed"
@@ -119,6 +121,10 @@ for op in ("pack", "unpack"):
         ratio = float(wall) / float(barge[3])
         lines.append(f"| {o} | {tool} | {float(wall):.2f} | {int(rows) / float(wall):,.0f} | {float(cpu):.2f} | {float(srv):.2f} | "
                      f"{int(rss) / 1024:.0f} | {size} | {ratio:.2f}× | {note} |")
+pack = {r[1]: r for r in recs if r[0] == "pack"}
+b, d = pack["barge"], pack["pg_dump -Fc"]
+lines += ["", f"barge pack ÷ pg_dump -Fc: output {float(b[7]) / float(d[7]):.2f}× the size, wall {float(b[3]) / float(d[3]):.2f}× the time, "
+          f"client CPU {float(b[4]) / max(float(d[4]), 0.01):.2f}×."]
 lines += ["", "Above 1× means barge took less wall time. server CPU = what PostgreSQL spent meanwhile "
           "(reading for pack and dumps; loading, indexing for unpack and restores).", ""]
 print("\n".join(lines))

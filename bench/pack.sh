@@ -110,13 +110,20 @@ export BARGE_PASSPHRASE=bench-passphrase RESTIC_PASSWORD=bench-passphrase
 rm -rf "$work"/dev "$work"/restic "$work"/out-* "$work"/tar.age "$work"/journal "$work"/age.key
 mkdir -p "$work/dev"
 
-# pack
-run barge pack "$BARGE" -q pack "$src" "$work/dev" --journal "$work/journal"
+# pack (BARGE_PACK_ARGS: e.g. "--compression none" for the figure without compression)
+# shellcheck disable=SC2086
+run barge pack "$BARGE" -q pack "$src" "$work/dev" --journal "$work/journal" ${BARGE_PACK_ARGS:-}
 restic init --repo "$work/restic" >/dev/null
 run restic pack restic --repo "$work/restic" backup -q "$src"
 age-keygen -o "$work/age.key" 2>/dev/null
 recipient=$(age-keygen -y "$work/age.key")
 run "tar|age" pack bash -c "tar -cf - -C '$src' . | age -e -r '$recipient' -o '$work/tar.age'"
+# What each pack takes on disk (apparent size, bytes).
+{
+    printf 'barge\t%s\n' "$(du -sb --apparent-size "$work/dev" | cut -f1)"
+    printf 'restic\t%s\n' "$(du -sb --apparent-size "$work/restic" | cut -f1)"
+    printf 'tar|age\t%s\n' "$(du -sb --apparent-size "$work/tar.age" | cut -f1)"
+} > "$work/sizes.tsv"
 
 # verify --deep (every byte decrypted and checked)
 run barge verify-deep "$BARGE" -q verify --deep "$work/dev"
@@ -137,9 +144,11 @@ diff -r "$src" "$work/out-barge" >/dev/null || { echo "barge unpack differs from
 
 out=$here/bench/results/pack.md
 mkdir -p "$(dirname "$out")"
-python3 - "$results" "$bytes" "$files" "$out" "$(nproc)" "$(restic version | cut -d' ' -f2)" "$(age --version)" "$cold" <<'EOF'
+python3 - "$results" "$bytes" "$files" "$out" "$(nproc)" "$(restic version | cut -d' ' -f2)" "$(age --version)" "$cold" "$work/sizes.tsv" "${BARGE_PACK_ARGS:-}" <<'EOF'
 import sys, datetime
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+sizes = dict((n, int(b)) for n, b in (l.rstrip("\n").split("\t") for l in open(sys.argv[9])))
+pack_args = sys.argv[10] or "default: --compression zstd:3"
 nbytes, files, out, cores, restic_v, age_v, cold = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
 mb = nbytes / 1e6
 by = {(op, name): (float(w), float(c)) for op, name, w, c in rows}
@@ -170,6 +179,9 @@ for op in ["pack", "verify-deep", "verify", "unpack"]:
         shown = name.replace("|", "\\|")
         lines.append(f"| {label} | {shown} | {w:.2f} | {c:.2f} | {mb / w:.0f} | {mb / c:.0f} | {ratio_c} | {ratio_w} |")
 lines += [
+    "",
+    f"Output on disk (barge pack {pack_args}): " + ", ".join(f"{n} {b / 1e6:.0f} MB ({b / nbytes:.2f}× the tree)" for n, b in sizes.items())
+    + f"; barge ÷ restic = {sizes['barge'] / sizes['restic']:.2f}×.",
     "",
     "Crypto limit for pack (FACTS.md, per CPU-second): SHA-256 of the plaintext (1.43 GB/s),",
     "AES-256-GCM (5.6 GB/s) and SHA-256 of the ciphertext (1.43 GB/s) give",

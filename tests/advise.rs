@@ -132,6 +132,18 @@ fn measures_a_directory() {
     assert!(f(&m["compress_ratio"]) < 0.1, "{m}");
     assert!(f(&m["pack_rate"]) > 0.0);
     assert_eq!(f(&v["inputs"]["size"]), 2.0 * text.len() as f64);
+    // The plan uses the measured ratio: the devices hold the packed bytes.
+    assert_eq!(f(&v["inputs"]["compress_ratio"]), f(&m["compress_ratio"]));
+    let stored: f64 = v["devices"]["waves"].as_array().unwrap().iter().map(|w| f(&w["bytes"])).sum();
+    assert!((stored - f(&m["compress_ratio"]) * 2.0 * text.len() as f64).abs() < 1.0, "{v}");
+    let o = barge(&["advise", t.path().to_str().unwrap(), "--bandwidth", "1Gbps"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("compression ratio"), "{out}");
+    // Random bytes do not compress: the devices hold every byte.
+    let r = tempfile::tempdir().unwrap();
+    fs::write(r.path().join("noise.bin"), support::pseudo_random_bytes(9, 3 << 20)).unwrap();
+    let v = json(&[r.path().to_str().unwrap(), "--bandwidth", "1Gbps"]);
+    assert_eq!(f(&v["measured"]["compress_ratio"]), 1.0, "{v}");
 }
 
 #[test]

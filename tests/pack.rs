@@ -344,14 +344,16 @@ fn every_fault_is_caught_and_named() {
     // Two segments of one chunk swapped in place: sizes still match.
     with_copy(&env, &d1, &d2, "segswap", |a, b| {
         let c = chunk_files(a)[0].clone();
-        let mut data = fs::read(&c).unwrap();
-        let seg = 65536 + 16;
-        assert!(data.len() >= 80 + 2 * seg, "need two full segments");
-        let (s0, s1) = (80, 80 + seg);
-        let first: Vec<u8> = data[s0..s0 + seg].to_vec();
-        data.copy_within(s1..s1 + seg, s0);
-        data[s1..s1 + seg].copy_from_slice(&first);
-        fs::write(&c, data).unwrap();
+        let data = fs::read(&c).unwrap();
+        // Each sealed segment with the length word before it.
+        let frames: Vec<_> = barge::pack::format::segment_ranges_v2(&data).into_iter().map(|r| r.start - 4..r.end).collect();
+        assert!(frames.len() >= 3, "need two full segments");
+        let mut swapped = data[..80].to_vec();
+        swapped.extend_from_slice(&data[frames[1].clone()]);
+        swapped.extend_from_slice(&data[frames[0].clone()]);
+        swapped.extend_from_slice(&data[frames[1].end..]);
+        assert_eq!(swapped.len(), data.len());
+        fs::write(&c, swapped).unwrap();
         fails(env.run(&["verify", a, b]), 3, &[&name(&c), "SHA-256"]);
         fails(deep(a, b), 3, &[&name(&c), "segments 0, 1 (of"]);
     });
@@ -428,7 +430,8 @@ fn a_flipped_byte_costs_only_the_files_in_its_segment() {
     let chunk = chunk_files(&d1)[1].clone();
     let mut data = fs::read(&chunk).unwrap();
     // Inside segment 3 of 16: segments 4.. of this chunk stay intact.
-    let at = 80 + 3 * (16384 + 16) + 5000;
+    let seg3 = barge::pack::format::segment_ranges_v2(&data)[3].clone();
+    let at = seg3.start + seg3.len() / 2;
     data[at] ^= 0x40;
     fs::write(&chunk, data).unwrap();
     let out = env.p("out");
@@ -812,6 +815,7 @@ mod format_properties {
             kdf: Argon2Params { m_kib: 64, t: 1, p: 1 },
             manifest_out: None,
             fault_enospc_after: None,
+            compression: barge::pack::Compression::default(),
         };
         let mut keys = |_| Ok(KeyInput { passphrase: Some(b"pw".to_vec()), ..Default::default() });
         let r = barge::pack::pack(&opts, barge::pack::Source::Tree(src), &mut keys, &Silent).unwrap();
@@ -871,7 +875,7 @@ mod format_properties {
         let l0 = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
         let master = reader::unlock(&l0, &barge::pack::crypto::Unlock::Passphrase(b"pw")).unwrap();
         let cat = reader::open_catalog(&l0, &master).unwrap();
-        proptest!(ProptestConfig { cases: 64, ..ProptestConfig::default() }, |(pos in 0usize..5000 + 80 + 5 * 16, bit in 0u8..8)| {
+        proptest!(ProptestConfig { cases: 64, ..ProptestConfig::default() }, |(pos in 0usize..orig.len(), bit in 0u8..8)| {
             let mut b = orig.clone();
             b[pos] ^= 1 << bit;
             fs::write(&chunk, &b).unwrap();
@@ -885,4 +889,108 @@ mod format_properties {
         });
         fs::write(&chunk, &orig).unwrap();
     }
+}
+
+// ---- compression (format version 2) -------------------------------------------
+
+fn dir_bytes(files: &[PathBuf]) -> u64 {
+    files.iter().map(|c| fs::metadata(c).unwrap().len()).sum()
+}
+
+/// Log-like text: compresses well.
+fn log_text(lines: usize) -> String {
+    (0..lines).map(|i| format!("2026-01-{:02} 12:{:02}:07 worker {} took job {} from queue default\n", i % 28 + 1, i % 60, i % 7, i * 31)).collect()
+}
+
+/// Text shrinks; random bytes (what media and archives look like) are
+/// stored raw, so a pack of them is no bigger than the files plus the
+/// framing; both come back byte for byte.
+#[test]
+fn text_is_compressed_and_random_files_are_stored_raw() {
+    let env = Env::new();
+    let text = env.p("text");
+    fs::create_dir_all(text.join("logs")).unwrap();
+    for i in 0..3 {
+        fs::write(text.join(format!("logs/{i}.log")), log_text(40_000)).unwrap();
+    }
+    for i in 0..200 {
+        fs::write(text.join(format!("logs/small-{i}.txt")), log_text(20)).unwrap();
+    }
+    let noise = env.p("noise");
+    fs::create_dir_all(&noise).unwrap();
+    for i in 0..4 {
+        // Above and below the size at which files are sampled.
+        let n = if i == 0 { 100_000 } else { 1_500_000 + i * 7 };
+        fs::write(noise.join(format!("photo-{i}.jpg")), pseudo_random_bytes(40 + i as u64, n)).unwrap();
+    }
+    let input = |root: &Path| files_of(root).values().map(|b| b.len() as u64).sum::<u64>();
+    for (src, tag) in [(&text, "text"), (&noise, "noise")] {
+        let dev = env.dev(&format!("dev-{tag}"));
+        ok(env.run(&["pack", src.to_str().unwrap(), &dev, "--passphrase-file", &env.pass(), "--chunk-size", "1MiB", "--segment-size", "64KiB"]));
+        let (stored, plain) = (dir_bytes(&chunk_files(&dev)), input(src));
+        if tag == "text" {
+            assert!(stored * 5 < plain, "text: {stored} bytes stored for {plain}");
+        } else {
+            // 80-byte headers and 21 bytes a segment: well under 1 %.
+            assert!(stored >= plain && stored <= plain + plain / 200, "random: {stored} bytes stored for {plain}");
+        }
+        ok(env.run(&["verify", &dev]));
+        ok(env.run(&["verify", "--deep", &dev, "--passphrase-file", &env.pass()]));
+        let out = env.p(&format!("out-{tag}"));
+        ok(env.run(&["unpack", &dev, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+        assert_same_tree(src, &out);
+    }
+}
+
+/// `--compression none` stores every segment raw; a bad value is refused
+/// at the command line.
+#[test]
+fn compression_can_be_turned_off_and_bad_values_are_refused() {
+    let env = Env::new();
+    let src = env.p("src");
+    fs::create_dir_all(&src).unwrap();
+    let t = log_text(20_000);
+    fs::write(src.join("a.log"), &t).unwrap();
+    let dev = env.dev("dev");
+    ok(env.run(&["pack", src.to_str().unwrap(), &dev, "--passphrase-file", &env.pass(), "--compression", "none"]));
+    assert!(dir_bytes(&chunk_files(&dev)) > t.len() as u64, "stored raw");
+    let out = env.p("out");
+    ok(env.run(&["unpack", &dev, out.to_str().unwrap(), "--passphrase-file", &env.pass()]));
+    assert_same_tree(&src, &out);
+    let dev2 = env.dev("dev2");
+    ok(env.run(&["pack", src.to_str().unwrap(), &dev2, "--passphrase-file", &env.pass(), "--compression", "zstd:19", "--journal", env.p("j2").to_str().unwrap()]));
+    assert!(dir_bytes(&chunk_files(&dev2)) * 10 < t.len() as u64);
+    for bad in ["gzip", "zstd:0", "zstd:99"] {
+        let o = env.run(&["pack", src.to_str().unwrap(), &env.dev("dev3"), "--passphrase-file", &env.pass(), "--compression", bad]);
+        fails(o, 2, &["--compression", "zstd:LEVEL"]);
+    }
+}
+
+/// A flipped byte inside a compressed segment: the keyless check names the
+/// chunk file, `verify --deep` and unpack name it and the file, and no
+/// damaged file is left under its name.
+#[test]
+fn a_flipped_byte_in_a_compressed_chunk_is_caught() {
+    let env = Env::new();
+    let src = env.p("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big.log"), log_text(60_000)).unwrap();
+    fs::write(src.join("other.log"), log_text(100)).unwrap();
+    let dev = env.dev("dev");
+    ok(env.run(&["pack", src.to_str().unwrap(), &dev, "--passphrase-file", &env.pass(), "--segment-size", "64KiB"]));
+    let chunk = chunk_files(&dev)[0].clone();
+    let mut data = fs::read(&chunk).unwrap();
+    let segs = barge::pack::format::segment_ranges_v2(&data);
+    assert!(segs.len() > 10, "{} segments", segs.len());
+    // Compressed: far shorter than the 64 KiB it holds.
+    let s = segs[segs.len() / 2].clone();
+    assert!(s.len() < 32 * 1024, "segment of {} bytes is not compressed", s.len());
+    data[s.start + s.len() / 2] ^= 0x04;
+    fs::write(&chunk, data).unwrap();
+    let n = name(&chunk);
+    fails(env.run(&["verify", &dev]), 3, &[&n, "SHA-256 does not match"]);
+    fails(env.run(&["verify", "--deep", &dev, "--passphrase-file", &env.pass()]), 3, &[&n, "does not authenticate", "big.log"]);
+    let out = env.p("out");
+    fails(env.run(&["unpack", &dev, out.to_str().unwrap(), "--passphrase-file", &env.pass()]), 3, &[&n, "big.log"]);
+    assert!(!out.join("big.log").exists(), "a damaged file is never left under its name");
 }

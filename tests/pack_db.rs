@@ -306,12 +306,13 @@ async fn sqlite_sample_through_a_pack_into_every_engine() {
 
 // ---- damage -------------------------------------------------------------------
 
-/// Flips one byte of `chunk` at the file offset that holds plaintext byte
-/// `plain` (80-byte header, then segments each followed by a 16-byte tag).
+/// Flips one byte of `chunk` in the middle of the sealed (compressed)
+/// segment that holds plaintext byte `plain`; segments lie where their
+/// length words say (docs/FORMAT.md, section 2).
 fn flip(chunk: &Path, plain: u64, segment: u64) {
-    let at = 80 + (plain / segment) * (segment + 16) + plain % segment;
     let mut b = fs::read(chunk).unwrap();
-    b[at as usize] ^= 0x20;
+    let r = barge::pack::format::segment_ranges_v2(&b)[(plain / segment) as usize].clone();
+    b[r.start + r.len() / 2] ^= 0x20;
     fs::write(chunk, b).unwrap();
 }
 
@@ -484,4 +485,83 @@ async fn bad_input_is_named_and_changes_nothing() {
         dst.drop_db().await;
     }
     missing.drop_db().await;
+}
+
+// ---- compression (format version 2) -------------------------------------------
+
+/// The catalog's byte size of each table, and the bytes of every chunk file.
+fn table_sizes(p: &Packed) -> (std::collections::BTreeMap<String, u64>, u64) {
+    use barge::pack::{catalog::Entry, crypto::Unlock, reader};
+    let dev = PathBuf::from(p.dev());
+    let l = reader::locate(std::slice::from_ref(&dev), None, None).unwrap();
+    let master = reader::unlock(&l, &Unlock::Passphrase(PASS.as_bytes())).unwrap();
+    let cat = reader::open_catalog(&l, &master).unwrap();
+    let sizes = cat
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Table { name, size, .. } => Some((name.clone(), *size)),
+            _ => None,
+        })
+        .collect();
+    (sizes, p.chunks().iter().map(|c| fs::metadata(c).unwrap().len()).sum())
+}
+
+/// A PostgreSQL database of log rows (they compress) and of media blobs
+/// (they do not): the log table shrinks, the blobs are stored raw (a pack
+/// of them alone is no bigger than their rows plus the framing), the rows
+/// come back equal in PostgreSQL and MariaDB, and a flipped byte in a
+/// compressed segment is named by chunk file and table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_database_packs_round_trip_and_media_stays_raw() {
+    let src = TestDb::new(Engine::Postgres, "pk_zstd").await;
+    exec(
+        &src,
+        "CREATE TABLE logs (id int PRIMARY KEY, at timestamptz NOT NULL, level text NOT NULL, msg text NOT NULL, amount numeric(12,2));
+         INSERT INTO logs SELECT i, timestamptz '2026-01-01 00:00:00+00' + i * interval '1 second', (ARRAY['info','warn','error'])[i % 3 + 1],
+                'worker ' || (i % 17) || ' finished job ' || i || ' for customer ' || (i % 501) || ' in queue default', (i % 1000) / 7.0
+           FROM generate_series(1, 40000) i;
+         CREATE TABLE media (id int PRIMARY KEY, data bytea NOT NULL);
+         INSERT INTO media SELECT i, (SELECT string_agg(decode(md5(i || '/' || j), 'hex'), ''::bytea) FROM generate_series(1, 4096) j)
+           FROM generate_series(1, 48) i;",
+    )
+    .await;
+    let p = Packed::new();
+    ok(p.pack(&src.url, &["--no-cdc", "--segment-size", "64KiB", "--chunk-size", "2MiB"]), "pack");
+    let (sizes, stored) = table_sizes(&p);
+    let (logs, media) = (sizes["public.logs"], sizes["public.media"]);
+    assert!(media > 48 * 65536, "{sizes:?}");
+    assert!(stored < media + media / 100 + logs / 3, "{stored} bytes stored for {sizes:?}");
+    ok(p.run(&["verify", &p.dev()]), "verify");
+    ok(p.run(&["verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), "verify --deep");
+    for engine in [Engine::Postgres, Engine::Mysql] {
+        let (dst, _) = unpack_and_validate(&p, &src, engine, &[], &[]).await;
+        dst.drop_db().await;
+    }
+    let q = "SELECT md5(string_agg(l::text, ',' ORDER BY id)) FROM logs l";
+    let dst = TestDb::new(Engine::Postgres, "pk_zstd_dst").await;
+    ok(p.unpack(&dst.url, &[]), "unpack");
+    assert_eq!(dst.query_row(q).await, src.query_row(q).await);
+    dst.drop_db().await;
+
+    // Media alone: stored raw, no bigger than its rows plus the framing.
+    let m = Packed::new();
+    ok(m.pack(&src.url, &["--no-cdc", "--tables", "media", "--segment-size", "64KiB"]), "pack media");
+    let (sizes, stored) = table_sizes(&m);
+    let media = sizes["public.media"];
+    assert!(stored >= media && stored <= media + media / 200 + 4096, "{stored} bytes stored for {media} of media");
+
+    // A flipped byte in the middle of a compressed segment of `logs`.
+    let (chunk, at) = middle_of(&p, "public.logs");
+    let b = fs::read(&chunk).unwrap();
+    let seg = &barge::pack::format::segment_ranges_v2(&b)[(at / 65536) as usize];
+    assert!(seg.len() < 65536 / 2, "the segment is compressed ({} bytes)", seg.len());
+    flip(&chunk, at, 65536);
+    let name = chunk.file_name().unwrap().to_str().unwrap().to_string();
+    fails(p.run(&["verify", &p.dev()]), 3, &[&name, "SHA-256 does not match"]);
+    fails(p.run(&["verify", "--deep", &p.dev(), "--passphrase-file", &p.pass()]), 3, &["table public.logs", &name]);
+    let dst = TestDb::new(Engine::Postgres, "pk_zstd_flip").await;
+    fails(p.unpack(&dst.url, &[]), 3, &[&name, "before writing anything"]);
+    dst.drop_db().await;
+    src.drop_db().await;
 }

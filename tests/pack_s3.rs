@@ -174,11 +174,14 @@ fn flip_within(dev: &str, rel: &str) -> String {
         .unwrap_or_else(|| panic!("{rel} is not in the catalog"));
     let x = &extents[extents.len() / 2];
     let plain = x.offset() + x.len() / 2;
-    let pos = CHUNK_HEADER_LEN as u64 + (plain / seg) * (seg + 16) + plain % seg;
     let name = device::chunk_name(x.chunk());
     let path = l.files.iter().find(|f| f.0 == name).unwrap().1.clone();
     let mut data = fs::read(&path).unwrap();
-    data[pos as usize] ^= 0x01;
+    // The middle of the sealed segment that holds `plain` (segments may be
+    // compressed, so their places come from their length words).
+    let r = barge::pack::format::segment_ranges_v2(&data)[(plain / seg) as usize].clone();
+    assert!(r.start > CHUNK_HEADER_LEN);
+    data[r.start + r.len() / 2] ^= 0x01;
     fs::write(&path, data).unwrap();
     name
 }

@@ -107,7 +107,8 @@ enum Measured {
     Db {
         #[serde(flatten)]
         db: DbMeasured,
-        /// Compressed / original on the encoded sample (zstd level 1).
+        /// Stored / original on the encoded sample, compressed the way
+        /// `barge pack` does by default (zstd:3 per 1 MiB segment).
         compress_ratio: f64,
         pack_rate: f64,
         /// The read rate advise plans with, in catalog bytes per second
@@ -137,6 +138,13 @@ impl Measured {
             Measured::Db { pack_rate, .. } => *pack_rate,
         }
     }
+
+    fn compress_ratio(&self) -> f64 {
+        match self {
+            Measured::Dir(d) => d.compress_ratio,
+            Measured::Db { compress_ratio, .. } => *compress_ratio,
+        }
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -144,21 +152,28 @@ struct DirMeasured {
     bytes: u64,
     files: u64,
     sample_bytes: u64,
-    /// Compressed / original on the sample (zstd level 1); 1.0 = incompressible.
+    /// Stored / original on the sample, compressed the way `barge pack`
+    /// does by default; 1.0 = incompressible.
     compress_ratio: f64,
     read_rate: f64,
     pack_rate: f64,
 }
 
-/// Compressed size / original size at zstd level 1 (fast enough not to
-/// be the bottleneck, so its ratio is what a compressing link or store
-/// would see); 1.0 for an empty sample.
-fn compress_ratio(sample: &[u8]) -> Result<f64> {
-    if sample.is_empty() {
-        return Ok(1.0);
-    }
-    let compressed = zstd::bulk::compress(sample, 1).map_err(|e| Error::other(format!("zstd: {e}")))?;
-    Ok(compressed.len() as f64 / sample.len() as f64)
+/// Stored size / original size of the sample as `barge pack` stores it
+/// by default (each 1 MiB segment zstd'd at level 3, or kept raw when
+/// that does not pay), and how fast one core compressed it (bytes/s of
+/// sample); ratio 1.0 for an empty sample.
+fn compress_ratio(sample: &[u8]) -> (f64, f64) {
+    let t = Instant::now();
+    let ratio = crate::pack::compress::estimate_ratio(sample, crate::pack::Compression::default(), 1 << 20);
+    (ratio, sample.len() as f64 / t.elapsed().as_secs_f64().max(1e-6))
+}
+
+/// The pack rate once compression is counted: every core hashes,
+/// encrypts and compresses, so the times per byte add up.
+fn with_compression(crypto_rate: f64, compress_rate_one_core: f64) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    1.0 / (1.0 / crypto_rate + 1.0 / (compress_rate_one_core * cores))
 }
 
 /// A database SOURCE: catalog size and a read sample
@@ -167,10 +182,10 @@ fn measure_database(endpoint: &Endpoint, tables: Option<&str>) -> Result<Measure
     let mapping = crate::commands::migrate::build_mapping(tables, None)?;
     let mut db = measure_db::measure(endpoint, &mapping)?;
     let sample = std::mem::take(&mut db.sample);
-    let compress_ratio = compress_ratio(&sample)?;
+    let (compress_ratio, compress_rate) = compress_ratio(&sample);
     drop(sample);
     let source_read = db.source_read();
-    Ok(Measured::Db { db, compress_ratio, pack_rate: measure_pack_rate(), source_read })
+    Ok(Measured::Db { db, compress_ratio, pack_rate: with_compression(measure_pack_rate(), compress_rate), source_read })
 }
 
 /// Reads up to 64 MiB spread over the tree: 1 MiB from each of up to 64 files.
@@ -195,13 +210,14 @@ fn measure_source(root: &Path) -> Result<DirMeasured> {
         sample.extend_from_slice(&buf);
     }
     let read_secs = t.elapsed().as_secs_f64().max(1e-6);
+    let (compress_ratio, compress_rate) = compress_ratio(&sample);
     Ok(DirMeasured {
         bytes: scan.bytes,
         files: files.len() as u64,
         sample_bytes: sample.len() as u64,
-        compress_ratio: compress_ratio(&sample)?,
+        compress_ratio,
         read_rate: sample.len() as f64 / read_secs,
-        pack_rate: measure_pack_rate(),
+        pack_rate: with_compression(measure_pack_rate(), compress_rate),
     })
 }
 
@@ -288,6 +304,7 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
         },
         pack_speed,
         devices_at_once: args.devices_at_once,
+        compress_ratio: measured.as_ref().map_or(1.0, |m| m.compress_ratio()),
     };
     let profiles = load_profiles(args.profiles.as_deref())?;
     let a = advise::advise(&inputs, &profiles, args.device.as_deref()).map_err(usage)?;
@@ -346,6 +363,14 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
                 db.unanalyzed_tables, db.tables
             ));
         }
+    }
+    if let Some(m) = &measured {
+        w(format!(
+            "packed with zstd:3: {:.0} % of the source = {} on the devices (compression ratio {:.2}); the network moves it as it is",
+            m.compress_ratio() * 100.0,
+            fmt_bytes((size * m.compress_ratio()) as u64),
+            1.0 / m.compress_ratio().max(1e-9)
+        ))?;
     }
     let n = &a.network;
     w(format!(

@@ -62,6 +62,9 @@ pub struct PackArgs {
     /// Largest chunk file
     #[arg(long, value_name = "SIZE", default_value = "1GiB")]
     pub chunk_size: String,
+    /// Compress chunk data before it is encrypted: zstd, zstd:LEVEL (1 to 19) or none. Files and chunks that do not compress are stored as they are
+    #[arg(long, value_name = "CODEC", default_value = "zstd:3", value_parser = parse_compression)]
+    pub compression: pack::Compression,
     /// Encryption segment size (advanced)
     #[arg(long, value_name = "SIZE", default_value = "1MiB", hide = true)]
     pub segment_size: String,
@@ -233,6 +236,10 @@ fn place(arg: &str, what: &str) -> Result<Place> {
     }
 }
 
+fn parse_compression(s: &str) -> std::result::Result<pack::Compression, String> {
+    s.parse()
+}
+
 fn size_arg(s: &str, flag: &str) -> Result<u64> {
     parse_size(s).map_err(|e| Error::usage(format!("{flag} {s}: {e}")))
 }
@@ -258,6 +265,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         kdf: Argon2Params::default(),
         manifest_out: args.manifest_out.clone(),
         fault_enospc_after: std::env::var("BARGE_FAULT_ENOSPC_AFTER").ok().and_then(|v| v.parse().ok()),
+        compression: args.compression,
     };
     debug_assert_eq!(DEFAULT_CHUNK_SIZE, 1 << 30);
     debug_assert_eq!(DEFAULT_SEGMENT_SIZE, 1 << 20);

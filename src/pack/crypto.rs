@@ -119,6 +119,18 @@ impl Sealer {
         self.counter += 1;
         self.done = last;
     }
+
+    /// Encrypts `buf` in place and returns the 16-byte tag.
+    pub fn seal_slice(&mut self, buf: &mut [u8], last: bool) -> [u8; TAG_LEN] {
+        assert!(!self.done, "segment sealed after the last one");
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(stream_nonce(self.counter, last), Aad::from(&self.aad[..]), buf)
+            .expect("AES-GCM seal cannot fail for in-range lengths");
+        self.counter += 1;
+        self.done = last;
+        tag.as_ref().try_into().expect("a 16-byte tag")
+    }
 }
 
 /// Opens the segments of one chunk. Each segment authenticates on its own

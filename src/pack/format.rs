@@ -1,10 +1,16 @@
 //! Binary layouts: the chunk file header and the manifest file framing.
 //! Every byte is described in `docs/FORMAT.md`; all integers little-endian.
 
-pub const FORMAT_VERSION: u16 = 1;
+/// The version barge writes: 2 adds compressed, length-framed segments.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version barge still reads.
+pub const OLDEST_READABLE: u16 = 1;
 pub const CHUNK_MAGIC: [u8; 8] = *b"BARGECHK";
 pub const MANIFEST_MAGIC: [u8; 8] = *b"BARGEMAN";
 pub const CHUNK_HEADER_LEN: usize = 80;
+/// Version 2: the little-endian u32 before each sealed segment, giving its
+/// sealed length without the tag.
+pub const FRAME_LEN: usize = 4;
 pub const MANIFEST_PREAMBLE_LEN: usize = 16;
 pub const SIGNATURE_LEN: usize = 64;
 pub use super::crypto::TAG_LEN;
@@ -19,6 +25,10 @@ pub const MAX_SEGMENT_SIZE: u32 = 64 << 20;
 /// data of every segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkHeader {
+    /// 1 or 2 (see `docs/FORMAT.md`): how the segments are laid out.
+    pub version: u16,
+    /// Version 2: `compress::CODEC_NONE` or `CODEC_ZSTD`; 0 in version 1.
+    pub codec: u8,
     pub segment_size: u32,
     pub pack_id: [u8; 16],
     pub chunk_id: u64,
@@ -49,13 +59,14 @@ impl ChunkHeader {
     pub fn encode(&self) -> [u8; CHUNK_HEADER_LEN] {
         let mut b = [0u8; CHUNK_HEADER_LEN];
         b[0..8].copy_from_slice(&CHUNK_MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[10..12].copy_from_slice(&(CHUNK_HEADER_LEN as u16).to_le_bytes());
         b[12..16].copy_from_slice(&self.segment_size.to_le_bytes());
         b[16..32].copy_from_slice(&self.pack_id);
         b[32..40].copy_from_slice(&self.chunk_id.to_le_bytes());
         b[40..72].copy_from_slice(&self.salt);
-        // 72..80: reserved, zero.
+        b[72] = self.codec;
+        // 73..80: reserved, zero.
         b
     }
 
@@ -67,7 +78,7 @@ impl ChunkHeader {
             return Err(HeaderError::BadMagic);
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::Version(version));
         }
         if u16::from_le_bytes([b[10], b[11]]) as usize != CHUNK_HEADER_LEN {
@@ -80,10 +91,20 @@ impl ChunkHeader {
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
             return Err(HeaderError::BadField("segment size"));
         }
-        if b[72..80].iter().any(|&x| x != 0) {
+        let codec = b[72];
+        let known_codec = match version {
+            1 => codec == 0,
+            _ => codec == super::compress::CODEC_NONE || codec == super::compress::CODEC_ZSTD,
+        };
+        if !known_codec {
+            return Err(HeaderError::BadField("compression codec"));
+        }
+        if b[73..80].iter().any(|&x| x != 0) {
             return Err(HeaderError::BadField("reserved bytes"));
         }
         Ok(ChunkHeader {
+            version,
+            codec,
             segment_size,
             pack_id: b[16..32].try_into().unwrap(),
             chunk_id: u64::from_le_bytes(b[32..40].try_into().unwrap()),
@@ -98,7 +119,41 @@ pub fn segment_count(plain: u64, segment_size: u32) -> u64 {
     plain.div_ceil(segment_size as u64).max(1)
 }
 
-/// Size on disk of a chunk holding `plain` plaintext bytes.
+/// The most a version-2 chunk of `plain` plaintext bytes can take on disk:
+/// every segment stored raw (a compressed segment is only kept when smaller).
+pub fn chunk_file_bound(plain: u64, segment_size: u32) -> u64 {
+    CHUNK_HEADER_LEN as u64 + plain + (FRAME_LEN + 1 + TAG_LEN) as u64 * segment_count(plain, segment_size)
+}
+
+/// The largest plaintext whose version-2 bound fits in `room` bytes.
+pub fn plain_fitting_bound(room: u64, segment_size: u32) -> u64 {
+    let s = segment_size as u64;
+    let per = (FRAME_LEN + 1 + TAG_LEN) as u64;
+    let Some(body) = room.checked_sub(CHUNK_HEADER_LEN as u64) else { return 0 };
+    let full = body / (s + per);
+    let rest = body - full * (s + per);
+    full * s + rest.saturating_sub(per)
+}
+
+/// Where the sealed segments of a version-2 chunk file lie: for each, the
+/// byte range of its ciphertext and tag (after its length word). Stops at
+/// the first length word that runs past the end.
+pub fn segment_ranges_v2(file: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = CHUNK_HEADER_LEN;
+    while at + FRAME_LEN <= file.len() {
+        let n = u32::from_le_bytes(file[at..at + FRAME_LEN].try_into().unwrap()) as usize;
+        let end = at + FRAME_LEN + n + TAG_LEN;
+        if end > file.len() {
+            break;
+        }
+        out.push(at + FRAME_LEN..end);
+        at = end;
+    }
+    out
+}
+
+/// Size on disk of a version-1 chunk holding `plain` plaintext bytes.
 pub fn chunk_file_size(plain: u64, segment_size: u32) -> u64 {
     CHUNK_HEADER_LEN as u64 + plain + TAG_LEN as u64 * segment_count(plain, segment_size)
 }
@@ -150,7 +205,7 @@ pub fn parse_manifest(b: &[u8]) -> Result<ManifestParts<'_>, HeaderError> {
         return Err(HeaderError::BadMagic);
     }
     let version = u16::from_le_bytes([b[8], b[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
         return Err(HeaderError::Version(version));
     }
     if b[10..12] != [0, 0] {
@@ -178,16 +233,23 @@ mod tests {
     proptest! {
         #[test]
         fn header_round_trips(seg in MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE, id: u64, pid: [u8; 16], salt: [u8; 32]) {
-            let h = ChunkHeader { segment_size: seg, pack_id: pid, chunk_id: id, salt };
+            let h = ChunkHeader { version: 2, codec: (id % 2) as u8, segment_size: seg, pack_id: pid, chunk_id: id, salt };
             prop_assert_eq!(ChunkHeader::decode(&h.encode()).unwrap(), h);
         }
 
         #[test]
         fn header_rejects_any_flipped_fixed_byte(i in 0usize..12, bit in 0u8..8) {
-            let h = ChunkHeader { segment_size: 4096, pack_id: [1; 16], chunk_id: 3, salt: [2; 32] };
+            let h = ChunkHeader { version: 2, codec: 1, segment_size: 4096, pack_id: [1; 16], chunk_id: 3, salt: [2; 32] };
             let mut b = h.encode();
             b[i] ^= 1 << bit;
             prop_assert!(ChunkHeader::decode(&b).is_err());
+        }
+
+        #[test]
+        fn v2_bounds_invert(plain in 0u64..50_000_000, seg in prop::sample::select(vec![1024u32, 4096, 1 << 20])) {
+            let size = chunk_file_bound(plain, seg);
+            prop_assert_eq!(plain_fitting_bound(size, seg), plain);
+            prop_assert!(chunk_file_bound(plain_fitting_bound(size + 7, seg), seg) <= size + 7);
         }
 
         #[test]

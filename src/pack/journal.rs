@@ -365,7 +365,7 @@ mod tests {
     }
 
     fn chunk(id: u64) -> Record {
-        Record::Chunk(ChunkRecord { id, slot: (id % 2) as u32, device: 1, size: 100, sha256: [0; 32] })
+        Record::Chunk(ChunkRecord { id, slot: (id % 2) as u32, device: 1, size: 100, sha256: [0; 32], plain: None })
     }
 
     fn progress(at: u64, extents: &[(u64, u64, u64)]) -> Record {

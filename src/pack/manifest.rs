@@ -65,6 +65,19 @@ pub struct ChunkRecord {
     /// SHA-256 of the whole chunk file (header and ciphertext).
     #[serde(with = "hex")]
     pub sha256: [u8; 32],
+    /// Plaintext bytes in the chunk. Present for version-2 chunks, whose
+    /// compressed size does not tell it; a version-1 chunk's follows from
+    /// `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<u64>,
+}
+
+impl ChunkRecord {
+    /// Plaintext bytes in the chunk, if the record gives them or its size
+    /// implies them (version 1).
+    pub fn plain_len(&self, segment_size: u32) -> Option<u64> {
+        self.plain.or_else(|| format::plain_len_of(self.size, segment_size))
+    }
 }
 
 /// The manifest's JSON body.
@@ -133,7 +146,7 @@ pub struct Decoded {
 pub fn decode(bytes: &[u8]) -> Result<Decoded, ManifestError> {
     let (signed, body, cat, sig) = format::parse_manifest(bytes).map_err(ManifestError::Frame)?;
     let manifest: Manifest = serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
-    if manifest.format != format::FORMAT_VERSION {
+    if !(format::OLDEST_READABLE..=format::FORMAT_VERSION).contains(&manifest.format) {
         return Err(ManifestError::Frame(HeaderError::Version(manifest.format)));
     }
     if !crypto::verify_signature(&manifest.identity.signer, signed, sig) {

@@ -8,11 +8,12 @@
 //! Layers, bottom up: [`format`] (binary headers), [`device`] (the backend
 //! that stores files on a mounted disk), [`crypto`] (keys, STREAM, slots,
 //! signatures), [`catalog`] and [`manifest`] (what is in the pack),
-//! [`journal`] (resume), [`scan`] (the pre-scan of a tree), [`source`]
+//! [`compress`] (zstd per segment), [`journal`] (resume), [`scan`] (the pre-scan of a tree), [`source`]
 //! (what a database offers the packer) and [`rows`] (how table rows are
 //! laid out).
 
 pub mod catalog;
+pub mod compress;
 pub mod crypto;
 pub mod device;
 pub mod format;
@@ -25,4 +26,5 @@ pub mod scan;
 pub mod source;
 pub mod tree;
 
+pub use compress::Compression;
 pub use packer::{pack, KeyInput, PackOptions, PackReport, Source};

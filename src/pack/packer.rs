@@ -6,13 +6,20 @@
 //! (AES-256-GCM STREAM), hashes the ciphertext and writes, so encryption,
 //! hashing and the writes to several devices run at once. Bounded channels
 //! keep memory at a few MiB per slot.
+//!
+//! Each writer also compresses (format version 2): a segment is zstd'd
+//! before it is sealed, unless the feeder marked its bytes as coming only
+//! from files that do not compress, or the writer's [`SegmentEncoder`]
+//! finds it does not pay. A chunk's room on its device is reserved for the
+//! worst case (every segment raw) and what compression saved is handed
+//! back to the feeder when the chunk is finished.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -20,9 +27,10 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::{Catalog, Entry, Extent, Mtime, PathBytes, Totals};
 use super::source::{TablePlan, TableSource};
+use super::compress::{Compression, Sampler, SegmentEncoder, KIND_RAW, KIND_ZSTD};
 use super::crypto::{self, Argon2Params, KeySlot, MasterKey, Sealer, Signer, Unlock};
 use super::device::{self, Backend, DeviceDir, DeviceMarker, Sink};
-use super::format::{self, ChunkHeader, FORMAT_VERSION, TAG_LEN};
+use super::format::{self, ChunkHeader, FORMAT_VERSION, FRAME_LEN};
 use super::journal::{self, Journal, Partial, Record};
 use super::rows;
 use super::manifest::{self, ChunkRecord, DeviceRecord, Identity, Manifest};
@@ -34,6 +42,9 @@ use crate::progress::{Progress, Task, Unit};
 const STRIPE_SEGMENTS: u32 = 4;
 /// Messages queued per writer.
 const CHANNEL_DEPTH: usize = 8;
+/// Room at the front of each block for a segment's length word and kind
+/// byte, so a raw segment is framed and sealed where it lies, uncopied.
+const HEAD: usize = FRAME_LEN + 1;
 
 /// What to pack.
 pub enum Source<'a> {
@@ -58,6 +69,8 @@ pub struct PackOptions {
     pub manifest_out: Option<PathBuf>,
     /// Test hook: each device reports ENOSPC after this many bytes in this run.
     pub fault_enospc_after: Option<u64>,
+    /// How chunk data is compressed before it is sealed.
+    pub compression: Compression,
 }
 
 /// Secrets for a pack: a passphrase (always for a new pack), or a key file
@@ -117,9 +130,15 @@ struct Dev {
 
 enum Msg {
     Open { id: u64, dev: usize },
-    Data(Vec<u8>),
+    /// One segment's plaintext after [`HEAD`] bytes of room; false when it
+    /// is known not to compress.
+    Data(Vec<u8>, bool),
     End,
 }
+
+/// A finished chunk's bytes that its reservation no longer needs: (device
+/// index, bytes), sent by a writer to the feeder.
+type Slack = (usize, u64);
 
 enum Stop {
     OutOfSpace,
@@ -138,6 +157,7 @@ struct Shared<'a> {
     master: &'a MasterKey,
     identity: &'a Identity,
     resume_hint: String,
+    compression: Compression,
 }
 
 impl Shared<'_> {
@@ -486,6 +506,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         master: &master,
         identity: &identity,
         resume_hint: resume_hint.clone(),
+        compression: opts.compression,
     };
     // A database's sizes are estimates: the bar counts rows against the
     // catalog's row estimates, and bytes without a total.
@@ -503,16 +524,19 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
 
     let stop = std::thread::scope(|s| {
         let (pool_tx, pool_rx) = channel::<Vec<u8>>();
+        let (slack_tx, slack_rx) = channel::<Slack>();
         let mut txs = Vec::new();
         for slot in 0..slots {
             let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
             txs.push(tx);
             let pool = pool_tx.clone();
+            let slack = slack_tx.clone();
             let sh = &shared;
             let written = &written;
-            s.spawn(move || writer(slot as u32, rx, pool, sh, written));
+            s.spawn(move || writer(slot as u32, rx, pool, slack, sh, written));
         }
         drop(pool_tx);
+        drop(slack_tx);
         let mut f = Feeder {
             slots: txs.into_iter().map(|tx| SlotState { tx, chunk: None }).collect(),
             cur: 0,
@@ -522,6 +546,10 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             seg: seg as usize,
             chunk_size,
             pool_rx,
+            slack_rx,
+            in_flight: 0,
+            compressible: false,
+            sampler: Sampler::new(opts.compression),
             devs: &mut devs,
             next_id: state.next_chunk_id(),
             sh: &shared,
@@ -676,6 +704,13 @@ struct Feeder<'a, 'b> {
     seg: usize,
     chunk_size: u64,
     pool_rx: Receiver<Vec<u8>>,
+    /// What finished chunks did not need of their reservation.
+    slack_rx: Receiver<Slack>,
+    /// Chunks ended whose slack has not come back yet.
+    in_flight: u32,
+    /// Whether the block holds bytes worth trying to compress.
+    compressible: bool,
+    sampler: Sampler,
     devs: &'a mut Vec<Dev>,
     next_id: u64,
     sh: &'a Shared<'b>,
@@ -694,16 +729,47 @@ struct Tracked {
 }
 
 impl Feeder<'_, '_> {
+    /// Gives back to each device what finished chunks did not use; with
+    /// `wait`, first waits for one (a device may have room only then).
+    fn take_slack(&mut self, wait: bool) -> Result<(), Stop> {
+        let mut first = wait;
+        loop {
+            let got = if first {
+                match self.slack_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                    Ok(x) => Some(x),
+                    Err(RecvTimeoutError::Timeout) if !self.sh.failed.load(Ordering::Relaxed) => continue,
+                    Err(_) => return Err(Stop::Failed),
+                }
+            } else {
+                self.slack_rx.try_recv().ok()
+            };
+            let Some((dev, bytes)) = got else { return Ok(()) };
+            first = false;
+            self.in_flight -= 1;
+            let d = &mut self.devs[dev];
+            d.room += bytes;
+            d.assigned -= bytes;
+        }
+    }
+
     fn open_chunk(&mut self, slot: usize) -> Result<(), Stop> {
         let seg = self.seg as u32;
         let min_plain = (self.seg as u64).min(64 * 1024);
-        let pick = (0..self.devs.len())
-            .filter(|&i| format::plain_fitting(self.devs[i].room, seg) >= min_plain)
-            .min_by_key(|&i| (self.devs[i].open, self.devs[i].assigned, i));
-        let Some(dev) = pick else { return Err(Stop::OutOfSpace) };
+        self.take_slack(false)?;
+        let dev = loop {
+            let pick = (0..self.devs.len())
+                .filter(|&i| format::plain_fitting_bound(self.devs[i].room, seg) >= min_plain)
+                .min_by_key(|&i| (self.devs[i].open, self.devs[i].assigned, i));
+            match pick {
+                Some(dev) => break dev,
+                // Chunks being finished may give room back.
+                None if self.in_flight > 0 => self.take_slack(true)?,
+                None => return Err(Stop::OutOfSpace),
+            }
+        };
         let d = &mut self.devs[dev];
-        let cap = self.chunk_size.min(format::plain_fitting(d.room, seg));
-        let reserved = format::chunk_file_size(cap, seg);
+        let cap = self.chunk_size.min(format::plain_fitting_bound(d.room, seg));
+        let reserved = format::chunk_file_bound(cap, seg);
         d.room -= reserved;
         d.assigned += reserved;
         d.open += 1;
@@ -728,10 +794,11 @@ impl Feeder<'_, '_> {
         if self.slots[self.cur].chunk.is_none() {
             self.open_chunk(self.cur)?;
         }
-        let mut b = self.pool_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.seg + TAG_LEN));
-        b.resize(self.seg, 0);
+        let mut b = self.pool_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(HEAD + self.seg + crypto::TAG_LEN));
+        b.resize(HEAD + self.seg, 0);
         self.block = Some(b);
         self.used = 0;
+        self.compressible = false;
         Ok(())
     }
 
@@ -743,11 +810,12 @@ impl Feeder<'_, '_> {
     /// Sends the block to its slot; true if that closed the slot's chunk.
     fn flush_block(&mut self) -> Result<bool, Stop> {
         let Some(mut b) = self.block.take() else { return Ok(false) };
-        b.truncate(self.used);
+        b.truncate(HEAD + self.used);
         let cur = self.cur;
         let used = self.used as u64;
         self.used = 0;
-        self.send(cur, Msg::Data(b))?;
+        let compressible = self.compressible;
+        self.send(cur, Msg::Data(b, compressible))?;
         let ch = self.slots[cur].chunk.as_mut().expect("open chunk");
         ch.fill += used;
         self.stripe += 1;
@@ -782,10 +850,13 @@ impl Feeder<'_, '_> {
     fn end_chunk(&mut self, slot: usize) -> Result<(), Stop> {
         let Some(ch) = self.slots[slot].chunk.take() else { return Ok(()) };
         let d = &mut self.devs[ch.dev];
-        let unused = ch.reserved - format::chunk_file_size(ch.fill, self.seg as u32);
+        // The writer gives back, once it is done, what compression saved
+        // of the rest.
+        let unused = ch.reserved - format::chunk_file_bound(ch.fill, self.seg as u32);
         d.room += unused;
         d.assigned -= unused;
         d.open -= 1;
+        self.in_flight += 1;
         self.send(slot, Msg::End)
     }
 
@@ -824,6 +895,8 @@ impl Feeder<'_, '_> {
             return Ok(());
         }
         let mut f = File::open(abs).map_err(|source| Stop::Error(Error::Read { path: abs.into(), source }))?;
+        // Decided per file: media and archives go in raw, at no cost.
+        let raw = self.sampler.incompressible(&f, size_hint);
         if skip > 0 {
             let mut prefix = Read::by_ref(&mut f).take(skip);
             let n = io::copy(&mut prefix, &mut HashWriter(hasher))
@@ -843,7 +916,7 @@ impl Feeder<'_, '_> {
                 Err(source) => return Err(Stop::Error(Error::Read { path: abs.into(), source })),
             }
         };
-        self.pack_stream(&mut read, hasher, extents, total)
+        self.pack_stream(&mut read, !raw, hasher, extents, total)
     }
 
     /// Packs what `read` yields until it returns 0: hashed, cut into
@@ -851,6 +924,7 @@ impl Feeder<'_, '_> {
     fn pack_stream(
         &mut self,
         read: &mut dyn FnMut(&mut [u8]) -> Result<usize, Stop>,
+        compressible: bool,
         hasher: &mut Sha256,
         extents: &mut Vec<Extent>,
         total: &mut u64,
@@ -858,13 +932,15 @@ impl Feeder<'_, '_> {
         loop {
             self.ensure_block()?;
             let room = self.room();
-            let used = self.used;
+            let at = HEAD + self.used;
             let b = self.block.as_mut().expect("block");
-            let n = read(&mut b[used..used + room])?;
+            let n = read(&mut b[at..at + room])?;
             if n == 0 {
                 return Ok(());
             }
-            hasher.update(&b[used..used + n]);
+            hasher.update(&b[at..at + n]);
+            let used = self.used;
+            self.compressible |= compressible;
             let ch = self.slots[self.cur].chunk.as_ref().expect("open chunk");
             let off = ch.fill + used as u64;
             match extents.last_mut() {
@@ -973,7 +1049,7 @@ fn reclaim(st: &mut journal::State, resumed: Option<&Partial>, present: &HashSet
         .filter(|c| !prefix.contains(&c.id))
         .filter(|c| {
             let live = live.get(&c.id).copied().unwrap_or(0);
-            let plain = format::plain_len_of(c.size, seg).unwrap_or(u64::MAX);
+            let plain = c.plain_len(seg).unwrap_or(u64::MAX);
             live == 0 || (present.contains(&c.device) && live < plain)
         })
         .map(|c| c.id)
@@ -1033,7 +1109,7 @@ fn feed_tables(f: &mut Feeder, db: &mut dyn TableSource, todo: &[&TablePlan], ro
             counted = rows;
             Ok(n)
         };
-        if let Err(stop) = f.pack_stream(&mut read, &mut h, &mut extents, &mut size) {
+        if let Err(stop) = f.pack_stream(&mut read, true, &mut h, &mut extents, &mut size) {
             return Some(stop);
         }
         let entry = Entry::Table {
@@ -1058,22 +1134,37 @@ struct Current {
     dev: usize,
     sink: Box<dyn Sink>,
     sealer: Sealer,
-    pending: Option<Vec<u8>>,
+    /// The segment held back until the next one (or the end) says whether it is the last.
+    pending: Option<(Vec<u8>, bool)>,
     hasher: Sha256,
     size: u64,
+    plain: u64,
 }
 
-fn writer(slot: u32, rx: Receiver<Msg>, pool: Sender<Vec<u8>>, sh: &Shared, written: &Mutex<Vec<(usize, u64)>>) {
+/// One writer thread's tools, kept across its chunks.
+struct WriterTools<'a> {
+    slot: u32,
+    pool: Sender<Vec<u8>>,
+    slack: Sender<Slack>,
+    encoder: SegmentEncoder,
+    /// The framed, sealed segment being written.
+    frame: Vec<u8>,
+    sh: &'a Shared<'a>,
+    written: &'a Mutex<Vec<(usize, u64)>>,
+}
+
+fn writer<'a>(slot: u32, rx: Receiver<Msg>, pool: Sender<Vec<u8>>, slack: Sender<Slack>, sh: &'a Shared<'a>, written: &'a Mutex<Vec<(usize, u64)>>) {
+    let mut t = WriterTools { slot, pool, slack, encoder: SegmentEncoder::new(sh.compression), frame: Vec::new(), sh, written };
     let mut cur: Option<Current> = None;
     let mut broken = false;
     for msg in rx {
         if broken {
-            if let Msg::Data(b) = msg {
-                let _ = pool.send(b);
+            if let Msg::Data(b, _) = msg {
+                let _ = t.pool.send(b);
             }
             continue;
         }
-        let r = handle(slot, msg, &mut cur, &pool, sh, written);
+        let r = handle(msg, &mut cur, &mut t);
         if let Err(e) = r {
             broken = true;
             if let Some(c) = cur.take() {
@@ -1086,28 +1177,46 @@ fn writer(slot: u32, rx: Receiver<Msg>, pool: Sender<Vec<u8>>, sh: &Shared, writ
     }
 }
 
-fn seal_write(c: &mut Current, mut buf: Vec<u8>, last: bool, sh: &Shared, pool: &Sender<Vec<u8>>) -> Result<()> {
-    c.sealer.seal(&mut buf, last);
-    c.hasher.update(&buf);
-    let (backend, _, task) = &sh.devs[c.dev];
-    c.sink.write_all(&buf).map_err(|e| write_error(backend.as_ref(), &device::part_name(c.id), e, &sh.resume_hint))?;
-    c.size += buf.len() as u64;
-    task.inc(buf.len() as u64);
-    let _ = pool.send(buf);
+/// Compresses (or not), seals and writes one segment: its sealed length
+/// as a u32, then ciphertext and tag (docs/FORMAT.md, section 2). `buf`
+/// holds the plaintext after [`HEAD`] bytes of room; a raw segment is
+/// framed and sealed in place.
+fn seal_write(c: &mut Current, mut buf: Vec<u8>, compressible: bool, last: bool, t: &mut WriterTools) -> Result<()> {
+    let plain_len = buf.len() - HEAD;
+    let frame = match t.encoder.compress(&buf[HEAD..], compressible) {
+        Some(z) => {
+            let frame = &mut t.frame;
+            frame.clear();
+            frame.extend_from_slice(&((z.len() + 1) as u32).to_le_bytes());
+            frame.push(KIND_ZSTD);
+            frame.extend_from_slice(z);
+            frame
+        }
+        None => {
+            buf[..FRAME_LEN].copy_from_slice(&((plain_len + 1) as u32).to_le_bytes());
+            buf[FRAME_LEN] = KIND_RAW;
+            &mut buf
+        }
+    };
+    let tag = c.sealer.seal_slice(&mut frame[FRAME_LEN..], last);
+    frame.extend_from_slice(&tag);
+    c.hasher.update(&frame[..]);
+    let (backend, _, task) = &t.sh.devs[c.dev];
+    c.sink.write_all(frame).map_err(|e| write_error(backend.as_ref(), &device::part_name(c.id), e, &t.sh.resume_hint))?;
+    c.size += frame.len() as u64;
+    task.inc(frame.len() as u64);
+    c.plain += plain_len as u64;
+    let _ = t.pool.send(buf);
     Ok(())
 }
 
-fn handle(
-    slot: u32,
-    msg: Msg,
-    cur: &mut Option<Current>,
-    pool: &Sender<Vec<u8>>,
-    sh: &Shared,
-    written: &Mutex<Vec<(usize, u64)>>,
-) -> Result<()> {
+fn handle(msg: Msg, cur: &mut Option<Current>, t: &mut WriterTools) -> Result<()> {
+    let sh = t.sh;
     match msg {
         Msg::Open { id, dev } => {
             let header = ChunkHeader {
+                version: FORMAT_VERSION,
+                codec: sh.compression.codec(),
                 segment_size: sh.identity.segment_size,
                 pack_id: sh.identity.pack_id,
                 chunk_id: id,
@@ -1122,18 +1231,19 @@ fn handle(
             task.inc(hb.len() as u64);
             let mut hasher = Sha256::new();
             hasher.update(hb);
-            *cur = Some(Current { id, dev, sink, sealer: Sealer::new(&key, &hb), pending: None, hasher, size: hb.len() as u64 });
+            t.encoder.new_chunk();
+            *cur = Some(Current { id, dev, sink, sealer: Sealer::new(&key, &hb), pending: None, hasher, size: hb.len() as u64, plain: 0 });
         }
-        Msg::Data(b) => {
+        Msg::Data(b, compressible) => {
             let c = cur.as_mut().expect("data before open");
-            if let Some(prev) = c.pending.replace(b) {
-                seal_write(c, prev, false, sh, pool)?;
+            if let Some((prev, prev_compressible)) = c.pending.replace((b, compressible)) {
+                seal_write(c, prev, prev_compressible, false, t)?;
             }
         }
         Msg::End => {
             let mut c = cur.take().expect("end before open");
-            let last = c.pending.take().unwrap_or_else(|| Vec::with_capacity(TAG_LEN));
-            let r = seal_write(&mut c, last, true, sh, pool);
+            let (last, compressible) = c.pending.take().unwrap_or_else(|| (vec![0; HEAD], false));
+            let r = seal_write(&mut c, last, compressible, true, t);
             if let Err(e) = r {
                 *cur = Some(c);
                 return Err(e);
@@ -1141,12 +1251,13 @@ fn handle(
             let (backend, number, _) = &sh.devs[c.dev];
             let part = device::part_name(c.id);
             let name = device::chunk_name(c.id);
-            let (id, dev, size) = (c.id, c.dev, c.size);
+            let (id, dev, size, plain) = (c.id, c.dev, c.size, c.plain);
             let sha256: [u8; 32] = c.hasher.finalize().into();
             c.sink.finish().map_err(|e| write_error(backend.as_ref(), &part, e, &sh.resume_hint))?;
             backend.rename(&part, &name).map_err(|e| write_error(backend.as_ref(), &name, e, &sh.resume_hint))?;
-            sh.journal(&Record::Chunk(ChunkRecord { id, slot, device: *number, size, sha256 }), true)?;
-            written.lock().unwrap().push((dev, size));
+            sh.journal(&Record::Chunk(ChunkRecord { id, slot: t.slot, device: *number, size, sha256, plain: Some(plain) }), true)?;
+            t.written.lock().unwrap().push((dev, size));
+            let _ = t.slack.send((dev, format::chunk_file_bound(plain, sh.identity.segment_size) - size));
         }
     }
     Ok(())
@@ -1177,7 +1288,7 @@ mod tests {
             chunks: chunks
                 .iter()
                 .map(|&(id, device, plain)| {
-                    (id, ChunkRecord { id, slot: 0, device, size: format::chunk_file_size(plain, 1024), sha256: [0; 32] })
+                    (id, ChunkRecord { id, slot: 0, device, size: format::chunk_file_size(plain, 1024), sha256: [0; 32], plain: None })
                 })
                 .collect(),
             entries,

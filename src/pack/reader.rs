@@ -1,6 +1,7 @@
 //! Reading a pack: finding it on the devices, the keyless check (sizes and
 //! ciphertext SHA-256 against the signed manifest), and the keyed pass that
-//! decrypts every chunk and checks plaintext hashes, optionally writing the
+//! decrypts (and, in version-2 chunks, decompresses) every chunk segment by
+//! segment and checks plaintext hashes, optionally writing the
 //! tree out or handing each table's bytes to a [`TableSink`].
 //!
 //! The keyed pass mirrors the writer: one thread per writer slot decrypts
@@ -21,6 +22,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::catalog::{Catalog, Entry, Mtime, PathBytes, Totals};
+use super::compress::SegmentDecoder;
 use super::crypto::{self, MasterKey, Opener, Unlock};
 use super::device;
 use super::format::{self, ChunkHeader, CHUNK_HEADER_LEN, TAG_LEN};
@@ -666,6 +668,7 @@ fn decrypt_chunk(
         }
     };
     let mut bad = Vec::new();
+    let mut undecodable = Vec::new();
     let mut nseg = 0;
     let r = (|| -> std::result::Result<(), String> {
         let mut f = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
@@ -678,30 +681,67 @@ fn decrypt_chunk(
         if h.chunk_id != c.id || h.segment_size != seg {
             return Err(format!("holds chunk {} of this pack, not chunk {}: a copied or renamed chunk file", h.chunk_id, c.id));
         }
-        // The signed manifest's size, not the file's: a chunk cut short
+        // The signed manifest's sizes, not the file's: a chunk cut short
         // still gives the segments before the cut.
-        let plain = format::plain_len_of(c.size, seg).ok_or_else(|| format!("the manifest's size {} is not a whole chunk", c.size))?;
+        let plain = match h.version {
+            1 => format::plain_len_of(c.size, seg).ok_or_else(|| format!("the manifest's size {} is not a whole chunk", c.size))?,
+            _ => c.plain.ok_or("the manifest does not give this version-2 chunk's plaintext size")?,
+        };
         nseg = format::segment_count(plain, seg);
         let key = crypto::chunk_key(master, pid, c.id, &h.salt);
         let opener = Opener::new(&key, &hb);
+        let mut decoder = SegmentDecoder::new();
+        let mut f = io::BufReader::with_capacity(64 * 1024, f);
         for i in 0..nseg {
             let start = i * seg as u64;
             let pt_len = (plain - start).min(seg as u64) as usize;
-            let mut buf = vec![0u8; pt_len + TAG_LEN];
-            f.read_exact(&mut buf).map_err(|e| match e.kind() {
+            let cut = |e: io::Error| match e.kind() {
                 io::ErrorKind::UnexpectedEof => format!("cut short in segment {i} of {nseg}: the segments from there on are lost"),
                 _ => format!("cannot read segment {i} of {nseg}: {e}"),
-            })?;
+            };
+            // Version 1: fixed places; version 2: a length word before each
+            // (at most a raw segment: anything longer is damage, and the
+            // segments after it cannot be found).
+            let sealed_len = match h.version {
+                1 => pt_len,
+                _ => {
+                    let mut w = [0u8; format::FRAME_LEN];
+                    f.read_exact(&mut w).map_err(cut)?;
+                    let n = u32::from_le_bytes(w) as usize;
+                    if n > pt_len + 1 {
+                        return Err(format!(
+                            "segment {i} of {nseg} has a damaged length word ({n} bytes for {pt_len} of plaintext): the segments from there on are lost"
+                        ));
+                    }
+                    n
+                }
+            };
+            let mut buf = vec![0u8; sealed_len + TAG_LEN];
+            f.read_exact(&mut buf).map_err(cut)?;
             let end = start + pt_len as u64;
-            let listening = match opener.open(i, &mut buf, i + 1 == nseg) {
-                Some(_) => {
-                    buf.truncate(pt_len);
-                    sender.send(start, end, Ok(&Arc::new(buf)))?
+            let opened = match opener.open(i, &mut buf, i + 1 == nseg) {
+                Some(n) if h.version == 1 => {
+                    buf.truncate(n);
+                    Some(buf)
+                }
+                Some(n) => {
+                    let mut out = Vec::new();
+                    match decoder.decode(h.codec, &buf[..n], pt_len, &mut out) {
+                        Ok(()) => Some(out),
+                        Err(e) => {
+                            undecodable.push(format!("segment {i} authenticates but {}", e.0));
+                            None
+                        }
+                    }
                 }
                 None => {
                     bad.push(i);
-                    sender.send(start, end, Err(Loss::Damaged))?
+                    None
                 }
+            };
+            let listening = match opened {
+                Some(plain) => sender.send(start, end, Ok(&Arc::new(plain)))?,
+                None => sender.send(start, end, Err(Loss::Damaged))?,
             };
             if !listening {
                 return Ok(());
@@ -716,6 +756,7 @@ fn decrypt_chunk(
     if !bad.is_empty() {
         problems.push(bad_segments(&bad, nseg));
     }
+    problems.extend(undecodable);
     if let Err(e) = r {
         sender.lose_rest(Loss::Damaged);
         problems.push(e);
