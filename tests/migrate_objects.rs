@@ -266,6 +266,7 @@ async fn pair(src_engine: Engine, dst_engine: Engine) {
     let out = migrate(&src, &dst, state.path(), &[]);
     assert_ok(&out, &name);
     check_accounting(&src, &dst, state.path(), &out, &name).await;
+    assert_analyzed(&dst, &name).await;
 
     // Rows: a partitioned table whole, an inheritance parent without its child's rows.
     if src_engine == Engine::Postgres {
@@ -318,6 +319,16 @@ async fn pair(src_engine: Engine, dst_engine: Engine) {
     dst.drop_db().await;
 }
 
+/// Every table loaded into PostgreSQL has statistics (ANALYZE ran on
+/// it): `reltuples` stays -1 until a table is analyzed or vacuumed.
+async fn assert_analyzed(dst: &TestDb, pair: &str) {
+    if dst.engine != Engine::Postgres {
+        return;
+    }
+    let never = dst.query_row("SELECT string_agg(c.relname, ', ') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.reltuples < 0").await;
+    assert_eq!(never[0], None, "{pair}: tables without statistics after the load");
+}
+
 /// A pack carries every object, not only the tables: after pack and
 /// unpack, the target holds the same objects a migrate would have made,
 /// or names them for a person, and the console and report say so.
@@ -335,6 +346,7 @@ async fn through_a_pack(src_engine: Engine, dst_engine: Engine) {
     let out = run(barge().arg("unpack").arg(&dev).arg(&dst.url).arg("--passphrase-file").arg(&pass).arg("--state-dir").arg(&state));
     assert_ok(&out, &format!("{name}: unpack"));
     check_accounting(&src, &dst, &state, &out, &name).await;
+    assert_analyzed(&dst, &name).await;
     if src_engine == Engine::Postgres {
         // A partitioned table's rows once (through its partitions), an
         // inheritance child with its inherited columns' values.

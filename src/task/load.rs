@@ -343,10 +343,17 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             steps.extend(object_steps.iter().cloned());
             let t = Instant::now();
             let parallel = if copts.target == Dialect::Sqlite { 1 } else { opts.parallel.max(1) };
-            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &mut ledger).await;
+            // PostgreSQL gets fresh statistics of what was loaded (a new
+            // table has none until autovacuum comes round).
+            let analyze: Vec<String> = if copts.target == Dialect::Postgres { loaded.iter().map(|t| t.sql_name.clone()).collect() } else { Vec::new() };
+            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &analyze, &mut ledger).await;
             let mut runner = Runner::new(&mut dconn, dst).await;
+            let mut analyzed = false;
             let outcome = match built {
-                Ok(built) => run_post(&mut runner, &steps, &built, &failed, &skipped, &mut state, &store, &mut ledger).await,
+                Ok((built, done)) => {
+                    analyzed = done;
+                    run_post(&mut runner, &steps, &built, &failed, &skipped, &mut state, &store, &mut ledger).await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = outcome {
@@ -354,9 +361,9 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
                 return Err(e);
             }
             tracing::debug!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64());
-            if copts.target == Dialect::Postgres {
+            if !analyze.is_empty() && !analyzed {
                 let t = Instant::now();
-                runner.best_effort("ANALYZE").await?;
+                runner.best_effort(&format!("ANALYZE {}", analyze.join(", "))).await?;
                 tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
             }
             for j in &jobs {
@@ -412,13 +419,26 @@ fn blocked_by<'s>(step: &'s Step, failed: &[String], skipped: &[String]) -> Opti
 
 /// Builds the tables' primary keys, unique keys and indexes as pg_restore
 /// `-j` does: one connection per table at a time, `parallel` tables at
-/// once, each table's steps in order. Each outcome goes into the ledger as
-/// it comes; [`run_post`] then does the rest (foreign keys, counters,
-/// views...) in order, and skips the steps built here (returned). A rerun
-/// after a crash runs every step again from the last one recorded in the
-/// state, where each finds its object already there or replaces it.
-async fn build_table_keys(dst: &Endpoint, parallel: usize, steps: &[Step], failed: &[String], skipped: &[String], post_done: usize, ledger: &mut Ledger) -> Result<std::collections::HashSet<usize>> {
-    let mut by_table: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+/// once, each table's steps in order, then its ANALYZE when it is in
+/// `analyze` (so one table's statistics are gathered while another's
+/// index builds). Each outcome goes into the ledger as it comes;
+/// [`run_post`] then does the rest (foreign keys, counters, views...) in
+/// order, and skips the steps built here (returned, with whether the
+/// tables were analyzed). A rerun after a crash runs every step again
+/// from the last one recorded in the state, where each finds its object
+/// already there or replaces it.
+#[allow(clippy::too_many_arguments)]
+async fn build_table_keys(
+    dst: &Endpoint,
+    parallel: usize,
+    steps: &[Step],
+    failed: &[String],
+    skipped: &[String],
+    post_done: usize,
+    analyze: &[String],
+    ledger: &mut Ledger,
+) -> Result<(std::collections::HashSet<usize>, bool)> {
+    let mut by_table: BTreeMap<&str, Vec<usize>> = analyze.iter().map(|t| (t.as_str(), Vec::new())).collect();
     for (i, step) in steps.iter().enumerate().skip(post_done) {
         if is_table_key(step) && blocked_by(step, failed, skipped).is_none() {
             by_table.entry(step.table.as_deref().unwrap_or_default()).or_default().push(i);
@@ -426,9 +446,9 @@ async fn build_table_keys(dst: &Endpoint, parallel: usize, steps: &[Step], faile
     }
     let mut built = std::collections::HashSet::new();
     if parallel < 2 || by_table.len() < 2 {
-        return Ok(built);
+        return Ok((built, false));
     }
-    let queue = std::sync::Mutex::new(by_table.into_values().collect::<Vec<_>>());
+    let queue = std::sync::Mutex::new(by_table.into_iter().collect::<Vec<_>>());
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done, bool)>();
     let worker = |tx: mpsc::UnboundedSender<(usize, Done, bool)>| {
         let queue = &queue;
@@ -436,10 +456,13 @@ async fn build_table_keys(dst: &Endpoint, parallel: usize, steps: &[Step], faile
             let mut conn = Db::connect(dst, Role::Target).await?;
             let mut runner = Runner::new(&mut conn, dst).await;
             loop {
-                let Some(table) = queue.lock().expect("queue").pop() else { return Ok::<(), Error>(()) };
-                for i in table {
+                let Some((table, todo)) = queue.lock().expect("queue").pop() else { return Ok::<(), Error>(()) };
+                for i in todo {
                     let (done, missing) = runner.run(&steps[i]).await?;
                     let _ = tx.send((i, done, missing));
+                }
+                if analyze.iter().any(|t| t == table) {
+                    runner.best_effort(&format!("ANALYZE {table}")).await?;
                 }
             }
         }
@@ -456,7 +479,7 @@ async fn build_table_keys(dst: &Endpoint, parallel: usize, steps: &[Step], faile
     let (results, recorded) = tokio::join!(workers, record);
     recorded?;
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(built)
+    Ok((built, !analyze.is_empty()))
 }
 
 #[allow(clippy::too_many_arguments)]
