@@ -305,7 +305,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
         }
     }
     if let Some(v) = v {
-        print_validation(&v);
+        print_validation(v);
     }
 }
 

@@ -1538,7 +1538,10 @@ fn unwrap_if_exists(st: &Statement) -> Option<Statement> {
     if body.is_empty() {
         return None;
     }
-    let offset = st.text[..st.text.len().min(st.text.find(&body[..body.floor_char_boundary(20)]).unwrap_or(0))].matches('\n').count();
+    // The body's first 20 bytes (cut on a character boundary: barge
+    // builds with Rust 1.85, before `floor_char_boundary`) locate it.
+    let head = (0..=body.len().min(20)).rev().find(|&i| body.is_char_boundary(i)).unwrap_or(0);
+    let offset = st.text[..st.text.len().min(st.text.find(&body[..head]).unwrap_or(0))].matches('\n').count();
     let mut inner = Statement::new(body.clone(), body, st.line + offset);
     inner.problem = st.problem.clone();
     Some(inner)
