@@ -8,7 +8,9 @@
 # second driven at the source in the lag phase, default 5000), DURATION (seconds of the lag phase,
 # default 30), BACKLOG (single-row update transactions for the catch-up phase, default 300000),
 # BARGE (a barge binary instead of `cargo build --release`), BARGE_BEFORE (an older barge binary:
-# its catch-up is timed too, on a backlog of its own), BENCH_KEEP=1.
+# its catch-up is timed too, on a backlog of its own), PROFILE (a file: barge's catch-up runs under
+# `perf record --call-graph dwarf`, which slows it; read it with `perf report -i FILE`),
+# BENCH_KEEP=1.
 #
 # A private MariaDB (binary log on: ROW format, full row images and metadata, server_id 1) is the
 # source, a private PostgreSQL 15 the target. The load driver is sysbench (Debian's package) with
@@ -144,7 +146,12 @@ if [ -x "${BARGE_BEFORE:-}" ]; then
 fi
 backlog backlog
 SIZE=$("${MY[@]}" -N -B -e "SHOW BINARY LOGS" | awk -v f="$FILE" '$1 == f {print $2}')
-bench_measure barge "$BARGE_BIN" -v migrate "$SRC" "$TGT" --mode cdc --stop-at "mysql:$FILE:$END" --state-dir "$STATE"
+PERF=()
+if [ -n "${PROFILE:-}" ]; then
+    bench_need perf linux-perf
+    PERF=(perf record -F 499 --call-graph dwarf,16384 -o "$PROFILE" --)
+fi
+bench_measure barge "${PERF[@]}" "$BARGE_BIN" -v migrate "$SRC" "$TGT" --mode cdc --stop-at "mysql:$FILE:$END" --state-dir "$STATE"
 BARGE_WALL=$M_WALL BARGE_CPU=$M_CPU BARGE_SRV=$M_SRV_CPU BARGE_RSS=$M_RSS_KB BARGE_RC=$M_RC
 mkdir -p "$WORK/raw"
 bench_measure mariadb-binlog mariadb-binlog --no-defaults --read-from-remote-server --raw --host=127.0.0.1 \
