@@ -95,7 +95,7 @@ function event()
         local aid = sysbench.rand.uniform(1, sysbench.opt.accounts)
         local tid = sysbench.rand.uniform(1, 100)
         local bid = 1 + tid % 10
-        local delta = sysbench.rand.uniform(-5000, 5000)
+        local delta = sysbench.rand.uniform(0, 10000) - 5000
         con:query("BEGIN")
         con:query(string.format("UPDATE accounts SET abalance = abalance + %d WHERE aid = %d", delta, aid))
         con:query(string.format("UPDATE tellers SET tbalance = tbalance + %d WHERE tid = %d", delta, tid))

@@ -287,7 +287,7 @@ struct Replicator<'a> {
     ack_tx: mpsc::UnboundedSender<Position>,
     status: Status,
     rates: RateWindow,
-    last_status: Instant,
+    last_status: StatusFile,
     lag_bytes: Option<u64>,
     stats: BatchStats,
 }
@@ -323,7 +323,7 @@ impl<'a> Replicator<'a> {
             ack_tx: mpsc::unbounded_channel().0,
             status,
             rates: RateWindow::default(),
-            last_status: Instant::now() - Duration::from_secs(10),
+            last_status: StatusFile { last: Instant::now() - Duration::from_secs(10), writing: None },
             lag_bytes: None,
             stats: BatchStats::new(),
         })
@@ -1139,13 +1139,44 @@ impl RateWindow {
     }
 }
 
-/// Writes the status file (at most once a second unless `force`), and
-/// hands the status to `opts.on_status`.
-fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, lag_bytes: Option<u64>, last: &mut Instant, stopped: &BTreeMap<QualifiedName, String>, force: bool) -> Result<()> {
-    if !force && last.elapsed() < Duration::from_secs(1) {
+/// When the status file was last written, and the write still going on.
+struct StatusFile {
+    last: Instant,
+    /// A routine write runs on a thread of its own: syncing the file can
+    /// take tens of milliseconds on a busy disk, which the changes in
+    /// flight would otherwise wait for.
+    writing: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl StatusFile {
+    /// Writes `body` durably: in the background unless `now`; a routine
+    /// write while the last is still going is skipped (the next comes a
+    /// second later), and a write `now` waits for the last one first, so
+    /// an older status never lands after a newer one.
+    fn write(&mut self, path: PathBuf, body: Vec<u8>, now: bool) -> Result<()> {
+        if let Some(h) = self.writing.take() {
+            if !now && !h.is_finished() {
+                self.writing = Some(h);
+                return Ok(());
+            }
+            h.join().map_err(|_| Error::other("writing the status file failed"))??;
+        }
+        if now {
+            return crate::util::fs::write_durably(&path, &body);
+        }
+        self.writing = Some(std::thread::spawn(move || crate::util::fs::write_durably(&path, &body)));
+        Ok(())
+    }
+}
+
+/// Writes the status file (at most once a second unless `force`, which
+/// also waits until it is written), and hands the status to
+/// `opts.on_status`.
+fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, lag_bytes: Option<u64>, file: &mut StatusFile, stopped: &BTreeMap<QualifiedName, String>, force: bool) -> Result<()> {
+    if !force && file.last.elapsed() < Duration::from_secs(1) {
         return Ok(());
     }
-    *last = Instant::now();
+    file.last = Instant::now();
     let (total, per) = rates.rates();
     status.changes_per_second = total;
     status.lag_bytes = lag_bytes;
@@ -1157,9 +1188,8 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
         }
         t.state = if t.lag_seconds > 5.0 || lag_bytes.is_some_and(|b| b > 16 << 20) { "catching up".into() } else { "live".into() };
     }
-    let path = status_path(&opts.state_dir);
     let body = serde_json::to_vec_pretty(status).map_err(|e| Error::other(e.to_string()))?;
-    crate::util::fs::write_durably(&path, &body)?;
+    file.write(status_path(&opts.state_dir), body, force)?;
     if let Some(hook) = &opts.on_status {
         hook(status);
     }
