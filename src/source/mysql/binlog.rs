@@ -273,11 +273,18 @@ impl MysqlSource {
             self.pending.push_back(SourceEvent::Schema(Box::new(SchemaEvent { table: table.clone(), change: SchemaChange::Unsupported { message }, position: None, commit_lsn: None })));
             return Ok(());
         }
-        let convert = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<Value>>> {
+        if let RowsEventData::PartialUpdateRowsEvent(_) = ev {
+            return Err(Error::Endpoint {
+                endpoint: self.display.clone(),
+                message: format!("{table}: partial JSON updates are in the binary log"),
+                hint: Some("SET GLOBAL binlog_row_value_options = '' so updates carry whole JSON values".into()),
+            });
+        }
+        let convert = |row: Option<super::binlog_rows::Image<'_>>| -> Result<Option<Vec<Value>>> {
             let Some(row) = row else { return Ok(None) };
             let mut out = Vec::with_capacity(cols.len());
             for (i, col) in cols.iter().enumerate() {
-                let v = match row.as_ref(i) {
+                let v = match row.get(i) {
                     None => Value::Null,
                     Some(b) => binlog_value(b, &col.ty).map_err(|e| Error::Table {
                         table: table.to_string(),
@@ -290,21 +297,15 @@ impl MysqlSource {
             }
             Ok(Some(out))
         };
-        let mut changes = Vec::new();
-        for r in ev.rows(tme) {
-            let (before, after) = r.map_err(|e| binlog_error(&self.display, e))?;
+        let layout = super::binlog_rows::Layout::new(tme).map_err(|e| binlog_error(&self.display, e))?;
+        let images = super::binlog_rows::rows(ev, &layout).map_err(|e| binlog_error(&self.display, e))?;
+        let mut changes = Vec::with_capacity(images.len());
+        for (before, after) in images {
             let (before, after) = (convert(before)?, convert(after)?);
             let op = match (ev, before, after) {
                 (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => Op::Insert { row },
                 (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => Op::Delete { key: if key.is_empty() { old } else { key.iter().map(|&i| old[i].clone()).collect() } },
                 (RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_), before, Some(after)) => Op::Update { before, after: after.into_iter().map(Some).collect() },
-                (RowsEventData::PartialUpdateRowsEvent(_), ..) => {
-                    return Err(Error::Endpoint {
-                        endpoint: self.display.clone(),
-                        message: format!("{table}: partial JSON updates are in the binary log"),
-                        hint: Some("SET GLOBAL binlog_row_value_options = '' so updates carry whole JSON values".into()),
-                    })
-                }
                 _ => continue,
             };
             changes.push(Change { table: table.clone(), op, txid: None, commit_time: None, position: Position::MysqlBinlog { file: String::new(), pos: 0 } });
