@@ -208,6 +208,10 @@ log "target equals source: $EQUAL"
 python3 - "$BARGE_COMMIT" <<EOF |
 import datetime, os, sys
 commit = sys.argv[1]
+if "${BARGE:-}":
+    commit += " (the script's); barge binary: BARGE=${BARGE:-}"
+if "${BARGE_BEFORE:-}":
+    commit += "; barge-before: BARGE_BEFORE=${BARGE_BEFORE:-}"
 def rate(n, wall, rc):
     return f"{n / float(wall):,.0f}" if wall and rc == "0" else "n/a"
 def mib(kb):
