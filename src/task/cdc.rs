@@ -137,7 +137,7 @@ enum FromSource {
 
 /// Runs the source in its own task: it reads ahead while a batch is being
 /// applied, and takes acknowledgements between reads.
-fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>, mut acks: mpsc::UnboundedReceiver<Position>) -> tokio::task::JoinHandle<()> {
+fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>, mut acks: mpsc::UnboundedReceiver<Position>, ahead: Arc<AheadBytes>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let mut last = None;
@@ -179,6 +179,9 @@ fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>,
                 Ok(Err(e)) => FromSource::Failed(e),
                 Err(_) => FromSource::Failed(Error::other("the change reader failed on data it could not decode (see the message above); please report it")),
             };
+            if let FromSource::Event(SourceEvent::Transaction(t)) = &ev {
+                ahead.reserve(t.bytes).await;
+            }
             let ended = matches!(ev, FromSource::Ended);
             let end = !matches!(ev, FromSource::Event(_));
             if tx.send(ev).await.is_err() || end {
@@ -206,6 +209,42 @@ pub struct CdcReport {
 /// previous one commits: batches size themselves to what one apply takes,
 /// with no wait to fill them.
 const READ_AHEAD: usize = 16_384;
+
+/// The decoded size of the transactions read ahead, at most (one larger
+/// transaction still goes alone): a stream of large transactions stops the
+/// reader long before READ_AHEAD of them are held.
+const READ_AHEAD_BYTES: usize = 256 << 20;
+
+/// The bytes of transactions waiting in the reader's channel.
+#[derive(Default)]
+struct AheadBytes {
+    held: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+impl AheadBytes {
+    /// Waits until `n` more bytes fit (the reader, alone, calls it).
+    async fn reserve(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let freed = self.freed.notified();
+            let held = self.held.load(Ordering::Acquire);
+            if held == 0 || held + n <= READ_AHEAD_BYTES {
+                self.held.fetch_add(n, Ordering::AcqRel);
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// A message left the channel.
+    fn release(&self, m: &Option<FromSource>) {
+        if let Some(FromSource::Event(SourceEvent::Transaction(t))) = m {
+            self.held.fetch_sub(t.bytes, std::sync::atomic::Ordering::AcqRel);
+            self.freed.notify_one();
+        }
+    }
+}
 
 /// A small batch while catching up (see [`gather`]): it keeps taking
 /// transactions that arrive within LINGER_GAP of each other, for at most
@@ -290,6 +329,8 @@ struct Replicator<'a> {
     last_status: StatusFile,
     lag_bytes: Option<u64>,
     stats: BatchStats,
+    /// What the current reader holds ahead (see READ_AHEAD_BYTES).
+    ahead: Arc<AheadBytes>,
 }
 
 impl<'a> Replicator<'a> {
@@ -326,6 +367,7 @@ impl<'a> Replicator<'a> {
             last_status: StatusFile { last: Instant::now() - Duration::from_secs(10), writing: None },
             lag_bytes: None,
             stats: BatchStats::new(),
+            ahead: Arc::new(AheadBytes::default()),
         })
     }
 
@@ -441,7 +483,8 @@ impl<'a> Replicator<'a> {
         let (tx, rx) = mpsc::channel::<FromSource>(READ_AHEAD);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         self.ack_tx = ack_tx;
-        Ok((rx, spawn_source(s, tx, ack_rx)))
+        self.ahead = Arc::new(AheadBytes::default());
+        Ok((rx, spawn_source(s, tx, ack_rx, self.ahead.clone())))
     }
 
     async fn run(mut self) -> Result<CdcReport> {
@@ -490,7 +533,7 @@ impl<'a> Replicator<'a> {
                     continue;
                 }
             };
-            let messages = gather(first, &mut rx, opts.batch_changes).await;
+            let messages = gather(first, &mut rx, opts.batch_changes, &self.ahead).await;
 
             // Events apply in stream order: transactions gather into one
             // batch, and a schema change first applies the batch before
@@ -949,10 +992,13 @@ fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
 /// at once too. Only a small batch of transactions that committed a while
 /// ago (a reader slower than the apply) waits a little for more: fewer,
 /// larger target transactions leave more CPU to the reader.
-async fn gather(first: Option<FromSource>, rx: &mut mpsc::Receiver<FromSource>, batch_changes: usize) -> Vec<Option<FromSource>> {
-    let size_of = |m: &Option<FromSource>| match m {
-        Some(FromSource::Event(SourceEvent::Transaction(t))) => t.changes.len(),
-        _ => 0,
+async fn gather(first: Option<FromSource>, rx: &mut mpsc::Receiver<FromSource>, batch_changes: usize, ahead: &AheadBytes) -> Vec<Option<FromSource>> {
+    let size_of = |m: &Option<FromSource>| {
+        ahead.release(m);
+        match m {
+            Some(FromSource::Event(SourceEvent::Transaction(t))) => t.changes.len(),
+            _ => 0,
+        }
     };
     let mut size = size_of(&first);
     let mut messages = vec![first];
@@ -1398,6 +1444,20 @@ mod tests {
     }
 
     use fakes::{run as run_fakes, script, World};
+
+    #[tokio::test]
+    async fn the_reader_waits_while_what_it_read_ahead_fills_the_byte_budget() {
+        let ahead = Arc::new(AheadBytes::default());
+        // One transaction alone always goes, however large.
+        ahead.reserve(READ_AHEAD_BYTES + 1).await;
+        let a = ahead.clone();
+        let waiting = tokio::spawn(async move { a.reserve(1).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the reader went on past the budget");
+        let t = Transaction { changes: Vec::new(), position: Position::SqliteSeq { seq: 1 }, commit_time: None, bytes: READ_AHEAD_BYTES + 1, partial: false };
+        ahead.release(&Some(FromSource::Event(SourceEvent::Transaction(t))));
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the reader went on once the apply took the transaction").unwrap();
+    }
 
     #[tokio::test]
     async fn changes_apply_once_in_source_order_and_the_source_hears_only_what_is_committed() {
