@@ -203,7 +203,8 @@ pg_pk() { # DB TABLE
 # ---------------------------------------------------------------- MariaDB
 
 # Starts MariaDB on a unix socket and 127.0.0.1:$MYPORT; user `bench` with password $MYPW.
-# MY=(mariadb client args as root over the socket).
+# MY=(mariadb client args as root over the socket). MY_EXTRA_ARGS: more server options, split on
+# spaces, after the defaults (which they override: --log-bin=... turns the binary log back on).
 my_start() {
     export PATH=$PATH:/usr/sbin
     bench_need mariadbd mariadb-server
@@ -221,7 +222,7 @@ my_start() {
             --pid-file="$base/mariadbd.pid" --socket="$MYSOCK" --bind-address=127.0.0.1 --port="$MYPORT" \
             --local-infile=1 --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=512M \
             --skip-log-bin --skip-name-resolve --character-set-server=utf8mb4 \
-            --collation-server=utf8mb4_general_ci >>"$base/server.log" 2>&1 </dev/null &
+            --collation-server=utf8mb4_general_ci ${MY_EXTRA_ARGS:-} >>"$base/server.log" 2>&1 </dev/null &
         MY_PID=$!
         for ((i = 0; i < 1200; i++)); do
             mariadb-admin --no-defaults -S "$MYSOCK" -u root --connect-timeout=2 ping >/dev/null 2>&1 && break

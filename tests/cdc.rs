@@ -195,6 +195,22 @@ async fn mysql_to_pg_and_mysql_every_change() {
             c.query_drop("ROLLBACK").await.unwrap();
             c.query_drop("TRUNCATE TABLE tags").await.unwrap();
             c.query_drop("INSERT INTO tags VALUES (30, 'after')").await.unwrap();
+            // One transaction mixing a table without a key with a keyed
+            // one: its inserts go in as one bulk write, yet the delete and
+            // update of one copy must see the rows inserted before them,
+            // and not the one inserted after.
+            for s in [
+                "START TRANSACTION",
+                "INSERT INTO log VALUES ('c'), ('c'), ('d')",
+                "UPDATE items SET name = 'mixed' WHERE id = 1",
+                "DELETE FROM log WHERE msg = 'c' LIMIT 1",
+                "INSERT INTO log VALUES ('e')",
+                "UPDATE log SET msg = 'dd' WHERE msg = 'd'",
+                "INSERT INTO log VALUES ('d')",
+                "COMMIT",
+            ] {
+                c.query_drop(s).await.unwrap();
+            }
             c.query_drop("INSERT INTO items (id, name) VALUES (999, 'sentinel')").await.unwrap();
         }
         wait_for(&dst, "SELECT COUNT(*) FROM items WHERE id = 999", "1", &mut child).await;
@@ -203,6 +219,8 @@ async fn mysql_to_pg_and_mysql_every_change() {
         validate(&src, &dst, "items,tags,log");
         assert_eq!(dst.query_row("SELECT COUNT(*) FROM items WHERE id = 100").await[0].as_deref(), Some("0"), "rolled back");
         assert_eq!(dst.query_row("SELECT COUNT(*) FROM tags").await[0].as_deref(), Some("1"), "truncated, then one row");
+        let log = dst.query_row("SELECT SUM(CASE WHEN msg = 'c' THEN 1 ELSE 0 END), SUM(CASE WHEN msg = 'd' THEN 1 ELSE 0 END), SUM(CASE WHEN msg = 'dd' THEN 1 ELSE 0 END), COUNT(*) FROM log").await;
+        assert_eq!(log, vec![Some("1".into()), Some("1".into()), Some("1".into()), Some("6".into())], "a table without a key, in its own order");
         let price = dst.query_row("SELECT price FROM items WHERE id = 30").await;
         assert_eq!(price[0].as_deref(), Some("12345678901234567890.0123456789"), "decimal kept exactly");
         let u = dst.query_row("SELECT u FROM items WHERE id = 30").await;

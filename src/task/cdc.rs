@@ -1,9 +1,10 @@
 //! The replication loop: read committed source transactions, apply them to
 //! the destination in batches, and only then let the source release them.
 //!
-//! - Batching: whatever has arrived while the previous batch was being
-//!   applied goes into the next one (up to a size), so an idle stream
-//!   applies each transaction at once and a busy one amortizes commits.
+//! - Batching: the source is read ahead in a task of its own, and whatever
+//!   has arrived while the previous batch was being applied goes into the
+//!   next one (up to a size), so an idle stream applies each transaction at
+//!   once and a busy one amortizes commits, with the target never idle.
 //! - Exactly once: the destination stores the position with the data; on
 //!   start the loop resumes from it and skips anything at or before it.
 //! - Failures: a lost connection to either side (an error the driver marks
@@ -136,7 +137,7 @@ enum FromSource {
 
 /// Runs the source in its own task: it reads ahead while a batch is being
 /// applied, and takes acknowledgements between reads.
-fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>, mut acks: mpsc::UnboundedReceiver<Position>) -> tokio::task::JoinHandle<()> {
+fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>, mut acks: mpsc::UnboundedReceiver<Position>, ahead: Arc<AheadBytes>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let mut last = None;
@@ -178,6 +179,9 @@ fn spawn_source(mut source: Box<dyn ChangeSource>, tx: mpsc::Sender<FromSource>,
                 Ok(Err(e)) => FromSource::Failed(e),
                 Err(_) => FromSource::Failed(Error::other("the change reader failed on data it could not decode (see the message above); please report it")),
             };
+            if let FromSource::Event(SourceEvent::Transaction(t)) = &ev {
+                ahead.reserve(t.bytes).await;
+            }
             let ended = matches!(ev, FromSource::Ended);
             let end = !matches!(ev, FromSource::Event(_));
             if tx.send(ev).await.is_err() || end {
@@ -199,10 +203,58 @@ pub struct CdcReport {
     pub interrupted: bool,
 }
 
-/// How long a batch waits for the next source transaction while catching
-/// up, and for all of them together (see the batching in [`run`]).
+/// How many source messages (transactions, mostly) the reader may hold
+/// ahead of the apply. Reading goes on while a batch is applied, so when
+/// the source is ahead the next batch is waiting, whole, the moment the
+/// previous one commits: batches size themselves to what one apply takes,
+/// with no wait to fill them.
+const READ_AHEAD: usize = 16_384;
+
+/// The decoded size of the transactions read ahead, at most (one larger
+/// transaction still goes alone): a stream of large transactions stops the
+/// reader long before READ_AHEAD of them are held.
+const READ_AHEAD_BYTES: usize = 256 << 20;
+
+/// The bytes of transactions waiting in the reader's channel.
+#[derive(Default)]
+struct AheadBytes {
+    held: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+impl AheadBytes {
+    /// Waits until `n` more bytes fit (the reader, alone, calls it).
+    async fn reserve(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let freed = self.freed.notified();
+            let held = self.held.load(Ordering::Acquire);
+            if held == 0 || held + n <= READ_AHEAD_BYTES {
+                self.held.fetch_add(n, Ordering::AcqRel);
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// A message left the channel.
+    fn release(&self, m: &Option<FromSource>) {
+        if let Some(FromSource::Event(SourceEvent::Transaction(t))) = m {
+            self.held.fetch_sub(t.bytes, std::sync::atomic::Ordering::AcqRel);
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// A small batch while catching up (see [`gather`]): it keeps taking
+/// transactions that arrive within LINGER_GAP of each other, for at most
+/// LINGER_MAX, until it holds LINGER_UNTIL changes. "Catching up": the
+/// newest transaction committed more than LINGER_BEHIND ago (MySQL's
+/// commit times are whole seconds).
 const LINGER_GAP: Duration = Duration::from_millis(2);
 const LINGER_MAX: Duration = Duration::from_millis(20);
+const LINGER_UNTIL: usize = 1_000;
+const LINGER_BEHIND: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// How often the source catalog is checked for new tables the selection
 /// includes (PostgreSQL: CREATE TABLE is not in the change stream).
@@ -274,9 +326,11 @@ struct Replicator<'a> {
     ack_tx: mpsc::UnboundedSender<Position>,
     status: Status,
     rates: RateWindow,
-    last_status: Instant,
+    last_status: StatusFile,
     lag_bytes: Option<u64>,
     stats: BatchStats,
+    /// What the current reader holds ahead (see READ_AHEAD_BYTES).
+    ahead: Arc<AheadBytes>,
 }
 
 impl<'a> Replicator<'a> {
@@ -310,9 +364,10 @@ impl<'a> Replicator<'a> {
             ack_tx: mpsc::unbounded_channel().0,
             status,
             rates: RateWindow::default(),
-            last_status: Instant::now() - Duration::from_secs(10),
+            last_status: StatusFile { last: Instant::now() - Duration::from_secs(10), writing: None },
             lag_bytes: None,
             stats: BatchStats::new(),
+            ahead: Arc::new(AheadBytes::default()),
         })
     }
 
@@ -425,10 +480,11 @@ impl<'a> Replicator<'a> {
 
     async fn open_reader(&mut self, from: &Position) -> Result<(mpsc::Receiver<FromSource>, tokio::task::JoinHandle<()>)> {
         let s = self.ends.source(&self.opts.capture, from, self.tables.clone(), self.copied.clone()).await?;
-        let (tx, rx) = mpsc::channel::<FromSource>(1024);
+        let (tx, rx) = mpsc::channel::<FromSource>(READ_AHEAD);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         self.ack_tx = ack_tx;
-        Ok((rx, spawn_source(s, tx, ack_rx)))
+        self.ahead = Arc::new(AheadBytes::default());
+        Ok((rx, spawn_source(s, tx, ack_rx, self.ahead.clone())))
     }
 
     async fn run(mut self) -> Result<CdcReport> {
@@ -477,7 +533,7 @@ impl<'a> Replicator<'a> {
                     continue;
                 }
             };
-            let messages = gather(first, &mut rx, opts.batch_changes).await;
+            let messages = gather(first, &mut rx, opts.batch_changes, &self.ahead).await;
 
             // Events apply in stream order: transactions gather into one
             // batch, and a schema change first applies the batch before
@@ -617,7 +673,27 @@ impl<'a> Replicator<'a> {
     /// Applies whole source transactions as one batch, retrying a lost
     /// connection, then lets the source release them.
     async fn apply(&mut self, txns: Vec<Transaction>) -> Result<()> {
-        let batch = batch_of(&txns, &self.tables, &self.copied)?;
+        // Counted per table before the changes move into the batch (one
+        // status entry and rate sample per table, not per change).
+        let transactions = txns.iter().filter(|t| !t.partial).count() as u64;
+        let last_commit = txns.last().and_then(|t| t.commit_time);
+        let mut counts: HashMap<QualifiedName, ChangeCounts> = HashMap::new();
+        for t in &txns {
+            for c in &t.changes {
+                if !self.tables.contains_key(&c.table) {
+                    continue;
+                }
+                let n = match counts.get_mut(&c.table) {
+                    Some(n) => n,
+                    None => counts.entry(c.table.clone()).or_default(),
+                };
+                n.add(&c.op);
+                if t.commit_time.is_some() {
+                    n.commit_time = t.commit_time;
+                }
+            }
+        }
+        let batch = batch_of(txns, &self.tables, &self.copied)?;
         let apply_started = Instant::now();
         self.apply_batch(&batch).await?;
         self.stats.record(batch.changes.len(), apply_started.elapsed(), self.lag_bytes);
@@ -625,27 +701,22 @@ impl<'a> Replicator<'a> {
             self.applied_to(position).await?;
         }
         let now = Utc::now();
-        for t in &txns {
-            if !t.partial {
-                self.status.applied_transactions += 1;
-            }
-            for c in t.changes.iter().filter(|c| self.tables.contains_key(&c.table)) {
-                self.status.applied_changes += 1;
-                let ts = self.status.tables.entry(c.table.to_string()).or_default();
-                ts.changes += 1;
-                match c.op {
-                    crate::model::Op::Insert { .. } => ts.inserts += 1,
-                    crate::model::Op::Update { .. } => ts.updates += 1,
-                    crate::model::Op::Delete { .. } => ts.deletes += 1,
-                    crate::model::Op::Truncate => ts.truncates += 1,
-                }
-                if let Some(ct) = t.commit_time {
-                    ts.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
-                }
-                self.rates.add(&c.table.to_string(), 1);
+        self.status.applied_transactions += transactions;
+        for (table, n) in counts {
+            let name = table.to_string();
+            self.status.applied_changes += n.changes;
+            self.rates.add(&name, n.changes);
+            let ts = self.status.tables.entry(name).or_default();
+            ts.changes += n.changes;
+            ts.inserts += n.inserts;
+            ts.updates += n.updates;
+            ts.deletes += n.deletes;
+            ts.truncates += n.truncates;
+            if let Some(ct) = n.commit_time {
+                ts.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
             }
         }
-        if let Some(ct) = txns.last().and_then(|t| t.commit_time) {
+        if let Some(ct) = last_commit {
             self.status.lag_seconds = (now - ct).num_milliseconds().max(0) as f64 / 1000.0;
         }
         Ok(())
@@ -914,36 +985,51 @@ fn in_step_with_target(mut info: TableInfo, have: &[String]) -> TableInfo {
     info
 }
 
-/// The first message, then what else is ready: more than one message
-/// waiting means the source is ahead, so keep taking what arrives close
-/// behind (gaps under LINGER_GAP, for at most LINGER_MAX) and one target
-/// transaction carries many source ones. A lone change, the live case,
-/// goes at once.
-async fn gather(first: Option<FromSource>, rx: &mut mpsc::Receiver<FromSource>, batch_changes: usize) -> Vec<Option<FromSource>> {
-    let mut messages = vec![first];
-    let mut size = 0usize;
-    let take = |m: FromSource, size: &mut usize, messages: &mut Vec<Option<FromSource>>| {
-        if let FromSource::Event(SourceEvent::Transaction(t)) = &m {
-            *size += t.changes.len();
+/// The first message, then whatever else the reader has ready, up to
+/// `batch_changes`. While catching up the reader has filled the next batch
+/// during the last apply (see READ_AHEAD), so it goes at once: waiting to
+/// fill it would leave the target idle. A lone change (the live case) goes
+/// at once too. Only a small batch of transactions that committed a while
+/// ago (a reader slower than the apply) waits a little for more: fewer,
+/// larger target transactions leave more CPU to the reader.
+async fn gather(first: Option<FromSource>, rx: &mut mpsc::Receiver<FromSource>, batch_changes: usize, ahead: &AheadBytes) -> Vec<Option<FromSource>> {
+    let size_of = |m: &Option<FromSource>| {
+        ahead.release(m);
+        match m {
+            Some(FromSource::Event(SourceEvent::Transaction(t))) => t.changes.len(),
+            _ => 0,
         }
-        messages.push(Some(m));
     };
+    let mut size = size_of(&first);
+    let mut messages = vec![first];
     while size < batch_changes {
         match rx.try_recv() {
-            Ok(m) => take(m, &mut size, &mut messages),
+            Ok(m) => {
+                let m = Some(m);
+                size += size_of(&m);
+                messages.push(m);
+            }
             Err(_) => break,
         }
     }
-    if messages.len() > 1 {
+    let behind = messages.iter().rev().find_map(|m| match m {
+        Some(FromSource::Event(SourceEvent::Transaction(t))) => Some(t.commit_time.is_some_and(|c| Utc::now() - c > LINGER_BEHIND)),
+        _ => None,
+    });
+    if messages.len() > 1 && size < LINGER_UNTIL.min(batch_changes) && behind == Some(true) {
         let until = Instant::now() + LINGER_MAX;
-        while size < batch_changes {
+        while size < LINGER_UNTIL.min(batch_changes) {
             let gap = (Instant::now() + LINGER_GAP).min(until);
             match tokio::time::timeout_at(gap.into(), rx.recv()).await {
-                Ok(Some(m @ (FromSource::Failed(_) | FromSource::Ended))) => {
-                    messages.push(Some(m));
-                    break;
+                Ok(Some(m)) => {
+                    let end = matches!(m, FromSource::Failed(_) | FromSource::Ended);
+                    let m = Some(m);
+                    size += size_of(&m);
+                    messages.push(m);
+                    if end {
+                        break;
+                    }
                 }
-                Ok(Some(m)) => take(m, &mut size, &mut messages),
                 Ok(None) => {
                     messages.push(None);
                     break;
@@ -989,25 +1075,50 @@ async fn ack_durable(dest: &mut Box<dyn Destination>, acked: &mut Option<Positio
 /// The changes of `txns` for the tables being applied, in source order.
 /// A copied table's changes at or before its copy's position are in the
 /// copy already.
-fn batch_of(txns: &[Transaction], tables: &Tables, copied: &HashMap<QualifiedName, Position>) -> Result<ChangeBatch> {
+fn batch_of(txns: Vec<Transaction>, tables: &Tables, copied: &HashMap<QualifiedName, Position>) -> Result<ChangeBatch> {
+    // A partial transaction's position is not a place to resume from.
+    let position = txns.iter().rev().find(|t| !t.partial).map(|t| t.position.clone());
     let mut changes = Vec::with_capacity(txns.iter().map(|t| t.changes.len()).sum());
     for t in txns {
-        for c in &t.changes {
+        for c in t.changes {
             let Some(info) = tables.get(&c.table) else { continue };
             // Changes a table copied at a later position already holds.
             if copied.get(&c.table).is_some_and(|cp| t.position <= *cp) {
                 continue;
             }
             match &info.filter {
-                None => changes.push(c.clone()),
+                None => changes.push(c),
                 // The mapping's row filter: what the change becomes on a
                 // target that holds only matching rows (maybe nothing).
-                Some(f) => changes.extend(f.route(info, c)?),
+                Some(f) => changes.extend(f.route(info, &c)?),
             }
         }
     }
-    // A partial transaction's position is not a place to resume from.
-    Ok(ChangeBatch { changes, position: txns.iter().rev().find(|t| !t.partial).map(|t| t.position.clone()) })
+    Ok(ChangeBatch { changes, position })
+}
+
+/// A batch's changes to one table, by kind, for the status.
+#[derive(Default)]
+struct ChangeCounts {
+    changes: u64,
+    inserts: u64,
+    updates: u64,
+    deletes: u64,
+    truncates: u64,
+    /// The commit time of its last transaction in the batch.
+    commit_time: Option<DateTime<Utc>>,
+}
+
+impl ChangeCounts {
+    fn add(&mut self, op: &crate::model::Op) {
+        self.changes += 1;
+        match op {
+            crate::model::Op::Insert { .. } => self.inserts += 1,
+            crate::model::Op::Update { .. } => self.updates += 1,
+            crate::model::Op::Delete { .. } => self.deletes += 1,
+            crate::model::Op::Truncate => self.truncates += 1,
+        }
+    }
 }
 
 /// Batch sizes and apply times, for `-v`.
@@ -1074,13 +1185,44 @@ impl RateWindow {
     }
 }
 
-/// Writes the status file (at most once a second unless `force`), and
-/// hands the status to `opts.on_status`.
-fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, lag_bytes: Option<u64>, last: &mut Instant, stopped: &BTreeMap<QualifiedName, String>, force: bool) -> Result<()> {
-    if !force && last.elapsed() < Duration::from_secs(1) {
+/// When the status file was last written, and the write still going on.
+struct StatusFile {
+    last: Instant,
+    /// A routine write runs on a thread of its own: syncing the file can
+    /// take tens of milliseconds on a busy disk, which the changes in
+    /// flight would otherwise wait for.
+    writing: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl StatusFile {
+    /// Writes `body` durably: in the background unless `now`; a routine
+    /// write while the last is still going is skipped (the next comes a
+    /// second later), and a write `now` waits for the last one first, so
+    /// an older status never lands after a newer one.
+    fn write(&mut self, path: PathBuf, body: Vec<u8>, now: bool) -> Result<()> {
+        if let Some(h) = self.writing.take() {
+            if !now && !h.is_finished() {
+                self.writing = Some(h);
+                return Ok(());
+            }
+            h.join().map_err(|_| Error::other("writing the status file failed"))??;
+        }
+        if now {
+            return crate::util::fs::write_durably(&path, &body);
+        }
+        self.writing = Some(std::thread::spawn(move || crate::util::fs::write_durably(&path, &body)));
+        Ok(())
+    }
+}
+
+/// Writes the status file (at most once a second unless `force`, which
+/// also waits until it is written), and hands the status to
+/// `opts.on_status`.
+fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, lag_bytes: Option<u64>, file: &mut StatusFile, stopped: &BTreeMap<QualifiedName, String>, force: bool) -> Result<()> {
+    if !force && file.last.elapsed() < Duration::from_secs(1) {
         return Ok(());
     }
-    *last = Instant::now();
+    file.last = Instant::now();
     let (total, per) = rates.rates();
     status.changes_per_second = total;
     status.lag_bytes = lag_bytes;
@@ -1092,9 +1234,8 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
         }
         t.state = if t.lag_seconds > 5.0 || lag_bytes.is_some_and(|b| b > 16 << 20) { "catching up".into() } else { "live".into() };
     }
-    let path = status_path(&opts.state_dir);
     let body = serde_json::to_vec_pretty(status).map_err(|e| Error::other(e.to_string()))?;
-    crate::util::fs::write_durably(&path, &body)?;
+    file.write(status_path(&opts.state_dir), body, force)?;
     if let Some(hook) = &opts.on_status {
         hook(status);
     }
@@ -1303,6 +1444,20 @@ mod tests {
     }
 
     use fakes::{run as run_fakes, script, World};
+
+    #[tokio::test]
+    async fn the_reader_waits_while_what_it_read_ahead_fills_the_byte_budget() {
+        let ahead = Arc::new(AheadBytes::default());
+        // One transaction alone always goes, however large.
+        ahead.reserve(READ_AHEAD_BYTES + 1).await;
+        let a = ahead.clone();
+        let waiting = tokio::spawn(async move { a.reserve(1).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the reader went on past the budget");
+        let t = Transaction { changes: Vec::new(), position: Position::SqliteSeq { seq: 1 }, commit_time: None, bytes: READ_AHEAD_BYTES + 1, partial: false };
+        ahead.release(&Some(FromSource::Event(SourceEvent::Transaction(t))));
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the reader went on once the apply took the transaction").unwrap();
+    }
 
     #[tokio::test]
     async fn changes_apply_once_in_source_order_and_the_source_hears_only_what_is_committed() {

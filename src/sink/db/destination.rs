@@ -12,8 +12,9 @@
 //! through the same bulk writers as the full load (COPY, LOAD DATA,
 //! prepared inserts), then one upsert and one keyed delete per table.
 //! Applying is idempotent, so replaying changes the target already has
-//! converges. Tables without a key, and TRUNCATE, are applied one change at
-//! a time in source order.
+//! converges. Tables without a key take their inserts in bulk too, and
+//! their updates and deletes (one matching row each) and TRUNCATE one
+//! change at a time, in the table's source order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -453,11 +454,33 @@ impl DbDestination {
 
     async fn apply_in_transaction(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<()> {
         let mut pending: Vec<(QualifiedName, TableNet)> = Vec::new();
+        // Inserts into tables without a key, not yet written, per table.
+        // The batch commits as one transaction with foreign keys and
+        // triggers off, so only each table's own order matters: a run of
+        // inserts goes in as one bulk write, and only an update or delete
+        // of that table (which must see them) writes them first.
+        let mut inserts: Vec<(QualifiedName, Vec<Vec<Value>>)> = Vec::new();
         for c in &batch.changes {
             let Some(info) = tables.get(&c.table) else { continue };
             let Some(plan) = self.plans.get(&c.table) else { continue };
+            if info.key.is_empty() {
+                if let Op::Insert { row } = &c.op {
+                    let row: Vec<Value> = plan.from.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect();
+                    match inserts.iter_mut().find(|(n, _)| n == &c.table) {
+                        Some((_, rows)) => rows.push(row),
+                        None => inserts.push((c.table.clone(), vec![row])),
+                    }
+                    continue;
+                }
+            }
             if info.key.is_empty() || matches!(c.op, Op::Truncate) {
-                self.flush_all(&mut pending).await?;
+                if matches!(c.op, Op::Truncate) {
+                    self.flush_all(&mut pending).await?;
+                }
+                if let Some(i) = inserts.iter().position(|(n, _)| n == &c.table) {
+                    let (name, rows) = inserts.remove(i);
+                    self.insert_rows(&name, rows).await?;
+                }
                 self.apply_ordered(&c.table, &c.op).await?;
                 continue;
             }
@@ -520,10 +543,29 @@ impl DbDestination {
             }
         }
         self.flush_all(&mut pending).await?;
+        for (name, rows) in inserts {
+            self.insert_rows(&name, rows).await?;
+        }
         if let Some(p) = &batch.position {
             self.save_position(p).await?;
         }
         Ok(())
+    }
+
+    /// Inserts rows (values in the plan's column order) into a table with
+    /// no key: one bulk write into its staging table, one INSERT … SELECT.
+    async fn insert_rows(&mut self, name: &QualifiedName, rows: Vec<Vec<Value>>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.ensure_stage(name).await?;
+        let (table_sql, columns, stage) = {
+            let p = &self.plans[name];
+            (p.table_sql.clone(), p.columns.clone(), p.stage())
+        };
+        let list = columns.iter().map(|c| self.q(&c.name)).collect::<Vec<_>>().join(", ");
+        self.fill(&stage, columns, Vec::new(), rows).await?;
+        self.db.execute(&format!("INSERT INTO {table_sql} ({list}) SELECT {list} FROM {stage}")).await
     }
 
     /// Forgets a table's plan and drops its staging tables (they have the

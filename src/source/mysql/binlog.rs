@@ -273,11 +273,18 @@ impl MysqlSource {
             self.pending.push_back(SourceEvent::Schema(Box::new(SchemaEvent { table: table.clone(), change: SchemaChange::Unsupported { message }, position: None, commit_lsn: None })));
             return Ok(());
         }
-        let convert = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<Value>>> {
+        if let RowsEventData::PartialUpdateRowsEvent(_) = ev {
+            return Err(Error::Endpoint {
+                endpoint: self.display.clone(),
+                message: format!("{table}: partial JSON updates are in the binary log"),
+                hint: Some("SET GLOBAL binlog_row_value_options = '' so updates carry whole JSON values".into()),
+            });
+        }
+        let convert = |row: Option<super::binlog_rows::Image<'_>>| -> Result<Option<Vec<Value>>> {
             let Some(row) = row else { return Ok(None) };
             let mut out = Vec::with_capacity(cols.len());
             for (i, col) in cols.iter().enumerate() {
-                let v = match row.as_ref(i) {
+                let v = match row.get(i) {
                     None => Value::Null,
                     Some(b) => binlog_value(b, &col.ty).map_err(|e| Error::Table {
                         table: table.to_string(),
@@ -290,21 +297,15 @@ impl MysqlSource {
             }
             Ok(Some(out))
         };
-        let mut changes = Vec::new();
-        for r in ev.rows(tme) {
-            let (before, after) = r.map_err(|e| binlog_error(&self.display, e))?;
+        let layout = super::binlog_rows::Layout::new(tme).map_err(|e| binlog_error(&self.display, e))?;
+        let images = super::binlog_rows::rows(ev, &layout).map_err(|e| binlog_error(&self.display, e))?;
+        let mut changes = Vec::with_capacity(images.len());
+        for (before, after) in images {
             let (before, after) = (convert(before)?, convert(after)?);
             let op = match (ev, before, after) {
                 (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => Op::Insert { row },
                 (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => Op::Delete { key: if key.is_empty() { old } else { key.iter().map(|&i| old[i].clone()).collect() } },
                 (RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_), before, Some(after)) => Op::Update { before, after: after.into_iter().map(Some).collect() },
-                (RowsEventData::PartialUpdateRowsEvent(_), ..) => {
-                    return Err(Error::Endpoint {
-                        endpoint: self.display.clone(),
-                        message: format!("{table}: partial JSON updates are in the binary log"),
-                        hint: Some("SET GLOBAL binlog_row_value_options = '' so updates carry whole JSON values".into()),
-                    })
-                }
                 _ => continue,
             };
             changes.push(Change { table: table.clone(), op, txid: None, commit_time: None, position: Position::MysqlBinlog { file: String::new(), pos: 0 } });
@@ -446,6 +447,23 @@ pub fn binlog_value(v: &BinlogValue<'_>, ty: &ColumnType) -> std::result::Result
         }
         BinlogValue::JsonDiff(_) => return Err("a partial JSON update (binlog_row_value_options = PARTIAL_JSON)".into()),
     };
+    // Integers go straight to the model's one form (Int, or UInt past
+    // i64): no detour through text, which costs a string per value. A
+    // value out of the column's range takes the text path and its error.
+    if let ColumnType::Int { bits, unsigned } = ty {
+        let n: Option<i128> = match v {
+            // An unsigned column's value comes as the signed one of its width.
+            M::Int(i) if *unsigned && *i < 0 => Some(((*i as u64) & if *bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }) as i128),
+            M::Int(i) => Some(*i as i128),
+            M::UInt(u) => Some(*u as i128),
+            _ => None,
+        };
+        let width = u32::from((*bits).clamp(8, 64));
+        let fits = |n: i128| if *unsigned { n >= 0 && n < (1i128 << width) } else { n >= -(1i128 << (width - 1)) && n < (1i128 << (width - 1)) };
+        if let Some(n) = n.filter(|n| fits(*n)) {
+            return Ok(if n > i64::MAX as i128 { Value::UInt(n as u64) } else { Value::Int(n as i64) });
+        }
+    }
     let text: Vec<u8> = match (v, ty) {
         (M::NULL, _) => return Ok(Value::Null),
         (M::Int(i), ColumnType::Enum { values, .. }) => {
@@ -493,4 +511,40 @@ pub fn binlog_value(v: &BinlogValue<'_>, ty: &ColumnType) -> std::result::Result
         (M::Bytes(b), _) => b.clone(),
     };
     mysqltext::decode_owned(text, ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::Value as M;
+
+    /// The integer shortcut gives what the text path gives (value or error).
+    #[test]
+    fn integers_decode_as_their_text_would() {
+        let cases = [
+            (M::Int(-1), 8, true),
+            (M::Int(-1), 64, true),
+            (M::Int(-128), 8, false),
+            (M::Int(127), 8, false),
+            (M::Int(1000), 8, false),
+            (M::Int(-8_388_608), 24, false),
+            (M::Int(i64::MIN), 64, false),
+            (M::Int(i64::MAX), 64, false),
+            (M::UInt(u64::MAX), 64, true),
+            (M::UInt(u64::MAX), 32, true),
+            (M::Int(70_000), 16, true),
+        ];
+        for (v, bits, unsigned) in cases {
+            let ty = ColumnType::Int { bits, unsigned };
+            let text = match v {
+                M::Int(i) if unsigned && i < 0 => ((i as u64) & if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }).to_string(),
+                M::Int(i) => i.to_string(),
+                M::UInt(u) => u.to_string(),
+                _ => unreachable!(),
+            };
+            let want = mysqltext::decode_owned(text.into_bytes(), &ty);
+            let got = binlog_value(&BinlogValue::Value(v.clone()), &ty);
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{v:?} as {ty:?}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod binlog;
 pub mod binlog_ddl;
+mod binlog_rows;
 
 use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
