@@ -18,7 +18,7 @@
 //! [`Destination::write_rows`], or, where both sides are PostgreSQL with
 //! the same column types, the COPY bytes passed through.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -974,13 +974,21 @@ pub(crate) struct Loading<'a> {
     pub(crate) seconds: &'a mut BTreeMap<String, f64>,
 }
 
+/// A chunk's load: its table, its index, how it went, and its seconds.
+type ChunkDone = (String, usize, Result<u64>, f64);
+type ChunkRun = std::pin::Pin<Box<dyn std::future::Future<Output = ChunkDone> + Send>>;
+
 /// Loads every chunk not yet done from the source database, in parallel.
 pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<SnapshotReaders>) -> Result<()> {
     let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
     // SQLite takes one writer at a time.
     let parallel = if matches!(target.endpoint, Endpoint::Sqlite(_)) { 1 } else { opts.parallel.max(1) };
     let sem = Arc::new(Semaphore::new(parallel));
-    let mut set: JoinSet<(String, usize, Result<u64>, f64)> = JoinSet::new();
+    let mut set: JoinSet<ChunkDone> = JoinSet::new();
+    // Chunks start in plan order as permits free up (a task that waited
+    // for its permit inside would start in whatever order the runtime
+    // polled it: with --parallel 1, a child table before its parent).
+    let mut queue: VecDeque<ChunkRun> = VecDeque::new();
     let mut tasks_by_table: BTreeMap<String, Arc<dyn crate::progress::Task>> = BTreeMap::new();
     for j in jobs {
         let Some(ts) = state.tables.get(&j.key) else { continue };
@@ -1009,17 +1017,15 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             let range = chunk.range;
             let (src, target) = (src.clone(), target.clone());
             let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
-            let sem = sem.clone();
             let task = task.clone();
             let readers = readers.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
+            queue.push_back(Box::pin(async move {
                 let t0 = Instant::now();
                 let key = job.key.clone();
                 let chunk = Chunk { index: ci, range, dirty };
                 let r = load_chunk(&src, &target, &job, chunk, &policy, &task, &readers).await;
                 (key, ci, r, t0.elapsed().as_secs_f64())
-            });
+            }));
             if let Some(t) = state.tables.get_mut(&j.key) {
                 t.chunks[ci].status = ChunkStatus::Loading;
                 t.status = TableStatus::DataSync;
@@ -1032,6 +1038,14 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
     let interrupt = crate::util::interrupt::requested();
     tokio::pin!(interrupt);
     loop {
+        while !queue.is_empty() {
+            let Ok(permit) = sem.clone().try_acquire_owned() else { break };
+            let run = queue.pop_front().expect("not empty");
+            set.spawn(async move {
+                let _permit = permit;
+                run.await
+            });
+        }
         let next = tokio::select! {
             n = set.join_next() => n,
             _ = &mut interrupt => {
@@ -1071,6 +1085,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
                         if first_error.is_none() {
                             first_error = Some(e);
                         }
+                        queue.clear();
                         set.abort_all();
                     }
                 }
