@@ -123,15 +123,7 @@ SRC="mysql://bench@127.0.0.1:$MYPORT/src"
 TGT=$(pg_url tgt)
 
 # ---- 1. lag at a fixed rate
-log "full load, then replication"
-"$BARGE_BIN" -v migrate "$SRC" "$TGT" --mode full-load-and-cdc --state-dir "$STATE" >"$WORK/log/barge-cdc.log" 2>&1 &
-BARGE_PID=$!
-for _ in $(seq 1 600); do
-    [ -f "$STATE/cdc-status.json" ] && break
-    kill -0 $BARGE_PID 2>/dev/null || { cat "$WORK/log/barge-cdc.log" >&2; die "barge stopped"; }
-    sleep 0.1
-done
-[ -f "$STATE/cdc-status.json" ] || die "replication did not start"
+bench_start_cdc "$SRC" "$TGT" "$STATE"
 PROBE_T=$(pgq tgt "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables WHERE table_name = 'probe'")
 ACCOUNTS_T=${PROBE_T%.*}.accounts
 [ -n "$PROBE_T" ] || die "the target has no probe table"

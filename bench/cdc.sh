@@ -62,15 +62,7 @@ SRC=$(pg_url src)
 TGT=$(pg_url tgt)
 
 # ---- 1. lag at a fixed rate
-log "full load, then replication"
-"$BARGE_BIN" -v migrate "$SRC" "$TGT" --mode full-load-and-cdc --state-dir "$STATE" >"$WORK/log/barge-cdc.log" 2>&1 &
-BARGE_PID=$!
-for _ in $(seq 1 600); do
-    [ -f "$STATE/cdc-status.json" ] && break
-    kill -0 $BARGE_PID 2>/dev/null || { cat "$WORK/log/barge-cdc.log" >&2; die "barge stopped"; }
-    sleep 0.1
-done
-[ -f "$STATE/cdc-status.json" ] || die "replication did not start"
+bench_start_cdc "$SRC" "$TGT" "$STATE"
 pgq tgt "ALTER TABLE probe ADD COLUMN seen timestamptz DEFAULT clock_timestamp()" >/dev/null
 SLOT=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['capture']['slot'])" "$STATE/state.json")
 log "driving $RATE updates/s for ${DURATION}s (slot $SLOT)"

@@ -10,6 +10,8 @@
 #                              or BARGE_NA (why barge cannot run)
 #   bench_barge_before SRC TGT the binary BARGE_BEFORE migrates SRC into TGT (a before/after in
 #                              the same run); the script defines fresh_target and check_and_record
+#   bench_start_cdc SRC TGT STATE  barge migrate --mode full-load-and-cdc in the background (BARGE_PID),
+#                              back once replication has started
 #   bench_measure LOG CMD...   run CMD under /usr/bin/time; sets M_RC M_WALL M_CPU M_RSS_KB M_SRV_CPU
 #   bench_check TOOL DB TABLE ROWS [NOTE]  check the target, then record the last measurement
 #   bench_record TOOL STATUS ROWS [NOTE]   one row of the results table, from the last measurement
@@ -475,4 +477,17 @@ bench_barge_before() {
     fresh_target
     bench_measure barge-before "$BARGE_BEFORE" migrate "$1" "$2"
     check_and_record barge-before "an older barge ($("$BARGE_BEFORE" --version 2>/dev/null | head -1)), full load"
+}
+
+# The full load, then replication, in the background (BARGE_PID); returns once barge replicates.
+bench_start_cdc() { # SRC TGT STATE
+    log "full load, then replication"
+    "$BARGE_BIN" -v migrate "$1" "$2" --mode full-load-and-cdc --state-dir "$3" >"$WORK/log/barge-cdc.log" 2>&1 &
+    BARGE_PID=$!
+    for _ in $(seq 1 600); do
+        [ -f "$3/cdc-status.json" ] && break
+        kill -0 $BARGE_PID 2>/dev/null || { cat "$WORK/log/barge-cdc.log" >&2; die "barge stopped"; }
+        sleep 0.1
+    done
+    [ -f "$3/cdc-status.json" ] || die "replication did not start"
 }
