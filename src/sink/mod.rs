@@ -125,7 +125,12 @@ pub trait Destination: Send {
     /// (a database in one COPY or transaction, so a chunk is all or
     /// nothing; files written, records acknowledged). Rows the target
     /// cannot take follow `policy` (`--on-error`). Returns rows written.
-    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>>;
+    /// Files and streams take each row as an insert change, as DMS writes
+    /// a full load ([`rows_as_inserts`]); a database overrides this with
+    /// its bulk writer.
+    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(rows_as_inserts(self, table, rows, policy, progress))
+    }
 
     /// Makes `batch` durable (or, with [`Capabilities::buffers`], takes
     /// it). When it returns Ok, every change is stored or acknowledged

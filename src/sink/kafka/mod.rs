@@ -220,15 +220,6 @@ impl Destination for KafkaSink {
         super::Capabilities { ordered: true, ..super::Capabilities::NONE }
     }
 
-    fn write_rows<'a>(
-        &'a mut self,
-        table: &'a super::RowTable,
-        rows: tokio::sync::mpsc::Receiver<crate::model::RowBatch>,
-        policy: &'a crate::transfer::RowPolicy,
-        progress: &'a Arc<dyn crate::progress::Task>,
-    ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(super::rows_as_inserts(self, table, rows, policy, progress))
-    }
 
     fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.apply_batch(tables, batch))

@@ -29,9 +29,7 @@ use super::{BoxFuture, Capabilities, Destination, Redo, RowTable};
 use crate::cdc::{Change, ChangeBatch, Tables};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::model::{Position, QualifiedName, RowBatch};
-use crate::progress::Task;
-use crate::transfer::RowPolicy;
+use crate::model::{Position, QualifiedName};
 
 /// Files are buffered (by size or interval): the position moves as files
 /// are written.
@@ -270,9 +268,6 @@ impl Destination for ObjectSink {
         CAPABILITIES
     }
 
-    fn write_rows<'a>(&'a mut self, table: &'a RowTable, rows: tokio::sync::mpsc::Receiver<RowBatch>, policy: &'a RowPolicy, progress: &'a Arc<dyn Task>) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(super::rows_as_inserts(self, table, rows, policy, progress))
-    }
 
     fn write_changes<'a>(&'a mut self, tables: &'a Tables, batch: &'a ChangeBatch) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.apply_batch(tables, batch))
