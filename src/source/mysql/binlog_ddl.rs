@@ -153,6 +153,23 @@ fn column(def: &str) -> Option<Column> {
     t.columns.into_iter().next()
 }
 
+/// CHANGE/MODIFY COLUMN: column `i` takes its new definition (named
+/// `name`), in its place or where `at` puts it, keeping a default MySQL
+/// does not repeat. Returns the column's name now.
+fn redefine(columns: &mut Vec<Column>, i: usize, name: &sqlparser::ast::Ident, data_type: &sqlparser::ast::DataType, options: &[sqlparser::ast::ColumnOption], at: &Option<MySQLColumnPosition>) -> Result<String, String> {
+    let def = ColumnDef { name: name.clone(), data_type: data_type.clone(), options: options.iter().map(|o| sqlparser::ast::ColumnOptionDef { name: None, option: o.clone() }).collect() };
+    let c = column(&def.to_string()).ok_or_else(|| format!("barge cannot read the new definition of column {}", columns[i].name))?;
+    let c = keep_default(&columns[i], c);
+    let now = c.name.clone();
+    columns.remove(i);
+    if at.is_none() {
+        columns.insert(i, c);
+    } else {
+        place(columns, c, at)?;
+    }
+    Ok(now)
+}
+
 fn place(columns: &mut Vec<Column>, c: Column, at: &Option<MySQLColumnPosition>) -> Result<(), String> {
     match at {
         None => columns.push(c),
@@ -204,28 +221,16 @@ fn alter(key: &QualifiedName, model: &Table, ops: &[AlterTableOperation], sql: &
             }
             AlterTableOperation::ChangeColumn { old_name, new_name, data_type, options, column_position } => {
                 let Some(i) = pos(&t, &old_name.value) else { return stop(format!("column {} was changed, which barge does not know", old_name.value)) };
-                let def = ColumnDef { name: new_name.clone(), data_type: data_type.clone(), options: options.iter().map(|o| sqlparser::ast::ColumnOptionDef { name: None, option: o.clone() }).collect() };
-                let Some(c) = column(&def.to_string()) else { return stop(format!("barge cannot read the new definition of column {}", old_name.value)) };
-                if !t.columns[i].name.eq(&c.name) {
-                    renames.push((t.columns[i].name.clone(), c.name.clone()));
-                }
-                let c = keep_default(&t.columns[i], c);
-                t.columns.remove(i);
-                if column_position.is_none() {
-                    t.columns.insert(i, c);
-                } else if let Err(e) = place(&mut t.columns, c, column_position) {
-                    return stop(e);
+                let was = t.columns[i].name.clone();
+                match redefine(&mut t.columns, i, new_name, data_type, options, column_position) {
+                    Ok(now) if now != was => renames.push((was, now)),
+                    Ok(_) => {}
+                    Err(e) => return stop(e),
                 }
             }
             AlterTableOperation::ModifyColumn { col_name, data_type, options, column_position } => {
                 let Some(i) = pos(&t, &col_name.value) else { return stop(format!("column {} was modified, which barge does not know", col_name.value)) };
-                let def = ColumnDef { name: col_name.clone(), data_type: data_type.clone(), options: options.iter().map(|o| sqlparser::ast::ColumnOptionDef { name: None, option: o.clone() }).collect() };
-                let Some(c) = column(&def.to_string()) else { return stop(format!("barge cannot read the new definition of column {}", col_name.value)) };
-                let c = keep_default(&t.columns[i], c);
-                t.columns.remove(i);
-                if column_position.is_none() {
-                    t.columns.insert(i, c);
-                } else if let Err(e) = place(&mut t.columns, c, column_position) {
+                if let Err(e) = redefine(&mut t.columns, i, col_name, data_type, options, column_position) {
                     return stop(e);
                 }
             }
