@@ -157,7 +157,7 @@ impl PackFeed<'_> {
                     ts.chunks = vec![ChunkState { range: KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 }];
                 }
             }
-            by_name.insert(j.key.clone(), (j, take));
+            by_name.insert(j.key.clone(), (j, take, packed.len()));
         }
         store.save(state)?;
         let mut sink = TablesIn {
@@ -199,7 +199,9 @@ struct Current {
 struct TablesIn<'a> {
     handle: Handle,
     target: &'a Target,
-    jobs: HashMap<String, (&'a Job, Vec<usize>)>,
+    /// Each table's job, the packed column of each written one, and the
+    /// packed rows' width.
+    jobs: HashMap<String, (&'a Job, Vec<usize>, usize)>,
     partitioned: &'a [String],
     state: &'a mut RunState,
     store: &'a StateStore,
@@ -216,10 +218,20 @@ impl TablesIn<'_> {
         let cur = self.current.as_mut().expect("a table is open");
         let mut stopped = None;
         while let Some(rows) = cur.decoder.next_block().map_err(|e| Error::Mismatch(format!("table {}: {e}", cur.name)))? {
-            let (Some(tx), Some((_, take))) = (&cur.tx, self.jobs.get(&cur.name)) else {
+            let (Some(tx), Some((_, take, width))) = (&cur.tx, self.jobs.get(&cur.name)) else {
                 cur.task.inc(rows.len() as u64);
                 continue;
             };
+            if let Some(r) = rows.iter().find(|r| r.len() != *width) {
+                // A pack made before inherited columns were packed has
+                // narrower rows: refused, never read into the wrong columns.
+                return Err(Error::Mismatch(format!(
+                    "table {}: the pack's rows have {} values, its schema {} columns (pack the table again with this version of barge)",
+                    cur.name,
+                    r.len(),
+                    width
+                )));
+            }
             let mut bytes = 0;
             let rows: Vec<Vec<Value>> = rows
                 .into_iter()
@@ -273,7 +285,7 @@ impl TableSink for TablesIn<'_> {
         let Entry::Table { name, rows, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
         let task = self.opts.progress.task(name, Some(*rows), Unit::Rows);
         let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now() };
-        let Some((job, _)) = self.jobs.get(name) else {
+        let Some((job, _, _)) = self.jobs.get(name) else {
             if !self.partitioned.contains(name) {
                 return Err(Error::other(format!("table {name} is in the pack but not in the load plan")));
             }
