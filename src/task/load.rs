@@ -448,6 +448,8 @@ async fn build_table_keys(
     if parallel < 2 || by_table.len() < 2 {
         return Ok((built, false));
     }
+    // No more connections than tables to build.
+    let connections = parallel.min(by_table.len());
     let queue = std::sync::Mutex::new(by_table.into_iter().collect::<Vec<_>>());
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done, bool)>();
     let worker = |tx: mpsc::UnboundedSender<(usize, Done, bool)>| {
@@ -467,7 +469,7 @@ async fn build_table_keys(
             }
         }
     };
-    let workers = futures::future::join_all((0..parallel).map(|_| worker(tx.clone())));
+    let workers = futures::future::join_all((0..connections).map(|_| worker(tx.clone())));
     drop(tx);
     let record = async {
         while let Some((i, done, missing)) = rx.recv().await {
