@@ -10,6 +10,8 @@
 //!   ([`mysqltext::decode`]) and `LOAD DATA LOCAL INFILE` fields out
 //!   ([`mysqltext::encode_load_data`]).
 //! - [`sqlite`]: SQLite storage classes ([`sqlite::Cell`]) both ways.
+//! - [`pgbinary`]: PostgreSQL binary COPY fields, written straight from
+//!   packed values (an unpack into PostgreSQL).
 //!
 //! Every decoder takes the column's [`ColumnType`](crate::model::ColumnType)
 //! (as the source describes it) and every encoder the target column's
@@ -51,6 +53,7 @@ mod common;
 pub mod json;
 pub mod text;
 pub mod mysqltext;
+pub mod pgbinary;
 pub mod pgtext;
 pub mod sqlite;
 

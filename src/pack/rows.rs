@@ -269,85 +269,177 @@ impl<'a> Cursor<'a> {
         self.take(n)
     }
 
-    fn text(&mut self) -> Result<String, String> {
-        let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| "text is not UTF-8".to_string())
+
+
+
+    /// The next value, borrowed from the block: what a transcoder (binary
+    /// COPY) reads without building a [`Value`]. Sets and arrays give their
+    /// member count; their members follow as values of their own.
+    pub fn packed(&mut self) -> Result<Packed<'a>, String> {
+        let t = self.byte()?;
+        Ok(match t {
+            tag::NULL => Packed::Null,
+            tag::FALSE => Packed::Bool(false),
+            tag::TRUE => Packed::Bool(true),
+            tag::INT => Packed::Int(self.zigzag()?),
+            tag::UINT => Packed::UInt(self.varint()?),
+            tag::FLOAT32 => Packed::Float32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"))),
+            tag::FLOAT64 => Packed::Float64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+            tag::DECIMAL => Packed::Decimal(self.bytes()?),
+            tag::TEXT => Packed::Text(self.bytes()?),
+            tag::BYTES => Packed::Bytes(self.bytes()?),
+            tag::DATE => Packed::Date(self.small("a day number")?),
+            tag::TIME => Packed::Time(self.clock()?),
+            tag::TIMETZ => {
+                let t = self.clock()?;
+                Packed::TimeTz(t, self.small("a zone offset")?)
+            }
+            tag::TIMESTAMP => Packed::Timestamp(self.small("a day number")?, self.clock()?),
+            tag::TIMESTAMPTZ => Packed::TimestampTz(self.small("a day number")?, self.clock()?),
+            tag::INFINITY => Packed::Infinity { negative: false },
+            tag::NEG_INFINITY => Packed::Infinity { negative: true },
+            tag::INTERVAL => Packed::Interval(Interval { months: self.small("months")?, days: self.small("days")?, micros: self.zigzag()? }),
+            tag::JSON => Packed::Json(self.bytes()?),
+            tag::UUID => Packed::Uuid(self.take(16)?.try_into().expect("16 bytes")),
+            tag::ENUM => Packed::Enum(self.bytes()?),
+            tag::SET => Packed::Set(self.varint()?),
+            tag::BITS => {
+                let n = usize::try_from(self.varint()?).map_err(|_| "a bit count does not fit in memory")?;
+                Packed::Bits(n, self.take(n.div_ceil(8))?)
+            }
+            tag::YEAR => Packed::Year(self.small("a year")?),
+            tag::ARRAY => Packed::Array(self.varint()?),
+            tag::ZERO_DATE => Packed::ZeroDate,
+            other => return Err(format!("unknown value tag {other}")),
+        })
     }
 
-    fn date(&mut self) -> Result<NaiveDate, String> {
-        let days: i32 = self.small("a day number")?;
-        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| format!("day {days} is not a date"))
-    }
-
-    fn time(&mut self) -> Result<NaiveTime, String> {
+    /// Seconds since midnight and nanoseconds, as stored.
+    fn clock(&mut self) -> Result<(u32, u32), String> {
         let secs = u32::try_from(self.varint()?).map_err(|_| "seconds of the day out of range")?;
         let nanos = u32::try_from(self.varint()?).map_err(|_| "nanoseconds out of range")?;
-        NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos).ok_or_else(|| format!("{secs}s {nanos}ns is not a time of day"))
+        Ok((secs, nanos))
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, String> {
-        let t = self.byte()?;
-        Ok(match t {
-            tag::NULL => Value::Null,
-            tag::FALSE => Value::Bool(false),
-            tag::TRUE => Value::Bool(true),
-            tag::INT => Value::Int(self.zigzag()?),
-            tag::UINT => Value::UInt(self.varint()?),
-            tag::FLOAT32 => Value::Float32(f32::from_bits(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))),
-            tag::FLOAT64 => Value::Float64(f64::from_bits(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))),
-            tag::DECIMAL => Value::Decimal(self.text()?),
-            tag::TEXT => Value::Text(self.text()?),
-            tag::BYTES => Value::Bytes(self.bytes()?.to_vec()),
-            tag::DATE => Value::Date(self.date()?),
-            tag::TIME => Value::Time(self.time()?),
-            tag::TIMETZ => {
-                let t = self.time()?;
-                Value::TimeTz(t, self.small("a zone offset")?)
-            }
-            tag::TIMESTAMP => {
-                let d = self.date()?;
-                Value::Timestamp(NaiveDateTime::new(d, self.time()?))
-            }
-            tag::TIMESTAMPTZ => {
-                let d = self.date()?;
-                Value::TimestampTz(DateTime::from_naive_utc_and_offset(NaiveDateTime::new(d, self.time()?), chrono::Utc))
-            }
-            tag::INFINITY => Value::Infinity { negative: false },
-            tag::NEG_INFINITY => Value::Infinity { negative: true },
-            tag::INTERVAL => Value::Interval(Interval { months: self.small("months")?, days: self.small("days")?, micros: self.zigzag()? }),
-            tag::JSON => Value::Json(self.text()?),
-            tag::UUID => Value::Uuid(self.take(16)?.try_into().expect("16 bytes")),
-            tag::ENUM => Value::Enum(self.text()?),
-            tag::SET => {
-                let n = self.varint()?;
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| "text is not UTF-8".to_string());
+        Ok(match self.packed()? {
+            Packed::Null => Value::Null,
+            Packed::Bool(b) => Value::Bool(b),
+            Packed::Int(i) => Value::Int(i),
+            Packed::UInt(u) => Value::UInt(u),
+            Packed::Float32(bits) => Value::Float32(f32::from_bits(bits)),
+            Packed::Float64(bits) => Value::Float64(f64::from_bits(bits)),
+            Packed::Decimal(b) => Value::Decimal(text(b)?),
+            Packed::Text(b) => Value::Text(text(b)?),
+            Packed::Bytes(b) => Value::Bytes(b.to_vec()),
+            Packed::Date(d) => Value::Date(date_of(d)?),
+            Packed::Time(t) => Value::Time(time_of(t)?),
+            Packed::TimeTz(t, off) => Value::TimeTz(time_of(t)?, off),
+            Packed::Timestamp(d, t) => Value::Timestamp(NaiveDateTime::new(date_of(d)?, time_of(t)?)),
+            Packed::TimestampTz(d, t) => Value::TimestampTz(DateTime::from_naive_utc_and_offset(NaiveDateTime::new(date_of(d)?, time_of(t)?), chrono::Utc)),
+            Packed::Infinity { negative } => Value::Infinity { negative },
+            Packed::Interval(iv) => Value::Interval(iv),
+            Packed::Json(b) => Value::Json(text(b)?),
+            Packed::Uuid(u) => Value::Uuid(*u),
+            Packed::Enum(b) => Value::Enum(text(b)?),
+            Packed::Set(n) => {
                 // Each member takes at least one byte: a count beyond the
                 // block is damage, not a reason to allocate.
                 let mut members = Vec::with_capacity(n.min((self.b.len() - self.at) as u64) as usize);
                 for _ in 0..n {
-                    members.push(self.text()?);
+                    members.push(text(self.bytes()?)?);
                 }
                 Value::Set(members)
             }
-            tag::BITS => {
-                let n = usize::try_from(self.varint()?).map_err(|_| "a bit count does not fit in memory")?;
-                let bytes = self.take(n.div_ceil(8))?;
-                Value::Bits((0..n).map(|i| bytes[i / 8] & (0x80 >> (i % 8)) != 0).collect())
-            }
-            tag::YEAR => Value::Year(self.small("a year")?),
-            tag::ARRAY => {
+            Packed::Bits(n, bytes) => Value::Bits((0..n).map(|i| bytes[i / 8] & (0x80 >> (i % 8)) != 0).collect()),
+            Packed::Year(y) => Value::Year(y),
+            Packed::Array(n) => {
                 if depth >= MAX_DEPTH {
                     return Err(format!("arrays nest deeper than {MAX_DEPTH} levels"));
                 }
-                let n = self.varint()?;
                 let mut items = Vec::with_capacity(n.min((self.b.len() - self.at) as u64) as usize);
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
                 Value::Array(items)
             }
-            tag::ZERO_DATE => Value::ZeroDate,
-            other => return Err(format!("unknown value tag {other}")),
+            Packed::ZeroDate => Value::ZeroDate,
         })
+    }
+}
+
+/// A day number as stored (0001-01-01 is day 1).
+fn date_of(days: i32) -> Result<NaiveDate, String> {
+    NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| format!("day {days} is not a date"))
+}
+
+fn time_of((secs, nanos): (u32, u32)) -> Result<NaiveTime, String> {
+    NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos).ok_or_else(|| format!("{secs}s {nanos}ns is not a time of day"))
+}
+
+/// One value as it lies in a block, borrowed: the tag's meaning with the
+/// body still in the stored form (day numbers, seconds and nanoseconds,
+/// raw IEEE bits, unchecked UTF-8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Packed<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float32(u32),
+    Float64(u64),
+    Decimal(&'a [u8]),
+    Text(&'a [u8]),
+    Bytes(&'a [u8]),
+    /// Day number, 0001-01-01 being day 1.
+    Date(i32),
+    /// Seconds since midnight, nanoseconds.
+    Time((u32, u32)),
+    /// Time, UTC offset in seconds (east positive).
+    TimeTz((u32, u32), i32),
+    Timestamp(i32, (u32, u32)),
+    /// The UTC instant.
+    TimestampTz(i32, (u32, u32)),
+    Infinity { negative: bool },
+    Interval(Interval),
+    Json(&'a [u8]),
+    Uuid(&'a [u8; 16]),
+    Enum(&'a [u8]),
+    /// Member count; the members follow, each a length-prefixed text.
+    Set(u64),
+    /// Bit count, bits most significant first.
+    Bits(usize, &'a [u8]),
+    Year(i16),
+    /// Element count; the elements follow as values.
+    Array(u64),
+    ZeroDate,
+}
+
+/// Reads the values of a block one after another.
+pub struct BlockReader<'a>(Cursor<'a>);
+
+impl<'a> BlockReader<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        BlockReader(Cursor { b: body, at: 0 })
+    }
+
+    pub fn next(&mut self) -> Result<Packed<'a>, String> {
+        self.0.packed()
+    }
+
+    /// Skips the members of a set or array just read.
+    pub fn skip_members(&mut self, v: &Packed<'a>) -> Result<(), String> {
+        match *v {
+            Packed::Set(n) => (0..n).try_for_each(|_| self.0.bytes().map(|_| ())),
+            Packed::Array(n) => (0..n).try_for_each(|_| self.0.value(1).map(|_| ())),
+            _ => Ok(()),
+        }
+    }
+
+    /// True once every byte of the block was read.
+    pub fn at_end(&self) -> bool {
+        self.0.at == self.0.b.len()
     }
 }
 
@@ -356,6 +448,17 @@ pub fn decode_value(b: &[u8]) -> Result<(Value, usize), String> {
     let mut c = Cursor { b, at: 0 };
     let v = c.value(0)?;
     Ok((v, c.at))
+}
+
+/// One block of a row stream, undecoded.
+#[derive(Debug)]
+pub struct RawBlock {
+    /// Rows in the block (at least one).
+    pub rows: u32,
+    /// Rows of the stream before this block.
+    pub first_row: u64,
+    /// The rows' values, each row the stream's column count of them.
+    pub body: Vec<u8>,
 }
 
 enum Stage {
@@ -408,6 +511,26 @@ impl RowDecoder {
     /// The next complete block's rows, `None` when more bytes are needed
     /// (or the stream has ended).
     pub fn next_block(&mut self) -> Result<Option<Vec<Vec<Value>>>, String> {
+        let Some(block) = self.next_raw_block()? else { return Ok(None) };
+        let mut c = Cursor { b: &block.body, at: 0 };
+        let mut rows = Vec::with_capacity(block.rows as usize);
+        for r in 0..block.rows as u64 {
+            let mut row = Vec::with_capacity(self.columns);
+            for col in 0..self.columns {
+                let v = c.value(0).map_err(|e| format!("row {}, column {}: {e}", block.first_row + r + 1, col + 1))?;
+                row.push(v);
+            }
+            rows.push(row);
+        }
+        if c.at != block.body.len() {
+            return Err(format!("block after row {} has {} stray bytes", block.first_row, block.body.len() - c.at));
+        }
+        Ok(Some(rows))
+    }
+
+    /// The next complete block as stored, for a reader that transcodes it
+    /// (see [`BlockReader`]); `None` when more bytes are needed.
+    pub fn next_raw_block(&mut self) -> Result<Option<RawBlock>, String> {
         loop {
             match self.stage {
                 Stage::Done => {
@@ -458,23 +581,10 @@ impl RowDecoder {
                     if a.len() - 12 < len {
                         return Ok(None);
                     }
-                    let body = &a[12..12 + len];
-                    let mut c = Cursor { b: body, at: 0 };
-                    let mut rows = Vec::with_capacity(n as usize);
-                    for r in 0..n {
-                        let mut row = Vec::with_capacity(self.columns);
-                        for col in 0..self.columns {
-                            let v = c.value(0).map_err(|e| format!("row {}, column {}: {e}", self.rows + r + 1, col + 1))?;
-                            row.push(v);
-                        }
-                        rows.push(row);
-                    }
-                    if c.at != body.len() {
-                        return Err(format!("block after row {} has {} stray bytes", self.rows, body.len() - c.at));
-                    }
+                    let block = RawBlock { rows: n as u32, first_row: self.rows, body: a[12..12 + len].to_vec() };
                     self.at += 12 + len;
                     self.rows += n;
-                    return Ok(Some(rows));
+                    return Ok(Some(block));
                 }
             }
         }

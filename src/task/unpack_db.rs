@@ -34,7 +34,10 @@ use crate::pack::catalog::{Catalog, DatabaseInfo, Entry};
 use crate::pack::crypto::MasterKey;
 use crate::pack::packer::shell_quote;
 use crate::pack::reader::{self, Checked, Finding, Located, Output, TableSink};
-use crate::pack::rows::RowDecoder;
+use crate::db::Db;
+use crate::pack::rows::{RawBlock, RowDecoder};
+use crate::schema::naming::quote_ident;
+use crate::sink::postgres::packed::PackedCopy;
 use crate::progress::{Progress, Task, Unit};
 use crate::schema::convert::ConvertOptions;
 use crate::transfer::{Batch, Counters, OnError, Rejects, RowPolicy, ZeroDates, CHANNEL_DEPTH};
@@ -136,6 +139,7 @@ impl PackFeed<'_> {
     pub(crate) async fn load(&mut self, ctx: Loading<'_>) -> Result<()> {
         let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
         let mut by_name = HashMap::new();
+        let to_postgres = target.sink.is_none() && target_schema::target_dialect(&target.endpoint)? == Dialect::Postgres;
         for j in jobs {
             let packed = self.packed.get(&j.key).ok_or_else(|| Error::other(format!("table {}: it is in the load plan but not in the pack", j.key)))?;
             let take = j
@@ -157,7 +161,18 @@ impl PackFeed<'_> {
                     ts.chunks = vec![ChunkState { range: KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 }];
                 }
             }
-            by_name.insert(j.key.clone(), (j, take, packed.len()));
+            // Same column types on both sides: binary COPY from the packed bytes.
+            // The target's column types are the packed ones (the usual
+            // PostgreSQL → PostgreSQL unpack): binary COPY from the packed
+            // bytes, with nothing for the row policy to refuse or convert.
+            let same_types = to_postgres && j.write.columns.iter().zip(&take).all(|(c, &i)| c.generated.is_none() && c.ty == c.source_ty && c.ty == packed[i].ty);
+            let binary = if same_types {
+                let types: Vec<_> = take.iter().map(|&i| &packed[i].ty).collect();
+                PackedCopy::new(packed.len(), &take, &types)
+            } else {
+                None
+            };
+            by_name.insert(j.key.clone(), Plan { job: j, take, width: packed.len(), binary });
         }
         store.save(state)?;
         let mut sink = TablesIn {
@@ -184,12 +199,30 @@ impl PackFeed<'_> {
     }
 }
 
+/// How one table's packed rows are written.
+struct Plan<'a> {
+    job: &'a Job,
+    /// The packed column of each written one.
+    take: Vec<usize>,
+    /// The packed rows' width.
+    width: usize,
+    /// Set when the rows go to PostgreSQL as binary COPY straight from the
+    /// packed bytes; otherwise they are decoded into values.
+    binary: Option<PackedCopy>,
+}
+
+/// Rows on their way to a table's writer task.
+enum Rows {
+    Values(mpsc::Sender<Batch>),
+    Packed(mpsc::Sender<RawBlock>),
+}
+
 /// The table being loaded: its decoder, the channel to its writer task.
 struct Current {
     name: String,
     packed: u64,
     decoder: RowDecoder,
-    tx: Option<mpsc::Sender<Batch>>,
+    tx: Option<Rows>,
     writer: Option<JoinHandle<Result<u64>>>,
     task: Arc<dyn Task>,
     started: Instant,
@@ -199,9 +232,7 @@ struct Current {
 struct TablesIn<'a> {
     handle: Handle,
     target: &'a Target,
-    /// Each table's job, the packed column of each written one, and the
-    /// packed rows' width.
-    jobs: HashMap<String, (&'a Job, Vec<usize>, usize)>,
+    jobs: HashMap<String, Plan<'a>>,
     partitioned: &'a [String],
     state: &'a mut RunState,
     store: &'a StateStore,
@@ -213,53 +244,61 @@ struct TablesIn<'a> {
 }
 
 impl TablesIn<'_> {
-    /// Decodes the whole blocks received so far and sends them on.
+    /// Sends the whole blocks received so far on, decoded or as they are.
     fn forward(&mut self) -> Result<()> {
         let cur = self.current.as_mut().expect("a table is open");
-        let mut stopped = None;
-        while let Some(rows) = cur.decoder.next_block().map_err(|e| Error::Mismatch(format!("table {}: {e}", cur.name)))? {
-            let (Some(tx), Some((_, take, width))) = (&cur.tx, self.jobs.get(&cur.name)) else {
-                cur.task.inc(rows.len() as u64);
-                continue;
-            };
-            if let Some(r) = rows.iter().find(|r| r.len() != *width) {
-                // A pack made before inherited columns were packed has
-                // narrower rows: refused, never read into the wrong columns.
-                return Err(Error::Mismatch(format!(
-                    "table {}: the pack's rows have {} values, its schema {} columns (pack the table again with this version of barge)",
-                    cur.name,
-                    r.len(),
-                    width
-                )));
+        let mismatch = |name: &str, e: String| Error::Mismatch(format!("table {name}: {e}"));
+        let Some(plan) = self.jobs.get(&cur.name).filter(|_| cur.tx.is_some()) else {
+            // Not loaded here: the blocks are only counted.
+            while let Some(b) = cur.decoder.next_raw_block().map_err(|e| mismatch(&cur.name, e))? {
+                cur.task.inc(b.rows as u64);
             }
-            let mut bytes = 0;
-            let rows: Vec<Vec<Value>> = rows
-                .into_iter()
-                .map(|mut r| {
-                    let out: Vec<_> = take.iter().map(|&i| std::mem::replace(&mut r[i], Value::Null)).collect();
-                    bytes += out.iter().map(|v| v.weight()).sum::<usize>();
-                    out
-                })
-                .collect();
-            if tx.blocking_send(Batch::new(rows, bytes)).is_err() {
-                // The writer stopped: its error says why.
-                let handle = cur.writer.take().expect("a writer");
-                cur.tx = None;
-                stopped = Some(match self.handle.block_on(handle) {
-                    Ok(Err(e)) => e,
-                    Ok(Ok(_)) => Error::other(format!("the writer of table {} stopped early", cur.name)),
-                    Err(e) => Error::other(format!("the writer of table {} failed: {e}", cur.name)),
-                });
-                break;
-            }
+            return Ok(());
+        };
+        if cur.decoder.columns() != 0 && cur.decoder.columns() != plan.width {
+            // A pack made before inherited columns were packed has
+            // narrower rows: refused, never read into the wrong columns.
+            return Err(mismatch(
+                &cur.name,
+                format!("the pack's rows have {} values, its schema {} columns (pack the table again with this version of barge)", cur.decoder.columns(), plan.width),
+            ));
         }
-        match stopped {
-            Some(e) => {
-                let name = cur.name.clone();
-                self.failed(&name, e)
-            }
-            None => Ok(()),
+        let sent = match cur.tx.as_ref().expect("checked above") {
+            Rows::Packed(tx) => loop {
+                let Some(block) = cur.decoder.next_raw_block().map_err(|e| mismatch(&cur.name, e))? else { break true };
+                if tx.blocking_send(block).is_err() {
+                    break false;
+                }
+            },
+            Rows::Values(tx) => loop {
+                let Some(rows) = cur.decoder.next_block().map_err(|e| mismatch(&cur.name, e))? else { break true };
+                let mut bytes = 0;
+                let rows: Vec<Vec<Value>> = rows
+                    .into_iter()
+                    .map(|mut r| {
+                        let out: Vec<_> = plan.take.iter().map(|&i| std::mem::replace(&mut r[i], Value::Null)).collect();
+                        bytes += out.iter().map(|v| v.weight()).sum::<usize>();
+                        out
+                    })
+                    .collect();
+                if tx.blocking_send(Batch::new(rows, bytes)).is_err() {
+                    break false;
+                }
+            },
+        };
+        if sent {
+            return Ok(());
         }
+        // The writer stopped: its error says why.
+        let handle = cur.writer.take().expect("a writer");
+        cur.tx = None;
+        let e = match self.handle.block_on(handle) {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => Error::other(format!("the writer of table {} stopped early", cur.name)),
+            Err(e) => Error::other(format!("the writer of table {} failed: {e}", cur.name)),
+        };
+        let name = cur.name.clone();
+        self.failed(&name, e)
     }
 
     /// A table's writer failed: with `--on-error skip-table` the table is
@@ -285,7 +324,7 @@ impl TableSink for TablesIn<'_> {
         let Entry::Table { name, rows, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
         let task = self.opts.progress.task(name, Some(*rows), Unit::Rows);
         let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now() };
-        let Some((job, _, _)) = self.jobs.get(name) else {
+        let Some(plan) = self.jobs.get(name) else {
             if !self.partitioned.contains(name) {
                 return Err(Error::other(format!("table {name} is in the pack but not in the load plan")));
             }
@@ -308,13 +347,28 @@ impl TableSink for TablesIn<'_> {
         self.store.save(self.state)?;
         let c = self.counters.entry(name.clone()).or_default().clone();
         let policy = RowPolicy { on_error: self.opts.on_error, zero_dates: self.opts.zero_dates, rejects: self.rejects.clone(), counters: c };
-        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-        let (target, job, task) = (self.target.clone(), (*job).clone(), cur.task.clone());
-        cur.writer = Some(self.handle.spawn(async move {
-            let (mut dest, table) = load::chunk_destination(&target, &job, Chunk { index: 0, range: KeyRange::ALL, dirty }, &policy).await?;
-            dest.write_rows(&table, rx, &policy, &task).await
-        }));
-        cur.tx = Some(tx);
+        let (target, job, task) = (self.target.clone(), plan.job.clone(), cur.task.clone());
+        let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };
+        if let Some(binary) = plan.binary.clone() {
+            let (tx, rx) = mpsc::channel::<RawBlock>(CHANNEL_DEPTH);
+            cur.writer = Some(self.handle.spawn(async move {
+                let (mut dest, _) = load::chunk_destination(&target, &job, chunk, &policy).await?;
+                let Some(Db::Postgres(pg)) = dest.as_db().map(|d| d.db()) else {
+                    return Err(Error::other(format!("table {}: binary COPY needs a PostgreSQL target", job.key)));
+                };
+                let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
+                tracing::debug!("table {}: binary COPY straight from the packed rows", job.key);
+                crate::sink::postgres::packed::write(&pg.client, &pg.display, &job.write.table, &cols, &binary, rx, &policy.counters, &task).await
+            }));
+            cur.tx = Some(Rows::Packed(tx));
+        } else {
+            let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+            cur.writer = Some(self.handle.spawn(async move {
+                let (mut dest, table) = load::chunk_destination(&target, &job, chunk, &policy).await?;
+                dest.write_rows(&table, rx, &policy, &task).await
+            }));
+            cur.tx = Some(Rows::Values(tx));
+        }
         self.current = Some(cur);
         Ok(())
     }

@@ -4,6 +4,8 @@
 //! `copy_passthrough` capability). The row policy (`--on-error`, rejects)
 //! is applied here, before the server sees a row.
 
+pub mod packed;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
