@@ -10,6 +10,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::commands::output;
+use crate::util::human::{self, bytes as human_bytes};
 use crate::task::load::{self as fullload, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
 use crate::sink::SinkOptions;
@@ -262,17 +263,6 @@ fn dialect_of(e: &Endpoint) -> Dialect {
     }
 }
 
-fn human_bytes(b: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{v:.1} {}", units[i])
-}
-
 fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationReport>, sink: Option<&SinkSummary>) {
     if output::get().json {
         let mut j = serde_json::json!({ "ok": true, "load": r });
@@ -314,11 +304,11 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
 pub(crate) fn print_load_table(r: &LoadReport) {
     println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
     for t in &r.tables {
-        let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
+        let rate = human::figure(if t.seconds > 0.0 { t.rows as f64 / t.seconds } else { 0.0 });
         let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
         println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
     }
-    let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
+    let rate = human::figure(if r.seconds > 0.0 { r.rows as f64 / r.seconds } else { 0.0 });
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
     if let Some(p) = &r.rejects {
         output::warn(format!("rejected rows are in {}", p.display()));
