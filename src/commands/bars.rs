@@ -4,7 +4,7 @@
 //! The live area holds the overall bar on top, then the tables in flight,
 //! then the phase running now (a spinner). A finished bar or phase leaves
 //! the live area and is printed once above it as a line of its own
-//! (`public.orders  3.0M rows in 3.8s, 798k rows/s`), so a run of
+//! (`public.orders   3.0M rows in 3.8s, 798k rows/s`), so a run of
 //! thousands of tables does not outgrow the screen. Figures are formatted
 //! by [`crate::util::human`], through template keys of our own.
 
@@ -63,11 +63,11 @@ fn measure(unit: Unit) -> Measure {
 fn done_line(name: &str, shape: Shape, unit: Unit, pos: u64, elapsed: Duration, msg: &str) -> String {
     let took = human::duration(elapsed.as_secs_f64());
     let mut line = match shape {
-        Shape::Phase => format!("{name}  done in {took}"),
+        Shape::Phase => format!("{name:<28} done in {took}"),
         Shape::Task | Shape::Overall => {
             let secs = elapsed.as_secs_f64();
-            let mut l = format!("{name}  {} in {took}", human::amount(pos, measure(unit)));
-            if secs > 0.0 {
+            let mut l = format!("{name:<28} {} in {took}", human::amount(pos, measure(unit)));
+            if secs > 0.0 && unit != Unit::Items {
                 l.push_str(", ");
                 l.push_str(&human::rate(pos as f64 / secs, measure(unit)));
             }
@@ -186,9 +186,9 @@ mod tests {
     #[test]
     fn finished_lines_state_the_count_once() {
         let line = done_line("public.orders", Shape::Task, Unit::Rows, 3_000_000, Duration::from_millis(3760), "");
-        assert_eq!(line, "public.orders  3.0M rows in 3.8s, 798k rows/s");
-        assert_eq!(done_line("keys and indexes", Shape::Phase, Unit::Items, 0, Duration::from_secs(75), ""), "keys and indexes  done in 1m 15s");
-        assert_eq!(done_line("t", Shape::Task, Unit::Rows, 5, Duration::ZERO, "DIFFERENT"), "t  5 rows in 0.0s  DIFFERENT");
-        assert_eq!(done_line("pack", Shape::Task, Unit::Bytes, 12_400_000, Duration::from_secs(1), ""), "pack  12.4 MB in 1.0s, 12.4 MB/s");
+        assert_eq!(line, format!("{:<28} 3.0M rows in 3.8s, 798k rows/s", "public.orders"));
+        assert_eq!(done_line("keys and indexes", Shape::Phase, Unit::Items, 0, Duration::from_secs(75), ""), format!("{:<28} done in 1m 15s", "keys and indexes"));
+        assert_eq!(done_line("t", Shape::Task, Unit::Rows, 5, Duration::ZERO, "DIFFERENT"), format!("{:<28} 5 rows in 0.0s  DIFFERENT", "t"));
+        assert_eq!(done_line("pack", Shape::Task, Unit::Bytes, 12_400_000, Duration::from_secs(1), ""), format!("{:<28} 12.4 MB in 1.0s, 12.4 MB/s", "pack"));
     }
 }
