@@ -137,15 +137,14 @@ fn style(template: &str, unit: Unit) -> ProgressStyle {
         .with_key("amount", amount_key(unit))
         .with_key("rate", rate_key(unit))
         .with_key("took", took_key)
-        .progress_chars("=> ")
 }
 
 impl Bars {
     fn add(&self, name: &str, total: Option<u64>, unit: Unit, shape: Shape) -> Arc<dyn Task> {
         let template = match (shape, total) {
             (Shape::Phase, _) => "{spinner} {prefix}  {took}  {msg}",
-            (Shape::Overall, _) => "{prefix:28!} [{bar:30}] {amount}  {rate}  eta {eta}  {msg}",
-            (Shape::Task, Some(_)) => "{prefix:28!} [{bar:30}] {amount}  {rate}  eta {eta}  {msg}",
+            (Shape::Overall, _) => "{prefix:28!} {bar:30} {amount}  {rate}  eta {eta}  {msg}",
+            (Shape::Task, Some(_)) => "{prefix:28!} {bar:30} {amount}  {rate}  eta {eta}  {msg}",
             (Shape::Task, None) => "{spinner} {prefix:26!} {amount}  {rate}  {took}  {msg}",
         };
         let bar = ProgressBar::new(total.unwrap_or(0));
