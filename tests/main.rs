@@ -23,6 +23,7 @@ mod migrate_objects;
 mod pack;
 mod pack_db;
 mod pack_s3;
+mod progress_terminal;
 mod sink_kafka;
 mod sink_kinesis;
 mod sink_null;

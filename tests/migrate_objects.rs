@@ -552,9 +552,14 @@ async fn a_second_run_truncates_or_skips_the_existing_tables() {
     let dst = TestDb::new(Engine::Postgres, "again").await;
     let state = tempfile::tempdir().unwrap();
     assert_ok(&migrate(&src, &dst, state.path(), &[]), "first run");
-    let out = migrate(&src, &dst, state.path(), &[]);
+    // Another run (its own state) refuses the tables; the same run is complete.
+    let other = tempfile::tempdir().unwrap();
+    let out = migrate(&src, &dst, other.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "create refuses existing tables: {}", text(&out));
     assert!(stderr(&out).contains("already exists"), "{}", text(&out));
+    let out = migrate(&src, &dst, state.path(), &[]);
+    assert_ok(&out, "the finished run again");
+    assert!(stderr(&out).contains("the migration is complete"), "{}", text(&out));
 
     // One table at a time: truncate keeps the target's foreign keys, so a
     // child loaded before its parent would be refused.

@@ -10,6 +10,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
 use crate::commands::output;
+use crate::util::human::{self, bytes as human_bytes};
 use crate::task::load::{self as fullload, LoadOptions, LoadReport, SchemaMode};
 use crate::task::mapping::Mapping;
 use crate::sink::SinkOptions;
@@ -147,6 +148,11 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     let rt = runtime()?;
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
+    if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {
+        if let Some(tables) = rt.block_on(finished_run(&source, &target, &opts))? {
+            return already_complete(&args, &source, &target, &opts, &mapping, tables, &rt);
+        }
+    }
     if args.mode != Mode::FullLoad {
         return rt.block_on(full_load_and_cdc(&args, &source, &target, opts, sink));
     }
@@ -207,6 +213,86 @@ async fn check_state_in(source: &Endpoint, target: &Endpoint, opts: &LoadOptions
     .await
 }
 
+/// The number of tables of the full load recorded as finished in the
+/// state directory, when every one of them is still on the target: a run
+/// of the same command has nothing to do. `None` when the run did not
+/// finish, failed a table, or the target lost a table (then the command
+/// runs as a new load, which says what stands in its way).
+async fn finished_run(source: &Endpoint, target: &Endpoint, opts: &LoadOptions) -> Result<Option<usize>> {
+    use crate::task::state::{Phase, StateStore, TableStatus};
+    let Some(state) = StateStore::open(&opts.state_dir)?.load()? else { return Ok(None) };
+    let ours = state.source == source.to_string() && state.target == target.to_string();
+    let finished = state.phase == Phase::Done && state.capture.is_none() && state.tables.values().all(|t| t.status == TableStatus::Ready);
+    if !ours || !finished || state.tables.is_empty() {
+        return Ok(None);
+    }
+    // Planning writes an assessment; the finished run's stays as it was.
+    let probe = opts.state_dir.join("complete-check");
+    std::fs::create_dir_all(&probe).map_err(|source| Error::Write { path: probe.clone(), source })?;
+    let planned = fullload::plan(source, target, &LoadOptions { state_dir: probe.clone(), ..opts.clone() }).await;
+    let _ = std::fs::remove_dir_all(&probe);
+    let planned = planned?;
+    let expected: Vec<&crate::schema::target::TargetTable> = planned.jobs.iter().filter(|j| state.tables.contains_key(&j.key)).map(|j| &j.target).collect();
+    if expected.len() != state.tables.len() {
+        // The selection changed since: not the same run.
+        return Ok(None);
+    }
+    let mut db = crate::db::Db::connect(target, crate::endpoint::Role::Target).await?;
+    let present = crate::task::target_schema::existing_tables(&mut db, &expected).await?;
+    Ok((present.len() == expected.len()).then_some(expected.len()))
+}
+
+/// The same command as this one, with what makes it load everything
+/// again: `--restart` (forget the finished run), `--target-schema
+/// truncate` (empty the tables it made) and `--parallel 1` (one table at a
+/// time, so the target's foreign keys hold while the tables fill).
+fn start_over_command() -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut args = std::env::args();
+    let replaced = ["--target-schema", "--parallel"];
+    while let Some(a) = args.next() {
+        if replaced.contains(&a.as_str()) {
+            args.next();
+            continue;
+        }
+        if replaced.iter().any(|r| a.starts_with(&format!("{r}="))) {
+            continue;
+        }
+        words.push(crate::pack::packer::shell_quote(&a));
+    }
+    words.extend(["--restart", "--target-schema", "truncate", "--parallel", "1"].map(String::from));
+    words.join(" ")
+}
+
+/// A rerun of a finished full load: says so and how to start over, and
+/// leaves the target as it is (with --validate, compares it again).
+#[allow(clippy::too_many_arguments)]
+fn already_complete(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, opts: &LoadOptions, mapping: &Mapping, tables: usize, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    let again = start_over_command();
+    let validation = match args.validate {
+        true => Some(rt.block_on(crate::task::validate::run(source, target, mapping, &opts.convert.naming, super::bars::for_cli()))?),
+        false => None,
+    };
+    if output::get().json {
+        let mut j = serde_json::json!({ "ok": true, "complete": true, "tables": tables, "state_dir": opts.state_dir, "start_over": again });
+        if let Some(v) = &validation {
+            j["ok"] = serde_json::Value::Bool(v.ok());
+            j["validation"] = serde_json::to_value(v).unwrap_or_default();
+        }
+        println!("{j}");
+    } else {
+        output::info(format!("the migration is complete: its {tables} table(s) were loaded by an earlier run (recorded in {}); nothing to do", opts.state_dir.display()));
+        output::info(format!("to load everything again from scratch, run:\n  {again}"));
+        if let Some(v) = &validation {
+            print_validation(v);
+        }
+    }
+    match validation {
+        Some(v) if !v.ok() => Err(Error::Mismatch(v.summary())),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
 /// The exit status of a load: failed tables fail the run, and so do records
 /// set aside under `errors/` (after everything else was delivered) unless
 /// `--on-error log` said bad records are expected.
@@ -262,17 +348,6 @@ fn dialect_of(e: &Endpoint) -> Dialect {
     }
 }
 
-fn human_bytes(b: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{v:.1} {}", units[i])
-}
-
 fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationReport>, sink: Option<&SinkSummary>) {
     if output::get().json {
         let mut j = serde_json::json!({ "ok": true, "load": r });
@@ -314,11 +389,11 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
 pub(crate) fn print_load_table(r: &LoadReport) {
     println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
     for t in &r.tables {
-        let rate = if t.seconds > 0.0 { (t.rows as f64 / t.seconds) as u64 } else { 0 };
+        let rate = human::figure(if t.seconds > 0.0 { t.rows as f64 / t.seconds } else { 0.0 });
         let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
         println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
     }
-    let rate = if r.seconds > 0.0 { (r.rows as f64 / r.seconds) as u64 } else { 0 };
+    let rate = human::figure(if r.seconds > 0.0 { r.rows as f64 / r.seconds } else { 0.0 });
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
     if let Some(p) = &r.rejects {
         output::warn(format!("rejected rows are in {}", p.display()));

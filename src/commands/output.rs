@@ -49,14 +49,14 @@ pub fn get() -> Output {
 /// A normal status line on stderr; silenced by -q.
 pub fn info(msg: impl AsRef<str>) {
     if get().verbosity >= 0 {
-        eprintln!("{}", msg.as_ref());
+        line(msg.as_ref());
     }
 }
 
 /// Detail shown with -v.
 pub fn verbose(msg: impl AsRef<str>) {
     if get().verbosity >= 1 {
-        eprintln!("{}", msg.as_ref());
+        line(msg.as_ref());
     }
 }
 
@@ -65,11 +65,17 @@ pub fn warn(msg: impl AsRef<str>) {
     if get().verbosity >= 0 {
         let o = get();
         if o.color {
-            eprintln!("\x1b[33mwarning:\x1b[0m {}", msg.as_ref());
+            line(&format!("\x1b[33mwarning:\x1b[0m {}", msg.as_ref()));
         } else {
-            eprintln!("warning: {}", msg.as_ref());
+            line(&format!("warning: {}", msg.as_ref()));
         }
     }
+}
+
+/// One line on stderr, above the progress bars when they are drawn (so
+/// neither tears the other).
+fn line(text: &str) {
+    super::bars::suspend(|| eprintln!("{text}"));
 }
 
 /// Prints the error (and its hint) the way the user asked for, and returns
@@ -90,9 +96,9 @@ pub fn report_error(err: &Error, json: bool) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    eprintln!("error: {err}");
+    line(&format!("error: {err}"));
     if let Some(h) = hint {
-        eprintln!("  hint: {h}");
+        line(&format!("  hint: {h}"));
     }
     ExitCode::from(err.exit_code())
 }

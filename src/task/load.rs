@@ -346,13 +346,13 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             // PostgreSQL gets fresh statistics of what was loaded (a new
             // table has none until autovacuum comes round).
             let analyze: Vec<String> = if copts.target == Dialect::Postgres { loaded.iter().map(|t| t.sql_name.clone()).collect() } else { Vec::new() };
-            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &analyze, &mut ledger).await;
+            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &analyze, &mut ledger, opts.progress.as_ref()).await;
             let mut runner = Runner::new(&mut dconn, dst).await;
             let mut analyzed = false;
             let outcome = match built {
                 Ok((built, done)) => {
                     analyzed = done;
-                    run_post(&mut runner, &steps, &built, &failed, &skipped, &mut state, &store, &mut ledger).await
+                    run_post(&mut runner, &steps, &built, &failed, &skipped, &mut state, &store, &mut ledger, opts.progress.as_ref()).await
                 }
                 Err(e) => Err(e),
             };
@@ -363,7 +363,9 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             tracing::debug!("built keys, indexes, constraints and objects in {:.2}s", t.elapsed().as_secs_f64());
             if !analyze.is_empty() && !analyzed {
                 let t = Instant::now();
+                let phase = opts.progress.phase("ANALYZE");
                 runner.best_effort(&format!("ANALYZE {}", analyze.join(", "))).await?;
+                phase.finish("");
                 tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
             }
             for j in &jobs {
@@ -437,6 +439,7 @@ async fn build_table_keys(
     post_done: usize,
     analyze: &[String],
     ledger: &mut Ledger,
+    progress: &dyn Progress,
 ) -> Result<(std::collections::HashSet<usize>, bool)> {
     let mut by_table: BTreeMap<&str, Vec<usize>> = analyze.iter().map(|t| (t.as_str(), Vec::new())).collect();
     for (i, step) in steps.iter().enumerate().skip(post_done) {
@@ -450,10 +453,14 @@ async fn build_table_keys(
     }
     // No more connections than tables to build.
     let connections = parallel.min(by_table.len());
+    let tables = by_table.len();
+    let phase = progress.phase(if analyze.is_empty() { "keys and indexes" } else { "keys, indexes and ANALYZE" });
+    let finished_tables = std::sync::atomic::AtomicUsize::new(0);
+    phase.set_message(&format!("0/{tables} tables"));
     let queue = std::sync::Mutex::new(by_table.into_iter().collect::<Vec<_>>());
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done, bool)>();
     let worker = |tx: mpsc::UnboundedSender<(usize, Done, bool)>| {
-        let queue = &queue;
+        let (queue, phase, finished_tables) = (&queue, &phase, &finished_tables);
         async move {
             let mut conn = Db::connect(dst, Role::Target).await?;
             let mut runner = Runner::new(&mut conn, dst).await;
@@ -466,6 +473,8 @@ async fn build_table_keys(
                 if analyze.iter().any(|t| t == table) {
                     runner.best_effort(&format!("ANALYZE {table}")).await?;
                 }
+                let n = finished_tables.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                phase.set_message(&format!("{n}/{tables} tables"));
             }
         }
     };
@@ -481,11 +490,23 @@ async fn build_table_keys(
     let (results, recorded) = tokio::join!(workers, record);
     recorded?;
     results.into_iter().collect::<Result<Vec<()>>>()?;
+    phase.finish(&format!("{tables} tables"));
     Ok((built, !analyze.is_empty()))
 }
 
+/// The phase line a post-load step is shown under.
+fn post_phase(kind: Kind) -> &'static str {
+    match kind {
+        Kind::PrimaryKey | Kind::UniqueKey | Kind::Index => "keys and indexes",
+        Kind::View | Kind::MaterializedView | Kind::Routine | Kind::Trigger | Kind::GeneratedTrigger => "views, routines and triggers",
+        Kind::Counter => "sequence counters",
+        other => other.label(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn run_post(runner: &mut Runner<'_>, steps: &[Step], built: &std::collections::HashSet<usize>, failed: &[String], skipped: &[String], state: &mut RunState, store: &StateStore, ledger: &mut Ledger) -> Result<()> {
+async fn run_post(runner: &mut Runner<'_>, steps: &[Step], built: &std::collections::HashSet<usize>, failed: &[String], skipped: &[String], state: &mut RunState, store: &StateStore, ledger: &mut Ledger, progress: &dyn Progress) -> Result<()> {
+    let mut phase: Option<(&str, Arc<dyn crate::progress::Task>)> = None;
     for (i, step) in steps.iter().enumerate().skip(state.post_done) {
         let id = format!("post:{i}");
         if built.contains(&i) {
@@ -502,6 +523,16 @@ async fn run_post(runner: &mut Runner<'_>, steps: &[Step], built: &std::collecti
             }
             ledger.record(&id, step, Done::Skipped { reason: format!("{t} could not be created or loaded") }, false)?;
         } else {
+            let name = post_phase(step.kind);
+            if phase.as_ref().is_none_or(|(n, _)| *n != name) {
+                if let Some((_, p)) = phase.take() {
+                    p.finish("");
+                }
+                phase = Some((name, progress.phase(name)));
+            }
+            if let Some((_, p)) = &phase {
+                p.set_message(&step.object);
+            }
             let (done, missing) = runner.run(step).await?;
             ledger.record(&id, step, done, missing)?;
         }
@@ -519,6 +550,9 @@ async fn run_post(runner: &mut Runner<'_>, steps: &[Step], built: &std::collecti
         if !progress {
             break;
         }
+    }
+    if let Some((_, p)) = phase {
+        p.finish("");
     }
     Ok(())
 }
@@ -992,6 +1026,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
     // polled it: with --parallel 1, a child table before its parent).
     let mut queue: VecDeque<ChunkRun> = VecDeque::new();
     let mut tasks_by_table: BTreeMap<String, Arc<dyn crate::progress::Task>> = BTreeMap::new();
+    let overall = overall_task(jobs, state, opts.progress.as_ref());
     for j in jobs {
         let Some(ts) = state.tables.get(&j.key) else { continue };
         if matches!(ts.status, TableStatus::Ready | TableStatus::Errored | TableStatus::FinishedCopy) {
@@ -1006,6 +1041,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
         counters.insert(j.key.clone(), c.clone());
         let task = opts.progress.task(&j.target.name.join("."), (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
         task.inc(done_rows);
+        let task = crate::progress::also(task, overall.clone());
         tasks_by_table.insert(j.key.clone(), task.clone());
         let chunks = ts.chunks.clone();
         for (ci, chunk) in chunks.iter().enumerate() {
@@ -1071,7 +1107,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
                 if ts.chunks.iter().all(|c| c.status == ChunkStatus::Done) {
                     ts.status = TableStatus::FinishedCopy;
                     if let Some(t) = tasks_by_table.get(&key) {
-                        t.finish(&format!("{} rows", ts.rows()));
+                        t.finish("");
                     }
                 }
             }
@@ -1098,7 +1134,26 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
     if let Some(e) = first_error {
         return Err(e);
     }
+    overall.finish("");
     Ok(())
+}
+
+/// The bar of the whole load, above the tables' (none for a single table):
+/// its total is the catalog's estimates of the tables still to load, and
+/// it starts at the rows an earlier attempt loaded.
+fn overall_task(jobs: &[Job], state: &RunState, progress: &dyn Progress) -> Arc<dyn crate::progress::Task> {
+    let todo: Vec<&TableState> = jobs
+        .iter()
+        .filter_map(|j| state.tables.get(&j.key))
+        .filter(|ts| !matches!(ts.status, TableStatus::Ready | TableStatus::Errored | TableStatus::FinishedCopy) && ts.chunks.iter().any(|c| c.status != ChunkStatus::Done))
+        .collect();
+    if todo.len() < 2 {
+        return crate::progress::Silent.task("", None, Unit::Rows);
+    }
+    let total: u64 = todo.iter().map(|ts| ts.estimated_rows.max(ts.rows())).sum();
+    let task = progress.overall("total", (total > 0).then_some(total), Unit::Rows);
+    task.inc(todo.iter().map(|ts| ts.rows()).sum());
+    task
 }
 
 /// Source connections that see the data exactly at the change capture's

@@ -2,6 +2,7 @@
 //! backoff, durable file writes, the tokio runtime, and a request to stop.
 
 pub mod fs;
+pub mod human;
 pub mod interrupt;
 pub mod retry;
 pub mod runtime;
