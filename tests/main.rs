@@ -23,6 +23,7 @@ mod migrate_objects;
 mod pack;
 mod pack_db;
 mod pack_s3;
+mod report_html;
 mod sink_kafka;
 mod sink_kinesis;
 mod sink_null;

@@ -84,7 +84,8 @@ th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertic
 th{background:var(--bg);position:sticky;top:0}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 td.obj,td.src code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
-td.obj{word-break:break-all}
+td.obj{overflow-wrap:anywhere}
+td.at{white-space:nowrap}
 .pill{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;color:#fff;white-space:nowrap}
 .pill.s-manual{background:var(--manual)}.pill.s-warning{background:var(--warn)}.pill.s-converted{background:var(--ok)}
 .none{color:var(--mute);font-style:italic}
@@ -186,7 +187,9 @@ enum Anchor {
 pub fn render(report: &Report, ctx: &Context) -> String {
     let summary = report.summary();
     let script_lines: Vec<&str> = ctx.script.map(|s| s.lines().collect()).unwrap_or_default();
-    let action: Vec<&Item> = report.items.iter().filter(|i| i.status != Status::Converted).collect();
+    // Manual items first, then warnings, each in source order.
+    let mut action: Vec<&Item> = report.items.iter().filter(|i| i.status != Status::Converted).collect();
+    action.sort_by_key(|i| (std::cmp::Reverse(i.status), i.line == 0, i.line));
     let anchors: Vec<Anchor> = action.iter().map(|i| anchor_for(i, script_lines.len(), &ctx.sources)).collect();
 
     let mut h = String::with_capacity(64 * 1024 + report.items.len() * 300 + ctx.script.map_or(0, |s| s.len() * 2));
@@ -420,7 +423,7 @@ fn items_section(h: &mut String, action: &[&Item], anchors: &[Anchor], also: &[(
         h.push_str("<form id=\"filters\" class=\"filters\" hidden><label>code<select name=\"code\"><option value=\"\">all codes</option>");
         for c in &codes {
             let title = code_by_name(c).map(|c| c.title).unwrap_or("");
-            let _ = write!(h, "<option value=\"{0}\">{0} {1}</option>", escape(c), escape(&shorten(title, 60)));
+            let _ = write!(h, "<option value=\"{0}\">{0} {1}</option>", escape(c), escape(&shorten(title, 48)));
         }
         h.push_str("</select></label><label>kind<select name=\"kind\"><option value=\"\">all kinds</option>");
         for k in &kinds {
@@ -438,7 +441,7 @@ fn items_section(h: &mut String, action: &[&Item], anchors: &[Anchor], also: &[(
             let code_title = code_by_name(&i.code).map(|c| c.title).unwrap_or("");
             let _ = writeln!(
                 h,
-                "<tr data-code=\"{code}\" data-kind=\"{kind}\" data-status=\"{st}\"><td>{link}</td><td><span class=\"pill s-{st}\">{stl}</span></td><td>{kind}</td><td class=\"obj\">{obj}</td><td title=\"{ct}\">{code}</td><td>{eff}</td><td>{msg}</td></tr>",
+                "<tr data-code=\"{code}\" data-kind=\"{kind}\" data-status=\"{st}\"><td class=\"at\">{link}</td><td><span class=\"pill s-{st}\">{stl}</span></td><td>{kind}</td><td class=\"obj\">{obj}</td><td title=\"{ct}\">{code}</td><td>{eff}</td><td>{msg}</td></tr>",
                 code = escape(&i.code),
                 kind = escape(i.kind.label()),
                 st = status_class(i.status),
