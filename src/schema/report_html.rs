@@ -84,7 +84,7 @@ th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertic
 th{background:var(--bg);position:sticky;top:0}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 td.obj,td.src code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
-td.obj{overflow-wrap:anywhere}
+td.obj{overflow-wrap:anywhere;min-width:13em}
 td.at{white-space:nowrap}
 .pill{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;color:#fff;white-space:nowrap}
 .pill.s-manual{background:var(--manual)}.pill.s-warning{background:var(--warn)}.pill.s-converted{background:var(--ok)}
@@ -96,10 +96,12 @@ td.at{white-space:nowrap}
 svg text{font:13px system-ui,sans-serif}
 pre.src{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:6px 0;overflow-x:auto;margin:8px 0}
 pre.src span{display:block;padding:0 10px 0 0;white-space:pre}
+pre.src span.hit{background:#fdf0d5;box-shadow:inset 3px 0 #e09b00}
 pre.src span:target{background:#fff3c4;outline:1px solid #e0b400}
 pre.src a{display:inline-block;width:5.5em;padding-right:1em;text-align:right;color:var(--mute);text-decoration:none;user-select:none}
 pre.src i{display:block;color:var(--mute);padding-left:6.5em}
 section.block{margin:14px 0}section.block:target h3{background:#fff3c4}
+section.block pre.src{padding:6px 12px;white-space:pre}
 section.block h3{font-size:14px;margin:0;font-family:ui-monospace,Menlo,Consolas,monospace}
 footer{color:var(--mute);font-size:12px;padding:0 32px 24px}
 "#;
@@ -206,7 +208,7 @@ pub fn render(report: &Report, ctx: &Context) -> String {
         escape(&title)
     );
     let _ = write!(h, "<header><h1>{}</h1><p>Source: <code>{}</code></p>", escape(&title), escape(&report.input));
-    h.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#chart\">Objects by kind</a><a href=\"#effort\">Effort</a><a href=\"#items\">Action items</a><a href=\"#mappings\">Type mappings</a><a href=\"#source\">Source</a></nav></header>\n<main>\n");
+    h.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#chart\">Objects by kind</a><a href=\"#effort\">Effort</a><a href=\"#action-items\">Action items</a><a href=\"#mappings\">Type mappings</a><a href=\"#source\">Source</a></nav></header>\n<main>\n");
 
     summary_section(&mut h, report, &summary, action.len());
     chart_section(&mut h, &summary);
@@ -497,6 +499,8 @@ fn source_section(h: &mut String, report: &Report, ctx: &Context, lines: &[&str]
     if let Some(script) = ctx.script {
         let whole = script.len() <= WHOLE_SCRIPT_BYTES;
         let _ = write!(h, "<p><code>{}</code>: {} lines{}.</p>\n<pre class=\"src\">", escape(&report.input), lines.len(), if whole { "" } else { "; only the lines the items point at are shown, with a few lines around them" });
+        // Lines an item points at are marked.
+        let hits: std::collections::HashSet<usize> = action.iter().map(|i| i.line).collect();
         let shown = if whole { vec![(1, lines.len())] } else { excerpts(action, lines.len()) };
         let mut next = 1;
         for (from, to) in shown {
@@ -504,7 +508,8 @@ fn source_section(h: &mut String, report: &Report, ctx: &Context, lines: &[&str]
                 let _ = write!(h, "<i>⋯ lines {next}–{} not shown</i>", from - 1);
             }
             for n in from..=to {
-                let _ = write!(h, "<span id=\"L{n}\"><a href=\"#L{n}\">{n}</a>");
+                let class = if hits.contains(&n) { " class=\"hit\"" } else { "" };
+                let _ = write!(h, "<span id=\"L{n}\"{class}><a href=\"#L{n}\">{n}</a>");
                 let line = lines[n - 1];
                 if line.chars().count() > MAX_LINE_CHARS {
                     escape_into(h, &line.chars().take(MAX_LINE_CHARS).collect::<String>());
