@@ -336,7 +336,7 @@ pub fn console_lines(summary: &ObjectSummary, report_md: &Path) -> Vec<String> {
             lines.push(format!("  … and {} more in the report", n - 8));
         }
     }
-    let json = summary.report_json.as_ref().map(|p| format!(" (JSON: {})", p.display())).unwrap_or_default();
+    let json = summary.report_json.as_ref().map(|p| format!(" (JSON: {}, page: {})", p.display(), p.with_extension("html").display())).unwrap_or_default();
     lines.push(format!("report: {}{json}", report_md.display()));
     lines
 }
