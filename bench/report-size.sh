@@ -49,10 +49,12 @@ python3 - "$WORK/report.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))["summary"]
 objects = sum(k["total"] for k in s["by_kind"].values())
-print(f"report: {objects} objects, {s['automatic_percent']}% automatic, {s['warnings']} warning items, {s['manual']} manual items")
+auto = sum(k["converted"] + k["warning"] for k in s["by_kind"].values())
+print(f"report: {objects} objects, {auto} converted automatically, {s['warnings']} warning items, {s['manual']} manual items")
 PY
 size() { stat -c %s "$1"; }
 mb() { echo "scale=2; $1 / 1000000" | bc; }
+grep -o '<p id="summary-text">[^<]*' "$WORK/report.html" | sed 's/.*>/page: /'
 echo "sizes: html $(mb "$(size "$WORK/report.html")") MB ($(gzip -c "$WORK/report.html" | wc -c | xargs -I{} sh -c 'echo "scale=2; {} / 1000000" | bc') MB gzipped), md $(mb "$(size "$WORK/report.md")") MB, json $(mb "$(size "$WORK/report.json")") MB"
 
 now() { date +%s.%N; }
