@@ -643,6 +643,10 @@ mod tests {
         for id in ["id=\"summary\"", "id=\"chart\"", "id=\"kind-chart\"", "id=\"effort\"", "id=\"action-items\"", "id=\"filters\"", "id=\"items\"", "id=\"mappings\"", "id=\"skipped\"", "id=\"source\""] {
             assert!(page.contains(id), "missing {id}");
         }
+        // Without scripts every item shows and the filters (which would do
+        // nothing) stay hidden.
+        assert!(page.contains("<form id=\"filters\" class=\"filters\" hidden>"));
+        assert!(!page.contains("<tr hidden") && !page.contains("display:none"));
         // Items link to their line; the line is on the page.
         assert!(page.contains("<a href=\"#L6\">line 6</a>") && page.contains("<span id=\"L6\" class=\"hit\">"));
         // An item without a line says so.
