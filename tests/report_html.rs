@@ -41,6 +41,10 @@ struct Rendered {
 }
 
 fn render(browser: &Path, page: &Path, screenshot: Option<&Path>) -> Rendered {
+    render_url(browser, &format!("file://{}", page.display()), screenshot)
+}
+
+fn render_url(browser: &Path, url: &str, screenshot: Option<&Path>) -> Rendered {
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(browser);
     cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
@@ -50,7 +54,7 @@ fn render(browser: &Path, page: &Path, screenshot: Option<&Path>) -> Rendered {
         Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
         None => cmd.arg("--dump-dom"),
     };
-    let mut child = cmd.arg(format!("file://{}", page.display())).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start chromium");
+    let mut child = cmd.arg(url).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start chromium");
     // Read both pipes while it runs, so a big DOM cannot block it.
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -68,7 +72,7 @@ fn render(browser: &Path, page: &Path, screenshot: Option<&Path>) -> Rendered {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("chromium did not finish rendering {} in 60 s", page.display());
+            panic!("chromium did not finish rendering {url} in 60 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -147,6 +151,15 @@ fn convert_schema_report_renders_in_chromium_with_its_items_and_no_errors() {
     for section in ["Objects by kind and status", "Effort by kind", "Action items", "Type mappings", "tinyint(1)"] {
         assert!(r.dom.contains(section), "{section} missing");
     }
+
+    // The filters work: by code (from the address), only that code's rows.
+    let b170 = j["items"].as_array().unwrap().iter().filter(|i| i["code"] == "B170").count();
+    assert!(b170 > 0 && (b170 as u64) < actions);
+    let r = render_url(&browser, &format!("file://{}?code=B170", html.display()), None);
+    assert!(r.console.is_empty(), "console errors:\n{}", r.console.join("\n"));
+    assert_eq!(shown(&r.dom).as_deref(), Some(format!("{b170} of {actions} items shown").as_str()));
+    let visible = r.dom.split("<tr data-").skip(1).filter(|row| !row.split('>').next().unwrap().contains("hidden")).count();
+    assert_eq!(visible, b170, "rows left visible by the code filter");
 
     let png = dir.path().join("report.png");
     let shot = render(&browser, &html, Some(&png));

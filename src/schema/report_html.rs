@@ -95,6 +95,7 @@ td.at{white-space:nowrap}
 .filters select,.filters input{font:inherit;padding:3px 6px;min-width:140px}
 #shown{margin-left:auto;color:var(--mute);font-size:13px}
 svg text{font:13px system-ui,sans-serif}
+#kind-chart{max-width:100%;height:auto}
 pre.src{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:6px 0;overflow-x:auto;margin:8px 0}
 pre.src span{display:block;padding:0 10px 0 0;white-space:pre}
 pre.src span.hit{background:#fdf0d5;box-shadow:inset 3px 0 #e09b00}
@@ -108,7 +109,8 @@ footer{color:var(--mute);font-size:12px;padding:0 32px 24px}
 "#;
 
 /// Shows the filters (hidden so that a page without scripts shows every
-/// item and no controls that do nothing) and applies them. It reads the
+/// item and no controls that do nothing), takes initial values from the
+/// address's query, and applies them. It reads the
 /// rows' escaped `data-` attributes; no input text is part of the script.
 const SCRIPT: &str = r#"
 (function () {
@@ -127,6 +129,12 @@ const SCRIPT: &str = r#"
     });
     shown.textContent = n + ' of ' + rows.length + ' items shown';
   }
+  // Filters can come with the address (report.html?code=B170&kind=view),
+  // so a filtered view can be linked; a value no option has selects none.
+  var query = new URLSearchParams(location.search);
+  ['code', 'kind', 'status', 'text'].forEach(function (k) {
+    if (query.has(k)) form.elements[k].value = query.get(k);
+  });
   form.hidden = false;
   form.addEventListener('input', apply);
   form.addEventListener('change', apply);
@@ -297,7 +305,7 @@ fn chart_section(h: &mut String, summary: &BTreeMap<ObjectKind, super::report::K
     const LABEL: f64 = 120.0;
     const BAR: f64 = 560.0;
     const ROW: f64 = 30.0;
-    let width = LABEL + BAR + 110.0;
+    let width = LABEL + BAR + 160.0;
     let height = ROW * summary.len() as f64 + 40.0;
     let _ = write!(
         h,
