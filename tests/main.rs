@@ -24,6 +24,7 @@ mod pack;
 mod pack_db;
 mod pack_s3;
 mod progress_terminal;
+mod report_html;
 mod sink_kafka;
 mod sink_kinesis;
 mod sink_null;

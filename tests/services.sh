@@ -109,6 +109,7 @@ cmd_install() {
   command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
   command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
   command -v tmux >/dev/null 2>&1 || pkgs+=(tmux)
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "apt-get install ${pkgs[*]}"
     apt_install "${pkgs[@]}"

@@ -12,7 +12,8 @@ use crate::model::Dialect;
 use crate::commands::output;
 use crate::schema::convert::ConvertOptions;
 use crate::schema::naming::{IdentCase, NamingOptions};
-use crate::schema::report::Status;
+use crate::schema::report::{ReportFormat, Status};
+use crate::schema::report_html::{self, Context, SourceBlock};
 use crate::schema::rules::RuleSet;
 
 #[derive(Debug, Args)]
@@ -28,7 +29,9 @@ pub struct ConvertArgs {
     /// Write the converted DDL here instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Write the assessment report here: .md for Markdown, .json for JSON
+    /// Write the assessment report here; the format follows the extension:
+    /// .html (one self-contained page with charts, filterable action items
+    /// and the source each item came from), .md (Markdown) or .json
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     #[command(flatten)]
@@ -143,16 +146,9 @@ fn decode(bytes: &[u8], label: &str) -> String {
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let report_format = match &args.report {
         None => None,
-        Some(p) => Some(match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("md") | Some("markdown") => "md",
-            Some("json") => "json",
-            _ => {
-                return Err(Error::usage(format!(
-                    "--report {}: the extension must be .md (Markdown) or .json",
-                    p.display()
-                )))
-            }
-        }),
+        Some(p) => Some(ReportFormat::of(p).ok_or_else(|| {
+            Error::usage(format!("--report {}: the extension must be .html (a page), .md (Markdown) or .json", p.display()))
+        })?),
     };
     let opts = args.schema.options(args.from, args.to, args.target_schema.as_deref())?;
     let (text, label) = read_script_file(&args.input)?;
@@ -185,11 +181,19 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             .map_err(|source| Error::Write { path: "-".into(), source })?;
     }
     if let (Some(path), Some(fmt)) = (&args.report, report_format) {
-        if fmt == "md" {
-            write_file(path, report.to_markdown().as_bytes())?;
-        } else {
-            let f = std::fs::File::create(path).map_err(|source| Error::Write { path: path.clone(), source })?;
-            report.write_json(f).map_err(|source| Error::Write { path: path.clone(), source })?;
+        match fmt {
+            ReportFormat::Markdown => write_file(path, report.to_markdown().as_bytes())?,
+            ReportFormat::Json => {
+                let f = std::fs::File::create(path).map_err(|source| Error::Write { path: path.clone(), source })?;
+                report.write_json(f).map_err(|source| Error::Write { path: path.clone(), source })?;
+            }
+            ReportFormat::Html => {
+                // Sections without a line (a statement the target refused on
+                // --check) are shown as blocks; the rest are lines of the script.
+                let sources = result.converted.target.manual.iter().filter(|m| m.line == 0).map(|m| SourceBlock { title: m.title.clone(), text: m.text.clone() }).collect();
+                let ctx = Context { title: "Schema conversion assessment", script: Some(&text), sources, ..Default::default() };
+                write_file(path, report_html::render(report, &ctx).as_bytes())?;
+            }
         }
     }
     if let Some(path) = &args.name_map {
@@ -233,7 +237,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             report.overall_percent(),
             match &args.report {
                 Some(p) => format!(" (see {})", p.display()),
-                None if manual + warnings > 0 => " (add --report FILE.md for details)".to_string(),
+                None if manual + warnings > 0 => " (add --report FILE.html or FILE.md for details)".to_string(),
                 None => String::new(),
             }
         ));

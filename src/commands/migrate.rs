@@ -1,6 +1,6 @@
 //! `barge migrate` and `barge validate`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::Dialect;
+use crate::schema::report::ReportFormat;
 use crate::commands::output;
 use crate::util::human::{self, bytes as human_bytes};
 use crate::task::load::{self as fullload, LoadOptions, LoadReport, SchemaMode};
@@ -54,6 +55,12 @@ pub struct MigrateArgs {
     /// After the load, compare row counts and checksums (as `barge validate` does)
     #[arg(long)]
     pub validate: bool,
+    /// Also write the assessment report here (the state directory always
+    /// holds it as assessment.md, .json and .html); the format follows the
+    /// extension: .html (one self-contained page with charts and filterable
+    /// action items), .md (Markdown) or .json. Files and streams: .md only
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Discard the state directory's earlier run and start over: the full load runs again, the change capture it set up is removed, and so is the target's saved change position
     #[arg(long)]
     pub restart: bool,
@@ -130,6 +137,15 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         }
         Some(args.sink.options(&target, &source)?)
     };
+    if let Some(p) = &args.report {
+        match ReportFormat::of(p) {
+            None => return Err(Error::usage(format!("--report {}: the extension must be .html (a page), .md (Markdown) or .json", p.display()))),
+            Some(f) if sink.is_some() && f != ReportFormat::Markdown => {
+                return Err(Error::usage(format!("--report {}: a file or stream target's assessment is Markdown only", p.display())).with_hint("name the report FILE.md"))
+            }
+            Some(_) => {}
+        }
+    }
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
     let convert = args.schema.options(dialect_of(&source), dialect_of(&target), None)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(&source, &target));
@@ -159,6 +175,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     if let Some(sink) = sink {
         let (report, summary) = rt.block_on(crate::task::load::run_sink(&source, &target, opts, sink))?;
         print_report(&report, None, Some(&summary));
+        copy_report(args.report.as_ref(), &report.assessment)?;
         return load_outcome(&report, &summary, args.on_error);
     }
     let naming = opts.convert.naming.clone();
@@ -168,6 +185,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         validation = Some(rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?);
     }
     print_report(&report, validation.as_ref(), None);
+    copy_report(args.report.as_ref(), &report.assessment)?;
     if let Some(v) = &validation {
         if !v.ok() {
             if output::get().json {
@@ -321,8 +339,20 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
             None => (fullload::run(source, target, opts.clone()).await?, SinkSummary::default()),
         };
         print_report(&report, None, sink.as_ref().map(|_| &summary));
+        copy_report(args.report.as_ref(), &report.assessment)?;
         if report.tables.iter().any(|t| t.status == "failed") {
             return Err(Error::other("some tables failed to load (see above); rerun the same command to retry them before changes are applied"));
+        }
+    }
+    if let Some(to) = args.report.as_ref().filter(|_| args.mode == Mode::Cdc || loaded) {
+        // No load in this run: the assessment is the one of the load
+        // that finished earlier, if there was one.
+        let earlier = opts.state_dir.join("assessment.md");
+        if loaded && earlier.exists() {
+            output::info("no schema converted in this run: --report gets the assessment of the load that finished earlier");
+            copy_report(Some(to), &earlier)?;
+        } else {
+            output::warn(format!("--report {}: not written, this run converted no schema (--mode cdc applies changes only)", to.display()));
         }
     }
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
@@ -338,6 +368,21 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
         return Err(Error::Interrupted);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--report FILE`: the assessment this run wrote into the state
+/// directory (next to `assessment_md`), in the format FILE's extension
+/// names (checked before the run).
+fn copy_report(to: Option<&PathBuf>, assessment_md: &Path) -> Result<()> {
+    let Some(to) = to else { return Ok(()) };
+    let format = ReportFormat::of(to).unwrap_or(ReportFormat::Markdown);
+    let from = assessment_md.with_extension(format.extension());
+    if !from.exists() {
+        return Err(Error::other(format!("--report {}: this run wrote no {}", to.display(), from.display())).with_hint("name the report FILE.md"));
+    }
+    std::fs::copy(&from, to).map_err(|source| Error::Write { path: to.clone(), source })?;
+    output::info(format!("assessment report written to {}", to.display()));
+    Ok(())
 }
 
 fn dialect_of(e: &Endpoint) -> Dialect {

@@ -10,6 +10,7 @@ pub mod expr;
 pub mod hierarchy;
 pub mod reader;
 pub mod report;
+pub mod report_html;
 pub mod convert;
 pub mod ddl;
 pub mod naming;

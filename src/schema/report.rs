@@ -151,6 +151,35 @@ codes! {
     RULE_APPLIED = "B300", None, "user or dialect mapping rule applied";
 }
 
+/// The file format of a report, from its file name's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+    /// One self-contained page (see `report_html`).
+    Html,
+}
+
+impl ReportFormat {
+    pub fn of(path: &std::path::Path) -> Option<ReportFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "md" | "markdown" => Some(ReportFormat::Markdown),
+            "json" => Some(ReportFormat::Json),
+            "html" | "htm" => Some(ReportFormat::Html),
+            _ => None,
+        }
+    }
+
+    /// The extension barge writes it under in a state directory.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ReportFormat::Markdown => "md",
+            ReportFormat::Json => "json",
+            ReportFormat::Html => "html",
+        }
+    }
+}
+
 pub fn code_by_name(code: &str) -> Option<Code> {
     codes::ALL.iter().copied().find(|c| c.code == code)
 }
@@ -418,7 +447,7 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn human_minutes(m: u32) -> String {
+pub(crate) fn human_minutes(m: u32) -> String {
     if m < 60 {
         format!("{m} min")
     } else {

@@ -2,8 +2,9 @@
 //! and for the report files: per kind, how many the source has and how
 //! many are on the target; then every item a person must handle, with
 //! the server's message or the reason, and the source text of objects to
-//! redo by hand. The Markdown report (`assessment.md`) and its JSON twin
-//! (`assessment.json`) sit side by side in the state directory.
+//! redo by hand. The Markdown report (`assessment.md`), its JSON twin
+//! (`assessment.json`) and a page (`assessment.html`) sit side by side in
+//! the state directory.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -205,7 +206,7 @@ pub fn finish_report(report: &mut Report, ledger: &Ledger, same_engine: bool, no
     }
 }
 
-/// Writes `assessment.md` and `assessment.json` into `dir`.
+/// Writes `assessment.md`, `assessment.json` and `assessment.html` into `dir`.
 pub fn write(dir: &Path, report: &Report, converted: &Converted, ledger: &Ledger, summary: &ObjectSummary) -> Result<(PathBuf, PathBuf)> {
     let md_path = dir.join("assessment.md");
     let json_path = dir.join("assessment.json");
@@ -216,6 +217,8 @@ pub fn write(dir: &Path, report: &Report, converted: &Converted, ledger: &Ledger
         }
     }
     std::fs::write(&md_path, markdown(report, summary, &sources, &json_path)).map_err(|source| Error::Write { path: md_path.clone(), source })?;
+    let html_path = dir.join("assessment.html");
+    std::fs::write(&html_path, html(report, summary, &sources)).map_err(|source| Error::Write { path: html_path.clone(), source })?;
     let mut json = report.to_json();
     json["objects"] = serde_json::to_value(&summary.kinds).unwrap_or_default();
     json["needs_a_person"] = serde_json::to_value(&summary.needs_a_person).unwrap_or_default();
@@ -223,6 +226,25 @@ pub fn write(dir: &Path, report: &Report, converted: &Converted, ledger: &Ledger
     let body = serde_json::to_vec_pretty(&json).map_err(|e| Error::other(e.to_string()))?;
     std::fs::write(&json_path, body).map_err(|source| Error::Write { path: json_path.clone(), source })?;
     Ok((md_path, json_path))
+}
+
+/// The page form of the report: a migration reads its source from a
+/// database, so items link to the source text of the objects that have
+/// one (routines, views, refused statements) instead of script lines.
+fn html(report: &Report, summary: &ObjectSummary, sources: &[(String, String)]) -> String {
+    use crate::schema::report_html::{render, Context, SourceBlock, TargetCount};
+    let on_target = summary.kinds.iter().map(|k| TargetCount { kind: k.kind.label().to_string(), source: k.source, target: k.target, note: k.note.clone().unwrap_or_default() }).collect();
+    // Items a person needs that the report's items do not already list.
+    let listed = |p: &PersonItem| report.items.iter().any(|i| i.status == Status::Manual && i.object == p.object && i.message == p.reason);
+    let also = summary.needs_a_person.iter().filter(|p| !listed(p)).map(|p| (p.kind.clone(), p.object.clone(), p.reason.clone())).collect();
+    let ctx = Context {
+        title: "Migration report",
+        script: None,
+        sources: sources.iter().map(|(t, s)| SourceBlock { title: t.clone(), text: s.clone() }).collect(),
+        on_target,
+        also,
+    };
+    render(report, &ctx)
 }
 
 fn cell(s: &str) -> String {
@@ -314,7 +336,7 @@ pub fn console_lines(summary: &ObjectSummary, report_md: &Path) -> Vec<String> {
             lines.push(format!("  … and {} more in the report", n - 8));
         }
     }
-    let json = summary.report_json.as_ref().map(|p| format!(" (JSON: {})", p.display())).unwrap_or_default();
+    let json = summary.report_json.as_ref().map(|p| format!(" (JSON: {}, page: {})", p.display(), p.with_extension("html").display())).unwrap_or_default();
     lines.push(format!("report: {}{json}", report_md.display()));
     lines
 }
