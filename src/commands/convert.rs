@@ -219,7 +219,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             "from": args.from,
             "to": args.to,
             "tables": tables,
-            "automatic_percent": (report.overall_percent() * 10.0).round() / 10.0,
+            "automatic_percent": crate::schema::report::floor1(report.overall_percent()),
             "warnings": warnings,
             "manual": manual,
             "output": args.output,
@@ -231,10 +231,10 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         println!("{v}");
     } else {
         output::info(format!(
-            "converted {tables} tables from {} to {}: {:.1}% automatic, {warnings} warnings, {manual} need manual action{}",
+            "converted {tables} tables from {} to {}: {} automatic, {warnings} warnings, {manual} need manual action{}",
             args.from,
             args.to,
-            report.overall_percent(),
+            crate::schema::report::percent_text(report.overall_percent()),
             match &args.report {
                 Some(p) => format!(" (see {})", p.display()),
                 None if manual + warnings > 0 => " (add --report FILE.html or FILE.md for details)".to_string(),

@@ -12,6 +12,7 @@
 //! the script reads data only from escaped `data-` attributes.
 //! With scripts off, the filters stay hidden and every item shows.
 
+use super::report::percent_text as percent;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -570,10 +571,6 @@ fn excerpts(action: &[&Item], total: usize) -> Vec<(usize, usize)> {
 /// A share in percent, one decimal, rounded down: 20 manual objects
 /// among 95,000 read 99.9%, never 100.0% (nor 0.04% as 0.0% of work
 /// done: rounding down errs on the side of work left).
-pub fn percent(p: f64) -> String {
-    // The nudge keeps 29/100*100 = 28.999… at 29.0.
-    format!("{:.1}%", ((p * 10.0) + 1e-6).floor() / 10.0)
-}
 
 fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

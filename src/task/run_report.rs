@@ -259,8 +259,8 @@ fn markdown(report: &Report, summary: &ObjectSummary, sources: &[(String, String
     let _ = writeln!(s, "Source: `{}`. Every item is also in `{}`.\n", report.input, json.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
     let _ = writeln!(
         s,
-        "**{:.1}% converted automatically.** {} converted, {} with warnings, {} need a person.\n",
-        report.overall_percent(),
+        "**{} converted automatically.** {} converted, {} with warnings, {} need a person.\n",
+        crate::schema::report::percent_text(report.overall_percent()),
         report.count(Status::Converted),
         report.count(Status::Warning),
         summary.needs_a_person.len()
