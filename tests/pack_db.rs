@@ -433,6 +433,7 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
         zero_dates: barge::transfer::ZeroDates::Null,
         convert: schema_args.options(barge::model::Dialect::Sqlite, target, None).unwrap(),
         state_dir: p.p(&format!("unpack-state-{target:?}")),
+        parallel: 4,
         progress: std::sync::Arc::new(barge::progress::Silent),
     };
     unpack_db::unpack(&l, &checked, &master, &cat, &endpoint, opts).map(|_| ()).map_err(|e| e.to_string())

@@ -102,6 +102,10 @@ pub struct UnpackArgs {
     /// Database target: what MySQL zero dates (0000-00-00) become on other engines
     #[arg(long, value_enum, default_value_t = ZeroDates::Null)]
     pub zero_dates: ZeroDates,
+    /// Database target: tables whose keys and indexes are built at once after the rows
+    /// (one connection each, as pg_restore -j); the rows themselves load in pack order
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
     /// Database target: where the run keeps its state, assessment report and rejected rows
     /// (default .barge/unpack-HASH of the pack and target); the same command after a failure
     /// resumes from it
@@ -681,6 +685,7 @@ fn unpack_to_database(args: &UnpackArgs, devices: &[PathBuf], dst: &Endpoint) ->
         zero_dates: args.zero_dates,
         convert: args.schema.options(source_dialect, target_dialect, None)?,
         state_dir: state,
+        parallel: args.parallel,
         progress,
     };
     let (report, deep_findings) = unpack_db::unpack(&located, &checked, &master, &catalog, dst, opts)?;

@@ -51,6 +51,8 @@ pub struct UnpackOptions {
     /// The run's state, assessment report and rejected rows: the same
     /// command after a failure resumes from it.
     pub state_dir: PathBuf,
+    /// Tables whose keys and indexes are built at once after the rows.
+    pub parallel: usize,
     pub progress: Arc<dyn Progress>,
 }
 
@@ -454,7 +456,7 @@ pub fn unpack(l: &Located, checked: &Checked, master: &MasterKey, catalog: &Cata
     std::fs::create_dir_all(&opts.state_dir).map_err(|source| Error::Write { path: opts.state_dir.clone(), source })?;
     let lopts = LoadOptions {
         schema_mode: opts.schema_mode,
-        parallel: 1,
+        parallel: opts.parallel.max(1),
         chunk_rows: u64::MAX,
         on_error: opts.on_error,
         zero_dates: opts.zero_dates,
