@@ -10,6 +10,7 @@ pub mod cdc;
 pub mod convert;
 pub mod generate;
 pub mod interrupt;
+pub mod metrics;
 pub mod migrate;
 pub mod output;
 pub mod pack;
