@@ -19,6 +19,7 @@ mod hostile_input;
 mod inputs;
 mod layering;
 mod migrate;
+mod metrics;
 mod migrate_objects;
 mod pack;
 mod pack_db;

@@ -205,3 +205,81 @@ pub fn pack_written(number: u32, bytes: usize) {
         m.pack().written(number, bytes as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn sample() -> Metrics {
+        // Endpoints refuse passwords in their URLs; names given as text
+        // (a pack's source) may hold one, and are redacted all the same.
+        let m = Metrics::with_names("migrate-0a1b2c", "postgres://app:Sup3rSecret@db.example:5432/shop?sslmode=require", "s3://bucket/prefix?aws_secret_access_key=AKIAsecretKEY&region=eu-west-1");
+        let counters = Arc::new(Counters::default());
+        counters.add(0, 4096);
+        counters.rejected.store(2, Ordering::Relaxed);
+        let task = m.load().table("public.orders", &counters, crate::progress::Progress::task(&crate::progress::Silent, "orders", None, crate::progress::Unit::Rows));
+        task.inc(1000);
+        let t = QualifiedName::new(Some("public"), "orders");
+        m.cdc().read(Some(Utc::now() - chrono::Duration::seconds(3)));
+        m.cdc().received(&t, [5, 3, 1, 0]);
+        m.cdc().applied(&t, [5, 2, 1, 0]);
+        m.cdc().batch(8, Duration::from_millis(12), Some(Utc::now() - chrono::Duration::seconds(2)));
+        let mut status = crate::task::cdc::Status::default();
+        status.tables.insert("public.orders".into(), crate::task::cdc::TableStatus { state: "live".into(), ..Default::default() });
+        status.tables.insert("public.gone".into(), crate::task::cdc::TableStatus { state: "stopped: dropped at the source".into(), ..Default::default() });
+        m.cdc().status(&status);
+        m.retry(Role::Target);
+        m
+    }
+
+    #[test]
+    fn the_text_names_each_metric_with_its_labels() {
+        let text = sample().render();
+        for line in [
+            r#"barge_full_load_rows_total{task="migrate-0a1b2c",table="public.orders"} 1000"#,
+            r#"barge_full_load_bytes_total{task="migrate-0a1b2c",table="public.orders"} 4096"#,
+            r#"barge_rejected_rows_total{task="migrate-0a1b2c",table="public.orders"} 2"#,
+            r#"barge_cdc_changes_received_total{task="migrate-0a1b2c",table="public.orders",operation="update"} 3"#,
+            r#"barge_cdc_changes_applied_total{task="migrate-0a1b2c",table="public.orders",operation="update"} 2"#,
+            r#"barge_cdc_changes_applied_total{task="migrate-0a1b2c",table="public.orders",operation="insert"} 5"#,
+            r#"barge_cdc_incoming_changes{task="migrate-0a1b2c"} 1.0"#,
+            r#"barge_cdc_table_state{task="migrate-0a1b2c",table="public.gone",state="stopped"} 1.0"#,
+            r#"barge_cdc_table_state{task="migrate-0a1b2c",table="public.orders",state="live"} 1.0"#,
+            r#"barge_cdc_batch_changes_count{task="migrate-0a1b2c"} 1"#,
+            r#"barge_cdc_apply_seconds_bucket{task="migrate-0a1b2c",le="0.016"} 1"#,
+            "# TYPE barge_cdc_apply_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
+        }
+        // Latencies are measured at the scrape: now minus the commit times (3 s and 2 s ago).
+        let value = |name: &str| -> f64 { text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).unwrap().parse().unwrap() };
+        assert!((3.0..4.0).contains(&value("barge_cdc_latency_source_seconds{")), "{text}");
+        assert!((2.0..3.0).contains(&value("barge_cdc_latency_target_seconds{")), "{text}");
+        assert!(text.contains(r#"barge_endpoint_retries_total{task="migrate-0a1b2c",endpoint="s3://bucket/prefix?aws_secret_access_key=***&region=eu-west-1",role="target"} 1"#), "{text}");
+        assert!(text.contains(r#"barge_info{task="migrate-0a1b2c",source="postgres://app:***@db.example:5432/shop?sslmode=require""#), "{text}");
+    }
+
+    #[test]
+    fn no_label_carries_a_secret() {
+        let text = sample().render();
+        for secret in ["Sup3rSecret", "AKIAsecretKEY"] {
+            assert!(!text.contains(secret), "{secret} in\n{text}");
+        }
+        let m = Metrics::with_names("pack", "mysql://root:hunter2@h/db", "/mnt/a,/mnt/b");
+        assert!(!m.render().contains("hunter2"));
+    }
+
+    #[test]
+    fn caught_up_means_no_latency_until_the_next_change_or_a_lost_connection() {
+        let m = sample();
+        m.cdc().caught_up();
+        let now = Utc::now();
+        assert_eq!(m.cdc().source.seconds(now), 0.0);
+        assert_eq!(m.cdc().target.seconds(now), 0.0);
+        // The source is lost: the time since the task was last current counts again.
+        m.retry(Role::Source);
+        assert!(m.cdc().source.seconds(now + chrono::Duration::seconds(5)) >= 4.9);
+        assert!(m.cdc().target.seconds(now + chrono::Duration::seconds(5)) >= 4.9);
+    }
+}
