@@ -30,4 +30,5 @@ mod sink_null;
 mod sink_object;
 mod snapshots;
 mod state;
+mod status_watch;
 mod validate;

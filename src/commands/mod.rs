@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod output;
 pub mod pack;
 pub mod sink_args;
+pub mod watch;
 
 use std::process::ExitCode;
 
