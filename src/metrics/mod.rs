@@ -271,6 +271,20 @@ mod tests {
     }
 
     #[test]
+    fn pack_devices_show_bytes_written_and_free_space() {
+        let m = Metrics::with_names("pack", "/srv/data", "/mnt/a");
+        let dir = tempfile::tempdir().unwrap();
+        m.pack().device(1, dir.path());
+        m.pack().written(1, 1 << 20);
+        m.pack().written(7, 5);
+        let text = m.render();
+        let labels = format!(r#"task="pack",device="1",dir="{}""#, dir.path().display());
+        assert!(text.contains(&format!("barge_pack_written_bytes_total{{{labels}}} 1048576\n")), "{text}");
+        assert!(text.contains(&format!("barge_pack_device_free_bytes{{{labels}}} ")), "{text}");
+        assert!(!text.contains(r#"device="7""#), "{text}");
+    }
+
+    #[test]
     fn caught_up_means_no_latency_until_the_next_change_or_a_lost_connection() {
         let m = sample();
         m.cdc().caught_up();
