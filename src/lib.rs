@@ -8,6 +8,7 @@ pub mod commands;
 pub mod db;
 pub mod endpoint;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod pack;

@@ -10,7 +10,8 @@
 # Each server logs to DIR/<service>.log.
 #
 # Services: postgres (PostgreSQL 15), mariadb, moto (S3; it also speaks Kinesis),
-# kinesalite (Kinesis), tansu (Kafka protocol).
+# kinesalite (Kinesis), tansu (Kafka protocol), prometheus (scrapes what a test
+# names in a file_sd target file).
 #
 # For test authors (after sourcing DIR/env):
 #   Kafka topic (tansu does not auto-create topics), either
@@ -28,6 +29,9 @@
 #   S3 bucket (moto; path-style, any bucket name):
 #     "$BARGE_TEST_PYTHON" -c 'import boto3,os,sys; boto3.client("s3",
 #         endpoint_url=os.environ["BARGE_TEST_S3_ENDPOINT"]).create_bucket(Bucket=sys.argv[1])' NAME
+#   Prometheus scrape target (every 1 s; picked up within a second or two):
+#     printf '[{"targets":["127.0.0.1:PORT"],"labels":{"test":"NAME"}}]' > "$BARGE_TEST_PROMETHEUS_TARGETS/NAME.json"
+#   then query "$BARGE_TEST_PROMETHEUS_URL/api/v1/query?query=..." (add {test="NAME"} to the selector).
 #   Give every test its own database / topic / stream / bucket name: the servers are shared.
 #
 # Knobs (environment):
@@ -48,7 +52,7 @@ AWS_KEY=barge-test-key
 AWS_SECRET=barge-test-secret
 AWS_REGION_=us-east-1
 TIMEOUT=${BARGE_SERVICE_TIMEOUT:-90}
-ALL_SERVICES=(postgres mariadb moto kinesalite tansu)
+ALL_SERVICES=(postgres mariadb moto kinesalite tansu prometheus)
 
 # One idempotent pip step. Pinned so CI and developers get the same servers and clients.
 PY_REQS=(
@@ -110,6 +114,7 @@ cmd_install() {
   command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
   command -v tmux >/dev/null 2>&1 || pkgs+=(tmux)
   command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+  command -v prometheus >/dev/null 2>&1 || pkgs+=(prometheus)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "apt-get install ${pkgs[*]}"
     apt_install "${pkgs[@]}"
@@ -511,6 +516,42 @@ start_tansu() {
 
 stop_tansu() { stop_pidfile tansu; }
 
+# ---------------------------------------------------------------- prometheus
+
+# Debian's package, run by hand: never its systemd unit (policy-rc.d keeps
+# the package from starting it), loopback only, data under DIR.
+prom_try_start() {
+  launch prometheus prometheus --config.file="$DIR/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$DIR/prometheus/data" --storage.tsdb.retention.time=2h \
+    --web.listen-address="127.0.0.1:$1"
+  wait_tcp prometheus "$1" "$LAUNCHED_PID" && return 0
+  stop_pidfile prometheus
+  return 1
+}
+
+start_prometheus() {
+  command -v prometheus >/dev/null 2>&1 || die "prometheus: not installed (run: bash tests/services.sh install)"
+  mkdir -p "$DIR/prometheus/targets" "$DIR/prometheus/data"
+  cat > "$DIR/prometheus/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: barge-tests
+    file_sd_configs:
+      - files: ["$DIR/prometheus/targets/*.json"]
+        refresh_interval: 1s
+YML
+  start_retry prometheus prom_try_start || return 1
+  {
+    env_line BARGE_TEST_PROMETHEUS_URL "http://127.0.0.1:$PORT"
+    env_line BARGE_TEST_PROMETHEUS_TARGETS "$DIR/prometheus/targets"
+  } > "$DIR/env.d/60-prometheus"
+}
+
+stop_prometheus() { stop_pidfile prometheus; }
+
 # ---------------------------------------------------------------- commands
 
 set_dir() {
@@ -579,7 +620,7 @@ cmd_stop() {
   set_dir "$1"
   local s
   # stop in parallel; each stop is idempotent
-  for s in tansu kinesalite moto mariadb postgres; do ( "stop_$s" ) & done
+  for s in prometheus tansu kinesalite moto mariadb postgres; do ( "stop_$s" ) & done
   wait
   rm -f "$DIR/env"
 }

@@ -235,6 +235,9 @@ pub struct StatusArgs {
     /// The state directory the migration uses
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Redraw a live view every second (per table: state, rows, changes/s, lag; the lag of the last minutes); q quits. Plain lines when not on a terminal or TERM=dumb
+    #[arg(long)]
+    pub watch: bool,
 }
 
 fn state_dir_of(source: Option<&str>, target: Option<&str>, dir: Option<&PathBuf>) -> Result<PathBuf> {
@@ -247,10 +250,17 @@ fn state_dir_of(source: Option<&str>, target: Option<&str>, dir: Option<&PathBuf
     }
 }
 
-pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
-    let dir = state_dir_of(args.source.as_deref(), args.target.as_deref(), args.state_dir.as_ref())?;
-    let load = StateStore::open(&dir)?.load()?;
-    let path = replication::status_path(&dir);
+/// What a task's state directory says now: the full load's state, and
+/// the replication's status with whether its process still runs (`Err`:
+/// why not).
+pub struct Snapshot {
+    pub load: Option<crate::task::state::RunState>,
+    pub cdc: Option<(replication::Status, std::result::Result<(), String>)>,
+}
+
+pub fn snapshot(dir: &std::path::Path) -> Result<Snapshot> {
+    let load = StateStore::open(dir)?.load()?;
+    let path = replication::status_path(dir);
     let cdc: Option<serde_json::Value> = match std::fs::read(&path) {
         Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| Error::Input { file: path.display().to_string(), line: e.line(), message: e.to_string(), hint: None })?),
         Err(_) => None,
@@ -269,6 +279,15 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    Ok(Snapshot { load, cdc })
+}
+
+pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
+    let dir = state_dir_of(args.source.as_deref(), args.target.as_deref(), args.state_dir.as_ref())?;
+    if args.watch {
+        return crate::commands::watch::run(&dir);
+    }
+    let Snapshot { load, cdc } = snapshot(&dir)?;
     if output::get().json {
         let cdc = cdc.as_ref().map(|(s, live)| {
             let mut j = serde_json::to_value(s).unwrap_or_default();

@@ -70,6 +70,8 @@ pub struct MigrateArgs {
     pub cdc: crate::commands::cdc::CdcArgs,
     #[command(flatten)]
     pub sink: crate::commands::sink_args::SinkArgs,
+    #[command(flatten)]
+    pub metrics: crate::commands::metrics::MetricsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +164,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         capture: None,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
+    args.metrics.start(|| crate::metrics::Metrics::new(&super::metrics::task_name(&opts.state_dir, "migrate"), &source, &target))?;
     let rt = runtime()?;
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {

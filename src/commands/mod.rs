@@ -10,10 +10,12 @@ pub mod cdc;
 pub mod convert;
 pub mod generate;
 pub mod interrupt;
+pub mod metrics;
 pub mod migrate;
 pub mod output;
 pub mod pack;
 pub mod sink_args;
+pub mod watch;
 
 use std::process::ExitCode;
 

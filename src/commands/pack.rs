@@ -79,6 +79,8 @@ pub struct PackArgs {
     pub no_cdc: bool,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub metrics: crate::commands::metrics::MetricsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +117,8 @@ pub struct UnpackArgs {
     pub schema: crate::commands::convert::SchemaArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub metrics: crate::commands::metrics::MetricsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +297,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         let nk = new_key_file.as_deref().map(write_key_file).transpose()?;
         Ok(KeyInput { passphrase: Some(p.expose().as_bytes().to_vec()), key_file: None, new_key_file: nk })
     };
+    args.metrics.start(|| crate::metrics::Metrics::with_names(&super::metrics::task_name(&opts.journal, "pack"), &args.source, &opts.devices.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")))?;
     let progress = super::bars::for_cli();
     let mut db = match &source {
         Place::Dir(_) | Place::Objects(_) => None,
@@ -508,6 +513,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
 pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let (target_arg, devices) = args.paths.split_last().expect("clap requires two paths");
     let devices: Vec<PathBuf> = devices.iter().map(PathBuf::from).collect();
+    args.metrics.start(|| crate::metrics::Metrics::with_names("unpack", &devices.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","), target_arg))?;
     let target = match place(target_arg, "the unpack target")? {
         Place::Dir(p) => p,
         Place::Database(ep) => return unpack_to_database(&args, &devices, &ep),

@@ -486,6 +486,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         if let Some(cap) = opts.capacity {
             room = room.min(cap.saturating_sub(used + manifest_reserve));
         }
+        crate::metrics::pack_device(number, &path);
         let task = progress.task(&format!("device {number}"), Some(room), Unit::Bytes);
         task.set_message(&path.display().to_string());
         devs.push(Dev { backend: Arc::new(d), number, room, open: 0, assigned: 0, task });
@@ -1201,7 +1202,8 @@ fn seal_write(c: &mut Current, mut buf: Vec<u8>, compressible: bool, last: bool,
     let tag = c.sealer.seal_slice(&mut frame[FRAME_LEN..], last);
     frame.extend_from_slice(&tag);
     c.hasher.update(&frame[..]);
-    let (backend, _, task) = &t.sh.devs[c.dev];
+    let (backend, number, task) = &t.sh.devs[c.dev];
+    crate::metrics::pack_written(*number, frame.len());
     c.sink.write_all(frame).map_err(|e| write_error(backend.as_ref(), &device::part_name(c.id), e, &t.sh.resume_hint))?;
     c.size += frame.len() as u64;
     task.inc(frame.len() as u64);
@@ -1229,6 +1231,7 @@ fn handle(msg: Msg, cur: &mut Option<Current>, t: &mut WriterTools) -> Result<()
             let mut sink = backend.create(&part).map_err(|e| write_error(backend.as_ref(), &part, e, &sh.resume_hint))?;
             sink.write_all(&hb).map_err(|e| write_error(backend.as_ref(), &part, e, &sh.resume_hint))?;
             task.inc(hb.len() as u64);
+            crate::metrics::pack_written(sh.devs[dev].1, hb.len());
             let mut hasher = Sha256::new();
             hasher.update(hb);
             t.encoder.new_chunk();

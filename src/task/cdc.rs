@@ -263,6 +263,8 @@ const NEW_TABLE_CHECK: Duration = Duration::from_secs(5);
 /// Replicates from `src` to `dst` until stopped.
 pub async fn run(src: &Endpoint, dst: &Endpoint, tables: Tables, opts: CdcOptions) -> Result<CdcReport> {
     let sink_stats = Arc::new(crate::sink::SinkStats::default());
+    crate::metrics::sink_stats(&sink_stats);
+    crate::metrics::cdc_rejects(&opts.policy.counters);
     let ends = EndpointEnds { src, dst, opts: &opts, stats: sink_stats.clone() };
     run_between(src, dst, tables, &opts, &ends, sink_stats).await
 }
@@ -497,6 +499,7 @@ impl<'a> Replicator<'a> {
             match self.open_reader(&start).await {
                 Ok(r) => break r,
                 Err(e) if e.is_retriable() && since.elapsed() < opts.reconnect_timeout => {
+                    crate::metrics::retry(crate::metrics::Role::Source);
                     tracing::warn!("{e}; retrying");
                     tokio::time::sleep(crate::util::retry::backoff(source_attempt)).await;
                     source_attempt += 1;
@@ -526,6 +529,7 @@ impl<'a> Replicator<'a> {
                     if self.buffered {
                         settle(&mut self.dest, &mut self.acked, &self.ack_tx).await?;
                     }
+                    crate::metrics::cdc_caught_up();
                     self.write_status(true)?;
                     if let Some(StopAt::Time(t)) = &opts.stop_at {
                         if Utc::now() >= *t { break 'outer; }
@@ -565,6 +569,7 @@ impl<'a> Replicator<'a> {
                                 break;
                             }
                         }
+                        crate::metrics::cdc_read(t.commit_time);
                         txns.push(t);
                     }
                     Some(FromSource::Event(SourceEvent::Idle { position, lag_bytes: lb })) => {
@@ -603,6 +608,7 @@ impl<'a> Replicator<'a> {
                 // The source connection broke: reopen it after the last
                 // applied position.
                 tracing::warn!("{e}; reconnecting to the source");
+                crate::metrics::retry(crate::metrics::Role::Source);
                 reader.abort();
                 let from = self.applied.clone().unwrap_or_else(|| self.start.clone());
                 let mut attempt = 0u32;
@@ -620,6 +626,7 @@ impl<'a> Replicator<'a> {
                         // A sink retries by itself; its buffers hold changes
                         // not yet durable, so it is never reopened mid-run.
                         Err(e) if !self.buffered && e.is_retriable() && since.elapsed() < opts.reconnect_timeout => {
+                            crate::metrics::retry(crate::metrics::Role::Source);
                             self.status.retries += 1;
                             attempt += 1;
                         }
@@ -693,9 +700,11 @@ impl<'a> Replicator<'a> {
                 }
             }
         }
+        counts.iter().for_each(|(t, n)| crate::metrics::cdc_received(t, [n.inserts, n.updates, n.deletes, n.truncates]));
         let batch = batch_of(txns, &self.tables, &self.copied)?;
         let apply_started = Instant::now();
         self.apply_batch(&batch).await?;
+        crate::metrics::cdc_batch(batch.changes.len(), apply_started.elapsed(), last_commit);
         self.stats.record(batch.changes.len(), apply_started.elapsed(), self.lag_bytes);
         if let Some(position) = batch.position.clone() {
             self.applied_to(position).await?;
@@ -703,6 +712,7 @@ impl<'a> Replicator<'a> {
         let now = Utc::now();
         self.status.applied_transactions += transactions;
         for (table, n) in counts {
+            crate::metrics::cdc_applied(&table, [n.inserts, n.updates, n.deletes, n.truncates]);
             let name = table.to_string();
             self.status.applied_changes += n.changes;
             self.rates.add(&name, n.changes);
@@ -729,6 +739,7 @@ impl<'a> Replicator<'a> {
             match self.dest.apply(&self.tables, batch).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retriable() && since.elapsed() < self.opts.reconnect_timeout => {
+                    crate::metrics::retry(crate::metrics::Role::Target);
                     self.status.retries += 1;
                     if attempt == 0 {
                         tracing::warn!("applying failed ({e}); retrying");
@@ -786,6 +797,7 @@ impl<'a> Replicator<'a> {
             let _ = self.ack_tx.send(p.clone());
             self.acked = Some(p);
         }
+        crate::metrics::cdc_caught_up();
         self.status.lag_seconds = 0.0;
         for t in self.status.tables.values_mut() {
             t.lag_seconds = 0.0;
@@ -871,6 +883,7 @@ impl<'a> Replicator<'a> {
                 return Err(gave_up(self.dst, "the target", attempt + 1, since, e));
             }
             tracing::warn!("applying the schema change failed ({e}); retrying");
+            crate::metrics::retry(crate::metrics::Role::Target);
             tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
             attempt += 1;
             if let Ok(d) = self.ends.destination().await {
@@ -1234,6 +1247,7 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
         }
         t.state = if t.lag_seconds > 5.0 || lag_bytes.is_some_and(|b| b > 16 << 20) { "catching up".into() } else { "live".into() };
     }
+    crate::metrics::cdc_status(status);
     let body = serde_json::to_vec_pretty(status).map_err(|e| Error::other(e.to_string()))?;
     file.write(status_path(&opts.state_dir), body, force)?;
     if let Some(hook) = &opts.on_status {

@@ -1042,6 +1042,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
         let task = opts.progress.task(&j.target.name.join("."), (ts.estimated_rows > 0).then_some(ts.estimated_rows), Unit::Rows);
         task.inc(done_rows);
         let task = crate::progress::also(task, overall.clone());
+        let task = crate::metrics::full_load_table(&j.key, &c, task);
         tasks_by_table.insert(j.key.clone(), task.clone());
         let chunks = ts.chunks.clone();
         for (ci, chunk) in chunks.iter().enumerate() {
@@ -1266,6 +1267,7 @@ pub async fn run_sink(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_op
     }
     let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
     let stats = Arc::new(SinkStats::default());
+    crate::metrics::sink_stats(&stats);
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
     let mut counters: BTreeMap<String, Arc<Counters>> = BTreeMap::new();
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();

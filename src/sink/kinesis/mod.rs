@@ -265,6 +265,7 @@ impl KinesisSink {
                         hint: Some("the stream is over its shards' limits: add shards, lower --parallel, or raise --retry-timeout".into()),
                     });
                 }
+                crate::metrics::retry(crate::metrics::Role::Target);
                 tokio::time::sleep(retry::backoff(attempt)).await;
                 // Back off further while nothing gets through; while some
                 // records do, the shard is near its limit, not over it.
