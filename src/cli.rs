@@ -46,7 +46,7 @@ pub enum Command {
     #[command(name = "convert-schema")]
     ConvertSchema(commands::convert::ConvertArgs),
     /// Copy a database to another database, S3 or a stream: full load, then change data capture
-    Migrate(commands::migrate::MigrateArgs),
+    Migrate(Box<commands::migrate::MigrateArgs>),
     /// Compare a source and a target: row counts and per-range checksums
     Validate(commands::migrate::ValidateArgs),
     /// Write a directory tree or a database onto attached disks as an encrypted, checksummed image

@@ -25,7 +25,7 @@ use crate::error::Result;
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::ConvertSchema(args) => convert::run(args),
-        Command::Migrate(args) => migrate::run(args),
+        Command::Migrate(args) => migrate::run(*args),
         Command::Validate(args) => migrate::run_validate(args),
         Command::Pack(args) => pack::run_pack(args),
         Command::Unpack(args) => pack::run_unpack(args),

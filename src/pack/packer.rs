@@ -486,7 +486,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         if let Some(cap) = opts.capacity {
             room = room.min(cap.saturating_sub(used + manifest_reserve));
         }
-        crate::metrics::pack_device(number, &path);
+        crate::metrics::pack_device(number, path);
         let task = progress.task(&format!("device {number}"), Some(room), Unit::Bytes);
         task.set_message(&path.display().to_string());
         devs.push(Dev { backend: Arc::new(d), number, room, open: 0, assigned: 0, task });

@@ -424,7 +424,7 @@ impl<'a> BlockReader<'a> {
         BlockReader(Cursor { b: body, at: 0 })
     }
 
-    pub fn next(&mut self) -> Result<Packed<'a>, String> {
+    pub fn next_value(&mut self) -> Result<Packed<'a>, String> {
         self.0.packed()
     }
 

@@ -308,9 +308,9 @@ fn chart_section(h: &mut String, summary: &BTreeMap<ObjectKind, super::report::K
     const ROW: f64 = 30.0;
     let width = LABEL + BAR + 160.0;
     let height = ROW * summary.len() as f64 + 40.0;
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<svg id=\"kind-chart\" role=\"img\" aria-label=\"objects per kind and status\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\">\n"
+        "<svg id=\"kind-chart\" role=\"img\" aria-label=\"objects per kind and status\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\">"
     );
     for (row, (kind, s)) in summary.iter().enumerate() {
         let y = row as f64 * ROW + 4.0;
@@ -387,9 +387,9 @@ fn effort_section(h: &mut String, action: &[&Item]) {
         h.push_str("<p>Nothing to do by hand.</p></section>\n");
         return;
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p class=\"none\">Rough estimates per item: low {} min (review and accept), medium {} min (rewrite an expression or a view), high {} h (port procedural code).</p>\n",
+        "<p class=\"none\">Rough estimates per item: low {} min (review and accept), medium {} min (rewrite an expression or a view), high {} h (port procedural code).</p>",
         Effort::Low.minutes(),
         Effort::Medium.minutes(),
         Effort::High.minutes() / 60
@@ -567,10 +567,6 @@ fn excerpts(action: &[&Item], total: usize) -> Vec<(usize, usize)> {
     }
     out
 }
-
-/// A share in percent, one decimal, rounded down: 20 manual objects
-/// among 95,000 read 99.9%, never 100.0% (nor 0.04% as 0.0% of work
-/// done: rounding down errs on the side of work left).
 
 fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

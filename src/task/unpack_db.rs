@@ -348,7 +348,7 @@ impl TableSink for TablesIn<'_> {
         ts.status = TableStatus::DataSync;
         self.store.save(self.state)?;
         let c = self.counters.entry(name.clone()).or_default().clone();
-        crate::metrics::table_counters(&name, &c);
+        crate::metrics::table_counters(name, &c);
         let policy = RowPolicy { on_error: self.opts.on_error, zero_dates: self.opts.zero_dates, rejects: self.rejects.clone(), counters: c };
         let (target, job, task) = (self.target.clone(), plan.job.clone(), cur.task.clone());
         let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };

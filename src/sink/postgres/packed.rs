@@ -46,7 +46,7 @@ impl PackedCopy {
             let at = block.first_row + n + 1;
             row.clear();
             for c in 0..self.width {
-                let v = r.next().map_err(|e| (at, c, e))?;
+                let v = r.next_value().map_err(|e| (at, c, e))?;
                 r.skip_members(&v).map_err(|e| (at, c, e))?;
                 row.push(v);
             }
