@@ -66,126 +66,162 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn put_time(out: &mut Vec<u8>, t: &NaiveTime) {
-    put_varint(out, t.num_seconds_from_midnight() as u64);
-    // Up to 1_999_999_999: chrono keeps a leap second in the nanoseconds.
-    put_varint(out, t.nanosecond() as u64);
-}
-
-fn put_date(out: &mut Vec<u8>, d: &NaiveDate) {
-    put_zigzag(out, d.num_days_from_ce() as i64);
-}
-
 /// Appends one value.
 pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Null => out.push(tag::NULL),
-        Value::Bool(false) => out.push(tag::FALSE),
-        Value::Bool(true) => out.push(tag::TRUE),
-        Value::Int(i) => {
+    let clock = |t: &NaiveTime| (t.num_seconds_from_midnight(), t.nanosecond());
+    let day = |d: &NaiveDate| d.num_days_from_ce();
+    let bits;
+    let packed = match v {
+        Value::Null => Packed::Null,
+        Value::Bool(b) => Packed::Bool(*b),
+        Value::Int(i) => Packed::Int(*i),
+        Value::UInt(u) => Packed::UInt(*u),
+        Value::Float32(f) => Packed::Float32(f.to_bits()),
+        Value::Float64(f) => Packed::Float64(f.to_bits()),
+        Value::Decimal(s) => Packed::Decimal(s.as_bytes()),
+        Value::Text(s) => Packed::Text(s.as_bytes()),
+        Value::Bytes(b) => Packed::Bytes(b),
+        Value::Date(d) => Packed::Date(day(d)),
+        Value::Time(t) => Packed::Time(clock(t)),
+        Value::TimeTz(t, off) => Packed::TimeTz(clock(t), *off),
+        Value::Timestamp(ts) => Packed::Timestamp(day(&ts.date()), clock(&ts.time())),
+        Value::TimestampTz(ts) => {
+            let n = ts.naive_utc();
+            Packed::TimestampTz(day(&n.date()), clock(&n.time()))
+        }
+        Value::Infinity { negative } => Packed::Infinity { negative: *negative },
+        Value::Interval(iv) => Packed::Interval(*iv),
+        Value::Json(s) => Packed::Json(s.as_bytes()),
+        Value::Uuid(u) => Packed::Uuid(u),
+        Value::Enum(s) => Packed::Enum(s.as_bytes()),
+        Value::Set(members) => {
+            put_packed(&Packed::Set(members.len() as u64), out);
+            for m in members {
+                put_bytes(out, m.as_bytes());
+            }
+            return;
+        }
+        Value::Bits(b) => {
+            bits = b
+                .chunks(8)
+                .map(|byte| byte.iter().enumerate().fold(0u8, |acc, (i, &bit)| if bit { acc | (0x80 >> i) } else { acc }))
+                .collect::<Vec<u8>>();
+            Packed::Bits(b.len(), &bits)
+        }
+        Value::Year(y) => Packed::Year(*y),
+        Value::Array(items) => {
+            put_packed(&Packed::Array(items.len() as u64), out);
+            for i in items {
+                encode_value(i, out);
+            }
+            return;
+        }
+        Value::ZeroDate => Packed::ZeroDate,
+    };
+    put_packed(&packed, out);
+}
+
+/// Appends one value given as stored: its tag and body. A set's or an
+/// array's members are the caller's to append after it.
+pub fn put_packed(v: &Packed<'_>, out: &mut Vec<u8>) {
+    let put_clock = |out: &mut Vec<u8>, (secs, nanos): (u32, u32)| {
+        put_varint(out, secs as u64);
+        // Up to 1_999_999_999: chrono keeps a leap second in the nanoseconds.
+        put_varint(out, nanos as u64);
+    };
+    match *v {
+        Packed::Null => out.push(tag::NULL),
+        Packed::Bool(false) => out.push(tag::FALSE),
+        Packed::Bool(true) => out.push(tag::TRUE),
+        Packed::Int(i) => {
             out.push(tag::INT);
-            put_zigzag(out, *i);
+            put_zigzag(out, i);
         }
-        Value::UInt(u) => {
+        Packed::UInt(u) => {
             out.push(tag::UINT);
-            put_varint(out, *u);
+            put_varint(out, u);
         }
-        Value::Float32(f) => {
+        Packed::Float32(bits) => {
             out.push(tag::FLOAT32);
-            out.extend_from_slice(&f.to_bits().to_le_bytes());
+            out.extend_from_slice(&bits.to_le_bytes());
         }
-        Value::Float64(f) => {
+        Packed::Float64(bits) => {
             out.push(tag::FLOAT64);
-            out.extend_from_slice(&f.to_bits().to_le_bytes());
+            out.extend_from_slice(&bits.to_le_bytes());
         }
-        Value::Decimal(s) => {
+        Packed::Decimal(b) => {
             out.push(tag::DECIMAL);
-            put_bytes(out, s.as_bytes());
+            put_bytes(out, b);
         }
-        Value::Text(s) => {
+        Packed::Text(b) => {
             out.push(tag::TEXT);
-            put_bytes(out, s.as_bytes());
+            put_bytes(out, b);
         }
-        Value::Bytes(b) => {
+        Packed::Bytes(b) => {
             out.push(tag::BYTES);
             put_bytes(out, b);
         }
-        Value::Date(d) => {
+        Packed::Date(d) => {
             out.push(tag::DATE);
-            put_date(out, d);
+            put_zigzag(out, d as i64);
         }
-        Value::Time(t) => {
+        Packed::Time(t) => {
             out.push(tag::TIME);
-            put_time(out, t);
+            put_clock(out, t);
         }
-        Value::TimeTz(t, off) => {
+        Packed::TimeTz(t, off) => {
             out.push(tag::TIMETZ);
-            put_time(out, t);
-            put_zigzag(out, *off as i64);
+            put_clock(out, t);
+            put_zigzag(out, off as i64);
         }
-        Value::Timestamp(ts) => {
+        Packed::Timestamp(d, t) => {
             out.push(tag::TIMESTAMP);
-            put_date(out, &ts.date());
-            put_time(out, &ts.time());
+            put_zigzag(out, d as i64);
+            put_clock(out, t);
         }
-        Value::TimestampTz(ts) => {
+        Packed::TimestampTz(d, t) => {
             out.push(tag::TIMESTAMPTZ);
-            let n = ts.naive_utc();
-            put_date(out, &n.date());
-            put_time(out, &n.time());
+            put_zigzag(out, d as i64);
+            put_clock(out, t);
         }
-        Value::Infinity { negative: false } => out.push(tag::INFINITY),
-        Value::Infinity { negative: true } => out.push(tag::NEG_INFINITY),
-        Value::Interval(iv) => {
+        Packed::Infinity { negative: false } => out.push(tag::INFINITY),
+        Packed::Infinity { negative: true } => out.push(tag::NEG_INFINITY),
+        Packed::Interval(iv) => {
             out.push(tag::INTERVAL);
             put_zigzag(out, iv.months as i64);
             put_zigzag(out, iv.days as i64);
             put_zigzag(out, iv.micros);
         }
-        Value::Json(s) => {
+        Packed::Json(b) => {
             out.push(tag::JSON);
-            put_bytes(out, s.as_bytes());
+            put_bytes(out, b);
         }
-        Value::Uuid(u) => {
+        Packed::Uuid(u) => {
             out.push(tag::UUID);
             out.extend_from_slice(u);
         }
-        Value::Enum(s) => {
+        Packed::Enum(b) => {
             out.push(tag::ENUM);
-            put_bytes(out, s.as_bytes());
+            put_bytes(out, b);
         }
-        Value::Set(members) => {
+        Packed::Set(n) => {
             out.push(tag::SET);
-            put_varint(out, members.len() as u64);
-            for m in members {
-                put_bytes(out, m.as_bytes());
-            }
+            put_varint(out, n);
         }
-        Value::Bits(bits) => {
+        Packed::Bits(n, bytes) => {
             out.push(tag::BITS);
-            put_varint(out, bits.len() as u64);
-            for byte in bits.chunks(8) {
-                let mut b = 0u8;
-                for (i, &bit) in byte.iter().enumerate() {
-                    if bit {
-                        b |= 0x80 >> i;
-                    }
-                }
-                out.push(b);
-            }
+            put_varint(out, n as u64);
+            out.extend_from_slice(&bytes[..n.div_ceil(8)]);
         }
-        Value::Year(y) => {
+        Packed::Year(y) => {
             out.push(tag::YEAR);
-            put_zigzag(out, *y as i64);
+            put_zigzag(out, y as i64);
         }
-        Value::Array(items) => {
+        Packed::Array(n) => {
             out.push(tag::ARRAY);
-            put_varint(out, items.len() as u64);
-            for i in items {
-                encode_value(i, out);
-            }
+            put_varint(out, n);
         }
-        Value::ZeroDate => out.push(tag::ZERO_DATE),
+        Packed::ZeroDate => out.push(tag::ZERO_DATE),
     }
 }
 
@@ -212,6 +248,14 @@ pub fn encode_block(rows: &[Vec<Value>], out: &mut Vec<u8>) {
     }
     let len = (out.len() - body) as u64;
     out[start + 4..start + 12].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Appends a block whose values are already encoded (`body`: `rows` rows).
+pub fn put_raw_block(rows: u32, body: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(rows > 0);
+    out.extend_from_slice(&rows.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
 }
 
 /// The end of a stream: a zero row count and the total.

@@ -43,6 +43,7 @@ use crate::db::Db;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Position, QualifiedName, Schema, Table};
+use crate::pack::rows::RawBlock;
 use crate::transfer::{Batch, ReadSpec};
 
 pub use changes::ChangeSource;
@@ -113,6 +114,18 @@ pub trait Source: Send {
 
     /// Reads one table (or chunk) into `tx`; returns rows read.
     fn read<'a>(&'a mut self, job: &'a TableRead, tx: mpsc::Sender<Batch>) -> BoxFuture<'a, Result<u64>>;
+
+    /// Whether [`Source::read_packed`] can read this table; otherwise it
+    /// is read with [`Source::read`].
+    fn reads_packed(&self, _job: &TableRead) -> bool {
+        false
+    }
+
+    /// Reads one table straight into packed blocks (`barge-rows/1`, what
+    /// `barge pack` stores) without building values.
+    fn read_packed<'a>(&'a mut self, job: &'a TableRead, _tx: mpsc::Sender<RawBlock>) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move { Err(Error::other(format!("table {}: this source cannot read packed rows", job.name))) })
+    }
 
     /// Ends the snapshot.
     fn finish(&mut self) -> BoxFuture<'_, Result<()>>;

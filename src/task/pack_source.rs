@@ -18,7 +18,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Schema, Table};
 use crate::pack::catalog::{CdcStart, DatabaseInfo};
-use crate::pack::rows;
+use crate::pack::rows::{self, RawBlock};
 use crate::pack::source::{TablePlan, TableSource, TableStream};
 use crate::source::{self, TableRead};
 use crate::transfer::{Batch, ReadSpec, CHANNEL_DEPTH};
@@ -26,8 +26,15 @@ use crate::transfer::{Batch, ReadSpec, CHANNEL_DEPTH};
 /// One table's rows on their way to the packer, and the reader's verdict.
 struct TableFeed {
     name: String,
-    batches: mpsc::Receiver<Batch>,
+    batches: Rows,
     done: oneshot::Receiver<Result<u64>>,
+}
+
+/// Rows as values, or already encoded by a reader that can
+/// ([`crate::source::Source::read_packed`]: PostgreSQL's binary COPY).
+enum Rows {
+    Values(mpsc::Receiver<Batch>),
+    Packed(mpsc::Receiver<RawBlock>),
 }
 
 enum Next {
@@ -118,7 +125,7 @@ pub(crate) fn packed_columns(schema: &Schema, t: &Table) -> Vec<crate::model::Co
 /// Every column ([`packed_columns`]), read the way a full load reads it.
 /// A table's own rows only: a partitioned table's are its partitions'
 /// and an inheritance parent's children are packed on their own.
-pub(crate) fn read_job(dialect: Dialect, schema: &Schema, t: &Table) -> TableRead {
+pub fn read_job(dialect: Dialect, schema: &Schema, t: &Table) -> TableRead {
     let mut cols = Vec::new();
     let mut types = Vec::new();
     let mut plain = true;
@@ -151,13 +158,19 @@ async fn read_tables(endpoint: Endpoint, jobs: Vec<TableRead>, snapshot: Option<
         }
     };
     for job in jobs {
-        let (btx, brx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
         let (dtx, drx) = oneshot::channel();
-        if feeds.send(Next::Table(TableFeed { name: job.name.clone(), batches: brx, done: drx })).await.is_err() {
+        let (ptx, prx) = mpsc::channel::<RawBlock>(CHANNEL_DEPTH);
+        let (read, batches) = if conn.reads_packed(&job) {
+            (conn.read_packed(&job, ptx), Rows::Packed(prx))
+        } else {
+            let (btx, brx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+            (conn.read(&job, btx), Rows::Values(brx))
+        };
+        if feeds.send(Next::Table(TableFeed { name: job.name.clone(), batches, done: drx })).await.is_err() {
             // The packer stopped (devices full, or an error of its own).
             return;
         }
-        let r = conn.read(&job, btx).await;
+        let r = read.await;
         let failed = r.is_err();
         let _ = dtx.send(r);
         if failed {
@@ -239,8 +252,16 @@ impl Encoder {
         let Some(feed) = self.feed.as_mut() else { return Ok(false) };
         self.buf.clear();
         self.at = 0;
-        match feed.batches.blocking_recv() {
-            Some(batch) => {
+        let next = match &mut feed.batches {
+            Rows::Values(rx) => rx.blocking_recv().map(Ok),
+            Rows::Packed(rx) => rx.blocking_recv().map(Err),
+        };
+        match next {
+            Some(Err(block)) => {
+                rows::put_raw_block(block.rows, &block.body, &mut self.buf);
+                self.rows += block.rows as u64;
+            }
+            Some(Ok(batch)) => {
                 if let Some(bad) = batch.rows.iter().find(|r| r.len() != self.columns) {
                     return Err(Error::Table {
                         table: feed.name.clone(),

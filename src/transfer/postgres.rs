@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::{BadValue, Batch, Mismatch, ReadSpec, BATCH_BYTES, BATCH_ROWS};
-use crate::codec::pgtext;
+use crate::codec::{pgbinary, pgtext};
 use crate::db::postgres::query_error;
 use crate::error::{Error, Result};
 use crate::model::Value;
+use crate::pack::rows::{self, Packed, RawBlock};
 
 /// Session settings the text decoders rely on.
 pub const READ_SESSION: &str = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'iso_8601'; \
@@ -79,6 +80,60 @@ pub(crate) async fn read_copy_with(client: &Client, display: &str, table: &str, 
     total += batch.len() as u64;
     if !batch.is_empty() {
         let _ = tx.send(Batch { rows: batch, bytes, bad }).await;
+    }
+    Ok(total)
+}
+
+/// Whether [`read_packed`] can read `spec`'s columns: each has a binary
+/// codec ([`pgbinary::Field`]).
+pub fn packed_fields(spec: &ReadSpec) -> Option<Vec<pgbinary::Field>> {
+    spec.types.iter().map(pgbinary::Field::of).collect()
+}
+
+/// Runs `copy` (a `COPY ... TO STDOUT`) in binary format and sends the
+/// rows as packed blocks (`barge-rows/1` bodies, see [`crate::pack::rows`])
+/// straight from PostgreSQL's binary fields, with no [`Value`] in between.
+/// Returns rows read.
+pub async fn read_packed(client: &Client, display: &str, table: &str, copy: &str, fields: &[pgbinary::Field], tx: mpsc::Sender<RawBlock>) -> Result<u64> {
+    let sql = format!("{copy} (FORMAT binary)");
+    let stream = client.copy_out(sql.as_str()).await.map_err(|e| query_error(display, &sql, e))?;
+    pin_mut!(stream);
+    let mut parser = pgbinary::CopyBinaryParser::new();
+    let mut row = Vec::with_capacity(fields.len());
+    let mut scratch = Vec::new();
+    let mut body = Vec::with_capacity(BATCH_BYTES + 65536);
+    let (mut rows, mut total) = (0u32, 0u64);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| query_error(display, &sql, e))?;
+        parser.feed(&chunk);
+        while parser.next_row(&mut row).map_err(|e| table_error(table, None, &e))? {
+            if row.len() != fields.len() {
+                return Err(table_error(table, Some(total + rows as u64 + 1), &format!("{} fields for {} columns", row.len(), fields.len())));
+            }
+            for (i, (f, kind)) in row.iter().zip(fields).enumerate() {
+                let v = match f {
+                    None => Packed::Null,
+                    Some(r) => pgbinary::packed_from(parser.bytes(*r), *kind, &mut scratch)
+                        .map_err(|e| table_error(table, Some(total + rows as u64 + 1), &format!("column {}: {e}", i + 1)))?,
+                };
+                rows::put_packed(&v, &mut body);
+            }
+            rows += 1;
+            if rows as usize >= BATCH_ROWS || body.len() >= BATCH_BYTES {
+                let block = RawBlock { rows, first_row: total, body: std::mem::replace(&mut body, Vec::with_capacity(BATCH_BYTES + 65536)) };
+                total += rows as u64;
+                rows = 0;
+                if tx.send(block).await.is_err() {
+                    // The writer stopped; it reports why.
+                    return Ok(total);
+                }
+            }
+        }
+    }
+    parser.finish().map_err(|e| table_error(table, None, &e))?;
+    if rows > 0 {
+        let _ = tx.send(RawBlock { rows, first_row: total, body }).await;
+        total += rows as u64;
     }
     Ok(total)
 }

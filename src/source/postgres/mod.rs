@@ -11,6 +11,7 @@ use crate::sink::BoxFuture;
 use crate::db::postgres::{query_error, PgConn};
 use crate::error::Result;
 use crate::model::{Dialect, QualifiedName, Schema, Table};
+use crate::pack::rows::RawBlock;
 use crate::transfer::{self, Batch};
 
 impl Source for PgConn {
@@ -64,6 +65,21 @@ impl Source for PgConn {
                 Some(copy) => transfer::postgres::read_copy(&self.client, &self.display, &job.name, copy, &job.spec, tx).await,
                 None => transfer::postgres::read(&self.client, &self.display, &job.name, &job.spec, tx).await,
             }
+        })
+    }
+
+    /// `COPY table TO` only (a plain read of every column), each column
+    /// with a binary codec.
+    fn reads_packed(&self, job: &TableRead) -> bool {
+        job.copy.is_some() && transfer::postgres::packed_fields(&job.spec).is_some()
+    }
+
+    fn read_packed<'a>(&'a mut self, job: &'a TableRead, tx: mpsc::Sender<RawBlock>) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let (Some(copy), Some(fields)) = (&job.copy, transfer::postgres::packed_fields(&job.spec)) else {
+                return Err(crate::error::Error::other(format!("table {}: not a plain COPY of binary-coded columns", job.name)));
+            };
+            transfer::postgres::read_packed(&self.client, &self.display, &job.name, copy, &fields, tx).await
         })
     }
 
