@@ -19,6 +19,7 @@
 #   dump|age  pg_dump -Fc -Z0 SRC | age -r KEY     (encrypted like a pack, not compressed)
 #   unpack    barge unpack DIR TGT                 (schema, rows, primary keys, indexes, ANALYZE)
 #   restore   pg_restore -d TGT FILE               (schema, rows, primary keys, indexes)
+#   restore -j 2  the same with 2 jobs (one per core): tables and indexes side by side
 #   age|restore  age -d FILE | pg_restore -d TGT
 # Every target's row counts are checked against the source. Results: printed, and appended to
 # bench/results/pack-db.md.
@@ -94,6 +95,14 @@ bench_measure pg_restore pg_restore -d tgt2 "$WORK/dump.fc"
 [ "$M_RC" = 0 ] || die "pg_restore failed"
 check_target tgt2
 record unpack "pg_restore" "" "from pg_dump -Fc"
+
+# barge builds keys and indexes side by side (unpack --parallel, default 4): the
+# fair reference is pg_restore with as many jobs as there are cores.
+pg_fresh_db tgt4
+bench_measure pg_restore-j2 pg_restore -j 2 -d tgt4 "$WORK/dump.fc"
+[ "$M_RC" = 0 ] || die "pg_restore -j 2 failed"
+check_target tgt4
+record unpack "pg_restore -j 2" "" "from pg_dump -Fc, 2 jobs (tables and indexes in parallel)"
 
 pg_fresh_db tgt3
 bench_measure age-restore bash -c "set -o pipefail; age -d -i '$WORK/age.key' '$WORK/dump.age' | pg_restore -d tgt3"

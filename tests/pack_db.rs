@@ -433,7 +433,7 @@ async fn a_flipped_byte_is_named_by_table_and_never_half_loaded() {
     for engine in [Engine::Sqlite, Engine::Postgres, Engine::Mysql] {
         let dst = TestDb::new(engine, "pk_flip_load").await;
         // Off the test's runtime: unpack runs its own.
-        let err = std::thread::scope(|s| s.spawn(|| unpack_skipping_the_check(&p, &dst)).join().unwrap()).unwrap_err();
+        let err = std::thread::scope(|s| s.spawn(|| unpack_skipping_the_check(&p, &dst, barge::model::Dialect::Sqlite)).join().unwrap()).unwrap_err();
         assert!(err.contains("table order_items") && err.contains("nothing of it was kept"), "{err}");
         let n = dst.query_row("SELECT COUNT(*) FROM order_items").await;
         assert_eq!(n[0].as_deref(), Some("0"), "{}: no row of the damaged table is kept", engine.name());
@@ -443,9 +443,44 @@ async fn a_flipped_byte_is_named_by_table_and_never_half_loaded() {
     }
 }
 
+/// PostgreSQL → PostgreSQL: a large table goes in through several binary
+/// COPY connections at once; damage found part-way rolls every one of
+/// them back, and the table is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_split_across_connections_is_kept_whole_or_not_at_all() {
+    let src = TestDb::new(Engine::Postgres, "pk_split").await;
+    support::exec(
+        &src,
+        "CREATE TABLE first (id int PRIMARY KEY, v text); INSERT INTO first SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+         CREATE TABLE wide (id bigint PRIMARY KEY, t text, n numeric(12,2)); INSERT INTO wide SELECT g, md5(g::text), g / 7.0 FROM generate_series(1, 150000) g;",
+    )
+    .await;
+    let p = Packed::new();
+    ok(p.pack(&src.url, &["--no-cdc", "--compression", "none", "--chunk-size", "1MiB", "--segment-size", "64KiB"]), "pack");
+    // Whole: two connections, every row.
+    let dst = TestDb::new(Engine::Postgres, "pk_split_ok").await;
+    let out = p.unpack(&dst.url, &["-v"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("table public.wide: binary COPY straight from the packed rows, 2 connection(s)"), "{t}");
+    let q = "SELECT count(*), md5(string_agg(w::text, ',' ORDER BY id)) FROM wide w";
+    assert_eq!(dst.query_row(q).await, src.query_row(q).await);
+    dst.drop_db().await;
+    // Damaged in the middle: nothing of the table is kept.
+    let (chunk, at) = middle_of(&p, "public.wide");
+    flip(&chunk, at, 64 * 1024);
+    let dst = TestDb::new(Engine::Postgres, "pk_split_bad").await;
+    let err = std::thread::scope(|s| s.spawn(|| unpack_skipping_the_check(&p, &dst, barge::model::Dialect::Postgres)).join().unwrap()).unwrap_err();
+    assert!(err.contains("table public.wide") && err.contains("nothing of it was kept"), "{err}");
+    assert_eq!(dst.query_row("SELECT count(*) FROM wide").await[0].as_deref(), Some("0"));
+    assert_eq!(dst.query_row("SELECT count(*) FROM first").await[0].as_deref(), Some("1000"), "tables before it are whole");
+    dst.drop_db().await;
+    src.drop_db().await;
+}
+
 /// The library path of `unpack DEVICE DBURL`, minus the keyless check of
 /// every chunk that the CLI runs first.
-fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
+fn unpack_skipping_the_check(p: &Packed, dst: &TestDb, source: barge::model::Dialect) -> Result<(), String> {
     use barge::pack::{crypto::Unlock, reader};
     use barge::task::unpack_db::{self, UnpackOptions};
     let dev = PathBuf::from(p.dev());
@@ -465,7 +500,7 @@ fn unpack_skipping_the_check(p: &Packed, dst: &TestDb) -> Result<(), String> {
         schema_mode: barge::task::target_schema::SchemaMode::Create,
         on_error: barge::transfer::OnError::Stop,
         zero_dates: barge::transfer::ZeroDates::Null,
-        convert: schema_args.options(barge::model::Dialect::Sqlite, target, None).unwrap(),
+        convert: schema_args.options(source, target, None).unwrap(),
         state_dir: p.p(&format!("unpack-state-{target:?}")),
         parallel: 4,
         progress: std::sync::Arc::new(barge::progress::Silent),

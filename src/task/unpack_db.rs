@@ -354,15 +354,11 @@ impl TableSink for TablesIn<'_> {
         let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };
         if let Some(binary) = plan.binary.clone() {
             let (tx, rx) = mpsc::channel::<RawBlock>(CHANNEL_DEPTH);
-            cur.writer = Some(self.handle.spawn(async move {
-                let (mut dest, _) = load::chunk_destination(&target, &job, chunk, &policy).await?;
-                let Some(Db::Postgres(pg)) = dest.as_db().map(|d| d.db()) else {
-                    return Err(Error::other(format!("table {}: binary COPY needs a PostgreSQL target", job.key)));
-                };
-                let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
-                tracing::debug!("table {}: binary COPY straight from the packed rows", job.key);
-                crate::sink::postgres::packed::write(&pg.client, &pg.display, &job.write.table, &cols, &binary, rx, &policy.counters, &task).await
-            }));
+            // A large table is written through several connections at once,
+            // so the server parses and inserts on more than one core.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let connections = if *rows >= SPLIT_ROWS { self.opts.parallel.clamp(1, cores) } else { 1 };
+            cur.writer = Some(self.handle.spawn(async move { copy_packed(&target, &job, chunk, &policy, &binary, rx, &task, connections).await }));
             cur.tx = Some(Rows::Packed(tx));
         } else {
             let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
@@ -429,6 +425,51 @@ impl TableSink for TablesIn<'_> {
             Err(e) => self.failed(&cur.name, e),
         }
     }
+}
+
+/// Tables with at least this many rows are written through more than one
+/// connection.
+const SPLIT_ROWS: u64 = 100_000;
+
+/// Writes a table's packed blocks as binary COPY through `connections`
+/// connections at once, each taking the next block as it is free, each in
+/// a transaction of its own that commits only once every one of them has
+/// written all it took: a table is never left half loaded by one failed
+/// connection. Returns rows written.
+#[allow(clippy::too_many_arguments)]
+async fn copy_packed(target: &Target, job: &Job, chunk: Chunk, policy: &RowPolicy, plan: &PackedCopy, rx: mpsc::Receiver<RawBlock>, task: &Arc<dyn Task>, connections: usize) -> Result<u64> {
+    let rx = tokio::sync::Mutex::new(rx);
+    let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
+    tracing::debug!("table {}: binary COPY straight from the packed rows, {connections} connection(s)", job.key);
+    let one = |i: usize| {
+        let (rx, cols) = (&rx, &cols);
+        async move {
+            // Only the first clears what an earlier attempt left.
+            let chunk = Chunk { dirty: chunk.dirty && i == 0, ..chunk };
+            let (mut dest, _) = load::chunk_destination(target, job, chunk, policy).await?;
+            let Some(Db::Postgres(pg)) = dest.as_db().map(|d| d.db()) else {
+                return Err(Error::other(format!("table {}: binary COPY needs a PostgreSQL target", job.key)));
+            };
+            pg.client.batch_execute("BEGIN").await.map_err(|e| crate::db::postgres::query_error(&pg.display, "BEGIN", e))?;
+            let rows = crate::sink::postgres::packed::write(&pg.client, &pg.display, &job.write.table, cols, plan, rx, &policy.counters, task).await?;
+            Ok((dest, rows))
+        }
+    };
+    let written = futures::future::join_all((0..connections.max(1)).map(one)).await;
+    // Every connection wrote its share, or none is kept (dropping the
+    // others' connections rolls them back).
+    let mut done = Vec::with_capacity(written.len());
+    for w in written {
+        done.push(w?);
+    }
+    let mut total = 0;
+    for (mut dest, rows) in done {
+        if let Some(Db::Postgres(pg)) = dest.as_db().map(|d| d.db()) {
+            pg.client.batch_execute("COMMIT").await.map_err(|e| crate::db::postgres::query_error(&pg.display, "COMMIT", e))?;
+        }
+        total += rows;
+    }
+    Ok(total)
 }
 
 impl Drop for TablesIn<'_> {

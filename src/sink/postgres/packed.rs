@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{pin_mut, SinkExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio_postgres::Client;
 
 use crate::codec::pgbinary::{self, Field};
@@ -62,16 +62,19 @@ impl PackedCopy {
     }
 }
 
-/// Writes the blocks from `rx` into `table` (`columns` quoted) with one
-/// binary `COPY ... FROM STDIN`. Returns rows written.
+/// Writes blocks taken from `rx` into `table` (`columns` quoted) with one
+/// binary `COPY ... FROM STDIN`, until `rx` ends; several writers may take
+/// from the same `rx`. Returns rows written.
 #[allow(clippy::too_many_arguments)]
-pub async fn write(client: &Client, display: &str, table: &str, columns: &[String], plan: &PackedCopy, mut rx: mpsc::Receiver<RawBlock>, counters: &Counters, progress: &Arc<dyn Task>) -> Result<u64> {
+pub async fn write(client: &Client, display: &str, table: &str, columns: &[String], plan: &PackedCopy, rx: &Mutex<mpsc::Receiver<RawBlock>>, counters: &Counters, progress: &Arc<dyn Task>) -> Result<u64> {
     let copy = format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", columns.join(", "));
     let sink = client.copy_in::<_, Bytes>(copy.as_str()).await.map_err(|e| query_error(display, &copy, e))?;
     pin_mut!(sink);
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 65536);
     buf.extend_from_slice(pgbinary::HEADER);
-    while let Some(block) = rx.recv().await {
+    loop {
+        // The lock is held only while waiting for the next block.
+        let Some(block) = rx.lock().await.recv().await else { break };
         plan.transcode(&block, &mut buf).map_err(|(row, col, message)| Error::Table {
             table: table.to_string(),
             row: Some(format!("#{row}")),
@@ -91,6 +94,5 @@ pub async fn write(client: &Client, display: &str, table: &str, columns: &[Strin
     let len = buf.len() as u64;
     sink.send(Bytes::from(buf)).await.map_err(|e| query_error(display, &copy, e))?;
     counters.add(0, len);
-    let rows = sink.as_mut().finish().await.map_err(|e| query_error(display, &copy, e))?;
-    Ok(rows)
+    sink.as_mut().finish().await.map_err(|e| query_error(display, &copy, e))
 }
