@@ -46,8 +46,7 @@ pg_start
 
 createdb src
 createdb tgt
-pgbench -i -q -s "$SCALE" src >"$WORK/log/pgbench-init.log" 2>&1 || die "pgbench -i failed"
-pgq src "DROP TABLE pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+pgbench_accounts src "$SCALE"
 pgq src "CREATE TABLE probe (id bigserial PRIMARY KEY, sent timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
 pgq src "VACUUM ANALYZE" >/dev/null
 

@@ -176,6 +176,13 @@ pg_version() { "$PG_BIN/postgres" --version | awk '{print $3}'; }
 # The URL barge takes for database DB, over the unix socket.
 pg_url() { echo "postgres://postgres@localhost:$PGPORT/$1?host=$PGSOCK&sslmode=disable"; }
 
+# pgbench_accounts at pgbench scale SCALE (100k rows each) in DB, the other
+# pgbench tables dropped.
+pgbench_accounts() { # DB SCALE
+    pgbench -i -q -s "$2" "$1" >"$WORK/log/pgbench-init-$1.log" 2>&1 || { tail "$WORK/log/pgbench-init-$1.log" >&2; die "pgbench -i failed"; }
+    pgq "$1" "DROP TABLE pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+}
+
 pg_recreate_db() { # DB
     PGOPTIONS="-c client_min_messages=warning" dropdb --if-exists "$1"
     createdb "$1"

@@ -37,8 +37,7 @@ pg_start
 
 createdb src
 createdb tgt
-pgbench -i -q -s "$SCALE" src >"$WORK/log/pgbench-init.log" 2>&1 || die "pgbench -i failed"
-pgq src "DROP TABLE pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+pgbench_accounts src "$SCALE"
 pgq src "VACUUM ANALYZE" >/dev/null
 cat > "$WORK/update.sql" <<SQL
 \set aid random(1, $ACCOUNTS)

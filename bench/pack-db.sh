@@ -39,8 +39,7 @@ pg_start
 
 log "source: pgbench -i -s $SCALE ($ROWS rows) and fixtures/types/postgres.sql"
 createdb src
-pgbench -i -q -s "$SCALE" src >"$WORK/log/pgbench-init.log" 2>&1 || { tail "$WORK/log/pgbench-init.log" >&2; die "pgbench -i failed"; }
-pgq src "DROP TABLE pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+pgbench_accounts src "$SCALE"
 psql -X -q -v ON_ERROR_STOP=1 -d src -f "$ROOT/fixtures/types/postgres.sql" >/dev/null
 pgq src "VACUUM ANALYZE" >/dev/null
 SRC_MB=$(pgq src "SELECT pg_database_size('src') / 1000000")

@@ -108,12 +108,7 @@ async fn prometheus_sees_every_change_applied_and_no_lag_once_caught_up() {
     assert!(text.contains("barge_endpoint_retries_total{"), "{text}");
 
     let _ = std::fs::remove_file(&target_file);
-    let out = interrupt(child);
-    assert_eq!(out.status.code(), Some(130), "{}", text_of(&out));
-    let out = run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state.path()));
-    assert_ok(&out, "cleanup");
-    src.drop_db().await;
-    dst.drop_db().await;
+    stop_and_clean_up(child, state.path(), src, dst).await;
 }
 
 #[test]
@@ -125,11 +120,8 @@ fn a_taken_metrics_port_fails_before_any_work_and_names_it() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"x").unwrap();
     let out = run(barge().args(["pack"]).arg(&src).arg(dir.path().join("dev")).args(["--metrics-addr", &addr]));
-    assert!(!out.status.success(), "{}", text_of(&out));
+    assert!(!out.status.success(), "{}", text(&out));
     assert!(stderr(&out).contains(&addr), "{}", stderr(&out));
     assert!(!dir.path().join("dev").join("barge-pack").exists());
 }
 
-fn text_of(o: &std::process::Output) -> String {
-    support::text(o)
-}

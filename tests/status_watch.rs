@@ -90,14 +90,6 @@ async fn the_watch_view_shows_each_table_live_with_its_lag_and_q_quits() {
     assert!(text.lines().count() >= 2, "{text}");
     assert!(text.lines().all(|l| l.contains("public.orders live 50 changes") && !l.contains('\x1b')), "{text}");
 
-    let out = interrupt(child);
-    assert_eq!(out.status.code(), Some(130), "{}", text_of(&out));
-    let out = run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state.path()));
-    assert_ok(&out, "cleanup");
-    src.drop_db().await;
-    dst.drop_db().await;
+    stop_and_clean_up(child, state.path(), src, dst).await;
 }
 
-fn text_of(o: &std::process::Output) -> String {
-    support::text(o)
-}

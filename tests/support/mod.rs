@@ -84,6 +84,18 @@ pub fn interrupt(mut child: std::process::Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Stops a running change-capture task with Ctrl-C (it says it was
+/// interrupted: exit 130), removes its capture (`barge cleanup`) and drops
+/// both databases.
+pub async fn stop_and_clean_up(child: std::process::Child, state: &std::path::Path, src: TestDb, dst: TestDb) {
+    let out = interrupt(child);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let out = run(barge().args(["cleanup", &src.url, "--state-dir"]).arg(state));
+    assert_ok(&out, "cleanup");
+    src.drop_db().await;
+    dst.drop_db().await;
+}
+
 /// Panics with barge's stderr if `child` has exited while a test waited
 /// for `what`.
 pub fn assert_running(child: &mut std::process::Child, what: &str) {
