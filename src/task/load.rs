@@ -1012,7 +1012,11 @@ pub(crate) struct Loading<'a> {
 
 /// A chunk's load: its table, its index, how it went, and its seconds.
 type ChunkDone = (String, usize, Result<u64>, f64);
-type ChunkRun = std::pin::Pin<Box<dyn std::future::Future<Output = ChunkDone> + Send>>;
+/// A chunk waiting for its turn: a small closure that makes the load's
+/// future only when it starts (a future made up front holds its whole
+/// state machine, tens of kilobytes, for every waiting chunk: memory grew
+/// with the chunk count).
+type ChunkRun = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ChunkDone> + Send>> + Send>;
 
 /// Loads every chunk not yet done from the source database, in parallel.
 pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<SnapshotReaders>) -> Result<()> {
@@ -1044,6 +1048,8 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
         let task = crate::progress::also(task, overall.clone());
         let task = crate::metrics::full_load_table(&j.key, &c, task);
         tasks_by_table.insert(j.key.clone(), task.clone());
+        // One copy of the job for all its chunks.
+        let job = Arc::new(j.clone());
         let chunks = ts.chunks.clone();
         for (ci, chunk) in chunks.iter().enumerate() {
             if chunk.status == ChunkStatus::Done {
@@ -1052,18 +1058,20 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             // A chunk that was loading when the last run stopped may be
             // half there: remove its range first.
             let dirty = matches!(chunk.status, ChunkStatus::Loading | ChunkStatus::Failed);
-            let job = j.clone();
+            let job = job.clone();
             let range = chunk.range;
             let (src, target) = (src.clone(), target.clone());
             let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c.clone() };
             let task = task.clone();
             let readers = readers.clone();
-            queue.push_back(Box::pin(async move {
-                let t0 = Instant::now();
-                let key = job.key.clone();
-                let chunk = Chunk { index: ci, range, dirty };
-                let r = load_chunk(&src, &target, &job, chunk, &policy, &task, &readers).await;
-                (key, ci, r, t0.elapsed().as_secs_f64())
+            queue.push_back(Box::new(move || {
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    let key = job.key.clone();
+                    let chunk = Chunk { index: ci, range, dirty };
+                    let r = load_chunk(&src, &target, &job, chunk, &policy, &task, &readers).await;
+                    (key, ci, r, t0.elapsed().as_secs_f64())
+                })
             }));
             if let Some(t) = state.tables.get_mut(&j.key) {
                 t.chunks[ci].status = ChunkStatus::Loading;
@@ -1079,7 +1087,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
     loop {
         while !queue.is_empty() {
             let Ok(permit) = sem.clone().try_acquire_owned() else { break };
-            let run = queue.pop_front().expect("not empty");
+            let run = queue.pop_front().expect("not empty")();
             set.spawn(async move {
                 let _permit = permit;
                 run.await
