@@ -319,21 +319,27 @@ impl TestDb {
     /// One query's first row, as text per column (NULL → None), via the
     /// engine's own client: an independent look at what landed.
     pub async fn query_row(&self, sql: &str) -> Vec<Option<String>> {
-        match self.engine {
+        self.try_query_row(sql).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`TestDb::query_row`], with the error (a table not there yet, say)
+    /// returned rather than a panic.
+    pub async fn try_query_row(&self, sql: &str) -> Result<Vec<Option<String>>, String> {
+        Ok(match self.engine {
             Engine::Postgres => {
                 let client = self.pg_client().await;
-                let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+                let msgs = client.simple_query(sql).await.map_err(|e| format!("{sql}: {e:?}"))?;
                 for m in msgs {
                     if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-                        return (0..r.len()).map(|i| r.get(i).map(str::to_string)).collect();
+                        return Ok((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
                     }
                 }
-                panic!("no row for {sql}");
+                return Err(format!("no row for {sql}"));
             }
             Engine::Mysql => {
                 use mysql_async::prelude::Queryable;
                 let mut c = self.mysql_conn().await;
-                let row: mysql_async::Row = c.query_first(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).expect("a row");
+                let row: mysql_async::Row = c.query_first(sql).await.map_err(|e| format!("{sql}: {e}"))?.ok_or_else(|| format!("no row for {sql}"))?;
                 row.unwrap()
                     .into_iter()
                     .map(|v| match v {
@@ -347,7 +353,7 @@ impl TestDb {
                 use sqlx::{Connection, Row, ValueRef};
                 let path = self.url.trim_start_matches("sqlite:");
                 let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await.expect("open");
-                let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.map_err(|e| format!("{sql}: {e}"))?;
                 (0..r.len())
                     .map(|i| {
                         let raw = r.try_get_raw(i).unwrap();
@@ -359,7 +365,7 @@ impl TestDb {
                     })
                     .collect()
             }
-        }
+        })
     }
 }
 
@@ -409,12 +415,15 @@ pub fn kill_after_chunks(child: &mut std::process::Child, journal: &Path, chunks
 }
 
 /// Waits (up to 90 s) until `sql` on `db` returns `want` in its first
-/// column, failing at once if barge (`child`) exits meanwhile.
+/// column (an error counts as not yet), failing at once if barge
+/// (`child`) exits meanwhile.
 pub async fn wait_for(db: &TestDb, sql: &str, want: &str, child: &mut std::process::Child) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
-        let got = db.query_row(sql).await;
-        if got[0].as_deref() == Some(want) {
+        // A table may be missing for a moment (a reload drops and creates
+        // it again): that is "not yet", not a failure.
+        let got = db.try_query_row(sql).await;
+        if got.as_ref().is_ok_and(|r| r[0].as_deref() == Some(want)) {
             return;
         }
         assert_running(child, &format!("while waiting for {sql} = {want} (have {got:?})"));
