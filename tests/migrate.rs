@@ -36,6 +36,26 @@ async fn round_trip(src_engine: Engine, script: &str, dst_engine: Engine, extra:
 
 // ---- the embedded sample (SQLite) to every target -------------------------
 
+/// When barge exits, a SQLite target is whole in its .db file: nothing is
+/// left in a write-ahead log, so the file copied on its own (as a user
+/// ships it) holds every row.
+#[tokio::test]
+async fn a_sqlite_target_is_whole_in_its_own_file() {
+    use sqlx::{Connection, Row};
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("sqlite:{}", fixture("sample/shop.db").display());
+    let out = dir.path().join("out.db");
+    let o = run(barge().args(["migrate", &src, &format!("sqlite:{}", out.display()), "--state-dir"]).arg(dir.path().join("state")));
+    assert_ok(&o, "migrate");
+    let wal = dir.path().join("out.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0, "rows left in {}", wal.display());
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&out, &copy).unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", copy.display())).await.unwrap();
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM customers").fetch_one(&mut c).await.unwrap().get(0);
+    assert_eq!(n, 5000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_to_sqlite() {
     let (src, dst, _) = round_trip(Engine::Sqlite, "sample/shop.db", Engine::Sqlite, &[]).await;

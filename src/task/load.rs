@@ -368,6 +368,13 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
                 phase.finish("");
                 tracing::debug!("analyzed in {:.2}s", t.elapsed().as_secs_f64());
             }
+            if copts.target == Dialect::Sqlite {
+                // Everything written is moved from the write-ahead log into
+                // the database file, so the .db file alone holds the copy
+                // (one copied without its -wal file would otherwise miss
+                // whatever a connection closing at exit did not checkpoint).
+                runner.best_effort("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+            }
             for j in &jobs {
                 if let Some(t) = state.tables.get_mut(&j.key) {
                     if t.status == TableStatus::FinishedCopy {
