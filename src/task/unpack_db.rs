@@ -257,23 +257,29 @@ impl TablesIn<'_> {
             }
             return Ok(());
         };
-        if cur.decoder.columns() != 0 && cur.decoder.columns() != plan.width {
-            // A pack made before inherited columns were packed has
-            // narrower rows: refused, never read into the wrong columns.
-            return Err(mismatch(
-                &cur.name,
-                format!("the pack's rows have {} values, its schema {} columns (pack the table again with this version of barge)", cur.decoder.columns(), plan.width),
-            ));
-        }
+        // A pack made before inherited columns were packed has narrower
+        // rows: refused, never read into the wrong columns. The header (and
+        // so the width) is known once the first block is.
+        let width = |columns: usize| {
+            (columns != plan.width).then(|| {
+                format!("the pack's rows have {columns} values, its schema {} columns (pack the table again with this version of barge)", plan.width)
+            })
+        };
         let sent = match cur.tx.as_ref().expect("checked above") {
             Rows::Packed(tx) => loop {
                 let Some(block) = cur.decoder.next_raw_block().map_err(|e| mismatch(&cur.name, e))? else { break true };
+                if let Some(e) = width(cur.decoder.columns()) {
+                    return Err(mismatch(&cur.name, e));
+                }
                 if tx.blocking_send(block).is_err() {
                     break false;
                 }
             },
             Rows::Values(tx) => loop {
                 let Some(rows) = cur.decoder.next_block().map_err(|e| mismatch(&cur.name, e))? else { break true };
+                if let Some(e) = width(cur.decoder.columns()) {
+                    return Err(mismatch(&cur.name, e));
+                }
                 let mut bytes = 0;
                 let rows: Vec<Vec<Value>> = rows
                     .into_iter()
