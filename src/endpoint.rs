@@ -174,9 +174,10 @@ pub fn known_schemes() -> Vec<&'static str> {
     schemes().flat_map(|s| s.names.iter().copied()).collect()
 }
 
-/// Every scheme: the databases', then the sink registry's.
+/// Every scheme: the databases', the sink registry's, then the record
+/// sources' own.
 fn schemes() -> impl Iterator<Item = &'static Scheme> {
-    REGISTRY.iter().chain(crate::sink::REGISTRY.iter().map(|c| &c.scheme))
+    REGISTRY.iter().chain(crate::sink::REGISTRY.iter().map(|c| &c.scheme)).chain(crate::source::records::SCHEMES.iter())
 }
 
 /// Parses `scheme://location?options` for a registry destination that

@@ -20,9 +20,9 @@ use crate::transfer::{Counters, OnError, Rejects, RowPolicy, ZeroDates};
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Change data capture")]
 pub struct CdcArgs {
-    /// Where the changes start (with --mode cdc): pg:LSN, mysql:FILE:POS or sqlite:SEQ, as printed by the full load or `barge unpack`
+    /// Where the changes start (with --mode cdc): pg:LSN, mysql:FILE:POS or sqlite:SEQ, as printed by the full load or `barge unpack`; for a stream or files: earliest (or trim-horizon), latest, at-timestamp:TIME, or shards:SHARD=OFFSET,…
     #[arg(long, value_name = "POSITION")]
-    pub start_position: Option<Position>,
+    pub start_position: Option<StartPosition>,
     /// Stop once the source reaches this position, or commits past this time (RFC 3339)
     #[arg(long, value_name = "POSITION|TIME")]
     pub stop_at: Option<StopAt>,
@@ -52,7 +52,38 @@ pub struct CdcArgs {
     pub reload: Vec<String>,
 }
 
+/// `--start-position`: a source's own position, or for a stream, where
+/// in it to start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartPosition {
+    At(Position),
+    Stream(crate::source::records::StartAt),
+}
+
+impl std::str::FromStr for StartPosition {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.parse::<Position>() {
+            Ok(p) => Ok(StartPosition::At(p)),
+            Err(as_position) => match s.parse() {
+                Ok(at) => Ok(StartPosition::Stream(at)),
+                Err(_) if s.contains(':') && !s.starts_with("at-timestamp:") => Err(as_position),
+                Err(as_stream) => Err(as_stream),
+            },
+        }
+    }
+}
+
 impl CdcArgs {
+    /// The database position `--start-position` names, if any.
+    fn database_position(&self) -> Result<Option<Position>> {
+        match &self.start_position {
+            None => Ok(None),
+            Some(StartPosition::At(p)) => Ok(Some(p.clone())),
+            Some(StartPosition::Stream(_)) => Err(Error::usage("--start-position earliest, latest and at-timestamp: are for streams and files; a database source starts at pg:LSN, mysql:FILE:POS or sqlite:SEQ")),
+        }
+    }
+
     pub fn capture_options(&self) -> CaptureOptions {
         CaptureOptions { slot: self.slot.clone(), publication: self.publication.clone() }
     }
@@ -69,16 +100,16 @@ pub fn capture_for(state_dir: &std::path::Path, args: &CdcArgs, source: &Endpoin
         if args.publication.is_some() {
             c.publication = args.publication.clone();
         }
-        if let Some(p) = &args.start_position {
-            c.position = p.clone();
+        if let Some(p) = args.database_position()? {
+            c.position = p;
         }
         return Ok(c);
     }
     let is_pg = matches!(source, Endpoint::Postgres(_));
     let slot = is_pg.then(|| args.slot.clone().unwrap_or_else(|| crate::source::capture::default_name(&state_dir.display().to_string())));
     let publication = is_pg.then(|| args.publication.clone().or_else(|| slot.clone()).unwrap_or_default());
-    let position = match (&args.start_position, source) {
-        (Some(p), _) => p.clone(),
+    let position = match (args.database_position()?, source) {
+        (Some(p), _) => p,
         // 0/0: the slot's own confirmed position.
         (None, Endpoint::Postgres(_)) => Position::pg(0),
         (None, Endpoint::Sqlite(_)) => Position::SqliteSeq { seq: 0 },
@@ -88,7 +119,7 @@ pub fn capture_for(state_dir: &std::path::Path, args: &CdcArgs, source: &Endpoin
             ))
         }
     };
-    Ok(Capture { position, slot, publication, replica_identity: Vec::new() })
+    Ok(Capture { position, slot, publication, replica_identity: Vec::new(), records: None })
 }
 
 pub struct Replicate<'a> {
@@ -108,6 +139,12 @@ pub struct Replicate<'a> {
 pub async fn replicate(r: Replicate<'_>, load: &crate::task::load::LoadOptions, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
     let tables = crate::task::load::plan_tables(r.source, r.target, load).await?;
     let converter = converter(r.source, r.target, load)?;
+    replicate_tables(r, tables, converter, capture, args).await
+}
+
+/// [`replicate`] of tables planned by the caller (a record source's one
+/// table).
+pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, converter: crate::cdc::evolve::Converter, capture: Capture, args: &CdcArgs) -> Result<CdcReport> {
     let mut reload = Vec::new();
     for item in &args.reload {
         let wanted = match item.split_once('.') {
@@ -122,6 +159,7 @@ pub async fn replicate(r: Replicate<'_>, load: &crate::task::load::LoadOptions, 
     }
     let task = r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into());
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
+    let capture_is_records = capture.records.is_some();
     let opts = CdcOptions {
         task,
         start: capture.position.clone(),
@@ -140,14 +178,15 @@ pub async fn replicate(r: Replicate<'_>, load: &crate::task::load::LoadOptions, 
         reload,
     };
     if !output::get().json {
-        output::info("replicating changes; Ctrl-C stops after the batch in flight, and rerunning the command resumes");
+        let what = if capture_is_records { "records" } else { "changes" };
+        output::info(format!("replicating {what}; Ctrl-C stops after the batch in flight, and rerunning the command resumes"));
     }
     replication::run(r.source, r.target, tables, opts).await
 }
 
 /// Converts tables the way the full load does: to the target's dialect,
 /// or, for files and streams, keeping the source's names and types.
-fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::load::LoadOptions) -> Result<crate::cdc::evolve::Converter> {
+pub fn converter(source: &Endpoint, target: &Endpoint, load: &crate::task::load::LoadOptions) -> Result<crate::cdc::evolve::Converter> {
     let mut convert = load.convert.clone();
     convert.source = match source {
         Endpoint::Mysql(_) => crate::model::Dialect::Mysql,
@@ -342,7 +381,7 @@ pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
         Some(dir) => StateStore::open(dir)?.load()?.and_then(|s| s.capture),
         None => None,
     };
-    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None, replica_identity: Vec::new() });
+    let mut capture = recorded.unwrap_or(Capture { position: Position::Snapshot, slot: None, publication: None, replica_identity: Vec::new(), records: None });
     // Tables captured from the middle of the run (created at the source,
     // reloaded) have their replica identity recorded with the run's schema state.
     if let Some(dir) = dir.as_ref().filter(|d| d.join(crate::cdc::schema_state::FILE_NAME).exists()) {

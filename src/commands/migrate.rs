@@ -20,7 +20,7 @@ use crate::transfer::{OnError, ZeroDates};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Where to read from: postgres://, mysql://, sqlite:
+    /// Where to read from: postgres://, mysql://, sqlite:, or records from kafka://, kinesis://, tail:///dir/*.log
     pub source: String,
     /// Where to write to: postgres://, mysql://, sqlite:, s3://, file://, kinesis://, kafka://, null:// (discards, to measure the source)
     pub target: String,
@@ -72,6 +72,8 @@ pub struct MigrateArgs {
     pub sink: crate::commands::sink_args::SinkArgs,
     #[command(flatten)]
     pub metrics: crate::commands::metrics::MetricsArgs,
+    #[command(flatten)]
+    pub records: crate::commands::records::RecordArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,8 +130,12 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     super::interrupt::listen();
     let source = Endpoint::parse(&args.source)?;
     let target = Endpoint::parse(&args.target)?;
-    if !source.kind().is_database() {
-        return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql:// or sqlite:")));
+    let records = crate::source::records::is_record_source(&source);
+    if !source.kind().is_database() && !records {
+        return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql://, sqlite:, or a stream (kafka://, kinesis://, tail://)")));
+    }
+    if !records && (args.records.schema.is_some() || args.records.record_format.is_some()) {
+        return Err(Error::usage("--schema and --record-format describe a stream's records; a database source has its own tables"));
     }
     let sink = if target.kind().is_database() {
         None
@@ -166,6 +172,9 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     args.metrics.start(|| crate::metrics::Metrics::new(&super::metrics::task_name(&opts.state_dir, "migrate"), &source, &target))?;
     let rt = runtime()?;
+    if records {
+        return rt.block_on(super::records::migrate(&args, &source, &target, opts, sink));
+    }
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {
         if let Some(tables) = rt.block_on(finished_run(&source, &target, &opts))? {

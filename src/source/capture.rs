@@ -40,6 +40,9 @@ pub struct Capture {
     /// what it was before (`barge cleanup` restores it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replica_identity: Vec<crate::source::postgres::wal::ReplicaIdentity>,
+    /// A record source (a stream or files): how its records are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<crate::source::records::changes::RecordCapture>,
 }
 
 /// What the readers use to see the data exactly at the capture position.
@@ -100,16 +103,16 @@ pub async fn begin_consistent(source: &Endpoint, tables: &[Table], opts: &Captur
             let (slot, publication) = names(opts, seed)?;
             let (position, snap, replica_identity) = crate::source::postgres::wal::prepare(ep, tables, &slot, &publication, readers > 0).await?;
             let snapshot = snap.map(Snapshot::Postgres).unwrap_or(Snapshot::None);
-            Ok((Capture { position, slot: Some(slot), publication: Some(publication), replica_identity }, snapshot))
+            Ok((Capture { position, slot: Some(slot), publication: Some(publication), replica_identity, records: None }, snapshot))
         }
         Endpoint::Mysql(ep) => {
             let (position, conns) = crate::source::mysql::binlog::prepare(ep, readers).await?;
             let snapshot = if conns.is_empty() { Snapshot::None } else { Snapshot::Mysql(conns) };
-            Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new() }, snapshot))
+            Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: None }, snapshot))
         }
         Endpoint::Sqlite(ep) => {
             let position = crate::source::sqlite::changes::prepare(ep, tables).await?;
-            Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new() }, Snapshot::None))
+            Ok((Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: None }, Snapshot::None))
         }
         other => Err(Error::usage(format!("{other} cannot be a change source: read changes from postgres://, mysql:// or sqlite:"))),
     }

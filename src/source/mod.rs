@@ -27,6 +27,7 @@ pub mod changes;
 pub mod copy_live;
 pub mod mysql;
 pub mod postgres;
+pub mod records;
 pub mod sqlite;
 
 use std::cmp::Ordering;

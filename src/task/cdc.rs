@@ -293,6 +293,9 @@ struct EndpointEnds<'a> {
 
 impl Ends for EndpointEnds<'_> {
     fn source<'a>(&'a self, capture: &'a Capture, from: &'a Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>) -> BoxFuture<'a, Result<Box<dyn ChangeSource>>> {
+        if let Some(records) = &capture.records {
+            return Box::pin(crate::source::records::changes::open(self.src, records, from, tables, self.opts.policy.clone(), &self.opts.state_dir));
+        }
         Box::pin(crate::source::open_changes(self.src, capture, from, tables, copied, self.opts.poll_interval, self.opts.stream_timeout))
     }
 
@@ -452,6 +455,9 @@ impl<'a> Replicator<'a> {
         }
         let converted = self.opts.converter.convert(&info.source, Some(&info.target)).ok_or_else(|| Error::other(format!("{name}: the mapping no longer selects it")))?;
         let info = TableInfo { target: converted.table.clone(), ..info };
+        if self.opts.capture.records.is_some() {
+            return self.create_for_records(info, converted.create, reload).await;
+        }
         let changed = crate::source::capture_more(self.src, &self.opts.capture, std::slice::from_ref(&info.source)).await?;
         if !changed.is_empty() {
             self.schema.replica_identity.extend(changed);
@@ -473,6 +479,23 @@ impl<'a> Replicator<'a> {
         self.schema.save()?;
         self.copied.insert(name.clone(), at);
         self.stopped.remove(&name);
+        self.status.tables.insert(name.to_string(), TableStatus { state: "catching up".into(), ..Default::default() });
+        let mut t = (*self.tables).clone();
+        t.insert(name, info);
+        self.tables = Arc::new(t);
+        Ok(())
+    }
+
+    /// A record source has no rows to copy: the table is created empty
+    /// and the stream fills it.
+    async fn create_for_records(&mut self, info: TableInfo, create: Vec<String>, reload: bool) -> Result<()> {
+        let name = info.source.name.clone();
+        if reload {
+            return Err(Error::usage(format!("--reload {name}: a record source has no table to copy from; its records are kept on the target")));
+        }
+        let db = self.dest.as_db().ok_or_else(|| Error::other("a database destination is expected"))?;
+        db.change_schema(&TableChange { old: None, new: info.clone(), changes: Vec::new(), create }).await?;
+        tracing::info!("{name}: created {} on the target for the records", info.target.sql_name);
         self.status.tables.insert(name.to_string(), TableStatus { state: "catching up".into(), ..Default::default() });
         let mut t = (*self.tables).clone();
         t.insert(name, info);
@@ -1416,7 +1439,7 @@ mod tests {
         pub fn options(state_dir: &std::path::Path, stop_at: Option<StopAt>) -> CdcOptions {
             CdcOptions {
                 task: "fake".into(),
-                capture: Capture { position: Position::SqliteSeq { seq: 0 }, slot: None, publication: None, replica_identity: Vec::new() },
+                capture: Capture { position: Position::SqliteSeq { seq: 0 }, slot: None, publication: None, replica_identity: Vec::new(), records: None },
                 start: Position::SqliteSeq { seq: 0 },
                 stop_at,
                 state_dir: state_dir.to_path_buf(),

@@ -1,0 +1,70 @@
+//! `barge migrate STREAM TARGET`: records from a stream or files, as
+//! rows of one table on any target. The options here say what a record
+//! is; the replication loop does the rest (see `source::records`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::cdc::{print_cdc_report, replicate_tables, Replicate, StartPosition};
+use super::migrate::{MigrateArgs, Mode};
+use crate::cdc::destination::TableInfo;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::model::Position;
+use crate::sink::SinkOptions;
+use crate::source::capture::Capture;
+use crate::source::records::changes::RecordCapture;
+use crate::source::records::shape::{RecordFormat, RecordShape};
+use crate::source::records::StartAt;
+use crate::task::load::LoadOptions;
+
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Record sources (kafka://, kinesis://, tail://)")]
+pub struct RecordArgs {
+    /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// What a record's payload is [default: json with --schema, else text]
+    #[arg(long, value_enum)]
+    pub record_format: Option<RecordFormat>,
+}
+
+/// Runs a record source into `target`: `--mode full-load` reads what the
+/// stream holds now and stops; the other modes keep following it.
+pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, opts: LoadOptions, sink: Option<SinkOptions>) -> Result<ExitCode> {
+    if args.validate {
+        return Err(Error::usage(format!("--validate compares two databases; {source} is a stream")).with_hint("count the target's rows against the stream's with your own query"));
+    }
+    if args.tables.is_some() || args.mapping.is_some() {
+        return Err(Error::usage("--tables and --mapping select a database's tables; a stream's records land in one table (see --schema)"));
+    }
+    let format = args.records.record_format.unwrap_or(if args.records.schema.is_some() { RecordFormat::Json } else { RecordFormat::Text });
+    let (shape, default_layout) = match &args.records.schema {
+        Some(file) => (RecordShape::from_schema_file(file, format)?, false),
+        None => (RecordShape::default_layout(&crate::source::records::default_table_name(source), format)?, true),
+    };
+    let (start, position) = match &args.cdc.start_position {
+        None => (StartAt::Earliest, Position::Shards { offsets: Default::default() }),
+        Some(StartPosition::Stream(at)) => (at.clone(), Position::Shards { offsets: Default::default() }),
+        Some(StartPosition::At(p @ Position::Shards { .. })) => (StartAt::Earliest, p.clone()),
+        Some(StartPosition::At(p)) => return Err(Error::usage(format!("--start-position {p} is a database's position; a stream starts at earliest, latest, at-timestamp:TIME or shards:SHARD=OFFSET,…"))),
+    };
+    std::fs::create_dir_all(&opts.state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", opts.state_dir.display())))?;
+    let table = shape.table.clone();
+    let converter = super::cdc::converter(source, target, &opts)?;
+    let converted = converter.convert(&table, None).ok_or_else(|| Error::other(format!("table {}: could not be planned for {target}", table.name)))?;
+    let info = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table, filter: None };
+    let tables: crate::cdc::Tables = [(table.name.clone(), info)].into_iter().collect();
+    let records = RecordCapture { format, start, table: table.name.clone(), default_layout, follow: args.mode != Mode::FullLoad };
+    let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
+    super::output::info(format!("records of {source} land in table {}", table.name));
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
+    let report = replicate_tables(run, tables, converter, capture, &args.cdc).await?;
+    print_cdc_report(&report);
+    if report.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,336 @@
+//! What a record becomes on the target: a row of one table.
+//!
+//! Without a table definition, every record lands in the default layout:
+//! where it came from (`stream`, `shard`, `offset`), its `key`, its `time`
+//! and its payload as `data` (text, bytes or JSON, by `--record-format`).
+//! `(shard, offset)` is the primary key, so a record delivered twice
+//! after a crash lands once on a database target.
+//!
+//! With a table definition (`--schema FILE`, a CREATE TABLE in any
+//! dialect barge reads), each column is filled from the JSON field of
+//! the same name (`--record-format json`) or from the CSV field in the
+//! same place (`--record-format csv`); columns named `_stream`, `_shard`,
+//! `_offset`, `_key` and `_time` take the record's own metadata instead.
+//! Values are read by the column's type, the way PostgreSQL reads text:
+//! decimals keep every digit, times keep their zone.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::value::RawValue;
+
+use super::Record;
+use crate::codec::pgtext;
+use crate::error::{Error, Result};
+use crate::model::{Column, ColumnType, Dialect, Key, LobSize, QualifiedName, Table, TextAttrs, Value};
+
+/// How a record's payload is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordFormat {
+    /// UTF-8 text, one record per message or line
+    Text,
+    /// Any bytes (the default layout's `data` is binary)
+    Bytes,
+    /// A JSON object per record (JSON lines for files)
+    Json,
+    /// A CSV line per record, fields in the order of --schema's columns
+    Csv,
+}
+
+/// Where one column's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Stream,
+    Shard,
+    Offset,
+    Key,
+    Time,
+    /// The whole payload.
+    Data,
+    /// A JSON field by name.
+    Field(String),
+    /// A CSV field by place.
+    Place(usize),
+}
+
+/// The table records land in, and how each of its columns is filled.
+#[derive(Debug, Clone)]
+pub struct RecordShape {
+    pub table: Table,
+    format: RecordFormat,
+    sources: Vec<Source>,
+}
+
+/// Why one record could not become a row (it goes to the rejects file).
+pub type Rejected = String;
+
+fn text_type() -> ColumnType {
+    ColumnType::Text { size: LobSize::Long, text: TextAttrs::default() }
+}
+
+fn column(name: &str, ty: ColumnType, nullable: bool) -> Column {
+    let source_type = match &ty {
+        ColumnType::Varchar { .. } => "varchar",
+        ColumnType::Timestamp { .. } => "timestamptz",
+        ColumnType::Blob { .. } => "bytea",
+        ColumnType::Jsonb => "jsonb",
+        _ => "text",
+    };
+    let mut c = Column::new(name, ty, source_type);
+    c.nullable = nullable;
+    c
+}
+
+impl RecordShape {
+    /// The default layout, in table `name`.
+    pub fn default_layout(name: &str, format: RecordFormat) -> Result<RecordShape> {
+        let data = match format {
+            RecordFormat::Text => text_type(),
+            RecordFormat::Bytes => ColumnType::Blob { size: LobSize::Long },
+            RecordFormat::Json => ColumnType::Jsonb,
+            RecordFormat::Csv => return Err(Error::usage("--record-format csv needs --schema FILE: a CREATE TABLE whose columns name the CSV fields in order")),
+        };
+        let mut t = Table::new(QualifiedName::bare(name));
+        // Bounded lengths: MySQL cannot key on unbounded text.
+        t.columns = vec![
+            column("stream", text_type(), false),
+            column("shard", ColumnType::Varchar { length: Some(255), text: TextAttrs::default() }, false),
+            column("offset", ColumnType::Varchar { length: Some(64), text: TextAttrs::default() }, false),
+            column("key", text_type(), true),
+            column("time", ColumnType::Timestamp { precision: Some(6), tz: true }, true),
+            column("data", data, false),
+        ];
+        t.primary_key = Some(Key { name: None, columns: vec!["shard".into(), "offset".into()] });
+        let sources = vec![Source::Stream, Source::Shard, Source::Offset, Source::Key, Source::Time, Source::Data];
+        Ok(RecordShape { table: t, format, sources })
+    }
+
+    /// The table a CREATE TABLE in `path` defines.
+    pub fn from_schema_file(path: &Path, format: RecordFormat) -> Result<RecordShape> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("--schema {}: {e}", path.display())))?;
+        let table = read_one_table(&text).map_err(|why| Error::usage(format!("--schema {}: {why}", path.display())).with_hint("give one CREATE TABLE statement (PostgreSQL, MySQL or SQLite syntax)"))?;
+        RecordShape::for_table(table, format).map_err(|e| Error::usage(format!("--schema {}: {e}", path.display())))
+    }
+
+    /// The shape of a table read earlier from `--schema`.
+    pub fn for_table_checked(table: Table, format: RecordFormat) -> Result<RecordShape> {
+        RecordShape::for_table(table, format).map_err(Error::usage)
+    }
+
+    fn for_table(table: Table, format: RecordFormat) -> std::result::Result<RecordShape, String> {
+        let mut place = 0;
+        let mut sources = Vec::with_capacity(table.columns.len());
+        for c in &table.columns {
+            let s = match c.name.to_ascii_lowercase().as_str() {
+                "_stream" => Source::Stream,
+                "_shard" => Source::Shard,
+                "_offset" => Source::Offset,
+                "_key" => Source::Key,
+                "_time" => Source::Time,
+                _ => match format {
+                    RecordFormat::Json => Source::Field(c.name.clone()),
+                    RecordFormat::Csv => {
+                        place += 1;
+                        Source::Place(place - 1)
+                    }
+                    RecordFormat::Text | RecordFormat::Bytes => Source::Data,
+                },
+            };
+            sources.push(s);
+        }
+        let data_columns = sources.iter().filter(|s| **s == Source::Data).count();
+        if matches!(format, RecordFormat::Text | RecordFormat::Bytes) && data_columns != 1 {
+            return Err(format!(
+                "with --record-format {} the table takes the whole record in one column, besides _stream, _shard, _offset, _key and _time; {} has {data_columns}",
+                if format == RecordFormat::Text { "text" } else { "bytes" },
+                table.name
+            ));
+        }
+        Ok(RecordShape { table, format, sources })
+    }
+
+    /// The row `r` becomes, or why it cannot.
+    pub fn row(&self, r: &Record) -> std::result::Result<Vec<Value>, Rejected> {
+        let fields = match self.format {
+            RecordFormat::Json if self.sources.iter().any(|s| matches!(s, Source::Field(_))) => Fields::Json(json_fields(&r.data)?),
+            RecordFormat::Csv => Fields::Csv(csv_fields(&r.data)?),
+            _ => Fields::None,
+        };
+        let mut row = Vec::with_capacity(self.sources.len());
+        for (s, c) in self.sources.iter().zip(&self.table.columns) {
+            let v = match s {
+                Source::Stream => decode_text(r.stream.as_bytes(), c)?,
+                Source::Shard => decode_text(r.shard.as_bytes(), c)?,
+                Source::Offset => decode_text(r.offset.as_bytes(), c)?,
+                Source::Key => match &r.key {
+                    None => Value::Null,
+                    Some(k) => decode_bytes(k, c)?,
+                },
+                Source::Time => match r.time {
+                    None => Value::Null,
+                    Some(t) => Value::TimestampTz(t),
+                },
+                Source::Data => decode_bytes(&r.data, c)?,
+                Source::Field(name) => match &fields {
+                    Fields::Json(map) => json_value(map, name, c)?,
+                    _ => Value::Null,
+                },
+                Source::Place(i) => match &fields {
+                    Fields::Csv(f) => match f.get(*i) {
+                        Some(text) if text.is_empty() && c.nullable => Value::Null,
+                        Some(text) => decode_text(text.as_bytes(), c)?,
+                        None => return Err(format!("the CSV line has {} fields; column {} is field {}", f.len(), c.name, i + 1)),
+                    },
+                    _ => Value::Null,
+                },
+            };
+            if v == Value::Null && !c.nullable {
+                return Err(format!("column {} is NOT NULL and the record has no value for it", c.name));
+            }
+            row.push(v);
+        }
+        Ok(row)
+    }
+}
+
+enum Fields<'a> {
+    None,
+    Json(HashMap<String, &'a RawValue>),
+    Csv(Vec<String>),
+}
+
+fn json_fields(data: &[u8]) -> std::result::Result<HashMap<String, &RawValue>, Rejected> {
+    serde_json::from_slice(data).map_err(|e| format!("not a JSON object: {e}"))
+}
+
+fn csv_fields(data: &[u8]) -> std::result::Result<Vec<String>, Rejected> {
+    let line = data.strip_suffix(b"\n").unwrap_or(data);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line);
+    let mut rec = csv::StringRecord::new();
+    match reader.read_record(&mut rec) {
+        Ok(true) => Ok(rec.iter().map(str::to_string).collect()),
+        Ok(false) => Ok(Vec::new()),
+        Err(e) => Err(format!("not a CSV line: {e}")),
+    }
+}
+
+/// A JSON field's value as column `c` holds it: JSON columns keep the
+/// JSON text; scalars are read as text in the column's type, numbers
+/// from their digits as written (never through a float).
+fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column) -> std::result::Result<Value, Rejected> {
+    let raw = map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
+    let Some(raw) = raw else { return Ok(Value::Null) };
+    let text = raw.get().trim();
+    if text == "null" {
+        return Ok(Value::Null);
+    }
+    if matches!(c.ty, ColumnType::Json | ColumnType::Jsonb) {
+        return Ok(Value::Json(text.to_string()));
+    }
+    let scalar: std::borrow::Cow<str> = match text.as_bytes()[0] {
+        b'"' => serde_json::from_str::<String>(text).map_err(|e| format!("field {name}: {e}"))?.into(),
+        // Objects and arrays go whole into text columns, as JSON.
+        b'{' | b'[' if !matches!(c.ty, ColumnType::Char { .. } | ColumnType::Varchar { .. } | ColumnType::Text { .. }) => {
+            return Err(format!("field {name} is a JSON {} and column {} is {}; declare it json (or text)", if text.starts_with('{') { "object" } else { "array" }, c.name, c.source_type))
+        }
+        _ => text.into(),
+    };
+    pgtext::decode(scalar.as_bytes(), &c.ty).map_err(|e| format!("field {name}: {e}"))
+}
+
+fn decode_text(text: &[u8], c: &Column) -> std::result::Result<Value, Rejected> {
+    pgtext::decode(text, &c.ty).map_err(|e| format!("column {}: {e}", c.name))
+}
+
+/// A payload or key into column `c`: bytes as they are for a binary
+/// column, else read as text (UTF-8 required).
+fn decode_bytes(b: &[u8], c: &Column) -> std::result::Result<Value, Rejected> {
+    match c.ty {
+        ColumnType::Binary { .. } | ColumnType::Varbinary { .. } | ColumnType::Blob { .. } => Ok(Value::Bytes(b.to_vec())),
+        ColumnType::Json | ColumnType::Jsonb => {
+            let s = std::str::from_utf8(b).map_err(|_| format!("column {}: the record is not UTF-8 text", c.name))?;
+            serde_json::from_str::<&RawValue>(s).map_err(|e| format!("column {}: not JSON: {e}", c.name))?;
+            Ok(Value::Json(s.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        _ => {
+            std::str::from_utf8(b).map_err(|_| format!("column {}: the record is not UTF-8 text; use --record-format bytes", c.name))?;
+            decode_text(b, c)
+        }
+    }
+}
+
+/// The one table a script defines, trying each dialect barge reads.
+fn read_one_table(text: &str) -> std::result::Result<Table, String> {
+    let mut last = String::from("no CREATE TABLE found");
+    for dialect in [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite] {
+        let read = crate::schema::reader::read_script(text, dialect);
+        match read.schema.tables.len() {
+            1 => return Ok(read.schema.tables.into_iter().next().expect("one table")),
+            0 => {}
+            n => last = format!("it defines {n} tables; records land in one"),
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: &str) -> Record {
+        Record { shard: "0".into(), offset: "17".into(), stream: "orders".into(), key: Some(b"k1".to_vec()), time: Some("2026-12-01T10:00:00Z".parse().unwrap()), data: data.as_bytes().to_vec() }
+    }
+
+    fn shape(sql: &str, format: RecordFormat) -> RecordShape {
+        RecordShape::for_table(read_one_table(sql).unwrap(), format).unwrap()
+    }
+
+    #[test]
+    fn the_default_layout_keys_on_shard_and_offset() {
+        let s = RecordShape::default_layout("orders", RecordFormat::Json).unwrap();
+        let row = s.row(&record(r#"{"id": 1}"#)).unwrap();
+        assert_eq!(row[1], Value::Text("0".into()));
+        assert_eq!(row[2], Value::Text("17".into()));
+        assert_eq!(row[3], Value::Text("k1".into()));
+        assert_eq!(row[5], Value::Json(r#"{"id": 1}"#.into()));
+        assert!(s.row(&record("{not json")).unwrap_err().contains("not JSON"));
+        assert!(RecordShape::default_layout("t", RecordFormat::Csv).is_err());
+    }
+
+    #[test]
+    fn json_fields_fill_columns_by_type_keeping_every_digit() {
+        let s = shape(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(30,10), at timestamptz, tags jsonb, note text, _offset text, _key text)",
+            RecordFormat::Json,
+        );
+        let row = s.row(&record(r#"{"id": 7, "amount": 12345678901234567890.0123456789, "at": "2026-12-01T10:00:00+02:00", "tags": ["a", {"b": 1}], "note": {"x": 1}}"#)).unwrap();
+        assert_eq!(row[0], Value::Int(7));
+        assert_eq!(row[1], Value::Decimal("12345678901234567890.0123456789".into()));
+        assert_eq!(row[2], Value::TimestampTz("2026-12-01T08:00:00Z".parse().unwrap()));
+        assert_eq!(row[3], Value::Json(r#"["a", {"b": 1}]"#.into()));
+        assert_eq!(row[4], Value::Text(r#"{"x": 1}"#.into()));
+        assert_eq!(row[5], Value::Text("17".into()));
+        assert_eq!(row[6], Value::Text("k1".into()));
+        assert!(s.row(&record(r#"{"amount": 1}"#)).unwrap_err().contains("NOT NULL"), "the key is missing");
+        assert!(s.row(&record(r#"{"id": "seven"}"#)).unwrap_err().contains("field id"));
+    }
+
+    #[test]
+    fn csv_fields_fill_columns_in_order() {
+        let s = shape("CREATE TABLE m (device varchar(20) NOT NULL, reading decimal(8,3), note text, _shard text)", RecordFormat::Csv);
+        let row = s.row(&record("d-1,\"12.500\",\"a, \"\"quoted\"\" note\"\n")).unwrap();
+        assert_eq!(row, vec![Value::Text("d-1".into()), Value::Decimal("12.500".into()), Value::Text("a, \"quoted\" note".into()), Value::Text("0".into())]);
+        assert!(s.row(&record("d-1")).unwrap_err().contains("2 fields") || s.row(&record("d-1")).unwrap_err().contains("1 fields"));
+    }
+
+    #[test]
+    fn a_schema_file_defines_exactly_one_table() {
+        assert!(read_one_table("CREATE TABLE a (x int); CREATE TABLE b (y int);").unwrap_err().contains("2 tables"));
+        assert!(read_one_table("SELECT 1;").is_err());
+        let t = read_one_table("CREATE TABLE `m` (`id` int unsigned NOT NULL, `line` text, PRIMARY KEY (`id`)) ENGINE=InnoDB;").unwrap();
+        assert_eq!(t.name.name, "m");
+        assert!(RecordShape::for_table(t, RecordFormat::Text).unwrap_err().contains("whole record"));
+    }
+}
