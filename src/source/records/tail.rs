@@ -9,7 +9,9 @@
 //!   rotation (it is found again by inode in the same directory), then
 //!   dropped;
 //! - a file cut shorter than its offset (rotation by truncation,
-//!   `copytruncate`) is read again from its start;
+//!   `copytruncate`) is read again from its start, as a new generation
+//!   of the shard (`<inode>.<n>`), so its lines do not take the keys of
+//!   the lines it held before;
 //! - a last line without its newline waits for the newline, until the
 //!   file is rotated away.
 //!
@@ -35,6 +37,8 @@ const POLL: Duration = Duration::from_millis(200);
 
 struct Tracked {
     file: File,
+    /// How many times the file was truncated while followed.
+    generation: u32,
     path: PathBuf,
     /// Where the next unread line starts.
     offset: u64,
@@ -48,9 +52,11 @@ pub struct TailSource {
     display: String,
     start: StartAt,
     follow: bool,
+    /// By the file's identity (see [`shard_of`]).
     files: BTreeMap<String, Tracked>,
-    /// Offsets saved by an earlier run for files not opened yet.
-    saved: BTreeMap<String, u64>,
+    /// Offsets saved by an earlier run for files not opened yet, by
+    /// identity: the latest generation and its offset.
+    saved: BTreeMap<String, (u32, u64)>,
     first_scan: bool,
 }
 
@@ -78,10 +84,13 @@ impl TailSource {
         if !dir.is_dir() {
             return Err(Error::usage(format!("{}: directory {} does not exist", ep.display, dir.display())));
         }
-        let mut saved = BTreeMap::new();
+        let mut saved: BTreeMap<String, (u32, u64)> = BTreeMap::new();
         for (shard, offset) in &opts.from {
             let n = offset.parse::<u64>().map_err(|_| Error::usage(format!("{}: saved offset {offset} of file {shard} is not a byte offset", ep.display)))?;
-            saved.insert(shard.clone(), n);
+            let (base, generation) = split_generation(shard);
+            if saved.get(base).is_none_or(|(g, _)| *g <= generation) {
+                saved.insert(base.to_string(), (generation, n));
+            }
         }
         let mut me = TailSource { dir, pattern, display: ep.display.clone(), start: opts.start, follow: opts.follow, files: BTreeMap::new(), saved, first_scan: true };
         me.find_rotated_while_down()?;
@@ -101,10 +110,10 @@ impl TailSource {
             let shard = shard_of(&meta);
             let name = entry.file_name().to_string_lossy().into_owned();
             if meta.is_file() && !pattern::matches(&self.pattern, &name, pattern::GLOB) {
-                if let Some(offset) = self.saved.remove(&shard) {
+                if let Some((generation, offset)) = self.saved.remove(&shard) {
                     let file = File::open(entry.path()).map_err(|e| self.io_error(&entry.path(), e))?;
                     tracing::info!("{}: reading the rest of {} (rotated while barge was stopped)", self.display, entry.path().display());
-                    self.files.insert(shard, Tracked { file, path: entry.path(), offset: offset.min(meta.len()), rotated: true });
+                    self.files.insert(shard, Tracked { file, generation, path: entry.path(), offset, rotated: true });
                 }
             }
         }
@@ -140,20 +149,20 @@ impl TailSource {
             if self.files.contains_key(&shard) {
                 continue;
             }
-            let offset = match self.saved.remove(&shard) {
-                Some(o) => o,
+            let (generation, offset) = match self.saved.remove(&shard) {
+                Some(saved) => saved,
                 // Files there before the first run: from their start, or
                 // their end for `latest`; files that appear later are
                 // new, so from their start.
-                None if self.first_scan && self.start == StartAt::Latest => len,
-                None => 0,
+                None if self.first_scan && self.start == StartAt::Latest => (0, len),
+                None => (0, 0),
             };
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(self.io_error(&path, e).with_hint("barge needs read access to every file the pattern matches")),
             };
-            self.files.insert(shard, Tracked { file, path, offset, rotated: false });
+            self.files.insert(shard, Tracked { file, generation, path, offset, rotated: false });
         }
         self.first_scan = false;
         Ok(())
@@ -164,12 +173,14 @@ impl TailSource {
         let mut batch = RecordBatch::default();
         let mut budget = BATCH_BYTES;
         let mut finished = Vec::new();
-        for (shard, t) in self.files.iter_mut() {
+        for (id, t) in self.files.iter_mut() {
             let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
             if len < t.offset {
                 tracing::warn!("{}: {} is shorter than what was read ({len} < {} bytes): truncated (copytruncate rotation?); reading it again from its start", self.display, t.path.display(), t.offset);
                 t.offset = 0;
+                t.generation += 1;
             }
+            let shard = &if t.generation == 0 { id.clone() } else { format!("{id}.{}", t.generation) };
             let want = (len - t.offset).min(budget as u64) as usize;
             if want > 0 {
                 let mut buf = vec![0u8; want];
@@ -204,7 +215,7 @@ impl TailSource {
             }
             batch.position.insert(shard.clone(), t.offset.to_string());
             if t.rotated && t.offset >= len {
-                finished.push(shard.clone());
+                finished.push(id.clone());
             }
             if budget == 0 {
                 break;
@@ -216,6 +227,17 @@ impl TailSource {
             self.files.remove(&shard);
         }
         Ok(batch)
+    }
+}
+
+/// `<identity>.<generation>` → its parts (generation 0 has no suffix).
+fn split_generation(shard: &str) -> (&str, u32) {
+    match shard.rsplit_once('.') {
+        Some((base, g)) => match g.parse() {
+            Ok(g) => (base, g),
+            Err(_) => (shard, 0),
+        },
+        None => (shard, 0),
     }
 }
 
