@@ -141,6 +141,12 @@ impl ObjectTarget {
         }
     }
 
+    /// The whole object at `path` (small objects: it is read into memory).
+    pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
+        let got = self.store.get(path).await.map_err(|e| self.error_at(path, e))?;
+        got.bytes().await.map_err(|e| self.error_at(path, e))
+    }
+
     /// Deletes the object at `path`, if there is one.
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {

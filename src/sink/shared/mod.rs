@@ -9,7 +9,9 @@ pub mod format;
 pub mod journal;
 pub mod record;
 pub mod retry;
-#[cfg(feature = "kinesis")]
+#[cfg(any(feature = "kinesis", feature = "sqs"))]
+pub mod aws_json;
+#[cfg(any(feature = "kinesis", feature = "sqs"))]
 pub mod sigv4;
 
 // The sink-wide types the shared pieces name as `super::…`.

@@ -20,6 +20,8 @@
 
 pub mod changes;
 pub mod shape;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 pub mod tail;
 
 use std::collections::BTreeMap;
@@ -123,13 +125,22 @@ pub trait RecordSource: Send {
 
 /// Record-only URL schemes: sources that are not also targets, parsed
 /// like the registry's plain destinations.
-pub static SCHEMES: &[crate::endpoint::Scheme] = &[crate::endpoint::Scheme {
-    names: &["tail"],
-    kind: crate::endpoint::EngineKind::Sink,
-    example: "tail:///var/log/app/*.log",
-    options: &[],
-    parse: |s| crate::endpoint::parse_plain(s, "tail", &[]),
-}];
+pub static SCHEMES: &[crate::endpoint::Scheme] = &[
+    crate::endpoint::Scheme {
+        names: &["tail"],
+        kind: crate::endpoint::EngineKind::Sink,
+        example: "tail:///var/log/app/*.log",
+        options: &[],
+        parse: |s| crate::endpoint::parse_plain(s, "tail", &[]),
+    },
+    crate::endpoint::Scheme {
+        names: &["sqs"],
+        kind: crate::endpoint::EngineKind::Sink,
+        example: "sqs://queue?region=us-east-1",
+        options: &["region", "endpoint"],
+        parse: |s| crate::endpoint::parse_plain(s, "sqs", &["region", "endpoint"]),
+    },
+];
 
 /// Whether `ep` is read as records (rather than as a database).
 pub fn is_record_source(ep: &Endpoint) -> bool {
@@ -145,6 +156,7 @@ pub fn default_table_name(ep: &Endpoint) -> String {
     let raw = match ep {
         Endpoint::Kafka(k) => k.topic.clone(),
         Endpoint::Kinesis(k) => k.stream.clone(),
+        Endpoint::Sink(s) if s.scheme == "sqs" => s.location.trim_end_matches(".fifo").to_string(),
         Endpoint::Sink(s) => {
             let path = std::path::Path::new(&s.location);
             let stem = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -169,6 +181,8 @@ pub fn default_table_name(ep: &Endpoint) -> String {
 pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSource>> {
     match ep {
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
+        #[cfg(feature = "sqs")]
+        Endpoint::Sink(s) if s.scheme == "sqs" => Ok(Box::new(sqs::SqsSource::open(s, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }
