@@ -23,6 +23,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A usage error with advice of its own (instead of "see --help").
+    #[error("{message}")]
+    UsageWithHint { message: String, hint: String },
+
     #[error("`barge {command}` is not implemented yet")]
     NotImplemented { command: &'static str },
 
@@ -99,6 +103,9 @@ impl Error {
         if let Error::Retriable(inner) = self {
             return Error::Retriable(Box::new(inner.with_hint(h)));
         }
+        if let Error::Usage(message) = self {
+            return Error::UsageWithHint { message, hint: h.into() };
+        }
         let h = Some(h.into());
         match &mut self {
             Error::Url { hint, .. }
@@ -125,6 +132,7 @@ impl Error {
                 Some("this subcommand is planned; see README.md for what works today".into())
             }
             Error::Usage(_) => Some("run with --help for usage".into()),
+            Error::UsageWithHint { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
@@ -132,7 +140,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Retriable(inner) => inner.exit_code(),
-            Error::Usage(_) | Error::NotImplemented { .. } | Error::Url { .. } | Error::At { .. } => exit::USAGE,
+            Error::Usage(_) | Error::UsageWithHint { .. } | Error::NotImplemented { .. } | Error::Url { .. } | Error::At { .. } => exit::USAGE,
             Error::Mismatch(_) => exit::MISMATCH,
             Error::Interrupted => exit::INTERRUPTED,
             _ => exit::FAILURE,
@@ -142,7 +150,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Retriable(inner) => inner.kind(),
-            Error::Usage(_) => "usage",
+            Error::Usage(_) | Error::UsageWithHint { .. } => "usage",
             Error::NotImplemented { .. } => "not-implemented",
             Error::Read { .. } => "read",
             Error::Write { .. } => "write",
@@ -157,3 +165,18 @@ impl Error {
     }
 }
 
+
+#[cfg(test)]
+mod usage_hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_usage_error_keeps_the_advice_given_to_it() {
+        let e = Error::usage("--report x.pdf: unknown").with_hint("name the report FILE.md");
+        assert_eq!(e.hint().as_deref(), Some("name the report FILE.md"));
+        assert_eq!(e.exit_code(), exit::USAGE);
+        assert_eq!(e.kind(), "usage");
+        assert_eq!(e.to_string(), "--report x.pdf: unknown");
+        assert_eq!(Error::usage("x").hint().as_deref(), Some("run with --help for usage"));
+    }
+}

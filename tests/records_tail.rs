@@ -192,4 +192,6 @@ fn a_tail_url_that_cannot_work_says_why() {
     assert!(stderr(&out).contains("only the file name may hold wildcards"), "{}", text(&out));
     let out = run(barge().args(["migrate", "tail:///tmp/x.log", "sqlite::memory:", "--record-format", "csv", "--state-dir"]).arg(dir.path()));
     assert!(stderr(&out).contains("--schema"), "{}", text(&out));
+    let out = run(barge().args(["migrate", "tail:///tmp/x.log", "sqlite::memory:", "--restart", "--state-dir"]).arg(dir.path()));
+    assert!(!out.status.success() && stderr(&out).contains("--start-position earliest"), "{}", text(&out));
 }

@@ -40,6 +40,13 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     if args.tables.is_some() || args.mapping.is_some() {
         return Err(Error::usage("--tables and --mapping select a database's tables; a stream's records land in one table (see --schema)"));
     }
+    if args.restart {
+        return Err(Error::usage("--restart starts a database migration over; a stream's position is kept with its records")
+            .with_hint("to read the stream again, drop the records' table on the target (for files and streams: use a new --state-dir) and rerun with --start-position earliest"));
+    }
+    if args.target_schema != crate::task::target_schema::SchemaMode::Create {
+        return Err(Error::usage("--target-schema applies to a database migration; a stream's records go into their table as they come (created if it is missing, kept if it is there)"));
+    }
     let format = args.records.record_format.unwrap_or(if args.records.schema.is_some() { RecordFormat::Json } else { RecordFormat::Text });
     let (shape, default_layout) = match &args.records.schema {
         Some(file) => (RecordShape::from_schema_file(file, format)?, false),
