@@ -19,6 +19,8 @@
 //! CSV fields.
 
 pub mod changes;
+#[cfg(feature = "kinesis")]
+pub mod kinesis;
 pub mod shape;
 pub mod tail;
 
@@ -169,6 +171,8 @@ pub fn default_table_name(ep: &Endpoint) -> String {
 pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSource>> {
     match ep {
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
+        #[cfg(feature = "kinesis")]
+        Endpoint::Kinesis(k) => Ok(Box::new(kinesis::KinesisSource::open(k, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }
