@@ -122,6 +122,8 @@ impl Reader {
             };
             tokio::time::sleep_until(next_call.into()).await;
             let called = Instant::now();
+            // A failed call counts against the shard's 5 a second too.
+            next_call = called + CALL_GAP;
             let out = match self.api.get_records(&it, LIMIT).await {
                 Ok(out) => out,
                 Err(e) if e.kind == "ExpiredIteratorException" => {
