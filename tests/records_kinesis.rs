@@ -41,32 +41,34 @@ fn table_of(stream: &str) -> String {
 /// Puts `(key, data)` records with PutRecords, in order (500 a call), and
 /// returns where each went: (shard, sequence number).
 fn put(stream: &str, records: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    placed(start_putting(stream, &[records.to_vec()], 0))
+}
+
+/// Puts each round of records in the background, `pause_ms` apart.
+fn start_putting(stream: &str, rounds: &[Vec<(String, Vec<u8>)>], pause_ms: u64) -> std::process::Child {
     use base64::Engine as _;
-    let code = "import base64, boto3, json, os, sys
+    let code = "import base64, boto3, json, os, sys, time
 k = boto3.client('kinesis', endpoint_url=os.environ['BARGE_TEST_KINESIS_ENDPOINT'])
-recs = json.load(sys.stdin)
 out = []
-for i in range(0, len(recs), 500):
-    r = k.put_records(StreamName=sys.argv[1], Records=[{'PartitionKey': key, 'Data': base64.b64decode(d)} for key, d in recs[i:i + 500]])
-    assert r['FailedRecordCount'] == 0, r
-    out += [[x['ShardId'], x['SequenceNumber']] for x in r['Records']]
+for n, recs in enumerate(json.load(sys.stdin)):
+    if n:
+        time.sleep(int(sys.argv[2]) / 1000)
+    for i in range(0, len(recs), 500):
+        r = k.put_records(StreamName=sys.argv[1], Records=[{'PartitionKey': key, 'Data': base64.b64decode(d)} for key, d in recs[i:i + 500]])
+        assert r['FailedRecordCount'] == 0, r
+        out += [[x['ShardId'], x['SequenceNumber']] for x in r['Records']]
 print(json.dumps(out))";
-    let input: Vec<Json> = records.iter().map(|(k, d)| json!([k, base64::engine::general_purpose::STANDARD.encode(d)])).collect();
-    let mut child = Command::new(env("BARGE_TEST_PYTHON")).arg("-c").arg(code).arg(stream).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let input: Vec<Vec<Json>> = rounds.iter().map(|r| r.iter().map(|(k, d)| json!([k, base64::engine::general_purpose::STANDARD.encode(d)])).collect()).collect();
+    let mut child = Command::new(env("BARGE_TEST_PYTHON")).arg("-c").arg(code).arg(stream).arg(pause_ms.to_string()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
+    child
+}
+
+/// Where the records a `start_putting` put went, in order.
+fn placed(child: std::process::Child) -> Vec<(String, String)> {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "put_records: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Runs a Kinesis admin call: `py_kinesis("split_shard", {...})`.
-fn admin(call: &str, args: Json) {
-    py(
-        "import boto3, json, os, sys
-k = boto3.client('kinesis', endpoint_url=os.environ['BARGE_TEST_KINESIS_ENDPOINT'])
-getattr(k, sys.argv[1])(**json.loads(sys.argv[2]))",
-        &[call, &args.to_string()],
-    );
 }
 
 /// The open shards: (id, starting hash key, ending hash key).
@@ -80,10 +82,6 @@ print(json.dumps([[s['ShardId'], s['HashKeyRange']['StartingHashKey'], s['HashKe
     );
     let v: Vec<(String, String, String)> = serde_json::from_str(&out).unwrap();
     v.into_iter().map(|(id, a, b)| (id, a.parse().unwrap(), b.parse().unwrap())).collect()
-}
-
-fn split(stream: &str, shard: &str, lo: u128, hi: u128) {
-    admin("split_shard", json!({"StreamName": stream, "ShardToSplit": shard, "NewStartingHashKey": (lo + (hi - lo) / 2 + 1).to_string()}));
 }
 
 /// `barge migrate kinesis://STREAM TARGET --mode full-load` (read what is there, stop).
@@ -301,6 +299,34 @@ fn put_versions(stream: &str, from: u32, to: u32) -> Vec<(String, String)> {
     put(stream, &recs)
 }
 
+/// For each step: split the stream's first open shard in two, or merge
+/// its first two open shards (adjacent ones: children of one split); then
+/// put versions `from..=to` of keys k0..k19.
+fn reshard(stream: &str, steps: &[(&str, u32, u32)]) {
+    py(
+        "import boto3, json, os, sys, time
+k = boto3.client('kinesis', endpoint_url=os.environ['BARGE_TEST_KINESIS_ENDPOINT'])
+s = sys.argv[1]
+def open_shards():
+    return [x for x in k.list_shards(StreamName=s)['Shards'] if 'EndingSequenceNumber' not in x['SequenceNumberRange']]
+for step, lo, hi in json.loads(sys.argv[2]):
+    shards = open_shards()
+    if step == 'split':
+        r = shards[0]['HashKeyRange']
+        a, b = int(r['StartingHashKey']), int(r['EndingHashKey'])
+        k.split_shard(StreamName=s, ShardToSplit=shards[0]['ShardId'], NewStartingHashKey=str(a + (b - a) // 2 + 1))
+    else:
+        assert len(shards) == 2
+        k.merge_shards(StreamName=s, ShardToMerge=shards[0]['ShardId'], AdjacentShardToMerge=shards[1]['ShardId'])
+    # kinesalite applies a reshard a moment later (UPDATING, then ACTIVE)
+    while len(open_shards()) != (len(shards) + 1 if step == 'split' else 1):
+        time.sleep(0.02)
+    for v in range(lo, hi + 1):
+        k.put_records(StreamName=s, Records=[{'PartitionKey': 'k%d' % i, 'Data': json.dumps({'k': i, 'v': v}).encode()} for i in range(20)])",
+        &[stream, &json!(steps).to_string()],
+    );
+}
+
 /// Each key's versions in the order the target received them (SQLite's
 /// rowid): they must run 1, 2, 3, ... with none missing or repeated.
 async fn assert_each_key_in_order(db: &TestDb, table: &str, versions: u32) {
@@ -332,13 +358,7 @@ async fn splits_and_merges_keep_each_keys_order_live_and_across_a_restart() {
     let mut child = follow(&kinesis(&stream), &dst.url, state.path(), &[]);
     wait_created(&dst, &mut child);
     wait_for(&dst, &count, "200", &mut child).await;
-    let (s0, lo, hi) = open_shards(&stream).remove(0);
-    split(&stream, &s0, lo, hi);
-    put_versions(&stream, 11, 20);
-    let children = open_shards(&stream);
-    assert_eq!(children.len(), 2);
-    admin("merge_shards", json!({"StreamName": stream, "ShardToMerge": children[0].0, "AdjacentShardToMerge": children[1].0}));
-    put_versions(&stream, 21, 30);
+    reshard(&stream, &[("split", 11, 20), ("merge", 21, 30)]);
     wait_for(&dst, &count, "600", &mut child).await;
     let out = interrupt(child);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
@@ -350,9 +370,7 @@ async fn splits_and_merges_keep_each_keys_order_live_and_across_a_restart() {
     // splits, and 41-50 in its children. The rerun must read the rest of
     // the parent before either child, and nothing it read before.
     put_versions(&stream, 31, 40);
-    let (merged, lo, hi) = open_shards(&stream).remove(0);
-    split(&stream, &merged, lo, hi);
-    put_versions(&stream, 41, 50);
+    reshard(&stream, &[("split", 41, 50)]);
     let o = load(&kinesis(&stream), &dst.url, state.path(), &[]);
     assert_ok(&o, "rerun after a split while stopped");
     assert_eq!(dst.query_row(&count).await[0].as_deref(), Some("1000"));
@@ -366,24 +384,16 @@ async fn kill_9_mid_stream_then_a_rerun_loses_and_repeats_nothing() {
     let dst = TestDb::new(Engine::Postgres, "kin_kill").await;
     let table = table_of(&stream);
     let state = tempfile::tempdir().unwrap();
-    let first = payloads(400, "kill-a");
-    let mut all = first.clone();
-    let mut placed = put(&stream, &first);
+    // 1,600 records in 8 rounds, 150 ms apart, while barge reads and
+    // writes them; kill -9 it as soon as the first rows are in.
+    let rounds: Vec<Vec<(String, Vec<u8>)>> = (0..8).map(|r| payloads(200, &format!("kill-{r}"))).collect();
+    let all: Vec<(String, Vec<u8>)> = rounds.concat();
+    let producer = start_putting(&stream, &rounds, 150);
     let mut child = follow(&kinesis(&stream), &dst.url, state.path(), &[]);
     wait_for(&dst, &format!("SELECT count(*) > 0 FROM public.\"{table}\""), "t", &mut child).await;
-    // More keeps arriving while barge reads and writes; then kill -9.
-    for round in 0..5 {
-        let more = payloads(200, &format!("kill-{round}"));
-        placed.extend(put(&stream, &more));
-        all.extend(more);
-    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    for round in 5..7 {
-        let more = payloads(200, &format!("kill-{round}"));
-        placed.extend(put(&stream, &more));
-        all.extend(more);
-    }
+    let placed = placed(producer);
     let o = load(&kinesis(&stream), &dst.url, state.path(), &[]);
     assert_ok(&o, "rerun after kill -9");
     assert_eq!(rows(&dst, &table).await, expected(&all, &placed), "every record exactly once");
@@ -528,7 +538,7 @@ async fn start_positions_latest_and_at_timestamp_and_latest_after_a_restart() {
     let stream = unique_name("kin-at");
     create_stream(&stream, 1);
     put(&stream, &payloads(20, "before"));
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(50));
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     std::thread::sleep(Duration::from_millis(50));
     let after = payloads(15, "after");
