@@ -32,6 +32,7 @@
 mod graph;
 mod offset;
 mod shard;
+mod unpack;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -22,9 +22,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::offset::{self, Resume};
+use super::unpack::Unpack;
 use crate::error::Error;
-use crate::sink::kinesis_api::{ApiError, IteratorStart, KinesisApi, StreamRecord};
-use crate::sink::kpl;
+use crate::sink::kinesis_api::{ApiError, IteratorStart, KinesisApi};
 use crate::source::records::Record;
 
 /// Records GetRecords returns at most per call.
@@ -72,16 +72,6 @@ pub struct Reader {
     /// Take KPL aggregates apart (`?deaggregate=false` keeps them whole).
     pub deaggregate: bool,
     pub tx: mpsc::Sender<Event>,
-}
-
-/// What one GetRecords answer became.
-struct Taken {
-    records: Vec<Record>,
-    /// The last Kinesis record read (all of its user records taken).
-    last: Option<String>,
-    /// A bounded run reached a record past its bound.
-    past_bound: bool,
-    bytes: usize,
 }
 
 impl Reader {
@@ -140,7 +130,7 @@ impl Reader {
             retry = Retry::default();
             let behind = out.millis_behind_latest.unwrap_or(0);
             let was_empty = out.records.is_empty();
-            let taken = self.take(out.records)?;
+            let taken = Unpack { display: &self.api.display, stream: &self.stream, shard: &self.shard, from: &self.from, bound: self.bound, deaggregate: self.deaggregate }.take(out.records)?;
             if let Some(seq) = &taken.last {
                 let event = Event::Records { shard: self.shard.clone(), records: taken.records, position: offset::after_record(seq) };
                 self.from = From::Saved(Resume::After(seq.clone()));
@@ -166,56 +156,6 @@ impl Reader {
             let gap = if was_empty && behind == 0 && !self.closed { IDLE_POLL } else { CALL_GAP.max(by_bytes) };
             next_call = called + gap;
         }
-    }
-
-    /// The user records of one answer, after what was already read.
-    fn take(&self, records: Vec<StreamRecord>) -> Result<Taken, Error> {
-        let mut taken = Taken { records: Vec::with_capacity(records.len()), last: None, past_bound: false, bytes: 0 };
-        // Within an aggregate: skip the user records a saved offset names.
-        let mut skip = match &self.from {
-            From::Saved(Resume::Within { seq, last_sub }) => Some((seq.clone(), *last_sub)),
-            _ => None,
-        };
-        for r in records {
-            let time = r.arrival();
-            if let (Some(bound), Some(t)) = (self.bound, time) {
-                if t > bound {
-                    taken.past_bound = true;
-                    break;
-                }
-            }
-            taken.bytes += r.data.len() + r.partition_key.len();
-            if r.sequence_number.is_empty() || !r.sequence_number.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::other(format!("{}: GetRecords returned sequence number `{}`, which is not a decimal number", self.place(), r.sequence_number)));
-            }
-            let skip_to = match skip.take() {
-                Some((seq, last)) if seq == r.sequence_number => Some(last),
-                _ => None,
-            };
-            let seq = r.sequence_number;
-            let first = skip_to.map_or(0, |last| last as usize + 1);
-            if self.deaggregate && kpl::is_aggregated(&r.data) {
-                let users = kpl::deaggregate(&r.data, &r.partition_key).map_err(|why| self.damaged(&seq, &why))?;
-                if users.len() >= offset::WHOLE as usize {
-                    return Err(self.damaged(&seq, &format!("it holds {} user records; barge numbers at most {} in one Kinesis record", users.len(), offset::WHOLE)));
-                }
-                for (i, (key, data)) in users.into_iter().enumerate().skip(first) {
-                    taken.records.push(Record { shard: self.shard.clone(), offset: offset::of_record(&seq, i as u32), stream: self.stream.clone(), key: Some(key.into_bytes()), time, data });
-                }
-            } else if first == 0 {
-                taken.records.push(Record { shard: self.shard.clone(), offset: offset::of_record(&seq, 0), stream: self.stream.clone(), key: Some(r.partition_key.into_bytes()), time, data: r.data });
-            }
-            taken.last = Some(seq);
-        }
-        Ok(taken)
-    }
-
-    fn damaged(&self, seq: &str, why: &str) -> Error {
-        Error::other(format!("{}, sequence number {seq}: a KPL aggregated record that cannot be taken apart: {why}", self.place()))
-            .with_hint(format!(
-                "the producer wrote a damaged aggregate, or a record that only starts like one (bytes F3 89 9A C2); barge stops rather than skip the records in it. To land every Kinesis record whole instead, read {} with ?deaggregate=false",
-                self.stream
-            ))
     }
 }
 
