@@ -572,7 +572,7 @@ pub(crate) fn parse_kinesis(input: &str) -> Result<Endpoint> {
     if stream.is_empty() {
         return Err(url_error(input, "it names no stream").with_hint("write kinesis://stream-name?region=..."));
     }
-    let options = query_options(url.query(), input, &["region", "endpoint"])?;
+    let options = query_options(url.query(), input, &["region", "endpoint", "deaggregate"])?;
     Ok(Endpoint::Kinesis(StreamEndpoint { stream, options, display: redact(input) }))
 }
 

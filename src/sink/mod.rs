@@ -231,7 +231,7 @@ pub static REGISTRY: &[Connector] = &[
         flags: OBJECT_FLAGS,
     },
     Connector {
-        scheme: Scheme { names: &["kinesis"], kind: EngineKind::Kinesis, example: "kinesis://stream?region=us-east-1", options: &["region", "endpoint"], parse: crate::endpoint::parse_kinesis },
+        scheme: Scheme { names: &["kinesis"], kind: EngineKind::Kinesis, example: "kinesis://stream?region=us-east-1", options: &["region", "endpoint", "deaggregate"], parse: crate::endpoint::parse_kinesis },
         open: open_kinesis,
         capabilities: Capabilities { ordered: true, ..Capabilities::NONE },
         flags: &["partition-key", "aggregate", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],

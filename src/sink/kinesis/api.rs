@@ -1,7 +1,7 @@
-//! A thin Kinesis Data Streams client: JSON over HTTPS, signed with SigV4
-//! ([`crate::sink::shared::sigv4`]), sent with reqwest. It does the three calls barge
-//! needs (DescribeStreamSummary, ListShards, PutRecords) at a small
-//! fraction of the AWS SDK's build cost.
+//! A thin Kinesis Data Streams client over the signed AWS JSON client
+//! ([`crate::sink::shared::aws_json`], which SQS shares). It does the calls barge
+//! needs (ListShards and PutRecords to write; ListShards, GetShardIterator
+//! and GetRecords to read) at a small fraction of the AWS SDK's build cost.
 //!
 //! Credentials come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
 //! `AWS_SESSION_TOKEN`; the region from `?region=`, `AWS_REGION` or
@@ -9,67 +9,32 @@
 //! `AWS_ENDPOINT_URL_KINESIS` or `AWS_ENDPOINT_URL`, else AWS's. Neither
 //! the secret nor the signature is ever logged.
 
-use std::time::Duration;
-
 use crate::endpoint::StreamEndpoint;
-use crate::error::{Error, Result};
-use crate::sink::shared::sigv4::{env, Signer};
+use crate::error::Result;
+pub use crate::sink::shared::aws_json::ApiError;
+use crate::sink::shared::aws_json::{AwsJson, Service};
+
+static KINESIS: Service = Service { name: "kinesis", target: "Kinesis_20131202", content_type: "application/x-amz-json-1.1", endpoint_var: "AWS_ENDPOINT_URL_KINESIS" };
 
 pub struct KinesisApi {
-    http: reqwest::Client,
-    url: String,
-    signer: Signer,
+    api: AwsJson,
     pub display: String,
-}
-
-/// A refusal from Kinesis: its error type (`ProvisionedThroughputExceededException`) and message.
-#[derive(Debug)]
-pub struct ApiError {
-    pub kind: String,
-    pub message: String,
-    /// Worth trying again: throttling, a server error, a network failure.
-    pub retriable: bool,
 }
 
 impl KinesisApi {
     pub fn new(e: &StreamEndpoint) -> Result<KinesisApi> {
-        crate::sink::install_crypto_provider();
-        let signer = Signer::from_env(&e.options, &e.display)?;
-        let region = &signer.region;
-        let url = e.options.get("endpoint").cloned().or_else(|| env("AWS_ENDPOINT_URL_KINESIS")).or_else(|| env("AWS_ENDPOINT_URL")).unwrap_or_else(|| format!("https://kinesis.{region}.amazonaws.com"));
-        let url = format!("{}/", url.trim_end_matches('/'));
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|err| Error::Endpoint { endpoint: e.display.clone(), message: format!("cannot set up HTTPS: {err}"), hint: None })?;
-        Ok(KinesisApi { http, url, signer, display: e.display.clone() })
+        Ok(KinesisApi { api: AwsJson::new(&KINESIS, &e.options, &e.display)?, display: e.display.clone() })
     }
 
     /// One API call: `action` (e.g. `PutRecords`) with a JSON body.
     pub async fn call(&self, action: &str, body: &serde_json::Value) -> std::result::Result<serde_json::Value, ApiError> {
-        let body = serde_json::to_vec(body).map_err(|e| ApiError { kind: "Serialization".into(), message: e.to_string(), retriable: false })?;
-        let target = format!("Kinesis_20131202.{action}");
-        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
-        let signed = self.signer.sign("kinesis", &self.url, &headers, &body).map_err(|m| ApiError { kind: "Signing".into(), message: m, retriable: false })?;
-        let mut req = self.http.post(&self.url).body(body);
-        for (k, v) in headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(signed) {
-            req = req.header(k, v);
-        }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(ApiError { kind: "Network".into(), message: e.to_string(), retriable: true }),
-        };
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ApiError { kind: "Network".into(), message: e.to_string(), retriable: true })?;
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        if status.is_success() {
-            return Ok(json);
-        }
-        let kind = json["__type"].as_str().unwrap_or("").rsplit('#').next().unwrap_or("").to_string();
-        let message = json["message"].as_str().or(json["Message"].as_str()).unwrap_or("").to_string();
-        let retriable = crate::util::retry::http_status_is_transient(status.as_u16()) || matches!(kind.as_str(), "ProvisionedThroughputExceededException" | "LimitExceededException" | "ThrottlingException" | "KMSThrottlingException" | "InternalFailure" | "ServiceUnavailable");
-        Err(ApiError { kind: if kind.is_empty() { format!("HTTP {status}") } else { kind }, message, retriable })
+        self.api.call(action, body).await
+    }
+
+    /// One API call whose answer is read into `T` (large answers, such as
+    /// GetRecords', skip the generic JSON tree).
+    pub async fn call_as<T: serde::de::DeserializeOwned>(&self, action: &str, body: &serde_json::Value) -> std::result::Result<T, ApiError> {
+        self.api.call_as(action, body).await
     }
 
     /// The hash ranges of the stream's open shards, sorted.
@@ -99,4 +64,155 @@ impl KinesisApi {
         out.sort();
         Ok(out)
     }
+
+    /// Every shard of the stream ListShards returns: open ones, and closed
+    /// ones still within the retention period, with their parents.
+    pub async fn list_shards(&self, stream: &str) -> std::result::Result<Vec<ShardDesc>, ApiError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let body = match &token {
+                Some(t) => serde_json::json!({ "NextToken": t }),
+                None => serde_json::json!({ "StreamName": stream }),
+            };
+            let page: ListShardsPage = self.call_as("ListShards", &body).await?;
+            out.extend(page.shards.into_iter().map(|s| ShardDesc {
+                id: s.shard_id,
+                parent: s.parent_shard_id,
+                adjacent_parent: s.adjacent_parent_shard_id,
+                ending_sequence: s.sequence_number_range.ending_sequence_number,
+            }));
+            match page.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// An iterator into `shard` at `start` (valid for five minutes).
+    pub async fn shard_iterator(&self, stream: &str, shard: &str, start: &IteratorStart) -> std::result::Result<String, ApiError> {
+        let mut body = serde_json::json!({ "StreamName": stream, "ShardId": shard });
+        match start {
+            IteratorStart::TrimHorizon => body["ShardIteratorType"] = "TRIM_HORIZON".into(),
+            IteratorStart::Latest => body["ShardIteratorType"] = "LATEST".into(),
+            IteratorStart::AtTimestamp(t) => {
+                body["ShardIteratorType"] = "AT_TIMESTAMP".into();
+                // The API takes seconds since the epoch as a JSON number;
+                // at millisecond precision an f64 holds it exactly enough
+                // to name the same millisecond.
+                body["Timestamp"] = serde_json::json!(t.timestamp_millis() as f64 / 1000.0);
+            }
+            IteratorStart::AtSequence(n) => {
+                body["ShardIteratorType"] = "AT_SEQUENCE_NUMBER".into();
+                body["StartingSequenceNumber"] = n.as_str().into();
+            }
+            IteratorStart::AfterSequence(n) => {
+                body["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER".into();
+                body["StartingSequenceNumber"] = n.as_str().into();
+            }
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(rename = "ShardIterator")]
+            shard_iterator: String,
+        }
+        let a: Answer = self.call_as("GetShardIterator", &body).await?;
+        Ok(a.shard_iterator)
+    }
+
+    /// Up to `limit` records from `iterator`.
+    pub async fn get_records(&self, iterator: &str, limit: usize) -> std::result::Result<GetRecordsOutput, ApiError> {
+        self.call_as("GetRecords", &serde_json::json!({ "ShardIterator": iterator, "Limit": limit })).await
+    }
+}
+
+/// A shard as ListShards describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardDesc {
+    pub id: String,
+    pub parent: Option<String>,
+    pub adjacent_parent: Option<String>,
+    /// Set once a reshard closed the shard: no record after it.
+    pub ending_sequence: Option<String>,
+}
+
+/// Where a shard iterator starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IteratorStart {
+    TrimHorizon,
+    Latest,
+    AtTimestamp(chrono::DateTime<chrono::Utc>),
+    AtSequence(String),
+    AfterSequence(String),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListShardsPage {
+    #[serde(default)]
+    shards: Vec<ListedShard>,
+    next_token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedShard {
+    shard_id: String,
+    parent_shard_id: Option<String>,
+    adjacent_parent_shard_id: Option<String>,
+    sequence_number_range: SequenceRange,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SequenceRange {
+    ending_sequence_number: Option<String>,
+}
+
+/// What GetRecords answers.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetRecordsOutput {
+    #[serde(default)]
+    pub records: Vec<StreamRecord>,
+    /// Absent once a closed shard is read to its end.
+    pub next_shard_iterator: Option<String>,
+    pub millis_behind_latest: Option<u64>,
+}
+
+/// One Kinesis record as GetRecords returns it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamRecord {
+    pub sequence_number: String,
+    pub partition_key: String,
+    #[serde(deserialize_with = "base64_bytes")]
+    pub data: Vec<u8>,
+    /// Seconds since the epoch, with milliseconds.
+    pub approximate_arrival_timestamp: Option<f64>,
+}
+
+impl StreamRecord {
+    /// When the stream received it, to the millisecond it reports.
+    pub fn arrival(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.approximate_arrival_timestamp.and_then(|s| chrono::DateTime::from_timestamp_millis((s * 1000.0).round() as i64))
+    }
+}
+
+/// Decodes base64 text straight from the answer's bytes (no copy of the
+/// text first: GetRecords answers run to megabytes).
+fn base64_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+    struct Base64;
+    impl serde::de::Visitor<'_> for Base64 {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("base64 text")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Vec<u8>, E> {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Base64)
 }

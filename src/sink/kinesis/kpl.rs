@@ -106,21 +106,27 @@ impl Aggregator {
     }
 }
 
+/// Whether a Kinesis record's data is a KPL aggregate (starts with the
+/// magic and has room for the MD5 after it).
+pub fn is_aggregated(data: &[u8]) -> bool {
+    data.len() >= 4 + 16 && data[..4] == MAGIC
+}
+
 /// The user records of an aggregate (key, data), checking magic and MD5;
 /// a record without the magic is returned as it is (as the KCL does).
 pub fn deaggregate(data: &[u8], key: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    if data.len() < 4 + 16 || data[..4] != MAGIC {
+    if !is_aggregated(data) {
         return Ok(vec![(key.to_string(), data.to_vec())]);
     }
     let (body, digest) = data[4..].split_at(data.len() - 4 - 16);
     if Md5::digest(body).as_slice() != digest {
         return Err("the MD5 of the aggregated record does not match".into());
     }
-    let msg = AggregatedRecord::decode(body).map_err(|e| e.to_string())?;
+    let msg = AggregatedRecord::decode(body).map_err(|e| format!("the aggregated record's MD5 matches but its protobuf does not decode: {e}"))?;
     msg.records
         .into_iter()
         .map(|r| {
-            let k = msg.partition_key_table.get(r.partition_key_index as usize).cloned().ok_or("a partition key index out of range")?;
+            let k = msg.partition_key_table.get(r.partition_key_index as usize).cloned().ok_or_else(|| format!("a user record names partition key {} of a table of {}", r.partition_key_index, msg.partition_key_table.len()))?;
             Ok((k, r.data))
         })
         .collect()

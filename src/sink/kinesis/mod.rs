@@ -124,6 +124,9 @@ fn plan_calls(pending: &VecDeque<Entry>) -> Vec<Vec<usize>> {
 
 impl KinesisSink {
     pub async fn open(e: &StreamEndpoint, opts: SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> Result<KinesisSink> {
+        if e.options.contains_key("deaggregate") {
+            return Err(Error::usage(format!("{}: ?deaggregate= applies to reading a stream; to write KPL aggregates, give --aggregate", e.display)));
+        }
         let api = KinesisApi::new(e)?;
         let stream = e.stream.clone();
         // One call up front, so a wrong name or credential fails before any row is read.

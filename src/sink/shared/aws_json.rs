@@ -68,6 +68,19 @@ impl AwsJson {
 
     /// One call: `action` (e.g. `ReceiveMessage`) with a JSON body.
     pub async fn call(&self, action: &str, body: &serde_json::Value) -> std::result::Result<serde_json::Value, ApiError> {
+        let bytes = self.call_bytes(action, body).await?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// One call whose answer is read into `T` (large answers skip the
+    /// generic JSON tree).
+    pub async fn call_as<T: serde::de::DeserializeOwned>(&self, action: &str, body: &serde_json::Value) -> std::result::Result<T, ApiError> {
+        let bytes = self.call_bytes(action, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError { kind: "InvalidResponse".into(), message: format!("{action} answered with JSON barge cannot read: {e}"), retriable: false })
+    }
+
+    /// One call: the body of a successful answer.
+    async fn call_bytes(&self, action: &str, body: &serde_json::Value) -> std::result::Result<bytes::Bytes, ApiError> {
         let body = serde_json::to_vec(body).map_err(|e| ApiError { kind: "Serialization".into(), message: e.to_string(), retriable: false })?;
         let target = format!("{}.{action}", self.service.target);
         let headers = [("content-type", self.service.content_type), ("x-amz-target", target.as_str())];
@@ -82,10 +95,10 @@ impl AwsJson {
         };
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ApiError { kind: "Network".into(), message: e.to_string(), retriable: true })?;
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         if status.is_success() {
-            return Ok(json);
+            return Ok(bytes);
         }
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         let kind = json["__type"].as_str().unwrap_or("").rsplit('#').next().unwrap_or("").to_string();
         let message = json["message"].as_str().or(json["Message"].as_str()).unwrap_or("").to_string();
         let retriable = crate::util::retry::http_status_is_transient(status.as_u16())

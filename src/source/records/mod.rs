@@ -19,6 +19,8 @@
 //! CSV fields.
 
 pub mod changes;
+#[cfg(feature = "kinesis")]
+pub mod kinesis;
 pub mod shape;
 #[cfg(feature = "sqs")]
 pub mod sqs;
@@ -183,6 +185,8 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
         #[cfg(feature = "sqs")]
         Endpoint::Sink(s) if s.scheme == "sqs" => Ok(Box::new(sqs::SqsSource::open(s, opts).await?)),
+        #[cfg(feature = "kinesis")]
+        Endpoint::Kinesis(k) => Ok(Box::new(kinesis::KinesisSource::open(k, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }
