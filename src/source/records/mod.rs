@@ -19,6 +19,7 @@
 //! CSV fields.
 
 pub mod changes;
+pub mod mqtt;
 pub mod shape;
 pub mod tail;
 
@@ -119,17 +120,27 @@ pub trait RecordSource: Send {
         let _ = offsets;
         Box::pin(async { Ok(()) })
     }
+
+    /// Whether dropping a pending `next` loses nothing, so the loop may
+    /// hand over acknowledgements while it waits (a source whose server
+    /// sends no more until it hears back, like MQTT, needs that).
+    fn next_is_cancel_safe(&self) -> bool {
+        false
+    }
 }
 
 /// Record-only URL schemes: sources that are not also targets, parsed
 /// like the registry's plain destinations.
-pub static SCHEMES: &[crate::endpoint::Scheme] = &[crate::endpoint::Scheme {
-    names: &["tail"],
-    kind: crate::endpoint::EngineKind::Sink,
-    example: "tail:///var/log/app/*.log",
-    options: &[],
-    parse: |s| crate::endpoint::parse_plain(s, "tail", &[]),
-}];
+pub static SCHEMES: &[crate::endpoint::Scheme] = &[
+    crate::endpoint::Scheme {
+        names: &["tail"],
+        kind: crate::endpoint::EngineKind::Sink,
+        example: "tail:///var/log/app/*.log",
+        options: &[],
+        parse: |s| crate::endpoint::parse_plain(s, "tail", &[]),
+    },
+    crate::endpoint::Scheme { names: &["mqtt", "mqtts"], kind: crate::endpoint::EngineKind::Sink, example: mqtt::url::EXAMPLE, options: mqtt::url::OPTIONS, parse: mqtt::url::parse },
+];
 
 /// Whether `ep` is read as records (rather than as a database).
 pub fn is_record_source(ep: &Endpoint) -> bool {
@@ -145,6 +156,7 @@ pub fn default_table_name(ep: &Endpoint) -> String {
     let raw = match ep {
         Endpoint::Kafka(k) => k.topic.clone(),
         Endpoint::Kinesis(k) => k.stream.clone(),
+        Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => mqtt::url::table_name(s),
         Endpoint::Sink(s) => {
             let path = std::path::Path::new(&s.location);
             let stem = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -169,6 +181,8 @@ pub fn default_table_name(ep: &Endpoint) -> String {
 pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSource>> {
     match ep {
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
+        #[cfg(feature = "mqtt")]
+        Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => Ok(Box::new(mqtt::MqttSource::open(s, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }
