@@ -20,8 +20,7 @@ use crate::sink::BoxFuture;
 use crate::source::records::{OpenOptions, Record, RecordBatch, RecordSource, StartAt};
 use crate::util::retry::Retriable;
 
-/// A bounded run (`--mode full-load`) ends once nothing arrived for this
-/// long while nothing it handed out waits for the destination.
+/// A bounded run (`--mode full-load`) ends once nothing arrived for this long.
 pub const QUIET: Duration = Duration::from_secs(2);
 /// A following run hands out an empty batch this often when nothing
 /// arrives, so the loop can tick.
@@ -410,7 +409,17 @@ impl RecordSource for MqttSource {
                     }
                     TICK.saturating_sub(self.last_batch.elapsed())
                 } else {
-                    if self.conn.is_some() && !self.subscribing && !self.ledger.busy() && quiet >= QUIET {
+                    if self.conn.is_some() && !self.subscribing && quiet >= QUIET {
+                        if self.ledger.busy() {
+                            // A destination that buffers (files, S3) acknowledges only when it
+                            // writes; the broker sends no more until then. Ending lets the loop
+                            // write and acknowledge them; what the broker holds back waits for
+                            // the next run.
+                            tracing::warn!(
+                                "{}: stopping with messages the destination has not stored yet; the broker sends no more to this session until they are acknowledged, so more may wait there: run again to read on (or follow the topic with --mode cdc and a short --buffer-interval)",
+                                self.display
+                            );
+                        }
                         let owed = self.ledger.awaiting_resend();
                         if owed > 0 {
                             return Err(self.endpoint_error(
