@@ -25,6 +25,7 @@ mod pack;
 mod pack_db;
 mod pack_s3;
 mod progress_terminal;
+mod records_mqtt;
 mod report_html;
 mod sink_kafka;
 mod sink_kinesis;

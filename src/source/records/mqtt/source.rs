@@ -402,38 +402,41 @@ impl RecordSource for MqttSource {
                     return self.take_batch().map(Some);
                 }
                 let quiet = self.last_activity.elapsed();
-                let wait = if self.follow {
-                    if self.last_batch.elapsed() >= TICK {
-                        self.last_batch = Instant::now();
-                        return Ok(Some(RecordBatch { records: Vec::new(), position: self.position() }));
+                if !self.follow && self.conn.is_some() && !self.subscribing && quiet >= QUIET {
+                    if self.ledger.busy() {
+                        // A destination that buffers (files, S3) acknowledges when it
+                        // writes, and the broker sends no more until then. Ending lets
+                        // the loop write and acknowledge them; what the broker holds
+                        // back waits for the next run.
+                        tracing::warn!(
+                            "{}: stopping with messages the destination has not written yet; the broker sends no more to this session until they are acknowledged, so more may wait there: run again to read on, or give --buffer-interval 1",
+                            self.display
+                        );
                     }
-                    TICK.saturating_sub(self.last_batch.elapsed())
-                } else {
-                    if self.conn.is_some() && !self.subscribing && quiet >= QUIET {
-                        if self.ledger.busy() {
-                            // A destination that buffers (files, S3) acknowledges only when it
-                            // writes; the broker sends no more until then. Ending lets the loop
-                            // write and acknowledge them; what the broker holds back waits for
-                            // the next run.
-                            tracing::warn!(
-                                "{}: stopping with messages the destination has not stored yet; the broker sends no more to this session until they are acknowledged, so more may wait there: run again to read on (or follow the topic with --mode cdc and a short --buffer-interval)",
-                                self.display
-                            );
-                        }
-                        let owed = self.ledger.awaiting_resend();
-                        if owed > 0 {
-                            return Err(self.endpoint_error(
-                                format!("the broker did not send again {owed} message(s) an earlier run read and the destination did not store"),
-                                "run again to wait longer (they stay listed in the state directory), or check the broker's session settings",
-                            ));
-                        }
-                        return Ok(None);
+                    let owed = self.ledger.awaiting_resend();
+                    if owed > 0 {
+                        return Err(self.endpoint_error(
+                            format!("the broker did not send again {owed} message(s) an earlier run read and the destination did not store"),
+                            "run again to wait longer (they stay listed in the state directory), or check the broker's session settings",
+                        ));
                     }
-                    if self.down_since.is_some_and(|d| d.elapsed() >= GIVE_UP) {
-                        return Err(self.endpoint_error(format!("the broker has been unreachable for {} s", GIVE_UP.as_secs()), "check that the broker runs, then rerun: nothing read is lost"));
-                    }
-                    QUIET.saturating_sub(quiet).max(Duration::from_millis(50))
-                };
+                    return Ok(None);
+                }
+                if !self.follow && self.down_since.is_some_and(|d| d.elapsed() >= GIVE_UP) {
+                    return Err(self.endpoint_error(format!("the broker has been unreachable for {} s", GIVE_UP.as_secs()), "check that the broker runs, then rerun: nothing read is lost"));
+                }
+                // Nothing arrived for a while: an empty batch lets the loop tick
+                // (a buffering destination writes what is due, and so
+                // acknowledges, and the broker sends on).
+                if self.last_batch.elapsed() >= TICK {
+                    self.last_batch = Instant::now();
+                    return Ok(Some(RecordBatch { records: Vec::new(), position: self.position() }));
+                }
+                let mut wait = TICK.saturating_sub(self.last_batch.elapsed());
+                if !self.follow {
+                    wait = wait.min(QUIET.saturating_sub(quiet));
+                }
+                let wait = wait.max(Duration::from_millis(20));
                 match tokio::time::timeout(wait, self.rx.recv()).await {
                     Ok(Some(w)) => self.handle(w)?,
                     Ok(None) => return Err(Error::other(format!("{}: the connection task ended", self.display))),
