@@ -262,9 +262,9 @@ async fn kill_9_mid_stream_then_a_rerun_loses_nothing() {
     assert_eq!(count(&db, &format!("SELECT count(DISTINCT data) FROM {table}")).await, N);
     assert_eq!(count(&db, &format!("SELECT count(*) FROM {table} WHERE data NOT LIKE 'reading %'")).await, 0);
     // A message lands twice only if the kill fell between barge dropping it
-    // from its journal and the broker reading its PUBACK: at most one
-    // batch of acknowledgements, far fewer than the broker's in-flight window (20).
+    // from its journal and the broker showing it read its PUBACK: one round
+    // of acknowledgements at most (ACK_ROUND, 100).
     let twice = count(&db, &format!("SELECT count(*) FROM {table}")).await - N;
-    assert!((0..=20).contains(&twice), "{twice} messages landed twice");
+    assert!((0..=100).contains(&twice), "{twice} messages landed twice");
     db.drop_db().await;
 }

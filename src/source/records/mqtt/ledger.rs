@@ -7,13 +7,18 @@
 //!   ([`Ledger::durable`]), and only after the journal stopped listing it
 //!   ([`Ledger::take_acks`] then a save), so a journal never names a packet
 //!   id the broker may have reused;
-//! - a message that arrives with a packet id held here is the same message
-//!   resent (the broker cannot reuse the id before our acknowledgement was
-//!   written), and is not handed out twice;
+//! - a message that arrives with a packet id held here, whose
+//!   acknowledgement was not written, is the same message resent (the
+//!   broker cannot reuse the id before reading our acknowledgement), and is
+//!   not handed out twice;
+//! - a broker resends only on a new connection, so a packet id that comes
+//!   again on the connection that wrote its acknowledgement names a new
+//!   message;
 //! - an acknowledgement known not to have been written when its connection
-//!   went down is sent again on the next one; one that was written is
-//!   forgotten (whether the broker read it cannot be known: a resend of it
-//!   lands again, the one duplicate MQTT leaves no way to avoid);
+//!   went down is sent again on the next one; one that was written but not
+//!   confirmed (see [`Ledger::confirmed`]) is forgotten: whether the broker
+//!   read it cannot be known, and a resend of it lands again, the one
+//!   duplicate MQTT leaves no way to avoid;
 //! - a counter is handed out at most once, and only above every counter
 //!   a destination may hold ([`Ledger::handed`] and the journal's floor).
 
@@ -30,6 +35,9 @@ pub enum State {
     Durable,
     /// Its acknowledgement is queued on connection number `.0`.
     Acking(u64),
+    /// Its acknowledgement was written on connection `.0`; the broker has
+    /// not yet shown that it read it.
+    Written(u64),
     /// An earlier run handed it out and the destination never took it:
     /// handed out again when the broker resends it, with this counter if
     /// no higher one was handed out meanwhile.
@@ -91,6 +99,15 @@ impl Ledger {
         let Some(pkid) = pkid else { return Arrival::Hand(self.fresh()) };
         match self.held.get(&pkid).map(|h| h.state) {
             Some(State::Delivered | State::Durable | State::Acking(_)) => Arrival::Again,
+            // Acknowledged on this connection: the broker read it and reused the
+            // id. After a reconnect: a resend, or a new message; landing it
+            // again is the safe side.
+            Some(State::Written(_)) => {
+                let c = self.fresh();
+                self.held.insert(pkid, Held { counter: c, state: State::Delivered });
+                self.dirty = true;
+                Arrival::Hand(c)
+            }
             Some(State::Resend(Some(c))) if c > self.handed => {
                 self.pass(c);
                 self.held.insert(pkid, Held { counter: c, state: State::Delivered });
@@ -133,12 +150,13 @@ impl Ledger {
         }
     }
 
-    /// The packet ids to acknowledge now on connection `conn`, in the
-    /// order their messages came. The journal must be saved before any
-    /// of them is sent.
-    pub fn take_acks(&mut self, conn: u64) -> Vec<u16> {
+    /// The packet ids to acknowledge now on connection `conn` (at most
+    /// `max`), in the order their messages came. The journal must be saved
+    /// before any of them is sent.
+    pub fn take_acks(&mut self, conn: u64, max: usize) -> Vec<u16> {
         let mut due: Vec<(u64, u16)> = self.held.iter().filter(|(_, h)| h.state == State::Durable).map(|(p, h)| (h.counter, *p)).collect();
         due.sort_unstable();
+        due.truncate(max);
         for (_, p) in &due {
             self.held.get_mut(p).expect("held").state = State::Acking(conn);
         }
@@ -156,13 +174,19 @@ impl Ledger {
 
     /// Connection `conn` wrote the acknowledgement of `pkid`.
     pub fn written(&mut self, conn: u64, pkid: u16) {
-        if self.held.get(&pkid).is_some_and(|h| h.state == State::Acking(conn)) {
-            self.held.remove(&pkid);
+        if let Some(h) = self.held.get_mut(&pkid).filter(|h| h.state == State::Acking(conn)) {
+            h.state = State::Written(conn);
         }
     }
 
+    /// The broker answered a request sent on `conn` after every
+    /// acknowledgement queued there, so it has read them all.
+    pub fn confirmed(&mut self, conn: u64) {
+        self.held.retain(|_, h| !matches!(h.state, State::Acking(c) | State::Written(c) if c == conn));
+    }
+
     /// Connection `conn` went down, after writing the acknowledgements in
-    /// `written`; the others it held were never sent.
+    /// `written` (besides those reported); the others it held were never sent.
     pub fn lost(&mut self, conn: u64, written: &[u16]) {
         for (p, h) in self.held.iter_mut() {
             if h.state == State::Acking(conn) && !written.contains(p) {
@@ -170,7 +194,7 @@ impl Ledger {
                 self.dirty = true;
             }
         }
-        self.held.retain(|_, h| h.state != State::Acking(conn));
+        self.held.retain(|_, h| !matches!(h.state, State::Acking(c) | State::Written(c) if c == conn));
     }
 
     /// The broker kept no session: the packet ids held here mean nothing
@@ -194,9 +218,10 @@ impl Ledger {
         self.held.values().any(|h| !matches!(h.state, State::Resend(_)))
     }
 
-    /// Whether an acknowledgement is still queued on connection `conn`.
-    pub fn acking(&self, conn: u64) -> bool {
-        self.held.values().any(|h| h.state == State::Acking(conn))
+    /// Whether an acknowledgement the destination allows is not yet
+    /// known to be read by the broker on connection `conn`.
+    pub fn unconfirmed(&self, conn: u64) -> bool {
+        self.held.values().any(|h| matches!(h.state, State::Durable) || matches!(h.state, State::Acking(c) | State::Written(c) if c == conn))
     }
 
     /// What the journal is to say: every message not being acknowledged.
@@ -205,7 +230,7 @@ impl Ledger {
         let mut resend: Vec<u16> = Vec::new();
         for (p, h) in &self.held {
             match h.state {
-                State::Acking(_) => {}
+                State::Acking(_) | State::Written(_) => {}
                 State::Resend(None) => resend.push(*p),
                 State::Resend(Some(c)) => held.push((c, *p)),
                 State::Delivered | State::Durable => held.push((h.counter, *p)),
@@ -228,13 +253,19 @@ mod tests {
         assert_eq!(l.arrive(Some(8)), Arrival::Hand(2));
         assert_eq!(l.arrive(None), Arrival::Hand(3), "QoS 0 takes a counter, nothing to acknowledge");
         assert_eq!(l.arrive(Some(7)), Arrival::Again, "a resend of a message handed out");
-        assert_eq!(l.take_acks(1), Vec::<u16>::new(), "nothing is durable yet");
+        assert_eq!(l.take_acks(1, 100), Vec::<u16>::new(), "nothing is durable yet");
         l.durable(1);
-        assert_eq!(l.take_acks(1), vec![7]);
+        assert_eq!(l.take_acks(1, 100), vec![7]);
         assert_eq!(l.journal("c", "t").held, vec![(2, 8)], "the journal drops a message before its acknowledgement goes");
         assert_eq!(l.arrive(Some(7)), Arrival::Again, "resent while its acknowledgement is queued");
         l.written(1, 7);
+        assert!(l.unconfirmed(1));
         assert_eq!(l.arrive(Some(7)), Arrival::Hand(4), "after the acknowledgement the id is the broker's to reuse");
+        l.durable(4);
+        assert_eq!(l.take_acks(1, 100), vec![8, 7], "in the order the messages came");
+        l.written(1, 8);
+        l.confirmed(1);
+        assert!(!l.unconfirmed(1) && !l.busy(), "the broker read both");
     }
 
     #[test]
@@ -244,11 +275,12 @@ mod tests {
             l.arrive(Some(p));
         }
         l.durable(3);
-        assert_eq!(l.take_acks(1), vec![1, 2, 3]);
+        assert_eq!(l.take_acks(1, 2), vec![1, 2], "a round at a time");
+        assert_eq!(l.take_acks(1, 100), vec![3]);
         l.written(1, 1);
         l.lost(1, &[2]);
         // 1 and 2 were written: forgotten. 3 never left: due again.
-        assert_eq!(l.take_acks(2), vec![3]);
+        assert_eq!(l.take_acks(2, 100), vec![3]);
         assert_eq!(l.arrive(Some(2)), Arrival::Hand(4), "written before the drop: a resend cannot be told from a new message");
     }
 
@@ -257,7 +289,7 @@ mod tests {
         // The last run handed out 11..=14; the destination committed 12.
         let j = Journal { client_id: "c".into(), filter: "t".into(), handed: 14, held: vec![(11, 1), (12, 2), (13, 3), (14, 4)], resend: vec![] };
         let mut l = Ledger::recover(Some(&j), 12);
-        assert_eq!(l.take_acks(1), vec![1, 2], "durable: acknowledged without landing again");
+        assert_eq!(l.take_acks(1, 100), vec![1, 2], "durable: acknowledged without landing again");
         assert_eq!(l.arrive(Some(1)), Arrival::Again);
         assert_eq!(l.arrive(Some(3)), Arrival::Hand(13), "resent in order: the same offset as before");
         assert_eq!(l.arrive(Some(9)), Arrival::Hand(15), "a new message: above every counter used");
@@ -273,7 +305,7 @@ mod tests {
         let again = l.journal("c", "t");
         assert_eq!(again.resend, vec![1, 2]);
         let mut l2 = Ledger::recover(Some(&again), 6);
-        assert_eq!(l2.take_acks(1), vec![9]);
+        assert_eq!(l2.take_acks(1, 100), vec![9]);
         assert_eq!(l2.arrive(Some(1)), Arrival::Hand(7));
         assert_eq!(l2.arrive(Some(2)), Arrival::Hand(8));
     }

@@ -19,16 +19,17 @@
 //! owed, it stops with an error that says how many are gone.
 //!
 //! **Offsets.** MQTT messages carry no offset, so each gets a counter:
-//! shard = the session (its client id), offset = 1, 2, 3, … across runs.
-//! The position saved with the rows says how far the destination holds.
+//! shard = the session (its client id), offset = a number that only
+//! grows, across runs (it may skip numbers after a crash). The position
+//! saved with the rows says how far the destination holds.
 //!
 //! **Acknowledgement.** A QoS 1 message is acknowledged (PUBACK) only
 //! after the destination made it durable ([`RecordSource::acknowledge`]);
 //! until then the broker holds it and resends it after a crash, so none is
-//! lost. The broker lets a client hold only so many unacknowledged
-//! messages (mosquitto's `max_inflight_messages`, 20 by default; AWS
-//! IoT's in-flight limit), so that number, times the destination's commit
-//! rate, bounds the throughput: raise it on brokers you run.
+//! lost. A broker lets a client hold only so many unacknowledged messages
+//! (mosquitto's `max_inflight_messages`, 20 by default; AWS IoT's in-flight
+//! limit); a destination that buffers (files, S3) acknowledges when it
+//! writes a file, so give those `--buffer-interval 1` or the broker waits.
 //!
 //! **What a crash redelivers.** The broker resends every message not yet
 //! acknowledged, with the packet id it had ([MQTT-4.4.0-1]). barge keeps a
@@ -37,16 +38,21 @@
 //! counters, written before a batch leaves and before an acknowledgement
 //! goes. On a rerun, a resent message the destination already holds is
 //! acknowledged and not landed again, and one it does not hold lands with
-//! its old counter where it can, so a database target (whose key is
-//! shard + offset) sees each message once, and a file target sees a
-//! message of its at-least-once window again under the same offset.
-//! One window is left, since MQTT cannot tell a resend from a new message
-//! that reuses a packet id: a message whose acknowledgement was written
-//! but did not reach the broker (barge killed, or the connection lost, at
-//! that moment) comes again and lands a second time, under a new offset.
-//! QoS 0 messages (published at QoS 0: the broker delivers at the lower of
-//! the two) are never acknowledged and never resent: a crash loses those
-//! in flight, as QoS 0 means.
+//! its old counter where it can, so a database target (keyed on shard +
+//! offset) holds each message once, and a file target that gets a message
+//! of its at-least-once window again gets it under the same offset.
+//! One window is left, as MQTT cannot tell a resend from a new message
+//! that reuses a packet id once the broker read our PUBACK: a message
+//! whose PUBACK was sent but not yet read by the broker when barge died or
+//! lost its connection comes again and lands a second time, under a new
+//! offset. barge keeps that window small: acknowledgements go in rounds of
+//! at most `ACK_ROUND` (100), each followed by an UNSUBSCRIBE of a filter no
+//! one uses (`barge/ack-barrier/SESSION`), whose answer shows the broker
+//! read the round (it handles a connection's packets in order); the next
+//! round waits for it. So a crash lands at most 100 messages twice, and a
+//! clean stop none. QoS 0 messages (published at QoS 0: the broker
+//! delivers at the lower of the two) are never acknowledged nor resent: a
+//! crash loses those in flight, as QoS 0 means.
 //!
 //! **Bounded runs** (`--mode full-load`) take what the broker delivers and
 //! stop once nothing arrived for 2 s (`QUIET`) and the destination holds

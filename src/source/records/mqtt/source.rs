@@ -29,9 +29,13 @@ const TICK: Duration = Duration::from_secs(1);
 const CONNECT: Duration = Duration::from_secs(30);
 /// A bounded run gives up when the broker stays away this long.
 const GIVE_UP: Duration = Duration::from_secs(60);
-/// How long an acknowledgement may take to be written before
-/// `acknowledge` returns anyway (it is written later, or sent again).
-const ACK_WRITE: Duration = Duration::from_secs(5);
+/// How long `acknowledge` waits for the broker to show it read the
+/// acknowledgements before it returns anyway (they are confirmed later).
+const ACK_CONFIRM: Duration = Duration::from_secs(5);
+/// Most acknowledgements in one round (sent, then confirmed by the
+/// broker's answer to an UNSUBSCRIBE behind them): what a crash can land
+/// twice, at most.
+pub const ACK_ROUND: usize = 100;
 /// Most records, and bytes of payload, in one batch.
 const BATCH_RECORDS: usize = 10_000;
 const BATCH_BYTES: usize = 16 << 20;
@@ -54,6 +58,12 @@ pub struct MqttSource {
     conn: Option<u64>,
     /// A SUBSCRIBE is waiting for its answer.
     subscribing: bool,
+    /// The UNSUBSCRIBE sent after a round of acknowledgements, on which
+    /// connection, and its packet id once written: its answer shows the
+    /// broker read them (it handles a connection's packets in order).
+    barrier: Option<(u64, Option<u16>)>,
+    /// A filter no one subscribes to, unsubscribed as that barrier.
+    barrier_filter: String,
     ready: Vec<Record>,
     ready_bytes: usize,
     follow: bool,
@@ -112,6 +122,7 @@ impl MqttSource {
         }
         let client_id = url.client_id.clone().unwrap_or_else(|| default_client_id(&opts.state_dir));
         let shard = shard_of(&client_id);
+        let barrier_filter = format!("barge/ack-barrier/{shard}");
         let journal_path = journal::path(&opts.state_dir, &shard);
         let journal = Journal::load(&journal_path)?;
         if let Some(j) = journal.as_ref().filter(|j| j.client_id != client_id) {
@@ -149,6 +160,8 @@ impl MqttSource {
             task,
             conn: None,
             subscribing: false,
+            barrier: None,
+            barrier_filter: String::new(),
             ready: Vec::new(),
             ready_bytes: 0,
             follow: opts.follow,
@@ -158,6 +171,7 @@ impl MqttSource {
             down_since: None,
             fatal: None,
         };
+        me.barrier_filter = barrier_filter;
         me.first_connection().await?;
         Ok(me)
     }
@@ -235,10 +249,16 @@ impl MqttSource {
         Ok(())
     }
 
-    /// Queues the acknowledgements due, once the journal no longer lists them.
+    /// Queues the acknowledgements due, once the journal no longer lists
+    /// them, and an UNSUBSCRIBE after them whose answer confirms them. One
+    /// round at a time: messages whose acknowledgement the broker has not
+    /// read yet are the ones a crash lands twice, so they stay few.
     fn send_acks(&mut self) -> Result<()> {
+        if self.subscribing || self.barrier.is_some() {
+            return Ok(());
+        }
         let (Some(conn), Some(client)) = (self.conn, self.client()) else { return Ok(()) };
-        let due = self.ledger.take_acks(conn);
+        let due = self.ledger.take_acks(conn, ACK_ROUND);
         if due.is_empty() {
             return Ok(());
         }
@@ -252,6 +272,11 @@ impl MqttSource {
             if client.try_ack(&wire::puback(p)).is_err() {
                 self.ledger.unsent(p);
             }
+        }
+        if self.barrier_filter != self.filter && client.try_unsubscribe(self.barrier_filter.clone()).is_ok() {
+            self.barrier = Some((conn, None));
+        } else {
+            self.ledger.confirmed(conn);
         }
         self.last_activity = Instant::now();
         Ok(())
@@ -292,6 +317,7 @@ impl MqttSource {
                 self.subscribed = self.filter.clone();
                 self.ledger.dirty = true;
                 self.save()?;
+                self.send_acks()?;
             }
             Wire::Subscribed { .. } => {}
             Wire::Message { conn, publish } => {
@@ -309,8 +335,23 @@ impl MqttSource {
                 }
             }
             Wire::AckWritten { conn, pkid } => self.ledger.written(conn, pkid),
+            Wire::UnsubscribeWritten { conn, pkid } => {
+                if self.barrier == Some((conn, None)) {
+                    self.barrier = Some((conn, Some(pkid)));
+                }
+            }
+            Wire::Unsubscribed { conn, pkid } => {
+                if self.barrier == Some((conn, Some(pkid))) {
+                    self.barrier = None;
+                    self.ledger.confirmed(conn);
+                    self.send_acks()?;
+                }
+            }
             Wire::Lost { conn, error, written } => {
                 self.ledger.lost(conn, &written);
+                if self.barrier.is_some_and(|(c, _)| c == conn) {
+                    self.barrier = None;
+                }
                 if self.conn == Some(conn) {
                     self.conn = None;
                     self.subscribing = false;
@@ -451,15 +492,16 @@ impl RecordSource for MqttSource {
     }
 
     /// PUBACKs every message up to `offsets`, and waits (briefly) until
-    /// they are written, so a run that stops next leaves none unsent.
+    /// the broker has read them, so a run that stops next leaves none for
+    /// it to send again.
     fn acknowledge<'a>(&'a mut self, offsets: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let Some(upto) = offsets.get(&self.shard).and_then(|o| o.parse::<u64>().ok()) else { return Ok(()) };
             self.ledger.durable(upto);
             self.drain()?;
             self.send_acks()?;
-            let deadline = tokio::time::Instant::now() + ACK_WRITE;
-            while self.conn.is_some_and(|c| self.ledger.acking(c)) {
+            let deadline = tokio::time::Instant::now() + ACK_CONFIRM;
+            while self.conn.is_some_and(|c| self.ledger.unconfirmed(c)) {
                 match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                     Ok(Some(w)) => self.handle(w)?,
                     _ => break,

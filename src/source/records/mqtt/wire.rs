@@ -25,6 +25,9 @@ pub enum Wire {
     Message { conn: u64, publish: Publish },
     /// The acknowledgement of `pkid` was written to the connection.
     AckWritten { conn: u64, pkid: u16 },
+    /// An UNSUBSCRIBE went out as packet `pkid`, and the broker answered one.
+    UnsubscribeWritten { conn: u64, pkid: u16 },
+    Unsubscribed { conn: u64, pkid: u16 },
     /// The connection went down (or could not be made); `written` lists
     /// the acknowledgements it wrote that were not reported yet.
     Lost { conn: u64, error: ConnectionError, written: Vec<u16> },
@@ -97,6 +100,8 @@ async fn serve(conn: u64, events: &mut EventLoop, tx: &mpsc::Sender<Wire>) -> Se
             Event::Incoming(Incoming::Publish(publish)) => Wire::Message { conn, publish },
             Event::Incoming(Incoming::SubAck(ack)) => Wire::Subscribed { conn, refused: ack.return_codes.iter().any(|c| *c == SubscribeReasonCode::Failure) },
             Event::Outgoing(Outgoing::PubAck(pkid)) => Wire::AckWritten { conn, pkid },
+            Event::Outgoing(Outgoing::Unsubscribe(pkid)) => Wire::UnsubscribeWritten { conn, pkid },
+            Event::Incoming(Incoming::UnsubAck(ack)) => Wire::Unsubscribed { conn, pkid: ack.pkid },
             Event::Outgoing(Outgoing::Disconnect) => return Served::Ended,
             _ => continue,
         };
