@@ -48,6 +48,11 @@ pub enum State {
 struct Held {
     counter: u64,
     state: State,
+    /// The connection the broker last sent it on (0: none in this run).
+    /// Brokers take a PUBACK only for a message they sent on the same
+    /// connection (mosquitto ignores one for a message it has yet to
+    /// resend), so an acknowledgement waits for the resend.
+    seen: u64,
 }
 
 /// What to do with a message that arrived.
@@ -80,10 +85,10 @@ impl Ledger {
             l.floor = j.handed.max(saved);
             for &(counter, pkid) in &j.held {
                 let state = if counter <= saved { State::Durable } else { State::Resend(Some(counter)) };
-                l.held.insert(pkid, Held { counter, state });
+                l.held.insert(pkid, Held { counter, state, seen: 0 });
             }
             for &pkid in &j.resend {
-                l.held.entry(pkid).or_insert(Held { counter: 0, state: State::Resend(None) });
+                l.held.entry(pkid).or_insert(Held { counter: 0, state: State::Resend(None), seen: 0 });
             }
         }
         l
@@ -94,29 +99,33 @@ impl Ledger {
         self.handed
     }
 
-    /// A message arrived; `pkid` is `None` for QoS 0 (nothing to acknowledge).
-    pub fn arrive(&mut self, pkid: Option<u16>) -> Arrival {
+    /// A message arrived on connection `conn`; `pkid` is `None` for QoS 0
+    /// (nothing to acknowledge).
+    pub fn arrive(&mut self, conn: u64, pkid: Option<u16>) -> Arrival {
         let Some(pkid) = pkid else { return Arrival::Hand(self.fresh()) };
         match self.held.get(&pkid).map(|h| h.state) {
-            Some(State::Delivered | State::Durable | State::Acking(_)) => Arrival::Again,
+            Some(State::Delivered | State::Durable | State::Acking(_)) => {
+                self.held.get_mut(&pkid).expect("held").seen = conn;
+                Arrival::Again
+            }
             // Acknowledged on this connection: the broker read it and reused the
             // id. After a reconnect: a resend, or a new message; landing it
             // again is the safe side.
             Some(State::Written(_)) => {
                 let c = self.fresh();
-                self.held.insert(pkid, Held { counter: c, state: State::Delivered });
+                self.held.insert(pkid, Held { counter: c, state: State::Delivered, seen: conn });
                 self.dirty = true;
                 Arrival::Hand(c)
             }
             Some(State::Resend(Some(c))) if c > self.handed => {
                 self.pass(c);
-                self.held.insert(pkid, Held { counter: c, state: State::Delivered });
+                self.held.insert(pkid, Held { counter: c, state: State::Delivered, seen: conn });
                 self.dirty = true;
                 Arrival::Hand(c)
             }
             Some(State::Resend(_)) | None => {
                 let c = self.fresh();
-                self.held.insert(pkid, Held { counter: c, state: State::Delivered });
+                self.held.insert(pkid, Held { counter: c, state: State::Delivered, seen: conn });
                 self.dirty = true;
                 Arrival::Hand(c)
             }
@@ -154,7 +163,7 @@ impl Ledger {
     /// `max`), in the order their messages came. The journal must be saved
     /// before any of them is sent.
     pub fn take_acks(&mut self, conn: u64, max: usize) -> Vec<u16> {
-        let mut due: Vec<(u64, u16)> = self.held.iter().filter(|(_, h)| h.state == State::Durable).map(|(p, h)| (h.counter, *p)).collect();
+        let mut due: Vec<(u64, u16)> = self.held.iter().filter(|(_, h)| h.state == State::Durable && h.seen == conn).map(|(p, h)| (h.counter, *p)).collect();
         due.sort_unstable();
         due.truncate(max);
         for (_, p) in &due {
@@ -221,7 +230,7 @@ impl Ledger {
     /// Whether an acknowledgement the destination allows is not yet
     /// known to be read by the broker on connection `conn`.
     pub fn unconfirmed(&self, conn: u64) -> bool {
-        self.held.values().any(|h| matches!(h.state, State::Durable) || matches!(h.state, State::Acking(c) | State::Written(c) if c == conn))
+        self.held.values().any(|h| (h.state == State::Durable && h.seen == conn) || matches!(h.state, State::Acking(c) | State::Written(c) if c == conn))
     }
 
     /// What the journal is to say: every message not being acknowledged.
@@ -249,18 +258,18 @@ mod tests {
     #[test]
     fn a_message_is_acknowledged_once_durable_and_resends_are_dropped() {
         let mut l = Ledger::recover(None, 0);
-        assert_eq!(l.arrive(Some(7)), Arrival::Hand(1));
-        assert_eq!(l.arrive(Some(8)), Arrival::Hand(2));
-        assert_eq!(l.arrive(None), Arrival::Hand(3), "QoS 0 takes a counter, nothing to acknowledge");
-        assert_eq!(l.arrive(Some(7)), Arrival::Again, "a resend of a message handed out");
+        assert_eq!(l.arrive(1, Some(7)), Arrival::Hand(1));
+        assert_eq!(l.arrive(1, Some(8)), Arrival::Hand(2));
+        assert_eq!(l.arrive(1, None), Arrival::Hand(3), "QoS 0 takes a counter, nothing to acknowledge");
+        assert_eq!(l.arrive(1, Some(7)), Arrival::Again, "a resend of a message handed out");
         assert_eq!(l.take_acks(1, 100), Vec::<u16>::new(), "nothing is durable yet");
         l.durable(1);
         assert_eq!(l.take_acks(1, 100), vec![7]);
         assert_eq!(l.journal("c", "t").held, vec![(2, 8)], "the journal drops a message before its acknowledgement goes");
-        assert_eq!(l.arrive(Some(7)), Arrival::Again, "resent while its acknowledgement is queued");
+        assert_eq!(l.arrive(1, Some(7)), Arrival::Again, "resent while its acknowledgement is queued");
         l.written(1, 7);
         assert!(l.unconfirmed(1));
-        assert_eq!(l.arrive(Some(7)), Arrival::Hand(4), "after the acknowledgement the id is the broker's to reuse");
+        assert_eq!(l.arrive(1, Some(7)), Arrival::Hand(4), "after the acknowledgement the id is the broker's to reuse");
         l.durable(4);
         assert_eq!(l.take_acks(1, 100), vec![8, 7], "in the order the messages came");
         l.written(1, 8);
@@ -272,16 +281,19 @@ mod tests {
     fn an_acknowledgement_its_connection_never_wrote_goes_again() {
         let mut l = Ledger::recover(None, 0);
         for p in [1, 2, 3] {
-            l.arrive(Some(p));
+            l.arrive(1, Some(p));
         }
         l.durable(3);
         assert_eq!(l.take_acks(1, 2), vec![1, 2], "a round at a time");
         assert_eq!(l.take_acks(1, 100), vec![3]);
         l.written(1, 1);
         l.lost(1, &[2]);
-        // 1 and 2 were written: forgotten. 3 never left: due again.
+        // 1 and 2 were written: forgotten. 3 never left: due again, once the
+        // broker sent it on the new connection.
+        assert!(l.take_acks(2, 100).is_empty(), "not before the broker resends it");
+        assert_eq!(l.arrive(2, Some(3)), Arrival::Again);
         assert_eq!(l.take_acks(2, 100), vec![3]);
-        assert_eq!(l.arrive(Some(2)), Arrival::Hand(4), "written before the drop: a resend cannot be told from a new message");
+        assert_eq!(l.arrive(2, Some(2)), Arrival::Hand(4), "written before the drop: a resend cannot be told from a new message");
     }
 
     #[test]
@@ -289,25 +301,27 @@ mod tests {
         // The last run handed out 11..=14; the destination committed 12.
         let j = Journal { client_id: "c".into(), filter: "t".into(), handed: 14, held: vec![(11, 1), (12, 2), (13, 3), (14, 4)], resend: vec![] };
         let mut l = Ledger::recover(Some(&j), 12);
-        assert_eq!(l.take_acks(1, 100), vec![1, 2], "durable: acknowledged without landing again");
-        assert_eq!(l.arrive(Some(1)), Arrival::Again);
-        assert_eq!(l.arrive(Some(3)), Arrival::Hand(13), "resent in order: the same offset as before");
-        assert_eq!(l.arrive(Some(9)), Arrival::Hand(15), "a new message: above every counter used");
-        assert_eq!(l.arrive(Some(4)), Arrival::Hand(16), "14 was passed: a new counter");
+        assert_eq!(l.arrive(1, Some(1)), Arrival::Again, "durable: not landed again");
+        assert_eq!(l.arrive(1, Some(2)), Arrival::Again);
+        assert_eq!(l.take_acks(1, 100), vec![1, 2], "acknowledged once resent");
+        assert_eq!(l.arrive(1, Some(3)), Arrival::Hand(13), "resent in order: the same offset as before");
+        assert_eq!(l.arrive(1, Some(9)), Arrival::Hand(15), "a new message: above every counter used");
+        assert_eq!(l.arrive(1, Some(4)), Arrival::Hand(16), "14 was passed: a new counter");
     }
 
     #[test]
     fn a_saved_position_never_covers_a_resend_that_has_not_come() {
         let j = Journal { client_id: "c".into(), filter: "t".into(), handed: 5, held: vec![(4, 1), (5, 2)], resend: vec![] };
         let mut l = Ledger::recover(Some(&j), 3);
-        assert_eq!(l.arrive(Some(9)), Arrival::Hand(6), "a new message before the resends");
+        assert_eq!(l.arrive(1, Some(9)), Arrival::Hand(6), "a new message before the resends");
         // The destination saves 6; a crash now must not take 4 and 5 for durable.
         let again = l.journal("c", "t");
         assert_eq!(again.resend, vec![1, 2]);
         let mut l2 = Ledger::recover(Some(&again), 6);
+        assert_eq!(l2.arrive(1, Some(9)), Arrival::Again);
         assert_eq!(l2.take_acks(1, 100), vec![9]);
-        assert_eq!(l2.arrive(Some(1)), Arrival::Hand(7));
-        assert_eq!(l2.arrive(Some(2)), Arrival::Hand(8));
+        assert_eq!(l2.arrive(1, Some(1)), Arrival::Hand(7));
+        assert_eq!(l2.arrive(1, Some(2)), Arrival::Hand(8));
     }
 
     #[test]
@@ -316,6 +330,6 @@ mod tests {
         let mut l = Ledger::recover(Some(&j), 1);
         assert_eq!(l.session_lost(), 1);
         assert!(!l.busy());
-        assert_eq!(l.arrive(Some(1)), Arrival::Hand(3), "a new session's packet ids are new messages");
+        assert_eq!(l.arrive(1, Some(1)), Arrival::Hand(3), "a new session's packet ids are new messages");
     }
 }

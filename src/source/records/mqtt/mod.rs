@@ -45,7 +45,9 @@
 //! that reuses a packet id once the broker read our PUBACK: a message
 //! whose PUBACK was sent but not yet read by the broker when barge died or
 //! lost its connection comes again and lands a second time, under a new
-//! offset. barge keeps that window small: acknowledgements go in rounds of
+//! offset. (A PUBACK goes only for a message the broker sent on the
+//! connection it goes on: mosquitto ignores one for a message it has yet
+//! to resend after a reconnect.) barge keeps that window small: acknowledgements go in rounds of
 //! at most `ACK_ROUND` (100), each followed by an UNSUBSCRIBE of a filter no
 //! one uses (`barge/ack-barrier/SESSION`), whose answer shows the broker
 //! read the round (it handles a connection's packets in order); the next

@@ -329,9 +329,14 @@ impl MqttSource {
                     }
                     return Ok(());
                 }
-                if let Arrival::Hand(counter) = self.ledger.arrive(pkid) {
-                    self.ready_bytes += publish.payload.len();
-                    self.ready.push(Record { shard: self.shard.clone(), offset: counter.to_string(), stream: publish.topic, key: None, time: None, data: publish.payload.to_vec() });
+                match self.ledger.arrive(conn, pkid) {
+                    Arrival::Hand(counter) => {
+                        self.ready_bytes += publish.payload.len();
+                        self.ready.push(Record { shard: self.shard.clone(), offset: counter.to_string(), stream: publish.topic, key: None, time: None, data: publish.payload.to_vec() });
+                    }
+                    // A resend of a message the destination may hold already:
+                    // its acknowledgement can go now.
+                    Arrival::Again => self.send_acks()?,
                 }
             }
             Wire::AckWritten { conn, pkid } => self.ledger.written(conn, pkid),
