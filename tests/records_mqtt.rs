@@ -2,8 +2,9 @@
 //! tests/services.sh with a plain listener and a TLS one that requires a
 //! client certificate): messages land with their exact payloads and
 //! topics, a persistent session delivers what was published while barge
-//! was stopped, a client certificate is required and checked, and a
-//! kill -9 mid-stream loses nothing.
+//! was stopped, a client certificate is required and checked, and
+//! neither a kill -9 of barge nor a restart of the broker mid-stream
+//! loses anything.
 
 use std::io::Write;
 use std::path::Path;
@@ -56,6 +57,68 @@ fn publish_lines(topic: &str, lines: &[String], tls: bool) {
 fn publish_one(topic: &str, message: &str) {
     let st = Command::new("mosquitto_pub").args(["-h", "127.0.0.1", "-p", &port(), "-q", "1", "-t", topic, "-m", message]).status().unwrap();
     assert!(st.success(), "mosquitto_pub to {topic}");
+}
+
+fn publish_to(port: u16, topic: &str, lines: impl Iterator<Item = String>) {
+    let mut child = Command::new("mosquitto_pub").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-l"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    for l in lines {
+        writeln!(input, "{l}").unwrap();
+    }
+    drop(input);
+    assert!(child.wait().unwrap().success(), "mosquitto_pub to {topic}");
+}
+
+/// A mosquitto of the test's own (the shared one must not restart under
+/// other tests), persisting to a temp dir, on a loopback port.
+struct PrivateBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    fn start() -> PrivateBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let conf = format!(
+            "user root\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nlog_dest none\nlistener {port} 127.0.0.1\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("m.conf"), conf).unwrap();
+        let mut b = PrivateBroker { dir, port, child: None };
+        b.launch();
+        b
+    }
+
+    fn launch(&mut self) {
+        let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+        self.child = Some(Command::new(bin).arg("-c").arg(self.dir.path().join("m.conf")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("mosquitto"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A clean stop (SIGTERM: it saves its sessions), as an operator restarts it.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// `barge migrate SRC DST --mode full-load --state-dir STATE ARGS`: reads
@@ -265,6 +328,36 @@ async fn kill_9_mid_stream_then_a_rerun_loses_nothing() {
     // from its journal and the broker showing it read its PUBACK: one round
     // of acknowledgements at most (ACK_ROUND, 100).
     let twice = count(&db, &format!("SELECT count(*) FROM {table}")).await - N;
+    assert!((0..=100).contains(&twice), "{twice} messages landed twice");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    let mut broker = PrivateBroker::start();
+    let db = TestDb::new(Engine::Postgres, "mqtt_restart").await;
+    let state = tempfile::tempdir().unwrap();
+    let src = format!("mqtt://127.0.0.1:{}/plant/#", broker.port);
+    let mut child = follow(&src, &db.url, state.path());
+    wait_subscribed(&mut child, state.path());
+    publish_to(broker.port, "plant/a", (0..1000).map(|i| format!("before {i}")));
+    // Stop the broker once some have landed, start it again, publish more.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.try_query_row("SELECT count(*) FROM plant").await.ok().and_then(|r| r[0].as_deref().map(|v| v.parse::<i64>().unwrap())).unwrap_or(0) < 100 {
+        crate::support::assert_running(&mut child, "before the broker restart");
+        assert!(Instant::now() < deadline, "nothing landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.launch();
+    publish_to(broker.port, "plant/b", (0..500).map(|i| format!("after {i}")));
+    crate::support::wait_for(&db, "SELECT count(DISTINCT data) FROM plant", "1500", &mut child).await;
+    let out = crate::support::interrupt(child);
+    assert!(crate::support::stderr(&out).contains("reconnected"), "{}", text(&out));
+    // Only messages whose acknowledgement was on its way when the broker
+    // stopped may land twice: one round at most.
+    let twice = count(&db, "SELECT count(*) FROM plant").await - 1500;
     assert!((0..=100).contains(&twice), "{twice} messages landed twice");
     db.drop_db().await;
 }
