@@ -26,6 +26,7 @@ mod pack_db;
 mod pack_s3;
 mod progress_terminal;
 mod records_kinesis;
+mod records_mqtt;
 mod records_sqs;
 mod records_tail;
 mod report_html;

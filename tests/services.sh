@@ -11,7 +11,8 @@
 #
 # Services: postgres (PostgreSQL 15), mariadb, moto (S3; it also speaks Kinesis),
 # kinesalite (Kinesis), tansu (Kafka protocol), prometheus (scrapes what a test
-# names in a file_sd target file).
+# names in a file_sd target file), mosquitto (MQTT: a plain listener and a TLS one
+# that requires a client certificate, with a CA made at start).
 #
 # For test authors (after sourcing DIR/env):
 #   Kafka topic (tansu does not auto-create topics), either
@@ -32,6 +33,10 @@
 #   Prometheus scrape target (every 1 s; picked up within a second or two):
 #     printf '[{"targets":["127.0.0.1:PORT"],"labels":{"test":"NAME"}}]' > "$BARGE_TEST_PROMETHEUS_TARGETS/NAME.json"
 #   then query "$BARGE_TEST_PROMETHEUS_URL/api/v1/query?query=..." (add {test="NAME"} to the selector).
+#   MQTT (mosquitto): plain on $BARGE_TEST_MQTT_PORT, TLS with a client certificate on
+#   $BARGE_TEST_MQTTS_PORT; certificates (PEM) in $BARGE_TEST_MQTT_CERTS: ca.pem, client.pem,
+#   client.key, and other-ca.pem (a CA that signed nothing here). The server certificate
+#   names 127.0.0.1 and localhost. Publish with mosquitto_pub -h 127.0.0.1 -p PORT -q 1.
 #   Give every test its own database / topic / stream / bucket name: the servers are shared.
 #
 # Knobs (environment):
@@ -52,7 +57,7 @@ AWS_KEY=barge-test-key
 AWS_SECRET=barge-test-secret
 AWS_REGION_=us-east-1
 TIMEOUT=${BARGE_SERVICE_TIMEOUT:-90}
-ALL_SERVICES=(postgres mariadb moto kinesalite tansu prometheus)
+ALL_SERVICES=(postgres mariadb moto kinesalite tansu prometheus mosquitto)
 
 # One idempotent pip step. Pinned so CI and developers get the same servers and clients.
 PY_REQS=(
@@ -96,6 +101,11 @@ apt_install() {
     update-rc.d mariadb disable >/dev/null 2>&1 || true
     systemctl disable --now mariadb >/dev/null 2>&1 || true
   fi
+  if [[ " $* " == *" mosquitto "* ]]; then
+    service mosquitto stop >/dev/null 2>&1 || true
+    update-rc.d mosquitto disable >/dev/null 2>&1 || true
+    systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
 }
 
 cmd_install() {
@@ -115,6 +125,9 @@ cmd_install() {
   command -v tmux >/dev/null 2>&1 || pkgs+=(tmux)
   command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   command -v prometheus >/dev/null 2>&1 || pkgs+=(prometheus)
+  [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || pkgs+=(mosquitto)
+  command -v mosquitto_pub >/dev/null 2>&1 || pkgs+=(mosquitto-clients)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   if [ ${#pkgs[@]} -gt 0 ]; then
     log "apt-get install ${pkgs[*]}"
     apt_install "${pkgs[@]}"
@@ -552,6 +565,82 @@ YML
 
 stop_prometheus() { stop_pidfile prometheus; }
 
+# ---------------------------------------------------------------- mosquitto (MQTT)
+
+# A CA, a server certificate for 127.0.0.1/localhost and a client
+# certificate, all made here (EC P-256; nothing leaves DIR), plus a second
+# CA that signed nothing, for tests of a wrong CA.
+mqtt_certs() {
+  local d=$1 n
+  mkdir -p "$d"
+  for n in ca other-ca; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+      -subj "/CN=barge test $n" -keyout "$d/$n.key" -out "$d/$n.pem" 2>/dev/null || return 1
+  done
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null || return 1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$d/server.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+    -extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null || return 1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=barge-test-client" \
+    -keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null || return 1
+  printf 'extendedKeyUsage=clientAuth\n' > "$d/client.ext"
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+    -extfile "$d/client.ext" -out "$d/client.pem" 2>/dev/null || return 1
+}
+
+mqtt_try_start() {
+  local port=$1 tls_port base=$DIR/mosquitto
+  tls_port=$(pick_port)
+  # `user root`: no privilege drop, so DIR need not be reachable by the
+  # mosquitto user. Messages for a stopped persistent-session client are
+  # kept (max_queued_messages; mosquitto drops past 1000 by default).
+  cat > "$base/mosquitto.conf" <<EOF
+# written by tests/services.sh
+user root
+per_listener_settings false
+allow_anonymous true
+persistence true
+persistence_location $base/data/
+autosave_interval 1
+max_queued_messages 1000000
+max_inflight_messages ${BARGE_TEST_MQTT_MAX_INFLIGHT:-20}
+log_dest stdout
+log_type error
+log_type warning
+log_type notice
+listener $port 127.0.0.1
+listener $tls_port 127.0.0.1
+cafile $base/certs/ca.pem
+certfile $base/certs/server.pem
+keyfile $base/certs/server.key
+require_certificate true
+EOF
+  launch mosquitto mosquitto -c "$base/mosquitto.conf"
+  if wait_tcp mosquitto "$port" "$LAUNCHED_PID" && wait_tcp mosquitto "$tls_port" "$LAUNCHED_PID"; then
+    MQTTS_PORT=$tls_port
+    return 0
+  fi
+  stop_pidfile mosquitto
+  return 1
+}
+
+start_mosquitto() {
+  local base=$DIR/mosquitto
+  export PATH=$PATH:/usr/sbin
+  command -v mosquitto >/dev/null 2>&1 || die "mosquitto: not installed (run: bash tests/services.sh install)"
+  mkdir -p "$base/data"
+  mqtt_certs "$base/certs" || { log "mosquitto: making test certificates with openssl failed"; return 1; }
+  start_retry mosquitto mqtt_try_start || return 1
+  {
+    env_line BARGE_TEST_MQTT_PORT "$PORT"
+    env_line BARGE_TEST_MQTTS_PORT "$MQTTS_PORT"
+    env_line BARGE_TEST_MQTT_CERTS "$base/certs"
+  } > "$DIR/env.d/70-mosquitto"
+}
+
+stop_mosquitto() { stop_pidfile mosquitto; }
+
 # ---------------------------------------------------------------- commands
 
 set_dir() {
@@ -620,7 +709,7 @@ cmd_stop() {
   set_dir "$1"
   local s
   # stop in parallel; each stop is idempotent
-  for s in prometheus tansu kinesalite moto mariadb postgres; do ( "stop_$s" ) & done
+  for s in mosquitto prometheus tansu kinesalite moto mariadb postgres; do ( "stop_$s" ) & done
   wait
   rm -f "$DIR/env"
 }

@@ -125,4 +125,9 @@ impl ChangeSource for RecordChanges {
             }
         })
     }
+
+    // `next` only adds work after the inner source's `next` returned.
+    fn next_is_cancel_safe(&self) -> bool {
+        self.inner.next_is_cancel_safe()
+    }
 }

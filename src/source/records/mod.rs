@@ -21,6 +21,7 @@
 pub mod changes;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
+pub mod mqtt;
 pub mod shape;
 #[cfg(feature = "sqs")]
 pub mod sqs;
@@ -123,6 +124,13 @@ pub trait RecordSource: Send {
         let _ = offsets;
         Box::pin(async { Ok(()) })
     }
+
+    /// Whether dropping a pending `next` loses nothing, so the loop may
+    /// hand over acknowledgements while it waits (a source whose server
+    /// sends no more until it hears back, like MQTT, needs that).
+    fn next_is_cancel_safe(&self) -> bool {
+        false
+    }
 }
 
 /// Record-only URL schemes: sources that are not also targets, parsed
@@ -142,6 +150,7 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
         options: &["region", "endpoint"],
         parse: |s| crate::endpoint::parse_plain(s, "sqs", &["region", "endpoint"]),
     },
+    crate::endpoint::Scheme { names: &["mqtt", "mqtts"], kind: crate::endpoint::EngineKind::Sink, example: mqtt::url::EXAMPLE, options: mqtt::url::OPTIONS, parse: mqtt::url::parse },
 ];
 
 /// Whether `ep` is read as records (rather than as a database).
@@ -159,6 +168,7 @@ pub fn default_table_name(ep: &Endpoint) -> String {
         Endpoint::Kafka(k) => k.topic.clone(),
         Endpoint::Kinesis(k) => k.stream.clone(),
         Endpoint::Sink(s) if s.scheme == "sqs" => s.location.trim_end_matches(".fifo").to_string(),
+        Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => mqtt::url::table_name(s),
         Endpoint::Sink(s) => {
             let path = std::path::Path::new(&s.location);
             let stem = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -187,6 +197,8 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
         Endpoint::Sink(s) if s.scheme == "sqs" => Ok(Box::new(sqs::SqsSource::open(s, opts).await?)),
         #[cfg(feature = "kinesis")]
         Endpoint::Kinesis(k) => Ok(Box::new(kinesis::KinesisSource::open(k, opts).await?)),
+        #[cfg(feature = "mqtt")]
+        Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => Ok(Box::new(mqtt::MqttSource::open(s, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }
