@@ -98,6 +98,7 @@ parquet_rows() {
 # record TOOL GOT NOTE: one result line, from the last measurement.
 record() {
     local note="$3; kinesalite CPU ${KCPU}s"
+    log "$1: kinesalite spent ${KCPU}s of CPU"
     if [ "$M_RC" != 0 ]; then bench_record "$1" "n/a ($(failure_reason "$1"))" "$RECORDS" "$note"
     elif [ "$2" != "$RECORDS" ]; then bench_record "$1" "n/a (read $2 records, not $RECORDS)" "$RECORDS" "$note"
     else bench_record "$1" ok "$RECORDS" "$note"; fi
