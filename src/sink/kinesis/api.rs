@@ -39,28 +39,8 @@ impl KinesisApi {
 
     /// The hash ranges of the stream's open shards, sorted.
     pub async fn open_shards(&self, stream: &str) -> std::result::Result<Vec<(u128, u128)>, ApiError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let body = match &token {
-                Some(t) => serde_json::json!({ "NextToken": t }),
-                None => serde_json::json!({ "StreamName": stream }),
-            };
-            let resp = self.call("ListShards", &body).await?;
-            for s in resp["Shards"].as_array().into_iter().flatten() {
-                if s["SequenceNumberRange"]["EndingSequenceNumber"].is_string() {
-                    continue; // closed by a reshard: nothing is written there
-                }
-                let r = &s["HashKeyRange"];
-                if let (Some(a), Some(b)) = (r["StartingHashKey"].as_str().and_then(|x| x.parse().ok()), r["EndingHashKey"].as_str().and_then(|x| x.parse().ok())) {
-                    out.push((a, b));
-                }
-            }
-            token = resp["NextToken"].as_str().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
+        // A shard closed by a reshard takes no more records.
+        let mut out: Vec<(u128, u128)> = self.list_shards(stream).await?.into_iter().filter(|s| s.ending_sequence.is_none()).filter_map(|s| s.hash_range).collect();
         out.sort();
         Ok(out)
     }
@@ -81,6 +61,7 @@ impl KinesisApi {
                 parent: s.parent_shard_id,
                 adjacent_parent: s.adjacent_parent_shard_id,
                 ending_sequence: s.sequence_number_range.ending_sequence_number,
+                hash_range: s.hash_key_range.and_then(|r| Some((r.starting_hash_key.parse().ok()?, r.ending_hash_key.parse().ok()?))),
             }));
             match page.next_token {
                 Some(t) if !t.is_empty() => token = Some(t),
@@ -135,6 +116,8 @@ pub struct ShardDesc {
     pub adjacent_parent: Option<String>,
     /// Set once a reshard closed the shard: no record after it.
     pub ending_sequence: Option<String>,
+    /// The partition-key hashes it takes (first, last).
+    pub hash_range: Option<(u128, u128)>,
 }
 
 /// Where a shard iterator starts.
@@ -162,6 +145,14 @@ struct ListedShard {
     parent_shard_id: Option<String>,
     adjacent_parent_shard_id: Option<String>,
     sequence_number_range: SequenceRange,
+    hash_key_range: Option<HashKeyRange>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HashKeyRange {
+    starting_hash_key: String,
+    ending_hash_key: String,
 }
 
 #[derive(serde::Deserialize)]

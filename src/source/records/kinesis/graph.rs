@@ -164,7 +164,7 @@ mod tests {
     use super::*;
 
     fn desc(id: &str, parent: Option<&str>, adjacent: Option<&str>, end: Option<&str>) -> ShardDesc {
-        ShardDesc { id: id.into(), parent: parent.map(Into::into), adjacent_parent: adjacent.map(Into::into), ending_sequence: end.map(Into::into) }
+        ShardDesc { id: id.into(), parent: parent.map(Into::into), adjacent_parent: adjacent.map(Into::into), ending_sequence: end.map(Into::into), hash_range: None }
     }
 
     fn graph(saved: &[(&str, &str)], follow: bool) -> Graph {
