@@ -98,7 +98,7 @@ async fn serve(conn: u64, events: &mut EventLoop, tx: &mpsc::Sender<Wire>) -> Se
                 Wire::Connected { conn, session_present: ack.session_present }
             }
             Event::Incoming(Incoming::Publish(publish)) => Wire::Message { conn, publish },
-            Event::Incoming(Incoming::SubAck(ack)) => Wire::Subscribed { conn, refused: ack.return_codes.iter().any(|c| *c == SubscribeReasonCode::Failure) },
+            Event::Incoming(Incoming::SubAck(ack)) => Wire::Subscribed { conn, refused: ack.return_codes.contains(&SubscribeReasonCode::Failure) },
             Event::Outgoing(Outgoing::PubAck(pkid)) => Wire::AckWritten { conn, pkid },
             Event::Outgoing(Outgoing::Unsubscribe(pkid)) => Wire::UnsubscribeWritten { conn, pkid },
             Event::Incoming(Incoming::UnsubAck(ack)) => Wire::Unsubscribed { conn, pkid: ack.pkid },
