@@ -55,8 +55,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// to FETCH_BYTES): the read-ahead, whatever the partition count.
 const AHEAD_CHUNKS: usize = 16;
 /// Most records (and payload bytes) in one batch.
-const BATCH_RECORDS: usize = 20_000;
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_RECORDS: usize = 5_000;
+const BATCH_BYTES: usize = 4 << 20;
 /// How long `next` waits for records before it hands out an empty batch.
 const IDLE: Duration = Duration::from_secs(1);
 /// How often the topics' metadata is read again while following.
@@ -272,22 +272,18 @@ impl KafkaSource {
     async fn open_partition(&self, topic: String, partition: i32, shard: String, from: StartFrom) -> Result<(PartitionReader, i64)> {
         let place = format!("topic {topic} partition {partition}");
         let pc = self.client.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry).await.map_err(|e| kafka_error(&self.display, format!("opening {place}"), &e))?;
-        let offset = |at: OffsetAt| {
-            let pc = &pc;
-            let place = &place;
-            async move { pc.get_offset(at).await.map_err(|e| kafka_error(&self.display, format!("asking {place} for its offsets"), &e)) }
-        };
+        let asked = |e: KafkaError| kafka_error(&self.display, format!("asking {place} for its offsets"), &e);
         let start = match (from, &self.start) {
             (StartFrom::Offset(o), _) => o,
-            (StartFrom::New, _) | (StartFrom::Start, StartAt::Earliest) => offset(OffsetAt::Earliest).await?,
-            (StartFrom::Start, StartAt::Latest) => offset(OffsetAt::Latest).await?,
-            (StartFrom::Start, StartAt::Timestamp(t)) => match offset(OffsetAt::Timestamp(*t)).await? {
+            (StartFrom::New, _) | (StartFrom::Start, StartAt::Earliest) => pc.get_offset(OffsetAt::Earliest).await.map_err(asked)?,
+            (StartFrom::Start, StartAt::Latest) => end_offset(&pc).await.map_err(asked)?,
+            (StartFrom::Start, StartAt::Timestamp(t)) => match pc.get_offset(OffsetAt::Timestamp(*t)).await.map_err(asked)? {
                 // No message at or after that time yet: from the end.
-                o if o < 0 => offset(OffsetAt::Latest).await?,
-                o => o,
+                o if o < 0 => end_offset(&pc).await.map_err(asked)?,
+                o => first_at_or_after(&pc, o, *t).await.map_err(asked)?,
             },
         };
-        let end = if self.follow { None } else { Some(offset(OffsetAt::Latest).await?) };
+        let end = if self.follow { None } else { Some(end_offset(&pc).await.map_err(asked)?) };
         let reader = PartitionReader { pc, shard: Arc::from(shard), topic, partition, display: self.display.clone(), end, tx: self.tx.clone() };
         Ok((reader, start))
     }
@@ -359,6 +355,51 @@ impl RecordSource for KafkaSource {
     fn next(&mut self) -> BoxFuture<'_, Result<Option<RecordBatch>>> {
         Box::pin(self.next_batch())
     }
+}
+
+/// The partition's end (its high watermark: the offset the next message
+/// will get). ListOffsets(latest) says so on Apache Kafka; tansu 0.6 (the
+/// broker of barge's tests) answers the last batch's first offset + 1
+/// instead, so a fetch from there reads the true high watermark too (with
+/// a short wait: tansu answers a fetch that may not wait with no topic).
+async fn end_offset(pc: &PartitionClient) -> std::result::Result<i64, KafkaError> {
+    let listed = pc.get_offset(OffsetAt::Latest).await?;
+    let (_, high) = pc.fetch_records(listed, 1..FETCH_BYTES, 100).await?;
+    Ok(listed.max(high))
+}
+
+/// The offset of the first message stamped `t` or later, from `from` (the
+/// broker's answer to the time) on; the end if there is none. On Apache
+/// Kafka that is `from` itself; some brokers (tansu 0.6 among them) answer
+/// offset 0 to any time, and then the messages before are passed over
+/// here, before the first position is handed out, so a restart never
+/// reads them either.
+async fn first_at_or_after(pc: &PartitionClient, from: i64, t: chrono::DateTime<chrono::Utc>) -> std::result::Result<i64, KafkaError> {
+    let end = end_offset(pc).await?;
+    let mut offset = from;
+    let mut max_bytes = FETCH_BYTES;
+    while offset < end {
+        let (records, _) = pc.fetch_records(offset, 1..max_bytes, 100).await?;
+        if records.is_empty() {
+            // As in PartitionReader::read: a batch larger than asked
+            // for, else an offset without a message.
+            if max_bytes < FETCH_BYTES_LARGE {
+                max_bytes = FETCH_BYTES_LARGE;
+            } else {
+                max_bytes = FETCH_BYTES;
+                offset += 1;
+            }
+            continue;
+        }
+        max_bytes = FETCH_BYTES;
+        for r in &records {
+            if r.record.timestamp >= t && r.record.timestamp.timestamp_millis() >= 0 {
+                return Ok(r.offset);
+            }
+        }
+        offset = records.last().map_or(offset, |r| r.offset + 1);
+    }
+    Ok(end)
 }
 
 /// Where a partition without a reader starts.
@@ -502,9 +543,9 @@ impl PartitionReader {
     /// it (read on from the earliest offset held, and say so), or the
     /// partition ends before it (stop: see the module's notes).
     async fn out_of_range(&self, offset: i64) -> Result<i64> {
-        let ask = |at| async move { self.pc.get_offset(at).await.map_err(|e| kafka_error(&self.display, format!("asking {} for its offsets", self.place()), &e)) };
-        let earliest = ask(OffsetAt::Earliest).await?;
-        let latest = ask(OffsetAt::Latest).await?;
+        let asked = |e: KafkaError| kafka_error(&self.display, format!("asking {} for its offsets", self.place()), &e);
+        let earliest = self.pc.get_offset(OffsetAt::Earliest).await.map_err(asked)?;
+        let latest = end_offset(&self.pc).await.map_err(asked)?;
         if offset < earliest {
             tracing::warn!(
                 "{}: {}: offsets {offset} to {} were deleted (the topic's retention) before barge read them: {} messages not delivered; reading on from offset {earliest}",
