@@ -248,7 +248,7 @@ async fn kill_9_mid_stream_then_a_rerun_loses_and_repeats_nothing() {
     create_topic_on(&shared_broker(), &topic, 3);
     let base = now_ms() - 60_000;
     let body = "x".repeat(200);
-    let first: Vec<Msg> = (0..30_000).map(|i| msg((i % 3) as i32, Some(&format!("k{i}")), &format!("{i} {body}"), base)).collect();
+    let first: Vec<Msg> = (0..30_000).map(|i| msg(i % 3, Some(&format!("k{i}")), &format!("{i} {body}"), base)).collect();
     produce(&topic, &first);
     // No primary key: a record applied twice would show as two rows.
     let schema = tempfile::NamedTempFile::new().unwrap();
@@ -274,7 +274,7 @@ async fn kill_9_mid_stream_then_a_rerun_loses_and_repeats_nothing() {
     assert!(at_kill < 30_000, "barge read everything before the kill; give it more to read");
 
     // More arrives while barge is down; the rerun reads on to the end.
-    let second: Vec<Msg> = (30_000..31_000).map(|i| msg((i % 3) as i32, None, &format!("{i} {body}"), base)).collect();
+    let second: Vec<Msg> = (30_000..31_000).map(|i| msg(i % 3, None, &format!("{i} {body}"), base)).collect();
     produce(&topic, &second);
     let o = migrate(&kafka_url(&topic), &db.url, state.path(), &[&["--mode", "full-load"][..], &args].concat());
     assert_ok(&o, "rerun after kill -9");

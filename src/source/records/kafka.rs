@@ -7,10 +7,13 @@
 //!   Kafka's own `[A-Za-z0-9._-]`), and its offset in the position is the
 //!   next offset to read.
 //! - A partition without a saved offset starts where `--start-position`
-//!   says (earliest, latest, or the first message at or after a time),
-//!   except one that appears while barge runs, or in a topic an earlier
-//!   run was already reading: all of it is new, so it is read from its
-//!   earliest offset. A saved offset always wins.
+//!   says (earliest, latest, or the first message stamped at or after a
+//!   time, in offset order, as Kafka's consumers take it), except one that
+//!   appears while barge runs, or in a topic an earlier run was already
+//!   reading: all of it is new, so it is read from its earliest offset. A
+//!   saved offset always wins (`checkpoint`, the default, says only that).
+//!   The starting offsets are saved with the first records that land; a
+//!   run stopped before any landed starts again from `--start-position`.
 //! - Following (`--mode cdc`), the topics' metadata is read again every
 //!   few seconds, so partitions added to a topic (and topics a glob comes
 //!   to match) are picked up. Bounded (`--mode full-load`), each
