@@ -52,8 +52,10 @@ use crate::util::retry::Retriable;
 const FETCH_BYTES: i32 = 1 << 20;
 /// How long the broker may hold a fetch that finds nothing new.
 const FETCH_WAIT_MS: i32 = 500;
-/// A fetch with no answer in this long counts as a lost connection.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// A fetch with no answer in this long counts as a lost connection (one
+/// that says nothing, as a dropped route does; a refused or reset one
+/// fails sooner, once rskafka's retries run out).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(45);
 /// Fetched chunks held between the partition readers and `next` (each up
 /// to FETCH_BYTES): the read-ahead, whatever the partition count.
 const AHEAD_CHUNKS: usize = 16;
