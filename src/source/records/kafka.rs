@@ -137,7 +137,7 @@ enum Fetched {
 
 pub struct KafkaSource {
     display: String,
-    client: Arc<Client>,
+    client: Client,
     wanted: Vec<Wanted>,
     start: StartAt,
     follow: bool,
@@ -193,7 +193,7 @@ impl KafkaSource {
         let (tx, rx) = mpsc::channel(AHEAD_CHUNKS);
         let mut me = KafkaSource {
             display: e.display.clone(),
-            client: Arc::new(client),
+            client,
             wanted,
             start: opts.start,
             follow: opts.follow,
@@ -231,7 +231,7 @@ impl KafkaSource {
         Ok(me)
     }
 
-    /// Every topic the selection matches, with its partitions.
+    /// Every topic the brokers have, with its partitions.
     async fn list_topics(&self) -> Result<BTreeMap<String, BTreeSet<i32>>> {
         let all = self.client.list_topics().await.map_err(|e| kafka_error(&self.display, "listing topics".into(), &e))?;
         Ok(all.into_iter().map(|t| (t.name, t.partitions)).collect())
