@@ -588,12 +588,13 @@ pub(crate) fn parse_kafka(input: &str) -> Result<Endpoint> {
         return Err(url_error(input, "it names no broker").with_hint("write kafka://host:9092/topic"));
     }
     let mut brokers = vec![format!("{host}:{}", url.port().unwrap_or(9092))];
-    let options = query_options(url.query(), input, &["brokers", "tls", "sasl", "user"])?;
+    let options = query_options(url.query(), input, &["brokers", "tls", "sasl", "user", "topics"])?;
     if let Some(more) = options.get("brokers") {
         brokers.extend(more.split(',').map(str::to_string));
     }
     let topic = url.path().trim_matches('/').to_string();
-    if topic.is_empty() {
+    // A record source may name its topics in ?topics=a,b instead.
+    if topic.is_empty() && !options.contains_key("topics") {
         return Err(url_error(input, "it names no topic").with_hint("write kafka://host:9092/topic"));
     }
     Ok(Endpoint::Kafka(KafkaEndpoint { brokers, topic, options, display: redact(input) }))

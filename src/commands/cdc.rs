@@ -20,7 +20,7 @@ use crate::transfer::{Counters, OnError, Rejects, RowPolicy, ZeroDates};
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Change data capture")]
 pub struct CdcArgs {
-    /// Where the changes start (with --mode cdc): pg:LSN, mysql:FILE:POS or sqlite:SEQ, as printed by the full load or `barge unpack`; for a stream or files: earliest (or trim-horizon), latest, at-timestamp:TIME, or shards:SHARD=OFFSET,…
+    /// Where the changes start (with --mode cdc): pg:LSN, mysql:FILE:POS or sqlite:SEQ, as printed by the full load or `barge unpack`; for a stream or files: earliest (or trim-horizon), latest, at-timestamp:TIME, checkpoint (the default: a shard with a saved position always resumes from it), or shards:SHARD=OFFSET,…
     #[arg(long, value_name = "POSITION")]
     pub start_position: Option<StartPosition>,
     /// Stop once the source reaches this position, or commits past this time (RFC 3339)

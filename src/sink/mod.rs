@@ -237,7 +237,7 @@ pub static REGISTRY: &[Connector] = &[
         flags: &["partition-key", "aggregate", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],
     },
     Connector {
-        scheme: Scheme { names: &["kafka"], kind: EngineKind::Kafka, example: "kafka://host:9092/topic", options: &["brokers", "tls", "sasl", "user"], parse: crate::endpoint::parse_kafka },
+        scheme: Scheme { names: &["kafka"], kind: EngineKind::Kafka, example: "kafka://host:9092/topic", options: &["brokers", "tls", "sasl", "user", "topics"], parse: crate::endpoint::parse_kafka },
         open: open_kafka,
         capabilities: Capabilities { ordered: true, ..Capabilities::NONE },
         flags: &["partition-key", "topic-pattern", "envelope", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],

@@ -106,6 +106,27 @@ impl Retriable for pgwire_replication::PgWireError {
     }
 }
 
+/// Kafka (rskafka): the connection refused or lost, a request that timed
+/// out or ran out of retries, or a broker code that says "later" (a
+/// leader moving or not elected yet, a topic's metadata not propagated).
+#[cfg(feature = "kafka")]
+impl Retriable for rskafka::client::error::Error {
+    fn is_retriable(&self) -> bool {
+        use rskafka::client::error::{Error, ProtocolError as P, RequestError};
+        match self {
+            Error::Connection(_) | Error::Timeout | Error::RetryFailed(_) => true,
+            Error::Request(RequestError::IO(e)) => e.is_retriable(),
+            Error::Request(RequestError::Poisoned(_)) => true,
+            Error::Request(_) | Error::InvalidResponse(_) => false,
+            Error::ServerError { protocol_error, .. } => matches!(
+                protocol_error,
+                P::UnknownTopicOrPartition | P::LeaderNotAvailable | P::NotLeaderOrFollower | P::RequestTimedOut | P::BrokerNotAvailable | P::ReplicaNotAvailable | P::NetworkException | P::KafkaStorageError | P::FencedLeaderEpoch | P::UnknownLeaderEpoch | P::OffsetNotAvailable | P::NotController
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// An HTTP status that says "later": a timeout, a throttle, a server error.
 pub fn http_status_is_transient(status: u16) -> bool {
     matches!(status, 408 | 429) || (500..600).contains(&status)

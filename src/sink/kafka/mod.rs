@@ -86,26 +86,36 @@ fn kafka_error(display: &str, e: impl std::fmt::Display, hint: Option<String>) -
     Error::Endpoint { endpoint: display.to_string(), message: e.to_string(), hint }
 }
 
+/// A client for the brokers `e` names, with its TLS and SASL settings
+/// (shared by the Kafka target and the Kafka record source).
+pub fn client_builder(e: &KafkaEndpoint) -> Result<ClientBuilder> {
+    let mut builder = ClientBuilder::new(e.brokers.clone()).client_id("barge");
+    if e.options.get("tls").is_some_and(|v| v == "true" || v == "1") {
+        super::install_crypto_provider();
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        builder = builder.tls_config(Arc::new(config));
+    }
+    if let Some(mech) = e.options.get("sasl") {
+        let user = e.options.get("user").cloned().unwrap_or_default();
+        let password = std::env::var("BARGE_KAFKA_PASSWORD").map_err(|_| kafka_error(&e.display, "SASL needs a password", Some("set BARGE_KAFKA_PASSWORD (never put it in the URL)".into())))?;
+        let creds = Credentials::new(user, password);
+        builder = builder.sasl_config(match mech.as_str() {
+            "plain" => SaslConfig::Plain(creds),
+            "scram-sha-256" => SaslConfig::ScramSha256(creds),
+            "scram-sha-512" => SaslConfig::ScramSha512(creds),
+            other => return Err(Error::usage(format!("unknown ?sasl={other}: use plain, scram-sha-256 or scram-sha-512"))),
+        });
+    }
+    Ok(builder)
+}
+
 impl KafkaSink {
     pub async fn open(e: &KafkaEndpoint, opts: SinkOptions, scope: Scope, stats: Arc<SinkStats>) -> Result<KafkaSink> {
-        let mut builder = ClientBuilder::new(e.brokers.clone()).client_id("barge");
-        if e.options.get("tls").is_some_and(|v| v == "true" || v == "1") {
-            super::install_crypto_provider();
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-            let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-            builder = builder.tls_config(Arc::new(config));
+        if e.topic.is_empty() || e.options.contains_key("topics") || e.topic.contains(['*', '?']) {
+            return Err(Error::usage(format!("{}: a Kafka target writes to one topic (kafka://host:9092/topic) or to --topic-pattern's; ?topics= and wildcards name topics to read", e.display)));
         }
-        if let Some(mech) = e.options.get("sasl") {
-            let user = e.options.get("user").cloned().unwrap_or_default();
-            let password = std::env::var("BARGE_KAFKA_PASSWORD").map_err(|_| kafka_error(&e.display, "SASL needs a password", Some("set BARGE_KAFKA_PASSWORD (never put it in the URL)".into())))?;
-            let creds = Credentials::new(user, password);
-            builder = builder.sasl_config(match mech.as_str() {
-                "plain" => SaslConfig::Plain(creds),
-                "scram-sha-256" => SaslConfig::ScramSha256(creds),
-                "scram-sha-512" => SaslConfig::ScramSha512(creds),
-                other => return Err(Error::usage(format!("unknown ?sasl={other}: use plain, scram-sha-256 or scram-sha-512"))),
-            });
-        }
+        let builder = client_builder(e)?;
         let client = builder.build().await.map_err(|err| kafka_error(&e.display, format!("cannot connect: {err}"), Some("check the broker address (kafka://host:9092/topic)".into())))?;
         let mut sink = KafkaSink {
             client,

@@ -62,16 +62,27 @@ impl RecordChanges {
         let mut bytes = 0;
         let mut newest = None;
         for r in &batch.records {
-            bytes += r.data.len() + r.shard.len() + r.offset.len();
+            // What the change holds in memory (the change capture loop's
+            // read-ahead limit counts these bytes): its text, the change
+            // and its values, and below, its copy of the position; each
+            // allocation ~32 bytes more. Small records cost several times
+            // their payload (a 140-byte one about 1.5 KB).
+            bytes += r.data.len() + r.shard.len() + r.offset.len() + r.stream.len() + r.key.as_ref().map_or(0, Vec::len);
             newest = newest.max(r.time);
             match self.shape.row(r) {
-                Ok(row) => changes.push(Change { table: self.table.clone(), op: Op::Insert { row }, txid: None, commit_time: r.time, position: Position::Snapshot }),
+                Ok(row) => {
+                    bytes += std::mem::size_of::<Change>() + row.len() * (std::mem::size_of::<Value>() + 32);
+                    changes.push(Change { table: self.table.clone(), op: Op::Insert { row }, txid: None, commit_time: r.time, position: Position::Snapshot })
+                }
                 Err(why) => self.reject(r, why)?,
             }
         }
         for (shard, offset) in batch.position {
             self.offsets.insert(shard, offset);
         }
+        // A position: a map node per 11 offsets, two strings each.
+        let position_bytes = self.offsets.len().div_ceil(11) * 560 + self.offsets.iter().map(|(s, o)| s.len() + o.len() + 64).sum::<usize>();
+        bytes += changes.len() * position_bytes;
         let position = Position::Shards { offsets: self.offsets.clone() };
         for c in &mut changes {
             c.position = position.clone();

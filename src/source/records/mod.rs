@@ -22,6 +22,8 @@ pub mod changes;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 pub mod mqtt;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod shape;
 #[cfg(feature = "sqs")]
 pub mod sqs;
@@ -83,13 +85,15 @@ impl std::str::FromStr for StartAt {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
-            "earliest" | "trim-horizon" | "trim_horizon" => Ok(StartAt::Earliest),
+            // `checkpoint`: the saved position, which every shard that has
+            // one resumes from whatever this says; the others from earliest.
+            "earliest" | "trim-horizon" | "trim_horizon" | "checkpoint" => Ok(StartAt::Earliest),
             "latest" => Ok(StartAt::Latest),
             _ => match s.strip_prefix("at-timestamp:") {
                 Some(t) => DateTime::parse_from_rfc3339(t)
                     .map(|t| StartAt::Timestamp(t.with_timezone(&Utc)))
                     .map_err(|e| format!("`{t}` is not an RFC 3339 time ({e}); write at-timestamp:2026-12-01T00:00:00Z")),
-                None => Err(format!("`{s}` is not a start position; write earliest (or trim-horizon), latest or at-timestamp:TIME")),
+                None => Err(format!("`{s}` is not a start position; write earliest (or trim-horizon), latest, at-timestamp:TIME or checkpoint")),
             },
         }
     }
@@ -165,6 +169,7 @@ pub fn is_record_source(ep: &Endpoint) -> bool {
 /// A name for the table the records land in, from where they come.
 pub fn default_table_name(ep: &Endpoint) -> String {
     let raw = match ep {
+        Endpoint::Kafka(k) if k.topic.is_empty() => "records".into(),
         Endpoint::Kafka(k) => k.topic.clone(),
         Endpoint::Kinesis(k) => k.stream.clone(),
         Endpoint::Sink(s) if s.scheme == "sqs" => s.location.trim_end_matches(".fifo").to_string(),
@@ -199,6 +204,8 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
         Endpoint::Kinesis(k) => Ok(Box::new(kinesis::KinesisSource::open(k, opts).await?)),
         #[cfg(feature = "mqtt")]
         Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => Ok(Box::new(mqtt::MqttSource::open(s, opts).await?)),
+        #[cfg(feature = "kafka")]
+        Endpoint::Kafka(k) => Ok(Box::new(kafka::KafkaSource::open(k, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }
@@ -224,6 +231,7 @@ mod tests {
         assert_eq!(t, StartAt::Timestamp("2026-12-01T09:00:00Z".parse().unwrap()));
         assert!("at-timestamp:yesterday".parse::<StartAt>().unwrap_err().contains("RFC 3339"));
         assert!("oldest".parse::<StartAt>().is_err());
+        assert_eq!("checkpoint".parse::<StartAt>(), Ok(StartAt::Earliest), "saved offsets win over any start");
     }
 
     #[test]
@@ -233,5 +241,7 @@ mod tests {
         assert_eq!(name("tail:///var/log/app/access.log"), "access");
         assert_eq!(name("kafka://h:9092/Orders.v1"), "orders_v1");
         assert_eq!(name("kinesis://7days"), "records_7days");
+        assert_eq!(name("kafka://h:9092/orders.*"), "orders");
+        assert_eq!(name("kafka://h:9092/?topics=a,b"), "records");
     }
 }
