@@ -25,6 +25,7 @@ mod pack;
 mod pack_db;
 mod pack_s3;
 mod progress_terminal;
+mod records_files;
 mod records_sqs;
 mod records_tail;
 mod report_html;

@@ -47,7 +47,11 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     if args.target_schema != crate::task::target_schema::SchemaMode::Create {
         return Err(Error::usage("--target-schema applies to a database migration; a stream's records go into their table as they come (created if it is missing, kept if it is there)"));
     }
-    let format = args.records.record_format.unwrap_or(if args.records.schema.is_some() { RecordFormat::Json } else { RecordFormat::Text });
+    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() { RecordFormat::Json } else { RecordFormat::Text });
+    // CSV files name their columns in a header line, unless --no-header.
+    if matches!(source, Endpoint::S3(_) | Endpoint::Dir(_)) && format == RecordFormat::Csv && !args.sink.no_header {
+        format = RecordFormat::Fields;
+    }
     let (shape, default_layout) = match &args.records.schema {
         Some(file) => (RecordShape::from_schema_file(file, format)?, false),
         None => (RecordShape::default_layout(&crate::source::records::default_table_name(source), format)?, true),

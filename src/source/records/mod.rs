@@ -19,6 +19,9 @@
 //! CSV fields.
 
 pub mod changes;
+pub mod files;
+#[cfg(feature = "parquet")]
+mod files_parquet;
 pub mod shape;
 #[cfg(feature = "sqs")]
 pub mod sqs;
@@ -105,6 +108,9 @@ pub struct OpenOptions {
     /// A bounded run stops when every shard has nothing more
     /// (`--stop-at` end); an unbounded one waits for new records.
     pub follow: bool,
+    /// What a record is (`--record-format`): sources that read files pick
+    /// and parse their files by it.
+    pub format: shape::RecordFormat,
 }
 
 /// A stream or a set of files, read as records.
@@ -120,6 +126,12 @@ pub trait RecordSource: Send {
     fn acknowledge<'a>(&'a mut self, offsets: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>> {
         let _ = offsets;
         Box::pin(async { Ok(()) })
+    }
+
+    /// Where `r` is, for a message about it (a files source names the
+    /// file and line).
+    fn describe(&self, r: &Record) -> String {
+        format!("{} shard {} offset {}", r.stream, r.shard, r.offset)
     }
 }
 
@@ -145,7 +157,7 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
 /// Whether `ep` is read as records (rather than as a database).
 pub fn is_record_source(ep: &Endpoint) -> bool {
     match ep {
-        Endpoint::Kafka(_) | Endpoint::Kinesis(_) => true,
+        Endpoint::Kafka(_) | Endpoint::Kinesis(_) | Endpoint::S3(_) | Endpoint::Dir(_) => true,
         Endpoint::Sink(s) => SCHEMES.iter().any(|sc| sc.names.contains(&s.scheme)),
         _ => false,
     }
@@ -156,6 +168,8 @@ pub fn default_table_name(ep: &Endpoint) -> String {
     let raw = match ep {
         Endpoint::Kafka(k) => k.topic.clone(),
         Endpoint::Kinesis(k) => k.stream.clone(),
+        Endpoint::S3(s) => s.prefix.rsplit('/').find(|p| !p.is_empty()).unwrap_or(&s.bucket).to_string(),
+        Endpoint::Dir(d) => d.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "records".into()),
         Endpoint::Sink(s) if s.scheme == "sqs" => s.location.trim_end_matches(".fifo").to_string(),
         Endpoint::Sink(s) => {
             let path = std::path::Path::new(&s.location);
@@ -183,6 +197,7 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
         #[cfg(feature = "sqs")]
         Endpoint::Sink(s) if s.scheme == "sqs" => Ok(Box::new(sqs::SqsSource::open(s, opts).await?)),
+        Endpoint::S3(_) | Endpoint::Dir(_) => Ok(Box::new(files::FilesSource::open(ep, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }

