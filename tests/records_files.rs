@@ -128,3 +128,50 @@ async fn a_bad_line_is_named_by_file_and_line() {
     assert!(!out.status.success() && stderr(&out).contains("does not exist"), "{}", text(&out));
     db.drop_db().await;
 }
+
+/// Puts JSON lines files `from..to` (each `lines` records, ids numbered
+/// through) under `prefix` in `bucket`.
+fn put_files(bucket: &str, prefix: &str, from: usize, to: usize, lines: usize) {
+    crate::support::sinks::py(
+        "import boto3,os,sys
+s3 = boto3.client('s3', endpoint_url=os.environ['BARGE_TEST_S3_ENDPOINT'])
+b, p, a, z, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+for f in range(a, z):
+    body = ''.join('{\"id\": %d, \"amount\": \"%d.%02d\", \"at\": \"2026-12-01T10:00:00.%06d+01:00\"}\\n' % (f * n + i, f, i % 100, i) for i in range(n))
+    s3.put_object(Bucket=b, Key='%s/part-%05d.jsonl' % (p, f), Body=body.encode())",
+        &[bucket, prefix, &from.to_string(), &to.to_string(), &lines.to_string()],
+    );
+}
+
+#[tokio::test]
+async fn s3_files_through_a_kill_and_a_rerun_land_once_each() {
+    let bucket = crate::support::sinks::unique_name("files");
+    crate::support::sinks::create_bucket(&bucket);
+    put_files(&bucket, "in/events", 0, 20, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    // No primary key: a row read twice would show as two.
+    std::fs::write(dir.path().join("ev.sql"), "CREATE TABLE ev (id bigint NOT NULL, amount numeric(12,2) NOT NULL, at timestamptz NOT NULL, _shard text);").unwrap();
+    let schema = dir.path().join("ev.sql");
+    let db = TestDb::new(Engine::Postgres, "filess3").await;
+    let state = dir.path().join("state");
+    let url = format!("s3://{bucket}/in/events?endpoint={}", std::env::var("BARGE_TEST_S3_ENDPOINT").unwrap());
+    let mut child = migrate(&url, &db, &schema, &state, &["--mode", "cdc", "--batch-changes", "300"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    crate::support::wait_for(&db, "SELECT count(*) >= 4000 FROM ev", "t", &mut child).await;
+    put_files(&bucket, "in/events", 20, 22, 1000);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = db.query_row("SELECT count(*) FROM ev").await[0].clone().unwrap();
+    assert_ne!(before, "22000", "the kill came before the end");
+    put_files(&bucket, "in/events", 22, 23, 1000);
+    let out = run(&mut migrate(&url, &db, &schema, &state, &[]));
+    assert_ok(&out, "the rerun after the kill");
+    let row = db.query_row("SELECT count(*), count(DISTINCT id), min(id), max(id), sum(amount)::text, count(DISTINCT _shard) FROM ev").await;
+    assert_eq!(
+        row,
+        vec![Some("23000".into()), Some("23000".into()), Some("0".into()), Some("22999".into()), Some("264385.00".into()), Some("23".into())],
+        "every row once, from every file (had {before} at the kill)"
+    );
+    let row = db.query_row("SELECT to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.US') FROM ev WHERE id = 22999").await;
+    assert_eq!(row[0].as_deref(), Some("09:00:00.000999"));
+    db.drop_db().await;
+}
