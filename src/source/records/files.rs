@@ -319,7 +319,7 @@ impl FilesSource {
                 cur.spans = spans;
             }
             Kind::Parquet => {
-                let rows = parquet_rows(cur.data.clone()).map_err(|e| Error::other(format!("{full}: not a readable Parquet file: {e}")))?;
+                let rows = parquet_rows(cur.data.clone()).map_err(|e| Error::other(format!("{full}: {e}")).with_hint("fix the file, or move it out from under the prefix, and rerun"))?;
                 cur.spans = (0..rows.len() as u64).map(|i| Span { line: i + 1, start: i, end: i + 1 }).collect();
                 cur.rows = rows;
             }
@@ -482,7 +482,19 @@ fn named_fields(header: &[String], raw: &[u8], file: &str, line: u64) -> Result<
     for (name, v) in header.iter().zip(rec.iter()) {
         obj.insert(name.clone(), if v.is_empty() { serde_json::Value::Null } else { serde_json::Value::String(v.to_string()) });
     }
+    refuse_changes(&obj).map_err(bad)?;
     serde_json::to_vec(&obj).map_err(|e| Error::other(e.to_string()))
+}
+
+/// A row with an `Op` column (barge's and DMS's CDC files) other than `I`
+/// is an update or a delete: inserting it would put a deleted row back.
+pub(super) fn refuse_changes(obj: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<(), String> {
+    match obj.get("Op").and_then(|v| v.as_str()) {
+        Some(op) if op != "I" => Err(format!(
+            "Op is {op}: this row is a change (an update or a delete, from a CDC file), and a files source reads rows as inserts only; read the LOAD files, or files with Op I only"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(feature = "parquet")]

@@ -22,10 +22,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 /// Every row of the file, in order, as a JSON object of column name to
 /// text form (null for NULL).
 pub fn rows(data: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data).map_err(|e| e.to_string())?.build().map_err(|e| e.to_string())?;
+    let unreadable = |e: parquet::errors::ParquetError| format!("not a readable Parquet file: {e}");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data).map_err(unreadable)?.build().map_err(unreadable)?;
     let mut out = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
+        let batch = batch.map_err(|e| format!("not a readable Parquet file: {e}"))?;
         let schema = batch.schema();
         for i in 0..batch.num_rows() {
             let mut obj = serde_json::Map::with_capacity(batch.num_columns());
@@ -34,6 +35,7 @@ pub fn rows(data: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
                 let v = text(col, i, uuid).map_err(|e| format!("row {}, column {}: {e}", out.len() + 1, field.name()))?;
                 obj.insert(field.name().clone(), v.map(serde_json::Value::String).unwrap_or(serde_json::Value::Null));
             }
+            super::files::refuse_changes(&obj).map_err(|e| format!("row {}: {e}", out.len() + 1))?;
             out.push(serde_json::to_vec(&obj).map_err(|e| e.to_string())?);
         }
     }
