@@ -21,9 +21,9 @@ use crate::source::records::StartAt;
 use crate::task::load::LoadOptions;
 
 #[derive(Debug, Args, Default)]
-#[command(next_help_heading = "Record sources (kafka://, kinesis://, tail://)")]
+#[command(next_help_heading = "Record sources (kafka://, kinesis://, tail://, sqs://, s3:// and file:// files)")]
 pub struct RecordArgs {
-    /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
+    /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order (CSV files: by their header line, unless --no-header), or Parquet columns by name; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
     /// What a record's payload is [default: json with --schema, else text]
