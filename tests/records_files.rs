@@ -224,3 +224,38 @@ INSERT INTO many VALUES
     src.drop_db().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn csv_files_without_a_header_land_in_parquet_files_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("in");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(dir.path().join("orders.sql"), ORDERS).unwrap();
+    // --no-header: fields in the table's column order (metadata columns aside).
+    std::fs::write(files.join("a.csv"), "1,12345678901234567890.0123456789,2026-12-01 10:00:00.5+02,\"a, b\",\"{\"\"k\"\": 1.10}\"\n2,-3,,,\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(barge()
+        .args(["migrate", &format!("file://{}", files.display()), &format!("file://{}", out_dir.display()), "--record-format", "csv", "--no-header", "--format", "parquet", "--schema"])
+        .arg(dir.path().join("orders.sql"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state")));
+    assert_ok(&out, "CSV files into Parquet files");
+    let back = crate::support::sinks::read_dir(&out_dir);
+    let mut rows = Vec::new();
+    for (name, f) in back["files"].as_object().unwrap() {
+        assert!(name.ends_with(".parquet"), "only data files: {name}");
+        let cols: Vec<String> = f["columns"].as_array().unwrap().iter().map(|c| c[0].as_str().unwrap().to_string()).collect();
+        for r in f["rows"].as_array().unwrap() {
+            let at = |c: &str| r[cols.iter().position(|x| x == c).unwrap()].clone();
+            rows.push(serde_json::json!([at("id"), at("amount"), at("placed"), at("note"), at("tags"), at("_offset")]));
+        }
+    }
+    rows.sort_by_key(|r| r[0].as_str().unwrap().to_string());
+    assert_eq!(
+        serde_json::Value::Array(rows),
+        serde_json::json!([
+            ["1", "12345678901234567890.0123456789", "2026-12-01T08:00:00.500000+00:00", "a, b", "{\"k\": 1.10}", "1"],
+            ["2", "-3.0000000000", null, null, null, "2"]
+        ])
+    );
+}
