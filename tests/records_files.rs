@@ -155,7 +155,9 @@ for f in range(a, z):
 async fn s3_files_through_a_kill_and_a_rerun_land_once_each() {
     let bucket = crate::support::sinks::unique_name("files");
     crate::support::sinks::create_bucket(&bucket);
-    put_files(&bucket, "in/events", 0, 20, 1000);
+    // Files of 5,000 rows span several batches: the kill lands inside one.
+    let n = 5000;
+    put_files(&bucket, "in/events", 0, 10, n);
     let dir = tempfile::tempdir().unwrap();
     // No primary key: a row read twice would show as two.
     std::fs::write(dir.path().join("ev.sql"), "CREATE TABLE ev (id bigint NOT NULL, amount numeric(12,2) NOT NULL, at timestamptz NOT NULL, _shard text);").unwrap();
@@ -164,23 +166,26 @@ async fn s3_files_through_a_kill_and_a_rerun_land_once_each() {
     let state = dir.path().join("state");
     let url = format!("s3://{bucket}/in/events?endpoint={}", std::env::var("BARGE_TEST_S3_ENDPOINT").unwrap());
     let mut child = migrate(&url, &db, &schema, &state, &["--mode", "cdc", "--batch-changes", "300"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    crate::support::wait_for(&db, "SELECT count(*) >= 4000 FROM ev", "t", &mut child).await;
-    put_files(&bucket, "in/events", 20, 22, 1000);
+    crate::support::wait_for(&db, "SELECT count(*) >= 12000 FROM ev", "t", &mut child).await;
+    put_files(&bucket, "in/events", 10, 12, n);
     child.kill().unwrap();
     child.wait().unwrap();
     let before = db.query_row("SELECT count(*) FROM ev").await[0].clone().unwrap();
-    assert_ne!(before, "22000", "the kill came before the end");
-    put_files(&bucket, "in/events", 22, 23, 1000);
+    let files = 13;
+    assert_ne!(before, (files * n).to_string(), "the kill came before the end");
+    put_files(&bucket, "in/events", 12, 13, n);
     let out = run(&mut migrate(&url, &db, &schema, &state, &[]));
     assert_ok(&out, "the rerun after the kill");
     let row = db.query_row("SELECT count(*), count(DISTINCT id), min(id), max(id), sum(amount)::text, count(DISTINCT _shard) FROM ev").await;
+    // amount = file + (line % 100) / 100
+    let sum = (n * (0..files).sum::<usize>()) as f64 + (files * (n / 100)) as f64 * 49.5;
     assert_eq!(
         row,
-        vec![Some("23000".into()), Some("23000".into()), Some("0".into()), Some("22999".into()), Some("264385.00".into()), Some("23".into())],
+        vec![Some((files * n).to_string()), Some((files * n).to_string()), Some("0".into()), Some((files * n - 1).to_string()), Some(format!("{sum:.2}")), Some(files.to_string())],
         "every row once, from every file (had {before} at the kill)"
     );
-    let row = db.query_row("SELECT to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.US') FROM ev WHERE id = 22999").await;
-    assert_eq!(row[0].as_deref(), Some("09:00:00.000999"));
+    let row = db.query_row(&format!("SELECT to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.US') FROM ev WHERE id = {}", files * n - 1)).await;
+    assert_eq!(row[0].as_deref(), Some("09:00:00.004999"));
     db.drop_db().await;
 }
 

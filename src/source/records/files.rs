@@ -48,7 +48,9 @@ const STRIDE: u128 = 100_000_000_000_000_000_000;
 pub const JOURNAL: &str = "files-read.jsonl";
 /// Most bytes of records handed out in one batch.
 const BATCH_BYTES: usize = 1 << 20;
-const BATCH_RECORDS: usize = 10_000;
+/// Small enough that a large file spans several batches, so its progress
+/// is saved inside it.
+const BATCH_RECORDS: usize = 2_000;
 /// How often the listing is read again when following.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -573,6 +575,56 @@ mod tests {
 
     fn h_names() -> Vec<String> {
         vec!["id".into(), "note".into()]
+    }
+
+    fn opts(state: &std::path::Path, from: std::collections::BTreeMap<String, String>) -> OpenOptions {
+        OpenOptions { from, start: StartAt::Earliest, state_dir: state.to_path_buf(), follow: false, format: RecordFormat::Json }
+    }
+
+    /// Every record's (file, line) from `from` on, and the position after each batch.
+    async fn read_all(ep: &Endpoint, state: &std::path::Path, from: std::collections::BTreeMap<String, String>, stop_after: Option<usize>) -> (Vec<(String, String)>, std::collections::BTreeMap<String, String>) {
+        let mut src = FilesSource::open(ep, opts(state, from)).await.unwrap();
+        let (mut seen, mut pos) = (Vec::new(), Default::default());
+        let mut batches = 0;
+        while let Some(b) = src.next().await.unwrap() {
+            seen.extend(b.records.iter().map(|r| (r.shard.clone(), r.offset.clone())));
+            pos = b.position;
+            batches += 1;
+            if stop_after == Some(batches) {
+                break;
+            }
+        }
+        (seen, pos)
+    }
+
+    #[tokio::test]
+    async fn a_restart_inside_a_file_goes_on_after_the_last_record_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("in");
+        std::fs::create_dir(&data).unwrap();
+        let lines = BATCH_RECORDS * 2 + 7;
+        for f in ["a.jsonl", "b.jsonl"] {
+            std::fs::write(data.join(f), (0..lines).map(|i| format!("{{\"i\": {i}}}\n")).collect::<String>()).unwrap();
+        }
+        let ep = Endpoint::parse(&format!("file://{}", data.display())).unwrap();
+        let state = dir.path().join("st");
+        std::fs::create_dir(&state).unwrap();
+        let (all, _) = read_all(&ep, &state, Default::default(), None).await;
+        assert_eq!(all.len(), lines * 2);
+        // Stop after the first batch of b.jsonl (a.jsonl is three batches).
+        let state = dir.path().join("st2");
+        std::fs::create_dir(&state).unwrap();
+        let (first, pos) = read_all(&ep, &state, Default::default(), Some(4)).await;
+        let (count, within) = parse_offset(&pos[SHARD]).unwrap();
+        assert_eq!(count, 1, "{pos:?}");
+        assert!(within > 0, "inside b.jsonl: {pos:?}");
+        let (rest, _) = read_all(&ep, &state, pos.clone(), None).await;
+        assert_eq!(rest.first(), Some(&("b.jsonl".to_string(), (BATCH_RECORDS + 1).to_string())), "goes on at the next line");
+        assert_eq!([first, rest].concat(), all, "nothing lost, nothing repeated");
+        // A file that sorts before b.jsonl appears: refused, by name.
+        std::fs::write(data.join("a2.jsonl"), "{}\n").unwrap();
+        let err = FilesSource::open(&ep, opts(&state, pos)).await.unwrap().next().await.unwrap_err().to_string();
+        assert!(err.contains("a2.jsonl") && err.contains("b.jsonl"), "{err}");
     }
 
     #[test]
