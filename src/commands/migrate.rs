@@ -20,7 +20,7 @@ use crate::transfer::{OnError, ZeroDates};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Where to read from: postgres://, mysql://, sqlite:, or records from kafka://, kinesis://, tail:///dir/*.log
+    /// Where to read from: postgres://, mysql://, sqlite:, or records from kafka://, kinesis://, tail:///dir/*.log, files on s3://bucket/prefix or file:///dir
     pub source: String,
     /// Where to write to: postgres://, mysql://, sqlite:, s3://, file://, kinesis://, kafka://, null:// (discards, to measure the source)
     pub target: String,

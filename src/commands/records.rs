@@ -21,12 +21,12 @@ use crate::source::records::StartAt;
 use crate::task::load::LoadOptions;
 
 #[derive(Debug, Args, Default)]
-#[command(next_help_heading = "Record sources (kafka://, kinesis://, tail://)")]
+#[command(next_help_heading = "Record sources (kafka://, kinesis://, tail://, sqs://, s3:// and file:// files)")]
 pub struct RecordArgs {
-    /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
+    /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order (CSV files: by their header line, unless --no-header), or Parquet columns by name; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
-    /// What a record's payload is [default: json with --schema, else text]
+    /// What a record's payload is [default: json with --schema or for s3:// and file:// files, else text]
     #[arg(long, value_enum)]
     pub record_format: Option<RecordFormat>,
 }
@@ -47,7 +47,13 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     if args.target_schema != crate::task::target_schema::SchemaMode::Create {
         return Err(Error::usage("--target-schema applies to a database migration; a stream's records go into their table as they come (created if it is missing, kept if it is there)"));
     }
-    let format = args.records.record_format.unwrap_or(if args.records.schema.is_some() { RecordFormat::Json } else { RecordFormat::Text });
+    let files = matches!(source, Endpoint::S3(_) | Endpoint::Dir(_));
+    // Files hold JSON lines unless told otherwise (a files source reads no plain text).
+    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
+    // CSV files name their columns in a header line, unless --no-header.
+    if files && format == RecordFormat::Csv && !args.sink.no_header {
+        format = RecordFormat::Fields;
+    }
     let (shape, default_layout) = match &args.records.schema {
         Some(file) => (RecordShape::from_schema_file(file, format)?, false),
         None => (RecordShape::default_layout(&crate::source::records::default_table_name(source), format)?, true),

@@ -33,7 +33,7 @@ pub struct SinkArgs {
     /// Add a column NAME to files holding each record's deterministic id, for de-duplication
     #[arg(long, value_name = "NAME")]
     pub record_id_column: Option<String>,
-    /// CSV files without the header line
+    /// CSV files without the header line (written, or read from s3:// and file:// sources: fields in --schema's column order)
     #[arg(long)]
     pub no_header: bool,
     /// Partition key of stream records: the row's primary key, or schema.table

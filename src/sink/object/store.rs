@@ -141,6 +141,16 @@ impl ObjectTarget {
         }
     }
 
+    /// Every object under the prefix, by key, with its size (a files
+    /// source reads them in this order, as S3 lists them).
+    pub async fn list(&self) -> Result<Vec<(Path, u64)>> {
+        let prefix = Path::from_iter(self.prefix.iter().map(|p| PathPart::from(p.as_str())));
+        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| store_error(&self.display, e).with_hint("check that the bucket or directory exists and that these credentials may list it"))?;
+        let mut all: Vec<(Path, u64)> = listed.into_iter().map(|m| (m.location, m.size)).collect();
+        all.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        Ok(all)
+    }
+
     /// The whole object at `path` (small objects: it is read into memory).
     pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
         let got = self.store.get(path).await.map_err(|e| self.error_at(path, e))?;

@@ -49,7 +49,7 @@ pub async fn open(ep: &Endpoint, capture: &RecordCapture, from: &Position, table
     let info = tables.get(&capture.table).ok_or_else(|| Error::other(format!("the records' table {} is not among the run's tables", capture.table)))?;
     let shape = if capture.default_layout { RecordShape::default_layout(&capture.table.name, capture.format)? } else { RecordShape::for_table_checked(info.source.clone(), capture.format)? };
     let offsets = super::saved_offsets(from)?;
-    let opts = OpenOptions { from: offsets.clone(), start: capture.start.clone(), state_dir: state_dir.to_path_buf(), follow: capture.follow };
+    let opts = OpenOptions { from: offsets.clone(), start: capture.start.clone(), state_dir: state_dir.to_path_buf(), follow: capture.follow, format: capture.format };
     let inner = super::open(ep, opts).await?;
     Ok(Box::new(RecordChanges { inner, shape, table: capture.table.clone(), policy, offsets }))
 }
@@ -91,7 +91,7 @@ impl RecordChanges {
     }
 
     fn reject(&self, r: &super::Record, why: String) -> Result<()> {
-        let place = format!("{} shard {} offset {}", r.stream, r.shard, r.offset);
+        let place = self.inner.describe(r);
         if self.policy.on_error != OnError::Log {
             return Err(Error::other(format!("record at {place}: {why}"))
                 .with_hint(format!("fix the record or --schema; or rerun with --on-error log to write such records to {} and go on", self.policy.rejects.path.display())));

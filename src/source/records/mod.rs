@@ -24,6 +24,9 @@ pub mod kinesis;
 pub mod mqtt;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod files;
+#[cfg(feature = "parquet")]
+mod files_parquet;
 pub mod shape;
 #[cfg(feature = "sqs")]
 pub mod sqs;
@@ -112,6 +115,9 @@ pub struct OpenOptions {
     /// A bounded run stops when every shard has nothing more
     /// (`--stop-at` end); an unbounded one waits for new records.
     pub follow: bool,
+    /// What a record is (`--record-format`): sources that read files pick
+    /// and parse their files by it.
+    pub format: shape::RecordFormat,
 }
 
 /// A stream or a set of files, read as records.
@@ -134,6 +140,12 @@ pub trait RecordSource: Send {
     /// sends no more until it hears back, like MQTT, needs that).
     fn next_is_cancel_safe(&self) -> bool {
         false
+    }
+
+    /// Where `r` is, for a message about it (a files source names the
+    /// file and line).
+    fn describe(&self, r: &Record) -> String {
+        format!("{} shard {} offset {}", r.stream, r.shard, r.offset)
     }
 }
 
@@ -160,7 +172,7 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
 /// Whether `ep` is read as records (rather than as a database).
 pub fn is_record_source(ep: &Endpoint) -> bool {
     match ep {
-        Endpoint::Kafka(_) | Endpoint::Kinesis(_) => true,
+        Endpoint::Kafka(_) | Endpoint::Kinesis(_) | Endpoint::S3(_) | Endpoint::Dir(_) => true,
         Endpoint::Sink(s) => SCHEMES.iter().any(|sc| sc.names.contains(&s.scheme)),
         _ => false,
     }
@@ -172,6 +184,8 @@ pub fn default_table_name(ep: &Endpoint) -> String {
         Endpoint::Kafka(k) if k.topic.is_empty() => "records".into(),
         Endpoint::Kafka(k) => k.topic.clone(),
         Endpoint::Kinesis(k) => k.stream.clone(),
+        Endpoint::S3(s) => s.prefix.rsplit('/').find(|p| !p.is_empty()).unwrap_or(&s.bucket).to_string(),
+        Endpoint::Dir(d) => d.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "records".into()),
         Endpoint::Sink(s) if s.scheme == "sqs" => s.location.trim_end_matches(".fifo").to_string(),
         Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => mqtt::url::table_name(s),
         Endpoint::Sink(s) => {
@@ -206,6 +220,7 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
         Endpoint::Sink(s) if s.scheme == "mqtt" || s.scheme == "mqtts" => Ok(Box::new(mqtt::MqttSource::open(s, opts).await?)),
         #[cfg(feature = "kafka")]
         Endpoint::Kafka(k) => Ok(Box::new(kafka::KafkaSource::open(k, opts).await?)),
+        Endpoint::S3(_) | Endpoint::Dir(_) => Ok(Box::new(files::FilesSource::open(ep, opts).await?)),
         other => Err(Error::usage(format!("{other} cannot be read as records in this build of barge"))),
     }
 }

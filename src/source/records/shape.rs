@@ -36,6 +36,13 @@ pub enum RecordFormat {
     Json,
     /// A CSV line per record, fields in the order of --schema's columns
     Csv,
+    /// Parquet files (file:// and s3:// sources), columns by name
+    Parquet,
+    /// A JSON object of column name to the value's text form, as
+    /// PostgreSQL writes it (files sources turn CSV rows read by their
+    /// header, and Parquet rows, into these)
+    #[value(skip)]
+    Fields,
 }
 
 /// Where one column's value comes from.
@@ -89,7 +96,8 @@ impl RecordShape {
             RecordFormat::Text => text_type(),
             RecordFormat::Bytes => ColumnType::Blob { size: LobSize::Long },
             RecordFormat::Json => ColumnType::Jsonb,
-            RecordFormat::Csv => return Err(Error::usage("--record-format csv needs --schema FILE: a CREATE TABLE whose columns name the CSV fields in order")),
+            RecordFormat::Csv | RecordFormat::Fields => return Err(Error::usage("--record-format csv needs --schema FILE: a CREATE TABLE whose columns name the CSV fields")),
+            RecordFormat::Parquet => return Err(Error::usage("--record-format parquet needs --schema FILE: a CREATE TABLE whose columns name the Parquet columns")),
         };
         let mut t = Table::new(QualifiedName::bare(name));
         // Bounded lengths: MySQL cannot key on unbounded text.
@@ -129,7 +137,7 @@ impl RecordShape {
                 "_key" => Source::Key,
                 "_time" => Source::Time,
                 _ => match format {
-                    RecordFormat::Json => Source::Field(c.name.clone()),
+                    RecordFormat::Json | RecordFormat::Parquet | RecordFormat::Fields => Source::Field(c.name.clone()),
                     RecordFormat::Csv => {
                         place += 1;
                         Source::Place(place - 1)
@@ -153,7 +161,7 @@ impl RecordShape {
     /// The row `r` becomes, or why it cannot.
     pub fn row(&self, r: &Record) -> std::result::Result<Vec<Value>, Rejected> {
         let fields = match self.format {
-            RecordFormat::Json if self.sources.iter().any(|s| matches!(s, Source::Field(_))) => Fields::Json(json_fields(&r.data)?),
+            RecordFormat::Json | RecordFormat::Parquet | RecordFormat::Fields if self.sources.iter().any(|s| matches!(s, Source::Field(_))) => Fields::Json(json_fields(&r.data)?),
             RecordFormat::Csv => Fields::Csv(csv_fields(&r.data)?),
             _ => Fields::None,
         };
@@ -173,7 +181,7 @@ impl RecordShape {
                 },
                 Source::Data => decode_bytes(&r.data, c)?,
                 Source::Field(name) => match &fields {
-                    Fields::Json(map) => json_value(map, name, c)?,
+                    Fields::Json(map) => json_value(map, name, c, matches!(self.format, RecordFormat::Parquet | RecordFormat::Fields))?,
                     _ => Value::Null,
                 },
                 Source::Place(i) => match &fields {
@@ -218,8 +226,10 @@ fn csv_fields(data: &[u8]) -> std::result::Result<Vec<String>, Rejected> {
 
 /// A JSON field's value as column `c` holds it: JSON columns keep the
 /// JSON text; scalars are read as text in the column's type, numbers
-/// from their digits as written (never through a float).
-fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column) -> std::result::Result<Value, Rejected> {
+/// from their digits as written (never through a float). With `text_forms`
+/// (a [`RecordFormat::Fields`] object) a string is the value's text form,
+/// also for a JSON column: its content is the JSON.
+fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column, text_forms: bool) -> std::result::Result<Value, Rejected> {
     let raw = map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
     let Some(raw) = raw else { return Ok(Value::Null) };
     let text = raw.get().trim();
@@ -227,6 +237,11 @@ fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column) -> std::
         return Ok(Value::Null);
     }
     if matches!(c.ty, ColumnType::Json | ColumnType::Jsonb) {
+        if text_forms && text.starts_with('"') {
+            let inner = serde_json::from_str::<String>(text).map_err(|e| format!("field {name}: {e}"))?;
+            serde_json::from_str::<&RawValue>(&inner).map_err(|e| format!("field {name}: not JSON: {e}"))?;
+            return Ok(Value::Json(inner));
+        }
         return Ok(Value::Json(text.to_string()));
     }
     let scalar: std::borrow::Cow<str> = match text.as_bytes()[0] {

@@ -1,0 +1,636 @@
+//! `s3://bucket/prefix` and `file:///dir` as a record source, as DMS's S3
+//! source reads a bucket: the files under the prefix, in key order, each
+//! row a record of the table `--schema` defines.
+//!
+//! - `--record-format json`: JSON lines (`.jsonl`, `.ndjson`, `.json`);
+//!   `csv`: CSV (`.csv`) whose header line names the columns (with
+//!   `--no-header`, fields in the order of the table's columns);
+//!   `parquet`: Parquet (`.parquet`), columns by name. `.gz` and `.zst`
+//!   files are decompressed. Other files are named on the console and
+//!   left alone.
+//! - A record's shard is its file's key and its offset the line (the row
+//!   for Parquet) it starts on, so the default layout's key is the same
+//!   on every run.
+//! - The position is one shard, [`SHARD`]: the number of files finished
+//!   times 10^20, plus the byte offset after the last record handed out
+//!   in the file being read (the row for Parquet). It only grows, and a
+//!   file counts as done once a position past it is acknowledged.
+//! - A number is not a key: the state directory keeps which file had
+//!   which number ([`JOURNAL`], written before the file's first record
+//!   goes out). A restart resumes after the last finished file by key, and
+//!   refuses a file that sorts before what was read but was not read (it
+//!   appeared later: reading it now would break key order, skipping it
+//!   would lose it), naming it. Finished files may be deleted.
+//! - With `--mode cdc` the listing is polled for new files, which must
+//!   sort after the last one read (time-stamped names do).
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use super::shape::RecordFormat;
+use super::{OpenOptions, Record, RecordBatch, RecordSource, StartAt};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::sink::store::ObjectTarget;
+use crate::sink::BoxFuture;
+
+/// The position's one shard.
+pub const SHARD: &str = "files";
+/// Files finished count in units of this (a byte offset stays below it).
+const STRIDE: u128 = 100_000_000_000_000_000_000;
+/// Which file had which number, one JSON line per file opened.
+pub const JOURNAL: &str = "files-read.jsonl";
+/// Most bytes of records handed out in one batch.
+const BATCH_BYTES: usize = 1 << 20;
+/// Small enough that a large file spans several batches, so its progress
+/// is saved inside it.
+const BATCH_RECORDS: usize = 2_000;
+/// How often the listing is read again when following.
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    JsonLines,
+    /// CSV with a header line: rows become [`RecordFormat::Fields`] objects.
+    CsvNamed,
+    /// CSV without one: each record's raw text, fields by place.
+    CsvPlaced,
+    Parquet,
+}
+
+impl Kind {
+    fn of(format: RecordFormat) -> Option<Kind> {
+        match format {
+            RecordFormat::Json => Some(Kind::JsonLines),
+            RecordFormat::Fields => Some(Kind::CsvNamed),
+            RecordFormat::Csv => Some(Kind::CsvPlaced),
+            RecordFormat::Parquet => Some(Kind::Parquet),
+            RecordFormat::Text | RecordFormat::Bytes => None,
+        }
+    }
+
+    /// Whether a file named `name` (compression suffix removed) is of this kind.
+    fn reads(self, name: &str) -> bool {
+        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+        match self {
+            Kind::JsonLines => matches!(ext.as_str(), "jsonl" | "ndjson" | "json"),
+            Kind::CsvNamed | Kind::CsvPlaced => ext == "csv",
+            Kind::Parquet => ext == "parquet",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::JsonLines => "JSON lines (.jsonl, .ndjson, .json)",
+            Kind::CsvNamed | Kind::CsvPlaced => "CSV (.csv)",
+            Kind::Parquet => "Parquet (.parquet)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+fn compression_of(name: &str) -> (Compression, &str) {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".gz") {
+        (Compression::Gzip, &name[..name.len() - 3])
+    } else if lower.ends_with(".zst") {
+        (Compression::Zstd, &name[..name.len() - 4])
+    } else {
+        (Compression::None, name)
+    }
+}
+
+/// One line of the journal: the `index`-th file read (from 0) is `key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Started {
+    index: u64,
+    key: String,
+}
+
+/// One record's place in its file.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// The line it starts on (Parquet: its row), from 1.
+    line: u64,
+    start: u64,
+    /// Where the next record starts: the in-file part of the position.
+    end: u64,
+}
+
+struct Current {
+    key: String,
+    data: Bytes,
+    spans: Vec<Span>,
+    next: usize,
+    /// CSV header names.
+    header: Option<Vec<String>>,
+    /// Parquet rows as [`RecordFormat::Fields`] objects, by span.
+    rows: Vec<Vec<u8>>,
+}
+
+pub struct FilesSource {
+    store: ObjectTarget,
+    /// `s3://bucket/` or `/dir/`: a key's full name is this and the key.
+    base: String,
+    display: String,
+    kind: Kind,
+    follow: bool,
+    journal: PathBuf,
+    /// Files finished (the position's count).
+    count: u64,
+    /// Keys of finished files.
+    done: BTreeSet<String>,
+    /// The key of the last file opened (finished or being read).
+    last: Option<String>,
+    /// The file an earlier run was reading, and where to go on in it.
+    resume: Option<(String, u64)>,
+    queue: VecDeque<(String, Path)>,
+    current: Option<Current>,
+    /// Files of another kind, named once.
+    skipped: HashSet<String>,
+}
+
+fn parse_offset(s: &str) -> Option<(u64, u64)> {
+    let n: u128 = s.parse().ok()?;
+    Some(((n / STRIDE).try_into().ok()?, (n % STRIDE) as u64))
+}
+
+fn offset(count: u64, within: u64) -> String {
+    (count as u128 * STRIDE + within as u128).to_string()
+}
+
+impl FilesSource {
+    pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<FilesSource> {
+        let display = ep.to_string();
+        let kind = Kind::of(opts.format).ok_or_else(|| Error::usage(format!("{display}: files are read as --record-format json (JSON lines), csv or parquet")))?;
+        if opts.start != StartAt::Earliest {
+            return Err(Error::usage(format!("{display}: files are read from the first one in key order; --start-position applies to streams"))
+                .with_hint("leave --start-position out; to skip files, move them out from under the prefix"));
+        }
+        let base = match ep {
+            Endpoint::Dir(d) => {
+                // The target side creates a missing directory; a source
+                // must not pretend an empty one was read.
+                if !d.path.is_dir() {
+                    return Err(Error::usage(format!("{display}: directory {} does not exist", d.path.display())));
+                }
+                format!("{}/", d.path.display().to_string().trim_end_matches('/'))
+            }
+            Endpoint::S3(s) => format!("s3://{}/", s.bucket),
+            other => return Err(Error::usage(format!("{other} is not a files source"))),
+        };
+        let store = ObjectTarget::open(ep)?;
+        let (count, within) = match opts.from.iter().find(|(k, _)| k.as_str() != SHARD) {
+            Some((k, _)) => return Err(Error::usage(format!("{display}: the saved position has shard {k}, which a files source does not keep (only {SHARD}=…)"))),
+            None => match opts.from.get(SHARD) {
+                Some(o) => parse_offset(o).ok_or_else(|| Error::usage(format!("{display}: saved position {SHARD}={o} is not a files position")))?,
+                None => (0, 0),
+            },
+        };
+        let journal = opts.state_dir.join(JOURNAL);
+        let started = read_journal(&journal)?;
+        let mut me = FilesSource {
+            store,
+            base,
+            display,
+            kind,
+            follow: opts.follow,
+            journal,
+            count,
+            done: BTreeSet::new(),
+            last: None,
+            resume: None,
+            queue: VecDeque::new(),
+            current: None,
+            skipped: HashSet::new(),
+        };
+        me.restore(started, within)?;
+        Ok(me)
+    }
+
+    /// Takes back what an earlier run finished (files numbered below the
+    /// saved count) and the file it was in, and drops the rest from the
+    /// journal: those files were not acknowledged and are read again.
+    fn restore(&mut self, started: Vec<Started>, within: u64) -> Result<()> {
+        let lost = || {
+            Error::usage(format!("{}: the target has a saved position ({SHARD}={}) but the state directory does not say which files it covers ({} is missing or shorter)", self.display, offset(self.count, within), self.journal.display()))
+                .with_hint("rerun with the --state-dir of the earlier run; to read every file again, delete the records from the target (or use a new target table) and a new --state-dir")
+        };
+        let mut kept = Vec::new();
+        for s in started {
+            if s.index < self.count {
+                self.done.insert(s.key.clone());
+                if s.index + 1 == self.count {
+                    self.last = Some(s.key.clone());
+                }
+                kept.push(s);
+            } else if s.index == self.count && within > 0 {
+                self.resume = Some((s.key.clone(), within));
+                kept.push(s);
+            }
+        }
+        if (self.count > 0 && self.last.is_none()) || (within > 0 && self.resume.is_none()) || self.done.len() as u64 != self.count {
+            return Err(lost());
+        }
+        let mut body = Vec::new();
+        for s in &kept {
+            serde_json::to_writer(&mut body, s).map_err(|e| Error::other(e.to_string()))?;
+            body.push(b'\n');
+        }
+        crate::util::fs::write_durably(&self.journal, &body)
+    }
+
+    fn full_name(&self, key: &str) -> String {
+        format!("{}{key}", self.base)
+    }
+
+    /// Reads the listing again: files after the last one opened join the
+    /// queue; one before it that was never read is refused.
+    async fn refresh(&mut self) -> Result<()> {
+        let queued: HashSet<String> = self.queue.iter().map(|(k, _)| k.clone()).collect();
+        let listed = self.store.list().await?;
+        for (path, _size) in listed {
+            let key = path.as_ref().to_string();
+            if self.done.contains(&key) || queued.contains(&key) || self.current.as_ref().is_some_and(|c| c.key == key) || self.skipped.contains(&key) {
+                continue;
+            }
+            let name = path.filename().unwrap_or("");
+            let (_, plain) = compression_of(name);
+            if !self.kind.reads(plain) || name.starts_with('.') || name.contains('#') {
+                tracing::warn!("{}: skipping {}: not a {} file", self.display, self.full_name(&key), self.kind.name());
+                self.skipped.insert(key);
+                continue;
+            }
+            if let Some(last) = self.last.as_ref().filter(|l| key.as_str() <= l.as_str()) {
+                return Err(Error::Endpoint {
+                    endpoint: self.display.clone(),
+                    message: format!("{} appeared after barge had read past it: it sorts before {}, which was already read, and files are read once, in key order", self.full_name(&key), self.full_name(last)),
+                    hint: Some(format!("give it a key that sorts after {last} (rename or copy it there, e.g. with a time-stamped name) and rerun; or, to read everything again, use a new --state-dir and an emptied target table")),
+                });
+            }
+            self.queue.push_back((key, path));
+        }
+        if let Some((want, at)) = &self.resume {
+            match self.queue.front() {
+                Some((first, _)) if first == want => {}
+                other => {
+                    let msg = match other {
+                        Some((first, _)) => format!("{} sorts before {}, which the last run was reading (up to byte {at}): a file appeared, or that one was removed", self.full_name(first), self.full_name(want)),
+                        None => format!("{}, which the last run was reading (up to byte {at}), is gone", self.full_name(want)),
+                    };
+                    return Err(Error::Endpoint { endpoint: self.display.clone(), message: msg, hint: Some(format!("put {} back (or move the new file to a key after it) and rerun", self.full_name(want))) });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the next queued file: numbered in the journal first, so a
+    /// position inside it always has its key on record.
+    async fn open_next(&mut self) -> Result<()> {
+        let (key, path) = self.queue.pop_front().expect("a queued file");
+        let within = match self.resume.take() {
+            Some((k, at)) if k == key => at,
+            _ => {
+                self.note_started(&key)?;
+                0
+            }
+        };
+        let raw = self.store.get(&path).await?;
+        let name = path.filename().unwrap_or("").to_string();
+        let full = self.full_name(&key);
+        let data = decompress(raw, &name).map_err(|e| Error::other(format!("{full}: cannot decompress: {e}")).with_hint("check that the file was uploaded whole"))?;
+        let mut cur = Current { key: key.clone(), data, spans: Vec::new(), next: 0, header: None, rows: Vec::new() };
+        match self.kind {
+            Kind::JsonLines => cur.spans = line_spans(&cur.data),
+            Kind::CsvNamed | Kind::CsvPlaced => {
+                let (header, spans) = csv_spans(&cur.data, self.kind == Kind::CsvNamed).map_err(|e| Error::other(format!("{full}: {e}")).with_hint("fix the file, or move it out from under the prefix, and rerun"))?;
+                cur.header = header;
+                cur.spans = spans;
+            }
+            Kind::Parquet => {
+                let rows = parquet_rows(cur.data.clone()).map_err(|e| Error::other(format!("{full}: {e}")).with_hint("fix the file, or move it out from under the prefix, and rerun"))?;
+                cur.spans = (0..rows.len() as u64).map(|i| Span { line: i + 1, start: i, end: i + 1 }).collect();
+                cur.rows = rows;
+            }
+        }
+        if within > 0 {
+            // Go on after the last record acknowledged; a position that
+            // is not between two records means the file changed.
+            let n = cur.spans.iter().take_while(|s| s.end <= within).count();
+            if n == 0 || cur.spans[n - 1].end != within {
+                return Err(Error::Endpoint {
+                    endpoint: self.display.clone(),
+                    message: format!("{full} changed since the last run read it up to offset {within}: that is not where a record ends now"),
+                    hint: Some("files must not change once written; put the original back, or give the new content a new key after the last file".into()),
+                });
+            }
+            cur.next = n;
+        }
+        self.last = Some(key);
+        self.current = Some(cur);
+        Ok(())
+    }
+
+    fn note_started(&self, key: &str) -> Result<()> {
+        let mut line = serde_json::to_vec(&Started { index: self.count, key: key.to_string() }).map_err(|e| Error::other(e.to_string()))?;
+        line.push(b'\n');
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.journal)?;
+            f.write_all(&line)?;
+            f.sync_data()
+        };
+        write().map_err(|source| Error::Write { path: self.journal.clone(), source })
+    }
+
+    /// The current file's next records, up to the batch limits.
+    fn take(&mut self) -> Result<Vec<Record>> {
+        let kind = self.kind;
+        let stream = self.full_name(&self.current.as_ref().expect("a file").key);
+        let cur = self.current.as_mut().expect("a file");
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        while cur.next < cur.spans.len() && bytes < BATCH_BYTES && records.len() < BATCH_RECORDS {
+            let s = cur.spans[cur.next];
+            let data = match kind {
+                Kind::Parquet => std::mem::take(&mut cur.rows[cur.next]),
+                Kind::CsvNamed => named_fields(cur.header.as_deref().unwrap_or(&[]), &cur.data[s.start as usize..s.end as usize], &stream, s.line)?,
+                Kind::JsonLines | Kind::CsvPlaced => cur.data[s.start as usize..s.end as usize].to_vec(),
+            };
+            bytes += data.len();
+            records.push(Record { shard: cur.key.clone(), offset: s.line.to_string(), stream: stream.clone(), key: None, time: None, data });
+            cur.next += 1;
+        }
+        Ok(records)
+    }
+
+    fn position(&self) -> std::collections::BTreeMap<String, String> {
+        let within = self.current.as_ref().and_then(|c| c.next.checked_sub(1).map(|i| c.spans[i].end)).unwrap_or(0);
+        [(SHARD.to_string(), offset(self.count, within))].into()
+    }
+}
+
+fn read_journal(path: &std::path::Path) -> Result<Vec<Started>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::other(format!("reading {}: {e}", path.display()))),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Started>(line) {
+            Ok(s) => out.push(s),
+            // A crash in the middle of appending the last line: that file
+            // had no record out yet.
+            Err(_) if i + 1 == text.lines().count() => {}
+            Err(e) => return Err(Error::other(format!("{} line {}: {e}", path.display(), i + 1)).with_hint("the state directory is damaged; rerun with a new --state-dir and an emptied target table to read every file again")),
+        }
+    }
+    Ok(out)
+}
+
+fn decompress(raw: Bytes, name: &str) -> std::io::Result<Bytes> {
+    match compression_of(name).0 {
+        Compression::None => Ok(raw),
+        Compression::Gzip => {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+            Ok(out.into())
+        }
+        Compression::Zstd => Ok(zstd::stream::decode_all(&raw[..])?.into()),
+    }
+}
+
+/// Non-blank lines (a record each), with where each starts and ends.
+fn line_spans(data: &[u8]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut line = 0;
+    while start < data.len() {
+        line += 1;
+        let end = data[start..].iter().position(|&b| b == b'\n').map(|i| start + i + 1).unwrap_or(data.len());
+        if data[start..end].iter().any(|b| !b.is_ascii_whitespace()) {
+            spans.push(Span { line, start: start as u64, end: end as u64 });
+        }
+        start = end;
+    }
+    spans
+}
+
+/// CSV records (a quoted field may span lines), after the header line
+/// when `header`.
+fn csv_spans(data: &[u8], header: bool) -> std::result::Result<(Option<Vec<String>>, Vec<Span>), String> {
+    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(data);
+    let mut rec = csv::ByteRecord::new();
+    let mut spans = Vec::new();
+    let mut names = None;
+    // Lines counted by hand, from where each record starts.
+    let (mut line, mut counted) = (1u64, 0usize);
+    loop {
+        // The reader stops before a record's line end: skip it (and
+        // blank lines) to where the next record starts.
+        let mut start = r.position().byte() as usize;
+        while start < data.len() && matches!(data[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        line += data[counted..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        counted = start;
+        match r.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let end = r.position().byte();
+                if header && names.is_none() {
+                    let n: std::result::Result<Vec<String>, _> = rec.iter().map(|f| std::str::from_utf8(f).map(|s| s.trim_start_matches('\u{feff}').to_string())).collect();
+                    names = Some(n.map_err(|_| "the header line is not UTF-8".to_string())?);
+                    continue;
+                }
+                spans.push(Span { line, start: start as u64, end });
+            }
+            Err(e) => return Err(format!("line {line}: not CSV: {e}")),
+        }
+    }
+    if header && names.is_none() && !spans.is_empty() {
+        return Err("no header line".into());
+    }
+    Ok((names, spans))
+}
+
+/// A CSV record read by its file's header, as a [`RecordFormat::Fields`]
+/// object: an empty field is NULL.
+fn named_fields(header: &[String], raw: &[u8], file: &str, line: u64) -> Result<Vec<u8>> {
+    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(raw);
+    let mut rec = csv::StringRecord::new();
+    let bad = |why: String| Error::other(format!("{file} line {line}: {why}")).with_hint("fix the line (or move the file out from under the prefix) and rerun");
+    r.read_record(&mut rec).map_err(|e| bad(format!("not CSV: {e}")))?;
+    if rec.len() != header.len() {
+        return Err(bad(format!("{} fields, and the header line names {}", rec.len(), header.len())));
+    }
+    let mut obj = serde_json::Map::with_capacity(header.len());
+    for (name, v) in header.iter().zip(rec.iter()) {
+        obj.insert(name.clone(), if v.is_empty() { serde_json::Value::Null } else { serde_json::Value::String(v.to_string()) });
+    }
+    refuse_changes(&obj).map_err(bad)?;
+    serde_json::to_vec(&obj).map_err(|e| Error::other(e.to_string()))
+}
+
+/// A row with an `Op` column (barge's and DMS's CDC files) other than `I`
+/// is an update or a delete: inserting it would put a deleted row back.
+pub(super) fn refuse_changes(obj: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<(), String> {
+    match obj.get("Op").and_then(|v| v.as_str()) {
+        Some(op) if op != "I" => Err(format!(
+            "Op is {op}: this row is a change (an update or a delete, from a CDC file), and a files source reads rows as inserts only; read the LOAD files, or files with Op I only"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(feature = "parquet")]
+fn parquet_rows(data: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
+    super::files_parquet::rows(data)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn parquet_rows(_: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
+    Err("this barge was built without the `parquet` feature".into())
+}
+
+impl RecordSource for FilesSource {
+    fn next(&mut self) -> BoxFuture<'_, Result<Option<RecordBatch>>> {
+        Box::pin(async move {
+            loop {
+                if self.current.is_none() {
+                    if self.queue.is_empty() {
+                        self.refresh().await?;
+                    }
+                    if self.queue.is_empty() {
+                        if !self.follow {
+                            return Ok(None);
+                        }
+                        tokio::time::sleep(POLL).await;
+                        return Ok(Some(RecordBatch { records: Vec::new(), position: self.position() }));
+                    }
+                    self.open_next().await?;
+                }
+                let records = self.take()?;
+                let finished = self.current.as_ref().is_some_and(|c| c.next >= c.spans.len());
+                if finished {
+                    let key = self.current.take().expect("a file").key;
+                    self.done.insert(key);
+                    self.count += 1;
+                }
+                if !records.is_empty() || finished {
+                    return Ok(Some(RecordBatch { records, position: self.position() }));
+                }
+            }
+        })
+    }
+
+    fn describe(&self, r: &Record) -> String {
+        let unit = if self.kind == Kind::Parquet { "row" } else { "line" };
+        format!("{} {unit} {}", r.stream, r.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_position_only_grows() {
+        assert_eq!(offset(0, 17), "17");
+        assert_eq!(offset(3, 0), "300000000000000000000");
+        assert_eq!(parse_offset(&offset(12, 99_999)), Some((12, 99_999)));
+        let a: u128 = offset(1, u32::MAX as u64 * 1000).parse().unwrap();
+        let b: u128 = offset(2, 0).parse().unwrap();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn csv_records_span_lines_and_skip_the_header() {
+        let data = b"id,note\r\n1,\"a\nb\"\r\n2,plain\r\n";
+        let (h, spans) = csv_spans(data, true).unwrap();
+        assert_eq!(h.unwrap(), vec!["id", "note"]);
+        assert_eq!(spans.len(), 2);
+        assert_eq!((spans[0].line, spans[1].line), (2, 4));
+        assert!(data[spans[1].start as usize..spans[1].end as usize].starts_with(b"2,plain"));
+        let obj = named_fields(&h_names(), &data[spans[0].start as usize..spans[0].end as usize], "f", 2).unwrap();
+        assert_eq!(String::from_utf8(obj).unwrap(), r#"{"id":"1","note":"a\nb"}"#);
+        assert!(named_fields(&h_names(), b"1,2,3\n", "in/f.csv", 7).unwrap_err().to_string().contains("in/f.csv line 7"));
+    }
+
+    fn h_names() -> Vec<String> {
+        vec!["id".into(), "note".into()]
+    }
+
+    fn opts(state: &std::path::Path, from: std::collections::BTreeMap<String, String>) -> OpenOptions {
+        OpenOptions { from, start: StartAt::Earliest, state_dir: state.to_path_buf(), follow: false, format: RecordFormat::Json }
+    }
+
+    /// Every record's (file, line) from `from` on, and the position after each batch.
+    async fn read_all(ep: &Endpoint, state: &std::path::Path, from: std::collections::BTreeMap<String, String>, stop_after: Option<usize>) -> (Vec<(String, String)>, std::collections::BTreeMap<String, String>) {
+        let mut src = FilesSource::open(ep, opts(state, from)).await.unwrap();
+        let (mut seen, mut pos) = (Vec::new(), Default::default());
+        let mut batches = 0;
+        while let Some(b) = src.next().await.unwrap() {
+            seen.extend(b.records.iter().map(|r| (r.shard.clone(), r.offset.clone())));
+            pos = b.position;
+            batches += 1;
+            if stop_after == Some(batches) {
+                break;
+            }
+        }
+        (seen, pos)
+    }
+
+    #[tokio::test]
+    async fn a_restart_inside_a_file_goes_on_after_the_last_record_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("in");
+        std::fs::create_dir(&data).unwrap();
+        let lines = BATCH_RECORDS * 2 + 7;
+        for f in ["a.jsonl", "b.jsonl"] {
+            std::fs::write(data.join(f), (0..lines).map(|i| format!("{{\"i\": {i}}}\n")).collect::<String>()).unwrap();
+        }
+        let ep = Endpoint::parse(&format!("file://{}", data.display())).unwrap();
+        let state = dir.path().join("st");
+        std::fs::create_dir(&state).unwrap();
+        let (all, _) = read_all(&ep, &state, Default::default(), None).await;
+        assert_eq!(all.len(), lines * 2);
+        // Stop after the first batch of b.jsonl (a.jsonl is three batches).
+        let state = dir.path().join("st2");
+        std::fs::create_dir(&state).unwrap();
+        let (first, pos) = read_all(&ep, &state, Default::default(), Some(4)).await;
+        let (count, within) = parse_offset(&pos[SHARD]).unwrap();
+        assert_eq!(count, 1, "{pos:?}");
+        assert!(within > 0, "inside b.jsonl: {pos:?}");
+        let (rest, _) = read_all(&ep, &state, pos.clone(), None).await;
+        assert_eq!(rest.first(), Some(&("b.jsonl".to_string(), (BATCH_RECORDS + 1).to_string())), "goes on at the next line");
+        assert_eq!([first, rest].concat(), all, "nothing lost, nothing repeated");
+        // A file that sorts before b.jsonl appears: refused, by name.
+        std::fs::write(data.join("a2.jsonl"), "{}\n").unwrap();
+        let err = FilesSource::open(&ep, opts(&state, pos)).await.unwrap().next().await.unwrap_err().to_string();
+        assert!(err.contains("a2.jsonl") && err.contains("b.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn blank_lines_are_not_records() {
+        let spans = line_spans(b"{\"a\":1}\n\n  \n{\"a\":2}");
+        assert_eq!(spans.iter().map(|s| s.line).collect::<Vec<_>>(), vec![1, 4]);
+        assert_eq!(spans[1].end, 19);
+    }
+}
