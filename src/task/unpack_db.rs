@@ -229,13 +229,18 @@ impl PackFeed<'_> {
             current: None,
             wal_minimal: Arc::default(),
             early: self.early.as_mut(),
+            finishing: Default::default(),
         };
         let (l, checked, master, catalog) = (self.located, self.checked, self.master, self.catalog);
         let progress = opts.progress.clone();
         // The pack reader is synchronous (files, decryption): it runs on
         // this thread, taken out of the async workers, and hands each
         // table's rows to a writer task on the runtime.
-        let deep = tokio::task::block_in_place(|| reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref()))?;
+        let deep = tokio::task::block_in_place(|| {
+            let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref())?;
+            sink.settle(0)?;
+            Ok::<_, Error>(deep)
+        })?;
         self.findings.extend(deep.findings);
         Ok(())
     }
@@ -321,7 +326,26 @@ struct Current {
     writer: Option<JoinHandle<Result<u64>>>,
     task: Arc<dyn Task>,
     started: Instant,
+    /// Its rows are queued whole ([`AHEAD_BYTES`]): the reader goes on to
+    /// the next table while its writer finishes.
+    ahead: bool,
 }
+
+/// A table whose bytes were all read and checked, its writer still
+/// writing them (and then committing).
+struct Finishing {
+    name: String,
+    writer: JoinHandle<Result<u64>>,
+    task: Arc<dyn Task>,
+    started: Instant,
+}
+
+/// A table of at most this many packed bytes is queued whole for its
+/// writer, so the pack reader moves on to the next table (and its writer
+/// starts) while this one is still written: small tables load beside the
+/// large one after them, as pg_restore -j loads tables side by side.
+/// What that holds is bounded by [`AHEAD_TABLES`] tables of this size.
+const AHEAD_BYTES: u64 = 16 << 20;
 
 /// Receives each table's bytes from the pack reader and loads them.
 struct TablesIn<'a> {
@@ -339,6 +363,8 @@ struct TablesIn<'a> {
     /// The target's `wal_level` is `minimal` ([`copy_packed`]), once asked.
     wal_minimal: Arc<tokio::sync::OnceCell<bool>>,
     early: Option<&'a mut EarlyKeys>,
+    /// Tables read whole whose writers are still at work, oldest first.
+    finishing: std::collections::VecDeque<Finishing>,
 }
 
 impl TablesIn<'_> {
@@ -421,13 +447,50 @@ impl TablesIn<'_> {
         self.store.save(self.state)?;
         Err(e)
     }
+
+    /// Waits for the writers of tables read ahead until at most `keep`
+    /// are still at work, and records each outcome; the ones already done
+    /// are recorded whatever `keep` is.
+    fn settle(&mut self, keep: usize) -> Result<()> {
+        while let Some(i) = self.finishing.iter().position(|f| f.writer.is_finished()).or((self.finishing.len() > keep).then_some(0)) {
+            let f = self.finishing.remove(i).expect("in range");
+            let result = match self.handle.block_on(f.writer) {
+                Ok(r) => r,
+                Err(e) => Err(Error::other(format!("the writer of table {} failed: {e}", f.name))),
+            };
+            self.finished(&f.name, &f.task, f.started, result)?;
+        }
+        Ok(())
+    }
+
+    /// A table's writer is done: its rows committed (the table is loaded,
+    /// and its keys start), or it failed.
+    fn finished(&mut self, name: &str, task: &Arc<dyn Task>, started: Instant, result: Result<u64>) -> Result<()> {
+        *self.seconds.entry(name.to_string()).or_default() += started.elapsed().as_secs_f64();
+        match result {
+            Ok(rows) => {
+                let ts = self.state.tables.get_mut(name).expect("planned");
+                ts.chunks[0].status = ChunkStatus::Done;
+                ts.chunks[0].rows = rows;
+                ts.status = TableStatus::FinishedCopy;
+                self.store.save(self.state)?;
+                task.finish(&format!("{rows} rows"));
+                if let (Some(early), Some(plan)) = (self.early.as_deref_mut(), self.jobs.get(name)) {
+                    let _enter = self.handle.enter();
+                    early.start(&plan.job.target.sql_name);
+                }
+                Ok(())
+            }
+            Err(e) => self.failed(name, e),
+        }
+    }
 }
 
 impl TableSink for TablesIn<'_> {
     fn begin(&mut self, entry: &Entry) -> Result<()> {
-        let Entry::Table { name, rows, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
+        let Entry::Table { name, rows, size, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
         let task = self.opts.progress.task(name, Some(*rows), Unit::Rows);
-        let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now() };
+        let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now(), ahead: false };
         let Some(plan) = self.jobs.get(name) else {
             if !self.partitioned.contains(name) {
                 return Err(Error::other(format!("table {name} is in the pack but not in the load plan")));
@@ -455,7 +518,10 @@ impl TableSink for TablesIn<'_> {
         let (target, job, task) = (self.target.clone(), plan.job.clone(), cur.task.clone());
         let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };
         if let Some(binary) = plan.binary.clone() {
-            let (tx, rx) = mpsc::channel::<RawBlock>(CHANNEL_DEPTH);
+            // A small table is queued whole (a block holds at least a row).
+            cur.ahead = *size <= AHEAD_BYTES;
+            let depth = if cur.ahead { (*rows).clamp(CHANNEL_DEPTH as u64, 1 << 16) as usize } else { CHANNEL_DEPTH };
+            let (tx, rx) = mpsc::channel::<RawBlock>(depth);
             // A large table is written through several connections at once,
             // so the server parses and inserts on more than one core.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -480,7 +546,9 @@ impl TableSink for TablesIn<'_> {
 
     fn data(&mut self, bytes: &[u8]) -> Result<()> {
         self.current.as_mut().expect("a table is open").decoder.push(bytes);
-        self.forward()
+        self.forward()?;
+        // A table read ahead that committed meanwhile: its keys start now.
+        self.settle(AHEAD_TABLES)
     }
 
     fn end(&mut self, damage: Option<String>) -> Result<()> {
@@ -513,29 +581,20 @@ impl TableSink for TablesIn<'_> {
             cur.task.finish("");
             return Ok(());
         };
+        if cur.ahead {
+            self.finishing.push_back(Finishing { name: cur.name, writer: w, task: cur.task, started: cur.started });
+            return self.settle(AHEAD_TABLES);
+        }
         let result = match self.handle.block_on(w) {
             Ok(r) => r,
             Err(e) => Err(Error::other(format!("the writer of table {} failed: {e}", cur.name))),
         };
-        *self.seconds.entry(cur.name.clone()).or_default() += cur.started.elapsed().as_secs_f64();
-        match result {
-            Ok(rows) => {
-                let ts = self.state.tables.get_mut(&cur.name).expect("planned");
-                ts.chunks[0].status = ChunkStatus::Done;
-                ts.chunks[0].rows = rows;
-                ts.status = TableStatus::FinishedCopy;
-                self.store.save(self.state)?;
-                cur.task.finish(&format!("{rows} rows"));
-                if let (Some(early), Some(plan)) = (self.early.as_deref_mut(), self.jobs.get(&cur.name)) {
-                    let _enter = self.handle.enter();
-                    early.start(&plan.job.target.sql_name);
-                }
-                Ok(())
-            }
-            Err(e) => self.failed(&cur.name, e),
-        }
+        self.finished(&cur.name, &cur.task, cur.started, result)
     }
 }
+
+/// Tables read ahead whose writers may still be at work at once.
+const AHEAD_TABLES: usize = 4;
 
 /// Tables with at least this many rows are written through more than one
 /// connection.
@@ -641,6 +700,12 @@ impl Drop for TablesIn<'_> {
                 w.abort();
                 let _ = self.handle.block_on(w);
             }
+        }
+        // Tables read ahead: their state still says loading, so the next
+        // attempt loads them again whether or not they committed.
+        for f in self.finishing.drain(..) {
+            f.writer.abort();
+            let _ = self.handle.block_on(f.writer);
         }
     }
 }
