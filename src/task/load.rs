@@ -463,12 +463,15 @@ async fn build_table_keys(
     for (i, step) in steps.iter().enumerate().skip(post_done) {
         if is_table_key(step) && blocked_by(step, failed, skipped).is_none() {
             if let Some((done, missing)) = prebuilt.outcome(step) {
-                ledger.record(&format!("post:{i}"), step, done, missing)?;
+                ledger.note(&format!("post:{i}"), step, done, missing);
                 built.insert(i);
                 continue;
             }
             by_table.entry(step.table.as_deref().unwrap_or_default()).or_default().push(i);
         }
+    }
+    if !built.is_empty() {
+        ledger.save()?;
     }
     if parallel < 2 || by_table.len() < 2 {
         return Ok((built, false));

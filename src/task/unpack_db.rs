@@ -151,7 +151,20 @@ impl PackFeed<'_> {
     /// in `steps` are built this way; foreign keys, counters, views and
     /// triggers still wait for every row ([`load::run_phases`]).
     pub(crate) fn build_keys_early(&mut self, dst: &Endpoint, connections: usize, steps: HashMap<String, Vec<Step>>, analyze: bool) {
-        self.early = Some(EarlyKeys { dst: dst.clone(), permits: Arc::new(Semaphore::new(connections.max(1))), steps, analyze, running: JoinSet::new() });
+        let idle: Arc<std::sync::Mutex<Vec<Db>>> = Arc::default();
+        let mut running = JoinSet::new();
+        // One connection opened now, while the first table loads, so the
+        // first build does not wait for it (best effort: a build connects
+        // on its own, and says why if it cannot); the builds after it take
+        // connections as they free up.
+        let (d, pool) = (dst.clone(), idle.clone());
+        running.spawn(async move {
+            if let Ok(conn) = Db::connect(&d, Role::Target).await {
+                pool.lock().expect("pool").push(conn);
+            }
+            Ok(Prebuilt::default())
+        });
+        self.early = Some(EarlyKeys { dst: dst.clone(), permits: Arc::new(Semaphore::new(connections.max(1))), idle, steps, analyze, running });
     }
 
     /// What the early builds did (taken once, after the load).
@@ -236,10 +249,23 @@ impl PackFeed<'_> {
         // The pack reader is synchronous (files, decryption): it runs on
         // this thread, taken out of the async workers, and hands each
         // table's rows to a writer task on the runtime.
-        let deep = tokio::task::block_in_place(|| {
-            let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref())?;
-            sink.settle(0)?;
-            Ok::<_, Error>(deep)
+        let deep = tokio::task::block_in_place(move || {
+            let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref());
+            let settled = match deep {
+                Ok(deep) => sink.settle(0).map(|()| deep),
+                Err(e) => {
+                    // The tables read whole before the failure are kept:
+                    // their writers finish and are recorded, as if the
+                    // reader had waited for each.
+                    sink.cancel_current();
+                    let _ = sink.settle(0);
+                    Err(e)
+                }
+            };
+            // Dropped here, off the async workers (it may wait for a
+            // writer it cancels).
+            drop(sink);
+            settled
         })?;
         self.findings.extend(deep.findings);
         Ok(())
@@ -251,6 +277,8 @@ struct EarlyKeys {
     dst: Endpoint,
     /// One per connection building at a time.
     permits: Arc<Semaphore>,
+    /// Connections free for the next table's build.
+    idle: Arc<std::sync::Mutex<Vec<Db>>>,
     /// Each table's key and index steps, by target table; taken when it starts.
     steps: HashMap<String, Vec<Step>>,
     analyze: bool,
@@ -262,11 +290,15 @@ impl EarlyKeys {
     /// the caller's runtime, entered.
     fn start(&mut self, table: &str) {
         let Some(steps) = self.steps.remove(table) else { return };
-        let (dst, permits, analyze, table) = (self.dst.clone(), self.permits.clone(), self.analyze, table.to_string());
+        let (dst, permits, idle, analyze, table) = (self.dst.clone(), self.permits.clone(), self.idle.clone(), self.analyze, table.to_string());
         self.running.spawn(async move {
             let _permit = permits.acquire_owned().await.map_err(|e| Error::other(e.to_string()))?;
             let t = Instant::now();
-            let mut conn = Db::connect(&dst, Role::Target).await?;
+            let free = idle.lock().expect("pool").pop();
+            let mut conn = match free {
+                Some(c) => c,
+                None => Db::connect(&dst, Role::Target).await?,
+            };
             let mut runner = Runner::new(&mut conn, &dst).await;
             let mut built = Prebuilt::default();
             for step in steps {
@@ -277,6 +309,8 @@ impl EarlyKeys {
                 runner.best_effort(&format!("ANALYZE {table}")).await?;
                 built.analyzed.push(table.clone());
             }
+            drop(runner);
+            idle.lock().expect("pool").push(conn);
             tracing::debug!("table {table}: keys, indexes{} built in {:.2}s while the next tables load", if analyze { " and ANALYZE" } else { "" }, t.elapsed().as_secs_f64());
             Ok(built)
         });
@@ -451,16 +485,22 @@ impl TablesIn<'_> {
     /// Waits for the writers of tables read ahead until at most `keep`
     /// are still at work, and records each outcome; the ones already done
     /// are recorded whatever `keep` is.
+    /// One writer failing does not stop the others' outcomes from being
+    /// waited for and recorded; the first failure is returned.
     fn settle(&mut self, keep: usize) -> Result<()> {
+        let mut first = Ok(());
         while let Some(i) = self.finishing.iter().position(|f| f.writer.is_finished()).or((self.finishing.len() > keep).then_some(0)) {
             let f = self.finishing.remove(i).expect("in range");
             let result = match self.handle.block_on(f.writer) {
                 Ok(r) => r,
                 Err(e) => Err(Error::other(format!("the writer of table {} failed: {e}", f.name))),
             };
-            self.finished(&f.name, &f.task, f.started, result)?;
+            let recorded = self.finished(&f.name, &f.task, f.started, result);
+            if first.is_ok() {
+                first = recorded;
+            }
         }
-        Ok(())
+        first
     }
 
     /// A table's writer is done: its rows committed (the table is loaded,
@@ -691,18 +731,26 @@ async fn wal_is_minimal(pg: &crate::db::postgres::PgConn) -> Result<bool> {
     Ok(row.get::<_, String>(0) == "minimal")
 }
 
-impl Drop for TablesIn<'_> {
-    /// A load stopped part-way (an error elsewhere): cancel the writer
-    /// before its channel closes, so it cannot commit a partial table.
-    fn drop(&mut self) {
+impl TablesIn<'_> {
+    /// A load stopped part-way (an error elsewhere): cancels the writer of
+    /// the table being read before its channel closes, so it cannot
+    /// commit a partial table.
+    fn cancel_current(&mut self) {
         if let Some(mut cur) = self.current.take() {
             if let Some(w) = cur.writer.take() {
                 w.abort();
                 let _ = self.handle.block_on(w);
             }
         }
-        // Tables read ahead: their state still says loading, so the next
-        // attempt loads them again whether or not they committed.
+    }
+}
+
+impl Drop for TablesIn<'_> {
+    fn drop(&mut self) {
+        self.cancel_current();
+        // Tables read ahead and not settled (a panic): their state still
+        // says loading, so the next attempt loads them again whether or
+        // not they committed.
         for f in self.finishing.drain(..) {
             f.writer.abort();
             let _ = self.handle.block_on(f.writer);
