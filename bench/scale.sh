@@ -3,10 +3,14 @@
 #
 #   bash bench/scale.sh                          (from the repo root, as root; 1×, 10×, 50×)
 #   SIZES="1 10" TABLES="500 5000" bash bench/scale.sh     a quicker run
+#   SIZES="1 10" STEPS=load bash bench/scale.sh          the full load only (its time and RSS)
 #
 # Knobs: SIZES (multiples of pgbench scale 10, i.e. of 1M rows; default "1 10 50"), TABLES
-# (convert-schema input sizes, default "500 5000 50000"), BARGE (a barge binary instead of
-# `cargo build --release`), BENCH_KEEP=1, BENCH_TIMEOUT (see bench/lib.sh).
+# (convert-schema input sizes, default "500 5000 50000"), STEPS (which of "load validate pack
+# convert" to run, default all; validate needs load), BARGE (a barge binary instead of
+# `cargo build --release`), BARGE_BEFORE (an older barge binary: its full load is measured too,
+# right after barge's, for a before/after in the same run), BENCH_KEEP=1, BENCH_TIMEOUT (see
+# bench/lib.sh).
 #
 # For each size, on one private PostgreSQL 15 server (bench/lib.sh), with pgbench_accounts only:
 #   load      barge migrate SRC TGT (full load, primary key, ANALYZE)   vs  psql binary COPY pipe,
@@ -24,6 +28,8 @@ set -euo pipefail
 
 SIZES=${SIZES:-1 10 50}
 TABLES=${TABLES:-500 5000 50000}
+STEPS=${STEPS:-load validate pack convert}
+step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 bench_init scale
 bench_barge
@@ -46,37 +52,52 @@ for m in $SIZES; do
     [ "$(pgq src 'SELECT count(*) FROM pgbench_accounts')" = "$rows" ] || die "source does not have $rows rows"
 
     # load: reference first, then barge
-    pg_fresh_db tgt
-    pgq tgt "CREATE TABLE pgbench_accounts (aid integer NOT NULL, bid integer, abalance integer, filler character(84))" >/dev/null
-    bench_measure "pipe-$m" bash -c '
-        set -euo pipefail
-        psql -X -q -d src -c "COPY pgbench_accounts TO STDOUT (FORMAT binary)" |
-            psql -X -q -v ON_ERROR_STOP=1 -d tgt -c "COPY pgbench_accounts FROM STDIN (FORMAT binary)"
-        psql -X -q -v ON_ERROR_STOP=1 -d tgt -c "ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid)"'
-    ok=$([ "$M_RC" = 0 ] && [ "$(pg_count tgt pgbench_accounts)" = "$rows" ] && echo ok || echo FAILED)
-    row "$m" load "psql COPY pipe" "$rows" "" "$ok"
-    pg_fresh_db tgt
-    bench_measure "barge-load-$m" "$BARGE_BIN" migrate "$(pg_url src)" "$(pg_url tgt)" --state-dir "$WORK/state-$m"
-    ok=$([ "$M_RC" = 0 ] && [ "$(pg_count tgt pgbench_accounts)" = "$rows" ] && echo ok || echo FAILED)
-    row "$m" load barge "$rows" "" "$ok"
+    if step load; then
+        pg_fresh_db tgt
+        pgq tgt "CREATE TABLE pgbench_accounts (aid integer NOT NULL, bid integer, abalance integer, filler character(84))" >/dev/null
+        bench_measure "pipe-$m" bash -c '
+            set -euo pipefail
+            psql -X -q -d src -c "COPY pgbench_accounts TO STDOUT (FORMAT binary)" |
+                psql -X -q -v ON_ERROR_STOP=1 -d tgt -c "COPY pgbench_accounts FROM STDIN (FORMAT binary)"
+            psql -X -q -v ON_ERROR_STOP=1 -d tgt -c "ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid)"'
+        ok=$([ "$M_RC" = 0 ] && [ "$(pg_count tgt pgbench_accounts)" = "$rows" ] && echo ok || echo FAILED)
+        row "$m" load "psql COPY pipe" "$rows" "" "$ok"
+        pg_fresh_db tgt
+        bench_measure "barge-load-$m" "$BARGE_BIN" migrate "$(pg_url src)" "$(pg_url tgt)" --state-dir "$WORK/state-$m"
+        ok=$([ "$M_RC" = 0 ] && [ "$(pg_count tgt pgbench_accounts)" = "$rows" ] && echo ok || echo FAILED)
+        row "$m" load barge "$rows" "" "$ok"
 
-    # validate the copy barge just made
-    bench_measure "barge-validate-$m" "$BARGE_BIN" validate "$(pg_url src)" "$(pg_url tgt)"
-    row "$m" validate barge "$rows" "" "$([ "$M_RC" = 0 ] && echo ok || echo FAILED)"
-    pgq postgres "DROP DATABASE tgt" >/dev/null
-    rm -rf "$WORK/state-$m"
+        # validate the copy barge just made
+        if step validate; then
+            bench_measure "barge-validate-$m" "$BARGE_BIN" validate "$(pg_url src)" "$(pg_url tgt)"
+            row "$m" validate barge "$rows" "" "$([ "$M_RC" = 0 ] && echo ok || echo FAILED)"
+        fi
+        pgq postgres "DROP DATABASE tgt" >/dev/null
+        rm -rf "$WORK/state-$m"
+        if [ -n "${BARGE_BEFORE:-}" ]; then
+            pg_fresh_db tgt
+            bench_measure "barge-before-load-$m" "$BARGE_BEFORE" migrate "$(pg_url src)" "$(pg_url tgt)" --state-dir "$WORK/state-$m"
+            ok=$([ "$M_RC" = 0 ] && [ "$(pg_count tgt pgbench_accounts)" = "$rows" ] && echo ok || echo FAILED)
+            row "$m" load "barge (BARGE_BEFORE)" "$rows" "" "$ok"
+            pgq postgres "DROP DATABASE tgt" >/dev/null
+            rm -rf "$WORK/state-$m"
+        fi
+    fi
 
     # pack: pg_dump -Fc, then barge
-    bench_measure "pg_dump-$m" pg_dump -Fc -d src -f "$WORK/dump-$m.fc"
-    row "$m" pack "pg_dump -Fc" "$rows" "$(stat -c %s "$WORK/dump-$m.fc" 2>/dev/null || echo 0)" "$([ "$M_RC" = 0 ] && echo ok || echo FAILED)"
-    rm -f "$WORK/dump-$m.fc"
-    mkdir -p "$WORK/dev-$m"
-    bench_measure "barge-pack-$m" env BARGE_STATE_DIR="$WORK/pack-state-$m" "$BARGE_BIN" pack "$(pg_url src)" "$WORK/dev-$m" --no-cdc --passphrase-file "$WORK/pass"
-    row "$m" pack barge "$rows" "$(du -sb "$WORK/dev-$m" | cut -f1)" "$([ "$M_RC" = 0 ] && echo ok || echo FAILED)"
-    rm -rf "$WORK/dev-$m" "$WORK/pack-state-$m"
+    if step pack; then
+        bench_measure "pg_dump-$m" pg_dump -Fc -d src -f "$WORK/dump-$m.fc"
+        row "$m" pack "pg_dump -Fc" "$rows" "$(stat -c %s "$WORK/dump-$m.fc" 2>/dev/null || echo 0)" "$([ "$M_RC" = 0 ] && echo ok || echo FAILED)"
+        rm -f "$WORK/dump-$m.fc"
+        mkdir -p "$WORK/dev-$m"
+        bench_measure "barge-pack-$m" env BARGE_STATE_DIR="$WORK/pack-state-$m" "$BARGE_BIN" pack "$(pg_url src)" "$WORK/dev-$m" --no-cdc --passphrase-file "$WORK/pass"
+        row "$m" pack barge "$rows" "$(du -sb "$WORK/dev-$m" | cut -f1)" "$([ "$M_RC" = 0 ] && echo ok || echo FAILED)"
+        rm -rf "$WORK/dev-$m" "$WORK/pack-state-$m"
+    fi
 done
 pgq postgres "DROP DATABASE IF EXISTS src" >/dev/null
 
+step convert || TABLES=
 for n in $TABLES; do
     log "convert-schema: $n tables"
     python3 "$ROOT/bench/gen_mysql_dump.py" "$n" > "$WORK/dump-$n.sql"

@@ -260,6 +260,78 @@ async fn postgres_unpack_by_binary_copy_keeps_every_value() {
     dst.drop_db().await;
 }
 
+/// PostgreSQL → PostgreSQL: each table's keys, indexes and ANALYZE are
+/// built as soon as its rows are in, while the next tables load; every
+/// object still lands exactly as the source has it (foreign keys,
+/// partitions' keys, a view, a trigger, the sequence past the rows), the
+/// report counts every one, and `--target-schema append` keeps what the
+/// target already held (only a table the run created is emptied in its
+/// loading transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unpack_builds_keys_as_tables_load_and_lands_every_object() {
+    let src = TestDb::new(Engine::Postgres, "pk_early").await;
+    support::exec(
+        &src,
+        "CREATE TABLE parent (id int PRIMARY KEY, name text NOT NULL UNIQUE);
+         INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 300) g;
+         CREATE TABLE child (id serial PRIMARY KEY, parent_id int NOT NULL REFERENCES parent, note text);
+         CREATE INDEX child_parent_ix ON child (parent_id);
+         INSERT INTO child (parent_id, note) SELECT 1 + g % 300, md5(g::text) FROM generate_series(1, 5000) g;
+         CREATE TABLE events (id int NOT NULL, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO events SELECT g, date '2025-06-01' + g % 400 FROM generate_series(1, 2000) g;
+         CREATE TABLE log_rows (n int, t text);
+         INSERT INTO log_rows SELECT g, 'line ' || g FROM generate_series(1, 1000) g;
+         CREATE VIEW busy AS SELECT parent_id, count(*) AS n FROM child GROUP BY parent_id;
+         CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := coalesce(NEW.note, 'stamped'); RETURN NEW; END $$;
+         CREATE TRIGGER child_stamp BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION stamp();",
+    )
+    .await;
+    let p = Packed::new();
+    ok(p.pack(&src.url, &["--no-cdc"]), "pack");
+    let dst = TestDb::new(Engine::Postgres, "pk_early_dst").await;
+    let out = p.unpack(&dst.url, &["-v"]);
+    let t = text(&out);
+    assert!(out.status.success(), "unpack: {t}");
+    for table in ["parent", "child", "log_rows"] {
+        assert!(t.contains(&format!("table {table}: keys, indexes and ANALYZE built in")), "{table} keyed as soon as it was loaded: {t}");
+    }
+    assert!(!t.contains("table events_2025: keys"), "a partition's keys come from its parent's, after the load: {t}");
+    assert!(t.contains("table public.parent: binary COPY straight from the packed rows, 1 connection(s), truncated and frozen"), "{t}");
+    // Every constraint and index, as the source defines it.
+    let constraints = "SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid), E'\\n' ORDER BY conrelid::regclass::text, conname) \
+                       FROM pg_constraint WHERE connamespace = 'public'::regnamespace";
+    let indexes = "SELECT string_agg(indexdef, E'\\n' ORDER BY indexdef) FROM pg_indexes WHERE schemaname = 'public'";
+    for q in [constraints, indexes] {
+        assert_eq!(dst.query_row(q).await, src.query_row(q).await, "{q}");
+    }
+    assert_eq!(dst.query_row("SELECT count(*) FROM pg_trigger WHERE tgname = 'child_stamp'").await[0].as_deref(), Some("1"));
+    assert_eq!(dst.query_row("SELECT sum(n) FROM busy").await[0].as_deref(), Some("5000"), "the view reads the loaded rows");
+    // Statistics for every table that holds rows.
+    let unanalyzed = "SELECT coalesce(string_agg(relname, ', ' ORDER BY relname), '') FROM pg_stat_user_tables \
+                      WHERE relname IN ('parent', 'child', 'log_rows', 'events_2025', 'events_2026') AND last_analyze IS NULL";
+    assert_eq!(dst.query_row(unanalyzed).await[0].as_deref(), Some(""), "every loaded table was analyzed");
+    validate(&src, &dst, &["--tables", "parent,child,events,log_rows"]);
+    // The sequence is past the rows, the trigger and the foreign key work.
+    dst.query_row("INSERT INTO child (parent_id) VALUES (7) RETURNING id").await;
+    assert_eq!(dst.query_row("SELECT id::text || ' ' || note FROM child WHERE id = (SELECT max(id) FROM child)").await[0].as_deref(), Some("5001 stamped"));
+    assert!(dst.try_query_row("INSERT INTO child (parent_id) VALUES (100000) RETURNING id").await.is_err(), "the foreign key holds");
+    for (kind, n) in [("primary keys", 3), ("unique keys", 1), ("foreign keys", 1), ("indexes", 1), ("views", 1), ("triggers", 1)] {
+        assert!(t.contains(&format!("{n} of {n} {kind}")), "the report counts every {kind}: {t}");
+    }
+
+    // Appending a pack of the keyless table keeps what is there.
+    let logs = Packed::new();
+    ok(logs.pack(&src.url, &["--no-cdc", "--tables", "log_rows"]), "pack log_rows");
+    let out = logs.unpack(&dst.url, &["--target-schema", "append", "-v"]);
+    assert!(out.status.success(), "append: {}", text(&out));
+    assert!(!text(&out).contains("truncated"), "{}", text(&out));
+    assert_eq!(dst.query_row("SELECT count(*), count(DISTINCT n) FROM log_rows").await, vec![Some("2000".into()), Some("1000".into())]);
+    src.drop_db().await;
+    dst.drop_db().await;
+}
+
 // ---- changes made after the pack catch up by CDC ------------------------------
 
 /// The value after `flag` on the catch-up command unpack prints.

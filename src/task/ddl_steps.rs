@@ -230,9 +230,15 @@ impl Ledger {
     }
 
     pub fn record(&mut self, id: &str, step: &Step, done: Done, missing_dependency: bool) -> Result<()> {
+        self.note(id, step, done, missing_dependency);
+        self.save()
+    }
+
+    /// Records an outcome without writing the ledger: for a batch, written
+    /// once with [`Ledger::save`].
+    pub fn note(&mut self, id: &str, step: &Step, done: Done, missing_dependency: bool) {
         let source = (!done.made()).then(|| step.source.clone()).flatten();
         self.steps.insert(id.to_string(), Record { kind: step.kind, object: step.object.clone(), done, missing_dependency, source });
-        self.save()
     }
 
     pub fn save(&self) -> Result<()> {

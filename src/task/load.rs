@@ -312,6 +312,9 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             }
             Feed::Pack(pack) if state.phase == Phase::Load => {
                 let t = Instant::now();
+                if copts.target == Dialect::Postgres && opts.parallel > 1 {
+                    pack.build_keys_early(dst, opts.parallel - 1, table_key_steps(&plan_view, &targets), true);
+                }
                 let ctx = Loading { target: &target, jobs: &jobs, state: &mut state, store: &store, opts: &opts, rejects: &rejects, counters: &mut counters, seconds: &mut seconds };
                 pack.load(ctx).await?;
                 tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
@@ -345,8 +348,14 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             let parallel = if copts.target == Dialect::Sqlite { 1 } else { opts.parallel.max(1) };
             // PostgreSQL gets fresh statistics of what was loaded (a new
             // table has none until autovacuum comes round).
-            let analyze: Vec<String> = if copts.target == Dialect::Postgres { loaded.iter().map(|t| t.sql_name.clone()).collect() } else { Vec::new() };
-            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &analyze, &mut ledger, opts.progress.as_ref()).await;
+            // What was built while the rows loaded is recorded, not run again.
+            let prebuilt = match &mut feed {
+                Feed::Pack(pack) => pack.take_prebuilt(),
+                Feed::Database(_) => Default::default(),
+            };
+            let analyze: Vec<String> =
+                if copts.target == Dialect::Postgres { loaded.iter().map(|t| t.sql_name.clone()).filter(|t| !prebuilt.analyzed.contains(t)).collect() } else { Vec::new() };
+            let built = build_table_keys(dst, parallel, &steps, &failed, &skipped, state.post_done, &analyze, &prebuilt, &mut ledger, opts.progress.as_ref()).await;
             let mut runner = Runner::new(&mut dconn, dst).await;
             let mut analyzed = false;
             let outcome = match built {
@@ -445,16 +454,25 @@ async fn build_table_keys(
     skipped: &[String],
     post_done: usize,
     analyze: &[String],
+    prebuilt: &super::unpack_db::Prebuilt,
     ledger: &mut Ledger,
     progress: &dyn Progress,
 ) -> Result<(std::collections::HashSet<usize>, bool)> {
     let mut by_table: BTreeMap<&str, Vec<usize>> = analyze.iter().map(|t| (t.as_str(), Vec::new())).collect();
+    let mut built = std::collections::HashSet::new();
     for (i, step) in steps.iter().enumerate().skip(post_done) {
         if is_table_key(step) && blocked_by(step, failed, skipped).is_none() {
+            if let Some((done, missing)) = prebuilt.outcome(step) {
+                ledger.note(&format!("post:{i}"), step, done, missing);
+                built.insert(i);
+                continue;
+            }
             by_table.entry(step.table.as_deref().unwrap_or_default()).or_default().push(i);
         }
     }
-    let mut built = std::collections::HashSet::new();
+    if !built.is_empty() {
+        ledger.save()?;
+    }
     if parallel < 2 || by_table.len() < 2 {
         return Ok((built, false));
     }
@@ -499,6 +517,31 @@ async fn build_table_keys(
     results.into_iter().collect::<Result<Vec<()>>>()?;
     phase.finish(&format!("{tables} tables"));
     Ok((built, !analyze.is_empty()))
+}
+
+/// Each table's own key and index steps ([`is_table_key`]), by target
+/// table, for building as soon as its rows are in. Tables in a partition
+/// or inheritance tree are left out (a parent's key reaches into its
+/// partitions, its ANALYZE reads its children): the post-load phase
+/// builds theirs.
+pub(crate) fn table_key_steps(p: &target_schema::Plan, targets: &[TargetTable]) -> std::collections::HashMap<String, Vec<Step>> {
+    let in_tree = |t: &TargetTable| {
+        p.schema.tables.iter().any(|s| {
+            (s.name == t.source && (s.partition_of.is_some() || !s.inherits.is_empty()))
+                || s.partition_of.as_ref().is_some_and(|po| po.parent == t.source)
+                || s.inherits.contains(&t.source)
+        })
+    };
+    let alone: Vec<&TargetTable> = targets.iter().filter(|t| !in_tree(t)).collect();
+    let mut by_table: std::collections::HashMap<String, Vec<Step>> = alone.iter().map(|t| (t.sql_name.clone(), Vec::new())).collect();
+    for step in target_schema::post_steps(p, &alone) {
+        if is_table_key(&step) {
+            if let Some(v) = step.table.as_ref().and_then(|t| by_table.get_mut(t)) {
+                v.push(step);
+            }
+        }
+    }
+    by_table
 }
 
 /// The phase line a post-load step is shown under.

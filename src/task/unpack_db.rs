@@ -20,14 +20,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::load::{self, Chunk, Feed, Job, LoadOptions, LoadReport, Loading, Target};
+use super::ddl_steps::{Done, Runner, Step};
 use super::mapping::Mapping;
 use super::state::{ChunkState, ChunkStatus, KeyRange, RunState, StateStore, TableStatus};
 use super::target_schema::{self, SchemaMode};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Role};
 use crate::error::{Error, Result};
 use crate::model::{Dialect, Schema, Table, Value};
 use crate::pack::catalog::{Catalog, DatabaseInfo, Entry};
@@ -129,6 +130,11 @@ pub(crate) struct PackFeed<'p> {
     partitioned: Vec<String>,
     /// What decrypting found (a damaged chunk, a hash mismatch).
     pub(crate) findings: Vec<Finding>,
+    /// Keys, indexes and ANALYZE of the tables loaded, built while the
+    /// next tables load ([`PackFeed::build_keys_early`]).
+    early: Option<EarlyKeys>,
+    /// What the early builds did, for the post-load phase.
+    prebuilt: Prebuilt,
 }
 
 impl PackFeed<'_> {
@@ -137,8 +143,53 @@ impl PackFeed<'_> {
         self.catalog.database.as_ref().and_then(|d| d.extras.clone()).unwrap_or_default()
     }
 
+    /// Builds each table's own keys and indexes (`steps`, by target
+    /// table), then ANALYZEs it when `analyze`, as soon as the table's
+    /// rows are committed, on up to `connections` connections of their
+    /// own, while the next tables load: the way pg_restore -j overlaps
+    /// a table's index builds with the loading of the next. Only tables
+    /// in `steps` are built this way; foreign keys, counters, views and
+    /// triggers still wait for every row ([`load::run_phases`]).
+    pub(crate) fn build_keys_early(&mut self, dst: &Endpoint, connections: usize, steps: HashMap<String, Vec<Step>>, analyze: bool) {
+        let idle: Arc<std::sync::Mutex<Vec<Db>>> = Arc::default();
+        let mut running = JoinSet::new();
+        // One connection opened now, while the first table loads, so the
+        // first build does not wait for it (best effort: a build connects
+        // on its own, and says why if it cannot); the builds after it take
+        // connections as they free up.
+        let (d, pool) = (dst.clone(), idle.clone());
+        running.spawn(async move {
+            if let Ok(conn) = Db::connect(&d, Role::Target).await {
+                pool.lock().expect("pool").push(conn);
+            }
+            Ok(Prebuilt::default())
+        });
+        self.early = Some(EarlyKeys { dst: dst.clone(), permits: Arc::new(Semaphore::new(connections.max(1))), idle, steps, analyze, running });
+    }
+
+    /// What the early builds did (taken once, after the load).
+    pub(crate) fn take_prebuilt(&mut self) -> Prebuilt {
+        std::mem::take(&mut self.prebuilt)
+    }
+
     /// Loads every table not yet loaded, in pack order.
     pub(crate) async fn load(&mut self, ctx: Loading<'_>) -> Result<()> {
+        let loaded = self.load_tables(ctx).await;
+        // On failure the builds still running are dropped (aborted): a
+        // table's keys are only ever built on rows already committed.
+        let early = self.early.take();
+        loaded?;
+        if let Some(mut early) = early {
+            while let Some(done) = early.running.join_next().await {
+                let built = done.map_err(|e| Error::other(format!("building a table's keys failed: {e}")))??;
+                self.prebuilt.steps.extend(built.steps);
+                self.prebuilt.analyzed.extend(built.analyzed);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_tables(&mut self, ctx: Loading<'_>) -> Result<()> {
         let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
         let mut by_name = HashMap::new();
         let to_postgres = target.sink.is_none() && target_schema::target_dialect(&target.endpoint)? == Dialect::Postgres;
@@ -189,15 +240,96 @@ impl PackFeed<'_> {
             counters,
             seconds,
             current: None,
+            wal_minimal: Arc::default(),
+            early: self.early.as_mut(),
+            finishing: Default::default(),
         };
         let (l, checked, master, catalog) = (self.located, self.checked, self.master, self.catalog);
         let progress = opts.progress.clone();
         // The pack reader is synchronous (files, decryption): it runs on
         // this thread, taken out of the async workers, and hands each
         // table's rows to a writer task on the runtime.
-        let deep = tokio::task::block_in_place(|| reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref()))?;
+        let deep = tokio::task::block_in_place(move || {
+            let deep = reader::decrypt_to(l, checked, master, catalog, Output::Tables(&mut sink), progress.as_ref());
+            let settled = match deep {
+                Ok(deep) => sink.settle(0).map(|()| deep),
+                Err(e) => {
+                    // The tables read whole before the failure are kept:
+                    // their writers finish and are recorded, as if the
+                    // reader had waited for each.
+                    sink.cancel_current();
+                    let _ = sink.settle(0);
+                    Err(e)
+                }
+            };
+            // Dropped here, off the async workers (it may wait for a
+            // writer it cancels).
+            drop(sink);
+            settled
+        })?;
         self.findings.extend(deep.findings);
         Ok(())
+    }
+}
+
+/// The key builds that start as each table's rows are committed.
+struct EarlyKeys {
+    dst: Endpoint,
+    /// One per connection building at a time.
+    permits: Arc<Semaphore>,
+    /// Connections free for the next table's build.
+    idle: Arc<std::sync::Mutex<Vec<Db>>>,
+    /// Each table's key and index steps, by target table; taken when it starts.
+    steps: HashMap<String, Vec<Step>>,
+    analyze: bool,
+    running: JoinSet<Result<Prebuilt>>,
+}
+
+impl EarlyKeys {
+    /// Starts building `table`'s keys (its rows are committed). Runs on
+    /// the caller's runtime, entered.
+    fn start(&mut self, table: &str) {
+        let Some(steps) = self.steps.remove(table) else { return };
+        let (dst, permits, idle, analyze, table) = (self.dst.clone(), self.permits.clone(), self.idle.clone(), self.analyze, table.to_string());
+        self.running.spawn(async move {
+            let _permit = permits.acquire_owned().await.map_err(|e| Error::other(e.to_string()))?;
+            let t = Instant::now();
+            let free = idle.lock().expect("pool").pop();
+            let mut conn = match free {
+                Some(c) => c,
+                None => Db::connect(&dst, Role::Target).await?,
+            };
+            let mut runner = Runner::new(&mut conn, &dst).await;
+            let mut built = Prebuilt::default();
+            for step in steps {
+                let (done, missing) = runner.run(&step).await?;
+                built.steps.push((step, done, missing));
+            }
+            if analyze {
+                runner.best_effort(&format!("ANALYZE {table}")).await?;
+                built.analyzed.push(table.clone());
+            }
+            drop(runner);
+            idle.lock().expect("pool").push(conn);
+            tracing::debug!("table {table}: keys, indexes{} built in {:.2}s while the next tables load", if analyze { " and ANALYZE" } else { "" }, t.elapsed().as_secs_f64());
+            Ok(built)
+        });
+    }
+}
+
+/// Key and index steps run while the rows loaded, with their outcomes,
+/// and the tables analyzed then: the post-load phase records these and
+/// does not run them again.
+#[derive(Default)]
+pub(crate) struct Prebuilt {
+    pub(crate) steps: Vec<(Step, Done, bool)>,
+    pub(crate) analyzed: Vec<String>,
+}
+
+impl Prebuilt {
+    /// The outcome of `step`, if it was run while the rows loaded.
+    pub(crate) fn outcome(&self, step: &Step) -> Option<(Done, bool)> {
+        self.steps.iter().find(|(s, _, _)| s.kind == step.kind && s.table == step.table && s.sql == step.sql).map(|(_, d, m)| (d.clone(), *m))
     }
 }
 
@@ -228,7 +360,26 @@ struct Current {
     writer: Option<JoinHandle<Result<u64>>>,
     task: Arc<dyn Task>,
     started: Instant,
+    /// Its rows are queued whole ([`AHEAD_BYTES`]): the reader goes on to
+    /// the next table while its writer finishes.
+    ahead: bool,
 }
+
+/// A table whose bytes were all read and checked, its writer still
+/// writing them (and then committing).
+struct Finishing {
+    name: String,
+    writer: JoinHandle<Result<u64>>,
+    task: Arc<dyn Task>,
+    started: Instant,
+}
+
+/// A table of at most this many packed bytes is queued whole for its
+/// writer, so the pack reader moves on to the next table (and its writer
+/// starts) while this one is still written: small tables load beside the
+/// large one after them, as pg_restore -j loads tables side by side.
+/// What that holds is bounded by [`AHEAD_TABLES`] tables of this size.
+const AHEAD_BYTES: u64 = 16 << 20;
 
 /// Receives each table's bytes from the pack reader and loads them.
 struct TablesIn<'a> {
@@ -243,6 +394,11 @@ struct TablesIn<'a> {
     counters: &'a mut BTreeMap<String, Arc<Counters>>,
     seconds: &'a mut BTreeMap<String, f64>,
     current: Option<Current>,
+    /// The target's `wal_level` is `minimal` ([`copy_packed`]), once asked.
+    wal_minimal: Arc<tokio::sync::OnceCell<bool>>,
+    early: Option<&'a mut EarlyKeys>,
+    /// Tables read whole whose writers are still at work, oldest first.
+    finishing: std::collections::VecDeque<Finishing>,
 }
 
 impl TablesIn<'_> {
@@ -325,13 +481,56 @@ impl TablesIn<'_> {
         self.store.save(self.state)?;
         Err(e)
     }
+
+    /// Waits for the writers of tables read ahead until at most `keep`
+    /// are still at work, and records each outcome; the ones already done
+    /// are recorded whatever `keep` is.
+    /// One writer failing does not stop the others' outcomes from being
+    /// waited for and recorded; the first failure is returned.
+    fn settle(&mut self, keep: usize) -> Result<()> {
+        let mut first = Ok(());
+        while let Some(i) = self.finishing.iter().position(|f| f.writer.is_finished()).or((self.finishing.len() > keep).then_some(0)) {
+            let f = self.finishing.remove(i).expect("in range");
+            let result = match self.handle.block_on(f.writer) {
+                Ok(r) => r,
+                Err(e) => Err(Error::other(format!("the writer of table {} failed: {e}", f.name))),
+            };
+            let recorded = self.finished(&f.name, &f.task, f.started, result);
+            if first.is_ok() {
+                first = recorded;
+            }
+        }
+        first
+    }
+
+    /// A table's writer is done: its rows committed (the table is loaded,
+    /// and its keys start), or it failed.
+    fn finished(&mut self, name: &str, task: &Arc<dyn Task>, started: Instant, result: Result<u64>) -> Result<()> {
+        *self.seconds.entry(name.to_string()).or_default() += started.elapsed().as_secs_f64();
+        match result {
+            Ok(rows) => {
+                let ts = self.state.tables.get_mut(name).expect("planned");
+                ts.chunks[0].status = ChunkStatus::Done;
+                ts.chunks[0].rows = rows;
+                ts.status = TableStatus::FinishedCopy;
+                self.store.save(self.state)?;
+                task.finish(&format!("{rows} rows"));
+                if let (Some(early), Some(plan)) = (self.early.as_deref_mut(), self.jobs.get(name)) {
+                    let _enter = self.handle.enter();
+                    early.start(&plan.job.target.sql_name);
+                }
+                Ok(())
+            }
+            Err(e) => self.failed(name, e),
+        }
+    }
 }
 
 impl TableSink for TablesIn<'_> {
     fn begin(&mut self, entry: &Entry) -> Result<()> {
-        let Entry::Table { name, rows, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
+        let Entry::Table { name, rows, size, .. } = entry else { return Err(Error::other("a table sink was given a file")) };
         let task = self.opts.progress.task(name, Some(*rows), Unit::Rows);
-        let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now() };
+        let mut cur = Current { name: name.clone(), packed: *rows, decoder: RowDecoder::new(), tx: None, writer: None, task, started: Instant::now(), ahead: false };
         let Some(plan) = self.jobs.get(name) else {
             if !self.partitioned.contains(name) {
                 return Err(Error::other(format!("table {name} is in the pack but not in the load plan")));
@@ -359,12 +558,19 @@ impl TableSink for TablesIn<'_> {
         let (target, job, task) = (self.target.clone(), plan.job.clone(), cur.task.clone());
         let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };
         if let Some(binary) = plan.binary.clone() {
-            let (tx, rx) = mpsc::channel::<RawBlock>(CHANNEL_DEPTH);
+            // A small table is queued whole (a block holds at least a row).
+            cur.ahead = *size <= AHEAD_BYTES;
+            let depth = if cur.ahead { (*rows).clamp(CHANNEL_DEPTH as u64, 1 << 16) as usize } else { CHANNEL_DEPTH };
+            let (tx, rx) = mpsc::channel::<RawBlock>(depth);
             // A large table is written through several connections at once,
             // so the server parses and inserts on more than one core.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let connections = if *rows >= SPLIT_ROWS { self.opts.parallel.clamp(1, cores) } else { 1 };
-            cur.writer = Some(self.handle.spawn(async move { copy_packed(&target, &job, chunk, &policy, &binary, rx, &task, connections).await }));
+            // A table of this run (created by it, or by an earlier attempt
+            // of it): nothing of anyone else's is in it to keep.
+            let fresh = self.opts.schema_mode.creates();
+            let wal = self.wal_minimal.clone();
+            cur.writer = Some(self.handle.spawn(async move { copy_packed(&target, &job, chunk, &policy, &binary, rx, &task, connections, fresh, &wal).await }));
             cur.tx = Some(Rows::Packed(tx));
         } else {
             let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
@@ -380,7 +586,9 @@ impl TableSink for TablesIn<'_> {
 
     fn data(&mut self, bytes: &[u8]) -> Result<()> {
         self.current.as_mut().expect("a table is open").decoder.push(bytes);
-        self.forward()
+        self.forward()?;
+        // A table read ahead that committed meanwhile: its keys start now.
+        self.settle(AHEAD_TABLES)
     }
 
     fn end(&mut self, damage: Option<String>) -> Result<()> {
@@ -413,25 +621,20 @@ impl TableSink for TablesIn<'_> {
             cur.task.finish("");
             return Ok(());
         };
+        if cur.ahead {
+            self.finishing.push_back(Finishing { name: cur.name, writer: w, task: cur.task, started: cur.started });
+            return self.settle(AHEAD_TABLES);
+        }
         let result = match self.handle.block_on(w) {
             Ok(r) => r,
             Err(e) => Err(Error::other(format!("the writer of table {} failed: {e}", cur.name))),
         };
-        *self.seconds.entry(cur.name.clone()).or_default() += cur.started.elapsed().as_secs_f64();
-        match result {
-            Ok(rows) => {
-                let ts = self.state.tables.get_mut(&cur.name).expect("planned");
-                ts.chunks[0].status = ChunkStatus::Done;
-                ts.chunks[0].rows = rows;
-                ts.status = TableStatus::FinishedCopy;
-                self.store.save(self.state)?;
-                cur.task.finish(&format!("{rows} rows"));
-                Ok(())
-            }
-            Err(e) => self.failed(&cur.name, e),
-        }
+        self.finished(&cur.name, &cur.task, cur.started, result)
     }
 }
+
+/// Tables read ahead whose writers may still be at work at once.
+const AHEAD_TABLES: usize = 4;
 
 /// Tables with at least this many rows are written through more than one
 /// connection.
@@ -442,51 +645,115 @@ const SPLIT_ROWS: u64 = 100_000;
 /// a transaction of its own that commits only once every one of them has
 /// written all it took: a table is never left half loaded by one failed
 /// connection. Returns rows written.
+///
+/// A table this run created (`fresh`) that goes in through one connection
+/// is emptied in the loading transaction first (`TRUNCATE ONLY`, as
+/// pg_restore -j does), so its rows can go in frozen (`COPY FREEZE`: no
+/// hint bits for the key builds and ANALYZE to set, nothing for a later
+/// VACUUM to freeze) and, on a server at `wal_level = minimal`, are not
+/// written to the WAL at all. On such a server that saves more than a
+/// second connection gains, so every fresh table goes through one; at any
+/// other `wal_level` a large table still goes through `connections`.
 #[allow(clippy::too_many_arguments)]
-async fn copy_packed(target: &Target, job: &Job, chunk: Chunk, policy: &RowPolicy, plan: &PackedCopy, rx: mpsc::Receiver<RawBlock>, task: &Arc<dyn Task>, connections: usize) -> Result<u64> {
+async fn copy_packed(
+    target: &Target,
+    job: &Job,
+    chunk: Chunk,
+    policy: &RowPolicy,
+    plan: &PackedCopy,
+    rx: mpsc::Receiver<RawBlock>,
+    task: &Arc<dyn Task>,
+    connections: usize,
+    fresh: bool,
+    wal_minimal: &tokio::sync::OnceCell<bool>,
+) -> Result<u64> {
     let rx = tokio::sync::Mutex::new(rx);
     let cols: Vec<String> = job.write.columns.iter().map(|c| quote_ident(Dialect::Postgres, &c.name)).collect();
-    tracing::debug!("table {}: binary COPY straight from the packed rows, {connections} connection(s)", job.key);
-    let one = |i: usize| {
-        let (rx, cols) = (&rx, &cols);
-        async move {
-            // Only the first clears what an earlier attempt left.
-            let chunk = Chunk { dirty: chunk.dirty && i == 0, ..chunk };
-            let (mut dest, _) = load::chunk_destination(target, job, chunk, policy).await?;
-            let Some(Db::Postgres(pg)) = dest.as_db().map(|d| d.db()) else {
-                return Err(Error::other(format!("table {}: binary COPY needs a PostgreSQL target", job.key)));
-            };
-            pg.client.batch_execute("BEGIN").await.map_err(|e| crate::db::postgres::query_error(&pg.display, "BEGIN", e))?;
-            let rows = crate::sink::postgres::packed::write(&pg.client, &pg.display, &job.write.table, cols, plan, rx, &policy.counters, task).await?;
-            Ok((dest, rows))
-        }
+    let open = |i: usize| async move {
+        // Only the first clears what an earlier attempt left.
+        let chunk = Chunk { dirty: chunk.dirty && i == 0, ..chunk };
+        Ok::<_, Error>(load::chunk_destination(target, job, chunk, policy).await?.0)
     };
-    let written = futures::future::join_all((0..connections.max(1)).map(one)).await;
+    let mut first = open(0).await?;
+    let minimal = match (fresh, postgres_of(&mut first, job)) {
+        (true, Ok(pg)) => *wal_minimal.get_or_try_init(|| wal_is_minimal(pg)).await?,
+        (_, Err(e)) => return Err(e),
+        (false, _) => false,
+    };
+    let own = fresh && (minimal || connections <= 1);
+    let connections = if own { 1 } else { connections.max(1) };
+    tracing::debug!(
+        "table {}: binary COPY straight from the packed rows, {connections} connection(s){}",
+        job.key,
+        if own { ", truncated and frozen in the loading transaction" } else { "" }
+    );
+    let mut dests = vec![first];
+    for d in futures::future::join_all((1..connections).map(open)).await {
+        dests.push(d?);
+    }
+    let (rx, cols) = (&rx, &cols);
+    let written = futures::future::join_all(dests.iter_mut().map(|dest| {
+        let pg = postgres_of(dest, job);
+        async move {
+            let pg = pg?;
+            let begin = if own { format!("BEGIN; TRUNCATE ONLY {}", job.write.table) } else { "BEGIN".to_string() };
+            pg.client.batch_execute(&begin).await.map_err(|e| crate::db::postgres::query_error(&pg.display, &begin, e))?;
+            crate::sink::postgres::packed::write(&pg.client, &pg.display, &job.write.table, cols, plan, own, rx, &policy.counters, task).await
+        }
+    }))
+    .await;
     // Every connection wrote its share, or none is kept (dropping the
     // others' connections rolls them back).
-    let mut done = Vec::with_capacity(written.len());
-    for w in written {
-        done.push(w?);
-    }
     let mut total = 0;
-    for (mut dest, rows) in done {
-        if let Some(Db::Postgres(pg)) = dest.as_db().map(|d| d.db()) {
-            pg.client.batch_execute("COMMIT").await.map_err(|e| crate::db::postgres::query_error(&pg.display, "COMMIT", e))?;
-        }
-        total += rows;
+    for w in written {
+        total += w?;
+    }
+    for dest in &mut dests {
+        let pg = postgres_of(dest, job)?;
+        pg.client.batch_execute("COMMIT").await.map_err(|e| crate::db::postgres::query_error(&pg.display, "COMMIT", e))?;
     }
     Ok(total)
 }
 
-impl Drop for TablesIn<'_> {
-    /// A load stopped part-way (an error elsewhere): cancel the writer
-    /// before its channel closes, so it cannot commit a partial table.
-    fn drop(&mut self) {
+/// The PostgreSQL connection of a loading destination.
+fn postgres_of<'d>(dest: &'d mut Box<dyn crate::sink::Destination>, job: &Job) -> Result<&'d mut crate::db::postgres::PgConn> {
+    match dest.as_db().map(|d| d.db()) {
+        Some(Db::Postgres(pg)) => Ok(pg),
+        _ => Err(Error::other(format!("table {}: binary COPY needs a PostgreSQL target", job.key))),
+    }
+}
+
+/// Whether the server writes only the WAL that crash recovery needs
+/// (`wal_level = minimal`).
+async fn wal_is_minimal(pg: &crate::db::postgres::PgConn) -> Result<bool> {
+    let sql = "SHOW wal_level";
+    let row = pg.client.query_one(sql, &[]).await.map_err(|e| crate::db::postgres::query_error(&pg.display, sql, e))?;
+    Ok(row.get::<_, String>(0) == "minimal")
+}
+
+impl TablesIn<'_> {
+    /// A load stopped part-way (an error elsewhere): cancels the writer of
+    /// the table being read before its channel closes, so it cannot
+    /// commit a partial table.
+    fn cancel_current(&mut self) {
         if let Some(mut cur) = self.current.take() {
             if let Some(w) = cur.writer.take() {
                 w.abort();
                 let _ = self.handle.block_on(w);
             }
+        }
+    }
+}
+
+impl Drop for TablesIn<'_> {
+    fn drop(&mut self) {
+        self.cancel_current();
+        // Tables read ahead and not settled (a panic): their state still
+        // says loading, so the next attempt loads them again whether or
+        // not they committed.
+        for f in self.finishing.drain(..) {
+            f.writer.abort();
+            let _ = self.handle.block_on(f.writer);
         }
     }
 }
@@ -523,6 +790,8 @@ pub fn unpack(l: &Located, checked: &Checked, master: &MasterKey, catalog: &Cata
         packed: schema.tables.iter().map(|t| (t.name.to_string(), super::pack_source::packed_columns(&schema, t))).collect(),
         partitioned,
         findings: Vec::new(),
+        early: None,
+        prebuilt: Prebuilt::default(),
     };
     let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(2))?;
     let source = catalog.source.clone();

@@ -130,23 +130,38 @@ pub async fn passthrough(src: &Client, src_display: &str, dst: &Client, dst_disp
     pin_mut!(stream);
     pin_mut!(sink);
     // PostgreSQL sends one CopyData message per row: gather them into
-    // large writes instead of one send per row.
-    let mut buf = bytes::BytesMut::with_capacity(PASS_BUFFER + 65536);
+    // writes of PASS_BUFFER bytes instead of one send per row. Each write
+    // gets a buffer of its own, of that size, never grown: the source is
+    // read only while the buffer fills (a send waits until the target's
+    // connection has taken the previous one), so what is held per stream
+    // is bounded (this buffer, one queued in the target's connection, and
+    // that connection's write buffer) however long the load runs, and
+    // same-size buffers freed and taken again do not fragment the heap.
+    let mut buf = bytes::BytesMut::with_capacity(PASS_BUFFER);
+    // Rows (CopyData messages) in `buf`, for progress once it is sent.
     let mut pending_rows = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| query_error(src_display, &out_sql, e))?;
-        buf.extend_from_slice(&chunk);
-        pending_rows += 1;
-        if buf.len() >= PASS_BUFFER {
-            sink.send(buf.split().freeze()).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
+        if buf.len() + chunk.len() > PASS_BUFFER && !buf.is_empty() {
+            let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(PASS_BUFFER));
+            sink.send(full.freeze()).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
             progress.inc(pending_rows);
             pending_rows = 0;
         }
+        if chunk.len() >= PASS_BUFFER {
+            // A row as large as a whole write goes as it came.
+            sink.send(chunk).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
+            progress.inc(1);
+        } else {
+            buf.extend_from_slice(&chunk);
+            pending_rows += 1;
+        }
     }
     if !buf.is_empty() {
-        sink.send(buf.split().freeze()).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
+        sink.send(buf.freeze()).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
     }
     let rows = sink.as_mut().finish().await.map_err(|e| query_error(dst_display, &in_sql, e))?;
+    // The binary trailer came as a message of its own: not a row.
     progress.inc(pending_rows.min(rows));
     Ok(rows)
 }

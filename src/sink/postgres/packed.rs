@@ -64,10 +64,12 @@ impl PackedCopy {
 
 /// Writes blocks taken from `rx` into `table` (`columns` quoted) with one
 /// binary `COPY ... FROM STDIN`, until `rx` ends; several writers may take
-/// from the same `rx`. Returns rows written.
+/// from the same `rx`. `freeze` writes the rows already frozen (`COPY
+/// FREEZE`: the table must have been created or truncated in the
+/// caller's open transaction). Returns rows written.
 #[allow(clippy::too_many_arguments)]
-pub async fn write(client: &Client, display: &str, table: &str, columns: &[String], plan: &PackedCopy, rx: &Mutex<mpsc::Receiver<RawBlock>>, counters: &Counters, progress: &Arc<dyn Task>) -> Result<u64> {
-    let copy = format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", columns.join(", "));
+pub async fn write(client: &Client, display: &str, table: &str, columns: &[String], plan: &PackedCopy, freeze: bool, rx: &Mutex<mpsc::Receiver<RawBlock>>, counters: &Counters, progress: &Arc<dyn Task>) -> Result<u64> {
+    let copy = format!("COPY {table} ({}) FROM STDIN (FORMAT binary{})", columns.join(", "), if freeze { ", FREEZE" } else { "" });
     let sink = client.copy_in::<_, Bytes>(copy.as_str()).await.map_err(|e| query_error(display, &copy, e))?;
     pin_mut!(sink);
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 65536);
