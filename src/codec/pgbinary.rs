@@ -294,7 +294,7 @@ impl CopyBinaryParser {
             if a.len() < 19 {
                 return Ok(false);
             }
-            if &a[..11] != &HEADER[..11] {
+            if a[..11] != HEADER[..11] {
                 return Err("not a binary COPY stream (bad signature)".into());
             }
             let ext = u32::from_be_bytes(a[15..19].try_into().expect("4 bytes")) as usize;
