@@ -109,6 +109,27 @@ macro_rules! value_enum {
     };
 }
 
+/// `--record-format`: every variant but `Fields`, which files sources
+/// make for themselves (no flag value; the match stays exhaustive).
+impl ValueEnum for crate::source::records::shape::RecordFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        use crate::source::records::shape::RecordFormat as F;
+        &[F::Text, F::Bytes, F::Json, F::Csv, F::Parquet]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use crate::source::records::shape::RecordFormat as F;
+        use clap::builder::PossibleValue as V;
+        match self {
+            F::Text => Some(V::new("text").help("UTF-8 text, one record per message or line")),
+            F::Bytes => Some(V::new("bytes").help("Any bytes (the default layout's `data` is binary)")),
+            F::Json => Some(V::new("json").help("A JSON object per record (JSON lines for files)")),
+            F::Csv => Some(V::new("csv").help("A CSV line per record, fields in the order of --schema's columns")),
+            F::Parquet => Some(V::new("parquet").help("Parquet files (file:// and s3:// sources), columns by name")),
+            F::Fields => None,
+        }
+    }
+}
+
 value_enum!(crate::sink::FileFormat {
     Csv => "csv": "RFC 4180 CSV with a header line",
     Jsonl => "jsonl": "One JSON object per line",

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::{Column, ColumnType, Dialect, Key, LobSize, QualifiedName, Table, TextAttrs, Value};
 
 /// How a record's payload is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecordFormat {
     /// UTF-8 text, one record per message or line
@@ -40,8 +40,7 @@ pub enum RecordFormat {
     Parquet,
     /// A JSON object of column name to the value's text form, as
     /// PostgreSQL writes it (files sources turn CSV rows read by their
-    /// header, and Parquet rows, into these)
-    #[value(skip)]
+    /// header, and Parquet rows, into these; not a flag value)
     Fields,
 }
 
