@@ -58,10 +58,12 @@
 //!
 //! **Bounded runs** (`--mode full-load`) take what the broker delivers and
 //! stop once nothing arrived for 2 s (`QUIET`) and the destination holds
-//! all of it; following runs wait for more. `--start-position latest`
-//! skips the messages a broker retained from before the subscription;
-//! `earliest` (the default) takes them. MQTT keeps no history, so there
-//! is no `at-timestamp`.
+//! all of it, or once nothing moved for 30 s while messages wait for a
+//! destination that buffers (with a warning: the broker may hold more
+//! back until they are acknowledged); following runs wait for more.
+//! `--start-position latest` skips the messages a broker retained from
+//! before the subscription; `earliest` (the default) takes them. MQTT
+//! keeps no history, so there is no `at-timestamp`.
 //!
 //! **TLS** (`mqtts://`): rustls with ring; the broker's certificate is
 //! checked against `?ca=FILE` (PEM) or the system's roots, and a client

@@ -20,8 +20,13 @@ use crate::sink::BoxFuture;
 use crate::source::records::{OpenOptions, Record, RecordBatch, RecordSource, StartAt};
 use crate::util::retry::Retriable;
 
-/// A bounded run (`--mode full-load`) ends once nothing arrived for this long.
+/// A bounded run (`--mode full-load`) ends once nothing arrived for this
+/// long and the destination holds everything handed out ...
 pub const QUIET: Duration = Duration::from_secs(2);
+/// ... or once nothing moved for this long while messages wait for the
+/// destination (one that buffers acknowledges only when it writes, and
+/// the broker sends no more until then).
+const QUIET_WAITING: Duration = Duration::from_secs(30);
 /// A following run hands out an empty batch this often when nothing
 /// arrives, so the loop can tick.
 const TICK: Duration = Duration::from_secs(1);
@@ -448,12 +453,11 @@ impl RecordSource for MqttSource {
                     return self.take_batch().map(Some);
                 }
                 let quiet = self.last_activity.elapsed();
-                if !self.follow && self.conn.is_some() && !self.subscribing && quiet >= QUIET {
-                    if self.ledger.busy() {
-                        // A destination that buffers (files, S3) acknowledges when it
-                        // writes, and the broker sends no more until then. Ending lets
-                        // the loop write and acknowledge them; what the broker holds
-                        // back waits for the next run.
+                let busy = self.ledger.busy();
+                if !self.follow && self.conn.is_some() && !self.subscribing && quiet >= if busy { QUIET_WAITING } else { QUIET } {
+                    if busy {
+                        // Ending lets the loop write what it buffers and acknowledge
+                        // it; what the broker holds back waits for the next run.
                         tracing::warn!(
                             "{}: stopping with messages the destination has not written yet; the broker sends no more to this session until they are acknowledged, so more may wait there: run again to read on, or give --buffer-interval 1",
                             self.display
@@ -480,7 +484,7 @@ impl RecordSource for MqttSource {
                 }
                 let mut wait = TICK.saturating_sub(self.last_batch.elapsed());
                 if !self.follow {
-                    wait = wait.min(QUIET.saturating_sub(quiet));
+                    wait = wait.min(if busy { QUIET_WAITING } else { QUIET }.saturating_sub(quiet));
                 }
                 let wait = wait.max(Duration::from_millis(20));
                 match tokio::time::timeout(wait, self.rx.recv()).await {
