@@ -378,7 +378,8 @@ struct Finishing {
 /// writer, so the pack reader moves on to the next table (and its writer
 /// starts) while this one is still written: small tables load beside the
 /// large one after them, as pg_restore -j loads tables side by side.
-/// What that holds is bounded by [`AHEAD_TABLES`] tables of this size.
+/// What that holds is bounded by [`TablesIn::ahead_tables`] tables of
+/// this size.
 const AHEAD_BYTES: u64 = 16 << 20;
 
 /// Receives each table's bytes from the pack reader and loads them.
@@ -559,7 +560,7 @@ impl TableSink for TablesIn<'_> {
         let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };
         if let Some(binary) = plan.binary.clone() {
             // A small table is queued whole (a block holds at least a row).
-            cur.ahead = *size <= AHEAD_BYTES;
+            cur.ahead = *size <= AHEAD_BYTES && self.ahead_tables() > 0;
             let depth = if cur.ahead { (*rows).clamp(CHANNEL_DEPTH as u64, 1 << 16) as usize } else { CHANNEL_DEPTH };
             let (tx, rx) = mpsc::channel::<RawBlock>(depth);
             // A large table is written through several connections at once,
@@ -588,7 +589,7 @@ impl TableSink for TablesIn<'_> {
         self.current.as_mut().expect("a table is open").decoder.push(bytes);
         self.forward()?;
         // A table read ahead that committed meanwhile: its keys start now.
-        self.settle(AHEAD_TABLES)
+        self.settle(self.ahead_tables())
     }
 
     fn end(&mut self, damage: Option<String>) -> Result<()> {
@@ -623,7 +624,7 @@ impl TableSink for TablesIn<'_> {
         };
         if cur.ahead {
             self.finishing.push_back(Finishing { name: cur.name, writer: w, task: cur.task, started: cur.started });
-            return self.settle(AHEAD_TABLES);
+            return self.settle(self.ahead_tables());
         }
         let result = match self.handle.block_on(w) {
             Ok(r) => r,
@@ -633,8 +634,13 @@ impl TableSink for TablesIn<'_> {
     }
 }
 
-/// Tables read ahead whose writers may still be at work at once.
-const AHEAD_TABLES: usize = 4;
+impl TablesIn<'_> {
+    /// Tables read ahead whose writers may still be at work beside the
+    /// table being read: together at most `--parallel` tables load at once.
+    fn ahead_tables(&self) -> usize {
+        self.opts.parallel.saturating_sub(1)
+    }
+}
 
 /// Tables with at least this many rows are written through more than one
 /// connection.
