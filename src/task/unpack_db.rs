@@ -378,7 +378,8 @@ struct Finishing {
 /// writer, so the pack reader moves on to the next table (and its writer
 /// starts) while this one is still written: small tables load beside the
 /// large one after them, as pg_restore -j loads tables side by side.
-/// What that holds is bounded by [`AHEAD_TABLES`] tables of this size.
+/// What that holds is bounded by [`TablesIn::ahead_tables`] tables of
+/// this size.
 const AHEAD_BYTES: u64 = 16 << 20;
 
 /// Receives each table's bytes from the pack reader and loads them.
@@ -559,7 +560,7 @@ impl TableSink for TablesIn<'_> {
         let chunk = Chunk { index: 0, range: KeyRange::ALL, dirty };
         if let Some(binary) = plan.binary.clone() {
             // A small table is queued whole (a block holds at least a row).
-            cur.ahead = *size <= AHEAD_BYTES;
+            cur.ahead = *size <= AHEAD_BYTES && self.ahead_tables() > 0;
             let depth = if cur.ahead { (*rows).clamp(CHANNEL_DEPTH as u64, 1 << 16) as usize } else { CHANNEL_DEPTH };
             let (tx, rx) = mpsc::channel::<RawBlock>(depth);
             // A large table is written through several connections at once,
@@ -588,7 +589,7 @@ impl TableSink for TablesIn<'_> {
         self.current.as_mut().expect("a table is open").decoder.push(bytes);
         self.forward()?;
         // A table read ahead that committed meanwhile: its keys start now.
-        self.settle(AHEAD_TABLES)
+        self.settle(self.ahead_tables())
     }
 
     fn end(&mut self, damage: Option<String>) -> Result<()> {
@@ -623,7 +624,7 @@ impl TableSink for TablesIn<'_> {
         };
         if cur.ahead {
             self.finishing.push_back(Finishing { name: cur.name, writer: w, task: cur.task, started: cur.started });
-            return self.settle(AHEAD_TABLES);
+            return self.settle(self.ahead_tables());
         }
         let result = match self.handle.block_on(w) {
             Ok(r) => r,
@@ -633,8 +634,13 @@ impl TableSink for TablesIn<'_> {
     }
 }
 
-/// Tables read ahead whose writers may still be at work at once.
-const AHEAD_TABLES: usize = 4;
+impl TablesIn<'_> {
+    /// Tables read ahead whose writers may still be at work beside the
+    /// table being read: together at most `--parallel` tables load at once.
+    fn ahead_tables(&self) -> usize {
+        self.opts.parallel.saturating_sub(1)
+    }
+}
 
 /// Tables with at least this many rows are written through more than one
 /// connection.
@@ -651,9 +657,11 @@ const SPLIT_ROWS: u64 = 100_000;
 /// pg_restore -j does), so its rows can go in frozen (`COPY FREEZE`: no
 /// hint bits for the key builds and ANALYZE to set, nothing for a later
 /// VACUUM to freeze) and, on a server at `wal_level = minimal`, are not
-/// written to the WAL at all. On such a server that saves more than a
-/// second connection gains, so every fresh table goes through one; at any
-/// other `wal_level` a large table still goes through `connections`.
+/// written to the WAL at all. On such a server that saves about what a
+/// second connection gains (measured on 2 cores: the same wall time for
+/// a quarter less server CPU, and frozen rows), so a fresh table offered
+/// two connections goes through one; offered more, or at any other
+/// `wal_level`, a large table still goes through `connections`.
 #[allow(clippy::too_many_arguments)]
 async fn copy_packed(
     target: &Target,
@@ -675,12 +683,9 @@ async fn copy_packed(
         Ok::<_, Error>(load::chunk_destination(target, job, chunk, policy).await?.0)
     };
     let mut first = open(0).await?;
-    let minimal = match (fresh, postgres_of(&mut first, job)) {
-        (true, Ok(pg)) => *wal_minimal.get_or_try_init(|| wal_is_minimal(pg)).await?,
-        (_, Err(e)) => return Err(e),
-        (false, _) => false,
-    };
-    let own = fresh && (minimal || connections <= 1);
+    let pg = postgres_of(&mut first, job)?;
+    let minimal = fresh && connections == 2 && *wal_minimal.get_or_try_init(|| wal_is_minimal(pg)).await?;
+    let own = fresh && (connections <= 1 || minimal && connections <= 2);
     let connections = if own { 1 } else { connections.max(1) };
     tracing::debug!(
         "table {}: binary COPY straight from the packed rows, {connections} connection(s){}",

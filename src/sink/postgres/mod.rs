@@ -166,8 +166,12 @@ pub async fn passthrough(src: &Client, src_display: &str, dst: &Client, dst_disp
     Ok(rows)
 }
 
-/// Bytes gathered before each write of a passed-through COPY stream.
-const PASS_BUFFER: usize = 1 << 18;
+/// Bytes gathered before each write of a passed-through COPY stream. The
+/// target connection's write buffer grows to hold one write, so this also
+/// sets what each stream keeps there: at 64 KiB a 10M-row load peaked at
+/// 2.4 MiB of anonymous memory against 5.1 MiB at 256 KiB, at the same
+/// speed.
+const PASS_BUFFER: usize = 1 << 16;
 
 /// Counts rows in a COPY stream without decoding them, for progress.
 #[allow(dead_code)]
