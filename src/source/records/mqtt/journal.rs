@@ -2,12 +2,12 @@
 //! messages it handed out that the broker still waits to hear about.
 //!
 //! MQTT gives a message no id of its own. A resent message keeps its
-//! packet id ([MQTT-4.4.0-1]), and the broker does not reuse a packet id
-//! until the client acknowledged it, so "packet id P, not yet
-//! acknowledged" names one message without doubt. The journal lists those
-//! messages with the counter each was given as its offset; a rerun that
-//! finds the destination already holds a counter acknowledges the resend
-//! instead of landing it twice.
+//! packet id ([MQTT-4.4.0-1]), and a broker resends in the order it first
+//! sent, so the messages held per packet id, oldest first, name the
+//! messages it resends. The journal lists the messages handed out and not
+//! yet acknowledged, with the counter each was given as its offset; a
+//! rerun that finds the destination already holds a counter acknowledges
+//! the resend instead of landing it twice.
 //!
 //! Written whole (temporary file, synced, renamed) before a batch leaves
 //! the source, and before any acknowledgement goes to the broker, so it
@@ -28,11 +28,12 @@ pub struct Journal {
     pub handed: u64,
     /// `(counter, packet id)` of the messages handed out and not yet acknowledged.
     pub held: Vec<(u64, u16)>,
-    /// Packet ids of messages an earlier run handed out and the destination
-    /// never took, whose counters have since been passed: handed out again,
-    /// with new counters, when the broker resends them.
+    /// `(old counter, packet id)` of messages an earlier run handed out and
+    /// the destination never took, whose counters have since been passed:
+    /// handed out again, with new counters, when the broker resends them
+    /// (the old counter only keeps their order).
     #[serde(default)]
-    pub resend: Vec<u16>,
+    pub resend: Vec<(u64, u16)>,
 }
 
 pub fn path(state_dir: &Path, shard: &str) -> PathBuf {
@@ -69,7 +70,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "barge-1");
         assert_eq!(Journal::load(&p).unwrap(), None);
-        let j = Journal { client_id: "c".into(), filter: "a/#".into(), handed: 41, held: vec![(40, 7), (41, 9)], resend: vec![3] };
+        let j = Journal { client_id: "c".into(), filter: "a/#".into(), handed: 41, held: vec![(40, 7), (41, 9)], resend: vec![(39, 3)] };
         j.save(&p).unwrap();
         assert_eq!(Journal::load(&p).unwrap(), Some(j));
         std::fs::write(&p, b"{\"client_id\":").unwrap();

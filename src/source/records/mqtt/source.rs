@@ -268,14 +268,14 @@ impl MqttSource {
             return Ok(());
         }
         if let Err(e) = self.save() {
-            for p in due {
-                self.ledger.unsent(p);
+            for (c, p) in due {
+                self.ledger.unsent(conn, c, p);
             }
             return Err(e);
         }
-        for p in due {
+        for (c, p) in due {
             if client.try_ack(&wire::puback(p)).is_err() {
-                self.ledger.unsent(p);
+                self.ledger.unsent(conn, c, p);
             }
         }
         if self.barrier_filter != self.filter && client.try_unsubscribe(self.barrier_filter.clone()).is_ok() {
@@ -295,6 +295,7 @@ impl MqttSource {
                     tracing::info!("{}: reconnected", self.display);
                 }
                 self.conn = Some(conn);
+                self.ledger.connected(conn);
                 self.last_activity = Instant::now();
                 if !session_present {
                     self.session_lost()?;
