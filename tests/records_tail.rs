@@ -68,7 +68,8 @@ async fn json_lines_fill_a_schema_exactly_and_a_rerun_adds_only_new_lines() {
     let row = db.query_row("SELECT amount::text, to_char(placed AT TIME ZONE 'UTC', 'HH24:MI:SS.US') FROM orders WHERE id = 3").await;
     assert_eq!(row, vec![Some("-7.0000000000".into()), Some("23:59:59.999999".into())], "the column's scale");
 
-    append(&logs.join("b.jsonl"), &[r#"{"id": 4, "amount": 4}"#.into()]);
+    // A blank line and a CRLF line, as editors and Windows tools leave them.
+    append(&logs.join("b.jsonl"), &["".into(), "{\"id\": 4, \"amount\": 4}\r".into()]);
     let out = run(&mut migrate());
     assert_ok(&out, "rerun");
     assert!(stderr(&out).contains("resuming"), "the rerun resumes from the saved position:\n{}", text(&out));
@@ -94,6 +95,7 @@ async fn a_record_that_does_not_fit_stops_the_run_where_it_is_and_log_goes_on() 
 
     let out = run(barge().args(["migrate", &url, &db.url, "--on-error", "log", "--schema"]).arg(dir.path().join("t.sql")).arg("--state-dir").arg(&state));
     assert_ok(&out, "with --on-error log");
+    assert!(stderr(&out).contains("1 row(s) or record(s) the target could not take") && stderr(&out).contains("rejects.jsonl"), "the run says what it left out:\n{}", text(&out));
     let row = db.query_row("SELECT string_agg(device, ',' ORDER BY device) FROM readings").await;
     assert_eq!(row[0].as_deref(), Some("d1,d3"));
     let rejects = std::fs::read_to_string(state.join("rejects.jsonl")).unwrap();

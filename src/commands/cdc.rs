@@ -263,6 +263,13 @@ fn print_status(s: &replication::Status) {
         s.lag_bytes.map(|b| format!(" / {b} bytes")).unwrap_or_default(),
         if s.retries > 0 { format!("  retries {}", s.retries) } else { String::new() }
     );
+    // What did not reach the target is said, not only counted.
+    if s.rejected > 0 {
+        output::warn(format!("{} row(s) or record(s) the target could not take are not on it: they are in rejects.jsonl in the state directory, each with the reason", s.rejected));
+    }
+    if s.error_records > 0 {
+        output::warn(format!("{} record(s) could not be converted and are not in the data files: they are under the target's errors/ prefix, each with the reason", s.error_records));
+    }
 }
 
 #[derive(Debug, Args)]

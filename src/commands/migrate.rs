@@ -20,7 +20,7 @@ use crate::transfer::{OnError, ZeroDates};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Where to read from: postgres://, mysql://, sqlite:, or records from kafka://, kinesis://, tail:///dir/*.log, files on s3://bucket/prefix or file:///dir
+    /// Where to read from: postgres://, mysql://, sqlite:, or records from kafka://, kinesis://, sqs://, mqtt(s)://, tail:///dir/*.log, files on s3://bucket/prefix or file:///dir
     pub source: String,
     /// Where to write to: postgres://, mysql://, sqlite:, s3://, file://, kinesis://, kafka://, null:// (discards, to measure the source)
     pub target: String,
@@ -132,7 +132,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     let target = Endpoint::parse(&args.target)?;
     let records = crate::source::records::is_record_source(&source);
     if !source.kind().is_database() && !records {
-        return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql://, sqlite:, or a stream (kafka://, kinesis://, tail://)")));
+        return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql://, sqlite:, or records (kafka://, kinesis://, sqs://, mqtt://, tail://, s3://, file://)")));
     }
     if !records && (args.records.schema.is_some() || args.records.record_format.is_some()) {
         return Err(Error::usage("--schema and --record-format describe a stream's records; a database source has its own tables"));

@@ -21,7 +21,7 @@ use crate::source::records::StartAt;
 use crate::task::load::LoadOptions;
 
 #[derive(Debug, Args, Default)]
-#[command(next_help_heading = "Record sources (kafka://, kinesis://, tail://, sqs://, s3:// and file:// files)")]
+#[command(next_help_heading = "Record sources (kafka://, kinesis://, sqs://, mqtt://, tail://, s3:// and file:// files)")]
 pub struct RecordArgs {
     /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order (CSV files: by their header line, unless --no-header), or Parquet columns by name; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
     #[arg(long, value_name = "FILE")]

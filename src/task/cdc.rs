@@ -122,6 +122,14 @@ pub struct Status {
     pub updated_at: String,
     pub stopped: Option<String>,
     pub tables: BTreeMap<String, TableStatus>,
+    /// Rows or records the target could not take, written to the state
+    /// directory's rejects.jsonl (`--on-error log`): not on the target.
+    #[serde(default)]
+    pub rejected: u64,
+    /// Records a file or stream target set aside under its errors/
+    /// prefix, each with the reason: not in the data files.
+    #[serde(default)]
+    pub error_records: u64,
 }
 
 pub fn status_path(state_dir: &std::path::Path) -> PathBuf {
@@ -695,6 +703,7 @@ impl<'a> Replicator<'a> {
         if let Some(h) = heartbeat {
             h.abort();
         }
+        self.status.error_records = crate::sink::SinkStats::get(&self.sink_stats.errors);
         self.status.stopped = Some(if interrupted { "interrupted".into() } else { "stopped".into() });
         self.write_status(true)?;
         Ok(CdcReport { status: self.status, interrupted })
@@ -1262,6 +1271,7 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
     let (total, per) = rates.rates();
     status.changes_per_second = total;
     status.lag_bytes = lag_bytes;
+    status.rejected = opts.policy.counters.rejected.load(std::sync::atomic::Ordering::Relaxed);
     status.updated_at = Utc::now().to_rfc3339();
     for (name, t) in status.tables.iter_mut() {
         t.changes_per_second = per.get(name).copied().unwrap_or(0.0);

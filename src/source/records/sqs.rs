@@ -51,6 +51,9 @@ pub struct SqsSource {
     empty_receives: u32,
     extender: tokio::task::JoinHandle<()>,
     options: BTreeMap<String, String>,
+    /// S3 clients for extended-client pointers, by bucket.
+    #[cfg(feature = "s3")]
+    stores: Mutex<std::collections::HashMap<String, crate::sink::store::ObjectTarget>>,
 }
 
 impl Drop for SqsSource {
@@ -91,7 +94,19 @@ impl SqsSource {
         };
         let pending = Arc::new(Mutex::new(Vec::new()));
         let extender = tokio::spawn(extend_visibility(api.clone(), queue_url.clone(), pending.clone(), Duration::from_secs(timeout.max(3))));
-        Ok(SqsSource { api, queue, queue_url, follow: opts.follow, received, pending, empty_receives: 0, extender, options: ep.options.clone() })
+        Ok(SqsSource {
+            api,
+            queue,
+            queue_url,
+            follow: opts.follow,
+            received,
+            pending,
+            empty_receives: 0,
+            extender,
+            options: ep.options.clone(),
+            #[cfg(feature = "s3")]
+            stores: Mutex::new(Default::default()),
+        })
     }
 
     async fn receive(&mut self) -> Result<Vec<Json>> {
@@ -124,12 +139,21 @@ impl SqsSource {
     async fn fetch(&self, bucket: &str, key: &str, id: &str) -> Result<Vec<u8>> {
         #[cfg(feature = "s3")]
         {
-            let mut url = format!("s3://{bucket}");
-            let query: Vec<String> = self.options.iter().map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC))).collect();
-            if !query.is_empty() {
-                url = format!("{url}?{}", query.join("&"));
-            }
-            let store = crate::sink::store::ObjectTarget::open(&crate::endpoint::Endpoint::parse(&url)?)?;
+            // One client per bucket for the run (each is an HTTPS client).
+            let cached = self.stores.lock().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned();
+            let store = match cached {
+                Some(s) => s,
+                None => {
+                    let mut url = format!("s3://{bucket}");
+                    let query: Vec<String> = self.options.iter().map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC))).collect();
+                    if !query.is_empty() {
+                        url = format!("{url}?{}", query.join("&"));
+                    }
+                    let s = crate::sink::store::ObjectTarget::open(&crate::endpoint::Endpoint::parse(&url)?)?;
+                    self.stores.lock().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_string(), s.clone());
+                    s
+                }
+            };
             let path = object_store::path::Path::from(key);
             let got = store.get(&path).await.map_err(|e| Error::other(format!("{}: message {id} points to s3://{bucket}/{key}, which cannot be read: {e}", self.api.display)))?;
             Ok(got.to_vec())

@@ -59,6 +59,9 @@ pub struct TailSource {
     /// identity: the latest generation and its offset.
     saved: BTreeMap<String, (u32, u64)>,
     first_scan: bool,
+    /// JSON and CSV lines: a blank line holds no record (as for files
+    /// sources); for text, an empty line is a record of its own.
+    skip_blank: bool,
 }
 
 /// A file's identity across renames: device and inode, and its birth
@@ -93,7 +96,7 @@ impl TailSource {
                 saved.insert(base.to_string(), (generation, n));
             }
         }
-        let mut me = TailSource { dir, pattern, display: ep.display.clone(), start: opts.start, follow: opts.follow, files: BTreeMap::new(), saved, first_scan: true };
+        let mut me = TailSource { dir, pattern, display: ep.display.clone(), start: opts.start, follow: opts.follow, files: BTreeMap::new(), saved, first_scan: true, skip_blank: matches!(opts.format, super::shape::RecordFormat::Json | super::shape::RecordFormat::Csv) };
         me.find_rotated_while_down()?;
         Ok(me)
     }
@@ -192,6 +195,10 @@ impl TailSource {
                 while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
                     let line = &buf[start..start + nl];
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if self.skip_blank && line.iter().all(u8::is_ascii_whitespace) {
+                        start += nl + 1;
+                        continue;
+                    }
                     batch.records.push(Record {
                         shard: shard.clone(),
                         offset: (t.offset + start as u64).to_string(),
