@@ -49,7 +49,9 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     }
     let files = matches!(source, Endpoint::S3(_) | Endpoint::Dir(_));
     // Files hold JSON lines unless told otherwise (a files source reads no plain text).
-    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
+    // `--sql` reads fields: JSON, unless told otherwise.
+    let json = args.records.schema.is_some() || files || args.sql.sql.is_some();
+    let mut format = args.records.record_format.unwrap_or(if json { RecordFormat::Json } else { RecordFormat::Text });
     // CSV files name their columns in a header line, unless --no-header.
     if files && format == RecordFormat::Csv && !args.sink.no_header {
         format = RecordFormat::Fields;
@@ -72,8 +74,10 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     let tables: crate::cdc::Tables = [(table.name.clone(), info)].into_iter().collect();
     let records = RecordCapture { format, start, table: table.name.clone(), default_layout, follow: args.mode != Mode::FullLoad };
     let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
-    super::output::info(format!("records of {source} land in table {}", table.name));
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
+    if args.sql.sql.is_none() {
+        super::output::info(format!("records of {source} land in table {}", table.name));
+    }
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone() };
     let report = replicate_tables(run, tables, converter, capture, &args.cdc).await?;
     print_cdc_report(&report);
     if report.interrupted {
