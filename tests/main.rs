@@ -37,6 +37,7 @@ mod sink_kinesis;
 mod sink_null;
 mod sink_object;
 mod snapshots;
+mod sql_in_flight;
 mod state;
 mod status_watch;
 mod validate;
