@@ -213,8 +213,8 @@ async fn a_kill_in_the_middle_of_a_window_leaves_the_results_of_an_uninterrupted
     let state = dir.path().join("state");
 
     // Following the file: windows are emitted as event time moves on.
-    let half = lines.len() * 2 / 3;
-    append(&log, &lines[..half]);
+    let (first, second) = (lines.len() / 3, lines.len() * 2 / 3);
+    append(&log, &lines[..first]);
     let mut child = barge()
         .args(["migrate", &url, &db.url, "--mode", "cdc", "--batch-changes", "50", "--allowed-lateness", "30s", "--sql", &sql, "--state-dir"])
         .arg(&state)
@@ -223,19 +223,44 @@ async fn a_kill_in_the_middle_of_a_window_leaves_the_results_of_an_uninterrupted
         .spawn()
         .unwrap();
     crate::support::wait_for(&db, "SELECT count(*) >= 6 FROM per_minute", "t", &mut child).await;
-    // The open windows' copy is durable once the target has acknowledged.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !state.join("sql-windows.json").exists() {
-        crate::support::assert_running(&mut child, "before the windows were saved");
-        assert!(std::time::Instant::now() < deadline, "no copy of the windows was saved");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Each transaction that carries window rows has its copy of the open
+    // windows, saved before the target can save its position.
+    let copies = state.join("sql-windows");
+    let newest = || -> Option<(std::path::PathBuf, serde_json::Value)> {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&copies).ok()?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+        files.sort();
+        let path = files.pop()?;
+        let v = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        Some((path, v))
+    };
+    let wait_copy = |after: Option<&serde_json::Value>, child: &mut std::process::Child| -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some((_, v)) = newest().filter(|(_, v)| after.is_none_or(|a| v["position"] != *a)) {
+                return v;
+            }
+            crate::support::assert_running(child, "before the windows were saved");
+            assert!(std::time::Instant::now() < deadline, "no (new) copy of the windows was saved");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let first_copy = wait_copy(None, &mut child);
+    append(&log, &lines[first..second]);
+    wait_copy(Some(&first_copy["position"]), &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
-    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("sql-windows.json")).unwrap()).unwrap();
+    let (path, saved) = newest().unwrap();
     assert!(!saved["state"]["windows"].as_object().unwrap().is_empty(), "killed with windows open: {saved}");
+    // A copy for a transaction the target never saved (barge killed
+    // between the two) must not be taken for the target's.
+    let mut ahead = saved.clone();
+    for offset in ahead["position"]["offsets"].as_object_mut().unwrap().values_mut() {
+        *offset = serde_json::Value::String("999999999".into());
+    }
+    ahead["state"]["windows"] = serde_json::json!({});
+    std::fs::write(path.with_file_name("9999999999999999.json"), serde_json::to_vec(&ahead).unwrap()).unwrap();
 
-    append(&log, &lines[half..]);
+    append(&log, &lines[second..]);
     let out = run(barge().args(["migrate", &url, &db.url, "--mode", "full-load", "--allowed-lateness", "30s", "--sql", &sql, "--state-dir"]).arg(&state));
     assert_ok(&out, "the rerun after kill -9");
     assert!(stderr(&out).contains("resuming the open windows saved at"), "{}", text(&out));
