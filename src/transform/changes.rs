@@ -1,13 +1,12 @@
 //! `--sql` as a change source around another one: each transaction's
 //! changes of the input table become changes of the output table, and
-//! windowed queries keep their open windows checkpointed with the source
+//! windowed queries keep their open windows saved with the source
 //! position (see the module doc of [`super`] for the restart design).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,12 +19,9 @@ use crate::sink::BoxFuture;
 use crate::source::changes::{ChangeSource, SchemaChange, SchemaEvent, SourceEvent, Transaction};
 use crate::transfer::{OnError, Rejected, RowPolicy};
 
-/// The state directory's copy of the open windows.
-pub const WINDOWS_FILE: &str = "sql-windows.json";
-
-/// How often, at most, a copy of the window state is taken while
-/// transactions flow (each copy is the whole state).
-const COPY_EVERY: Duration = Duration::from_secs(1);
+/// The state directory's copies of the open windows, one file per
+/// transaction that carried window rows (`<sequence>.json`).
+pub const WINDOWS_DIR: &str = "sql-windows";
 
 #[derive(Serialize, Deserialize)]
 struct SavedWindows {
@@ -40,6 +36,8 @@ struct SavedWindows {
 pub struct Resume {
     pub read_from: Position,
     state: WindowState,
+    /// The copy kept in the state directory: (sequence, position).
+    files: VecDeque<(u64, Position)>,
 }
 
 /// The input table alone, as the inner source needs it.
@@ -47,29 +45,52 @@ pub fn inner_tables(run: &SqlRun) -> Arc<Tables> {
     Arc::new([(run.input.source.name.clone(), run.input.clone())].into_iter().collect())
 }
 
+fn copy_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016}.json"))
+}
+
 /// Where to read from: `from` is the destination's saved position, or
-/// `start` when it has none. A windowed query resumes at its saved copy
-/// of the windows (at or before `from`), else from `start`.
+/// `start` when it has none. A windowed query resumes at its copy of the
+/// windows at `from` (every transaction the destination can have saved
+/// has one), else from `start`.
 pub fn resume(run: &SqlRun, from: &Position, start: &Position, state_dir: &Path) -> Result<Resume> {
-    let fresh = Resume { read_from: from.clone(), state: WindowState::default() };
-    if run.plan.windows().is_none() || from == start {
+    let fresh = Resume { read_from: from.clone(), state: WindowState::default(), files: VecDeque::new() };
+    if run.plan.windows().is_none() {
         return Ok(fresh);
     }
-    let path = state_dir.join(WINDOWS_FILE);
-    let saved: Option<SavedWindows> = match std::fs::read(&path) {
-        Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| Error::other(format!("{}: {e}", path.display())).with_hint("the file is barge's copy of the open windows; restore it, or move it away to rebuild the windows from the start of the stream"))?),
-        Err(_) => None,
-    };
-    match saved {
-        Some(s) if s.sql != run.plan.sql => Err(Error::usage(format!("{} holds the windows of another query ({})", path.display(), s.sql))
-            .with_hint("rerun with the --sql of that run, or use a new --state-dir (and a new target table) for the new query")),
-        Some(s) if s.position <= *from => {
-            tracing::info!("--sql: resuming the open windows saved at {} (rereading from there; results already on the target are not written again)", s.position);
-            Ok(Resume { read_from: s.position, state: s.state })
+    let dir = state_dir.join(WINDOWS_DIR);
+    let mut copies: Vec<(u64, SavedWindows)> = Vec::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Some(seq) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok()) else { continue };
+        let body = std::fs::read(&path).map_err(|e| Error::other(format!("{}: {e}", path.display())))?;
+        let saved: SavedWindows = serde_json::from_slice(&body)
+            .map_err(|e| Error::other(format!("{}: {e}", path.display())).with_hint("the file is barge's copy of the open windows; restore it, or move the folder away to rebuild the windows from the start of the stream"))?;
+        if saved.sql != run.plan.sql {
+            return Err(Error::usage(format!("{} holds the windows of another query ({})", dir.display(), saved.sql))
+                .with_hint("rerun with the --sql of that run, or use a new --state-dir (and a new target table) for the new query"));
         }
-        _ => {
-            tracing::warn!("--sql: no copy of the open windows at or before {from}: reading again from {start} to rebuild them (results already on the target are not written again)");
-            Ok(Resume { read_from: start.clone(), state: WindowState::default() })
+        copies.push((seq, saved));
+    }
+    copies.sort_by_key(|(seq, _)| *seq);
+    // The copy at the destination's position; later ones belong to
+    // transactions the destination never saved, earlier ones are spent.
+    let at = if from == start { None } else { copies.iter().rposition(|(_, c)| c.position <= *from) };
+    for (i, (seq, _)) in copies.iter().enumerate() {
+        if Some(i) != at {
+            let _ = std::fs::remove_file(copy_path(&dir, *seq));
+        }
+    }
+    match at {
+        Some(i) => {
+            let (seq, c) = copies.swap_remove(i);
+            tracing::info!("--sql: resuming the open windows saved at {}", c.position);
+            Ok(Resume { read_from: c.position.clone(), state: c.state, files: [(seq, c.position)].into_iter().collect() })
+        }
+        None if from == start => Ok(fresh),
+        None => {
+            tracing::warn!("--sql: the state directory has no copy of the open windows at {from}: reading again from {start} to rebuild them; windows emitted since may be written again");
+            Ok(Resume { read_from: start.clone(), ..fresh })
         }
     }
 }
@@ -86,21 +107,34 @@ pub struct SqlChanges {
     /// A bounded windowed run holds each event until the next one, so the
     /// last one can carry the windows still open at the end.
     held: Option<SourceEvent>,
+    /// The window state after the held transaction.
+    held_state: Option<Vec<u8>>,
+    /// Lines (hashed) the rejects file held when the run started.
+    earlier_rejects: HashSet<u64>,
     ended: bool,
 }
 
 struct Windows {
     state: WindowState,
-    /// Copies of the state not yet durable at the destination, oldest first.
-    copies: VecDeque<(Position, String)>,
-    last_copy: Instant,
-    path: PathBuf,
+    dir: PathBuf,
+    /// Durable copies, in the order written: (sequence, position).
+    files: VecDeque<(u64, Position)>,
+    next_seq: u64,
 }
 
 pub fn wrap(inner: Box<dyn ChangeSource>, run: Arc<SqlRun>, resume: Resume, applied: &Position, policy: RowPolicy, state_dir: &Path) -> Box<dyn ChangeSource> {
-    let windows = run.plan.windows().map(|_| Windows { state: resume.state, copies: VecDeque::new(), last_copy: Instant::now() - COPY_EVERY, path: state_dir.join(WINDOWS_FILE) });
+    let next_seq = resume.files.back().map_or(0, |(s, _)| s + 1);
+    let windows = run.plan.windows().map(|_| Windows { state: resume.state, dir: state_dir.join(WINDOWS_DIR), files: resume.files, next_seq });
     let output = run.plan.output.name.clone();
-    Box::new(SqlChanges { inner, run, policy, output, applied: applied.clone(), windows, held: None, ended: false })
+    let earlier_rejects = std::fs::read_to_string(&policy.rejects.path).map(|t| t.lines().map(line_hash).collect()).unwrap_or_default();
+    Box::new(SqlChanges { inner, run, policy, output, applied: applied.clone(), windows, held: None, held_state: None, earlier_rejects, ended: false })
+}
+
+fn line_hash(line: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    line.hash(&mut h);
+    h.finish()
 }
 
 impl SqlChanges {
@@ -125,7 +159,7 @@ impl SqlChanges {
     }
 
     /// A row the query cannot evaluate: set aside (`--on-error log`) or the end of the run.
-    fn reject(&self, row: &[Value], at: &Position, e: RowError) -> Result<()> {
+    fn reject(&mut self, row: &[Value], at: &Position, e: RowError) -> Result<()> {
         let place = self.place(row, at);
         let what = match &e.column {
             Some(c) => format!("column {c}: {}", e.reason),
@@ -143,12 +177,21 @@ impl SqlChanges {
         Ok(())
     }
 
-    fn set_aside(&self, row: &[Value], key: String, column: Option<String>, reason: String) -> Result<()> {
+    fn set_aside(&mut self, row: &[Value], key: String, column: Option<String>, reason: String) -> Result<()> {
         let r = Rejected { table: self.run.input.source.name.to_string(), key, column, reason, row: row.to_vec() };
+        // Read again after a crash (records after the destination's
+        // position), a record an earlier run set aside is not written twice.
+        if !self.earlier_rejects.is_empty() {
+            if let Ok(line) = serde_json::to_string(&r) {
+                if self.earlier_rejects.remove(&line_hash(&line)) {
+                    return Ok(());
+                }
+            }
+        }
         self.policy.rejects.write(&r).map_err(|e| Error::other(format!("writing {}: {e}", self.policy.rejects.path.display())))
     }
 
-    fn late(&self, row: &[Value], at: &Position, time: i64, watermark: i64) -> Result<()> {
+    fn late(&mut self, row: &[Value], at: &Position, time: i64, watermark: i64) -> Result<()> {
         if self.replaying(at) {
             return Ok(());
         }
@@ -170,7 +213,8 @@ impl SqlChanges {
     }
 
     fn map(&mut self, mut t: Transaction) -> Result<Transaction> {
-        let input = &self.run.input;
+        let run = self.run.clone();
+        let input = &run.input;
         let mut out = Vec::with_capacity(t.changes.len());
         for c in &t.changes {
             if c.table != input.source.name {
@@ -184,11 +228,11 @@ impl SqlChanges {
                     Op::Truncate => Vec::new(),
                 }
             };
-            if let Some(w) = self.run.plan.windows() {
+            if let Some(w) = run.plan.windows() {
                 let Op::Insert { row } = &c.op else {
                     return Err(Error::usage(format!("--sql windows read new rows only; {} sent a {} change", input.source.name, c.op.code())));
                 };
-                let passes = match &self.run.plan.filter {
+                let passes = match &run.plan.filter {
                     None => Ok(true),
                     Some(f) => f.eval(row).map(|v| v == Value::Bool(true)).map_err(|reason| RowError { column: None, reason: format!("WHERE: {reason}") }),
                 };
@@ -197,7 +241,7 @@ impl SqlChanges {
                     Err(e) => self.reject(row, &t.position, e)?,
                     Ok(true) => {
                         let state = &mut self.windows.as_mut().expect("a windowed query keeps windows").state;
-                        match w.feed(state, row, self.run.lateness_us) {
+                        match w.feed(state, row, run.lateness_us) {
                             Ok(Fed::Added) => {}
                             Ok(Fed::Late { time, watermark }) => self.late(row, &t.position, time, watermark)?,
                             Err(reason) => self.reject(row, &t.position, RowError { column: None, reason })?,
@@ -206,33 +250,39 @@ impl SqlChanges {
                 }
                 continue;
             }
-            match self.run.plan.map_change(input, &c.op) {
+            match run.plan.map_change(input, &c.op) {
                 Ok(Mapped::Op(op)) => out.push(self.out_change(op, c)),
                 Ok(Mapped::Filtered) => self.filtered(&t.position),
                 Err(e) => self.reject(&row_of(&c.op), &t.position, e)?,
             }
         }
-        if let Some(w) = self.run.plan.windows() {
+        if let Some(w) = run.plan.windows() {
             let state = &mut self.windows.as_mut().expect("a windowed query keeps windows").state;
-            let rows = w.emit(state, self.run.lateness_us, false).map_err(|e| Error::other(format!("--sql: computing a window's row: {e}")))?;
-            let template = t.changes.first().cloned();
+            let rows = w.emit(state, run.lateness_us, false).map_err(|e| Error::other(format!("--sql: computing a window's row: {e}")))?;
+            let txid = t.changes.first().and_then(|c| c.txid.clone());
             for row in rows {
-                out.push(Change { table: self.output.clone(), op: Op::Insert { row }, txid: template.as_ref().and_then(|c| c.txid.clone()), commit_time: t.commit_time, position: t.position.clone() });
+                out.push(Change { table: self.output.clone(), op: Op::Insert { row }, txid: txid.clone(), commit_time: t.commit_time, position: t.position.clone() });
             }
         }
         t.changes = out;
         Ok(t)
     }
 
-    /// Takes a copy of the window state at `at`, at most once a second.
-    fn copy_windows(&mut self, at: &Position) -> Result<()> {
+    /// The window state as it is now, to be saved at `at`.
+    fn snapshot(&self, at: &Position) -> Result<Vec<u8>> {
+        let Some(w) = self.windows.as_ref() else { return Ok(Vec::new()) };
+        serde_json::to_vec(&SavedWindows { sql: self.run.plan.sql.clone(), position: at.clone(), state: w.state.clone() }).map_err(|e| Error::other(format!("--sql: saving the windows: {e}")))
+    }
+
+    /// Saves the window state `body` at `at`, the position of a
+    /// transaction that carries window rows, before the destination can
+    /// save `at`: whatever position a restart finds there has its copy.
+    fn save_windows(&mut self, at: &Position, body: &[u8]) -> Result<()> {
         let Some(w) = self.windows.as_mut() else { return Ok(()) };
-        if w.last_copy.elapsed() < COPY_EVERY && !w.copies.is_empty() {
-            return Ok(());
-        }
-        let body = serde_json::to_string(&SavedWindows { sql: self.run.plan.sql.clone(), position: at.clone(), state: w.state.clone() }).map_err(|e| Error::other(format!("--sql: saving the windows: {e}")))?;
-        w.copies.push_back((at.clone(), body));
-        w.last_copy = Instant::now();
+        std::fs::create_dir_all(&w.dir).map_err(|source| Error::Write { path: w.dir.clone(), source })?;
+        crate::util::fs::write_durably(&copy_path(&w.dir, w.next_seq), body)?;
+        w.files.push_back((w.next_seq, at.clone()));
+        w.next_seq += 1;
         Ok(())
     }
 
@@ -247,22 +297,29 @@ impl SqlChanges {
     }
 
     fn mapped(&mut self, ev: SourceEvent) -> Result<Option<SourceEvent>> {
-        Ok(match ev {
+        Ok(Some(match ev {
             SourceEvent::Transaction(t) => {
                 let t = self.map(t)?;
-                self.copy_windows(&t.position)?;
                 if t.changes.is_empty() && !t.partial {
+                    // Records absorbed by open windows: nothing for the
+                    // destination, whose position then stays where it is.
                     SourceEvent::Idle { position: t.position, lag_bytes: None }
                 } else {
+                    if self.windows.is_some() {
+                        let body = self.snapshot(&t.position)?;
+                        if self.held_back() {
+                            // Saved when the transaction leaves (see `next`).
+                            self.held_state = Some(body);
+                        } else {
+                            self.save_windows(&t.position, &body)?;
+                        }
+                    }
                     SourceEvent::Transaction(t)
                 }
             }
-            SourceEvent::Idle { position, lag_bytes } => {
-                self.copy_windows(&position)?;
-                SourceEvent::Idle { position, lag_bytes }
-            }
+            SourceEvent::Idle { position, lag_bytes } => SourceEvent::Idle { position, lag_bytes },
             SourceEvent::Schema(ev) => return Ok(self.schema(*ev)),
-        }.into())
+        }))
     }
 
     /// A definition change of the input table: the query was planned on
@@ -306,31 +363,52 @@ impl SqlChanges {
         }
         Ok(Some(SourceEvent::Transaction(t)))
     }
+
+    /// A bounded windowed run holds each event back until the next one.
+    fn held_back(&self) -> bool {
+        self.run.bounded && self.windows.is_some()
+    }
 }
 
 impl ChangeSource for SqlChanges {
     fn next<'a>(&'a mut self) -> BoxFuture<'a, Result<Option<SourceEvent>>> {
         Box::pin(async move {
-            if !(self.run.bounded && self.windows.is_some()) {
+            if !self.held_back() {
                 return self.next_mapped().await;
             }
             if self.ended {
                 return Ok(None);
             }
             loop {
-                let next = self.next_mapped().await?;
-                match next {
+                // The state after the transaction held now.
+                let held_state = self.held_state.take();
+                let (out, state) = match self.next_mapped().await? {
                     None => {
                         self.ended = true;
                         let last = self.held.take();
-                        return self.close_all(last);
+                        let last_was_sent = matches!(last, Some(SourceEvent::Transaction(_)));
+                        let out = self.close_all(last)?;
+                        // The last event: the state after it is the state now.
+                        let state = match (&out, last_was_sent) {
+                            (Some(SourceEvent::Transaction(t)), _) => Some(self.snapshot(&t.position)?),
+                            _ => held_state,
+                        };
+                        (out, state)
                     }
-                    // A schema event passes at once, after what was held.
-                    Some(ev) => match self.held.replace(ev) {
-                        Some(prev) => return Ok(Some(prev)),
-                        None => continue,
-                    },
+                    Some(ev) => {
+                        let next_state = self.held_state.take();
+                        let prev = self.held.replace(ev);
+                        self.held_state = next_state;
+                        match prev {
+                            Some(prev) => (Some(prev), held_state),
+                            None => continue,
+                        }
+                    }
+                };
+                if let (Some(SourceEvent::Transaction(t)), Some(body)) = (&out, &state) {
+                    self.save_windows(&t.position, body)?;
                 }
+                return Ok(out);
             }
         })
     }
@@ -338,20 +416,20 @@ impl ChangeSource for SqlChanges {
     fn acknowledge<'a>(&'a mut self, position: &'a Position) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let Some(w) = self.windows.as_mut() else { return self.inner.acknowledge(position).await };
-            // The newest copy the destination has everything up to.
-            let mut newest = None;
-            while w.copies.front().is_some_and(|(p, _)| p <= position) {
-                newest = w.copies.pop_front();
+            // The newest copy the destination holds everything up to: the
+            // older ones are spent, and the source may release up to it.
+            let Some(i) = w.files.iter().rposition(|(_, p)| p <= position) else { return Ok(()) };
+            for (seq, _) in w.files.drain(..i) {
+                let _ = std::fs::remove_file(copy_path(&w.dir, seq));
             }
-            let Some((at, body)) = newest else { return Ok(()) };
-            crate::util::fs::write_durably(&w.path, body.as_bytes())?;
+            let at = w.files[0].1.clone();
             self.inner.acknowledge(&at).await
         })
     }
 
     fn next_is_cancel_safe(&self) -> bool {
         // Holding an event back keeps state across calls.
-        self.inner.next_is_cancel_safe() && !(self.run.bounded && self.windows.is_some())
+        self.inner.next_is_cancel_safe() && !self.held_back()
     }
 
     fn lag_bytes(&self) -> Option<u64> {
