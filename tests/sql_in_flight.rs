@@ -274,3 +274,54 @@ async fn a_kill_in_the_middle_of_a_window_leaves_the_results_of_an_uninterrupted
     assert_eq!(late_lines(&state), late, "late records of the replayed part are not written twice");
     db.drop_db().await;
 }
+
+/// The rows of `sql` on `db`, one text line each, in order.
+async fn rows_text(db: &TestDb, sql: &str) -> String {
+    db.query_row(&format!("SELECT coalesce(string_agg(r::text, E'\\n' ORDER BY r.id), '') FROM ({sql}) r")).await[0].clone().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_database_table_s_changes_go_through_the_query() {
+    let src = TestDb::new(Engine::Postgres, "sqldbsrc").await;
+    let dst = TestDb::new(Engine::Postgres, "sqldbdst").await;
+    for db in [&src, &dst] {
+        exec(db, &format!("ALTER DATABASE {} SET timezone TO 'UTC'", db.name)).await;
+    }
+    exec(&src, "CREATE SCHEMA shop; CREATE TABLE shop.orders (id integer PRIMARY KEY, name text NOT NULL, price numeric(10,2), qty integer, placed timestamptz, note jsonb)").await;
+    exec(&src, "CREATE PUBLICATION sqlpub FOR TABLE shop.orders").await;
+    exec(&src, "SELECT pg_create_logical_replication_slot('sqlslot', 'pgoutput')").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let query = "SELECT id, upper(name) AS name, price * qty AS total, date_trunc('day', placed) AS day, note->>'via' AS via FROM shop.orders WHERE qty > 0";
+    let mut child = barge()
+        .args(["migrate", &src.url, &dst.url, "--mode", "cdc", "--slot", "sqlslot", "--publication", "sqlpub", "--heartbeat", "1", "--sql", query, "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_replicating(&mut child, &state);
+    for step in [
+        "INSERT INTO shop.orders SELECT g, 'item ' || g, g * 1.25, g % 4, timestamptz '2026-03-01 10:00+00' + g * interval '7 hours', jsonb_build_object('via', CASE WHEN g % 3 = 0 THEN 'web' END) FROM generate_series(1, 60) g",
+        // Out of the filter, into it, and changed while in it.
+        "UPDATE shop.orders SET qty = 0 WHERE id % 10 = 1",
+        "UPDATE shop.orders SET qty = 9 WHERE id % 8 = 0",
+        "UPDATE shop.orders SET name = name || ' (renamed)', price = price + 0.01 WHERE id % 5 = 2",
+        "DELETE FROM shop.orders WHERE id % 7 = 3",
+        "INSERT INTO shop.orders VALUES (1000, 'last', 9.99, 1, '2026-03-09 23:59:59.5+00', '{\"via\": \"app\"}')",
+    ] {
+        exec(&src, step).await;
+    }
+    let want = rows_text(&src, query).await;
+    let count = want.lines().count().to_string();
+    crate::support::wait_for(&dst, "SELECT count(*) FROM shop.orders WHERE id = 1000", "1", &mut child).await;
+    crate::support::wait_for(&dst, "SELECT count(*) FROM shop.orders", &count, &mut child).await;
+    assert_eq!(rows_text(&dst, "SELECT * FROM shop.orders").await, want, "the target holds what the query gives on the source");
+    let key = dst.query_row("SELECT string_agg(a.attname, ',') FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'shop.orders'::regclass AND i.indisprimary").await;
+    assert_eq!(key[0].as_deref(), Some("id"), "the source's key, selected as it is, keys the output");
+    let out = crate::support::interrupt(child);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    exec(&src, "SELECT pg_drop_replication_slot('sqlslot')").await;
+    src.drop_db().await;
+    dst.drop_db().await;
+}
