@@ -3,12 +3,16 @@
 //!
 //! - The engine is barge's own, on sqlparser's AST ([`plan`] reads and
 //!   types the query, [`expr`] evaluates it, [`window`] aggregates).
-//!   Apache DataFusion was measured first: a cold release build of a
-//!   one-line program using it (SQL and the string, date and unicode
-//!   functions, no Parquet) passed 12.5 CPU-minutes, the heaviest
-//!   connector barge builds, and it was stopped there. The surface --sql
-//!   needs is small, and evaluating on barge's own values keeps decimals
-//!   exact and timestamps typed without a trip through Arrow arrays.
+//!   Apache DataFusion 55.2 was measured first (it pins arrow 59, barge's
+//!   major, but brings sqlparser 0.62 beside barge's 0.64): a cold
+//!   `cargo build --release -j 1` of a one-line program using it (SQL and
+//!   the string, date and unicode functions, no Parquet) had used 778
+//!   CPU-seconds (747 user + 31 system, 1.08 GB peak) when it was stopped
+//!   past the 12.5 CPU-minutes of barge's heaviest connector, with 158 of
+//!   235 crates built and its engine crates (expressions, functions,
+//!   physical plan, optimizer, SQL planner) still to come. The surface
+//!   `--sql` needs is small, and evaluating on barge's own values keeps
+//!   decimals exact and timestamps typed without a trip through Arrow.
 //! - The input is one table: a record source's table (FROM `records` or
 //!   its name) or one table of a database source. The output table is
 //!   named by the FROM alias (`FROM records AS clicks`), else the input
@@ -26,24 +30,23 @@
 //!   columns in the SELECT, unchanged (they become the output's key).
 //!
 //! Windows and restarts ([`changes`]): the open windows are state that a
-//! restart must rebuild exactly. After each source transaction (at most
-//! about once a second) the wrapper takes a copy of the window state
-//! tagged with that transaction's position. When the destination
-//! acknowledges a position P (made it durable), the newest copy at or
-//! before P is written to `sql-windows.json` in the state directory, and
-//! only then is the source told it may release up to that copy's
-//! position. A restart finds the destination at P' ≥ that position: it
-//! loads the copy, reopens the source at the copy's position (not P'),
-//! and replays. The replayed records rebuild the windows as they were;
-//! the results they emit up to P' are already on the target, and the
-//! replication loop skips transactions at or before its saved position,
-//! so nothing is written twice and nothing is lost. Late records and
-//! rejects of the replayed part are not written again. Without a saved
-//! copy (a crash before the first acknowledgement) the run replays from
-//! its start position. Replay is exact when the source replays records
-//! in the same order: one partition, one shard or one file; records of
-//! several partitions may interleave differently, which can move a
-//! record across the lateness limit.
+//! restart must rebuild exactly. The destination only ever saves the
+//! position of a transaction that carries rows, and with windows those
+//! are the transactions that emit window rows. Before such a transaction
+//! leaves the wrapper, the window state after it is written durably to
+//! `sql-windows/<sequence>.json` in the state directory, tagged with its
+//! position. So whatever position a restart finds at the destination has
+//! its exact copy: the restart loads it, reopens the source there, and
+//! reads on; copies of transactions the destination never saved (barge
+//! died between the two) are deleted, and copies older than what the
+//! destination acknowledged are deleted as it does. The source is told to
+//! release records only up to the newest copy the destination holds.
+//! Records read after that position in the earlier run are read again:
+//! late records and rejects the earlier run already set aside are not
+//! written twice (the rejects file is checked). Replay is exact when the
+//! source replays records in the same order (one partition, shard or
+//! file); records of several partitions may interleave differently, which
+//! can move a record across the lateness limit.
 
 pub mod changes;
 pub mod decimal;
