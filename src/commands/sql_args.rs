@@ -32,7 +32,12 @@ impl SqlArgs {
     /// Plans the query over the run's `tables` (records: the one table),
     /// and returns the tables the loop writes (the output table alone).
     pub fn plan(&self, tables: Tables, converter: &crate::cdc::evolve::Converter, records: bool, bounded: bool) -> Result<Option<(Tables, Arc<SqlRun>)>> {
-        let Some(sql) = &self.sql else { return Ok(None) };
+        let Some(sql) = &self.sql else {
+            if self.allowed_lateness != 0 {
+                return Err(Error::usage("--allowed-lateness applies to --sql windows (GROUP BY … TUMBLE or HOP)"));
+            }
+            return Ok(None);
+        };
         let bad = |why: String| Error::usage(format!("--sql: {why}"));
         let input = if records {
             tables.into_values().next().ok_or_else(|| bad("the run has no table".into()))?
@@ -49,6 +54,9 @@ impl SqlArgs {
         let plan = SqlPlan::new(sql, &input.source, names).map_err(bad)?;
         if plan.windows().is_some() && !records {
             return Err(bad("windows (TUMBLE, HOP) read streams: a database table's updates and deletes cannot be windowed".into()).with_hint("project and filter its changes with --sql, or window a stream of its rows (e.g. barge's Kafka target) in a second run"));
+        }
+        if plan.windows().is_none() && self.allowed_lateness != 0 {
+            crate::commands::output::warn("--allowed-lateness has no effect: the query has no window (GROUP BY … TUMBLE or HOP)");
         }
         let out = plan.output.clone();
         let converted = converter.convert(&out, None).ok_or_else(|| bad(format!("the output table {} could not be planned for the target (does the mapping exclude it?)", out.name)))?;
