@@ -289,12 +289,14 @@ async fn a_database_table_s_changes_go_through_the_query() {
     }
     exec(&src, "CREATE SCHEMA shop; CREATE TABLE shop.orders (id integer PRIMARY KEY, name text NOT NULL, price numeric(10,2), qty integer, placed timestamptz, note jsonb)").await;
     exec(&src, "CREATE PUBLICATION sqlpub FOR TABLE shop.orders").await;
-    exec(&src, "SELECT pg_create_logical_replication_slot('sqlslot', 'pgoutput')").await;
+    // Slots are the server's, not the database's: one name per test database.
+    let slot = format!("{}_slot", src.name);
+    exec(&src, &format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")).await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let query = "SELECT id, upper(name) AS name, price * qty AS total, date_trunc('day', placed) AS day, note->>'via' AS via FROM shop.orders WHERE qty > 0";
     let mut child = barge()
-        .args(["migrate", &src.url, &dst.url, "--mode", "cdc", "--slot", "sqlslot", "--publication", "sqlpub", "--heartbeat", "1", "--sql", query, "--state-dir"])
+        .args(["migrate", &src.url, &dst.url, "--mode", "cdc", "--slot", &slot, "--publication", "sqlpub", "--heartbeat", "1", "--sql", query, "--state-dir"])
         .arg(&state)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -321,7 +323,7 @@ async fn a_database_table_s_changes_go_through_the_query() {
     assert_eq!(key[0].as_deref(), Some("id"), "the source's key, selected as it is, keys the output");
     let out = crate::support::interrupt(child);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    exec(&src, "SELECT pg_drop_replication_slot('sqlslot')").await;
+    exec(&src, &format!("SELECT pg_drop_replication_slot('{slot}')")).await;
     src.drop_db().await;
     dst.drop_db().await;
 }

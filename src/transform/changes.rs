@@ -232,16 +232,13 @@ impl SqlChanges {
                 let Op::Insert { row } = &c.op else {
                     return Err(Error::usage(format!("--sql windows read new rows only; {} sent a {} change", input.source.name, c.op.code())));
                 };
-                let passes = match &run.plan.filter {
-                    None => Ok(true),
-                    Some(f) => f.eval(row).map(|v| v == Value::Bool(true)).map_err(|reason| RowError { column: None, reason: format!("WHERE: {reason}") }),
-                };
-                match passes {
+                let values = super::expr::Row::new(row);
+                match run.plan.passes(&values) {
                     Ok(false) => self.filtered(&t.position),
                     Err(e) => self.reject(row, &t.position, e)?,
                     Ok(true) => {
                         let state = &mut self.windows.as_mut().expect("a windowed query keeps windows").state;
-                        match w.feed(state, row, run.lateness_us) {
+                        match w.feed(state, &values, run.lateness_us) {
                             Ok(Fed::Added) => {}
                             Ok(Fed::Late { time, watermark }) => self.late(row, &t.position, time, watermark)?,
                             Err(reason) => self.reject(row, &t.position, RowError { column: None, reason })?,

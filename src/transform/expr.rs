@@ -138,20 +138,26 @@ pub type EvalResult = std::result::Result<Value, String>;
 
 impl Expr {
     pub fn eval(&self, row: &[Value]) -> EvalResult {
+        self.eval_in(&Row::new(row))
+    }
+
+    /// Evaluates on `row`, whose JSON columns are parsed once for all the
+    /// expressions that read them.
+    pub fn eval_in(&self, row: &Row<'_>) -> EvalResult {
         match self {
-            Expr::Column(i) => Ok(row.get(*i).cloned().unwrap_or(Value::Null)),
+            Expr::Column(i) => Ok(row.values.get(*i).cloned().unwrap_or(Value::Null)),
             Expr::Literal(v) => Ok(v.clone()),
-            Expr::Neg(e) => neg(e.eval(row)?),
-            Expr::Not(e) => Ok(match truth(&e.eval(row)?)? {
+            Expr::Neg(e) => neg(e.eval_in(row)?),
+            Expr::Not(e) => Ok(match truth(&e.eval_in(row)?)? {
                 Some(b) => Value::Bool(!b),
                 None => Value::Null,
             }),
             Expr::Binary(BinOp::And, a, b) => {
-                let x = truth(&a.eval(row)?)?;
+                let x = truth(&a.eval_in(row)?)?;
                 if x == Some(false) {
                     return Ok(Value::Bool(false));
                 }
-                let y = truth(&b.eval(row)?)?;
+                let y = truth(&b.eval_in(row)?)?;
                 Ok(match (x, y) {
                     (_, Some(false)) => Value::Bool(false),
                     (Some(true), Some(true)) => Value::Bool(true),
@@ -159,53 +165,61 @@ impl Expr {
                 })
             }
             Expr::Binary(BinOp::Or, a, b) => {
-                let x = truth(&a.eval(row)?)?;
+                let x = truth(&a.eval_in(row)?)?;
                 if x == Some(true) {
                     return Ok(Value::Bool(true));
                 }
-                let y = truth(&b.eval(row)?)?;
+                let y = truth(&b.eval_in(row)?)?;
                 Ok(match (x, y) {
                     (_, Some(true)) => Value::Bool(true),
                     (Some(false), Some(false)) => Value::Bool(false),
                     _ => Value::Null,
                 })
             }
-            Expr::Binary(op, a, b) => binary(*op, a.eval(row)?, b.eval(row)?),
-            Expr::IsNull(e, negated) => Ok(Value::Bool(e.eval(row)?.is_null() != *negated)),
-            Expr::IsBool(e, want, negated) => Ok(Value::Bool((truth(&e.eval(row)?)? == Some(*want)) != *negated)),
+            Expr::Binary(op, a, b) => binary(*op, a.eval_in(row)?, b.eval_in(row)?),
+            Expr::IsNull(e, negated) => Ok(Value::Bool(e.eval_in(row)?.is_null() != *negated)),
+            Expr::IsBool(e, want, negated) => Ok(Value::Bool((truth(&e.eval_in(row)?)? == Some(*want)) != *negated)),
             Expr::Case { operand, whens, otherwise } => {
                 let subject = match operand {
-                    Some(o) => Some(o.eval(row)?),
+                    Some(o) => Some(o.eval_in(row)?),
                     None => None,
                 };
                 for (w, then) in whens {
                     let hit = match &subject {
-                        Some(s) => compare(s, &w.eval(row)?)? == Some(Ordering::Equal),
-                        None => truth(&w.eval(row)?)? == Some(true),
+                        Some(s) => compare(s, &w.eval_in(row)?)? == Some(Ordering::Equal),
+                        None => truth(&w.eval_in(row)?)? == Some(true),
                     };
                     if hit {
-                        return then.eval(row);
+                        return then.eval_in(row);
                     }
                 }
                 match otherwise {
-                    Some(e) => e.eval(row),
+                    Some(e) => e.eval_in(row),
                     None => Ok(Value::Null),
                 }
             }
-            Expr::Cast(e, ty) => cast(e.eval(row)?, ty),
+            Expr::Cast(e, ty) => cast(e.eval_in(row)?, ty),
             Expr::Func(f, args) => {
-                let vals = args.iter().map(|a| a.eval(row)).collect::<std::result::Result<Vec<_>, _>>()?;
+                let vals = args.iter().map(|a| a.eval_in(row)).collect::<std::result::Result<Vec<_>, _>>()?;
                 call(*f, vals)
             }
-            Expr::JsonGet { base, key, text } => json_get(base.eval(row)?, key.eval(row)?, *text),
+            Expr::JsonGet { base, key, text } => {
+                let key = key.eval_in(row)?;
+                if let (Expr::Column(i), Value::Text(name)) = (base.as_ref(), &key) {
+                    if let Some(found) = row.field(*i, name) {
+                        return json_found(found?, *text);
+                    }
+                }
+                json_get(base.eval_in(row)?, key, *text)
+            }
             Expr::InList { expr, list, negated } => {
-                let v = expr.eval(row)?;
+                let v = expr.eval_in(row)?;
                 if v.is_null() {
                     return Ok(Value::Null);
                 }
                 let mut unknown = false;
                 for item in list {
-                    match compare(&v, &item.eval(row)?)? {
+                    match compare(&v, &item.eval_in(row)?)? {
                         Some(Ordering::Equal) => return Ok(Value::Bool(!*negated)),
                         None => unknown = true,
                         _ => {}
@@ -214,11 +228,46 @@ impl Expr {
                 Ok(if unknown { Value::Null } else { Value::Bool(*negated) })
             }
             Expr::Like { expr, pattern, negated, insensitive } => {
-                let (v, p) = (expr.eval(row)?, pattern.eval(row)?);
+                let (v, p) = (expr.eval_in(row)?, pattern.eval_in(row)?);
                 let (Some(v), Some(p)) = (as_text(&v), as_text(&p)) else { return Ok(Value::Null) };
                 let hit = if *insensitive { like(&v.to_lowercase(), &p.to_lowercase()) } else { like(&v, &p) };
                 Ok(Value::Bool(hit != *negated))
             }
+        }
+    }
+}
+
+/// An input row, with its JSON objects parsed on first use.
+pub struct Row<'a> {
+    pub values: &'a [Value],
+    /// Per column: its top-level JSON object's fields, once parsed (None:
+    /// not parsed yet; Some(None): not a JSON object).
+    objects: std::cell::RefCell<Vec<Option<Option<JsonFields<'a>>>>>,
+}
+
+type JsonFields<'a> = std::collections::HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>;
+
+impl<'a> Row<'a> {
+    pub fn new(values: &'a [Value]) -> Row<'a> {
+        Row { values, objects: std::cell::RefCell::new(Vec::new()) }
+    }
+
+    /// Field `name` of column `i`'s JSON object: `None` when the column
+    /// is not a JSON object (the caller takes the general path).
+    fn field(&self, i: usize, name: &str) -> Option<std::result::Result<Option<&'a str>, String>> {
+        let doc: &'a str = match self.values.get(i)? {
+            Value::Json(s) | Value::Text(s) if s.trim_start().starts_with('{') => s,
+            _ => return None,
+        };
+        let mut objects = self.objects.borrow_mut();
+        if objects.len() <= i {
+            objects.resize_with(i + 1, || None);
+        }
+        let parsed = objects[i].get_or_insert_with(|| serde_json::from_str::<JsonFields<'a>>(doc).ok());
+        match parsed {
+            Some(fields) => Some(Ok(fields.get(name).map(|r| r.get()))),
+            // Not valid JSON: the general path says why.
+            None => None,
         }
     }
 }
@@ -543,8 +592,13 @@ fn json_get(base: Value, key: Value, text: bool) -> EvalResult {
             None
         }
     };
+    json_found(found.map(|r| r.get()), text)
+}
+
+/// What `->` (JSON) or `->>` (text) gives for the raw JSON `found`.
+fn json_found(found: Option<&str>, text: bool) -> EvalResult {
+    let not_json = |e: serde_json::Error| format!("not JSON ({e})");
     let Some(raw) = found else { return Ok(Value::Null) };
-    let raw = raw.get();
     Ok(match raw.as_bytes().first() {
         Some(b'n') if raw == "null" => if text { Value::Null } else { Value::Json(raw.into()) },
         Some(b'"') if text => Value::Text(serde_json::from_str::<String>(raw).map_err(not_json)?),

@@ -92,23 +92,23 @@ pub struct RowError {
 }
 
 impl SqlPlan {
-    fn passes(&self, row: &[Value]) -> Result<bool, RowError> {
+    pub fn passes(&self, row: &expr::Row<'_>) -> Result<bool, RowError> {
         match &self.filter {
             None => Ok(true),
             Some(f) => {
-                let v = f.eval(row).map_err(|reason| RowError { column: None, reason: format!("WHERE: {reason}") })?;
+                let v = f.eval_in(row).map_err(|reason| RowError { column: None, reason: format!("WHERE: {reason}") })?;
                 Ok(matches!(v, Value::Bool(true)))
             }
         }
     }
 
     /// The output row of an input row (a projection, not windows).
-    pub fn project(&self, row: &[Value]) -> Result<Vec<Value>, RowError> {
+    pub fn project(&self, row: &expr::Row<'_>) -> Result<Vec<Value>, RowError> {
         let plan::Shape::Rows { columns, output_names } = &self.shape else { return Err(RowError { column: None, reason: "a windowed query has no row projection".into() }) };
         columns
             .iter()
             .zip(output_names)
-            .map(|(e, name)| e.eval(row).map_err(|reason| RowError { column: Some(name.clone()), reason }))
+            .map(|(e, name)| e.eval_in(row).map_err(|reason| RowError { column: Some(name.clone()), reason }))
             .collect()
     }
 
@@ -127,19 +127,21 @@ impl SqlPlan {
         };
         Ok(match op {
             Op::Insert { row } => {
-                if !self.passes(row)? {
+                let row = expr::Row::new(row);
+                if !self.passes(&row)? {
                     return Ok(Mapped::Filtered);
                 }
-                Mapped::Op(Op::Insert { row: self.project(row)? })
+                Mapped::Op(Op::Insert { row: self.project(&row)? })
             }
             Op::Truncate => Mapped::Op(Op::Truncate),
             Op::Delete { key } => {
                 if input.key.is_empty() {
                     // A key-less table's delete holds the whole old row.
-                    if !self.passes(key)? {
+                    let row = expr::Row::new(key);
+                    if !self.passes(&row)? {
                         return Ok(Mapped::Filtered);
                     }
-                    return Ok(Mapped::Op(Op::Delete { key: self.project(key)? }));
+                    return Ok(Mapped::Op(Op::Delete { key: self.project(&row)? }));
                 }
                 Mapped::Op(Op::Delete { key: self.output_key(input, key).ok_or_else(no_key)? })
             }
@@ -158,8 +160,9 @@ impl SqlPlan {
                         }
                     }
                 }
-                if self.passes(&new)? {
-                    let row = self.project(&new)?;
+                let new_row = expr::Row::new(&new);
+                if self.passes(&new_row)? {
+                    let row = self.project(&new_row)?;
                     if self.output.primary_key.is_none() {
                         return Err(no_key());
                     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::decimal::Dec;
-use super::expr::{arith, bigint, compare, kind_of, num, numeric, BinOp, Expr, Kind, Num};
+use super::expr::{arith, bigint, compare, kind_of, num, numeric, BinOp, Expr, Kind, Num, Row};
 use crate::model::{ColumnType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,10 +163,10 @@ impl WindowPlan {
     }
 
     /// Adds one input row (that passed WHERE) to its windows.
-    pub fn feed(&self, s: &mut WindowState, row: &[Value], lateness_us: i64) -> std::result::Result<Fed, String> {
-        let t = to_micros(&self.time.eval(row)?)?;
-        let keys = self.keys.iter().map(|k| k.eval(row)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let args = self.aggs.iter().map(|a| a.arg.as_ref().map(|e| e.eval(row)).transpose()).collect::<std::result::Result<Vec<_>, _>>()?;
+    pub fn feed(&self, s: &mut WindowState, row: &Row<'_>, lateness_us: i64) -> std::result::Result<Fed, String> {
+        let t = to_micros(&self.time.eval_in(row)?)?;
+        let keys = self.keys.iter().map(|k| k.eval_in(row)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let args = self.aggs.iter().map(|a| a.arg.as_ref().map(|e| e.eval_in(row)).transpose()).collect::<std::result::Result<Vec<_>, _>>()?;
         let watermark = self.watermark(s, lateness_us);
         // Windows containing t: starts aligned on the slide, in (t - size, t].
         let last = t.div_euclid(self.slide_us) * self.slide_us;
@@ -334,20 +334,20 @@ mod tests {
         let mut s = WindowState::default();
         let lateness = 10_000_000;
         for (k, t, v) in [("a", "2026-01-01T00:00:05", "1.5"), ("b", "2026-01-01T00:00:30", "2"), ("a", "2026-01-01T00:00:59", "1.25")] {
-            assert!(matches!(w.feed(&mut s, &row(k, t, v), lateness).unwrap(), Fed::Added));
+            assert!(matches!(w.feed(&mut s, &Row::new(&row(k, t, v)), lateness).unwrap(), Fed::Added));
         }
         // 00:01:05 moves the watermark to 00:00:55: the first minute stays open.
-        w.feed(&mut s, &row("a", "2026-01-01T00:01:05", "9"), lateness).unwrap();
+        w.feed(&mut s, &Row::new(&row("a", "2026-01-01T00:01:05", "9")), lateness).unwrap();
         assert!(w.emit(&mut s, lateness, false).unwrap().is_empty());
         // Within the lateness: still counted.
-        assert!(matches!(w.feed(&mut s, &row("a", "2026-01-01T00:00:58", "0.25"), lateness).unwrap(), Fed::Added));
-        w.feed(&mut s, &row("b", "2026-01-01T00:01:11", "1"), lateness).unwrap();
+        assert!(matches!(w.feed(&mut s, &Row::new(&row("a", "2026-01-01T00:00:58", "0.25")), lateness).unwrap(), Fed::Added));
+        w.feed(&mut s, &Row::new(&row("b", "2026-01-01T00:01:11", "1")), lateness).unwrap();
         let rows = w.emit(&mut s, lateness, false).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][0], Value::Text("a".into()));
         assert_eq!(rows[0][2..], [Value::Int(3), Value::Decimal("3.00".into()), Value::Decimal("1.00000000000000000000".into()), Value::Decimal("1.5".into())]);
         // The first minute is closed: a record for it is late.
-        assert!(matches!(w.feed(&mut s, &row("a", "2026-01-01T00:00:40", "1"), lateness).unwrap(), Fed::Late { .. }));
+        assert!(matches!(w.feed(&mut s, &Row::new(&row("a", "2026-01-01T00:00:40", "1")), lateness).unwrap(), Fed::Late { .. }));
         let rest = w.emit(&mut s, lateness, true).unwrap();
         assert_eq!(rest.len(), 2, "the second minute, at the end of a bounded input");
     }
@@ -357,7 +357,7 @@ mod tests {
         let p = plan("SELECT window_start, window_end, count(*) AS n FROM records GROUP BY HOP(t, INTERVAL '20' SECOND, INTERVAL '1' MINUTE)");
         let w = p.windows().unwrap();
         let mut s = WindowState::default();
-        w.feed(&mut s, &row("a", "2026-01-01T00:00:45", "1"), 0).unwrap();
+        w.feed(&mut s, &Row::new(&row("a", "2026-01-01T00:00:45", "1")), 0).unwrap();
         assert_eq!(s.windows.len(), 3, "windows starting at -00:00:20, 00:00:00 and 00:00:20 hold 00:00:45");
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<WindowState>(&json).unwrap(), s, "the state survives a round trip");
