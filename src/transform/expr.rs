@@ -245,7 +245,59 @@ pub struct Row<'a> {
     objects: std::cell::RefCell<Vec<Option<Option<JsonFields<'a>>>>>,
 }
 
-type JsonFields<'a> = std::collections::HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>;
+/// A JSON object's fields as written, in order: objects in records are
+/// small, and a list searched by name costs less than building a map.
+pub struct JsonFields<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'a> JsonFields<'a> {
+    fn get(&self, name: &str) -> Option<&'a serde_json::value::RawValue> {
+        // The last of repeated names wins, as in PostgreSQL's jsonb.
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonFields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
+            type Value = JsonFields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> std::result::Result<JsonFields<'a>, M::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some((Key(k), v)) = m.next_entry::<Key<'de>, &'de serde_json::value::RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(JsonFields(out))
+            }
+        }
+        d.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+/// A field name, borrowed from the document unless it has escapes
+/// (serde's own `Cow` always copies).
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
 
 impl<'a> Row<'a> {
     pub fn new(values: &'a [Value]) -> Row<'a> {
@@ -265,7 +317,7 @@ impl<'a> Row<'a> {
         }
         let parsed = objects[i].get_or_insert_with(|| serde_json::from_str::<JsonFields<'a>>(doc).ok());
         match parsed {
-            Some(fields) => Some(Ok(fields.get(name).map(|r| r.get()))),
+            Some(fields) => Some(Ok(fields.get(name).map(|r: &'a serde_json::value::RawValue| r.get()))),
             // Not valid JSON: the general path says why.
             None => None,
         }
@@ -574,8 +626,8 @@ fn json_get(base: Value, key: Value, text: bool) -> EvalResult {
     let found: Option<&RawValue> = match doc.trim_start().as_bytes().first() {
         Some(b'{') => {
             let Some(name) = to_text(&key)? else { return Ok(Value::Null) };
-            let map: std::collections::HashMap<std::borrow::Cow<'_, str>, &RawValue> = serde_json::from_str(doc).map_err(not_json)?;
-            map.get(name.as_str()).copied()
+            let fields: JsonFields<'_> = serde_json::from_str(doc).map_err(not_json)?;
+            fields.get(name.as_str())
         }
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(doc).map_err(not_json)?;
@@ -1016,6 +1068,10 @@ mod tests {
         assert_eq!(json_get(a.clone(), Value::Text("b".into()), true).unwrap(), Value::Text("x".into()));
         assert_eq!(json_get(a, Value::Text("n".into()), true).unwrap(), Value::Text("1.50".into()));
         assert_eq!(json_get(doc.clone(), Value::Text("zz".into()), true).unwrap(), Value::Null);
+        // An escaped name, a repeated one (the last wins), through a row's parsed object.
+        let row = [Value::Json(r#"{"a\u0062": 1, "k": 1, "k": 2}"#.into())];
+        let get = |name: &str| Expr::JsonGet { base: Box::new(Expr::Column(0)), key: Box::new(Expr::Literal(Value::Text(name.into()))), text: true }.eval(&row).unwrap();
+        assert_eq!((get("ab"), get("k")), (Value::Text("1".into()), Value::Text("2".into())));
         assert_eq!(call(Func::Substring, vec![Value::Text("hello".into()), Value::Int(2), Value::Int(3)]).unwrap(), Value::Text("ell".into()));
         assert_eq!(call(Func::Substring, vec![Value::Text("hello".into()), Value::Int(-1), Value::Int(3)]).unwrap(), Value::Text("h".into()));
         assert_eq!(call(Func::ConcatFn, vec![Value::Text("a".into()), Value::Null, Value::Int(1)]).unwrap(), Value::Text("a1".into()));
