@@ -25,6 +25,7 @@ mod pack;
 mod pack_db;
 mod pack_s3;
 mod progress_terminal;
+mod records_changes;
 mod records_files;
 mod records_kafka;
 mod records_kinesis;

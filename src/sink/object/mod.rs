@@ -158,7 +158,8 @@ impl ObjectSink {
 
     async fn apply_batch(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<()> {
         self.batch_no += 1;
-        let changes = &batch.changes[..];
+        let changes = super::record::split_key_changes(tables, &batch.changes);
+        let changes = &changes[..];
         let mut start = 0;
         // A full-load batch is one table's rows: its layout and its open file
         // are looked up once per run of changes to the same table, not per row.

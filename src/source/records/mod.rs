@@ -19,6 +19,7 @@
 //! CSV fields.
 
 pub mod changes;
+pub mod envelope;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 pub mod mqtt;
@@ -118,6 +119,10 @@ pub struct OpenOptions {
     /// What a record is (`--record-format`): sources that read files pick
     /// and parse their files by it.
     pub format: shape::RecordFormat,
+    /// Rows with an `Op` column (CDC files) are applied as changes; else
+    /// (the default layout stores records as they are) a files source
+    /// refuses updates and deletes rather than store them as rows.
+    pub changes: bool,
 }
 
 /// A stream or a set of files, read as records.
@@ -140,6 +145,14 @@ pub trait RecordSource: Send {
     /// sends no more until it hears back, like MQTT, needs that).
     fn next_is_cancel_safe(&self) -> bool {
         false
+    }
+
+    /// The table `r` belongs to, as (schema, table), where the source's
+    /// layout says so: files under `schema/table/` folders, as barge and
+    /// DMS write them to S3.
+    fn table_of(&self, r: &Record) -> Option<(Option<String>, String)> {
+        let _ = r;
+        None
     }
 
     /// Where `r` is, for a message about it (a files source names the
