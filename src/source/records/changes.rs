@@ -175,7 +175,7 @@ impl RecordChanges {
         Ok(Some(Change { table: l.name.clone(), op, txid: None, commit_time: r.time, position: Position::Snapshot }))
     }
 
-    fn envelope_change<'r>(&self, r: &'r Record) -> std::result::Result<Option<Change>, String> {
+    fn envelope_change(&self, r: &Record) -> std::result::Result<Option<Change>, String> {
         let env = match self.format {
             RecordFormat::Debezium => match envelope::debezium(&r.data)? {
                 Some(e) => e,
