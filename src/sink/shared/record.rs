@@ -182,12 +182,14 @@ pub struct RecordIds {
     scope: Scope,
     ordinals: HashMap<String, u64>,
     last_position: Option<Position>,
+    /// Its text, made once per position (a stream's names every shard).
+    last_position_text: String,
     in_position: u64,
 }
 
 impl RecordIds {
     pub fn new(scope: Scope) -> Self {
-        RecordIds { scope, ordinals: HashMap::new(), last_position: None, in_position: 0 }
+        RecordIds { scope, ordinals: HashMap::new(), last_position: None, last_position_text: String::new(), in_position: 0 }
     }
 
     pub fn next(&mut self, table: &SinkTable, change: &Change) -> String {
@@ -220,11 +222,12 @@ impl RecordIds {
             (_, position) => {
                 if self.last_position.as_ref() != Some(position) {
                     self.last_position = Some(position.clone());
+                    self.last_position_text = position.to_string();
                     self.in_position = 0;
                 }
                 self.in_position += 1;
                 h.update(b"change\0");
-                h.update(position.to_string().as_bytes());
+                h.update(self.last_position_text.as_bytes());
                 h.update([0]);
                 h.update(self.in_position.to_be_bytes());
             }

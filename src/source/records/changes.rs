@@ -120,9 +120,8 @@ impl RecordChanges {
         for r in &batch.records {
             // What the change holds in memory (the change capture loop's
             // read-ahead limit counts these bytes): its text, the change
-            // and its values, and below, its copy of the position; each
-            // allocation ~32 bytes more. Small records cost several times
-            // their payload (a 140-byte one about 1.5 KB).
+            // and its values (and below, once, the position its
+            // transaction shares); each allocation ~32 bytes more.
             bytes += r.data.len() + r.shard.len() + r.offset.len() + r.stream.len() + r.key.as_ref().map_or(0, Vec::len);
             newest = newest.max(r.time);
             match self.change(r) {
@@ -144,10 +143,10 @@ impl RecordChanges {
         for (shard, offset) in batch.position {
             self.offsets.insert(shard, offset);
         }
-        // A position: a map node per 11 offsets, two strings each.
-        let position_bytes = self.offsets.len().div_ceil(11) * 560 + self.offsets.iter().map(|(s, o)| s.len() + o.len() + 64).sum::<usize>();
-        bytes += changes.len() * position_bytes;
-        let position = Position::Shards { offsets: self.offsets.clone() };
+        // The position, once for the transaction (its changes share it): a
+        // map node per 11 offsets, two strings each.
+        bytes += self.offsets.len().div_ceil(11) * 560 + self.offsets.iter().map(|(s, o)| s.len() + o.len() + 64).sum::<usize>();
+        let position = Position::Shards { offsets: std::sync::Arc::new(self.offsets.clone()) };
         for c in &mut changes {
             c.position = position.clone();
         }
@@ -267,7 +266,7 @@ impl ChangeSource for RecordChanges {
                 for (shard, offset) in batch.position {
                     self.offsets.insert(shard, offset);
                 }
-                return Ok(Some(SourceEvent::Idle { position: Position::Shards { offsets: self.offsets.clone() }, lag_bytes: None }));
+                return Ok(Some(SourceEvent::Idle { position: Position::Shards { offsets: std::sync::Arc::new(self.offsets.clone()) }, lag_bytes: None }));
             }
             let txn = self.transaction(batch)?;
             if txn.changes.is_empty() {

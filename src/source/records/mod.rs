@@ -241,7 +241,7 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
 /// The offsets of a position saved by an earlier run (empty for none).
 pub fn saved_offsets(p: &Position) -> Result<BTreeMap<String, String>> {
     match p {
-        Position::Shards { offsets } => Ok(offsets.clone()),
+        Position::Shards { offsets } => Ok(offsets.as_ref().clone()),
         Position::Snapshot => Ok(BTreeMap::new()),
         other => Err(Error::usage(format!("position {other} does not belong to a record source; records resume from shards:SHARD=OFFSET,…"))),
     }
