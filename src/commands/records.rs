@@ -17,7 +17,7 @@ use crate::sink::SinkOptions;
 use crate::source::capture::Capture;
 use crate::source::records::changes::RecordCapture;
 use crate::source::records::shape::{RecordFormat, RecordShape};
-use crate::source::records::StartAt;
+use crate::source::records::{saved_offsets, OpenOptions, StartAt};
 use crate::task::load::LoadOptions;
 
 #[derive(Debug, Args, Default)]
@@ -26,6 +26,9 @@ pub struct RecordArgs {
     /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order (CSV files: by their header line, unless --no-header), or Parquet columns by name; columns named _stream, _shard, _offset, _key, _time take the record's metadata. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
+    /// Without --schema: infer the table from the first N records (JSON objects; CSV files by their header): columns from the fields, types widened as records disagree (bigint, numeric(38,S), boolean, timestamptz, timestamp, jsonb, else text), all nullable. The CREATE TABLE is printed and kept in the state directory as inferred-schema.sql, which reruns reuse (and --schema takes)
+    #[arg(long, value_name = "N", conflicts_with = "schema")]
+    pub infer: Option<usize>,
     /// What a record's payload is [default: json with --schema or for s3:// and file:// files, else text]
     #[arg(long, value_enum)]
     pub record_format: Option<RecordFormat>,
@@ -49,15 +52,11 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     }
     let files = matches!(source, Endpoint::S3(_) | Endpoint::Dir(_));
     // Files hold JSON lines unless told otherwise (a files source reads no plain text).
-    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
+    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || args.records.infer.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
     // CSV files name their columns in a header line, unless --no-header.
     if files && format == RecordFormat::Csv && !args.sink.no_header {
         format = RecordFormat::Fields;
     }
-    let (shape, default_layout) = match &args.records.schema {
-        Some(file) => (RecordShape::from_schema_file(file, format)?, false),
-        None => (RecordShape::default_layout(&crate::source::records::default_table_name(source), format)?, true),
-    };
     let (start, position) = match &args.cdc.start_position {
         None => (StartAt::Earliest, Position::Shards { offsets: Default::default() }),
         Some(StartPosition::Stream(at)) => (at.clone(), Position::Shards { offsets: Default::default() }),
@@ -65,12 +64,22 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         Some(StartPosition::At(p)) => return Err(Error::usage(format!("--start-position {p} is a database's position; a stream starts at earliest, latest, at-timestamp:TIME or shards:SHARD=OFFSET,…"))),
     };
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", opts.state_dir.display())))?;
+    let follow = args.mode != Mode::FullLoad;
+    let name = crate::source::records::default_table_name(source);
+    let (shape, default_layout) = match (&args.records.schema, args.records.infer) {
+        (Some(file), _) => (RecordShape::from_schema_file(file, format)?, false),
+        (None, Some(n)) => {
+            let open = OpenOptions { from: saved_offsets(&position)?, start: start.clone(), state_dir: opts.state_dir.clone(), follow, format };
+            (crate::source::records::infer::shape(source, n, &name, open).await?, false)
+        }
+        (None, None) => (RecordShape::default_layout(&name, format)?, true),
+    };
     let table = shape.table.clone();
     let converter = super::cdc::converter(source, target, &opts)?;
     let converted = converter.convert(&table, None).ok_or_else(|| Error::other(format!("table {}: could not be planned for {target}", table.name)))?;
     let info = TableInfo { key: crate::source::key_indexes(&table), source: table.clone(), target: converted.table, filter: None };
     let tables: crate::cdc::Tables = [(table.name.clone(), info)].into_iter().collect();
-    let records = RecordCapture { format, start, table: table.name.clone(), default_layout, follow: args.mode != Mode::FullLoad };
+    let records = RecordCapture { format, start, table: table.name.clone(), default_layout, follow };
     let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
     super::output::info(format!("records of {source} land in table {}", table.name));
     let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
