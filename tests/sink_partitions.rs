@@ -295,3 +295,28 @@ fn a_kill_then_a_rerun_leaves_every_record_in_its_partition() {
     // At least once: a record may be in two files, never in none.
     assert_eq!(seen.len(), 4500, "missing: {:?}", (0..4500).filter(|n| !seen.contains(n)).take(10).collect::<Vec<_>>());
 }
+
+#[test]
+fn records_read_to_infer_are_handed_to_the_run_not_lost_from_a_queue() {
+    // SQS hides a received message until it is deleted: the records the
+    // inference read must reach the run, or they would be missing here.
+    let q = unique_name("infer");
+    let endpoint = env("BARGE_TEST_S3_ENDPOINT");
+    py(
+        "import boto3, json, os, sys
+s = boto3.client('sqs', endpoint_url=os.environ['BARGE_TEST_S3_ENDPOINT'])
+u = s.create_queue(QueueName=sys.argv[1], Attributes={'VisibilityTimeout': '600'})['QueueUrl']
+for i in range(25): s.send_message(QueueUrl=u, MessageBody=json.dumps({'id': i, 'v': '%d.5' % i}))",
+        &[&q],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = run(barge()
+        .args(["migrate", &format!("sqs://{q}?endpoint={endpoint}"), &format!("file://{}", out.display()), "--format", "parquet", "--infer", "3", "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_ok(&o, "sqs --infer");
+    assert!(stderr(&o).contains("  id bigint,\n  v text\n"), "{}", text(&o));
+    let mut ids: Vec<i64> = read_files(&out).values().flat_map(|f| f["rows"].as_array().unwrap().iter().map(|r| r[1].as_i64().unwrap()).collect::<Vec<_>>()).collect();
+    ids.sort();
+    assert_eq!(ids, (0..25).collect::<Vec<_>>());
+}
