@@ -300,6 +300,8 @@ fn a_kill_then_a_rerun_leaves_every_record_in_its_partition() {
 fn records_read_to_infer_are_handed_to_the_run_not_lost_from_a_queue() {
     // SQS hides a received message until it is deleted: the records the
     // inference read must reach the run, or they would be missing here.
+    // (A bounded SQS run ends once nothing waits for deletion: files are
+    // written each second so it ends soon.)
     let q = unique_name("infer");
     let endpoint = env("BARGE_TEST_S3_ENDPOINT");
     py(
@@ -312,7 +314,7 @@ for i in range(25): s.send_message(QueueUrl=u, MessageBody=json.dumps({'id': i, 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = run(barge()
-        .args(["migrate", &format!("sqs://{q}?endpoint={endpoint}"), &format!("file://{}", out.display()), "--format", "parquet", "--infer", "3", "--state-dir"])
+        .args(["migrate", &format!("sqs://{q}?endpoint={endpoint}"), &format!("file://{}", out.display()), "--format", "parquet", "--infer", "3", "--buffer-interval", "1", "--state-dir"])
         .arg(dir.path().join("state")));
     assert_ok(&o, "sqs --infer");
     assert!(stderr(&o).contains("  id bigint,\n  v text\n"), "{}", text(&o));
