@@ -322,3 +322,20 @@ for i in range(25): s.send_message(QueueUrl=u, MessageBody=json.dumps({'id': i, 
     ids.sort();
     assert_eq!(ids, (0..25).collect::<Vec<_>>());
 }
+
+#[test]
+fn csv_files_infer_their_table_from_the_header_and_text_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("a.csv"), "zip,qty,price,at,ok\n00501,3,1.50,2026-01-01T00:00:00Z,true\n10001,,20.25,,false\n").unwrap();
+    let out = dir.path().join("out");
+    let o = run(barge()
+        .args(["migrate", &format!("file://{}", input.display()), &format!("file://{}", out.display()), "--record-format", "csv", "--format", "parquet", "--infer", "100", "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_ok(&o, "csv --infer");
+    assert!(stderr(&o).contains("  zip text,\n  qty bigint,\n  price numeric(38, 2),\n  at timestamptz(6),\n  ok boolean\n"), "{}", text(&o));
+    let files = read_files(&out);
+    let file = files.values().next().unwrap();
+    assert_eq!(file["rows"], json!([["I", "00501", 3, "1.50", "2026-01-01T00:00:00+00:00", true], ["I", "10001", null, "20.25", null, false]]), "the leading zero kept");
+}
