@@ -3,8 +3,9 @@
 # and the hour (--partition-by) against the same run unpartitioned, in the same run.
 #
 #   unpartitioned  barge migrate file:///in file:///out --schema t.sql --format parquet
-#   partitioned    the same with --partition-by 'device=!{field:device}/hour=!{timestamp:%Y%m%d%H}'
-#                  (DEVICES distinct devices: one buffer, and one file, per device)
+#   barge          the same with --partition-by 'device=!{field:device}/hour=!{timestamp:%Y%m%d%H}'
+#                  (DEVICES distinct devices: one buffer, and one file, per device); the
+#                  report's ratio is the partitioned run's speed ÷ the unpartitioned one's
 #
 #   bash bench/sink-partitions.sh                          (from the repo root)
 #   RECORDS=100000 ROUNDS=1 bash bench/sink-partitions.sh  smoke run
@@ -75,9 +76,9 @@ for r in $(seq "$ROUNDS"); do
     record unpartitioned "$(rows_in "$WORK/out" 2>/dev/null || echo 0)" "one buffer; Parquet, snappy"
 
     rm -rf "$WORK/out" "$WORK/state"
-    bench_measure partitioned "$BARGE_BIN" migrate "file://$WORK/in" "file://$WORK/out" --schema "$WORK/t.sql" --format parquet --state-dir "$WORK/state" \
+    bench_measure barge "$BARGE_BIN" migrate "file://$WORK/in" "file://$WORK/out" --schema "$WORK/t.sql" --format parquet --state-dir "$WORK/state" \
         --partition-by 'device=!{field:device}/hour=!{timestamp:%Y%m%d%H}'
-    record partitioned "$(rows_in "$WORK/out" check 2>/dev/null || echo 0)" "$DEVICES partitions (device), one buffer each; Parquet, snappy"
+    record barge "$(rows_in "$WORK/out" check 2>/dev/null || echo 0)" "partitioned: $DEVICES partitions (device), one buffer each; Parquet, snappy"
 done
 
 bench_report "JSON lines → file:// Parquet, $RECORDS records, partitioned by device vs not" \
