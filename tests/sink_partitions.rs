@@ -227,7 +227,7 @@ fn partitioning_refuses_what_it_cannot_do_before_reading() {
     assert!(!o.status.success() && stderr(&o).contains("!{field:NAME}"), "{}", text(&o));
     let o = run(barge().args(["migrate", &src, &out, "--partition-by", "x=!{field:nope}", "--state-dir"]).arg(dir.path().join("s2")));
     assert!(!o.status.success() && stderr(&o).contains("has no column nope"), "{}", text(&o));
-    let o = run(barge().args(["migrate", &src, &format!("kafka://127.0.0.1:1/t"), "--partition-by", "x=!{field:a}", "--state-dir"]).arg(dir.path().join("s3")));
+    let o = run(barge().args(["migrate", &src, "kafka://127.0.0.1:1/t", "--partition-by", "x=!{field:a}", "--state-dir"]).arg(dir.path().join("s3")));
     assert!(!o.status.success() && stderr(&o).contains("--partition-by applies to s3:// and file://"), "{}", text(&o));
 }
 
