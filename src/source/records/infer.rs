@@ -152,6 +152,9 @@ impl Inference {
 
     /// The table as a PostgreSQL CREATE TABLE.
     pub fn create_table(&self, name: &str) -> std::result::Result<String, String> {
+        if self.records + self.unreadable == 0 {
+            return Err("the source has no records to infer the table from".into());
+        }
         if self.columns.is_empty() {
             return Err(match &self.first_unreadable {
                 Some(why) => format!("none of the {} record(s) read is a JSON object with fields (the first: {why})", self.unreadable),
@@ -431,6 +434,7 @@ mod tests {
     fn what_cannot_be_inferred_says_why() {
         assert!(create_table_of(&[b"not json"], RecordFormat::Json, "t").unwrap_err().contains("not a JSON object"));
         assert!(create_table_of(&[b"{}"], RecordFormat::Json, "t").unwrap_err().contains("no fields"));
+        assert!(create_table_of(&[], RecordFormat::Json, "t").unwrap_err().contains("no records"));
         assert!(Inference::new(RecordFormat::Csv).unwrap_err().contains("header"));
         let mut g = Inference::new(RecordFormat::Json).unwrap();
         g.add(b"{\"\": 1, \"a\\u0000b\": 2, \"ok\": 3}");
