@@ -339,3 +339,31 @@ fn csv_files_infer_their_table_from_the_header_and_text_forms() {
     let file = files.values().next().unwrap();
     assert_eq!(file["rows"], json!([["I", "00501", 3, "1.50", "2026-01-01T00:00:00+00:00", true], ["I", "10001", null, "20.25", null, false]]), "the leading zero kept");
 }
+
+#[test]
+fn the_timestamp_is_the_records_own_time_from_the_stream() {
+    // Kafka messages carry their producer's timestamp: March 2020 and July 2021 here,
+    // so a key by the time barge read them would say otherwise.
+    let topic = unique_name("parts-ts");
+    let broker = env("BARGE_TEST_KAFKA_BROKER");
+    py(
+        "import sys
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+a = KafkaAdminClient(bootstrap_servers=sys.argv[1]); a.create_topics([NewTopic(sys.argv[2], num_partitions=1, replication_factor=1)]); a.close()
+p = KafkaProducer(bootstrap_servers=sys.argv[1])
+for v, ts in (('{\"n\": 1}', 1583020800000), ('{\"n\": 2}', 1583020800000 + 3600000), ('{\"n\": 3}', 1625097600000)):
+    p.send(sys.argv[2], value=v.encode(), timestamp_ms=ts)
+p.flush()",
+        &[&broker, &topic],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = run(barge()
+        .args(["migrate", &format!("kafka://{broker}/{topic}"), &format!("file://{}", out.display()), "--format", "jsonl", "--record-format", "json", "--mode", "full-load"])
+        .args(["--partition-by", "year=!{timestamp:%Y}/month=!{timestamp:%m}/n=!{field:data.n}", "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_ok(&o, "kafka partitioned by time");
+    let dirs: Vec<String> = read_files(&out).keys().map(|k| k.rsplit_once('/').unwrap().0.split('/').skip(2).collect::<Vec<_>>().join("/")).collect();
+    assert_eq!(dirs, vec!["year=2020/month=03/n=1", "year=2020/month=03/n=2", "year=2021/month=07/n=3"]);
+}
