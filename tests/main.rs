@@ -37,6 +37,7 @@ mod sink_kafka;
 mod sink_kinesis;
 mod sink_null;
 mod sink_object;
+mod sink_partitions;
 mod snapshots;
 mod state;
 mod status_watch;

@@ -17,7 +17,7 @@ use crate::sink::SinkOptions;
 use crate::source::capture::Capture;
 use crate::source::records::changes::RecordCapture;
 use crate::source::records::shape::{RecordFormat, RecordShape};
-use crate::source::records::StartAt;
+use crate::source::records::{saved_offsets, OpenOptions, StartAt};
 use crate::task::load::LoadOptions;
 
 #[derive(Debug, Args, Default)]
@@ -26,6 +26,9 @@ pub struct RecordArgs {
     /// The table records land in: a file with one CREATE TABLE (PostgreSQL, MySQL or SQLite syntax) whose columns are filled from the record's JSON fields by name, or CSV fields in order (CSV files: by their header line, unless --no-header), or Parquet columns by name; columns named _stream, _shard, _offset, _key, _time take the record's metadata. With --record-format dms or debezium (change envelopes), or files in barge's and DMS's S3 layout (schema/table/ folders, CDC files with an Op column), the file may define several tables, and each change is applied to the table it names, by key. Without it: a table named after the stream with columns stream, shard, offset, key, time, data
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
+    /// Without --schema: infer the table from the first N records (JSON objects; CSV files by their header): columns from the fields, types widened as records disagree (bigint, numeric(38,S), boolean, timestamptz, timestamp, jsonb, else text), all nullable. The CREATE TABLE is printed and kept in the state directory as inferred-schema.sql, which reruns reuse (and --schema takes)
+    #[arg(long, value_name = "N", conflicts_with = "schema")]
+    pub infer: Option<usize>,
     /// What a record's payload is [default: json with --schema or for s3:// and file:// files, else text]
     #[arg(long, value_enum)]
     pub record_format: Option<RecordFormat>,
@@ -49,15 +52,24 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     }
     let files = matches!(source, Endpoint::S3(_) | Endpoint::Dir(_));
     // Files hold JSON lines unless told otherwise (a files source reads no plain text).
-    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
+    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || args.records.infer.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
     // CSV files name their columns in a header line, unless --no-header.
     if files && format == RecordFormat::Csv && !args.sink.no_header {
         format = RecordFormat::Fields;
     }
+    let (start, position) = match &args.cdc.start_position {
+        None => (StartAt::Earliest, Position::Shards { offsets: Default::default() }),
+        Some(StartPosition::Stream(at)) => (at.clone(), Position::Shards { offsets: Default::default() }),
+        Some(StartPosition::At(p @ Position::Shards { .. })) => (StartAt::Earliest, p.clone()),
+        Some(StartPosition::At(p)) => return Err(Error::usage(format!("--start-position {p} is a database's position; a stream starts at earliest, latest, at-timestamp:TIME or shards:SHARD=OFFSET,…"))),
+    };
+    std::fs::create_dir_all(&opts.state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", opts.state_dir.display())))?;
+    let follow = args.mode != Mode::FullLoad;
+    let name = crate::source::records::default_table_name(source);
     // Records that name their table (change envelopes, files in
     // schema/table/ folders) may land in several.
-    let (landing, default_layout) = match &args.records.schema {
-        Some(file) if format.is_envelope() || files => {
+    let (landing, default_layout) = match (&args.records.schema, args.records.infer) {
+        (Some(file), _) if format.is_envelope() || files => {
             let (tables, left) = crate::source::records::shape::tables_from_schema_file(file)?;
             if !left.is_empty() {
                 super::output::warn(format!(
@@ -71,16 +83,14 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
             }
             (tables, false)
         }
-        Some(file) => (vec![RecordShape::from_schema_file(file, format)?.table], false),
-        None => (vec![RecordShape::default_layout(&crate::source::records::default_table_name(source), format)?.table], true),
+        (Some(file), _) => (vec![RecordShape::from_schema_file(file, format)?.table], false),
+        (None, Some(_)) if format.is_envelope() => return Err(Error::usage("--infer reads a table off records that are rows; change envelopes (--record-format dms|debezium) need --schema FILE with their tables")),
+        (None, Some(n)) => {
+            let open = OpenOptions { from: saved_offsets(&position)?, start: start.clone(), state_dir: opts.state_dir.clone(), follow, format, changes: true };
+            (vec![crate::source::records::infer::shape(source, n, &name, open).await?.table], false)
+        }
+        (None, None) => (vec![RecordShape::default_layout(&name, format)?.table], true),
     };
-    let (start, position) = match &args.cdc.start_position {
-        None => (StartAt::Earliest, Position::Shards { offsets: Default::default() }),
-        Some(StartPosition::Stream(at)) => (at.clone(), Position::Shards { offsets: Default::default() }),
-        Some(StartPosition::At(p @ Position::Shards { .. })) => (StartAt::Earliest, p.clone()),
-        Some(StartPosition::At(p)) => return Err(Error::usage(format!("--start-position {p} is a database's position; a stream starts at earliest, latest, at-timestamp:TIME or shards:SHARD=OFFSET,…"))),
-    };
-    std::fs::create_dir_all(&opts.state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", opts.state_dir.display())))?;
     let converter = super::cdc::converter(source, target, &opts)?;
     let mut tables = crate::cdc::Tables::new();
     for table in &landing {
@@ -89,7 +99,7 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         tables.insert(table.name.clone(), info);
     }
     let first = landing[0].name.clone();
-    let records = RecordCapture { format, start, table: first.clone(), default_layout, follow: args.mode != Mode::FullLoad };
+    let records = RecordCapture { format, start, table: first.clone(), default_layout, follow };
     let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
     if format.is_envelope() {
         let names: Vec<String> = landing.iter().map(|t| t.name.to_string()).collect();

@@ -26,6 +26,7 @@ pub mod mqtt;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod files;
+pub mod infer;
 #[cfg(feature = "parquet")]
 mod files_parquet;
 pub mod shape;
@@ -223,6 +224,9 @@ pub fn default_table_name(ep: &Endpoint) -> String {
 
 /// Opens the record source `ep` names.
 pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSource>> {
+    if let Some(peeked) = infer::take_peeked(ep, &opts) {
+        return Ok(peeked);
+    }
     match ep {
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
         #[cfg(feature = "sqs")]
