@@ -33,20 +33,21 @@ async fn source(tag: &str) -> TestDb {
 }
 
 /// Changes of every kind, in several transactions: updates (one of
-/// only some columns), deletes, inserts, a key change, and a row deleted
-/// and inserted again.
+/// only some columns, one to an empty string and an empty array), deletes,
+/// inserts, a key change, and a row deleted and inserted again.
 async fn change(src: &TestDb) {
     exec(src, "BEGIN; UPDATE acct SET bal = bal + 1, note = 'it''s \"new\"' WHERE id IN (1, 2); DELETE FROM orders WHERE id IN (3, 4); COMMIT").await;
     exec(src, "UPDATE acct SET tags = NULL, raw = NULL WHERE id = 3").await;
+    exec(src, "UPDATE acct SET note = '', tags = '{}' WHERE id = 4").await;
     exec(src, "INSERT INTO orders VALUES (31, 5, 99999999.99, NULL), (32, 6, 0.01, '1999-12-31 23:59:59.999999')").await;
     exec(src, "UPDATE acct SET id = 100 WHERE id = 12").await;
     exec(src, "DELETE FROM acct WHERE id = 11").await;
     exec(src, "DELETE FROM orders WHERE id = 5; INSERT INTO orders VALUES (5, 7, 5.55, NULL)").await;
 }
 
-/// Records the changes above add to a stream: 2+2, 1, 2, 2 (a key change
-/// is a delete of the old key and an insert of the new row), 1, 2.
-const CHANGES: usize = 12;
+/// Records the changes above add to a stream: 2+2, 1, 1, 2, 2 (a key
+/// change is a delete of the old key and an insert of the new row), 1, 2.
+const CHANGES: usize = 13;
 
 /// Polls `have` until it is at least `n`.
 fn wait_for_n(what: &str, n: usize, child: &mut std::process::Child, mut have: impl FnMut() -> usize) {

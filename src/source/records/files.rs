@@ -546,9 +546,12 @@ fn named_fields(header: &[String], raw: &[u8], file: &str, line: u64) -> Result<
     if rec.len() != header.len() {
         return Err(bad(format!("{} fields, and the header line names {}", rec.len(), header.len())));
     }
+    // An empty field is NULL; `""` is an empty string (read as NULL by
+    // columns that hold no text).
+    let quoted = super::shape::quoted_fields(raw);
     let mut obj = serde_json::Map::with_capacity(header.len());
-    for (name, v) in header.iter().zip(rec.iter()) {
-        obj.insert(name.clone(), if v.is_empty() { serde_json::Value::Null } else { serde_json::Value::String(v.to_string()) });
+    for ((name, v), q) in header.iter().zip(rec.iter()).zip(quoted.into_iter().chain(std::iter::repeat(false))) {
+        obj.insert(name.clone(), if v.is_empty() && !q { serde_json::Value::Null } else { serde_json::Value::String(v.to_string()) });
     }
     serde_json::to_vec(&obj).map_err(|e| Error::other(e.to_string()))
 }

@@ -227,8 +227,10 @@ impl RecordShape {
                 },
                 Source::Place(i) => match fields {
                     Fields::Csv(f) => match f.get(*i) {
-                        Some(text) if text.is_empty() && c.nullable => Value::Null,
-                        Some(text) => decode_text(text.as_bytes(), c)?,
+                        // An empty field is NULL; `""` is an empty string
+                        // where the column holds text.
+                        Some((text, quoted)) if text.is_empty() && (!quoted || !holds_text(c)) => Value::Null,
+                        Some((text, _)) => decode_text(text.as_bytes(), c)?,
                         None => return Err(format!("the CSV line has {} fields; column {} is field {}", f.len(), c.name, i + 1)),
                     },
                     _ => Value::Null,
@@ -258,7 +260,8 @@ pub enum Absent {
 pub enum Fields<'a> {
     None,
     Json(HashMap<String, &'a RawValue>),
-    Csv(Vec<String>),
+    /// Each field's text, and whether it was quoted.
+    Csv(Vec<(String, bool)>),
 }
 
 impl Fields<'_> {
@@ -277,16 +280,59 @@ pub fn json_fields(data: &[u8]) -> std::result::Result<HashMap<String, &RawValue
     serde_json::from_slice(data).map_err(|e| format!("not a JSON object: {e}"))
 }
 
-fn csv_fields(data: &[u8]) -> std::result::Result<Vec<String>, Rejected> {
+fn csv_fields(data: &[u8]) -> std::result::Result<Vec<(String, bool)>, Rejected> {
     let line = data.strip_suffix(b"\n").unwrap_or(data);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line);
     let mut rec = csv::StringRecord::new();
     match reader.read_record(&mut rec) {
-        Ok(true) => Ok(rec.iter().map(str::to_string).collect()),
+        Ok(true) => Ok(rec.iter().map(str::to_string).zip(quoted_fields(line)).collect()),
         Ok(false) => Ok(Vec::new()),
         Err(e) => Err(format!("not a CSV line: {e}")),
     }
+}
+
+/// Whether each field of a CSV record was written quoted: the csv crate
+/// reads `""` and an empty field alike, and barge's CSV (as RFC 4180
+/// writers that keep them apart) writes NULL as an empty field and an
+/// empty string as `""`.
+pub fn quoted_fields(raw: &[u8]) -> Vec<bool> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let quoted = raw.get(i) == Some(&b'"');
+        out.push(quoted);
+        if quoted {
+            i += 1;
+            loop {
+                match raw.get(i) {
+                    None => return out,
+                    Some(b'"') if raw.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+        }
+        while let Some(&b) = raw.get(i) {
+            if matches!(b, b',' | b'\r' | b'\n') {
+                break;
+            }
+            i += 1;
+        }
+        if raw.get(i) != Some(&b',') {
+            return out;
+        }
+        i += 1;
+    }
+}
+
+/// Whether a column's values are text, where an empty string is a value
+/// (elsewhere an empty field can only be NULL).
+fn holds_text(c: &Column) -> bool {
+    matches!(c.ty, ColumnType::Char { .. } | ColumnType::Varchar { .. } | ColumnType::Text { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. } | ColumnType::Xml)
 }
 
 /// A JSON field's value as column `c` holds it: JSON columns keep the
@@ -329,6 +375,10 @@ fn json_scalar(text: &str, name: &str, c: &Column, text_forms: bool) -> std::res
         }
         _ => text.into(),
     };
+    // A CSV file's quoted empty field, in a column that holds no text.
+    if text_forms && scalar.is_empty() && !holds_text(c) {
+        return Ok(Value::Null);
+    }
     // An array's text form in a CSV or Parquet file is its JSON, as
     // barge's file targets write it.
     if scalar.starts_with('[') && matches!(c.ty, ColumnType::Array { .. }) {
@@ -449,6 +499,11 @@ mod tests {
         let row = s.row(&record("d-1,\"12.500\",\"a, \"\"quoted\"\" note\"\n")).unwrap();
         assert_eq!(row, vec![Value::Text("d-1".into()), Value::Decimal("12.500".into()), Value::Text("a, \"quoted\" note".into()), Value::Text("0".into())]);
         assert!(s.row(&record("d-1")).unwrap_err().contains("2 fields") || s.row(&record("d-1")).unwrap_err().contains("1 fields"));
+        // NULL is an empty field, an empty string `""`; a number has no empty string.
+        let row = s.row(&record("d-2,\"\",\"\",x\r\n")).unwrap();
+        assert_eq!((&row[1], &row[2]), (&Value::Null, &Value::Text(String::new())));
+        assert_eq!(s.row(&record("d-3,,,x")).unwrap()[2], Value::Null);
+        assert_eq!(quoted_fields(b"a,\"b,\"\"c\",,\"\"\r\n"), vec![false, true, false, true]);
     }
 
     #[test]
@@ -466,5 +521,56 @@ mod tests {
         let t = read_one_table("CREATE TABLE `m` (`id` int unsigned NOT NULL, `line` text, PRIMARY KEY (`id`)) ENGINE=InnoDB;").unwrap();
         assert_eq!(t.name.name, "m");
         assert!(RecordShape::for_table(t, RecordFormat::Text).unwrap_err().contains("whole record"));
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    /// Every kind of value barge reads from PostgreSQL, written to JSON as
+    /// its stream and file targets write it, and read back by the column's
+    /// type: the value that comes back is the value that went out.
+    #[test]
+    fn values_written_as_json_read_back_equal() {
+        let cases: &[(&str, &str)] = &[
+            ("smallint", "-32768"),
+            ("bigint", "9223372036854775807"),
+            ("numeric(38,10)", "-1234567890123456789012345678.0123456789"),
+            ("numeric", "NaN"),
+            ("real", "3.4028235e+38"),
+            ("double precision", "-1.5e-300"),
+            ("double precision", "Infinity"),
+            ("boolean", "t"),
+            ("text", "tab\there \"quoted\" \\ back, ünïcode ✓"),
+            ("varchar(5)", "abc"),
+            ("char(3)", "ab "),
+            ("date", "2024-02-29"),
+            ("date", "infinity"),
+            ("time", "23:59:59.999999"),
+            ("timetz", "12:00:00+05:30"),
+            ("timestamp", "1999-12-31 23:59:59.123456"),
+            ("timestamptz", "2026-03-29 01:30:00+01"),
+            ("timestamp", "-infinity"),
+            ("interval", "P1Y2M3DT4H5M6.789S"),
+            ("interval", "PT-0.000001S"),
+            ("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            ("bytea", "\\x00ff10"),
+            ("json", "{\"a\": [1, 2.50]}"),
+            ("jsonb", "{\"a\": [1, 2.50]}"),
+            ("integer[]", "{1,NULL,3}"),
+            ("text[]", "{\"a,b\",\"c\\\"d\",NULL}"),
+            ("numeric[]", "{{1.10,2.20},{3.30,4.40}}"),
+            ("bit varying(8)", "1011"),
+        ];
+        for (ty, text) in cases {
+            let table = read_one_table(&format!("CREATE TABLE t (c {ty})")).unwrap();
+            let c = &table.columns[0];
+            let v = pgtext::decode(text.as_bytes(), &c.ty).unwrap_or_else(|e| panic!("{ty} {text}: {e}"));
+            let mut json = String::new();
+            crate::codec::json::write_json(&v, &mut json).unwrap();
+            let back = json_scalar(&json, "c", c, false).unwrap_or_else(|e| panic!("{ty} {text} as {json}: {e}"));
+            assert_eq!(back, v, "{ty} {text} as JSON {json}");
+        }
     }
 }
