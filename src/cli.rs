@@ -153,6 +153,7 @@ value_enum!(crate::sink::PartitionKey {
 value_enum!(crate::sink::EnvelopeKind {
     Dms => "dms": "DMS's: {\"data\": {...}, \"metadata\": {...}}",
     Debezium => "debezium": "Debezium's: {\"before\", \"after\", \"op\", \"ts_ms\", \"source\"}",
+    Raw => "raw": "A record source's records as they came: the payload as the message, the record's key as its key (the default from a stream into a stream)",
 });
 
 value_enum!(crate::transfer::OnError {

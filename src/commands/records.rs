@@ -110,6 +110,13 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     } else {
         super::output::info(format!("records of {source} land in table {first}"));
     }
+    // Stream to stream: records pass through as they came, keeping their
+    // keys (and so their order per key), unless a table shape was asked for.
+    let mut sink = sink;
+    if let Some(s) = sink.as_mut().filter(|s| default_layout && s.envelope == crate::sink::EnvelopeKind::Dms && matches!(target, Endpoint::Kafka(_) | Endpoint::Kinesis(_))) {
+        s.envelope = crate::sink::EnvelopeKind::Raw;
+        super::output::info("records pass through as they came: each payload as a message, keyed by its record's key (else its shard)");
+    }
     let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
     let report = replicate_tables(run, tables, converter, capture, &args.cdc).await?;
     print_cdc_report(&report);

@@ -89,6 +89,9 @@ impl SinkArgs {
         if self.max_open_partitions.is_some() && self.partition_by.is_none() {
             return Err(Error::usage("--max-open-partitions limits the buffers of --partition-by; give --partition-by too"));
         }
+        if self.envelope == EnvelopeKind::Raw && !crate::source::records::is_record_source(source) {
+            return Err(Error::usage(format!("--envelope raw passes a stream's records through as they came; {source} is a database: its rows and changes go out as dms or debezium")));
+        }
         if self.max_open_partitions == Some(0) {
             return Err(Error::usage("--max-open-partitions must be at least 1"));
         }

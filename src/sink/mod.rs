@@ -375,6 +375,9 @@ pub enum EnvelopeKind {
     Dms,
     /// Debezium's: {"before", "after", "op", "ts_ms", "source"}
     Debezium,
+    /// A record source's records as they came: the payload is the
+    /// message, the record's key its key (stream to stream).
+    Raw,
 }
 
 /// Everything a sink needs to know besides its endpoint.

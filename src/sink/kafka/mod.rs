@@ -182,9 +182,10 @@ impl KafkaSink {
             let names = names.entry(change.table.clone()).or_insert_with(|| Names::of(&table));
             let value = envelope::body(self.opts.envelope, &table, names, &rec, self.opts.partition_key, now)
                 .map_err(|m| Error::Table { table: table.display(), row: Some(rec.key_text(&table)), message: m, hint: None })?;
-            let key = match self.opts.partition_key {
-                super::PartitionKey::PrimaryKey => rec.partition_key(&table),
-                super::PartitionKey::SchemaTable => table.display(),
+            let key = match (self.opts.envelope, self.opts.partition_key) {
+                (super::EnvelopeKind::Raw, _) => envelope::raw_key(&table, &rec).unwrap_or_else(|| rec.partition_key(&table)),
+                (_, super::PartitionKey::PrimaryKey) => rec.partition_key(&table),
+                (_, super::PartitionKey::SchemaTable) => table.display(),
             };
             let topic = self.topic_for(&table);
             let n = self.partition_count(&topic).await?;

@@ -151,11 +151,14 @@ impl KinesisSink {
                 SinkStats::add(&self.stats.skipped, 1);
                 continue;
             }
-            let data = envelope::body(EnvelopeKind::Dms, &table, &names, &rec, self.opts.partition_key, now)
+            // Kinesis writes DMS's envelope, or records as they came.
+            let kind = if self.opts.envelope == EnvelopeKind::Raw { EnvelopeKind::Raw } else { EnvelopeKind::Dms };
+            let data = envelope::body(kind, &table, &names, &rec, self.opts.partition_key, now)
                 .map_err(|m| Error::Table { table: table.display(), row: Some(rec.key_text(&table)), message: m, hint: None })?;
-            let key = fit_partition_key(match self.opts.partition_key {
-                PartitionKey::PrimaryKey => rec.partition_key(&table),
-                PartitionKey::SchemaTable => table.display(),
+            let key = fit_partition_key(match (kind, self.opts.partition_key) {
+                (EnvelopeKind::Raw, _) => envelope::raw_key(&table, &rec).unwrap_or_else(|| rec.partition_key(&table)),
+                (_, PartitionKey::PrimaryKey) => rec.partition_key(&table),
+                (_, PartitionKey::SchemaTable) => table.display(),
             });
             if data.len() + key.len() > MAX_RECORD_BYTES {
                 return Err(Error::Table {
