@@ -36,6 +36,7 @@ mod sink_kafka;
 mod sink_kinesis;
 mod sink_null;
 mod sink_object;
+mod sink_sqs;
 mod snapshots;
 mod state;
 mod status_watch;
