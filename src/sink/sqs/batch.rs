@@ -11,9 +11,11 @@
 //! 1 MiB, within both regimes. A message's size counts its body and each
 //! attribute's name, type and value, as SQS counts it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use sha2::{Digest, Sha256};
+
+use crate::sink::shared::calls;
 
 /// Entries a SendMessageBatch call takes.
 pub const MAX_ENTRIES: usize = 10;
@@ -85,37 +87,14 @@ pub fn sqs_safe(body: String) -> String {
     body.replace('\u{FFFE}', "\\ufffe").replace('\u{FFFF}', "\\uffff")
 }
 
-/// Picks the next calls from `pending` (indexes into it): at most
-/// `calls` calls of at most [`MAX_ENTRIES`] messages and `batch_bytes`
-/// bytes each. On a FIFO queue a message group has at most one message
-/// in flight, and a message never goes before an earlier one of its
-/// group, even when that one is refused and retried: SQS would otherwise
-/// queue the later one first.
+/// The next calls from `pending` (indexes into it): at most `calls`
+/// calls of at most [`MAX_ENTRIES`] messages and `batch_bytes` bytes
+/// each. On a FIFO queue a message group has at most one message in
+/// flight, and a message never goes before an earlier one of its group,
+/// even when that one is refused and retried: SQS would otherwise queue
+/// the later one first ([`calls::plan`]).
 pub fn plan_calls(pending: &VecDeque<Message>, batch_bytes: usize, calls: usize) -> Vec<Vec<usize>> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut out: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut bytes = 0usize;
-    for (i, m) in pending.iter().enumerate() {
-        if let Some(g) = &m.group {
-            if !seen.insert(g.as_str()) {
-                continue;
-            }
-        }
-        let current = out.last().map(Vec::len).unwrap_or(0);
-        if current == MAX_ENTRIES || (current > 0 && bytes + m.size() > batch_bytes) {
-            if out.len() == calls {
-                break;
-            }
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        if let Some(call) = out.last_mut() {
-            call.push(i);
-        }
-        bytes += m.size();
-    }
-    out.retain(|c| !c.is_empty());
-    out
+    calls::plan(pending, |m| m.group.as_slice(), Message::size, calls::Limits { entries: MAX_ENTRIES, bytes: batch_bytes, calls })
 }
 
 #[cfg(test)]

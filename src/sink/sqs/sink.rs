@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value as Json};
@@ -18,6 +17,7 @@ use crate::model::{Position, QualifiedName, Value};
 use crate::sink::envelope::{self, Names};
 use crate::sink::record::{Record, RecordIds, RecordKind};
 use crate::sink::shared::aws_json::AwsJson;
+use crate::sink::shared::calls;
 use crate::sink::store::ObjectTarget;
 use crate::sink::{BoxFuture, Capabilities, Destination, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
 
@@ -193,8 +193,7 @@ impl SqsSink {
     async fn send(&self, messages: Vec<Message>) -> Result<()> {
         let mut pending: VecDeque<Message> = messages.into();
         let batch_bytes = batch::batch_bytes(self.max_message);
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut rounds = calls::Rounds::new(self.opts.retry_timeout);
         while !pending.is_empty() {
             let calls = batch::plan_calls(&pending, batch_bytes, CALLS_IN_FLIGHT);
             let requests = calls.iter().map(|call| {
@@ -247,19 +246,15 @@ impl SqsSink {
                 pending.remove(i);
             }
             if refused && !pending.is_empty() {
-                if started.elapsed() > self.opts.retry_timeout {
+                if !rounds.wait(progressed).await {
                     return Err(Error::Endpoint {
                         endpoint: self.api.display.clone(),
                         message: format!("{} messages still refused after retrying for {} s", pending.len(), self.opts.retry_timeout.as_secs()),
                         hint: Some("the queue is throttling or failing: lower --parallel, or raise --retry-timeout".into()),
                     });
                 }
-                crate::metrics::retry(crate::metrics::Role::Target);
-                tokio::time::sleep(crate::util::retry::backoff(attempt)).await;
-                // Back off further while nothing gets through.
-                attempt = if progressed { attempt.saturating_sub(1) } else { attempt + 1 };
             } else {
-                attempt = 0;
+                rounds.reset();
             }
         }
         Ok(())
