@@ -11,8 +11,9 @@
 #   bash bench/sink-sqs.sh                   (from the repo root, as root)
 #   MESSAGES=200 bash bench/sink-sqs.sh      smoke run
 #
-# Knobs: MESSAGES (default 1000; moto's time grows with the square of it: 5000 takes ~6 min a tool), ROUNDS (default 1), BARGE (a barge binary instead of
-# `cargo build --release`), BENCH_KEEP=1, BENCH_TIMEOUT (see bench/lib.sh).
+# Knobs: MESSAGES (default 1000; moto's time grows with its square: 5000 take ~6 min a tool),
+# ROUNDS (default 1), BARGE (a barge binary instead of `cargo build --release`), BENCH_KEEP=1,
+# BENCH_TIMEOUT (see bench/lib.sh).
 #
 # Each run writes into a fresh, empty queue: moto's cost per message grows with the number of
 # messages its queue holds (it counts them on every send), so both tools face the same server
