@@ -48,6 +48,12 @@ pub struct SinkArgs {
     /// Kafka and SQS: the message shape
     #[arg(long, value_enum, default_value_t = EnvelopeKind::Dms)]
     pub envelope: EnvelopeKind,
+    /// Files: put each record's file below the table in a partition named from its time and fields, in Firehose's syntax: 'year=!{timestamp:%Y}/month=!{timestamp:%m}/device=!{field:device_id}' (the commit or arrival time in UTC, strftime; a column, or a.b for a key inside JSON column a). Values are percent-encoded so none leaves its segment; NULL, missing and empty values go to __HIVE_DEFAULT_PARTITION__
+    #[arg(long, value_name = "TEMPLATE")]
+    pub partition_by: Option<String>,
+    /// Files with --partition-by: buffers open at once; opening one more first writes the oldest [default: 100]
+    #[arg(long, value_name = "N")]
+    pub max_open_partitions: Option<usize>,
     /// SQS FIFO queues: the message group is this column's value (its changes stay in order) [default: the table and the row's key]
     #[arg(long, value_name = "COLUMN")]
     pub group_by: Option<String>,
@@ -71,6 +77,8 @@ impl SinkArgs {
             ("aggregate", self.aggregate),
             ("topic-pattern", self.topic_pattern.is_some()),
             ("envelope", self.envelope != EnvelopeKind::Dms),
+            ("partition-by", self.partition_by.is_some()),
+            ("max-open-partitions", self.max_open_partitions.is_some()),
             ("group-by", self.group_by.is_some()),
             ("payload-bucket", self.payload_bucket.is_some()),
         ];
@@ -86,6 +94,16 @@ impl SinkArgs {
                 return Err(Error::usage(format!("--topic-pattern `{p}` has no {{table}}: every table would share one topic; leave the option out for that")));
             }
         }
+        if self.max_open_partitions.is_some() && self.partition_by.is_none() {
+            return Err(Error::usage("--max-open-partitions limits the buffers of --partition-by; give --partition-by too"));
+        }
+        if self.max_open_partitions == Some(0) {
+            return Err(Error::usage("--max-open-partitions must be at least 1"));
+        }
+        let partition_by = match &self.partition_by {
+            Some(t) => Some(std::sync::Arc::new(t.parse().map_err(|e: String| Error::usage(format!("--partition-by {e}")))?)),
+            None => None,
+        };
         let format = self.format.unwrap_or(FileFormat::Csv);
         Ok(SinkOptions {
             format,
@@ -102,6 +120,8 @@ impl SinkArgs {
             envelope: self.envelope,
             default_schema: default_schema(source),
             retry_timeout: Duration::from_secs(self.retry_timeout),
+            partition_by,
+            max_open_partitions: self.max_open_partitions.unwrap_or(100),
             group_by: self.group_by.clone(),
             payload_bucket: self.payload_bucket.clone(),
         })

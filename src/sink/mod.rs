@@ -218,7 +218,7 @@ pub struct Connector {
     pub flags: &'static [&'static str],
 }
 
-const OBJECT_FLAGS: &[&str] = &["format", "compression", "record-id-column", "no-header", "include-op-for-full-load", "cdc-inserts-only", "buffer-size", "buffer-interval"];
+const OBJECT_FLAGS: &[&str] = &["format", "compression", "record-id-column", "no-header", "include-op-for-full-load", "cdc-inserts-only", "buffer-size", "buffer-interval", "partition-by", "max-open-partitions"];
 
 /// The destinations that are not databases: one line each.
 pub static REGISTRY: &[Connector] = &[
@@ -410,6 +410,10 @@ pub struct SinkOptions {
     pub default_schema: String,
     /// Stop retrying a throttled stream after this long.
     pub retry_timeout: Duration,
+    /// Files: keys below the table by the record's fields and time (`--partition-by`).
+    pub partition_by: Option<Arc<object::partition::Template>>,
+    /// Files: buffers open at once with `--partition-by`; the oldest is written to open another.
+    pub max_open_partitions: usize,
     /// SQS FIFO: the message group is this column's value (default: the
     /// table and the row's key).
     pub group_by: Option<String>,
@@ -435,6 +439,8 @@ impl Default for SinkOptions {
             envelope: EnvelopeKind::Dms,
             default_schema: "public".into(),
             retry_timeout: Duration::from_secs(600),
+            partition_by: None,
+            max_open_partitions: 100,
             group_by: None,
             payload_bucket: None,
         }

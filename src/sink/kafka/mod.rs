@@ -171,7 +171,8 @@ impl KafkaSink {
         // Records per (topic, partition), in source order.
         let mut groups: BTreeMap<(String, i32), Vec<rskafka::record::Record>> = BTreeMap::new();
         let mut names: HashMap<crate::model::QualifiedName, Names> = HashMap::new();
-        for change in &batch.changes {
+        let changes = super::record::split_key_changes(tables, &batch.changes);
+        for change in changes.iter() {
             let table = self.layouts.get(tables, &change.table, &self.opts.default_schema)?;
             let rec = Record::new(&table, change, self.ids.next(&table, change));
             if self.opts.cdc_inserts_only && !matches!(rec.kind, RecordKind::Insert | RecordKind::Load) {

@@ -119,7 +119,7 @@ impl KinesisSink {
     fn entries(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<Vec<Entry>> {
         let now = chrono::Utc::now();
         let mut out = Vec::with_capacity(batch.changes.len());
-        for change in &batch.changes {
+        for change in super::record::split_key_changes(tables, &batch.changes).iter() {
             let table: Arc<SinkTable> = self.layouts.get(tables, &change.table, &self.opts.default_schema)?;
             let names = self.names.entry(change.table.clone()).or_insert_with(|| Arc::new(Names::of(&table))).clone();
             let rec = Record::new(&table, change, self.ids.next(&table, change));

@@ -19,12 +19,14 @@
 //! CSV fields.
 
 pub mod changes;
+pub mod envelope;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 pub mod mqtt;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod files;
+pub mod infer;
 #[cfg(feature = "parquet")]
 mod files_parquet;
 pub mod shape;
@@ -118,6 +120,10 @@ pub struct OpenOptions {
     /// What a record is (`--record-format`): sources that read files pick
     /// and parse their files by it.
     pub format: shape::RecordFormat,
+    /// Rows with an `Op` column (CDC files) are applied as changes; else
+    /// (the default layout stores records as they are) a files source
+    /// refuses updates and deletes rather than store them as rows.
+    pub changes: bool,
 }
 
 /// A stream or a set of files, read as records.
@@ -140,6 +146,14 @@ pub trait RecordSource: Send {
     /// sends no more until it hears back, like MQTT, needs that).
     fn next_is_cancel_safe(&self) -> bool {
         false
+    }
+
+    /// The table `r` belongs to, as (schema, table), where the source's
+    /// layout says so: files under `schema/table/` folders, as barge and
+    /// DMS write them to S3.
+    fn table_of(&self, r: &Record) -> Option<(Option<String>, String)> {
+        let _ = r;
+        None
     }
 
     /// Where `r` is, for a message about it (a files source names the
@@ -204,6 +218,9 @@ pub fn default_table_name(ep: &Endpoint) -> String {
 
 /// Opens the record source `ep` names.
 pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSource>> {
+    if let Some(peeked) = infer::take_peeked(ep, &opts) {
+        return Ok(peeked);
+    }
     match ep {
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
         #[cfg(feature = "sqs")]
@@ -222,7 +239,7 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
 /// The offsets of a position saved by an earlier run (empty for none).
 pub fn saved_offsets(p: &Position) -> Result<BTreeMap<String, String>> {
     match p {
-        Position::Shards { offsets } => Ok(offsets.clone()),
+        Position::Shards { offsets } => Ok(offsets.as_ref().clone()),
         Position::Snapshot => Ok(BTreeMap::new()),
         other => Err(Error::usage(format!("position {other} does not belong to a record source; records resume from shards:SHARD=OFFSET,…"))),
     }
