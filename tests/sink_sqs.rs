@@ -308,7 +308,7 @@ async fn a_killed_load_into_a_fifo_queue_is_sent_again_and_deduplicated_by_sqs()
     child.wait().unwrap();
     // More than the 5 answered calls hold: SQS has messages barge was never told it took.
     let before = queued(&queue);
-    assert!((51..150).contains(&before), "killed with {before} of 150 messages on the queue");
+    assert!((51..=150).contains(&before), "killed with {before} of 150 messages on the queue");
 
     calls.healed.store(true, Ordering::SeqCst);
     let o = {
