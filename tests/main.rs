@@ -38,6 +38,7 @@ mod sink_kinesis;
 mod sink_null;
 mod sink_object;
 mod sink_partitions;
+mod sink_sqs;
 mod snapshots;
 mod state;
 mod status_watch;

@@ -15,9 +15,8 @@
 pub mod api;
 pub mod kpl;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine as _;
 
@@ -25,7 +24,8 @@ use super::envelope::{self, Names};
 use super::kinesis_api::{ApiError, KinesisApi};
 use kpl::Aggregator;
 use super::record::{Record, RecordIds};
-use super::{retry, EnvelopeKind, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
+use super::shared::calls;
+use super::{EnvelopeKind, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
 use super::BoxFuture;
 use crate::cdc::{ChangeBatch, Tables};
 use crate::sink::Destination;
@@ -91,35 +91,11 @@ fn fit_partition_key(k: String) -> String {
     }
 }
 
-/// Picks the next PutRecords calls from `pending` (indexes into it): at
-/// most [`CALLS_IN_FLIGHT`] calls of at most 500 records and 5 MiB each,
-/// and at most one entry per key in flight, so an entry never overtakes
-/// an earlier one of its key, even when that one is refused and retried.
+/// The next PutRecords calls from `pending`: at most [`CALLS_IN_FLIGHT`]
+/// calls of at most 500 records and 5 MiB each, at most one entry per key
+/// in flight ([`calls::plan`]).
 fn plan_calls(pending: &VecDeque<Entry>) -> Vec<Vec<usize>> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut calls: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut call_bytes = 0usize;
-    for (i, e) in pending.iter().enumerate() {
-        let blocked = e.order_keys.iter().any(|k| seen.contains(k.as_str()));
-        seen.extend(e.order_keys.iter().map(String::as_str));
-        if blocked {
-            continue;
-        }
-        let current = calls.last().map(Vec::len).unwrap_or(0);
-        if current == MAX_RECORDS_PER_CALL || call_bytes + e.size() > MAX_BYTES_PER_CALL {
-            if calls.len() == CALLS_IN_FLIGHT {
-                break;
-            }
-            calls.push(Vec::new());
-            call_bytes = 0;
-        }
-        if let Some(call) = calls.last_mut() {
-            call.push(i);
-        }
-        call_bytes += e.size();
-    }
-    calls.retain(|c| !c.is_empty());
-    calls
+    calls::plan(pending, |e| &e.order_keys, Entry::size, calls::Limits { entries: MAX_RECORDS_PER_CALL, bytes: MAX_BYTES_PER_CALL, calls: CALLS_IN_FLIGHT })
 }
 
 impl KinesisSink {
@@ -208,8 +184,7 @@ impl KinesisSink {
     /// Sends every entry, in key order, retrying what a throttle refused.
     async fn send(&self, entries: Vec<Entry>) -> Result<()> {
         let mut pending: VecDeque<Entry> = entries.into();
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut rounds = calls::Rounds::new(self.opts.retry_timeout);
         while !pending.is_empty() {
             let calls = plan_calls(&pending);
             let requests = calls.iter().map(|c| {
@@ -264,20 +239,15 @@ impl KinesisSink {
                 pending.remove(i);
             }
             if throttled && !pending.is_empty() {
-                if started.elapsed() > self.opts.retry_timeout {
+                if !rounds.wait(progressed).await {
                     return Err(Error::Endpoint {
                         endpoint: self.api.display.clone(),
                         message: format!("{} records still refused after retrying for {} s", pending.len(), self.opts.retry_timeout.as_secs()),
                         hint: Some("the stream is over its shards' limits: add shards, lower --parallel, or raise --retry-timeout".into()),
                     });
                 }
-                crate::metrics::retry(crate::metrics::Role::Target);
-                tokio::time::sleep(retry::backoff(attempt)).await;
-                // Back off further while nothing gets through; while some
-                // records do, the shard is near its limit, not over it.
-                attempt = if progressed { attempt.saturating_sub(1) } else { attempt + 1 };
             } else {
-                attempt = 0;
+                rounds.reset();
             }
         }
         Ok(())

@@ -164,7 +164,8 @@ pub trait RecordSource: Send {
 }
 
 /// Record-only URL schemes: sources that are not also targets, parsed
-/// like the registry's plain destinations.
+/// like the registry's plain destinations (`sqs://` is both, and is in
+/// the sink registry).
 pub static SCHEMES: &[crate::endpoint::Scheme] = &[
     crate::endpoint::Scheme {
         names: &["tail"],
@@ -173,13 +174,6 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
         options: &[],
         parse: |s| crate::endpoint::parse_plain(s, "tail", &[]),
     },
-    crate::endpoint::Scheme {
-        names: &["sqs"],
-        kind: crate::endpoint::EngineKind::Sink,
-        example: "sqs://queue?region=us-east-1",
-        options: &["region", "endpoint"],
-        parse: |s| crate::endpoint::parse_plain(s, "sqs", &["region", "endpoint"]),
-    },
     crate::endpoint::Scheme { names: &["mqtt", "mqtts"], kind: crate::endpoint::EngineKind::Sink, example: mqtt::url::EXAMPLE, options: mqtt::url::OPTIONS, parse: mqtt::url::parse },
 ];
 
@@ -187,7 +181,7 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
 pub fn is_record_source(ep: &Endpoint) -> bool {
     match ep {
         Endpoint::Kafka(_) | Endpoint::Kinesis(_) | Endpoint::S3(_) | Endpoint::Dir(_) => true,
-        Endpoint::Sink(s) => SCHEMES.iter().any(|sc| sc.names.contains(&s.scheme)),
+        Endpoint::Sink(s) => s.scheme == "sqs" || SCHEMES.iter().any(|sc| sc.names.contains(&s.scheme)),
         _ => false,
     }
 }
