@@ -113,7 +113,7 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     // Stream to stream: records pass through as they came, keeping their
     // keys (and so their order per key), unless a table shape was asked for.
     let mut sink = sink;
-    if let Some(s) = sink.as_mut().filter(|s| default_layout && s.envelope == crate::sink::EnvelopeKind::Dms && matches!(target, Endpoint::Kafka(_) | Endpoint::Kinesis(_))) {
+    if let Some(s) = sink.as_mut().filter(|s| default_layout && s.envelope == crate::sink::EnvelopeKind::Dms && (matches!(target, Endpoint::Kafka(_) | Endpoint::Kinesis(_)) || matches!(target, Endpoint::Sink(t) if t.scheme == "sqs"))) {
         s.envelope = crate::sink::EnvelopeKind::Raw;
         super::output::info("records pass through as they came: each payload as a message, keyed by its record's key (else its shard)");
     }

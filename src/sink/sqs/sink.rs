@@ -151,6 +151,8 @@ impl SqsSink {
                 }
             }
             None => match self.opts.partition_key {
+                // Records passed through keep their own key (else their shard).
+                _ if self.opts.envelope == crate::sink::EnvelopeKind::Raw => envelope::raw_key(table, rec).unwrap_or_else(|| table.display()),
                 PartitionKey::PrimaryKey if !table.key.is_empty() => format!("{}|{}", table.display(), rec.partition_key(table)),
                 _ => table.display(),
             },
