@@ -17,6 +17,7 @@ pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod task;
+pub mod transform;
 pub mod transfer;
 pub mod util;
 

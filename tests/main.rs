@@ -40,6 +40,7 @@ mod sink_object;
 mod sink_partitions;
 mod sink_sqs;
 mod snapshots;
+mod sql_in_flight;
 mod state;
 mod status_watch;
 mod validate;

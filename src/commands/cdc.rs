@@ -130,6 +130,8 @@ pub struct Replicate<'a> {
     pub zero_dates: ZeroDates,
     /// Files and streams: how to write them (None: a database target).
     pub sink: Option<crate::sink::SinkOptions>,
+    /// `--sql`: the query every change goes through.
+    pub sql: crate::commands::sql_args::SqlArgs,
 }
 
 /// Runs replication to the end (stop position or time, source end, or
@@ -157,6 +159,11 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
             None => return Err(Error::usage(format!("--reload {item}: no such table among the ones this run captures ({})", tables.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")))),
         }
     }
+    let bounded = capture.records.as_ref().is_some_and(|r| !r.follow);
+    let (tables, sql) = match r.sql.plan(tables.clone(), &converter, capture.records.is_some(), bounded)? {
+        Some((t, run)) => (t, Some(run)),
+        None => (tables, None),
+    };
     let task = r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into());
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
     let capture_is_records = capture.records.is_some();
@@ -176,6 +183,7 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
         reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
         converter,
         reload,
+        sql,
     };
     if !output::get().json {
         let what = if capture_is_records { "records" } else { "changes" };
@@ -269,6 +277,12 @@ fn print_status(s: &replication::Status) {
     }
     if s.error_records > 0 {
         output::warn(format!("{} record(s) could not be converted and are not in the data files: they are under the target's errors/ prefix, each with the reason", s.error_records));
+    }
+    if s.filtered > 0 {
+        output::info(format!("{} row(s) or record(s) did not pass --sql's WHERE and were left out", s.filtered));
+    }
+    if s.late > 0 {
+        output::warn(format!("{} record(s) arrived after their windows were emitted (see --allowed-lateness): not in the results; they are in rejects.jsonl in the state directory, each with its time", s.late));
     }
 }
 

@@ -74,6 +74,8 @@ pub struct MigrateArgs {
     pub metrics: crate::commands::metrics::MetricsArgs,
     #[command(flatten)]
     pub records: crate::commands::records::RecordArgs,
+    #[command(flatten)]
+    pub sql: crate::commands::sql_args::SqlArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -174,6 +176,10 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     if records {
         return rt.block_on(super::records::migrate(&args, &source, &target, opts, sink));
+    }
+    if args.sql.sql.is_some() && args.mode != Mode::Cdc {
+        return Err(Error::usage("--sql with a database source applies to its changes (--mode cdc); a full load through --sql is not supported")
+            .with_hint("copy the existing rows with the query yourself (INSERT INTO … SELECT …), then run --mode cdc --sql … --start-position POSITION; or put the rows on a stream and read that"));
     }
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {
@@ -368,7 +374,7 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
         }
     }
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone() };
     let report = replicate(run, &opts, capture, &args.cdc).await;
     // What the target holds now, for the next run's check (also after a failure).
     if let Err(e) = crate::task::identity::record_cdc_position(target, &opts.state_dir).await {

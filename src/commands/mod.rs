@@ -16,6 +16,7 @@ pub mod output;
 pub mod pack;
 pub mod records;
 pub mod sink_args;
+pub mod sql_args;
 pub mod watch;
 
 use std::process::ExitCode;

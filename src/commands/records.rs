@@ -52,7 +52,9 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     }
     let files = matches!(source, Endpoint::S3(_) | Endpoint::Dir(_));
     // Files hold JSON lines unless told otherwise (a files source reads no plain text).
-    let mut format = args.records.record_format.unwrap_or(if args.records.schema.is_some() || args.records.infer.is_some() || files { RecordFormat::Json } else { RecordFormat::Text });
+    // `--sql` reads fields: JSON, unless told otherwise.
+    let json = args.records.schema.is_some() || args.records.infer.is_some() || files || args.sql.sql.is_some();
+    let mut format = args.records.record_format.unwrap_or(if json { RecordFormat::Json } else { RecordFormat::Text });
     // CSV files name their columns in a header line, unless --no-header.
     if files && format == RecordFormat::Csv && !args.sink.no_header {
         format = RecordFormat::Fields;
@@ -101,7 +103,13 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
     let first = landing[0].name.clone();
     let records = RecordCapture { format, start, table: first.clone(), default_layout, follow };
     let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
-    if format.is_envelope() {
+    if args.sql.sql.is_some() && (format.is_envelope() || landing.len() > 1) {
+        return Err(Error::usage("--sql reads the records of one table; change envelopes and files of several tables apply each change to its own table")
+            .with_hint("apply the changes first, then run --sql over one table's stream, or give --schema one table"));
+    }
+    if args.sql.sql.is_some() {
+        // The query's output table is named where the query is planned.
+    } else if format.is_envelope() {
         let names: Vec<String> = landing.iter().map(|t| t.name.to_string()).collect();
         super::output::info(format!("changes in {source} apply to {}", names.join(", ")));
     } else if landing.len() > 1 {
@@ -111,13 +119,14 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         super::output::info(format!("records of {source} land in table {first}"));
     }
     // Stream to stream: records pass through as they came, keeping their
-    // keys (and so their order per key), unless a table shape was asked for.
+    // keys (and so their order per key), unless a table shape or a query
+    // was asked for.
     let mut sink = sink;
-    if let Some(s) = sink.as_mut().filter(|s| default_layout && s.envelope == crate::sink::EnvelopeKind::Dms && (matches!(target, Endpoint::Kafka(_) | Endpoint::Kinesis(_)) || matches!(target, Endpoint::Sink(t) if t.scheme == "sqs"))) {
+    if let Some(s) = sink.as_mut().filter(|s| default_layout && args.sql.sql.is_none() && s.envelope == crate::sink::EnvelopeKind::Dms && (matches!(target, Endpoint::Kafka(_) | Endpoint::Kinesis(_)) || matches!(target, Endpoint::Sink(t) if t.scheme == "sqs"))) {
         s.envelope = crate::sink::EnvelopeKind::Raw;
         super::output::info("records pass through as they came: each payload as a message, keyed by its record's key (else its shard)");
     }
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink };
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone() };
     let report = replicate_tables(run, tables, converter, capture, &args.cdc).await?;
     print_cdc_report(&report);
     if report.interrupted {

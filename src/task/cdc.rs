@@ -85,6 +85,9 @@ pub struct CdcOptions {
     pub converter: Converter,
     /// Tables to drop on the target and copy again before changes resume.
     pub reload: Vec<QualifiedName>,
+    /// `--sql`: the query every change of its input table goes through
+    /// (the run's tables are then its output table).
+    pub sql: Option<Arc<crate::transform::SqlRun>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -130,6 +133,13 @@ pub struct Status {
     /// prefix, each with the reason: not in the data files.
     #[serde(default)]
     pub error_records: u64,
+    /// Rows `--sql`'s WHERE dropped.
+    #[serde(default)]
+    pub filtered: u64,
+    /// Records `--sql`'s windows received after their windows were
+    /// emitted: in rejects.jsonl, each with its time and the watermark.
+    #[serde(default)]
+    pub late: u64,
 }
 
 pub fn status_path(state_dir: &std::path::Path) -> PathBuf {
@@ -301,6 +311,17 @@ struct EndpointEnds<'a> {
 
 impl Ends for EndpointEnds<'_> {
     fn source<'a>(&'a self, capture: &'a Capture, from: &'a Position, tables: Arc<Tables>, copied: HashMap<QualifiedName, Position>) -> BoxFuture<'a, Result<Box<dyn ChangeSource>>> {
+        if let Some(sql) = &self.opts.sql {
+            return Box::pin(async move {
+                let resume = crate::transform::changes::resume(sql, from, &self.opts.start, &self.opts.state_dir)?;
+                let tables = crate::transform::changes::inner_tables(sql);
+                let inner = match &capture.records {
+                    Some(records) => crate::source::records::changes::open(self.src, records, &resume.read_from, tables, self.opts.policy.clone(), &self.opts.state_dir).await?,
+                    None => crate::source::open_changes(self.src, capture, &resume.read_from, tables, HashMap::new(), self.opts.poll_interval, self.opts.stream_timeout).await?,
+                };
+                Ok(crate::transform::changes::wrap(inner, sql.clone(), resume, from, self.opts.policy.clone(), &self.opts.state_dir))
+            });
+        }
         if let Some(records) = &capture.records {
             return Box::pin(crate::source::records::changes::open(self.src, records, from, tables, self.opts.policy.clone(), &self.opts.state_dir));
         }
@@ -463,7 +484,8 @@ impl<'a> Replicator<'a> {
         }
         let converted = self.opts.converter.convert(&info.source, Some(&info.target)).ok_or_else(|| Error::other(format!("{name}: the mapping no longer selects it")))?;
         let info = TableInfo { target: converted.table.clone(), ..info };
-        if self.opts.capture.records.is_some() {
+        // `--sql`: the output table is created empty; the query's rows come from the stream.
+        if self.opts.capture.records.is_some() || self.opts.sql.is_some() {
             return self.create_for_records(info, converted.create, reload).await;
         }
         let changed = crate::source::capture_more(self.src, &self.opts.capture, std::slice::from_ref(&info.source)).await?;
@@ -548,7 +570,8 @@ impl<'a> Replicator<'a> {
 
         'outer: loop {
             // Between batches (a busy stream never leaves the loop idle).
-            if new_tables_checked.elapsed() >= NEW_TABLE_CHECK {
+            // `--sql` reads one table: tables created at the source are not its input.
+            if opts.sql.is_none() && new_tables_checked.elapsed() >= NEW_TABLE_CHECK {
                 new_tables_checked = Instant::now();
                 self.check_new_tables().await?;
             }
@@ -1272,6 +1295,8 @@ fn write_status(opts: &CdcOptions, status: &mut Status, rates: &mut RateWindow, 
     status.changes_per_second = total;
     status.lag_bytes = lag_bytes;
     status.rejected = opts.policy.counters.rejected.load(std::sync::atomic::Ordering::Relaxed);
+    status.filtered = opts.policy.counters.filtered.load(std::sync::atomic::Ordering::Relaxed);
+    status.late = opts.policy.counters.late.load(std::sync::atomic::Ordering::Relaxed);
     status.updated_at = Utc::now().to_rfc3339();
     for (name, t) in status.tables.iter_mut() {
         t.changes_per_second = per.get(name).copied().unwrap_or(0.0);
@@ -1476,6 +1501,7 @@ mod tests {
                     mapping: Default::default(),
                 },
                 reload: Vec::new(),
+                sql: None,
             }
         }
 

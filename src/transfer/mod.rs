@@ -141,6 +141,10 @@ pub struct Counters {
     /// Decimals with more fractional digits than the target column keeps
     /// (floats stored in SQLite NUMERIC columns), rounded to its scale.
     pub rounded: AtomicU64,
+    /// Rows `--sql`'s WHERE dropped.
+    pub filtered: AtomicU64,
+    /// Records `--sql`'s windows set aside as late (in the rejects file).
+    pub late: AtomicU64,
 }
 
 impl Counters {
