@@ -114,7 +114,7 @@ macro_rules! value_enum {
 impl ValueEnum for crate::source::records::shape::RecordFormat {
     fn value_variants<'a>() -> &'a [Self] {
         use crate::source::records::shape::RecordFormat as F;
-        &[F::Text, F::Bytes, F::Json, F::Csv, F::Parquet]
+        &[F::Text, F::Bytes, F::Json, F::Csv, F::Parquet, F::Dms, F::Debezium]
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         use crate::source::records::shape::RecordFormat as F;
@@ -125,6 +125,8 @@ impl ValueEnum for crate::source::records::shape::RecordFormat {
             F::Json => Some(V::new("json").help("A JSON object per record (JSON lines for files)")),
             F::Csv => Some(V::new("csv").help("A CSV line per record, fields in the order of --schema's columns")),
             F::Parquet => Some(V::new("parquet").help("Parquet files (file:// and s3:// sources), columns by name")),
+            F::Dms => Some(V::new("dms").help("A change in DMS's envelope (barge's Kinesis and Kafka default): applied to the --schema table it names, by key")),
+            F::Debezium => Some(V::new("debezium").help("A change in Debezium's envelope (before, after, op, source): applied to the --schema table it names, by key")),
             F::Fields => None,
         }
     }
@@ -151,6 +153,7 @@ value_enum!(crate::sink::PartitionKey {
 value_enum!(crate::sink::EnvelopeKind {
     Dms => "dms": "DMS's: {\"data\": {...}, \"metadata\": {...}}",
     Debezium => "debezium": "Debezium's: {\"before\", \"after\", \"op\", \"ts_ms\", \"source\"}",
+    Raw => "raw": "A record source's records as they came: the payload as the message, the record's key as its key (the default from a stream into a stream)",
 });
 
 value_enum!(crate::transfer::OnError {

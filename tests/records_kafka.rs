@@ -490,3 +490,35 @@ async fn topic_lists_globs_and_topics_that_appear_while_following() {
     assert!(support::stderr(&o).contains(&format!("no topic matches {prefix}.zz*")), "{}", text(&o));
     db.drop_db().await;
 }
+
+/// Stream to stream: each message goes into Kinesis as it came, keyed by
+/// its Kafka key (a keyless one by its partition), so every key's order
+/// holds on the other side.
+#[tokio::test]
+async fn records_pass_from_kafka_into_kinesis_as_they_came_keeping_their_keys() {
+    let topic = unique_name("pass");
+    create_topic_on(&shared_broker(), &topic, 2);
+    let ts = now_ms();
+    let mut msgs: Vec<Msg> = (0..30).map(|i| msg((i % 5) % 2, Some(&format!("k{}", i % 5)), &format!(r#"{{"k":"k{}","n":"{i}"}}"#, i % 5), ts)).collect();
+    msgs.push(msg(0, None, r#"{"k":null,"n":"keyless"}"#, ts));
+    produce(&topic, &msgs);
+    let stream = unique_name("pass-kin");
+    support::sinks::create_stream(&stream, 2);
+    let target = format!("kinesis://{stream}?endpoint={}&region=us-east-1", env("BARGE_TEST_KINESIS_ENDPOINT"));
+    let state = tempfile::tempdir().unwrap();
+    let out = run(barge().args(["migrate", &kafka_url(&topic), &target, "--mode", "full-load", "--state-dir"]).arg(state.path()));
+    assert_ok(&out, "kafka into kinesis");
+    assert!(support::stderr(&out).contains("records pass through as they came"), "{}", text(&out));
+    let back = support::sinks::read_back(&["kinesis", &stream]);
+    let recs = back["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 31, "every message once: {recs:?}");
+    for k in 0..5 {
+        let key = format!("k{k}");
+        let ns: Vec<String> = recs.iter().filter(|r| r["key"] == key.as_str()).map(|r| r["body"]["n"].as_str().unwrap().to_string()).collect();
+        let want: Vec<String> = (0..30).filter(|i| i % 5 == k).map(|i| i.to_string()).collect();
+        assert_eq!(ns, want, "key {key}: its payloads as they came, in order");
+    }
+    let keyless: Vec<&Json> = recs.iter().filter(|r| r["body"]["n"] == "keyless").collect();
+    assert_eq!(keyless.len(), 1);
+    assert_eq!(keyless[0]["key"], format!("{topic}.0").as_str(), "a keyless message is keyed by its partition");
+}

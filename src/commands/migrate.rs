@@ -136,7 +136,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     if !source.kind().is_database() && !records {
         return Err(Error::usage(format!("{source} cannot be a source: read from postgres://, mysql://, sqlite:, or records (kafka://, kinesis://, sqs://, mqtt://, tail://, s3://, file://)")));
     }
-    if !records && (args.records.schema.is_some() || args.records.record_format.is_some()) {
+    if !records && (args.records.schema.is_some() || args.records.infer.is_some() || args.records.record_format.is_some()) {
         return Err(Error::usage("--schema and --record-format describe a stream's records; a database source has its own tables"));
     }
     let sink = if target.kind().is_database() {

@@ -1,5 +1,5 @@
 //! `barge migrate` options for file and stream targets (s3://, file://,
-//! kinesis://, kafka://).
+//! kinesis://, kafka://, sqs://).
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::sink::{Compression, EnvelopeKind, FileFormat, PartitionKey, SinkOptions};
 
 #[derive(Debug, Args)]
-#[command(next_help_heading = "File and stream targets (s3://, file://, kinesis://, kafka://)")]
+#[command(next_help_heading = "File and stream targets (s3://, file://, kinesis://, kafka://, sqs://)")]
 pub struct SinkArgs {
     /// File format [default: csv]
     #[arg(long, value_enum)]
@@ -45,9 +45,21 @@ pub struct SinkArgs {
     /// Kafka: a topic per table, e.g. 'cdc.{schema}.{table}' (the topics must exist) [default: the URL's topic]
     #[arg(long, value_name = "PATTERN")]
     pub topic_pattern: Option<String>,
-    /// Kafka: the message shape
+    /// Kafka and SQS: the message shape
     #[arg(long, value_enum, default_value_t = EnvelopeKind::Dms)]
     pub envelope: EnvelopeKind,
+    /// Files: put each record's file below the table in a partition named from its time and fields, in Firehose's syntax: 'year=!{timestamp:%Y}/month=!{timestamp:%m}/device=!{field:device_id}' (the commit or arrival time in UTC, strftime; a column, or a.b for a key inside JSON column a). Values are percent-encoded so none leaves its segment; NULL, missing and empty values go to __HIVE_DEFAULT_PARTITION__
+    #[arg(long, value_name = "TEMPLATE")]
+    pub partition_by: Option<String>,
+    /// Files with --partition-by: buffers open at once; opening one more first writes the oldest [default: 100]
+    #[arg(long, value_name = "N")]
+    pub max_open_partitions: Option<usize>,
+    /// SQS FIFO queues: the message group is this column's value (its changes stay in order) [default: the table and the row's key]
+    #[arg(long, value_name = "COLUMN")]
+    pub group_by: Option<String>,
+    /// SQS: messages over the queue's MaximumMessageSize go to this S3 prefix, and the message carries the SQS Extended Client's pointer to it
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub payload_bucket: Option<String>,
     /// Give up on a throttled stream after retrying this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub retry_timeout: u64,
@@ -65,6 +77,10 @@ impl SinkArgs {
             ("aggregate", self.aggregate),
             ("topic-pattern", self.topic_pattern.is_some()),
             ("envelope", self.envelope != EnvelopeKind::Dms),
+            ("partition-by", self.partition_by.is_some()),
+            ("max-open-partitions", self.max_open_partitions.is_some()),
+            ("group-by", self.group_by.is_some()),
+            ("payload-bucket", self.payload_bucket.is_some()),
         ];
         if let Some((flag, _)) = given.iter().find(|(flag, set)| *set && !takes.contains(flag)) {
             let schemes: Vec<String> = crate::sink::schemes_taking(flag).iter().map(|s| format!("{s}://")).collect();
@@ -78,6 +94,19 @@ impl SinkArgs {
                 return Err(Error::usage(format!("--topic-pattern `{p}` has no {{table}}: every table would share one topic; leave the option out for that")));
             }
         }
+        if self.max_open_partitions.is_some() && self.partition_by.is_none() {
+            return Err(Error::usage("--max-open-partitions limits the buffers of --partition-by; give --partition-by too"));
+        }
+        if self.envelope == EnvelopeKind::Raw && !crate::source::records::is_record_source(source) {
+            return Err(Error::usage(format!("--envelope raw passes a stream's records through as they came; {source} is a database: its rows and changes go out as dms or debezium")));
+        }
+        if self.max_open_partitions == Some(0) {
+            return Err(Error::usage("--max-open-partitions must be at least 1"));
+        }
+        let partition_by = match &self.partition_by {
+            Some(t) => Some(std::sync::Arc::new(t.parse().map_err(|e: String| Error::usage(format!("--partition-by {e}")))?)),
+            None => None,
+        };
         let format = self.format.unwrap_or(FileFormat::Csv);
         Ok(SinkOptions {
             format,
@@ -94,6 +123,10 @@ impl SinkArgs {
             envelope: self.envelope,
             default_schema: default_schema(source),
             retry_timeout: Duration::from_secs(self.retry_timeout),
+            partition_by,
+            max_open_partitions: self.max_open_partitions.unwrap_or(100),
+            group_by: self.group_by.clone(),
+            payload_bucket: self.payload_bucket.clone(),
         })
     }
 }

@@ -37,7 +37,9 @@ pub enum Position {
     /// A sharded stream (Kafka partitions, Kinesis shards): the next
     /// offset to read in each shard, as the stream writes it (a decimal
     /// number of any length: Kinesis sequence numbers pass 2^64).
-    Shards { offsets: std::collections::BTreeMap<String, String> },
+    /// Shared: every change of a transaction carries its position, and a
+    /// stream's may hold hundreds of shards.
+    Shards { offsets: std::sync::Arc<std::collections::BTreeMap<String, String>> },
 }
 
 impl Position {
@@ -90,7 +92,7 @@ impl FromStr for Position {
                     let (id, offset) = part.split_once('=').filter(|(i, o)| shard_ok(i) && offset_ok(o)).ok_or_else(bad)?;
                     offsets.insert(id.to_string(), offset.to_string());
                 }
-                Ok(Position::Shards { offsets })
+                Ok(Position::Shards { offsets: offsets.into() })
             }
             _ => Err(bad()),
         }

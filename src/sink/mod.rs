@@ -17,6 +17,9 @@
 //!   order kept through retries, optional KPL aggregation.
 //! - [`kafka`]: the same message (or a Debezium-style one) keyed by the
 //!   primary key, ordered per partition.
+//! - [`sqs`]: the same message on an SQS queue (standard or FIFO), in
+//!   SendMessageBatch calls within the queue's size limit; larger payloads
+//!   through S3 with the SQS Extended Client's pointer.
 //! - [`null`]: discards everything and acknowledges it, for measuring a
 //!   source.
 //! - [`shared`]: what several of them use, once: records and their ids,
@@ -44,6 +47,7 @@ pub mod kinesis;
 pub use kinesis::{api as kinesis_api, kpl};
 pub mod object;
 pub use object::store;
+pub mod sqs;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -214,7 +218,7 @@ pub struct Connector {
     pub flags: &'static [&'static str],
 }
 
-const OBJECT_FLAGS: &[&str] = &["format", "compression", "record-id-column", "no-header", "include-op-for-full-load", "cdc-inserts-only", "buffer-size", "buffer-interval"];
+const OBJECT_FLAGS: &[&str] = &["format", "compression", "record-id-column", "no-header", "include-op-for-full-load", "cdc-inserts-only", "buffer-size", "buffer-interval", "partition-by", "max-open-partitions"];
 
 /// The destinations that are not databases: one line each.
 pub static REGISTRY: &[Connector] = &[
@@ -242,6 +246,7 @@ pub static REGISTRY: &[Connector] = &[
         capabilities: Capabilities { ordered: true, ..Capabilities::NONE },
         flags: &["partition-key", "topic-pattern", "envelope", "include-op-for-full-load", "cdc-inserts-only", "retry-timeout"],
     },
+    sqs::CONNECTOR,
     null::CONNECTOR,
 ];
 
@@ -375,6 +380,9 @@ pub enum EnvelopeKind {
     Dms,
     /// Debezium's: {"before", "after", "op", "ts_ms", "source"}
     Debezium,
+    /// A record source's records as they came: the payload is the
+    /// message, the record's key its key (stream to stream).
+    Raw,
 }
 
 /// Everything a sink needs to know besides its endpoint.
@@ -405,6 +413,16 @@ pub struct SinkOptions {
     pub default_schema: String,
     /// Stop retrying a throttled stream after this long.
     pub retry_timeout: Duration,
+    /// Files: keys below the table by the record's fields and time (`--partition-by`).
+    pub partition_by: Option<Arc<object::partition::Template>>,
+    /// Files: buffers open at once with `--partition-by`; the oldest is written to open another.
+    pub max_open_partitions: usize,
+    /// SQS FIFO: the message group is this column's value (default: the
+    /// table and the row's key).
+    pub group_by: Option<String>,
+    /// SQS: where messages over the queue's maximum size go
+    /// (`s3://bucket/prefix`).
+    pub payload_bucket: Option<String>,
 }
 
 impl Default for SinkOptions {
@@ -424,6 +442,10 @@ impl Default for SinkOptions {
             envelope: EnvelopeKind::Dms,
             default_schema: "public".into(),
             retry_timeout: Duration::from_secs(600),
+            partition_by: None,
+            max_open_partitions: 100,
+            group_by: None,
+            payload_bucket: None,
         }
     }
 }

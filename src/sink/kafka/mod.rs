@@ -171,7 +171,8 @@ impl KafkaSink {
         // Records per (topic, partition), in source order.
         let mut groups: BTreeMap<(String, i32), Vec<rskafka::record::Record>> = BTreeMap::new();
         let mut names: HashMap<crate::model::QualifiedName, Names> = HashMap::new();
-        for change in &batch.changes {
+        let changes = super::record::split_key_changes(tables, &batch.changes);
+        for change in changes.iter() {
             let table = self.layouts.get(tables, &change.table, &self.opts.default_schema)?;
             let rec = Record::new(&table, change, self.ids.next(&table, change));
             if self.opts.cdc_inserts_only && !matches!(rec.kind, RecordKind::Insert | RecordKind::Load) {
@@ -181,9 +182,10 @@ impl KafkaSink {
             let names = names.entry(change.table.clone()).or_insert_with(|| Names::of(&table));
             let value = envelope::body(self.opts.envelope, &table, names, &rec, self.opts.partition_key, now)
                 .map_err(|m| Error::Table { table: table.display(), row: Some(rec.key_text(&table)), message: m, hint: None })?;
-            let key = match self.opts.partition_key {
-                super::PartitionKey::PrimaryKey => rec.partition_key(&table),
-                super::PartitionKey::SchemaTable => table.display(),
+            let key = match (self.opts.envelope, self.opts.partition_key) {
+                (super::EnvelopeKind::Raw, _) => envelope::raw_key(&table, &rec).unwrap_or_else(|| rec.partition_key(&table)),
+                (_, super::PartitionKey::PrimaryKey) => rec.partition_key(&table),
+                (_, super::PartitionKey::SchemaTable) => table.display(),
             };
             let topic = self.topic_for(&table);
             let n = self.partition_count(&topic).await?;

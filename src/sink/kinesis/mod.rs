@@ -15,9 +15,8 @@
 pub mod api;
 pub mod kpl;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine as _;
 
@@ -25,7 +24,8 @@ use super::envelope::{self, Names};
 use super::kinesis_api::{ApiError, KinesisApi};
 use kpl::Aggregator;
 use super::record::{Record, RecordIds};
-use super::{retry, EnvelopeKind, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
+use super::shared::calls;
+use super::{EnvelopeKind, Layouts, PartitionKey, Scope, SinkOptions, SinkStats, SinkTable};
 use super::BoxFuture;
 use crate::cdc::{ChangeBatch, Tables};
 use crate::sink::Destination;
@@ -91,35 +91,11 @@ fn fit_partition_key(k: String) -> String {
     }
 }
 
-/// Picks the next PutRecords calls from `pending` (indexes into it): at
-/// most [`CALLS_IN_FLIGHT`] calls of at most 500 records and 5 MiB each,
-/// and at most one entry per key in flight, so an entry never overtakes
-/// an earlier one of its key, even when that one is refused and retried.
+/// The next PutRecords calls from `pending`: at most [`CALLS_IN_FLIGHT`]
+/// calls of at most 500 records and 5 MiB each, at most one entry per key
+/// in flight ([`calls::plan`]).
 fn plan_calls(pending: &VecDeque<Entry>) -> Vec<Vec<usize>> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut calls: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut call_bytes = 0usize;
-    for (i, e) in pending.iter().enumerate() {
-        let blocked = e.order_keys.iter().any(|k| seen.contains(k.as_str()));
-        seen.extend(e.order_keys.iter().map(String::as_str));
-        if blocked {
-            continue;
-        }
-        let current = calls.last().map(Vec::len).unwrap_or(0);
-        if current == MAX_RECORDS_PER_CALL || call_bytes + e.size() > MAX_BYTES_PER_CALL {
-            if calls.len() == CALLS_IN_FLIGHT {
-                break;
-            }
-            calls.push(Vec::new());
-            call_bytes = 0;
-        }
-        if let Some(call) = calls.last_mut() {
-            call.push(i);
-        }
-        call_bytes += e.size();
-    }
-    calls.retain(|c| !c.is_empty());
-    calls
+    calls::plan(pending, |e| &e.order_keys, Entry::size, calls::Limits { entries: MAX_RECORDS_PER_CALL, bytes: MAX_BYTES_PER_CALL, calls: CALLS_IN_FLIGHT })
 }
 
 impl KinesisSink {
@@ -143,7 +119,7 @@ impl KinesisSink {
     fn entries(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<Vec<Entry>> {
         let now = chrono::Utc::now();
         let mut out = Vec::with_capacity(batch.changes.len());
-        for change in &batch.changes {
+        for change in super::record::split_key_changes(tables, &batch.changes).iter() {
             let table: Arc<SinkTable> = self.layouts.get(tables, &change.table, &self.opts.default_schema)?;
             let names = self.names.entry(change.table.clone()).or_insert_with(|| Arc::new(Names::of(&table))).clone();
             let rec = Record::new(&table, change, self.ids.next(&table, change));
@@ -151,11 +127,14 @@ impl KinesisSink {
                 SinkStats::add(&self.stats.skipped, 1);
                 continue;
             }
-            let data = envelope::body(EnvelopeKind::Dms, &table, &names, &rec, self.opts.partition_key, now)
+            // Kinesis writes DMS's envelope, or records as they came.
+            let kind = if self.opts.envelope == EnvelopeKind::Raw { EnvelopeKind::Raw } else { EnvelopeKind::Dms };
+            let data = envelope::body(kind, &table, &names, &rec, self.opts.partition_key, now)
                 .map_err(|m| Error::Table { table: table.display(), row: Some(rec.key_text(&table)), message: m, hint: None })?;
-            let key = fit_partition_key(match self.opts.partition_key {
-                PartitionKey::PrimaryKey => rec.partition_key(&table),
-                PartitionKey::SchemaTable => table.display(),
+            let key = fit_partition_key(match (kind, self.opts.partition_key) {
+                (EnvelopeKind::Raw, _) => envelope::raw_key(&table, &rec).unwrap_or_else(|| rec.partition_key(&table)),
+                (_, PartitionKey::PrimaryKey) => rec.partition_key(&table),
+                (_, PartitionKey::SchemaTable) => table.display(),
             });
             if data.len() + key.len() > MAX_RECORD_BYTES {
                 return Err(Error::Table {
@@ -205,8 +184,7 @@ impl KinesisSink {
     /// Sends every entry, in key order, retrying what a throttle refused.
     async fn send(&self, entries: Vec<Entry>) -> Result<()> {
         let mut pending: VecDeque<Entry> = entries.into();
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut rounds = calls::Rounds::new(self.opts.retry_timeout);
         while !pending.is_empty() {
             let calls = plan_calls(&pending);
             let requests = calls.iter().map(|c| {
@@ -261,20 +239,15 @@ impl KinesisSink {
                 pending.remove(i);
             }
             if throttled && !pending.is_empty() {
-                if started.elapsed() > self.opts.retry_timeout {
+                if !rounds.wait(progressed).await {
                     return Err(Error::Endpoint {
                         endpoint: self.api.display.clone(),
                         message: format!("{} records still refused after retrying for {} s", pending.len(), self.opts.retry_timeout.as_secs()),
                         hint: Some("the stream is over its shards' limits: add shards, lower --parallel, or raise --retry-timeout".into()),
                     });
                 }
-                crate::metrics::retry(crate::metrics::Role::Target);
-                tokio::time::sleep(retry::backoff(attempt)).await;
-                // Back off further while nothing gets through; while some
-                // records do, the shard is near its limit, not over it.
-                attempt = if progressed { attempt.saturating_sub(1) } else { attempt + 1 };
             } else {
-                attempt = 0;
+                rounds.reset();
             }
         }
         Ok(())

@@ -7,13 +7,20 @@
 //! - CDC: `prefix/schema/table/20240131-235959123-<id>.csv`, named by the
 //!   commit time of its first change, with an `Op` column (I/U/D) first;
 //! - a record the format cannot hold goes to
-//!   `prefix/errors/schema/table/<same name>.jsonl` with the reason.
+//!   `prefix/errors/schema/table/<same name>.jsonl` with the reason;
+//! - with `--partition-by`, each file lies in its record's partition below
+//!   the table, `prefix/schema/table/year=2026/device=d1/<name>` (where
+//!   Hive, Athena and Spark look for a table's partitions), with one
+//!   buffer per partition and at most `--max-open-partitions` of them open
+//!   (the oldest is written first when a new one would pass the limit); see
+//!   [`partition`].
 //!
 //! Files are buffered until `--buffer-size` or `--buffer-interval`, so
 //! `write_changes` returns before changes are durable; [`ObjectSink::committed`]
 //! reports the last position whose changes are all in written files, and
 //! that is the position the source may advance to.
 
+pub mod partition;
 pub mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -43,8 +50,12 @@ pub fn open<'a>(endpoint: &'a Endpoint, opts: &'a SinkOptions, scope: Scope, sta
     })
 }
 
+/// A buffer's table and partition (empty without `--partition-by`).
+type FileKey = (QualifiedName, String);
+
 struct OpenFile {
     table: Arc<SinkTable>,
+    partition: String,
     writer: Box<dyn RecordWriter>,
     /// JSON lines for `errors/`.
     errors: Vec<String>,
@@ -61,7 +72,7 @@ pub struct ObjectSink {
     stats: Arc<SinkStats>,
     layouts: Layouts,
     ids: RecordIds,
-    files: HashMap<QualifiedName, OpenFile>,
+    files: HashMap<FileKey, OpenFile>,
     /// Files written per table in this scope (full load: the LOAD number).
     parts: HashMap<QualifiedName, u64>,
     /// Batches applied and not yet known durable, oldest first.
@@ -111,14 +122,27 @@ impl ObjectSink {
         })
     }
 
-    fn open_file(&mut self, table: &Arc<SinkTable>, rec: &Record) -> Result<OpenFile> {
+    fn open_file(&mut self, table: &Arc<SinkTable>, rec: &Record, partition: &str) -> Result<OpenFile> {
         let writer = format::writer(self.opts.format, self.opts.compression, table, &self.extra(), self.opts.csv_header).map_err(|m| Error::Table { table: table.display(), row: None, message: m, hint: None })?;
         let name = self.next_name(table, rec)?;
-        Ok(OpenFile { table: table.clone(), writer, errors: Vec::new(), opened: Instant::now(), first_batch: self.batch_no, name })
+        Ok(OpenFile { table: table.clone(), partition: partition.to_string(), writer, errors: Vec::new(), opened: Instant::now(), first_batch: self.batch_no, name })
+    }
+
+    /// Before a partition's buffer opens: writes the oldest buffers while
+    /// `--max-open-partitions` are open.
+    async fn make_room(&mut self) -> Result<()> {
+        if self.opts.partition_by.is_none() {
+            return Ok(());
+        }
+        while self.files.len() >= self.opts.max_open_partitions.max(1) {
+            let Some(oldest) = self.files.iter().min_by_key(|(_, f)| (f.opened, f.first_batch)).map(|(k, _)| k.clone()) else { break };
+            self.close(&oldest).await?;
+        }
+        Ok(())
     }
 
     /// Writes an open file (if it has records) and its errors file.
-    async fn close(&mut self, name: &QualifiedName) -> Result<()> {
+    async fn close(&mut self, name: &FileKey) -> Result<()> {
         match self.files.remove(name) {
             Some(f) => self.write_file(f).await,
             None => Ok(()),
@@ -130,7 +154,7 @@ impl ObjectSink {
         if records > 0 {
             let bytes = f.writer.finish().map_err(|m| Error::Table { table: f.table.display(), row: None, message: format!("cannot finish {}: {m}", f.name), hint: None })?;
             let len = bytes.len() as u64;
-            self.target.put(&self.target.path(false, &f.table, &f.name), bytes).await?;
+            self.target.put(&self.target.partitioned_path(false, &f.table, &f.partition, &f.name), bytes).await?;
             SinkStats::add(&self.stats.files, 1);
             SinkStats::add(&self.stats.bytes, len);
         }
@@ -138,7 +162,7 @@ impl ObjectSink {
             let stem = f.name.split('.').next().unwrap_or(&f.name);
             let mut text = f.errors.join("\n");
             text.push('\n');
-            self.target.put(&self.target.path(true, &f.table, &format!("{stem}.jsonl")), text.into_bytes()).await?;
+            self.target.put(&self.target.partitioned_path(true, &f.table, &f.partition, &format!("{stem}.jsonl")), text.into_bytes()).await?;
         }
         Ok(())
     }
@@ -158,7 +182,8 @@ impl ObjectSink {
 
     async fn apply_batch(&mut self, tables: &Tables, batch: &ChangeBatch) -> Result<()> {
         self.batch_no += 1;
-        let changes = &batch.changes[..];
+        let changes = super::record::split_key_changes(tables, &batch.changes);
+        let changes = &changes[..];
         let mut start = 0;
         // A full-load batch is one table's rows: its layout and its open file
         // are looked up once per run of changes to the same table, not per row.
@@ -183,7 +208,15 @@ impl ObjectSink {
         // of changes in a transaction); a keyed full-load row's id depends on
         // its key only, so it is made when the row goes to errors/.
         let every_id = self.opts.record_id_column.is_some() || matches!(self.scope, Scope::Cdc) || table.key.is_empty();
-        let mut file = self.files.remove(&table.source);
+        let template = self.opts.partition_by.clone();
+        let partitions = match &template {
+            Some(t) => Some(t.bind(table).map_err(|m| Error::Table { table: table.display(), row: None, message: m, hint: Some("name a column of the table in --partition-by, or leave it out".into()) })?),
+            None => None,
+        };
+        let now = chrono::Utc::now();
+        let mut partition = String::new();
+        let mut key: FileKey = (table.source.clone(), String::new());
+        let mut file = self.files.remove(&key);
         for change in changes {
             let id = if every_id { self.ids.next(table, change) } else { String::new() };
             let mut rec = Record::new(table, change, id);
@@ -194,10 +227,22 @@ impl ObjectSink {
             if fixed_columns && rec.kind == RecordKind::Update && rec.values.iter().any(Option::is_none) {
                 SinkStats::add(&self.stats.unchanged_unknown, 1);
             }
-            let f = match &mut file {
-                Some(f) => f,
-                None => file.insert(self.open_file(table, &rec)?),
-            };
+            if let Some(p) = &partitions {
+                partition.clear();
+                p.render(&rec, now, &mut partition);
+                if partition != key.1 {
+                    if let Some(f) = file.take() {
+                        self.files.insert(key.clone(), f);
+                    }
+                    key.1.clone_from(&partition);
+                    file = self.files.remove(&key);
+                }
+            }
+            if file.is_none() {
+                self.make_room().await?;
+                file = Some(self.open_file(table, &rec, &key.1)?);
+            }
+            let f = file.as_mut().expect("opened above");
             match f.writer.write(&rec) {
                 Ok(()) => SinkStats::add(&self.stats.records, 1),
                 Err(reason) => {
@@ -215,7 +260,7 @@ impl ObjectSink {
             }
         }
         if let Some(f) = file {
-            self.files.insert(table.source.clone(), f);
+            self.files.insert(key, f);
         }
         Ok(())
     }
@@ -224,7 +269,7 @@ impl ObjectSink {
     async fn close_due(&mut self) -> Result<()> {
         let now = Instant::now();
         let t = self.thresholds();
-        let due: Vec<QualifiedName> = self.files.iter().filter(|(_, f)| t.due(f.writer.buffered(), f.opened, now)).map(|(k, _)| k.clone()).collect();
+        let due: Vec<FileKey> = self.files.iter().filter(|(_, f)| t.due(f.writer.buffered(), f.opened, now)).map(|(k, _)| k.clone()).collect();
         for name in due {
             self.close(&name).await?;
         }
@@ -233,7 +278,7 @@ impl ObjectSink {
     }
 
     async fn flush_all(&mut self) -> Result<()> {
-        let names: Vec<QualifiedName> = self.files.keys().cloned().collect();
+        let names: Vec<FileKey> = self.files.keys().cloned().collect();
         for name in names {
             self.close(&name).await?;
         }
@@ -383,6 +428,30 @@ mod tests {
         let written = files(dir.path());
         assert_eq!(std::fs::read_to_string(&written[0]).unwrap(), "{\"id\":1,\"bal\":null,\"memo\":null}\n", "no Op column, no delete");
         assert_eq!(SinkStats::get(&s.stats.skipped), 1);
+    }
+
+    #[tokio::test]
+    async fn partitions_buffer_apart_and_the_position_waits_for_every_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, tables) = tables();
+        let template = "memo=!{field:memo}/y=!{timestamp:%Y}".parse().unwrap();
+        let mut s = sink(dir.path(), SinkOptions { format: FileFormat::Jsonl, partition_by: Some(Arc::new(template)), max_open_partitions: 2, buffer_interval: std::time::Duration::from_secs(3600), ..SinkOptions::default() });
+        let row = |id: i64, memo: Option<&str>| Op::Insert { row: vec![Value::Int(id), Value::Null, memo.map_or(Value::Null, |m| Value::Text(m.into()))] };
+        let batch = ChangeBatch { changes: vec![change(&t, row(1, Some("a")), 1), change(&t, row(2, Some("../b")), 1), change(&t, row(3, Some("a")), 1)], position: Some(Position::pg(1)) };
+        s.apply(&tables, &batch).await.unwrap();
+        assert!(files(dir.path()).is_empty(), "two partitions open, within the limit");
+        // A third partition: the oldest (memo=a) is written to make room.
+        let batch = ChangeBatch { changes: vec![change(&t, row(4, None), 2)], position: Some(Position::pg(2)) };
+        s.apply(&tables, &batch).await.unwrap();
+        let written = files(dir.path());
+        assert_eq!(written.len(), 1);
+        assert!(written[0].starts_with(dir.path().join("app/acct/memo=a/y=2023")), "{written:?}");
+        assert_eq!(std::fs::read_to_string(&written[0]).unwrap().lines().count(), 2);
+        assert_eq!(s.committed().await.unwrap(), None, "batch 1 still has records in an open partition");
+        s.flush().await.unwrap();
+        assert_eq!(s.committed().await.unwrap(), Some(Position::pg(2)));
+        let names: Vec<String> = files(dir.path()).iter().map(|p| p.strip_prefix(dir.path()).unwrap().parent().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, vec!["app/acct/memo=..%2Fb/y=2023", "app/acct/memo=__HIVE_DEFAULT_PARTITION__/y=2023", "app/acct/memo=a/y=2023"]);
     }
 
     #[tokio::test]

@@ -77,12 +77,23 @@ impl ObjectTarget {
 
     /// `prefix/[errors/]schema/table/file`.
     pub fn path(&self, errors: bool, table: &SinkTable, file: &str) -> Path {
+        self.partitioned_path(errors, table, "", file)
+    }
+
+    /// `prefix/[errors/]schema/table/partition/file`: `partition` is
+    /// segments made safe by `partition::encode_value` and joined by `/`,
+    /// kept as they are (an empty one is left out).
+    pub fn partitioned_path(&self, errors: bool, table: &SinkTable, partition: &str, file: &str) -> Path {
         let mut parts: Vec<PathPart> = self.prefix.iter().map(|p| PathPart::from(p.as_str())).collect();
         if errors {
             parts.push(PathPart::from("errors"));
         }
         parts.push(PathPart::from(table.schema.as_str()));
         parts.push(PathPart::from(table.name.as_str()));
+        for segment in partition.split('/').filter(|s| !s.is_empty()) {
+            // Encoded segments parse; anything else is encoded again rather than trusted.
+            parts.push(PathPart::parse(segment).unwrap_or_else(|_| PathPart::from(segment)));
+        }
         parts.push(PathPart::from(file));
         Path::from_iter(parts)
     }

@@ -35,8 +35,37 @@ pub fn body(kind: EnvelopeKind, table: &SinkTable, names: &Names, rec: &Record, 
     match kind {
         EnvelopeKind::Dms => dms(table, names, rec, partition, now, &mut s)?,
         EnvelopeKind::Debezium => debezium(table, names, rec, now, &mut s)?,
+        EnvelopeKind::Raw => return raw_body(table, rec),
     }
     Ok(s.into_bytes())
+}
+
+/// The value of column `name` of a record source's default layout.
+fn layout_value<'r>(table: &SinkTable, rec: &Record<'r>, name: &str) -> Option<&'r crate::model::Value> {
+    let i = table.columns.iter().position(|c| c.name == name)?;
+    rec.values.get(i).copied().flatten()
+}
+
+/// A record passed through: its payload as it came.
+fn raw_body(table: &SinkTable, rec: &Record) -> Result<Vec<u8>, String> {
+    use crate::model::Value;
+    match layout_value(table, rec, "data") {
+        Some(Value::Bytes(b)) => Ok(b.clone()),
+        Some(Value::Text(t) | Value::Json(t)) => Ok(t.clone().into_bytes()),
+        Some(Value::Null) | None => Err(format!("--envelope raw passes a record source's payload (its data column) through, and {} has none here", table.display())),
+        Some(other) => Err(format!("--envelope raw passes payloads through; the data column holds {other:?}")),
+    }
+}
+
+/// The key a passed-through record keeps: the record's own key, else its
+/// shard, so records of one key (or one shard) stay in order.
+pub fn raw_key(table: &SinkTable, rec: &Record) -> Option<String> {
+    use crate::model::Value;
+    ["key", "shard"].iter().find_map(|c| match layout_value(table, rec, c) {
+        Some(Value::Text(t)) if !t.is_empty() => Some(t.clone()),
+        Some(Value::Bytes(b)) if !b.is_empty() => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    })
 }
 
 fn txid(rec: &Record) -> serde_json::Value {

@@ -1,8 +1,9 @@
 //! What several sinks share, once each: records and their ids, message
 //! envelopes, buffering, the journal, compression, file formats, retry,
-//! and AWS request signing (SigV4).
+//! batched calls to streams, and AWS request signing (SigV4).
 
 pub mod buffer;
+pub mod calls;
 pub mod compress;
 pub mod envelope;
 pub mod format;

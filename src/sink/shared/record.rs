@@ -55,6 +55,37 @@ impl RecordKind {
     }
 }
 
+/// `changes` as sinks that write records write them: an update that
+/// changes a row's key becomes a delete of the old key and an insert of
+/// the new row (as Debezium writes it). A reader that applies records by
+/// key then ends where the source did: files carry no old row, and a
+/// stream spreads the two keys over its shards or partitions, where the
+/// old key's history is not ordered with the new key's.
+pub fn split_key_changes<'c>(tables: &crate::cdc::Tables, changes: &'c [Change]) -> std::borrow::Cow<'c, [Change]> {
+    let moved = |c: &Change| -> Option<[Change; 2]> {
+        let Op::Update { before: Some(before), after } = &c.op else { return None };
+        let key = &tables.get(&c.table)?.key;
+        let changed = key.iter().any(|&i| matches!((after.get(i), before.get(i)), (Some(Some(new)), Some(old)) if new != old));
+        if key.is_empty() || !changed {
+            return None;
+        }
+        let row = after.iter().enumerate().map(|(i, v)| v.clone().unwrap_or_else(|| before.get(i).cloned().unwrap_or(Value::Null))).collect();
+        let old_key = key.iter().map(|&i| before.get(i).cloned().unwrap_or(Value::Null)).collect();
+        Some([Change { op: Op::Delete { key: old_key }, ..c.clone() }, Change { op: Op::Insert { row }, ..c.clone() }])
+    };
+    if !changes.iter().any(|c| moved(c).is_some()) {
+        return std::borrow::Cow::Borrowed(changes);
+    }
+    let mut out = Vec::with_capacity(changes.len() + 1);
+    for c in changes {
+        match moved(c) {
+            Some(two) => out.extend(two),
+            None => out.push(c.clone()),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A change, laid out by the table's columns.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
@@ -151,12 +182,14 @@ pub struct RecordIds {
     scope: Scope,
     ordinals: HashMap<String, u64>,
     last_position: Option<Position>,
+    /// Its text, made once per position (a stream's names every shard).
+    last_position_text: String,
     in_position: u64,
 }
 
 impl RecordIds {
     pub fn new(scope: Scope) -> Self {
-        RecordIds { scope, ordinals: HashMap::new(), last_position: None, in_position: 0 }
+        RecordIds { scope, ordinals: HashMap::new(), last_position: None, last_position_text: String::new(), in_position: 0 }
     }
 
     pub fn next(&mut self, table: &SinkTable, change: &Change) -> String {
@@ -189,11 +222,12 @@ impl RecordIds {
             (_, position) => {
                 if self.last_position.as_ref() != Some(position) {
                     self.last_position = Some(position.clone());
+                    self.last_position_text = position.to_string();
                     self.in_position = 0;
                 }
                 self.in_position += 1;
                 h.update(b"change\0");
-                h.update(position.to_string().as_bytes());
+                h.update(self.last_position_text.as_bytes());
                 h.update([0]);
                 h.update(self.in_position.to_be_bytes());
             }

@@ -22,9 +22,18 @@
 //!   appeared later: reading it now would break key order, skipping it
 //!   would lose it), naming it. Finished files may be deleted.
 //! - With `--mode cdc` the listing is polled for new files, which must
-//!   sort after the last one read (time-stamped names do).
+//!   sort after the last one read in their folder (time-stamped names do).
+//! - barge's and DMS's S3 layout is read as it was written: in each
+//!   folder the full-load files (`LOAD00000001.csv`, and any other name)
+//!   come before the CDC files (named by time, `20240131-235959123-….csv`),
+//!   and CDC files of every folder are read in the order of their times.
+//!   [`RecordSource::table_of`] names a file's table by its folders
+//!   (`schema/table/file`), and rows with an `Op` column are applied as
+//!   inserts, updates and deletes (see `changes`). The `errors/` folder
+//!   barge writes beside the tables holds records set aside, not rows:
+//!   it is named on the console and left alone.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,7 +76,7 @@ enum Kind {
 impl Kind {
     fn of(format: RecordFormat) -> Option<Kind> {
         match format {
-            RecordFormat::Json => Some(Kind::JsonLines),
+            RecordFormat::Json | RecordFormat::Dms | RecordFormat::Debezium => Some(Kind::JsonLines),
             RecordFormat::Fields => Some(Kind::CsvNamed),
             RecordFormat::Csv => Some(Kind::CsvPlaced),
             RecordFormat::Parquet => Some(Kind::Parquet),
@@ -152,8 +161,13 @@ pub struct FilesSource {
     count: u64,
     /// Keys of finished files.
     done: BTreeSet<String>,
-    /// The key of the last file opened (finished or being read).
-    last: Option<String>,
+    /// The last file opened (finished or being read) in each folder, by
+    /// its [`order`].
+    last: BTreeMap<String, Order>,
+    /// The prefix's part of every key (`prefix/`, or empty).
+    prefix: String,
+    /// Rows with an `Op` column are applied as changes (else refused).
+    changes: bool,
     /// The file an earlier run was reading, and where to go on in it.
     resume: Option<(String, u64)>,
     queue: VecDeque<(String, Path)>,
@@ -191,6 +205,10 @@ impl FilesSource {
             Endpoint::S3(s) => format!("s3://{}/", s.bucket),
             other => return Err(Error::usage(format!("{other} is not a files source"))),
         };
+        let prefix = match ep {
+            Endpoint::S3(s) => s.prefix.split('/').filter(|p| !p.is_empty()).map(|p| format!("{p}/")).collect(),
+            _ => String::new(),
+        };
         let store = ObjectTarget::open(ep)?;
         let (count, within) = match opts.from.iter().find(|(k, _)| k.as_str() != SHARD) {
             Some((k, _)) => return Err(Error::usage(format!("{display}: the saved position has shard {k}, which a files source does not keep (only {SHARD}=…)"))),
@@ -210,7 +228,9 @@ impl FilesSource {
             journal,
             count,
             done: BTreeSet::new(),
-            last: None,
+            last: BTreeMap::new(),
+            prefix,
+            changes: opts.changes,
             resume: None,
             queue: VecDeque::new(),
             current: None,
@@ -224,25 +244,21 @@ impl FilesSource {
     /// saved count) and the file it was in, and drops the rest from the
     /// journal: those files were not acknowledged and are read again.
     fn restore(&mut self, started: Vec<Started>, within: u64) -> Result<()> {
-        let lost = || {
-            Error::usage(format!("{}: the target has a saved position ({SHARD}={}) but the state directory does not say which files it covers ({} is missing or shorter)", self.display, offset(self.count, within), self.journal.display()))
-                .with_hint("rerun with the --state-dir of the earlier run; to read every file again, delete the records from the target (or use a new target table) and a new --state-dir")
-        };
         let mut kept = Vec::new();
         for s in started {
-            if s.index < self.count {
-                self.done.insert(s.key.clone());
-                if s.index + 1 == self.count {
-                    self.last = Some(s.key.clone());
+            if s.index < self.count || (s.index == self.count && within > 0) {
+                if s.index < self.count {
+                    self.done.insert(s.key.clone());
+                } else {
+                    self.resume = Some((s.key.clone(), within));
                 }
-                kept.push(s);
-            } else if s.index == self.count && within > 0 {
-                self.resume = Some((s.key.clone(), within));
+                self.note_last(&s.key);
                 kept.push(s);
             }
         }
-        if (self.count > 0 && self.last.is_none()) || (within > 0 && self.resume.is_none()) || self.done.len() as u64 != self.count {
-            return Err(lost());
+        if (within > 0 && self.resume.is_none()) || self.done.len() as u64 != self.count {
+            return Err(Error::usage(format!("{}: the target has a saved position ({SHARD}={}) but the state directory does not say which files it covers ({} is missing or shorter)", self.display, offset(self.count, within), self.journal.display()))
+                .with_hint("rerun with the --state-dir of the earlier run; to read every file again, delete the records from the target (or use a new target table) and a new --state-dir"));
         }
         let mut body = Vec::new();
         for s in &kept {
@@ -256,14 +272,19 @@ impl FilesSource {
         format!("{}{key}", self.base)
     }
 
-    /// Reads the listing again: files after the last one opened join the
-    /// queue; one before it that was never read is refused.
+    /// Reads the listing again: files after the last one opened in their
+    /// folder join the queue; one before it that was never read is refused.
     async fn refresh(&mut self) -> Result<()> {
         let queued: HashSet<String> = self.queue.iter().map(|(k, _)| k.clone()).collect();
         let listed = self.store.list().await?;
         for (path, _size) in listed {
             let key = path.as_ref().to_string();
             if self.done.contains(&key) || queued.contains(&key) || self.current.as_ref().is_some_and(|c| c.key == key) || self.skipped.contains(&key) {
+                continue;
+            }
+            if key.strip_prefix(&self.prefix).is_some_and(|rel| rel.starts_with("errors/")) {
+                tracing::warn!("{}: skipping {}: barge's errors/ folder holds records set aside with their reasons, not rows", self.display, self.full_name(&key));
+                self.skipped.insert(key);
                 continue;
             }
             let name = path.filename().unwrap_or("");
@@ -273,28 +294,45 @@ impl FilesSource {
                 self.skipped.insert(key);
                 continue;
             }
-            if let Some(last) = self.last.as_ref().filter(|l| key.as_str() <= l.as_str()) {
+            let at = order(&key);
+            let resumed = self.resume.as_ref().is_some_and(|(k, _)| *k == key);
+            if let Some(last) = self.last.get(folder(&key)).filter(|l| at <= **l && !resumed) {
                 return Err(Error::Endpoint {
                     endpoint: self.display.clone(),
-                    message: format!("{} appeared after barge had read past it: it sorts before {}, which was already read, and files are read once, in key order", self.full_name(&key), self.full_name(last)),
-                    hint: Some(format!("give it a key that sorts after {last} (rename or copy it there, e.g. with a time-stamped name) and rerun; or, to read everything again, use a new --state-dir and an emptied target table")),
+                    message: format!(
+                        "{} appeared after barge had read past it: in its folder it comes before {}, which was already read, and files are read once, in order (full-load files, then CDC files by time)",
+                        self.full_name(&key),
+                        self.full_name(&last.2)
+                    ),
+                    hint: Some(format!("give it a name that sorts after {} (rename or copy it there, e.g. with a time-stamped name) and rerun; or, to read everything again, use a new --state-dir and an emptied target table", last.2)),
                 });
             }
             self.queue.push_back((key, path));
         }
+        self.queue.make_contiguous().sort_by_cached_key(|(k, _)| order(k));
         if let Some((want, at)) = &self.resume {
-            match self.queue.front() {
-                Some((first, _)) if first == want => {}
-                other => {
-                    let msg = match other {
-                        Some((first, _)) => format!("{} sorts before {}, which the last run was reading (up to byte {at}): a file appeared, or that one was removed", self.full_name(first), self.full_name(want)),
-                        None => format!("{}, which the last run was reading (up to byte {at}), is gone", self.full_name(want)),
-                    };
-                    return Err(Error::Endpoint { endpoint: self.display.clone(), message: msg, hint: Some(format!("put {} back (or move the new file to a key after it) and rerun", self.full_name(want))) });
+            // The file the last run was in goes first; files that joined
+            // other folders meanwhile come after it.
+            match self.queue.iter().position(|(k, _)| k == want) {
+                Some(i) => {
+                    let f = self.queue.remove(i).expect("in the queue");
+                    self.queue.push_front(f);
+                }
+                None => {
+                    let msg = format!("{}, which the last run was reading (up to byte {at}), is gone", self.full_name(want));
+                    return Err(Error::Endpoint { endpoint: self.display.clone(), message: msg, hint: Some(format!("put {} back and rerun", self.full_name(want))) });
                 }
             }
         }
         Ok(())
+    }
+
+    fn note_last(&mut self, key: &str) {
+        let at = order(key);
+        let last = self.last.entry(folder(key).to_string()).or_insert_with(|| at.clone());
+        if at > *last {
+            *last = at;
+        }
     }
 
     /// Opens the next queued file: numbered in the journal first, so a
@@ -339,7 +377,7 @@ impl FilesSource {
             }
             cur.next = n;
         }
-        self.last = Some(key);
+        self.note_last(&key);
         self.current = Some(cur);
         Ok(())
     }
@@ -369,6 +407,13 @@ impl FilesSource {
                 Kind::CsvNamed => named_fields(cur.header.as_deref().unwrap_or(&[]), &cur.data[s.start as usize..s.end as usize], &stream, s.line)?,
                 Kind::JsonLines | Kind::CsvPlaced => cur.data[s.start as usize..s.end as usize].to_vec(),
             };
+            if !self.changes && data.windows(4).any(|w| w == b"\"Op\"") {
+                if let Ok(obj) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&data) {
+                    refuse_changes(&obj).map_err(|why| {
+                        Error::other(format!("{stream} line {}: {why}", s.line)).with_hint("give --schema FILE with the table's CREATE TABLE: rows with Op U and D are then applied as updates and deletes by key")
+                    })?;
+                }
+            }
             bytes += data.len();
             records.push(Record { shard: cur.key.clone(), offset: s.line.to_string(), stream: stream.clone(), key: None, time: None, data });
             cur.next += 1;
@@ -380,6 +425,27 @@ impl FilesSource {
         let within = self.current.as_ref().and_then(|c| c.next.checked_sub(1).map(|i| c.spans[i].end)).unwrap_or(0);
         [(SHARD.to_string(), offset(self.count, within))].into()
     }
+}
+
+/// A file's place in reading order: full-load files (and any other
+/// name) by key, then CDC files (named by time, as barge and DMS name
+/// them) by that time across folders; the key last.
+type Order = (u8, String, String);
+
+fn order(key: &str) -> Order {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let b = name.as_bytes();
+    let timed = b.len() > 15 && b[..8].iter().all(u8::is_ascii_digit) && b[8] == b'-' && b[9..15].iter().all(u8::is_ascii_digit);
+    if timed {
+        (1, name.to_string(), key.to_string())
+    } else {
+        (0, key.to_string(), key.to_string())
+    }
+}
+
+/// The folder of a key (empty for a key at the top).
+fn folder(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(f, _)| f)
 }
 
 fn read_journal(path: &std::path::Path) -> Result<Vec<Started>> {
@@ -480,17 +546,20 @@ fn named_fields(header: &[String], raw: &[u8], file: &str, line: u64) -> Result<
     if rec.len() != header.len() {
         return Err(bad(format!("{} fields, and the header line names {}", rec.len(), header.len())));
     }
+    // An empty field is NULL; `""` is an empty string (read as NULL by
+    // columns that hold no text).
+    let quoted = super::shape::quoted_fields(raw);
     let mut obj = serde_json::Map::with_capacity(header.len());
-    for (name, v) in header.iter().zip(rec.iter()) {
-        obj.insert(name.clone(), if v.is_empty() { serde_json::Value::Null } else { serde_json::Value::String(v.to_string()) });
+    for ((name, v), q) in header.iter().zip(rec.iter()).zip(quoted.into_iter().chain(std::iter::repeat(false))) {
+        obj.insert(name.clone(), if v.is_empty() && !q { serde_json::Value::Null } else { serde_json::Value::String(v.to_string()) });
     }
-    refuse_changes(&obj).map_err(bad)?;
     serde_json::to_vec(&obj).map_err(|e| Error::other(e.to_string()))
 }
 
 /// A row with an `Op` column (barge's and DMS's CDC files) other than `I`
-/// is an update or a delete: inserting it would put a deleted row back.
-pub(super) fn refuse_changes(obj: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<(), String> {
+/// is an update or a delete: storing it as a row (the default layout)
+/// would put a deleted row back.
+fn refuse_changes(obj: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<(), String> {
     match obj.get("Op").and_then(|v| v.as_str()) {
         Some(op) if op != "I" => Err(format!(
             "Op is {op}: this row is a change (an update or a delete, from a CDC file), and a files source reads rows as inserts only; read the LOAD files, or files with Op I only"
@@ -540,6 +609,16 @@ impl RecordSource for FilesSource {
         })
     }
 
+    fn table_of(&self, r: &Record) -> Option<(Option<String>, String)> {
+        let rel = r.shard.strip_prefix(&self.prefix)?;
+        let parts: Vec<&str> = rel.split('/').collect();
+        match parts.len() {
+            0..=1 => None,
+            2 => Some((None, parts[0].to_string())),
+            n => Some((Some(parts[n - 3].to_string()), parts[n - 2].to_string())),
+        }
+    }
+
     fn describe(&self, r: &Record) -> String {
         let unit = if self.kind == Kind::Parquet { "row" } else { "line" };
         format!("{} {unit} {}", r.stream, r.offset)
@@ -578,7 +657,7 @@ mod tests {
     }
 
     fn opts(state: &std::path::Path, from: std::collections::BTreeMap<String, String>) -> OpenOptions {
-        OpenOptions { from, start: StartAt::Earliest, state_dir: state.to_path_buf(), follow: false, format: RecordFormat::Json }
+        OpenOptions { from, start: StartAt::Earliest, state_dir: state.to_path_buf(), follow: false, format: RecordFormat::Json, changes: false }
     }
 
     /// Every record's (file, line) from `from` on, and the position after each batch.

@@ -19,12 +19,14 @@
 //! CSV fields.
 
 pub mod changes;
+pub mod envelope;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 pub mod mqtt;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod files;
+pub mod infer;
 #[cfg(feature = "parquet")]
 mod files_parquet;
 pub mod shape;
@@ -118,6 +120,10 @@ pub struct OpenOptions {
     /// What a record is (`--record-format`): sources that read files pick
     /// and parse their files by it.
     pub format: shape::RecordFormat,
+    /// Rows with an `Op` column (CDC files) are applied as changes; else
+    /// (the default layout stores records as they are) a files source
+    /// refuses updates and deletes rather than store them as rows.
+    pub changes: bool,
 }
 
 /// A stream or a set of files, read as records.
@@ -142,6 +148,14 @@ pub trait RecordSource: Send {
         false
     }
 
+    /// The table `r` belongs to, as (schema, table), where the source's
+    /// layout says so: files under `schema/table/` folders, as barge and
+    /// DMS write them to S3.
+    fn table_of(&self, r: &Record) -> Option<(Option<String>, String)> {
+        let _ = r;
+        None
+    }
+
     /// Where `r` is, for a message about it (a files source names the
     /// file and line).
     fn describe(&self, r: &Record) -> String {
@@ -150,7 +164,8 @@ pub trait RecordSource: Send {
 }
 
 /// Record-only URL schemes: sources that are not also targets, parsed
-/// like the registry's plain destinations.
+/// like the registry's plain destinations (`sqs://` is both, and is in
+/// the sink registry).
 pub static SCHEMES: &[crate::endpoint::Scheme] = &[
     crate::endpoint::Scheme {
         names: &["tail"],
@@ -159,13 +174,6 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
         options: &[],
         parse: |s| crate::endpoint::parse_plain(s, "tail", &[]),
     },
-    crate::endpoint::Scheme {
-        names: &["sqs"],
-        kind: crate::endpoint::EngineKind::Sink,
-        example: "sqs://queue?region=us-east-1",
-        options: &["region", "endpoint"],
-        parse: |s| crate::endpoint::parse_plain(s, "sqs", &["region", "endpoint"]),
-    },
     crate::endpoint::Scheme { names: &["mqtt", "mqtts"], kind: crate::endpoint::EngineKind::Sink, example: mqtt::url::EXAMPLE, options: mqtt::url::OPTIONS, parse: mqtt::url::parse },
 ];
 
@@ -173,7 +181,7 @@ pub static SCHEMES: &[crate::endpoint::Scheme] = &[
 pub fn is_record_source(ep: &Endpoint) -> bool {
     match ep {
         Endpoint::Kafka(_) | Endpoint::Kinesis(_) | Endpoint::S3(_) | Endpoint::Dir(_) => true,
-        Endpoint::Sink(s) => SCHEMES.iter().any(|sc| sc.names.contains(&s.scheme)),
+        Endpoint::Sink(s) => s.scheme == "sqs" || SCHEMES.iter().any(|sc| sc.names.contains(&s.scheme)),
         _ => false,
     }
 }
@@ -210,6 +218,9 @@ pub fn default_table_name(ep: &Endpoint) -> String {
 
 /// Opens the record source `ep` names.
 pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSource>> {
+    if let Some(peeked) = infer::take_peeked(ep, &opts) {
+        return Ok(peeked);
+    }
     match ep {
         Endpoint::Sink(s) if s.scheme == "tail" => Ok(Box::new(tail::TailSource::open(s, opts).await?)),
         #[cfg(feature = "sqs")]
@@ -228,7 +239,7 @@ pub async fn open(ep: &Endpoint, opts: OpenOptions) -> Result<Box<dyn RecordSour
 /// The offsets of a position saved by an earlier run (empty for none).
 pub fn saved_offsets(p: &Position) -> Result<BTreeMap<String, String>> {
     match p {
-        Position::Shards { offsets } => Ok(offsets.clone()),
+        Position::Shards { offsets } => Ok(offsets.as_ref().clone()),
         Position::Snapshot => Ok(BTreeMap::new()),
         other => Err(Error::usage(format!("position {other} does not belong to a record source; records resume from shards:SHARD=OFFSET,…"))),
     }

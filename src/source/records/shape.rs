@@ -42,6 +42,22 @@ pub enum RecordFormat {
     /// PostgreSQL writes it (files sources turn CSV rows read by their
     /// header, and Parquet rows, into these; not a flag value)
     Fields,
+    /// A change in DMS's stream envelope (`data`, `before-image`,
+    /// `metadata` with the operation and table), as barge's Kinesis and
+    /// Kafka targets write it: applied to its table by key
+    Dms,
+    /// A change in Debezium's envelope (`before`, `after`, `op`, `source`
+    /// with the table), as barge's `--envelope debezium` writes it:
+    /// applied to its table by key
+    Debezium,
+}
+
+impl RecordFormat {
+    /// Whether each record is a change of a table it names (an envelope),
+    /// rather than a row.
+    pub fn is_envelope(self) -> bool {
+        matches!(self, RecordFormat::Dms | RecordFormat::Debezium)
+    }
 }
 
 /// Where one column's value comes from.
@@ -97,6 +113,10 @@ impl RecordShape {
             RecordFormat::Json => ColumnType::Jsonb,
             RecordFormat::Csv | RecordFormat::Fields => return Err(Error::usage("--record-format csv needs --schema FILE: a CREATE TABLE whose columns name the CSV fields")),
             RecordFormat::Parquet => return Err(Error::usage("--record-format parquet needs --schema FILE: a CREATE TABLE whose columns name the Parquet columns")),
+            RecordFormat::Dms | RecordFormat::Debezium => {
+                return Err(Error::usage("--record-format dms and debezium apply each change to its table, by key; they need --schema FILE with those tables' CREATE TABLE statements")
+                    .with_hint("write the source's DDL to a file (pg_dump --schema-only, mysqldump --no-data, or sqlite3 .schema) and pass it as --schema FILE"))
+            }
         };
         let mut t = Table::new(QualifiedName::bare(name));
         // Bounded lengths: MySQL cannot key on unbounded text.
@@ -136,7 +156,7 @@ impl RecordShape {
                 "_key" => Source::Key,
                 "_time" => Source::Time,
                 _ => match format {
-                    RecordFormat::Json | RecordFormat::Parquet | RecordFormat::Fields => Source::Field(c.name.clone()),
+                    RecordFormat::Json | RecordFormat::Parquet | RecordFormat::Fields | RecordFormat::Dms | RecordFormat::Debezium => Source::Field(c.name.clone()),
                     RecordFormat::Csv => {
                         place += 1;
                         Source::Place(place - 1)
@@ -159,11 +179,26 @@ impl RecordShape {
 
     /// The row `r` becomes, or why it cannot.
     pub fn row(&self, r: &Record) -> std::result::Result<Vec<Value>, Rejected> {
-        let fields = match self.format {
-            RecordFormat::Json | RecordFormat::Parquet | RecordFormat::Fields if self.sources.iter().any(|s| matches!(s, Source::Field(_))) => Fields::Json(json_fields(&r.data)?),
-            RecordFormat::Csv => Fields::Csv(csv_fields(&r.data)?),
+        let fields = self.fields(&r.data)?;
+        Ok(self.fill(r, &fields, Absent::Null)?.into_iter().map(|v| v.unwrap_or(Value::Null)).collect())
+    }
+
+    /// The fields of a payload, as this shape reads them.
+    pub fn fields<'a>(&self, data: &'a [u8]) -> std::result::Result<Fields<'a>, Rejected> {
+        Ok(match self.format {
+            RecordFormat::Json | RecordFormat::Parquet | RecordFormat::Fields if self.sources.iter().any(|s| matches!(s, Source::Field(_))) => Fields::Json(json_fields(data)?),
+            RecordFormat::Csv => Fields::Csv(csv_fields(data)?),
             _ => Fields::None,
-        };
+        })
+    }
+
+    /// The values of the table's columns from `fields` (and `r`'s
+    /// metadata). A field the record does not have is NULL with
+    /// [`Absent::Null`] (NOT NULL columns checked), or `None` with
+    /// [`Absent::Unknown`] (an update's after image: the column keeps its
+    /// value; a delete's row, of which only the key counts).
+    pub fn fill(&self, r: &Record, fields: &Fields, absent: Absent) -> std::result::Result<Vec<Option<Value>>, Rejected> {
+        let text_forms = matches!(self.format, RecordFormat::Parquet | RecordFormat::Fields);
         let mut row = Vec::with_capacity(self.sources.len());
         for (s, c) in self.sources.iter().zip(&self.table.columns) {
             let v = match s {
@@ -179,48 +214,125 @@ impl RecordShape {
                     Some(t) => Value::TimestampTz(t),
                 },
                 Source::Data => decode_bytes(&r.data, c)?,
-                Source::Field(name) => match &fields {
-                    Fields::Json(map) => json_value(map, name, c, matches!(self.format, RecordFormat::Parquet | RecordFormat::Fields))?,
+                Source::Field(name) => match fields {
+                    Fields::Json(map) => match json_value(map, name, c, text_forms)? {
+                        Some(v) => v,
+                        None if absent == Absent::Unknown => {
+                            row.push(None);
+                            continue;
+                        }
+                        None => Value::Null,
+                    },
                     _ => Value::Null,
                 },
-                Source::Place(i) => match &fields {
+                Source::Place(i) => match fields {
                     Fields::Csv(f) => match f.get(*i) {
-                        Some(text) if text.is_empty() && c.nullable => Value::Null,
-                        Some(text) => decode_text(text.as_bytes(), c)?,
+                        // An empty field is NULL; `""` is an empty string
+                        // where the column holds text.
+                        Some((text, quoted)) if text.is_empty() && (!quoted || !holds_text(c)) => Value::Null,
+                        Some((text, _)) => decode_text(text.as_bytes(), c)?,
                         None => return Err(format!("the CSV line has {} fields; column {} is field {}", f.len(), c.name, i + 1)),
                     },
                     _ => Value::Null,
                 },
             };
-            if v == Value::Null && !c.nullable {
+            // A change's image (an update, a delete's key) may hold NULL
+            // for columns it does not carry; the target checks what it sets.
+            if v == Value::Null && !c.nullable && absent == Absent::Null {
                 return Err(format!("column {} is NOT NULL and the record has no value for it", c.name));
             }
-            row.push(v);
+            row.push(Some(v));
         }
         Ok(row)
     }
 }
 
-enum Fields<'a> {
-    None,
-    Json(HashMap<String, &'a RawValue>),
-    Csv(Vec<String>),
+/// What a field the record lacks means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    /// NULL (a new row).
+    Null,
+    /// Not sent: the column keeps its value (an update).
+    Unknown,
 }
 
-fn json_fields(data: &[u8]) -> std::result::Result<HashMap<String, &RawValue>, Rejected> {
+/// A payload's fields, parsed once.
+pub enum Fields<'a> {
+    None,
+    Json(HashMap<String, &'a RawValue>),
+    /// Each field's text, and whether it was quoted.
+    Csv(Vec<(String, bool)>),
+}
+
+impl Fields<'_> {
+    /// The text of field `name` (JSON: a string), for the `Op` column of
+    /// CDC files.
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self {
+            Fields::Json(map) => map.get(name).and_then(|raw| serde_json::from_str::<String>(raw.get()).ok()),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON object's fields, each kept as its raw text.
+pub fn json_fields(data: &[u8]) -> std::result::Result<HashMap<String, &RawValue>, Rejected> {
     serde_json::from_slice(data).map_err(|e| format!("not a JSON object: {e}"))
 }
 
-fn csv_fields(data: &[u8]) -> std::result::Result<Vec<String>, Rejected> {
+fn csv_fields(data: &[u8]) -> std::result::Result<Vec<(String, bool)>, Rejected> {
     let line = data.strip_suffix(b"\n").unwrap_or(data);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line);
     let mut rec = csv::StringRecord::new();
     match reader.read_record(&mut rec) {
-        Ok(true) => Ok(rec.iter().map(str::to_string).collect()),
+        Ok(true) => Ok(rec.iter().map(str::to_string).zip(quoted_fields(line)).collect()),
         Ok(false) => Ok(Vec::new()),
         Err(e) => Err(format!("not a CSV line: {e}")),
     }
+}
+
+/// Whether each field of a CSV record was written quoted: the csv crate
+/// reads `""` and an empty field alike, and barge's CSV (as RFC 4180
+/// writers that keep them apart) writes NULL as an empty field and an
+/// empty string as `""`.
+pub fn quoted_fields(raw: &[u8]) -> Vec<bool> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let quoted = raw.get(i) == Some(&b'"');
+        out.push(quoted);
+        if quoted {
+            i += 1;
+            loop {
+                match raw.get(i) {
+                    None => return out,
+                    Some(b'"') if raw.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+        }
+        while let Some(&b) = raw.get(i) {
+            if matches!(b, b',' | b'\r' | b'\n') {
+                break;
+            }
+            i += 1;
+        }
+        if raw.get(i) != Some(&b',') {
+            return out;
+        }
+        i += 1;
+    }
+}
+
+/// Whether a column's values are text, where an empty string is a value
+/// (elsewhere an empty field can only be NULL).
+fn holds_text(c: &Column) -> bool {
+    matches!(c.ty, ColumnType::Char { .. } | ColumnType::Varchar { .. } | ColumnType::Text { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. } | ColumnType::Xml)
 }
 
 /// A JSON field's value as column `c` holds it: JSON columns keep the
@@ -228,12 +340,24 @@ fn csv_fields(data: &[u8]) -> std::result::Result<Vec<String>, Rejected> {
 /// from their digits as written (never through a float). With `text_forms`
 /// (a [`RecordFormat::Fields`] object) a string is the value's text form,
 /// also for a JSON column: its content is the JSON.
-fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column, text_forms: bool) -> std::result::Result<Value, Rejected> {
+fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column, text_forms: bool) -> std::result::Result<Option<Value>, Rejected> {
     let raw = map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
-    let Some(raw) = raw else { return Ok(Value::Null) };
-    let text = raw.get().trim();
+    let Some(raw) = raw else { return Ok(None) };
+    json_scalar(raw.get().trim(), name, c, text_forms).map(Some)
+}
+
+fn json_scalar(text: &str, name: &str, c: &Column, text_forms: bool) -> std::result::Result<Value, Rejected> {
     if text == "null" {
         return Ok(Value::Null);
+    }
+    // Arrays (and SETs) as barge writes them to JSON: each element read by
+    // the element type, numbers from their digits.
+    if !text_forms && text.starts_with('[') {
+        match c.ty {
+            ColumnType::Array { .. } => return crate::codec::json::read_array(text, &c.ty, &|s, ty| pgtext::decode(s.as_bytes(), ty)).map_err(|e| format!("field {name}: {e}")),
+            ColumnType::Set { .. } => return serde_json::from_str::<Vec<String>>(text).map(Value::Set).map_err(|e| format!("field {name}: a SET is a JSON array of strings: {e}")),
+            _ => {}
+        }
     }
     if matches!(c.ty, ColumnType::Json | ColumnType::Jsonb) {
         if text_forms && text.starts_with('"') {
@@ -251,6 +375,15 @@ fn json_value(map: &HashMap<String, &RawValue>, name: &str, c: &Column, text_for
         }
         _ => text.into(),
     };
+    // A CSV file's quoted empty field, in a column that holds no text.
+    if text_forms && scalar.is_empty() && !holds_text(c) {
+        return Ok(Value::Null);
+    }
+    // An array's text form in a CSV or Parquet file is its JSON, as
+    // barge's file targets write it.
+    if scalar.starts_with('[') && matches!(c.ty, ColumnType::Array { .. }) {
+        return crate::codec::json::read_array(&scalar, &c.ty, &|s, ty| pgtext::decode(s.as_bytes(), ty)).map_err(|e| format!("field {name}: {e}"));
+    }
     pgtext::decode(scalar.as_bytes(), &c.ty).map_err(|e| format!("field {name}: {e}"))
 }
 
@@ -277,16 +410,45 @@ fn decode_bytes(b: &[u8], c: &Column) -> std::result::Result<Value, Rejected> {
 
 /// The one table a script defines, trying each dialect barge reads.
 fn read_one_table(text: &str) -> std::result::Result<Table, String> {
-    let mut last = String::from("no CREATE TABLE found");
+    let tables = read_tables(text)?.schema.tables;
+    match tables.len() {
+        1 => Ok(tables.into_iter().next().expect("one table")),
+        n => Err(format!("it defines {n} tables; records land in one")),
+    }
+}
+
+/// What a `--schema` script defines, read in the first dialect (of
+/// PostgreSQL, MySQL, SQLite) in which it defines any table.
+pub fn read_tables(text: &str) -> std::result::Result<crate::schema::reader::ReadOutcome, String> {
     for dialect in [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite] {
         let read = crate::schema::reader::read_script(text, dialect);
-        match read.schema.tables.len() {
-            1 => return Ok(read.schema.tables.into_iter().next().expect("one table")),
-            0 => {}
-            n => last = format!("it defines {n} tables; records land in one"),
+        if !read.schema.tables.is_empty() {
+            return Ok(read);
         }
     }
-    Err(last)
+    Err("no CREATE TABLE found".into())
+}
+
+/// The tables a `--schema` file defines (records that name their table,
+/// change envelopes or files in `schema/table/` folders, land in several),
+/// and what else it holds that a record run does not create, for the
+/// console.
+pub fn tables_from_schema_file(path: &Path) -> Result<(Vec<Table>, Vec<String>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("--schema {}: {e}", path.display())))?;
+    let read = read_tables(&text).map_err(|why| Error::usage(format!("--schema {}: {why}", path.display())).with_hint("give CREATE TABLE statements (PostgreSQL, MySQL or SQLite syntax)"))?;
+    let s = &read.schema;
+    let mut left = Vec::new();
+    let fks: usize = s.tables.iter().map(|t| t.foreign_keys.len()).sum();
+    let checks: usize = s.tables.iter().map(|t| t.checks.len()).sum();
+    for (n, what) in [(fks, "foreign key(s)"), (checks, "check constraint(s)"), (s.views.len(), "view(s)"), (s.routines.len(), "function(s), procedure(s) or trigger(s)"), (s.sequences.len(), "sequence(s)")] {
+        if n > 0 {
+            left.push(format!("{n} {what}"));
+        }
+    }
+    for l in &read.leftovers {
+        left.push(format!("line {}: {}", l.line, l.reason));
+    }
+    Ok((s.tables.clone(), left))
 }
 
 #[cfg(test)]
@@ -337,14 +499,78 @@ mod tests {
         let row = s.row(&record("d-1,\"12.500\",\"a, \"\"quoted\"\" note\"\n")).unwrap();
         assert_eq!(row, vec![Value::Text("d-1".into()), Value::Decimal("12.500".into()), Value::Text("a, \"quoted\" note".into()), Value::Text("0".into())]);
         assert!(s.row(&record("d-1")).unwrap_err().contains("2 fields") || s.row(&record("d-1")).unwrap_err().contains("1 fields"));
+        // NULL is an empty field, an empty string `""`; a number has no empty string.
+        let row = s.row(&record("d-2,\"\",\"\",x\r\n")).unwrap();
+        assert_eq!((&row[1], &row[2]), (&Value::Null, &Value::Text(String::new())));
+        assert_eq!(s.row(&record("d-3,,,x")).unwrap()[2], Value::Null);
+        assert_eq!(quoted_fields(b"a,\"b,\"\"c\",,\"\"\r\n"), vec![false, true, false, true]);
     }
 
     #[test]
     fn a_schema_file_defines_exactly_one_table() {
         assert!(read_one_table("CREATE TABLE a (x int); CREATE TABLE b (y int);").unwrap_err().contains("2 tables"));
         assert!(read_one_table("SELECT 1;").is_err());
+        let (tables, left) = {
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("s.sql");
+            std::fs::write(&f, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id)); CREATE VIEW v AS SELECT id FROM a;").unwrap();
+            tables_from_schema_file(&f).unwrap()
+        };
+        assert_eq!(tables.len(), 2);
+        assert!(left.contains(&"1 foreign key(s)".to_string()) && left.contains(&"1 view(s)".to_string()), "{left:?}");
         let t = read_one_table("CREATE TABLE `m` (`id` int unsigned NOT NULL, `line` text, PRIMARY KEY (`id`)) ENGINE=InnoDB;").unwrap();
         assert_eq!(t.name.name, "m");
         assert!(RecordShape::for_table(t, RecordFormat::Text).unwrap_err().contains("whole record"));
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    /// Every kind of value barge reads from PostgreSQL, written to JSON as
+    /// its stream and file targets write it, and read back by the column's
+    /// type: the value that comes back is the value that went out.
+    #[test]
+    fn values_written_as_json_read_back_equal() {
+        let cases: &[(&str, &str)] = &[
+            ("smallint", "-32768"),
+            ("bigint", "9223372036854775807"),
+            ("numeric(38,10)", "-1234567890123456789012345678.0123456789"),
+            ("numeric", "NaN"),
+            ("real", "3.4028235e+38"),
+            ("double precision", "-1.5e-300"),
+            ("double precision", "Infinity"),
+            ("boolean", "t"),
+            ("text", "tab\there \"quoted\" \\ back, ünïcode ✓"),
+            ("varchar(5)", "abc"),
+            ("char(3)", "ab "),
+            ("date", "2024-02-29"),
+            ("date", "infinity"),
+            ("time", "23:59:59.999999"),
+            ("timetz", "12:00:00+05:30"),
+            ("timestamp", "1999-12-31 23:59:59.123456"),
+            ("timestamptz", "2026-03-29 01:30:00+01"),
+            ("timestamp", "-infinity"),
+            ("interval", "P1Y2M3DT4H5M6.789S"),
+            ("interval", "PT-0.000001S"),
+            ("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            ("bytea", "\\x00ff10"),
+            ("json", "{\"a\": [1, 2.50]}"),
+            ("jsonb", "{\"a\": [1, 2.50]}"),
+            ("integer[]", "{1,NULL,3}"),
+            ("text[]", "{\"a,b\",\"c\\\"d\",NULL}"),
+            ("numeric[]", "{{1.10,2.20},{3.30,4.40}}"),
+            ("bit varying(8)", "1011"),
+        ];
+        for (ty, text) in cases {
+            let table = read_one_table(&format!("CREATE TABLE t (c {ty})")).unwrap();
+            let c = &table.columns[0];
+            let v = pgtext::decode(text.as_bytes(), &c.ty).unwrap_or_else(|e| panic!("{ty} {text}: {e}"));
+            let mut json = String::new();
+            crate::codec::json::write_json(&v, &mut json).unwrap();
+            let back = json_scalar(&json, "c", c, false).unwrap_or_else(|e| panic!("{ty} {text} as {json}: {e}"));
+            assert_eq!(back, v, "{ty} {text} as JSON {json}");
+        }
     }
 }

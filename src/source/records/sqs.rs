@@ -12,9 +12,9 @@
 //!
 //! FIFO queues (`.fifo`) keep order per message group: the group is the
 //! record's shard and key. A body that is an extended-client pointer
-//! (`["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName",
-//! "s3Key"}]`, written by the AWS SQS Extended Client Library for large
-//! payloads) is replaced by the S3 object it points to.
+//! (written by the AWS SQS Extended Client Library, or by barge's own SQS
+//! target, for large payloads: [`crate::sink::sqs::pointer`]) is replaced
+//! by the S3 object it points to.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,14 +26,13 @@ use serde_json::{json, Value as Json};
 use super::{OpenOptions, Record, RecordBatch, RecordSource, StartAt};
 use crate::endpoint::SinkEndpoint;
 use crate::error::{Error, Result};
-use crate::sink::shared::aws_json::{ApiError, AwsJson, Service};
+use crate::sink::shared::aws_json::AwsJson;
+use crate::sink::sqs::api::{self, api_error, SQS};
+use crate::sink::sqs::pointer::S3Pointer;
 use crate::sink::BoxFuture;
-
-pub static SQS: Service = Service { name: "sqs", target: "AmazonSQS", content_type: "application/x-amz-json-1.0", endpoint_var: "AWS_ENDPOINT_URL_SQS" };
 
 /// The position's one counter.
 const RECEIVED: &str = "received";
-const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
 
 struct Pending {
     count: u64,
@@ -62,32 +61,16 @@ impl Drop for SqsSource {
     }
 }
 
-fn api_error(display: &str, what: &str, e: ApiError) -> Error {
-    Error::Endpoint { endpoint: display.to_string(), message: format!("{what}: {e}"), hint: None }.retriable_if(e.retriable)
-}
-
 impl SqsSource {
     pub async fn open(ep: &SinkEndpoint, opts: OpenOptions) -> Result<SqsSource> {
         if opts.start != StartAt::Earliest {
             return Err(Error::usage(format!("{}: an SQS queue has no start position: it hands out what it holds", ep.display)));
         }
-        let queue = ep.location.trim_matches('/').to_string();
-        if queue.is_empty() {
-            return Err(Error::usage(format!("{}: name the queue, e.g. sqs://orders?region=us-east-1", ep.display)));
-        }
+        let queue = api::queue_name(&ep.location, &ep.display)?;
         let api = Arc::new(AwsJson::new(&SQS, &ep.options, &ep.display)?);
-        let url = api.call("GetQueueUrl", &json!({ "QueueName": queue })).await.map_err(|e| {
-            let missing = e.kind.contains("NonExistentQueue") || e.kind.contains("QueueDoesNotExist");
-            let err = api_error(&ep.display, "GetQueueUrl", e);
-            if missing {
-                err.with_hint(format!("create the queue {queue} first, or check the region"))
-            } else {
-                err
-            }
-        })?;
-        let queue_url = url["QueueUrl"].as_str().ok_or_else(|| Error::other(format!("{}: GetQueueUrl gave no QueueUrl", ep.display)))?.to_string();
-        let attrs = api.call("GetQueueAttributes", &json!({ "QueueUrl": queue_url, "AttributeNames": ["VisibilityTimeout"] })).await.map_err(|e| api_error(&ep.display, "GetQueueAttributes", e))?;
-        let timeout: u64 = attrs["Attributes"]["VisibilityTimeout"].as_str().and_then(|v| v.parse().ok()).unwrap_or(30);
+        let queue_url = api::queue_url(&api, &queue).await?;
+        let attrs = api::queue_attributes(&api, &queue_url, &["VisibilityTimeout"]).await?;
+        let timeout: u64 = attrs["VisibilityTimeout"].as_str().and_then(|v| v.parse().ok()).unwrap_or(30);
         let received = match opts.from.get(RECEIVED) {
             Some(n) => n.parse().map_err(|_| Error::usage(format!("{}: saved position received={n} is not a count", ep.display)))?,
             None => 0,
@@ -128,8 +111,8 @@ impl SqsSource {
         let group = attrs["MessageGroupId"].as_str().map(str::to_string);
         let time = attrs["SentTimestamp"].as_str().and_then(|t| t.parse::<i64>().ok()).and_then(DateTime::<Utc>::from_timestamp_millis);
         let body = m["Body"].as_str().unwrap_or_default();
-        let data = match pointer(body) {
-            Some((bucket, key)) => self.fetch(&bucket, &key, id).await?,
+        let data = match S3Pointer::parse(body) {
+            Some(p) => self.fetch(&p.bucket, &p.key, id).await?,
             None => body.as_bytes().to_vec(),
         };
         Ok(Record { shard: group.clone().unwrap_or_else(|| "queue".into()), offset: message_offset(id), stream: self.queue.clone(), key: group.map(String::into_bytes), time, data })
@@ -195,16 +178,6 @@ impl SqsSource {
         }
         Ok(())
     }
-}
-
-/// An extended-client pointer's bucket and key.
-fn pointer(body: &str) -> Option<(String, String)> {
-    if !body.starts_with('[') || !body.contains(POINTER_CLASS) {
-        return None;
-    }
-    let v: Json = serde_json::from_str(body).ok()?;
-    let (class, at) = (v.get(0)?.as_str()?, v.get(1)?);
-    (class == POINTER_CLASS).then(|| Some((at["s3BucketName"].as_str()?.to_string(), at["s3Key"].as_str()?.to_string()))).flatten()
 }
 
 /// A MessageId as a decimal offset: a UUID is its 128-bit number; any
@@ -281,15 +254,6 @@ impl RecordSource for SqsSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_pointer_is_recognised_only_in_the_extended_clients_shape() {
-        let body = r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"big","s3Key":"a/b-1"}]"#;
-        assert_eq!(pointer(body), Some(("big".into(), "a/b-1".into())));
-        assert_eq!(pointer(r#"["software.amazon.payloadoffloading.PayloadS3Pointer"]"#), None);
-        assert_eq!(pointer(r#"{"s3BucketName":"big"}"#), None);
-        assert_eq!(pointer("[1, 2]"), None);
-    }
 
     #[test]
     fn a_message_id_is_a_stable_decimal_offset() {
