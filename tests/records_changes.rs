@@ -190,6 +190,19 @@ async fn postgres_through_csv_files_into_postgres_applies_updates_and_deletes() 
     let url = format!("file://{}", out.path().display());
     let dir = out.path().to_path_buf();
     through_files(&url, &url, "csv", "env_csv", || cdc_files(&dir)).await;
+
+    // One table's schema over the whole layout: the other table's files
+    // are named, not poured into it; its own folder reads alone.
+    let one = tempfile::tempdir().unwrap();
+    let schema = one.path().join("acct.sql");
+    std::fs::write(&schema, "CREATE TABLE public.acct (id integer PRIMARY KEY, bal numeric(30,10), note text, tags text[], raw bytea, seen timestamptz);").unwrap();
+    let db = one.path().join("copy.db");
+    let apply = |from: &str, state: &str| run(barge().args(["migrate", from, &format!("sqlite:{}", db.display()), "--mode", "full-load", "--record-format", "csv", "--schema"]).arg(&schema).arg("--state-dir").arg(one.path().join(state)));
+    let out = apply(&url, "st1");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(stderr(&out).contains("public.orders") && stderr(&out).contains("point the URL at the folder"), "{}", text(&out));
+    let out = apply(&format!("file://{}/public/acct", dir.display()), "st2");
+    assert_ok(&out, "the acct folder alone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,7 @@ pub struct SinkArgs {
     /// Kafka: a topic per table, e.g. 'cdc.{schema}.{table}' (the topics must exist) [default: the URL's topic]
     #[arg(long, value_name = "PATTERN")]
     pub topic_pattern: Option<String>,
-    /// Kafka and SQS: the message shape
+    /// Kafka and SQS: the message shape (a stream source without --schema into a stream passes its records through raw, on Kinesis too)
     #[arg(long, value_enum, default_value_t = EnvelopeKind::Dms)]
     pub envelope: EnvelopeKind,
     /// Files: put each record's file below the table in a partition named from its time and fields, in Firehose's syntax: 'year=!{timestamp:%Y}/month=!{timestamp:%m}/device=!{field:device_id}' (the commit or arrival time in UTC, strftime; a column, or a.b for a key inside JSON column a). Values are percent-encoded so none leaves its segment; NULL, missing and empty values go to __HIVE_DEFAULT_PARTITION__

@@ -62,25 +62,27 @@ impl RecordKind {
 /// stream spreads the two keys over its shards or partitions, where the
 /// old key's history is not ordered with the new key's.
 pub fn split_key_changes<'c>(tables: &crate::cdc::Tables, changes: &'c [Change]) -> std::borrow::Cow<'c, [Change]> {
-    let moved = |c: &Change| -> Option<[Change; 2]> {
+    // The key indexes of an update that moves its row to another key.
+    let moves = |c: &Change| -> Option<&[usize]> {
         let Op::Update { before: Some(before), after } = &c.op else { return None };
         let key = &tables.get(&c.table)?.key;
-        let changed = key.iter().any(|&i| matches!((after.get(i), before.get(i)), (Some(Some(new)), Some(old)) if new != old));
-        if key.is_empty() || !changed {
-            return None;
-        }
-        let row = after.iter().enumerate().map(|(i, v)| v.clone().unwrap_or_else(|| before.get(i).cloned().unwrap_or(Value::Null))).collect();
-        let old_key = key.iter().map(|&i| before.get(i).cloned().unwrap_or(Value::Null)).collect();
-        Some([Change { op: Op::Delete { key: old_key }, ..c.clone() }, Change { op: Op::Insert { row }, ..c.clone() }])
+        let moved = key.iter().any(|&i| matches!((after.get(i), before.get(i)), (Some(Some(new)), Some(old)) if new != old));
+        moved.then_some(key.as_slice())
     };
-    if !changes.iter().any(|c| moved(c).is_some()) {
+    if !changes.iter().any(|c| moves(c).is_some()) {
         return std::borrow::Cow::Borrowed(changes);
     }
     let mut out = Vec::with_capacity(changes.len() + 1);
     for c in changes {
-        match moved(c) {
-            Some(two) => out.extend(two),
-            None => out.push(c.clone()),
+        match (moves(c), &c.op) {
+            (Some(key), Op::Update { before: Some(before), after }) => {
+                let row = after.iter().enumerate().map(|(i, v)| v.clone().unwrap_or_else(|| before.get(i).cloned().unwrap_or(Value::Null))).collect();
+                let old_key = key.iter().map(|&i| before.get(i).cloned().unwrap_or(Value::Null)).collect();
+                let with = |op| Change { table: c.table.clone(), op, txid: c.txid.clone(), commit_time: c.commit_time, position: c.position.clone() };
+                out.push(with(Op::Delete { key: old_key }));
+                out.push(with(Op::Insert { row }));
+            }
+            _ => out.push(c.clone()),
         }
     }
     std::borrow::Cow::Owned(out)

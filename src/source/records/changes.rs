@@ -206,6 +206,11 @@ impl RecordChanges {
     /// source's layout names (files under `schema/table/` folders).
     fn landing_of(&self, r: &Record) -> std::result::Result<&Landing, String> {
         if self.landings.len() == 1 {
+            // A file barge or DMS wrote for another table must not fill
+            // this one.
+            if let Some((schema, table)) = self.inner.table_of(r).filter(|_| self.inner.names_its_table(r)) {
+                return self.landing(schema.as_deref(), &table).map_err(|e| format!("{e}, or point the URL at the folder of the table --schema defines"));
+            }
             return Ok(&self.landings[0]);
         }
         match self.inner.table_of(r) {

@@ -619,6 +619,12 @@ impl RecordSource for FilesSource {
         }
     }
 
+    fn names_its_table(&self, r: &Record) -> bool {
+        let name = r.shard.rsplit('/').next().unwrap_or("");
+        let load = name.strip_prefix("LOAD").is_some_and(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit));
+        load || order(&r.shard).0 == 1
+    }
+
     fn describe(&self, r: &Record) -> String {
         let unit = if self.kind == Kind::Parquet { "row" } else { "line" };
         format!("{} {unit} {}", r.stream, r.offset)

@@ -324,6 +324,10 @@ impl RecordSource for Replay {
     fn table_of(&self, r: &Record) -> Option<(Option<String>, String)> {
         self.inner.table_of(r)
     }
+
+    fn names_its_table(&self, r: &Record) -> bool {
+        self.inner.names_its_table(r)
+    }
 }
 
 /// The records' table for `--infer n`: the one an earlier run with this

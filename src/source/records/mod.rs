@@ -156,6 +156,14 @@ pub trait RecordSource: Send {
         None
     }
 
+    /// Whether [`table_of`](RecordSource::table_of) is certain for `r`:
+    /// a file barge or DMS wrote (LOAD… or named by time), whose folder is
+    /// its table's, rather than any folder a user chose.
+    fn names_its_table(&self, r: &Record) -> bool {
+        let _ = r;
+        false
+    }
+
     /// Where `r` is, for a message about it (a files source names the
     /// file and line).
     fn describe(&self, r: &Record) -> String {
