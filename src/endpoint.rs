@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 pub enum Role {
     Source,
     Target,
+    /// The PostgreSQL database that coordinates workers (`--coordinator`).
+    Coordinator,
 }
 
 impl Role {
@@ -25,6 +27,7 @@ impl Role {
         match self {
             Role::Source => "BARGE_SOURCE_PASSWORD",
             Role::Target => "BARGE_TARGET_PASSWORD",
+            Role::Coordinator => "BARGE_COORDINATOR_PASSWORD",
         }
     }
 }

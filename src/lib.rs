@@ -5,6 +5,7 @@ pub mod cdc;
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod coord;
 pub mod db;
 pub mod endpoint;
 pub mod error;

@@ -76,6 +76,8 @@ pub struct MigrateArgs {
     pub records: crate::commands::records::RecordArgs,
     #[command(flatten)]
     pub sql: crate::commands::sql_args::SqlArgs,
+    #[command(flatten)]
+    pub coordinator: crate::commands::worker::CoordinatorArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,6 +172,7 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         convert,
         progress: super::bars::for_cli(),
         capture: None,
+        coordinated: None,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     args.metrics.start(|| crate::metrics::Metrics::new(&super::metrics::task_name(&opts.state_dir, "migrate"), &source, &target))?;
@@ -180,6 +183,17 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     if args.sql.sql.is_some() && args.mode != Mode::Cdc {
         return Err(Error::usage("--sql with a database source applies to its changes (--mode cdc); a full load through --sql is not supported")
             .with_hint("copy the existing rows with the query yourself (INSERT INTO … SELECT …), then run --mode cdc --sql … --start-position POSITION; or put the rows on a stream and read that"));
+    }
+    if let Some(mb) = args.coordinator.max_rate {
+        crate::util::rate::limit_source(mb)?;
+    }
+    if args.coordinator.coordinator.is_some() {
+        super::worker::check(&args, &source, &target)?;
+        let stored = args.coordinator.stored.clone();
+        let (report, _session) = rt.block_on(super::worker::run_shared(&args, &source, &target, opts, stored))?;
+        print_report(&report, None, None);
+        copy_report(args.report.as_ref(), &report.assessment)?;
+        return load_outcome(&report, &SinkSummary::default(), args.on_error);
     }
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {

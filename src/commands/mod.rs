@@ -18,6 +18,7 @@ pub mod records;
 pub mod sink_args;
 pub mod sql_args;
 pub mod watch;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => pack::run_verify(args),
         Command::Advise(args) => advise::run(args),
         Command::Status(args) => cdc::run_status(args),
+        Command::Worker(args) => worker::run(args),
         Command::Cleanup(args) => cdc::run_cleanup(args),
         Command::Generate(args) => generate::run(args),
     }

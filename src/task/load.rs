@@ -46,6 +46,8 @@ use crate::schema::typetext;
 use crate::sink::{Destination, Redo, RowTable, Scope, SinkOptions, SinkStats};
 use crate::transfer::{self, Batch, Counters, OnError, ReadSpec, Rejects, RowPolicy, WriteSpec, ZeroDates, CHANNEL_DEPTH};
 
+mod leased;
+
 #[derive(Clone)]
 pub struct LoadOptions {
     pub schema_mode: SchemaMode,
@@ -60,6 +62,9 @@ pub struct LoadOptions {
     /// Set up change capture before reading (full-load-and-cdc), so the
     /// changes start exactly where the loaded rows end.
     pub capture: Option<crate::source::capture::CaptureOptions>,
+    /// Share the run with other workers through a coordinator
+    /// (`--coordinator`): the schema, the chunks and the keys are leased.
+    pub coordinated: Option<Arc<crate::coord::Session>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -210,6 +215,25 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             };
         }
 
+        // Shared with other workers: one of them creates the schema; the
+        // others start at the load.
+        let mut schema_lease = None;
+        if let (Some(session), Phase::Schema) = (&opts.coordinated, state.phase) {
+            match leased::turn(session, crate::coord::lease::Kind::Schema).await? {
+                Some(l) => schema_lease = Some(l),
+                None => {
+                    leased::follow_schema(session, &jobs, &mut state).await?;
+                    leased::adopt_ledger(session, &mut ledger).await?;
+                    state.phase = Phase::Load;
+                    store.save(&state)?;
+                }
+            }
+        }
+        // A worker that took the schema step over from one that stopped
+        // finds that one's tables: they are this run's (the first holder
+        // checked that none existed before it created any).
+        let taken_over = schema_lease.as_ref().is_some_and(|l| l.dirty());
+
         // 1. Schema: one step per object.
         if state.phase == Phase::Schema {
             store.save(&state)?;
@@ -223,7 +247,7 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
                 .filter(|(i, st)| st.table.is_some() && ledger.get(&format!("schema:{i}")).is_some_and(|r| r.done.made()))
                 .filter_map(|(_, st)| st.table.clone())
                 .collect();
-            let foreign: Vec<&String> = existing.iter().filter(|t| !ours.contains(t)).collect();
+            let foreign: Vec<&String> = existing.iter().filter(|t| !ours.contains(t) && !taken_over).collect();
             if opts.schema_mode == SchemaMode::Create {
                 if let Some(t) = foreign.first() {
                     return Err(Error::Endpoint {
@@ -299,7 +323,18 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
         match &mut feed {
             Feed::Database(src) => {
                 let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
-                if state.phase == Phase::Load {
+                if let (Some(session), Phase::Load) = (&opts.coordinated, state.phase) {
+                    if let Some(l) = &schema_lease {
+                        plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
+                        store.save(&state)?;
+                        crate::coord::fence::prepare(&mut dconn).await?;
+                        leased::publish_chunks(session, l, &jobs, &state, &ledger).await?;
+                    }
+                    let t = Instant::now();
+                    let ctx = Loading { target: &target, jobs: &jobs, state: &mut state, store: &store, opts: &opts, rejects: &rejects, counters: &mut counters, seconds: &mut seconds };
+                    leased::load(src, ctx, &readers, session).await?;
+                    tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
+                } else if state.phase == Phase::Load {
                     let t = Instant::now();
                     plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
                     store.save(&state)?;
@@ -330,6 +365,25 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
         // triggers: one step per object, resumable at the step.
         let (object_steps, notes) = if opts.schema_mode.creates() { objects::plan(&plan_view, &extras, &excluded) } else { (Vec::new(), Vec::new()) };
         object_notes = notes;
+        // Shared: the worker that leases the post step builds keys and
+        // objects once every chunk is in; the others are done.
+        let mut post_lease = None;
+        if let (Some(session), Phase::Post) = (&opts.coordinated, state.phase) {
+            let turn = leased::turn(session, crate::coord::lease::Kind::Post).await?;
+            leased::adopt_ledger(session, &mut ledger).await?;
+            match turn {
+                Some(l) => post_lease = Some(l),
+                None => {
+                    for t in state.tables.values_mut() {
+                        if t.status == TableStatus::FinishedCopy {
+                            t.status = TableStatus::Ready;
+                        }
+                    }
+                    state.phase = Phase::Done;
+                    store.save(&state)?;
+                }
+            }
+        }
         if state.phase == Phase::Post {
             let failed: Vec<String> = targets
                 .iter()
@@ -393,11 +447,18 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             }
             state.phase = Phase::Done;
             store.save(&state)?;
+            if let (Some(session), Some(l)) = (&opts.coordinated, &post_lease) {
+                session.finish(l, 0).await?;
+                session.finish_task(&leased::ledger_value(&ledger)).await?;
+            }
         }
 
         Ok::<(), Error>(())
     }
     .await;
+    if let (Err(e), Some(session)) = (&phases, &opts.coordinated) {
+        session.abandon(e).await;
+    }
     run_report::finish_report(&mut converted.report, &ledger, copts.source == copts.target, &object_notes);
     let mut summary = run_report::summarize(&selected, &schema, &converted, &ledger, &converted.report, &extras, copts.source);
     let written = run_report::write(&opts.state_dir, &converted.report, &converted, &ledger, &summary);
@@ -1422,6 +1483,8 @@ async fn load_chunk_from(mut s: Db, dest: &mut dyn Destination, table: &RowTable
         let r = read_chunk(&mut s, &reader_job, range, tolerant, tx).await;
         (s, r)
     });
+    // --max-rate: the rows pass through the cap on their way to the writer.
+    let rx = if crate::util::rate::limited() { throttled(rx) } else { rx };
     let w = dest.write_rows(table, rx, policy, progress).await;
     let (s, r) = match reader.await {
         Ok((s, r)) => (Some(s), r),
@@ -1429,6 +1492,20 @@ async fn load_chunk_from(mut s: Db, dest: &mut dyn Destination, table: &RowTable
     };
     // The writer's error explains a reader that stopped early.
     (s, w.and_then(|written| r.map(|_| written)))
+}
+
+/// Relays batches from `rx` as the source's `--max-rate` allows.
+fn throttled(mut rx: mpsc::Receiver<Batch>) -> mpsc::Receiver<Batch> {
+    let (tx, out) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            crate::util::rate::take(b.bytes).await;
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    out
 }
 
 /// What a run's report says besides its tables.

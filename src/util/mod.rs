@@ -4,5 +4,6 @@
 pub mod fs;
 pub mod human;
 pub mod interrupt;
+pub mod rate;
 pub mod retry;
 pub mod runtime;

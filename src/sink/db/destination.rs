@@ -133,6 +133,13 @@ impl DbDestination {
     }
 
     /// The connection, for what only it can do (COPY passthrough, DDL).
+    /// Rows go in inside the transaction the caller opened on
+    /// [`DbDestination::db`] (a leased chunk, fenced on the target), not
+    /// in one of their own.
+    pub fn join_caller_transaction(&mut self) {
+        self.changes = true;
+    }
+
     pub fn db(&mut self) -> &mut Db {
         &mut self.db
     }

@@ -144,12 +144,14 @@ pub async fn passthrough(src: &Client, src_display: &str, dst: &Client, dst_disp
         let chunk = chunk.map_err(|e| query_error(src_display, &out_sql, e))?;
         if buf.len() + chunk.len() > PASS_BUFFER && !buf.is_empty() {
             let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(PASS_BUFFER));
+            crate::util::rate::take(full.len()).await;
             sink.send(full.freeze()).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
             progress.inc(pending_rows);
             pending_rows = 0;
         }
         if chunk.len() >= PASS_BUFFER {
             // A row as large as a whole write goes as it came.
+            crate::util::rate::take(chunk.len()).await;
             sink.send(chunk).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
             progress.inc(1);
         } else {
@@ -158,6 +160,7 @@ pub async fn passthrough(src: &Client, src_display: &str, dst: &Client, dst_disp
         }
     }
     if !buf.is_empty() {
+        crate::util::rate::take(buf.len()).await;
         sink.send(buf.freeze()).await.map_err(|e| query_error(dst_display, &in_sql, e))?;
     }
     let rows = sink.as_mut().finish().await.map_err(|e| query_error(dst_display, &in_sql, e))?;

@@ -1,0 +1,429 @@
+//! A task's units of work and their leases: publish a task, lease the
+//! next unit that is ready, finish it, give it back, or fail the task.
+//!
+//! A unit is ready when it is pending, or leased and expired, and every
+//! unit of the kinds it waits for (`after`) is done. Taking one is a
+//! single `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)`: concurrent
+//! workers never wait on each other's candidate, and a unit is never
+//! held twice. Each lease gets a fresh epoch from one sequence, so a later
+//! holder always has the higher epoch ([`super::fence`]).
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::task::state::KeyRange;
+
+use super::Session;
+
+/// How many times a unit is tried before its error fails the task.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Schema,
+    Chunk,
+    Post,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Schema => "schema",
+            Kind::Chunk => "chunk",
+            Kind::Post => "post",
+        }
+    }
+}
+
+/// A unit this worker holds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub id: i64,
+    pub epoch: i64,
+    /// Times the unit was leased, this one included: above 1, an earlier
+    /// holder may have left part of it on the target.
+    pub attempts: i32,
+    pub table: Option<String>,
+    pub chunk: Option<usize>,
+    pub range: KeyRange,
+    /// The target connection the previous holder wrote through, if it said.
+    pub previous_conn: Option<String>,
+}
+
+impl Lease {
+    pub fn dirty(&self) -> bool {
+        self.attempts > 1
+    }
+}
+
+/// A chunk as the schema unit's holder publishes it.
+pub struct NewChunk {
+    pub table: String,
+    pub chunk: usize,
+    pub range: KeyRange,
+}
+
+/// Where a task stands.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub state: String,
+    pub error: Option<String>,
+    /// Units of each kind: (done, all).
+    pub chunks: (i64, i64),
+    pub schema_done: bool,
+    pub post_done: bool,
+    /// Units leased and not expired: someone is working.
+    pub live_leases: i64,
+    pub errored_tables: Vec<String>,
+}
+
+/// What a task was started with, to check that a worker joins the same one.
+pub struct Published {
+    pub args: Vec<String>,
+    /// This call created the task.
+    pub created: bool,
+}
+
+impl Session {
+    /// Creates the task with its first units, or finds the one of that
+    /// name. A task of the same name started with other arguments is
+    /// refused: a worker must not load one plan's chunks into another's.
+    pub async fn publish(&self, command: &str, args: &[String], source: &str, target: &str) -> Result<Published> {
+        let (task, command, source, target) = (self.task.clone(), command.to_string(), source.to_string(), target.to_string());
+        let json = serde_json::to_value(args).expect("strings serialize");
+        let (created, stored) = self
+            .call("publish task", |c| {
+                let (task, command, source, target, json) = (task.clone(), command.clone(), source.clone(), target.clone(), json.clone());
+                async move {
+                    let inserted = c
+                        .query_opt(
+                            "INSERT INTO barge_control.tasks (name, command, args, source, target) VALUES ($1, $2, $3, $4, $5)
+                             ON CONFLICT (name) DO NOTHING RETURNING name",
+                            &[&task, &command, &json, &source, &target],
+                        )
+                        .await?
+                        .is_some();
+                    c.execute(
+                        "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk}')
+                         ON CONFLICT (task, id) DO NOTHING",
+                        &[&task],
+                    )
+                    .await?;
+                    let row = c.query_one("SELECT command, args FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
+                    Ok((inserted, (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1))))
+                }
+            })
+            .await?;
+        let stored_args: Vec<String> = serde_json::from_value(stored.1).unwrap_or_default();
+        Ok(Published { args: stored_args, created: created && stored.0 == command })
+    }
+
+    /// The arguments the task was started with, if it exists.
+    pub async fn task_args(&self) -> Result<Option<(String, Vec<String>)>> {
+        let task = self.task.clone();
+        let row = self
+            .call("read task", |c| {
+                let task = task.clone();
+                async move { c.query_opt("SELECT command, args FROM barge_control.tasks WHERE name = $1", &[&task]).await }
+            })
+            .await?;
+        Ok(row.map(|r| (r.get::<_, String>(0), serde_json::from_value(r.get::<_, serde_json::Value>(1)).unwrap_or_default())))
+    }
+
+    /// Leases the first ready unit of `kind`, if any.
+    pub async fn lease(&self, kind: Kind) -> Result<Option<Lease>> {
+        let (task, worker, kind_s, secs) = (self.task.clone(), self.worker.clone(), kind.as_str(), self.lease.as_secs_f64());
+        let row = self
+            .call("lease a unit", |c| {
+                let (task, worker) = (task.clone(), worker.clone());
+                async move {
+                    c.query_opt(
+                        // MATERIALIZED: the candidate is chosen once. A
+                        // subquery in FROM may be scanned again for each
+                        // row the join visits, and pick (and lease) another
+                        // unit each time.
+                        "WITH next AS MATERIALIZED (
+                            SELECT n.id FROM barge_control.units n
+                             WHERE n.task = $1 AND n.kind = $2
+                               AND (n.status = 'pending' OR (n.status = 'leased' AND n.lease_expires < now()))
+                               AND NOT EXISTS (SELECT 1 FROM barge_control.units d
+                                                WHERE d.task = n.task AND d.kind = ANY (n.after) AND d.status <> 'done')
+                             ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                         UPDATE barge_control.units u
+                            SET status = 'leased', owner = $3, epoch = nextval('barge_control.epochs'),
+                                lease_expires = now() + make_interval(secs => $4), attempts = u.attempts + 1
+                           FROM next
+                          WHERE u.task = $1 AND u.id = next.id
+                      RETURNING u.id, u.epoch, u.attempts, u.table_key, u.chunk, u.lo, u.hi, u.holder_conn",
+                        &[&task, &kind_s, &worker, &secs],
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(row.map(|r| Lease {
+            id: r.get(0),
+            epoch: r.get(1),
+            attempts: r.get(2),
+            table: r.get(3),
+            chunk: r.get::<_, Option<i32>>(4).map(|c| c as usize),
+            range: KeyRange { lo: r.get(5), hi: r.get(6) },
+            previous_conn: r.get(7),
+        }))
+    }
+
+    /// Says which target connection writes under `lease`, so a worker that
+    /// takes the unit over can end that connection's open transaction.
+    pub async fn set_holder_conn(&self, lease: &Lease, conn: &str) -> Result<()> {
+        let (task, id, epoch, conn) = (self.task.clone(), lease.id, lease.epoch, conn.to_string());
+        self.call("record the writer", |c| {
+            let (task, conn) = (task.clone(), conn.clone());
+            async move { c.execute("UPDATE barge_control.units SET holder_conn = $4 WHERE task = $1 AND id = $2 AND epoch = $3", &[&task, &id, &epoch, &conn]).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Marks the unit done with its rows. False when the lease was lost
+    /// (another worker took the unit; the target's fence decided whose
+    /// rows stand).
+    pub async fn finish(&self, lease: &Lease, rows: u64) -> Result<bool> {
+        let (task, id, epoch, rows) = (self.task.clone(), lease.id, lease.epoch, rows as i64);
+        let n = self
+            .call("finish a unit", |c| {
+                let task = task.clone();
+                async move {
+                    c.execute(
+                        "UPDATE barge_control.units SET status = 'done', rows = $4, done_at = now(), lease_expires = NULL, error = NULL
+                         WHERE task = $1 AND id = $2 AND epoch = $3",
+                        &[&task, &id, &epoch, &rows],
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Finishes the schema unit and publishes the chunks it cut, in one
+    /// statement: workers see every chunk or none.
+    pub async fn finish_schema(&self, lease: &Lease, chunks: &[NewChunk], errored_tables: &[String], ledger: &serde_json::Value) -> Result<bool> {
+        let task = self.task.clone();
+        let epoch = lease.epoch;
+        let ids: Vec<i64> = (0..chunks.len() as i64).map(|i| i + 2).collect();
+        let tables: Vec<String> = chunks.iter().map(|c| c.table.clone()).collect();
+        let indexes: Vec<i32> = chunks.iter().map(|c| c.chunk as i32).collect();
+        let los: Vec<Option<i64>> = chunks.iter().map(|c| c.range.lo).collect();
+        let his: Vec<Option<i64>> = chunks.iter().map(|c| c.range.hi).collect();
+        let errored = serde_json::to_value(errored_tables).expect("strings serialize");
+        let done: i64 = self
+            .call("publish chunks", |c| {
+                let (task, ids, tables, indexes, los, his, errored, ledger) = (task.clone(), ids.clone(), tables.clone(), indexes.clone(), los.clone(), his.clone(), errored.clone(), ledger.clone());
+                async move {
+                    let r = c
+                        .query_one(
+                            "WITH done AS (
+                                UPDATE barge_control.units SET status = 'done', done_at = now(), lease_expires = NULL
+                                 WHERE task = $1 AND id = 0 AND epoch = $2 RETURNING 1),
+                             chunks AS (
+                                INSERT INTO barge_control.units (task, id, kind, after, table_key, chunk, lo, hi)
+                                SELECT $1, x.id, 'chunk', '{schema}', x.t, x.c, x.lo, x.hi
+                                  FROM unnest($3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::bigint[]) AS x(id, t, c, lo, hi)
+                                 WHERE EXISTS (SELECT 1 FROM done)
+                                ON CONFLICT (task, id) DO NOTHING RETURNING 1),
+                             tables AS (
+                                UPDATE barge_control.tasks SET errored_tables = $8, ledger = $9
+                                 WHERE name = $1 AND EXISTS (SELECT 1 FROM done) RETURNING 1)
+                             SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM chunks) + 0 * (SELECT count(*) FROM tables)",
+                            &[&task, &epoch, &ids, &tables, &indexes, &los, &his, &errored, &ledger],
+                        )
+                        .await?;
+                    Ok(r.get::<_, i64>(0))
+                }
+            })
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Gives a unit back after an error a retry may cure; the fifth
+    /// failure fails the task with it.
+    pub async fn give_back(&self, lease: &Lease, error: &Error) -> Result<()> {
+        let (task, id, epoch, message) = (self.task.clone(), lease.id, lease.epoch, error.to_string());
+        let failed: Option<bool> = self
+            .call("give a unit back", |c| {
+                let (task, message) = (task.clone(), message.clone());
+                async move {
+                    let r = c
+                        .query_opt(
+                            "UPDATE barge_control.units
+                                SET status = CASE WHEN attempts >= $5 THEN 'failed' ELSE 'pending' END,
+                                    owner = NULL, lease_expires = NULL, error = $4
+                              WHERE task = $1 AND id = $2 AND epoch = $3 RETURNING status = 'failed'",
+                            &[&task, &id, &epoch, &message, &MAX_ATTEMPTS],
+                        )
+                        .await?;
+                    Ok(r.map(|r| r.get::<_, bool>(0)))
+                }
+            })
+            .await?;
+        if failed == Some(true) {
+            self.fail_task(&format!("{} (after {MAX_ATTEMPTS} attempts)", error)).await?;
+        }
+        Ok(())
+    }
+
+    /// Fails the unit and the whole task: every worker stops with `error`.
+    /// False (and nothing failed) when the lease had passed to another
+    /// worker: a stale holder's error is not the task's.
+    pub async fn fail(&self, lease: &Lease, error: &Error) -> Result<bool> {
+        let (task, id, epoch, message) = (self.task.clone(), lease.id, lease.epoch, error.to_string());
+        let n = self
+            .call("fail a unit", |c| {
+                let (task, message) = (task.clone(), message.clone());
+                async move { c.execute("UPDATE barge_control.units SET status = 'failed', error = $4, lease_expires = NULL WHERE task = $1 AND id = $2 AND epoch = $3", &[&task, &id, &epoch, &message]).await }
+            })
+            .await?;
+        if n == 1 {
+            self.fail_task(&message).await?;
+        }
+        Ok(n == 1)
+    }
+
+    /// This worker stops on `error`: the units it holds go back to the
+    /// others when a retry may pass (or it was interrupted); otherwise
+    /// they fail, and the task with them.
+    pub async fn abandon(&self, error: &Error) {
+        let fail = !(error.is_retriable() || matches!(error, Error::Interrupted) || super::fence::is_fenced(error));
+        let (task, worker, message) = (self.task.clone(), self.worker.clone(), error.to_string());
+        let r = self
+            .call("give units back", |c| {
+                let (task, worker, message) = (task.clone(), worker.clone(), message.clone());
+                async move {
+                    c.execute(
+                        "UPDATE barge_control.units SET status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END, owner = NULL, lease_expires = NULL, error = $4
+                          WHERE task = $1 AND owner = $2 AND status = 'leased'",
+                        &[&task, &worker, &fail, &message],
+                    )
+                    .await
+                }
+            })
+            .await;
+        match r {
+            Ok(n) if n > 0 && fail => {
+                if let Err(e) = self.fail_task(&message).await {
+                    tracing::warn!("coordinator: cannot record the task's failure: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("coordinator: cannot give this worker's units back (their leases expire instead): {e}"),
+        }
+    }
+
+    pub async fn fail_task(&self, message: &str) -> Result<()> {
+        let (task, message) = (self.task.clone(), message.to_string());
+        self.call("fail the task", |c| {
+            let (task, message) = (task.clone(), message.clone());
+            async move { c.execute("UPDATE barge_control.tasks SET state = 'failed', error = coalesce(error, $2), finished_at = now() WHERE name = $1 AND state = 'running'", &[&task, &message]).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Marks the task done (the post unit's holder, at the end), with the
+    /// ledger of every object step, so each worker's report says what is
+    /// on the target.
+    pub async fn finish_task(&self, ledger: &serde_json::Value) -> Result<()> {
+        let (task, ledger) = (self.task.clone(), ledger.clone());
+        self.call("finish the task", |c| {
+            let (task, ledger) = (task.clone(), ledger.clone());
+            async move { c.execute("UPDATE barge_control.tasks SET state = 'done', finished_at = now(), ledger = $2 WHERE name = $1 AND state = 'running'", &[&task, &ledger]).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The ledger of object steps the schema (then the post) holder left.
+    pub async fn ledger(&self) -> Result<Option<serde_json::Value>> {
+        let task = self.task.clone();
+        let row = self
+            .call("read the ledger", |c| {
+                let task = task.clone();
+                async move { c.query_opt("SELECT ledger FROM barge_control.tasks WHERE name = $1", &[&task]).await }
+            })
+            .await?;
+        Ok(row.and_then(|r| r.get::<_, Option<serde_json::Value>>(0)))
+    }
+
+    pub async fn progress(&self) -> Result<Progress> {
+        let task = self.task.clone();
+        let row = self
+            .call("read progress", |c| {
+                let task = task.clone();
+                async move {
+                    c.query_one(
+                        "SELECT t.state, t.error, t.errored_tables,
+                                count(*) FILTER (WHERE u.kind = 'chunk' AND u.status = 'done'),
+                                count(*) FILTER (WHERE u.kind = 'chunk'),
+                                bool_or(u.kind = 'schema' AND u.status = 'done'),
+                                bool_or(u.kind = 'post' AND u.status = 'done'),
+                                count(*) FILTER (WHERE u.status = 'leased' AND u.lease_expires >= now())
+                           FROM barge_control.tasks t LEFT JOIN barge_control.units u ON u.task = t.name
+                          WHERE t.name = $1 GROUP BY t.state, t.error, t.errored_tables",
+                        &[&task],
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(Progress {
+            state: row.get(0),
+            error: row.get(1),
+            errored_tables: serde_json::from_value(row.get::<_, serde_json::Value>(2)).unwrap_or_default(),
+            chunks: (row.get(3), row.get(4)),
+            schema_done: row.get::<_, Option<bool>>(5).unwrap_or(false),
+            post_done: row.get::<_, Option<bool>>(6).unwrap_or(false),
+            live_leases: row.get(7),
+        })
+    }
+
+    /// Rows of each finished chunk, by table and chunk index, for the report.
+    pub async fn chunk_rows(&self) -> Result<Vec<(String, usize, u64)>> {
+        let task = self.task.clone();
+        let rows = self
+            .call("read chunks", |c| {
+                let task = task.clone();
+                async move { c.query("SELECT table_key, chunk, rows FROM barge_control.units WHERE task = $1 AND kind = 'chunk' AND status = 'done' ORDER BY id", &[&task]).await }
+            })
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as usize, r.get::<_, i64>(2) as u64)).collect())
+    }
+
+    /// Waits until `ready` holds of the task's progress, or the task failed.
+    pub async fn wait_for(&self, what: &str, ready: impl Fn(&Progress) -> bool) -> Result<Progress> {
+        let mut said = false;
+        loop {
+            let p = self.progress().await?;
+            if p.state == "failed" {
+                return Err(task_failed(&self.task, p.error.as_deref()));
+            }
+            if ready(&p) {
+                return Ok(p);
+            }
+            if !said {
+                tracing::info!("task {}: waiting for {what}", self.task);
+                said = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                _ = crate::util::interrupt::requested() => return Err(Error::Interrupted),
+            }
+        }
+    }
+}
+
+pub fn task_failed(task: &str, error: Option<&str>) -> Error {
+    Error::Other {
+        message: format!("task {task} failed on a worker: {}", error.unwrap_or("no error recorded")),
+        hint: Some(format!("`barge status --coordinator URL --task {task}` shows which unit failed and why; fix the cause, then start the run again under a new --task name, with --target-schema truncate to empty the tables this one loaded")),
+    }
+}

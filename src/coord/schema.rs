@@ -1,0 +1,99 @@
+//! The control schema `barge_control` in the coordinator database, and
+//! its migrations. Each version is a list of statements applied once, in
+//! order, in one transaction that also records the version; concurrent
+//! workers starting at once serialize on an advisory lock, so exactly one
+//! applies a migration and the others find it done.
+
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// The schema every coordinator table lives in.
+pub const SCHEMA: &str = "barge_control";
+
+/// Migrations by version: `MIGRATIONS[i]` takes the schema from version
+/// `i` to `i + 1`. Append only: a released migration never changes.
+const MIGRATIONS: &[&[&str]] = &[
+    // 1: tasks, their units of work with leases in the row (KCL's model),
+    // the workers' heartbeats, and the epoch sequence that fences writes.
+    &[
+        "CREATE SEQUENCE barge_control.epochs",
+        "CREATE TABLE barge_control.tasks (
+            name text PRIMARY KEY,
+            command text NOT NULL,
+            args jsonb NOT NULL,
+            source text NOT NULL,
+            target text NOT NULL,
+            state text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed')),
+            error text,
+            errored_tables jsonb NOT NULL DEFAULT '[]',
+            ledger jsonb,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            finished_at timestamptz
+        )",
+        "CREATE TABLE barge_control.units (
+            task text NOT NULL REFERENCES barge_control.tasks (name) ON DELETE CASCADE,
+            id bigint NOT NULL,
+            kind text NOT NULL CHECK (kind IN ('schema', 'chunk', 'post')),
+            after text[] NOT NULL DEFAULT '{}',
+            table_key text,
+            chunk integer,
+            lo bigint,
+            hi bigint,
+            status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'leased', 'done', 'failed')),
+            owner text,
+            epoch bigint,
+            lease_expires timestamptz,
+            holder_conn text,
+            attempts integer NOT NULL DEFAULT 0,
+            rows bigint NOT NULL DEFAULT 0,
+            error text,
+            done_at timestamptz,
+            PRIMARY KEY (task, id)
+        )",
+        "CREATE INDEX units_by_status ON barge_control.units (task, kind, status, id)",
+        "CREATE TABLE barge_control.workers (
+            task text NOT NULL REFERENCES barge_control.tasks (name) ON DELETE CASCADE,
+            id text NOT NULL,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            started_at timestamptz NOT NULL DEFAULT now(),
+            heartbeat_at timestamptz NOT NULL DEFAULT now(),
+            state text NOT NULL DEFAULT 'working',
+            PRIMARY KEY (task, id)
+        )",
+    ],
+];
+
+/// The version this barge writes and reads.
+pub const VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Brings `barge_control` to [`VERSION`]; refuses a schema a newer barge
+/// migrated past it (its tables may mean something this one does not know).
+pub async fn migrate(client: &mut Client, display: &str) -> Result<()> {
+    let err = |sql: &str, e: tokio_postgres::Error| crate::db::postgres::query_error(display, sql, e);
+    let tx = client.transaction().await.map_err(|e| err("BEGIN", e))?;
+    // One migrator at a time; the lock ends with the transaction.
+    let lock = "SELECT pg_advisory_xact_lock(hashtext('barge_control migrations'))";
+    tx.execute(lock, &[]).await.map_err(|e| err(lock, e))?;
+    for sql in ["CREATE SCHEMA IF NOT EXISTS barge_control", "CREATE TABLE IF NOT EXISTS barge_control.schema_version (version integer NOT NULL)"] {
+        tx.execute(sql, &[]).await.map_err(|e| err(sql, e))?;
+    }
+    let read = "SELECT max(version) FROM barge_control.schema_version";
+    let have: i32 = tx.query_one(read, &[]).await.map_err(|e| err(read, e))?.get::<_, Option<i32>>(0).unwrap_or(0);
+    if have > VERSION {
+        return Err(Error::Endpoint {
+            endpoint: display.to_string(),
+            message: format!("the coordinator's {SCHEMA} schema is at version {have}, newer than this barge knows ({VERSION})"),
+            hint: Some("run the same barge version on every worker (the newest one)".into()),
+        });
+    }
+    for (i, statements) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+        for sql in *statements {
+            tx.execute(*sql, &[]).await.map_err(|e| err(sql, e))?;
+        }
+        let set = "INSERT INTO barge_control.schema_version (version) VALUES ($1)";
+        tx.execute(set, &[&(i as i32 + 1)]).await.map_err(|e| err(set, e))?;
+    }
+    tx.commit().await.map_err(|e| err("COMMIT", e))
+}

@@ -1,0 +1,275 @@
+//! The load phases when several workers share one run through a
+//! coordinator ([`crate::coord`]): who creates the schema, which chunks
+//! this worker loads, and who builds keys and objects at the end.
+//!
+//! The phases are the same as a single run's; only the choice of work is
+//! shared. The schema unit's holder creates the target's tables and cuts
+//! the chunks; every worker then leases chunks until none is left; the
+//! post unit waits for every chunk, and its holder builds keys, indexes,
+//! constraints and objects. A worker that dies loses its leases, and
+//! another takes the unit over and redoes it, as a resume does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::coord::fence;
+use crate::coord::lease::{Kind, Lease, NewChunk};
+use crate::coord::Session;
+use crate::task::ddl_steps::Ledger;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::progress::Unit;
+use crate::sink::{Redo, RowTable};
+use crate::task::state::{ChunkState, ChunkStatus, RunState, TableStatus};
+use crate::transfer::{Counters, RowPolicy};
+
+use super::{load_chunk_from, Job, Loading, SnapshotReaders, Target};
+
+/// Waits for this worker's turn at a unit that exactly one worker runs
+/// (`schema` or `post`): its lease when the unit is free, `None` once
+/// another worker finished it.
+pub(crate) async fn turn(session: &Session, kind: Kind) -> Result<Option<Lease>> {
+    let mut said = false;
+    loop {
+        let p = session.progress().await?;
+        if p.state == "failed" {
+            return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
+        }
+        let done = match kind {
+            Kind::Schema => p.schema_done,
+            _ => p.post_done,
+        };
+        if done {
+            return Ok(None);
+        }
+        if let Some(l) = session.lease(kind).await? {
+            if l.dirty() {
+                tracing::warn!("task {}: taking over the {} step from a worker that stopped", session.task, if kind == Kind::Schema { "schema" } else { "keys and objects" });
+            }
+            return Ok(Some(l));
+        }
+        if !said {
+            tracing::info!("task {}: another worker holds the {} step; waiting", session.task, if kind == Kind::Schema { "schema" } else { "keys and objects" });
+            said = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            _ = crate::util::interrupt::requested() => return Err(Error::Interrupted),
+        }
+    }
+}
+
+/// The schema holder's last act: the chunks its plan cut, published with
+/// the schema unit's end.
+pub(crate) async fn publish_chunks(session: &Session, lease: &Lease, jobs: &[Job], state: &RunState, ledger: &Ledger) -> Result<()> {
+    let mut chunks = Vec::new();
+    let mut errored = Vec::new();
+    for j in jobs {
+        let Some(ts) = state.tables.get(&j.key) else { continue };
+        match ts.status {
+            TableStatus::Errored => errored.push(j.key.clone()),
+            TableStatus::Init | TableStatus::DataSync => {
+                chunks.extend(ts.chunks.iter().enumerate().map(|(i, c)| NewChunk { table: j.key.clone(), chunk: i, range: c.range }));
+            }
+            _ => {}
+        }
+    }
+    let steps = ledger_value(ledger);
+    if !session.finish_schema(lease, &chunks, &errored, &steps).await? {
+        return Err(Error::other(format!("task {}: the schema step's lease was lost before its chunks were published; another worker redoes it", session.task)));
+    }
+    tracing::info!("task {}: {} chunks of {} tables ready for the workers", session.task, chunks.len(), jobs.len());
+    Ok(())
+}
+
+/// A worker that did not run the schema step: the tables the plan holds,
+/// as the schema holder left them.
+pub(crate) async fn follow_schema(session: &Session, jobs: &[Job], state: &mut RunState) -> Result<()> {
+    let p = session.progress().await?;
+    for j in jobs {
+        let status = if p.errored_tables.contains(&j.key) { TableStatus::Errored } else { TableStatus::Init };
+        state.tables.insert(j.key.clone(), crate::task::state::TableState { status, key: j.chunk_key.clone(), chunks: Vec::new(), error: None, estimated_rows: 0 });
+    }
+    Ok(())
+}
+
+/// Takes the object steps another worker recorded (the schema holder's,
+/// then the post holder's) into this worker's ledger, so its report and
+/// its post step know what is on the target.
+pub(crate) async fn adopt_ledger(session: &Session, ledger: &mut Ledger) -> Result<()> {
+    if let Some(v) = session.ledger().await? {
+        let steps: BTreeMap<String, crate::task::ddl_steps::Record> = serde_json::from_value(v).map_err(|e| Error::other(format!("task {}: the coordinator's ledger of objects does not read: {e}", session.task)))?;
+        for (id, r) in steps {
+            ledger.steps.insert(id, r);
+        }
+        ledger.save()?;
+    }
+    Ok(())
+}
+
+/// The ledger as the coordinator stores it.
+pub(crate) fn ledger_value(ledger: &Ledger) -> serde_json::Value {
+    serde_json::to_value(&ledger.steps).expect("a ledger serializes")
+}
+
+type Done = (Lease, Result<u64>, f64);
+
+/// Leases and loads chunks until every chunk of the task is done. Rows
+/// per table are counted as this worker loads them; at the end the
+/// state holds every chunk's rows, whoever loaded it, for the report.
+pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<SnapshotReaders>, session: &Arc<Session>) -> Result<()> {
+    let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
+    // Chunks exist once the schema step published them.
+    session.wait_for("the schema step to publish the chunks", |p| p.schema_done).await?;
+    let by_key: HashMap<&str, Arc<Job>> = jobs.iter().map(|j| (j.key.as_str(), Arc::new(j.clone()))).collect();
+    let parallel = opts.parallel.max(1);
+    let mut set: JoinSet<Done> = JoinSet::new();
+    let mut tasks: BTreeMap<String, Arc<dyn crate::progress::Task>> = BTreeMap::new();
+    let interrupt = crate::util::interrupt::requested();
+    tokio::pin!(interrupt);
+    let mut idle_said = false;
+    loop {
+        // Take work while there is room.
+        let mut none_ready = false;
+        while set.len() < parallel {
+            let Some(lease) = session.lease(Kind::Chunk).await? else {
+                none_ready = true;
+                break;
+            };
+            let Some(job) = lease.table.as_deref().and_then(|t| by_key.get(t)).cloned() else {
+                let e = Error::other(format!("task {}: unit {} names table {:?}, which this worker's plan does not hold", session.task, lease.id, lease.table));
+                session.fail(&lease, &e).await?;
+                return Err(e.with_hint("run the same barge version with the same source on every worker"));
+            };
+            let c = counters.entry(job.key.clone()).or_insert_with(|| Arc::new(Counters::default())).clone();
+            let task = tasks.entry(job.key.clone()).or_insert_with(|| crate::metrics::full_load_table(&job.key, &c, opts.progress.task(&job.target.name.join("."), None, Unit::Rows))).clone();
+            let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c };
+            let (src, target, readers, session) = (src.clone(), target.clone(), readers.clone(), session.clone());
+            if lease.dirty() {
+                tracing::warn!("task {}: taking over chunk {} of {} (try {}): its range is deleted and loaded again", session.task, lease.chunk.unwrap_or(0), job.key, lease.attempts);
+            }
+            set.spawn(async move {
+                let t0 = Instant::now();
+                let r = load_chunk(&src, &target, &job, &lease, &policy, &task, &readers, &session).await;
+                (lease, r, t0.elapsed().as_secs_f64())
+            });
+        }
+        if set.is_empty() {
+            let p = session.progress().await?;
+            if p.state == "failed" {
+                return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
+            }
+            if p.chunks.0 == p.chunks.1 {
+                break;
+            }
+            if none_ready && !idle_said {
+                tracing::info!("task {}: {} of {} chunks done; the rest are leased by other workers", session.task, p.chunks.0, p.chunks.1);
+                idle_said = true;
+            }
+        }
+        let joined = tokio::select! {
+            j = set.join_next(), if !set.is_empty() => j,
+            _ = tokio::time::sleep(Duration::from_millis(300)) => None,
+            _ = &mut interrupt => {
+                // The leases lapse; whoever takes the chunks redoes them.
+                set.abort_all();
+                store.save(state)?;
+                return Err(Error::Interrupted);
+            }
+        };
+        let Some(joined) = joined else { continue };
+        let (lease, result, secs) = match joined {
+            Ok(v) => v,
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => return Err(Error::other(format!("a load task failed: {e}"))),
+        };
+        let table = lease.table.clone().unwrap_or_default();
+        *seconds.entry(table.clone()).or_default() += secs;
+        match result {
+            Ok(rows) => {
+                if !session.finish(&lease, rows).await? {
+                    tracing::warn!("task {}: chunk {} of {table} was loaded, but its lease had passed to another worker, which loads it again", session.task, lease.chunk.unwrap_or(0));
+                }
+            }
+            Err(e) if fence::is_fenced(&e) => tracing::warn!("{e}"),
+            Err(e) if e.is_retriable() => {
+                tracing::warn!("task {}: chunk {} of {table} failed, to be tried again: {e}", session.task, lease.chunk.unwrap_or(0));
+                session.give_back(&lease, &e).await?;
+            }
+            Err(e) => {
+                if !session.fail(&lease, &e).await? {
+                    tracing::warn!("task {}: chunk {} of {table} failed after its lease passed to another worker: {e}", session.task, lease.chunk.unwrap_or(0));
+                    continue;
+                }
+                set.abort_all();
+                return Err(e);
+            }
+        }
+    }
+    // Every chunk's rows, whoever loaded them: the report is the task's.
+    for (table, chunk, rows) in session.chunk_rows().await? {
+        if let Some(ts) = state.tables.get_mut(&table) {
+            if ts.chunks.len() <= chunk {
+                ts.chunks.resize(chunk + 1, ChunkState { range: crate::task::state::KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 });
+            }
+            ts.chunks[chunk].status = ChunkStatus::Done;
+            ts.chunks[chunk].rows = rows;
+        }
+    }
+    for ts in state.tables.values_mut() {
+        if ts.status != TableStatus::Errored && ts.chunks.iter().all(|c| c.status == ChunkStatus::Done) {
+            ts.status = TableStatus::FinishedCopy;
+        }
+    }
+    for t in tasks.values() {
+        t.finish("");
+    }
+    store.save(state)?;
+    Ok(())
+}
+
+/// Loads one leased chunk in one target transaction fenced by the lease's
+/// epoch: the range deleted first when an earlier holder may have left
+/// part of it, then the rows, then commit.
+#[allow(clippy::too_many_arguments)]
+async fn load_chunk(src: &Endpoint, target: &Target, job: &Job, lease: &Lease, policy: &RowPolicy, progress: &Arc<dyn crate::progress::Task>, readers: &SnapshotReaders, session: &Session) -> Result<u64> {
+    let mut dest = crate::sink::db::DbDestination::for_load(&target.endpoint, policy.clone()).await?;
+    dest.join_caller_transaction();
+    let tag = fence::connection_tag(dest.db(), lease.epoch).await?;
+    session.set_holder_conn(lease, &tag).await?;
+    if let Some(previous) = lease.previous_conn.as_deref().filter(|p| *p != tag) {
+        fence::end_previous(dest.db(), previous).await;
+    }
+    let wait = (session.lease.as_secs() * 2).max(5);
+    fence::begin(dest.db(), &session.task, lease.id, lease.epoch, wait).await?;
+    let table = RowTable { write: job.write.clone(), info: None };
+    let loaded = async {
+        if lease.dirty() {
+            let predicate = match (&job.chunk_key_target, lease.range.is_all()) {
+                (Some(k), false) => lease.range.predicate(k),
+                _ => None,
+            };
+            crate::sink::Destination::redo_chunk(&mut dest, &table, &Redo { chunk: lease.chunk.unwrap_or(0), predicate, only: job.only }).await?;
+        }
+        let (s, pooled) = readers.checkout(src).await?;
+        let (s, r) = load_chunk_from(s, &mut dest, &table, job, lease.range, policy, progress).await;
+        if let Some(s) = s {
+            readers.give_back(s, pooled).await;
+        }
+        r
+    }
+    .await;
+    match loaded {
+        Ok(rows) => {
+            fence::commit(dest.db()).await?;
+            Ok(rows)
+        }
+        Err(e) => {
+            fence::rollback(dest.db()).await;
+            Err(e)
+        }
+    }
+}
