@@ -14,6 +14,7 @@ mod cli;
 mod convert_property;
 mod convert_real_world;
 mod convert_schema;
+mod coordinator;
 mod db_mysql;
 mod hostile_input;
 mod inputs;

@@ -246,8 +246,9 @@ impl Session {
     }
 
     /// Gives a unit back after an error a retry may cure; the fifth
-    /// failure fails the task with it.
-    pub async fn give_back(&self, lease: &Lease, error: &Error) -> Result<()> {
+    /// failure fails the task with it. False when the lease had already
+    /// passed to another worker.
+    pub async fn give_back(&self, lease: &Lease, error: &Error) -> Result<bool> {
         let (task, id, epoch, message) = (self.task.clone(), lease.id, lease.epoch, error.to_string());
         let failed: Option<bool> = self
             .call("give a unit back", |c| {
@@ -269,7 +270,7 @@ impl Session {
         if failed == Some(true) {
             self.fail_task(&format!("{} (after {MAX_ATTEMPTS} attempts)", error)).await?;
         }
-        Ok(())
+        Ok(failed.is_some())
     }
 
     /// Fails the unit and the whole task: every worker stops with `error`.

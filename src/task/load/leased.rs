@@ -195,17 +195,18 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
                 }
             }
             Err(e) if fence::is_fenced(&e) => tracing::warn!("{e}"),
-            Err(e) if e.is_retriable() => {
-                tracing::warn!("task {}: chunk {} of {table} failed, to be tried again: {e}", session.task, lease.chunk.unwrap_or(0));
-                session.give_back(&lease, &e).await?;
-            }
             Err(e) => {
-                if !session.fail(&lease, &e).await? {
-                    tracing::warn!("task {}: chunk {} of {table} failed after its lease passed to another worker: {e}", session.task, lease.chunk.unwrap_or(0));
-                    continue;
+                let retry = e.is_retriable();
+                let ours = if retry { session.give_back(&lease, &e).await? } else { session.fail(&lease, &e).await? };
+                if !ours {
+                    // Its connection was ended by the worker that took the chunk over.
+                    tracing::warn!("task {}: chunk {} of {table}: this worker lost its lease to another worker, which loads the chunk again ({e})", session.task, lease.chunk.unwrap_or(0));
+                } else if retry {
+                    tracing::warn!("task {}: chunk {} of {table} failed, to be tried again: {e}", session.task, lease.chunk.unwrap_or(0));
+                } else {
+                    set.abort_all();
+                    return Err(e);
                 }
-                set.abort_all();
-                return Err(e);
             }
         }
     }

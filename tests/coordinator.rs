@@ -1,0 +1,335 @@
+//! Many workers, one full load, through a PostgreSQL coordinator: real
+//! servers and real processes, killed (SIGKILL), paused (SIGSTOP) and
+//! joined mid-run; the coordinator restarted under them. Each test ends
+//! with `barge validate` saying the tables are equal and the target
+//! holding the keys, indexes, foreign keys and views.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::servers::PrivatePg;
+use crate::support::*;
+
+/// About 20 MB of rows in `items` (12 chunks of 10,000) and 30,000 in
+/// `notes`, which refers to them; an index and a view to be rebuilt.
+const SOURCE_SQL: &str = "
+    CREATE TABLE items (id bigint PRIMARY KEY, grp int NOT NULL, label text NOT NULL, amount numeric(12,2), at timestamptz);
+    INSERT INTO items SELECT g, g % 17, repeat(md5(g::text), 4), (g % 1000) / 7.0, '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 minute'
+      FROM generate_series(1, 120000) g;
+    CREATE TABLE notes (id int PRIMARY KEY, item_id bigint NOT NULL REFERENCES items (id), body text);
+    INSERT INTO notes SELECT g, g * 2, 'note ' || g FROM generate_series(1, 30000) g;
+    CREATE INDEX items_grp ON items (grp, label);
+    CREATE VIEW item_groups AS SELECT grp, count(*) AS n FROM items GROUP BY grp;
+    ANALYZE;";
+
+struct Run {
+    src: TestDb,
+    dst: TestDb,
+    ctl_url: String,
+    state: tempfile::TempDir,
+    task: String,
+}
+
+async fn setup(target: Engine, tag: &str) -> (TestDb, TestDb, TestDb) {
+    let src = TestDb::new(Engine::Postgres, tag).await;
+    exec(&src, SOURCE_SQL).await;
+    let dst = TestDb::new(target, tag).await;
+    let ctl = TestDb::new(Engine::Postgres, &format!("{tag}_ctl")).await;
+    (src, dst, ctl)
+}
+
+impl Run {
+    fn new(src: TestDb, dst: TestDb, ctl_url: String, task: &str) -> Run {
+        Run { src, dst, ctl_url, state: tempfile::tempdir().unwrap(), task: task.into() }
+    }
+
+    /// The first worker: `migrate --coordinator`, which creates the task.
+    fn start(&self, extra: &[&str]) -> Child {
+        barge()
+            .args(["migrate", &self.src.url, &self.dst.url, "--coordinator", &self.ctl_url, "--task", &self.task, "--chunk-rows", "10000", "--parallel", "1"])
+            .arg("--state-dir")
+            .arg(self.state.path().join("first"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// One more worker: `barge worker`.
+    fn join(&self, name: &str, extra: &[&str]) -> Child {
+        barge()
+            .args(["worker", "--coordinator", &self.ctl_url, "--task", &self.task])
+            .arg("--state-dir")
+            .arg(self.state.path().join(name))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    async fn assert_equal_and_whole(&self) {
+        assert_ok(&run(barge().args(["validate", &self.src.url, &self.dst.url])), "validate after the shared load");
+        for (table, n) in [("items", "120000"), ("notes", "30000")] {
+            assert_eq!(self.dst.query_row(&format!("SELECT count(*) FROM {table}")).await[0].as_deref(), Some(n), "{table}: every row once");
+        }
+        if self.dst.engine == Engine::Postgres {
+            let objects = self
+                .dst
+                .query_row(
+                    "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'items_grp'),
+                            (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'notes'::regclass),
+                            (SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid IN ('items'::regclass, 'notes'::regclass)),
+                            (SELECT count(*) FROM pg_views WHERE viewname = 'item_groups')",
+                )
+                .await;
+            let want: Vec<Option<String>> = ["1", "1", "2", "1"].iter().map(|s| Some(s.to_string())).collect();
+            assert_eq!(objects, want, "index, foreign key, both primary keys and the view are on the target");
+            // The copy takes writes as the source would.
+            exec(&self.dst, "INSERT INTO items (id, grp, label) VALUES (120001, 1, 'new')").await;
+        } else {
+            let fk = self.dst.query_row("SELECT count(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'notes'").await;
+            assert_eq!(fk[0].as_deref(), Some("1"), "the foreign key is on the target");
+        }
+    }
+
+    async fn drop_all(self, ctl: TestDb) {
+        self.src.drop_db().await;
+        self.dst.drop_db().await;
+        ctl.drop_db().await;
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn finish(child: Child, what: &str) -> std::process::Output {
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out, what);
+    out
+}
+
+/// Polls `sql` on the coordinator until it returns a non-NULL first column.
+async fn wait_for_value(ctl: &TestDb, sql: &str, what: &str, children: &mut [&mut Child]) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(row) = ctl.try_query_row(sql).await {
+            if let Some(Some(v)) = row.into_iter().next() {
+                return v;
+            }
+        }
+        for c in children.iter_mut() {
+            if let Some(st) = c.try_wait().unwrap() {
+                panic!("a worker ended ({st:?}) before {what}");
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+fn held_by(pid: u32, kind: &str) -> String {
+    format!(
+        "SELECT min(u.id)::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner
+          WHERE w.pid = {pid} AND u.kind = '{kind}' AND u.status = 'leased'"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_takes_a_share() {
+    let (src, dst, ctl) = setup(Engine::Postgres, "coord_kill").await;
+    let r = Run::new(src, dst, ctl.url.clone(), "kill-mid-chunk");
+    let capped = ["--lease-timeout", "3", "--max-rate", "2"];
+    let mut first = r.start(&capped);
+    let mut doomed = r.join("doomed", &["--max-rate", "2"]);
+    // SIGKILL the second worker while it holds a chunk, after a chunk is done.
+    let sql = format!("SELECT CASE WHEN (SELECT count(*) FROM barge_control.units WHERE kind = 'chunk' AND status = 'done') > 0 THEN ({}) END", held_by(doomed.id(), "chunk"));
+    wait_for_value(&ctl, &sql, "the second worker holds a chunk", &mut [&mut first, &mut doomed]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    // The chunk it held when it died (its lease outlives it for a while).
+    let unit = ctl.query_row(&held_by(doomed.id(), "chunk")).await[0].clone().expect("the killed worker held a chunk when it died");
+    let late = r.join("late", &["--max-rate", "2"]);
+    let late_pid = late.id();
+    finish(first, "the first worker");
+    finish(late, "the worker that joined late");
+
+    let row = ctl.query_row(&format!("SELECT status, attempts::text FROM barge_control.units WHERE id = {unit}")).await;
+    assert_eq!(row[0].as_deref(), Some("done"));
+    assert!(row[1].as_deref().unwrap().parse::<i32>().unwrap() >= 2, "the killed worker's chunk was leased again: {row:?}");
+    let shared = ctl.query_row(&format!("SELECT count(*)::text FROM barge_control.units u JOIN barge_control.workers w ON w.id = u.owner WHERE w.pid = {late_pid} AND u.kind = 'chunk' AND u.status = 'done'")).await;
+    assert!(shared[0].as_deref().unwrap().parse::<i32>().unwrap() >= 1, "the late worker loaded chunks too");
+    let task = ctl.query_row("SELECT state FROM barge_control.tasks").await;
+    assert_eq!(task[0].as_deref(), Some("done"));
+    r.assert_equal_and_whole().await;
+    r.drop_all(ctl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_that_lost_its_lease_is_fenced_and_doubles_nothing() {
+    let (src, dst, ctl) = setup(Engine::Postgres, "coord_pause").await;
+    let r = Run::new(src, dst, ctl.url.clone(), "paused");
+    // Slow, so the chunk it holds is mid-COPY when it is stopped.
+    let mut paused = r.start(&["--lease-timeout", "2", "--max-rate", "1"]);
+    let sql = format!("SELECT CASE WHEN (SELECT count(*) FROM barge_control.units WHERE kind = 'chunk' AND status = 'done') > 0 THEN ({}) END", held_by(paused.id(), "chunk"));
+    let unit = wait_for_value(&ctl, &sql, "the first worker holds its second chunk", &mut [&mut paused]).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(&paused, libc::SIGSTOP);
+    // Past its lease: another worker takes the chunk over and finishes the run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = r.join("other", &[]);
+    finish(other, "the worker that took over");
+    signal(&paused, libc::SIGCONT);
+    let out = finish(paused, "the paused worker, once it runs again");
+    assert!(stderr(&out).contains("another worker"), "the paused worker says it lost its chunk: {}", text(&out));
+
+    let row = ctl.query_row(&format!("SELECT status, attempts::text FROM barge_control.units WHERE id = {unit}")).await;
+    assert_eq!(row[0].as_deref(), Some("done"));
+    assert!(row[1].as_deref().unwrap().parse::<i32>().unwrap() >= 2, "the paused worker's chunk was taken over: {row:?}");
+    // The target's fence holds the later epoch for that unit.
+    let fence = r.dst.query_row(&format!("SELECT count(*) FROM barge_fence WHERE unit = {unit}")).await;
+    assert_eq!(fence[0].as_deref(), Some("1"));
+    r.assert_equal_and_whole().await;
+    r.drop_all(ctl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_building_keys_dies_and_another_builds_them() {
+    let (src, dst, ctl) = setup(Engine::Postgres, "coord_post").await;
+    let r = Run::new(src, dst, ctl.url.clone(), "post-dies");
+    let mut a = r.start(&["--lease-timeout", "2"]);
+    let mut b = r.join("b", &[]);
+    // Freeze whoever takes the keys-and-objects step, then kill it.
+    let sql = "SELECT w.pid::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner WHERE u.kind = 'post' AND u.status = 'leased'";
+    let pid: u32 = wait_for_value(&ctl, sql, "a worker takes the keys step", &mut [&mut a, &mut b]).await.parse().unwrap();
+    let (mut doomed, survivor) = if pid == a.id() { (a, b) } else { (b, a) };
+    signal(&doomed, libc::SIGSTOP);
+    let post = ctl.query_row("SELECT status FROM barge_control.units WHERE kind = 'post'").await;
+    assert_eq!(post[0].as_deref(), Some("leased"), "the keys step finished before it could be stopped; make the tables bigger");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    finish(survivor, "the surviving worker");
+    let row = ctl.query_row("SELECT status, attempts::text FROM barge_control.units WHERE kind = 'post'").await;
+    assert_eq!(row, vec![Some("done".into()), Some("2".into())], "the keys step ran again on the other worker");
+    r.assert_equal_and_whole().await;
+    r.drop_all(ctl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_carry_on_when_the_coordinator_restarts() {
+    let pg = PrivatePg::start();
+    let client = pg.client("postgres").await.expect("private PostgreSQL");
+    client.batch_execute("CREATE DATABASE ctl").await.unwrap();
+    let (src, dst, unused) = setup(Engine::Postgres, "coord_restart").await;
+    unused.drop_db().await;
+    let ctl = TestDb::external_pg("ctl", pg.url("ctl"), pg.conninfo("ctl"));
+    let r = Run::new(src, dst, pg.url("ctl"), "restart");
+    let mut a = r.start(&["--lease-timeout", "5", "--max-rate", "3"]);
+    let mut b = r.join("b", &["--max-rate", "3"]);
+    wait_for_value(&ctl, "SELECT CASE WHEN count(*) >= 2 THEN 'yes' END FROM barge_control.units WHERE kind = 'chunk' AND status = 'done'", "two chunks are done", &mut [&mut a, &mut b]).await;
+    pg.ctl(&["restart"]);
+    finish(a, "the first worker");
+    finish(b, "the second worker");
+    let done = ctl.query_row("SELECT state FROM barge_control.tasks").await;
+    assert_eq!(done[0].as_deref(), Some("done"));
+    r.assert_equal_and_whole().await;
+    r.src.drop_db().await;
+    r.dst.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_load_mariadb_and_a_rerun_of_a_finished_task_changes_nothing() {
+    let (src, dst, ctl) = setup(Engine::Mysql, "coord_maria").await;
+    let r = Run::new(src, dst, ctl.url.clone(), "maria");
+    let a = r.start(&["--max-rate", "4"]);
+    let b = r.join("b", &["--max-rate", "4"]);
+    finish(a, "the first worker");
+    finish(b, "the second worker");
+    r.assert_equal_and_whole().await;
+    // A worker joining a finished task has nothing to do and says what is there.
+    let again = finish(r.join("again", &[]), "a worker joining the finished task");
+    assert!(stdout(&again).contains("120000"), "{}", text(&again));
+    assert_eq!(r.dst.query_row("SELECT count(*) FROM items").await[0].as_deref(), Some("120000"));
+    r.drop_all(ctl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_coordinated_run_refuses_is_named() {
+    let (src, dst, ctl) = setup(Engine::Postgres, "coord_refuse").await;
+    let lite = TestDb::new(Engine::Sqlite, "coord_refuse").await;
+    let out = run(barge().args(["migrate", &src.url, &lite.url, "--coordinator", &ctl.url, "--task", "x"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("SQLite takes one writer"), "{}", text(&out));
+    let out = run(barge().args(["migrate", &src.url, &dst.url, "--coordinator", &ctl.url, "--task", "bad name;"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("a task name is"), "{}", text(&out));
+    let out = run(barge().args(["migrate", &src.url, &dst.url, "--coordinator", "mysql://x@127.0.0.1/y", "--task", "x"]));
+    assert!(stderr(&out).contains("the coordinator is a PostgreSQL database"), "{}", text(&out));
+    // A worker for a task nobody started says how to start it.
+    let out = run(barge().args(["worker", "--coordinator", &ctl.url, "--task", "nobody", "--wait", "1"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("task nobody does not exist") && stderr(&out).contains("--coordinator URL --task nobody"), "{}", text(&out));
+    // The same task name with other arguments is refused, naming both.
+    let state = tempfile::tempdir().unwrap();
+    let first = run(barge().args(["migrate", &src.url, &dst.url, "--coordinator", &ctl.url, "--task", "one", "--tables", "notes,items"]).arg("--state-dir").arg(state.path()));
+    assert_ok(&first, "a first shared run");
+    let other = run(barge().args(["migrate", &src.url, &dst.url, "--coordinator", &ctl.url, "--task", "one", "--tables", "items"]).arg("--state-dir").arg(state.path()));
+    assert_eq!(other.status.code(), Some(2), "{}", text(&other));
+    assert!(stderr(&other).contains("was started with other arguments") && stderr(&other).contains("barge worker"), "{}", text(&other));
+    lite.drop_db().await;
+    src.drop_db().await;
+    dst.drop_db().await;
+    ctl.drop_db().await;
+}
+
+#[test]
+fn the_stored_command_line_leaves_out_what_belongs_to_one_worker() {
+    let line: Vec<String> = ["pg://a", "pg://b", "--coordinator", "pg://c", "--task=t", "--max-rate", "2", "--state-dir", "/x", "--chunk-rows", "5"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(barge::commands::worker::shared_args(&line), vec!["pg://a", "pg://b", "--chunk-rows", "5"]);
+}
+
+/// The fence itself, on both engines: a later epoch wins whatever the
+/// order, and an earlier one that comes second is refused, also while the
+/// later one's transaction is still open (it waits for it, then refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_fence_refuses_an_earlier_epoch_on_postgres_and_mariadb() {
+    use barge::coord::fence;
+    use barge::endpoint::Role;
+    for engine in [Engine::Postgres, Engine::Mysql] {
+        let dst = TestDb::new(engine, "fence").await;
+        exec(&dst, "CREATE TABLE landed (v INT)").await;
+        let mut a = dst.connect(Role::Target).await;
+        fence::prepare(&mut a).await.unwrap();
+        fence::begin(&mut a, "t", 7, 10, 5).await.unwrap();
+        a.execute("INSERT INTO landed VALUES (10)").await.unwrap();
+        fence::commit(&mut a).await.unwrap();
+        let mut b = dst.connect(Role::Target).await;
+        let e = fence::begin(&mut b, "t", 7, 9, 5).await.unwrap_err();
+        assert!(fence::is_fenced(&e), "{engine:?}: {e}");
+        // A later epoch is open and holds the fence; an earlier one waits, then is refused.
+        fence::begin(&mut a, "t", 7, 20, 5).await.unwrap();
+        let url = dst.url.clone();
+        let earlier = tokio::spawn(async move {
+            let mut c = barge::db::Db::connect(&barge::endpoint::Endpoint::parse(&url).unwrap(), Role::Target).await.unwrap();
+            fence::begin(&mut c, "t", 7, 15, 5).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!earlier.is_finished(), "{engine:?}: the earlier epoch waits for the open later one");
+        a.execute("INSERT INTO landed VALUES (20)").await.unwrap();
+        fence::commit(&mut a).await.unwrap();
+        let e = earlier.await.unwrap().unwrap_err();
+        assert!(fence::is_fenced(&e), "{engine:?}: {e}");
+        // Another unit is fenced on its own.
+        fence::begin(&mut b, "t", 8, 1, 5).await.unwrap();
+        fence::rollback(&mut b).await;
+        assert_eq!(dst.query_row("SELECT COUNT(*) FROM landed").await[0].as_deref(), Some("2"), "{engine:?}");
+        drop((a, b));
+        dst.drop_db().await;
+    }
+}
