@@ -154,6 +154,12 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     doomed.wait().unwrap();
     // The chunk it held when it died (its lease outlives it for a while).
     let unit = ctl.query_row(&held_by(doomed.id(), "chunk")).await[0].clone().expect("the killed worker held a chunk when it died");
+    // `barge status` shows the dead worker still holding that chunk.
+    let out = run(barge().args(["--json", "status", "--coordinator", &ctl.url, "--task", &r.task]));
+    assert_ok(&out, "status while running");
+    let j: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let dead = j["tasks"][0]["workers"].as_array().unwrap().iter().find(|w| w["pid"] == doomed.id()).expect("the killed worker is listed").clone();
+    assert_eq!(dead["leases"].as_array().map(|l| l.len()), Some(1), "{dead}");
     let late = r.join("late", &["--max-rate", "2"]);
     let late_pid = late.id();
     finish(first, "the first worker");
@@ -166,6 +172,11 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     assert!(shared[0].as_deref().unwrap().parse::<i32>().unwrap() >= 1, "the late worker loaded chunks too");
     let task = ctl.query_row("SELECT state FROM barge_control.tasks").await;
     assert_eq!(task[0].as_deref(), Some("done"));
+    let out = run(barge().args(["status", "--coordinator", &ctl.url]));
+    assert_ok(&out, "status at the end");
+    let text = stdout(&out);
+    assert!(text.contains("task kill-mid-chunk: done") && text.contains("chunks: 15 of 15 done, 150000 rows") && text.contains("keys and objects: done"), "{text}");
+    assert_eq!(text.matches(" finished ").count(), 2, "two workers finished, the killed one did not: {text}");
     r.assert_equal_and_whole().await;
     r.drop_all(ctl).await;
 }

@@ -298,6 +298,12 @@ pub struct StatusArgs {
     /// Redraw a live view every second (per table: state, rows, changes/s, lag; the lag of the last minutes); q quits. Plain lines when not on a terminal or TERM=dumb
     #[arg(long)]
     pub watch: bool,
+    /// Show a shared run instead: every worker of the coordinator's tasks, its leases and heartbeat age, and progress per table (password from BARGE_COORDINATOR_PASSWORD)
+    #[arg(long, value_name = "URL", conflicts_with_all = ["source", "target", "state_dir", "watch"])]
+    pub coordinator: Option<String>,
+    /// With --coordinator: only this task
+    #[arg(long, value_name = "NAME", requires = "coordinator")]
+    pub task: Option<String>,
 }
 
 fn state_dir_of(source: Option<&str>, target: Option<&str>, dir: Option<&PathBuf>) -> Result<PathBuf> {
@@ -343,6 +349,16 @@ pub fn snapshot(dir: &std::path::Path) -> Result<Snapshot> {
 }
 
 pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
+    if let Some(url) = &args.coordinator {
+        let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(1))?;
+        let tasks = rt.block_on(crate::coord::status::read(url, args.task.as_deref()))?;
+        if output::get().json {
+            println!("{}", serde_json::json!({ "tasks": tasks }));
+        } else {
+            print!("{}", crate::coord::status::render(&tasks));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = state_dir_of(args.source.as_deref(), args.target.as_deref(), args.state_dir.as_ref())?;
     if args.watch {
         return crate::commands::watch::run(&dir);

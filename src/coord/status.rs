@@ -1,2 +1,169 @@
-//! `barge status --coordinator URL`: every worker, its leases and the
-//! age of its heartbeat, and progress per table.
+//! `barge status --coordinator URL [--task NAME]`: every task, every
+//! worker with its leases and the age of its heartbeat, progress per
+//! table, and the units that failed with their errors. Read-only: it
+//! never migrates or writes the control schema.
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::endpoint::Role;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Serialize)]
+pub struct TaskStatus {
+    pub name: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub source: String,
+    pub target: String,
+    pub age_seconds: f64,
+    pub chunks_done: i64,
+    pub chunks: i64,
+    pub rows: i64,
+    pub schema: String,
+    pub keys_and_objects: String,
+    pub tables: Vec<TableProgress>,
+    pub workers: Vec<WorkerStatus>,
+    pub failed_units: Vec<FailedUnit>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableProgress {
+    pub table: String,
+    pub chunks_done: i64,
+    pub chunks: i64,
+    pub rows: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub host: String,
+    pub pid: i32,
+    pub state: String,
+    pub heartbeat_age_seconds: f64,
+    pub chunks_done: i64,
+    /// What it holds now: `table#chunk` (or `schema`, `post`) and the
+    /// seconds left on each lease (negative: expired, to be taken over).
+    pub leases: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedUnit {
+    pub unit: String,
+    pub attempts: i32,
+    pub error: String,
+}
+
+fn q<'a>(display: &'a str, sql: &str) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
+    let sql = sql.to_string();
+    move |e| crate::db::postgres::query_error(display, &sql, e)
+}
+
+/// Reads the status of `task` (or of every task) from the coordinator.
+pub async fn read(url: &str, task: Option<&str>) -> Result<Vec<TaskStatus>> {
+    let ep = super::coordinator_endpoint(url)?;
+    let display = ep.display.clone();
+    let client = crate::db::postgres::connect_client(&ep, Role::Coordinator).await?;
+    let has = "SELECT to_regclass('barge_control.tasks') IS NOT NULL";
+    if !client.query_one(has, &[]).await.map_err(q(&display, has))?.get::<_, bool>(0) {
+        return Err(Error::Endpoint { endpoint: display, message: "no barge_control schema here: no task was started with this coordinator".into(), hint: Some("give the URL passed to `migrate --coordinator`".into()) });
+    }
+    let sql = "SELECT name, state, error, source, target, extract(epoch FROM now() - created_at)::float8 FROM barge_control.tasks WHERE $1::text IS NULL OR name = $1 ORDER BY created_at";
+    let rows = client.query(sql, &[&task]).await.map_err(q(&display, sql))?;
+    if rows.is_empty() {
+        if let Some(t) = task {
+            return Err(Error::Other { message: format!("task {t} does not exist in the coordinator {display}"), hint: Some("`barge status --coordinator URL` lists the tasks it holds".into()) });
+        }
+    }
+    let mut out = Vec::new();
+    for r in rows {
+        let name: String = r.get(0);
+        out.push(task_status(&client, &display, &name, &r).await?);
+    }
+    Ok(out)
+}
+
+async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postgres::Row) -> Result<TaskStatus> {
+    let sql = "SELECT table_key, count(*) FILTER (WHERE status = 'done'), count(*), coalesce(sum(rows) FILTER (WHERE status = 'done'), 0)::bigint
+                 FROM barge_control.units WHERE task = $1 AND kind = 'chunk' GROUP BY table_key ORDER BY table_key";
+    let tables: Vec<TableProgress> = client
+        .query(sql, &[&name])
+        .await
+        .map_err(q(display, sql))?
+        .iter()
+        .map(|t| TableProgress { table: t.get(0), chunks_done: t.get(1), chunks: t.get(2), rows: t.get(3) })
+        .collect();
+    let sql = "SELECT kind, status FROM barge_control.units WHERE task = $1 AND kind IN ('schema', 'post')";
+    let mut schema = String::from("pending");
+    let mut post = String::from("pending");
+    for u in client.query(sql, &[&name]).await.map_err(q(display, sql))? {
+        let (kind, status): (String, String) = (u.get(0), u.get(1));
+        if kind == "schema" {
+            schema = status;
+        } else {
+            post = status;
+        }
+    }
+    let sql = "SELECT w.id, w.host, w.pid, w.state, extract(epoch FROM now() - w.heartbeat_at)::float8,
+                      (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'chunk' AND d.status = 'done')
+                 FROM barge_control.workers w WHERE w.task = $1 ORDER BY w.started_at";
+    let mut workers = Vec::new();
+    for w in client.query(sql, &[&name]).await.map_err(q(display, sql))? {
+        let id: String = w.get(0);
+        let held = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk ELSE kind END, extract(epoch FROM lease_expires - now())::float8
+                      FROM barge_control.units WHERE task = $1 AND owner = $2 AND status = 'leased' ORDER BY id";
+        let leases = client.query(held, &[&name, &id]).await.map_err(q(display, held))?.iter().map(|l| (l.get::<_, String>(0), l.get::<_, Option<f64>>(1).unwrap_or(0.0))).collect();
+        workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(3), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), leases });
+    }
+    let sql = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
+    let failed_units = client.query(sql, &[&name]).await.map_err(q(display, sql))?.iter().map(|f| FailedUnit { unit: f.get(0), attempts: f.get(1), error: f.get(2) }).collect();
+    Ok(TaskStatus {
+        name: name.to_string(),
+        state: r.get(1),
+        error: r.get(2),
+        source: r.get(3),
+        target: r.get(4),
+        age_seconds: r.get(5),
+        chunks_done: tables.iter().map(|t| t.chunks_done).sum(),
+        chunks: tables.iter().map(|t| t.chunks).sum(),
+        rows: tables.iter().map(|t| t.rows).sum(),
+        schema,
+        keys_and_objects: post,
+        tables,
+        workers,
+        failed_units,
+    })
+}
+
+/// The status as text, one task after another.
+pub fn render(tasks: &[TaskStatus]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if tasks.is_empty() {
+        s.push_str("no tasks in this coordinator\n");
+    }
+    for t in tasks {
+        let _ = writeln!(s, "task {}: {} ({} → {}), started {} ago", t.name, t.state, t.source, t.target, crate::util::human::duration(t.age_seconds));
+        if let Some(e) = &t.error {
+            let _ = writeln!(s, "  error: {e}");
+        }
+        let _ = writeln!(s, "  schema: {}; chunks: {} of {} done, {} rows; keys and objects: {}", t.schema, t.chunks_done, t.chunks, t.rows, t.keys_and_objects);
+        for tp in &t.tables {
+            let _ = writeln!(s, "    {:<40} {:>5} of {:<5} chunks {:>12} rows", tp.table, tp.chunks_done, tp.chunks, tp.rows);
+        }
+        let _ = writeln!(s, "  workers:");
+        for w in &t.workers {
+            let leases = if w.leases.is_empty() {
+                "no lease".to_string()
+            } else {
+                w.leases.iter().map(|(u, left)| if *left >= 0.0 { format!("{u} ({left:.0}s left)") } else { format!("{u} (expired {:.0}s ago)", -left) }).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(s, "    {:<28} {:<10} heartbeat {:>6} ago  {:>4} chunks done  {}", w.id, w.state, crate::util::human::duration(w.heartbeat_age_seconds), w.chunks_done, leases);
+        }
+        for f in &t.failed_units {
+            let _ = writeln!(s, "  unit {} (tried {}×): {}", f.unit, f.attempts, f.error);
+        }
+    }
+    s
+}
