@@ -170,16 +170,13 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         convert,
         progress: super::bars::for_cli(),
         capture: None,
+        sql: args.sql.query()?,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     args.metrics.start(|| crate::metrics::Metrics::new(&super::metrics::task_name(&opts.state_dir, "migrate"), &source, &target))?;
     let rt = runtime()?;
     if records {
         return rt.block_on(super::records::migrate(&args, &source, &target, opts, sink));
-    }
-    if args.sql.sql.is_some() && args.mode != Mode::Cdc {
-        return Err(Error::usage("--sql with a database source applies to its changes (--mode cdc); a full load through --sql is not supported")
-            .with_hint("copy the existing rows with the query yourself (INSERT INTO … SELECT …), then run --mode cdc --sql … --start-position POSITION; or put the rows on a stream and read that"));
     }
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {
@@ -460,6 +457,10 @@ pub(crate) fn print_load_table(r: &LoadReport) {
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
     if let Some(p) = &r.rejects {
         output::warn(format!("rejected rows are in {}", p.display()));
+    }
+    let filtered: u64 = r.tables.iter().map(|t| t.filtered).sum();
+    if filtered > 0 {
+        output::info(format!("{filtered} row(s) did not pass --sql's WHERE and were left out"));
     }
     match &r.objects {
         Some(objects) => {

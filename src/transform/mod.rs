@@ -52,6 +52,8 @@ pub mod changes;
 pub mod decimal;
 pub mod expr;
 pub mod plan;
+pub mod query;
+pub mod rows;
 pub mod window;
 
 use std::sync::Arc;
@@ -59,6 +61,7 @@ use std::sync::Arc;
 use crate::cdc::TableInfo;
 use crate::model::{Op, Value};
 pub use plan::SqlPlan;
+pub use query::{Reads, SqlQuery};
 
 /// A `--sql` run: the plan, the table it reads, and the window options.
 #[derive(Debug, Clone)]
