@@ -147,6 +147,10 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         }
         Some(args.sink.options(&target, &source)?)
     };
+    if args.validate && args.sql.sql.is_some() {
+        return Err(Error::usage("--validate compares the target with the source table for table; --sql writes the query's rows, which differ from the source's by design")
+            .with_hint("leave out --validate; the run counts the rows the query dropped or set aside"));
+    }
     if let Some(p) = &args.report {
         match ReportFormat::of(p) {
             None => return Err(Error::usage(format!("--report {}: the extension must be .html (a page), .md (Markdown) or .json", p.display()))),

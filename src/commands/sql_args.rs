@@ -12,7 +12,7 @@ use crate::transform::{Reads, SqlQuery, SqlRun};
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "SQL in flight")]
 pub struct SqlArgs {
-    /// A SELECT applied to every record or row on the way (PostgreSQL syntax): `SELECT … FROM records [AS output_table] WHERE …`, or FROM a database source's table (its changes, with --mode cdc). Projections, AS, arithmetic (exact on decimals), comparisons, AND/OR/NOT, IS NULL, IN, LIKE, CASE, CAST/::, lower, upper, substring, concat/||, trim, length, replace, coalesce, date_trunc, extract, and JSON paths data->'a'->>'b'. Windows: GROUP BY keys, TUMBLE(event_time, INTERVAL '1' MINUTE) or HOP(event_time, INTERVAL slide, INTERVAL size) with count, sum, avg, min, max; window_start and window_end name the window. The output table is named by the FROM alias, else after the input table; its column types come from the SELECT. Rows failing WHERE are counted (barge status); a row the query cannot evaluate goes to rejects.jsonl with --on-error log, else stops the run
+    /// A SELECT applied to every record or row on the way (PostgreSQL syntax): `SELECT … FROM records [AS output_table] WHERE …`, or FROM a database source's table (its rows in a full load, and its changes). Projections, AS, arithmetic (exact on decimals), comparisons, AND/OR/NOT, IS NULL, IN, LIKE, CASE, CAST/::, lower, upper, substring, concat/||, trim, length, replace, coalesce, date_trunc, extract, and JSON paths data->'a'->>'b'. Windows: GROUP BY keys, TUMBLE(event_time, INTERVAL '1' MINUTE) or HOP(event_time, INTERVAL slide, INTERVAL size) with count, sum, avg, min, max; window_start and window_end name the window. The output table is named by the FROM alias, else after the input table; its column types come from the SELECT. Rows failing WHERE are counted (the load's summary, barge status); a row the query cannot evaluate goes to rejects.jsonl with --on-error log, else stops the run. A database's full load reads every row of the table into its windows (none is late)
     #[arg(long, value_name = "SELECT")]
     pub sql: Option<String>,
     /// How long after a window's end its records may still arrive (event time behind the newest seen): its rows are emitted once the newest event time passes the end by this much; later records are counted as late and written to rejects.jsonl. E.g. 30s, 5 minutes, 1h
@@ -47,15 +47,9 @@ impl SqlArgs {
         if run.plan.windows().is_none() && self.allowed_lateness != 0 {
             crate::commands::output::warn("--allowed-lateness has no effect: the query has no window (GROUP BY … TUMBLE or HOP)");
         }
-        crate::commands::output::info(query_line(&run));
+        crate::commands::output::info(run.describe());
         Ok(Some(([(out.source.name.clone(), out)].into_iter().collect(), run)))
     }
-}
-
-/// The line that says what the query reads and writes.
-pub fn query_line(run: &SqlRun) -> String {
-    let out = &run.plan.output;
-    format!("--sql: {} → table {} ({})", run.input.source.name, out.name, out.columns.iter().map(|c| format!("{} {}", c.name, crate::transform::plan::type_name(&c.ty))).collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]

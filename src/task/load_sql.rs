@@ -45,7 +45,10 @@ pub(crate) fn reshape(planned: Planned, query: &SqlQuery, input_name: &str, dst:
         left.sort();
         tracing::warn!("--sql reads {} only: {} other selected table(s) are not loaded: {} (select the one table with --tables)", run.input.source.name, left.len(), left.join(", "));
     }
-    tracing::info!("{}", crate::commands::sql_args::query_line(&run));
+    tracing::info!("{}", run.describe());
+    if query.lateness_us != 0 {
+        tracing::warn!("--allowed-lateness has no effect on a full load: every row of the table is in its windows");
+    }
 
     // The output table, planned as a table of the source: the target
     // gets it as it would get a source table of that shape.
