@@ -184,3 +184,26 @@ async fn full_load_and_changes_go_through_the_same_query_into_a_database() {
     src.drop_db().await;
     dst.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_load_into_a_stream_sends_the_query_s_rows_under_the_output_table() {
+    use crate::support::sinks::{create_stream, env, read_back, unique_name};
+    let src = source("sqlloadkin").await;
+    let want = pg_rows(&src, &QUERY.replace("{FROM}", "shop.orders")).await;
+    let stream = unique_name("sales");
+    create_stream(&stream, 2);
+    let target = format!("kinesis://{stream}?endpoint={}&region=us-east-1", env("BARGE_TEST_KINESIS_ENDPOINT"));
+    let sql = QUERY.replace("{FROM}", "shop.orders AS sales");
+    let out = run(barge().args(["migrate", &src.url, &target, "--sql", &sql, "--state-dir"]).arg(tempfile::tempdir().unwrap().path()));
+    assert_ok(&out, "full load to Kinesis through --sql");
+    let mut got: Vec<Value> = Vec::new();
+    for r in read_back(&["kinesis", &stream])["records"].as_array().unwrap() {
+        let m = &r["body"]["metadata"];
+        assert_eq!((m["schema-name"].as_str(), m["table-name"].as_str(), m["operation"].as_str()), (Some("shop"), Some("sales"), Some("load")), "{r}");
+        assert_eq!(r["key"], r["body"]["data"]["id"], "the partition key is the output's key");
+        got.push(r["body"]["data"].clone());
+    }
+    got.sort_by_key(|r| r["id"].as_str().unwrap().parse::<i64>().unwrap());
+    assert_eq!(got, want, "one record per row the query gives, with its columns");
+    src.drop_db().await;
+}
