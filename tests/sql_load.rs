@@ -207,3 +207,66 @@ async fn a_full_load_into_a_stream_sends_the_query_s_rows_under_the_output_table
     assert_eq!(got, want, "one record per row the query gives, with its columns");
     src.drop_db().await;
 }
+
+/// The table the files under `dir` describe: the load's rows, then each
+/// change file in time order (inserts and upserts replace by id, deletes
+/// remove), as objects sorted by id.
+fn replayed(dir: &std::path::Path) -> Vec<Value> {
+    let back = read_dir(dir);
+    let files = back["files"].as_object().unwrap();
+    let mut names: Vec<&String> = files.keys().collect();
+    // LOAD… files first, then the change files, named by time.
+    names.sort_by_key(|n| (!n.contains("/LOAD"), n.to_string()));
+    let mut table = std::collections::BTreeMap::new();
+    for n in names {
+        assert!(!n.contains("errors/"), "no record set aside: {n}");
+        for r in files[n]["rows"].as_array().unwrap() {
+            let mut r = r.as_object().unwrap().clone();
+            let op = r.shift_remove("Op");
+            let id: i64 = r["id"].as_str().unwrap().parse().unwrap();
+            match op.as_ref().and_then(Value::as_str) {
+                Some("D") => {
+                    table.remove(&id);
+                }
+                None | Some("I") | Some("U") => {
+                    table.insert(id, Value::Object(r));
+                }
+                Some(other) => panic!("unexpected operation {other} in {n}"),
+            }
+        }
+    }
+    table.into_values().collect()
+}
+
+#[tokio::test]
+async fn full_load_and_changes_into_files_are_filtered_the_same_way() {
+    let src = source("sqlloadcdcfiles").await;
+    let query = QUERY.replace("{FROM}", "shop.orders");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let state = dir.path().join("state");
+    let target = format!("file://{}", out_dir.display());
+    let mut child = crate::support::start_cdc(&src.url, &target, &state, &["--format", "jsonl", "--buffer-interval", "1", "--sql", &query]);
+    crate::support::wait_replicating(&mut child, &state);
+    let loaded = pg_rows(&src, &query).await;
+    assert_eq!(replayed(&out_dir), loaded, "the load wrote the query's rows");
+    for step in [
+        "INSERT INTO shop.orders VALUES (500, 'new', 3.00, 4, '2026-04-01 08:00+00', '{\"via\": \"web\"}'), (501, 'left out', 3.00, 0, now(), NULL)",
+        "UPDATE shop.orders SET qty = 0 WHERE id % 10 = 1",
+        "UPDATE shop.orders SET qty = 2 WHERE id % 10 = 5 AND qty = 0",
+        "UPDATE shop.orders SET name = name || ' (renamed)', price = price + 0.01 WHERE id % 6 = 2",
+        "DELETE FROM shop.orders WHERE id % 7 = 3",
+    ] {
+        exec(&src, step).await;
+    }
+    let want = pg_rows(&src, &query).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while replayed(&out_dir) != want {
+        crate::support::assert_running(&mut child, "while waiting for the change files");
+        assert!(std::time::Instant::now() < deadline, "the files never described the query's rows: {:?}\nwant {:?}", replayed(&out_dir), want);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = crate::support::interrupt(child);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    src.drop_db().await;
+}
