@@ -4,8 +4,9 @@
 //! The one job left reads every column of the input table in the
 //! table's order (the order the query was planned on, as its changes
 //! arrive), and writes the output table: its columns, types and key come
-//! from the SELECT, converted for the target the way the change capture
-//! converts them, so a full-load-and-cdc run writes one table. Rows pass
+//! from the SELECT, and the target gets it as it would get a source table
+//! of that shape (the same names the change capture plans for it, so a
+//! full-load-and-cdc run writes one table). Rows pass
 //! through [`crate::transform::rows::stage`] on their way (see
 //! [`super::load`]'s `load_chunk_from`). The query reads one table: the
 //! other selected tables are named on the console and not loaded, as
