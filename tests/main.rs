@@ -42,6 +42,7 @@ mod sink_partitions;
 mod sink_sqs;
 mod snapshots;
 mod sql_in_flight;
+mod sql_load;
 mod state;
 mod status_watch;
 mod validate;

@@ -149,6 +149,10 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         }
         Some(args.sink.options(&target, &source)?)
     };
+    if args.validate && args.sql.sql.is_some() {
+        return Err(Error::usage("--validate compares the target with the source table for table; --sql writes the query's rows, which differ from the source's by design")
+            .with_hint("leave out --validate; the run counts the rows the query dropped or set aside"));
+    }
     if let Some(p) = &args.report {
         match ReportFormat::of(p) {
             None => return Err(Error::usage(format!("--report {}: the extension must be .html (a page), .md (Markdown) or .json", p.display()))),
@@ -173,16 +177,13 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         progress: super::bars::for_cli(),
         capture: None,
         coordinated: None,
+        sql: args.sql.query()?,
     };
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     args.metrics.start(|| crate::metrics::Metrics::new(&super::metrics::task_name(&opts.state_dir, "migrate"), &source, &target))?;
     let rt = runtime()?;
     if records {
         return rt.block_on(super::records::migrate(&args, &source, &target, opts, sink));
-    }
-    if args.sql.sql.is_some() && args.mode != Mode::Cdc {
-        return Err(Error::usage("--sql with a database source applies to its changes (--mode cdc); a full load through --sql is not supported")
-            .with_hint("copy the existing rows with the query yourself (INSERT INTO … SELECT …), then run --mode cdc --sql … --start-position POSITION; or put the rows on a stream and read that"));
     }
     if let Some(mb) = args.coordinator.max_rate {
         crate::util::rate::limit_source(mb)?;
@@ -474,6 +475,10 @@ pub(crate) fn print_load_table(r: &LoadReport) {
     println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
     if let Some(p) = &r.rejects {
         output::warn(format!("rejected rows are in {}", p.display()));
+    }
+    let filtered: u64 = r.tables.iter().map(|t| t.filtered).sum();
+    if filtered > 0 {
+        output::info(format!("{filtered} row(s) did not pass --sql's WHERE and were left out"));
     }
     match &r.objects {
         Some(objects) => {

@@ -65,6 +65,9 @@ pub struct LoadOptions {
     /// Share the run with other workers through a coordinator
     /// (`--coordinator`): the schema, the chunks and the keys are leased.
     pub coordinated: Option<Arc<crate::coord::Session>>,
+    /// `--sql`: the load reads the query's input table and writes its
+    /// output ([`super::load_sql`]).
+    pub sql: Option<crate::transform::SqlQuery>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -80,6 +83,8 @@ pub struct TableReport {
     /// Decimals rounded to the target column's scale (floats from SQLite).
     pub rounded: u64,
     pub error: Option<String>,
+    /// Rows `--sql`'s WHERE dropped.
+    pub filtered: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -105,18 +110,20 @@ pub(crate) struct Job {
     pub(crate) key: String,
     pub(crate) source: Table,
     pub(crate) target: TargetTable,
-    read_cols: Vec<String>,
+    pub(crate) read_cols: Vec<String>,
     pub(crate) read_types: Vec<ColumnType>,
     pub(crate) write: WriteSpec,
     /// Quoted source key column for range chunks, if any.
-    chunk_key: Option<String>,
+    pub(crate) chunk_key: Option<String>,
     /// The target column name of the chunk key.
-    chunk_key_target: Option<String>,
+    pub(crate) chunk_key_target: Option<String>,
     filter: Option<String>,
-    passthrough_binary: bool,
+    pub(crate) passthrough_binary: bool,
     /// A PostgreSQL table with inheritance children: read `ONLY` its own
     /// rows (and, on a PostgreSQL target, delete only its own).
     only: bool,
+    /// `--sql`: the query the rows go through ([`super::load_sql`]).
+    pub(crate) sql: Option<Arc<crate::transform::SqlRun>>,
 }
 
 /// Where a load writes: a database, or a file or stream target with its
@@ -322,7 +329,7 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
         let target = Target { endpoint: dst.clone(), sink: None };
         match &mut feed {
             Feed::Database(src) => {
-                let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
+                let readers = begin_capture(src, &super::load_sql::read_schema(&schema, &jobs), &opts, &mut state, &store).await?;
                 if let (Some(session), Phase::Load) = (&opts.coordinated, state.phase) {
                     if let Some(l) = &schema_lease {
                         plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
@@ -731,7 +738,11 @@ pub(crate) async fn select(src: &Endpoint, opts: &LoadOptions) -> Result<(Schema
 /// names and types) and writes the assessment report.
 pub(crate) async fn plan(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<Planned> {
     let (full, schema) = select(src, opts).await?;
-    plan_from(full, schema, &src.to_string(), dst, opts)
+    let planned = plan_from(full, schema, &src.to_string(), dst, opts)?;
+    match &opts.sql {
+        Some(query) => super::load_sql::reshape(planned, query, &src.to_string(), dst, opts),
+        None => Ok(planned),
+    }
 }
 
 /// [`plan`] from a schema already read: `full` as the source has it,
@@ -889,7 +900,8 @@ fn keep_same_engine_structure(schema: &Schema, source: Dialect, converted: &mut 
 /// What change data capture needs to know of each table: the same
 /// selection, names and conversion as the full load.
 pub async fn plan_tables(src: &Endpoint, dst: &Endpoint, opts: &LoadOptions) -> Result<crate::cdc::Tables> {
-    let p = plan(src, dst, opts).await?;
+    // `--sql` plans its own tables from these (the change capture's input).
+    let p = plan(src, dst, &LoadOptions { sql: None, ..opts.clone() }).await?;
     let filters = super::row_filter::for_changes(src, &opts.mapping, &p.jobs.iter().map(|j| &j.source).collect::<Vec<_>>(), p.copts.source).await?;
     let mut out = crate::cdc::Tables::new();
     for (j, filter) in p.jobs.into_iter().zip(filters) {
@@ -1045,6 +1057,7 @@ fn plan_jobs(schema: &Schema, selected: &Schema, converted: &Converted, _mapping
             filter: None,
             passthrough_binary,
             only,
+            sql: None,
         });
     }
     jobs
@@ -1348,6 +1361,9 @@ impl SinkSummary {
 /// How a job's rows arrive: one column per column read, in read order, with
 /// the source's types; names come from the target plan.
 fn table_info(job: &Job) -> crate::cdc::TableInfo {
+    if let Some(info) = super::load_sql::output_info(job) {
+        return info;
+    }
     let mut source: Table = job.source.clone();
     source.columns = job
         .write
@@ -1384,7 +1400,7 @@ pub async fn run_sink(src: &Endpoint, dst: &Endpoint, opts: LoadOptions, sink_op
         state.phase = Phase::Load;
         store.save(&state)?;
     }
-    let readers = begin_capture(src, &schema, &opts, &mut state, &store).await?;
+    let readers = begin_capture(src, &super::load_sql::read_schema(&schema, &jobs), &opts, &mut state, &store).await?;
     let stats = Arc::new(SinkStats::default());
     crate::metrics::sink_stats(&stats);
     let rejects = Rejects::new(opts.state_dir.join("rejects.jsonl"));
@@ -1483,15 +1499,28 @@ async fn load_chunk_from(mut s: Db, dest: &mut dyn Destination, table: &RowTable
         let r = read_chunk(&mut s, &reader_job, range, tolerant, tx).await;
         (s, r)
     });
-    // --max-rate: the rows pass through the cap on their way to the writer.
+    // --max-rate: the rows pass through the cap as the source gives them.
     let rx = if crate::util::rate::limited() { throttled(rx) } else { rx };
+    // `--sql`: the query between the reader and the writer.
+    let (rx, query) = match &job.sql {
+        Some(run) => {
+            let (rx, stage) = crate::transform::rows::stage(run.clone(), rx, policy.clone(), progress.clone());
+            (rx, Some(stage))
+        }
+        None => (rx, None),
+    };
     let w = dest.write_rows(table, rx, policy, progress).await;
+    let queried = match query {
+        Some(stage) => stage.await.unwrap_or_else(|e| Err(Error::other(format!("--sql on {} failed: {e}", job.key)))),
+        None => Ok(()),
+    };
     let (s, r) = match reader.await {
         Ok((s, r)) => (Some(s), r),
         Err(e) => (None, Err(Error::other(format!("the reader of {} failed: {e}", job.key)))),
     };
-    // The writer's error explains a reader that stopped early.
-    (s, w.and_then(|written| r.map(|_| written)))
+    // The query's error explains a reader that stopped early, and so
+    // does the writer's.
+    (s, queried.and(w).and_then(|written| r.map(|_| written)))
 }
 
 /// Relays batches from `rx` as the source's `--max-rate` allows.
@@ -1543,6 +1572,7 @@ pub(crate) fn load_report(jobs: &[Job], state: &RunState, counters: &BTreeMap<St
             zero_dates: c.zero_dates.load(std::sync::atomic::Ordering::Relaxed),
             rounded: c.rounded.load(std::sync::atomic::Ordering::Relaxed),
             error: st.and_then(|s| s.error.clone()),
+            filtered: c.filtered.load(std::sync::atomic::Ordering::Relaxed),
         });
     }
     let any_rejects = tables.iter().any(|t| t.rejected > 0);

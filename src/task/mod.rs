@@ -22,6 +22,7 @@
 pub mod cdc;
 pub mod ddl_steps;
 pub mod load;
+pub(crate) mod load_sql;
 pub mod identity;
 pub mod mapping;
 pub mod measure_db;

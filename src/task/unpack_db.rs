@@ -786,6 +786,7 @@ pub fn unpack(l: &Located, checked: &Checked, master: &MasterKey, catalog: &Cata
         progress: opts.progress.clone(),
         capture: None,
         coordinated: None,
+        sql: None,
     };
     let partitioned: Vec<String> = schema.tables.iter().filter(|t| schema.tables.iter().any(|p| p.partition_of.as_ref().is_some_and(|po| po.parent == t.name))).map(|t| t.name.to_string()).collect();
     let mut feed = PackFeed {

@@ -23,6 +23,14 @@
 //!   by zero) sets that row aside in the state directory's rejects.jsonl
 //!   with the reason under `--on-error log`; otherwise the run stops
 //!   naming the record.
+//! - A database table's full load ([`rows`], planned by
+//!   `task::load_sql`) sends its rows through the same query between each
+//!   chunk's reader and writer: the output table is created and written as
+//!   a source table of that shape would be, and its changes (with
+//!   full-load-and-cdc) then go through [`changes`] into the same table.
+//!   A table is a bounded set read in key order, so windows hold every row
+//!   (none is late) and are emitted at its end; a windowed full load is not
+//!   followed by changes (updates and deletes cannot be windowed).
 //! - Changes of a database table map to changes of the output table: an
 //!   insert that passes is inserted; an update is an upsert of the new
 //!   row when it passes, a delete by key when it no longer does; deletes
@@ -52,6 +60,8 @@ pub mod changes;
 pub mod decimal;
 pub mod expr;
 pub mod plan;
+pub mod query;
+pub mod rows;
 pub mod window;
 
 use std::sync::Arc;
@@ -59,6 +69,7 @@ use std::sync::Arc;
 use crate::cdc::TableInfo;
 use crate::model::{Op, Value};
 pub use plan::SqlPlan;
+pub use query::{Reads, SqlQuery};
 
 /// A `--sql` run: the plan, the table it reads, and the window options.
 #[derive(Debug, Clone)]
@@ -75,6 +86,13 @@ pub struct SqlRun {
 impl SqlRun {
     pub fn new(plan: SqlPlan, input: TableInfo, lateness_us: i64, bounded: bool) -> Arc<SqlRun> {
         Arc::new(SqlRun { plan, input, lateness_us, bounded })
+    }
+
+    /// The line that says what the query reads and writes.
+    pub fn describe(&self) -> String {
+        let out = &self.plan.output;
+        let columns: Vec<String> = out.columns.iter().map(|c| format!("{} {}", c.name, plan::type_name(&c.ty))).collect();
+        format!("--sql: {} → table {} ({})", self.input.source.name, out.name, columns.join(", "))
     }
 }
 
