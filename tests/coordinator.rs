@@ -344,3 +344,61 @@ async fn the_target_fence_refuses_an_earlier_epoch_on_postgres_and_mariadb() {
         dst.drop_db().await;
     }
 }
+
+/// `--mode cdc` shared: one worker reads MariaDB's binlog, a standby
+/// waits; the reader is killed under a steady write load, the standby
+/// takes over from the position on the target, and the copy converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_the_change_stream_over_when_its_reader_dies() {
+    use barge::endpoint::Role;
+    let my = TestDb::new(Engine::Mysql, "coord_cdc").await;
+    exec(&my, "CREATE TABLE ev (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40))").await;
+    exec(&my, "INSERT INTO ev SELECT seq, seq * 2, CONCAT('n', seq) FROM seq_1_to_200").await;
+    let pos = my.query_row("SHOW MASTER STATUS").await;
+    let start = format!("mysql:{}:{}", pos[0].as_deref().unwrap(), pos[1].as_deref().unwrap());
+    let dst = TestDb::new(Engine::Postgres, "coord_cdc").await;
+    let ctl = TestDb::new(Engine::Postgres, "coord_cdc_ctl").await;
+    let state = tempfile::tempdir().unwrap();
+    assert_ok(&run(barge().args(["migrate", &my.url, &dst.url]).arg("--state-dir").arg(state.path().join("load"))), "the full load");
+    let shared = ["--mode", "cdc", "--start-position", &start, "--coordinator", &ctl.url, "--task", "changes", "--lease-timeout", "2", "--heartbeat", "1", "--poll-interval", "50"];
+    let spawn = |cmd: &mut std::process::Command| cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut reader = spawn(barge().args(["migrate", &my.url, &dst.url]).args(shared).arg("--state-dir").arg(state.path().join("a")));
+    wait_for_value(&ctl, &held_by(reader.id(), "cdc"), "the first worker reads the changes", &mut [&mut reader]).await;
+    let standby = spawn(barge().args(["worker", "--coordinator", &ctl.url, "--task", "changes"]).arg("--state-dir").arg(state.path().join("b")));
+    let standby_pid = standby.id();
+    // A steady write load: inserts, updates and deletes, about 50 a second.
+    let writer_db = my.url.clone();
+    let writer = tokio::spawn(async move {
+        let mut c = barge::db::Db::connect(&barge::endpoint::Endpoint::parse(&writer_db).unwrap(), Role::Source).await.unwrap();
+        for i in 0..300 {
+            let sql = match i % 3 {
+                0 => format!("INSERT INTO ev VALUES ({}, {i}, 'w{i}')", 1000 + i),
+                1 => format!("UPDATE ev SET v = v + {i}, note = 'u{i}' WHERE id = {}", 1 + (i * 7) % 200),
+                _ => format!("DELETE FROM ev WHERE id = {}", 1 + (i * 13) % 200),
+            };
+            c.execute(&sql).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    writer.await.unwrap();
+    // The standby catches up: the copy equals the source.
+    let started = Instant::now();
+    loop {
+        let v = run(barge().args(["validate", &my.url, &dst.url]));
+        if v.status.success() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "the copy did not converge after the takeover: {}", text(&v));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let row = ctl.query_row("SELECT u.attempts::text, w.pid::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner WHERE u.kind = 'cdc'").await;
+    assert_eq!(row, vec![Some("2".into()), Some(standby_pid.to_string())], "the standby holds the stream's second lease");
+    let out = interrupt(standby);
+    assert!(stderr(&out).contains("taking over the change stream"), "{}", text(&out));
+    my.drop_db().await;
+    dst.drop_db().await;
+    ctl.drop_db().await;
+}

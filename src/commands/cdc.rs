@@ -17,7 +17,7 @@ use crate::task::cdc::{self as replication, CdcOptions, CdcReport, StopAt};
 use crate::task::state::StateStore;
 use crate::transfer::{Counters, OnError, Rejects, RowPolicy, ZeroDates};
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 #[command(next_help_heading = "Change data capture")]
 pub struct CdcArgs {
     /// Where the changes start (with --mode cdc): pg:LSN, mysql:FILE:POS or sqlite:SEQ, as printed by the full load or `barge unpack`; for a stream or files: earliest (or trim-horizon), latest, at-timestamp:TIME, checkpoint (the default: a shard with a saved position always resumes from it), or shards:SHARD=OFFSET,…
@@ -132,6 +132,8 @@ pub struct Replicate<'a> {
     pub sink: Option<crate::sink::SinkOptions>,
     /// `--sql`: the query every change goes through.
     pub sql: crate::commands::sql_args::SqlArgs,
+    /// A shared run's lease on the change stream (`--coordinator`).
+    pub fence: Option<crate::coord::fence::Token>,
 }
 
 /// Runs replication to the end (stop position or time, source end, or
@@ -164,7 +166,12 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
         Some((t, run)) => (t, Some(run)),
         None => (tables, None),
     };
-    let task = r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into());
+    // The name of the target's position row: a shared run's workers all
+    // resume from the same one.
+    let task = match &r.fence {
+        Some(f) => format!("task-{}", f.task),
+        None => r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into()),
+    };
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
     let capture_is_records = capture.records.is_some();
     let opts = CdcOptions {
@@ -184,6 +191,7 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
         converter,
         reload,
         sql,
+        fence: r.fence.clone(),
     };
     if !output::get().json {
         let what = if capture_is_records { "records" } else { "changes" };

@@ -191,6 +191,9 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     if args.coordinator.coordinator.is_some() {
         super::worker::check(&args, &source, &target)?;
         let stored = args.coordinator.stored.clone();
+        if args.mode == Mode::Cdc {
+            return rt.block_on(super::worker::run_shared_changes(&args, &source, &target, opts, stored));
+        }
         let (report, _session) = rt.block_on(super::worker::run_shared(&args, &source, &target, opts, stored))?;
         print_report(&report, None, None);
         copy_report(args.report.as_ref(), &report.assessment)?;
@@ -389,7 +392,7 @@ async fn full_load_and_cdc(args: &MigrateArgs, source: &Endpoint, target: &Endpo
         }
     }
     let capture = capture_for(&opts.state_dir, &args.cdc, source)?;
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone() };
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone(), fence: None };
     let report = replicate(run, &opts, capture, &args.cdc).await;
     // What the target holds now, for the next run's check (also after a failure).
     if let Err(e) = crate::task::identity::record_cdc_position(target, &opts.state_dir).await {

@@ -126,7 +126,7 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         s.envelope = crate::sink::EnvelopeKind::Raw;
         super::output::info("records pass through as they came: each payload as a message, keyed by its record's key (else its shard)");
     }
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone() };
+    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone(), fence: None };
     let report = replicate_tables(run, tables, converter, capture, &args.cdc).await?;
     print_cdc_report(&report);
     if report.interrupted {

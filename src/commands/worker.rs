@@ -96,8 +96,8 @@ pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, ta
     if !matches!(target, Endpoint::Postgres(_) | Endpoint::Mysql(_)) {
         return Err(Error::usage(format!("--coordinator: {target} cannot be shared by workers; the target must be PostgreSQL or MySQL/MariaDB (SQLite takes one writer)")));
     }
-    if args.mode != Mode::FullLoad {
-        return Err(Error::usage("--coordinator shares a full load (--mode full-load); change capture under a coordinator is not built yet").with_hint("share the full load, then run --mode cdc from one process"));
+    if args.mode == Mode::FullLoadAndCdc {
+        return Err(Error::usage("--coordinator shares a full load (--mode full-load) or a change stream (--mode cdc), one task each").with_hint("run the full load as one task, then --mode cdc --start-position POSITION (printed by the load) as another, with standby workers"));
     }
     if args.validate {
         return Err(Error::usage("--validate with --coordinator would compare the tables once per worker").with_hint("run `barge validate SOURCE TARGET` once the task is done"));
@@ -108,9 +108,10 @@ pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, ta
     Ok(())
 }
 
-/// Runs `migrate` as one worker of the task `coord` names, creating the
-/// task if it is new.
-pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: crate::task::load::LoadOptions, stored: Option<Vec<String>>) -> Result<(crate::task::load::LoadReport, Arc<Session>)> {
+/// Opens the task `--coordinator` and `--task` name (creating it if it
+/// is new), checks that this worker runs the same command line, and
+/// registers the worker with its heartbeat.
+async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, stored: Option<Vec<String>>, changes: bool) -> Result<(Arc<Session>, tokio::task::JoinHandle<()>)> {
     let coord = &args.coordinator;
     let (Some(url), Some(task)) = (&coord.coordinator, &coord.task) else { return Err(Error::usage("--coordinator needs --task NAME")) };
     let settings = Settings { url: url.clone(), task: task.clone(), lease: Duration::from_secs(coord.lease_timeout) };
@@ -119,7 +120,7 @@ pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &E
         Some(line) => line,
         None => shared_args(&migrate_argv()),
     };
-    let published = session.publish("migrate", &line, &source.to_string(), &target.to_string()).await?;
+    let published = session.publish("migrate", &line, &source.to_string(), &target.to_string(), changes).await?;
     if !published.created && published.args != line {
         return Err(Error::Usage(format!(
             "task {task} in {} was started with other arguments:\n  stored:  {}\n  yours:   {}",
@@ -136,6 +137,13 @@ pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &E
     }
     session.register().await?;
     let heartbeat = session.start_heartbeat();
+    Ok((session, heartbeat))
+}
+
+/// Runs `migrate` as one worker of the task `coord` names, creating the
+/// task if it is new.
+pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: crate::task::load::LoadOptions, stored: Option<Vec<String>>) -> Result<(crate::task::load::LoadReport, Arc<Session>)> {
+    let (session, heartbeat) = join(args, source, target, stored, false).await?;
     // Each process keeps its own report and rejects; the plan is shared.
     opts.state_dir = opts.state_dir.join(format!("worker-{}", session.worker));
     opts.coordinated = Some(session.clone());
@@ -143,6 +151,79 @@ pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &E
     heartbeat.abort();
     session.sign_off(if r.is_ok() { "finished" } else { "failed" }).await;
     r.map(|report| (report, session))
+}
+
+/// `--mode cdc --coordinator`: one worker reads the change stream, the
+/// others stand by for its lease. A standby that takes over resumes from
+/// the position the target holds (written in the same transaction as the
+/// changes), and every batch commits under the lease's fence, so a holder
+/// that lost the lease cannot apply anything after the new one started.
+pub async fn run_shared_changes(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, opts: crate::task::load::LoadOptions, stored: Option<Vec<String>>) -> Result<ExitCode> {
+    use crate::commands::cdc::{capture_for, print_cdc_report, replicate, Replicate};
+    use crate::coord::lease::Kind;
+    let (session, heartbeat) = join(args, source, target, stored, true).await?;
+    let mut dst = crate::db::Db::connect(target, crate::endpoint::Role::Target).await?;
+    crate::coord::fence::prepare(&mut dst).await?;
+    drop(dst);
+    let state_dir = opts.state_dir.join(format!("worker-{}", session.worker));
+    let outcome = async {
+        loop {
+            let mut said = false;
+            let lease = loop {
+                let p = session.progress().await?;
+                if p.state == "failed" {
+                    return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
+                }
+                if let Some(l) = session.lease(Kind::Cdc).await? {
+                    break l;
+                }
+                if !said {
+                    output::info(format!("task {}: standing by; another worker reads the changes", session.task));
+                    said = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                    _ = crate::util::interrupt::requested() => return Err(Error::Interrupted),
+                }
+            };
+            if lease.dirty() {
+                output::warn(format!("task {}: taking over the change stream from a worker that stopped; resuming from the target's saved position", session.task));
+            } else {
+                output::info(format!("task {}: this worker reads the changes", session.task));
+            }
+            let mut cdc = args.cdc.clone();
+            if cdc.slot.is_none() && matches!(source, Endpoint::Postgres(_)) {
+                // One slot for the task, whichever worker reads it.
+                cdc.slot = Some(crate::source::capture::default_name(&format!("task {}", session.task)));
+            }
+            let capture = capture_for(&state_dir, &cdc, source)?;
+            let fence = crate::coord::fence::Token { task: session.task.clone(), unit: lease.id, epoch: lease.epoch };
+            let run = Replicate { source, target, state_dir: state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink: None, sql: args.sql.clone(), fence: Some(fence) };
+            match replicate(run, &opts, capture, &cdc).await {
+                Ok(report) => {
+                    print_cdc_report(&report);
+                    if report.interrupted {
+                        session.abandon(&Error::Interrupted).await;
+                        return Err(Error::Interrupted);
+                    }
+                    session.finish(&lease, 0).await?;
+                    session.finish_task(&serde_json::Value::Null).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) if crate::coord::fence::is_fenced(&e) => {
+                    output::warn(format!("task {}: another worker took the change stream over; this one stands by again ({e})", session.task));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    .await;
+    if let Err(e) = &outcome {
+        session.abandon(e).await;
+    }
+    heartbeat.abort();
+    session.sign_off(if outcome.is_ok() { "finished" } else { "failed" }).await;
+    outcome
 }
 
 /// `barge worker`: reads the task's command line from the coordinator and

@@ -68,31 +68,49 @@ pub async fn prepare(db: &mut Db) -> Result<()> {
     db.execute(&format!("CREATE TABLE IF NOT EXISTS {FENCE_TABLE} (task {text} NOT NULL, unit BIGINT NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (task, unit))")).await
 }
 
+/// What a lease's writes are fenced with.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub task: String,
+    pub unit: i64,
+    pub epoch: i64,
+}
+
 /// Begins the unit's transaction on the target and takes the fence at
 /// `epoch`. Err when a later lease of the unit already wrote (this worker
 /// lost its lease: nothing of it may commit).
 pub async fn begin(db: &mut Db, task: &str, unit: i64, epoch: i64, wait_secs: u64) -> Result<()> {
-    let (t, key) = (lit(task), format!("task = {} AND unit = {unit}", lit(task)));
-    let (upsert, read) = match db.dialect() {
+    match db.dialect() {
         Dialect::Mysql => {
             for stmt in crate::sink::mysql::WRITE_SESSION {
                 db.execute(stmt).await?;
             }
             db.execute(&format!("SET SESSION innodb_lock_wait_timeout = {wait_secs}")).await?;
             db.execute("START TRANSACTION").await?;
-            (
-                format!("INSERT INTO {FENCE_TABLE} (task, unit, epoch) VALUES ({t}, {unit}, {epoch}) ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))"),
-                format!("SELECT CAST(epoch AS CHAR) FROM {FENCE_TABLE} WHERE {key}"),
-            )
         }
         _ => {
             db.execute("BEGIN").await?;
             db.execute(&format!("SET LOCAL lock_timeout = '{wait_secs}s'")).await?;
-            (
-                format!("INSERT INTO {FENCE_TABLE} (task, unit, epoch) VALUES ({t}, {unit}, {epoch}) ON CONFLICT (task, unit) DO UPDATE SET epoch = excluded.epoch WHERE {FENCE_TABLE}.epoch < excluded.epoch"),
-                format!("SELECT epoch::text FROM {FENCE_TABLE} WHERE {key}"),
-            )
         }
+    }
+    take(db, &Token { task: task.to_string(), unit, epoch }).await
+}
+
+/// Takes the fence inside the transaction the caller opened (rolled back
+/// when refused).
+pub async fn take(db: &mut Db, token: &Token) -> Result<()> {
+    let Token { task, unit, epoch } = token;
+    let (task, unit, epoch) = (task.as_str(), *unit, *epoch);
+    let (t, key) = (lit(task), format!("task = {} AND unit = {unit}", lit(task)));
+    let (upsert, read) = match db.dialect() {
+        Dialect::Mysql => (
+            format!("INSERT INTO {FENCE_TABLE} (task, unit, epoch) VALUES ({t}, {unit}, {epoch}) ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))"),
+            format!("SELECT CAST(epoch AS CHAR) FROM {FENCE_TABLE} WHERE {key}"),
+        ),
+        _ => (
+            format!("INSERT INTO {FENCE_TABLE} (task, unit, epoch) VALUES ({t}, {unit}, {epoch}) ON CONFLICT (task, unit) DO UPDATE SET epoch = excluded.epoch WHERE {FENCE_TABLE}.epoch < excluded.epoch"),
+            format!("SELECT epoch::text FROM {FENCE_TABLE} WHERE {key}"),
+        ),
     };
     let held = async {
         db.execute(&upsert).await?;

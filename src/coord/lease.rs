@@ -23,6 +23,8 @@ pub enum Kind {
     Schema,
     Chunk,
     Post,
+    /// A task's change stream: one reader at a time.
+    Cdc,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::Schema => "schema",
             Kind::Chunk => "chunk",
             Kind::Post => "post",
+            Kind::Cdc => "cdc",
         }
     }
 }
@@ -88,7 +91,7 @@ impl Session {
     /// Creates the task with its first units, or finds the one of that
     /// name. A task of the same name started with other arguments is
     /// refused: a worker must not load one plan's chunks into another's.
-    pub async fn publish(&self, command: &str, args: &[String], source: &str, target: &str) -> Result<Published> {
+    pub async fn publish(&self, command: &str, args: &[String], source: &str, target: &str, changes: bool) -> Result<Published> {
         let (task, command, source, target) = (self.task.clone(), command.to_string(), source.to_string(), target.to_string());
         let json = serde_json::to_value(args).expect("strings serialize");
         let (created, stored) = self
@@ -103,12 +106,15 @@ impl Session {
                         )
                         .await?
                         .is_some();
-                    c.execute(
+                    // A full load: schema, then chunks (ids from 2), then
+                    // keys and objects. Changes: one stream.
+                    let units = if changes {
+                        "INSERT INTO barge_control.units (task, id, kind) VALUES ($1, 0, 'cdc') ON CONFLICT (task, id) DO NOTHING"
+                    } else {
                         "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk}')
-                         ON CONFLICT (task, id) DO NOTHING",
-                        &[&task],
-                    )
-                    .await?;
+                         ON CONFLICT (task, id) DO NOTHING"
+                    };
+                    c.execute(units, &[&task]).await?;
                     let row = c.query_one("SELECT command, args FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
                     Ok((inserted, (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1))))
                 }

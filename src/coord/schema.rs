@@ -63,6 +63,12 @@ const MIGRATIONS: &[&[&str]] = &[
             PRIMARY KEY (task, id)
         )",
     ],
+    // 2: the change stream of a task is one unit, held by one worker at a
+    // time (standbys wait for its lease).
+    &[
+        "ALTER TABLE barge_control.units DROP CONSTRAINT units_kind_check",
+        "ALTER TABLE barge_control.units ADD CONSTRAINT units_kind_check CHECK (kind IN ('schema', 'chunk', 'post', 'cdc'))",
+    ],
 ];
 
 /// The version this barge writes and reads.

@@ -88,6 +88,9 @@ pub struct CdcOptions {
     /// `--sql`: the query every change of its input table goes through
     /// (the run's tables are then its output table).
     pub sql: Option<Arc<crate::transform::SqlRun>>,
+    /// A shared run's lease on the change stream: every batch commits
+    /// under it (`--coordinator`).
+    pub fence: Option<crate::coord::fence::Token>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -1113,7 +1116,11 @@ async fn open_destination(dst: &Endpoint, opts: &CdcOptions, stats: &Arc<crate::
     match &opts.sink {
         None => {
             let policy = RowPolicy { on_error: opts.policy.on_error, zero_dates: opts.policy.zero_dates, rejects: opts.policy.rejects.clone(), counters: opts.policy.counters.clone() };
-            Ok(Box::new(DbDestination::open(dst, &opts.task, policy).await?))
+            let mut d = DbDestination::open(dst, &opts.task, policy).await?;
+            if let Some(token) = &opts.fence {
+                d.fence_changes(token.clone());
+            }
+            Ok(Box::new(d))
         }
         Some(sink) => {
             let inner = crate::sink::open(dst, sink, crate::sink::Scope::Cdc, stats.clone()).await?;
@@ -1491,6 +1498,7 @@ mod tests {
                 sink: None,
                 stream_timeout: Duration::from_secs(5),
                 reconnect_timeout: Duration::from_secs(10),
+                fence: None,
                 converter: crate::cdc::evolve::Converter {
                     convert: crate::schema::convert::ConvertOptions {
                         source: crate::model::Dialect::Sqlite,

@@ -102,6 +102,9 @@ pub struct DbDestination {
     /// transaction (staging, a table copied while changes flow). For a
     /// load, each table's rows are a transaction (or a COPY) of their own.
     changes: bool,
+    /// Change batches of a shared run commit only under the stream's
+    /// current lease ([`crate::coord::fence`]).
+    fence: Option<crate::coord::fence::Token>,
 }
 
 impl DbDestination {
@@ -129,13 +132,17 @@ impl DbDestination {
 
     fn new(db: Db, display: String, task: &str, policy: RowPolicy, changes: bool) -> DbDestination {
         let progress = crate::progress::Progress::task(&crate::progress::Silent, "", None, crate::progress::Unit::Rows);
-        DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress, missing_rows: 0, dirty: Default::default(), next_stage: 0, changes }
+        DbDestination { db, display, task: task.to_string(), plans: HashMap::new(), policy, progress, missing_rows: 0, dirty: Default::default(), next_stage: 0, changes, fence: None }
     }
 
     /// The connection, for what only it can do (COPY passthrough, DDL).
     /// Rows go in inside the transaction the caller opened on
     /// [`DbDestination::db`] (a leased chunk, fenced on the target), not
     /// in one of their own.
+    pub fn fence_changes(&mut self, token: crate::coord::fence::Token) {
+        self.fence = Some(token);
+    }
+
     pub fn join_caller_transaction(&mut self) {
         self.changes = true;
     }
@@ -445,7 +452,14 @@ impl DbDestination {
             _ => "BEGIN",
         };
         self.db.execute(begin).await?;
-        let result = self.apply_in_transaction(tables, batch).await;
+        let result = match &self.fence {
+            // The fence first: a worker that lost the stream's lease writes nothing.
+            Some(token) => match crate::coord::fence::take(&mut self.db, token).await {
+                Ok(()) => self.apply_in_transaction(tables, batch).await,
+                Err(e) => return Err(e),
+            },
+            None => self.apply_in_transaction(tables, batch).await,
+        };
         if self.dialect() == Dialect::Postgres {
             // Committed or rolled back, the staging tables are empty now.
             self.dirty.clear();
