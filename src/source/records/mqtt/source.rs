@@ -3,14 +3,13 @@
 //! documentation of `mqtt` for what a crash redelivers).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rumqttc::{ConnectionError, MqttOptions, QoS, TlsConfiguration, Transport};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::journal::{self, Journal};
+use super::journal::{self, Journal, JournalFile};
 use super::ledger::{Arrival, Ledger};
 use super::url::MqttUrl;
 use super::wire::{self, Slot, Wire};
@@ -52,7 +51,7 @@ pub struct MqttSource {
     filter: String,
     client_id: String,
     shard: String,
-    journal_path: PathBuf,
+    journal: JournalFile,
     /// The filter the broker's session is subscribed to ("" for none known).
     subscribed: String,
     ledger: Ledger,
@@ -157,7 +156,7 @@ impl MqttSource {
             filter: url.filter.clone(),
             client_id,
             shard,
-            journal_path,
+            journal: JournalFile::new(journal_path),
             subscribed,
             ledger,
             rx,
@@ -248,8 +247,9 @@ impl MqttSource {
     /// Saves the journal when the ledger moved away from it.
     fn save(&mut self) -> Result<()> {
         if self.ledger.dirty {
-            self.ledger.journal(&self.client_id, &self.subscribed).save(&self.journal_path)?;
-            self.ledger.dirty = false;
+            let (update, whole) = self.ledger.update(&self.subscribed);
+            self.journal.save(update, whole, || self.ledger.journal(&self.client_id, &self.subscribed))?;
+            self.ledger.saved();
         }
         Ok(())
     }
@@ -392,7 +392,7 @@ impl MqttSource {
         if owed > 0 {
             return Err(self.endpoint_error(
                 format!("the broker kept no session for client id {}: {owed} message(s) barge had read and the destination had not yet stored are lost with it", self.client_id),
-                &format!("the broker dropped the session (it expired, or the broker restarted without persistence); nothing barge can fetch again. To go on, rerun: this run recorded the loss in {}", self.journal_path.display()),
+                &format!("the broker dropped the session (it expired, or the broker restarted without persistence); nothing barge can fetch again. To go on, rerun: this run recorded the loss in {}", self.journal.path().display()),
             ));
         }
         if had_session {
