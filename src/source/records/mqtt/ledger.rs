@@ -26,7 +26,7 @@
 //! - a counter is handed out at most once, and only above every counter
 //!   a destination may hold ([`Ledger::handed`] and the journal's floor).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use super::journal::{Journal, Listed, Update};
 
@@ -70,8 +70,9 @@ pub enum Arrival {
 #[derive(Debug, Default)]
 pub struct Ledger {
     /// Per packet id, its messages not yet acknowledged, oldest first
-    /// (rarely more than one).
-    held: HashMap<u16, VecDeque<Held>>,
+    /// (rarely more than one). (A B-tree: hashing a u16 with SipHash
+    /// cost more than the lookup, once per message and acknowledgement.)
+    held: BTreeMap<u16, VecDeque<Held>>,
     /// Counter → packet id of the messages in the states looked up in
     /// counter order, so no step walks every message held (a slow broker
     /// can leave tens of thousands unacknowledged).
@@ -343,6 +344,7 @@ impl Ledger {
 
     /// Whether an acknowledgement the destination allows is not yet
     /// known to be read by the broker on connection `conn`.
+    #[cfg(test)]
     pub fn unconfirmed(&self, conn: u64) -> bool {
         !self.round.is_empty() || (conn == self.conn && !self.ready.is_empty())
     }

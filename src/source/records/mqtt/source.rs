@@ -33,9 +33,6 @@ const TICK: Duration = Duration::from_secs(1);
 const CONNECT: Duration = Duration::from_secs(30);
 /// A bounded run gives up when the broker stays away this long.
 const GIVE_UP: Duration = Duration::from_secs(60);
-/// How long `acknowledge` waits for the broker to show it read the
-/// acknowledgements before it returns anyway (they are confirmed later).
-const ACK_CONFIRM: Duration = Duration::from_secs(5);
 /// Most acknowledgements in one round (sent, then confirmed by the
 /// broker's answer to an UNSUBSCRIBE behind them): what a crash can land
 /// twice, at most.
@@ -501,23 +498,18 @@ impl RecordSource for MqttSource {
         true
     }
 
-    /// PUBACKs every message up to `offsets`, and waits (briefly) until
-    /// the broker has read them, so a run that stops next leaves none for
-    /// it to send again.
+    /// Lets every message up to `offsets` be acknowledged, and sends the
+    /// first round of PUBACKs. It does not wait for the broker: the next
+    /// rounds go from `next` as the broker confirms each, so reading goes
+    /// on meanwhile (a bounded run ends only once all are confirmed). A
+    /// run stopped before that leaves the rest listed in the journal: the
+    /// broker sends them again and they are acknowledged, not landed.
     fn acknowledge<'a>(&'a mut self, offsets: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let Some(upto) = offsets.get(&self.shard).and_then(|o| o.parse::<u64>().ok()) else { return Ok(()) };
             self.ledger.durable(upto);
             self.drain()?;
-            self.send_acks()?;
-            let deadline = tokio::time::Instant::now() + ACK_CONFIRM;
-            while self.conn.is_some_and(|c| self.ledger.unconfirmed(c)) {
-                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                    Ok(Some(w)) => self.handle(w)?,
-                    _ => break,
-                }
-            }
-            Ok(())
+            self.send_acks()
         })
     }
 }
