@@ -26,9 +26,9 @@
 //! - a counter is handed out at most once, and only above every counter
 //!   a destination may hold ([`Ledger::handed`] and the journal's floor).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
-use super::journal::Journal;
+use super::journal::{Journal, Listed, Update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -70,8 +70,9 @@ pub enum Arrival {
 #[derive(Debug, Default)]
 pub struct Ledger {
     /// Per packet id, its messages not yet acknowledged, oldest first
-    /// (rarely more than one).
-    held: HashMap<u16, VecDeque<Held>>,
+    /// (rarely more than one). (A B-tree: hashing a u16 with SipHash
+    /// cost more than the lookup, once per message and acknowledgement.)
+    held: BTreeMap<u16, VecDeque<Held>>,
     /// Counter → packet id of the messages in the states looked up in
     /// counter order, so no step walks every message held (a slow broker
     /// can leave tens of thousands unacknowledged).
@@ -96,6 +97,11 @@ pub struct Ledger {
     floor: u64,
     /// What the journal says differs from this ledger.
     pub dirty: bool,
+    /// How the journal is to list each message it lists differently now
+    /// (`None`: not at all), by counter.
+    unsaved: BTreeMap<u64, Option<Listed>>,
+    /// What the journal says is void: it must be written whole.
+    whole: bool,
 }
 
 impl Ledger {
@@ -170,7 +176,7 @@ impl Ledger {
             let c = self.fresh();
             self.held.entry(pkid).or_default().push_back(Held { counter: c, state: State::Delivered, seen: conn, seq });
             self.delivered.insert(c, pkid);
-            self.dirty = true;
+            self.list(c, Some(Listed::Held(pkid)));
             return Arrival::Hand(c);
         };
         let e = self.entry(pkid, h.counter);
@@ -194,7 +200,10 @@ impl Ledger {
         e.counter = c;
         e.state = State::Delivered;
         self.delivered.insert(c, pkid);
-        self.dirty = true;
+        if c != h.counter {
+            self.list(h.counter, None);
+        }
+        self.list(c, Some(Listed::Held(pkid)));
         Arrival::Hand(c)
     }
 
@@ -211,7 +220,7 @@ impl Ledger {
         while let Some((&k, &p)) = self.keep.first_key_value().filter(|(&k, _)| k < c) {
             self.keep.remove(&k);
             self.entry(p, k).state = State::Resend(false);
-            self.dirty = true;
+            self.list(k, Some(Listed::Resend(p)));
         }
     }
 
@@ -256,8 +265,8 @@ impl Ledger {
             self.durable.remove(&c);
             self.entry(p, c).state = State::Acking(conn);
             self.round.push((c, p));
+            self.list(c, None);
         }
-        self.dirty |= !due.is_empty();
         due.into_iter().map(|(_, c, p)| (c, p)).collect()
     }
 
@@ -271,7 +280,7 @@ impl Ledger {
             self.ready.insert(seq, (counter, pkid));
             self.durable.insert(counter, pkid);
             self.round.retain(|&(rc, _)| rc != counter);
-            self.dirty = true;
+            self.list(counter, Some(Listed::Held(pkid)));
         }
     }
 
@@ -305,7 +314,7 @@ impl Ledger {
                 State::Acking(k) if k == conn => {
                     self.entry(p, c).state = State::Durable;
                     self.durable.insert(c, p);
-                    self.dirty = true;
+                    self.list(c, Some(Listed::Held(p)));
                 }
                 _ => self.round.push((c, p)),
             }
@@ -317,8 +326,8 @@ impl Ledger {
     /// session); messages in the destination's hands still land.
     pub fn session_lost(&mut self) -> usize {
         let lost = self.resends;
-        self.dirty |= !self.held.is_empty();
-        *self = Ledger { handed: self.handed, floor: self.floor, dirty: self.dirty, conn: self.conn, next_seq: self.next_seq, ..Ledger::default() };
+        let dirty = self.dirty || !self.held.is_empty();
+        *self = Ledger { handed: self.handed, floor: self.floor, dirty, whole: true, conn: self.conn, next_seq: self.next_seq, ..Ledger::default() };
         lost
     }
 
@@ -335,8 +344,28 @@ impl Ledger {
 
     /// Whether an acknowledgement the destination allows is not yet
     /// known to be read by the broker on connection `conn`.
+    #[cfg(test)]
     pub fn unconfirmed(&self, conn: u64) -> bool {
         !self.round.is_empty() || (conn == self.conn && !self.ready.is_empty())
+    }
+
+    /// The journal is to list message `counter` as `how` (`None`: not at all).
+    fn list(&mut self, counter: u64, how: Option<Listed>) {
+        self.unsaved.insert(counter, how);
+        self.dirty = true;
+    }
+
+    /// What the journal lacks, as one update on top of what it says;
+    /// `whole`: it must be written whole instead.
+    pub fn update<'a>(&'a self, filter: &'a str) -> (Update<'a>, bool) {
+        (Update { handed: self.handed.max(self.floor), filter, entries: &self.unsaved }, self.whole)
+    }
+
+    /// The journal says what [`Ledger::update`] said.
+    pub fn saved(&mut self) {
+        self.unsaved.clear();
+        self.whole = false;
+        self.dirty = false;
     }
 
     /// What the journal is to say: every message not being acknowledged.
@@ -489,5 +518,78 @@ mod tests {
         assert!(!l.busy());
         l.connected(1);
         assert_eq!(l.arrive(1, Some(1)), Arrival::Hand(3), "a new session's packet ids are new messages");
+    }
+
+    /// Every step a run can take, at random: after each save, the journal
+    /// read back from its appended lines says what the ledger would write
+    /// whole, also across reruns that start from it.
+    #[test]
+    fn the_appended_journal_always_reads_as_the_ledger_whole() {
+        use super::super::journal::JournalFile;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.json");
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut l = Ledger::recover(None, 0);
+        let mut file = JournalFile::new(path.clone());
+        let mut conn = 1;
+        let mut saved = 0u64;
+        let mut taken: Vec<(u64, u16)> = Vec::new();
+        l.connected(conn);
+        for step in 0..1500 {
+            match rand(100) {
+                0..=39 => {
+                    l.arrive(conn, Some(rand(6) as u16 + 1));
+                }
+                40..=54 => {
+                    saved = saved.max(rand(l.handed() + 1));
+                    l.durable(saved);
+                }
+                55..=69 => taken.extend(l.take_acks(conn, rand(4) as usize + 1)),
+                70..=74 if !taken.is_empty() => {
+                    let (c, p) = taken.remove(rand(taken.len() as u64) as usize);
+                    l.unsent(conn, c, p);
+                }
+                75..=84 if !taken.is_empty() => {
+                    l.written(conn, taken[0].1);
+                    if rand(2) == 0 {
+                        l.confirmed(conn);
+                        taken.clear();
+                    }
+                }
+                85..=91 => {
+                    let written: Vec<u16> = taken.iter().filter(|_| rand(2) == 0).map(|t| t.1).collect();
+                    l.lost(conn, &written);
+                    taken.clear();
+                    conn += 1;
+                    l.connected(conn);
+                }
+                92 => {
+                    l.session_lost();
+                }
+                93..=96 => {
+                    // A rerun from the journal and what the destination saved.
+                    let j = Journal::load(&path).unwrap();
+                    l = Ledger::recover(j.as_ref(), saved);
+                    file = JournalFile::new(path.clone());
+                    taken.clear();
+                    conn += 1;
+                    l.connected(conn);
+                    l.dirty = true;
+                }
+                _ => {}
+            }
+            if l.dirty {
+                let (update, whole) = l.update("t");
+                file.save(update, whole, || l.journal("c", "t")).unwrap();
+                l.saved();
+                assert_eq!(Journal::load(&path).unwrap(), Some(l.journal("c", "t")), "step {step}");
+            }
+        }
     }
 }

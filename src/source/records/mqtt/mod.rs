@@ -35,8 +35,9 @@
 //! acknowledged, with the packet id it had ([MQTT-4.4.0-1]). barge keeps a
 //! journal in the state directory (`mqtt-SESSION.json`, see [`journal`])
 //! of the messages it handed out and has not acknowledged, with their
-//! counters, written before a batch leaves and before an acknowledgement
-//! goes. On a rerun, a resent message the destination already holds is
+//! counters, synced before a batch leaves and before an acknowledgement
+//! goes (what changed is appended as one line; the file is rewritten whole
+//! now and then, and a torn last line is ignored). On a rerun, a resent message the destination already holds is
 //! acknowledged and not landed again, and one it does not hold lands with
 //! its old counter where it can, so a database target (keyed on shard +
 //! offset) holds each message once, and a file target that gets a message
@@ -51,7 +52,7 @@
 //! at most `ACK_ROUND` (100), each followed by an UNSUBSCRIBE of a filter no
 //! one uses (`barge/ack-barrier/SESSION`), whose answer shows the broker
 //! read the round (it handles a connection's packets in order); the next
-//! round waits for it. So a crash lands at most 100 messages twice, and a
+//! round waits for it, while reading and the destination go on. So a crash lands at most 100 messages twice, and a
 //! clean stop none. QoS 0 messages (published at QoS 0: the broker
 //! delivers at the lower of the two) are never acknowledged nor resent: a
 //! crash loses those in flight, as QoS 0 means.

@@ -3,14 +3,13 @@
 //! documentation of `mqtt` for what a crash redelivers).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rumqttc::{ConnectionError, MqttOptions, QoS, TlsConfiguration, Transport};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::journal::{self, Journal};
+use super::journal::{self, Journal, JournalFile};
 use super::ledger::{Arrival, Ledger};
 use super::url::MqttUrl;
 use super::wire::{self, Slot, Wire};
@@ -34,9 +33,6 @@ const TICK: Duration = Duration::from_secs(1);
 const CONNECT: Duration = Duration::from_secs(30);
 /// A bounded run gives up when the broker stays away this long.
 const GIVE_UP: Duration = Duration::from_secs(60);
-/// How long `acknowledge` waits for the broker to show it read the
-/// acknowledgements before it returns anyway (they are confirmed later).
-const ACK_CONFIRM: Duration = Duration::from_secs(5);
 /// Most acknowledgements in one round (sent, then confirmed by the
 /// broker's answer to an UNSUBSCRIBE behind them): what a crash can land
 /// twice, at most.
@@ -52,7 +48,7 @@ pub struct MqttSource {
     filter: String,
     client_id: String,
     shard: String,
-    journal_path: PathBuf,
+    journal: JournalFile,
     /// The filter the broker's session is subscribed to ("" for none known).
     subscribed: String,
     ledger: Ledger,
@@ -157,7 +153,7 @@ impl MqttSource {
             filter: url.filter.clone(),
             client_id,
             shard,
-            journal_path,
+            journal: JournalFile::new(journal_path),
             subscribed,
             ledger,
             rx,
@@ -248,8 +244,9 @@ impl MqttSource {
     /// Saves the journal when the ledger moved away from it.
     fn save(&mut self) -> Result<()> {
         if self.ledger.dirty {
-            self.ledger.journal(&self.client_id, &self.subscribed).save(&self.journal_path)?;
-            self.ledger.dirty = false;
+            let (update, whole) = self.ledger.update(&self.subscribed);
+            self.journal.save(update, whole, || self.ledger.journal(&self.client_id, &self.subscribed))?;
+            self.ledger.saved();
         }
         Ok(())
     }
@@ -392,7 +389,7 @@ impl MqttSource {
         if owed > 0 {
             return Err(self.endpoint_error(
                 format!("the broker kept no session for client id {}: {owed} message(s) barge had read and the destination had not yet stored are lost with it", self.client_id),
-                &format!("the broker dropped the session (it expired, or the broker restarted without persistence); nothing barge can fetch again. To go on, rerun: this run recorded the loss in {}", self.journal_path.display()),
+                &format!("the broker dropped the session (it expired, or the broker restarted without persistence); nothing barge can fetch again. To go on, rerun: this run recorded the loss in {}", self.journal.path().display()),
             ));
         }
         if had_session {
@@ -501,23 +498,18 @@ impl RecordSource for MqttSource {
         true
     }
 
-    /// PUBACKs every message up to `offsets`, and waits (briefly) until
-    /// the broker has read them, so a run that stops next leaves none for
-    /// it to send again.
+    /// Lets every message up to `offsets` be acknowledged, and sends the
+    /// first round of PUBACKs. It does not wait for the broker: the next
+    /// rounds go from `next` as the broker confirms each, so reading goes
+    /// on meanwhile (a bounded run ends only once all are confirmed). A
+    /// run stopped before that leaves the rest listed in the journal: the
+    /// broker sends them again and they are acknowledged, not landed.
     fn acknowledge<'a>(&'a mut self, offsets: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let Some(upto) = offsets.get(&self.shard).and_then(|o| o.parse::<u64>().ok()) else { return Ok(()) };
             self.ledger.durable(upto);
             self.drain()?;
-            self.send_acks()?;
-            let deadline = tokio::time::Instant::now() + ACK_CONFIRM;
-            while self.conn.is_some_and(|c| self.ledger.unconfirmed(c)) {
-                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                    Ok(Some(w)) => self.handle(w)?,
-                    _ => break,
-                }
-            }
-            Ok(())
+            self.send_acks()
         })
     }
 }
