@@ -9,7 +9,8 @@
 # default 2), SECONDS_EACH (how long each run's chunks should take at the cap, default 20: each
 # run gets N × RATE × SECONDS_EACH megabytes, so every run lasts about as long: weak scaling),
 # CHUNKS_PER_WORKER (default 8), LEASE_CHUNKS (chunks of the lease-overhead run, default 2000),
-# LEASE_WORKERS (its workers, default 4), STEPS ("scaling lease", default both), BARGE (a barge
+# LEASE_WORKERS (its workers, default 4), SCAN_CHUNKS (sizes of the synthetic tasks whose
+# statement costs are timed, default "1000 10000 50000"), STEPS ("scaling lease", default both), BARGE (a barge
 # binary instead of `cargo build --release`), BENCH_KEEP=1, BENCH_TIMEOUT (see bench/lib.sh).
 #
 # Two private PostgreSQL 15 servers (bench/lib.sh): one holds the source and the target, the
@@ -23,8 +24,8 @@
 #            Aim: within 10% of N × RATE. The target is checked (rows equal, primary key).
 #   lease    LEASE_WORKERS workers, no cap, on a small table cut into LEASE_CHUNKS chunks: the
 #            coordinator's statements per chunk (pg_stat_statements, by statement) and its
-#            server CPU per 1,000 chunks; then the cost of one lease and one progress read with
-#            every chunk done (EXPLAIN ANALYZE): the scans that grow with the chunk count.
+#            server CPU per 1,000 chunks; then, on synthetic tasks of SCAN_CHUNKS chunks, the
+#            server time of the statements that scan every chunk of a task (EXPLAIN ANALYZE).
 #
 # Results: printed, and appended to bench/results/workers.md.
 set -euo pipefail
@@ -37,6 +38,7 @@ SECONDS_EACH=${SECONDS_EACH:-20}
 CHUNKS_PER_WORKER=${CHUNKS_PER_WORKER:-8}
 LEASE_CHUNKS=${LEASE_CHUNKS:-2000}
 LEASE_WORKERS=${LEASE_WORKERS:-4}
+SCAN_CHUNKS=${SCAN_CHUNKS:-1000 10000 50000}
 STEPS=${STEPS:-scaling lease}
 step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -185,21 +187,40 @@ if step lease; then
            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
           WHERE d.datname = 'coord' AND s.query NOT ILIKE '%pg_stat_statements%'
           ORDER BY s.calls DESC LIMIT 14" | tr '|' '\t' | sed 's/^/stmt\t/' >> "$WORK/lease.tsv"
-    # The scans that grow with the chunks: one lease attempt and one progress read, now that
-    # every chunk is done (the worst case for both), timed by the server.
+    # The scans that grow with the chunks, timed by the server on synthetic tasks of SCAN_CHUNKS
+    # chunks, all done (the worst case: a lease attempt finds none, the post step is ready):
+    # one chunk lease attempt, the post step's readiness check, one progress read and one
+    # heartbeat. Idle workers repeat the first three every 300 ms.
     explain_ms() { coq "EXPLAIN (ANALYZE, FORMAT JSON) $1" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)[0]["Execution Time"], 3))'; }
-    lease_ms=$(explain_ms "SELECT n.id FROM barge_control.units n
-        WHERE n.task = 'lease' AND n.kind = 'chunk'
-          AND (n.status = 'pending' OR (n.status = 'leased' AND n.lease_expires < now()))
-          AND NOT EXISTS (SELECT 1 FROM barge_control.units d WHERE d.task = n.task AND d.kind = ANY (n.after) AND d.status <> 'done')
-        ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED")
-    post_ms=$(explain_ms "SELECT n.id FROM barge_control.units n
-        WHERE n.task = 'lease' AND n.kind = 'post' AND n.status = 'done'
-          AND NOT EXISTS (SELECT 1 FROM barge_control.units d WHERE d.task = n.task AND d.kind = ANY (n.after) AND d.status <> 'done')
-        ORDER BY n.id LIMIT 1")
-    progress_ms=$(explain_ms "SELECT t.state, count(*) FILTER (WHERE u.kind = 'chunk' AND u.status = 'done'), count(*) FILTER (WHERE u.kind = 'chunk')
-        FROM barge_control.tasks t LEFT JOIN barge_control.units u ON u.task = t.name WHERE t.name = 'lease' GROUP BY t.state")
-    printf 'scan\t%s\t%s\t%s\n' "$lease_ms" "$post_ms" "$progress_ms" >> "$WORK/lease.tsv"
+    for c in $SCAN_CHUNKS; do
+        coq "INSERT INTO barge_control.tasks (name, command, args, source, target) VALUES ('scan-$c', 'migrate', '[]', '', '');
+             INSERT INTO barge_control.units (task, id, kind, after, status, done_at) VALUES ('scan-$c', 0, 'schema', '{}', 'done', now()), ('scan-$c', 1, 'post', '{schema,chunk}', 'pending', NULL);
+             INSERT INTO barge_control.units (task, id, kind, after, table_key, chunk, lo, hi, status, owner, epoch, rows, done_at)
+             SELECT 'scan-$c', i + 2, 'chunk', '{schema}', 'public.t' || (i % 50), i / 50, i * 1000, i * 1000 + 1000, 'done', 'w' || (i % 100), i, 1000, now()
+               FROM generate_series(0, $c - 1) i;
+             ANALYZE barge_control.units" >/dev/null
+        q_lease="SELECT n.id FROM barge_control.units n
+            WHERE n.task = 'scan-$c' AND n.kind = 'chunk'
+              AND (n.status = 'pending' OR (n.status = 'leased' AND n.lease_expires < now()))
+              AND NOT EXISTS (SELECT 1 FROM barge_control.units d WHERE d.task = n.task AND d.kind = ANY (n.after) AND d.status <> 'done')
+            ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        q_post=${q_lease//"'chunk'"/"'post'"}
+        q_progress="SELECT t.state, t.error, t.errored_tables,
+                count(*) FILTER (WHERE u.kind = 'chunk' AND u.status = 'done'), count(*) FILTER (WHERE u.kind = 'chunk'),
+                bool_or(u.kind = 'schema' AND u.status = 'done'), bool_or(u.kind = 'post' AND u.status = 'done'),
+                count(*) FILTER (WHERE u.status = 'leased' AND u.lease_expires >= now())
+            FROM barge_control.tasks t LEFT JOIN barge_control.units u ON u.task = t.name
+            WHERE t.name = 'scan-$c' GROUP BY t.state, t.error, t.errored_tables"
+        q_renew="UPDATE barge_control.units SET lease_expires = now() + make_interval(secs => 30)
+            WHERE task = 'scan-$c' AND owner = 'nobody' AND status = 'leased'"
+        # Each timed five times; the median.
+        times=()
+        for q in "$q_lease" "$q_post" "$q_progress" "$q_renew"; do
+            times+=("$(for _ in 1 2 3 4 5; do explain_ms "$q"; done | sort -n | sed -n 3p)")
+        done
+        printf 'scan\t%s\t%s\t%s\t%s\t%s\n' "$c" "${times[@]}" >> "$WORK/lease.tsv"
+        coq "DELETE FROM barge_control.tasks WHERE name = 'scan-$c'" >/dev/null
+    done
     pgq postgres "DROP DATABASE tgt" >/dev/null
     pgq postgres "DROP DATABASE src" >/dev/null
 fi
@@ -240,14 +261,17 @@ if tot:
     out += [f"Lease overhead: {workers} workers, no cap, {c:,} chunks of 100 rows, {wall} s wall ({ok}).", "",
             f"- coordinator statements: {int(calls):,}, {int(calls) / c:.2f} per chunk;",
             f"- coordinator server CPU: {float(cpu_s):.2f} s, {1000 * float(cpu_s) / c:.2f} s per 1,000 chunks."]
-    scan = [r for r in lrows if r[0] == "scan"]
-    if scan:
-        _, lease_ms, post_ms, prog_ms = scan[0]
-        out.append(f"- with all {c:,} chunks done: a chunk lease attempt takes {lease_ms} ms, the post step's readiness check {post_ms} ms, a progress read {prog_ms} ms (server time).")
     out += ["", "| statement | calls | rows | mean ms |", "|---|---:|---:|---:|"]
     for r in lrows:
         if r[0] == "stmt":
             out.append(f"| `{r[1].strip()}…` | {r[2]} | {r[3]} | {r[4]} |")
+    out.append("")
+scan = [r for r in lrows if r[0] == "scan"]
+if scan:
+    out += ["Statements whose cost grows with the task's chunks (server time, median of 5, every chunk done):", "",
+            "| chunks in the task | lease attempt ms | post readiness ms | progress read ms | heartbeat ms |", "|---:|---:|---:|---:|---:|"]
+    for _, c, a, b, p, h in scan:
+        out.append(f"| {int(c):,} | {a} | {b} | {p} | {h} |")
     out.append("")
 print("\n".join(out))
 EOF
