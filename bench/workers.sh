@@ -187,10 +187,11 @@ if step lease; then
            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
           WHERE d.datname = 'coord' AND s.query NOT ILIKE '%pg_stat_statements%'
           ORDER BY s.calls DESC LIMIT 14" | tr '|' '\t' | sed 's/^/stmt\t/' >> "$WORK/lease.tsv"
-    # The scans that grow with the chunks, timed by the server on synthetic tasks of SCAN_CHUNKS
-    # chunks, all done (the worst case: a lease attempt finds none, the post step is ready):
-    # one chunk lease attempt, the post step's readiness check, one progress read and one
-    # heartbeat. Idle workers repeat the first three every 300 ms.
+    # The statements idle workers repeat (copies of those in src/coord/: keep them alike),
+    # timed by the server on synthetic tasks of SCAN_CHUNKS chunks, all done (the worst case:
+    # a lease attempt finds none, the post step is ready): one chunk lease attempt, the post
+    # step's readiness check, one progress read and one heartbeat. Idle workers repeat the
+    # first three every 300 ms.
     explain_ms() { coq "EXPLAIN (ANALYZE, FORMAT JSON) $1" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)[0]["Execution Time"], 3))'; }
     for c in $SCAN_CHUNKS; do
         coq "INSERT INTO barge_control.tasks (name, command, args, source, target) VALUES ('scan-$c', 'migrate', '[]', '', '');
@@ -202,17 +203,19 @@ if step lease; then
         q_lease="SELECT n.id FROM barge_control.units n
             WHERE n.task = 'scan-$c' AND n.kind = 'chunk'
               AND (n.status = 'pending' OR (n.status = 'leased' AND n.lease_expires < now()))
-              AND NOT EXISTS (SELECT 1 FROM barge_control.units d WHERE d.task = n.task AND d.kind = ANY (n.after) AND d.status <> 'done')
+              AND NOT EXISTS (SELECT 1 FROM barge_control.units d WHERE d.task = n.task AND d.kind = ANY (n.after) AND d.status IN ('pending', 'leased', 'failed'))
             ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED"
         q_post=${q_lease//"'chunk'"/"'post'"}
         q_progress="SELECT t.state, t.error, t.errored_tables,
-                count(*) FILTER (WHERE u.kind = 'chunk' AND u.status = 'done'), count(*) FILTER (WHERE u.kind = 'chunk'),
-                bool_or(u.kind = 'schema' AND u.status = 'done'), bool_or(u.kind = 'post' AND u.status = 'done'),
-                count(*) FILTER (WHERE u.status = 'leased' AND u.lease_expires >= now())
-            FROM barge_control.tasks t LEFT JOIN barge_control.units u ON u.task = t.name
-            WHERE t.name = 'scan-$c' GROUP BY t.state, t.error, t.errored_tables"
+                (SELECT count(*) FROM barge_control.units u
+                  WHERE u.task = t.name AND u.kind = 'chunk' AND u.status IN ('pending', 'leased', 'failed')),
+                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.kind = 'schema' AND u.status = 'done'),
+                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.kind = 'post' AND u.status = 'done'),
+                (SELECT count(*) FROM barge_control.units u
+                  WHERE u.task = t.name AND u.kind IN ('schema', 'chunk', 'post') AND u.status = 'leased' AND u.lease_expires >= now())
+            FROM barge_control.tasks t WHERE t.name = 'scan-$c'"
         q_renew="UPDATE barge_control.units SET lease_expires = now() + make_interval(secs => 30)
-            WHERE task = 'scan-$c' AND owner = 'nobody' AND status = 'leased'"
+            WHERE task = 'scan-$c' AND owner = 'nobody' AND kind IN ('schema', 'chunk', 'post') AND status = 'leased'"
         # Each timed five times; the median.
         times=()
         for q in "$q_lease" "$q_post" "$q_progress" "$q_renew"; do

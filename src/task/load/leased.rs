@@ -162,11 +162,11 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             if p.state == "failed" {
                 return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
             }
-            if p.chunks.0 == p.chunks.1 {
+            if p.chunks_left == 0 {
                 break;
             }
             if none_ready && !idle_said {
-                tracing::info!("task {}: {} of {} chunks done; the rest are leased by other workers", session.task, p.chunks.0, p.chunks.1);
+                tracing::info!("task {}: {} chunks left, all leased by other workers", session.task, p.chunks_left);
                 idle_said = true;
             }
         }
