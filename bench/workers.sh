@@ -215,7 +215,7 @@ if step lease; then
                 (SELECT n.id FROM barge_control.units n
                   WHERE n.task = 'scan-$c' AND n.kind = 'chunk' AND n.status = 'pending'
                     AND NOT n.after && (SELECT kinds FROM blocked) ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED))"
-        q_post=${q_lease//"'chunk'"/"'post'"}
+        q_post=${q_lease//"n.kind = 'chunk'"/"n.kind = 'post'"}
         q_progress="SELECT t.state, t.error, t.errored_tables,
                 (SELECT count(*) FROM barge_control.units u
                   WHERE u.task = t.name AND u.kind = 'chunk' AND u.status IN ('pending', 'leased', 'failed')),

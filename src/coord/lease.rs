@@ -4,7 +4,7 @@
 //! A unit is ready when it is pending, or leased and expired, and every
 //! unit of the kinds it waits for (`after`) is done; an expired one is
 //! taken before a pending one. Taking one is a
-//! single `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)`: concurrent
+//! single `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)`: concurrent
 //! workers never wait on each other's candidate, and a unit is never
 //! held twice. Each lease gets a fresh epoch from one sequence, so a later
 //! holder always has the higher epoch ([`super::fence`]).
@@ -140,10 +140,10 @@ impl Session {
                 let (task, worker) = (task.clone(), worker.clone());
                 async move {
                     c.query_opt(
-                        // MATERIALIZED: the candidate is chosen once. A
-                        // subquery in FROM may be scanned again for each
-                        // row the join visits, and pick (and lease) another
-                        // unit each time.
+                        // MATERIALIZED: the candidate is chosen once. An
+                        // inlined subquery may be evaluated again for each
+                        // row visited, and pick (and lease) another unit
+                        // each time.
                         //
                         // Every statement here is an index probe, whatever
                         // the task's size: `blocked` asks once per kind
@@ -153,6 +153,11 @@ impl Session {
                         // expired lease (a worker stopped: redo its unit
                         // first), else the first pending unit, each in the
                         // index's own order, so LIMIT 1 stops at once.
+                        // (The row is updated by `id = (SELECT …)`, a form
+                        // the planner cannot turn into a join, which it
+                        // would plan badly before the table has statistics;
+                        // the schema step takes them when it publishes the
+                        // chunks.)
                         "WITH blocked AS MATERIALIZED (
                             SELECT coalesce(array_agg(k), '{}') AS kinds
                               FROM unnest(ARRAY['schema', 'chunk', 'post']) AS k
@@ -171,8 +176,7 @@ impl Session {
                          UPDATE barge_control.units u
                             SET status = 'leased', owner = $3, epoch = nextval('barge_control.epochs'),
                                 lease_expires = now() + make_interval(secs => $4), attempts = u.attempts + 1
-                           FROM next
-                          WHERE u.task = $1 AND u.id = next.id
+                          WHERE u.task = $1 AND u.id = (SELECT id FROM next)
                       RETURNING u.id, u.epoch, u.attempts, u.table_key, u.chunk, u.lo, u.hi, u.holder_conn",
                         &[&task, &kind_s, &worker, &secs],
                     )
@@ -261,6 +265,17 @@ impl Session {
                 }
             })
             .await?;
+        if done == 1 {
+            // The lease statements are planned from the table's statistics:
+            // take them now that the chunks are in, rather than when
+            // autovacuum next passes (a minute or more on a busy server).
+            // Only the table's owner may; another role's workers go on
+            // without (autovacuum still comes).
+            let analyzed = self.call("analyze the units", |c| async move { c.batch_execute("ANALYZE barge_control.units").await }).await;
+            if let Err(e) = analyzed {
+                tracing::debug!("coordinator: {e}");
+            }
+        }
         Ok(done == 1)
     }
 
