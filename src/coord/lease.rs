@@ -16,6 +16,43 @@ use crate::task::state::KeyRange;
 
 use super::Session;
 
+/// Leases the first ready unit of a kind: `$1` task, `$2` kind, `$3` worker,
+/// `$4` lease seconds. Public for the test that bounds what it reads.
+// MATERIALIZED: the candidate is chosen once. An inlined subquery may be
+// evaluated again for each row visited, and pick (and lease) another unit
+// each time.
+//
+// Every part is an index probe, whatever the task's size: `blocked` asks
+// once per kind whether any unit is unfinished (a NOT EXISTS per candidate
+// compared every pending chunk with every other: 1.6 s a lease at 2,000
+// chunks); then an expired lease (a worker stopped: redo its unit first),
+// else the first pending unit, each in the index's own order, so LIMIT 1
+// stops at once. The row is updated by `id = (SELECT …)`, a form the
+// planner cannot turn into a join, which it would plan badly before the
+// table has statistics (the schema step takes them when it publishes the
+// chunks).
+#[doc(hidden)]
+pub const LEASE_SQL: &str = "WITH blocked AS MATERIALIZED (
+                            SELECT coalesce(array_agg(k), '{}') AS kinds
+                              FROM unnest(ARRAY['schema', 'chunk', 'post']) AS k
+                             WHERE EXISTS (SELECT 1 FROM barge_control.units d
+                                            WHERE d.task = $1 AND d.kind = k AND d.status IN ('pending', 'leased', 'failed'))),
+                         next AS MATERIALIZED (
+                            SELECT coalesce(
+                                (SELECT n.id FROM barge_control.units n
+                                  WHERE n.task = $1 AND n.kind = $2 AND n.status = 'leased' AND n.lease_expires < now()
+                                    AND NOT n.after && (SELECT kinds FROM blocked)
+                                  ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED),
+                                (SELECT n.id FROM barge_control.units n
+                                  WHERE n.task = $1 AND n.kind = $2 AND n.status = 'pending'
+                                    AND NOT n.after && (SELECT kinds FROM blocked)
+                                  ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED)) AS id)
+                         UPDATE barge_control.units u
+                            SET status = 'leased', owner = $3, epoch = nextval('barge_control.epochs'),
+                                lease_expires = now() + make_interval(secs => $4), attempts = u.attempts + 1
+                          WHERE u.task = $1 AND u.id = (SELECT id FROM next)
+                      RETURNING u.id, u.epoch, u.attempts, u.table_key, u.chunk, u.lo, u.hi, u.holder_conn";
+
 /// How many times a unit is tried before its error fails the task.
 pub const MAX_ATTEMPTS: i32 = 5;
 
@@ -139,48 +176,7 @@ impl Session {
             .call("lease a unit", |c| {
                 let (task, worker) = (task.clone(), worker.clone());
                 async move {
-                    c.query_opt(
-                        // MATERIALIZED: the candidate is chosen once. An
-                        // inlined subquery may be evaluated again for each
-                        // row visited, and pick (and lease) another unit
-                        // each time.
-                        //
-                        // Every statement here is an index probe, whatever
-                        // the task's size: `blocked` asks once per kind
-                        // whether any unit is unfinished (a NOT EXISTS per
-                        // candidate compared every pending chunk with every
-                        // other: 1.6 s a lease at 2,000 chunks); then an
-                        // expired lease (a worker stopped: redo its unit
-                        // first), else the first pending unit, each in the
-                        // index's own order, so LIMIT 1 stops at once.
-                        // (The row is updated by `id = (SELECT …)`, a form
-                        // the planner cannot turn into a join, which it
-                        // would plan badly before the table has statistics;
-                        // the schema step takes them when it publishes the
-                        // chunks.)
-                        "WITH blocked AS MATERIALIZED (
-                            SELECT coalesce(array_agg(k), '{}') AS kinds
-                              FROM unnest(ARRAY['schema', 'chunk', 'post']) AS k
-                             WHERE EXISTS (SELECT 1 FROM barge_control.units d
-                                            WHERE d.task = $1 AND d.kind = k AND d.status IN ('pending', 'leased', 'failed'))),
-                         next AS MATERIALIZED (
-                            SELECT coalesce(
-                                (SELECT n.id FROM barge_control.units n
-                                  WHERE n.task = $1 AND n.kind = $2 AND n.status = 'leased' AND n.lease_expires < now()
-                                    AND NOT n.after && (SELECT kinds FROM blocked)
-                                  ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED),
-                                (SELECT n.id FROM barge_control.units n
-                                  WHERE n.task = $1 AND n.kind = $2 AND n.status = 'pending'
-                                    AND NOT n.after && (SELECT kinds FROM blocked)
-                                  ORDER BY n.id LIMIT 1 FOR UPDATE SKIP LOCKED)) AS id)
-                         UPDATE barge_control.units u
-                            SET status = 'leased', owner = $3, epoch = nextval('barge_control.epochs'),
-                                lease_expires = now() + make_interval(secs => $4), attempts = u.attempts + 1
-                          WHERE u.task = $1 AND u.id = (SELECT id FROM next)
-                      RETURNING u.id, u.epoch, u.attempts, u.table_key, u.chunk, u.lo, u.hi, u.holder_conn",
-                        &[&task, &kind_s, &worker, &secs],
-                    )
-                    .await
+                    c.query_opt(LEASE_SQL, &[&task, &kind_s, &worker, &secs]).await
                 }
             })
             .await?;
