@@ -3,8 +3,8 @@
 //!
 //! A unit is ready when it is pending, or leased and expired, and every
 //! unit of the kinds it waits for (`after`) is done; an expired one is
-//! taken before a pending one. Taking one is a
-//! single `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)`: concurrent
+//! taken before a pending one. Taking one is a single
+//! `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)`: concurrent
 //! workers never wait on each other's candidate, and a unit is never
 //! held twice. Each lease gets a fresh epoch from one sequence, so a later
 //! holder always has the higher epoch ([`super::fence`]).
@@ -391,9 +391,10 @@ impl Session {
                 let task = task.clone();
                 async move {
                     // Idle workers read this every 300 ms: each part is
-                    // an index probe by kind and status, never a count of
-                    // every chunk (13 ms at 10,000 chunks, a core's worth
-                    // of coordinator CPU for 100 idle workers).
+                    // an index probe by kind and status. Only unfinished
+                    // chunks are counted (when a worker is idle, those
+                    // other workers hold), never every chunk: that took
+                    // 164 ms at 50,000 chunks.
                     c.query_one(
                         "SELECT t.state, t.error, t.errored_tables,
                                 (SELECT count(*) FROM barge_control.units u
