@@ -402,3 +402,52 @@ async fn a_standby_takes_the_change_stream_over_when_its_reader_dies() {
     dst.drop_db().await;
     ctl.drop_db().await;
 }
+
+/// Rows the target refuses (`--on-error log`) are counted for the whole
+/// task in every worker's report, whichever worker met them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_reports_the_rows_any_worker_rejected() {
+    let lite = TestDb::new(Engine::Sqlite, "coord_rejects").await;
+    exec(&lite, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)").await;
+    exec(&lite, "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 40000) INSERT INTO t SELECT i, CASE WHEN i % 4000 = 7 THEN 'not a number ' || i ELSE i END FROM g").await;
+    let dst = TestDb::new(Engine::Postgres, "coord_rejects").await;
+    let ctl = TestDb::new(Engine::Postgres, "coord_rejects_ctl").await;
+    let state = tempfile::tempdir().unwrap();
+    let a = barge()
+        .args(["migrate", &lite.url, &dst.url, "--coordinator", &ctl.url, "--task", "rejects", "--chunk-rows", "5000", "--parallel", "1", "--on-error", "log", "--max-rate", "0.1"])
+        .arg("--state-dir")
+        .arg(state.path().join("a"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = barge().args(["worker", "--coordinator", &ctl.url, "--task", "rejects", "--max-rate", "0.1"]).arg("--state-dir").arg(state.path().join("b")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    for (out, who) in [(finish(a, "the first worker"), "first"), (finish(b, "the second worker"), "second")] {
+        assert!(stdout(&out).contains("10 rows rejected"), "the {who} worker counts every worker's rejects: {}", text(&out));
+    }
+    let recorded = ctl.query_row("SELECT sum(rejected)::text, count(DISTINCT owner)::text FROM barge_control.units WHERE kind = 'chunk'").await;
+    assert_eq!(recorded[0].as_deref(), Some("10"));
+    assert_eq!(dst.query_row("SELECT count(*) FROM t").await[0].as_deref(), Some("39990"));
+    let lines: usize = ["a", "b"].iter().map(|w| walk_rejects(&state.path().join(w))).sum();
+    assert_eq!(lines, 10, "each rejected row is in one worker's rejects.jsonl");
+    dst.drop_db().await;
+    ctl.drop_db().await;
+}
+
+/// Lines of every rejects.jsonl under `dir`.
+fn walk_rejects(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_rejects(&p)
+            } else if p.file_name().is_some_and(|n| n == "rejects.jsonl") {
+                std::fs::read_to_string(&p).unwrap_or_default().lines().count()
+            } else {
+                0
+            }
+        })
+        .sum()
+}

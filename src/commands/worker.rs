@@ -206,7 +206,7 @@ pub async fn run_shared_changes(args: &crate::commands::migrate::MigrateArgs, so
                         session.abandon(&Error::Interrupted).await;
                         return Err(Error::Interrupted);
                     }
-                    session.finish(&lease, 0).await?;
+                    session.finish(&lease, &Default::default()).await?;
                     session.finish_task(&serde_json::Value::Null).await?;
                     return Ok(ExitCode::SUCCESS);
                 }

@@ -97,6 +97,17 @@ impl Lease {
     }
 }
 
+/// What a finished unit did: rows written, and rows rejected, zero dates
+/// made NULL and decimals rounded on the way (zero for the schema, key
+/// and change-stream units).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub rows: u64,
+    pub rejected: u64,
+    pub zero_dates: u64,
+    pub rounded: u64,
+}
+
 /// A chunk as the schema unit's holder publishes it.
 pub struct NewChunk {
     pub table: String,
@@ -212,16 +223,18 @@ impl Session {
     /// Marks the unit done with its rows. False when the lease was lost
     /// (another worker took the unit; the target's fence decided whose
     /// rows stand).
-    pub async fn finish(&self, lease: &Lease, rows: u64) -> Result<bool> {
-        let (task, id, epoch, rows) = (self.task.clone(), lease.id, lease.epoch, rows as i64);
+    pub async fn finish(&self, lease: &Lease, done: &Counts) -> Result<bool> {
+        let (task, id, epoch) = (self.task.clone(), lease.id, lease.epoch);
+        let (rows, rejected, zero_dates, rounded) = (done.rows as i64, done.rejected as i64, done.zero_dates as i64, done.rounded as i64);
         let n = self
             .call("finish a unit", |c| {
                 let task = task.clone();
                 async move {
                     c.execute(
-                        "UPDATE barge_control.units SET status = 'done', rows = $4, done_at = now(), lease_expires = NULL, error = NULL
+                        "UPDATE barge_control.units SET status = 'done', rows = $4, rejected = $5, zero_dates = $6, rounded = $7,
+                                done_at = now(), lease_expires = NULL, error = NULL
                          WHERE task = $1 AND id = $2 AND epoch = $3",
-                        &[&task, &id, &epoch, &rows],
+                        &[&task, &id, &epoch, &rows, &rejected, &zero_dates, &rounded],
                     )
                     .await
                 }
@@ -428,16 +441,25 @@ impl Session {
         })
     }
 
-    /// Rows of each finished chunk, by table and chunk index, for the report.
-    pub async fn chunk_rows(&self) -> Result<Vec<(String, usize, u64)>> {
+    /// What each finished chunk did, by table and chunk index, for the
+    /// report.
+    pub async fn done_chunks(&self) -> Result<Vec<(String, usize, Counts)>> {
         let task = self.task.clone();
         let rows = self
             .call("read chunks", |c| {
                 let task = task.clone();
-                async move { c.query("SELECT table_key, chunk, rows FROM barge_control.units WHERE task = $1 AND kind = 'chunk' AND status = 'done' ORDER BY id", &[&task]).await }
+                async move {
+                    c.query(
+                        "SELECT table_key, chunk, rows, rejected, zero_dates, rounded FROM barge_control.units
+                          WHERE task = $1 AND kind = 'chunk' AND status = 'done' ORDER BY id",
+                        &[&task],
+                    )
+                    .await
+                }
             })
             .await?;
-        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as usize, r.get::<_, i64>(2) as u64)).collect())
+        let n = |r: &tokio_postgres::Row, i: usize| r.get::<_, i64>(i) as u64;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as usize, Counts { rows: n(r, 2), rejected: n(r, 3), zero_dates: n(r, 4), rounded: n(r, 5) })).collect())
     }
 
     /// Waits until `ready` holds of the task's progress, or the task failed.

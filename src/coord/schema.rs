@@ -69,6 +69,11 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE barge_control.units DROP CONSTRAINT units_kind_check",
         "ALTER TABLE barge_control.units ADD CONSTRAINT units_kind_check CHECK (kind IN ('schema', 'chunk', 'post', 'cdc'))",
     ],
+    // 3: what a chunk did to values (rows rejected, zero dates, rounded
+    // decimals), so every worker's report counts the whole task's.
+    &[
+        "ALTER TABLE barge_control.units ADD COLUMN rejected bigint NOT NULL DEFAULT 0, ADD COLUMN zero_dates bigint NOT NULL DEFAULT 0, ADD COLUMN rounded bigint NOT NULL DEFAULT 0",
+    ],
 ];
 
 /// The version this barge writes and reads.

@@ -455,7 +455,7 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             state.phase = Phase::Done;
             store.save(&state)?;
             if let (Some(session), Some(l)) = (&opts.coordinated, &post_lease) {
-                session.finish(l, 0).await?;
+                session.finish(l, &Default::default()).await?;
                 session.finish_task(&leased::ledger_value(&ledger)).await?;
             }
         }

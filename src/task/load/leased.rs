@@ -10,13 +10,14 @@
 //! another takes the unit over and redoes it, as a resume does.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
 use crate::coord::fence;
-use crate::coord::lease::{Kind, Lease, NewChunk};
+use crate::coord::lease::{Counts, Kind, Lease, NewChunk};
 use crate::coord::Session;
 use crate::task::ddl_steps::Ledger;
 use crate::endpoint::Endpoint;
@@ -120,7 +121,7 @@ pub(crate) fn ledger_value(ledger: &Ledger) -> serde_json::Value {
     serde_json::to_value(&ledger.steps).expect("a ledger serializes")
 }
 
-type Done = (Lease, Result<u64>, f64);
+type Done = (Lease, Result<u64>, f64, Arc<Counters>);
 
 /// Leases and loads chunks until every chunk of the task is done. Rows
 /// per table are counted as this worker loads them; at the end the
@@ -151,7 +152,11 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             };
             let c = counters.entry(job.key.clone()).or_insert_with(|| Arc::new(Counters::default())).clone();
             let task = tasks.entry(job.key.clone()).or_insert_with(|| crate::metrics::full_load_table(&job.key, &c, opts.progress.task(&job.target.name.join("."), None, Unit::Rows))).clone();
-            let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: c };
+            // Each chunk counts on its own (the coordinator records what each
+            // chunk did); the table's counters take it once the chunk is in,
+            // so metrics move per chunk here, not per batch.
+            let chunk_counters = Arc::new(Counters::default());
+            let policy = RowPolicy { on_error: opts.on_error, zero_dates: opts.zero_dates, rejects: rejects.clone(), counters: chunk_counters.clone() };
             let (src, target, readers, session) = (src.clone(), target.clone(), readers.clone(), session.clone());
             if lease.dirty() {
                 tracing::warn!("task {}: taking over chunk {} of {} (try {}): its range is deleted and loaded again", session.task, lease.chunk.unwrap_or(0), job.key, lease.attempts);
@@ -159,7 +164,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             set.spawn(async move {
                 let t0 = Instant::now();
                 let r = load_chunk(&src, &target, &job, &lease, &policy, &task, &readers, &session).await;
-                (lease, r, t0.elapsed().as_secs_f64())
+                (lease, r, t0.elapsed().as_secs_f64(), chunk_counters)
             });
         }
         if set.is_empty() {
@@ -186,7 +191,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             }
         };
         let Some(joined) = joined else { continue };
-        let (lease, result, secs) = match joined {
+        let (lease, result, secs, chunk_counters) = match joined {
             Ok(v) => v,
             Err(e) if e.is_cancelled() => continue,
             Err(e) => return Err(Error::other(format!("a load task failed: {e}"))),
@@ -195,7 +200,15 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
         *seconds.entry(table.clone()).or_default() += secs;
         match result {
             Ok(rows) => {
-                if !session.finish(&lease, rows).await? {
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let done = Counts { rows, rejected: load(&chunk_counters.rejected), zero_dates: load(&chunk_counters.zero_dates), rounded: load(&chunk_counters.rounded) };
+                if let Some(c) = counters.get(&table) {
+                    c.add(load(&chunk_counters.rows), load(&chunk_counters.bytes));
+                    for (sum, part) in [(&c.filtered, &chunk_counters.filtered), (&c.rejected, &chunk_counters.rejected), (&c.zero_dates, &chunk_counters.zero_dates), (&c.rounded, &chunk_counters.rounded)] {
+                        sum.fetch_add(load(part), Ordering::Relaxed);
+                    }
+                }
+                if !session.finish(&lease, &done).await? {
                     tracing::warn!("task {}: chunk {} of {table} was loaded, but its lease had passed to another worker, which loads it again", session.task, lease.chunk.unwrap_or(0));
                 }
             }
@@ -215,15 +228,32 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
             }
         }
     }
-    // Every chunk's rows, whoever loaded them: the report is the task's.
-    for (table, chunk, rows) in session.chunk_rows().await? {
+    // Every chunk's rows and value notes, whoever loaded them: the report
+    // is the task's.
+    let mut task_wide: BTreeMap<String, Counts> = BTreeMap::new();
+    for (table, chunk, done) in session.done_chunks().await? {
+        let sum = task_wide.entry(table.clone()).or_default();
+        sum.rejected += done.rejected;
+        sum.zero_dates += done.zero_dates;
+        sum.rounded += done.rounded;
         if let Some(ts) = state.tables.get_mut(&table) {
             if ts.chunks.len() <= chunk {
                 ts.chunks.resize(chunk + 1, ChunkState { range: crate::task::state::KeyRange::ALL, status: ChunkStatus::Pending, rows: 0 });
             }
             ts.chunks[chunk].status = ChunkStatus::Done;
-            ts.chunks[chunk].rows = rows;
+            ts.chunks[chunk].rows = done.rows;
         }
+    }
+    let mut elsewhere = 0;
+    for (table, sum) in task_wide {
+        let c = counters.entry(table).or_insert_with(|| Arc::new(Counters::default()));
+        elsewhere += sum.rejected.saturating_sub(c.rejected.load(Ordering::Relaxed));
+        c.rejected.store(sum.rejected, Ordering::Relaxed);
+        c.zero_dates.store(sum.zero_dates, Ordering::Relaxed);
+        c.rounded.store(sum.rounded, Ordering::Relaxed);
+    }
+    if elsewhere > 0 {
+        tracing::warn!("task {}: {elsewhere} of the rejected rows were rejected by other workers: they are in those workers' rejects.jsonl (`barge status --coordinator URL --task {}` names the workers)", session.task, session.task);
     }
     for ts in state.tables.values_mut() {
         if ts.status != TableStatus::Errored && ts.chunks.iter().all(|c| c.status == ChunkStatus::Done) {
