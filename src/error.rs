@@ -67,6 +67,11 @@ pub enum Error {
     #[error("{message}")]
     Other { message: String, hint: Option<String> },
 
+    /// A worker's lease passed to another worker, which wrote first: the
+    /// target refused this one's writes (see `coord::fence`).
+    #[error("task {task}, unit {unit}: this worker's lease (epoch {epoch}) was taken over (the target holds epoch {found}); its writes were refused")]
+    Fenced { task: String, unit: i64, epoch: i64, found: String },
+
     /// An error that may pass if the work is tried again (a connection
     /// refused or lost, a server restarting, a deadlock), marked where a
     /// driver's error becomes barge's, from the driver's codes (see
@@ -161,6 +166,7 @@ impl Error {
             Error::Mismatch(_) => "mismatch",
             Error::Interrupted => "interrupted",
             Error::Other { .. } => "error",
+            Error::Fenced { .. } => "fenced",
         }
     }
 }

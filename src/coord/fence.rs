@@ -140,13 +140,10 @@ pub async fn rollback(db: &mut Db) {
 
 /// The error of a worker whose lease a later one took.
 pub fn fenced(task: &str, unit: i64, epoch: i64, found: Option<&str>) -> Error {
-    Error::Other {
-        message: format!("task {task}, unit {unit}: this worker's lease (epoch {epoch}) was taken over (the target holds epoch {}); its writes were refused", found.unwrap_or("?")),
-        hint: None,
-    }
+    Error::Fenced { task: task.to_string(), unit, epoch, found: found.unwrap_or("?").to_string() }
 }
 
 /// Whether `e` is [`fenced`]'s error.
 pub fn is_fenced(e: &Error) -> bool {
-    matches!(e, Error::Other { message, .. } if message.contains("its writes were refused"))
+    matches!(e, Error::Fenced { .. })
 }
