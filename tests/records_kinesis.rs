@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 use support::sinks::*;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::aws_proxy;
 
 fn kinesis(stream: &str) -> String {
     kinesis_at(stream, &env("BARGE_TEST_KINESIS_ENDPOINT"))
@@ -411,7 +411,6 @@ const LIMIT: usize = 25;
 /// calls that are 1 mod 3, ExpiredIteratorException once; it keeps the
 /// time of every GetRecords call.
 struct Proxy {
-    upstream: String,
     throttle: usize,
     calls: AtomicUsize,
     throttled: AtomicUsize,
@@ -419,93 +418,40 @@ struct Proxy {
     times: Mutex<Vec<Instant>>,
 }
 
-async fn read_request(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(Vec<(String, String)>, Vec<u8>)> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let headers: Vec<(String, String)> = head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
-            let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                let body = buf[end + 4..end + 4 + len].to_vec();
-                buf.drain(..end + 4 + len);
-                return Some((headers, body));
-            }
-        }
-        let mut chunk = [0u8; 65536];
-        match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-async fn serve(mut sock: tokio::net::TcpStream, p: Arc<Proxy>) {
-    let http = reqwest::Client::new();
-    let mut buf = Vec::new();
-    while let Some((headers, body)) = read_request(&mut sock, &mut buf).await {
-        let target = headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.clone()).unwrap_or_default();
-        let refuse = if target.ends_with(".GetRecords") {
-            p.times.lock().unwrap().push(Instant::now());
-            let n = p.calls.fetch_add(1, Ordering::SeqCst);
-            if n == 4 {
-                p.expired.fetch_add(1, Ordering::SeqCst);
-                Some("ExpiredIteratorException")
-            } else if n < p.throttle && n % 3 == 1 {
-                p.throttled.fetch_add(1, Ordering::SeqCst);
-                Some("ProvisionedThroughputExceededException")
-            } else {
-                None
-            }
+/// What the proxy does with a GetRecords call, and what it saw.
+async fn handle(p: Arc<Proxy>, call: aws_proxy::Call) -> (u16, Vec<u8>) {
+    let refuse = if call.target.ends_with(".GetRecords") {
+        p.times.lock().unwrap().push(Instant::now());
+        let n = p.calls.fetch_add(1, Ordering::SeqCst);
+        if n == 4 {
+            p.expired.fetch_add(1, Ordering::SeqCst);
+            Some("ExpiredIteratorException")
+        } else if n < p.throttle && n % 3 == 1 {
+            p.throttled.fetch_add(1, Ordering::SeqCst);
+            Some("ProvisionedThroughputExceededException")
         } else {
             None
-        };
-        let (status, reply) = match refuse {
-            Some(kind) => (400, format!("{{\"__type\":\"{kind}\",\"message\":\"refused by the test proxy\"}}").into_bytes()),
-            None => {
-                let body = if target.ends_with(".GetRecords") {
-                    // Small answers, so that reading the stream takes many calls.
-                    let mut req: Json = serde_json::from_slice(&body).unwrap();
-                    req["Limit"] = json!(LIMIT);
-                    serde_json::to_vec(&req).unwrap()
-                } else {
-                    body
-                };
-                let mut req = http.post(&p.upstream).body(body);
-                for (k, v) in &headers {
-                    if k != "host" && k != "content-length" {
-                        req = req.header(k, v);
-                    }
-                }
-                let r = req.send().await.unwrap();
-                (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-            }
-        };
-        let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n", reply.len());
-        if sock.write_all(head.as_bytes()).await.is_err() || sock.write_all(&reply).await.is_err() {
-            return;
         }
+    } else {
+        None
+    };
+    match refuse {
+        Some(kind) => (400, format!("{{\"__type\":\"{kind}\",\"message\":\"refused by the test proxy\"}}").into_bytes()),
+        None if call.target.ends_with(".GetRecords") => {
+            // Small answers, so that reading the stream takes many calls.
+            let mut req: Json = serde_json::from_slice(&call.body).unwrap();
+            req["Limit"] = json!(LIMIT);
+            call.forward(serde_json::to_vec(&req).unwrap()).await
+        }
+        None => call.forward(call.body.clone()).await,
     }
 }
 
 async fn start_proxy(throttle: usize) -> (String, Arc<Proxy>) {
-    barge::sink::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let p = Arc::new(Proxy {
-        upstream: format!("{}/", env("BARGE_TEST_KINESIS_ENDPOINT")),
-        throttle,
-        calls: AtomicUsize::new(0),
-        throttled: AtomicUsize::new(0),
-        expired: AtomicUsize::new(0),
-        times: Mutex::new(Vec::new()),
-    });
+    let p = Arc::new(Proxy { throttle, calls: AtomicUsize::new(0), throttled: AtomicUsize::new(0), expired: AtomicUsize::new(0), times: Mutex::new(Vec::new()) });
     let pp = p.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(serve(sock, pp.clone()));
-        }
-    });
-    (format!("http://{addr}"), p)
+    let url = aws_proxy::start(format!("{}/", env("BARGE_TEST_KINESIS_ENDPOINT")), "application/x-amz-json-1.1", move |call| handle(pp.clone(), call)).await;
+    (url, p)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,6 @@ use barge::sink::{Scope, SinkOptions, SinkStats};
 use serde_json::{json, Value as Json};
 use support::sinks::*;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn kinesis_url(stream: &str, endpoint: &str) -> String {
     format!("kinesis://{stream}?endpoint={endpoint}&region=us-east-1")
@@ -92,103 +91,51 @@ async fn a_record_over_one_mib_is_refused_naming_table_and_key() {
 /// ProvisionedThroughputExceededException in their slots) and now and then
 /// a whole call (HTTP 400).
 struct Throttle {
-    upstream: String,
     calls: AtomicUsize,
     disturb: usize,
     refused: AtomicUsize,
 }
 
-pub(crate) async fn read_request(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(Vec<(String, String)>, Vec<u8>)> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let headers: Vec<(String, String)> = head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
-            let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let mut chunk = [0u8; 65536];
-                let n = sock.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let body = buf[end + 4..end + 4 + len].to_vec();
-            buf.drain(..end + 4 + len);
-            return Some((headers, body));
+/// What the proxy answers a call: PutRecords calls are disturbed as
+/// [`Throttle`] says.
+async fn handle(t: Arc<Throttle>, call: support::aws_proxy::Call) -> (u16, Vec<u8>) {
+    'reply: {
+        let n = if call.target.ends_with("PutRecords") { t.calls.fetch_add(1, Ordering::SeqCst) } else { usize::MAX };
+        if n >= t.disturb {
+            break 'reply call.forward(call.body.clone()).await;
         }
-        let mut chunk = [0u8; 65536];
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
+        if n % 5 == 2 {
+            t.refused.fetch_add(1, Ordering::SeqCst);
+            break 'reply (400, br#"{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for stream"}"#.to_vec());
         }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-async fn serve(mut sock: tokio::net::TcpStream, t: Arc<Throttle>) {
-    let http = reqwest::Client::new();
-    let mut buf = Vec::new();
-    while let Some((headers, body)) = read_request(&mut sock, &mut buf).await {
-        let target = headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.clone()).unwrap_or_default();
-        let forward = |body: Vec<u8>| {
-            let mut req = http.post(&t.upstream).body(body);
-            for (k, v) in &headers {
-                if k != "host" && k != "content-length" {
-                    req = req.header(k, v);
-                }
-            }
-            req
-        };
-        let (status, reply): (u16, Vec<u8>) = 'reply: {
-            let n = if target.ends_with("PutRecords") { t.calls.fetch_add(1, Ordering::SeqCst) } else { usize::MAX };
-            if n >= t.disturb {
-                let r = forward(body).send().await.unwrap();
-                break 'reply (r.status().as_u16(), r.bytes().await.unwrap().to_vec());
-            }
-            if n % 5 == 2 {
-                t.refused.fetch_add(1, Ordering::SeqCst);
-                break 'reply (400, br#"{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for stream"}"#.to_vec());
-            }
-            let mut req: Json = serde_json::from_slice(&body).unwrap();
-            let all = req["Records"].as_array().unwrap().clone();
-            let refuse: Vec<bool> = (0..all.len()).map(|i| (i + n) % 3 == 0).collect();
-            let kept: Vec<Json> = all.iter().zip(&refuse).filter(|(_, r)| !**r).map(|(x, _)| x.clone()).collect();
-            let mut answers = Vec::new();
-            if !kept.is_empty() {
-                req["Records"] = Json::Array(kept);
-                let r = forward(serde_json::to_vec(&req).unwrap()).send().await.unwrap();
-                assert!(r.status().is_success());
-                let resp: Json = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-                answers = resp["Records"].as_array().unwrap().clone();
-            }
-            let mut answers = answers.into_iter();
-            let merged: Vec<Json> = refuse
-                .iter()
-                .map(|r| if *r { json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard shardId-000000000000"}) } else { answers.next().unwrap() })
-                .collect();
-            let failed = refuse.iter().filter(|r| **r).count();
-            t.refused.fetch_add(failed, Ordering::SeqCst);
-            (200, serde_json::to_vec(&json!({"FailedRecordCount": failed, "Records": merged})).unwrap())
-        };
-        let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n", reply.len());
-        if sock.write_all(head.as_bytes()).await.is_err() || sock.write_all(&reply).await.is_err() {
-            return;
+        let mut req: Json = serde_json::from_slice(&call.body).unwrap();
+        let all = req["Records"].as_array().unwrap().clone();
+        let refuse: Vec<bool> = (0..all.len()).map(|i| (i + n) % 3 == 0).collect();
+        let kept: Vec<Json> = all.iter().zip(&refuse).filter(|(_, r)| !**r).map(|(x, _)| x.clone()).collect();
+        let mut answers = Vec::new();
+        if !kept.is_empty() {
+            req["Records"] = Json::Array(kept);
+            let (status, answer) = call.forward(serde_json::to_vec(&req).unwrap()).await;
+            assert!((200..300).contains(&status));
+            let resp: Json = serde_json::from_slice(&answer).unwrap();
+            answers = resp["Records"].as_array().unwrap().clone();
         }
+        let mut answers = answers.into_iter();
+        let merged: Vec<Json> = refuse
+            .iter()
+            .map(|r| if *r { json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard shardId-000000000000"}) } else { answers.next().unwrap() })
+            .collect();
+        let failed = refuse.iter().filter(|r| **r).count();
+        t.refused.fetch_add(failed, Ordering::SeqCst);
+        (200, serde_json::to_vec(&json!({"FailedRecordCount": failed, "Records": merged})).unwrap())
     }
 }
 
 async fn start_proxy(disturb: usize) -> (String, Arc<Throttle>) {
-    barge::sink::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let t = Arc::new(Throttle { upstream: format!("{}/", env("BARGE_TEST_KINESIS_ENDPOINT")), calls: AtomicUsize::new(0), disturb, refused: AtomicUsize::new(0) });
+    let t = Arc::new(Throttle { calls: AtomicUsize::new(0), disturb, refused: AtomicUsize::new(0) });
     let tt = t.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(serve(sock, tt.clone()));
-        }
-    });
-    (format!("http://{addr}"), t)
+    let url = support::aws_proxy::start(format!("{}/", env("BARGE_TEST_KINESIS_ENDPOINT")), "application/x-amz-json-1.1", move |call| handle(tt.clone(), call)).await;
+    (url, t)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

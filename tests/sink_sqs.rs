@@ -17,7 +17,6 @@ use barge::sink::{Scope, SinkOptions, SinkStats};
 use serde_json::{json, Value as Json};
 use support::sinks::*;
 use support::*;
-use tokio::io::AsyncWriteExt;
 
 fn moto() -> String {
     env("BARGE_TEST_S3_ENDPOINT")
@@ -155,7 +154,6 @@ enum Act {
 
 /// Forwards to moto; `act` decides for the n-th SendMessageBatch call.
 struct Proxy {
-    upstream: String,
     calls: AtomicUsize,
     refused_entries: AtomicUsize,
     act: fn(usize) -> Act,
@@ -163,69 +161,42 @@ struct Proxy {
     healed: std::sync::atomic::AtomicBool,
 }
 
-async fn serve(mut sock: tokio::net::TcpStream, t: Arc<Proxy>) {
-    let http = reqwest::Client::new();
-    let mut buf = Vec::new();
-    while let Some((headers, body)) = crate::sink_kinesis::read_request(&mut sock, &mut buf).await {
-        let target = headers.iter().find(|(k, _)| k == "x-amz-target").map(|(_, v)| v.clone()).unwrap_or_default();
-        let forward = |body: Vec<u8>| {
-            let mut req = http.post(&t.upstream).body(body);
-            for (k, v) in &headers {
-                if k != "host" && k != "content-length" {
-                    req = req.header(k, v);
-                }
-            }
-            req
-        };
-        let act = if target.ends_with("SendMessageBatch") && !t.healed.load(Ordering::SeqCst) { (t.act)(t.calls.fetch_add(1, Ordering::SeqCst)) } else { Act::Forward };
-        let internal = br#"{"__type":"com.amazonaws.sqs#InternalError","message":"We encountered an internal error. Please try again."}"#.to_vec();
-        let (status, reply): (u16, Vec<u8>) = match act {
-            Act::Forward => {
-                let r = forward(body).send().await.unwrap();
-                (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-            }
-            Act::Refuse => (500, internal),
-            Act::LoseAnswer => {
-                forward(body).send().await.unwrap();
-                (500, internal)
-            }
-            Act::Hang => {
-                forward(body).send().await.unwrap();
-                std::future::pending::<()>().await;
-                unreachable!()
-            }
-            Act::RefuseHalf => {
-                let mut req: Json = serde_json::from_slice(&body).unwrap();
-                let entries = req["Entries"].as_array().unwrap().clone();
-                let (kept, dropped): (Vec<(usize, Json)>, Vec<(usize, Json)>) = entries.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-                t.refused_entries.fetch_add(dropped.len(), Ordering::SeqCst);
-                req["Entries"] = kept.into_iter().map(|(_, e)| e).collect();
-                let r = forward(serde_json::to_vec(&req).unwrap()).send().await.unwrap();
-                let mut answer: Json = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-                let failed: Vec<Json> = dropped.iter().map(|(_, e)| json!({"Id": e["Id"], "SenderFault": false, "Code": "InternalError", "Message": "try again"})).collect();
-                answer["Failed"] = failed.into();
-                (200, serde_json::to_vec(&answer).unwrap())
-            }
-        };
-        let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n", reply.len());
-        if sock.write_all(head.as_bytes()).await.is_err() || sock.write_all(&reply).await.is_err() {
-            return;
+/// What the proxy answers a call: SendMessageBatch calls as `act` says.
+async fn handle(t: Arc<Proxy>, call: support::aws_proxy::Call) -> (u16, Vec<u8>) {
+    let act = if call.target.ends_with("SendMessageBatch") && !t.healed.load(Ordering::SeqCst) { (t.act)(t.calls.fetch_add(1, Ordering::SeqCst)) } else { Act::Forward };
+    let internal = br#"{"__type":"com.amazonaws.sqs#InternalError","message":"We encountered an internal error. Please try again."}"#.to_vec();
+    match act {
+        Act::Forward => call.forward(call.body.clone()).await,
+        Act::Refuse => (500, internal),
+        Act::LoseAnswer => {
+            call.forward(call.body.clone()).await;
+            (500, internal)
+        }
+        Act::Hang => {
+            call.forward(call.body.clone()).await;
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Act::RefuseHalf => {
+            let mut req: Json = serde_json::from_slice(&call.body).unwrap();
+            let entries = req["Entries"].as_array().unwrap().clone();
+            let (kept, dropped): (Vec<(usize, Json)>, Vec<(usize, Json)>) = entries.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+            t.refused_entries.fetch_add(dropped.len(), Ordering::SeqCst);
+            req["Entries"] = kept.into_iter().map(|(_, e)| e).collect();
+            let (_, answer) = call.forward(serde_json::to_vec(&req).unwrap()).await;
+            let mut answer: Json = serde_json::from_slice(&answer).unwrap();
+            let failed: Vec<Json> = dropped.iter().map(|(_, e)| json!({"Id": e["Id"], "SenderFault": false, "Code": "InternalError", "Message": "try again"})).collect();
+            answer["Failed"] = failed.into();
+            (200, serde_json::to_vec(&answer).unwrap())
         }
     }
 }
 
 async fn start_proxy(act: fn(usize) -> Act) -> (String, Arc<Proxy>) {
-    barge::sink::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let t = Arc::new(Proxy { upstream: format!("{}/", moto()), calls: AtomicUsize::new(0), refused_entries: AtomicUsize::new(0), act, healed: Default::default() });
+    let t = Arc::new(Proxy { calls: AtomicUsize::new(0), refused_entries: AtomicUsize::new(0), act, healed: Default::default() });
     let tt = t.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(serve(sock, tt.clone()));
-        }
-    });
-    (format!("http://{addr}"), t)
+    let url = support::aws_proxy::start(format!("{}/", moto()), "application/x-amz-json-1.0", move |call| handle(tt.clone(), call)).await;
+    (url, t)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! `tests/run.sh` starts (PostgreSQL, MariaDB) or in temp files (SQLite).
 #![allow(dead_code)]
 
+pub mod aws_proxy;
 pub mod servers;
 pub mod mysql_util;
 pub mod sinks;
