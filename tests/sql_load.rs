@@ -57,6 +57,17 @@ async fn source(tag: &str) -> TestDb {
     db
 }
 
+
+/// Changes after the load: rows into the filter and out of it, changed
+/// while in it, and deleted.
+const CHANGES: &[&str] = &[
+    "INSERT INTO shop.orders VALUES (500, 'new', 3.00, 4, '2026-04-01 08:00+00', '{\"via\": \"web\"}'), (501, 'left out', 3.00, 0, now(), NULL)",
+    "UPDATE shop.orders SET qty = 0 WHERE id % 10 = 1",
+    "UPDATE shop.orders SET qty = 2 WHERE id % 10 = 5 AND qty = 0",
+    "UPDATE shop.orders SET name = name || ' (renamed)', price = price + 0.01 WHERE id % 6 = 2",
+    "DELETE FROM shop.orders WHERE id % 7 = 3",
+];
+
 #[tokio::test]
 async fn a_full_load_into_files_holds_what_postgresql_gives_for_the_query() {
     let src = source("sqlloadsrc").await;
@@ -162,15 +173,7 @@ async fn full_load_and_changes_go_through_the_same_query_into_a_database() {
     let count = loaded.len().to_string();
     crate::support::wait_for(&dst, "SELECT count(*) FROM shop.orders", &count, &mut child).await;
     assert_eq!(pg_rows(&dst, "SELECT * FROM shop.orders").await, loaded, "the loaded rows are the query's");
-    for step in [
-        "INSERT INTO shop.orders VALUES (500, 'new', 3.00, 4, '2026-04-01 08:00+00', '{\"via\": \"web\"}'), (501, 'left out', 3.00, 0, now(), NULL)",
-        // Out of the filter, into it, changed while in it, and deleted.
-        "UPDATE shop.orders SET qty = 0 WHERE id % 10 = 1",
-        "UPDATE shop.orders SET qty = 2 WHERE id % 10 = 5 AND qty = 0",
-        "UPDATE shop.orders SET name = name || ' (renamed)', price = price + 0.01 WHERE id % 6 = 2",
-        "DELETE FROM shop.orders WHERE id % 7 = 3",
-        "INSERT INTO shop.orders VALUES (1000, 'last', 9.99, 1, '2026-03-09 23:59:59.5+00', '{\"via\": \"app\"}')",
-    ] {
+    for step in CHANGES.iter().chain(["INSERT INTO shop.orders VALUES (1000, 'last', 9.99, 1, '2026-03-09 23:59:59.5+00', '{\"via\": \"app\"}')"].iter()) {
         exec(&src, step).await;
     }
     let want = pg_rows(&src, &query).await;
@@ -250,13 +253,7 @@ async fn full_load_and_changes_into_files_are_filtered_the_same_way() {
     crate::support::wait_replicating(&mut child, &state);
     let loaded = pg_rows(&src, &query).await;
     assert_eq!(replayed(&out_dir), loaded, "the load wrote the query's rows");
-    for step in [
-        "INSERT INTO shop.orders VALUES (500, 'new', 3.00, 4, '2026-04-01 08:00+00', '{\"via\": \"web\"}'), (501, 'left out', 3.00, 0, now(), NULL)",
-        "UPDATE shop.orders SET qty = 0 WHERE id % 10 = 1",
-        "UPDATE shop.orders SET qty = 2 WHERE id % 10 = 5 AND qty = 0",
-        "UPDATE shop.orders SET name = name || ' (renamed)', price = price + 0.01 WHERE id % 6 = 2",
-        "DELETE FROM shop.orders WHERE id % 7 = 3",
-    ] {
+    for step in CHANGES {
         exec(&src, step).await;
     }
     let want = pg_rows(&src, &query).await;
