@@ -74,6 +74,19 @@ const MIGRATIONS: &[&[&str]] = &[
     &[
         "ALTER TABLE barge_control.units ADD COLUMN rejected bigint NOT NULL DEFAULT 0, ADD COLUMN zero_dates bigint NOT NULL DEFAULT 0, ADD COLUMN rounded bigint NOT NULL DEFAULT 0",
     ],
+    // 4: the units of shared work past one load: a table's keys built by
+    // whoever finishes its last chunk ('keys'), stream shards leased to
+    // workers with their checkpoint in the row and read only after their
+    // parents ('shard', `parents`), validation ranges ('validate') and
+    // packed chunks ('pack', then one 'merge' of the manifests), each with
+    // what it found (`result`) and the host that did it (`host`).
+    &[
+        "ALTER TABLE barge_control.units DROP CONSTRAINT units_kind_check",
+        "ALTER TABLE barge_control.units ADD CONSTRAINT units_kind_check
+            CHECK (kind IN ('schema', 'chunk', 'keys', 'post', 'cdc', 'shard', 'validate', 'pack', 'merge'))",
+        "ALTER TABLE barge_control.units ADD COLUMN parents text[] NOT NULL DEFAULT '{}', ADD COLUMN checkpoint jsonb,
+            ADD COLUMN result jsonb, ADD COLUMN host text",
+    ],
 ];
 
 /// The version this barge writes and reads.
