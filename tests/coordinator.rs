@@ -177,6 +177,7 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     let text = stdout(&out);
     assert!(text.contains("task kill-mid-chunk: done") && text.contains("chunks: 15 of 15 done, 150000 rows") && text.contains("keys and objects: done"), "{text}");
     assert_eq!(text.matches(" finished ").count(), 2, "two workers finished, the killed one did not: {text}");
+    assert_keys_built_by_last_chunk(&ctl).await;
     r.assert_equal_and_whole().await;
     r.drop_all(ctl).await;
 }
@@ -209,25 +210,51 @@ async fn a_paused_worker_that_lost_its_lease_is_fenced_and_doubles_nothing() {
     r.drop_all(ctl).await;
 }
 
+/// Each table's keys were built once, by a worker that loaded one of its
+/// chunks, after its last chunk was in.
+async fn assert_keys_built_by_last_chunk(ctl: &TestDb) {
+    let row = ctl
+        .query_row(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE k.status = 'done' AND k.result -> 'steps' IS NOT NULL
+                      AND k.owner IN (SELECT c.owner FROM barge_control.units c WHERE c.task = k.task AND c.kind = 'chunk' AND c.table_key = k.table_key)
+                      AND k.done_at >= (SELECT max(c.done_at) FROM barge_control.units c WHERE c.task = k.task AND c.kind = 'chunk' AND c.table_key = k.table_key)),
+                    string_agg(k.table_key || ' ' || k.status || ' by ' || coalesce(k.owner, '-'), '; ')
+               FROM barge_control.units k WHERE k.kind = 'keys'",
+        )
+        .await;
+    assert_eq!(row[..2], [Some("2".into()), Some("2".into())], "each table's keys built once, by a worker that loaded one of its chunks, after the last: {:?}", row[2]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_worker_building_keys_dies_and_another_builds_them() {
+async fn the_worker_building_a_tables_keys_dies_and_another_builds_them() {
     let (src, dst, ctl) = setup(Engine::Postgres, "coord_post").await;
     let r = Run::new(src, dst, ctl.url.clone(), "post-dies");
     let mut a = r.start(&["--lease-timeout", "2"]);
     let mut b = r.join("b", &[]);
-    // Freeze whoever takes the keys-and-objects step, then kill it.
-    let sql = "SELECT w.pid::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner WHERE u.kind = 'post' AND u.status = 'leased'";
-    let pid: u32 = wait_for_value(&ctl, sql, "a worker takes the keys step", &mut [&mut a, &mut b]).await.parse().unwrap();
+    // Freeze whoever takes the big table's keys (built by whoever loads
+    // its last chunk), then kill it.
+    let sql = "SELECT w.pid::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner
+                WHERE u.kind = 'keys' AND u.table_key LIKE '%items' AND u.status = 'leased'";
+    let pid: u32 = wait_for_value(&ctl, sql, "a worker takes the keys of items", &mut [&mut a, &mut b]).await.parse().unwrap();
     let (mut doomed, survivor) = if pid == a.id() { (a, b) } else { (b, a) };
+    let survivor_pid = survivor.id();
     signal(&doomed, libc::SIGSTOP);
-    let post = ctl.query_row("SELECT status FROM barge_control.units WHERE kind = 'post'").await;
-    assert_eq!(post[0].as_deref(), Some("leased"), "the keys step finished before it could be stopped; make the tables bigger");
+    let keys = ctl.query_row("SELECT status FROM barge_control.units WHERE kind = 'keys' AND table_key LIKE '%items'").await;
+    assert_eq!(keys[0].as_deref(), Some("leased"), "the keys were built before they could be stopped; make the table bigger");
     tokio::time::sleep(Duration::from_millis(300)).await;
     doomed.kill().unwrap();
     doomed.wait().unwrap();
     finish(survivor, "the surviving worker");
-    let row = ctl.query_row("SELECT status, attempts::text FROM barge_control.units WHERE kind = 'post'").await;
-    assert_eq!(row, vec![Some("done".into()), Some("2".into())], "the keys step ran again on the other worker");
+    let row = ctl
+        .query_row(
+            "SELECT u.status, u.attempts::text, w.pid::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner
+              WHERE u.kind = 'keys' AND u.table_key LIKE '%items'",
+        )
+        .await;
+    assert_eq!(row, vec![Some("done".into()), Some("2".into()), Some(survivor_pid.to_string())], "the keys of items were built again by the other worker");
+    let post = ctl.query_row("SELECT status FROM barge_control.units WHERE kind = 'post'").await;
+    assert_eq!(post[0].as_deref(), Some("done"));
     r.assert_equal_and_whole().await;
     r.drop_all(ctl).await;
 }
@@ -366,6 +393,11 @@ async fn a_standby_takes_the_change_stream_over_when_its_reader_dies() {
     wait_for_value(&ctl, &held_by(reader.id(), "cdc"), "the first worker reads the changes", &mut [&mut reader]).await;
     let standby = spawn(barge().args(["worker", "--coordinator", &ctl.url, "--task", "changes"]).arg("--state-dir").arg(state.path().join("b")));
     let standby_pid = standby.id();
+    // A live reader keeps its lease past the lease timeout (its heartbeat
+    // renews it): the standby only waits.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = ctl.query_row(&format!("SELECT u.attempts::text, ({})::text IS NOT NULL FROM barge_control.units u WHERE u.kind = 'cdc'", held_by(reader.id(), "cdc"))).await;
+    assert_eq!(held, vec![Some("1".into()), Some("t".into())], "the reader still holds the stream's first lease after 2.5 lease timeouts");
     // A steady write load: inserts, updates and deletes, about 50 a second.
     let writer_db = my.url.clone();
     let writer = tokio::spawn(async move {

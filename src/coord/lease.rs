@@ -34,7 +34,7 @@ use super::Session;
 #[doc(hidden)]
 pub const LEASE_SQL: &str = "WITH blocked AS MATERIALIZED (
                             SELECT coalesce(array_agg(k), '{}') AS kinds
-                              FROM unnest(ARRAY['schema', 'chunk', 'post']) AS k
+                              FROM unnest(ARRAY['schema', 'chunk', 'keys', 'post']) AS k
                              WHERE EXISTS (SELECT 1 FROM barge_control.units d
                                             WHERE d.task = $1 AND d.kind = k AND d.status IN ('pending', 'leased', 'failed'))),
                          next AS MATERIALIZED (
@@ -53,6 +53,11 @@ pub const LEASE_SQL: &str = "WITH blocked AS MATERIALIZED (
                           WHERE u.task = $1 AND u.id = (SELECT id FROM next)
                       RETURNING u.id, u.epoch, u.attempts, u.table_key, u.chunk, u.lo, u.hi, u.holder_conn";
 
+/// Every kind of unit a worker can hold, which its heartbeat renews: one
+/// left out expires under a live worker, and another takes it over (the
+/// change stream's reader was replaced every lease timeout that way).
+pub const LEASED_KINDS: &[&str] = &["schema", "chunk", "keys", "post", "cdc", "shard", "validate", "pack", "merge"];
+
 /// How many times a unit is tried before its error fails the task.
 pub const MAX_ATTEMPTS: i32 = 5;
 
@@ -60,6 +65,8 @@ pub const MAX_ATTEMPTS: i32 = 5;
 pub enum Kind {
     Schema,
     Chunk,
+    /// One table's keys and indexes, built once its last chunk is in.
+    Keys,
     Post,
     /// A task's change stream: one reader at a time.
     Cdc,
@@ -70,6 +77,7 @@ impl Kind {
         match self {
             Kind::Schema => "schema",
             Kind::Chunk => "chunk",
+            Kind::Keys => "keys",
             Kind::Post => "post",
             Kind::Cdc => "cdc",
         }
@@ -92,6 +100,20 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// From a row of `RETURNING id, epoch, attempts, table_key, chunk, lo,
+    /// hi, holder_conn`.
+    pub(super) fn from_row(r: &tokio_postgres::Row) -> Lease {
+        Lease {
+            id: r.get(0),
+            epoch: r.get(1),
+            attempts: r.get(2),
+            table: r.get(3),
+            chunk: r.get::<_, Option<i32>>(4).map(|c| c as usize),
+            range: KeyRange { lo: r.get(5), hi: r.get(6) },
+            previous_conn: r.get(7),
+        }
+    }
+
     pub fn dirty(&self) -> bool {
         self.attempts > 1
     }
@@ -128,6 +150,8 @@ pub struct Progress {
     /// Units leased and not expired: someone is working.
     pub live_leases: i64,
     pub errored_tables: Vec<String>,
+    /// Tables whose keys are not built yet.
+    pub keys_left: i64,
 }
 
 /// What a task was started with, to check that a worker joins the same one.
@@ -156,12 +180,13 @@ impl Session {
                         )
                         .await?
                         .is_some();
-                    // A full load: schema, then chunks (ids from 2), then
-                    // keys and objects. Changes: one stream.
+                    // A full load: schema, then chunks (ids from 2) and
+                    // each table's keys, then the other objects once all
+                    // of those are done. Changes: one stream.
                     let units = if changes {
                         "INSERT INTO barge_control.units (task, id, kind) VALUES ($1, 0, 'cdc') ON CONFLICT (task, id) DO NOTHING"
                     } else {
-                        "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk}')
+                        "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}')
                          ON CONFLICT (task, id) DO NOTHING"
                     };
                     c.execute(units, &[&task]).await?;
@@ -197,15 +222,7 @@ impl Session {
                 }
             })
             .await?;
-        Ok(row.map(|r| Lease {
-            id: r.get(0),
-            epoch: r.get(1),
-            attempts: r.get(2),
-            table: r.get(3),
-            chunk: r.get::<_, Option<i32>>(4).map(|c| c as usize),
-            range: KeyRange { lo: r.get(5), hi: r.get(6) },
-            previous_conn: r.get(7),
-        }))
+        Ok(row.as_ref().map(Lease::from_row))
     }
 
     /// Says which target connection writes under `lease`, so a worker that
@@ -245,18 +262,23 @@ impl Session {
 
     /// Finishes the schema unit and publishes the chunks it cut, in one
     /// statement: workers see every chunk or none.
-    pub async fn finish_schema(&self, lease: &Lease, chunks: &[NewChunk], errored_tables: &[String], ledger: &serde_json::Value) -> Result<bool> {
+    /// `keyed` names the tables whose keys a chunk's finisher builds (one
+    /// `keys` unit each, after the chunks).
+    pub async fn finish_schema(&self, lease: &Lease, chunks: &[NewChunk], keyed: &[String], errored_tables: &[String], ledger: &serde_json::Value) -> Result<bool> {
         let task = self.task.clone();
         let epoch = lease.epoch;
-        let ids: Vec<i64> = (0..chunks.len() as i64).map(|i| i + 2).collect();
-        let tables: Vec<String> = chunks.iter().map(|c| c.table.clone()).collect();
-        let indexes: Vec<i32> = chunks.iter().map(|c| c.chunk as i32).collect();
-        let los: Vec<Option<i64>> = chunks.iter().map(|c| c.range.lo).collect();
-        let his: Vec<Option<i64>> = chunks.iter().map(|c| c.range.hi).collect();
+        let n = chunks.len() as i64;
+        let ids: Vec<i64> = (0..n).map(|i| i + 2).chain((0..keyed.len() as i64).map(|i| i + 2 + n)).collect();
+        let kinds: Vec<&str> = chunks.iter().map(|_| "chunk").chain(keyed.iter().map(|_| "keys")).collect();
+        let tables: Vec<String> = chunks.iter().map(|c| c.table.clone()).chain(keyed.iter().cloned()).collect();
+        let indexes: Vec<Option<i32>> = chunks.iter().map(|c| Some(c.chunk as i32)).chain(keyed.iter().map(|_| None)).collect();
+        let los: Vec<Option<i64>> = chunks.iter().map(|c| c.range.lo).chain(keyed.iter().map(|_| None)).collect();
+        let his: Vec<Option<i64>> = chunks.iter().map(|c| c.range.hi).chain(keyed.iter().map(|_| None)).collect();
+        let kinds: Vec<String> = kinds.into_iter().map(String::from).collect();
         let errored = serde_json::to_value(errored_tables).expect("strings serialize");
         let done: i64 = self
             .call("publish chunks", |c| {
-                let (task, ids, tables, indexes, los, his, errored, ledger) = (task.clone(), ids.clone(), tables.clone(), indexes.clone(), los.clone(), his.clone(), errored.clone(), ledger.clone());
+                let (task, ids, kinds, tables, indexes, los, his, errored, ledger) = (task.clone(), ids.clone(), kinds.clone(), tables.clone(), indexes.clone(), los.clone(), his.clone(), errored.clone(), ledger.clone());
                 async move {
                     let r = c
                         .query_one(
@@ -265,15 +287,15 @@ impl Session {
                                  WHERE task = $1 AND id = 0 AND epoch = $2 RETURNING 1),
                              chunks AS (
                                 INSERT INTO barge_control.units (task, id, kind, after, table_key, chunk, lo, hi)
-                                SELECT $1, x.id, 'chunk', '{schema}', x.t, x.c, x.lo, x.hi
-                                  FROM unnest($3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::bigint[]) AS x(id, t, c, lo, hi)
+                                SELECT $1, x.id, x.k, '{schema}', x.t, x.c, x.lo, x.hi
+                                  FROM unnest($3::bigint[], $10::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[]) AS x(id, k, t, c, lo, hi)
                                  WHERE EXISTS (SELECT 1 FROM done)
                                 ON CONFLICT (task, id) DO NOTHING RETURNING 1),
                              tables AS (
                                 UPDATE barge_control.tasks SET errored_tables = $8, ledger = $9
                                  WHERE name = $1 AND EXISTS (SELECT 1 FROM done) RETURNING 1)
                              SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM chunks) + 0 * (SELECT count(*) FROM tables)",
-                            &[&task, &epoch, &ids, &tables, &indexes, &los, &his, &errored, &ledger],
+                            &[&task, &epoch, &ids, &tables, &indexes, &los, &his, &errored, &ledger, &kinds],
                         )
                         .await?;
                     Ok(r.get::<_, i64>(0))
@@ -351,7 +373,7 @@ impl Session {
                 async move {
                     c.execute(
                         "UPDATE barge_control.units SET status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END, owner = NULL, lease_expires = NULL, error = $4
-                          WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'post') AND status = 'leased'",
+                          WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'keys', 'post') AND status = 'leased'",
                         &[&task, &worker, &fail, &message],
                     )
                     .await
@@ -422,7 +444,9 @@ impl Session {
                                 EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.kind = 'schema' AND u.status = 'done'),
                                 EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.kind = 'post' AND u.status = 'done'),
                                 (SELECT count(*) FROM barge_control.units u
-                                  WHERE u.task = t.name AND u.kind IN ('schema', 'chunk', 'post') AND u.status = 'leased' AND u.lease_expires >= now())
+                                  WHERE u.task = t.name AND u.kind IN ('schema', 'chunk', 'keys', 'post') AND u.status = 'leased' AND u.lease_expires >= now()),
+                                (SELECT count(*) FROM barge_control.units u
+                                  WHERE u.task = t.name AND u.kind = 'keys' AND u.status IN ('pending', 'leased', 'failed'))
                            FROM barge_control.tasks t WHERE t.name = $1",
                         &[&task],
                     )
@@ -438,6 +462,7 @@ impl Session {
             schema_done: row.get(4),
             post_done: row.get(5),
             live_leases: row.get(6),
+            keys_left: row.get(7),
         })
     }
 

@@ -18,6 +18,7 @@
 //! that lost its lease cannot commit after the new holder took over.
 
 pub mod fence;
+pub mod keys;
 pub mod lease;
 pub mod schema;
 pub mod status;
@@ -217,8 +218,8 @@ impl Session {
                 // leased units instead of reading every chunk's entry.
                 c.execute(
                     "UPDATE barge_control.units SET lease_expires = now() + make_interval(secs => $3)
-                     WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'post') AND status = 'leased'",
-                    &[&task, &worker, &secs],
+                     WHERE task = $1 AND owner = $2 AND kind = ANY($4) AND status = 'leased'",
+                    &[&task, &worker, &secs, &lease::LEASED_KINDS],
                 )
                 .await?;
                 c.execute("UPDATE barge_control.workers SET heartbeat_at = now() WHERE task = $1 AND id = $2", &[&task, &worker]).await

@@ -86,6 +86,8 @@ const MIGRATIONS: &[&[&str]] = &[
             CHECK (kind IN ('schema', 'chunk', 'keys', 'post', 'cdc', 'shard', 'validate', 'pack', 'merge'))",
         "ALTER TABLE barge_control.units ADD COLUMN parents text[] NOT NULL DEFAULT '{}', ADD COLUMN checkpoint jsonb,
             ADD COLUMN result jsonb, ADD COLUMN host text",
+        // Whether a table's chunks are all in, asked as each one finishes.
+        "CREATE INDEX units_by_table ON barge_control.units (task, table_key, kind, status)",
     ],
 ];
 

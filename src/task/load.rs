@@ -331,15 +331,16 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             Feed::Database(src) => {
                 let readers = begin_capture(src, &super::load_sql::read_schema(&schema, &jobs), &opts, &mut state, &store).await?;
                 if let (Some(session), Phase::Load) = (&opts.coordinated, state.phase) {
+                    let keys = leased_table_keys(&plan_view, &targets, &jobs, copts.target);
                     if let Some(l) = &schema_lease {
                         plan_chunks(src, &jobs, &mut state, opts.chunk_rows).await?;
                         store.save(&state)?;
                         crate::coord::fence::prepare(&mut dconn).await?;
-                        leased::publish_chunks(session, l, &jobs, &state, &ledger).await?;
+                        leased::publish_chunks(session, l, &jobs, &state, &ledger, &keys).await?;
                     }
                     let t = Instant::now();
                     let ctx = Loading { target: &target, jobs: &jobs, state: &mut state, store: &store, opts: &opts, rejects: &rejects, counters: &mut counters, seconds: &mut seconds };
-                    leased::load(src, ctx, &readers, session).await?;
+                    leased::load(src, ctx, &readers, session, &keys).await?;
                     tracing::debug!("loaded rows in {:.2}s", t.elapsed().as_secs_f64());
                 } else if state.phase == Phase::Load {
                     let t = Instant::now();
@@ -410,9 +411,11 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             // PostgreSQL gets fresh statistics of what was loaded (a new
             // table has none until autovacuum comes round).
             // What was built while the rows loaded is recorded, not run again.
-            let prebuilt = match &mut feed {
-                Feed::Pack(pack) => pack.take_prebuilt(),
-                Feed::Database(_) => Default::default(),
+            let prebuilt = match (&mut feed, &opts.coordinated) {
+                (Feed::Pack(pack), _) => pack.take_prebuilt(),
+                // Built by the workers that finished each table's last chunk.
+                (Feed::Database(_), Some(session)) => leased::prebuilt(session).await?,
+                (Feed::Database(_), None) => Default::default(),
             };
             let analyze: Vec<String> =
                 if copts.target == Dialect::Postgres { loaded.iter().map(|t| t.sql_name.clone()).filter(|t| !prebuilt.analyzed.contains(t)).collect() } else { Vec::new() };
@@ -610,6 +613,22 @@ pub(crate) fn table_key_steps(p: &target_schema::Plan, targets: &[TargetTable]) 
         }
     }
     by_table
+}
+
+/// Each table's key steps (and its ANALYZE on PostgreSQL) by the plan's
+/// table key, for the worker that finishes the table's last chunk.
+fn leased_table_keys(p: &target_schema::Plan, targets: &[TargetTable], jobs: &[Job], target: Dialect) -> leased::TableKeys {
+    let mut by_name = table_key_steps(p, targets);
+    let mut keys = leased::TableKeys::default();
+    for j in jobs {
+        if let Some(steps) = by_name.remove(&j.target.sql_name) {
+            if target == Dialect::Postgres {
+                keys.analyze.insert(j.key.clone(), j.target.sql_name.clone());
+            }
+            keys.steps.insert(j.key.clone(), steps);
+        }
+    }
+    keys
 }
 
 /// The phase line a post-load step is shown under.

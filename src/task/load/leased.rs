@@ -4,10 +4,12 @@
 //!
 //! The phases are the same as a single run's; only the choice of work is
 //! shared. The schema unit's holder creates the target's tables and cuts
-//! the chunks; every worker then leases chunks until none is left; the
-//! post unit waits for every chunk, and its holder builds keys, indexes,
-//! constraints and objects. A worker that dies loses its leases, and
-//! another takes the unit over and redoes it, as a resume does.
+//! the chunks; every worker then leases chunks until none is left, and
+//! the worker that finishes a table's last chunk builds that table's keys
+//! and indexes ([`crate::coord::keys`]); the post unit waits for all of
+//! it, and its holder builds foreign keys, counters and objects. A worker
+//! that dies loses its leases, and another takes the unit over and redoes
+//! it, as a resume does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -19,7 +21,8 @@ use tokio::task::JoinSet;
 use crate::coord::fence;
 use crate::coord::lease::{Counts, Kind, Lease, NewChunk};
 use crate::coord::Session;
-use crate::task::ddl_steps::Ledger;
+use crate::task::ddl_steps::{Done, Ledger, Runner, Step};
+use crate::task::unpack_db::Prebuilt;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::progress::Unit;
@@ -70,8 +73,9 @@ pub(crate) async fn turn(session: &Session, kind: Kind) -> Result<Option<Lease>>
 
 /// The schema holder's last act: the chunks its plan cut, published with
 /// the schema unit's end.
-pub(crate) async fn publish_chunks(session: &Session, lease: &Lease, jobs: &[Job], state: &RunState, ledger: &Ledger) -> Result<()> {
+pub(crate) async fn publish_chunks(session: &Session, lease: &Lease, jobs: &[Job], state: &RunState, ledger: &Ledger, keys: &TableKeys) -> Result<()> {
     let mut chunks = Vec::new();
+    let mut keyed = Vec::new();
     let mut errored = Vec::new();
     for j in jobs {
         let Some(ts) = state.tables.get(&j.key) else { continue };
@@ -79,12 +83,15 @@ pub(crate) async fn publish_chunks(session: &Session, lease: &Lease, jobs: &[Job
             TableStatus::Errored => errored.push(j.key.clone()),
             TableStatus::Init | TableStatus::DataSync => {
                 chunks.extend(ts.chunks.iter().enumerate().map(|(i, c)| NewChunk { table: j.key.clone(), chunk: i, range: c.range }));
+                if keys.has_work(&j.key) {
+                    keyed.push(j.key.clone());
+                }
             }
             _ => {}
         }
     }
     let steps = ledger_value(ledger);
-    if !session.finish_schema(lease, &chunks, &errored, &steps).await? {
+    if !session.finish_schema(lease, &chunks, &keyed, &errored, &steps).await? {
         return Err(Error::other(format!("task {}: the schema step's lease was lost before its chunks were published; another worker redoes it", session.task)));
     }
     tracing::info!("task {}: {} chunks of {} tables ready for the workers", session.task, chunks.len(), jobs.len());
@@ -121,18 +128,111 @@ pub(crate) fn ledger_value(ledger: &Ledger) -> serde_json::Value {
     serde_json::to_value(&ledger.steps).expect("a ledger serializes")
 }
 
-type Done = (Lease, Result<u64>, f64, Arc<Counters>);
+/// Each table's own key and index steps (by the plan's table key), which
+/// the worker that finishes its last chunk builds; with ANALYZE after them
+/// on PostgreSQL.
+#[derive(Default)]
+pub(crate) struct TableKeys {
+    pub steps: HashMap<String, Vec<Step>>,
+    /// The quoted target name to ANALYZE, by table key.
+    pub analyze: HashMap<String, String>,
+}
+
+impl TableKeys {
+    fn has_work(&self, table: &str) -> bool {
+        self.steps.get(table).is_some_and(|s| !s.is_empty()) || self.analyze.contains_key(table)
+    }
+}
+
+/// What one step of a table's key build did, as the coordinator keeps it
+/// until the post step records it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BuiltStep {
+    kind: crate::task::ddl_steps::Kind,
+    table: Option<String>,
+    sql: String,
+    done: Done,
+    missing: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct BuiltKeys {
+    steps: Vec<BuiltStep>,
+    /// The table analyzed after its keys, if it was.
+    analyzed: Option<String>,
+}
+
+/// The key builds every worker did, for the post step to record (and not
+/// run again).
+pub(crate) async fn prebuilt(session: &Session) -> Result<Prebuilt> {
+    let mut out = Prebuilt::default();
+    for (table, v) in session.keys_results().await? {
+        let built: BuiltKeys = serde_json::from_value(v).map_err(|e| Error::other(format!("task {}: the coordinator's record of table {table}'s keys does not read: {e}", session.task)))?;
+        for b in built.steps {
+            let mut step = Step::new(b.kind, table.clone(), b.sql);
+            step.table = b.table;
+            out.steps.push((step, b.done, b.missing));
+        }
+        out.analyzed.extend(built.analyzed);
+    }
+    Ok(out)
+}
+
+/// Builds one table's keys and indexes under the keys unit's lease, on a
+/// target connection tagged with its epoch (a worker that takes the unit
+/// over ends this one's connection, as for a chunk). Each step replaces
+/// or keeps what an earlier holder left.
+async fn build_keys(target: &Endpoint, lease: &Lease, steps: Vec<Step>, analyze: Option<String>, session: &Session) -> Result<serde_json::Value> {
+    let mut db = crate::db::Db::connect(target, crate::endpoint::Role::Target).await?;
+    let tag = fence::connection_tag(&mut db, lease.epoch).await?;
+    session.set_holder_conn(lease, &tag).await?;
+    if let Some(previous) = lease.previous_conn.as_deref().filter(|p| *p != tag) {
+        fence::end_previous(&mut db, previous).await;
+    }
+    let t = Instant::now();
+    let mut runner = Runner::new(&mut db, target).await;
+    let mut built = BuiltKeys::default();
+    for step in steps {
+        let (done, missing) = runner.run(&step).await?;
+        built.steps.push(BuiltStep { kind: step.kind, table: step.table, sql: step.sql, done, missing });
+    }
+    if let Some(t) = analyze {
+        runner.best_effort(&format!("ANALYZE {t}")).await?;
+        built.analyzed = Some(t);
+    }
+    tracing::info!("task {}: table {}: {} keys and indexes built in {:.1}s, its last chunk being in", session.task, lease.table.as_deref().unwrap_or_default(), built.steps.len(), t.elapsed().as_secs_f64());
+    Ok(serde_json::to_value(&built).expect("a key build serializes"))
+}
+
+type Loaded = (Lease, Result<u64>, f64, Arc<Counters>);
+type KeysBuilt = (Lease, Result<serde_json::Value>);
+
+/// Starts building the keys of the table `lease` holds.
+fn spawn_keys(builds: &mut JoinSet<KeysBuilt>, target: &Target, keys: &TableKeys, lease: Lease, session: &Arc<Session>) {
+    let table = lease.table.clone().unwrap_or_default();
+    let steps = keys.steps.get(&table).cloned().unwrap_or_default();
+    let analyze = keys.analyze.get(&table).cloned();
+    if lease.dirty() {
+        tracing::warn!("task {}: taking over the keys of {table} from a worker that stopped", session.task);
+    }
+    let (endpoint, session) = (target.endpoint.clone(), session.clone());
+    builds.spawn(async move {
+        let r = build_keys(&endpoint, &lease, steps, analyze, &session).await;
+        (lease, r)
+    });
+}
 
 /// Leases and loads chunks until every chunk of the task is done. Rows
 /// per table are counted as this worker loads them; at the end the
 /// state holds every chunk's rows, whoever loaded it, for the report.
-pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<SnapshotReaders>, session: &Arc<Session>) -> Result<()> {
+pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<SnapshotReaders>, session: &Arc<Session>, keys: &TableKeys) -> Result<()> {
     let Loading { target, jobs, state, store, opts, rejects, counters, seconds } = ctx;
     // Chunks exist once the schema step published them.
     session.wait_for("the schema step to publish the chunks", |p| p.schema_done).await?;
     let by_key: HashMap<&str, Arc<Job>> = jobs.iter().map(|j| (j.key.as_str(), Arc::new(j.clone()))).collect();
     let parallel = opts.parallel.max(1);
-    let mut set: JoinSet<Done> = JoinSet::new();
+    let mut set: JoinSet<Loaded> = JoinSet::new();
+    let mut builds: JoinSet<KeysBuilt> = JoinSet::new();
     let mut tasks: BTreeMap<String, Arc<dyn crate::progress::Task>> = BTreeMap::new();
     let interrupt = crate::util::interrupt::requested();
     tokio::pin!(interrupt);
@@ -167,25 +267,42 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
                 (lease, r, t0.elapsed().as_secs_f64(), chunk_counters)
             });
         }
-        if set.is_empty() {
+        if set.is_empty() && builds.is_empty() {
             let p = session.progress().await?;
             if p.state == "failed" {
                 return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
             }
-            if p.chunks_left == 0 {
+            if p.chunks_left == 0 && p.keys_left == 0 {
                 break;
             }
+            // A table whose keys no one builds: its last chunk's worker
+            // stopped before it could, or while it did.
+            if p.keys_left > 0 {
+                if let Some(l) = session.lease_keys(None).await? {
+                    spawn_keys(&mut builds, target, keys, l, session);
+                    continue;
+                }
+            }
             if none_ready && !idle_said {
-                tracing::info!("task {}: {} chunks left, all leased by other workers", session.task, p.chunks_left);
+                tracing::info!("task {}: {} chunks and {} tables' keys left, all leased by other workers", session.task, p.chunks_left, p.keys_left);
                 idle_said = true;
             }
         }
         let joined = tokio::select! {
             j = set.join_next(), if !set.is_empty() => j,
+            Some(b) = builds.join_next(), if !builds.is_empty() => {
+                match b {
+                    Ok(b) => finish_keys(session, b).await?,
+                    Err(e) if e.is_cancelled() => {}
+                    Err(e) => return Err(Error::other(format!("a key build failed: {e}"))),
+                }
+                continue;
+            }
             _ = tokio::time::sleep(Duration::from_millis(300)) => None,
             _ = &mut interrupt => {
                 // The leases lapse; whoever takes the chunks redoes them.
                 set.abort_all();
+                builds.abort_all();
                 store.save(state)?;
                 return Err(Error::Interrupted);
             }
@@ -210,6 +327,12 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
                 }
                 if !session.finish(&lease, &done).await? {
                     tracing::warn!("task {}: chunk {} of {table} was loaded, but its lease had passed to another worker, which loads it again", session.task, lease.chunk.unwrap_or(0));
+                } else if keys.has_work(&table) {
+                    // The table's last chunk: its keys now, while other
+                    // tables load.
+                    if let Some(l) = session.lease_keys(Some(&table)).await? {
+                        spawn_keys(&mut builds, target, keys, l, session);
+                    }
                 }
             }
             Err(e) if fence::is_fenced(&e) => tracing::warn!("{e}"),
@@ -223,6 +346,7 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
                     tracing::warn!("task {}: chunk {} of {table} failed, to be tried again: {e}", session.task, lease.chunk.unwrap_or(0));
                 } else {
                     set.abort_all();
+                    builds.abort_all();
                     return Err(e);
                 }
             }
@@ -265,6 +389,33 @@ pub(crate) async fn load(src: &Endpoint, ctx: Loading<'_>, readers: &Arc<Snapsho
     }
     store.save(state)?;
     Ok(())
+}
+
+/// Records a finished key build with the coordinator, or gives the unit
+/// back (a retry may pass) or fails the task with it.
+async fn finish_keys(session: &Session, (lease, result): KeysBuilt) -> Result<()> {
+    let table = lease.table.clone().unwrap_or_default();
+    match result.map_err(|e| (e.is_retriable(), e)) {
+        Ok(built) => {
+            if !session.finish_keys(&lease, &built).await? {
+                tracing::warn!("task {}: the keys of {table} were built, but the lease had passed to another worker, which builds them again", session.task);
+            }
+            Ok(())
+        }
+        Err((true, e)) => {
+            if session.give_back(&lease, &e).await? {
+                tracing::warn!("task {}: building the keys of {table} failed, to be tried again: {e}", session.task);
+            }
+            Ok(())
+        }
+        Err((false, e)) => {
+            if session.fail(&lease, &e).await? {
+                return Err(e);
+            }
+            tracing::warn!("task {}: the keys of {table}: this worker lost its lease to another worker ({e})", session.task);
+            Ok(())
+        }
+    }
 }
 
 /// Loads one leased chunk in one target transaction fenced by the lease's
