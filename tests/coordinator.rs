@@ -160,6 +160,8 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     let j: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let dead = j["tasks"][0]["workers"].as_array().unwrap().iter().find(|w| w["pid"] == doomed.id()).expect("the killed worker is listed").clone();
     assert_eq!(dead["leases"].as_array().map(|l| l.len()), Some(1), "{dead}");
+    let items = j["tasks"][0]["tables"].as_array().unwrap().iter().find(|t| t["table"].as_str().is_some_and(|n| n.ends_with("items"))).expect("items is listed").clone();
+    assert_eq!(items["keys"], "pending", "items' keys wait for its last chunk: {items}");
     let late = r.join("late", &["--max-rate", "2"]);
     let late_pid = late.id();
     finish(first, "the first worker");
@@ -175,7 +177,7 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     let out = run(barge().args(["status", "--coordinator", &ctl.url]));
     assert_ok(&out, "status at the end");
     let text = stdout(&out);
-    assert!(text.contains("task kill-mid-chunk: done") && text.contains("chunks: 15 of 15 done, 150000 rows") && text.contains("keys and objects: done"), "{text}");
+    assert!(text.contains("task kill-mid-chunk: done") && text.contains("chunks: 15 of 15 done, 150000 rows") && text.contains("keys and objects: done") && text.matches("keys: done").count() == 2, "{text}");
     assert_eq!(text.matches(" finished ").count(), 2, "two workers finished, the killed one did not: {text}");
     assert_keys_built_by_last_chunk(&ctl).await;
     r.assert_equal_and_whole().await;
@@ -326,6 +328,51 @@ async fn what_a_coordinated_run_refuses_is_named() {
     ctl.drop_db().await;
 }
 
+/// A file the command line names (`--mapping`) travels with the task: a
+/// worker whose host has another file at that path (or none) uses the
+/// task's copy, and a `migrate` that would join with a different file is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_use_the_tasks_copy_of_the_mapping_file() {
+    let (src, dst, ctl) = setup(Engine::Postgres, "coord_files").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("m.json");
+    let rules = |max: u32| {
+        format!(
+            r#"{{"rules": [
+  {{"rule-type": "selection", "rule-id": "1", "rule-name": "1", "rule-action": "include", "object-locator": {{"schema-name": "%", "table-name": "items"}},
+   "filters": [{{"filter-type": "source", "column-name": "id", "filter-conditions": [{{"filter-operator": "lte", "value": "{max}"}}]}}]}},
+  {{"rule-type": "selection", "rule-id": "2", "rule-name": "2", "rule-action": "include", "object-locator": {{"schema-name": "%", "table-name": "notes"}}}}
+]}}"#
+        )
+    };
+    std::fs::write(&mapping, rules(60000)).unwrap();
+    let m = mapping.to_str().unwrap().to_string();
+    let r = Run::new(src, dst, ctl.url.clone(), "with-mapping");
+    let mut first = r.start(&["--mapping", &m, "--max-rate", "3"]);
+    wait_for_value(&ctl, "SELECT min(name) FROM barge_control.tasks", "the task is published", &mut [&mut first]).await;
+    // The file changes on this "host" once the task has its copy.
+    std::fs::write(&mapping, rules(10)).unwrap();
+    let joiner = run(barge()
+        .args(["migrate", &r.src.url, &r.dst.url, "--coordinator", &ctl.url, "--task", &r.task, "--chunk-rows", "10000", "--parallel", "1", "--mapping", &m])
+        .arg("--state-dir")
+        .arg(r.state.path().join("joiner")));
+    assert_eq!(joiner.status.code(), Some(2), "{}", text(&joiner));
+    assert!(stderr(&joiner).contains("differs from the copy the task was started with") && stderr(&joiner).contains("barge worker"), "{}", text(&joiner));
+    let worker = r.join("worker", &["--max-rate", "3"]);
+    let worker_pid = worker.id();
+    finish(worker, "the worker that uses the task's copy");
+    finish(first, "the first worker");
+    let loaded = ctl.query_row(&format!("SELECT count(*)::text FROM barge_control.units u JOIN barge_control.workers w ON w.id = u.owner WHERE w.pid = {worker_pid} AND u.kind = 'chunk' AND u.status = 'done'")).await;
+    assert_ne!(loaded[0].as_deref(), Some("0"), "the worker loaded chunks");
+    for (table, n) in [("items", "60000"), ("notes", "30000")] {
+        assert_eq!(r.dst.query_row(&format!("SELECT count(*) FROM {table}")).await[0].as_deref(), Some(n), "{table}: the rows the task's mapping selects");
+    }
+    std::fs::write(&mapping, rules(60000)).unwrap();
+    assert_ok(&run(barge().args(["validate", &r.src.url, &r.dst.url, "--mapping", &m])), "validate with the task's mapping");
+    r.drop_all(ctl).await;
+}
+
 #[test]
 fn the_stored_command_line_leaves_out_what_belongs_to_one_worker() {
     let line: Vec<String> = ["pg://a", "pg://b", "--coordinator", "pg://c", "--task=t", "--max-rate", "2", "--state-dir", "/x", "--chunk-rows", "5"].iter().map(|s| s.to_string()).collect();
@@ -433,6 +480,59 @@ async fn a_standby_takes_the_change_stream_over_when_its_reader_dies() {
     my.drop_db().await;
     dst.drop_db().await;
     ctl.drop_db().await;
+}
+
+/// `--mode full-load-and-cdc` as one shared task: the workers share the
+/// load while the source takes writes, then one reads the changes from
+/// where the schema step started capturing (one slot for the task) and the
+/// other stands by; the copy converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_load_then_its_change_stream_converges_under_writes() {
+    use barge::endpoint::Role;
+    let (src, dst, ctl) = setup(Engine::Postgres, "coord_flc").await;
+    let r = Run::new(src, dst, ctl.url.clone(), "load-then-changes");
+    let mut a = r.start(&["--mode", "full-load-and-cdc", "--lease-timeout", "3", "--heartbeat", "1", "--poll-interval", "50", "--max-rate", "4"]);
+    let mut b = r.join("b", &["--max-rate", "4"]);
+    // Writes while the chunks load and after: the row counts stay.
+    let url = r.src.url.clone();
+    let writer = tokio::spawn(async move {
+        let mut c = barge::db::Db::connect(&barge::endpoint::Endpoint::parse(&url).unwrap(), Role::Source).await.unwrap();
+        c.execute("INSERT INTO items (id, grp, label) VALUES (130000, 3, 'during the load')").await.unwrap();
+        c.execute("DELETE FROM items WHERE id = 1").await.unwrap();
+        for i in 0..150 {
+            let sql = match i % 2 {
+                0 => format!("UPDATE items SET label = 'changed {i}', amount = {i}.25 WHERE id = {}", 1 + (i * 797) % 120000),
+                _ => format!("UPDATE notes SET body = 'edited {i}' WHERE id = {}", 1 + (i * 199) % 30000),
+            };
+            c.execute(&sql).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    });
+    let reader = "SELECT w.pid::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner WHERE u.kind = 'cdc' AND u.status = 'leased'";
+    let pid = wait_for_value(&ctl, reader, "a worker reads the changes after the load", &mut [&mut a, &mut b]).await;
+    writer.await.unwrap();
+    let started = Instant::now();
+    loop {
+        let v = run(barge().args(["validate", &r.src.url, &r.dst.url]));
+        if v.status.success() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "the copy did not converge: {}", text(&v));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let task = ctl.query_row("SELECT t.state, (SELECT count(*) FROM barge_control.units u WHERE u.task = t.name AND u.kind = 'cdc' AND u.attempts = 1)::text FROM barge_control.tasks t").await;
+    assert_eq!(task, vec![Some("running".into()), Some("1".into())], "the load is done and its change stream is read, on its first lease");
+    let slots = r.src.query_row("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()").await;
+    assert_eq!(slots[0].as_deref(), Some("1"), "one slot for the task, whichever worker started it");
+    let (reader, standby) = if pid == a.id().to_string() { (a, b) } else { (b, a) };
+    let out = interrupt(standby);
+    assert!(stderr(&out).contains("standing by"), "{}", text(&out));
+    let out = interrupt(reader);
+    assert!(stderr(&out).contains("this worker reads the changes"), "{}", text(&out));
+    let slot = r.src.query_row("SELECT slot_name FROM pg_replication_slots WHERE database = current_database()").await;
+    assert_ok(&run(barge().args(["cleanup", &r.src.url, "--slot", slot[0].as_deref().unwrap()])), "cleanup of the task's slot");
+    r.assert_equal_and_whole().await;
+    r.drop_all(ctl).await;
 }
 
 /// Rows the target refuses (`--on-error log`) are counted for the whole

@@ -364,8 +364,12 @@ EOF
     -c "CREATE ROLE barge LOGIN SUPERUSER REPLICATION PASSWORD '$PW'" >>"$DIR/postgres.log" 2>&1 || return 1
   PGPASSWORD=$PW psql -X -q -At -h 127.0.0.1 -p "$PORT" -U barge -d postgres -c 'select 1' >/dev/null 2>>"$DIR/postgres.log" \
     || { log "postgres: password login over TCP failed"; return 1; }
+  # The password in a file in DIR (tests hand it to barge as ?password_file=),
+  # removed with DIR rather than one temp file per test process.
+  printf '%s' "$PW" > "$DIR/test-password"
   {
     env_line BARGE_TEST_PG_URL "postgres://barge:$PW@127.0.0.1:$PORT/postgres"
+    env_line BARGE_TEST_PASSWORD_FILE "$DIR/test-password"
     env_line BARGE_TEST_PG_BIN "$PG_BIN"
     env_line BARGE_TEST_PG_SOCKET_DIR "$sock"
     env_line BARGE_TEST_PG_PORT "$PORT"

@@ -194,10 +194,15 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
         if args.mode == Mode::Cdc {
             return rt.block_on(super::worker::run_shared_changes(&args, &source, &target, opts, stored));
         }
-        let (report, _session) = rt.block_on(super::worker::run_shared(&args, &source, &target, opts, stored))?;
+        let (report, joined) = rt.block_on(super::worker::run_shared(&args, &source, &target, opts.clone(), stored))?;
         print_report(&report, None, None);
         copy_report(args.report.as_ref(), &report.assessment)?;
-        return load_outcome(&report, &SinkSummary::default(), args.on_error);
+        let Some(joined) = joined else { return load_outcome(&report, &SinkSummary::default(), args.on_error) };
+        if report.tables.iter().any(|t| t.status == "failed") {
+            rt.block_on(joined.end(false));
+            return Err(Error::other("some tables failed to load (see above): no changes are applied over an incomplete copy").with_hint("fix the cause, then start the run again under a new --task name with --target-schema truncate"));
+        }
+        return rt.block_on(super::worker::follow_after_load(&args, &source, &target, opts, joined));
     }
     rt.block_on(check_state(&source, &target, &opts, args.restart))?;
     if args.mode == Mode::FullLoad && sink.is_none() && !args.restart && args.target_schema == SchemaMode::Create {

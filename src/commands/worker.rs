@@ -5,6 +5,7 @@
 //! a URL with a password is refused), so a worker needs only the
 //! coordinator URL, the task name and the same password variables.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::coord::lease::Plan;
 use crate::coord::{Session, Settings};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -78,6 +80,61 @@ pub fn shared_args(argv: &[String]) -> Vec<String> {
     out
 }
 
+/// Flags whose value is a file the run reads: the task keeps their
+/// contents, so a worker on another host needs none of them.
+const FILE_FLAGS: &[&str] = &["--mapping", "--rules", "--schema"];
+
+/// Each file `line` names with a [`FILE_FLAGS`] flag: (index of the value
+/// in `line`, the path as given).
+fn file_args(line: &[String]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, a) in line.iter().enumerate() {
+        for f in FILE_FLAGS {
+            if a == f {
+                if let Some(v) = line.get(i + 1) {
+                    out.push((i + 1, v.clone()));
+                }
+            } else if let Some(v) = a.strip_prefix(&format!("{f}=")) {
+                out.push((i, v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The contents of the files `line` names, read now.
+fn read_task_files(line: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    for (_, path) in file_args(line) {
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: PathBuf::from(&path), source })?;
+        files.insert(path, text);
+    }
+    Ok(files)
+}
+
+/// `line` with each file it names replaced by the task's copy, written
+/// under `dir`: what this worker runs, whatever those paths hold here.
+fn use_task_files(line: &[String], files: &BTreeMap<String, String>, dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut out = line.to_vec();
+    for (n, (i, path)) in file_args(line).into_iter().enumerate() {
+        let Some(text) = files.get(&path) else { continue };
+        // Named by its place on the line, keeping only a plain extension
+        // (the format may go by it): the task's text never chooses where
+        // a file is written.
+        let ext = std::path::Path::new(&path).extension().map(|e| e.to_string_lossy().into_owned()).filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+        let folder = dir.join("task-files");
+        std::fs::create_dir_all(&folder).map_err(|source| Error::Write { path: folder.clone(), source })?;
+        let copy = folder.join(match ext {
+            Some(e) => format!("file-{n}.{e}"),
+            None => format!("file-{n}"),
+        });
+        crate::util::fs::write_durably(&copy, text.as_bytes())?;
+        let value = copy.display().to_string();
+        out[i] = if out[i].starts_with("--") { format!("{}={value}", out[i].split('=').next().unwrap_or_default()) } else { value };
+    }
+    Ok(out)
+}
+
 /// This process's command line after the `migrate` word.
 fn migrate_argv() -> Vec<String> {
     let all: Vec<String> = std::env::args().skip(1).collect();
@@ -89,15 +146,11 @@ fn migrate_argv() -> Vec<String> {
 
 /// Checks what a coordinated run can do today.
 pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint) -> Result<()> {
-    use crate::commands::migrate::Mode;
     if !source.kind().is_database() {
         return Err(Error::usage(format!("--coordinator shares a database's full load; {source} is not a database (stream sources keep their own positions)")));
     }
     if !matches!(target, Endpoint::Postgres(_) | Endpoint::Mysql(_)) {
         return Err(Error::usage(format!("--coordinator: {target} cannot be shared by workers; the target must be PostgreSQL or MySQL/MariaDB (SQLite takes one writer)")));
-    }
-    if args.mode == Mode::FullLoadAndCdc {
-        return Err(Error::usage("--coordinator shares a full load (--mode full-load) or a change stream (--mode cdc), one task each").with_hint("run the full load as one task, then --mode cdc --start-position POSITION (printed by the load) as another, with standby workers"));
     }
     if args.validate {
         return Err(Error::usage("--validate with --coordinator would compare the tables once per worker").with_hint("run `barge validate SOURCE TARGET` once the task is done"));
@@ -111,16 +164,19 @@ pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, ta
 /// Opens the task `--coordinator` and `--task` name (creating it if it
 /// is new), checks that this worker runs the same command line, and
 /// registers the worker with its heartbeat.
-async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, stored: Option<Vec<String>>, changes: bool) -> Result<(Arc<Session>, tokio::task::JoinHandle<()>)> {
+async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, stored: Option<Vec<String>>, plan: Plan) -> Result<(Arc<Session>, tokio::task::JoinHandle<()>)> {
     let coord = &args.coordinator;
     let (Some(url), Some(task)) = (&coord.coordinator, &coord.task) else { return Err(Error::usage("--coordinator needs --task NAME")) };
     let settings = Settings { url: url.clone(), task: task.clone(), lease: Duration::from_secs(coord.lease_timeout) };
     let session = Session::open(&settings).await?;
+    let joining_stored = stored.is_some();
     let line = match stored {
         Some(line) => line,
         None => shared_args(&migrate_argv()),
     };
-    let published = session.publish("migrate", &line, &source.to_string(), &target.to_string(), changes).await?;
+    // A worker started by `barge worker` runs the task's own copies.
+    let files = if joining_stored { BTreeMap::new() } else { read_task_files(&line)? };
+    let published = session.publish_with_files("migrate", &line, &files, &source.to_string(), &target.to_string(), plan).await?;
     if !published.created && published.args != line {
         return Err(Error::Usage(format!(
             "task {task} in {} was started with other arguments:\n  stored:  {}\n  yours:   {}",
@@ -129,6 +185,13 @@ async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, t
             line.join(" ")
         ))
         .with_hint(format!("join it with `barge worker --coordinator URL --task {task}`, or choose another --task name")));
+    }
+    if !published.created && !joining_stored {
+        if let Some((path, _)) = files.iter().find(|(p, text)| published.files.get(*p) != Some(*text)) {
+            return Err(Error::Usage(format!("task {task}: {path} here differs from the copy the task was started with")).with_hint(format!(
+                "join with `barge worker --coordinator URL --task {task}`, which uses the task's copy, or start a new task for the new file"
+            )));
+        }
     }
     if published.created {
         output::info(format!("task {task}: created in the coordinator {}; more workers join with `barge worker --coordinator URL --task {task}`", session.display));
@@ -140,17 +203,77 @@ async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, t
     Ok((session, heartbeat))
 }
 
-/// Runs `migrate` as one worker of the task `coord` names, creating the
-/// task if it is new.
-pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: crate::task::load::LoadOptions, stored: Option<Vec<String>>) -> Result<(crate::task::load::LoadReport, Arc<Session>)> {
-    let (session, heartbeat) = join(args, source, target, stored, false).await?;
+/// This process's membership of a task: its session and heartbeat.
+pub struct Joined {
+    pub session: Arc<Session>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Joined {
+    /// Stops the heartbeat and records how this worker ended.
+    pub async fn end(self, ok: bool) {
+        self.heartbeat.abort();
+        self.session.sign_off(if ok { "finished" } else { "failed" }).await;
+    }
+}
+
+/// Runs `migrate`'s full load as one worker of the task `coord` names,
+/// creating the task if it is new. With `--mode full-load-and-cdc` the
+/// worker stays joined for the change stream ([`follow_after_load`]).
+pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, mut opts: crate::task::load::LoadOptions, stored: Option<Vec<String>>) -> Result<(crate::task::load::LoadReport, Option<Joined>)> {
+    let changes = args.mode == crate::commands::migrate::Mode::FullLoadAndCdc;
+    let (session, heartbeat) = join(args, source, target, stored, if changes { Plan::LoadThenChanges } else { Plan::Load }).await?;
+    let joined = Joined { session: session.clone(), heartbeat };
     // Each process keeps its own report and rejects; the plan is shared.
     opts.state_dir = opts.state_dir.join(format!("worker-{}", session.worker));
     opts.coordinated = Some(session.clone());
+    if changes {
+        // The capture belongs to the task: one slot whichever worker
+        // creates it (the schema step's) or reads it later.
+        let mut capture = args.cdc.capture_options();
+        if capture.slot.is_none() && matches!(source, Endpoint::Postgres(_)) {
+            capture.slot = Some(task_slot(&session.task));
+        }
+        opts.capture = Some(capture);
+    }
     let r = crate::task::load::run(source, target, opts).await;
-    heartbeat.abort();
-    session.sign_off(if r.is_ok() { "finished" } else { "failed" }).await;
-    r.map(|report| (report, session))
+    match r {
+        Ok(report) if changes => Ok((report, Some(joined))),
+        Ok(report) => {
+            joined.end(true).await;
+            Ok((report, None))
+        }
+        Err(e) => {
+            joined.end(false).await;
+            Err(e)
+        }
+    }
+}
+
+/// The replication slot of a task's change stream on a PostgreSQL source.
+fn task_slot(task: &str) -> String {
+    crate::source::capture::default_name(&format!("task {task}"))
+}
+
+/// `--mode full-load-and-cdc --coordinator`, once the shared load is
+/// done: every worker stays, one reads the change stream from where the
+/// schema step started capturing, the others stand by.
+pub async fn follow_after_load(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, opts: crate::task::load::LoadOptions, joined: Joined) -> Result<ExitCode> {
+    let state_dir = opts.state_dir.join(format!("worker-{}", joined.session.worker));
+    let outcome = follow_changes(args, source, target, &opts, &joined.session, state_dir, CaptureFrom::Coordinator).await;
+    if let Err(e) = &outcome {
+        joined.session.abandon(e).await;
+    }
+    joined.end(outcome.is_ok()).await;
+    outcome
+}
+
+/// Where a worker that takes the change stream finds its capture.
+enum CaptureFrom {
+    /// `--mode cdc`: the command line's `--start-position`, `--slot`...
+    Arguments,
+    /// After a shared load: what its schema step started.
+    Coordinator,
 }
 
 /// `--mode cdc --coordinator`: one worker reads the change stream, the
@@ -159,71 +282,82 @@ pub async fn run_shared(args: &crate::commands::migrate::MigrateArgs, source: &E
 /// changes), and every batch commits under the lease's fence, so a holder
 /// that lost the lease cannot apply anything after the new one started.
 pub async fn run_shared_changes(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, opts: crate::task::load::LoadOptions, stored: Option<Vec<String>>) -> Result<ExitCode> {
-    use crate::commands::cdc::{capture_for, print_cdc_report, replicate, Replicate};
-    use crate::coord::lease::Kind;
-    let (session, heartbeat) = join(args, source, target, stored, true).await?;
-    let mut dst = crate::db::Db::connect(target, crate::endpoint::Role::Target).await?;
-    crate::coord::fence::prepare(&mut dst).await?;
-    drop(dst);
+    let (session, heartbeat) = join(args, source, target, stored, Plan::Changes).await?;
+    let joined = Joined { session: session.clone(), heartbeat };
     let state_dir = opts.state_dir.join(format!("worker-{}", session.worker));
-    let outcome = async {
-        loop {
-            let mut said = false;
-            let lease = loop {
-                let p = session.progress().await?;
-                if p.state == "failed" {
-                    return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
-                }
-                if let Some(l) = session.lease(Kind::Cdc).await? {
-                    break l;
-                }
-                if !said {
-                    output::info(format!("task {}: standing by; another worker reads the changes", session.task));
-                    said = true;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
-                    _ = crate::util::interrupt::requested() => return Err(Error::Interrupted),
-                }
-            };
-            if lease.dirty() {
-                output::warn(format!("task {}: taking over the change stream from a worker that stopped; resuming from the target's saved position", session.task));
-            } else {
-                output::info(format!("task {}: this worker reads the changes", session.task));
-            }
-            let mut cdc = args.cdc.clone();
-            if cdc.slot.is_none() && matches!(source, Endpoint::Postgres(_)) {
-                // One slot for the task, whichever worker reads it.
-                cdc.slot = Some(crate::source::capture::default_name(&format!("task {}", session.task)));
-            }
-            let capture = capture_for(&state_dir, &cdc, source)?;
-            let fence = crate::coord::fence::Token { task: session.task.clone(), unit: lease.id, epoch: lease.epoch };
-            let run = Replicate { source, target, state_dir: state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink: None, sql: args.sql.clone(), fence: Some(fence) };
-            match replicate(run, &opts, capture, &cdc).await {
-                Ok(report) => {
-                    print_cdc_report(&report);
-                    if report.interrupted {
-                        session.abandon(&Error::Interrupted).await;
-                        return Err(Error::Interrupted);
-                    }
-                    session.finish(&lease, &Default::default()).await?;
-                    session.finish_task(&serde_json::Value::Null).await?;
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Err(e) if crate::coord::fence::is_fenced(&e) => {
-                    output::warn(format!("task {}: another worker took the change stream over; this one stands by again ({e})", session.task));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    .await;
+    let outcome = follow_changes(args, source, target, &opts, &session, state_dir, CaptureFrom::Arguments).await;
     if let Err(e) = &outcome {
         session.abandon(e).await;
     }
-    heartbeat.abort();
-    session.sign_off(if outcome.is_ok() { "finished" } else { "failed" }).await;
+    joined.end(outcome.is_ok()).await;
     outcome
+}
+
+/// Stands by for the task's change stream, reads it while this worker
+/// holds its lease, and stands by again if another worker takes it over.
+async fn follow_changes(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, opts: &crate::task::load::LoadOptions, session: &Arc<Session>, state_dir: PathBuf, from: CaptureFrom) -> Result<ExitCode> {
+    use crate::commands::cdc::{capture_for, print_cdc_report, replicate, Replicate};
+    use crate::coord::lease::Kind;
+    let mut dst = crate::db::Db::connect(target, crate::endpoint::Role::Target).await?;
+    crate::coord::fence::prepare(&mut dst).await?;
+    drop(dst);
+    loop {
+        let mut said = false;
+        let lease = loop {
+            let p = session.progress().await?;
+            if p.state == "failed" {
+                return Err(crate::coord::lease::task_failed(&session.task, p.error.as_deref()));
+            }
+            if let Some(l) = session.lease(Kind::Cdc).await? {
+                break l;
+            }
+            if !said {
+                output::info(format!("task {}: standing by; another worker reads the changes", session.task));
+                said = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                _ = crate::util::interrupt::requested() => return Err(Error::Interrupted),
+            }
+        };
+        if lease.dirty() {
+            output::warn(format!("task {}: taking over the change stream from a worker that stopped; resuming from the target's saved position", session.task));
+        } else {
+            output::info(format!("task {}: this worker reads the changes", session.task));
+        }
+        let mut cdc = args.cdc.clone();
+        let capture = match from {
+            CaptureFrom::Arguments => {
+                if cdc.slot.is_none() && matches!(source, Endpoint::Postgres(_)) {
+                    // One slot for the task, whichever worker reads it.
+                    cdc.slot = Some(task_slot(&session.task));
+                }
+                capture_for(&state_dir, &cdc, source)?
+            }
+            CaptureFrom::Coordinator => {
+                let v = session.capture().await?.ok_or_else(|| Error::other(format!("task {}: the load is done but the coordinator holds no change capture for it", session.task)).with_hint("start a new task: the load's schema step records where the changes start"))?;
+                serde_json::from_value(v).map_err(|e| Error::other(format!("task {}: the coordinator's change capture does not read: {e}", session.task)))?
+            }
+        };
+        let fence = crate::coord::fence::Token { task: session.task.clone(), unit: lease.id, epoch: lease.epoch };
+        let run = Replicate { source, target, state_dir: state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink: None, sql: args.sql.clone(), fence: Some(fence) };
+        match replicate(run, opts, capture, &cdc).await {
+            Ok(report) => {
+                print_cdc_report(&report);
+                if report.interrupted {
+                    session.abandon(&Error::Interrupted).await;
+                    return Err(Error::Interrupted);
+                }
+                session.finish(&lease, &Default::default()).await?;
+                session.finish_task(None).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) if crate::coord::fence::is_fenced(&e) => {
+                output::warn(format!("task {}: another worker took the change stream over; this one stands by again ({e})", session.task));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `barge worker`: reads the task's command line from the coordinator and
@@ -232,12 +366,12 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
     crate::coord::check_task_name(&args.task)?;
     let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
     let settings = Settings { url: args.coordinator.clone(), task: args.task.clone(), lease: Duration::from_secs(30) };
-    let line = rt.block_on(async {
+    let (line, files) = rt.block_on(async {
         let session = Session::open(&settings).await?;
         let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
         loop {
             match session.task_args().await? {
-                Some((cmd, line)) if cmd == "migrate" => return Ok(line),
+                Some((cmd, line)) if cmd == "migrate" => return Ok((line, session.task_files().await?)),
                 Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate tasks", args.task))),
                 None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
                 None => {
@@ -250,10 +384,10 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
         }
     })?;
     drop(rt);
-    let mut argv = vec!["barge".to_string(), "migrate".to_string()];
-    argv.extend(line.iter().cloned());
-    argv.extend(["--coordinator".to_string(), args.coordinator.clone(), "--task".to_string(), args.task.clone()]);
     let dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(".barge").join(format!("task-{}", args.task)));
+    let mut argv = vec!["barge".to_string(), "migrate".to_string()];
+    argv.extend(use_task_files(&line, &files, &dir)?);
+    argv.extend(["--coordinator".to_string(), args.coordinator.clone(), "--task".to_string(), args.task.clone()]);
     argv.extend(["--state-dir".to_string(), dir.display().to_string()]);
     if let Some(r) = args.max_rate {
         argv.extend(["--max-rate".to_string(), r.to_string()]);

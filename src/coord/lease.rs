@@ -9,6 +9,7 @@
 //! held twice. Each lease gets a fresh epoch from one sequence, so a later
 //! holder always has the higher epoch ([`super::fence`]).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -154,9 +155,23 @@ pub struct Progress {
     pub keys_left: i64,
 }
 
+/// The units a new task starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// A full load: schema, chunks and keys, then the other objects.
+    Load,
+    /// A change stream: one reader at a time.
+    Changes,
+    /// A full load, then its change stream from where the schema step
+    /// started capturing (`--mode full-load-and-cdc`).
+    LoadThenChanges,
+}
+
 /// What a task was started with, to check that a worker joins the same one.
 pub struct Published {
     pub args: Vec<String>,
+    /// The files its command line names, as the first worker read them.
+    pub files: BTreeMap<String, String>,
     /// This call created the task.
     pub created: bool,
 }
@@ -165,38 +180,66 @@ impl Session {
     /// Creates the task with its first units, or finds the one of that
     /// name. A task of the same name started with other arguments is
     /// refused: a worker must not load one plan's chunks into another's.
-    pub async fn publish(&self, command: &str, args: &[String], source: &str, target: &str, changes: bool) -> Result<Published> {
+    pub async fn publish(&self, command: &str, args: &[String], source: &str, target: &str, plan: Plan) -> Result<Published> {
+        self.publish_with_files(command, args, &Default::default(), source, target, plan).await
+    }
+
+    /// [`Session::publish`], with the contents of the files the command
+    /// line names, by the path as given.
+    pub async fn publish_with_files(&self, command: &str, args: &[String], files: &BTreeMap<String, String>, source: &str, target: &str, plan: Plan) -> Result<Published> {
         let (task, command, source, target) = (self.task.clone(), command.to_string(), source.to_string(), target.to_string());
         let json = serde_json::to_value(args).expect("strings serialize");
+        let files = serde_json::to_value(files).expect("strings serialize");
         let (created, stored) = self
             .call("publish task", |c| {
-                let (task, command, source, target, json) = (task.clone(), command.clone(), source.clone(), target.clone(), json.clone());
+                let (task, command, source, target, json, files) = (task.clone(), command.clone(), source.clone(), target.clone(), json.clone(), files.clone());
                 async move {
                     let inserted = c
                         .query_opt(
-                            "INSERT INTO barge_control.tasks (name, command, args, source, target) VALUES ($1, $2, $3, $4, $5)
+                            "INSERT INTO barge_control.tasks (name, command, args, source, target, files) VALUES ($1, $2, $3, $4, $5, $6)
                              ON CONFLICT (name) DO NOTHING RETURNING name",
-                            &[&task, &command, &json, &source, &target],
+                            &[&task, &command, &json, &source, &target, &files],
                         )
                         .await?
                         .is_some();
                     // A full load: schema, then chunks (ids from 2) and
                     // each table's keys, then the other objects once all
                     // of those are done. Changes: one stream.
-                    let units = if changes {
-                        "INSERT INTO barge_control.units (task, id, kind) VALUES ($1, 0, 'cdc') ON CONFLICT (task, id) DO NOTHING"
-                    } else {
-                        "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}')
-                         ON CONFLICT (task, id) DO NOTHING"
+                    // The change stream after a load is unit -1: ids from
+                    // 2 are the chunks and keys the schema step publishes.
+                    let units = match plan {
+                        Plan::Changes => "INSERT INTO barge_control.units (task, id, kind) VALUES ($1, 0, 'cdc') ON CONFLICT (task, id) DO NOTHING",
+                        Plan::Load => {
+                            "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}')
+                             ON CONFLICT (task, id) DO NOTHING"
+                        }
+                        Plan::LoadThenChanges => {
+                            "INSERT INTO barge_control.units (task, id, kind, after)
+                             VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}'), ($1, -1, 'cdc', '{schema,chunk,keys,post}')
+                             ON CONFLICT (task, id) DO NOTHING"
+                        }
                     };
                     c.execute(units, &[&task]).await?;
-                    let row = c.query_one("SELECT command, args FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
-                    Ok((inserted, (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1))))
+                    let row = c.query_one("SELECT command, args, files FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
+                    Ok((inserted, (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1), row.get::<_, serde_json::Value>(2))))
                 }
             })
             .await?;
         let stored_args: Vec<String> = serde_json::from_value(stored.1).unwrap_or_default();
-        Ok(Published { args: stored_args, created: created && stored.0 == command })
+        let files: BTreeMap<String, String> = serde_json::from_value(stored.2).unwrap_or_default();
+        Ok(Published { args: stored_args, files, created: created && stored.0 == command })
+    }
+
+    /// The files the task's command line names, by the path as given.
+    pub async fn task_files(&self) -> Result<BTreeMap<String, String>> {
+        let task = self.task.clone();
+        let row = self
+            .call("read the task's files", |c| {
+                let task = task.clone();
+                async move { c.query_opt("SELECT files FROM barge_control.tasks WHERE name = $1", &[&task]).await }
+            })
+            .await?;
+        Ok(row.and_then(|r| serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()).unwrap_or_default())
     }
 
     /// The arguments the task was started with, if it exists.
@@ -264,7 +307,11 @@ impl Session {
     /// statement: workers see every chunk or none.
     /// `keyed` names the tables whose keys a chunk's finisher builds (one
     /// `keys` unit each, after the chunks).
-    pub async fn finish_schema(&self, lease: &Lease, chunks: &[NewChunk], keyed: &[String], errored_tables: &[String], ledger: &serde_json::Value) -> Result<bool> {
+    /// `capture` is where the change stream after the load starts
+    /// (`Plan::LoadThenChanges`), kept in its unit's checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_schema(&self, lease: &Lease, chunks: &[NewChunk], keyed: &[String], errored_tables: &[String], ledger: &serde_json::Value, capture: Option<&serde_json::Value>) -> Result<bool> {
+        let capture = capture.cloned();
         let task = self.task.clone();
         let epoch = lease.epoch;
         let n = chunks.len() as i64;
@@ -278,7 +325,8 @@ impl Session {
         let errored = serde_json::to_value(errored_tables).expect("strings serialize");
         let done: i64 = self
             .call("publish chunks", |c| {
-                let (task, ids, kinds, tables, indexes, los, his, errored, ledger) = (task.clone(), ids.clone(), kinds.clone(), tables.clone(), indexes.clone(), los.clone(), his.clone(), errored.clone(), ledger.clone());
+                let (task, ids, kinds, tables, indexes, los, his, errored, ledger, capture) =
+                    (task.clone(), ids.clone(), kinds.clone(), tables.clone(), indexes.clone(), los.clone(), his.clone(), errored.clone(), ledger.clone(), capture.clone());
                 async move {
                     let r = c
                         .query_one(
@@ -293,9 +341,12 @@ impl Session {
                                 ON CONFLICT (task, id) DO NOTHING RETURNING 1),
                              tables AS (
                                 UPDATE barge_control.tasks SET errored_tables = $8, ledger = $9
-                                 WHERE name = $1 AND EXISTS (SELECT 1 FROM done) RETURNING 1)
-                             SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM chunks) + 0 * (SELECT count(*) FROM tables)",
-                            &[&task, &epoch, &ids, &tables, &indexes, &los, &his, &errored, &ledger, &kinds],
+                                 WHERE name = $1 AND EXISTS (SELECT 1 FROM done) RETURNING 1),
+                             capture AS (
+                                UPDATE barge_control.units SET checkpoint = $11
+                                 WHERE task = $1 AND kind = 'cdc' AND $11::jsonb IS NOT NULL AND EXISTS (SELECT 1 FROM done) RETURNING 1)
+                             SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM chunks) + 0 * (SELECT count(*) FROM tables) + 0 * (SELECT count(*) FROM capture)",
+                            &[&task, &epoch, &ids, &tables, &indexes, &los, &his, &errored, &ledger, &kinds, &capture],
                         )
                         .await?;
                     Ok(r.get::<_, i64>(0))
@@ -404,14 +455,38 @@ impl Session {
     /// Marks the task done (the post unit's holder, at the end), with the
     /// ledger of every object step, so each worker's report says what is
     /// on the target.
-    pub async fn finish_task(&self, ledger: &serde_json::Value) -> Result<()> {
-        let (task, ledger) = (self.task.clone(), ledger.clone());
+    pub async fn finish_task(&self, ledger: Option<&serde_json::Value>) -> Result<()> {
+        let (task, ledger) = (self.task.clone(), ledger.cloned());
         self.call("finish the task", |c| {
             let (task, ledger) = (task.clone(), ledger.clone());
-            async move { c.execute("UPDATE barge_control.tasks SET state = 'done', finished_at = now(), ledger = $2 WHERE name = $1 AND state = 'running'", &[&task, &ledger]).await }
+            // A load followed by its change stream stays running: the
+            // stream's end (never, short of a stop) ends the task.
+            async move {
+                c.execute(
+                    "UPDATE barge_control.tasks SET ledger = coalesce($2, ledger),
+                            state = CASE WHEN EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = $1 AND u.kind = 'cdc' AND u.status <> 'done') THEN state ELSE 'done' END,
+                            finished_at = CASE WHEN EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = $1 AND u.kind = 'cdc' AND u.status <> 'done') THEN NULL ELSE now() END
+                      WHERE name = $1 AND state = 'running'",
+                    &[&task, &ledger],
+                )
+                .await
+            }
         })
         .await
         .map(|_| ())
+    }
+
+    /// Where the change stream after the load starts, as the schema step
+    /// left it.
+    pub async fn capture(&self) -> Result<Option<serde_json::Value>> {
+        let task = self.task.clone();
+        let row = self
+            .call("read the capture", |c| {
+                let task = task.clone();
+                async move { c.query_opt("SELECT checkpoint FROM barge_control.units WHERE task = $1 AND kind = 'cdc'", &[&task]).await }
+            })
+            .await?;
+        Ok(row.and_then(|r| r.get::<_, Option<serde_json::Value>>(0)))
     }
 
     /// The ledger of object steps the schema (then the post) holder left.

@@ -88,6 +88,10 @@ const MIGRATIONS: &[&[&str]] = &[
             ADD COLUMN result jsonb, ADD COLUMN host text",
         // Whether a table's chunks are all in, asked as each one finishes.
         "CREATE INDEX units_by_table ON barge_control.units (task, table_key, kind, status)",
+        // The files the task's command line names (--mapping, --rules,
+        // --schema), by the path as given: a worker on another host uses
+        // these, not whatever is at that path there.
+        "ALTER TABLE barge_control.tasks ADD COLUMN files jsonb NOT NULL DEFAULT '{}'",
     ],
 ];
 

@@ -33,6 +33,9 @@ pub struct TableProgress {
     pub chunks_done: i64,
     pub chunks: i64,
     pub rows: i64,
+    /// Its keys and indexes: pending, leased (being built), done, failed;
+    /// "-" for a table with none to build on its own.
+    pub keys: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,14 +88,15 @@ pub async fn read(url: &str, task: Option<&str>) -> Result<Vec<TaskStatus>> {
 }
 
 async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postgres::Row) -> Result<TaskStatus> {
-    let sql = "SELECT table_key, count(*) FILTER (WHERE status = 'done'), count(*), coalesce(sum(rows) FILTER (WHERE status = 'done'), 0)::bigint
-                 FROM barge_control.units WHERE task = $1 AND kind = 'chunk' GROUP BY table_key ORDER BY table_key";
+    let sql = "SELECT c.table_key, count(*) FILTER (WHERE c.status = 'done'), count(*), coalesce(sum(c.rows) FILTER (WHERE c.status = 'done'), 0)::bigint,
+                      coalesce((SELECT k.status FROM barge_control.units k WHERE k.task = $1 AND k.kind = 'keys' AND k.table_key = c.table_key), '-')
+                 FROM barge_control.units c WHERE c.task = $1 AND c.kind = 'chunk' GROUP BY c.table_key ORDER BY c.table_key";
     let tables: Vec<TableProgress> = client
         .query(sql, &[&name])
         .await
         .map_err(q(display, sql))?
         .iter()
-        .map(|t| TableProgress { table: t.get(0), chunks_done: t.get(1), chunks: t.get(2), rows: t.get(3) })
+        .map(|t| TableProgress { table: t.get(0), chunks_done: t.get(1), chunks: t.get(2), rows: t.get(3), keys: t.get(4) })
         .collect();
     let sql = "SELECT kind, status FROM barge_control.units WHERE task = $1 AND kind IN ('schema', 'post')";
     let mut schema = String::from("pending");
@@ -111,12 +115,12 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
     let mut workers = Vec::new();
     for w in client.query(sql, &[&name]).await.map_err(q(display, sql))? {
         let id: String = w.get(0);
-        let held = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk ELSE kind END, extract(epoch FROM lease_expires - now())::float8
+        let held = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk WHEN 'keys' THEN 'keys of ' || table_key ELSE kind END, extract(epoch FROM lease_expires - now())::float8
                       FROM barge_control.units WHERE task = $1 AND owner = $2 AND status = 'leased' ORDER BY id";
         let leases = client.query(held, &[&name, &id]).await.map_err(q(display, held))?.iter().map(|l| (l.get::<_, String>(0), l.get::<_, Option<f64>>(1).unwrap_or(0.0))).collect();
         workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(3), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), leases });
     }
-    let sql = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
+    let sql = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk WHEN 'keys' THEN 'keys of ' || table_key ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
     let failed_units = client.query(sql, &[&name]).await.map_err(q(display, sql))?.iter().map(|f| FailedUnit { unit: f.get(0), attempts: f.get(1), error: f.get(2) }).collect();
     Ok(TaskStatus {
         name: name.to_string(),
@@ -150,7 +154,7 @@ pub fn render(tasks: &[TaskStatus]) -> String {
         }
         let _ = writeln!(s, "  schema: {}; chunks: {} of {} done, {} rows; keys and objects: {}", t.schema, t.chunks_done, t.chunks, t.rows, t.keys_and_objects);
         for tp in &t.tables {
-            let _ = writeln!(s, "    {:<40} {:>5} of {:<5} chunks {:>12} rows", tp.table, tp.chunks_done, tp.chunks, tp.rows);
+            let _ = writeln!(s, "    {:<40} {:>5} of {:<5} chunks {:>12} rows  keys: {}", tp.table, tp.chunks_done, tp.chunks, tp.rows, tp.keys);
         }
         let _ = writeln!(s, "  workers:");
         for w in &t.workers {

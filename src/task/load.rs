@@ -329,7 +329,15 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
         let target = Target { endpoint: dst.clone(), sink: None };
         match &mut feed {
             Feed::Database(src) => {
-                let readers = begin_capture(src, &super::load_sql::read_schema(&schema, &jobs), &opts, &mut state, &store).await?;
+                let readers = if opts.coordinated.is_some() && schema_lease.is_none() {
+                    // The schema step's worker started the change capture
+                    // (the task's, kept with the coordinator); this one
+                    // reads the rows as they are now, which the changes
+                    // since then converge, being applied idempotently.
+                    Arc::new(SnapshotReaders::from(crate::source::capture::Snapshot::None))
+                } else {
+                    begin_capture(src, &super::load_sql::read_schema(&schema, &jobs), &opts, &mut state, &store).await?
+                };
                 if let (Some(session), Phase::Load) = (&opts.coordinated, state.phase) {
                     let keys = leased_table_keys(&plan_view, &targets, &jobs, copts.target);
                     if let Some(l) = &schema_lease {
@@ -459,7 +467,7 @@ pub(crate) async fn run_phases(mut feed: Feed<'_, '_>, dst: &Endpoint, opts: Loa
             store.save(&state)?;
             if let (Some(session), Some(l)) = (&opts.coordinated, &post_lease) {
                 session.finish(l, &Default::default()).await?;
-                session.finish_task(&leased::ledger_value(&ledger)).await?;
+                session.finish_task(Some(&leased::ledger_value(&ledger))).await?;
             }
         }
 

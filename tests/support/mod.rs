@@ -152,6 +152,10 @@ pub fn server_url(var: &str) -> url::Url {
 pub fn password_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
+        // tests/services.sh writes one in its folder, removed with it.
+        if let Some(p) = std::env::var_os("BARGE_TEST_PASSWORD_FILE").map(PathBuf::from).filter(|p| p.exists()) {
+            return p;
+        }
         let u = server_url("BARGE_TEST_PG_URL");
         let pw = u.password().unwrap_or_default().to_string();
         let path = std::env::temp_dir().join(format!("barge-test-pw-{}", std::process::id()));

@@ -91,7 +91,8 @@ pub(crate) async fn publish_chunks(session: &Session, lease: &Lease, jobs: &[Job
         }
     }
     let steps = ledger_value(ledger);
-    if !session.finish_schema(lease, &chunks, &keyed, &errored, &steps).await? {
+    let capture = state.capture.as_ref().map(|c| serde_json::to_value(c).expect("a capture serializes"));
+    if !session.finish_schema(lease, &chunks, &keyed, &errored, &steps, capture.as_ref()).await? {
         return Err(Error::other(format!("task {}: the schema step's lease was lost before its chunks were published; another worker redoes it", session.task)));
     }
     tracing::info!("task {}: {} chunks of {} tables ready for the workers", session.task, chunks.len(), jobs.len());
