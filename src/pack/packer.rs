@@ -442,10 +442,10 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             _ => {
                 let n = device_recs.iter().map(|r| r.number).max().unwrap_or(0) + 1;
                 let label = path.display().to_string();
-                let marker = DeviceMarker { pack_id: pid_hex.clone(), number: n, label: label.clone() };
+                let marker = DeviceMarker { pack_id: pid_hex.clone(), number: n, label: label.clone(), host: None };
                 d.write_atomic(device::DEVICE_NAME, &serde_json::to_vec_pretty(&marker).unwrap())
                     .map_err(|e| write_error(&d, device::DEVICE_NAME, e, &resume_hint))?;
-                let rec = DeviceRecord { number: n, label };
+                let rec = DeviceRecord { number: n, label, host: None };
                 journal.append(&Record::Device(rec.clone()), true).map_err(|source| Error::Write {
                     path: opts.journal.clone(),
                     source,
