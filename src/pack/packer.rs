@@ -241,6 +241,37 @@ impl Work<'_> {
     }
 }
 
+/// A new pack's identity and master key: a random pack id and key, a
+/// passphrase slot (and a key-file slot), and a signing key sealed under
+/// the master key.
+pub fn new_identity(segment_size: u32, chunk_size: u64, passphrase: &[u8], new_key_file: Option<&[u8]>, kdf: Argon2Params) -> Result<(Identity, MasterKey)> {
+    let master = MasterKey::generate();
+    let pack_id: [u8; 16] = crypto::random();
+    let mut key_slots = vec![KeySlot::passphrase(&master, &pack_id, passphrase, kdf).map_err(Error::other)?];
+    if let Some(kf) = new_key_file {
+        key_slots.push(KeySlot::key_file(&master, &pack_id, kf));
+    }
+    let (_, seed) = Signer::generate();
+    let signer = Signer::from_seed(&seed).expect("valid seed");
+    let (signing_seed, signing_seed_ct) = crypto::seal_blob(&master, "signing-seed", &pack_id, &seed);
+    let identity = Identity {
+        pack_id,
+        created: now(),
+        segment_size,
+        chunk_size,
+        key_slots,
+        signer: signer.public_key(),
+        signing_seed,
+        signing_seed_ct,
+    };
+    Ok((identity, master))
+}
+
+/// Opens a pack's master key with a passphrase or key file.
+pub fn unlock_identity(identity: &Identity, keys: &KeyInput) -> Result<MasterKey> {
+    unlock_existing(identity, keys)
+}
+
 pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, progress: &dyn Progress) -> Result<PackReport> {
     let (root, mut db) = match source {
         Source::Tree(p) => {
@@ -342,25 +373,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             Some(db) => Some(db.begin()?),
             None => None,
         };
-        let master = MasterKey::generate();
-        let pack_id: [u8; 16] = crypto::random();
-        let mut key_slots = vec![KeySlot::passphrase(&master, &pack_id, pass, opts.kdf).map_err(Error::other)?];
-        if let Some(kf) = &k.new_key_file {
-            key_slots.push(KeySlot::key_file(&master, &pack_id, kf));
-        }
-        let (_, seed) = Signer::generate();
-        let signer = Signer::from_seed(&seed).expect("valid seed");
-        let (signing_seed, signing_seed_ct) = crypto::seal_blob(&master, "signing-seed", &pack_id, &seed);
-        let identity = Identity {
-            pack_id,
-            created: now(),
-            segment_size: seg,
-            chunk_size: opts.chunk_size,
-            key_slots,
-            signer: signer.public_key(),
-            signing_seed,
-            signing_seed_ct,
-        };
+        let (identity, master) = new_identity(seg, opts.chunk_size, pass, k.new_key_file.as_deref(), opts.kdf)?;
         let mut j = Journal::create(&opts.journal, &identity, &source_label)
             .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
         if let Some(info) = database {
