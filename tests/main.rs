@@ -12,6 +12,7 @@ mod cdc_faults;
 mod cdc_sinks;
 mod cli;
 mod convert_property;
+mod coord_pack;
 mod coord_scale;
 mod convert_real_world;
 mod convert_schema;

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod output;
 pub mod pack;
+pub mod pack_shared;
 pub mod records;
 pub mod sink_args;
 pub mod sql_args;

@@ -42,8 +42,11 @@ pub struct PackArgs {
     /// What to pack: a directory tree, or a database URL (postgres://, mysql://, sqlite:)
     pub source: String,
     /// Mount points of the attached disks to fill; data spreads across them
-    #[arg(required = true)]
+    #[arg(required_unless_present = "disk")]
     pub dest: Vec<PathBuf>,
+    /// A disk (mount point) to fill, as a flag: repeat it for each disk. With --coordinator, each worker names its own disks this way
+    #[arg(long = "disk", value_name = "DIR")]
+    pub disk: Vec<PathBuf>,
     /// Write at most SIZE on each device (e.g. 8TB, 500GiB); default: its free space
     #[arg(long, value_name = "SIZE")]
     pub capacity: Option<String>,
@@ -81,14 +84,19 @@ pub struct PackArgs {
     pub secret: SecretArgs,
     #[command(flatten)]
     pub metrics: crate::commands::metrics::MetricsArgs,
+    #[command(flatten)]
+    pub shared: super::pack_shared::SharedPackArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
     /// Mount points holding the image, then the target: a directory, file:///dir or
     /// s3://bucket/prefix for a tree; a database URL (postgres://, mysql://, sqlite:) for a database
-    #[arg(required = true, num_args = 2.., value_name = "DEVICE... TARGET")]
+    #[arg(required = true, num_args = 1.., value_name = "DEVICE... TARGET")]
     pub paths: Vec<String>,
+    /// A disk holding the image, as a flag: repeat it for each (a pack made by several hosts: every host's disks, mounted from wherever)
+    #[arg(long = "disk", value_name = "DIR")]
+    pub disk: Vec<PathBuf>,
     /// Trust this manifest file (sent apart from the disks) instead of the copies on them
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
@@ -127,8 +135,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub deep: bool,
     /// Mount points holding the image
-    #[arg(required = true)]
+    #[arg(required_unless_present = "disk")]
     pub devices: Vec<PathBuf>,
+    /// A disk holding the image, as a flag: repeat it for each (a pack made by several hosts: every host's disks, mounted from wherever)
+    #[arg(long = "disk", value_name = "DIR")]
+    pub disk: Vec<PathBuf>,
     /// Trust this manifest file (sent apart from the disks) instead of the copies on them
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
@@ -262,8 +273,10 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     }
     let journal = args.journal.clone().unwrap_or_else(|| default_journal(&source));
     let segment_size = size_arg(&args.segment_size, "--segment-size")?;
+    let mut devices = args.dest.clone();
+    devices.extend(args.disk.iter().cloned());
     let opts = PackOptions {
-        devices: args.dest.clone(),
+        devices,
         capacity: args.capacity.as_deref().map(|c| size_arg(c, "--capacity")).transpose()?,
         chunk_size: size_arg(&args.chunk_size, "--chunk-size")?,
         segment_size: u32::try_from(segment_size).map_err(|_| Error::usage("--segment-size is too large"))?,
@@ -277,6 +290,9 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     };
     debug_assert_eq!(DEFAULT_CHUNK_SIZE, 1 << 30);
     debug_assert_eq!(DEFAULT_SEGMENT_SIZE, 1 << 20);
+    if args.shared.coordinator.is_some() {
+        return run_shared_pack(&args, &source, opts);
+    }
     let secret = &args.secret;
     let new_key_file = args.new_key_file.clone();
     let mut keys = |resuming: bool| -> Result<KeyInput> {
@@ -403,6 +419,36 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
     }
 }
 
+/// `pack --coordinator`: this process is one worker of a shared pack.
+fn run_shared_pack(args: &PackArgs, source: &Place, opts: PackOptions) -> Result<ExitCode> {
+    let Place::Database(ep) = source else {
+        return Err(Error::usage(format!("pack --coordinator shares a database's tables among workers; {} is a directory", args.source))
+            .with_hint("pack a directory tree with one `barge pack DIR DISK...`"));
+    };
+    let refuse = |flag: &str, why: &str| Err(Error::usage(format!("{flag} does not go with --coordinator: {why}")));
+    if !args.dest.is_empty() {
+        return refuse("naming disks after the source", "each worker names its own disks with --disk DIR, which the task does not store");
+    }
+    if args.resume || args.journal.is_some() {
+        return refuse("--resume / --journal", "the coordinator keeps the shared pack's progress; start a stopped worker again with the same command");
+    }
+    if args.new_key_file.is_some() || args.secret.key_file.is_some() {
+        return refuse("--new-key-file / --key-file", "every worker unlocks the shared pack with the same passphrase (BARGE_PASSPHRASE or --passphrase-file on each host)");
+    }
+    let passphrase_file = args.secret.passphrase_file.clone();
+    let passphrase = move |new: bool| -> Result<Vec<u8>> { Ok(read_passphrase(passphrase_file.as_deref(), new)?.expose().as_bytes().to_vec()) };
+    super::pack_shared::run(super::pack_shared::Run {
+        args: &args.shared,
+        source: ep,
+        source_arg: &args.source,
+        disks: args.disk.clone(),
+        tables: args.tables.as_deref(),
+        capture: !args.no_cdc,
+        opts,
+        passphrase: &passphrase,
+    })
+}
+
 fn unlock_input(s: &SecretArgs) -> Result<(Vec<u8>, bool)> {
     if let Some(kf) = &s.key_file {
         return Ok((read_key_file(kf)?, true));
@@ -449,7 +495,8 @@ fn finish(mut v: serde_json::Value, findings: Vec<Finding>, what: &str) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
+pub fn run_verify(mut args: VerifyArgs) -> Result<ExitCode> {
+    args.devices.append(&mut args.disk);
     let progress = super::bars::for_cli();
     let located = reader::locate(&args.devices, args.manifest.as_deref(), args.pack.as_deref())?;
     let m = &located.decoded.manifest;
@@ -511,8 +558,12 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 pub fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
-    let (target_arg, devices) = args.paths.split_last().expect("clap requires two paths");
-    let devices: Vec<PathBuf> = devices.iter().map(PathBuf::from).collect();
+    let (target_arg, devices) = args.paths.split_last().expect("clap requires a target");
+    let mut devices: Vec<PathBuf> = devices.iter().map(PathBuf::from).collect();
+    devices.extend(args.disk.iter().cloned());
+    if devices.is_empty() {
+        return Err(Error::usage("name the disks that hold the pack (before the target, or with --disk DIR), then the target"));
+    }
     args.metrics.start(|| crate::metrics::Metrics::with_names("unpack", &devices.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","), target_arg))?;
     let target = match place(target_arg, "the unpack target")? {
         Place::Dir(p) => p,

@@ -56,11 +56,35 @@ pub struct WorkerArgs {
     /// Wait this many seconds for the task to be published before giving up (a worker may start before the `migrate` that creates the task)
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait: u64,
+    /// A pack task: a disk (mount point) on this host for the tables this worker packs; repeat for each disk
+    #[arg(long = "disk", value_name = "DIR")]
+    pub disk: Vec<PathBuf>,
+    /// A pack task: the host name this worker's disks are recorded under [default: the machine's host name]
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+    /// A pack task: read the pack's passphrase from the first line of FILE (else $BARGE_PASSPHRASE)
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// Flags that belong to one process, not to the task: dropped from the
 /// stored command line and from the comparison of two workers' lines.
-const PER_WORKER: &[&str] = &["--coordinator", "--task", "--state-dir", "--max-rate", "--report", "--metrics-port", "--metrics"];
+// A pack's disks, host name and secrets are each host's own.
+const PER_WORKER: &[&str] = &[
+    "--coordinator",
+    "--task",
+    "--state-dir",
+    "--max-rate",
+    "--report",
+    "--metrics-port",
+    "--metrics",
+    "--disk",
+    "--host-name",
+    "--passphrase-file",
+    "--manifest-out",
+    "--capacity",
+    "--threads",
+];
 
 /// The `migrate` command line after `migrate`, as the task stores it.
 pub fn shared_args(argv: &[String]) -> Vec<String> {
@@ -366,13 +390,13 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
     crate::coord::check_task_name(&args.task)?;
     let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
     let settings = Settings { url: args.coordinator.clone(), task: args.task.clone(), lease: Duration::from_secs(30) };
-    let (line, files) = rt.block_on(async {
+    let (command, line, files) = rt.block_on(async {
         let session = Session::open(&settings).await?;
         let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
         loop {
             match session.task_args().await? {
-                Some((cmd, line)) if cmd == "migrate" => return Ok((line, session.task_files().await?)),
-                Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate tasks", args.task))),
+                Some((cmd, line)) if cmd == "migrate" || cmd == "pack" => return Ok((cmd, line, session.task_files().await?)),
+                Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate and pack tasks", args.task))),
                 None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
                 None => {
                     return Err(Error::Other {
@@ -384,6 +408,12 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
         }
     })?;
     drop(rt);
+    if command == "pack" {
+        return run_pack_worker(&args, line);
+    }
+    if !args.disk.is_empty() || args.host_name.is_some() || args.passphrase_file.is_some() {
+        return Err(Error::usage(format!("task {} is a migrate task: --disk, --host-name and --passphrase-file are for pack tasks", args.task)));
+    }
     let dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(".barge").join(format!("task-{}", args.task)));
     let mut argv = vec!["barge".to_string(), "migrate".to_string()];
     argv.extend(use_task_files(&line, &files, &dir)?);
@@ -399,5 +429,36 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
             crate::commands::migrate::run(*m)
         }
         _ => Err(Error::other("the stored command line is not a migrate command")),
+    }
+}
+
+/// `barge worker` on a pack task: the stored `pack` line with this
+/// worker's own disks, host name and passphrase file.
+fn run_pack_worker(args: &WorkerArgs, line: Vec<String>) -> Result<ExitCode> {
+    if args.max_rate.is_some() {
+        return Err(Error::usage(format!("task {} is a pack task: --max-rate applies to migrate tasks", args.task)));
+    }
+    if args.disk.is_empty() {
+        return Err(Error::usage(format!("task {} is a pack task: name this worker's disks with --disk DIR (one flag per disk)", args.task)));
+    }
+    let mut argv = vec!["barge".to_string(), "pack".to_string()];
+    argv.extend(line.iter().cloned());
+    argv.extend(["--coordinator".to_string(), args.coordinator.clone(), "--task".to_string(), args.task.clone()]);
+    for d in &args.disk {
+        argv.extend(["--disk".to_string(), d.display().to_string()]);
+    }
+    if let Some(h) = &args.host_name {
+        argv.extend(["--host-name".to_string(), h.clone()]);
+    }
+    if let Some(f) = &args.passphrase_file {
+        argv.extend(["--passphrase-file".to_string(), f.display().to_string()]);
+    }
+    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| Error::other(format!("task {}: its stored command line does not parse with this barge: {e}", args.task)).with_hint("run the same barge version on every worker"))?;
+    match cli.command {
+        crate::cli::Command::Pack(mut p) => {
+            p.shared.stored = Some(line);
+            crate::commands::pack::run_pack(p)
+        }
+        _ => Err(Error::other("the stored command line is not a pack command")),
     }
 }

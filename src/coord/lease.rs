@@ -35,7 +35,7 @@ use super::Session;
 #[doc(hidden)]
 pub const LEASE_SQL: &str = "WITH blocked AS MATERIALIZED (
                             SELECT coalesce(array_agg(k), '{}') AS kinds
-                              FROM unnest(ARRAY['schema', 'chunk', 'keys', 'post']) AS k
+                              FROM unnest(ARRAY['schema', 'chunk', 'keys', 'post', 'validate', 'pack', 'merge']) AS k
                              WHERE EXISTS (SELECT 1 FROM barge_control.units d
                                             WHERE d.task = $1 AND d.kind = k AND d.status IN ('pending', 'leased', 'failed'))),
                          next AS MATERIALIZED (
@@ -71,6 +71,12 @@ pub enum Kind {
     Post,
     /// A task's change stream: one reader at a time.
     Cdc,
+    /// A validation range.
+    Validate,
+    /// A table packed onto one worker's disks, then the merge of every
+    /// worker's part into one manifest.
+    Pack,
+    Merge,
 }
 
 impl Kind {
@@ -81,6 +87,9 @@ impl Kind {
             Kind::Keys => "keys",
             Kind::Post => "post",
             Kind::Cdc => "cdc",
+            Kind::Validate => "validate",
+            Kind::Pack => "pack",
+            Kind::Merge => "merge",
         }
     }
 }

@@ -20,6 +20,7 @@
 pub mod fence;
 pub mod keys;
 pub mod lease;
+pub mod pack;
 pub mod schema;
 pub mod status;
 
@@ -76,7 +77,7 @@ pub fn check_task_name(name: &str) -> Result<()> {
     }
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "localhost".into())
 }
 

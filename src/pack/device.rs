@@ -312,6 +312,9 @@ pub struct DeviceMarker {
     pub pack_id: String,
     pub number: u32,
     pub label: String,
+    /// The worker's host, in a pack made by several (`pack --coordinator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 pub fn read_marker(dir: &Path) -> Option<DeviceMarker> {

@@ -52,6 +52,20 @@ pub struct DeviceRecord {
     pub number: u32,
     /// The mount point it had when first written, for messages.
     pub label: String,
+    /// The host it was attached to, in a pack made by several workers
+    /// (`barge pack --coordinator`), for messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl DeviceRecord {
+    /// "device 3 (host h2, first written at /mnt/a)", for messages.
+    pub fn describe(&self) -> String {
+        match &self.host {
+            Some(h) => format!("device {} (host {h}, first written at {})", self.number, self.label),
+            None => format!("device {} (first written at {})", self.number, self.label),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -241,6 +241,37 @@ impl Work<'_> {
     }
 }
 
+/// A new pack's identity and master key: a random pack id and key, a
+/// passphrase slot (and a key-file slot), and a signing key sealed under
+/// the master key.
+pub fn new_identity(segment_size: u32, chunk_size: u64, passphrase: &[u8], new_key_file: Option<&[u8]>, kdf: Argon2Params) -> Result<(Identity, MasterKey)> {
+    let master = MasterKey::generate();
+    let pack_id: [u8; 16] = crypto::random();
+    let mut key_slots = vec![KeySlot::passphrase(&master, &pack_id, passphrase, kdf).map_err(Error::other)?];
+    if let Some(kf) = new_key_file {
+        key_slots.push(KeySlot::key_file(&master, &pack_id, kf));
+    }
+    let (_, seed) = Signer::generate();
+    let signer = Signer::from_seed(&seed).expect("valid seed");
+    let (signing_seed, signing_seed_ct) = crypto::seal_blob(&master, "signing-seed", &pack_id, &seed);
+    let identity = Identity {
+        pack_id,
+        created: now(),
+        segment_size,
+        chunk_size,
+        key_slots,
+        signer: signer.public_key(),
+        signing_seed,
+        signing_seed_ct,
+    };
+    Ok((identity, master))
+}
+
+/// Opens a pack's master key with a passphrase or key file.
+pub fn unlock_identity(identity: &Identity, keys: &KeyInput) -> Result<MasterKey> {
+    unlock_existing(identity, keys)
+}
+
 pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -> Result<KeyInput>, progress: &dyn Progress) -> Result<PackReport> {
     let (root, mut db) = match source {
         Source::Tree(p) => {
@@ -342,25 +373,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             Some(db) => Some(db.begin()?),
             None => None,
         };
-        let master = MasterKey::generate();
-        let pack_id: [u8; 16] = crypto::random();
-        let mut key_slots = vec![KeySlot::passphrase(&master, &pack_id, pass, opts.kdf).map_err(Error::other)?];
-        if let Some(kf) = &k.new_key_file {
-            key_slots.push(KeySlot::key_file(&master, &pack_id, kf));
-        }
-        let (_, seed) = Signer::generate();
-        let signer = Signer::from_seed(&seed).expect("valid seed");
-        let (signing_seed, signing_seed_ct) = crypto::seal_blob(&master, "signing-seed", &pack_id, &seed);
-        let identity = Identity {
-            pack_id,
-            created: now(),
-            segment_size: seg,
-            chunk_size: opts.chunk_size,
-            key_slots,
-            signer: signer.public_key(),
-            signing_seed,
-            signing_seed_ct,
-        };
+        let (identity, master) = new_identity(seg, opts.chunk_size, pass, k.new_key_file.as_deref(), opts.kdf)?;
         let mut j = Journal::create(&opts.journal, &identity, &source_label)
             .map_err(|source| Error::Write { path: opts.journal.clone(), source })?;
         if let Some(info) = database {
@@ -442,10 +455,10 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             _ => {
                 let n = device_recs.iter().map(|r| r.number).max().unwrap_or(0) + 1;
                 let label = path.display().to_string();
-                let marker = DeviceMarker { pack_id: pid_hex.clone(), number: n, label: label.clone() };
+                let marker = DeviceMarker { pack_id: pid_hex.clone(), number: n, label: label.clone(), host: None };
                 d.write_atomic(device::DEVICE_NAME, &serde_json::to_vec_pretty(&marker).unwrap())
                     .map_err(|e| write_error(&d, device::DEVICE_NAME, e, &resume_hint))?;
-                let rec = DeviceRecord { number: n, label };
+                let rec = DeviceRecord { number: n, label, host: None };
                 journal.append(&Record::Device(rec.clone()), true).map_err(|source| Error::Write {
                     path: opts.journal.clone(),
                     source,
@@ -522,6 +535,12 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
         }
     };
     let written: Mutex<Vec<(usize, u64)>> = Mutex::new(Vec::new());
+    let mut next_id = state.next_chunk_id();
+    let mut ids = move || {
+        let id = next_id;
+        next_id += 1;
+        Ok(id)
+    };
 
     let stop = std::thread::scope(|s| {
         let (pool_tx, pool_rx) = channel::<Vec<u8>>();
@@ -552,7 +571,7 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
             compressible: false,
             sampler: Sampler::new(opts.compression),
             devs: &mut devs,
-            next_id: state.next_chunk_id(),
+            ids: &mut ids,
             sh: &shared,
             task: bytes_task.as_ref(),
             tracked: None,
@@ -674,6 +693,161 @@ pub fn pack(opts: &PackOptions, source: Source<'_>, keys: &mut dyn FnMut(bool) -
     Ok(report)
 }
 
+/// One worker's share of a pack that many workers make together
+/// (`barge pack --coordinator`): the identity and master key come from the
+/// task's plan, chunk ids from the coordinator, and the tables leased to
+/// this worker go whole onto its own devices. What the part wrote is
+/// returned for the merged manifest; nothing is journaled for a resume
+/// (the coordinator is the journal: a table cut short is packed again).
+pub struct PartOptions<'a> {
+    pub identity: &'a Identity,
+    pub master: &'a MasterKey,
+    /// This worker's devices: mount point and the pack-wide device number
+    /// its marker holds (written by the caller).
+    pub devices: &'a [(PathBuf, u32)],
+    pub capacity: Option<u64>,
+    /// Writer threads; 0 picks one per core (at least one per device, at most 8).
+    pub slots: usize,
+    pub compression: Compression,
+    /// A scratch journal for this part, deleted when it ends.
+    pub journal: PathBuf,
+    pub cdc_start: Option<String>,
+    /// Room kept on each device for the merged manifest.
+    pub manifest_reserve: u64,
+    /// What to do when the devices fill up, for the error.
+    pub full_hint: String,
+}
+
+/// What a part wrote: its chunk files and one entry per table.
+pub struct PartResult {
+    pub chunks: Vec<ChunkRecord>,
+    pub entries: Vec<Entry>,
+}
+
+pub fn pack_part(
+    o: &PartOptions,
+    db: &mut dyn TableSource,
+    tables: &[TablePlan],
+    ids: &mut dyn FnMut() -> Result<u64>,
+    progress: &dyn Progress,
+) -> Result<PartResult> {
+    let pid_hex = o.identity.pack_id_hex();
+    let journal = Journal::create(&o.journal, o.identity, &db.label()).map_err(|source| Error::Write { path: o.journal.clone(), source })?;
+    let mut devs: Vec<Dev> = Vec::new();
+    for (path, number) in o.devices {
+        let d = DeviceDir::new(path, &pid_hex);
+        d.ensure_dir().map_err(|source| Error::Write { path: d.dir().to_path_buf(), source })?;
+        let used: u64 = device::list_pack_dir(d.dir())
+            .map_err(|source| Error::Read { path: d.dir().into(), source })?
+            .iter()
+            .filter(|f| device::parse_chunk_name(&f.0).is_some())
+            .map(|f| f.2)
+            .sum();
+        let free = d.free_space().map_err(|source| Error::Read { path: path.clone(), source })?;
+        let mut room = free.saturating_sub(o.manifest_reserve);
+        if let Some(cap) = o.capacity {
+            room = room.min(cap.saturating_sub(used + o.manifest_reserve));
+        }
+        crate::metrics::pack_device(*number, path);
+        let task = progress.task(&format!("device {number}"), Some(room), Unit::Bytes);
+        task.set_message(&path.display().to_string());
+        devs.push(Dev { backend: Arc::new(d), number: *number, room, open: 0, assigned: 0, task });
+    }
+    let slots = if o.slots == 0 {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        cores.max(devs.len()).clamp(1, 8)
+    } else {
+        o.slots
+    };
+    let shared = Shared {
+        devs: devs.iter().map(|d| (d.backend.clone(), d.number, d.task.clone())).collect(),
+        journal: Mutex::new(journal),
+        failure: Mutex::new(None),
+        failed: AtomicBool::new(false),
+        master: o.master,
+        identity: o.identity,
+        resume_hint: o.full_hint.clone(),
+        compression: o.compression,
+    };
+    let rows_task = progress.task("rows", Some(tables.iter().map(|t| t.estimated_rows).sum()), Unit::Rows);
+    let bytes_task = progress.task("pack", None, Unit::Bytes);
+    let written: Mutex<Vec<(usize, u64)>> = Mutex::new(Vec::new());
+    let todo: Vec<&TablePlan> = tables.iter().collect();
+    let stop = std::thread::scope(|s| {
+        let (pool_tx, pool_rx) = channel::<Vec<u8>>();
+        let (slack_tx, slack_rx) = channel::<Slack>();
+        let mut txs = Vec::new();
+        for slot in 0..slots {
+            let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
+            txs.push(tx);
+            let (pool, slack, sh, written) = (pool_tx.clone(), slack_tx.clone(), &shared, &written);
+            s.spawn(move || writer(slot as u32, rx, pool, slack, sh, written));
+        }
+        drop(pool_tx);
+        drop(slack_tx);
+        let mut f = Feeder {
+            slots: txs.into_iter().map(|tx| SlotState { tx, chunk: None }).collect(),
+            cur: 0,
+            stripe: 0,
+            block: None,
+            used: 0,
+            seg: o.identity.segment_size as usize,
+            chunk_size: o.identity.chunk_size,
+            pool_rx,
+            slack_rx,
+            in_flight: 0,
+            compressible: false,
+            sampler: Sampler::new(o.compression),
+            devs: &mut devs,
+            ids,
+            sh: &shared,
+            task: bytes_task.as_ref(),
+            tracked: None,
+        };
+        let stop = feed_tables(&mut f, db, &todo, rows_task.as_ref(), o.cdc_start.clone());
+        f.finish();
+        stop
+    });
+    let outcome = if stop.is_none() { "done" } else { "stopped" };
+    bytes_task.finish(outcome);
+    rows_task.finish(outcome);
+    for d in &devs {
+        d.task.finish("");
+    }
+    drop(shared.journal.into_inner().unwrap());
+    let failure = shared.failure.into_inner().unwrap();
+    let st = journal::load(&o.journal).map_err(Error::other);
+    let _ = std::fs::remove_file(&o.journal);
+    let st = st?;
+    let result = match (failure, stop) {
+        (Some(e), _) | (None, Some(Stop::Error(e))) => Err(e),
+        (None, Some(Stop::OutOfSpace)) => Err(Error::Other {
+            message: format!(
+                "the disks of this worker are full ({})",
+                devs.iter().map(|d| d.backend.mount().display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            hint: Some(o.full_hint.clone()),
+        }),
+        (None, Some(Stop::Failed)) => Err(Error::other("a chunk writer stopped without saying why")),
+        (None, None) if st.entries.len() != tables.len() => Err(Error::other(format!(
+            "{} of the {} tables leased were packed; the rest have no entry",
+            st.entries.len(),
+            tables.len()
+        ))),
+        (None, None) => Ok(PartResult { chunks: st.chunks.values().cloned().collect(), entries: st.entries.clone() }),
+    };
+    if result.is_err() {
+        // What this part finished is part of nothing: the table goes back
+        // to the coordinator whole.
+        for c in st.chunks.values() {
+            if let Some(d) = devs.iter().find(|d| d.number == c.device) {
+                let _ = d.backend.remove(&device::chunk_name(c.id));
+            }
+        }
+    }
+    result
+}
+
 /// `s` as one shell word (quoted only when it needs to be).
 pub fn shell_quote(s: &str) -> String {
     if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b)) {
@@ -713,7 +887,9 @@ struct Feeder<'a, 'b> {
     compressible: bool,
     sampler: Sampler,
     devs: &'a mut Vec<Dev>,
-    next_id: u64,
+    /// Hands out chunk ids: the journal's next, or (a pack shared by many
+    /// workers) the coordinator's.
+    ids: &'a mut dyn FnMut() -> Result<u64>,
     sh: &'a Shared<'b>,
     task: &'a dyn Task,
     /// The file being packed, if any: each chunk closed in its middle
@@ -774,8 +950,7 @@ impl Feeder<'_, '_> {
         d.room -= reserved;
         d.assigned += reserved;
         d.open += 1;
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = (self.ids)().map_err(Stop::Error)?;
         self.sh.journal(&Record::Open { id }, false).map_err(Stop::Error)?;
         self.slots[slot].chunk = Some(OpenChunk { id, dev, cap, fill: 0, reserved });
         self.send(slot, Msg::Open { id, dev })

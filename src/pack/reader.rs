@@ -286,31 +286,69 @@ pub fn check_files(l: &Located, hash: bool, progress: &dyn Progress) -> Checked 
         jobs.push((*c).clone());
     }
     let mut missing_devices = BTreeSet::new();
-    for (dev, ids) in missing {
+    let device_of = |dev: u32| m.devices.iter().find(|d| d.number == dev);
+    let describe = |dev: u32| device_of(dev).map_or(format!("device {dev}"), |d| d.describe());
+    for (dev, ids) in &missing {
+        if ids.len() == m.chunks.iter().filter(|c| c.device == *dev).count() {
+            missing_devices.insert(*dev);
+        }
+    }
+    // A pack made by several hosts: a host none of whose disks holding
+    // chunks was given reads as one line, naming the host.
+    let mut hosts: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for d in &m.devices {
+        if let Some(h) = &d.host {
+            if m.chunks.iter().any(|c| c.device == d.number) {
+                hosts.entry(h.as_str()).or_default().push(d.number);
+            }
+        }
+    }
+    let mut told = BTreeSet::new();
+    for (host, devs) in hosts {
+        if !devs.iter().all(|d| missing_devices.contains(d)) {
+            continue;
+        }
+        let ids: Vec<u64> = devs.iter().flat_map(|d| missing[d].iter().copied()).collect();
+        findings.push(Finding::error(
+            None,
+            format!(
+                "host {host}'s disks are missing: {} hold {}: {}; mount them (from any machine) and name them with the others",
+                devs.iter().map(|d| describe(*d)).collect::<Vec<_>>().join(", "),
+                plural_n(ids.len(), "chunk file", "chunk files"),
+                name_list(&ids)
+            ),
+        ));
+        told.extend(devs);
+    }
+    for (dev, ids) in missing.into_iter().filter(|(d, _)| !told.contains(d)) {
         let total = m.chunks.iter().filter(|c| c.device == dev).count();
-        let label = m.devices.iter().find(|d| d.number == dev).map(|d| d.label.clone()).unwrap_or_default();
         let marked = l.files.iter().any(|f| f.3 == Some(dev));
         let span = || format!("{} to {}", device::chunk_name(ids[0]), device::chunk_name(*ids.last().unwrap()));
+        let label = device_of(dev).map(|d| d.label.clone()).unwrap_or_default();
         if ids.len() == total {
-            missing_devices.insert(dev);
             findings.push(Finding::error(
                 None,
                 if marked {
-                    format!("device {dev} (first written at {label}) is mounted, but all its {total} chunk files ({}) are missing", span())
+                    format!("{} is mounted, but all its {total} chunk files ({}) are missing", describe(dev), span())
                 } else {
                     format!(
-                        "device {dev} (first written at {label}) is missing: its {total} chunk files ({}) are not on the given devices; \
+                        "{} is missing: its {total} chunk files ({}) are not on the given devices; \
                          mount it and name it with the others",
+                        describe(dev),
                         span()
                     )
                 },
             ));
         } else {
             let names: Vec<String> = ids.iter().map(|id| device::chunk_name(*id)).collect();
+            let short = match device_of(dev).and_then(|d| d.host.as_deref()) {
+                Some(h) => format!("device {dev} on host {h}, {label}"),
+                None => format!("device {dev}, {label}"),
+            };
             findings.push(Finding::error(
                 None,
                 match names.as_slice() {
-                    [one] => format!("chunk file {one} (device {dev}, {label}) is missing"),
+                    [one] => format!("chunk file {one} ({short}) is missing"),
                     _ => format!("{} of the {total} chunk files of device {dev} ({label}) are missing: {}", names.len(), names.join(", ")),
                 },
             ));
@@ -340,7 +378,12 @@ pub fn check_files(l: &Located, hash: bool, progress: &dyn Progress) -> Checked 
     task.finish("done");
     let mut out = out.into_inner().unwrap();
     out.sort_by(|a, b| a.1 .1.file.cmp(&b.1 .1.file));
-    for (id, (fault, finding)) in out {
+    let hosted = |id: u64| m.chunks.iter().find(|c| c.id == id).and_then(|c| device_of(c.device)).filter(|d| d.host.is_some());
+    for (id, (fault, mut finding)) in out {
+        // Disks from several hosts: say which host's disk it is.
+        if let Some(d) = hosted(id) {
+            finding.message = format!("{} ({} on {})", finding.message, device::chunk_name(id), d.describe());
+        }
         faults.insert(id, fault);
         findings.push(finding);
     }
@@ -973,7 +1016,20 @@ impl Pieces<'_, '_> {
             parts.push("its bytes do not match the catalog's SHA-256".to_string());
         }
         if !lost.damaged.is_empty() {
-            parts.push(format!("its data lies in damaged chunk file{} {}", plural(&lost.damaged), names(&lost.damaged)));
+            let mut on = String::new();
+            let hosted: Vec<String> = lost
+                .damaged
+                .iter()
+                .filter_map(|id| self.manifest.devices.iter().find(|d| d.number == self.chunk_of[id].device))
+                .filter(|d| d.host.is_some())
+                .map(|d| d.describe())
+                .collect();
+            if !hosted.is_empty() {
+                let mut hosted = hosted;
+                hosted.dedup();
+                on = format!(" on {}", hosted.join(", "));
+            }
+            parts.push(format!("its data lies in damaged chunk file{} {}{on}", plural(&lost.damaged), names(&lost.damaged)));
         }
         let mut by_device: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         for id in &lost.missing {
@@ -981,14 +1037,27 @@ impl Pieces<'_, '_> {
         }
         for (dev, ids) in by_device {
             if self.missing_devices.contains(&dev) {
-                let label = self.manifest.devices.iter().find(|d| d.number == dev).map_or("", |d| d.label.as_str());
-                parts.push(format!("its data lies on missing device {dev} (first written at {label})"));
+                let d = self.manifest.devices.iter().find(|d| d.number == dev);
+                parts.push(format!("its data lies on missing {}", d.map_or(format!("device {dev}"), |d| d.describe())));
             } else {
                 parts.push(format!("its data lies in missing chunk file{} {} (device {dev})", plural(&ids), names(&ids)));
             }
         }
         parts.join("; ")
     }
+}
+
+fn plural_n(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Chunk file names, the first ten and a count of the rest.
+fn name_list(ids: &[u64]) -> String {
+    let mut v: Vec<String> = ids.iter().take(10).map(|id| device::chunk_name(*id)).collect();
+    if ids.len() > 10 {
+        v.push(format!("and {} more", ids.len() - 10));
+    }
+    v.join(", ")
 }
 
 /// One line per file: findings about the same file are joined, and a
