@@ -17,6 +17,7 @@ pub mod pack;
 pub mod records;
 pub mod sink_args;
 pub mod sql_args;
+pub mod validate_shared;
 pub mod watch;
 pub mod worker;
 

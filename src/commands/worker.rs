@@ -232,13 +232,13 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
     crate::coord::check_task_name(&args.task)?;
     let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
     let settings = Settings { url: args.coordinator.clone(), task: args.task.clone(), lease: Duration::from_secs(30) };
-    let line = rt.block_on(async {
+    let (cmd, line) = rt.block_on(async {
         let session = Session::open(&settings).await?;
         let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
         loop {
             match session.task_args().await? {
-                Some((cmd, line)) if cmd == "migrate" => return Ok(line),
-                Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate tasks", args.task))),
+                Some((cmd, line)) if cmd == "migrate" || cmd == "validate" => return Ok((cmd, line)),
+                Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate and validate tasks", args.task))),
                 None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
                 None => {
                     return Err(Error::Other {
@@ -250,11 +250,14 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
         }
     })?;
     drop(rt);
-    let mut argv = vec!["barge".to_string(), "migrate".to_string()];
+    let mut argv = vec!["barge".to_string(), cmd.clone()];
     argv.extend(line.iter().cloned());
     argv.extend(["--coordinator".to_string(), args.coordinator.clone(), "--task".to_string(), args.task.clone()]);
-    let dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(".barge").join(format!("task-{}", args.task)));
-    argv.extend(["--state-dir".to_string(), dir.display().to_string()]);
+    // A validation keeps no state: nothing to put in a directory.
+    if cmd == "migrate" {
+        let dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(".barge").join(format!("task-{}", args.task)));
+        argv.extend(["--state-dir".to_string(), dir.display().to_string()]);
+    }
     if let Some(r) = args.max_rate {
         argv.extend(["--max-rate".to_string(), r.to_string()]);
     }
@@ -264,6 +267,10 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
             m.coordinator.stored = Some(line);
             crate::commands::migrate::run(*m)
         }
-        _ => Err(Error::other("the stored command line is not a migrate command")),
+        crate::cli::Command::Validate(mut v) => {
+            v.shared.coordinator.stored = Some(line);
+            crate::commands::migrate::run_validate(v)
+        }
+        _ => Err(Error::other("the stored command line is not a migrate or validate command")),
     }
 }

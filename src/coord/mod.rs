@@ -21,6 +21,7 @@ pub mod fence;
 pub mod lease;
 pub mod schema;
 pub mod status;
+pub mod validate;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -217,7 +218,7 @@ impl Session {
                 // leased units instead of reading every chunk's entry.
                 c.execute(
                     "UPDATE barge_control.units SET lease_expires = now() + make_interval(secs => $3)
-                     WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'post') AND status = 'leased'",
+                     WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'post', 'validate') AND status = 'leased'",
                     &[&task, &worker, &secs],
                 )
                 .await?;
