@@ -27,7 +27,7 @@ pub struct SharedValidateArgs {
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
     /// With --coordinator: cut each table with an integer key into ranges of about this many rows; each range is compared by one worker
-    #[arg(long, value_name = "ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..), requires = "coordinator")]
     pub range_rows: u64,
 }
 

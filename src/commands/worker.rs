@@ -39,13 +39,13 @@ pub struct CoordinatorArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The coordinator database of the task (as given to `migrate --coordinator`)
+    /// The coordinator database of the task (as given to `migrate --coordinator` or `validate --coordinator`)
     #[arg(long, value_name = "URL")]
     pub coordinator: String,
-    /// The task to join (as given to `migrate --task`)
+    /// The task to join (as given to `migrate --task` or `validate --task`)
     #[arg(long, value_name = "NAME")]
     pub task: String,
-    /// Where this worker keeps its report and rejected rows [default: .barge/task-NAME]
+    /// Where this worker keeps its report and rejected rows [default: .barge/task-NAME] (a validation keeps none)
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Read at most this many megabytes a second from the source, in this worker
@@ -100,7 +100,7 @@ pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, ta
         return Err(Error::usage("--coordinator shares a full load (--mode full-load) or a change stream (--mode cdc), one task each").with_hint("run the full load as one task, then --mode cdc --start-position POSITION (printed by the load) as another, with standby workers"));
     }
     if args.validate {
-        return Err(Error::usage("--validate with --coordinator would compare the tables once per worker").with_hint("run `barge validate SOURCE TARGET` once the task is done"));
+        return Err(Error::usage("--validate with --coordinator would compare the tables once per worker").with_hint("run `barge validate SOURCE TARGET` once the task is done (add --coordinator URL --task NAME to share the comparison among workers)"));
     }
     if args.sql.sql.is_some() {
         return Err(Error::usage("--sql with --coordinator is not supported"));
