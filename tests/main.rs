@@ -18,6 +18,7 @@ mod convert_real_world;
 mod convert_schema;
 mod coordinator;
 mod db_mysql;
+mod examples_kubernetes;
 mod hostile_input;
 mod inputs;
 mod layering;
