@@ -6,7 +6,7 @@
 
 use std::process::{Child, Output, Stdio};
 
-use crate::coordinator::{held_by, wait_for_value};
+use crate::coordinator::{held_by, signal, wait_for_value};
 use crate::support::*;
 
 /// Four tables: two cut into ranges of their integer key, one keyed by
@@ -164,10 +164,18 @@ async fn a_worker_killed_mid_range_loses_it_and_the_verdict_is_still_whole() {
     let mut first = s.start(&capped);
     let mut doomed = s.join(&["--max-rate", "0.1"]);
     let sql = format!("SELECT CASE WHEN (SELECT count(*) FROM barge_control.units WHERE kind = 'validate' AND id > 0 AND status = 'done') > 0 THEN ({}) END", held_by(doomed.id(), "validate"));
-    wait_for_value(&s.ctl, &sql, "the second worker holds a range", &mut [&mut first, &mut doomed]).await;
+    // Stopped first, so that it cannot finish the range between the look
+    // and the kill.
+    let unit = loop {
+        wait_for_value(&s.ctl, &sql, "the second worker holds a range", &mut [&mut first, &mut doomed]).await;
+        signal(&doomed, libc::SIGSTOP);
+        if let Some(unit) = s.ctl.query_row(&held_by(doomed.id(), "validate")).await[0].clone() {
+            break unit;
+        }
+        signal(&doomed, libc::SIGCONT);
+    };
     doomed.kill().unwrap();
     doomed.wait().unwrap();
-    let unit = s.ctl.query_row(&held_by(doomed.id(), "validate")).await[0].clone().expect("the killed worker held a range when it died");
     let late = s.join(&["--max-rate", "0.1"]);
     let outs = [first.wait_with_output().unwrap(), late.wait_with_output().unwrap()];
     let v = verdict(&outs[0]);
