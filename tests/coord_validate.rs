@@ -145,21 +145,27 @@ async fn a_difference_any_worker_finds_fails_every_worker_with_its_table_and_key
 /// `--max-rate`, so a range takes a while): the worker holding a range is
 /// killed; another compares it again after its lease, and the verdict
 /// still counts every difference, the one in the killed range included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_range_loses_it_and_the_verdict_is_still_whole() {
-    let my = TestDb::new(Engine::Mysql, "cv_kill").await;
-    exec(&my, "CREATE TABLE accounts (id bigint PRIMARY KEY, owner varchar(40) NOT NULL, balance decimal(12,2), opened datetime)").await;
-    exec(&my, "INSERT INTO accounts SELECT seq, CONCAT('owner ', seq), (seq % 1000) / 7, '2026-01-01' + INTERVAL seq HOUR FROM seq_1_to_4000").await;
+/// A MariaDB source of two tables and its copy in PostgreSQL, made by
+/// `barge migrate`.
+async fn mariadb_copy(tag: &str) -> Shared {
+    let my = TestDb::new(Engine::Mysql, tag).await;
+    exec(&my, "CREATE TABLE accounts (id bigint PRIMARY KEY, owner varchar(200) NOT NULL, balance decimal(12,2), opened datetime)").await;
+    exec(&my, "INSERT INTO accounts SELECT seq, CONCAT('owner ', seq, ' ', REPEAT('x', 100)), (seq % 1000) / 7, '2026-01-01' + INTERVAL seq HOUR FROM seq_1_to_4000").await;
     exec(&my, "CREATE TABLE events (id int PRIMARY KEY, account_id bigint NOT NULL, kind varchar(10))").await;
     exec(&my, "INSERT INTO events SELECT seq, seq % 4000 + 1, IF(seq % 3 = 0, 'debit', 'credit') FROM seq_1_to_1500").await;
     exec(&my, "ANALYZE TABLE accounts, events").await;
-    let dst = TestDb::new(Engine::Postgres, "cv_kill").await;
+    let dst = TestDb::new(Engine::Postgres, tag).await;
     let state = tempfile::tempdir().unwrap();
     assert_ok(&run(barge().args(["migrate", &my.url, &dst.url]).arg("--state-dir").arg(state.path())), "the copy");
+    let ctl = TestDb::new(Engine::Postgres, &format!("{tag}_ctl")).await;
+    Shared { src: my, dst, ctl, task: tag.replace('_', "-") }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_range_loses_it_and_the_verdict_is_still_whole() {
+    let s = mariadb_copy("cv_kill").await;
     // A difference in every range of accounts, so the killed range has one.
-    exec(&dst, "UPDATE accounts SET owner = 'changed' WHERE id % 500 = 7; DELETE FROM events WHERE id = 1234").await;
-    let ctl = TestDb::new(Engine::Postgres, "cv_kill_ctl").await;
-    let s = Shared { src: my, dst, ctl, task: "cv-kill".into() };
+    exec(&s.dst, "UPDATE accounts SET owner = 'changed' WHERE id % 500 = 7; DELETE FROM events WHERE id = 1234").await;
     let capped = ["--range-rows", "500", "--lease-timeout", "2", "--max-rate", "0.1"];
     let mut first = s.start(&capped);
     let mut doomed = s.join(&["--max-rate", "0.1"]);
@@ -191,5 +197,28 @@ async fn a_worker_killed_mid_range_loses_it_and_the_verdict_is_still_whole() {
     assert_eq!((e["missing_rows"].as_u64(), e["missing_on_target"][0].as_str()), (Some(1), Some("1234")), "{e}");
     assert_eq!(a["method"].as_str(), Some("client"), "MariaDB → PostgreSQL is compared through barge");
     assert_eq!(s.count("SELECT count(*) FROM barge_control.units WHERE kind = 'validate' AND id > 0 AND status <> 'done'").await, 0);
+    s.drop_all().await;
+}
+
+/// A range that cannot be compared (its table was dropped from the target
+/// after the plan) fails the task: no worker reports a verdict, every one
+/// exits non-zero naming the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_that_cannot_be_compared_fails_every_worker() {
+    let s = mariadb_copy("cv_fail").await;
+    let capped = ["--range-rows", "500", "--max-rate", "0.1"];
+    let mut first = s.start(&capped);
+    let mut other = s.join(&["--max-rate", "0.1"]);
+    // events' ranges come last (the plan lists accounts first).
+    let planned = "SELECT CASE WHEN status = 'done' THEN 'yes' END FROM barge_control.units WHERE kind = 'validate' AND id = 0";
+    wait_for_value(&s.ctl, planned, "the plan", &mut [&mut first, &mut other]).await;
+    exec(&s.dst, "DROP TABLE events").await;
+    for o in [first.wait_with_output().unwrap(), other.wait_with_output().unwrap()] {
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(stderr(&o).contains("events"), "the error names the table: {}", stderr(&o));
+        assert!(stdout(&o).trim().is_empty() || !stdout(&o).contains("\"ok\":true"), "no verdict: {}", stdout(&o));
+    }
+    let state = s.ctl.query_row("SELECT state FROM barge_control.tasks").await;
+    assert_eq!(state[0].as_deref(), Some("failed"));
     s.drop_all().await;
 }
