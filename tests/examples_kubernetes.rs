@@ -221,10 +221,13 @@ fn the_kubernetes_examples_are_valid_and_run_a_shared_task() {
     assert!(std::fs::read_to_string(repo().join("README.md")).unwrap().contains("(examples/kubernetes/README.md)"));
 }
 
+/// A mistake made in a copy of the examples: the file, what is replaced
+/// in it and with what, and what the failure must name.
+type Mistake<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn the_kubernetes_check_fails_on_real_mistakes() {
-    // (file, what to replace, with what, what the failure names)
-    let mistakes: &[(&str, &[(&str, &str)], &str)] = &[
+    let mistakes: &[Mistake] = &[
         ("job.yaml", &[("completionMode: Indexed", "completionMode: Indexd")], "completionMode \"Indexd\""),
         // A field at the wrong level: the pod template's spec has no parallelism.
         ("job.yaml", &[("  parallelism: 4\n", ""), ("      restartPolicy: Never\n", "      restartPolicy: Never\n      parallelism: 4\n")], "'parallelism' was unexpected"),
