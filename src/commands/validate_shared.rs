@@ -72,6 +72,9 @@ pub fn run(args: &ValidateArgs, source: &Endpoint, target: &Endpoint, mapping: &
         } else {
             output::info(format!("task {task}: joined as worker {}", session.worker));
         }
+        if !found.created && session.validate_standing().await?.state == "done" {
+            output::warn(format!("task {task} was done before this worker joined: the verdict below is from when its ranges were compared; start a new --task to compare the tables as they are now"));
+        }
         session.register().await?;
         let heartbeat = session.start_heartbeat();
         let outcome = work(&session, source, target, mapping, naming, args.shared.range_rows).await;
