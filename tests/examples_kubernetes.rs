@@ -216,8 +216,17 @@ fn the_kubernetes_examples_are_valid_and_run_a_shared_task() {
     let (_, first) = command("task.yaml");
     let barge::cli::Command::Migrate(m) = first else { panic!("task.yaml runs barge migrate") };
     assert_eq!(m.coordinator.task.as_deref(), Some("shop-2026-12"));
-    // The README this directory has, and the top-level one links to it.
-    assert!(examples().join("README.md").exists());
+    // The README this directory has, and the top-level one links to it;
+    // the validation it shows runs in task.yaml's container as written.
+    let readme = std::fs::read_to_string(examples().join("README.md")).unwrap();
+    let start = readme.find("args: [validate").expect("the README shows a validation's args");
+    let flow = &readme[start + "args: [".len()..start + readme[start..].find(']').unwrap()];
+    let (_, task) = docs.iter().find(|(f, _)| f == "task.yaml").unwrap();
+    let mut container = task["spec"]["template"]["spec"]["containers"][0].clone();
+    container["args"] = flow.split(',').map(|a| Value::from(a.trim().trim_matches('"'))).collect();
+    let run = container_run("README.md", &container, &secrets).unwrap_or_else(|p| panic!("{p:?}"));
+    let barge::cli::Command::Validate(v) = barge_accepts(&run).unwrap() else { panic!("the README's validation runs barge validate") };
+    assert_eq!((v.shared.coordinator.task.as_deref(), v.shared.range_rows), (Some("shop-2026-12"), 200_000));
     assert!(std::fs::read_to_string(repo().join("README.md")).unwrap().contains("(examples/kubernetes/README.md)"));
 }
 
