@@ -57,7 +57,7 @@ pub enum Command {
     Verify(commands::pack::VerifyArgs),
     /// Estimate whether to send data over the network or ship it on disks
     Advise(commands::advise::AdviseArgs),
-    /// Join a migration shared through a coordinator database (`migrate --coordinator URL --task NAME`) as one more worker
+    /// Join a migration or a validation shared through a coordinator database (`migrate` or `validate` with `--coordinator URL --task NAME`) as one more worker
     Worker(commands::worker::WorkerArgs),
     /// Show a migration's progress: tables loaded, changes applied, lag
     Status(commands::cdc::StatusArgs),

@@ -101,20 +101,20 @@ impl Run {
     }
 }
 
-fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     unsafe {
         libc::kill(child.id() as i32, sig);
     }
 }
 
-fn finish(child: Child, what: &str) -> std::process::Output {
+pub(crate) fn finish(child: Child, what: &str) -> std::process::Output {
     let out = child.wait_with_output().unwrap();
     assert_ok(&out, what);
     out
 }
 
 /// Polls `sql` on the coordinator until it returns a non-NULL first column.
-async fn wait_for_value(ctl: &TestDb, sql: &str, what: &str, children: &mut [&mut Child]) -> String {
+pub(crate) async fn wait_for_value(ctl: &TestDb, sql: &str, what: &str, children: &mut [&mut Child]) -> String {
     let started = Instant::now();
     loop {
         if let Ok(row) = ctl.try_query_row(sql).await {
@@ -132,7 +132,7 @@ async fn wait_for_value(ctl: &TestDb, sql: &str, what: &str, children: &mut [&mu
     }
 }
 
-fn held_by(pid: u32, kind: &str) -> String {
+pub(crate) fn held_by(pid: u32, kind: &str) -> String {
     format!(
         "SELECT min(u.id)::text FROM barge_control.units u JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner
           WHERE w.pid = {pid} AND u.kind = '{kind}' AND u.status = 'leased'"

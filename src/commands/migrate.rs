@@ -108,6 +108,9 @@ pub struct ValidateArgs {
     /// A source schema mapped to a target schema (as given to migrate), e.g. 'dbo=app' (repeatable)
     #[arg(long = "schema-map", value_name = "FROM=TO")]
     pub schema_map: Vec<String>,
+    /// Share the comparison with other workers (`--coordinator`, `--task`)
+    #[command(flatten)]
+    pub shared: super::validate_shared::SharedValidateArgs,
 }
 
 pub fn default_state_dir(source: &Endpoint, target: &Endpoint) -> PathBuf {
@@ -503,8 +506,11 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     let target = Endpoint::parse(&args.target)?;
     let mapping = build_mapping(args.tables.as_deref(), args.mapping.as_ref())?;
     let naming = crate::commands::convert::naming_options(args.identifiers, &args.schema_map, None)?;
-    let rt = runtime()?;
-    let v = rt.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?;
+    let v = if args.shared.coordinator.coordinator.is_some() {
+        super::validate_shared::run(&args, &source, &target, &mapping, &naming)?
+    } else {
+        runtime()?.block_on(crate::task::validate::run(&source, &target, &mapping, &naming, super::bars::for_cli()))?
+    };
     if output::get().json {
         // One object on stdout, the error included.
         let mut j = serde_json::json!({ "ok": v.ok(), "validation": v });

@@ -18,6 +18,7 @@ pub mod pack_shared;
 pub mod records;
 pub mod sink_args;
 pub mod sql_args;
+pub mod validate_shared;
 pub mod watch;
 pub mod worker;
 

@@ -200,7 +200,7 @@ fn work(r: &Run, rt: &tokio::runtime::Runtime, session: &Arc<Session>, host: &st
             let plan = make_plan(&mut db, r, passphrase)?;
             let names: Vec<String> = plan.tables.iter().map(|t| t.name.clone()).collect();
             let v = serde_json::to_value(&plan).expect("plan serializes");
-            if rt.block_on(session.finish_plan(&lease, &v, &names))? {
+            if rt.block_on(session.finish_pack_plan(&lease, &v, &names))? {
                 output::info(format!("task {}: planned {} tables; pack {}", session.task, names.len(), plan.identity.pack_id_hex()));
             }
             continue;

@@ -41,13 +41,13 @@ pub struct CoordinatorArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The coordinator database of the task (as given to `migrate --coordinator`)
+    /// The coordinator database of the task (as given to `migrate --coordinator` or `validate --coordinator`)
     #[arg(long, value_name = "URL")]
     pub coordinator: String,
-    /// The task to join (as given to `migrate --task`)
+    /// The task to join (as given to `migrate --task` or `validate --task`)
     #[arg(long, value_name = "NAME")]
     pub task: String,
-    /// Where this worker keeps its report and rejected rows [default: .barge/task-NAME]
+    /// Where this worker keeps its report and rejected rows [default: .barge/task-NAME] (a validation keeps none)
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Read at most this many megabytes a second from the source, in this worker
@@ -177,7 +177,7 @@ pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, ta
         return Err(Error::usage(format!("--coordinator: {target} cannot be shared by workers; the target must be PostgreSQL or MySQL/MariaDB (SQLite takes one writer)")));
     }
     if args.validate {
-        return Err(Error::usage("--validate with --coordinator would compare the tables once per worker").with_hint("run `barge validate SOURCE TARGET` once the task is done"));
+        return Err(Error::usage("--validate with --coordinator would compare the tables once per worker").with_hint("run `barge validate SOURCE TARGET` once the task is done (add --coordinator URL --task NAME to share the comparison among workers)"));
     }
     if args.sql.sql.is_some() {
         return Err(Error::usage("--sql with --coordinator is not supported"));
@@ -395,8 +395,8 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
         let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
         loop {
             match session.task_args().await? {
-                Some((cmd, line)) if cmd == "migrate" || cmd == "pack" => return Ok((cmd, line, session.task_files().await?)),
-                Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate and pack tasks", args.task))),
+                Some((cmd, line)) if cmd == "migrate" || cmd == "pack" || cmd == "validate" => return Ok((cmd, line, session.task_files().await?)),
+                Some((cmd, _)) => return Err(Error::other(format!("task {} is a `{cmd}` task; this barge's workers join migrate, pack and validate tasks", args.task))),
                 None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
                 None => {
                     return Err(Error::Other {
@@ -412,13 +412,16 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
         return run_pack_worker(&args, line);
     }
     if !args.disk.is_empty() || args.host_name.is_some() || args.passphrase_file.is_some() {
-        return Err(Error::usage(format!("task {} is a migrate task: --disk, --host-name and --passphrase-file are for pack tasks", args.task)));
+        return Err(Error::usage(format!("task {} is a {command} task: --disk, --host-name and --passphrase-file are for pack tasks", args.task)));
     }
     let dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(".barge").join(format!("task-{}", args.task)));
-    let mut argv = vec!["barge".to_string(), "migrate".to_string()];
+    let mut argv = vec!["barge".to_string(), command.clone()];
     argv.extend(use_task_files(&line, &files, &dir)?);
     argv.extend(["--coordinator".to_string(), args.coordinator.clone(), "--task".to_string(), args.task.clone()]);
-    argv.extend(["--state-dir".to_string(), dir.display().to_string()]);
+    // A validation keeps no state: nothing to put in a directory.
+    if command == "migrate" {
+        argv.extend(["--state-dir".to_string(), dir.display().to_string()]);
+    }
     if let Some(r) = args.max_rate {
         argv.extend(["--max-rate".to_string(), r.to_string()]);
     }
@@ -428,7 +431,11 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
             m.coordinator.stored = Some(line);
             crate::commands::migrate::run(*m)
         }
-        _ => Err(Error::other("the stored command line is not a migrate command")),
+        crate::cli::Command::Validate(mut v) => {
+            v.shared.coordinator.stored = Some(line);
+            crate::commands::migrate::run_validate(v)
+        }
+        _ => Err(Error::other("the stored command line is not a migrate or validate command")),
     }
 }
 

@@ -433,7 +433,7 @@ impl Session {
                 async move {
                     c.execute(
                         "UPDATE barge_control.units SET status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END, owner = NULL, lease_expires = NULL, error = $4
-                          WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'keys', 'post') AND status = 'leased'",
+                          WHERE task = $1 AND owner = $2 AND kind IN ('schema', 'chunk', 'keys', 'post', 'validate') AND status = 'leased'",
                         &[&task, &worker, &fail, &message],
                     )
                     .await

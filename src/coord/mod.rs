@@ -23,6 +23,7 @@ pub mod lease;
 pub mod pack;
 pub mod schema;
 pub mod status;
+pub mod validate;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -86,7 +86,7 @@ impl Session {
 
     /// Finishes the plan and publishes one `pack` unit per table, in one
     /// statement: workers see every table or none.
-    pub async fn finish_plan(&self, lease: &Lease, plan: &Value, tables: &[String]) -> Result<bool> {
+    pub async fn finish_pack_plan(&self, lease: &Lease, plan: &Value, tables: &[String]) -> Result<bool> {
         let (task, epoch, plan) = (self.task.clone(), lease.epoch, plan.clone());
         let ids: Vec<i64> = (0..tables.len() as i64).map(|i| i + 2).collect();
         let indexes: Vec<i32> = (0..tables.len() as i32).collect();

@@ -25,6 +25,9 @@ pub struct TaskStatus {
     pub tables: Vec<TableProgress>,
     pub workers: Vec<WorkerStatus>,
     pub failed_units: Vec<FailedUnit>,
+    /// A validate task's plan and ranges (`None` for other tasks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validate: Option<super::validate::ValidateStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +49,8 @@ pub struct WorkerStatus {
     pub state: String,
     pub heartbeat_age_seconds: f64,
     pub chunks_done: i64,
+    /// Ranges it compared (a validate task).
+    pub ranges_done: i64,
     /// What it holds now: `table#chunk` (or `schema`, `post`) and the
     /// seconds left on each lease (negative: expired, to be taken over).
     pub leases: Vec<(String, f64)>,
@@ -110,18 +115,20 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
         }
     }
     let sql = "SELECT w.id, w.host, w.pid, w.state, extract(epoch FROM now() - w.heartbeat_at)::float8,
-                      (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'chunk' AND d.status = 'done')
+                      (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'chunk' AND d.status = 'done'),
+                      (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'validate' AND d.id > 0 AND d.status = 'done')
                  FROM barge_control.workers w WHERE w.task = $1 ORDER BY w.started_at";
     let mut workers = Vec::new();
     for w in client.query(sql, &[&name]).await.map_err(q(display, sql))? {
         let id: String = w.get(0);
-        let held = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk WHEN 'keys' THEN 'keys of ' || table_key ELSE kind END, extract(epoch FROM lease_expires - now())::float8
+        let held = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key ELSE kind END, extract(epoch FROM lease_expires - now())::float8
                       FROM barge_control.units WHERE task = $1 AND owner = $2 AND status = 'leased' ORDER BY id";
         let leases = client.query(held, &[&name, &id]).await.map_err(q(display, held))?.iter().map(|l| (l.get::<_, String>(0), l.get::<_, Option<f64>>(1).unwrap_or(0.0))).collect();
-        workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(3), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), leases });
+        workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(3), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), ranges_done: w.get(6), leases });
     }
-    let sql = "SELECT CASE kind WHEN 'chunk' THEN table_key || '#' || chunk WHEN 'keys' THEN 'keys of ' || table_key ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
+    let sql = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
     let failed_units = client.query(sql, &[&name]).await.map_err(q(display, sql))?.iter().map(|f| FailedUnit { unit: f.get(0), attempts: f.get(1), error: f.get(2) }).collect();
+    let validate = super::validate::status(client, display, name).await?;
     Ok(TaskStatus {
         name: name.to_string(),
         state: r.get(1),
@@ -137,6 +144,7 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
         tables,
         workers,
         failed_units,
+        validate,
     })
 }
 
@@ -152,9 +160,13 @@ pub fn render(tasks: &[TaskStatus]) -> String {
         if let Some(e) = &t.error {
             let _ = writeln!(s, "  error: {e}");
         }
-        let _ = writeln!(s, "  schema: {}; chunks: {} of {} done, {} rows; keys and objects: {}", t.schema, t.chunks_done, t.chunks, t.rows, t.keys_and_objects);
-        for tp in &t.tables {
-            let _ = writeln!(s, "    {:<40} {:>5} of {:<5} chunks {:>12} rows  keys: {}", tp.table, tp.chunks_done, tp.chunks, tp.rows, tp.keys);
+        if let Some(v) = &t.validate {
+            super::validate::render(v, &mut s);
+        } else {
+            let _ = writeln!(s, "  schema: {}; chunks: {} of {} done, {} rows; keys and objects: {}", t.schema, t.chunks_done, t.chunks, t.rows, t.keys_and_objects);
+            for tp in &t.tables {
+                let _ = writeln!(s, "    {:<40} {:>5} of {:<5} chunks {:>12} rows  keys: {}", tp.table, tp.chunks_done, tp.chunks, tp.rows, tp.keys);
+            }
         }
         let _ = writeln!(s, "  workers:");
         for w in &t.workers {
@@ -163,7 +175,8 @@ pub fn render(tasks: &[TaskStatus]) -> String {
             } else {
                 w.leases.iter().map(|(u, left)| if *left >= 0.0 { format!("{u} ({left:.0}s left)") } else { format!("{u} (expired {:.0}s ago)", -left) }).collect::<Vec<_>>().join(", ")
             };
-            let _ = writeln!(s, "    {:<28} {:<10} heartbeat {:>6} ago  {:>4} chunks done  {}", w.id, w.state, crate::util::human::duration(w.heartbeat_age_seconds), w.chunks_done, leases);
+            let done = if t.validate.is_some() { format!("{:>4} ranges done", w.ranges_done) } else { format!("{:>4} chunks done", w.chunks_done) };
+            let _ = writeln!(s, "    {:<28} {:<10} heartbeat {:>6} ago  {done}  {}", w.id, w.state, crate::util::human::duration(w.heartbeat_age_seconds), leases);
         }
         for f in &t.failed_units {
             let _ = writeln!(s, "  unit {} (tried {}×): {}", f.unit, f.attempts, f.error);

@@ -40,11 +40,11 @@ fn bucket_of(canon: &[String], key: &[usize]) -> usize {
 }
 
 /// The differences, and a note when only some of them were looked at.
-pub(super) async fn compare(src: &mut Side, dst: &mut Side, plan: &Plan, progress: &dyn Task) -> Result<(Findings, Option<String>)> {
+pub(super) async fn compare(src: &mut Side, dst: &mut Side, plan: &Plan, range: KeyRange, progress: &dyn Task) -> Result<(Findings, Option<String>)> {
     // Pass 1: sums per bucket on both sides at once.
     let (txa, rxa) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
     let (txb, rxb) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (ra, rb) = (src.spawn_read(KeyRange::ALL, false, txa), dst.spawn_read(KeyRange::ALL, false, txb));
+    let (ra, rb) = (src.spawn_read(range, false, txa), dst.spawn_read(range, false, txb));
     let (sa, sb) = tokio::join!(sums(Rows::new(rxa, &plan.source), &plan.key, Some(progress)), sums(Rows::new(rxb, &plan.target), &plan.key, None));
     let (ra, rb) = (src.join_read(ra).await, dst.join_read(rb).await);
     ra?;
@@ -72,7 +72,7 @@ pub(super) async fn compare(src: &mut Side, dst: &mut Side, plan: &Plan, progres
     }
     let (txa, rxa) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
     let (txb, rxb) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let (ra, rb) = (src.spawn_read(KeyRange::ALL, false, txa), dst.spawn_read(KeyRange::ALL, false, txb));
+    let (ra, rb) = (src.spawn_read(range, false, txa), dst.spawn_read(range, false, txb));
     let (left, right) = tokio::join!(hold(Rows::new(rxa, &plan.source), &plan.key, &chosen), hold(Rows::new(rxb, &plan.target), &plan.key, &chosen));
     let (ra, rb) = (src.join_read(ra).await, dst.join_read(rb).await);
     ra?;

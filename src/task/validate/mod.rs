@@ -14,6 +14,7 @@
 
 mod buckets;
 pub mod canon;
+pub mod leased;
 mod merge;
 mod rows;
 mod side;
@@ -38,7 +39,7 @@ const LEAF_ROWS: u64 = 2_000;
 /// Ranges compared row by row before a server-side check gives up narrowing.
 const MAX_LEAVES: usize = 50;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TableCheck {
     pub source: String,
     /// The table's name on the target (as mapped and re-cased).
@@ -140,7 +141,7 @@ pub async fn run(src: &Endpoint, dst: &Endpoint, mapping: &Mapping, naming: &Nam
     let mut out = Vec::new();
     let overall = if pairs.len() > 1 { progress.overall("validated tables", Some(pairs.len() as u64), Unit::Items) } else { crate::progress::Silent.task("", None, Unit::Items) };
     for p in pairs {
-        let (check, s2, d2) = check_table(s, d, &p, progress.as_ref()).await?;
+        let (check, s2, d2) = check_table(s, d, &p, KeyRange::ALL, progress.as_ref()).await?;
         (s, d) = (s2, d2);
         out.push(check);
         overall.inc(1);
@@ -203,9 +204,11 @@ fn table_sql(d: Dialect, t: &QualifiedName) -> String {
     }
 }
 
-/// Compares one pair of tables. The connections go into the two sides (and
-/// from there to the tasks that read) and come back when it is done.
-async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<(TableCheck, Db, Db)> {
+/// Compares one pair of tables, or the rows of `range` of their integer
+/// key (a shared validation's unit; [`KeyRange::ALL`] otherwise). The
+/// connections go into the two sides (and from there to the tasks that
+/// read) and come back when it is done.
+async fn check_table(s: Db, d: Db, p: &Pair, range: KeyRange, progress: &dyn Progress) -> Result<(TableCheck, Db, Db)> {
     let (sd, dd) = (s.dialect(), d.dialect());
     let mut check = TableCheck { source: p.source.name.to_string(), equal: true, missing_columns: p.missing_columns.clone(), ..Default::default() };
     let read = |dialect: Dialect, name: &str, ty: &ColumnType| super::load::read_expr(dialect, &quote(dialect, name), ty);
@@ -218,6 +221,7 @@ async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<
         order: None,
         int_key: p.int_key.map(|i| quote(sd, &p.columns[i].0)),
         filter: p.filter.clone(),
+        capped: true,
         db: Some(s),
     };
     let tt = match &p.target {
@@ -250,6 +254,7 @@ async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<
         int_key: p.int_key.map(|i| quote(dd, &p.columns[i].1)),
         // The filter is in the source's SQL; the target holds only filtered rows.
         filter: None,
+        capped: false,
         db: Some(d),
     };
     let scales: Vec<Option<u32>> = p.columns.iter().map(|(_, _, _, t)| match t {
@@ -268,7 +273,7 @@ async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<
     let mut done = false;
     if server {
         check.method = "server".into();
-        let (a, b) = tokio::join!(src.server_sum(KeyRange::ALL), dst.server_sum(KeyRange::ALL));
+        let (a, b) = tokio::join!(src.server_sum(range), dst.server_sum(range));
         let (a, b) = (a?, b?);
         check.source_rows = a.0;
         check.target_rows = b.0;
@@ -276,7 +281,7 @@ async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<
             // The servers' checksums covered every row.
             task.inc(a.0);
             done = true;
-        } else if let Some((found, note)) = narrow(&mut src, &mut dst, &plan, task.as_ref()).await? {
+        } else if let Some((found, note)) = narrow(&mut src, &mut dst, &plan, range, task.as_ref()).await? {
             apply(&mut check, found, note);
             check.source_rows = a.0;
             check.target_rows = b.0;
@@ -287,7 +292,7 @@ async fn check_table(s: Db, d: Db, p: &Pair, progress: &dyn Progress) -> Result<
     }
     if !done {
         check.method = "client".into();
-        let (found, note) = client_compare(&mut src, &mut dst, &plan, task.as_ref()).await?;
+        let (found, note) = client_compare(&mut src, &mut dst, &plan, range, task.as_ref()).await?;
         apply(&mut check, found, note);
     }
     if !check.missing_columns.is_empty() {
@@ -316,27 +321,27 @@ fn apply(check: &mut TableCheck, f: Findings, note: Option<String>) {
 
 /// Both sides read through barge: in key order where both engines can
 /// sort the key as barge compares it, else by hash buckets.
-async fn client_compare(src: &mut Side, dst: &mut Side, plan: &Plan, task: &dyn crate::progress::Task) -> Result<(Findings, Option<String>)> {
+async fn client_compare(src: &mut Side, dst: &mut Side, plan: &Plan, range: KeyRange, task: &dyn crate::progress::Task) -> Result<(Findings, Option<String>)> {
     if !plan.key.is_empty() && src.order.is_some() && dst.order.is_some() {
-        match merge::merge(src, dst, KeyRange::ALL, plan, task).await? {
+        match merge::merge(src, dst, range, plan, task).await? {
             merge::Merged::Done(f) => return Ok((f, None)),
             merge::Merged::OutOfOrder(why) => tracing::debug!("{why}; comparing by hash buckets instead"),
         }
     }
-    buckets::compare(src, dst, plan, task).await
+    buckets::compare(src, dst, plan, range, task).await
 }
 
 /// Server checksums differ: split the table on its integer key until the
 /// differing ranges are small, and compare those row by row. Returns
 /// `None` when no row differs as barge compares them (the servers only
 /// print some value differently).
-async fn narrow(src: &mut Side, dst: &mut Side, plan: &Plan, task: &dyn crate::progress::Task) -> Result<Option<(Findings, Option<String>)>> {
+async fn narrow(src: &mut Side, dst: &mut Side, plan: &Plan, range: KeyRange, task: &dyn crate::progress::Task) -> Result<Option<(Findings, Option<String>)>> {
     let ordered = !plan.key.is_empty() && src.order.is_some() && dst.order.is_some();
     if !ordered {
         return Ok(None);
     }
     let mut found = Findings::default();
-    let mut todo = vec![KeyRange::ALL];
+    let mut todo = vec![range];
     let mut leaves = 0;
     let mut first = true;
     let mut note = None;

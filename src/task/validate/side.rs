@@ -35,6 +35,9 @@ pub(super) struct Side {
     pub int_key: Option<String>,
     /// The mapping's row filter (source side only).
     pub filter: Option<String>,
+    /// Rows read here pass through `--max-rate` (the source side: the cap
+    /// protects the source).
+    pub capped: bool,
 }
 
 impl Side {
@@ -72,6 +75,7 @@ impl Side {
         let spec = ReadSpec { select, types: self.types.clone() };
         let mut db = self.db.take().expect(BUSY);
         let label = self.label.clone();
+        let tx = if self.capped && crate::util::rate::limited() { capped(tx) } else { tx };
         tokio::spawn(async move {
             let r = transfer::read_tolerant(&mut db, &label, &spec, tx).await;
             (db, r)
@@ -104,4 +108,18 @@ impl Side {
         let w = self.where_sql(range);
         self.db.as_mut().expect(BUSY).int_bounds(&self.table, &k, &w).await
     }
+}
+
+/// A sender whose batches reach `out` as `--max-rate` allows.
+fn capped(out: mpsc::Sender<Batch>) -> mpsc::Sender<Batch> {
+    let (tx, mut rx) = mpsc::channel::<Batch>(transfer::CHANNEL_DEPTH);
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            crate::util::rate::take(b.bytes).await;
+            if out.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    tx
 }
