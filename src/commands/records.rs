@@ -101,7 +101,7 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         tables.insert(table.name.clone(), info);
     }
     let first = landing[0].name.clone();
-    let records = RecordCapture { format, start, table: first.clone(), default_layout, follow };
+    let records = RecordCapture { format, start, table: first.clone(), default_layout, follow, lease: None };
     let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
     if args.sql.sql.is_some() && (format.is_envelope() || landing.len() > 1) {
         return Err(Error::usage("--sql reads the records of one table; change envelopes and files of several tables apply each change to its own table")
