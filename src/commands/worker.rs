@@ -79,7 +79,7 @@ pub fn shared_args(argv: &[String]) -> Vec<String> {
 }
 
 /// This process's command line after the `migrate` word.
-fn migrate_argv() -> Vec<String> {
+pub(crate) fn migrate_argv() -> Vec<String> {
     let all: Vec<String> = std::env::args().skip(1).collect();
     match all.iter().position(|a| a == "migrate") {
         Some(i) => all[i + 1..].to_vec(),
@@ -90,6 +90,9 @@ fn migrate_argv() -> Vec<String> {
 /// Checks what a coordinated run can do today.
 pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint) -> Result<()> {
     use crate::commands::migrate::Mode;
+    if crate::source::records::is_record_source(source) {
+        return crate::coord::shards::check(args, source, target);
+    }
     if !source.kind().is_database() {
         return Err(Error::usage(format!("--coordinator shares a database's full load; {source} is not a database (stream sources keep their own positions)")));
     }

@@ -20,6 +20,7 @@
 pub mod fence;
 pub mod lease;
 pub mod schema;
+pub mod shards;
 pub mod status;
 
 use std::future::Future;

@@ -87,6 +87,10 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE barge_control.units ADD COLUMN parents text[] NOT NULL DEFAULT '{}', ADD COLUMN checkpoint jsonb,
             ADD COLUMN result jsonb, ADD COLUMN host text",
     ],
+    // 5: a stream's shard is one unit, found by its id: workers that list
+    // the stream at once insert each shard once (ON CONFLICT DO NOTHING),
+    // and a child's parents are found by index.
+    &["CREATE UNIQUE INDEX units_shard_key ON barge_control.units (task, table_key) WHERE kind = 'shard'"],
 ];
 
 /// The version this barge writes and reads.
