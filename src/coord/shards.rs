@@ -217,11 +217,11 @@ impl Session {
             let (task, ids, parents, first, later) = (task.clone(), ids.clone(), parents.clone(), first.clone(), later.clone());
             async move {
                 c.execute(
-                    "WITH known AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM barge_control.units WHERE task = $1 AND kind = 'shard') AS any)
+                    "WITH known AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM barge_control.units WHERE task = $1 AND kind = 'shard') AS have)
                      INSERT INTO barge_control.units (task, id, kind, table_key, parents, checkpoint)
                      SELECT $1, nextval('barge_control.epochs'), 'shard', x.id,
                             ARRAY(SELECT jsonb_array_elements_text(x.parents::jsonb)),
-                            CASE WHEN (SELECT any FROM known) THEN $5::jsonb ELSE $4::jsonb END
+                            CASE WHEN (SELECT have FROM known) THEN $5::jsonb ELSE $4::jsonb END
                        FROM unnest($2::text[], $3::text[]) AS x(id, parents)
                          ON CONFLICT (task, table_key) WHERE kind = 'shard' DO NOTHING",
                     &[&task, &ids, &parents, &first, &later],
@@ -429,6 +429,7 @@ impl<'a> Worker<'a> {
 
     /// One shard's replication loop (or the preparation's).
     async fn replicate(&self, lease: ShardLease, fence: Option<super::fence::Token>, state_dir: PathBuf, from: Position) -> Result<crate::task::cdc::CdcReport> {
+        std::fs::create_dir_all(&state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
         let mut capture = self.planned.capture.clone();
         capture.position = from;
         if let Some(r) = capture.records.as_mut() {
@@ -559,7 +560,7 @@ impl<'a> Worker<'a> {
                 Some(o) => format!("after its checkpoint {o}"),
                 None => "from its start position".to_string(),
             },
-            if took_over { " (taken over)" } else { "" }
+            if took_over { " (read by another worker before)" } else { "" }
         ));
         let lease = ShardLease::new(unit.shard.clone(), unit.start(), false);
         let fence = super::fence::Token { task: self.session.task.clone(), unit: unit.id, epoch: unit.epoch };
