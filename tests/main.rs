@@ -13,6 +13,7 @@ mod cdc_sinks;
 mod cli;
 mod convert_property;
 mod coord_scale;
+mod coord_streams;
 mod convert_real_world;
 mod convert_schema;
 mod coordinator;
