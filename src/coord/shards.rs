@@ -19,7 +19,7 @@
 //!   reads its fair share: ceil(leasable shards / live workers), a worker
 //!   being live while its heartbeat is younger than the lease. Below its
 //!   share it takes free or expired shards (expired first); above it, it
-//!   lets one go per tick (the reader stops after the batch in flight,
+//!   lets the excess go (each reader stops after the batch in flight,
 //!   its last checkpoint is written, and the shard goes back to pending).
 //!   Whoever is above the share lets go and only those below take, so it
 //!   settles without flapping.
@@ -536,8 +536,9 @@ impl<'a> Worker<'a> {
                             held.insert(id.0, id.1);
                         }
                     } else if mine > share {
-                        // One a tick: the others take it as they see it free.
-                        if let Some(h) = held.values_mut().rev().find(|h| !h.releasing && !h.lost) {
+                        // What is above the share, at once: only workers below it
+                        // take these, so none comes back here.
+                        for h in held.values_mut().rev().filter(|h| !h.releasing && !h.lost).take((mine - share) as usize) {
                             output::info(format!("task {}: letting shard {} go to a worker with fewer ({mine} held, fair share {share})", session.task, h.unit.shard));
                             h.releasing = true;
                             h.lease.stop.store(true, Ordering::SeqCst);
