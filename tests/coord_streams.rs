@@ -136,8 +136,18 @@ impl Task {
     }
 
     async fn wait_rows(&self, n: u32, workers: &mut [&mut Child]) {
+        self.wait_rows_watching(n, workers, None).await
+    }
+
+    /// [`Task::wait_rows`], checking all along that `never` (a query on
+    /// the coordinator) finds nothing.
+    async fn wait_rows_watching(&self, n: u32, workers: &mut [&mut Child], never: Option<(&str, &str)>) {
         let started = Instant::now();
         loop {
+            if let Some((sql, what)) = never {
+                let found = self.ctl.try_query_row(sql).await.ok().and_then(|r| r[0].clone());
+                assert!(found.is_none(), "{what}: {found:?}");
+            }
             if let Ok(r) = self.dst.try_query_row("SELECT count(*) FROM ev").await {
                 if r[0].as_deref().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c >= n) {
                     return;
@@ -247,8 +257,12 @@ async fn children_of_a_split_are_read_only_after_their_parent() {
     let mut b = t.join("b");
     // Then a split while they read.
     let producer = put_versions(&t.stream, 11, 20, 50, Some(14));
+    let child_before_parent = "SELECT string_agg(c.table_key || ' before ' || p.table_key, ', ') FROM barge_control.units c
+                                 JOIN barge_control.units p ON p.task = c.task AND p.kind = 'shard' AND p.table_key = ANY (c.parents)
+                                WHERE c.kind = 'shard' AND c.status <> 'pending' AND p.status <> 'done'";
+    let never = Some((child_before_parent, "a child shard leased before its parent was read to its end"));
+    t.wait_rows_watching(20 * KEYS, &mut [&mut first, &mut b], never).await;
     done(producer);
-    t.wait_rows(20 * KEYS, &mut [&mut first, &mut b]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     t.assert_each_record_once_in_order(20).await;
     // Two splits: the two shards, then three children of which one split again.
