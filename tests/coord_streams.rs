@@ -64,8 +64,33 @@ fn done(producer: Child) {
     assert!(out.status.success(), "putting records: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Produces versions `from..=to` of every key to `topic` (keyed by the
+/// key, so each key stays in one partition), `pause_ms` apart.
+fn produce_versions(topic: &str, from: u32, to: u32, pause_ms: u64) -> Child {
+    let code = "import json, os, sys, time
+from kafka import KafkaProducer
+t, lo, hi, pause, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) / 1000, int(sys.argv[5])
+p = KafkaProducer(bootstrap_servers=os.environ['BARGE_TEST_KAFKA_BROKER'], linger_ms=5)
+for v in range(lo, hi + 1):
+    for i in range(keys):
+        p.send(t, key=b'key-%d' % i, value=json.dumps({'data': {'id': v * keys + i, 'k': i, 'v': v},
+               'metadata': {'operation': 'insert', 'record-type': 'data', 'schema-name': 'public', 'table-name': 'ev'}}).encode())
+    p.flush()
+    time.sleep(pause)";
+    std::process::Command::new(env("BARGE_TEST_PYTHON"))
+        .arg("-c")
+        .arg(code)
+        .args([topic, &from.to_string(), &to.to_string(), &pause_ms.to_string(), &KEYS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 struct Task {
+    /// The Kinesis stream or Kafka topic.
     stream: String,
+    source: String,
     dst: TestDb,
     ctl: TestDb,
     dir: tempfile::TempDir,
@@ -76,17 +101,28 @@ impl Task {
     async fn new(tag: &str, shards: u32) -> Task {
         let stream = unique_name(tag);
         create_stream(&stream, shards);
+        Task::with_source(tag, stream.clone(), kinesis(&stream)).await
+    }
+
+    async fn kafka(tag: &str, partitions: u32) -> Task {
+        let topic = unique_name(tag);
+        create_topic(&topic, partitions);
+        let source = format!("kafka://{}/{topic}", env("BARGE_TEST_KAFKA_BROKER"));
+        Task::with_source(tag, topic, source).await
+    }
+
+    async fn with_source(tag: &str, stream: String, source: String) -> Task {
         let dst = TestDb::new(Engine::Postgres, tag).await;
         let ctl = TestDb::new(Engine::Postgres, &format!("{tag}_ctl")).await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ev.sql"), TABLE).unwrap();
-        Task { stream, dst, ctl, dir, name: "shards".into() }
+        Task { stream, source, dst, ctl, dir, name: "shards".into() }
     }
 
     /// The first worker: `migrate --coordinator`, which creates the task.
     fn start(&self) -> Child {
         barge()
-            .args(["migrate", &kinesis(&self.stream), &self.dst.url, "--mode", "cdc", "--record-format", "dms", "--schema"])
+            .args(["migrate", &self.source, &self.dst.url, "--mode", "cdc", "--record-format", "dms", "--schema"])
             .arg(self.dir.path().join("ev.sql"))
             .args(["--coordinator", &self.ctl.url, "--task", &self.name, "--lease-timeout", "3", "--state-dir"])
             .arg(self.dir.path().join("first"))
@@ -273,5 +309,28 @@ async fn children_of_a_split_are_read_only_after_their_parent() {
     assert_eq!(waiting.len(), 2, "{status}");
     stop(first, "the first worker");
     stop(b, "the second worker");
+    t.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_kafka_partitions_share_out_across_three_workers() {
+    let t = Task::kafka("coord_parts", 12).await;
+    done(produce_versions(&t.stream, 1, 5, 0));
+    let mut first = t.start();
+    let mut b = t.join("b");
+    let mut c = t.join("c");
+    t.wait_balanced(&mut [&mut first, &mut b, &mut c], 12, 3, 5).await;
+    let producer = produce_versions(&t.stream, 6, 10, 100);
+    t.wait_rows(10 * KEYS, &mut [&mut first, &mut b, &mut c]).await;
+    done(producer);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    t.assert_each_record_once_in_order(10).await;
+    let status = t.status();
+    let shards = status["tasks"][0]["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 12, "{status}");
+    assert!(shards.iter().all(|s| s["shard"].as_str().unwrap().starts_with(&format!("{}.", t.stream)) && s["holder"].is_string()), "{status}");
+    for (w, what) in [(first, "the first worker"), (b, "the second worker"), (c, "the third worker")] {
+        stop(w, what);
+    }
     t.drop_all().await;
 }
