@@ -20,13 +20,13 @@ use crate::commands::output;
 /// What `migrate` takes to share its run with other workers.
 #[derive(Debug, Args, Clone)]
 pub struct CoordinatorArgs {
-    /// Share this run with other workers (`barge worker`): a PostgreSQL database that holds the plan, its leases and checkpoints in the schema barge_control (it can be the target). Password from BARGE_COORDINATOR_PASSWORD or ?password_file=
+    /// Share this run with other workers (`barge worker`): a PostgreSQL database that holds the plan, its leases and checkpoints in the schema barge_control (it can be the target). A database's full load or change stream is shared; a Kinesis stream's shards or a Kafka topic's partitions are leased to the workers, each reading the ones it holds. Password from BARGE_COORDINATOR_PASSWORD or ?password_file=
     #[arg(long, value_name = "URL", requires = "task")]
     pub coordinator: Option<String>,
     /// The shared run's name in the coordinator: workers join it by this name
     #[arg(long, value_name = "NAME", requires = "coordinator")]
     pub task: Option<String>,
-    /// Seconds a worker's lease lasts without a heartbeat: a worker that stops for longer loses its chunks to the others
+    /// Seconds a worker's lease lasts without a heartbeat: a worker that stops for longer loses its chunks (or stream shards) to the others
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_timeout: u64,
     /// Read at most this many megabytes a second from the source, in this process (protects the source; each worker has its own cap)
