@@ -334,3 +334,17 @@ async fn twelve_kafka_partitions_share_out_across_three_workers() {
     }
     t.drop_all().await;
 }
+
+#[test]
+fn streams_that_cannot_be_shared_are_refused_with_the_reason() {
+    let coord = ["--coordinator", "postgres://barge@127.0.0.1:1/ctl", "--task", "t"];
+    let refused = |source: &str, target: &str, extra: &[&str], says: &str| {
+        let out = run(barge().args(["migrate", source, target]).args(coord).args(extra));
+        assert!(!out.status.success(), "{source} → {target} {extra:?} must be refused");
+        assert!(text(&out).contains(says), "{source} → {target} {extra:?}: {}", text(&out));
+    };
+    refused("sqs://q?endpoint=http://127.0.0.1:1&region=us-east-1", "postgres://app@127.0.0.1:1/db", &[], "already spreads its messages over every reader");
+    refused("tail:///var/log/app.log", "postgres://app@127.0.0.1:1/db", &[], "one reader");
+    refused("kinesis://s?endpoint=http://127.0.0.1:1&region=us-east-1", "sqlite:/tmp/x.db", &[], "cannot share the target");
+    refused("kinesis://s?endpoint=http://127.0.0.1:1&region=us-east-1", "postgres://app@127.0.0.1:1/db", &["--infer", "100"], "--schema FILE");
+}
