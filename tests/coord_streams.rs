@@ -348,3 +348,28 @@ fn streams_that_cannot_be_shared_are_refused_with_the_reason() {
     refused("kinesis://s?endpoint=http://127.0.0.1:1&region=us-east-1", "sqlite:/tmp/x.db", &[], "cannot share the target");
     refused("kinesis://s?endpoint=http://127.0.0.1:1&region=us-east-1", "postgres://app@127.0.0.1:1/db", &["--infer", "100"], "--schema FILE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_loses_its_shards_and_writes_nothing_after_the_takeover() {
+    let t = Task::new("coord_pause", 4).await;
+    done(put_versions(&t.stream, 1, 3, 0, None));
+    let mut first = t.start();
+    let mut b = t.join("b");
+    t.wait_balanced(&mut [&mut first, &mut b], 4, 2, 2).await;
+    let producer = put_versions(&t.stream, 4, 14, 150, None);
+    t.wait_rows(4 * KEYS, &mut [&mut first, &mut b]).await;
+    // SIGSTOP past its lease: the first worker takes its shards over.
+    unsafe { libc::kill(b.id() as i32, libc::SIGSTOP) };
+    t.wait_balanced(&mut [&mut first], 4, 4, 4).await;
+    // It wakes up with records in hand and leases it no longer holds:
+    // the fence refuses them, and it shares the shards again afterwards.
+    unsafe { libc::kill(b.id() as i32, libc::SIGCONT) };
+    done(producer);
+    t.wait_rows(14 * KEYS, &mut [&mut first, &mut b]).await;
+    t.wait_balanced(&mut [&mut first, &mut b], 4, 2, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    t.assert_each_record_once_in_order(14).await;
+    stop(first, "the first worker");
+    stop(b, "the paused worker");
+    t.drop_all().await;
+}

@@ -40,7 +40,10 @@
 //! ahead of the target's row; a new holder starts from the checkpoint,
 //! and the replication loop moves on to the target's row when that is
 //! further (it always is at least as far). So the two never disagree in
-//! the direction that loses records.
+//! the direction that loses records. A new holder raises the fence to
+//! its epoch *before* it reads the target's row: a previous holder
+//! paused inside a transaction either commits first (and the row read
+//! next includes it) or is refused, so nothing is applied twice.
 //!
 //! A file or stream target keeps no position that other hosts can read:
 //! each lease gets a state directory of its own, so its only position is
@@ -427,6 +430,19 @@ impl<'a> Worker<'a> {
         r
     }
 
+    /// Raises the shard's fence on the target to this lease's epoch before
+    /// the loop reads the shard's position there. A previous holder that
+    /// stalled inside a transaction (past the fence, not yet committed)
+    /// either commits before this (and the position read next includes
+    /// it) or is refused after: its records are never applied twice.
+    /// Waits at most a lease for such a holder's lock, then gives up
+    /// (retriable: the shard goes back and is tried again).
+    async fn raise_fence(&self, token: &super::fence::Token) -> Result<()> {
+        let mut db = crate::db::Db::connect(self.target, crate::endpoint::Role::Target).await?;
+        super::fence::begin(&mut db, &token.task, token.unit, token.epoch, self.session.lease.as_secs().max(1)).await?;
+        super::fence::commit(&mut db).await
+    }
+
     /// One shard's replication loop (or the preparation's).
     async fn replicate(&self, lease: ShardLease, fence: Option<super::fence::Token>, state_dir: PathBuf, from: Position) -> Result<crate::task::cdc::CdcReport> {
         std::fs::create_dir_all(&state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
@@ -575,7 +591,14 @@ impl<'a> Worker<'a> {
         let fence = self.target.kind().is_database().then_some(fence);
         let me = Worker { args: self.args, source: self.source, target: self.target, planned: self.planned, session: self.session, state_dir: self.state_dir.clone() };
         let l = lease.clone();
-        let fut = Box::pin(async move { (id, me.replicate(l, fence, state_dir, from).await) });
+        let fut = Box::pin(async move {
+            if let Some(token) = &fence {
+                if let Err(e) = me.raise_fence(token).await {
+                    return (id, Err(e));
+                }
+            }
+            (id, me.replicate(l, fence, state_dir, from).await)
+        });
         ((id, Held { unit, lease, releasing: false, lost: false }), fut)
     }
 
