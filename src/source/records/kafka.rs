@@ -312,7 +312,8 @@ impl KafkaSource {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        if self.follow && self.refreshed.elapsed() >= REFRESH {
+        // A leased partition's worker is told of new partitions by the coordinator.
+        if self.follow && self.only.is_none() && self.refreshed.elapsed() >= REFRESH {
             self.refresh().await?;
         }
         let mut batch = RecordBatch::default();
