@@ -176,6 +176,8 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
     };
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
     let capture_is_records = capture.records.is_some();
+    // A worker runs one loop per shard it leases, and says so itself.
+    let one_of_many = capture.records.as_ref().is_some_and(|c| c.lease.is_some());
     let opts = CdcOptions {
         task,
         start: capture.position.clone(),
@@ -195,7 +197,7 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
         sql,
         fence: r.fence.clone(),
     };
-    if !output::get().json {
+    if !output::get().json && !one_of_many {
         let what = if capture_is_records { "records" } else { "changes" };
         output::info(format!("replicating {what}; Ctrl-C stops after the batch in flight, and rerunning the command resumes"));
     }

@@ -463,6 +463,7 @@ impl<'a> Worker<'a> {
             return Err(Error::other(format!("{} has no shards to read", self.source)));
         };
         self.prepare_target(&first.id).await?;
+        output::info(format!("task {}: {} has {} shards; this worker reads its share of them (Ctrl-C gives them back to the others)", session.task, self.source, listed.len()));
         let tick = (session.lease / 3).max(Duration::from_millis(200));
         let mut held: BTreeMap<i64, Held> = BTreeMap::new();
         let mut running: FuturesUnordered<std::pin::Pin<Box<dyn std::future::Future<Output = LoopEnd> + '_>>> = FuturesUnordered::new();
