@@ -386,6 +386,8 @@ struct Worker<'a> {
 
 /// How one shard's replication loop ended.
 type LoopEnd = (i64, Result<crate::task::cdc::CdcReport>);
+/// One shard's replication loop, running.
+type ShardLoop<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = LoopEnd> + 'a>>;
 
 impl<'a> Worker<'a> {
     fn follow(&self) -> bool {
@@ -466,7 +468,7 @@ impl<'a> Worker<'a> {
         output::info(format!("task {}: {} has {} shards; this worker reads its share of them (Ctrl-C gives them back to the others)", session.task, self.source, listed.len()));
         let tick = (session.lease / 3).max(Duration::from_millis(200));
         let mut held: BTreeMap<i64, Held> = BTreeMap::new();
-        let mut running: FuturesUnordered<std::pin::Pin<Box<dyn std::future::Future<Output = LoopEnd> + '_>>> = FuturesUnordered::new();
+        let mut running: FuturesUnordered<ShardLoop<'_>> = FuturesUnordered::new();
         let mut listed_at = Instant::now();
         let mut relist = false;
         let mut next_tick = tokio::time::Instant::now();
@@ -567,7 +569,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Starts the replication loop of a shard just leased.
-    fn start(&self, unit: ShardUnit) -> ((i64, Held), std::pin::Pin<Box<dyn std::future::Future<Output = LoopEnd> + 'a>>) {
+    fn start(&self, unit: ShardUnit) -> ((i64, Held), ShardLoop<'a>) {
         let offset = unit.offset();
         let took_over = unit.attempts > 1;
         output::info(format!(
