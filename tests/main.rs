@@ -15,6 +15,7 @@ mod convert_property;
 mod coord_pack;
 mod coord_scale;
 mod coord_validate;
+mod coord_streams;
 mod convert_real_world;
 mod convert_schema;
 mod coordinator;

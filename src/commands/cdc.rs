@@ -168,12 +168,16 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
     };
     // The name of the target's position row: a shared run's workers all
     // resume from the same one.
-    let task = match &r.fence {
-        Some(f) => format!("task-{}", f.task),
-        None => r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into()),
+    let task = match (&r.fence, capture.records.as_ref().and_then(|c| c.lease.as_ref())) {
+        // One row per shard of a stream whose shards are leased.
+        (Some(f), Some(lease)) => format!("task-{}.{}", f.task, lease.shard),
+        (Some(f), None) => format!("task-{}", f.task),
+        (None, _) => r.state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "barge".into()),
     };
     let policy = RowPolicy { on_error: r.on_error, zero_dates: r.zero_dates, rejects: Rejects::new(r.state_dir.join("rejects.jsonl")), counters: Arc::new(Counters::default()) };
     let capture_is_records = capture.records.is_some();
+    // A worker runs one loop per shard it leases, and says so itself.
+    let one_of_many = capture.records.as_ref().is_some_and(|c| c.lease.is_some());
     let opts = CdcOptions {
         task,
         start: capture.position.clone(),
@@ -193,7 +197,7 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
         sql,
         fence: r.fence.clone(),
     };
-    if !output::get().json {
+    if !output::get().json && !one_of_many {
         let what = if capture_is_records { "records" } else { "changes" };
         output::info(format!("replicating {what}; Ctrl-C stops after the batch in flight, and rerunning the command resumes"));
     }

@@ -185,6 +185,10 @@ pub fn run(args: MigrateArgs) -> Result<ExitCode> {
     output::info(format!("migrating {source} → {target} (state in {})", opts.state_dir.display()));
     args.metrics.start(|| crate::metrics::Metrics::new(&super::metrics::task_name(&opts.state_dir, "migrate"), &source, &target))?;
     let rt = runtime()?;
+    if records && args.coordinator.coordinator.is_some() {
+        super::worker::check(&args, &source, &target)?;
+        return rt.block_on(super::records::migrate_shared(&args, &source, &target, opts, sink));
+    }
     if records {
         return rt.block_on(super::records::migrate(&args, &source, &target, opts, sink));
     }

@@ -34,9 +34,41 @@ pub struct RecordArgs {
     pub record_format: Option<RecordFormat>,
 }
 
+/// A record run as planned: the tables records land in, how they are
+/// converted, where the stream is read from, and how a file or stream
+/// target is written.
+pub struct Planned {
+    pub tables: crate::cdc::Tables,
+    pub converter: crate::cdc::evolve::Converter,
+    pub capture: Capture,
+    pub sink: Option<SinkOptions>,
+}
+
 /// Runs a record source into `target`: `--mode full-load` reads what the
 /// stream holds now and stops; the other modes keep following it.
 pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, opts: LoadOptions, sink: Option<SinkOptions>) -> Result<ExitCode> {
+    let state_dir = opts.state_dir.clone();
+    let planned = plan(args, source, target, &opts, sink).await?;
+    let run = Replicate { source, target, state_dir, on_error: args.on_error, zero_dates: args.zero_dates, sink: planned.sink, sql: args.sql.clone(), fence: None };
+    let report = replicate_tables(run, planned.tables, planned.converter, planned.capture, &args.cdc).await?;
+    print_cdc_report(&report);
+    if report.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `migrate STREAM TARGET --coordinator URL --task NAME`: this process is
+/// one worker of a run that leases the stream's shards to its workers
+/// (see `coord::shards`).
+pub async fn migrate_shared(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, opts: LoadOptions, sink: Option<SinkOptions>) -> Result<ExitCode> {
+    let state_dir = opts.state_dir.clone();
+    let planned = plan(args, source, target, &opts, sink).await?;
+    crate::coord::shards::run(args, source, target, planned, state_dir).await
+}
+
+/// Checks the options of a record run and plans its tables.
+pub async fn plan(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, opts: &LoadOptions, sink: Option<SinkOptions>) -> Result<Planned> {
     if args.validate {
         return Err(Error::usage(format!("--validate compares two databases; {source} is a stream")).with_hint("count the target's rows against the stream's with your own query"));
     }
@@ -93,7 +125,7 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         }
         (None, None) => (vec![RecordShape::default_layout(&name, format)?.table], true),
     };
-    let converter = super::cdc::converter(source, target, &opts)?;
+    let converter = super::cdc::converter(source, target, opts)?;
     let mut tables = crate::cdc::Tables::new();
     for table in &landing {
         let converted = converter.convert(table, None).ok_or_else(|| Error::other(format!("table {}: could not be planned for {target}", table.name)))?;
@@ -101,7 +133,7 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         tables.insert(table.name.clone(), info);
     }
     let first = landing[0].name.clone();
-    let records = RecordCapture { format, start, table: first.clone(), default_layout, follow };
+    let records = RecordCapture { format, start, table: first.clone(), default_layout, follow, lease: None };
     let capture = Capture { position, slot: None, publication: None, replica_identity: Vec::new(), records: Some(records) };
     if args.sql.sql.is_some() && (format.is_envelope() || landing.len() > 1) {
         return Err(Error::usage("--sql reads the records of one table; change envelopes and files of several tables apply each change to its own table")
@@ -126,11 +158,5 @@ pub async fn migrate(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, o
         s.envelope = crate::sink::EnvelopeKind::Raw;
         super::output::info("records pass through as they came: each payload as a message, keyed by its record's key (else its shard)");
     }
-    let run = Replicate { source, target, state_dir: opts.state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink, sql: args.sql.clone(), fence: None };
-    let report = replicate_tables(run, tables, converter, capture, &args.cdc).await?;
-    print_cdc_report(&report);
-    if report.interrupted {
-        return Err(Error::Interrupted);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Planned { tables, converter, capture, sink })
 }

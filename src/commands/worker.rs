@@ -22,13 +22,13 @@ use crate::commands::output;
 /// What `migrate` takes to share its run with other workers.
 #[derive(Debug, Args, Clone)]
 pub struct CoordinatorArgs {
-    /// Share this run with other workers (`barge worker`): a PostgreSQL database that holds the plan, its leases and checkpoints in the schema barge_control (it can be the target). Password from BARGE_COORDINATOR_PASSWORD or ?password_file=
+    /// Share this run with other workers (`barge worker`): a PostgreSQL database that holds the plan, its leases and checkpoints in the schema barge_control (it can be the target). A database's full load or change stream is shared; a Kinesis stream's shards or a Kafka topic's partitions are leased to the workers, each reading the ones it holds. Password from BARGE_COORDINATOR_PASSWORD or ?password_file=
     #[arg(long, value_name = "URL", requires = "task")]
     pub coordinator: Option<String>,
     /// The shared run's name in the coordinator: workers join it by this name
     #[arg(long, value_name = "NAME", requires = "coordinator")]
     pub task: Option<String>,
-    /// Seconds a worker's lease lasts without a heartbeat: a worker that stops for longer loses its chunks to the others
+    /// Seconds a worker's lease lasts without a heartbeat: a worker that stops for longer loses its chunks (or stream shards) to the others
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_timeout: u64,
     /// Read at most this many megabytes a second from the source, in this process (protects the source; each worker has its own cap)
@@ -160,7 +160,7 @@ fn use_task_files(line: &[String], files: &BTreeMap<String, String>, dir: &std::
 }
 
 /// This process's command line after the `migrate` word.
-fn migrate_argv() -> Vec<String> {
+pub(crate) fn migrate_argv() -> Vec<String> {
     let all: Vec<String> = std::env::args().skip(1).collect();
     match all.iter().position(|a| a == "migrate") {
         Some(i) => all[i + 1..].to_vec(),
@@ -170,6 +170,9 @@ fn migrate_argv() -> Vec<String> {
 
 /// Checks what a coordinated run can do today.
 pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint) -> Result<()> {
+    if crate::source::records::is_record_source(source) {
+        return crate::coord::shards::check(args, source, target);
+    }
     if !source.kind().is_database() {
         return Err(Error::usage(format!("--coordinator shares a database's full load; {source} is not a database (stream sources keep their own positions)")));
     }
@@ -188,7 +191,7 @@ pub fn check(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, ta
 /// Opens the task `--coordinator` and `--task` name (creating it if it
 /// is new), checks that this worker runs the same command line, and
 /// registers the worker with its heartbeat.
-async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, stored: Option<Vec<String>>, plan: Plan) -> Result<(Arc<Session>, tokio::task::JoinHandle<()>)> {
+pub(crate) async fn join(args: &crate::commands::migrate::MigrateArgs, source: &Endpoint, target: &Endpoint, stored: Option<Vec<String>>, plan: Plan) -> Result<(Arc<Session>, tokio::task::JoinHandle<()>)> {
     let coord = &args.coordinator;
     let (Some(url), Some(task)) = (&coord.coordinator, &coord.task) else { return Err(Error::usage("--coordinator needs --task NAME")) };
     let settings = Settings { url: url.clone(), task: task.clone(), lease: Duration::from_secs(coord.lease_timeout) };

@@ -174,6 +174,8 @@ pub enum Plan {
     /// A full load, then its change stream from where the schema step
     /// started capturing (`--mode full-load-and-cdc`).
     LoadThenChanges,
+    /// A stream's shards, added as workers list them (`coord::shards`).
+    Stream,
 }
 
 /// What a task was started with, to check that a worker joins the same one.
@@ -217,6 +219,7 @@ impl Session {
                     // The change stream after a load is unit -1: ids from
                     // 2 are the chunks and keys the schema step publishes.
                     let units = match plan {
+                        Plan::Stream => "",
                         Plan::Changes => "INSERT INTO barge_control.units (task, id, kind) VALUES ($1, 0, 'cdc') ON CONFLICT (task, id) DO NOTHING",
                         Plan::Load => {
                             "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}')
@@ -228,7 +231,9 @@ impl Session {
                              ON CONFLICT (task, id) DO NOTHING"
                         }
                     };
-                    c.execute(units, &[&task]).await?;
+                    if !units.is_empty() {
+                        c.execute(units, &[&task]).await?;
+                    }
                     let row = c.query_one("SELECT command, args, files FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
                     Ok((inserted, (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1), row.get::<_, serde_json::Value>(2))))
                 }

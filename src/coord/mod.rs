@@ -22,6 +22,7 @@ pub mod keys;
 pub mod lease;
 pub mod pack;
 pub mod schema;
+pub mod shards;
 pub mod status;
 pub mod validate;
 

@@ -93,6 +93,10 @@ const MIGRATIONS: &[&[&str]] = &[
         // these, not whatever is at that path there.
         "ALTER TABLE barge_control.tasks ADD COLUMN files jsonb NOT NULL DEFAULT '{}'",
     ],
+    // 5: a stream's shard is one unit, found by its id: workers that list
+    // the stream at once insert each shard once (ON CONFLICT DO NOTHING),
+    // and a child's parents are found by index.
+    &["CREATE UNIQUE INDEX units_shard_key ON barge_control.units (task, table_key) WHERE kind = 'shard'"],
 ];
 
 /// The version this barge writes and reads.

@@ -28,6 +28,26 @@ pub struct TaskStatus {
     /// A validate task's plan and ranges (`None` for other tasks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validate: Option<super::validate::ValidateStatus>,
+    /// A stream's shards, when the task reads one (`coord::shards`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One shard of a stream task.
+#[derive(Debug, Serialize)]
+pub struct ShardStatus {
+    pub shard: String,
+    /// `waiting` (for its parents), `pending` (free), `leased` (being
+    /// read), `expired` (its holder stopped renewing: about to be taken
+    /// over) or `done` (closed and read to its end).
+    pub state: String,
+    pub parents: Vec<String>,
+    pub holder: Option<String>,
+    /// The last offset the destination acknowledged.
+    pub checkpoint: Option<String>,
+    /// The age of the holder's heartbeat.
+    pub heartbeat_age_seconds: Option<f64>,
+    pub lease_seconds_left: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,12 +141,13 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
     let mut workers = Vec::new();
     for w in client.query(sql, &[&name]).await.map_err(q(display, sql))? {
         let id: String = w.get(0);
-        let held = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key ELSE kind END, extract(epoch FROM lease_expires - now())::float8
+        let held = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key WHEN kind = 'shard' THEN 'shard ' || table_key ELSE kind END, extract(epoch FROM lease_expires - now())::float8
                       FROM barge_control.units WHERE task = $1 AND owner = $2 AND status = 'leased' ORDER BY id";
         let leases = client.query(held, &[&name, &id]).await.map_err(q(display, held))?.iter().map(|l| (l.get::<_, String>(0), l.get::<_, Option<f64>>(1).unwrap_or(0.0))).collect();
         workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(3), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), ranges_done: w.get(6), leases });
     }
-    let sql = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
+    let shards = shard_status(client, display, name).await?;
+    let sql = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key WHEN kind = 'shard' THEN 'shard ' || table_key ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
     let failed_units = client.query(sql, &[&name]).await.map_err(q(display, sql))?.iter().map(|f| FailedUnit { unit: f.get(0), attempts: f.get(1), error: f.get(2) }).collect();
     let validate = super::validate::status(client, display, name).await?;
     Ok(TaskStatus {
@@ -145,7 +166,28 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
         workers,
         failed_units,
         validate,
+        shards,
     })
+}
+
+async fn shard_status(client: &Client, display: &str, name: &str) -> Result<Vec<ShardStatus>> {
+    let sql = "SELECT u.table_key,
+                      CASE WHEN u.status = 'leased' AND u.lease_expires < now() THEN 'expired'
+                           WHEN u.status = 'pending' AND EXISTS (SELECT 1 FROM barge_control.units p WHERE p.task = u.task AND p.kind = 'shard'
+                                                                    AND p.table_key = ANY (u.parents) AND p.status <> 'done') THEN 'waiting'
+                           ELSE u.status END,
+                      u.parents, CASE WHEN u.status = 'leased' THEN u.owner END, u.checkpoint ->> 'offset',
+                      CASE WHEN u.status = 'leased' THEN extract(epoch FROM now() - w.heartbeat_at)::float8 END,
+                      CASE WHEN u.status = 'leased' THEN extract(epoch FROM u.lease_expires - now())::float8 END
+                 FROM barge_control.units u LEFT JOIN barge_control.workers w ON w.task = u.task AND w.id = u.owner
+                WHERE u.task = $1 AND u.kind = 'shard' ORDER BY u.table_key";
+    Ok(client
+        .query(sql, &[&name])
+        .await
+        .map_err(q(display, sql))?
+        .iter()
+        .map(|r| ShardStatus { shard: r.get(0), state: r.get(1), parents: r.get(2), holder: r.get(3), checkpoint: r.get(4), heartbeat_age_seconds: r.get(5), lease_seconds_left: r.get(6) })
+        .collect())
 }
 
 /// The status as text, one task after another.
@@ -177,6 +219,18 @@ pub fn render(tasks: &[TaskStatus]) -> String {
             };
             let done = if t.validate.is_some() { format!("{:>4} ranges done", w.ranges_done) } else { format!("{:>4} chunks done", w.chunks_done) };
             let _ = writeln!(s, "    {:<28} {:<10} heartbeat {:>6} ago  {done}  {}", w.id, w.state, crate::util::human::duration(w.heartbeat_age_seconds), leases);
+        }
+        if !t.shards.is_empty() {
+            let _ = writeln!(s, "  shards:");
+            for sh in &t.shards {
+                let holder = match (&sh.holder, sh.heartbeat_age_seconds) {
+                    (Some(h), Some(age)) => format!("{h} (heartbeat {} ago)", crate::util::human::duration(age)),
+                    (Some(h), None) => h.clone(),
+                    _ => "-".into(),
+                };
+                let parents = if sh.parents.is_empty() { String::new() } else { format!("  after {}", sh.parents.join(", ")) };
+                let _ = writeln!(s, "    {:<28} {:<8} {:<40} checkpoint {}{parents}", sh.shard, sh.state, holder, sh.checkpoint.as_deref().unwrap_or("-"));
+            }
         }
         for f in &t.failed_units {
             let _ = writeln!(s, "  unit {} (tried {}×): {}", f.unit, f.attempts, f.error);

@@ -40,6 +40,9 @@ pub struct RecordCapture {
     pub default_layout: bool,
     /// Wait for new records (else stop once every shard is read).
     pub follow: bool,
+    /// A shared run's worker reads one shard it leased (never stored).
+    #[serde(skip)]
+    pub lease: Option<super::leased::ShardLease>,
 }
 
 /// A table records land in, and how they are read into it.
@@ -83,7 +86,10 @@ pub async fn open(ep: &Endpoint, capture: &RecordCapture, from: &Position, table
     }
     let offsets = super::saved_offsets(from)?;
     let opts = OpenOptions { from: offsets.clone(), start: capture.start.clone(), state_dir: state_dir.to_path_buf(), follow: capture.follow, format: capture.format, changes: !capture.default_layout };
-    let inner = super::open(ep, opts).await?;
+    let inner = match &capture.lease {
+        Some(lease) => super::leased::open(ep, lease, OpenOptions { start: lease.start.clone(), ..opts }).await?,
+        None => super::open(ep, opts).await?,
+    };
     Ok(Box::new(RecordChanges { inner, landings, format: capture.format, policy, offsets }))
 }
 

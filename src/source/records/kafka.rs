@@ -156,6 +156,8 @@ pub struct KafkaSource {
     refreshed: Instant,
     /// A reader's failure, reported after the records before it.
     failed: Option<Error>,
+    /// A shared run's worker reads only the partition it leased.
+    only: Option<String>,
 }
 
 fn kafka_error(display: &str, message: String, e: &KafkaError) -> Error {
@@ -172,6 +174,10 @@ fn kafka_error(display: &str, message: String, e: &KafkaError) -> Error {
 
 impl KafkaSource {
     pub async fn open(e: &KafkaEndpoint, opts: OpenOptions) -> Result<KafkaSource> {
+        Self::open_only(e, opts, None).await
+    }
+
+    async fn open_only(e: &KafkaEndpoint, opts: OpenOptions, only: Option<String>) -> Result<KafkaSource> {
         let wanted = wanted(e);
         if wanted.is_empty() {
             return Err(Error::usage(format!("{}: name the topics to read: kafka://host:9092/topic, ?topics=a,b or a glob such as orders.*", e.display)));
@@ -206,6 +212,7 @@ impl KafkaSource {
             readers: JoinSet::new(),
             refreshed: Instant::now(),
             failed: None,
+            only,
         };
         let topics = me.list_topics().await?;
         for w in &me.wanted {
@@ -247,7 +254,7 @@ impl KafkaSource {
             }
             for &p in partitions {
                 let shard = shard_id(topic, p);
-                if self.next.contains_key(&shard) {
+                if self.next.contains_key(&shard) || self.only.as_ref().is_some_and(|o| *o != shard) {
                     continue;
                 }
                 let from = match self.saved.remove(&shard) {
@@ -305,7 +312,8 @@ impl KafkaSource {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        if self.follow && self.refreshed.elapsed() >= REFRESH {
+        // A leased partition's worker is told of new partitions by the coordinator.
+        if self.follow && self.only.is_none() && self.refreshed.elapsed() >= REFRESH {
             self.refresh().await?;
         }
         let mut batch = RecordBatch::default();
@@ -359,6 +367,53 @@ impl KafkaSource {
 impl RecordSource for KafkaSource {
     fn next(&mut self) -> BoxFuture<'_, Result<Option<RecordBatch>>> {
         Box::pin(self.next_batch())
+    }
+}
+
+/// The partitions of the topics `e` names, as shards (a shared run
+/// leases them one by one). Kafka partitions have no parents and never
+/// close.
+pub async fn list_partitions(e: &KafkaEndpoint) -> Result<Vec<super::leased::ListedShard>> {
+    let client = crate::sink::kafka::client_builder(e)?
+        .build()
+        .await
+        .map_err(|err| kafka_error(&e.display, "cannot connect".into(), &err).with_hint("check the broker address (kafka://host:9092/topic) and that it is up"))?;
+    let wanted = wanted(e);
+    let all = client.list_topics().await.map_err(|err| kafka_error(&e.display, "listing topics".into(), &err))?;
+    let mut out = Vec::new();
+    for t in all.into_iter().filter(|t| wanted.iter().any(|w| w.matches(&t.name))) {
+        for p in t.partitions {
+            out.push(super::leased::ListedShard { id: shard_id(&t.name, p), parents: Vec::new(), closed: false });
+        }
+    }
+    Ok(out)
+}
+
+/// One partition (`shard`, as [`shard_id`] names it) of the topics `e`
+/// names, read on its own; `end` is told when a bounded read is done.
+pub async fn open_partition_of(e: &KafkaEndpoint, shard: &str, opts: OpenOptions, end: Arc<super::leased::ShardEnd>) -> Result<OnePartition> {
+    let inner = KafkaSource::open_only(e, opts, Some(shard.to_string())).await?;
+    if inner.next.is_empty() {
+        return Err(Error::Endpoint { endpoint: e.display.clone(), message: format!("partition {shard} is not among the topics' partitions"), hint: Some("was the topic deleted? `barge status --coordinator URL` shows the shards of the task".into()) });
+    }
+    Ok(OnePartition { inner, end })
+}
+
+/// A partition read on its own.
+pub struct OnePartition {
+    inner: KafkaSource,
+    end: Arc<super::leased::ShardEnd>,
+}
+
+impl RecordSource for OnePartition {
+    fn next(&mut self) -> BoxFuture<'_, Result<Option<RecordBatch>>> {
+        Box::pin(async move {
+            let r = self.inner.next_batch().await?;
+            if r.is_none() {
+                self.end.reached(false);
+            }
+            Ok(r)
+        })
     }
 }
 

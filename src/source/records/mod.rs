@@ -27,6 +27,7 @@ pub mod mqtt;
 pub mod kafka;
 pub mod files;
 pub mod infer;
+pub mod leased;
 #[cfg(feature = "parquet")]
 mod files_parquet;
 pub mod shape;

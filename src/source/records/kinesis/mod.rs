@@ -31,6 +31,7 @@
 
 mod graph;
 mod offset;
+pub mod one;
 mod shard;
 mod unpack;
 
