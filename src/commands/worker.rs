@@ -367,6 +367,16 @@ async fn follow_changes(args: &crate::commands::migrate::MigrateArgs, source: &E
             }
         };
         let fence = crate::coord::fence::Token { task: session.task.clone(), unit: lease.id, epoch: lease.epoch };
+        // The fence before the position: a reader stalled mid-batch
+        // commits first or not at all.
+        if let Err(e) = crate::coord::fence::raise(target, &fence, session.lease.as_secs().max(1)).await {
+            if !e.is_retriable() {
+                return Err(e);
+            }
+            output::warn(format!("task {}: the change stream's last reader still holds its batch open on the target; standing by again ({e})", session.task));
+            session.give_back(&lease, &e).await?;
+            continue;
+        }
         let run = Replicate { source, target, state_dir: state_dir.clone(), on_error: args.on_error, zero_dates: args.zero_dates, sink: None, sql: args.sql.clone(), fence: Some(fence) };
         match replicate(run, opts, capture, &cdc).await {
             Ok(report) => {

@@ -96,6 +96,19 @@ pub async fn begin(db: &mut Db, task: &str, unit: i64, epoch: i64, wait_secs: u6
     take(db, &Token { task: task.to_string(), unit, epoch }).await
 }
 
+/// Raises the unit's fence on the target to the lease's epoch, on its own,
+/// before a new holder reads where the unit's writes stand there (a
+/// change stream's position). A previous holder stalled inside a
+/// transaction (past the fence, not yet committed) either commits first,
+/// and the position read next includes its writes, or is refused after:
+/// nothing is applied twice. Waits `wait_secs` for such a holder's lock,
+/// then fails, retriable.
+pub async fn raise(target: &crate::endpoint::Endpoint, token: &Token, wait_secs: u64) -> Result<()> {
+    let mut db = Db::connect(target, crate::endpoint::Role::Target).await?;
+    begin(&mut db, &token.task, token.unit, token.epoch, wait_secs).await?;
+    commit(&mut db).await
+}
+
 /// Takes the fence inside the transaction the caller opened (rolled back
 /// when refused).
 pub async fn take(db: &mut Db, token: &Token) -> Result<()> {

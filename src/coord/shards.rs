@@ -382,19 +382,6 @@ impl<'a> Worker<'a> {
         r
     }
 
-    /// Raises the shard's fence on the target to this lease's epoch before
-    /// the loop reads the shard's position there. A previous holder that
-    /// stalled inside a transaction (past the fence, not yet committed)
-    /// either commits before this (and the position read next includes
-    /// it) or is refused after: its records are never applied twice.
-    /// Waits at most a lease for such a holder's lock, then gives up
-    /// (retriable: the shard goes back and is tried again).
-    async fn raise_fence(&self, token: &super::fence::Token) -> Result<()> {
-        let mut db = crate::db::Db::connect(self.target, crate::endpoint::Role::Target).await?;
-        super::fence::begin(&mut db, &token.task, token.unit, token.epoch, self.session.lease.as_secs().max(1)).await?;
-        super::fence::commit(&mut db).await
-    }
-
     /// One shard's replication loop (or the preparation's).
     async fn replicate(&self, lease: ShardLease, fence: Option<super::fence::Token>, state_dir: PathBuf, from: Position) -> Result<crate::task::cdc::CdcReport> {
         std::fs::create_dir_all(&state_dir).map_err(|e| Error::other(format!("cannot create the state directory {}: {e}", state_dir.display())))?;
@@ -546,7 +533,7 @@ impl<'a> Worker<'a> {
         let l = lease.clone();
         let fut = Box::pin(async move {
             if let Some(token) = &fence {
-                if let Err(e) = me.raise_fence(token).await {
+                if let Err(e) = super::fence::raise(me.target, token, me.session.lease.as_secs().max(1)).await {
                     return (id, Err(e));
                 }
             }
