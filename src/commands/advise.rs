@@ -315,7 +315,7 @@ pub fn run(args: AdviseArgs) -> Result<ExitCode> {
         if let Some(m) = &measured {
             v["measured"] = serde_json::to_value(m).expect("serializes");
         }
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut o = std::io::stdout().lock();

@@ -188,7 +188,7 @@ pub async fn replicate_tables(r: Replicate<'_>, tables: crate::cdc::Tables, conv
         batch_changes: args.batch_changes.max(1),
         heartbeat: Duration::from_secs(args.heartbeat),
         poll_interval: Duration::from_millis(args.poll_interval.max(10)),
-        on_status: output::get().json.then(|| -> crate::task::cdc::StatusHook { Arc::new(|status| println!("{}", serde_json::to_string(status).unwrap_or_default())) }),
+        on_status: output::get().json.then(|| -> crate::task::cdc::StatusHook { Arc::new(|status| crate::outln!("{}", serde_json::to_string(status).unwrap_or_default())) }),
         sink: r.sink,
         stream_timeout: Duration::from_secs(args.stream_timeout.max(1)),
         reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
@@ -227,7 +227,7 @@ pub fn print_cdc_report(report: &CdcReport) {
     not_running(&mut s);
     let s = &s;
     if output::get().json {
-        println!("{}", serde_json::json!({ "ok": true, "cdc": s }));
+        crate::outln!("{}", serde_json::json!({ "ok": true, "cdc": s }));
         return;
     }
     print_status(s);
@@ -267,14 +267,14 @@ fn not_running(s: &mut replication::Status) {
 }
 
 fn print_status(s: &replication::Status) {
-    println!("{:<32} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}  state", "table", "changes", "inserts", "updates", "deletes", "changes/s", "lag s");
+    crate::outln!("{:<32} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}  state", "table", "changes", "inserts", "updates", "deletes", "changes/s", "lag s");
     for (name, t) in &s.tables {
-        println!(
+        crate::outln!(
             "{:<32} {:>10} {:>9} {:>9} {:>9} {:>9.0} {:>10.3}  {}",
             name, t.changes, t.inserts, t.updates, t.deletes, t.changes_per_second, t.lag_seconds, t.state
         );
     }
-    println!(
+    crate::outln!(
         "position {}  transactions {}  changes {}  lag {:.3} s{}{}",
         s.position.as_deref().unwrap_or("-"),
         s.applied_transactions,
@@ -365,7 +365,7 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
         let rt = crate::util::runtime::build(crate::util::runtime::Workers::Fixed(1))?;
         let tasks = rt.block_on(crate::coord::status::read(url, args.task.as_deref()))?;
         if output::get().json {
-            println!("{}", serde_json::json!({ "tasks": tasks }));
+            crate::outln!("{}", serde_json::json!({ "tasks": tasks }));
         } else {
             print!("{}", crate::coord::status::render(&tasks));
         }
@@ -385,21 +385,21 @@ pub fn run_status(args: StatusArgs) -> Result<ExitCode> {
             }
             j
         });
-        println!("{}", serde_json::json!({ "state_dir": dir, "load": load, "cdc": cdc }));
+        crate::outln!("{}", serde_json::json!({ "state_dir": dir, "load": load, "cdc": cdc }));
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(l) = &load {
-        println!("full load: {:?}, {} table(s){}", l.phase, l.tables.len(), l.capture.as_ref().map(|c| format!(", changes captured from {}", c.position)).unwrap_or_default());
+        crate::outln!("full load: {:?}, {} table(s){}", l.phase, l.tables.len(), l.capture.as_ref().map(|c| format!(", changes captured from {}", c.position)).unwrap_or_default());
         for (name, t) in &l.tables {
             if l.capture.is_none() || cdc.is_none() {
-                println!("  {name:<30} {:?} ({} rows)", t.status, t.rows());
+                crate::outln!("  {name:<30} {:?} ({} rows)", t.status, t.rows());
             }
         }
     }
     if let Some((s, live)) = cdc {
         match &live {
-            Ok(()) => println!("change data capture: running (process {}, updated {}):", s.pid.unwrap_or(0), s.updated_at),
-            Err(why) => println!("change data capture: not running ({why}):"),
+            Ok(()) => crate::outln!("change data capture: running (process {}, updated {}):", s.pid.unwrap_or(0), s.updated_at),
+            Err(why) => crate::outln!("change data capture: not running ({why}):"),
         }
         print_status(&s);
     }
@@ -446,12 +446,12 @@ pub fn run_cleanup(args: CleanupArgs) -> Result<ExitCode> {
     let rt = crate::util::runtime::build(crate::util::runtime::Workers::PerCore)?;
     let done = rt.block_on(crate::source::capture::cleanup(&source, &capture))?;
     if output::get().json {
-        println!("{}", serde_json::json!({ "ok": true, "removed": done }));
+        crate::outln!("{}", serde_json::json!({ "ok": true, "removed": done }));
     } else if done.is_empty() {
         output::info("nothing to remove");
     } else {
         for d in done {
-            println!("{d}");
+            crate::outln!("{d}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -228,7 +228,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         if args.output.is_none() {
             v["ddl"] = serde_json::Value::String(result.ddl.clone());
         }
-        println!("{v}");
+        crate::outln!("{v}");
     } else {
         output::info(format!(
             "converted {tables} tables from {} to {}: {} automatic, {warnings} warnings, {manual} need manual action{}",

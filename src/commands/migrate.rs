@@ -345,7 +345,7 @@ fn already_complete(args: &MigrateArgs, source: &Endpoint, target: &Endpoint, op
             j["ok"] = serde_json::Value::Bool(v.ok());
             j["validation"] = serde_json::to_value(v).unwrap_or_default();
         }
-        println!("{j}");
+        crate::outln!("{j}");
     } else {
         output::info(format!("the migration is complete: its {tables} table(s) were loaded by an earlier run (recorded in {}); nothing to do", opts.state_dir.display()));
         output::info(format!("to load everything again from scratch, run:\n  {again}"));
@@ -455,7 +455,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
             j["ok"] = serde_json::Value::Bool(s.error_records == 0);
             j["sink"] = serde_json::to_value(s).unwrap_or_default();
         }
-        println!("{j}");
+        crate::outln!("{j}");
         return;
     }
     print_load_table(r);
@@ -467,7 +467,7 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
         if s.throttled_calls > 0 {
             line.push_str(&format!("; {} calls throttled, {} records retried", s.throttled_calls, s.retried_records));
         }
-        println!("{line}");
+        crate::outln!("{line}");
         if s.error_records > 0 {
             output::warn(format!("{} records could not be converted: see the errors/ prefix of the target", s.error_records));
         }
@@ -480,14 +480,14 @@ fn print_report(r: &LoadReport, v: Option<&crate::task::validate::ValidationRepo
 /// The table lines, totals, rejects and object summary of a load (also
 /// an unpack's).
 pub(crate) fn print_load_table(r: &LoadReport) {
-    println!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
+    crate::outln!("{:<32} {:>12} {:>10} {:>9} {:>12}  status", "table", "rows", "size", "seconds", "rows/s");
     for t in &r.tables {
         let rate = human::figure(if t.seconds > 0.0 { t.rows as f64 / t.seconds } else { 0.0 });
         let status = format!("{}{}", t.status, crate::transfer::value_notes(t.zero_dates, t.rounded, t.rejected));
-        println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
+        crate::outln!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {status}", t.target, t.rows, human_bytes(t.bytes), t.seconds, rate);
     }
     let rate = human::figure(if r.seconds > 0.0 { r.rows as f64 / r.seconds } else { 0.0 });
-    println!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
+    crate::outln!("{:<32} {:>12} {:>10} {:>9.2} {:>12}  {}", "total", r.rows, human_bytes(r.bytes), r.seconds, rate, if r.resumed { "resumed" } else { "" });
     if let Some(p) = &r.rejects {
         output::warn(format!("rejected rows are in {}", p.display()));
     }
@@ -498,7 +498,7 @@ pub(crate) fn print_load_table(r: &LoadReport) {
     match &r.objects {
         Some(objects) => {
             for line in crate::task::run_report::console_lines(objects, &r.assessment) {
-                println!("{line}");
+                crate::outln!("{line}");
             }
         }
         None => output::info(format!("assessment report: {}", r.assessment.display())),
@@ -520,11 +520,11 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         let mut j = serde_json::json!({ "ok": v.ok(), "validation": v });
         if !v.ok() {
             j["error"] = serde_json::json!({ "kind": "mismatch", "message": v.summary() });
-            println!("{j}");
+            crate::outln!("{j}");
             eprintln!("error: {}", v.summary());
             return Ok(ExitCode::from(crate::error::exit::MISMATCH));
         }
-        println!("{j}");
+        crate::outln!("{j}");
     } else {
         print_validation(&v);
     }
@@ -537,16 +537,16 @@ pub fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
 /// The validation table on stdout.
 fn print_validation(v: &crate::task::validate::ValidationReport) {
     let width = v.tables.iter().map(|t| t.label().chars().count()).max().unwrap_or(0).clamp(24, 60);
-    println!("{:<width$} {:>12} {:>12}  {:<7} result", "table", "source rows", "target rows", "method");
+    crate::outln!("{:<width$} {:>12} {:>12}  {:<7} result", "table", "source rows", "target rows", "method");
     for t in &v.tables {
         let (target_rows, result) = if t.missing_table {
             ("-".to_string(), "MISSING on target")
         } else {
             (t.target_rows.to_string(), if t.equal { "equal" } else { "DIFFERENT" })
         };
-        println!("{:<width$} {:>12} {:>12}  {:<7} {result}", t.label(), t.source_rows, target_rows, t.method);
+        crate::outln!("{:<width$} {:>12} {:>12}  {:<7} {result}", t.label(), t.source_rows, target_rows, t.method);
         if !t.missing_columns.is_empty() {
-            println!("    columns missing on target: {}", t.missing_columns.join(", "));
+            crate::outln!("    columns missing on target: {}", t.missing_columns.join(", "));
         }
         for (label, keys, total) in [
             ("missing on target", &t.missing_on_target, t.missing_rows),
@@ -556,11 +556,11 @@ fn print_validation(v: &crate::task::validate::ValidationReport) {
             if !keys.is_empty() {
                 let more = total.saturating_sub(keys.len() as u64);
                 let tail = if more > 0 { format!(" … and {more} more ({total} rows)") } else { String::new() };
-                println!("    {label}: {}{tail}", keys.join("; "));
+                crate::outln!("    {label}: {}{tail}", keys.join("; "));
             }
         }
         if let Some(n) = &t.note {
-            println!("    {n}");
+            crate::outln!("    {n}");
         }
     }
 }

@@ -46,6 +46,25 @@ pub fn get() -> Output {
     *OUTPUT.get_or_init(|| Output { json: false, verbosity: 0, color: false, progress: false })
 }
 
+/// One line of a command's answer on stdout. A reader that went away
+/// (`barge status --json | head`) ends the command quietly, as a closed
+/// pipe ends any Unix tool, where `println!` would panic.
+pub fn out_line(text: &str) {
+    use std::io::Write;
+    let mut out = io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `println!` for a command's answer: [`out_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::commands::output::out_line(&format!($($arg)*)) };
+}
+
 /// A normal status line on stderr; silenced by -q.
 pub fn info(msg: impl AsRef<str>) {
     if get().verbosity >= 0 {
@@ -88,7 +107,7 @@ pub fn report_error(err: &Error, json: bool) -> ExitCode {
             "ok": false,
             "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
         });
-        println!("{v}");
+        out_line(&v.to_string());
     }
     // Broken pipes on stdout are not worth an error message.
     if let Error::Write { path, source } = err {

@@ -354,7 +354,7 @@ pub fn run_pack(args: PackArgs) -> Result<ExitCode> {
         if let Some(e) = &incomplete {
             v["error"] = json!({"kind": e.kind(), "message": e.to_string(), "hint": e.hint()});
         }
-        println!("{v}");
+        crate::outln!("{v}");
         if let Some(e) = incomplete {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(exit::FAILURE));
@@ -465,7 +465,7 @@ fn finish(mut v: serde_json::Value, findings: Vec<Finding>, what: &str) -> Resul
     if o.json {
         v["ok"] = json!(errors == 0);
         v["findings"] = serde_json::to_value(findings).expect("findings serialize");
-        println!("{v}");
+        crate::outln!("{v}");
         if errors > 0 {
             eprintln!("error: {what} found {errors} problem(s)");
             return Ok(ExitCode::from(exit::MISMATCH));

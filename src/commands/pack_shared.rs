@@ -487,7 +487,7 @@ fn report(m: &Manifest, plan: &Plan, session: &Session, host: &str, disks: &[(Pa
             "signer": signer,
             "cdc_start": plan.database.cdc.as_ref().map(|c| c.position.clone()),
         });
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout().lock();
