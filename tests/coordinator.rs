@@ -152,6 +152,7 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     tokio::time::sleep(Duration::from_millis(300)).await;
     doomed.kill().unwrap();
     doomed.wait().unwrap();
+    let killed_at = Instant::now();
     // The chunk it held when it died (its lease outlives it for a while).
     let unit = ctl.query_row(&held_by(doomed.id(), "chunk")).await[0].clone().expect("the killed worker held a chunk when it died");
     // `barge status` shows the dead worker still holding that chunk.
@@ -174,9 +175,12 @@ async fn a_worker_killed_mid_chunk_loses_it_to_the_others_and_a_late_worker_take
     assert!(shared[0].as_deref().unwrap().parse::<i32>().unwrap() >= 1, "the late worker loaded chunks too");
     let task = ctl.query_row("SELECT state FROM barge_control.tasks").await;
     assert_eq!(task[0].as_deref(), Some("done"));
+    // Silent for longer than its lease: shown as lost.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(killed_at.elapsed())).await;
     let out = run(barge().args(["status", "--coordinator", &ctl.url]));
     assert_ok(&out, "status at the end");
     let text = stdout(&out);
+    assert_eq!(text.matches(" lost ").count(), 1, "the killed worker is shown lost: {text}");
     assert!(text.contains("task kill-mid-chunk: done") && text.contains("chunks: 15 of 15 done, 150000 rows") && text.contains("keys and objects: done") && text.matches("keys: done").count() == 2, "{text}");
     assert_eq!(text.matches(" finished ").count(), 2, "two workers finished, the killed one did not: {text}");
     assert_keys_built_by_last_chunk(&ctl).await;

@@ -164,14 +164,14 @@ impl Session {
 
     /// Records this worker (and its heartbeat) in `barge status`.
     pub async fn register(&self) -> Result<()> {
-        let (task, worker, host, pid) = (self.task.clone(), self.worker.clone(), host_name(), std::process::id() as i32);
+        let (task, worker, host, pid, lease) = (self.task.clone(), self.worker.clone(), host_name(), std::process::id() as i32, self.lease.as_secs_f64());
         self.call("register worker", |c| {
             let (task, worker, host) = (task.clone(), worker.clone(), host.clone());
             async move {
                 c.execute(
-                    "INSERT INTO barge_control.workers (task, id, host, pid) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (task, id) DO UPDATE SET heartbeat_at = now(), state = 'working'",
-                    &[&task, &worker, &host, &pid],
+                    "INSERT INTO barge_control.workers (task, id, host, pid, lease_seconds) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (task, id) DO UPDATE SET heartbeat_at = now(), state = 'working', lease_seconds = $5",
+                    &[&task, &worker, &host, &pid, &lease],
                 )
                 .await
             }

@@ -97,6 +97,9 @@ const MIGRATIONS: &[&[&str]] = &[
     // the stream at once insert each shard once (ON CONFLICT DO NOTHING),
     // and a child's parents are found by index.
     &["CREATE UNIQUE INDEX units_shard_key ON barge_control.units (task, table_key) WHERE kind = 'shard'"],
+    // 6: each worker's lease timeout, so `status` can tell a worker that
+    // stopped renewing (lost) from one that works.
+    &["ALTER TABLE barge_control.workers ADD COLUMN lease_seconds double precision"],
 ];
 
 /// The version this barge writes and reads.

@@ -66,6 +66,8 @@ pub struct WorkerStatus {
     pub id: String,
     pub host: String,
     pub pid: i32,
+    /// `working`, `finished`, `failed`, or `lost`: working, but silent
+    /// for longer than its lease (killed, paused or cut off).
     pub state: String,
     pub heartbeat_age_seconds: f64,
     pub chunks_done: i64,
@@ -136,7 +138,10 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
     }
     let sql = "SELECT w.id, w.host, w.pid, w.state, extract(epoch FROM now() - w.heartbeat_at)::float8,
                       (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'chunk' AND d.status = 'done'),
-                      (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'validate' AND d.id > 0 AND d.status = 'done')
+                      (SELECT count(*) FROM barge_control.units d WHERE d.task = w.task AND d.owner = w.id AND d.kind = 'validate' AND d.id > 0 AND d.status = 'done'),
+                      -- A working worker silent for longer than its lease stopped
+                      -- (killed, paused, cut off): its units go to the others.
+                      CASE WHEN w.state = 'working' AND now() - w.heartbeat_at > make_interval(secs => w.lease_seconds) THEN 'lost' ELSE w.state END
                  FROM barge_control.workers w WHERE w.task = $1 ORDER BY w.started_at";
     let mut workers = Vec::new();
     for w in client.query(sql, &[&name]).await.map_err(q(display, sql))? {
@@ -144,7 +149,7 @@ async fn task_status(client: &Client, display: &str, name: &str, r: &tokio_postg
         let held = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key WHEN kind = 'shard' THEN 'shard ' || table_key ELSE kind END, extract(epoch FROM lease_expires - now())::float8
                       FROM barge_control.units WHERE task = $1 AND owner = $2 AND status = 'leased' ORDER BY id";
         let leases = client.query(held, &[&name, &id]).await.map_err(q(display, held))?.iter().map(|l| (l.get::<_, String>(0), l.get::<_, Option<f64>>(1).unwrap_or(0.0))).collect();
-        workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(3), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), ranges_done: w.get(6), leases });
+        workers.push(WorkerStatus { id, host: w.get(1), pid: w.get(2), state: w.get(7), heartbeat_age_seconds: w.get(4), chunks_done: w.get(5), ranges_done: w.get(6), leases });
     }
     let shards = shard_status(client, display, name).await?;
     let sql = "SELECT CASE WHEN kind IN ('chunk', 'validate') AND table_key IS NOT NULL THEN table_key || '#' || chunk WHEN kind = 'keys' THEN 'keys of ' || table_key WHEN kind = 'shard' THEN 'shard ' || table_key ELSE kind END, attempts, coalesce(error, '') FROM barge_control.units WHERE task = $1 AND (status = 'failed' OR (error IS NOT NULL AND status <> 'done')) ORDER BY id";
