@@ -662,8 +662,17 @@ cmd_start() {
   [ "$(id -u)" = 0 ] || die "must run as root (PostgreSQL is started through runuser -u postgres)"
   set_dir "$1"
   cmd_install
+  local s failed=() t0 t1 pid st
+  # A folder used before: its services must be stopped, and what they left
+  # (data, logs) goes, so each start is a fresh one (a second MariaDB start
+  # over old data failed on CREATE USER, naming nothing useful).
+  for s in "${ALL_SERVICES[@]}"; do
+    if [ -f "$DIR/$s.pid" ] && read -r pid st < "$DIR/$s.pid" && alive "$pid"; then
+      die "$s still runs from $DIR (pid $pid): stop it first with: bash $0 stop $DIR"
+    fi
+  done
+  for s in $(selected_services); do rm -rf "${DIR:?}/$s" "$DIR/$s.log" "$DIR/$s.pid"; done
   rm -rf "$DIR/env.d"; mkdir -p "$DIR/env.d"; rm -f "$DIR/env"
-  local s failed=() t0 t1
   declare -A jobs=()
   t0=$(date +%s.%N)
   # start everything at once; each service waits for itself
