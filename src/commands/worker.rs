@@ -482,3 +482,28 @@ fn run_pack_worker(args: &WorkerArgs, line: Vec<String>) -> Result<ExitCode> {
         _ => Err(Error::other("the stored command line is not a pack command")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker runs the task's copies of the files its command line
+    /// names, in both flag forms, written where the task's text cannot
+    /// steer them.
+    #[test]
+    fn a_worker_runs_the_tasks_copies_of_its_files() {
+        let line: Vec<String> = ["pg://a", "pg://b", "--mapping=../../etc/m.json", "--rules", "r", "--chunk-rows", "5"].iter().map(|s| s.to_string()).collect();
+        let files: BTreeMap<String, String> = [("../../etc/m.json".to_string(), "{\"rules\": []}".to_string()), ("r".to_string(), "rule".to_string())].into();
+        let dir = tempfile::tempdir().unwrap();
+        let out = use_task_files(&line, &files, dir.path()).unwrap();
+        let copies = dir.path().join("task-files");
+        assert_eq!(out[2], format!("--mapping={}", copies.join("file-0.json").display()));
+        assert_eq!(out[4], copies.join("file-1").display().to_string());
+        assert_eq!(out[5..], line[5..]);
+        assert_eq!(std::fs::read_to_string(copies.join("file-0.json")).unwrap(), "{\"rules\": []}");
+        assert_eq!(std::fs::read_to_string(copies.join("file-1")).unwrap(), "rule");
+        // A file the task does not hold is left as named.
+        let bare = use_task_files(&line, &BTreeMap::new(), dir.path()).unwrap();
+        assert_eq!(bare, line);
+    }
+}

@@ -134,3 +134,28 @@ pub async fn migrate(client: &mut Client, display: &str) -> Result<()> {
     }
     tx.commit().await.map_err(|e| err("COMMIT", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// Every kind the schema admits is renewed by the heartbeat: a kind
+    /// left out expires under a live worker (the change stream's reader
+    /// once lost its lease every lease timeout that way).
+    #[test]
+    fn the_heartbeat_renews_every_kind_of_unit() {
+        let check = MIGRATIONS
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|sql| sql.contains("ADD CONSTRAINT units_kind_check"))
+            .last()
+            .expect("the kinds are constrained");
+        let inside = &check[check.find("IN (").expect("a list") + 4..];
+        let kinds: Vec<&str> = inside[..inside.find(')').expect("its end")].split(',').map(|k| k.trim().trim_matches('\'')).collect();
+        let mut admitted = kinds.clone();
+        admitted.sort();
+        let mut renewed = super::super::lease::LEASED_KINDS.to_vec();
+        renewed.sort();
+        assert_eq!(admitted, renewed);
+    }
+}
