@@ -102,7 +102,7 @@ async fn work(session: &Session, source: &Endpoint, target: &Endpoint, mapping: 
         if p.planned && p.left == 0 {
             break;
         }
-        let Some(lease) = session.lease_validate().await? else {
+        let Some(lease) = session.lease(crate::coord::lease::Kind::Validate).await? else {
             // Others hold what is left: ask again, less often the longer
             // it lasts (their leases may expire: a worker died).
             tokio::select! {
@@ -135,7 +135,7 @@ async fn work(session: &Session, source: &Endpoint, target: &Endpoint, mapping: 
         match checker.check(&table, lease.range, progress.as_ref()).await {
             Ok(check) => {
                 let result = serde_json::to_value(&check).expect("a table check serializes");
-                if session.finish_range(&lease, &result, check.source_rows).await? {
+                if session.finish_with(&lease, &result, &crate::coord::host_name(), check.source_rows).await? {
                     compared += 1;
                 } else {
                     tracing::warn!("task {}: {what} was compared, but its lease had passed to another worker, whose findings stand", session.task);

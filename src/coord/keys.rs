@@ -45,26 +45,6 @@ impl Session {
         Ok(row.as_ref().map(Lease::from_row))
     }
 
-    /// Marks a keys unit done with what its steps did. False when the
-    /// lease had passed to another worker (which builds them again).
-    pub async fn finish_keys(&self, lease: &Lease, result: &serde_json::Value) -> Result<bool> {
-        let (task, id, epoch, result) = (self.task.clone(), lease.id, lease.epoch, result.clone());
-        let n = self
-            .call("finish a table's keys", |c| {
-                let (task, result) = (task.clone(), result.clone());
-                async move {
-                    c.execute(
-                        "UPDATE barge_control.units SET status = 'done', result = $4, done_at = now(), lease_expires = NULL, error = NULL
-                          WHERE task = $1 AND id = $2 AND epoch = $3",
-                        &[&task, &id, &epoch, &result],
-                    )
-                    .await
-                }
-            })
-            .await?;
-        Ok(n == 1)
-    }
-
     /// What every finished keys unit did, by table.
     pub async fn keys_results(&self) -> Result<Vec<(String, serde_json::Value)>> {
         let task = self.task.clone();

@@ -176,10 +176,16 @@ pub enum Plan {
     LoadThenChanges,
     /// A stream's shards, added as workers list them (`coord::shards`).
     Stream,
+    /// A validation: its plan, which cuts the ranges.
+    Validate,
+    /// A pack across hosts: its plan, then the merge (`coord::pack`).
+    Pack,
 }
 
 /// What a task was started with, to check that a worker joins the same one.
 pub struct Published {
+    /// The command the task was started with (`migrate`, `validate`, `pack`).
+    pub command: String,
     pub args: Vec<String>,
     /// The files its command line names, as the first worker read them.
     pub files: BTreeMap<String, String>,
@@ -215,24 +221,28 @@ impl Session {
                         .is_some();
                     // A full load: schema, then chunks (ids from 2) and
                     // each table's keys, then the other objects once all
-                    // of those are done. Changes: one stream.
-                    // The change stream after a load is unit -1: ids from
-                    // 2 are the chunks and keys the schema step publishes.
+                    // of those are done. The change stream after a load is
+                    // unit -1. A pack: its plan, then one merge of every
+                    // worker's part (with the pack-wide counters). Units go
+                    // only into a task of this command (a name taken by
+                    // another kind of task gets none), every call: a crash
+                    // between the two statements is mended by the next.
                     let units = match plan {
                         Plan::Stream => "",
-                        Plan::Changes => "INSERT INTO barge_control.units (task, id, kind) VALUES ($1, 0, 'cdc') ON CONFLICT (task, id) DO NOTHING",
-                        Plan::Load => {
-                            "INSERT INTO barge_control.units (task, id, kind, after) VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}')
-                             ON CONFLICT (task, id) DO NOTHING"
-                        }
-                        Plan::LoadThenChanges => {
-                            "INSERT INTO barge_control.units (task, id, kind, after)
-                             VALUES ($1, 0, 'schema', '{}'), ($1, 1, 'post', '{schema,chunk,keys}'), ($1, -1, 'cdc', '{schema,chunk,keys,post}')
-                             ON CONFLICT (task, id) DO NOTHING"
-                        }
+                        Plan::Changes => "($1, 0, 'cdc', '{}', NULL)",
+                        Plan::Load => "($1, 0, 'schema', '{}', NULL), ($1, 1, 'post', '{schema,chunk,keys}', NULL)",
+                        Plan::LoadThenChanges => "($1, 0, 'schema', '{}', NULL), ($1, 1, 'post', '{schema,chunk,keys}', NULL), ($1, -1, 'cdc', '{schema,chunk,keys,post}', NULL)",
+                        Plan::Validate => "($1, 0, 'validate', '{}', NULL)",
+                        Plan::Pack => "($1, 0, 'schema', '{}', NULL), ($1, 1, 'merge', '{schema,pack}', '{\"next_chunk\": 1, \"next_device\": 1}')",
                     };
                     if !units.is_empty() {
-                        c.execute(units, &[&task]).await?;
+                        let sql = format!(
+                            "INSERT INTO barge_control.units (task, id, kind, after, checkpoint)
+                             SELECT v.task, v.id, v.kind, v.after::text[], v.checkpoint::jsonb FROM (VALUES {units}) AS v(task, id, kind, after, checkpoint)
+                              WHERE EXISTS (SELECT 1 FROM barge_control.tasks WHERE name = $1 AND command = $2)
+                             ON CONFLICT (task, id) DO NOTHING"
+                        );
+                        c.execute(&sql, &[&task, &command]).await?;
                     }
                     let row = c.query_one("SELECT command, args, files FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
                     Ok((inserted, (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1), row.get::<_, serde_json::Value>(2))))
@@ -241,7 +251,7 @@ impl Session {
             .await?;
         let stored_args: Vec<String> = serde_json::from_value(stored.1).unwrap_or_default();
         let files: BTreeMap<String, String> = serde_json::from_value(stored.2).unwrap_or_default();
-        Ok(Published { args: stored_args, files, created: created && stored.0 == command })
+        Ok(Published { created: created && stored.0 == command, command: stored.0, args: stored_args, files })
     }
 
     /// The files the task's command line names, by the path as given.
@@ -309,6 +319,28 @@ impl Session {
                                 done_at = now(), lease_expires = NULL, error = NULL
                          WHERE task = $1 AND id = $2 AND epoch = $3",
                         &[&task, &id, &epoch, &rows, &rejected, &zero_dates, &rounded],
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Marks a unit done with what it produced (a table's key build, a
+    /// validation range's findings, a packed table's files) and the host
+    /// that did it. False when the lease had passed to another worker: its
+    /// result is not taken (the new holder's stands).
+    pub async fn finish_with(&self, lease: &Lease, result: &serde_json::Value, host: &str, rows: u64) -> Result<bool> {
+        let (task, id, epoch, result, host, rows) = (self.task.clone(), lease.id, lease.epoch, result.clone(), host.to_string(), rows as i64);
+        let n = self
+            .call("finish a unit", |c| {
+                let (task, result, host) = (task.clone(), result.clone(), host.clone());
+                async move {
+                    c.execute(
+                        "UPDATE barge_control.units SET status = 'done', result = $4, host = $5, rows = $6, done_at = now(), lease_expires = NULL, error = NULL
+                          WHERE task = $1 AND id = $2 AND epoch = $3 AND status = 'leased'",
+                        &[&task, &id, &epoch, &result, &host, &rows],
                     )
                     .await
                 }

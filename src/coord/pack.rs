@@ -49,39 +49,11 @@ impl Session {
     /// Creates the pack task with its plan and merge units, or finds the
     /// task of that name: its stored command line is returned to compare.
     pub async fn publish_pack(&self, args: &[String], source: &str) -> Result<super::lease::Published> {
-        let (task, source) = (self.task.clone(), source.to_string());
-        let json = serde_json::to_value(args).expect("strings serialize");
-        let (created, command, stored) = self
-            .call("publish task", |c| {
-                let (task, source, json) = (task.clone(), source.clone(), json.clone());
-                async move {
-                    let inserted = c
-                        .query_opt(
-                            "INSERT INTO barge_control.tasks (name, command, args, source, target) VALUES ($1, 'pack', $2, $3, 'the disks of each worker')
-                             ON CONFLICT (name) DO NOTHING RETURNING name",
-                            &[&task, &json, &source],
-                        )
-                        .await?
-                        .is_some();
-                    if inserted {
-                        c.execute(
-                            "INSERT INTO barge_control.units (task, id, kind, after, checkpoint) VALUES
-                               ($1, 0, 'schema', '{}', NULL), ($1, 1, 'merge', '{schema,pack}', '{\"next_chunk\": 1, \"next_device\": 1}')
-                             ON CONFLICT (task, id) DO NOTHING",
-                            &[&task],
-                        )
-                        .await?;
-                    }
-                    let row = c.query_one("SELECT command, args FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
-                    Ok((inserted, row.get::<_, String>(0), row.get::<_, Value>(1)))
-                }
-            })
-            .await?;
-        if command != "pack" {
-            return Err(crate::error::Error::usage(format!("task {} in {} is a `{command}` task, not a pack", self.task, self.display))
-                .with_hint("choose another --task name"));
+        let published = self.publish("pack", args, source, "the disks of each worker", super::lease::Plan::Pack).await?;
+        if published.command != "pack" {
+            return Err(crate::error::Error::usage(format!("task {} in {} is a `{}` task, not a pack", self.task, self.display, published.command)).with_hint("choose another --task name"));
         }
-        Ok(super::lease::Published { args: serde_json::from_value(stored).unwrap_or_default(), files: Default::default(), created })
+        Ok(published)
     }
 
     /// Finishes the plan and publishes one `pack` unit per table, in one
@@ -159,27 +131,6 @@ impl Session {
             })
             .await?;
         Ok(row.get::<_, Option<Value>>(0).unwrap_or(Value::Null))
-    }
-
-    /// Marks a `pack` or `merge` unit done with what it produced. False
-    /// when the lease had passed to another worker: its result is not
-    /// taken, and what this worker wrote for it is part of nothing.
-    pub async fn finish_with(&self, lease: &Lease, result: &Value, host: &str, rows: u64) -> Result<bool> {
-        let (task, id, epoch, result, host, rows) = (self.task.clone(), lease.id, lease.epoch, result.clone(), host.to_string(), rows as i64);
-        let n = self
-            .call("finish a unit", |c| {
-                let (task, result, host) = (task.clone(), result.clone(), host.clone());
-                async move {
-                    c.execute(
-                        "UPDATE barge_control.units SET status = 'done', result = $4, host = $5, rows = $6, done_at = now(), lease_expires = NULL, error = NULL
-                          WHERE task = $1 AND id = $2 AND epoch = $3 AND status = 'leased'",
-                        &[&task, &id, &epoch, &result, &host, &rows],
-                    )
-                    .await
-                }
-            })
-            .await?;
-        Ok(n == 1)
     }
 
     pub async fn pack_progress(&self) -> Result<PackProgress> {

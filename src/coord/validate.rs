@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use crate::task::state::KeyRange;
 
-use super::lease::{Lease, LEASE_SQL};
+use super::lease::Lease;
 use super::Session;
 
 /// A range as the plan's holder publishes it.
@@ -82,53 +82,8 @@ impl Session {
     /// Creates the validate task with its plan unit, or finds the task of
     /// that name.
     pub async fn publish_validate(&self, args: &[String], source: &str, target: &str) -> Result<Found> {
-        let (task, source, target) = (self.task.clone(), source.to_string(), target.to_string());
-        let json = serde_json::to_value(args).expect("strings serialize");
-        let (created, command, stored) = self
-            .call("publish task", |c| {
-                let (task, source, target, json) = (task.clone(), source.clone(), target.clone(), json.clone());
-                async move {
-                    let created = c
-                        .query_opt(
-                            "INSERT INTO barge_control.tasks (name, command, args, source, target) VALUES ($1, 'validate', $2, $3, $4)
-                             ON CONFLICT (name) DO NOTHING RETURNING name",
-                            &[&task, &json, &source, &target],
-                        )
-                        .await?
-                        .is_some();
-                    c.execute(
-                        "INSERT INTO barge_control.units (task, id, kind) SELECT $1, 0, 'validate'
-                          WHERE EXISTS (SELECT 1 FROM barge_control.tasks WHERE name = $1 AND command = 'validate')
-                         ON CONFLICT (task, id) DO NOTHING",
-                        &[&task],
-                    )
-                    .await?;
-                    let row = c.query_one("SELECT command, args FROM barge_control.tasks WHERE name = $1", &[&task]).await?;
-                    Ok((created, row.get::<_, String>(0), row.get::<_, serde_json::Value>(1)))
-                }
-            })
-            .await?;
-        Ok(Found { command, args: serde_json::from_value(stored).unwrap_or_default(), created })
-    }
-
-    /// Leases the plan or a range, if one is free.
-    pub async fn lease_validate(&self) -> Result<Option<Lease>> {
-        let (task, worker, secs) = (self.task.clone(), self.worker.clone(), self.lease.as_secs_f64());
-        let row = self
-            .call("lease a range", |c| {
-                let (task, worker) = (task.clone(), worker.clone());
-                async move { c.query_opt(LEASE_SQL, &[&task, &"validate", &worker, &secs]).await }
-            })
-            .await?;
-        Ok(row.map(|r| Lease {
-            id: r.get(0),
-            epoch: r.get(1),
-            attempts: r.get(2),
-            table: r.get(3),
-            chunk: r.get::<_, Option<i32>>(4).map(|c| c as usize),
-            range: KeyRange { lo: r.get(5), hi: r.get(6) },
-            previous_conn: r.get(7),
-        }))
+        let p = self.publish("validate", args, source, target, super::lease::Plan::Validate).await?;
+        Ok(Found { command: p.command, args: p.args, created: p.created })
     }
 
     /// Finishes the plan and publishes its ranges in one statement: workers
@@ -172,26 +127,6 @@ impl Session {
             }
         }
         Ok(done == 1)
-    }
-
-    /// Marks a range compared, with what was found. False when the lease
-    /// had passed to another worker (whose findings stand instead).
-    pub async fn finish_range(&self, lease: &Lease, result: &serde_json::Value, rows: u64) -> Result<bool> {
-        let (task, id, epoch, host, result, rows) = (self.task.clone(), lease.id, lease.epoch, super::host_name(), result.clone(), rows as i64);
-        let n = self
-            .call("finish a range", |c| {
-                let (task, host, result) = (task.clone(), host.clone(), result.clone());
-                async move {
-                    c.execute(
-                        "UPDATE barge_control.units SET status = 'done', result = $4, rows = $5, host = $6, done_at = now(), lease_expires = NULL, error = NULL
-                          WHERE task = $1 AND id = $2 AND epoch = $3",
-                        &[&task, &id, &epoch, &result, &rows, &host],
-                    )
-                    .await
-                }
-            })
-            .await?;
-        Ok(n == 1)
     }
 
     /// Where the shared validation stands: one index probe per part.

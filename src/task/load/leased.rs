@@ -398,7 +398,7 @@ async fn finish_keys(session: &Session, (lease, result): KeysBuilt) -> Result<()
     let table = lease.table.clone().unwrap_or_default();
     match result.map_err(|e| (e.is_retriable(), e)) {
         Ok(built) => {
-            if !session.finish_keys(&lease, &built).await? {
+            if !session.finish_with(&lease, &built, &crate::coord::host_name(), 0).await? {
                 tracing::warn!("task {}: the keys of {table} were built, but the lease had passed to another worker, which builds them again", session.task);
             }
             Ok(())
