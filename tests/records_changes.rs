@@ -58,7 +58,14 @@ fn wait_for_n(what: &str, n: usize, child: &mut std::process::Child, mut have: i
             return;
         }
         assert_running(child, &format!("while waiting for {n} {what} (have {got})"));
-        assert!(Instant::now() < deadline, "timed out waiting for {n} {what} (have {got})");
+        if Instant::now() >= deadline {
+            // What barge said is the first thing to read when records are missing.
+            let _ = child.kill();
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("timed out waiting for {n} {what} (have {got}); barge's stderr:\n{err}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }

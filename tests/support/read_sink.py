@@ -147,17 +147,21 @@ def main():
         from kafka import KafkaConsumer, TopicPartition
         topic = sys.argv[2]
         c = KafkaConsumer(bootstrap_servers=os.environ["BARGE_TEST_KAFKA_BROKER"], enable_auto_commit=False,
-                          auto_offset_reset="earliest", consumer_timeout_ms=3000)
+                          auto_offset_reset="earliest", consumer_timeout_ms=3000, fetch_max_wait_ms=100)
         parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
         c.assign(parts)
         c.seek_to_beginning(*parts)
         # The end offsets are a lower bound only (tansu's in-memory storage
-        # reports fewer than it holds): read past them until a poll is empty.
+        # reports fewer than it holds): read past them until three polls in
+        # a row come back empty. One short empty poll is not enough on a
+        # loaded machine: the fetch answer can simply arrive after it.
         end = c.end_offsets(parts)
         done = {tp: c.position(tp) >= end[tp] for tp in parts}
+        empty = 0
         while True:
-            batch = c.poll(timeout_ms=1000 if not all(done.values()) else 500)
-            if not batch and all(done.values()):
+            batch = c.poll(timeout_ms=1000)
+            empty = 0 if batch else empty + 1
+            if empty >= 3 and all(done.values()):
                 break
             for tp, msgs in batch.items():
                 for m in msgs:
