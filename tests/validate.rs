@@ -160,31 +160,6 @@ async fn text_keys_and_tables_without_a_key_compare_across_engines() {
 
 // ---- memory ------------------------------------------------------------------------
 
-/// Peak RSS of a child, polled from /proc until it exits (VmHWM only grows).
-fn peak_rss_kb(cmd: &mut std::process::Command) -> (Output, u64) {
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let status = format!("/proc/{}/status", child.id());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let poll = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(s) = std::fs::read_to_string(&status) {
-                    if let Some(kb) = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok()) {
-                        peak = peak.max(kb);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            peak
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    (out, poll.join().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_memory_does_not_grow_with_the_table() {
     // 250k rows of about 300 bytes: some 75 MB of values on each side,

@@ -166,7 +166,11 @@ pub fn run(r: Run) -> Result<ExitCode> {
     }
     let passphrase = (r.passphrase)(published.created)?;
     rt.block_on(session.register())?;
-    let heartbeat = rt.block_on(async { session.start_heartbeat() });
+    // The heartbeat is a task of this runtime: spawned from inside it.
+    let heartbeat = {
+        let _inside = rt.enter();
+        session.start_heartbeat()
+    };
     let outcome = work(&r, &rt, &session, &host, &passphrase);
     if let Err(e) = &outcome {
         rt.block_on(session.give_back_pack_units(e));

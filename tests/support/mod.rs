@@ -443,3 +443,28 @@ pub fn status_of(state: &Path) -> serde_json::Value {
     assert_ok(&st, "status");
     serde_json::from_slice(&st.stdout).unwrap()
 }
+
+/// Peak RSS of a child, polled from /proc until it exits (VmHWM only grows).
+pub fn peak_rss_kb(cmd: &mut std::process::Command) -> (Output, u64) {
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poll = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(s) = std::fs::read_to_string(&status) {
+                    if let Some(kb) = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok()) {
+                        peak = peak.max(kb);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    (out, poll.join().unwrap())
+}

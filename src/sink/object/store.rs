@@ -168,6 +168,14 @@ impl ObjectTarget {
         got.bytes().await.map_err(|e| self.error_at(path, e))
     }
 
+    /// The object at `path` as a stream of its bytes, for reading one of
+    /// any size without holding it whole.
+    pub async fn get_stream(&self, path: &Path) -> Result<futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        let got = self.store.get(path).await.map_err(|e| self.error_at(path, e))?;
+        let at = format!("{}: {path}", self.display);
+        Ok(Box::pin(got.into_stream().map_err(move |e| std::io::Error::other(format!("{at}: {e}")))))
+    }
+
     /// Deletes the object at `path`, if there is one.
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {

@@ -8,6 +8,11 @@
 //!   `parquet`: Parquet (`.parquet`), columns by name. `.gz` and `.zst`
 //!   files are decompressed. Other files are named on the console and
 //!   left alone.
+//! - A file is streamed, not held: read on a thread of its own (one GET
+//!   on S3), decompressed as it arrives and cut into records a block at a
+//!   time (`files_feed`), so memory does not grow with its size. A Parquet
+//!   object is first copied into the state directory: Parquet is read from
+//!   its end.
 //! - A record's shard is its file's key and its offset the line (the row
 //!   for Parquet) it starts on, so the default layout's key is the same
 //!   on every run.
@@ -34,14 +39,14 @@
 //!   it is named on the console and left alone.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
+use super::files_feed::{self, compression_of, Feed, Origin, Piece, Reading};
 use super::shape::RecordFormat;
 use super::{OpenOptions, Record, RecordBatch, RecordSource, StartAt};
 use crate::endpoint::Endpoint;
@@ -103,24 +108,6 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-fn compression_of(name: &str) -> (Compression, &str) {
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".gz") {
-        (Compression::Gzip, &name[..name.len() - 3])
-    } else if lower.ends_with(".zst") {
-        (Compression::Zstd, &name[..name.len() - 4])
-    } else {
-        (Compression::None, name)
-    }
-}
-
 /// One line of the journal: the `index`-th file read (from 0) is `key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Started {
@@ -128,25 +115,49 @@ struct Started {
     key: String,
 }
 
-/// One record's place in its file.
+/// One record's place in a block of text.
 #[derive(Debug, Clone, Copy)]
 struct Span {
-    /// The line it starts on (Parquet: its row), from 1.
+    /// The line it starts on, from 1 at the block's first line.
     line: u64,
     start: u64,
-    /// Where the next record starts: the in-file part of the position.
+    /// Where the next record starts.
     end: u64,
 }
 
+/// A record cut from its file, not yet handed out.
+struct Ready {
+    /// The line it starts on (Parquet: its row), from 1.
+    line: u64,
+    /// Where the next record starts in the (decompressed) file: the
+    /// in-file part of the position once this one is handed out.
+    end: u64,
+    /// Its raw text (a Parquet row: its `Fields` object).
+    data: Vec<u8>,
+}
+
+/// The file being read: text arrives in blocks from its [`Feed`] and is
+/// cut into records; a record cut across two blocks waits for the second.
 struct Current {
     key: String,
-    data: Bytes,
-    spans: Vec<Span>,
-    next: usize,
-    /// CSV header names.
+    feed: Feed,
+    /// The feed said it handed over everything.
+    ended: bool,
+    /// Text received and not yet cut: it starts at byte `base` of the
+    /// file, after `lines` lines, on a record's start (or the header's).
+    text: Vec<u8>,
+    base: u64,
+    lines: u64,
+    /// CSV header names, once read.
     header: Option<Vec<String>>,
-    /// Parquet rows as [`RecordFormat::Fields`] objects, by span.
-    rows: Vec<Vec<u8>>,
+    /// Parquet rows received.
+    rows: u64,
+    ready: VecDeque<Ready>,
+    /// Where the last record handed out ends.
+    end: u64,
+    /// Resuming: records that end at or before this were acknowledged by
+    /// an earlier run, and one must end exactly there.
+    skip_to: u64,
 }
 
 pub struct FilesSource {
@@ -174,6 +185,12 @@ pub struct FilesSource {
     current: Option<Current>,
     /// Files of another kind, named once.
     skipped: HashSet<String>,
+    /// A `file://` directory, whose files are read straight from the disk.
+    local: Option<PathBuf>,
+    /// Where a Parquet object is copied to be read.
+    spool: PathBuf,
+    /// Decompressed text taken from a file at a time.
+    block: usize,
 }
 
 fn parse_offset(s: &str) -> Option<(u64, u64)> {
@@ -210,6 +227,10 @@ impl FilesSource {
             _ => String::new(),
         };
         let store = ObjectTarget::open(ep)?;
+        let local = match ep {
+            Endpoint::Dir(d) => Some(d.path.clone()),
+            _ => None,
+        };
         let (count, within) = match opts.from.iter().find(|(k, _)| k.as_str() != SHARD) {
             Some((k, _)) => return Err(Error::usage(format!("{display}: the saved position has shard {k}, which a files source does not keep (only {SHARD}=…)"))),
             None => match opts.from.get(SHARD) {
@@ -235,6 +256,9 @@ impl FilesSource {
             queue: VecDeque::new(),
             current: None,
             skipped: HashSet::new(),
+            local,
+            spool: opts.state_dir.join("files-spool.parquet"),
+            block: files_feed::BLOCK,
         };
         me.restore(started, within)?;
         Ok(me)
@@ -336,7 +360,8 @@ impl FilesSource {
     }
 
     /// Opens the next queued file: numbered in the journal first, so a
-    /// position inside it always has its key on record.
+    /// position inside it always has its key on record. Its reading starts
+    /// on a thread of its own.
     async fn open_next(&mut self) -> Result<()> {
         let (key, path) = self.queue.pop_front().expect("a queued file");
         let within = match self.resume.take() {
@@ -346,39 +371,18 @@ impl FilesSource {
                 0
             }
         };
-        let raw = self.store.get(&path).await?;
         let name = path.filename().unwrap_or("").to_string();
-        let full = self.full_name(&key);
-        let data = decompress(raw, &name).map_err(|e| Error::other(format!("{full}: cannot decompress: {e}")).with_hint("check that the file was uploaded whole"))?;
-        let mut cur = Current { key: key.clone(), data, spans: Vec::new(), next: 0, header: None, rows: Vec::new() };
-        match self.kind {
-            Kind::JsonLines => cur.spans = line_spans(&cur.data),
-            Kind::CsvNamed | Kind::CsvPlaced => {
-                let (header, spans) = csv_spans(&cur.data, self.kind == Kind::CsvNamed).map_err(|e| Error::other(format!("{full}: {e}")).with_hint("fix the file, or move it out from under the prefix, and rerun"))?;
-                cur.header = header;
-                cur.spans = spans;
-            }
-            Kind::Parquet => {
-                let rows = parquet_rows(cur.data.clone()).map_err(|e| Error::other(format!("{full}: {e}")).with_hint("fix the file, or move it out from under the prefix, and rerun"))?;
-                cur.spans = (0..rows.len() as u64).map(|i| Span { line: i + 1, start: i, end: i + 1 }).collect();
-                cur.rows = rows;
-            }
-        }
-        if within > 0 {
-            // Go on after the last record acknowledged; a position that
-            // is not between two records means the file changed.
-            let n = cur.spans.iter().take_while(|s| s.end <= within).count();
-            if n == 0 || cur.spans[n - 1].end != within {
-                return Err(Error::Endpoint {
-                    endpoint: self.display.clone(),
-                    message: format!("{full} changed since the last run read it up to offset {within}: that is not where a record ends now"),
-                    hint: Some("files must not change once written; put the original back, or give the new content a new key after the last file".into()),
-                });
-            }
-            cur.next = n;
-        }
+        let origin = match &self.local {
+            Some(root) => Origin::Local(root.join(key.as_str())),
+            None => Origin::Store(self.store.clone(), path),
+        };
+        let reading = match self.kind {
+            Kind::Parquet => Reading::Parquet { spool: self.spool.clone() },
+            _ => Reading::Text { compression: compression_of(&name).0, block: self.block },
+        };
+        let feed = files_feed::start(origin, reading, self.full_name(&key));
         self.note_last(&key);
-        self.current = Some(cur);
+        self.current = Some(Current { key, feed, ended: false, text: Vec::new(), base: 0, lines: 0, header: None, rows: 0, ready: VecDeque::new(), end: within, skip_to: within });
         Ok(())
     }
 
@@ -394,36 +398,145 @@ impl FilesSource {
     }
 
     /// The current file's next records, up to the batch limits.
-    fn take(&mut self) -> Result<Vec<Record>> {
+    async fn take(&mut self) -> Result<Vec<Record>> {
         let kind = self.kind;
+        let (display, changes) = (self.display.clone(), self.changes);
         let stream = self.full_name(&self.current.as_ref().expect("a file").key);
         let cur = self.current.as_mut().expect("a file");
         let mut records = Vec::new();
         let mut bytes = 0;
-        while cur.next < cur.spans.len() && bytes < BATCH_BYTES && records.len() < BATCH_RECORDS {
-            let s = cur.spans[cur.next];
-            let data = match kind {
-                Kind::Parquet => std::mem::take(&mut cur.rows[cur.next]),
-                Kind::CsvNamed => named_fields(cur.header.as_deref().unwrap_or(&[]), &cur.data[s.start as usize..s.end as usize], &stream, s.line)?,
-                Kind::JsonLines | Kind::CsvPlaced => cur.data[s.start as usize..s.end as usize].to_vec(),
+        while bytes < BATCH_BYTES && records.len() < BATCH_RECORDS {
+            let Some(r) = cur.ready.pop_front() else {
+                if cur.ended {
+                    break;
+                }
+                cur.receive(kind, &stream, &display).await?;
+                continue;
             };
-            if !self.changes && data.windows(4).any(|w| w == b"\"Op\"") {
+            let data = match kind {
+                Kind::CsvNamed => named_fields(cur.header.as_deref().unwrap_or(&[]), &r.data, &stream, r.line)?,
+                _ => r.data,
+            };
+            if !changes && data.windows(4).any(|w| w == b"\"Op\"") {
                 if let Ok(obj) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&data) {
                     refuse_changes(&obj).map_err(|why| {
-                        Error::other(format!("{stream} line {}: {why}", s.line)).with_hint("give --schema FILE with the table's CREATE TABLE: rows with Op U and D are then applied as updates and deletes by key")
+                        Error::other(format!("{stream} line {}: {why}", r.line)).with_hint("give --schema FILE with the table's CREATE TABLE: rows with Op U and D are then applied as updates and deletes by key")
                     })?;
                 }
             }
             bytes += data.len();
-            records.push(Record { shard: cur.key.clone(), offset: s.line.to_string(), stream: stream.clone(), key: None, time: None, data });
-            cur.next += 1;
+            cur.end = r.end;
+            records.push(Record { shard: cur.key.clone(), offset: r.line.to_string(), stream: stream.clone(), key: None, time: None, data });
         }
         Ok(records)
     }
 
     fn position(&self) -> std::collections::BTreeMap<String, String> {
-        let within = self.current.as_ref().and_then(|c| c.next.checked_sub(1).map(|i| c.spans[i].end)).unwrap_or(0);
+        let within = self.current.as_ref().map_or(0, |c| c.end);
         [(SHARD.to_string(), offset(self.count, within))].into()
+    }
+}
+
+impl Current {
+    /// Takes the feed's next piece and cuts what it can into records.
+    async fn receive(&mut self, kind: Kind, file: &str, display: &str) -> Result<()> {
+        match self.feed.recv().await {
+            None => Err(Error::other(format!("{file}: the thread reading it stopped before the end of the file")).with_hint("rerun: the file is read again from the last record the target acknowledged")),
+            Some(Err(e)) => Err(e),
+            Some(Ok(Piece::Text(block))) => {
+                if self.text.is_empty() {
+                    self.text = block;
+                } else {
+                    self.text.extend_from_slice(&block);
+                }
+                self.cut(kind, false, file, display)
+            }
+            Some(Ok(Piece::Rows(rows))) => {
+                for data in rows {
+                    self.rows += 1;
+                    self.offer(Ready { line: self.rows, end: self.rows, data }, file, display)?;
+                }
+                Ok(())
+            }
+            Some(Ok(Piece::End)) => {
+                self.ended = true;
+                if kind != Kind::Parquet {
+                    self.cut(kind, true, file, display)?;
+                }
+                if self.skip_to > 0 {
+                    return Err(changed(file, display, self.skip_to));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Cuts the text received into records. Until the file ended, the
+    /// last record found may go on in the next block, so it stays, with
+    /// everything after it.
+    fn cut(&mut self, kind: Kind, last: bool, file: &str, display: &str) -> Result<()> {
+        let (header, spans) = match kind {
+            Kind::JsonLines => (None, line_spans(&self.text)),
+            Kind::CsvNamed | Kind::CsvPlaced => {
+                let want_header = kind == Kind::CsvNamed && self.header.is_none();
+                let bad = |line: u64, why: String| Error::other(format!("{file}: line {line}: {why}")).with_hint("fix the file, or move it out from under the prefix, and rerun");
+                csv_spans(&self.text, want_header).map_err(|(line, why)| bad(self.lines + line, why))?
+            }
+            Kind::Parquet => unreachable!("Parquet rows are not cut"),
+        };
+        let keep = if last { spans.len() } else { spans.len().saturating_sub(1) };
+        if keep == 0 && !last {
+            // Not one whole record yet (nor a header known to be whole).
+            return Ok(());
+        }
+        if let Some(h) = header {
+            // Whole: a record follows it, or the file ended.
+            self.header = Some(header_names(&h).map_err(|why| Error::other(format!("{file}: line {}: {why}", self.lines + 1)).with_hint("fix the file, or move it out from under the prefix, and rerun"))?);
+        }
+        let (base, lines) = (self.base, self.lines);
+        for s in &spans[..keep] {
+            let data = self.text[s.start as usize..s.end as usize].to_vec();
+            self.offer(Ready { line: lines + s.line, end: base + s.end, data }, file, display)?;
+        }
+        match spans.get(keep) {
+            Some(rest) => {
+                self.text.drain(..rest.start as usize);
+                self.base += rest.start;
+                self.lines += rest.line - 1;
+            }
+            None => {
+                self.base += self.text.len() as u64;
+                self.text.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a record, or passes over it when an earlier run's target
+    /// already has it.
+    fn offer(&mut self, r: Ready, file: &str, display: &str) -> Result<()> {
+        if self.skip_to > 0 {
+            if r.end < self.skip_to {
+                return Ok(());
+            }
+            if r.end > self.skip_to {
+                return Err(changed(file, display, self.skip_to));
+            }
+            self.skip_to = 0;
+            return Ok(());
+        }
+        self.ready.push_back(r);
+        Ok(())
+    }
+}
+
+/// An earlier run's position inside a file that is not where a record
+/// ends now: the file changed.
+fn changed(file: &str, display: &str, within: u64) -> Error {
+    Error::Endpoint {
+        endpoint: display.to_string(),
+        message: format!("{file} changed since the last run read it up to offset {within}: that is not where a record ends now"),
+        hint: Some("files must not change once written; put the original back, or give the new content a new key after the last file".into()),
     }
 }
 
@@ -470,18 +583,6 @@ fn read_journal(path: &std::path::Path) -> Result<Vec<Started>> {
     Ok(out)
 }
 
-fn decompress(raw: Bytes, name: &str) -> std::io::Result<Bytes> {
-    match compression_of(name).0 {
-        Compression::None => Ok(raw),
-        Compression::Gzip => {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
-            Ok(out.into())
-        }
-        Compression::Zstd => Ok(zstd::stream::decode_all(&raw[..])?.into()),
-    }
-}
-
 /// Non-blank lines (a record each), with where each starts and ends.
 fn line_spans(data: &[u8]) -> Vec<Span> {
     let mut spans = Vec::new();
@@ -499,8 +600,9 @@ fn line_spans(data: &[u8]) -> Vec<Span> {
 }
 
 /// CSV records (a quoted field may span lines), after the header line
-/// when `header`.
-fn csv_spans(data: &[u8], header: bool) -> std::result::Result<(Option<Vec<String>>, Vec<Span>), String> {
+/// when `header`, which is returned as it is; an error says on which line
+/// (from 1 at the start of `data`) and why.
+fn csv_spans(data: &[u8], header: bool) -> std::result::Result<(Option<csv::ByteRecord>, Vec<Span>), (u64, String)> {
     let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(data);
     let mut rec = csv::ByteRecord::new();
     let mut spans = Vec::new();
@@ -521,19 +623,20 @@ fn csv_spans(data: &[u8], header: bool) -> std::result::Result<(Option<Vec<Strin
             Ok(true) => {
                 let end = r.position().byte();
                 if header && names.is_none() {
-                    let n: std::result::Result<Vec<String>, _> = rec.iter().map(|f| std::str::from_utf8(f).map(|s| s.trim_start_matches('\u{feff}').to_string())).collect();
-                    names = Some(n.map_err(|_| "the header line is not UTF-8".to_string())?);
+                    names = Some(rec.clone());
                     continue;
                 }
                 spans.push(Span { line, start: start as u64, end });
             }
-            Err(e) => return Err(format!("line {line}: not CSV: {e}")),
+            Err(e) => return Err((line, format!("not CSV: {e}"))),
         }
     }
-    if header && names.is_none() && !spans.is_empty() {
-        return Err("no header line".into());
-    }
     Ok((names, spans))
+}
+
+/// A header line's names, as text.
+fn header_names(rec: &csv::ByteRecord) -> std::result::Result<Vec<String>, String> {
+    rec.iter().map(|f| std::str::from_utf8(f).map(|s| s.trim_start_matches('\u{feff}').to_string())).collect::<std::result::Result<_, _>>().map_err(|_| "the header line is not UTF-8".to_string())
 }
 
 /// A CSV record read by its file's header, as a [`RecordFormat::Fields`]
@@ -568,16 +671,6 @@ fn refuse_changes(obj: &serde_json::Map<String, serde_json::Value>) -> std::resu
     }
 }
 
-#[cfg(feature = "parquet")]
-fn parquet_rows(data: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
-    super::files_parquet::rows(data)
-}
-
-#[cfg(not(feature = "parquet"))]
-fn parquet_rows(_: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
-    Err("this barge was built without the `parquet` feature".into())
-}
-
 impl RecordSource for FilesSource {
     fn next(&mut self) -> BoxFuture<'_, Result<Option<RecordBatch>>> {
         Box::pin(async move {
@@ -595,8 +688,8 @@ impl RecordSource for FilesSource {
                     }
                     self.open_next().await?;
                 }
-                let records = self.take()?;
-                let finished = self.current.as_ref().is_some_and(|c| c.next >= c.spans.len());
+                let records = self.take().await?;
+                let finished = self.current.as_ref().is_some_and(|c| c.ended && c.ready.is_empty());
                 if finished {
                     let key = self.current.take().expect("a file").key;
                     self.done.insert(key);
@@ -668,7 +761,13 @@ mod tests {
 
     /// Every record's (file, line) from `from` on, and the position after each batch.
     async fn read_all(ep: &Endpoint, state: &std::path::Path, from: std::collections::BTreeMap<String, String>, stop_after: Option<usize>) -> (Vec<(String, String)>, std::collections::BTreeMap<String, String>) {
+        read_all_in(ep, state, from, stop_after, files_feed::BLOCK).await
+    }
+
+    /// [`read_all`], taking `block` bytes of text from a file at a time.
+    async fn read_all_in(ep: &Endpoint, state: &std::path::Path, from: std::collections::BTreeMap<String, String>, stop_after: Option<usize>, block: usize) -> (Vec<(String, String)>, std::collections::BTreeMap<String, String>) {
         let mut src = FilesSource::open(ep, opts(state, from)).await.unwrap();
+        src.block = block;
         let (mut seen, mut pos) = (Vec::new(), Default::default());
         let mut batches = 0;
         while let Some(b) = src.next().await.unwrap() {
@@ -710,6 +809,103 @@ mod tests {
         std::fs::write(data.join("a2.jsonl"), "{}\n").unwrap();
         let err = FilesSource::open(&ep, opts(&state, pos)).await.unwrap().next().await.unwrap_err().to_string();
         assert!(err.contains("a2.jsonl") && err.contains("b.jsonl"), "{err}");
+    }
+
+    /// Every record (file, line, text) and every position handed out,
+    /// reading `block` bytes of text at a time.
+    async fn cut_in(ep: &Endpoint, format: RecordFormat, block: usize) -> (Vec<(String, String, Vec<u8>)>, Vec<String>) {
+        let state = tempfile::tempdir().unwrap();
+        let mut o = opts(state.path(), Default::default());
+        o.format = format;
+        let mut src = FilesSource::open(ep, o).await.unwrap();
+        src.block = block;
+        let (mut seen, mut positions) = (Vec::new(), Vec::new());
+        while let Some(b) = src.next().await.unwrap() {
+            seen.extend(b.records.into_iter().map(|r| (r.shard, r.offset, r.data)));
+            positions.push(b.position[SHARD].clone());
+        }
+        (seen, positions)
+    }
+
+    fn gzip_members(parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(p).unwrap();
+            out.extend(e.finish().unwrap());
+        }
+        out
+    }
+
+    /// A record cut across two blocks (a line, a quoted CSV field with a
+    /// line end in it, a CRLF, a multi-byte character, a header) comes out
+    /// whole, on its line, with the same positions, whatever the block.
+    #[tokio::test]
+    async fn records_are_the_same_whatever_the_block_they_arrive_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("json");
+        std::fs::create_dir(&json).unwrap();
+        std::fs::write(json.join("a.jsonl"), "{\"n\":\"é😀\"}\r\n\n   \n{\"n\":2}\n{\"n\":3}").unwrap();
+        std::fs::write(json.join("b.jsonl.gz"), gzip_members(&[b"{\"m\":1}\n{\"m\"", b":2}\n\n{\"m\":3}\n"])).unwrap();
+        std::fs::write(json.join("c.ndjson.zst"), zstd::stream::encode_all(&b"{\"z\":1}\n{\"z\":2}\n"[..], 3).unwrap()).unwrap();
+        let csv = dir.path().join("csv");
+        std::fs::create_dir(&csv).unwrap();
+        std::fs::write(csv.join("a.csv"), "id,\u{feff}note\r\n1,\"a\r\nb \"\"q\"\"\"\r\n\r\n2,é😀\r\n3,\n").unwrap();
+        std::fs::write(csv.join("b.csv.gz"), gzip_members(&[b"id,note\n4,\"x", b"\ny\"\n5,z"])).unwrap();
+        for (dir, formats) in [(&json, vec![RecordFormat::Json]), (&csv, vec![RecordFormat::Fields, RecordFormat::Csv])] {
+            let ep = Endpoint::parse(&format!("file://{}", dir.display())).unwrap();
+            for format in formats {
+                let whole = cut_in(&ep, format, files_feed::BLOCK).await;
+                assert!(whole.0.len() >= 5, "{format:?}: {:?}", whole.0);
+                for block in [1, 2, 3, 5, 8, 13] {
+                    assert_eq!(cut_in(&ep, format, block).await, whole, "{format:?}, {block}-byte blocks");
+                }
+            }
+        }
+        let ep = Endpoint::parse(&format!("file://{}", json.display())).unwrap();
+        let lines: Vec<(String, String)> = cut_in(&ep, RecordFormat::Json, 4).await.0.into_iter().map(|(f, l, _)| (f, l)).collect();
+        let want = [("a.jsonl", "1"), ("a.jsonl", "4"), ("a.jsonl", "5"), ("b.jsonl.gz", "1"), ("b.jsonl.gz", "2"), ("b.jsonl.gz", "4"), ("c.ndjson.zst", "1"), ("c.ndjson.zst", "2")];
+        assert_eq!(lines, want.map(|(f, l)| (f.to_string(), l.to_string())));
+        let ep = Endpoint::parse(&format!("file://{}", csv.display())).unwrap();
+        let rows: Vec<(String, String)> = cut_in(&ep, RecordFormat::Fields, 3).await.0.into_iter().map(|(f, l, d)| (format!("{f}:{l}"), String::from_utf8(d).unwrap())).collect();
+        assert_eq!(rows[0], ("a.csv:2".into(), r#"{"id":"1","note":"a\r\nb \"q\""}"#.into()));
+        assert_eq!(rows[1], ("a.csv:5".into(), r#"{"id":"2","note":"é😀"}"#.into()));
+        assert_eq!(rows.last().unwrap(), &("b.csv.gz:4".into(), r#"{"id":"5","note":"z"}"#.into()));
+    }
+
+    /// A restart inside a file whose records cross block boundaries goes
+    /// on at the next record; a truncated gzip file is named, not taken
+    /// as whole.
+    #[tokio::test]
+    async fn a_restart_across_blocks_and_a_cut_gzip_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("in");
+        std::fs::create_dir(&data).unwrap();
+        let lines = BATCH_RECORDS * 2 + 7;
+        let body: String = (0..lines).map(|i| format!("{{\"i\": {i}}}\n")).collect();
+        std::fs::write(data.join("a.jsonl.gz"), gzip_members(&[body.as_bytes()])).unwrap();
+        let ep = Endpoint::parse(&format!("file://{}", data.display())).unwrap();
+        let state = dir.path().join("st");
+        std::fs::create_dir(&state).unwrap();
+        let (first, pos) = read_all_in(&ep, &state, Default::default(), Some(1), 1000).await;
+        assert_eq!(first.len(), BATCH_RECORDS);
+        let (rest, _) = read_all_in(&ep, &state, pos, None, 777).await;
+        assert_eq!(rest.first().map(|r| r.1.as_str()), Some((BATCH_RECORDS + 1).to_string().as_str()));
+        assert_eq!(first.len() + rest.len(), lines, "nothing lost, nothing repeated");
+
+        let gz = gzip_members(&[body.as_bytes()]);
+        std::fs::write(data.join("a.jsonl.gz"), &gz[..gz.len() / 2]).unwrap();
+        let state = dir.path().join("st2");
+        std::fs::create_dir(&state).unwrap();
+        let mut src = FilesSource::open(&ep, opts(&state, Default::default())).await.unwrap();
+        let err = loop {
+            match src.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a cut gzip file was read as whole"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("a.jsonl.gz") && err.contains("cannot read it whole"), "{err}");
     }
 
     #[test]

@@ -15,30 +15,36 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, TimeUnit};
-use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 
-/// Every row of the file, in order, as a JSON object of column name to
-/// text form (null for NULL).
-pub fn rows(data: Bytes) -> std::result::Result<Vec<Vec<u8>>, String> {
+/// The rows of a Parquet file, in order, a record batch at a time, each
+/// row a JSON object of column name to text form (null for NULL); `emit`
+/// returns false to stop early.
+pub fn each_batch<R: ChunkReader + 'static>(file: R, mut emit: impl FnMut(Vec<Vec<u8>>) -> bool) -> std::result::Result<(), String> {
     let unreadable = |e: parquet::errors::ParquetError| format!("not a readable Parquet file: {e}");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data).map_err(unreadable)?.build().map_err(unreadable)?;
-    let mut out = Vec::new();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(unreadable)?.build().map_err(unreadable)?;
+    let mut row = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| format!("not a readable Parquet file: {e}"))?;
         let schema = batch.schema();
+        let mut out = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
+            row += 1;
             let mut obj = serde_json::Map::with_capacity(batch.num_columns());
             for (field, col) in schema.fields().iter().zip(batch.columns()) {
                 let uuid = field.metadata().get("ARROW:extension:name").is_some_and(|n| n == "arrow.uuid");
-                let v = text(col, i, uuid).map_err(|e| format!("row {}, column {}: {e}", out.len() + 1, field.name()))?;
+                let v = text(col, i, uuid).map_err(|e| format!("row {row}, column {}: {e}", field.name()))?;
                 obj.insert(field.name().clone(), v.map(serde_json::Value::String).unwrap_or(serde_json::Value::Null));
             }
             out.push(serde_json::to_vec(&obj).map_err(|e| e.to_string())?);
         }
+        if !emit(out) {
+            break;
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn date(days: i64) -> Result<NaiveDate, String> {

@@ -26,6 +26,7 @@ pub mod mqtt;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod files;
+mod files_feed;
 pub mod infer;
 pub mod leased;
 #[cfg(feature = "parquet")]
