@@ -88,6 +88,7 @@ pub fn start(origin: Origin, reading: Reading, full: String) -> Feed {
     rx
 }
 
+#[cfg(feature = "parquet")]
 const FIX_HINT: &str = "fix the file, or move it out from under the prefix, and rerun";
 
 fn open(origin: Origin, full: &str) -> Result<Box<dyn Read + Send>> {
@@ -155,8 +156,10 @@ fn text(
 }
 
 /// Removes the spooled copy however reading ends.
+#[cfg(feature = "parquet")]
 struct Spooled(PathBuf);
 
+#[cfg(feature = "parquet")]
 impl Drop for Spooled {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
