@@ -23,6 +23,7 @@ pub enum Piece {
     /// The next bytes of the (decompressed) file.
     Text(Vec<u8>),
     /// The next Parquet rows, as `Fields` objects.
+    #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
     Rows(Vec<Vec<u8>>),
     /// Everything was handed over.
     End,
