@@ -522,3 +522,32 @@ async fn records_pass_from_kafka_into_kinesis_as_they_came_keeping_their_keys() 
     assert_eq!(keyless.len(), 1);
     assert_eq!(keyless[0]["key"], format!("{topic}.0").as_str(), "a keyless message is keyed by its partition");
 }
+
+/// Headers are not carried: the first message that has them is named on
+/// the console, once, with their names, and every message still lands.
+#[tokio::test]
+async fn headers_that_are_not_carried_are_named_once() {
+    let topic = unique_name("hdr");
+    create_topic_on(&shared_broker(), &topic, 2);
+    py_ok(
+        "import sys
+from kafka import KafkaProducer
+p = KafkaProducer(bootstrap_servers=sys.argv[1])
+p.send(sys.argv[2], value=b'plain', partition=0)
+p.send(sys.argv[2], value=b'one', partition=0, headers=[('trace-id', b'abc'), ('schema', b'v2')])
+p.send(sys.argv[2], value=b'two', partition=1, headers=[('trace-id', b'def')])
+p.flush()",
+        &[&shared_broker(), &topic],
+    );
+    let db = TestDb::new(Engine::Postgres, "kafka_hdr").await;
+    let state = tempfile::tempdir().unwrap();
+    let out = migrate(&kafka_url(&topic), &db.url, state.path(), &["--mode", "full-load"]);
+    assert_ok(&out, "headers");
+    let err = support::stderr(&out);
+    let named: Vec<&str> = err.lines().filter(|l| l.contains("which barge does not carry")).collect();
+    assert_eq!(named.len(), 1, "named once:\n{err}");
+    assert!(named[0].contains("trace-id") && named[0].contains(&format!("topic {topic} partition")), "{}", named[0]);
+    let row = db.query_row(&format!("SELECT string_agg(data, ',' ORDER BY data) FROM \"{}\"", table_of(&topic))).await;
+    assert_eq!(row[0].as_deref(), Some("one,plain,two"));
+    db.drop_db().await;
+}

@@ -20,7 +20,8 @@
 //!   partition is read up to its high watermark as it was at the start.
 //! - Record: key = the message key, time = the message timestamp, stream
 //!   = the topic, data = the value (a null value, a compacted topic's
-//!   tombstone, is empty data). Headers are not carried.
+//!   tombstone, is empty data). Headers are not carried: the first
+//!   message that has them is named in a warning, with their names.
 //! - Offsets the topic's retention deleted before barge read them are
 //!   named in a warning and skipped to the earliest offset still held; a
 //!   saved offset past a partition's end (the topic deleted and created
@@ -158,6 +159,8 @@ pub struct KafkaSource {
     failed: Option<Error>,
     /// A shared run's worker reads only the partition it leased.
     only: Option<String>,
+    /// Set once a message with headers was named on the console.
+    headers_named: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn kafka_error(display: &str, message: String, e: &KafkaError) -> Error {
@@ -213,6 +216,7 @@ impl KafkaSource {
             refreshed: Instant::now(),
             failed: None,
             only,
+            headers_named: Arc::default(),
         };
         let topics = me.list_topics().await?;
         for w in &me.wanted {
@@ -296,7 +300,7 @@ impl KafkaSource {
             },
         };
         let end = if self.follow { None } else { Some(end_offset(&pc).await.map_err(asked)?) };
-        let reader = PartitionReader { pc, shard: Arc::from(shard), topic, partition, display: self.display.clone(), end, tx: self.tx.clone() };
+        let reader = PartitionReader { pc, shard: Arc::from(shard), topic, partition, display: self.display.clone(), end, tx: self.tx.clone(), headers_named: self.headers_named.clone() };
         Ok((reader, start))
     }
 
@@ -496,6 +500,7 @@ struct PartitionReader {
     /// Bounded: the offset to stop at (the high watermark at the start).
     end: Option<i64>,
     tx: mpsc::Sender<Fetched>,
+    headers_named: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Bytes asked for again when a fetch came back empty below the high
@@ -576,6 +581,17 @@ impl PartitionReader {
                     break;
                 }
                 next = r.offset + 1;
+                if !r.record.headers.is_empty() && !self.headers_named.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    // Not carried (see the module's notes): said once, not lost unseen.
+                    let names: Vec<&str> = r.record.headers.keys().map(String::as_str).take(8).collect();
+                    tracing::warn!(
+                        "{}: {} offset {}: the message has headers ({}), which barge does not carry; only its key, value and timestamp land, and so for every message after it",
+                        self.display,
+                        self.place(),
+                        r.offset,
+                        names.join(", ")
+                    );
+                }
                 let millis = r.record.timestamp.timestamp_millis();
                 out.push(Record {
                     shard: self.shard.to_string(),
