@@ -19,6 +19,13 @@ pub const CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
 pub const LEGACY_CLASS: &str = "com.amazon.sqs.javamessaging.MessageS3Pointer";
 /// The message attribute that carries the payload's size.
 pub const SIZE_ATTRIBUTE: &str = "ExtendedPayloadSize";
+/// The one versions before 2.0 wrote.
+pub const LEGACY_SIZE_ATTRIBUTE: &str = "SQSLargePayloadSize";
+
+/// Whether a message attribute is the library's own size attribute.
+pub fn is_size_attribute(name: &str) -> bool {
+    name == SIZE_ATTRIBUTE || name == LEGACY_SIZE_ATTRIBUTE
+}
 
 /// Where a payload kept in S3 is.
 #[derive(Debug, Clone, PartialEq, Eq)]

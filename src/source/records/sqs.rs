@@ -14,7 +14,8 @@
 //! record's shard and key. A body that is an extended-client pointer
 //! (written by the AWS SQS Extended Client Library, or by barge's own SQS
 //! target, for large payloads: [`crate::sink::sqs::pointer`]) is replaced
-//! by the S3 object it points to.
+//! by the S3 object it points to. Message attributes are not carried:
+//! the first message that has any is named in a warning.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,8 @@ pub struct SqsSource {
     /// S3 clients for extended-client pointers, by bucket.
     #[cfg(feature = "s3")]
     stores: Mutex<std::collections::HashMap<String, crate::sink::store::ObjectTarget>>,
+    /// Set once a message with attributes was named on the console.
+    attributes_named: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for SqsSource {
@@ -89,6 +92,7 @@ impl SqsSource {
             options: ep.options.clone(),
             #[cfg(feature = "s3")]
             stores: Mutex::new(Default::default()),
+            attributes_named: Default::default(),
         })
     }
 
@@ -111,11 +115,24 @@ impl SqsSource {
         let group = attrs["MessageGroupId"].as_str().map(str::to_string);
         let time = attrs["SentTimestamp"].as_str().and_then(|t| t.parse::<i64>().ok()).and_then(DateTime::<Utc>::from_timestamp_millis);
         let body = m["Body"].as_str().unwrap_or_default();
+        self.name_attributes(m, id);
         let data = match S3Pointer::parse(body) {
             Some(p) => self.fetch(&p.bucket, &p.key, id).await?,
             None => body.as_bytes().to_vec(),
         };
         Ok(Record { shard: group.clone().unwrap_or_else(|| "queue".into()), offset: message_offset(id), stream: self.queue.clone(), key: group.map(String::into_bytes), time, data })
+    }
+
+    /// Message attributes are not carried, and the message is deleted
+    /// once its body landed: the first one that has any is named on the
+    /// console, with their names (the extended client's own size
+    /// attribute is not the sender's data).
+    fn name_attributes(&self, m: &Json, id: &str) {
+        let Some(attrs) = m["MessageAttributes"].as_object() else { return };
+        let names: Vec<&str> = attrs.keys().map(String::as_str).filter(|n| !crate::sink::sqs::pointer::is_size_attribute(n)).take(8).collect();
+        if !names.is_empty() && !self.attributes_named.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("{}: message {id} has message attributes ({}), which barge does not carry; only its body lands before it is deleted, and so for every message after it", self.api.display, names.join(", "));
+        }
     }
 
     /// The payload an extended-client pointer names.
