@@ -313,8 +313,18 @@ impl FilesSource {
             }
             let name = path.filename().unwrap_or("");
             let (_, plain) = compression_of(name);
-            if !self.kind.reads(plain) || name.starts_with('.') || name.contains('#') {
-                tracing::warn!("{}: skipping {}: not a {} file", self.display, self.full_name(&key), self.kind.name());
+            let why = if name.starts_with('.') {
+                Some("a hidden file (writers stage unfinished files under such names)".to_string())
+            } else if self.local.is_some() && name.contains('#') {
+                // object_store stages a local multipart upload as NAME#N.
+                Some("a name with '#' is how an unfinished upload into a directory is staged; rename it without '#' to have it read".to_string())
+            } else if !self.kind.reads(plain) {
+                Some(format!("not a {} file", self.kind.name()))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                tracing::warn!("{}: skipping {}: {why}", self.display, self.full_name(&key));
                 self.skipped.insert(key);
                 continue;
             }
@@ -906,6 +916,29 @@ mod tests {
             }
         };
         assert!(err.contains("a.jsonl.gz") && err.contains("cannot read it whole"), "{err}");
+    }
+
+    /// Hidden files, a directory's staged uploads (`NAME#N`) and files of
+    /// another kind are left alone (each named in a warning); the rest
+    /// are read.
+    #[tokio::test]
+    async fn hidden_staged_and_other_files_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.jsonl", ".tmp.jsonl", "b.jsonl#1", "c#d.jsonl", "notes.txt"] {
+            std::fs::write(dir.path().join(f), "{\"x\":1}\n").unwrap();
+        }
+        let ep = Endpoint::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut src = FilesSource::open(&ep, opts(state.path(), Default::default())).await.unwrap();
+        let mut read = Vec::new();
+        while let Some(b) = src.next().await.unwrap() {
+            read.extend(b.records.into_iter().map(|r| r.shard));
+        }
+        assert_eq!(read, vec!["a.jsonl".to_string()]);
+        let mut skipped: Vec<&str> = src.skipped.iter().map(String::as_str).collect();
+        skipped.sort();
+        // object_store's listing leaves out its own staging names (`b.jsonl#1`).
+        assert_eq!(skipped, vec![".tmp.jsonl", "c#d.jsonl", "notes.txt"]);
     }
 
     #[test]
