@@ -1200,6 +1200,12 @@ fn plan_foreign_keys(index: &TableIndex, positions: &std::collections::HashMap<Q
             report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::NOT_CREATED), line, "not created: one of its tables is not created on the target");
             continue;
         }
+        if fk.ref_columns.len() != fk.columns.len() {
+            // `REFERENCES t` stands for t's primary key, which the reader
+            // fills in; without one of as many columns there is nothing to name.
+            report.push(ObjectKind::ForeignKey, obj, Status::Manual, Some(codes::FK_FEATURE), line, format!("references {} without naming its columns, and {} has no primary key of {} column(s) to stand for them: not created", fk.ref_table, rt.name, fk.columns.len()));
+            continue;
+        }
         let mut warnings = Vec::new();
         let mut action = |a: Option<RefAction>| -> Option<String> {
             match a {

@@ -1410,6 +1410,21 @@ impl Reader {
             }
         }
         self.absorb_unowned_sequences();
+        // `REFERENCES t` without columns (PostgreSQL, Oracle, SQLite)
+        // means t's primary key; MySQL needs the columns named.
+        let mut implied = Vec::new();
+        for (ti, t) in self.out.schema.tables.iter().enumerate() {
+            for (fi, fk) in t.foreign_keys.iter().enumerate() {
+                if fk.ref_columns.is_empty() {
+                    if let Some(pk) = self.table(&fk.ref_table).and_then(|rt| rt.primary_key.as_ref()).filter(|pk| pk.columns.len() == fk.columns.len()) {
+                        implied.push((ti, fi, pk.columns.clone()));
+                    }
+                }
+            }
+        }
+        for (ti, fi, cols) in implied {
+            self.out.schema.tables[ti].foreign_keys[fi].ref_columns = cols;
+        }
         // MariaDB writes JSON columns as longtext + CHECK (json_valid(col)).
         for t in &mut self.out.schema.tables {
             let mut json_cols = Vec::new();
