@@ -187,8 +187,20 @@ pub async fn analyze(conn: &mut Db) {
 fn identity_reset(target: Dialect, names: &NamePlan, t: &TargetTable) -> Vec<String> {
     let _ = names;
     let mut out = Vec::new();
+    if target == Dialect::Mysql {
+        // MySQL advances AUTO_INCREMENT past the loaded ids itself, but not
+        // to where the source's counter stood (rows deleted, or a counter
+        // moved on, at the source). Set lower than the loaded ids, InnoDB
+        // takes the highest id + 1 instead.
+        for c in t.columns.iter().filter(|c| c.identity.is_some()) {
+            if let Some(start) = c.identity.as_ref().and_then(|i| i.start).filter(|s| *s > 1) {
+                out.push(format!("ALTER TABLE {} AUTO_INCREMENT = {start};", t.sql_name));
+            }
+        }
+        return out;
+    }
     if target != Dialect::Postgres {
-        // MySQL and SQLite advance AUTO_INCREMENT past explicit ids themselves.
+        // SQLite: see rowid_counters.
         return out;
     }
     for c in t.columns.iter().filter(|c| c.identity.is_some()) {
