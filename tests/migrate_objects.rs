@@ -79,6 +79,7 @@ async fn catalog(db: &TestDb) -> BTreeMap<&'static str, usize> {
                 count(db, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')").await,
             );
             m.insert("extensions", count(db, "SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql'").await);
+            m.insert("rules", count(db, "SELECT count(*) FROM pg_rules WHERE schemaname = 'public'").await);
         }
         Engine::Mysql => {
             let is = |table: &str, col: &str, more: &str| format!("SELECT COUNT(*) FROM information_schema.{table} WHERE {col} = DATABASE() {more}");
@@ -143,6 +144,7 @@ fn account(state: &Path) -> Account {
             "view" => "views".into(),
             "materialized view" => "materialized views".into(),
             "trigger" => "triggers".into(),
+            "rule" => "rules".into(),
             "comment" => "comments".into(),
             "extension" => "extensions".into(),
             other => other.to_string(),
@@ -165,7 +167,8 @@ impl Account {
             .iter()
             .filter(|(k, o, _)| match kind {
                 "triggers" => k == "routine" && o.starts_with("trigger "),
-                "routines" => k == "routine" && !o.starts_with("trigger "),
+                "rules" => k == "routine" && o.starts_with("rule "),
+                "routines" => k == "routine" && !o.starts_with("trigger ") && !o.starts_with("rule "),
                 "tables" | "partitions" => k == "table",
                 "indexes" => k == "index",
                 "foreign keys" => k == "foreign key",
@@ -321,6 +324,13 @@ async fn pair(src_engine: Engine, dst_engine: Engine) {
         };
         drop(conn);
         assert_eq!(dst.query_row(check).await[0].as_deref(), Some("1"), "{name}: the trigger ran on the copy");
+        if src_engine == Engine::Postgres {
+            // The rule works on the copy: a film is kept, not deleted.
+            let mut conn = dst.connect(barge::endpoint::Role::Target).await;
+            conn.execute("DELETE FROM film WHERE film_id = 1").await.unwrap();
+            drop(conn);
+            assert_eq!(dst.query_row("SELECT count(*) FROM film WHERE film_id = 1").await[0].as_deref(), Some("1"), "{name}: the rule kept the film");
+        }
     }
     src.drop_db().await;
     dst.drop_db().await;

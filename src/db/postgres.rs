@@ -440,6 +440,22 @@ pub async fn introspect(client: &Client, display: &str, schemas: &[String], serv
             origin: Origin::default(),
         });
     }
+    // Rules (a view's own `_RETURN` rule is the view, and pg_rules leaves
+    // it out): they change what a statement does, so they are moved or
+    // named, never left behind unseen.
+    let rows = q(format!(
+        "SELECT r.schemaname::text, r.rulename::text, r.definition, r.tablename::text FROM pg_rules r JOIN pg_namespace n ON n.nspname = r.schemaname WHERE {filter} ORDER BY 1, 4, 2"
+    ))
+    .await?;
+    for r in rows {
+        schema.routines.push(Routine {
+            kind: RoutineKind::Rule,
+            name: qualified(&r.get::<_, String>(0), &r.get::<_, String>(1)),
+            table: Some(qualified(&r.get::<_, String>(0), &r.get::<_, String>(3))),
+            source: r.get(2),
+            origin: Origin::default(),
+        });
+    }
     for t in &schema.tables {
         if let Some(s) = &t.name.schema {
             if !schema.namespaces.contains(s) {

@@ -444,6 +444,8 @@ pub enum RoutineKind {
     Trigger,
     Event,
     Package,
+    /// A PostgreSQL rule (`CREATE RULE … ON … DO INSTEAD …`), not a view's.
+    Rule,
     Other,
 }
 
@@ -455,6 +457,7 @@ impl RoutineKind {
             RoutineKind::Trigger => "trigger",
             RoutineKind::Event => "event",
             RoutineKind::Package => "package",
+            RoutineKind::Rule => "rule",
             RoutineKind::Other => "routine",
         }
     }

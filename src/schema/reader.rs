@@ -268,7 +268,8 @@ fn classify(st: &Statement, dialect: Dialect) -> Class {
             "TRIGGER" => return Class::Routine(RoutineKind::Trigger),
             "EVENT" if next != "TRIGGER" => return Class::Routine(RoutineKind::Event),
             "PACKAGE" => return Class::Routine(RoutineKind::Package),
-            "AGGREGATE" | "OPERATOR" | "RULE" | "CAST" | "LIBRARY" => return Class::Routine(RoutineKind::Other),
+            "RULE" => return Class::Routine(RoutineKind::Rule),
+            "AGGREGATE" | "OPERATOR" | "CAST" | "LIBRARY" => return Class::Routine(RoutineKind::Other),
             "EXTENSION" | "USER" | "ROLE" | "LOGIN" | "TABLESPACE" | "PUBLICATION" | "SUBSCRIPTION" | "SYNONYM"
             | "STATISTICS" | "COLLATION" | "SERVER" | "POLICY" | "DIRECTORY" | "CONTEXT" => return Class::Session,
             _ => {}

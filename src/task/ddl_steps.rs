@@ -44,6 +44,8 @@ pub enum Kind {
     View,
     MaterializedView,
     Trigger,
+    /// A PostgreSQL rule.
+    Rule,
     Comment,
     /// A trigger barge writes (MySQL's ON UPDATE CURRENT_TIMESTAMP elsewhere).
     GeneratedTrigger,
@@ -72,6 +74,7 @@ impl Kind {
             Kind::View => "views",
             Kind::MaterializedView => "materialized views",
             Kind::Trigger => "triggers",
+            Kind::Rule => "rules",
             Kind::Comment => "comments",
             Kind::GeneratedTrigger => "on-update triggers",
             Kind::Counter => "counters",
@@ -97,6 +100,7 @@ impl Kind {
             Kind::View => "view",
             Kind::MaterializedView => "materialized view",
             Kind::Trigger => "trigger",
+            Kind::Rule => "rule",
             Kind::Comment => "comment",
             Kind::GeneratedTrigger => "on-update trigger",
             Kind::Counter => "counter",

@@ -75,7 +75,9 @@ pub fn plan(p: &Plan, extras: &Extras, excluded: &[QualifiedName]) -> (Vec<Step>
         }
         return (steps, notes);
     }
-    let routines: Vec<_> = p.schema.routines.iter().filter(|r| r.kind != RoutineKind::Trigger).collect();
+    // Rules after the views (a rule may be on a view), triggers last.
+    let routines: Vec<_> = p.schema.routines.iter().filter(|r| r.kind != RoutineKind::Trigger && r.kind != RoutineKind::Rule).collect();
+    let rules: Vec<_> = p.schema.routines.iter().filter(|r| r.kind == RoutineKind::Rule).collect();
     match target {
         Dialect::Postgres => {
             if !routines.is_empty() {
@@ -101,6 +103,15 @@ pub fn plan(p: &Plan, extras: &Extras, excluded: &[QualifiedName]) -> (Vec<Step>
                     let sql = if_not_exists_index(def);
                     steps.push(Step::new(Kind::Index, format!("{}.{ix_name}", v.name), format!("{sql};")).probe(Probe::Idempotent).source(def.clone()));
                 }
+            }
+            for r in &rules {
+                let sql = r.source.trim_start();
+                // pg_get_ruledef's CREATE RULE, made to replace an earlier run's.
+                let sql = match sql.strip_prefix("CREATE RULE ") {
+                    Some(rest) => format!("CREATE OR REPLACE RULE {rest}"),
+                    None => sql.to_string(),
+                };
+                steps.push(Step::new(Kind::Rule, format!("rule {}", r.name), sql).probe(Probe::Idempotent).source(r.source.clone()));
             }
         }
         Dialect::Mysql => {
@@ -135,9 +146,12 @@ pub fn plan(p: &Plan, extras: &Extras, excluded: &[QualifiedName]) -> (Vec<Step>
                 let name = p.relation_sql(&v.name);
                 steps.push(Step::new(Kind::View, v.name.to_string(), format!("CREATE OR REPLACE VIEW {name} AS {}", v.query.sql)).probe(Probe::Idempotent).source(view_source(p.source, v)));
             }
+            for r in &rules {
+                notes.push(manual(ObjectKind::Routine, format!("rule {}", r.name), &r.source));
+            }
         }
         _ => {
-            for r in &routines {
+            for r in routines.iter().chain(&rules) {
                 notes.push(manual(ObjectKind::Routine, format!("{} {}", r.kind.label(), r.name), &r.source));
             }
             for v in &views {

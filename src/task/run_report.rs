@@ -76,7 +76,14 @@ fn source_counts(selected: &Schema, matview_indexes: usize) -> BTreeMap<Kind, us
         add(Kind::Comment, v.comment.is_some() as usize);
     }
     for r in &selected.routines {
-        add(if r.kind == RoutineKind::Trigger { Kind::Trigger } else { Kind::Routine }, 1);
+        add(
+            match r.kind {
+                RoutineKind::Trigger => Kind::Trigger,
+                RoutineKind::Rule => Kind::Rule,
+                _ => Kind::Routine,
+            },
+            1,
+        );
     }
     c.retain(|_, n| *n > 0);
     c
@@ -190,7 +197,7 @@ pub fn finish_report(report: &mut Report, ledger: &Ledger, same_engine: bool, no
             Kind::Index => (ObjectKind::Index, codes::INDEX_DROPPED),
             Kind::ForeignKey => (ObjectKind::ForeignKey, codes::FK_FEATURE),
             Kind::View | Kind::MaterializedView => (ObjectKind::View, codes::VIEW_MANUAL),
-            Kind::Routine | Kind::Trigger | Kind::GeneratedTrigger => (ObjectKind::Routine, codes::ROUTINE),
+            Kind::Routine | Kind::Trigger | Kind::Rule | Kind::GeneratedTrigger => (ObjectKind::Routine, codes::ROUTINE),
             Kind::Sequence | Kind::Counter => (ObjectKind::Sequence, codes::SEQUENCE_EMULATED),
             Kind::Comment => (ObjectKind::Comment, codes::COMMENT_DROPPED),
             Kind::Schema | Kind::Extension => (ObjectKind::Schema, codes::SCHEMA_MAPPED),
