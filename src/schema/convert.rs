@@ -851,7 +851,12 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         checks,
         inline_foreign_keys: Vec::new(),
         comment,
-        auto_increment_start: t.options.auto_increment_start.filter(|_| target == Dialect::Mysql),
+        // Where the key's counter resumes: MySQL's table option, or an
+        // identity's start (a sequence's setval, a serial's next value).
+        auto_increment_start: match target {
+            Dialect::Mysql | Dialect::Sqlite => t.options.auto_increment_start.or_else(|| t.columns.iter().find_map(|c| c.identity.as_ref().and_then(|i| i.start))).filter(|n| *n > 1),
+            _ => None,
+        },
         without_rowid: t.options.without_rowid && target == Dialect::Sqlite,
         engine: if same_mysql { t.options.engine.clone() } else { None },
         charset: if same_mysql { t.options.charset.clone() } else { None },

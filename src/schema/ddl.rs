@@ -654,6 +654,26 @@ pub fn render(t: &TargetSchema, names: &NamePlan, header: &str) -> String {
     if t.target == Dialect::Mysql {
         s.push_str("SET FOREIGN_KEY_CHECKS = 1;\n");
     }
+    if t.target == Dialect::Sqlite {
+        // SQLite keeps an AUTOINCREMENT key's counter in sqlite_sequence,
+        // which exists once such a table does.
+        let counters: Vec<String> = t
+            .tables
+            .iter()
+            .filter(|tb| create_table_sql(t.target, names, tb).contains("AUTOINCREMENT"))
+            .filter_map(|tb| {
+                let name = string_literal(t.target, tb.name.last().map(String::as_str).unwrap_or_default());
+                tb.auto_increment_start.map(|n| format!("INSERT INTO sqlite_sequence (name, seq) VALUES ({name}, {});", n - 1))
+            })
+            .collect();
+        if !counters.is_empty() {
+            let _ = writeln!(s, "\n-- Where each AUTOINCREMENT key resumes (the source's counter)\n");
+            for c in counters {
+                s.push_str(&c);
+                s.push('\n');
+            }
+        }
+    }
     if !manual.is_empty() {
         let _ = writeln!(s, "\n-- Needs manual conversion (see the assessment report). Source kept below.\n");
         manual.sort_by_key(|m| m.line);

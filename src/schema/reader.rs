@@ -1381,8 +1381,16 @@ impl Reader {
                 [n] => QualifiedName::bare(n),
                 _ => return,
             };
+            let next = if called { v + 1 } else { v };
             if let Some(seq) = self.out.schema.sequence_mut(&qn) {
-                seq.start = Some(if called { v + 1 } else { v });
+                seq.start = Some(next);
+            } else {
+                // An identity's own sequence (`ADD GENERATED … AS IDENTITY
+                // (SEQUENCE NAME …)`) lives in its column.
+                let identity = self.out.schema.tables.iter_mut().flat_map(|t| t.columns.iter_mut()).filter_map(|c| c.identity.as_mut()).find(|i| i.sequence.as_ref().is_some_and(|s| s.loosely_eq(&qn)));
+                if let Some(id) = identity {
+                    id.start = Some(next);
+                }
             }
         }
     }
