@@ -585,7 +585,12 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                         inline_pk = true;
                         ty = ColumnType::int(64);
                     } else {
-                        notes.push(typemap::TypeNote { code: codes::IDENTITY, status: Status::Warning, message: "SQLite only numbers a single-column INTEGER PRIMARY KEY: auto-increment dropped".into() });
+                        notes.push(typemap::TypeNote {
+                            code: codes::IDENTITY,
+                            // The application's INSERTs that leave it out fail: a person decides.
+                            status: Status::Manual,
+                            message: "auto-increment dropped: SQLite only numbers a single-column INTEGER PRIMARY KEY, so an INSERT that leaves this column out fails on the copy; supply its values, or key the table on it alone".into(),
+                        });
                         identity = None;
                     }
                 }
