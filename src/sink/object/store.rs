@@ -155,9 +155,16 @@ impl ObjectTarget {
     /// Every object under the prefix, by key, with its size (a files
     /// source reads them in this order, as S3 lists them).
     pub async fn list(&self) -> Result<Vec<(Path, u64)>> {
+        Ok(self.list_versions().await?.into_iter().map(|(p, size, _)| (p, size)).collect())
+    }
+
+    /// [`ObjectTarget::list`], with each object's version: its ETag (a
+    /// local file's is made of its inode, mtime and size), else its
+    /// modification time. A file rewritten in place gets a new one.
+    pub async fn list_versions(&self) -> Result<Vec<(Path, u64, Option<String>)>> {
         let prefix = Path::from_iter(self.prefix.iter().map(|p| PathPart::from(p.as_str())));
         let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| store_error(&self.display, e).with_hint("check that the bucket or directory exists and that these credentials may list it"))?;
-        let mut all: Vec<(Path, u64)> = listed.into_iter().map(|m| (m.location, m.size)).collect();
+        let mut all: Vec<(Path, u64, Option<String>)> = listed.into_iter().map(|m| (m.location, m.size, m.e_tag.or_else(|| Some(m.last_modified.to_rfc3339())))).collect();
         all.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         Ok(all)
     }

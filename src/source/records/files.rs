@@ -38,7 +38,7 @@
 //!   barge writes beside the tables holds records set aside, not rows:
 //!   it is named on the console and left alone.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,6 +65,9 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Small enough that a large file spans several batches, so its progress
 /// is saved inside it.
 const BATCH_RECORDS: usize = 2_000;
+/// The longest record cut from a text file (a CSV quote that never
+/// closes would otherwise hold the rest of the file in memory).
+const MAX_RECORD: usize = 256 << 20;
 /// How often the listing is read again when following.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -113,7 +116,17 @@ impl Kind {
 struct Started {
     index: u64,
     key: String,
+    /// Its size and version when it was opened (absent in journals of
+    /// earlier barges): a file that differs later was changed after
+    /// barge read it, and is refused rather than half read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
 }
+
+/// A listed file: its key, its path, its size and version.
+type Listed = (String, Path, u64, Option<String>);
 
 /// One record's place in a block of text.
 #[derive(Debug, Clone, Copy)]
@@ -181,7 +194,10 @@ pub struct FilesSource {
     changes: bool,
     /// The file an earlier run was reading, and where to go on in it.
     resume: Option<(String, u64)>,
-    queue: VecDeque<(String, Path)>,
+    queue: VecDeque<Listed>,
+    /// Size and version of each file opened (finished or being read), as
+    /// the journal has them.
+    opened: HashMap<String, (u64, Option<String>)>,
     current: Option<Current>,
     /// Files of another kind, named once.
     skipped: HashSet<String>,
@@ -257,6 +273,7 @@ impl FilesSource {
             current: None,
             skipped: HashSet::new(),
             local,
+            opened: HashMap::new(),
             spool: opts.state_dir.join("files-spool.parquet"),
             block: files_feed::BLOCK,
         };
@@ -277,6 +294,9 @@ impl FilesSource {
                     self.resume = Some((s.key.clone(), within));
                 }
                 self.note_last(&s.key);
+                if let Some(size) = s.size {
+                    self.opened.insert(s.key.clone(), (size, s.version.clone()));
+                }
                 kept.push(s);
             }
         }
@@ -299,11 +319,16 @@ impl FilesSource {
     /// Reads the listing again: files after the last one opened in their
     /// folder join the queue; one before it that was never read is refused.
     async fn refresh(&mut self) -> Result<()> {
-        let queued: HashSet<String> = self.queue.iter().map(|(k, _)| k.clone()).collect();
-        let listed = self.store.list().await?;
-        for (path, _size) in listed {
+        let queued: HashSet<String> = self.queue.iter().map(|(k, ..)| k.clone()).collect();
+        let listed = self.store.list_versions().await?;
+        for (path, size, version) in listed {
             let key = path.as_ref().to_string();
-            if self.done.contains(&key) || queued.contains(&key) || self.current.as_ref().is_some_and(|c| c.key == key) || self.skipped.contains(&key) {
+            let reading = self.current.as_ref().is_some_and(|c| c.key == key);
+            let resumed = self.resume.as_ref().is_some_and(|(k, _)| *k == key);
+            if (self.done.contains(&key) || resumed) && !reading {
+                self.refuse_changed(&key, size, version.as_deref())?;
+            }
+            if self.done.contains(&key) || queued.contains(&key) || reading || self.skipped.contains(&key) {
                 continue;
             }
             if key.strip_prefix(&self.prefix).is_some_and(|rel| rel.starts_with("errors/")) {
@@ -341,13 +366,13 @@ impl FilesSource {
                     hint: Some(format!("give it a name that sorts after {} (rename or copy it there, e.g. with a time-stamped name) and rerun; or, to read everything again, use a new --state-dir and an emptied target table", last.2)),
                 });
             }
-            self.queue.push_back((key, path));
+            self.queue.push_back((key, path, size, version));
         }
-        self.queue.make_contiguous().sort_by_cached_key(|(k, _)| order(k));
+        self.queue.make_contiguous().sort_by_cached_key(|(k, ..)| order(k));
         if let Some((want, at)) = &self.resume {
             // The file the last run was in goes first; files that joined
             // other folders meanwhile come after it.
-            match self.queue.iter().position(|(k, _)| k == want) {
+            match self.queue.iter().position(|(k, ..)| k == want) {
                 Some(i) => {
                     let f = self.queue.remove(i).expect("in the queue");
                     self.queue.push_front(f);
@@ -373,14 +398,15 @@ impl FilesSource {
     /// position inside it always has its key on record. Its reading starts
     /// on a thread of its own.
     async fn open_next(&mut self) -> Result<()> {
-        let (key, path) = self.queue.pop_front().expect("a queued file");
+        let (key, path, size, version) = self.queue.pop_front().expect("a queued file");
         let within = match self.resume.take() {
             Some((k, at)) if k == key => at,
             _ => {
-                self.note_started(&key)?;
+                self.note_started(&key, size, version.clone())?;
                 0
             }
         };
+        self.opened.insert(key.clone(), (size, version));
         let name = path.filename().unwrap_or("").to_string();
         let origin = match &self.local {
             Some(root) => Origin::Local(root.join(key.as_str())),
@@ -396,8 +422,25 @@ impl FilesSource {
         Ok(())
     }
 
-    fn note_started(&self, key: &str) -> Result<()> {
-        let mut line = serde_json::to_vec(&Started { index: self.count, key: key.to_string() }).map_err(|e| Error::other(e.to_string()))?;
+    /// A file read (or partly read) before that is not as it was then:
+    /// appended to, rewritten or replaced. Reading it again would repeat
+    /// rows, and not reading it would lose them, so the run stops.
+    fn refuse_changed(&self, key: &str, size: u64, version: Option<&str>) -> Result<()> {
+        let Some((was, was_version)) = self.opened.get(key) else { return Ok(()) };
+        let changed = *was != size || (was_version.is_some() && version.is_some() && was_version.as_deref() != version);
+        if !changed {
+            return Ok(());
+        }
+        let how = if *was != size { format!("{was} bytes when barge read it, {size} now") } else { "rewritten since barge read it (same size, new version)".to_string() };
+        Err(Error::Endpoint {
+            endpoint: self.display.clone(),
+            message: format!("{} changed after barge read it ({how}): files are read once, so its new content would be lost, or its rows repeated", self.full_name(key)),
+            hint: Some("put the file back as it was, and give new content a new name that sorts after the last file (e.g. time-stamped); writers should write a file whole, under a temporary name, then rename it in place".into()),
+        })
+    }
+
+    fn note_started(&self, key: &str, size: u64, version: Option<String>) -> Result<()> {
+        let mut line = serde_json::to_vec(&Started { index: self.count, key: key.to_string(), size: Some(size), version }).map_err(|e| Error::other(e.to_string()))?;
         line.push(b'\n');
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.journal)?;
@@ -496,8 +539,21 @@ impl Current {
         };
         let keep = if last { spans.len() } else { spans.len().saturating_sub(1) };
         if keep == 0 && !last {
-            // Not one whole record yet (nor a header known to be whole).
+            // Not one whole record yet (nor a header known to be whole),
+            // unless one runs on without end.
+            if self.text.len() > MAX_RECORD {
+                let hint = if kind == Kind::JsonLines { "a JSON line this long is not a record barge reads: split it" } else { "look for a quote that opens a field and never closes (from that line on, every line is one field)" };
+                return Err(Error::other(format!("{file}: line {}: one record runs past {} MiB without ending", self.lines + 1, MAX_RECORD >> 20)).with_hint(hint));
+            }
             return Ok(());
+        }
+        if last && kind != Kind::JsonLines {
+            // The CSV reader takes a quote that never closes as a field
+            // that runs to the end of the file, and says nothing.
+            if let Some(s) = spans.last().filter(|s| quote_left_open(&self.text[s.start as usize..s.end as usize])) {
+                return Err(Error::other(format!("{file}: line {}: a quoted field opens and never closes before the end of the file", self.lines + s.line))
+                    .with_hint("close the quote (a quote inside a quoted field is written twice: \"\"), or check that the file was written whole, then rerun"));
+            }
         }
         if let Some(h) = header {
             // Whole: a record follows it, or the file ended.
@@ -642,6 +698,32 @@ fn csv_spans(data: &[u8], header: bool) -> std::result::Result<(Option<csv::Byte
         }
     }
     Ok((names, spans))
+}
+
+/// Whether a CSV record ends inside a quoted field: a quote opens one
+/// only at a field's start, `""` inside it is a quote, and the next lone
+/// quote closes it (a quote inside an unquoted field is a character).
+fn quote_left_open(raw: &[u8]) -> bool {
+    let (mut quoted, mut at_start, mut i) = (false, true, 0);
+    while i < raw.len() {
+        let b = raw[i];
+        if quoted {
+            if b == b'"' {
+                if raw.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if at_start && b == b'"' {
+            quoted = true;
+            at_start = false;
+        } else {
+            at_start = matches!(b, b',' | b'\n' | b'\r');
+        }
+        i += 1;
+    }
+    quoted
 }
 
 /// A header line's names, as text.
@@ -939,6 +1021,57 @@ mod tests {
         skipped.sort();
         // object_store's listing leaves out its own staging names (`b.jsonl#1`).
         assert_eq!(skipped, vec![".tmp.jsonl", "c#d.jsonl", "notes.txt"]);
+    }
+
+    #[test]
+    fn a_quote_left_open_is_found_and_quotes_inside_fields_are_not() {
+        assert!(quote_left_open(b"1,V,\"oops\n2,V,x\n"));
+        assert!(quote_left_open(b"1,\"a \"\"b\"\" c"));
+        assert!(!quote_left_open(b"1,\"a \"\"b\"\" c\",d\r\n"));
+        assert!(!quote_left_open(b"2,15\" screen,x"), "a quote inside an unquoted field is a character");
+        assert!(!quote_left_open(b"3,\"multi\nline\",y"));
+    }
+
+    #[tokio::test]
+    async fn a_csv_quote_that_never_closes_is_named_not_taken_as_one_long_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.csv"), "id,note\n1,\"oops\n2,x\n3,y\n").unwrap();
+        let ep = Endpoint::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut o = opts(state.path(), Default::default());
+        o.format = RecordFormat::Fields;
+        let mut src = FilesSource::open(&ep, o).await.unwrap();
+        let err = loop {
+            match src.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("an unclosed quote was read as data"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("f.csv: line 2: a quoted field opens and never closes"), "{err}");
+    }
+
+    /// A file read before and changed since (appended to, rewritten) is
+    /// refused by name, not half read or skipped.
+    #[tokio::test]
+    async fn a_file_changed_after_it_was_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("in");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("a.jsonl"), "{\"i\":1}\n{\"i\":2}\n").unwrap();
+        let ep = Endpoint::parse(&format!("file://{}", data.display())).unwrap();
+        let state = dir.path().join("st");
+        std::fs::create_dir(&state).unwrap();
+        let (first, pos) = read_all(&ep, &state, Default::default(), None).await;
+        assert_eq!(first.len(), 2);
+        let (again, _) = read_all(&ep, &state, pos.clone(), None).await;
+        assert!(again.is_empty(), "nothing new, nothing repeated");
+        let mut f = std::fs::OpenOptions::new().append(true).open(data.join("a.jsonl")).unwrap();
+        f.write_all(b"{\"i\":3}\n").unwrap();
+        drop(f);
+        let mut src = FilesSource::open(&ep, opts(&state, pos)).await.unwrap();
+        let err = src.next().await.unwrap_err().to_string();
+        assert!(err.contains("a.jsonl changed after barge read it") && err.contains("bytes when barge read it"), "{err}");
     }
 
     #[test]
