@@ -422,6 +422,27 @@ impl FilesSource {
         Ok(())
     }
 
+    /// A bounded run that found files, none of them of the kind it reads,
+    /// has done nothing the user asked for: it fails, saying what it saw.
+    /// No file at all is said, and is not an error (nothing there yet).
+    fn nothing_read(&self) -> Result<()> {
+        if self.count > 0 || !self.opened.is_empty() {
+            return Ok(());
+        }
+        if self.skipped.is_empty() {
+            tracing::warn!("{}: no files to read", self.display);
+            return Ok(());
+        }
+        let mut kinds: Vec<String> = self.skipped.iter().filter_map(|k| compression_of(k).1.rsplit_once('.').map(|(_, e)| format!(".{}", e.to_ascii_lowercase()))).collect();
+        kinds.sort();
+        kinds.dedup();
+        Err(Error::Endpoint {
+            endpoint: self.display.clone(),
+            message: format!("none of its {} files is a {} file (it has {})", self.skipped.len(), self.kind.name(), if kinds.is_empty() { "files without an extension".to_string() } else { kinds.join(", ") }),
+            hint: Some("say how to read them: --record-format csv (.csv), json (.jsonl, .ndjson, .json) or parquet (.parquet); .gz and .zst are read as the kind they compress".into()),
+        })
+    }
+
     /// A file read (or partly read) before that is not as it was then:
     /// appended to, rewritten or replaced. Reading it again would repeat
     /// rows, and not reading it would lose them, so the run stops.
@@ -501,6 +522,12 @@ impl Current {
                     self.text = block;
                 } else {
                     self.text.extend_from_slice(&block);
+                }
+                if kind == Kind::JsonLines && self.base == 0 && self.text.starts_with(b"\xEF\xBB\xBF") {
+                    // A UTF-8 byte-order mark is not part of the first
+                    // record (JSON has none); offsets stay the file's own.
+                    self.text.drain(..3);
+                    self.base = 3;
                 }
                 self.cut(kind, false, file, display)
             }
@@ -773,6 +800,7 @@ impl RecordSource for FilesSource {
                     }
                     if self.queue.is_empty() {
                         if !self.follow {
+                            self.nothing_read()?;
                             return Ok(None);
                         }
                         tokio::time::sleep(POLL).await;
@@ -937,7 +965,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let json = dir.path().join("json");
         std::fs::create_dir(&json).unwrap();
-        std::fs::write(json.join("a.jsonl"), "{\"n\":\"é😀\"}\r\n\n   \n{\"n\":2}\n{\"n\":3}").unwrap();
+        // A byte-order mark first, as some Windows tools write.
+        std::fs::write(json.join("a.jsonl"), "\u{feff}{\"n\":\"é😀\"}\r\n\n   \n{\"n\":2}\n{\"n\":3}").unwrap();
         std::fs::write(json.join("b.jsonl.gz"), gzip_members(&[b"{\"m\":1}\n{\"m\"", b":2}\n\n{\"m\":3}\n"])).unwrap();
         std::fs::write(json.join("c.ndjson.zst"), zstd::stream::encode_all(&b"{\"z\":1}\n{\"z\":2}\n"[..], 3).unwrap()).unwrap();
         let csv = dir.path().join("csv");
@@ -997,7 +1026,7 @@ mod tests {
                 Err(e) => break e.to_string(),
             }
         };
-        assert!(err.contains("a.jsonl.gz") && err.contains("cannot read it whole"), "{err}");
+        assert!(err.contains("a.jsonl.gz") && err.contains("cannot read it to its end"), "{err}");
     }
 
     /// Hidden files, a directory's staged uploads (`NAME#N`) and files of
@@ -1072,6 +1101,23 @@ mod tests {
         let mut src = FilesSource::open(&ep, opts(&state, pos)).await.unwrap();
         let err = src.next().await.unwrap_err().to_string();
         assert!(err.contains("a.jsonl changed after barge read it") && err.contains("bytes when barge read it"), "{err}");
+    }
+
+    /// Files that are all of another kind fail the run, naming what
+    /// they are and the flag that reads them; no file at all does not.
+    #[tokio::test]
+    async fn files_all_of_another_kind_fail_with_the_flag_to_give() {
+        let dir = tempfile::tempdir().unwrap();
+        let ep = Endpoint::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let (none, _) = read_all(&ep, tempfile::tempdir().unwrap().path(), Default::default(), None).await;
+        assert!(none.is_empty());
+        std::fs::write(dir.path().join("a.csv"), "id\n1\n").unwrap();
+        std::fs::write(dir.path().join("b.csv.gz"), gzip_members(&[b"id\n2\n"])).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut src = FilesSource::open(&ep, opts(state.path(), Default::default())).await.unwrap();
+        let err = src.next().await.unwrap_err();
+        let text = format!("{err} {}", err.hint().unwrap_or_default());
+        assert!(text.contains("none of its 2 files is a JSON lines") && text.contains(".csv") && text.contains("--record-format csv"), "{text}");
     }
 
     #[test]

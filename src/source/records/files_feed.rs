@@ -132,7 +132,7 @@ fn text(
         ),
     };
     let bad = |e: std::io::Error| {
-        Error::other(format!("{full}: cannot read it whole: {e}")).with_hint("check that the file was uploaded whole (a .gz or .zst file must be complete), or move it out from under the prefix, and rerun")
+        Error::other(format!("{full}: cannot read it to its end: {e}")).with_hint("check that the file was uploaded whole (a .gz or .zst file must be complete), or move it out from under the prefix, and rerun")
     };
     loop {
         let mut buf = vec![0u8; block];
