@@ -82,6 +82,8 @@ pub struct RecordShape {
     pub table: Table,
     format: RecordFormat,
     sources: Vec<Source>,
+    /// (file, column) pairs already named as missing from a file.
+    missing_named: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
 }
 
 /// Why one record could not become a row (it goes to the rejects file).
@@ -130,7 +132,7 @@ impl RecordShape {
         ];
         t.primary_key = Some(Key { name: None, columns: vec!["shard".into(), "offset".into()] });
         let sources = vec![Source::Stream, Source::Shard, Source::Offset, Source::Key, Source::Time, Source::Data];
-        Ok(RecordShape { table: t, format, sources })
+        Ok(RecordShape { table: t, format, sources, missing_named: Default::default() })
     }
 
     /// The table a CREATE TABLE in `path` defines.
@@ -174,7 +176,7 @@ impl RecordShape {
                 table.name
             ));
         }
-        Ok(RecordShape { table, format, sources })
+        Ok(RecordShape { table, format, sources, missing_named: Default::default() })
     }
 
     /// The row `r` becomes, or why it cannot.
@@ -221,7 +223,18 @@ impl RecordShape {
                             row.push(None);
                             continue;
                         }
-                        None => Value::Null,
+                        // A CSV header or a Parquet file names every column
+                        // it has. One the table has and a file lacks is NULL
+                        // (files written before the column was added), and
+                        // named once per file: it may be a typo.
+                        None => {
+                            if text_forms && self.missing_named.lock().unwrap_or_else(|e| e.into_inner()).insert((r.stream.clone(), name.clone())) {
+                                let mut has: Vec<&str> = map.keys().map(String::as_str).collect();
+                                has.sort_unstable();
+                                tracing::warn!("{}: no column {name} (its columns: {}): its rows get NULL there; if the name differs, fix it in the file or in --schema", r.stream, has.join(", "));
+                            }
+                            Value::Null
+                        }
                     },
                     _ => Value::Null,
                 },
