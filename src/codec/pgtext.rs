@@ -16,7 +16,6 @@ use chrono::NaiveTime;
 
 use super::common::{self, bad, mismatch, Era};
 use super::json;
-use crate::model::value::normalize_decimal;
 use crate::model::{ColumnType, Value};
 
 /// One COPY row: a field per column, `None` for SQL NULL (`\N`).
@@ -310,10 +309,18 @@ fn decode_str(s: &str, ty: &ColumnType) -> Result<Value, String> {
         T::Bool => match s {
             "t" | "true" | "1" => Ok(Value::Bool(true)),
             "f" | "false" | "0" => Ok(Value::Bool(false)),
-            _ => Err(bad(raw, ty, "not t or f")),
+            // The other spellings PostgreSQL's boolean input takes (pandas
+            // writes True and False), in any case.
+            other => match other.trim().to_ascii_lowercase().as_str() {
+                "t" | "true" | "y" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
+                "f" | "false" | "n" | "no" | "off" | "0" => Ok(Value::Bool(false)),
+                _ => Err(bad(raw, ty, "not a boolean (true, t, yes, on, 1 or false, f, no, off, 0)")),
+            },
         },
         T::Int { .. } => common::parse_int(s, ty),
-        T::Decimal { .. } => normalize_decimal(s).map(Value::Decimal).ok_or_else(|| bad(raw, ty, "not a number")),
+        // Scientific notation too (`1e-7`, as JSON writers and pandas
+        // spell numbers), written out exactly as PostgreSQL reads it.
+        T::Decimal { .. } => common::parse_decimal(s).map(Value::Decimal).ok_or_else(|| bad(raw, ty, "not a number")),
         T::Float32 => common::parse_f32(s).map(Value::Float32).ok_or_else(|| bad(raw, ty, "not a number")),
         T::Float64 => common::parse_f64(s).map(Value::Float64).ok_or_else(|| bad(raw, ty, "not a number")),
         T::Char { .. } | T::Varchar { .. } | T::Text { .. } | T::Xml | T::Other { .. } => Ok(Value::Text(s.to_string())),

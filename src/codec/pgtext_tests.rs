@@ -138,7 +138,8 @@ fn swar_search_finds_the_first_match_at_every_offset() {
 fn decodes_booleans_and_integers() {
     assert_eq!(dec("t", &ColumnType::Bool), Value::Bool(true));
     assert_eq!(dec("f", &ColumnType::Bool), Value::Bool(false));
-    assert!(decode(b"yes", &ColumnType::Bool).is_err());
+    // PostgreSQL's input takes yes/no/on/off too (see below); not this.
+    assert!(decode(b"yep", &ColumnType::Bool).is_err());
     assert_eq!(dec("-32768", &int(16)), Value::Int(-32768));
     assert!(decode(b"32768", &int(16)).unwrap_err().contains("out of range"));
     assert_eq!(dec("-9223372036854775808", &int(64)), Value::Int(i64::MIN));
@@ -160,7 +161,8 @@ fn decodes_numerics_exactly() {
     for s in ["NaN", "Infinity", "-Infinity"] {
         assert_eq!(dec(s, &g::decimal()), Value::Decimal(s.into()));
     }
-    assert!(decode(b"1e5", &ty).is_err());
+    assert_eq!(dec("1e5", &ty), Value::Decimal("100000".into()), "as PostgreSQL reads it");
+    assert!(decode(b"1e", &ty).is_err());
 }
 
 #[test]
@@ -575,4 +577,17 @@ proptest! {
 fn lob_sizes_do_not_matter_to_the_codec() {
     let tiny = ColumnType::Blob { size: LobSize::Tiny };
     assert_eq!(enc(&Value::Bytes(vec![1]), &tiny), "\\\\x01");
+}
+
+/// Text from files and streams spells booleans and numbers as their
+/// writers do: every spelling PostgreSQL's own input takes is read.
+#[test]
+fn other_writers_spellings_of_booleans_and_decimals_are_read() {
+    for (s, b) in [("True", true), ("FALSE", false), ("yes", true), ("off", false), ("Y", true), (" on ", true)] {
+        assert_eq!(decode(s.as_bytes(), &ColumnType::Bool), Ok(Value::Bool(b)), "{s}");
+    }
+    assert!(decode(b"maybe", &ColumnType::Bool).unwrap_err().contains("not a boolean"));
+    let dec = ColumnType::Decimal { precision: Some(20), scale: Some(10) };
+    assert_eq!(decode(b"1e-7", &dec), Ok(Value::Decimal("0.0000001".into())));
+    assert_eq!(decode(b"1.5E+3", &dec), Ok(Value::Decimal("1500".into())));
 }
