@@ -144,6 +144,12 @@ fn type_checks(source: &str, target: Engine, s: &Schema) {
         ("mysql", Engine::Mysql) => {
             assert_eq!(col(s, "audit_log", "row_id"), &T::Int { bits: 64, unsigned: true });
         }
+        ("postgres", Engine::Postgres) | ("postgres", Engine::Mysql) => {
+            // A case-sensitive collation on a unique text column stays so.
+            let want = if target == Engine::Postgres { "C" } else { "utf8mb4_bin" };
+            let got = col(s, "invoices", "invoice_no").text_attrs().and_then(|a| a.collation.clone());
+            assert_eq!(got.as_deref(), Some(want), "COLLATE \"C\" on the target");
+        }
         ("mssql", Engine::Postgres) => {
             assert_eq!(col(s, "vehicles", "vehicleguid"), &T::Uuid);
             assert_eq!(col(s, "vehicles", "purchaseprice"), &T::Decimal { precision: Some(19), scale: Some(4) }, "money → numeric(19,4)");

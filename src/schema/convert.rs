@@ -507,6 +507,48 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
                 }
             }
         }
+        // A PostgreSQL column's collation: kept on a PostgreSQL copy; C and
+        // POSIX (byte order, case-sensitive) have an equal elsewhere; any
+        // other is named, never dropped unseen. Other sources' collations
+        // are handled above and below, and not written on PostgreSQL.
+        if ty.is_textual() {
+            // `pg_catalog."C"` as pg_dump writes it: the collation's own name.
+            let coll = c.ty.text_attrs().and_then(|a| a.collation.as_deref()).map(|x| x.rsplit('.').next().unwrap_or(x).trim_matches('"').to_string()).filter(|x| !x.is_empty() && !x.eq_ignore_ascii_case("default"));
+            match (opts.source, target, coll) {
+                (_, _, None) => {}
+                (Dialect::Postgres, Dialect::Postgres, Some(coll)) => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = Some(coll);
+                    }
+                }
+                (Dialect::Postgres, _, Some(coll)) => {
+                    let bytewise = matches!(coll.as_str(), "C" | "POSIX" | "ucs_basic");
+                    let to = match target {
+                        Dialect::Mysql if bytewise => Some("utf8mb4_bin".to_string()),
+                        _ => None,
+                    };
+                    let note = match (&to, target) {
+                        (Some(to), _) => typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: format!("collation {coll} → {to} (byte order, case-sensitive)") },
+                        (None, Dialect::Sqlite) if bytewise => typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Converted, message: format!("collation {coll}: SQLite's default BINARY compares the same way") },
+                        _ => typemap::TypeNote {
+                            code: codes::TYPE_CHANGED,
+                            status: Status::Warning,
+                            message: format!("collation {coll} not carried: {target} compares and sorts this column by its default collation{}", if target == Dialect::Mysql { " (case-insensitively: a unique key may refuse rows that differ only in case)" } else { "" }),
+                        },
+                    };
+                    notes.push(note);
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = to;
+                    }
+                }
+                (_, Dialect::Postgres, Some(_)) => {
+                    if let Some(a) = ty.text_attrs_mut() {
+                        a.collation = None;
+                    }
+                }
+                _ => {}
+            }
+        }
         // SQLite's RTRIM collation ignores trailing spaces in comparisons.
         let rtrim = c.ty.text_attrs().and_then(|a| a.collation.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case("rtrim"));
         if rtrim && ty.is_textual() {
@@ -566,8 +608,12 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
         }
         // MySQL keys on text columns need a bounded type.
         if target == Dialect::Mysql && keyed.contains(&c.name) && matches!(ty, ColumnType::Text { .. } | ColumnType::Blob { .. }) {
-            let bound = if matches!(ty, ColumnType::Blob { .. }) { ColumnType::Varbinary { length: Some(255) } } else { ColumnType::varchar(255) };
+            let mut bound = if matches!(ty, ColumnType::Blob { .. }) { ColumnType::Varbinary { length: Some(255) } } else { ColumnType::varchar(255) };
             notes.push(typemap::TypeNote { code: codes::TYPE_CHANGED, status: Status::Warning, message: format!("{} is part of a key: MySQL needs a bounded type, so it became {} (longer values will be rejected)", ty.describe(), bound.describe()) });
+            // The text's charset and collation stay with it.
+            if let (Some(from), Some(to)) = (ty.text_attrs().cloned(), bound.text_attrs_mut()) {
+                *to = from;
+            }
             ty = bound;
         }
         // Identity needs an integer type on every target.

@@ -32,9 +32,10 @@ pub fn type_sql(target: Dialect, ty: &ColumnType, enum_parts: &[String]) -> Stri
             T::Decimal { .. } => "numeric".into(),
             T::Float32 => "real".into(),
             T::Float64 => "double precision".into(),
-            T::Char { length, .. } => len("char", length),
-            T::Varchar { length, .. } => len("varchar", length),
-            T::Text { .. } => "text".into(),
+            // A collation left on a type is a PostgreSQL source's own.
+            T::Char { length, text } => format!("{}{}", len("char", length), pg_collate(text)),
+            T::Varchar { length, text } => format!("{}{}", len("varchar", length), pg_collate(text)),
+            T::Text { text, .. } => format!("text{}", pg_collate(text)),
             T::Binary { .. } | T::Varbinary { .. } | T::Blob { .. } => "bytea".into(),
             T::Date => "date".into(),
             T::Time { precision, tz: false } => prec("time", precision),
@@ -625,6 +626,14 @@ pub fn phases(t: &TargetSchema, names: &NamePlan) -> Phases {
 
 /// The whole script. Statements the target refused when checked are
 /// printed with the manual sections, as comments.
+/// ` COLLATE "name"` for a text type that carries one (PostgreSQL).
+fn pg_collate(t: &TextAttrs) -> String {
+    match t.collation.as_deref().map(|c| c.trim_matches('"')).filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("default")) {
+        Some(c) => format!(" COLLATE {}", super::naming::quote_ident(Dialect::Postgres, c)),
+        None => String::new(),
+    }
+}
+
 pub fn render(t: &TargetSchema, names: &NamePlan, header: &str) -> String {
     let statements = emitted(t, names);
     let refused: std::collections::HashMap<usize, &str> = t.refused.iter().map(|(i, e)| (*i, e.as_str())).collect();
