@@ -583,6 +583,17 @@ fn plan_table(t: &Table, referenced: &BTreeSet<String>, opts: &ConvertOptions, n
             }
         }
         let mut nullable = c.nullable;
+        // SQL Server fills a rowversion (old name: timestamp) on every
+        // write; no target does, so NOT NULL would refuse every INSERT
+        // that leaves it out.
+        if opts.source == Dialect::Mssql && !nullable && matches!(c.source_type.to_ascii_lowercase().trim_matches(['[', ']']), "rowversion" | "timestamp") {
+            nullable = true;
+            notes.push(typemap::TypeNote {
+                code: codes::TYPE_CHANGED,
+                status: Status::Warning,
+                message: "NOT NULL dropped: rows inserted on the copy get no rowversion (NULL), where SQL Server would fill one".into(),
+            });
+        }
         let mut default = c.default.clone();
         let mut zero_dates = false;
         let mut on_update = c.on_update_current_timestamp;
