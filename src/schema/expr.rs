@@ -619,6 +619,24 @@ impl Rewriter<'_> {
                 }
                 Some(self.glob(expr, l, pat, neg))
             }
+            // MySQL's `a DIV b`: the quotient truncated toward zero, an
+            // integer, which no other target spells so.
+            Expr::BinaryOp { left, op: ast::BinaryOperator::MyIntegerDivide, right } if target != Dialect::Mysql => {
+                let (l, r) = (left.to_string(), right.to_string());
+                let sql = match target {
+                    Dialect::Postgres => format!("CAST(trunc(CAST({l} AS numeric) / ({r})) AS bigint)"),
+                    _ => format!("CAST(({l}) / ({r}) AS INTEGER)"),
+                };
+                Some(target_expr(target, &sql).map(|e| *expr = e))
+            }
+            // PostgreSQL's ILIKE: case-insensitive whatever the target's
+            // collation (MySQL has no ILIKE; SQLite's LIKE ignores only ASCII case).
+            Expr::ILike { negated, expr: inner, pattern, escape_char, any: false } if target != Dialect::Postgres => {
+                let not = if *negated { "NOT " } else { "" };
+                let escape = escape_char.as_ref().map(|e| format!(" ESCAPE {e}")).unwrap_or_default();
+                let sql = format!("LOWER({inner}) {not}LIKE LOWER({pattern}){escape}");
+                Some(target_expr(target, &sql).map(|e| *expr = e))
+            }
             Expr::Prefixed { prefix, value } if prefix.value.starts_with('_') && target != Dialect::Mysql => {
                 let binary = prefix.value.eq_ignore_ascii_case("_binary");
                 let inner = std::mem::replace(value.as_mut(), Expr::value(Value::Null));
