@@ -193,6 +193,18 @@ pub struct Published {
     pub created: bool,
 }
 
+/// What [`Session::units_standing`] reads.
+pub struct UnitsStanding {
+    pub state: String,
+    pub error: Option<String>,
+    /// Unit 0 (the plan) is done.
+    pub planned: bool,
+    /// Units of the kind not done yet (pending, leased or failed).
+    pub left: i64,
+    /// Unit 1 (a pack's merge) is done.
+    pub last_done: bool,
+}
+
 impl Session {
     /// Creates the task with its first units, or finds the one of that
     /// name. A task of the same name started with other arguments is
@@ -545,6 +557,32 @@ impl Session {
             })
             .await?;
         Ok(row.and_then(|r| r.get::<_, Option<serde_json::Value>>(0)))
+    }
+
+    /// Where a task of one unit kind stands (validation ranges, packed
+    /// tables): its state, whether its plan (unit 0) and its last step
+    /// (unit 1, where there is one) are done, and how many units of
+    /// `kind` are unfinished. One index probe per part.
+    pub async fn units_standing(&self, kind: &'static str) -> Result<UnitsStanding> {
+        let task = self.task.clone();
+        let row = self
+            .call("read progress", |c| {
+                let task = task.clone();
+                async move {
+                    c.query_one(
+                        "SELECT t.state, t.error,
+                                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.id = 0 AND u.status = 'done'),
+                                (SELECT count(*) FROM barge_control.units u
+                                  WHERE u.task = t.name AND u.kind = $2 AND u.id > 0 AND u.status IN ('pending', 'leased', 'failed')),
+                                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.id = 1 AND u.status = 'done')
+                           FROM barge_control.tasks t WHERE t.name = $1",
+                        &[&task, &kind],
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(UnitsStanding { state: row.get(0), error: row.get(1), planned: row.get(2), left: row.get(3), last_done: row.get(4) })
     }
 
     pub async fn progress(&self) -> Result<Progress> {

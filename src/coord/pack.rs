@@ -134,25 +134,8 @@ impl Session {
     }
 
     pub async fn pack_progress(&self) -> Result<PackProgress> {
-        let task = self.task.clone();
-        let row = self
-            .call("read progress", |c| {
-                let task = task.clone();
-                async move {
-                    c.query_one(
-                        "SELECT t.state, t.error,
-                                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.id = 0 AND u.status = 'done'),
-                                (SELECT count(*) FROM barge_control.units u
-                                  WHERE u.task = t.name AND u.kind = 'pack' AND u.status IN ('pending', 'leased', 'failed')),
-                                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.id = 1 AND u.status = 'done')
-                           FROM barge_control.tasks t WHERE t.name = $1",
-                        &[&task],
-                    )
-                    .await
-                }
-            })
-            .await?;
-        Ok(PackProgress { state: row.get(0), error: row.get(1), plan_done: row.get(2), packs_left: row.get(3), merge_done: row.get(4) })
+        let u = self.units_standing("pack").await?;
+        Ok(PackProgress { state: u.state, error: u.error, plan_done: u.planned, packs_left: u.left, merge_done: u.last_done })
     }
 
     /// Every finished `pack` unit, in unit order.

@@ -131,24 +131,8 @@ impl Session {
 
     /// Where the shared validation stands: one index probe per part.
     pub async fn validate_standing(&self) -> Result<Standing> {
-        let task = self.task.clone();
-        let row = self
-            .call("read progress", |c| {
-                let task = task.clone();
-                async move {
-                    c.query_one(
-                        "SELECT t.state, t.error,
-                                EXISTS (SELECT 1 FROM barge_control.units u WHERE u.task = t.name AND u.kind = 'validate' AND u.id = 0 AND u.status = 'done'),
-                                (SELECT count(*) FROM barge_control.units u
-                                  WHERE u.task = t.name AND u.kind = 'validate' AND u.id > 0 AND u.status IN ('pending', 'leased', 'failed'))
-                           FROM barge_control.tasks t WHERE t.name = $1",
-                        &[&task],
-                    )
-                    .await
-                }
-            })
-            .await?;
-        Ok(Standing { state: row.get(0), error: row.get(1), planned: row.get(2), left: row.get(3) })
+        let u = self.units_standing("validate").await?;
+        Ok(Standing { state: u.state, error: u.error, planned: u.planned, left: u.left })
     }
 
     /// The tables of the plan, and every range with its findings, in
